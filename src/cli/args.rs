@@ -1,0 +1,186 @@
+//! clap definitions. Help text is the doc comment; every flag says its default.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  e2e-gate --suite conformance                 run one suite (same as `e2e-gate run --suite conformance`)
+  e2e-gate --suite conformance --suite custom --jobs 2
+  e2e-gate --suite custom --focus 'DNS' --reruns 2 --format json > summary.json
+  e2e-gate --suite custom --dry-run            list the specs that would run
+  e2e-gate suites list
+
+Exit codes:
+    0  passed (flaky allowed unless --fail-on-flaky); promoted or nothing to do
+    1  a spec failed; the promotion gate is closed; an upgrade plan has blockers
+    2  usage or configuration error (flag, suite file, regex)
+    3  infrastructure error (Docker, image, cluster, API) or incomplete results
+    4  verdict known, but a GitHub status could not be posted
+  130  interrupted by SIGINT/SIGTERM; partial results were written
+
+Logs and progress go to stderr (filter with E2E_GATE_LOG, e.g. E2E_GATE_LOG=debug);
+--format json prints the run summary on stdout.";
+
+/// e2e-gate: run Kubernetes e2e suites in Docker, read their results, and gate promotion.
+#[derive(Debug, Parser)]
+#[command(name = "e2e-gate", version, about, after_help = AFTER_HELP)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    /// Subcommand; without one, the arguments are those of `run`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `run` options when no subcommand is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run suites in Docker with focus, skip, flake retries and reruns (the default command).
+    #[command(after_help = AFTER_HELP)]
+    Run(RunArgs),
+    /// Inspect suite definitions.
+    Suites(SuitesArgs),
+}
+
+/// Output format of the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Human text on stderr.
+    #[default]
+    Human,
+    /// JSON on stdout (human text still on stderr).
+    Json,
+}
+
+/// JUnit layout for flaky and rerun attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum JunitStyleOpt {
+    /// One testcase per spec with `<flakyFailure>` / `<rerunFailure>` (Jenkins, Surefire).
+    #[default]
+    Jenkins,
+    /// One testcase per attempt (TestGrid, Prow Spyglass).
+    Testgrid,
+}
+
+/// Options of `run`.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// Suite to run (repeatable); see `e2e-gate suites list`.
+    #[arg(long = "suite", value_name = "NAME", required = true)]
+    pub suites: Vec<String>,
+    /// Directory of suite files.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "suites",
+        env = "E2E_GATE_SUITES_DIR"
+    )]
+    pub suites_dir: PathBuf,
+    /// Kubeconfig mounted read-only into the test containers [default: $KUBECONFIG; none if unset].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where results go [default: $ARTIFACTS, else ./artifacts].
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Focus regex replacing the suite's (repeatable; ORed).
+    #[arg(long, value_name = "REGEX")]
+    pub focus: Vec<String>,
+    /// Skip regex replacing the suite's (repeatable; ORed).
+    #[arg(long, value_name = "REGEX")]
+    pub skip: Vec<String>,
+    /// In-process ginkgo attempts per spec [default: from the suite file].
+    #[arg(long, value_name = "N")]
+    pub flake_attempts: Option<u32>,
+    /// Fresh containers that re-run only failed specs [default: from the suite file].
+    #[arg(long, value_name = "N")]
+    pub reruns: Option<u32>,
+    /// ginkgo parallel processes [default: from the suite file].
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<u32>,
+    /// Hard limit per container, e.g. 90m [default: from the suite file].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Stop a container when no spec finished for this long [default: from the suite file].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Option<std::time::Duration>,
+    /// Suites run concurrently, each in its own container.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    /// List the specs that would run (ginkgo dry run in the same image); runs nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Pull a missing image instead of failing (needs a reachable registry).
+    #[arg(long)]
+    pub pull: bool,
+    /// Count flaky specs as failures (exit 1).
+    #[arg(long)]
+    pub fail_on_flaky: bool,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// JUnit layout for retried specs.
+    #[arg(long, value_enum, default_value_t = JunitStyleOpt::Jenkins)]
+    pub junit_style: JunitStyleOpt,
+    /// Captured output kept per testcase in the combined JUnit, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub max_output_bytes: usize,
+    /// Docker network for the test containers [default: host, so 127.0.0.1 servers are reachable].
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+}
+
+/// `suites` subcommands.
+#[derive(Debug, Args)]
+pub struct SuitesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SuitesCommand,
+}
+
+/// `suites` verbs.
+#[derive(Debug, Subcommand)]
+pub enum SuitesCommand {
+    /// List the suites in the suites directory.
+    List {
+        /// Directory of suite files.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "suites",
+            env = "E2E_GATE_SUITES_DIR"
+        )]
+        suites_dir: PathBuf,
+        /// Output format (json goes to stdout).
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_suite_flag_means_run() {
+        let cli = Cli::try_parse_from(["e2e-gate", "--suite", "a", "--suite", "b"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.suites, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn help_lists_exit_codes_matching_table() {
+        for (code, meaning) in crate::exit_code::TABLE {
+            let row = format!("{code:>3}  {meaning}");
+            assert!(AFTER_HELP.contains(&row), "help misses {row:?}");
+        }
+    }
+}

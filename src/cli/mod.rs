@@ -1,0 +1,38 @@
+//! The command line: argument parsing, logging set-up and the composition root that
+//! wires real adapters (Docker, GitHub, the cluster) into the library.
+
+mod args;
+mod output;
+mod run_cmd;
+mod suites_cmd;
+
+pub use args::{Cli, Command};
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Entry point of the `e2e-gate` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(crate::exit_code::INFRA);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli));
+    ExitCode::from(code)
+}
+
+async fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        None => run_cmd::run(cli.run).await,
+        Some(Command::Run(args)) => run_cmd::run(args).await,
+        Some(Command::Suites(args)) => suites_cmd::run(args),
+    }
+}

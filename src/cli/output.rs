@@ -1,0 +1,17 @@
+//! Logging: `tracing` to stderr, filtered by `E2E_GATE_LOG` (default `info`), no colour
+//! when stderr is not a terminal (Jenkins console).
+
+use std::io::IsTerminal;
+
+/// Installs the global subscriber. Safe to call once per process.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("E2E_GATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .compact()
+        .try_init();
+}

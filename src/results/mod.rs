@@ -1,0 +1,5 @@
+//! Results: one model for every ginkgo result shape, readers, the JUnit writer and the summary.
+
+pub mod model;
+
+pub use model::*;

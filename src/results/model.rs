@@ -1,0 +1,309 @@
+//! The one result model every reader produces and every writer consumes.
+//!
+//! suite → specs → attempts. Pure data, no I/O. A failing spec is an outcome here,
+//! never an error: errors are for "we could not find out" (see [`SuiteResult::incomplete`]).
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How one attempt of one spec ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptState {
+    /// The attempt passed.
+    #[default]
+    Passed,
+    /// The attempt failed (ginkgo `failed`, `timedout`, `panicked`, `aborted`, `interrupted`;
+    /// the exact word is kept in [`Attempt::failure_kind`]).
+    Failed,
+    /// The spec was selected out (focus/skip) or skipped at run time.
+    Skipped,
+    /// The spec is marked pending in the test code.
+    Pending,
+    /// The spec was selected but never ran (the run was stopped or aborted first).
+    NotRun,
+}
+
+/// Where an attempt ran: which container, and which in-process ginkgo retry inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct AttemptOrigin {
+    /// 0 = the first container of the suite; 1.. = rerun containers that ran only the failed specs.
+    pub container: u32,
+    /// 0-based in-process attempt (ginkgo flake attempts) within that container.
+    pub in_process: u32,
+}
+
+/// One attempt of one spec.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Attempt {
+    /// How it ended.
+    pub state: AttemptState,
+    /// Ginkgo's word for a failure (`failed`, `timedout`, `panicked`, `not-run`, …) when known.
+    pub failure_kind: Option<String>,
+    /// Wall time of the attempt, when known.
+    pub duration: Option<Duration>,
+    /// Failure text (first line is the message; the whole text is kept).
+    pub failure: Option<String>,
+    /// `file:line` of the failure when known.
+    pub location: Option<String>,
+    /// Captured output (system-out / timeline), untruncated; writers truncate.
+    pub output: Option<String>,
+    /// Which container / in-process retry produced it.
+    pub origin: AttemptOrigin,
+}
+
+/// The final, exclusive category of a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecOutcome {
+    /// Every attempt that ran passed (normally exactly one).
+    Passed,
+    /// Failed at least once, then passed.
+    Flaky,
+    /// Failed every attempt that ran.
+    Failed,
+    /// Skipped.
+    Skipped,
+    /// Pending in the test code.
+    Pending,
+    /// Selected but never ran.
+    NotRun,
+}
+
+/// One spec and every attempt of it, in the order they ran.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Spec {
+    /// The spec's full text as the reader found it (ginkgo v2 JUnit `[It] ` prefix removed,
+    /// see [`Spec::junit_name`] for the original).
+    pub name: String,
+    /// The name exactly as it appeared in the source JUnit (`[It] …` in v2), if different.
+    pub junit_name: Option<String>,
+    /// JUnit classname, when the source had one.
+    pub classname: Option<String>,
+    /// Code location of the spec when known (JSON report), used to tell same-named specs apart.
+    pub location: Option<String>,
+    /// Attempts in order; never empty for a spec a reader produced.
+    pub attempts: Vec<Attempt>,
+}
+
+impl Spec {
+    /// A spec with a single attempt in the given state.
+    pub fn single(name: impl Into<String>, state: AttemptState) -> Spec {
+        Spec {
+            name: name.into(),
+            attempts: vec![Attempt {
+                state,
+                ..Attempt::default()
+            }],
+            ..Spec::default()
+        }
+    }
+
+    /// The exclusive category: flaky = failed at least once and the last attempt that ran passed.
+    pub fn outcome(&self) -> SpecOutcome {
+        let ran: Vec<&Attempt> = self
+            .attempts
+            .iter()
+            .filter(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed))
+            .collect();
+        if let Some(last) = ran.last() {
+            let failed_before = ran.iter().any(|a| a.state == AttemptState::Failed);
+            return match last.state {
+                AttemptState::Passed if failed_before => SpecOutcome::Flaky,
+                AttemptState::Passed => SpecOutcome::Passed,
+                _ => SpecOutcome::Failed,
+            };
+        }
+        match self.attempts.last().map(|a| a.state) {
+            Some(AttemptState::Pending) => SpecOutcome::Pending,
+            Some(AttemptState::NotRun) => SpecOutcome::NotRun,
+            _ => SpecOutcome::Skipped,
+        }
+    }
+
+    /// The attempts that failed, in order.
+    pub fn failed_attempts(&self) -> impl Iterator<Item = &Attempt> {
+        self.attempts
+            .iter()
+            .filter(|a| a.state == AttemptState::Failed)
+    }
+}
+
+/// A suite-level node (`[SynchronizedBeforeSuite]`, `[ReportAfterSuite] …`): not a spec,
+/// but a failing one fails the suite.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SuiteNode {
+    /// Node name as written, e.g. `[SynchronizedBeforeSuite]`.
+    pub name: String,
+    /// Its attempt (state, failure text, output).
+    pub attempt: Attempt,
+}
+
+/// Why a suite's results cannot be trusted to be complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// Human reason, naming the file or event, e.g. "junit_01.xml: unexpected end of file at byte 1107".
+    pub reason: String,
+}
+
+/// Everything known about one suite run (all containers of it, merged).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SuiteResult {
+    /// Suite name (`conformance`, or the directory name for `report`).
+    pub name: String,
+    /// Specs in first-seen order. Same-named distinct specs stay distinct entries.
+    pub specs: Vec<Spec>,
+    /// Suite setup/teardown nodes, deduplicated per process where the source repeats them.
+    pub suite_nodes: Vec<SuiteNode>,
+    /// The run was a dry run: nothing was executed, whatever the file says.
+    pub dry_run: bool,
+    /// Set when results are missing, truncated or the run was aborted.
+    pub incomplete: Option<Incomplete>,
+    /// Total wall time when known.
+    pub duration: Option<Duration>,
+    /// Properties to carry into the JUnit output (image, focus, skip, …), in order.
+    pub properties: Vec<(String, String)>,
+    /// Kubernetes server version when known.
+    pub kubernetes_version: Option<String>,
+}
+
+/// Counts by exclusive category, always recomputed from specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Specs that passed first time.
+    pub passed: usize,
+    /// Specs that failed every attempt.
+    pub failed: usize,
+    /// Specs that failed, then passed.
+    pub flaky: usize,
+    /// Skipped specs.
+    pub skipped: usize,
+    /// Pending specs.
+    pub pending: usize,
+    /// Selected specs that never ran.
+    pub not_run: usize,
+}
+
+impl Counts {
+    /// Adds one spec's outcome.
+    pub fn add(&mut self, outcome: SpecOutcome) {
+        match outcome {
+            SpecOutcome::Passed => self.passed += 1,
+            SpecOutcome::Failed => self.failed += 1,
+            SpecOutcome::Flaky => self.flaky += 1,
+            SpecOutcome::Skipped => self.skipped += 1,
+            SpecOutcome::Pending => self.pending += 1,
+            SpecOutcome::NotRun => self.not_run += 1,
+        }
+    }
+
+    /// Sums two counts.
+    pub fn merge(&mut self, other: &Counts) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.flaky += other.flaky;
+        self.skipped += other.skipped;
+        self.pending += other.pending;
+        self.not_run += other.not_run;
+    }
+}
+
+/// The verdict of one suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuiteVerdict {
+    /// Everything that ran passed (flaky counts as passed here; policy is applied later).
+    Passed,
+    /// A spec or a suite node failed.
+    Failed,
+    /// Results are incomplete: cannot say.
+    Incomplete,
+}
+
+impl SuiteResult {
+    /// Counts by category, recomputed from the specs.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.specs {
+            c.add(s.outcome());
+        }
+        c
+    }
+
+    /// Whether a suite node failed.
+    pub fn suite_node_failed(&self) -> bool {
+        self.suite_nodes
+            .iter()
+            .any(|n| n.attempt.state == AttemptState::Failed)
+    }
+
+    /// The verdict: incomplete beats failed beats passed.
+    pub fn verdict(&self) -> SuiteVerdict {
+        let c = self.counts();
+        if self.incomplete.is_some() || c.not_run > 0 {
+            SuiteVerdict::Incomplete
+        } else if c.failed > 0 || self.suite_node_failed() {
+            SuiteVerdict::Failed
+        } else {
+            SuiteVerdict::Passed
+        }
+    }
+
+    /// Specs with the given outcome, in order.
+    pub fn specs_with(&self, outcome: SpecOutcome) -> impl Iterator<Item = &Spec> {
+        self.specs.iter().filter(move |s| s.outcome() == outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(states: &[AttemptState]) -> Spec {
+        Spec {
+            name: "s".into(),
+            attempts: states
+                .iter()
+                .map(|&state| Attempt {
+                    state,
+                    ..Attempt::default()
+                })
+                .collect(),
+            ..Spec::default()
+        }
+    }
+
+    #[test]
+    fn outcome_is_exclusive() {
+        use AttemptState::*;
+        assert_eq!(spec(&[Passed]).outcome(), SpecOutcome::Passed);
+        assert_eq!(spec(&[Failed, Passed]).outcome(), SpecOutcome::Flaky);
+        assert_eq!(spec(&[Failed, Failed]).outcome(), SpecOutcome::Failed);
+        assert_eq!(spec(&[Passed, Failed]).outcome(), SpecOutcome::Failed);
+        assert_eq!(spec(&[Skipped]).outcome(), SpecOutcome::Skipped);
+        assert_eq!(spec(&[Pending]).outcome(), SpecOutcome::Pending);
+        assert_eq!(spec(&[NotRun]).outcome(), SpecOutcome::NotRun);
+        // a rerun that never ran does not erase the failure before it
+        assert_eq!(spec(&[Failed, NotRun]).outcome(), SpecOutcome::Failed);
+    }
+
+    #[test]
+    fn verdict_order() {
+        use AttemptState::*;
+        let mut s = SuiteResult {
+            specs: vec![spec(&[Passed]), spec(&[Failed, Passed])],
+            ..SuiteResult::default()
+        };
+        assert_eq!(s.verdict(), SuiteVerdict::Passed);
+        s.suite_nodes.push(SuiteNode {
+            name: "[SynchronizedBeforeSuite]".into(),
+            attempt: Attempt {
+                state: Failed,
+                ..Attempt::default()
+            },
+        });
+        assert_eq!(s.verdict(), SuiteVerdict::Failed);
+        s.incomplete = Some(Incomplete { reason: "x".into() });
+        assert_eq!(s.verdict(), SuiteVerdict::Incomplete);
+    }
+}

@@ -1,0 +1,1 @@
+//! Runs suite containers: one attempt per container, reruns of failed specs, timeouts.
