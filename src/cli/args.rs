@@ -127,6 +127,9 @@ pub struct RunArgs {
     /// Captured output kept per testcase in the combined JUnit, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub max_output_bytes: usize,
+    /// Grace between SIGTERM and SIGKILL when e2e-gate stops a container (timeout, stall).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stop_grace: std::time::Duration,
     /// Docker network for the test containers [default: host, so 127.0.0.1 servers are reachable].
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,

@@ -4,6 +4,7 @@
 mod args;
 mod output;
 mod run_cmd;
+mod signals;
 mod suites_cmd;
 
 pub use args::{Cli, Command};

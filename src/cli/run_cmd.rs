@@ -1,15 +1,251 @@
-//! `e2e-gate run` (the default command): composition root for the suite runner.
+//! `e2e-gate run` (the default command): the composition root of the suite runner.
+//! Resolves suites and paths, connects to Docker, runs suites (`--jobs` at a time), writes
+//! `junit.xml` and `summary.json`, and maps the verdict to an exit code.
 
-use super::args::RunArgs;
-use crate::{exit_code, suite};
+use super::args::{Format, JunitStyleOpt, RunArgs};
+use super::signals;
+use crate::exit_code;
+use crate::results::{self, Incomplete, JunitOptions, JunitStyle, SuiteResult};
+use crate::runner::{self, DockerRunner, RunContext};
+use crate::suite::{self, Overrides, SuiteSpec};
+use futures::StreamExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Resolved paths and options, from flags and the environment.
+struct Resolved {
+    suites: Vec<SuiteSpec>,
+    artifacts: PathBuf,
+    kubeconfig: Option<PathBuf>,
+}
+
+fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved, String> {
+    let overrides = Overrides {
+        focus: args.focus.clone(),
+        skip: args.skip.clone(),
+        flake_attempts: args.flake_attempts,
+        reruns: args.reruns,
+        parallel: args.parallel,
+        timeout: args.timeout,
+        stall_timeout: args.stall_timeout,
+    };
+    let suites = suite::select(&args.suites_dir, &args.suites)
+        .and_then(|list| list.into_iter().map(|s| s.apply(&overrides)).collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())?;
+    if args.jobs == 0 {
+        return Err("--jobs: must be at least 1".into());
+    }
+    let artifacts = args
+        .artifacts
+        .clone()
+        .or_else(|| env("ARTIFACTS").filter(|s| !s.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("artifacts"));
+    let (kubeconfig, origin) = match &args.kubeconfig {
+        Some(p) => (Some(p.clone()), "--kubeconfig"),
+        // KUBECONFIG may be a list; the first file is the one kubectl would write to.
+        None => (
+            env("KUBECONFIG")
+                .and_then(|v| v.split(':').find(|s| !s.is_empty()).map(PathBuf::from)),
+            "KUBECONFIG",
+        ),
+    };
+    let kubeconfig = match kubeconfig {
+        Some(p) if !p.is_file() => {
+            return Err(format!("{origin}: {} is not a readable file", p.display()));
+        }
+        Some(p) => Some(std::path::absolute(&p).map_err(|e| format!("{origin}: {}: {e}", p.display()))?),
+        None => None,
+    };
+    Ok(Resolved {
+        suites,
+        artifacts,
+        kubeconfig,
+    })
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename,
+/// so a reader never sees a half-written file.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn run_id() -> String {
+    use rand::Rng;
+    let n: u32 = rand::rng().random();
+    format!("{n:08x}")
+}
+
+fn junit_options(args: &RunArgs) -> JunitOptions {
+    JunitOptions {
+        style: match args.junit_style {
+            JunitStyleOpt::Jenkins => JunitStyle::Jenkins,
+            JunitStyleOpt::Testgrid => JunitStyle::Testgrid,
+        },
+        max_output_bytes: args.max_output_bytes,
+        report_name: "e2e-gate".into(),
+    }
+}
+
+fn print_dry_run(results: &[SuiteResult], format: Format) {
+    for r in results {
+        let names: Vec<&str> = r
+            .specs
+            .iter()
+            .filter(|s| s.attempts.iter().any(|a| a.state != results::AttemptState::Skipped))
+            .map(|s| s.name.as_str())
+            .collect();
+        eprintln!("{}: {} specs would run", r.name, names.len());
+        for n in &names {
+            if format == Format::Human {
+                println!("{}\t{n}", r.name);
+            }
+        }
+    }
+}
 
 /// Runs the selected suites.
 pub async fn run(args: RunArgs) -> u8 {
-    match suite::select(&args.suites_dir, &args.suites) {
-        Ok(_) => exit_code::OK,
+    let env = |k: &str| std::env::var(k).ok();
+    let resolved = match resolve(&args, &env) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            exit_code::USAGE
+            return exit_code::USAGE;
         }
+    };
+    let docker = match DockerRunner::connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INFRA;
+        }
+    };
+    let cancel = signals::cancel_on_signals();
+    let ctx = RunContext {
+        runner: &docker,
+        run_id: run_id(),
+        artifacts: resolved.artifacts.clone(),
+        kubeconfig: resolved.kubeconfig.clone(),
+        network: args.network.clone().unwrap_or_else(|| "host".into()),
+        pull: args.pull,
+        stop_grace: args.stop_grace,
+        heartbeat: Duration::from_secs(60),
+        cancel: cancel.clone(),
+    };
+    tracing::info!(run = %ctx.run_id, artifacts = %ctx.artifacts.display(), suites = ?args.suites, "starting");
+
+    let ctx_ref = &ctx;
+    let dry_run = args.dry_run;
+    let mut outcomes: Vec<(usize, SuiteResult, Option<String>)> = futures::stream::iter(resolved.suites.iter().enumerate())
+        .map(|(i, s)| async move {
+            let r = if dry_run {
+                runner::dry_run_suite(ctx_ref, s).await
+            } else {
+                runner::run_suite(ctx_ref, s).await
+            };
+            match r {
+                Ok(result) => (i, result, None),
+                Err(e) => {
+                    tracing::error!(suite = %s.name, error = %e, "suite could not run");
+                    let result = SuiteResult {
+                        name: s.name.clone(),
+                        dry_run,
+                        incomplete: Some(Incomplete { reason: e.to_string() }),
+                        ..SuiteResult::default()
+                    };
+                    (i, result, Some(e.to_string()))
+                }
+            }
+        })
+        .buffer_unordered(args.jobs)
+        .collect()
+        .await;
+    outcomes.sort_by_key(|(i, _, _)| *i);
+    let infra_errors: Vec<String> = outcomes.iter().filter_map(|(_, _, e)| e.clone()).collect();
+    let suites: Vec<SuiteResult> = outcomes.into_iter().map(|(_, r, _)| r).collect();
+
+    let summary = results::summarize(&suites);
+    let mut code = summary.exit_code(args.fail_on_flaky);
+    let junit = results::write_junit_string(&suites, &junit_options(&args));
+    let summary_json = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    for (name, bytes) in [("junit.xml", junit.as_bytes()), ("summary.json", summary_json.as_bytes())] {
+        let path = ctx.artifacts.join(name);
+        if let Err(e) = write_atomically(&path, bytes) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            code = exit_code::INFRA;
+        }
+    }
+    if dry_run {
+        print_dry_run(&suites, args.format);
+    }
+    eprint!("{}", results::render_human(&summary));
+    if args.format == Format::Json {
+        println!("{summary_json}");
+    }
+    if !infra_errors.is_empty() {
+        code = exit_code::INFRA;
+    }
+    if cancel.is_cancelled() {
+        eprintln!("interrupted: partial results written to {}", ctx.artifacts.display());
+        code = exit_code::INTERRUPTED;
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> RunArgs {
+        let suites_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/suites");
+        let mut argv = vec!["e2e-gate", "--suites-dir", suites_dir, "--suite", "custom"];
+        argv.extend_from_slice(extra);
+        super::super::args::Cli::try_parse_from(argv).unwrap().run
+    }
+
+    #[test]
+    fn artifacts_default_from_env_then_dot() {
+        let r = resolve(&args(&[]), &|k| (k == "ARTIFACTS").then(|| "/tmp/a".into())).unwrap();
+        assert_eq!(r.artifacts, PathBuf::from("/tmp/a"));
+        let r = resolve(&args(&[]), &|_| None).unwrap();
+        assert_eq!(r.artifacts, PathBuf::from("artifacts"));
+        assert!(r.kubeconfig.is_none());
+    }
+
+    #[test]
+    fn missing_kubeconfig_names_the_source() {
+        let e = resolve(&args(&[]), &|k| (k == "KUBECONFIG").then(|| "/nope/config".into())).unwrap_err();
+        assert!(e.contains("KUBECONFIG") && e.contains("/nope/config"), "{e}");
+        let e = resolve(&args(&["--kubeconfig", "/nope/kc"]), &|_| None).unwrap_err();
+        assert!(e.contains("--kubeconfig") && e.contains("/nope/kc"), "{e}");
+    }
+
+    #[test]
+    fn overrides_apply_and_bad_ones_are_usage_errors() {
+        let r = resolve(&args(&["--reruns", "3", "--focus", "x"]), &|_| None).unwrap();
+        assert_eq!(r.suites[0].reruns, 3);
+        assert_eq!(r.suites[0].focus, vec!["x".to_string()]);
+        let e = resolve(&args(&["--focus", "("]), &|_| None).unwrap_err();
+        assert!(e.contains("--focus"), "{e}");
+        let e = resolve(&args(&["--jobs", "0"]), &|_| None).unwrap_err();
+        assert!(e.contains("--jobs"), "{e}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/summary.json");
+        write_atomically(&p, b"one").unwrap();
+        write_atomically(&p, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
+        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
     }
 }
