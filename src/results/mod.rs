@@ -3,5 +3,6 @@
 pub mod merge;
 pub mod model;
 pub mod read;
+pub mod write;
 
 pub use model::*;
