@@ -98,7 +98,7 @@ fn print_dry_run(results: &[SuiteResult], format: Format) {
         let names: Vec<&str> = r
             .specs
             .iter()
-            .filter(|s| s.attempts.iter().any(|a| a.state != results::AttemptState::Skipped))
+            .filter(|s| s.is_dry_run())
             .map(|s| s.name.as_str())
             .collect();
         eprintln!("{}: {} specs would run", r.name, names.len());

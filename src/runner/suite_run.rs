@@ -94,6 +94,9 @@ async fn run_container(
         network: ctx.network.clone(),
     };
     let spec = container_for(suite, attempt, &host);
+    // What the container was given, for people debugging a run (and for tests).
+    let record = dir.join("container.json");
+    std::fs::write(&record, container_record(&spec)).map_err(|e| io_err(&record, e))?;
     tracing::info!(
         suite = %suite.name, container = attempt.container, dry_run = attempt.dry_run,
         name = %spec.name, "starting container"
@@ -101,6 +104,22 @@ async fn run_container(
     let outcome = run_attempt(ctx.runner, &spec, &dir.join("e2e.log"), &suite.name, limits, cancel).await?;
     let result = results::load_files(&attempt_files(dir), &suite.name);
     Ok((outcome, result))
+}
+
+fn container_record(spec: &super::container::ContainerSpec) -> String {
+    let value = serde_json::json!({
+        "name": spec.name,
+        "image": spec.image,
+        "entrypoint": spec.entrypoint,
+        "cmd": spec.cmd,
+        "env": spec.env.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "mounts": spec.mounts.iter().map(|m| serde_json::json!({
+            "host": m.host.display().to_string(), "container": m.container, "read_only": m.read_only,
+        })).collect::<Vec<_>>(),
+        "labels": spec.labels,
+        "network": spec.network,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
 fn limits(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Limits {
@@ -112,11 +131,14 @@ fn limits(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Limits {
     }
 }
 
-/// Names of the specs a dry run selected (neither skipped nor pending).
+/// Names of the specs a dry run selected: listed as "would run", or (when the dry run was not
+/// recognised as such) reported as having run.
 fn selected_names(dry: &SuiteResult) -> Vec<String> {
     dry.specs
         .iter()
-        .filter(|s| s.attempts.iter().any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed)))
+        .filter(|s| {
+            s.is_dry_run() || s.attempts.iter().any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed))
+        })
         .map(|s| s.name.clone())
         .collect()
 }
@@ -309,13 +331,16 @@ mod tests {
 
     #[test]
     fn dry_run_selection_ignores_skipped() {
+        let mut listed = Spec::single("c", AttemptState::Skipped);
+        listed.attempts[0].failure_kind = Some(results::DRY_RUN_KIND.into());
         let dry = SuiteResult {
             specs: vec![
                 Spec::single("a", AttemptState::Passed),
                 Spec::single("b", AttemptState::Skipped),
+                listed,
             ],
             ..SuiteResult::default()
         };
-        assert_eq!(selected_names(&dry), vec!["a".to_string()]);
+        assert_eq!(selected_names(&dry), vec!["a".to_string(), "c".to_string()]);
     }
 }
