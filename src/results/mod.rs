@@ -3,6 +3,7 @@
 pub mod merge;
 pub mod model;
 pub mod read;
+pub mod summary;
 pub mod write;
 
 pub use model::*;
