@@ -1,5 +1,6 @@
 //! Results: one model for every ginkgo result shape, readers, the JUnit writer and the summary.
 
+pub mod load;
 pub mod merge;
 pub mod model;
 pub mod read;
