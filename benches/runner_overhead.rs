@@ -18,7 +18,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn timed(mut cmd: Command) -> Duration {
     let start = Instant::now();
-    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
     let took = start.elapsed();
     assert!(status.success(), "{cmd:?} failed: {status}");
     took
@@ -35,7 +39,9 @@ fn main() {
         .status()
         .is_ok_and(|s| s.success());
     if !have_image {
-        eprintln!("runner_overhead: skipped, image {IMAGE} missing (run ci/build-fixture-image.sh)");
+        eprintln!(
+            "runner_overhead: skipped, image {IMAGE} missing (run ci/build-fixture-image.sh)"
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -52,8 +58,20 @@ fn main() {
     let plain = || {
         let mut c = Command::new("docker");
         c.args(["run", "--rm", "--network", "host"])
-            .args(["-e", &format!("E2E_FOCUS={FOCUS}"), "-e", "E2E_SKIP=", "-e", "E2E_PARALLEL=n"])
-            .args(["-e", "RESULTS_DIR=/tmp/results", "-v", &format!("{}:/tmp/results", results.display())])
+            .args([
+                "-e",
+                &format!("E2E_FOCUS={FOCUS}"),
+                "-e",
+                "E2E_SKIP=",
+                "-e",
+                "E2E_PARALLEL=n",
+            ])
+            .args([
+                "-e",
+                "RESULTS_DIR=/tmp/results",
+                "-v",
+                &format!("{}:/tmp/results", results.display()),
+            ])
             .arg(IMAGE);
         c
     };
@@ -77,11 +95,21 @@ fn main() {
     let (pm, gm) = (median(p), median(g));
     let overhead = gm.saturating_sub(pm);
     println!("runner_overhead: {ROUNDS} interleaved rounds, one short fixture spec");
-    println!("  docker run (plain)        median {:>8.3} s", pm.as_secs_f64());
-    println!("  e2e-gate --suite bench    median {:>8.3} s", gm.as_secs_f64());
+    println!(
+        "  docker run (plain)        median {:>8.3} s",
+        pm.as_secs_f64()
+    );
+    println!(
+        "  e2e-gate --suite bench    median {:>8.3} s",
+        gm.as_secs_f64()
+    );
     println!(
         "  harness overhead          {:>8.3} s  (target < 1 s: {})",
         overhead.as_secs_f64(),
-        if overhead < Duration::from_secs(1) { "met" } else { "NOT met" }
+        if overhead < Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 }

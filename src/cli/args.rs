@@ -40,7 +40,7 @@ pub struct Cli {
 pub enum Command {
     /// Run suites in Docker with focus, skip, flake retries and reruns (the default command).
     #[command(after_help = AFTER_HELP)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
 }

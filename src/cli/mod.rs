@@ -33,7 +33,7 @@ pub fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         None => run_cmd::run(cli.run).await,
-        Some(Command::Run(args)) => run_cmd::run(args).await,
+        Some(Command::Run(args)) => run_cmd::run(*args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
     }
 }

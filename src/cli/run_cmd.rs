@@ -5,7 +5,9 @@
 use super::args::{Format, JunitStyleOpt, RunArgs};
 use super::signals;
 use crate::exit_code;
-use crate::results::{self, Incomplete, JunitOptions, JunitStyle, SuiteResult};
+use crate::results::summary::{render_human, summarize};
+use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
+use crate::results::{Incomplete, SuiteResult};
 use crate::runner::{self, DockerRunner, RunContext};
 use crate::suite::{self, Overrides, SuiteSpec};
 use futures::StreamExt;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Resolved paths and options, from flags and the environment.
+#[derive(Debug)]
 struct Resolved {
     suites: Vec<SuiteSpec>,
     artifacts: PathBuf,
@@ -30,7 +33,11 @@ fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resol
         stall_timeout: args.stall_timeout,
     };
     let suites = suite::select(&args.suites_dir, &args.suites)
-        .and_then(|list| list.into_iter().map(|s| s.apply(&overrides)).collect::<Result<Vec<_>, _>>())
+        .and_then(|list| {
+            list.into_iter()
+                .map(|s| s.apply(&overrides))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .map_err(|e| e.to_string())?;
     if args.jobs == 0 {
         return Err("--jobs: must be at least 1".into());
@@ -38,14 +45,17 @@ fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resol
     let artifacts = args
         .artifacts
         .clone()
-        .or_else(|| env("ARTIFACTS").filter(|s| !s.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            env("ARTIFACTS")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from("artifacts"));
     let (kubeconfig, origin) = match &args.kubeconfig {
         Some(p) => (Some(p.clone()), "--kubeconfig"),
         // KUBECONFIG may be a list; the first file is the one kubectl would write to.
         None => (
-            env("KUBECONFIG")
-                .and_then(|v| v.split(':').find(|s| !s.is_empty()).map(PathBuf::from)),
+            env("KUBECONFIG").and_then(|v| v.split(':').find(|s| !s.is_empty()).map(PathBuf::from)),
             "KUBECONFIG",
         ),
     };
@@ -53,7 +63,9 @@ fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resol
         Some(p) if !p.is_file() => {
             return Err(format!("{origin}: {} is not a readable file", p.display()));
         }
-        Some(p) => Some(std::path::absolute(&p).map_err(|e| format!("{origin}: {}: {e}", p.display()))?),
+        Some(p) => {
+            Some(std::path::absolute(&p).map_err(|e| format!("{origin}: {}: {e}", p.display()))?)
+        }
         None => None,
     };
     Ok(Resolved {
@@ -67,7 +79,10 @@ fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resol
 /// so a reader never sees a half-written file.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(contents)?;
@@ -143,39 +158,45 @@ pub async fn run(args: RunArgs) -> u8 {
 
     let ctx_ref = &ctx;
     let dry_run = args.dry_run;
-    let mut outcomes: Vec<(usize, SuiteResult, Option<String>)> = futures::stream::iter(resolved.suites.iter().enumerate())
-        .map(|(i, s)| async move {
-            let r = if dry_run {
-                runner::dry_run_suite(ctx_ref, s).await
-            } else {
-                runner::run_suite(ctx_ref, s).await
-            };
-            match r {
-                Ok(result) => (i, result, None),
-                Err(e) => {
-                    tracing::error!(suite = %s.name, error = %e, "suite could not run");
-                    let result = SuiteResult {
-                        name: s.name.clone(),
-                        dry_run,
-                        incomplete: Some(Incomplete { reason: e.to_string() }),
-                        ..SuiteResult::default()
-                    };
-                    (i, result, Some(e.to_string()))
+    let mut outcomes: Vec<(usize, SuiteResult, Option<String>)> =
+        futures::stream::iter(resolved.suites.iter().enumerate())
+            .map(|(i, s)| async move {
+                let r = if dry_run {
+                    runner::dry_run_suite(ctx_ref, s).await
+                } else {
+                    runner::run_suite(ctx_ref, s).await
+                };
+                match r {
+                    Ok(result) => (i, result, None),
+                    Err(e) => {
+                        tracing::error!(suite = %s.name, error = %e, "suite could not run");
+                        let result = SuiteResult {
+                            name: s.name.clone(),
+                            dry_run,
+                            incomplete: Some(Incomplete {
+                                reason: e.to_string(),
+                            }),
+                            ..SuiteResult::default()
+                        };
+                        (i, result, Some(e.to_string()))
+                    }
                 }
-            }
-        })
-        .buffer_unordered(args.jobs)
-        .collect()
-        .await;
+            })
+            .buffer_unordered(args.jobs)
+            .collect()
+            .await;
     outcomes.sort_by_key(|(i, _, _)| *i);
     let infra_errors: Vec<String> = outcomes.iter().filter_map(|(_, _, e)| e.clone()).collect();
     let suites: Vec<SuiteResult> = outcomes.into_iter().map(|(_, r, _)| r).collect();
 
-    let summary = results::summarize(&suites);
+    let summary = summarize(&suites);
     let mut code = summary.exit_code(args.fail_on_flaky);
-    let junit = results::write_junit_string(&suites, &junit_options(&args));
+    let junit = write_junit_string(&suites, &junit_options(&args));
     let summary_json = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    for (name, bytes) in [("junit.xml", junit.as_bytes()), ("summary.json", summary_json.as_bytes())] {
+    for (name, bytes) in [
+        ("junit.xml", junit.as_bytes()),
+        ("summary.json", summary_json.as_bytes()),
+    ] {
         let path = ctx.artifacts.join(name);
         if let Err(e) = write_atomically(&path, bytes) {
             eprintln!("error: cannot write {}: {e}", path.display());
@@ -185,7 +206,7 @@ pub async fn run(args: RunArgs) -> u8 {
     if dry_run {
         print_dry_run(&suites, args.format);
     }
-    eprint!("{}", results::render_human(&summary));
+    eprint!("{}", render_human(&summary));
     if args.format == Format::Json {
         println!("{summary_json}");
     }
@@ -193,7 +214,10 @@ pub async fn run(args: RunArgs) -> u8 {
         code = exit_code::INFRA;
     }
     if cancel.is_cancelled() {
-        eprintln!("interrupted: partial results written to {}", ctx.artifacts.display());
+        eprintln!(
+            "interrupted: partial results written to {}",
+            ctx.artifacts.display()
+        );
         code = exit_code::INTERRUPTED;
     }
     code
@@ -222,8 +246,14 @@ mod tests {
 
     #[test]
     fn missing_kubeconfig_names_the_source() {
-        let e = resolve(&args(&[]), &|k| (k == "KUBECONFIG").then(|| "/nope/config".into())).unwrap_err();
-        assert!(e.contains("KUBECONFIG") && e.contains("/nope/config"), "{e}");
+        let e = resolve(&args(&[]), &|k| {
+            (k == "KUBECONFIG").then(|| "/nope/config".into())
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("KUBECONFIG") && e.contains("/nope/config"),
+            "{e}"
+        );
         let e = resolve(&args(&["--kubeconfig", "/nope/kc"]), &|_| None).unwrap_err();
         assert!(e.contains("--kubeconfig") && e.contains("/nope/kc"), "{e}");
     }
@@ -246,6 +276,9 @@ mod tests {
         write_atomically(&p, b"one").unwrap();
         write_atomically(&p, b"two").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            1
+        );
     }
 }

@@ -30,11 +30,11 @@ pub enum StopReason {
 impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StopReason::Timeout(d) => write!(f, "timeout of {} reached", humantime::format_duration(*d)),
+            StopReason::Timeout(d) => write!(f, "timeout of {} reached", fmt_secs(*d)),
             StopReason::Stall { after, last_line } => write!(
                 f,
                 "no spec finished for {} (stall_timeout); last output: {last_line:?}",
-                humantime::format_duration(*after)
+                fmt_secs(*after)
             ),
             StopReason::Interrupted => write!(f, "interrupted"),
         }
@@ -81,7 +81,10 @@ fn fmt_secs(d: Duration) -> String {
 
 fn progress_line(label: &str, p: &Progress, elapsed: Duration, idle: Duration) -> String {
     let total = p.selected.map(|n| format!("/{n}")).unwrap_or_default();
-    let mut s = format!("[{label}] {}{total} specs done, {} failed", p.done, p.failed);
+    let mut s = format!(
+        "[{label}] {}{total} specs done, {} failed",
+        p.done, p.failed
+    );
     if p.flaky > 0 {
         s.push_str(&format!(", {} flaky", p.flaky));
     }
@@ -102,11 +105,13 @@ pub async fn run_attempt(
     cancel: &CancellationToken,
 ) -> Result<AttemptOutcome, RunnerError> {
     let started = Instant::now();
-    let mut log = tokio::fs::File::create(log_path).await.map_err(|e| RunnerError::Engine {
-        op: "log",
-        target: log_path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let mut log = tokio::fs::File::create(log_path)
+        .await
+        .map_err(|e| RunnerError::Engine {
+            op: "log",
+            target: log_path.display().to_string(),
+            message: e.to_string(),
+        })?;
     let live = Arc::new(Mutex::new(Live {
         parser: ProgressParser::new(),
         last_done_at: started,
@@ -143,7 +148,7 @@ pub async fn run_attempt(
             _ = tick.tick() => {
                 let now = Instant::now();
                 let (p, idle, last_line) = match live.lock() {
-                    Ok(l) => (l.parser.progress(), now - l.last_done_at, l.parser.last_line().to_string()),
+                    Ok(l) => (l.parser.progress(), now - l.last_done_at, l.parser.last_line()),
                     Err(_) => continue,
                 };
                 if stopped.is_none() {
@@ -190,12 +195,22 @@ mod tests {
             flaky: 1,
             skipped: 0,
         };
-        let s = progress_line("custom", &p, Duration::from_secs(130), Duration::from_secs(75));
+        let s = progress_line(
+            "custom",
+            &p,
+            Duration::from_secs(130),
+            Duration::from_secs(75),
+        );
         assert_eq!(
             s,
             "[custom] 12/20 specs done, 1 failed, 1 flaky · 2m 10s elapsed · current spec running for 1m 15s"
         );
-        let quiet = progress_line("c", &Progress::default(), Duration::from_secs(3), Duration::from_secs(3));
+        let quiet = progress_line(
+            "c",
+            &Progress::default(),
+            Duration::from_secs(3),
+            Duration::from_secs(3),
+        );
         assert_eq!(quiet, "[c] 0 specs done, 0 failed · 3s elapsed");
     }
 }

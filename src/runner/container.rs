@@ -66,9 +66,7 @@ pub enum RunnerError {
     #[error("cannot reach the Docker daemon ({0}); is it running and is DOCKER_HOST right?")]
     Daemon(String),
     /// The image is not present locally and pulling was not allowed (or failed).
-    #[error(
-        "image {image} is not present locally: {hint}"
-    )]
+    #[error("image {image} is not present locally: {hint}")]
     ImageMissing {
         /// The image reference.
         image: String,
@@ -123,7 +121,10 @@ impl StopSignal {
 
     /// The grace period asked for.
     pub fn grace(&self) -> Duration {
-        self.grace.lock().map(|g| *g).unwrap_or(Duration::from_secs(10))
+        self.grace
+            .lock()
+            .map(|g| *g)
+            .unwrap_or(Duration::from_secs(10))
     }
 }
 

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptions,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -21,7 +22,10 @@ pub struct DockerRunner {
 
 fn engine(op: &'static str, target: &str, e: BollardError) -> RunnerError {
     match e {
-        BollardError::DockerResponseServerError { status_code, message } => RunnerError::Engine {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => RunnerError::Engine {
             op,
             target: target.to_string(),
             message: format!("{message} (HTTP {status_code})"),
@@ -42,22 +46,33 @@ impl DockerRunner {
     /// Connects with the usual defaults (`DOCKER_HOST` or the local socket) and checks the
     /// daemon answers, negotiating the API version down for older engines.
     pub async fn connect() -> Result<DockerRunner, RunnerError> {
-        let docker = Docker::connect_with_defaults().map_err(|e| RunnerError::Daemon(e.to_string()))?;
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| RunnerError::Daemon(e.to_string()))?;
         let docker = docker
             .negotiate_version()
             .await
             .map_err(|e| RunnerError::Daemon(e.to_string()))?;
-        docker.ping().await.map_err(|e| RunnerError::Daemon(e.to_string()))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| RunnerError::Daemon(e.to_string()))?;
         Ok(DockerRunner { docker })
     }
 
     async fn remove(&self, name: &str) -> Result<(), RunnerError> {
-        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             // 409 "removal already in progress" means someone else finishes it.
-            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
             Err(e) => Err(engine("remove", name, e)),
         }
     }
@@ -71,14 +86,26 @@ impl DockerRunner {
         let binds = spec
             .mounts
             .iter()
-            .map(|m| format!("{}:{}:{}", m.host.display(), m.container, if m.read_only { "ro" } else { "rw" }))
+            .map(|m| {
+                format!(
+                    "{}:{}:{}",
+                    m.host.display(),
+                    m.container,
+                    if m.read_only { "ro" } else { "rw" }
+                )
+            })
             .collect();
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: spec.entrypoint.clone(),
             cmd: spec.cmd.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()),
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<HashMap<_, _>>(),
+            ),
             tty: Some(false),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -89,7 +116,9 @@ impl DockerRunner {
             }),
             ..ContainerCreateBody::default()
         };
-        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
         self.docker
             .create_container(Some(opts), body)
             .await
@@ -99,7 +128,11 @@ impl DockerRunner {
             .await
             .map_err(|e| engine("start", &spec.name, e))?;
 
-        let logs_opts = LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).build();
+        let logs_opts = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
         let mut logs = self.docker.logs(&spec.name, Some(logs_opts));
         let pump = async {
             while let Some(item) = logs.next().await {
@@ -116,7 +149,9 @@ impl DockerRunner {
             }
         };
         let wait = async {
-            let mut stream = self.docker.wait_container(&spec.name, None::<WaitContainerOptions>);
+            let mut stream = self
+                .docker
+                .wait_container(&spec.name, None::<WaitContainerOptions>);
             match stream.next().await {
                 Some(Ok(r)) => Ok(r.status_code),
                 // bollard turns a non-zero exit into an error: that is an outcome, not a failure.
@@ -158,7 +193,9 @@ impl ContainerRunner for DockerRunner {
     async fn ensure_image(&self, image: &str, pull: bool) -> Result<(), RunnerError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
             Err(e) => return Err(engine("inspect", image, e)),
         }
         if !pull {
@@ -171,7 +208,9 @@ impl ContainerRunner for DockerRunner {
             });
         }
         tracing::info!(image, "pulling image");
-        let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
         let mut stream = self.docker.create_image(Some(opts), None, None);
         while let Some(item) = stream.next().await {
             if let Err(e) = item {
@@ -202,7 +241,10 @@ impl ContainerRunner for DockerRunner {
 
     async fn list_labeled(&self, label: &str, value: &str) -> Result<Vec<String>, RunnerError> {
         let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let list = self
             .docker
             .list_containers(Some(opts))

@@ -41,7 +41,11 @@ pub fn or_regex(list: &[String]) -> String {
     match list {
         [] => String::new(),
         [one] => one.clone(),
-        many => many.iter().map(|r| format!("(?:{r})")).collect::<Vec<_>>().join("|"),
+        many => many
+            .iter()
+            .map(|r| format!("(?:{r})"))
+            .collect::<Vec<_>>()
+            .join("|"),
     }
 }
 
@@ -69,7 +73,11 @@ pub fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -> Conta
         Some(f) => (f.clone(), String::new()),
         None => (or_regex(&suite.focus), or_regex(&suite.skip)),
     };
-    let mut env: Vec<(String, String)> = suite.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> = suite
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut mounts = vec![BindMount {
         host: host.results_dir.clone(),
         container: RESULTS_DIR.into(),
@@ -93,7 +101,10 @@ pub fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -> Conta
             ginkgo_args.extend(suite.extra_ginkgo_args.iter().cloned());
             env.push(("E2E_FOCUS".into(), focus));
             env.push(("E2E_SKIP".into(), skip));
-            env.push(("E2E_PARALLEL".into(), if parallel { "y" } else { "n" }.into()));
+            env.push((
+                "E2E_PARALLEL".into(),
+                if parallel { "y" } else { "n" }.into(),
+            ));
             env.push(("E2E_EXTRA_GINKGO_ARGS".into(), ginkgo_args.join(" ")));
             env.push(("E2E_EXTRA_ARGS".into(), suite.extra_args.join(" ")));
             env.push(("E2E_EXTRA_ARGS_SEP".into(), " ".into()));
@@ -108,11 +119,23 @@ pub fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -> Conta
             if !skip.is_empty() {
                 args.push(format!("--ginkgo.skip={skip}"));
             }
-            args.extend(flake_args(suite, attempt).into_iter().map(|a| a.replacen("--", "--ginkgo.", 1)));
+            args.extend(
+                flake_args(suite, attempt)
+                    .into_iter()
+                    .map(|a| a.replacen("--", "--ginkgo.", 1)),
+            );
             if attempt.dry_run {
-                args.push(ginkgo_flag(suite.ginkgo, "--ginkgo.dryRun", "--ginkgo.dry-run"));
+                args.push(ginkgo_flag(
+                    suite.ginkgo,
+                    "--ginkgo.dryRun",
+                    "--ginkgo.dry-run",
+                ));
             }
-            args.push(ginkgo_flag(suite.ginkgo, "--ginkgo.noColor", "--ginkgo.no-color"));
+            args.push(ginkgo_flag(
+                suite.ginkgo,
+                "--ginkgo.noColor",
+                "--ginkgo.no-color",
+            ));
             args.extend(suite.extra_ginkgo_args.iter().cloned());
             args.push(format!("--report-dir={RESULTS_DIR}"));
             if host.kubeconfig.is_some() {
@@ -134,7 +157,10 @@ pub fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -> Conta
     .collect();
     let kind = if attempt.dry_run { "dryrun" } else { "attempt" };
     ContainerSpec {
-        name: format!("e2e-gate-{}-{}-{kind}-{}", host.run_id, suite.name, attempt.container),
+        name: format!(
+            "e2e-gate-{}-{}-{kind}-{}",
+            host.run_id, suite.name, attempt.container
+        ),
         image: suite.image.clone(),
         entrypoint,
         cmd: cmd.map(|mut c| {
@@ -178,7 +204,10 @@ mod tests {
     }
 
     fn env<'a>(c: &'a ContainerSpec, k: &str) -> Option<&'a str> {
-        c.env.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        c.env
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 
     const FIRST: Attempt = Attempt {
@@ -193,18 +222,33 @@ mod tests {
             "focus = ['\\[Conformance\\]', '\\[Zalando\\]']\nskip = ['\\[Serial\\]']\nflake_attempts = 3\nparallel = 4\nextra_args = ['--allowed-not-ready-nodes=1']\n[env]\nFOO = 'bar'\n",
         );
         let c = container_for(&s, &FIRST, &host(true));
-        assert_eq!(env(&c, "E2E_FOCUS"), Some(r"(?:\[Conformance\])|(?:\[Zalando\])"));
+        assert_eq!(
+            env(&c, "E2E_FOCUS"),
+            Some(r"(?:\[Conformance\])|(?:\[Zalando\])")
+        );
         assert_eq!(env(&c, "E2E_SKIP"), Some(r"\[Serial\]"));
         assert_eq!(env(&c, "E2E_PARALLEL"), Some("y"));
-        assert_eq!(env(&c, "E2E_EXTRA_GINKGO_ARGS"), Some("--flake-attempts=3 --nodes=4"));
-        assert_eq!(env(&c, "E2E_EXTRA_ARGS"), Some("--allowed-not-ready-nodes=1"));
+        assert_eq!(
+            env(&c, "E2E_EXTRA_GINKGO_ARGS"),
+            Some("--flake-attempts=3 --nodes=4")
+        );
+        assert_eq!(
+            env(&c, "E2E_EXTRA_ARGS"),
+            Some("--allowed-not-ready-nodes=1")
+        );
         assert_eq!(env(&c, "RESULTS_DIR"), Some("/tmp/results"));
         assert_eq!(env(&c, "KUBECONFIG"), Some(KUBECONFIG_PATH));
         assert_eq!(env(&c, "FOO"), Some("bar"));
         assert_eq!(env(&c, "E2E_DRYRUN"), None);
         assert!(c.entrypoint.is_none() && c.cmd.is_none());
-        assert!(c.mounts.iter().any(|m| m.container == KUBECONFIG_PATH && m.read_only));
-        assert!(c.mounts.iter().any(|m| m.container == RESULTS_DIR && !m.read_only));
+        assert!(c
+            .mounts
+            .iter()
+            .any(|m| m.container == KUBECONFIG_PATH && m.read_only));
+        assert!(c
+            .mounts
+            .iter()
+            .any(|m| m.container == RESULTS_DIR && !m.read_only));
         assert_eq!(c.labels.get(LABEL_RUN).map(String::as_str), Some("r1"));
         assert_eq!(c.labels.get(LABEL_SUITE).map(String::as_str), Some("s"));
     }
@@ -255,7 +299,10 @@ mod tests {
         )
         .unwrap();
         let c = container_for(&s, &FIRST, &host(true));
-        assert_eq!(c.entrypoint, Some(vec!["/usr/local/bin/e2e.test".to_string()]));
+        assert_eq!(
+            c.entrypoint,
+            Some(vec!["/usr/local/bin/e2e.test".to_string()])
+        );
         assert_eq!(
             c.cmd.unwrap(),
             vec![

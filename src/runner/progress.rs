@@ -66,9 +66,15 @@ impl ProgressParser {
         self.progress
     }
 
-    /// The last non-empty output line (shown when a spec runs long).
-    pub fn last_line(&self) -> &str {
-        &self.last_line
+    /// The last non-empty output, including an unfinished line (shown when a spec runs long).
+    pub fn last_line(&self) -> String {
+        let partial = strip_ansi(&self.line);
+        let partial = partial.trim();
+        if partial.is_empty() {
+            self.last_line.clone()
+        } else {
+            partial.chars().take(200).collect()
+        }
     }
 
     /// Feeds a chunk; returns how many specs finished in it.
@@ -151,7 +157,8 @@ impl ProgressParser {
         } else if line.starts_with("↺ [FLAKEY TEST") {
             self.progress.done += 1;
             self.progress.flaky += 1;
-        } else if line.starts_with("• [SLOW TEST") || line == "•" || line.starts_with("• [PASSED]") {
+        } else if line.starts_with("• [SLOW TEST") || line == "•" || line.starts_with("• [PASSED]")
+        {
             self.progress.done += 1;
         } else if line.starts_with("S [SKIPPING]") {
             self.progress.skipped += 1;
@@ -181,7 +188,16 @@ mod tests {
         p.feed("------------------------------\n•".as_bytes());
         assert_eq!(p.progress().done, 1);
         p.feed(" Failure [0.538 seconds]\n".as_bytes());
-        assert_eq!(p.progress(), Progress { selected: None, done: 1, failed: 1, flaky: 0, skipped: 0 });
+        assert_eq!(
+            p.progress(),
+            Progress {
+                selected: None,
+                done: 1,
+                failed: 1,
+                flaky: 0,
+                skipped: 0
+            }
+        );
     }
 
     #[test]
@@ -193,6 +209,12 @@ mod tests {
         let pr = p.progress();
         assert_eq!((pr.done, pr.failed, pr.flaky), (3, 1, 1));
         assert_eq!(p.last_line(), "• [SLOW TEST:28.040 seconds]");
+        p.feed("••S".as_bytes());
+        assert_eq!(
+            p.last_line(),
+            "••S",
+            "an unfinished line is the latest output"
+        );
     }
 
     #[test]

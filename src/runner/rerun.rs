@@ -1,17 +1,22 @@
 //! Pure: the focus regexes that make a fresh container run exactly the specs that failed.
 //!
 //! ginkgo matches `--focus` against a text it builds itself, which is not the JUnit name:
-//! - v1 matches `"<suite description> <spec text>"` (the description passed to `RunSpecs`, which
-//!   v1 also writes as the testcase `classname`), so the regex must carry that prefix;
+//! - v1 matches `"<suite description> [Top Level] <spec text>"` (the description passed to
+//!   `RunSpecs`, which v1 also writes as the testcase `classname`, then its root container's text),
+//!   so the regex must carry that prefix (checked against real ginkgo 1.16 in the fixture image);
 //! - v2 matches the spec text alone; its JUnit name adds `[It] ` (removed by the reader). Suites
 //!   that keep labels in JUnit names (` [label, …]`, which Kubernetes omits) cannot be told apart
 //!   from names that end in brackets (`[Conformance]`), so only the exact text is selected.
+//!
 //! Names are quoted the way Go's `regexp.QuoteMeta` does, so `[]().+|*?` match literally.
 
 use crate::suite::GinkgoVersion;
 
 /// Longest regex put in one container (the environment/argv limit is 128 KiB per string).
 pub const MAX_FOCUS_LEN: usize = 32 * 1024;
+
+/// The text of ginkgo v1's root container, quoted.
+const V1_ROOT: &str = r"\[Top Level\]";
 
 /// A spec to rerun, as the results reader saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +31,10 @@ pub struct RerunTarget {
 pub fn quote_meta(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 2);
     for c in s.chars() {
-        if matches!(c, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$') {
+        if matches!(
+            c,
+            '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
+        ) {
             out.push('\\');
         }
         out.push(c);
@@ -38,15 +46,11 @@ pub fn quote_meta(s: &str) -> String {
 fn alternatives(t: &RerunTarget, ginkgo: GinkgoVersion) -> Vec<String> {
     match ginkgo {
         GinkgoVersion::V1 => {
-            let prefix = t
-                .classname
-                .as_deref()
-                .filter(|c| !c.is_empty())
-                .map(|c| format!("{} ", quote_meta(c)));
-            match prefix {
-                Some(p) => vec![format!("{p}{}", quote_meta(&t.name))],
-                // Without the description we cannot anchor the start; the end anchor still holds.
-                None => vec![format!(".*{}", quote_meta(&t.name))],
+            let top = format!(r"{V1_ROOT} {}", quote_meta(&t.name));
+            match t.classname.as_deref().filter(|c| !c.is_empty()) {
+                Some(description) => vec![format!("{} {top}", quote_meta(description))],
+                // Without the description the start cannot be pinned; the root marker still is.
+                None => vec![format!(".* {top}")],
             }
         }
         GinkgoVersion::V2 => vec![quote_meta(&t.name)],
@@ -97,7 +101,10 @@ mod tests {
 
     #[test]
     fn quote_meta_matches_go() {
-        assert_eq!(quote_meta(r"a.b+c*d?e(f)g|h[i]j{k}l^m$n\o"), r"a\.b\+c\*d\?e\(f\)g\|h\[i\]j\{k\}l\^m\$n\\o");
+        assert_eq!(
+            quote_meta(r"a.b+c*d?e(f)g|h[i]j{k}l^m$n\o"),
+            r"a\.b\+c\*d\?e\(f\)g\|h\[i\]j\{k\}l\^m\$n\\o"
+        );
         assert_eq!(quote_meta("plain - text #1 & ~"), "plain - text #1 & ~");
     }
 
@@ -118,7 +125,11 @@ mod tests {
 
     #[test]
     fn v2_trailing_brackets_are_part_of_the_name() {
-        let chunks = focus_chunks(&[t("works [Conformance]")], GinkgoVersion::V2, MAX_FOCUS_LEN);
+        let chunks = focus_chunks(
+            &[t("works [Conformance]")],
+            GinkgoVersion::V2,
+            MAX_FOCUS_LEN,
+        );
         let re = Regex::new(&chunks[0]).unwrap();
         assert!(re.is_match("works [Conformance]"));
         assert!(!re.is_match("works"));
@@ -128,14 +139,17 @@ mod tests {
     fn v1_carries_suite_description_prefix() {
         let chunks = focus_chunks(&[t("Describe it (x)")], GinkgoVersion::V1, MAX_FOCUS_LEN);
         let re = Regex::new(&chunks[0]).unwrap();
-        assert!(re.is_match("Fixture Suite Describe it (x)"));
-        assert!(!re.is_match("Fixture Suite Outer Describe it (x)"));
+        assert!(re.is_match("Fixture Suite [Top Level] Describe it (x)"));
+        assert!(!re.is_match("Fixture Suite [Top Level] Outer Describe it (x)"));
+        assert!(!re.is_match("Fixture Suite Describe it (x)"));
         assert!(!re.is_match("Describe it (x)"));
     }
 
     #[test]
     fn chunks_stay_under_limit_and_cover_all() {
-        let targets: Vec<_> = (0..200).map(|i| t(&format!("spec number {i} [Conformance]"))).collect();
+        let targets: Vec<_> = (0..200)
+            .map(|i| t(&format!("spec number {i} [Conformance]")))
+            .collect();
         let chunks = focus_chunks(&targets, GinkgoVersion::V2, 1024);
         assert!(chunks.len() > 1);
         let res: Vec<_> = chunks.iter().map(|c| Regex::new(c).unwrap()).collect();

@@ -101,8 +101,16 @@ async fn run_container(
         suite = %suite.name, container = attempt.container, dry_run = attempt.dry_run,
         name = %spec.name, "starting container"
     );
-    let outcome = run_attempt(ctx.runner, &spec, &dir.join("e2e.log"), &suite.name, limits, cancel).await?;
-    let result = results::load_files(&attempt_files(dir), &suite.name);
+    let outcome = run_attempt(
+        ctx.runner,
+        &spec,
+        &dir.join("e2e.log"),
+        &suite.name,
+        limits,
+        cancel,
+    )
+    .await?;
+    let result = results::load::load_files(&attempt_files(dir), &suite.name);
     Ok((outcome, result))
 }
 
@@ -137,7 +145,10 @@ fn selected_names(dry: &SuiteResult) -> Vec<String> {
     dry.specs
         .iter()
         .filter(|s| {
-            s.is_dry_run() || s.attempts.iter().any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed))
+            s.is_dry_run()
+                || s.attempts
+                    .iter()
+                    .any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed))
         })
         .map(|s| s.name.clone())
         .collect()
@@ -147,7 +158,11 @@ fn selected_names(dry: &SuiteResult) -> Vec<String> {
 fn mark_not_run(result: &mut SuiteResult, selected: &[String], reason: &str) {
     for name in selected {
         match result.specs.iter_mut().find(|s| &s.name == name) {
-            Some(spec) if spec.attempts.iter().any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed)) => {}
+            Some(spec)
+                if spec
+                    .attempts
+                    .iter()
+                    .any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed)) => {}
             Some(spec) => {
                 spec.attempts = vec![not_run_attempt(reason)];
             }
@@ -181,7 +196,10 @@ fn properties(suite: &SuiteSpec) -> Vec<(String, String)> {
 }
 
 /// Lists the specs the suite would run (ginkgo dry run in the same image). Runs nothing.
-pub async fn dry_run_suite(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<SuiteResult, RunnerError> {
+pub async fn dry_run_suite(
+    ctx: &RunContext<'_>,
+    suite: &SuiteSpec,
+) -> Result<SuiteResult, RunnerError> {
     ctx.runner.ensure_image(&suite.image, ctx.pull).await?;
     let suite_dir = fresh_suite_dir(ctx, suite)?;
     let attempt = Attempt {
@@ -189,8 +207,15 @@ pub async fn dry_run_suite(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<Su
         focus_override: None,
         dry_run: true,
     };
-    let (outcome, mut result) =
-        run_container(ctx, suite, &attempt, &suite_dir.join("dry-run"), &limits(ctx, suite), &ctx.cancel).await?;
+    let (outcome, mut result) = run_container(
+        ctx,
+        suite,
+        &attempt,
+        &suite_dir.join("dry-run"),
+        &limits(ctx, suite),
+        &ctx.cancel,
+    )
+    .await?;
     result.dry_run = true;
     result.name = suite.name.clone();
     result.properties = properties(suite);
@@ -204,7 +229,10 @@ pub async fn dry_run_suite(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<Su
 
 /// Runs the suite: first container, then up to `reruns` rounds of fresh containers for the
 /// specs that still fail. Infrastructure failures are errors; failing specs are data.
-pub async fn run_suite(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<SuiteResult, RunnerError> {
+pub async fn run_suite(
+    ctx: &RunContext<'_>,
+    suite: &SuiteSpec,
+) -> Result<SuiteResult, RunnerError> {
     ctx.runner.ensure_image(&suite.image, ctx.pull).await?;
     let suite_dir = fresh_suite_dir(ctx, suite)?;
     let limits = limits(ctx, suite);
@@ -215,8 +243,15 @@ pub async fn run_suite(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<SuiteR
         focus_override: None,
         dry_run: false,
     };
-    let (outcome, mut result) =
-        run_container(ctx, suite, &first, &suite_dir.join("attempt-0"), &limits, &ctx.cancel).await?;
+    let (outcome, mut result) = run_container(
+        ctx,
+        suite,
+        &first,
+        &suite_dir.join("attempt-0"),
+        &limits,
+        &ctx.cancel,
+    )
+    .await?;
     result.name = suite.name.clone();
     if let Some(reason) = &outcome.stopped {
         complete_after_stop(ctx, suite, &suite_dir, &mut result, reason).await;
@@ -246,12 +281,13 @@ pub async fn run_suite(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<SuiteR
                 dry_run: false,
             };
             let dir = suite_dir.join(format!("attempt-{container}"));
-            let (outcome, mut rerun) = run_container(ctx, suite, &attempt, &dir, &limits, &ctx.cancel).await?;
+            let (outcome, mut rerun) =
+                run_container(ctx, suite, &attempt, &dir, &limits, &ctx.cancel).await?;
             // The rerun's JUnit also lists every unfocused spec as skipped: keep only the targets.
-            rerun
-                .specs
-                .retain(|s| targets.iter().any(|t| t.name == s.name) && s.outcome() != SpecOutcome::Skipped);
-            results::merge_rerun(&mut result, rerun, container);
+            rerun.specs.retain(|s| {
+                targets.iter().any(|t| t.name == s.name) && s.outcome() != SpecOutcome::Skipped
+            });
+            results::merge::merge_rerun(&mut result, rerun, container);
             if let Some(reason) = outcome.stopped {
                 if result.incomplete.is_none() {
                     result.incomplete = Some(Incomplete {
@@ -295,7 +331,9 @@ async fn complete_after_stop(
     let dir = suite_dir.join("not-run-listing");
     match run_container(ctx, suite, &listing, &dir, &listing_limits, &token).await {
         Ok((_, dry)) => mark_not_run(result, &selected_names(&dry), &reason.to_string()),
-        Err(e) => tracing::warn!(suite = %suite.name, error = %e, "cannot list the specs that never ran"),
+        Err(e) => {
+            tracing::warn!(suite = %suite.name, error = %e, "cannot list the specs that never ran")
+        }
     }
 }
 
@@ -317,7 +355,11 @@ mod tests {
             &["ran".into(), "listed-skipped".into(), "absent".into()],
             "timeout",
         );
-        let outcomes: Vec<_> = r.specs.iter().map(|s| (s.name.as_str(), s.outcome())).collect();
+        let outcomes: Vec<_> = r
+            .specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.outcome()))
+            .collect();
         assert_eq!(
             outcomes,
             vec![
@@ -326,7 +368,10 @@ mod tests {
                 ("absent", SpecOutcome::NotRun)
             ]
         );
-        assert_eq!(r.specs[2].attempts[0].failure.as_deref(), Some("not run: timeout"));
+        assert_eq!(
+            r.specs[2].attempts[0].failure.as_deref(),
+            Some("not run: timeout")
+        );
     }
 
     #[test]
