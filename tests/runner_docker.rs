@@ -451,3 +451,54 @@ fn kubeconfig_is_mounted_read_only() {
     let (_, summary) = fx.run(&[]);
     assert_eq!(suite0(&summary)["passed"], 0, "{summary}");
 }
+
+#[test]
+fn jobs_run_suites_concurrently_each_in_its_own_container() {
+    if !docker_ready() {
+        return;
+    }
+    let fx = Fixture::new("jobs-a", "focus = ['waits about one second']\n");
+    let second = format!("{}-b", fx.suite);
+    std::fs::write(
+        fx.dir.path().join("suites/fx-b.toml"),
+        format!("name = \"{second}\"\nimage = \"{IMAGE}\"\ncontract = \"conformance-image\"\nginkgo = \"v1\"\nfocus = ['waits about one second']\n"),
+    )
+    .unwrap();
+    let (out, summary) = fx.run(&["--suite", &second, "--jobs", "2"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let suites: Vec<&str> = summary["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        suites,
+        vec![fx.suite.as_str(), second.as_str()],
+        "order follows the command line"
+    );
+    // Both containers were alive at the same time: their attempt logs overlap in time.
+    let started = |suite: &str| {
+        std::fs::metadata(fx.artifacts().join(suite).join("attempt-0/container.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let finished = |suite: &str| {
+        std::fs::metadata(fx.artifacts().join(suite).join("attempt-0/e2e.log"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    assert!(
+        started(&second) < finished(&fx.suite) && started(&fx.suite) < finished(&second),
+        "suites ran one after the other"
+    );
+    let junit = std::fs::read_to_string(fx.artifacts().join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testsuite ").count(), 2, "{junit}");
+}

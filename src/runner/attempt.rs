@@ -79,7 +79,13 @@ fn fmt_secs(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
-fn progress_line(label: &str, p: &Progress, elapsed: Duration, idle: Duration) -> String {
+fn progress_line(
+    label: &str,
+    p: &Progress,
+    elapsed: Duration,
+    idle: Duration,
+    last_line: &str,
+) -> String {
     let total = p.selected.map(|n| format!("/{n}")).unwrap_or_default();
     let mut s = format!(
         "[{label}] {}{total} specs done, {} failed",
@@ -91,6 +97,9 @@ fn progress_line(label: &str, p: &Progress, elapsed: Duration, idle: Duration) -
     s.push_str(&format!(" · {} elapsed", fmt_secs(elapsed)));
     if idle >= Duration::from_secs(60) {
         s.push_str(&format!(" · current spec running for {}", fmt_secs(idle)));
+        if !last_line.is_empty() {
+            s.push_str(&format!(" (last output: {last_line:?})"));
+        }
     }
     s
 }
@@ -155,7 +164,7 @@ pub async fn run_attempt(
                     if now - started >= limits.timeout {
                         stopped = Some(StopReason::Timeout(limits.timeout));
                     } else if idle >= limits.stall_timeout {
-                        stopped = Some(StopReason::Stall { after: idle, last_line });
+                        stopped = Some(StopReason::Stall { after: idle, last_line: last_line.clone() });
                     }
                     if let Some(reason) = &stopped {
                         tracing::warn!(suite = label, %reason, "stopping container");
@@ -164,7 +173,7 @@ pub async fn run_attempt(
                 }
                 let since = now - last_printed.1;
                 if (p != last_printed.0 && since >= MIN_PRINT_INTERVAL) || since >= limits.heartbeat {
-                    eprintln!("{}", progress_line(label, &p, now - started, idle));
+                    eprintln!("{}", progress_line(label, &p, now - started, idle, &last_line));
                     last_printed = (p, now);
                 }
             }
