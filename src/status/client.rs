@@ -313,7 +313,12 @@ impl GithubClient {
                 ratelimit_reset: header("x-ratelimit-reset"),
                 message: &message,
             };
-            let verdict = classify(&facts, chrono::Utc::now().timestamp(), &self.retry);
+            let verdict = if status.is_none() && !is_transport(&err) {
+                // decoding, JWT or URI problems: retrying cannot help
+                Verdict::GiveUp
+            } else {
+                classify(&facts, chrono::Utc::now().timestamp(), &self.retry)
+            };
             let unavailable = |message: String| StatusError::Unavailable {
                 what: what.to_string(),
                 attempts,
@@ -363,6 +368,14 @@ impl GithubClient {
         }
         Ok(())
     }
+}
+
+/// Connection-level failures (connect, reset, timeout) that a retry may fix.
+fn is_transport(err: &octocrab::Error) -> bool {
+    matches!(
+        err,
+        octocrab::Error::Service { .. } | octocrab::Error::Hyper { .. }
+    )
 }
 
 fn first_line(s: &str) -> &str {
