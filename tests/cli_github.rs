@@ -40,9 +40,24 @@ async fn status_set_posts_through_an_enterprise_api_url() {
         .await;
     let api = format!("{}/api/v3", server.uri());
     let args = [
-        "status", "set", "--repo", "o/r", "--sha", SHA, "--context", "e2e-gate/conformance",
-        "--state", "success", "--description", "409 passed, 2 flaky, 0 failed · 43m",
-        "--target-url", "https://jenkins/job/1/", "--github-api-url", &api, "--format", "json",
+        "status",
+        "set",
+        "--repo",
+        "o/r",
+        "--sha",
+        SHA,
+        "--context",
+        "e2e-gate/conformance",
+        "--state",
+        "success",
+        "--description",
+        "409 passed, 2 flaky, 0 failed · 43m",
+        "--target-url",
+        "https://jenkins/job/1/",
+        "--github-api-url",
+        &api,
+        "--format",
+        "json",
     ];
     let (code, stdout, stderr) = run(&args, Some(TOKEN)).await;
     assert_eq!(code, 0, "{stderr}");
@@ -68,19 +83,33 @@ async fn status_set_reports_a_rejection_with_exit_code_4_and_no_token() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(
-            json!({"message": format!("Bad credentials for {TOKEN}")}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": format!("Bad credentials for {TOKEN}")})),
+        )
         .mount(&server)
         .await;
     let args = [
-        "status", "set", "--repo", "o/r", "--sha", SHA, "--context", "c", "--state", "error",
-        "--github-api-url", &server.uri(),
+        "status",
+        "set",
+        "--repo",
+        "o/r",
+        "--sha",
+        SHA,
+        "--context",
+        "c",
+        "--state",
+        "error",
+        "--github-api-url",
+        &server.uri(),
     ];
     let (code, stdout, stderr) = run(&args, Some(TOKEN)).await;
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("Bad credentials"), "{stderr}");
-    assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN), "{stderr}");
+    assert!(
+        !stderr.contains(TOKEN) && !stdout.contains(TOKEN),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,14 +143,32 @@ async fn promote_dry_run_makes_no_write_calls() {
     let audit = dir.path().join("audit.jsonl");
     let audit_s = audit.to_str().unwrap();
     let args = [
-        "promote", "--repo", "o/r", "--from", "alpha", "--to", "beta", "--require", "e2e-gate",
-        "--soak", "24h", "--dry-run", "--format", "json", "--audit-log", audit_s,
-        "--github-api-url", &server.uri(),
+        "promote",
+        "--repo",
+        "o/r",
+        "--from",
+        "alpha",
+        "--to",
+        "beta",
+        "--require",
+        "e2e-gate",
+        "--soak",
+        "24h",
+        "--dry-run",
+        "--format",
+        "json",
+        "--audit-log",
+        audit_s,
+        "--github-api-url",
+        &server.uri(),
     ];
     let (code, stdout, stderr) = run(&args, Some(TOKEN)).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("dry run: would promote"), "{stderr}");
-    assert!(stderr.contains("PATCH /repos/o/r/git/refs/heads/beta"), "{stderr}");
+    assert!(
+        stderr.contains("PATCH /repos/o/r/git/refs/heads/beta"),
+        "{stderr}"
+    );
     let v: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["decision"], "promote");
     assert_eq!(v["dry_run"], true);
@@ -138,8 +185,20 @@ async fn promote_dry_run_makes_no_write_calls() {
 
     // a closed gate exits 1 and names the missing context
     let args = [
-        "promote", "--repo", "o/r", "--from", "alpha", "--to", "beta", "--require", "e2e-gate",
-        "--require", "e2e-gate/upgrade", "--dry-run", "--github-api-url", &server.uri(),
+        "promote",
+        "--repo",
+        "o/r",
+        "--from",
+        "alpha",
+        "--to",
+        "beta",
+        "--require",
+        "e2e-gate",
+        "--require",
+        "e2e-gate/upgrade",
+        "--dry-run",
+        "--github-api-url",
+        &server.uri(),
     ];
     let (code, _, stderr) = run(&args, Some(TOKEN)).await;
     assert_eq!(code, 1, "{stderr}");
@@ -149,7 +208,17 @@ async fn promote_dry_run_makes_no_write_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_without_credentials_is_a_usage_error() {
     let (code, _, stderr) = run(
-        &["promote", "--repo", "o/r", "--from", "a", "--to", "b", "--require", "x"],
+        &[
+            "promote",
+            "--repo",
+            "o/r",
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--require",
+            "x",
+        ],
         None,
     )
     .await;

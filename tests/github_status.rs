@@ -73,8 +73,12 @@ async fn posts_statuses_under_an_enterprise_path_prefix() {
         Some("https://jenkins/job/7/".into()),
     );
     p.pending("e2e-gate/conformance", "running").await;
-    p.finish("e2e-gate/conformance", StatusState::Success, "409 passed, 2 flaky, 0 failed · 43m")
-        .await;
+    p.finish(
+        "e2e-gate/conformance",
+        StatusState::Success,
+        "409 passed, 2 flaky, 0 failed · 43m",
+    )
+    .await;
     assert!(p.errors().is_empty(), "{:?}", p.errors());
     let b = bodies(&server).await;
     assert_eq!(
@@ -129,7 +133,8 @@ async fn abort_turns_pending_into_error() {
     p.pending("e2e-gate", "running").await;
     p.pending("e2e-gate/a", "running").await;
     p.pending("e2e-gate/b", "running").await;
-    p.finish("e2e-gate/a", StatusState::Success, "1 passed").await;
+    p.finish("e2e-gate/a", StatusState::Success, "1 passed")
+        .await;
     p.abort().await;
     let b = bodies(&server).await;
     let errors: Vec<(&str, &str)> = b
@@ -142,7 +147,10 @@ async fn abort_turns_pending_into_error() {
             )
         })
         .collect();
-    assert_eq!(errors, vec![("e2e-gate", "aborted"), ("e2e-gate/b", "aborted")]);
+    assert_eq!(
+        errors,
+        vec![("e2e-gate", "aborted"), ("e2e-gate/b", "aborted")]
+    );
     assert!(p.pending_contexts().is_empty());
 }
 
@@ -264,7 +272,11 @@ async fn secondary_rate_limit_waits_for_retry_after() {
     let start = Instant::now();
     p.finish("ctx", StatusState::Success, "ok").await;
     assert!(p.errors().is_empty(), "{:?}", p.errors());
-    assert!(start.elapsed() >= Duration::from_millis(950), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -367,7 +379,12 @@ async fn the_token_never_appears_in_logs_or_errors() {
     // and it was really sent
     let sent = server.received_requests().await.unwrap();
     assert_eq!(
-        sent[0].headers.get("authorization").unwrap().to_str().unwrap(),
+        sent[0]
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         format!("Bearer {TOKEN}")
     );
 }
@@ -379,10 +396,9 @@ async fn app_installation_tokens_are_minted_and_refreshed_before_expiry() {
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     Mock::given(method("POST"))
         .and(path("/api/v3/app/installations/99/access_tokens"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"token": "ghs_first", "expires_at": soon, "permissions": {"statuses": "write"}})),
-        )
+        .respond_with(ResponseTemplate::new(201).set_body_json(
+            json!({"token": "ghs_first", "expires_at": soon, "permissions": {"statuses": "write"}}),
+        ))
         .up_to_n_times(1)
         .mount(&server)
         .await;
@@ -415,9 +431,13 @@ async fn app_installation_tokens_are_minted_and_refreshed_before_expiry() {
         },
     );
     let rep = GithubStatusReporter::new(c, "o/r".parse().unwrap(), SHA.into());
-    for (i, state) in [StatusState::Pending, StatusState::Failure, StatusState::Error]
-        .into_iter()
-        .enumerate()
+    for (i, state) in [
+        StatusState::Pending,
+        StatusState::Failure,
+        StatusState::Error,
+    ]
+    .into_iter()
+    .enumerate()
     {
         rep.post(&e2e_gate::status::CommitStatus {
             context: "ctx".into(),

@@ -151,8 +151,11 @@ async fn gate_closed_lists_failing_pending_and_missing_contexts() {
     let server = MockServer::start().await;
     mount_reads(
         &server,
-        json!([status(CONF, "failure", 1), status(CONF, "success", 30),
-               status("e2e-gate/upgrade", "pending", 1)]),
+        json!([
+            status(CONF, "failure", 1),
+            status(CONF, "success", 30),
+            status("e2e-gate/upgrade", "pending", 1)
+        ]),
         json!([check("lint", "completed", Some("success"), 48)]),
         "ahead",
     )
@@ -203,7 +206,10 @@ async fn gate_closed_until_the_soak_time_is_reached() {
             remaining_secs,
         } => {
             assert_eq!(context, CONF);
-            assert!((22 * 3600..=22 * 3600 + 60).contains(remaining_secs), "{remaining_secs}");
+            assert!(
+                (22 * 3600..=22 * 3600 + 60).contains(remaining_secs),
+                "{remaining_secs}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -228,7 +234,10 @@ async fn a_target_that_moves_is_re_evaluated_once_then_refused() {
     let Decision::Closed { reasons } = &out.decision else {
         panic!("{:?}", out.decision)
     };
-    assert!(matches!(reasons[0], Reason::TargetMoved { .. }), "{reasons:?}");
+    assert!(
+        matches!(reasons[0], Reason::TargetMoved { .. }),
+        "{reasons:?}"
+    );
     let reqs = server.received_requests().await.unwrap();
     let head_reads = reqs
         .iter()
@@ -311,9 +320,10 @@ async fn pull_request_mode_opens_a_promotion_pr() {
         .and(body_partial_json(
             json!({"head": "alpha", "base": "beta", "title": "Promote alpha to beta"}),
         ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(
-            json!({"number": 17, "html_url": "https://github.com/o/r/pull/17"}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"number": 17, "html_url": "https://github.com/o/r/pull/17"})),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -333,16 +343,18 @@ async fn pull_request_mode_updates_the_existing_pr() {
     green(&server, "ahead").await;
     Mock::given(method("GET"))
         .and(path("/repos/o/r/pulls"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!([{"number": 9, "html_url": "https://github.com/o/r/pull/9"}]),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([{"number": 9, "html_url": "https://github.com/o/r/pull/9"}])),
+        )
         .mount(&server)
         .await;
     Mock::given(method("PATCH"))
         .and(path("/repos/o/r/pulls/9"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"number": 9, "html_url": "https://github.com/o/r/pull/9"}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"number": 9, "html_url": "https://github.com/o/r/pull/9"})),
+        )
         .expect(1)
         .mount(&server)
         .await;

@@ -68,7 +68,10 @@ fn parse_branch(s: &str) -> Result<String, String> {
 pub async fn run(a: PromoteArgs) -> u8 {
     let env: HashMap<String, String> = std::env::vars().collect();
     if a.from == a.to {
-        eprintln!("error: --from and --to are both {:?}; they must differ", a.from);
+        eprintln!(
+            "error: --from and --to are both {:?}; they must differ",
+            a.from
+        );
         return exit_code::USAGE;
     }
     let required: Vec<String> = a
@@ -120,7 +123,10 @@ pub async fn run(a: PromoteArgs) -> u8 {
     }
     if let Some(path) = &a.audit_log {
         if let Err(e) = audit::append(path, &outcome, now) {
-            eprintln!("error: --audit-log: cannot append to {}: {e}", path.display());
+            eprintln!(
+                "error: --audit-log: cannot append to {}: {e}",
+                path.display()
+            );
             return exit_code::INFRA;
         }
     }
@@ -132,10 +138,7 @@ pub async fn run(a: PromoteArgs) -> u8 {
 }
 
 fn infra(a: &PromoteArgs, e: &StatusError) -> u8 {
-    eprintln!(
-        "error: promoting {} {} → {}: {e}",
-        a.repo, a.from, a.to
-    );
+    eprintln!("error: promoting {} {} → {}: {e}", a.repo, a.from, a.to);
     if let Some(path) = &a.audit_log {
         let line = serde_json::json!({
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -181,7 +184,9 @@ pub fn human(o: &Outcome) -> String {
         }
     }
     if let Some(e) = &o.status_error {
-        s.push_str(&format!("warning: the promoted-to status was not posted: {e}\n"));
+        s.push_str(&format!(
+            "warning: the promoted-to status was not posted: {e}\n"
+        ));
     }
     s
 }

@@ -11,7 +11,8 @@ pub fn line(outcome: &Outcome, now: DateTime<Utc>) -> String {
     if let Some(map) = v.as_object_mut() {
         map.insert(
             "time".into(),
-            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .into(),
         );
     }
     v.to_string()

@@ -87,11 +87,7 @@ impl std::fmt::Display for Reason {
                 context,
                 state,
                 source,
-            } => write!(
-                f,
-                "{context}: {state} ({})",
-                source.replace('_', " ")
-            ),
+            } => write!(f, "{context}: {state} ({})", source.replace('_', " ")),
             Reason::Pending { context } => write!(f, "{context}: pending"),
             Reason::Missing { context } => {
                 write!(f, "{context}: missing (never reported on this commit)")
@@ -333,7 +329,13 @@ mod tests {
         let checks = [check("CI", "completed", Some("failure"), 1)];
         let r = evaluate_contexts(&req(&["ci"]), &statuses, &checks, None, now());
         assert_eq!(r.len(), 1);
-        assert!(matches!(&r[0], Reason::Failing { source: "check_run", .. }));
+        assert!(matches!(
+            &r[0],
+            Reason::Failing {
+                source: "check_run",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -86,8 +86,12 @@ pub trait PromotionApi: Send + Sync {
         body: &str,
     ) -> Result<PullRef, StatusError>;
     /// Updates a PR's title and body.
-    async fn update_pull(&self, number: u64, title: &str, body: &str)
-        -> Result<PullRef, StatusError>;
+    async fn update_pull(
+        &self,
+        number: u64,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRef, StatusError>;
     /// Posts a commit status.
     async fn post_status(&self, sha: &str, status: &CommitStatus) -> Result<(), StatusError>;
 }
@@ -266,9 +270,10 @@ pub async fn promote(
                 let body = pr_body(req, &sha, now);
                 let existing = api.find_pull(&req.from, &req.to).await?;
                 match &existing {
-                    Some(pr) => out
-                        .calls
-                        .push(format!("PATCH /repos/{repo}/pulls/{} (title, body)", pr.number)),
+                    Some(pr) => out.calls.push(format!(
+                        "PATCH /repos/{repo}/pulls/{} (title, body)",
+                        pr.number
+                    )),
                     None => out.calls.push(format!(
                         "POST /repos/{repo}/pulls head={} base={}",
                         req.from, req.to

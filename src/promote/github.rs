@@ -187,7 +187,9 @@ impl PromotionApi for GithubPromotionApi {
         let what = format!("PATCH ref heads/{branch}");
         let result: Result<serde_json::Value, StatusError> = self
             .client
-            .call(&what, || self.client.crab().patch(route.as_str(), Some(&body)))
+            .call(&what, || {
+                self.client.crab().patch(route.as_str(), Some(&body))
+            })
             .await;
         match result {
             Ok(_) => Ok(RefUpdate::Updated),
@@ -225,7 +227,8 @@ impl PromotionApi for GithubPromotionApi {
         body: &str,
     ) -> Result<PullRef, StatusError> {
         let route = self.route("pulls");
-        let payload = serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
+        let payload =
+            serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
         let pr: RawPull = self
             .client
             .call("POST pull request", || {

@@ -7,5 +7,7 @@ pub mod flow;
 pub mod github;
 
 pub use evaluate::{evaluate_contexts, Check, Decision, Observed, Reason};
-pub use flow::{promote, Ancestry, Mode, Outcome, PromoteRequest, PromotionApi, PullRef, RefUpdate};
+pub use flow::{
+    promote, Ancestry, Mode, Outcome, PromoteRequest, PromotionApi, PullRef, RefUpdate,
+};
 pub use github::GithubPromotionApi;

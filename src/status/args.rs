@@ -58,7 +58,10 @@ pub async fn reporter_from_args(
             "no GitHub credentials (GITHUB_TOKEN, --token-file, --github-app-id): statuses for \
              {shown} are printed, not posted"
         );
-        return Ok(Some((Arc::new(PrintReporter { target: shown }), target_url)));
+        return Ok(Some((
+            Arc::new(PrintReporter { target: shown }),
+            target_url,
+        )));
     }
     let client = Arc::new(GithubClient::new(&cfg)?);
     let lookup = GithubPullHeadLookup(client.clone());

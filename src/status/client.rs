@@ -165,7 +165,10 @@ impl AuthArgs {
     }
 
     /// A full client configuration.
-    pub fn client_config(&self, env: &HashMap<String, String>) -> Result<ClientConfig, StatusError> {
+    pub fn client_config(
+        &self,
+        env: &HashMap<String, String>,
+    ) -> Result<ClientConfig, StatusError> {
         Ok(ClientConfig::new(self.api_url()?, self.auth(env)?))
     }
 }
@@ -215,44 +218,44 @@ impl GithubClient {
             .set_connect_timeout(Some(cfg.connect_timeout))
             .set_read_timeout(Some(cfg.read_timeout))
             .set_write_timeout(Some(cfg.read_timeout));
-        let build_err =
-            |e: octocrab::Error| StatusError::Config(format!("cannot build the GitHub client: {e}"));
-        let (crab, app, secrets) = match &cfg.auth {
-            Auth::None => {
-                return Err(StatusError::Config(
+        let build_err = |e: octocrab::Error| {
+            StatusError::Config(format!("cannot build the GitHub client: {e}"))
+        };
+        let (crab, app, secrets) =
+            match &cfg.auth {
+                Auth::None => return Err(StatusError::Config(
                     "no GitHub credentials: set GITHUB_TOKEN, --token-file, or --github-app-id \
                      with --github-app-key-file and --github-installation-id"
                         .into(),
-                ))
-            }
-            Auth::Token(t) => (
-                builder
-                    .personal_token(t.expose().to_string())
-                    .build()
-                    .map_err(build_err)?,
-                false,
-                vec![t.clone()],
-            ),
-            Auth::App {
-                app_id,
-                key_pem,
-                installation_id,
-            } => {
-                let app = builder
-                    .app_from_rsa_pem(octocrab::models::AppId(*app_id), key_pem.expose())
-                    .map_err(|_| {
-                        StatusError::Config(
-                            "--github-app-key-file: not a valid RSA private key (PEM)".into(),
-                        )
-                    })?
-                    .build()
-                    .map_err(build_err)?;
-                let inst = app
-                    .installation(octocrab::models::InstallationId(*installation_id))
-                    .map_err(build_err)?;
-                (inst, true, vec![key_pem.clone()])
-            }
-        };
+                )),
+                Auth::Token(t) => (
+                    builder
+                        .personal_token(t.expose().to_string())
+                        .build()
+                        .map_err(build_err)?,
+                    false,
+                    vec![t.clone()],
+                ),
+                Auth::App {
+                    app_id,
+                    key_pem,
+                    installation_id,
+                } => {
+                    let app = builder
+                        .app_from_rsa_pem(octocrab::models::AppId(*app_id), key_pem.expose())
+                        .map_err(|_| {
+                            StatusError::Config(
+                                "--github-app-key-file: not a valid RSA private key (PEM)".into(),
+                            )
+                        })?
+                        .build()
+                        .map_err(build_err)?;
+                    let inst = app
+                        .installation(octocrab::models::InstallationId(*installation_id))
+                        .map_err(build_err)?;
+                    (inst, true, vec![key_pem.clone()])
+                }
+            };
         Ok(GithubClient {
             crab,
             retry: cfg.retry.clone(),
@@ -446,7 +449,10 @@ mod tests {
         assert!(validate_api_url("ghe.example.com").is_err());
         assert!(validate_api_url("ftp://x/api").is_err());
         let e = validate_api_url("nope").unwrap_err().to_string();
-        assert!(e.contains("--github-api-url") && e.contains("/api/v3"), "{e}");
+        assert!(
+            e.contains("--github-api-url") && e.contains("/api/v3"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -463,7 +469,10 @@ mod tests {
             token_file: Some(f),
             ..AuthArgs::default()
         };
-        assert_eq!(args.auth(&env).unwrap(), Auth::Token(Secret::new("fromfile")));
+        assert_eq!(
+            args.auth(&env).unwrap(),
+            Auth::Token(Secret::new("fromfile"))
+        );
         let args = AuthArgs {
             github_app_id: Some(1),
             ..AuthArgs::default()

@@ -75,7 +75,11 @@ impl StatusPublisher {
 
     /// Contexts whose last status is `pending`.
     pub fn pending_contexts(&self) -> Vec<String> {
-        self.inner().pending.iter().map(|(_, c)| c.clone()).collect()
+        self.inner()
+            .pending
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     async fn post(&self, context: &str, state: StatusState, description: &str, aborting: bool) {
@@ -164,8 +168,10 @@ mod tests {
         p.pending("e2e-gate/a", "running").await;
         p.pending("E2E-gate/A", "running").await; // same context, case-insensitive
         p.pending("e2e-gate/b", &"x".repeat(300)).await;
-        p.finish("e2e-gate/a", StatusState::Success, "1 passed").await;
-        p.finish("e2e-gate/a", StatusState::Success, "1 passed").await;
+        p.finish("e2e-gate/a", StatusState::Success, "1 passed")
+            .await;
+        p.finish("e2e-gate/a", StatusState::Success, "1 passed")
+            .await;
         assert_eq!(p.pending_contexts(), vec!["e2e-gate/b"]);
         p.abort().await;
         p.pending("e2e-gate/c", "late").await; // ignored after abort

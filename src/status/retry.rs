@@ -73,7 +73,12 @@ impl Iterator for Backoff {
         let nominal = self.next.min(self.max);
         self.next = self.next.saturating_mul(2);
         let factor = 0.5 + 0.5 * self.rng.random_range(0.0..=1.0f64);
-        Some(nominal.mul_f64(factor).max(Duration::from_millis(1)).min(self.max))
+        Some(
+            nominal
+                .mul_f64(factor)
+                .max(Duration::from_millis(1))
+                .min(self.max),
+        )
     }
 }
 
@@ -138,7 +143,7 @@ pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     Some(Duration::from_secs(
-        (at.timestamp() - now_unix).max(0) as u64,
+        (at.timestamp() - now_unix).max(0) as u64
     ))
 }
 
@@ -224,7 +229,10 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(parse_retry_after(" 120 ", 0), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(" 120 ", 0),
+            Some(Duration::from_secs(120))
+        );
         let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
             .unwrap()
             .timestamp();

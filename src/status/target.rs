@@ -107,7 +107,11 @@ pub fn plan_commit(
             source: "--sha",
         }));
     }
-    if let Some(id) = env.get("CHANGE_ID").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    if let Some(id) = env
+        .get("CHANGE_ID")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         let n = id.parse::<u64>().map_err(|_| {
             StatusError::Config(format!(
                 "CHANGE_ID={id:?} is not a pull request number; pass --sha"
@@ -115,9 +119,14 @@ pub fn plan_commit(
         })?;
         return Ok(Some(CommitPlan::PullRequestHead(n)));
     }
-    match env.get("GIT_COMMIT").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    match env
+        .get("GIT_COMMIT")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         Some(sha) => {
-            let sha = parse_sha(sha).map_err(|e| StatusError::Config(format!("GIT_COMMIT: {e}")))?;
+            let sha =
+                parse_sha(sha).map_err(|e| StatusError::Config(format!("GIT_COMMIT: {e}")))?;
             Ok(Some(CommitPlan::Known {
                 sha,
                 source: "GIT_COMMIT",
@@ -194,7 +203,10 @@ mod tests {
     #[test]
     fn repos_from_urls() {
         let r = |s| repo_from_url(s).map(|r| r.to_string());
-        assert_eq!(r("https://github.com/zalando/k8s.git"), Some("zalando/k8s".into()));
+        assert_eq!(
+            r("https://github.com/zalando/k8s.git"),
+            Some("zalando/k8s".into())
+        );
         assert_eq!(r("git@ghe.corp:team/cfg.git"), Some("team/cfg".into()));
         assert_eq!(r("https://github.com/o/r/pull/5"), Some("o/r".into()));
         assert_eq!(r("https://github.com/"), None);
