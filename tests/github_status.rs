@@ -36,11 +36,10 @@ fn token_client(api_url: String) -> Arc<GithubClient> {
 }
 
 fn reporter(api_url: String) -> Arc<GithubStatusReporter> {
-    Arc::new(GithubStatusReporter::new(
-        token_client(api_url),
-        "o/r".parse().unwrap(),
-        SHA.into(),
-    ))
+    Arc::new(
+        GithubStatusReporter::new(token_client(api_url), "o/r".parse().unwrap(), SHA.into())
+            .with_min_interval(Duration::ZERO),
+    )
 }
 
 fn created() -> ResponseTemplate {
@@ -431,6 +430,7 @@ async fn app_installation_tokens_are_minted_and_refreshed_before_expiry() {
         },
     );
     let rep = GithubStatusReporter::new(c, "o/r".parse().unwrap(), SHA.into());
+    let start = Instant::now();
     for (i, state) in [
         StatusState::Pending,
         StatusState::Failure,
@@ -448,6 +448,10 @@ async fn app_installation_tokens_are_minted_and_refreshed_before_expiry() {
         .await
         .unwrap();
     }
+    assert!(
+        start.elapsed() >= Duration::from_millis(1900),
+        "posts are spaced by at least a second"
+    );
     let reqs: Vec<Request> = server.received_requests().await.unwrap();
     let auth = |r: &Request| {
         r.headers

@@ -5,19 +5,37 @@ use super::target::{PullHeadLookup, RepoId};
 use super::{CommitStatus, StatusError, StatusReporter, StatusState};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Posts statuses on one commit of one repository.
+/// GitHub asks for at least one second between content-creating requests.
+pub const MIN_POST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Posts statuses on one commit of one repository, at most one per [`MIN_POST_INTERVAL`].
 #[derive(Debug, Clone)]
 pub struct GithubStatusReporter {
     client: Arc<GithubClient>,
     repo: RepoId,
     sha: String,
+    min_interval: Duration,
+    last_post: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl GithubStatusReporter {
     /// A reporter for `repo@sha`.
     pub fn new(client: Arc<GithubClient>, repo: RepoId, sha: String) -> GithubStatusReporter {
-        GithubStatusReporter { client, repo, sha }
+        GithubStatusReporter {
+            client,
+            repo,
+            sha,
+            min_interval: MIN_POST_INTERVAL,
+            last_post: Arc::default(),
+        }
+    }
+
+    /// Changes the minimum time between two posts (tests use zero).
+    pub fn with_min_interval(mut self, min_interval: Duration) -> GithubStatusReporter {
+        self.min_interval = min_interval;
+        self
     }
 
     /// The commit statuses go to.
@@ -64,7 +82,16 @@ struct RawStatus {
 #[async_trait::async_trait]
 impl StatusReporter for GithubStatusReporter {
     async fn post(&self, status: &CommitStatus) -> Result<(), StatusError> {
-        post_status(&self.client, &self.repo, &self.sha, status).await
+        let mut last = self.last_post.lock().await;
+        if let Some(t) = *last {
+            let since = t.elapsed();
+            if since < self.min_interval {
+                tokio::time::sleep(self.min_interval - since).await;
+            }
+        }
+        let result = post_status(&self.client, &self.repo, &self.sha, status).await;
+        *last = Some(Instant::now());
+        result
     }
 }
 

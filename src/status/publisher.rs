@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Description posted by [`StatusPublisher::abort`].
 pub const ABORTED: &str = "aborted";
 
+/// Time [`StatusPublisher::abort`] may take in total: Jenkins kills the process soon after
+/// SIGTERM, so rate-limit waits are not honoured past this.
+pub const ABORT_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Default)]
 struct Inner {
     /// Last posted (state, description) per lower-cased context.
@@ -56,15 +60,35 @@ impl StatusPublisher {
         self.post(context, state, description, false).await
     }
 
-    /// Posts `error` "aborted" for every context still pending; later posts are ignored.
+    /// Posts `error` "aborted" for every context still pending (within [`ABORT_BUDGET`]);
+    /// later posts are ignored.
     pub async fn abort(&self) {
+        self.abort_within(ABORT_BUDGET).await
+    }
+
+    /// [`StatusPublisher::abort`] with a custom time budget.
+    pub async fn abort_within(&self, budget: std::time::Duration) {
         let pending: Vec<String> = {
             let mut inner = self.inner();
             inner.aborted = true;
             inner.pending.iter().map(|(_, c)| c.clone()).collect()
         };
-        for context in pending {
-            self.post(&context, StatusState::Error, ABORTED, true).await;
+        let all = async {
+            for context in &pending {
+                self.post(context, StatusState::Error, ABORTED, true).await;
+            }
+        };
+        if tokio::time::timeout(budget, all).await.is_err() {
+            let left = self.pending_contexts();
+            let budget = humantime::format_duration(budget);
+            tracing::error!(
+                "could not mark {} as aborted within {budget}",
+                left.join(", ")
+            );
+            self.inner().errors.push(format!(
+                "{}: aborted status not posted within {budget}",
+                left.join(", ")
+            ));
         }
     }
 
@@ -184,6 +208,31 @@ mod tests {
         );
         assert!(p.errors().is_empty());
         assert!(fake.posted.lock().unwrap()[0].target_url.is_some());
+    }
+
+    struct Slow;
+
+    #[async_trait::async_trait]
+    impl StatusReporter for Slow {
+        async fn post(&self, s: &CommitStatus) -> Result<(), StatusError> {
+            if s.state == StatusState::Error {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn abort_is_bounded_in_time() {
+        let p = StatusPublisher::new(Arc::new(Slow), None);
+        p.pending("ctx", "running").await;
+        p.abort_within(std::time::Duration::from_millis(50)).await;
+        let errors = p.errors();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("ctx: aborted status not posted within 50ms"),
+            "{errors:?}"
+        );
     }
 
     #[tokio::test]
