@@ -316,3 +316,127 @@ fn pr_body(req: &PromoteRequest, sha: &str, now: DateTime<Utc>) -> String {
     ));
     body
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    const SHA: &str = "cccccccccccccccccccccccccccccccccccccccc";
+
+    struct Fake {
+        ancestry: Ancestry,
+        status_fails: bool,
+        writes: Mutex<Vec<String>>,
+    }
+
+    fn fake(ancestry: Ancestry) -> Fake {
+        Fake {
+            ancestry,
+            status_fails: false,
+            writes: Mutex::default(),
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PromotionApi for Fake {
+        async fn branch_head(&self, _: &str) -> Result<String, StatusError> {
+            Ok(SHA.into())
+        }
+        async fn statuses(&self, _: &str) -> Result<Vec<Observed>, StatusError> {
+            Ok(vec![Observed {
+                context: "ci".into(),
+                state: StatusState::Success,
+                created_at: DateTime::<Utc>::MIN_UTC,
+            }])
+        }
+        async fn check_runs(&self, _: &str) -> Result<Vec<Check>, StatusError> {
+            Ok(vec![])
+        }
+        async fn compare(&self, _: &str, _: &str) -> Result<Ancestry, StatusError> {
+            Ok(self.ancestry)
+        }
+        async fn update_branch(&self, b: &str, _: &str) -> Result<RefUpdate, StatusError> {
+            self.writes.lock().unwrap().push(format!("ref {b}"));
+            Ok(RefUpdate::Updated)
+        }
+        async fn find_pull(&self, _: &str, _: &str) -> Result<Option<PullRef>, StatusError> {
+            Ok(None)
+        }
+        async fn create_pull(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<PullRef, StatusError> {
+            self.writes.lock().unwrap().push("pr".into());
+            Ok(PullRef {
+                number: 1,
+                url: "u".into(),
+            })
+        }
+        async fn update_pull(&self, _: u64, _: &str, _: &str) -> Result<PullRef, StatusError> {
+            unreachable!()
+        }
+        async fn post_status(&self, _: &str, s: &CommitStatus) -> Result<(), StatusError> {
+            self.writes.lock().unwrap().push(s.context.clone());
+            if self.status_fails {
+                return Err(StatusError::Config("nope".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn req(mode: Mode) -> PromoteRequest {
+        PromoteRequest {
+            repo: "o/r".parse().unwrap(),
+            from: "alpha".into(),
+            to: "beta".into(),
+            required: vec!["ci".into()],
+            soak: Some(Duration::from_secs(3600)),
+            mode,
+            dry_run: false,
+            target_url: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn behind_is_nothing_to_do_for_prs_and_refused_for_fast_forward() {
+        let f = fake(Ancestry::Behind);
+        let out = promote(&f, &req(Mode::PullRequest), Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(out.decision, Decision::NothingToDo { .. }));
+        let out = promote(&f, &req(Mode::FastForward), Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(out.decision, Decision::Closed { .. }));
+        assert!(f.writes.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_promoted_to_status_is_reported_not_fatal() {
+        let mut f = fake(Ancestry::Ahead);
+        f.status_fails = true;
+        let out = promote(&f, &req(Mode::FastForward), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(out.decision, Decision::Promote);
+        assert!(out.status_error.is_some());
+        assert_eq!(
+            *f.writes.lock().unwrap(),
+            vec!["ref beta", "e2e-gate/promoted-to-beta"]
+        );
+    }
+
+    #[tokio::test]
+    async fn pull_request_mode_does_not_post_promoted_to() {
+        let f = fake(Ancestry::Diverged);
+        let out = promote(&f, &req(Mode::PullRequest), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(out.pull_request.unwrap().number, 1);
+        assert_eq!(*f.writes.lock().unwrap(), vec!["pr"]);
+    }
+}
