@@ -479,3 +479,28 @@ async fn app_installation_tokens_are_minted_and_refreshed_before_expiry() {
         vec!["Bearer ghs_first", "Bearer ghs_second", "Bearer ghs_second"]
     );
 }
+
+#[tokio::test]
+async fn connection_errors_are_retried_then_reported() {
+    // a port nobody listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = reporter(format!("http://127.0.0.1:{port}"));
+    let err = r
+        .post(&e2e_gate::status::CommitStatus {
+            context: "ctx".into(),
+            state: StatusState::Pending,
+            description: "running".into(),
+            target_url: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StatusError::Unavailable { attempts: 4, .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(TOKEN));
+}

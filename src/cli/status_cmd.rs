@@ -125,6 +125,8 @@ async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
             latest.state == status.state && latest.description == status.description
         }
         Ok(None) => false,
+        // GitHub unreachable: posting would fail the same way
+        Err(e @ StatusError::Unavailable { .. }) => return fail(&e, exit_code::STATUS_POST_FAILED),
         Err(e) => {
             tracing::warn!("cannot read the latest status of {}: {e}", status.context);
             false
