@@ -10,6 +10,8 @@
 
 pub mod cli;
 pub mod exit_code;
+pub mod promote;
 pub mod results;
 pub mod runner;
+pub mod status;
 pub mod suite;

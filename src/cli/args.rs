@@ -43,7 +43,20 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
+    /// Post GitHub commit statuses by hand.
+    Status(super::status_cmd::StatusArgs),
+    /// Promote a channel branch (e.g. alpha → beta) when its required contexts are green.
+    #[command(after_help = PROMOTE_HELP)]
+    Promote(super::promote_cmd::PromoteArgs),
 }
+
+const PROMOTE_HELP: &str = "\
+Examples:
+  e2e-gate promote --repo org/cfg --from alpha --to beta --require e2e-gate/conformance --soak 24h
+  e2e-gate promote --repo org/cfg --from beta --to stable --require e2e-gate --mode pull-request --dry-run
+
+Exit codes: 0 promoted or nothing to do, 1 gate closed (reasons on stderr), 2 usage,
+3 GitHub unreachable or rejected a call, 4 promoted but the promoted-to status was not posted.";
 
 /// Output format of the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -133,6 +146,9 @@ pub struct RunArgs {
     /// Docker network for the test containers [default: host, so 127.0.0.1 servers are reachable].
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+    /// GitHub commit statuses: one per suite plus the aggregate `e2e-gate` context.
+    #[command(flatten)]
+    pub github: crate::status::GithubArgs,
 }
 
 /// `suites` subcommands.

@@ -3,8 +3,10 @@
 
 mod args;
 mod output;
+mod promote_cmd;
 mod run_cmd;
 mod signals;
+mod status_cmd;
 mod suites_cmd;
 
 pub use args::{Cli, Command};
@@ -35,5 +37,7 @@ async fn dispatch(cli: Cli) -> u8 {
         None => run_cmd::run(cli.run).await,
         Some(Command::Run(args)) => run_cmd::run(*args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
+        Some(Command::Status(args)) => status_cmd::run(args).await,
+        Some(Command::Promote(args)) => promote_cmd::run(args).await,
     }
 }

@@ -9,6 +9,7 @@ use crate::results::summary::{render_human, summarize};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use crate::results::{Incomplete, SuiteResult};
 use crate::runner::{self, DockerRunner, RunContext};
+use crate::status::{self, StatusPublisher, StatusState};
 use crate::suite::{self, Overrides, SuiteSpec};
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,38 @@ fn print_dry_run(results: &[SuiteResult], format: Format) {
     }
 }
 
+/// The state a suite's final status carries.
+fn suite_state(result: &SuiteResult, fail_on_flaky: bool) -> StatusState {
+    match result.verdict() {
+        crate::results::SuiteVerdict::Passed if fail_on_flaky && result.counts().flaky > 0 => {
+            StatusState::Failure
+        }
+        crate::results::SuiteVerdict::Passed => StatusState::Success,
+        crate::results::SuiteVerdict::Failed => StatusState::Failure,
+        crate::results::SuiteVerdict::Incomplete => StatusState::Error,
+    }
+}
+
+/// Builds the status publisher, or none when no repository/commit is known or for dry runs.
+/// A GitHub that cannot be reached does not stop the tests; it only costs exit code 4.
+async fn publisher(args: &RunArgs) -> Result<(Option<StatusPublisher>, Option<String>), String> {
+    if args.dry_run {
+        return Ok((None, None));
+    }
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    match status::reporter_from_args(&args.github, &env).await {
+        Ok(Some((reporter, target_url))) => {
+            Ok((Some(StatusPublisher::new(reporter, target_url)), None))
+        }
+        Ok(None) => Ok((None, None)),
+        Err(e @ status::StatusError::Config(_)) => Err(e.to_string()),
+        Err(e) => Ok((
+            None,
+            Some(format!("GitHub statuses will not be posted: {e}")),
+        )),
+    }
+}
+
 /// Runs the selected suites.
 pub async fn run(args: RunArgs) -> u8 {
     let env = |k: &str| std::env::var(k).ok();
@@ -135,6 +168,16 @@ pub async fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     };
+    let (statuses, status_setup_error) = match publisher(&args).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    if let Some(e) = &status_setup_error {
+        tracing::error!("{e}");
+    }
     let docker = match DockerRunner::connect().await {
         Ok(d) => d,
         Err(e) => {
@@ -156,31 +199,24 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     tracing::info!(run = %ctx.run_id, artifacts = %ctx.artifacts.display(), suites = ?args.suites, "starting");
 
+    let started = tokio::time::Instant::now();
+    if let Some(p) = &statuses {
+        p.pending(
+            status::RUN_CONTEXT,
+            &format!("running {} suite(s)", resolved.suites.len()),
+        )
+        .await;
+    }
     let ctx_ref = &ctx;
+    let statuses_ref = &statuses;
+    let fail_on_flaky = args.fail_on_flaky;
     let dry_run = args.dry_run;
     let mut outcomes: Vec<(usize, SuiteResult, Option<String>)> =
         futures::stream::iter(resolved.suites.iter().enumerate())
             .map(|(i, s)| async move {
-                let r = if dry_run {
-                    runner::dry_run_suite(ctx_ref, s).await
-                } else {
-                    runner::run_suite(ctx_ref, s).await
-                };
-                match r {
-                    Ok(result) => (i, result, None),
-                    Err(e) => {
-                        tracing::error!(suite = %s.name, error = %e, "suite could not run");
-                        let result = SuiteResult {
-                            name: s.name.clone(),
-                            dry_run,
-                            incomplete: Some(Incomplete {
-                                reason: e.to_string(),
-                            }),
-                            ..SuiteResult::default()
-                        };
-                        (i, result, Some(e.to_string()))
-                    }
-                }
+                let (result, error) =
+                    run_one(ctx_ref, statuses_ref, s, dry_run, fail_on_flaky).await;
+                (i, result, error)
             })
             .buffer_unordered(args.jobs)
             .collect()
@@ -213,14 +249,91 @@ pub async fn run(args: RunArgs) -> u8 {
     if !infra_errors.is_empty() {
         code = exit_code::INFRA;
     }
+    let status_errors = match &statuses {
+        Some(p) => {
+            if cancel.is_cancelled() {
+                p.abort().await;
+            } else {
+                let state = match code {
+                    exit_code::OK => StatusState::Success,
+                    exit_code::FAILED => StatusState::Failure,
+                    _ => StatusState::Error,
+                };
+                p.finish(
+                    status::RUN_CONTEXT,
+                    state,
+                    &status::describe_run(&suites, started.elapsed()),
+                )
+                .await;
+            }
+            p.errors()
+        }
+        None => Vec::new(),
+    };
+    let status_errors: Vec<String> = status_errors
+        .into_iter()
+        .chain(status_setup_error)
+        .collect();
+    for e in &status_errors {
+        eprintln!("error: GitHub status: {e}");
+    }
     if cancel.is_cancelled() {
         eprintln!(
             "interrupted: partial results written to {}",
             ctx.artifacts.display()
         );
         code = exit_code::INTERRUPTED;
+    } else if code == exit_code::OK && !status_errors.is_empty() {
+        // The tests passed; only the report to GitHub failed.
+        code = exit_code::STATUS_POST_FAILED;
     }
     code
+}
+
+/// One suite: its `pending` status, the run (or dry run), its final status. An infrastructure
+/// error becomes an incomplete result plus the error text.
+async fn run_one(
+    ctx: &RunContext<'_>,
+    statuses: &Option<StatusPublisher>,
+    suite: &SuiteSpec,
+    dry_run: bool,
+    fail_on_flaky: bool,
+) -> (SuiteResult, Option<String>) {
+    let started = tokio::time::Instant::now();
+    if let Some(p) = statuses {
+        p.pending(&suite.status_context, "running").await;
+    }
+    let run = if dry_run {
+        runner::dry_run_suite(ctx, suite).await
+    } else {
+        runner::run_suite(ctx, suite).await
+    };
+    let (result, error) = match run {
+        Ok(result) => (result, None),
+        Err(e) => {
+            tracing::error!(suite = %suite.name, error = %e, "suite could not run");
+            let result = SuiteResult {
+                name: suite.name.clone(),
+                dry_run,
+                incomplete: Some(Incomplete {
+                    reason: e.to_string(),
+                }),
+                ..SuiteResult::default()
+            };
+            (result, Some(e.to_string()))
+        }
+    };
+    // An interrupted run's statuses are settled by `abort` ("aborted"), not here.
+    if let (Some(p), false) = (statuses, ctx.cancel.is_cancelled()) {
+        let description = status::describe_suite(&result, started.elapsed());
+        p.finish(
+            &suite.status_context,
+            suite_state(&result, fail_on_flaky),
+            &description,
+        )
+        .await;
+    }
+    (result, error)
 }
 
 #[cfg(test)]
