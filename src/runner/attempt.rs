@@ -209,16 +209,18 @@ mod tests {
             &p,
             Duration::from_secs(130),
             Duration::from_secs(75),
+            "STEP: waiting",
         );
         assert_eq!(
             s,
-            "[custom] 12/20 specs done, 1 failed, 1 flaky · 2m 10s elapsed · current spec running for 1m 15s"
+            "[custom] 12/20 specs done, 1 failed, 1 flaky · 2m 10s elapsed · current spec running for 1m 15s (last output: \"STEP: waiting\")"
         );
         let quiet = progress_line(
             "c",
             &Progress::default(),
             Duration::from_secs(3),
             Duration::from_secs(3),
+            "x",
         );
         assert_eq!(quiet, "[c] 0 specs done, 0 failed · 3s elapsed");
     }
