@@ -13,5 +13,6 @@ pub mod exit_code;
 pub mod promote;
 pub mod results;
 pub mod runner;
+pub mod smoke;
 pub mod status;
 pub mod suite;

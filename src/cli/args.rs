@@ -43,6 +43,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
+    /// The built-in smoke suite: cluster health checks, and the image that runs them.
+    Smoke(super::smoke_cmd::SmokeArgs),
     /// Post GitHub commit statuses by hand.
     Status(super::status_cmd::StatusArgs),
     /// Promote a channel branch (e.g. alpha → beta) when its required contexts are green.

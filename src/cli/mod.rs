@@ -6,6 +6,7 @@ mod output;
 mod promote_cmd;
 mod run_cmd;
 mod signals;
+mod smoke_cmd;
 mod status_cmd;
 mod suites_cmd;
 
@@ -37,6 +38,7 @@ async fn dispatch(cli: Cli) -> u8 {
         None => run_cmd::run(cli.run).await,
         Some(Command::Run(args)) => run_cmd::run(*args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
+        Some(Command::Smoke(args)) => smoke_cmd::run(args).await,
         Some(Command::Status(args)) => status_cmd::run(args).await,
         Some(Command::Promote(args)) => promote_cmd::run(args).await,
     }

@@ -59,6 +59,36 @@ impl DockerRunner {
         Ok(DockerRunner { docker })
     }
 
+    /// Builds an image from a tar build context (no pull: the Dockerfile must start `FROM scratch`
+    /// or from a local image).
+    pub async fn build_image(&self, context_tar: Vec<u8>, tag: &str) -> Result<(), RunnerError> {
+        let opts = bollard::query_parameters::BuildImageOptionsBuilder::default()
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream = self.docker.build_image(
+            opts,
+            None,
+            Some(bollard::body_full(bytes::Bytes::from(context_tar))),
+        );
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        return Err(RunnerError::Engine {
+                            op: "build",
+                            target: tag.into(),
+                            message: detail,
+                        });
+                    }
+                }
+                Err(e) => return Err(engine("build", tag, e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn remove(&self, name: &str) -> Result<(), RunnerError> {
         let opts = RemoveContainerOptionsBuilder::default()
             .force(true)
