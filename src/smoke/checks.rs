@@ -272,27 +272,32 @@ fn no_markers(s: &ClusterState) -> CheckOutcome {
     verdict(problems)
 }
 
+fn run_check(index: usize, s: &ClusterState, o: &SmokeOptions) -> CheckOutcome {
+    match index {
+        0 => nodes_ready(s),
+        1 => nodes_on_version(s, o),
+        2 => pods_not_pending(s, o),
+        3 => deployments_available(s),
+        4 => statefulsets_ready(s),
+        5 => daemonsets_ready(s),
+        6 => pdbs_healthy(s),
+        _ => no_markers(s),
+    }
+}
+
 /// Runs every check whose name `selected` accepts, in [`CHECK_NAMES`] order.
 pub fn run_checks(
     s: &ClusterState,
     o: &SmokeOptions,
     selected: &dyn Fn(&str) -> bool,
 ) -> Vec<Check> {
-    let all: [(&str, Box<dyn Fn() -> CheckOutcome + '_>); 8] = [
-        (CHECK_NAMES[0], Box::new(|| nodes_ready(s))),
-        (CHECK_NAMES[1], Box::new(|| nodes_on_version(s, o))),
-        (CHECK_NAMES[2], Box::new(|| pods_not_pending(s, o))),
-        (CHECK_NAMES[3], Box::new(|| deployments_available(s))),
-        (CHECK_NAMES[4], Box::new(|| statefulsets_ready(s))),
-        (CHECK_NAMES[5], Box::new(|| daemonsets_ready(s))),
-        (CHECK_NAMES[6], Box::new(|| pdbs_healthy(s))),
-        (CHECK_NAMES[7], Box::new(|| no_markers(s))),
-    ];
-    all.into_iter()
-        .filter(|(name, _)| selected(name))
-        .map(|(name, check)| Check {
+    CHECK_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| selected(name))
+        .map(|(i, name)| Check {
             name: name.to_string(),
-            outcome: check(),
+            outcome: run_check(i, s, o),
         })
         .collect()
 }

@@ -45,7 +45,7 @@ pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
         .filter_map(|line| {
             let line = line.trim();
             let path = match line.split_once("=>") {
-                Some((_, right)) => right.trim().split_whitespace().next()?,
+                Some((_, right)) => right.split_whitespace().next()?,
                 None => line.split_whitespace().next()?,
             };
             path.starts_with('/').then(|| PathBuf::from(path))
