@@ -1,0 +1,1 @@
+//! Background simulator processes (filled in below).
