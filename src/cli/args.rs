@@ -43,6 +43,8 @@ pub enum Command {
     Run(RunArgs),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
+    /// Bring clusters up and down (sim, kind, existing).
+    Cluster(super::cluster_cmd::ClusterArgs),
 }
 
 /// Output format of the summary.

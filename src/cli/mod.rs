@@ -2,6 +2,7 @@
 //! wires real adapters (Docker, GitHub, the cluster) into the library.
 
 mod args;
+mod cluster_cmd;
 mod output;
 mod run_cmd;
 mod suites_cmd;
@@ -34,5 +35,6 @@ async fn dispatch(cli: Cli) -> u8 {
         None => run_cmd::run(cli.run).await,
         Some(Command::Run(args)) => run_cmd::run(args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
+        Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
     }
 }
