@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 /// Availability of one PDB over the run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Availability {
-    /// Simulated seconds with `currentHealthy < desiredHealthy`.
+    /// Simulated seconds with `currentHealthy < desiredHealthy` after the workload
+    /// first became available.
     pub seconds_below_min: f64,
-    /// Lowest `currentHealthy` seen.
+    /// Lowest `currentHealthy` seen since the workload first became available.
     pub min_healthy: Option<i64>,
+    /// `currentHealthy >= desiredHealthy` was reached once (accounting starts then).
+    pub became_available: bool,
 }
 
 /// Evictions of one workload.

@@ -148,6 +148,14 @@ impl SimState {
             let cur = pdb["status"]["currentHealthy"].as_i64().unwrap_or(0);
             let want = pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0);
             let e = self.metrics.availability.entry(key).or_default();
+            // Count only once the workload has been available (not during start-up).
+            if !e.became_available {
+                if cur >= want && pdb["status"].get("desiredHealthy").is_some() {
+                    e.became_available = true;
+                } else {
+                    continue;
+                }
+            }
             e.min_healthy = Some(e.min_healthy.map_or(cur, |m| m.min(cur)));
             if cur < want {
                 e.seconds_below_min += dt;
