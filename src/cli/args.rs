@@ -50,6 +50,8 @@ pub enum Command {
     /// Promote a channel branch (e.g. alpha → beta) when its required contexts are green.
     #[command(after_help = PROMOTE_HELP)]
     Promote(super::promote_cmd::PromoteArgs),
+    /// Bring clusters up and down (sim, kind, existing).
+    Cluster(super::cluster_cmd::ClusterArgs),
 }
 
 const PROMOTE_HELP: &str = "\

@@ -2,6 +2,7 @@
 //! wires real adapters (Docker, GitHub, the cluster) into the library.
 
 mod args;
+mod cluster_cmd;
 mod output;
 mod promote_cmd;
 mod run_cmd;
@@ -41,5 +42,6 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Smoke(args)) => smoke_cmd::run(args).await,
         Some(Command::Status(args)) => status_cmd::run(args).await,
         Some(Command::Promote(args)) => promote_cmd::run(args).await,
+        Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
     }
 }
