@@ -10,6 +10,7 @@ Examples:
   e2e-gate --suite custom --focus 'DNS' --reruns 2 --format json > summary.json
   e2e-gate --suite custom --dry-run            list the specs that would run
   e2e-gate suites list
+  e2e-gate report --format json artifacts/conformance   summarise existing results
 
 Exit codes:
     0  passed (flaky allowed unless --fail-on-flaky); promoted or nothing to do
@@ -43,6 +44,10 @@ pub enum Command {
     Run(RunArgs),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
+    /// Read e2e results (ginkgo v1/v2 JUnit, e2e.log, JSON report, runner steps) into a
+    /// summary (human, json) or one combined JUnit file. Files given directly form one suite;
+    /// each directory forms one suite named after it. Exit: 0 passed, 1 failures, 3 incomplete.
+    Report(super::report_cmd::ReportArgs),
 }
 
 /// Output format of the summary.

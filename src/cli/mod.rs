@@ -3,6 +3,7 @@
 
 mod args;
 mod output;
+pub mod report_cmd;
 mod run_cmd;
 mod suites_cmd;
 
@@ -34,5 +35,6 @@ async fn dispatch(cli: Cli) -> u8 {
         None => run_cmd::run(cli.run).await,
         Some(Command::Run(args)) => run_cmd::run(args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
+        Some(Command::Report(args)) => report_cmd::run(args),
     }
 }
