@@ -218,3 +218,122 @@ fn c15_progress_post_errors_do_not_fail() {
     assert!(s.specs.iter().any(|sp| sp.name == "[k8s.io] Docker Containers should be able to override the image's default command (docker entrypoint) [NodeConformance] [Conformance]"));
     assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 0);
 }
+
+// ---- small fixtures, one per shape (always present) ----
+
+fn fixture(shape: &str) -> SuiteResult {
+    load_dir(&Path::new(FIXTURES).join(shape), shape)
+}
+
+#[test]
+fn fixture_v1_parallel_files_with_in_process_retries() {
+    let s = fixture("v1");
+    assert_eq!(counts(&s), (2, 1, 1, 2, 0));
+    let flaky = s.specs_with(SpecOutcome::Flaky).next().unwrap();
+    assert_eq!(flaky.name, "[sig-network] DNS should resolve [Conformance]");
+    assert_eq!(flaky.attempts[1].origin.in_process, 1);
+    assert_eq!(s.kubernetes_version.as_deref(), Some("v1.24.3"));
+    assert!(s.incomplete.is_none());
+    round_trip(&s);
+}
+
+#[test]
+fn fixture_v2_parallel_repeated_suite_nodes_and_log_flake() {
+    let s = fixture("v2-parallel");
+    assert_eq!(counts(&s), (1, 1, 1, 2, 0));
+    assert_eq!(s.suite_nodes.len(), 4);
+    let failed = s.specs_with(SpecOutcome::Failed).next().unwrap();
+    let a = &failed.attempts[0];
+    assert_eq!(a.message(), "[FAILED] Timed out after 30.000s.", "k8s leaves message empty");
+    assert_eq!(a.location.as_deref(), Some("k8s.io/kubernetes/test/e2e/common/node/pods.go:344"));
+    assert!(s.properties.contains(&("skip".into(), "\\[Serial\\]".into())));
+    round_trip(&s);
+}
+
+#[test]
+fn fixture_v2_json_report_attempts() {
+    let s = fixture("v2-json");
+    assert_eq!(counts(&s), (1, 1, 1, 1, 1));
+    assert_eq!(s.sources, vec![SourceFormat::GinkgoJsonReport]);
+    let failed = s.specs_with(SpecOutcome::Failed).next().unwrap();
+    assert_eq!(failed.attempts.len(), 3);
+    assert_eq!(failed.location.as_deref(), Some("k8s.io/kubernetes/test/e2e/common/node/pods.go:330"));
+    round_trip(&s);
+}
+
+#[test]
+fn fixture_log_only_dirs_are_incomplete_fallbacks() {
+    let v1 = fixture("log-only-v1");
+    assert_eq!(counts(&v1), (2, 0, 1, 7, 0));
+    assert!(v1.specs.iter().any(|s| s.name == "[sig-apps] Job should run [Conformance]"));
+    assert!(v1.specs.iter().any(|s| s.name == "[sig-network] DNS should resolve [Conformance]" && s.outcome() == SpecOutcome::Failed));
+    assert!(v1.incomplete.is_some());
+    let v2 = fixture("log-only-v2");
+    assert_eq!(counts(&v2), (3, 1, 0, 5, 0));
+    assert!(v2.incomplete.is_some());
+    let direct = load_files(&[Path::new(FIXTURES).join("log-only-v2/e2e.log")], "e2e");
+    assert!(direct.incomplete.is_none());
+}
+
+#[test]
+fn fixture_dry_run_and_truncated_and_runner_steps() {
+    let d = fixture("dry-run");
+    assert!(d.dry_run);
+    assert_eq!((d.counts().passed, d.dry_run_specs(), d.counts().skipped), (0, 2, 3));
+    let t = fixture("truncated");
+    assert!(t.incomplete.as_ref().unwrap().reason.contains("junit_01.xml"));
+    assert_eq!(counts(&t), (2, 0, 1, 1, 0), "log summary used as the fallback");
+    assert_eq!(summarize(std::slice::from_ref(&t)).exit_code(false), 3);
+    let r = fixture("runner-steps");
+    assert!(r.is_runner_steps());
+    assert_eq!(counts(&r), (3, 0, 1, 0, 0));
+}
+
+/// Real output of the ginkgo v1.16.5 fixture image (see its README.md).
+fn real(dir: &str) -> SuiteResult {
+    load_dir(&Path::new(FIXTURES).join("ginkgo-v1-fixture").join(dir), dir)
+}
+
+#[test]
+fn real_ginkgo_v1_fixture_image() {
+    let s = real("full-run");
+    assert_eq!(counts(&s), (6, 0, 3, 5, 0));
+    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 1);
+    round_trip(&s);
+
+    let s = real("flake-attempts-2");
+    assert_eq!(counts(&s), (6, 1, 2, 5, 0));
+    let flaky = s.specs_with(SpecOutcome::Flaky).next().unwrap();
+    assert!(flaky.name.ends_with("fails on the first attempt and passes on the second [Flaky]"));
+    let always = s.specs.iter().find(|s| s.name == "[Fixture] failures always fails [Fail]").unwrap();
+    assert_eq!(always.attempts.len(), 2);
+    assert_eq!(always.attempts[0].message(), "fixture failure: this spec always fails (expected 42, got 0)");
+    assert_eq!(always.attempts[0].location.as_deref(), Some("e2egate.fixture/e2e/fixture_test.go:45"));
+    round_trip(&s);
+
+    let s = real("dry-run");
+    assert!(s.dry_run);
+    assert_eq!(s.counts().passed, 0);
+    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 0);
+
+    let s = real("parallel-nodes2");
+    assert_eq!(s.specs.len(), 14, "both node files are read");
+    assert_eq!(counts(&s), (7, 0, 2, 5, 0));
+
+    // interrupted runs: the stopped spec is absent from the JUnit → not run → incomplete (3)
+    for dir in ["hang-stop", "hang-alone-stop"] {
+        let s = real(dir);
+        assert!(s.counts().not_run > 0, "{dir}");
+        assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 3, "{dir}");
+        round_trip(&s);
+    }
+    let s = real("hang-alone-stop");
+    assert_eq!(s.counts().passed, 0, "the summary's '1 Passed' is the interrupted spec");
+
+    for dir in ["kubeconfig", "rerun-polluted"] {
+        let s = real(dir);
+        assert_eq!(counts(&s), (1, 0, 0, 13, 0), "{dir}");
+    }
+    let s = real("verbose");
+    assert_eq!(counts(&s), (6, 0, 3, 5, 0));
+}
