@@ -8,7 +8,11 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/results");
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
 
 fn report(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).arg("report").args(args).output().expect("binary runs");
+    let out = Command::new(BIN)
+        .arg("report")
+        .args(args)
+        .output()
+        .expect("binary runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -29,12 +33,18 @@ fn json_summary_of_directories_and_exit_codes() {
     assert_eq!(v["result"], "failed");
     assert_eq!(v["suites"][0]["name"], "v1");
     assert_eq!(v["suites"][0]["flaky"], 1);
-    assert_eq!(v["suites"][0]["flaky_specs"][0], "[sig-network] DNS should resolve [Conformance]");
+    assert_eq!(
+        v["suites"][0]["flaky_specs"][0],
+        "[sig-network] DNS should resolve [Conformance]"
+    );
     assert_eq!(v["suites"][1]["name"], "dry-run");
     assert_eq!(v["suites"][1]["dry_run"], true);
     assert_eq!(v["suites"][1]["passed"], 0);
     assert_eq!(v["totals"]["failed"], 1);
-    assert!(err.contains("FAILED  [sig-node] Pods should be submitted [Conformance]"), "{err}");
+    assert!(
+        err.contains("FAILED  [sig-node] Pods should be submitted [Conformance]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,11 +84,25 @@ fn files_form_one_named_suite_and_junit_goes_to_file() {
     assert!(xml.contains("<flakyFailure"));
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(parsed.test_suites.len(), 1);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temp file left"
+    );
     // testgrid style duplicates attempts
-    let (_, xml, _) = report(&["--format", "junit", "--junit-style", "testgrid", &fx("v2-parallel")]);
+    let (_, xml, _) = report(&[
+        "--format",
+        "junit",
+        "--junit-style",
+        "testgrid",
+        &fx("v2-parallel"),
+    ]);
     assert!(!xml.contains("flakyFailure"));
-    assert_eq!(xml.matches("FieldValidation should detect unknown fields").count(), 2);
+    assert_eq!(
+        xml.matches("FieldValidation should detect unknown fields")
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -99,6 +123,8 @@ fn corpus_01_02_json() {
     assert_eq!(v["totals"]["flaky"], 2);
     assert_eq!(v["totals"]["skipped"], 6213);
     assert_eq!(v["suites"][0]["name"], "e2e");
-    let (code, _, _) = report(&[&format!("{CORPUS}/13-v1-prow-e2e-truncated-malformed.junit.xml")]);
+    let (code, _, _) = report(&[&format!(
+        "{CORPUS}/13-v1-prow-e2e-truncated-malformed.junit.xml"
+    )]);
     assert_eq!(code, 3);
 }

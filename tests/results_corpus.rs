@@ -55,7 +55,12 @@ fn round_trip(s: &SuiteResult) {
         };
         let xml = write_junit_string(std::slice::from_ref(s), &opts);
         let back = read_junit_str(&xml, "out.xml", &ReadOptions::default());
-        assert_eq!(back.counts(), s.counts(), "{style:?} round trip of {}", s.name);
+        assert_eq!(
+            back.counts(),
+            s.counts(),
+            "{style:?} round trip of {}",
+            s.name
+        );
         assert_eq!(back.dry_run, s.dry_run);
         assert_eq!(back.incomplete.is_some(), s.incomplete.is_some());
         assert!(!xml.contains("message=\"\""), "empty failure message");
@@ -65,18 +70,31 @@ fn round_trip(s: &SuiteResult) {
 
 #[test]
 fn c01_02_log_flakes_applied_to_v2_junit() {
-    let Some(f) = corpus(&["01", "02"]) else { return };
+    let Some(f) = corpus(&["01", "02"]) else {
+        return;
+    };
     let s = load_files(&f, "e2e");
     assert_eq!(counts(&s), (409, 2, 0, 6213, 0));
     assert!(s.incomplete.is_none(), "{:?}", s.incomplete);
-    let flaky: Vec<&str> = s.specs_with(SpecOutcome::Flaky).map(|s| s.name.as_str()).collect();
+    let flaky: Vec<&str> = s
+        .specs_with(SpecOutcome::Flaky)
+        .map(|s| s.name.as_str())
+        .collect();
     assert!(flaky.iter().any(|n| n.starts_with("[sig-api-machinery] FieldValidation should detect unknown metadata fields in both the root")));
-    assert!(flaky.iter().any(|n| n.contains("CustomResourceFieldSelectors MUST list and watch")));
-    let three = s.specs.iter().find(|s| s.name.contains("CustomResourceFieldSelectors MUST")).unwrap();
+    assert!(flaky
+        .iter()
+        .any(|n| n.contains("CustomResourceFieldSelectors MUST list and watch")));
+    let three = s
+        .specs
+        .iter()
+        .find(|s| s.name.contains("CustomResourceFieldSelectors MUST"))
+        .unwrap();
     assert_eq!(three.attempts.len(), 3);
     // 5 copies per process of each suite node, deduplicated
     assert_eq!(s.suite_nodes.len(), 4);
-    assert!(s.properties.contains(&("flake_attempts".into(), "3".into())));
+    assert!(s
+        .properties
+        .contains(&("flake_attempts".into(), "3".into())));
     assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 0);
     round_trip(&s);
 }
@@ -89,7 +107,10 @@ fn c02_alone_hides_flakes() {
     assert_eq!(s.sources, vec![SourceFormat::GinkgoV2Junit]);
     // same-named distinct specs are never merged
     assert_eq!(s.specs.len(), 6624);
-    assert!(s.specs.iter().all(|sp| sp.junit_name.as_deref().is_some_and(|j| j.starts_with("[It] "))));
+    assert!(s.specs.iter().all(|sp| sp
+        .junit_name
+        .as_deref()
+        .is_some_and(|j| j.starts_with("[It] "))));
 }
 
 #[test]
@@ -106,7 +127,9 @@ fn c03_verbose_v2_log_with_banner() {
     let s = load_files(&f, "e2e");
     assert_eq!(counts(&s), (409, 2, 0, 6211, 0));
     assert_eq!(s.kubernetes_version.as_deref(), Some("v1.32.1"));
-    assert!(s.specs.iter().any(|sp| sp.name.starts_with("[sig-node] RuntimeClass should support RuntimeClasses API operations")));
+    assert!(s.specs.iter().any(|sp| sp
+        .name
+        .starts_with("[sig-node] RuntimeClass should support RuntimeClasses API operations")));
 }
 
 #[test]
@@ -118,7 +141,9 @@ fn c04_v2_succinct_pass() {
 
 #[test]
 fn c05_06_v1_failures() {
-    let Some(f) = corpus(&["05", "06"]) else { return };
+    let Some(f) = corpus(&["05", "06"]) else {
+        return;
+    };
     let alone = load_files(&f[..1], "e2e");
     assert_eq!(counts(&alone), (300, 0, 3, 5181, 0));
     assert_eq!(alone.sources, vec![SourceFormat::GinkgoV1Junit]);
@@ -127,17 +152,35 @@ fn c05_06_v1_failures() {
     assert_eq!(both.kubernetes_version.as_deref(), Some("v1.19.16"));
     let failed: Vec<_> = both.specs_with(SpecOutcome::Failed).collect();
     let first = &failed[0].attempts[0];
-    assert!(first.message().contains("Conformance test suite needs a cluster with at least 2 nodes"), "{}", first.message());
-    assert!(first.location.as_deref().unwrap().ends_with("framework.go:597"));
+    assert!(
+        first
+            .message()
+            .contains("Conformance test suite needs a cluster with at least 2 nodes"),
+        "{}",
+        first.message()
+    );
+    assert!(first
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("framework.go:597"));
     assert_eq!(summarize(std::slice::from_ref(&both)).exit_code(false), 1);
     round_trip(&both);
     // the log alone agrees, with the failures named
     let log = load_files(&f[1..], "e2e");
     assert_eq!(counts(&log), (300, 0, 3, 5181, 0));
-    let names: Vec<_> = log.specs_with(SpecOutcome::Failed).map(|s| s.name.clone()).collect();
+    let names: Vec<_> = log
+        .specs_with(SpecOutcome::Failed)
+        .map(|s| s.name.clone())
+        .collect();
     assert!(names.contains(&"[sig-scheduling] SchedulerPreemption [Serial] validates basic preemption works [Conformance]".to_string()), "{names:?}");
     for n in &names {
-        assert!(both.specs.iter().any(|s| &s.name == n && s.outcome() == SpecOutcome::Failed), "{n}");
+        assert!(
+            both.specs
+                .iter()
+                .any(|s| &s.name == n && s.outcome() == SpecOutcome::Failed),
+            "{n}"
+        );
     }
 }
 
@@ -152,10 +195,16 @@ fn c07_v1_flaked_column() {
 
 #[test]
 fn c08_09_nameless_v1_suite() {
-    let Some(f) = corpus(&["08", "09"]) else { return };
+    let Some(f) = corpus(&["08", "09"]) else {
+        return;
+    };
     let s = load_files(&f, "e2e");
     assert_eq!(counts(&s), (1, 0, 0, 697, 0));
-    assert_eq!(s.specs.len(), 698, "same-named distinct specs stay distinct");
+    assert_eq!(
+        s.specs.len(),
+        698,
+        "same-named distinct specs stay distinct"
+    );
     assert!(!s.dry_run);
     let log = load_files(&f[1..], "e2e");
     assert_eq!(counts(&log), (1, 0, 0, 697, 0));
@@ -163,7 +212,9 @@ fn c08_09_nameless_v1_suite() {
 
 #[test]
 fn c10_11_dry_run() {
-    let Some(f) = corpus(&["10", "11"]) else { return };
+    let Some(f) = corpus(&["10", "11"]) else {
+        return;
+    };
     for files in [&f[..1], &f[1..], &f[..]] {
         let s = load_files(files, "e2e");
         assert!(s.dry_run, "{files:?}");
@@ -191,7 +242,10 @@ fn c13_truncated_is_incomplete() {
     let Some(f) = corpus(&["13"]) else { return };
     let s = load_files(&f, "e2e");
     let reason = s.incomplete.clone().expect("incomplete").reason;
-    assert!(reason.contains("13-v1-prow-e2e-truncated-malformed.junit.xml"), "{reason}");
+    assert!(
+        reason.contains("13-v1-prow-e2e-truncated-malformed.junit.xml"),
+        "{reason}"
+    );
     let sum = summarize(std::slice::from_ref(&s));
     assert_eq!(sum.exit_code(false), 3);
     assert_eq!(sum.suites[0].result.as_str(), "incomplete");
@@ -205,7 +259,10 @@ fn c14_runner_steps() {
     assert!(s.is_runner_steps());
     assert_eq!(s.specs.len(), 8);
     assert_eq!(counts(&s), (7, 0, 1, 0, 0));
-    assert_eq!(s.specs_with(SpecOutcome::Failed).next().unwrap().name, "Node Tests");
+    assert_eq!(
+        s.specs_with(SpecOutcome::Failed).next().unwrap().name,
+        "Node Tests"
+    );
 }
 
 #[test]
@@ -244,9 +301,18 @@ fn fixture_v2_parallel_repeated_suite_nodes_and_log_flake() {
     assert_eq!(s.suite_nodes.len(), 4);
     let failed = s.specs_with(SpecOutcome::Failed).next().unwrap();
     let a = &failed.attempts[0];
-    assert_eq!(a.message(), "[FAILED] Timed out after 30.000s.", "k8s leaves message empty");
-    assert_eq!(a.location.as_deref(), Some("k8s.io/kubernetes/test/e2e/common/node/pods.go:344"));
-    assert!(s.properties.contains(&("skip".into(), "\\[Serial\\]".into())));
+    assert_eq!(
+        a.message(),
+        "[FAILED] Timed out after 30.000s.",
+        "k8s leaves message empty"
+    );
+    assert_eq!(
+        a.location.as_deref(),
+        Some("k8s.io/kubernetes/test/e2e/common/node/pods.go:344")
+    );
+    assert!(s
+        .properties
+        .contains(&("skip".into(), "\\[Serial\\]".into())));
     round_trip(&s);
 }
 
@@ -257,7 +323,10 @@ fn fixture_v2_json_report_attempts() {
     assert_eq!(s.sources, vec![SourceFormat::GinkgoJsonReport]);
     let failed = s.specs_with(SpecOutcome::Failed).next().unwrap();
     assert_eq!(failed.attempts.len(), 3);
-    assert_eq!(failed.location.as_deref(), Some("k8s.io/kubernetes/test/e2e/common/node/pods.go:330"));
+    assert_eq!(
+        failed.location.as_deref(),
+        Some("k8s.io/kubernetes/test/e2e/common/node/pods.go:330")
+    );
     round_trip(&s);
 }
 
@@ -265,8 +334,14 @@ fn fixture_v2_json_report_attempts() {
 fn fixture_log_only_dirs_are_incomplete_fallbacks() {
     let v1 = fixture("log-only-v1");
     assert_eq!(counts(&v1), (2, 0, 1, 7, 0));
-    assert!(v1.specs.iter().any(|s| s.name == "[sig-apps] Job should run [Conformance]"));
-    assert!(v1.specs.iter().any(|s| s.name == "[sig-network] DNS should resolve [Conformance]" && s.outcome() == SpecOutcome::Failed));
+    assert!(v1
+        .specs
+        .iter()
+        .any(|s| s.name == "[sig-apps] Job should run [Conformance]"));
+    assert!(v1.specs.iter().any(
+        |s| s.name == "[sig-network] DNS should resolve [Conformance]"
+            && s.outcome() == SpecOutcome::Failed
+    ));
     assert!(v1.incomplete.is_some());
     let v2 = fixture("log-only-v2");
     assert_eq!(counts(&v2), (3, 1, 0, 5, 0));
@@ -279,10 +354,22 @@ fn fixture_log_only_dirs_are_incomplete_fallbacks() {
 fn fixture_dry_run_and_truncated_and_runner_steps() {
     let d = fixture("dry-run");
     assert!(d.dry_run);
-    assert_eq!((d.counts().passed, d.dry_run_specs(), d.counts().skipped), (0, 2, 3));
+    assert_eq!(
+        (d.counts().passed, d.dry_run_specs(), d.counts().skipped),
+        (0, 2, 3)
+    );
     let t = fixture("truncated");
-    assert!(t.incomplete.as_ref().unwrap().reason.contains("junit_01.xml"));
-    assert_eq!(counts(&t), (2, 0, 1, 1, 0), "log summary used as the fallback");
+    assert!(t
+        .incomplete
+        .as_ref()
+        .unwrap()
+        .reason
+        .contains("junit_01.xml"));
+    assert_eq!(
+        counts(&t),
+        (2, 0, 1, 1, 0),
+        "log summary used as the fallback"
+    );
     assert_eq!(summarize(std::slice::from_ref(&t)).exit_code(false), 3);
     let r = fixture("runner-steps");
     assert!(r.is_runner_steps());
@@ -291,7 +378,10 @@ fn fixture_dry_run_and_truncated_and_runner_steps() {
 
 /// Real output of the ginkgo v1.16.5 fixture image (see its README.md).
 fn real(dir: &str) -> SuiteResult {
-    load_dir(&Path::new(FIXTURES).join("ginkgo-v1-fixture").join(dir), dir)
+    load_dir(
+        &Path::new(FIXTURES).join("ginkgo-v1-fixture").join(dir),
+        dir,
+    )
 }
 
 #[test]
@@ -304,11 +394,23 @@ fn real_ginkgo_v1_fixture_image() {
     let s = real("flake-attempts-2");
     assert_eq!(counts(&s), (6, 1, 2, 5, 0));
     let flaky = s.specs_with(SpecOutcome::Flaky).next().unwrap();
-    assert!(flaky.name.ends_with("fails on the first attempt and passes on the second [Flaky]"));
-    let always = s.specs.iter().find(|s| s.name == "[Fixture] failures always fails [Fail]").unwrap();
+    assert!(flaky
+        .name
+        .ends_with("fails on the first attempt and passes on the second [Flaky]"));
+    let always = s
+        .specs
+        .iter()
+        .find(|s| s.name == "[Fixture] failures always fails [Fail]")
+        .unwrap();
     assert_eq!(always.attempts.len(), 2);
-    assert_eq!(always.attempts[0].message(), "fixture failure: this spec always fails (expected 42, got 0)");
-    assert_eq!(always.attempts[0].location.as_deref(), Some("e2egate.fixture/e2e/fixture_test.go:45"));
+    assert_eq!(
+        always.attempts[0].message(),
+        "fixture failure: this spec always fails (expected 42, got 0)"
+    );
+    assert_eq!(
+        always.attempts[0].location.as_deref(),
+        Some("e2egate.fixture/e2e/fixture_test.go:45")
+    );
     round_trip(&s);
 
     let s = real("dry-run");
@@ -324,11 +426,19 @@ fn real_ginkgo_v1_fixture_image() {
     for dir in ["hang-stop", "hang-alone-stop"] {
         let s = real(dir);
         assert!(s.counts().not_run > 0, "{dir}");
-        assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 3, "{dir}");
+        assert_eq!(
+            summarize(std::slice::from_ref(&s)).exit_code(false),
+            3,
+            "{dir}"
+        );
         round_trip(&s);
     }
     let s = real("hang-alone-stop");
-    assert_eq!(s.counts().passed, 0, "the summary's '1 Passed' is the interrupted spec");
+    assert_eq!(
+        s.counts().passed,
+        0,
+        "the summary's '1 Passed' is the interrupted spec"
+    );
 
     for dir in ["kubeconfig", "rerun-polluted"] {
         let s = real(dir);

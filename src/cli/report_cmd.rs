@@ -50,7 +50,11 @@ pub struct ReportArgs {
 }
 
 /// Reads every PATH into suites: files given directly form one suite, each directory one.
-pub fn load_paths(paths: &[PathBuf], name: &str, opts: &ReadOptions) -> Result<Vec<SuiteResult>, String> {
+pub fn load_paths(
+    paths: &[PathBuf],
+    name: &str,
+    opts: &ReadOptions,
+) -> Result<Vec<SuiteResult>, String> {
     let mut files = Vec::new();
     let mut suites = Vec::new();
     for p in paths {
@@ -80,10 +84,14 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
         _ => PathBuf::from("."),
     };
     let err = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| err("cannot create a temp file beside it", e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .map_err(|e| err("cannot create a temp file beside it", e))?;
     tmp.write_all(content).map_err(|e| err("cannot write", e))?;
-    tmp.as_file().sync_all().map_err(|e| err("cannot sync", e))?;
-    tmp.persist(path).map_err(|e| err("cannot rename into place", e.error))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| err("cannot sync", e))?;
+    tmp.persist(path)
+        .map_err(|e| err("cannot rename into place", e.error))?;
     Ok(())
 }
 
@@ -155,14 +163,23 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
         let e = write_atomic(&d.path().join("missing/out.json"), b"x").unwrap_err();
         assert!(e.contains("missing/out.json"), "{e}");
     }
 
     #[test]
     fn missing_path_is_named() {
-        let e = load_paths(&[PathBuf::from("/nonexistent/x.xml")], "e2e", &ReadOptions::default()).unwrap_err();
+        let e = load_paths(
+            &[PathBuf::from("/nonexistent/x.xml")],
+            "e2e",
+            &ReadOptions::default(),
+        )
+        .unwrap_err();
         assert!(e.contains("/nonexistent/x.xml"));
     }
 }

@@ -171,10 +171,14 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>) -> SuiteResult {
         (None, r) => base = r,
         _ => {}
     }
-    let log = logs.iter().find(|(_, l)| l.counts.is_some()).or(logs.first());
+    let log = logs
+        .iter()
+        .find(|(_, l)| l.counts.is_some())
+        .or(logs.first());
     let mut suite = match (base, log) {
         (Some(mut b), Some((label, l))) => {
-            let junit_damaged = b.incomplete.is_some() && l.counts.is_some() && !b.is_runner_steps();
+            let junit_damaged =
+                b.incomplete.is_some() && l.counts.is_some() && !b.is_runner_steps();
             if junit_damaged {
                 let reason = b.incomplete.take().map(|i| i.reason).unwrap_or_default();
                 let mut fallback = log_to_suite(l, label, &ReadOptions::default());
@@ -201,7 +205,10 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>) -> SuiteResult {
             let mut s = SuiteResult::default();
             if errors.is_empty() {
                 s.mark_incomplete(match dir {
-                    Some(d) => format!("{}: no result files (junit_*.xml, e2e.log, JSON report)", d.display()),
+                    Some(d) => format!(
+                        "{}: no result files (junit_*.xml, e2e.log, JSON report)",
+                        d.display()
+                    ),
                     None => "no result files given".to_string(),
                 });
             }
@@ -212,7 +219,9 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>) -> SuiteResult {
         suite.mark_incomplete(e);
     }
     if !suite.name.is_empty() && suite.name != name {
-        suite.properties.push(("ginkgo_suite".to_string(), suite.name.clone()));
+        suite
+            .properties
+            .push(("ginkgo_suite".to_string(), suite.name.clone()));
     }
     suite.name = name.to_string();
     suite
@@ -272,7 +281,10 @@ mod tests {
         std::fs::write(d.path().join("e2e.log"), LOG).unwrap();
         let s = load_dir(d.path(), "c");
         let reason = s.incomplete.clone().unwrap().reason;
-        assert!(reason.contains("junit_01.xml") && reason.contains("counts from"), "{reason}");
+        assert!(
+            reason.contains("junit_01.xml") && reason.contains("counts from"),
+            "{reason}"
+        );
         assert_eq!(s.counts().flaky, 1);
         assert_eq!(s.counts().skipped, 1);
     }

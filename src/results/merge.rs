@@ -35,9 +35,11 @@ pub fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container: u32) {
                 if target.location.is_none() {
                     target.location = spec.location.take();
                 }
-                target.attempts.extend(spec.attempts.into_iter().filter(|a| {
-                    !matches!(a.state, AttemptState::Skipped | AttemptState::Pending)
-                }));
+                target.attempts.extend(
+                    spec.attempts.into_iter().filter(|a| {
+                        !matches!(a.state, AttemptState::Skipped | AttemptState::Pending)
+                    }),
+                );
             }
             None => {
                 base.specs.push(spec);
@@ -199,7 +201,11 @@ mod tests {
         assert_eq!(base.specs[1].attempts[1].origin.container, 1);
         assert_eq!(base.specs[2].outcome(), SpecOutcome::Failed);
         assert_eq!(base.specs[2].attempts.len(), 2);
-        assert_eq!(base.specs[3].attempts.len(), 1, "skipped rerun attempts dropped");
+        assert_eq!(
+            base.specs[3].attempts.len(),
+            1,
+            "skipped rerun attempts dropped"
+        );
         assert_eq!(base.specs[4].name, "new");
     }
 

@@ -151,9 +151,9 @@ impl Spec {
     /// Whether this spec was only listed by a dry run (its attempt is `Skipped` with
     /// `failure_kind == "dry-run"`).
     pub fn is_dry_run(&self) -> bool {
-        self.attempts
-            .last()
-            .is_some_and(|a| a.state == AttemptState::Skipped && a.failure_kind.as_deref() == Some(DRY_RUN_KIND))
+        self.attempts.last().is_some_and(|a| {
+            a.state == AttemptState::Skipped && a.failure_kind.as_deref() == Some(DRY_RUN_KIND)
+        })
     }
 
     /// The attempts that failed, in order.

@@ -129,9 +129,11 @@ fn suite_summary(s: &SuiteResult) -> SuiteSummary {
         dry_run: s.dry_run,
         dry_run_specs: s.dry_run_specs(),
         incomplete: s.verdict() == SuiteVerdict::Incomplete,
-        incomplete_reason: s.incomplete.as_ref().map(|i| i.reason.clone()).or_else(|| {
-            (c.not_run > 0).then(|| format!("{} selected specs never ran", c.not_run))
-        }),
+        incomplete_reason: s
+            .incomplete
+            .as_ref()
+            .map(|i| i.reason.clone())
+            .or_else(|| (c.not_run > 0).then(|| format!("{} selected specs never ran", c.not_run))),
         duration_seconds: (s.total_duration().as_secs_f64() * 1000.0).round() / 1000.0,
         failed_specs: names(SpecOutcome::Failed),
         flaky_specs: names(SpecOutcome::Flaky),
@@ -157,8 +159,7 @@ pub fn summarize(suites: &[SuiteResult]) -> RunSummary {
         totals.pending += s.pending;
         totals.not_run += s.not_run;
     }
-    let result = if suites.iter().any(|s| s.result == ResultWord::Incomplete) || suites.is_empty()
-    {
+    let result = if suites.iter().any(|s| s.result == ResultWord::Incomplete) || suites.is_empty() {
         ResultWord::Incomplete
     } else if suites.iter().any(|s| s.result == ResultWord::Failed) {
         ResultWord::Failed
@@ -199,8 +200,17 @@ fn human_duration(secs: f64) -> String {
     }
 }
 
-fn counts_line(passed: usize, failed: usize, flaky: usize, skipped: usize, pending: usize, not_run: usize) -> String {
-    let mut line = format!("{passed} passed, {failed} failed, {flaky} flaky, {skipped} skipped, {pending} pending");
+fn counts_line(
+    passed: usize,
+    failed: usize,
+    flaky: usize,
+    skipped: usize,
+    pending: usize,
+    not_run: usize,
+) -> String {
+    let mut line = format!(
+        "{passed} passed, {failed} failed, {flaky} flaky, {skipped} skipped, {pending} pending"
+    );
     if not_run > 0 {
         let _ = write!(line, ", {not_run} not run");
     }
@@ -264,7 +274,10 @@ mod tests {
     fn suites() -> Vec<SuiteResult> {
         let flaky = Spec {
             name: "f".into(),
-            attempts: vec![Attempt::new(AttemptState::Failed), Attempt::new(AttemptState::Passed)],
+            attempts: vec![
+                Attempt::new(AttemptState::Failed),
+                Attempt::new(AttemptState::Passed),
+            ],
             ..Spec::default()
         };
         vec![
@@ -275,7 +288,10 @@ mod tests {
             },
             SuiteResult {
                 name: "b".into(),
-                specs: vec![Spec::single("x", AttemptState::Failed), Spec::single("s", AttemptState::Skipped)],
+                specs: vec![
+                    Spec::single("x", AttemptState::Failed),
+                    Spec::single("s", AttemptState::Skipped),
+                ],
                 ..SuiteResult::default()
             },
         ]
@@ -291,7 +307,19 @@ mod tests {
         assert_eq!(v["suites"][1]["failed_specs"][0], "x");
         assert_eq!(v["totals"]["passed"], 1);
         assert_eq!(v["totals"]["not_run"], 0);
-        for key in ["name", "result", "passed", "failed", "flaky", "skipped", "pending", "dry_run", "incomplete", "duration_seconds", "not_run"] {
+        for key in [
+            "name",
+            "result",
+            "passed",
+            "failed",
+            "flaky",
+            "skipped",
+            "pending",
+            "dry_run",
+            "incomplete",
+            "duration_seconds",
+            "not_run",
+        ] {
             assert!(v["suites"][0].get(key).is_some(), "{key}");
         }
         assert_eq!(s.exit_code(false), 1);
@@ -309,7 +337,10 @@ mod tests {
     #[test]
     fn human_names_specs() {
         let text = render_human(&summarize(&suites()));
-        assert!(text.contains("a: PASSED — 1 passed, 0 failed, 1 flaky"), "{text}");
+        assert!(
+            text.contains("a: PASSED — 1 passed, 0 failed, 1 flaky"),
+            "{text}"
+        );
         assert!(text.contains("FLAKY   f"));
         assert!(text.contains("FAILED  x"));
         assert!(text.contains("result: FAILED"));

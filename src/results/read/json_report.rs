@@ -2,9 +2,7 @@
 //! (`NumAttempts`, `AdditionalFailures`) and code locations.
 
 use super::{is_suite_node, push_suite_node, BoundedText, ReadOptions};
-use crate::results::model::{
-    Attempt, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult,
-};
+use crate::results::model::{Attempt, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -122,8 +120,14 @@ pub fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> SuiteRe
                 suite.properties.push((k.to_string(), v));
             }
         };
-        prop("focus", cfg.focus_strings.clone().unwrap_or_default().join("|"));
-        prop("skip", cfg.skip_strings.clone().unwrap_or_default().join("|"));
+        prop(
+            "focus",
+            cfg.focus_strings.clone().unwrap_or_default().join("|"),
+        );
+        prop(
+            "skip",
+            cfg.skip_strings.clone().unwrap_or_default().join("|"),
+        );
         prop("label_filter", cfg.label_filter.clone());
         if cfg.flake_attempts > 0 {
             prop("flake_attempts", cfg.flake_attempts.to_string());
@@ -136,7 +140,11 @@ pub fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> SuiteRe
         }
         suite.dry_run |= cfg.dry_run;
         if !r.suite_succeeded {
-            if let Some(reasons) = r.special_suite_failure_reasons.as_ref().filter(|v| !v.is_empty()) {
+            if let Some(reasons) = r
+                .special_suite_failure_reasons
+                .as_ref()
+                .filter(|v| !v.is_empty())
+            {
                 suite.mark_incomplete(format!("{source}: {}", reasons.join(", ")));
             }
         }
@@ -183,7 +191,13 @@ fn add_spec(suite: &mut SuiteResult, sr: SpecReport, opts: &ReadOptions) {
         } else {
             format!("[{node_type}] {}", sr.leaf_node_text)
         };
-        push_suite_node(suite, SuiteNode { name, attempt: last });
+        push_suite_node(
+            suite,
+            SuiteNode {
+                name,
+                attempt: last,
+            },
+        );
         return;
     }
     let mut texts = sr.container_hierarchy_texts.clone().unwrap_or_default();
@@ -271,14 +285,24 @@ mod tests {
         assert_eq!(failed.attempts[2].failure_kind.as_deref(), Some("timedout"));
         assert_eq!(failed.attempts[2].output.as_deref(), Some("log line"));
         assert_eq!(s.specs[2].outcome(), SpecOutcome::Skipped);
-        assert!(s.properties.contains(&("flake_attempts".into(), "3".into())));
+        assert!(s
+            .properties
+            .contains(&("flake_attempts".into(), "3".into())));
         assert_eq!(s.duration, Some(Duration::from_secs(5)));
     }
 
     #[test]
     fn malformed_is_incomplete() {
-        let s = read_json_report("[{\"SuiteDescription\": ", "r.json", &ReadOptions::default());
-        assert!(s.incomplete.unwrap().reason.starts_with("r.json: malformed JSON report"));
+        let s = read_json_report(
+            "[{\"SuiteDescription\": ",
+            "r.json",
+            &ReadOptions::default(),
+        );
+        assert!(s
+            .incomplete
+            .unwrap()
+            .reason
+            .starts_with("r.json: malformed JSON report"));
     }
 
     #[test]

@@ -3,8 +3,7 @@
 
 use super::{is_suite_node, push_suite_node, split_it_prefix, BoundedText, ReadOptions};
 use crate::results::model::{
-    Attempt, AttemptOrigin, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult,
-    DRY_RUN_KIND,
+    Attempt, AttemptOrigin, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
 };
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -87,11 +86,14 @@ pub fn read_junit_str(xml: &str, source: &str, opts: &ReadOptions) -> SuiteResul
 }
 
 fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
-    e.attributes().flatten().find(|a| a.key.as_ref() == name).map(|a| {
-        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map(|v| v.into_owned())
-            .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned())
-    })
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == name)
+        .map(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map(|v| v.into_owned())
+                .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned())
+        })
 }
 
 fn attr_f64(e: &BytesStart<'_>, name: &[u8]) -> Option<f64> {
@@ -129,7 +131,13 @@ fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<
             }
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
-                close(e.local_name().as_ref(), g, &mut case, &mut target, &mut rerun);
+                close(
+                    e.local_name().as_ref(),
+                    g,
+                    &mut case,
+                    &mut target,
+                    &mut rerun,
+                );
             }
             Event::Text(t) => {
                 if let Some(text) = target_text(&mut target) {
@@ -157,8 +165,7 @@ fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<
                                 text.push_char(c);
                             }
                         } else if let Ok(name) = r.decode() {
-                            if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name)
-                            {
+                            if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
                                 text.push(v);
                             }
                         }
@@ -472,8 +479,15 @@ fn main_attempt(c: &RawCase) -> Attempt {
     let ty = c.child_type.clone().filter(|t| !t.is_empty());
     match (status, c.child) {
         ("skipped", _) | ("", Child::Skipped) => {
-            let dry = c.message.as_deref().is_some_and(|m| m.starts_with("dry run"));
-            let kind = if dry { Some(DRY_RUN_KIND.to_string()) } else { None };
+            let dry = c
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("dry run"));
+            let kind = if dry {
+                Some(DRY_RUN_KIND.to_string())
+            } else {
+                None
+            };
             let state = if c.message.as_deref() == Some("pending") {
                 AttemptState::Pending
             } else {
@@ -482,7 +496,10 @@ fn main_attempt(c: &RawCase) -> Attempt {
             Attempt {
                 state,
                 failure_kind: kind,
-                failure: c.message.clone().filter(|m| !dry && !m.is_empty() && m != "skipped"),
+                failure: c
+                    .message
+                    .clone()
+                    .filter(|m| !dry && !m.is_empty() && m != "skipped"),
                 ..Attempt::default()
             }
         }
@@ -500,7 +517,11 @@ fn main_attempt(c: &RawCase) -> Attempt {
             ..Attempt::default()
         },
         (s, _) => {
-            let kind = if s.is_empty() { ty } else { Some(s.to_string()) };
+            let kind = if s.is_empty() {
+                ty
+            } else {
+                Some(s.to_string())
+            };
             failed_attempt(c, kind)
         }
     }
@@ -591,7 +612,9 @@ fn build(g: Gathered, source: &str) -> SuiteResult {
         let continues = per_attempt
             && prev_failed_name.as_deref() == Some(name.as_str())
             && suite.specs.last().is_some_and(|s| s.name == name);
-        let last_failed = attempts.last().is_some_and(|a| a.state == AttemptState::Failed);
+        let last_failed = attempts
+            .last()
+            .is_some_and(|a| a.state == AttemptState::Failed);
         if continues {
             if let Some(spec) = suite.specs.last_mut() {
                 let base = spec.attempts.len() as u32;
@@ -679,13 +702,19 @@ mod tests {
         let f = &s.specs[0];
         assert_eq!(f.outcome(), SpecOutcome::Flaky);
         assert_eq!(f.attempts[1].origin.in_process, 1);
-        assert_eq!(f.attempts[0].location.as_deref(), Some("/x/test/e2e/a.go:12"));
+        assert_eq!(
+            f.attempts[0].location.as_deref(),
+            Some("/x/test/e2e/a.go:12")
+        );
         assert_eq!(f.attempts[0].message(), "boom happened");
         assert_eq!(f.attempts[0].output.as_deref(), Some("out & about"));
         // same-named passing specs stay distinct
         assert_eq!(s.specs[1].name, "same");
         assert_eq!(s.specs[2].name, "same");
-        assert_eq!(s.specs[3].attempts[0].failure_kind.as_deref(), Some("Timeout"));
+        assert_eq!(
+            s.specs[3].attempts[0].failure_kind.as_deref(),
+            Some("Timeout")
+        );
         let c = s.counts();
         assert_eq!((c.passed, c.flaky, c.failed, c.skipped), (2, 1, 1, 1));
         assert!(s.suite_node_failed());
@@ -729,8 +758,12 @@ mod tests {
         assert_eq!(s.specs[3].outcome(), SpecOutcome::Pending);
         assert_eq!(s.suite_nodes.len(), 2);
         assert!(s.suite_node_failed(), "a failing copy is kept");
-        assert!(s.properties.contains(&("focus".into(), "\\[Conformance\\]".into())));
-        assert!(s.properties.contains(&("flake_attempts".into(), "3".into())));
+        assert!(s
+            .properties
+            .contains(&("focus".into(), "\\[Conformance\\]".into())));
+        assert!(s
+            .properties
+            .contains(&("flake_attempts".into(), "3".into())));
     }
 
     #[test]

@@ -263,8 +263,7 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
         if let Some(c) = p.summary.captures(line) {
             s.success = Some(&c[1] == "SUCCESS!");
             s.special_failure = c.get(2).map(|m| m.as_str().trim().to_string());
-            if s
-                .special_failure
+            if s.special_failure
                 .as_deref()
                 .is_some_and(|f| f.contains("Interrupted"))
             {
@@ -291,8 +290,13 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             continue;
         }
         if let Some(c) = p.suite_node_failed.captures(trimmed) {
-            let which = c.get(1).or(c.get(2)).map(|m| m.as_str()).unwrap_or("BeforeSuite");
-            s.suite_node_failure.get_or_insert_with(|| which.to_string());
+            let which = c
+                .get(1)
+                .or(c.get(2))
+                .map(|m| m.as_str())
+                .unwrap_or("BeforeSuite");
+            s.suite_node_failure
+                .get_or_insert_with(|| which.to_string());
             continue;
         }
         if s.kubernetes_version.is_none() {
@@ -417,14 +421,16 @@ pub fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) -> Suit
         suite.specs.push(Spec::single(name, AttemptState::Passed));
     }
     for i in 0..c.pending {
-        suite
-            .specs
-            .push(Spec::single(placeholder("pending", i + 1, c.pending), AttemptState::Pending));
+        suite.specs.push(Spec::single(
+            placeholder("pending", i + 1, c.pending),
+            AttemptState::Pending,
+        ));
     }
     for i in 0..c.skipped {
-        suite
-            .specs
-            .push(Spec::single(placeholder("skipped", i + 1, c.skipped), AttemptState::Skipped));
+        suite.specs.push(Spec::single(
+            placeholder("skipped", i + 1, c.skipped),
+            AttemptState::Skipped,
+        ));
     }
     suite
 }
@@ -500,12 +506,20 @@ Test Suite Failed
         assert_eq!(s.parallel, Some(2));
         assert_eq!(
             s.counts,
-            Some(LogCounts { passed: 3, failed: 1, flaked: 1, pending: 0, skipped: 6 })
+            Some(LogCounts {
+                passed: 3,
+                failed: 1,
+                flaked: 1,
+                pending: 0,
+                skipped: 6
+            })
         );
         assert_eq!(s.success, Some(false));
         assert_eq!(s.flakes.len(), 1);
         assert_eq!(s.flakes[0].attempts, 3);
-        assert!(s.flakes[0].name.starts_with("[sig-api-machinery] FieldValidation"));
+        assert!(s.flakes[0]
+            .name
+            .starts_with("[sig-api-machinery] FieldValidation"));
         assert_eq!(
             s.flakes[0].location.as_deref(),
             Some("k8s.io/kubernetes/test/e2e/apimachinery/field_validation.go:472")

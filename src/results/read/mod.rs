@@ -60,7 +60,9 @@ pub fn detect(head: &[u8]) -> Shape {
 }
 
 fn looks_like_json_report(t: &str) -> bool {
-    t.contains("\"SuiteDescription\"") || t.contains("\"SpecReports\"") || t.contains("\"SuitePath\"")
+    t.contains("\"SuiteDescription\"")
+        || t.contains("\"SpecReports\"")
+        || t.contains("\"SuitePath\"")
 }
 
 /// Ginkgo v2 leaf-type prefix of spec testcases.
@@ -251,7 +253,9 @@ mod tests {
     #[test]
     fn suite_nodes_and_names() {
         assert!(is_suite_node("[SynchronizedBeforeSuite]"));
-        assert!(is_suite_node("[ReportAfterSuite] Kubernetes e2e suite report"));
+        assert!(is_suite_node(
+            "[ReportAfterSuite] Kubernetes e2e suite report"
+        ));
         assert!(is_suite_node("BeforeSuite"));
         assert!(!is_suite_node("[It] [sig-node] BeforeSuite works"));
         assert!(!is_suite_node("[ReportAfterSuiteX]"));
@@ -259,7 +263,10 @@ mod tests {
             split_it_prefix("[It] a b"),
             ("a b".to_string(), Some("[It] a b".to_string()))
         );
-        assert!(names_match("a [Conformance]", "a [Conformance] [sig-x, Conformance]"));
+        assert!(names_match(
+            "a [Conformance]",
+            "a [Conformance] [sig-x, Conformance]"
+        ));
         assert!(!names_match("a", "ab"));
     }
 

@@ -75,7 +75,11 @@ fn rerun_of(a: &Attempt, opts: &JunitOptions) -> TestRerun {
     if let Some(d) = a.duration {
         r.set_time(d);
     }
-    if let Some(o) = a.output.as_deref().and_then(|o| truncate_output(o, opts.max_output_bytes)) {
+    if let Some(o) = a
+        .output
+        .as_deref()
+        .and_then(|o| truncate_output(o, opts.max_output_bytes))
+    {
         r.set_system_out(o);
     }
     r
@@ -140,7 +144,12 @@ fn set_output(tc: &mut TestCase, a: Option<&Attempt>, opts: &JunitOptions) {
 }
 
 /// Jenkins layout: one testcase per spec.
-fn jenkins_case(spec: &Spec, classname: &str, suite: &SuiteResult, opts: &JunitOptions) -> TestCase {
+fn jenkins_case(
+    spec: &Spec,
+    classname: &str,
+    suite: &SuiteResult,
+    opts: &JunitOptions,
+) -> TestCase {
     let outcome = spec.outcome();
     let status = match outcome {
         SpecOutcome::Passed => TestCaseStatus::success(),
@@ -176,7 +185,12 @@ fn jenkins_case(spec: &Spec, classname: &str, suite: &SuiteResult, opts: &JunitO
 }
 
 /// TestGrid layout: one testcase per attempt that ran (or one for a spec that did not).
-fn testgrid_cases(spec: &Spec, classname: &str, suite: &SuiteResult, opts: &JunitOptions) -> Vec<TestCase> {
+fn testgrid_cases(
+    spec: &Spec,
+    classname: &str,
+    suite: &SuiteResult,
+    opts: &JunitOptions,
+) -> Vec<TestCase> {
     let ran: Vec<&Attempt> = spec
         .attempts
         .iter()
@@ -203,7 +217,11 @@ fn testgrid_cases(spec: &Spec, classname: &str, suite: &SuiteResult, opts: &Juni
 }
 
 fn suite_to_junit(suite: &SuiteResult, opts: &JunitOptions) -> TestSuite {
-    let name = if suite.name.is_empty() { "e2e" } else { suite.name.as_str() };
+    let name = if suite.name.is_empty() {
+        "e2e"
+    } else {
+        suite.name.as_str()
+    };
     let mut ts = TestSuite::new(name);
     for (k, v) in &suite.properties {
         ts.add_property(Property::new(k.as_str(), v.as_str()));
@@ -314,8 +332,17 @@ mod tests {
             name: "conformance".into(),
             specs: vec![
                 spec("pass", vec![attempt(Passed, None)]),
-                spec("flaky", vec![attempt(Failed, Some("\nfirst boom\nmore")), attempt(Passed, None)]),
-                spec("fail", vec![attempt(Failed, None), attempt(Failed, Some("second"))]),
+                spec(
+                    "flaky",
+                    vec![
+                        attempt(Failed, Some("\nfirst boom\nmore")),
+                        attempt(Passed, None),
+                    ],
+                ),
+                spec(
+                    "fail",
+                    vec![attempt(Failed, None), attempt(Failed, Some("second"))],
+                ),
                 Spec::single("skip", Skipped),
                 Spec::single("pend", Pending),
                 Spec::single("never", NotRun),
@@ -327,7 +354,9 @@ mod tests {
             }],
             properties: vec![("image".into(), "registry/conformance:v1.32.1".into())],
             kubernetes_version: Some("v1.32.1".into()),
-            incomplete: Some(Incomplete { reason: "stopped".into() }),
+            incomplete: Some(Incomplete {
+                reason: "stopped".into(),
+            }),
             ..SuiteResult::default()
         }
     }
@@ -343,10 +372,21 @@ mod tests {
     #[test]
     fn jenkins_shape() {
         let xml = write_junit_string(&[sample()], &opts(JunitStyle::Jenkins));
-        let line = |tag: &str| xml.lines().find(|l| l.contains(tag)).unwrap_or("").to_string();
-        assert!(line("<flakyFailure").contains("message=\"first boom\""), "{xml}");
+        let line = |tag: &str| {
+            xml.lines()
+                .find(|l| l.contains(tag))
+                .unwrap_or("")
+                .to_string()
+        };
+        assert!(
+            line("<flakyFailure").contains("message=\"first boom\""),
+            "{xml}"
+        );
         assert!(line("<failure").contains("message=\"failed\""), "{xml}");
-        assert!(line("<rerunFailure").contains("message=\"second\""), "{xml}");
+        assert!(
+            line("<rerunFailure").contains("message=\"second\""),
+            "{xml}"
+        );
         assert!(xml.contains("type=\"not-run\""), "{xml}");
         assert!(xml.contains("message=\"not run: stopped\""), "{xml}");
         assert!(xml.contains("<property name=\"kubernetes_version\" value=\"v1.32.1\""));
@@ -360,13 +400,16 @@ mod tests {
     fn round_trips_through_our_reader_and_quick_junit() {
         for style in [JunitStyle::Jenkins, JunitStyle::Testgrid] {
             let original = sample();
-            let xml = write_junit_string(&[original.clone()], &opts(style));
+            let xml = write_junit_string(std::slice::from_ref(&original), &opts(style));
             let back = read_junit_str(&xml, "out.xml", &ReadOptions::default());
             assert_eq!(back.counts(), original.counts(), "{style:?}\n{xml}");
             assert_eq!(back.suite_nodes.len(), 1);
             assert_eq!(back.dry_run_specs(), 1);
             assert_eq!(back.kubernetes_version.as_deref(), Some("v1.32.1"));
-            assert_eq!(back.incomplete.map(|i| i.reason), Some("stopped".to_string()));
+            assert_eq!(
+                back.incomplete.map(|i| i.reason),
+                Some("stopped".to_string())
+            );
             let report = Report::deserialize_from_str(&xml).expect("quick-junit reads it");
             assert_eq!(report.test_suites.len(), 1);
         }
