@@ -421,6 +421,7 @@ fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
             suite.kubernetes_version = Some(value.to_string());
             return;
         }
+        "incomplete" => return,
         n if n.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => return,
         n => n,
     };
@@ -550,6 +551,7 @@ fn build(g: Gathered, source: &str) -> SuiteResult {
     for (n, v) in &g.properties {
         map_property(n, v, &mut suite);
     }
+    let g_properties = g.properties.clone();
     let runner = is_runner_steps(&g);
     let format = if runner {
         SourceFormat::RunnerSteps
@@ -640,6 +642,15 @@ fn build(g: Gathered, source: &str) -> SuiteResult {
     if suite.dry_run {
         mark_dry_run(&mut suite);
     }
+    let prop = |k: &str| {
+        g_properties
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let succeeded = prop("SuiteSucceeded").map(|v| v == "true");
+    let reasons: Vec<String> = prop("SpecialSuiteFailureReason").into_iter().collect();
+    super::apply_suite_verdict(&mut suite, succeeded, &reasons, source);
     suite
 }
 
@@ -764,6 +775,18 @@ mod tests {
         assert!(s
             .properties
             .contains(&("flake_attempts".into(), "3".into())));
+    }
+
+    #[test]
+    fn v2_special_failure_reason() {
+        let s = read(
+            r#"<testsuites><testsuite name="K"><properties>
+            <property name="SuiteSucceeded" value="false"></property>
+            <property name="SpecialSuiteFailureReason" value="Interrupted by User"></property>
+            </properties>
+            <testcase name="[It] a" status="passed" time="1"></testcase></testsuite></testsuites>"#,
+        );
+        assert!(s.incomplete.unwrap().reason.contains("Interrupted by User"));
     }
 
     #[test]

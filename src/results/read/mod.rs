@@ -114,6 +114,50 @@ pub fn push_suite_node(suite: &mut SuiteResult, node: crate::results::model::Sui
     }
 }
 
+/// Applies ginkgo's own suite verdict (`SuiteSucceeded`, `SpecialSuiteFailureReason(s)`):
+/// an interrupted/timed-out/aborted suite is incomplete; any other failure that no spec or
+/// suite node explains becomes a failed suite node, so the suite cannot pass.
+pub fn apply_suite_verdict(
+    suite: &mut SuiteResult,
+    succeeded: Option<bool>,
+    reasons: &[String],
+    source: &str,
+) {
+    use crate::results::model::{Attempt, AttemptState, SpecOutcome, SuiteNode};
+    let reasons: Vec<&String> = reasons.iter().filter(|r| !r.trim().is_empty()).collect();
+    let stopped = reasons.iter().any(|r| {
+        let r = r.to_lowercase();
+        r.contains("interrupt") || r.contains("timeout") || r.contains("abort")
+    });
+    if stopped {
+        let joined: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        suite.mark_incomplete(format!("{source}: {}", joined.join(", ")));
+        return;
+    }
+    let explained = suite.suite_node_failed()
+        || suite
+            .specs
+            .iter()
+            .any(|s| s.outcome() == SpecOutcome::Failed);
+    if (succeeded == Some(false) || !reasons.is_empty()) && !explained && !suite.dry_run {
+        let text = if reasons.is_empty() {
+            "ginkgo reported the suite as failed (SuiteSucceeded=false)".to_string()
+        } else {
+            let joined: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+            joined.join(", ")
+        };
+        suite.suite_nodes.push(SuiteNode {
+            name: "[ginkgo] suite failed".to_string(),
+            attempt: Attempt {
+                state: AttemptState::Failed,
+                failure_kind: Some("failed".to_string()),
+                failure: Some(text),
+                ..Attempt::default()
+            },
+        });
+    }
+}
+
 /// Whether a log spec name (which may carry a trailing ` [label, …]` list) names the spec.
 pub fn names_match(spec_name: &str, log_name: &str) -> bool {
     let log_name = log_name.trim();
@@ -268,6 +312,28 @@ mod tests {
             "a [Conformance] [sig-x, Conformance]"
         ));
         assert!(!names_match("a", "ab"));
+    }
+
+    #[test]
+    fn suite_verdicts() {
+        use crate::results::model::{AttemptState, Spec};
+        let mut s = SuiteResult::default();
+        s.specs.push(Spec::single("a", AttemptState::Passed));
+        apply_suite_verdict(&mut s, Some(true), &[], "x");
+        assert!(s.suite_nodes.is_empty());
+        apply_suite_verdict(&mut s, Some(false), &["Detected pending specs".into()], "x");
+        assert!(s.suite_node_failed());
+        let mut s = SuiteResult::default();
+        apply_suite_verdict(
+            &mut s,
+            Some(false),
+            &["Interrupted by Timeout".into()],
+            "r.json",
+        );
+        assert_eq!(
+            s.incomplete.unwrap().reason,
+            "r.json: Interrupted by Timeout"
+        );
     }
 
     #[test]
