@@ -205,7 +205,11 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             }
             in_failures = false;
         }
-        if let Some(c) = p.flakey.captures(line) {
+        if let Some(c) = line
+            .contains("FLAKEY")
+            .then(|| p.flakey.captures(line))
+            .flatten()
+        {
             v2_markers = true;
             let n = c[1].parse().unwrap_or(2);
             let d = c
@@ -215,7 +219,7 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             expect = Expect::FlakeName(n, d);
             continue;
         }
-        if p.attempt_failed.is_match(line) {
+        if line.contains("Attempt #") && p.attempt_failed.is_match(line) {
             v2_markers = true;
             s.retries += 1;
             continue;
@@ -239,28 +243,45 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
                 continue;
             }
         }
-        if let Some(c) = p.will_run.captures(line) {
+        if let Some(c) = line
+            .contains("Will run")
+            .then(|| p.will_run.captures(line))
+            .flatten()
+        {
             let n = c[1].parse().unwrap_or(0);
             let total = c.get(2).and_then(|m| m.as_str().parse().ok()).unwrap_or(n);
             s.will_run = Some((n, total));
             continue;
         }
-        if p.interrupted.is_match(trimmed) {
+        if (trimmed.contains("nterrupt") || trimmed.contains("INTERRUPTED"))
+            && p.interrupted.is_match(trimmed)
+        {
             s.interrupted = true;
         }
-        if let Some(c) = p.parallel.captures(line) {
+        if let Some(c) = line
+            .contains("in parallel")
+            .then(|| p.parallel.captures(line))
+            .flatten()
+        {
             s.parallel = c[1].parse().ok();
             if &c[2] == "processes" {
                 v2_markers = true;
             }
             continue;
         }
-        if let Some(c) = p.ran.captures(line) {
+        if let Some(c) = line
+            .contains("Ran ")
+            .then(|| p.ran.captures(line))
+            .flatten()
+        {
             s.ran = Some((c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0)));
             s.duration = c[3].parse::<f64>().ok().map(Duration::from_secs_f64);
             continue;
         }
-        if let Some(c) = p.summary.captures(line) {
+        if let Some(c) = (line.contains("SUCCESS!") || line.contains("FAIL!"))
+            .then(|| p.summary.captures(line))
+            .flatten()
+        {
             s.success = Some(&c[1] == "SUCCESS!");
             s.special_failure = c.get(2).map(|m| m.as_str().trim().to_string());
             if s.special_failure
@@ -289,7 +310,11 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             in_failures = true;
             continue;
         }
-        if let Some(c) = p.suite_node_failed.captures(trimmed) {
+        if let Some(c) = trimmed
+            .contains("Suite")
+            .then(|| p.suite_node_failed.captures(trimmed))
+            .flatten()
+        {
             let which = c
                 .get(1)
                 .or(c.get(2))
@@ -300,7 +325,11 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             continue;
         }
         if s.kubernetes_version.is_none() {
-            if let Some(c) = p.apiserver.captures(line) {
+            if let Some(c) = line
+                .contains("kube-apiserver")
+                .then(|| p.apiserver.captures(line))
+                .flatten()
+            {
                 s.kubernetes_version = Some(c[1].to_string());
                 continue;
             }

@@ -52,7 +52,11 @@ pub fn detect(head: &[u8]) -> Shape {
     let t = text.trim_start_matches('\u{feff}').trim_start();
     if t.starts_with('<') {
         Shape::Junit
-    } else if t.starts_with('[') || (t.starts_with('{') && looks_like_json_report(t)) {
+    } else if t
+        .strip_prefix('[')
+        .is_some_and(|r| r.trim_start().starts_with(['{', ']']))
+        || (t.starts_with('{') && looks_like_json_report(t))
+    {
         Shape::JsonReport
     } else {
         Shape::Log
@@ -291,6 +295,8 @@ mod tests {
         assert_eq!(detect(b"<!-- c -->\n<?xml?>"), Shape::Junit);
         assert_eq!(detect(b"[{\"SuitePath\":\"/x\"}]"), Shape::JsonReport);
         assert_eq!(detect(b"Running Suite: x"), Shape::Log);
+        assert_eq!(detect(b"[sig-node] a log line"), Shape::Log);
+        assert_eq!(detect(b"[\n  {\n"), Shape::JsonReport);
         assert_eq!(detect(b"{\"msg\":\"Test Suite starting\"}"), Shape::Log);
     }
 
