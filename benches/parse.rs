@@ -113,6 +113,23 @@ fn main() {
             times.push(t.elapsed());
         }
         times.sort();
+        if std::env::var_os("BENCH_BREAKDOWN").is_some() {
+            let bytes = std::fs::read(&corpus02).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut parse = Vec::new();
+            let mut summ = Vec::new();
+            for _ in 0..30 {
+                let t = Instant::now();
+                let suite = e2e_gate::results::read::junit::read_junit_str(&text, "02", &opts);
+                parse.push(t.elapsed());
+                let t = Instant::now();
+                let _ = summarize(std::slice::from_ref(&suite));
+                summ.push(t.elapsed());
+            }
+            parse.sort();
+            summ.sort();
+            println!("breakdown: parse in memory best {:?}, summarize best {:?}", parse[0], summ[0]);
+        }
         println!("corpus02: {} bytes, {cases} testcases → {line}", size);
         println!(
             "corpus02: rust parse+summarise best {:.2} ms, median {:.2} ms (30 runs); peak RSS above baseline {} KiB ({:.2}x file size)",

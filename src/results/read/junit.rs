@@ -58,7 +58,14 @@ enum Target {
 /// Everything the reader gathered from one file.
 #[derive(Debug, Default)]
 struct Gathered {
-    cases: Vec<RawCase>,
+    /// The suite built so far: testcases are turned into specs as they close, so memory
+    /// holds the model only, never the raw testcases.
+    suite: SuiteResult,
+    source: String,
+    cases: usize,
+    all_runner_class: bool,
+    prev_failed: bool,
+    unnamed: usize,
     suite_name: Option<String>,
     root_testsuites: bool,
     saw_status: bool,
@@ -71,9 +78,13 @@ struct Gathered {
 /// [`SuiteResult::incomplete`] naming `source` and the byte position; what was read
 /// before the damage is kept.
 pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> SuiteResult {
-    let mut g = Gathered::default();
+    let mut g = Gathered {
+        source: source.to_string(),
+        all_runner_class: true,
+        ..Gathered::default()
+    };
     let damage = gather(input, &mut g, opts).err();
-    let mut suite = build(g, source);
+    let mut suite = finish(g, source);
     if let Some(d) = damage {
         suite.mark_incomplete(format!("{source}: {d}"));
     }
@@ -85,19 +96,83 @@ pub fn read_junit_str(xml: &str, source: &str, opts: &ReadOptions) -> SuiteResul
     read_junit(xml.as_bytes(), source, opts)
 }
 
-fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == name)
-        .map(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map(|v| v.into_owned())
-                .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned())
-        })
+/// The values of the wanted attributes from one pass over the raw attribute bytes (the hot
+/// path: a fast scanner for well-formed `key="value"` lists, quick-xml's checked iterator
+/// for anything unusual). Entities are decoded only when a value holds `&`.
+fn attrs<const N: usize>(e: &BytesStart<'_>, keys: [&[u8]; N]) -> [Option<String>; N] {
+    let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
+    if scan_attrs(e.attributes_raw(), &keys, &mut out).is_none() {
+        out = std::array::from_fn(|_| None);
+        for a in e.attributes().flatten() {
+            if let Some(i) = keys.iter().position(|k| *k == a.key.as_ref()) {
+                if out[i].is_none() {
+                    out[i] = Some(
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .map(|v| v.into_owned())
+                            .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned()),
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
-fn attr_f64(e: &BytesStart<'_>, name: &[u8]) -> Option<f64> {
-    attr(e, name).and_then(|v| v.trim().parse::<f64>().ok())
+/// `None` when the attribute list is not a plain `key="value"` sequence.
+fn scan_attrs<const N: usize>(
+    raw: &[u8],
+    keys: &[&[u8]; N],
+    out: &mut [Option<String>; N],
+) -> Option<()> {
+    let mut i = 0;
+    let n = raw.len();
+    loop {
+        while i < n && raw[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n || raw[i] == b'/' {
+            return Some(());
+        }
+        let eq = i + memchr::memchr(b'=', &raw[i..])?;
+        let key = raw[i..eq].trim_ascii();
+        let mut j = eq + 1;
+        while j < n && raw[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let quote = *raw.get(j)?;
+        if quote != b'"' && quote != b'\'' {
+            return None;
+        }
+        let end = j + 1 + memchr::memchr(quote, &raw[j + 1..])?;
+        let value = &raw[j + 1..end];
+        i = end + 1;
+        if let Some(k) = keys.iter().position(|k| *k == key) {
+            if out[k].is_none() {
+                out[k] = Some(decode_value(value)?);
+            }
+        }
+    }
+}
+
+fn decode_value(v: &[u8]) -> Option<String> {
+    let s = match std::str::from_utf8(v) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    };
+    if memchr::memchr3(b'&', b'\n', b'\t', v).is_none() && memchr::memchr(b'\r', v).is_none() {
+        return Some(s.into_owned());
+    }
+    let spaced: String = s
+        .chars()
+        .map(|c| if matches!(c, '\t' | '\n' | '\r') { ' ' } else { c })
+        .collect();
+    quick_xml::escape::unescape(&spaced)
+        .ok()
+        .map(|u| u.into_owned())
+}
+
+fn to_f64(v: Option<String>) -> Option<f64> {
+    v.and_then(|v| v.trim().parse::<f64>().ok())
 }
 
 fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
@@ -212,34 +287,36 @@ fn open(
     match name.as_ref() {
         b"testsuites" => g.root_testsuites = true,
         b"testsuite" => {
+            let [name, time] = attrs(e, [b"name", b"time"]);
             if g.suite_name.is_none() {
-                g.suite_name = attr(e, b"name").filter(|n| !n.is_empty());
+                g.suite_name = name.filter(|n| !n.is_empty());
             }
-            if let Some(t) = attr_f64(e, b"time") {
+            if let Some(t) = to_f64(time) {
                 g.time = Some(g.time.unwrap_or(0.0) + t);
             }
         }
         b"property" if case.is_none() => {
-            if let (Some(n), Some(v)) = (attr(e, b"name"), attr(e, b"value")) {
+            if let [Some(n), Some(v)] = attrs(e, [b"name", b"value"]) {
                 if !g.properties.iter().any(|(k, _)| *k == n) {
                     g.properties.push((n, v));
                 }
             }
         }
         b"testcase" => {
-            let status = attr(e, b"status");
+            let [name, classname, time, status] =
+                attrs(e, [b"name", b"classname", b"time", b"status"]);
             if status.is_some() {
                 g.saw_status = true;
             }
             let c = RawCase {
-                name: attr(e, b"name"),
-                classname: attr(e, b"classname"),
-                time: attr_f64(e, b"time"),
+                name,
+                classname,
+                time: to_f64(time),
                 status,
                 ..RawCase::default()
             };
             if empty {
-                g.cases.push(c);
+                push_case(g, c);
             } else {
                 *case = Some(c);
             }
@@ -259,8 +336,9 @@ fn open(
                 // failure/error beat skipped when both appear
                 if c.child == Child::None || kind != Child::Skipped {
                     c.child = kind;
-                    c.child_type = attr(e, b"type");
-                    c.message = attr(e, b"message");
+                    let [ty, message] = attrs(e, [b"type", b"message"]);
+                    c.child_type = ty;
+                    c.message = message;
                 }
                 if !empty && kind != Child::Skipped {
                     *target = Target::Failure(BoundedText::head(opts.max_failure_bytes));
@@ -272,11 +350,12 @@ fn open(
         b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
             if let Some(c) = case.as_mut() {
                 g.saw_rerun_elements = true;
+                let [message, ty, time] = attrs(e, [b"message", b"type", b"time"]);
                 let r = Rerun {
                     flaky: name.as_ref().starts_with(b"flaky"),
-                    message: attr(e, b"message"),
-                    ty: attr(e, b"type"),
-                    time: attr_f64(e, b"time"),
+                    message,
+                    ty,
+                    time: to_f64(time),
                     ..Rerun::default()
                 };
                 if empty {
@@ -311,7 +390,7 @@ fn close(
     match name {
         b"testcase" => {
             if let Some(c) = case.take() {
-                g.cases.push(c);
+                push_case(g, c);
             }
             *target = Target::None;
             *rerun = None;
@@ -528,31 +607,95 @@ fn main_attempt(c: &RawCase) -> Attempt {
     }
 }
 
-/// Runner-level JUnit: kubetest / kubetest2 steps.
-fn is_runner_steps(g: &Gathered) -> bool {
-    if g.saw_status || g.cases.is_empty() {
-        return false;
-    }
-    let runner_class = |c: &RawCase| {
-        matches!(
-            c.classname.as_deref(),
-            Some("e2e.go" | "kubetest" | "kubetest2" | "runner")
-        )
-    };
-    g.suite_name.as_deref() == Some("kubetest2") || g.cases.iter().all(runner_class)
+fn is_runner_class(c: &RawCase) -> bool {
+    matches!(
+        c.classname.as_deref(),
+        Some("e2e.go" | "kubetest" | "kubetest2" | "runner")
+    )
 }
 
-fn build(g: Gathered, source: &str) -> SuiteResult {
-    let mut suite = SuiteResult {
-        name: g.suite_name.clone().unwrap_or_default(),
-        duration: duration(g.time),
-        ..SuiteResult::default()
+/// Turns one closed testcase into attempts of a spec (or of a suite node).
+fn push_case(g: &mut Gathered, mut c: RawCase) {
+    g.cases += 1;
+    g.all_runner_class &= is_runner_class(&c);
+    let suite = &mut g.suite;
+    let junit_name = match c.name.take().filter(|n| !n.is_empty()) {
+        Some(n) => n,
+        None => {
+            g.unnamed += 1;
+            format!("(unnamed testcase {} in {})", g.unnamed, g.source)
+        }
     };
+    if c.child == Child::Error && c.child_type.as_deref() == Some("incomplete") {
+        let reason = c
+            .message
+            .take()
+            .unwrap_or_else(|| format!("{}: marked incomplete", g.source));
+        suite.mark_incomplete(reason);
+        return;
+    }
+    let main = main_attempt(&c);
+    let mut attempts: Vec<Attempt> = Vec::with_capacity(1 + c.reruns.len());
+    attempts.extend(c.reruns.iter().filter(|r| r.flaky).map(rerun_attempt));
+    attempts.push(main);
+    attempts.extend(c.reruns.iter().filter(|r| !r.flaky).map(rerun_attempt));
+    for (i, a) in attempts.iter_mut().enumerate() {
+        a.origin.in_process = i as u32;
+    }
+    let last_failed = attempts
+        .last()
+        .is_some_and(|a| a.state == AttemptState::Failed);
+    if is_suite_node(&junit_name) {
+        for a in attempts {
+            push_suite_node(
+                suite,
+                SuiteNode {
+                    name: junit_name.clone(),
+                    attempt: a,
+                },
+            );
+        }
+        g.prev_failed = false;
+        return;
+    }
+    let v2 = c.status.is_some();
+    let (name, jname) = if v2 {
+        split_it_prefix(junit_name)
+    } else {
+        (junit_name, None)
+    };
+    // v1 (and our testgrid style) write one testcase per attempt.
+    let continues = !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == name);
+    g.prev_failed = last_failed;
+    if continues {
+        if let Some(spec) = suite.specs.last_mut() {
+            let base = spec.attempts.len() as u32;
+            for (i, mut a) in attempts.into_iter().enumerate() {
+                a.origin.in_process = base + i as u32;
+                spec.attempts.push(a);
+            }
+        }
+    } else {
+        suite.specs.push(Spec {
+            name,
+            junit_name: jname,
+            classname: c.classname.take(),
+            location: None,
+            attempts,
+        });
+    }
+}
+
+fn finish(g: Gathered, source: &str) -> SuiteResult {
+    let runner = !g.saw_status
+        && g.cases > 0
+        && (g.suite_name.as_deref() == Some("kubetest2") || g.all_runner_class);
+    let mut suite = g.suite;
+    suite.name = g.suite_name.clone().unwrap_or_default();
+    suite.duration = duration(g.time);
     for (n, v) in &g.properties {
         map_property(n, v, &mut suite);
     }
-    let g_properties = g.properties.clone();
-    let runner = is_runner_steps(&g);
     let format = if runner {
         SourceFormat::RunnerSteps
     } else if g.saw_status {
@@ -563,79 +706,6 @@ fn build(g: Gathered, source: &str) -> SuiteResult {
         SourceFormat::GinkgoV1Junit
     };
     suite.sources.push(format);
-    // v1 (and our testgrid style) write one testcase per attempt.
-    let per_attempt = !g.saw_status;
-    let mut unnamed = 0usize;
-    let mut prev_failed_name: Option<String> = None;
-    for c in g.cases {
-        let junit_name = match c.name.clone().filter(|n| !n.is_empty()) {
-            Some(n) => n,
-            None => {
-                unnamed += 1;
-                format!("(unnamed testcase {unnamed} in {source})")
-            }
-        };
-        if c.child == Child::Error && c.child_type.as_deref() == Some("incomplete") {
-            suite.mark_incomplete(
-                c.message
-                    .clone()
-                    .unwrap_or_else(|| format!("{source}: marked incomplete")),
-            );
-            continue;
-        }
-        let mut attempts: Vec<Attempt> = Vec::new();
-        let main = main_attempt(&c);
-        let (flaky_reruns, later_reruns): (Vec<&Rerun>, Vec<&Rerun>) =
-            c.reruns.iter().partition(|r| r.flaky);
-        attempts.extend(flaky_reruns.iter().map(|r| rerun_attempt(r)));
-        attempts.push(main);
-        attempts.extend(later_reruns.iter().map(|r| rerun_attempt(r)));
-        for (i, a) in attempts.iter_mut().enumerate() {
-            a.origin.in_process = i as u32;
-        }
-        if !runner && is_suite_node(&junit_name) {
-            for a in attempts {
-                push_suite_node(
-                    &mut suite,
-                    SuiteNode {
-                        name: junit_name.clone(),
-                        attempt: a,
-                    },
-                );
-            }
-            prev_failed_name = None;
-            continue;
-        }
-        let (name, jname) = if g.saw_status {
-            split_it_prefix(&junit_name)
-        } else {
-            (junit_name, None)
-        };
-        let continues = per_attempt
-            && prev_failed_name.as_deref() == Some(name.as_str())
-            && suite.specs.last().is_some_and(|s| s.name == name);
-        let last_failed = attempts
-            .last()
-            .is_some_and(|a| a.state == AttemptState::Failed);
-        if continues {
-            if let Some(spec) = suite.specs.last_mut() {
-                let base = spec.attempts.len() as u32;
-                for (i, mut a) in attempts.into_iter().enumerate() {
-                    a.origin.in_process = base + i as u32;
-                    spec.attempts.push(a);
-                }
-            }
-        } else {
-            suite.specs.push(Spec {
-                name: name.clone(),
-                junit_name: jname,
-                classname: c.classname.clone(),
-                location: None,
-                attempts,
-            });
-        }
-        prev_failed_name = if last_failed { Some(name) } else { None };
-    }
     if !suite.dry_run && looks_like_dry_run(&suite) {
         suite.dry_run = true;
     }
@@ -643,7 +713,7 @@ fn build(g: Gathered, source: &str) -> SuiteResult {
         mark_dry_run(&mut suite);
     }
     let prop = |k: &str| {
-        g_properties
+        g.properties
             .iter()
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.clone())
@@ -775,6 +845,17 @@ mod tests {
         assert!(s
             .properties
             .contains(&("flake_attempts".into(), "3".into())));
+    }
+
+    #[test]
+    fn attribute_scanner() {
+        let xml = r#"<testsuite><testcase  name = 'a &amp; b&#xA;c'
+            classname="k" time="1.5" weird="x>y"/><testcase name="z" odd=noquote/></testsuite>"#;
+        let s = read(xml);
+        assert_eq!(s.specs[0].name, "a & b\nc");
+        assert_eq!(s.specs[0].classname.as_deref(), Some("k"));
+        assert_eq!(s.specs[0].attempts[0].duration, Some(Duration::from_millis(1500)));
+        assert_eq!(s.specs[1].name, "z", "an odd attribute does not lose the name");
     }
 
     #[test]

@@ -73,10 +73,10 @@ fn looks_like_json_report(t: &str) -> bool {
 const IT_PREFIX: &str = "[It] ";
 
 /// Splits a v2 JUnit testcase name into (`Spec.name`, `Spec.junit_name`).
-pub fn split_it_prefix(junit_name: &str) -> (String, Option<String>) {
+pub fn split_it_prefix(junit_name: String) -> (String, Option<String>) {
     match junit_name.strip_prefix(IT_PREFIX) {
-        Some(rest) => (rest.to_string(), Some(junit_name.to_string())),
-        None => (junit_name.to_string(), None),
+        Some(rest) => (rest.to_string(), Some(junit_name)),
+        None => (junit_name, None),
     }
 }
 
@@ -310,7 +310,7 @@ mod tests {
         assert!(!is_suite_node("[It] [sig-node] BeforeSuite works"));
         assert!(!is_suite_node("[ReportAfterSuiteX]"));
         assert_eq!(
-            split_it_prefix("[It] a b"),
+            split_it_prefix("[It] a b".to_string()),
             ("a b".to_string(), Some("[It] a b".to_string()))
         );
         assert!(names_match(
