@@ -85,7 +85,7 @@ C02_BYTES=$(stat -c %s "$CORPUS02")
 
 maxrss() { # command… → "seconds maxrss_kib" of one whole process
   /usr/bin/time -f '%e %M' -o "$TMP/time.txt" "$@" >/dev/null 2>&1 || true
-  cat "$TMP/time.txt"
+  tail -n 1 "$TMP/time.txt"
 }
 
 echo

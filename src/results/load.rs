@@ -4,7 +4,7 @@
 use crate::results::merge::apply_log;
 use crate::results::model::{SuiteNode, SuiteResult};
 use crate::results::read::json_report::read_json_report;
-use crate::results::read::junit::read_junit;
+use crate::results::read::junit::{read_junit, read_junit_bytes};
 use crate::results::read::log::{log_to_suite, read_log, LogSummary};
 use crate::results::read::{detect, push_suite_node, ReadOptions, Shape};
 use std::fs::File;
@@ -66,6 +66,10 @@ pub fn load_files_with(files: &[PathBuf], name: &str, opts: &ReadOptions) -> Sui
     combine(name, inputs, None)
 }
 
+/// JUnit files up to this size are read into memory and parsed zero-copy (faster); larger
+/// ones are streamed so memory stays bounded.
+pub const IN_MEMORY_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
 #[derive(Default)]
 struct Inputs {
     junits: Vec<SuiteResult>,
@@ -92,7 +96,21 @@ fn read_path(path: &Path, opts: &ReadOptions, inputs: &mut Inputs, from_dir: boo
         }
     };
     match shape {
-        Shape::Junit => inputs.junits.push(read_junit(reader, &label, opts)),
+        Shape::Junit => {
+            // Files that fit comfortably in memory are parsed zero-copy; bigger ones stream.
+            let small = path
+                .metadata()
+                .is_ok_and(|m| m.len() <= IN_MEMORY_MAX_BYTES);
+            if small {
+                let mut bytes = Vec::new();
+                match reader.read_to_end(&mut bytes) {
+                    Ok(_) => inputs.junits.push(read_junit_bytes(&bytes, &label, opts)),
+                    Err(e) => inputs.errors.push(format!("{label}: cannot read: {e}")),
+                }
+            } else {
+                inputs.junits.push(read_junit(reader, &label, opts));
+            }
+        }
         Shape::JsonReport => {
             let mut text = String::new();
             match reader.read_to_string(&mut text) {

@@ -134,7 +134,10 @@ impl Spec {
             .rev()
             .find(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed));
         if let Some(last) = last_ran {
-            let failed_before = self.attempts.iter().any(|a| a.state == AttemptState::Failed);
+            let failed_before = self
+                .attempts
+                .iter()
+                .any(|a| a.state == AttemptState::Failed);
             return match last.state {
                 AttemptState::Passed if failed_before => SpecOutcome::Flaky,
                 AttemptState::Passed => SpecOutcome::Passed,

@@ -7,6 +7,7 @@ use crate::results::model::{
 };
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+use std::borrow::Cow;
 use std::io::BufRead;
 use std::time::Duration;
 
@@ -37,10 +38,10 @@ struct RawCase {
     name: Option<String>,
     classname: Option<String>,
     time: Option<f64>,
-    status: Option<String>,
+    status: Option<Cow<'static, str>>,
     child: Child,
-    child_type: Option<String>,
-    message: Option<String>,
+    child_type: Option<Cow<'static, str>>,
+    message: Option<Cow<'static, str>>,
     failure: Option<String>,
     output: Option<String>,
     reruns: Vec<Rerun>,
@@ -91,26 +92,41 @@ pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> Sui
     suite
 }
 
-/// Reads a JUnit document held in memory.
+/// Reads a JUnit document held in memory (zero-copy parsing).
 pub fn read_junit_str(xml: &str, source: &str, opts: &ReadOptions) -> SuiteResult {
-    read_junit(xml.as_bytes(), source, opts)
+    read_junit_bytes(xml.as_bytes(), source, opts)
+}
+
+/// Reads a JUnit document held in memory as bytes (zero-copy parsing).
+pub fn read_junit_bytes(xml: &[u8], source: &str, opts: &ReadOptions) -> SuiteResult {
+    let mut g = Gathered {
+        source: source.to_string(),
+        all_runner_class: true,
+        ..Gathered::default()
+    };
+    let damage = gather_slice(xml, &mut g, opts).err();
+    let mut suite = finish(g, source);
+    if let Some(d) = damage {
+        suite.mark_incomplete(format!("{source}: {d}"));
+    }
+    suite
 }
 
 /// The values of the wanted attributes from one pass over the raw attribute bytes (the hot
 /// path: a fast scanner for well-formed `key="value"` lists, quick-xml's checked iterator
 /// for anything unusual). Entities are decoded only when a value holds `&`.
-fn attrs<const N: usize>(e: &BytesStart<'_>, keys: [&[u8]; N]) -> [Option<String>; N] {
-    let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
+fn attrs<'a, const N: usize>(e: &'a BytesStart<'_>, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
+    let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
     if scan_attrs(e.attributes_raw(), &keys, &mut out).is_none() {
         out = std::array::from_fn(|_| None);
         for a in e.attributes().flatten() {
             if let Some(i) = keys.iter().position(|k| *k == a.key.as_ref()) {
                 if out[i].is_none() {
-                    out[i] = Some(
+                    out[i] = Some(Cow::Owned(
                         a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
                             .map(|v| v.into_owned())
                             .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned()),
-                    );
+                    ));
                 }
             }
         }
@@ -119,10 +135,10 @@ fn attrs<const N: usize>(e: &BytesStart<'_>, keys: [&[u8]; N]) -> [Option<String
 }
 
 /// `None` when the attribute list is not a plain `key="value"` sequence.
-fn scan_attrs<const N: usize>(
-    raw: &[u8],
+fn scan_attrs<'a, const N: usize>(
+    raw: &'a [u8],
     keys: &[&[u8]; N],
-    out: &mut [Option<String>; N],
+    out: &mut [Option<Cow<'a, str>>; N],
 ) -> Option<()> {
     let mut i = 0;
     let n = raw.len();
@@ -133,7 +149,7 @@ fn scan_attrs<const N: usize>(
         if i >= n || raw[i] == b'/' {
             return Some(());
         }
-        let eq = i + memchr::memchr(b'=', &raw[i..])?;
+        let eq = i + raw[i..].iter().position(|&b| b == b'=')?;
         let key = raw[i..eq].trim_ascii();
         let mut j = eq + 1;
         while j < n && raw[j].is_ascii_whitespace() {
@@ -154,114 +170,186 @@ fn scan_attrs<const N: usize>(
     }
 }
 
-fn decode_value(v: &[u8]) -> Option<String> {
+fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
     let s = match std::str::from_utf8(v) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(v),
     };
-    if memchr::memchr3(b'&', b'\n', b'\t', v).is_none() && memchr::memchr(b'\r', v).is_none() {
-        return Some(s.into_owned());
+    let special = |b: &u8| matches!(b, b'&' | b'\n' | b'\t' | b'\r');
+    let plain = if v.len() < 48 {
+        !v.iter().any(special)
+    } else {
+        memchr::memchr3(b'&', b'\n', b'\t', v).is_none() && memchr::memchr(b'\r', v).is_none()
+    };
+    if plain {
+        return Some(s);
     }
     let spaced: String = s
         .chars()
-        .map(|c| if matches!(c, '\t' | '\n' | '\r') { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\t' | '\n' | '\r') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     quick_xml::escape::unescape(&spaced)
         .ok()
-        .map(|u| u.into_owned())
+        .map(|u| Cow::Owned(u.into_owned()))
 }
 
-fn to_f64(v: Option<String>) -> Option<f64> {
+/// Known words as static strings (no allocation per testcase).
+fn word(v: Cow<'_, str>) -> Cow<'static, str> {
+    const KNOWN: &[&str] = &[
+        "passed",
+        "skipped",
+        "pending",
+        "failed",
+        "timedout",
+        "panicked",
+        "interrupted",
+        "aborted",
+        "Failure",
+        "Timeout",
+        "Panic",
+    ];
+    match KNOWN.iter().find(|k| **k == v) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(v.into_owned()),
+    }
+}
+
+fn to_f64(v: Option<Cow<'_, str>>) -> Option<f64> {
     v.and_then(|v| v.trim().parse::<f64>().ok())
 }
 
+/// Parser position shared by the streaming and the in-memory drivers.
+#[derive(Default)]
+struct Cursor {
+    depth: usize,
+    saw_root: bool,
+    case: Option<RawCase>,
+    target: Target,
+    rerun: Option<Rerun>,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target::None
+    }
+}
+
+/// Streaming driver: bounded memory whatever the file size.
 fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut depth: usize = 0;
-    let mut saw_root = false;
-    let mut case: Option<RawCase> = None;
-    let mut target = Target::None;
-    let mut rerun: Option<Rerun> = None;
+    let mut cur = Cursor::default();
     loop {
-        let ev = match reader.read_event_into(&mut buf) {
-            Ok(ev) => ev,
-            Err(e) => {
-                return Err(format!(
-                    "malformed XML at byte {}: {e}",
-                    reader.error_position()
-                ))
-            }
-        };
-        match ev {
-            Event::Start(e) => {
-                depth += 1;
-                saw_root = true;
-                open(&e, false, g, &mut case, &mut target, &mut rerun, opts);
-            }
-            Event::Empty(e) => {
-                saw_root = true;
-                open(&e, true, g, &mut case, &mut target, &mut rerun, opts);
-            }
-            Event::End(e) => {
-                depth = depth.saturating_sub(1);
-                close(
-                    e.local_name().as_ref(),
-                    g,
-                    &mut case,
-                    &mut target,
-                    &mut rerun,
-                );
-            }
-            Event::Text(t) => {
-                if let Some(text) = target_text(&mut target) {
-                    if text.wants() {
-                        if let Ok(s) = t.xml10_content() {
-                            text.push(&s);
-                        }
-                    }
-                }
-            }
-            Event::CData(t) => {
-                if let Some(text) = target_text(&mut target) {
-                    if text.wants() {
-                        if let Ok(s) = t.decode() {
-                            text.push(&s);
-                        }
-                    }
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some(text) = target_text(&mut target) {
-                    if text.wants() {
-                        if r.is_char_ref() {
-                            if let Ok(Some(c)) = r.resolve_char_ref() {
-                                text.push_char(c);
-                            }
-                        } else if let Ok(name) = r.decode() {
-                            if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
-                                text.push(v);
-                            }
-                        }
-                    }
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+        // Whitespace between elements is noise: skip it unless text is being captured.
+        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
+        let ev = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
+        if handle(ev, &mut cur, g, opts) {
+            break;
         }
         buf.clear();
     }
-    if depth > 0 || case.is_some() {
+    finish_cursor(&cur, reader.buffer_position())
+}
+
+/// In-memory driver: zero-copy events (the fast path for files that fit in memory).
+fn gather_slice(input: &[u8], g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
+    let mut reader = Reader::from_reader(input);
+    reader.config_mut().check_end_names = true;
+    let mut cur = Cursor::default();
+    loop {
+        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
+        let ev = reader
+            .read_event()
+            .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
+        if handle(ev, &mut cur, g, opts) {
+            break;
+        }
+    }
+    finish_cursor(&cur, reader.buffer_position())
+}
+
+fn finish_cursor(cur: &Cursor, position: u64) -> Result<(), String> {
+    if cur.depth > 0 || cur.case.is_some() {
         return Err(format!(
-            "unexpected end of file at byte {} ({depth} element(s) left open)",
-            reader.buffer_position()
+            "unexpected end of file at byte {position} ({} element(s) left open)",
+            cur.depth
         ));
     }
-    if !saw_root {
+    if !cur.saw_root {
         return Err("no XML elements (empty or not JUnit)".to_string());
     }
     Ok(())
+}
+
+/// Handles one event; true at the end of the input.
+fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions) -> bool {
+    let Cursor {
+        depth,
+        saw_root,
+        case,
+        target,
+        rerun,
+    } = cur;
+    match ev {
+        Event::Start(e) => {
+            *depth += 1;
+            *saw_root = true;
+            open(&e, false, g, case, target, rerun, opts);
+        }
+        Event::Empty(e) => {
+            *saw_root = true;
+            open(&e, true, g, case, target, rerun, opts);
+        }
+        Event::End(e) => {
+            *depth = depth.saturating_sub(1);
+            close(e.local_name().as_ref(), g, case, target, rerun);
+        }
+        Event::Text(t) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if let Ok(s) = t.xml10_content() {
+                        text.push(&s);
+                    }
+                }
+            }
+        }
+        Event::CData(t) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if let Ok(s) = t.decode() {
+                        text.push(&s);
+                    }
+                }
+            }
+        }
+        Event::GeneralRef(r) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if r.is_char_ref() {
+                        if let Ok(Some(c)) = r.resolve_char_ref() {
+                            text.push_char(c);
+                        }
+                    } else if let Ok(name) = r.decode() {
+                        if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
+                            text.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        Event::Eof => return true,
+        _ => {}
+    }
+    false
 }
 
 fn target_text(t: &mut Target) -> Option<&mut BoundedText> {
@@ -289,7 +377,7 @@ fn open(
         b"testsuite" => {
             let [name, time] = attrs(e, [b"name", b"time"]);
             if g.suite_name.is_none() {
-                g.suite_name = name.filter(|n| !n.is_empty());
+                g.suite_name = name.filter(|n| !n.is_empty()).map(Cow::into_owned);
             }
             if let Some(t) = to_f64(time) {
                 g.time = Some(g.time.unwrap_or(0.0) + t);
@@ -298,7 +386,7 @@ fn open(
         b"property" if case.is_none() => {
             if let [Some(n), Some(v)] = attrs(e, [b"name", b"value"]) {
                 if !g.properties.iter().any(|(k, _)| *k == n) {
-                    g.properties.push((n, v));
+                    g.properties.push((n.into_owned(), v.into_owned()));
                 }
             }
         }
@@ -309,10 +397,10 @@ fn open(
                 g.saw_status = true;
             }
             let c = RawCase {
-                name,
-                classname,
+                name: name.map(Cow::into_owned),
+                classname: classname.map(Cow::into_owned),
                 time: to_f64(time),
-                status,
+                status: status.map(word),
                 ..RawCase::default()
             };
             if empty {
@@ -337,8 +425,8 @@ fn open(
                 if c.child == Child::None || kind != Child::Skipped {
                     c.child = kind;
                     let [ty, message] = attrs(e, [b"type", b"message"]);
-                    c.child_type = ty;
-                    c.message = message;
+                    c.child_type = ty.map(word);
+                    c.message = message.map(word);
                 }
                 if !empty && kind != Child::Skipped {
                     *target = Target::Failure(BoundedText::head(opts.max_failure_bytes));
@@ -353,8 +441,8 @@ fn open(
                 let [message, ty, time] = attrs(e, [b"message", b"type", b"time"]);
                 let r = Rerun {
                     flaky: name.as_ref().starts_with(b"flaky"),
-                    message,
-                    ty,
+                    message: message.map(Cow::into_owned),
+                    ty: ty.map(Cow::into_owned),
                     time: to_f64(time),
                     ..Rerun::default()
                 };
@@ -517,11 +605,11 @@ fn failed_attempt(c: &RawCase, kind: Option<String>) -> Attempt {
         }
         None => (None, None),
     };
-    let message = c.message.clone().filter(|m| !m.trim().is_empty());
+    let message = c.message.as_deref().filter(|m| !m.trim().is_empty());
     let failure = match (message, text) {
         (Some(m), Some(t)) if t.contains(m.trim()) => Some(t),
         (Some(m), Some(t)) => Some(format!("{m}\n{t}")),
-        (m, t) => m.or(t),
+        (m, t) => m.map(str::to_string).or(t),
     };
     Attempt {
         state: AttemptState::Failed,
@@ -556,7 +644,12 @@ fn rerun_attempt(r: &Rerun) -> Attempt {
 /// The attempt a testcase's own outcome describes.
 fn main_attempt(c: &RawCase) -> Attempt {
     let status = c.status.as_deref().unwrap_or("");
-    let ty = c.child_type.clone().filter(|t| !t.is_empty());
+    let ty = || {
+        c.child_type
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
     match (status, c.child) {
         ("skipped", _) | ("", Child::Skipped) => {
             let dry = c
@@ -578,8 +671,9 @@ fn main_attempt(c: &RawCase) -> Attempt {
                 failure_kind: kind,
                 failure: c
                     .message
-                    .clone()
-                    .filter(|m| !dry && !m.is_empty() && m != "skipped"),
+                    .as_deref()
+                    .filter(|m| !dry && !m.is_empty() && *m != "skipped")
+                    .map(str::to_string),
                 ..Attempt::default()
             }
         }
@@ -590,15 +684,15 @@ fn main_attempt(c: &RawCase) -> Attempt {
             output: c.output.clone(),
             ..Attempt::default()
         },
-        (_, Child::Error) if ty.as_deref() == Some("not-run") => Attempt {
+        (_, Child::Error) if c.child_type.as_deref() == Some("not-run") => Attempt {
             state: AttemptState::NotRun,
-            failure_kind: ty,
-            failure: c.message.clone(),
+            failure_kind: ty(),
+            failure: c.message.as_deref().map(str::to_string),
             ..Attempt::default()
         },
         (s, _) => {
             let kind = if s.is_empty() {
-                ty
+                ty()
             } else {
                 Some(s.to_string())
             };
@@ -630,6 +724,7 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
         let reason = c
             .message
             .take()
+            .map(Cow::into_owned)
             .unwrap_or_else(|| format!("{}: marked incomplete", g.source));
         suite.mark_incomplete(reason);
         return;
@@ -848,14 +943,35 @@ mod tests {
     }
 
     #[test]
+    fn streaming_and_in_memory_drivers_agree() {
+        for xml in [V1, V2, &V1[..V1.find("broken").unwrap_or(0)]] {
+            let a = read(xml);
+            let b = read_junit(
+                std::io::BufReader::with_capacity(16, xml.as_bytes()),
+                "t.xml",
+                &ReadOptions::default(),
+            );
+            assert_eq!(a.specs, b.specs);
+            assert_eq!(a.suite_nodes, b.suite_nodes);
+            assert_eq!(a.incomplete.is_some(), b.incomplete.is_some());
+        }
+    }
+
+    #[test]
     fn attribute_scanner() {
         let xml = r#"<testsuite><testcase  name = 'a &amp; b&#xA;c'
             classname="k" time="1.5" weird="x>y"/><testcase name="z" odd=noquote/></testsuite>"#;
         let s = read(xml);
         assert_eq!(s.specs[0].name, "a & b\nc");
         assert_eq!(s.specs[0].classname.as_deref(), Some("k"));
-        assert_eq!(s.specs[0].attempts[0].duration, Some(Duration::from_millis(1500)));
-        assert_eq!(s.specs[1].name, "z", "an odd attribute does not lose the name");
+        assert_eq!(
+            s.specs[0].attempts[0].duration,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            s.specs[1].name, "z",
+            "an odd attribute does not lose the name"
+        );
     }
 
     #[test]
