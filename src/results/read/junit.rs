@@ -48,7 +48,9 @@ struct RawCase {
 }
 
 /// Where text events currently go.
+#[derive(Default)]
 enum Target {
+    #[default]
     None,
     Failure(BoundedText),
     Output(BoundedText),
@@ -232,12 +234,6 @@ struct Cursor {
     case: Option<RawCase>,
     target: Target,
     rerun: Option<Rerun>,
-}
-
-impl Default for Target {
-    fn default() -> Self {
-        Target::None
-    }
 }
 
 /// Streaming driver: bounded memory whatever the file size.
