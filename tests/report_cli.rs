@@ -58,6 +58,12 @@ fn exit_codes_passed_incomplete_usage() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["result"], "incomplete");
     assert_eq!(v["suites"][0]["incomplete"], true);
+    // a real interrupted ginkgo v1 run: the stopped spec is missing from the JUnit
+    let (code, out, _) = report(&["--format", "json", &fx("ginkgo-v1-fixture/hang-alone-stop")]);
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["suites"][0]["not_run"], 1);
+    assert_eq!(v["suites"][0]["passed"], 0);
     let (code, _, err) = report(&["/nonexistent/junit.xml"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/junit.xml"), "{err}");

@@ -103,6 +103,7 @@ pub fn run(args: ReportArgs) -> u8 {
         } else {
             0
         },
+        missing_as_not_run: true,
         ..ReadOptions::default()
     };
     let suites = match load_paths(&args.paths, &args.name, &opts) {

@@ -1,7 +1,7 @@
 //! The only file with filesystem I/O: reads a results directory or a set of files into one
 //! [`SuiteResult`]. Unreadable or missing inputs make the suite incomplete, naming the path.
 
-use crate::results::merge::apply_log;
+use crate::results::merge::{add_missing_as_not_run, apply_log};
 use crate::results::model::{SuiteNode, SuiteResult};
 use crate::results::read::json_report::read_json_report;
 use crate::results::read::junit::{read_junit, read_junit_bytes};
@@ -54,7 +54,7 @@ pub fn load_dir_with(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult 
             read_path(&path, opts, &mut inputs, true);
         }
     }
-    combine(name, inputs, Some(dir))
+    combine(name, inputs, Some(dir), opts)
 }
 
 /// [`load_files`] with reader options.
@@ -63,7 +63,7 @@ pub fn load_files_with(files: &[PathBuf], name: &str, opts: &ReadOptions) -> Sui
     for f in files {
         read_path(f, opts, &mut inputs, false);
     }
-    combine(name, inputs, None)
+    combine(name, inputs, None, opts)
 }
 
 /// JUnit files up to this size are read into memory and parsed zero-copy (faster); larger
@@ -157,7 +157,7 @@ fn concat(parts: Vec<SuiteResult>) -> Option<SuiteResult> {
     Some(base)
 }
 
-fn combine(name: &str, inputs: Inputs, dir: Option<&Path>) -> SuiteResult {
+fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -> SuiteResult {
     let Inputs {
         junits,
         reports,
@@ -205,6 +205,9 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>) -> SuiteResult {
                 fallback
             } else {
                 apply_log(&mut b, l, label);
+                if opts.missing_as_not_run {
+                    add_missing_as_not_run(&mut b, l);
+                }
                 b
             }
         }

@@ -20,6 +20,10 @@ pub struct ReadOptions {
     pub max_output_bytes: usize,
     /// Failure text kept per attempt, in bytes (the head is kept).
     pub max_failure_bytes: usize,
+    /// When a log says more specs were selected than the JUnit holds (an interrupted v1
+    /// run), add unnamed `NotRun` placeholders for them. Off by default: the runner knows
+    /// the selected names and marks them itself; `e2e-gate report` turns it on.
+    pub missing_as_not_run: bool,
 }
 
 impl Default for ReadOptions {
@@ -27,6 +31,7 @@ impl Default for ReadOptions {
         ReadOptions {
             max_output_bytes: 256 * 1024,
             max_failure_bytes: 64 * 1024,
+            missing_as_not_run: false,
         }
     }
 }
@@ -37,6 +42,7 @@ impl ReadOptions {
         ReadOptions {
             max_output_bytes: 0,
             max_failure_bytes: 16 * 1024,
+            missing_as_not_run: false,
         }
     }
 }
