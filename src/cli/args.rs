@@ -10,6 +10,7 @@ Examples:
   e2e-gate --suite custom --focus 'DNS' --reruns 2 --format json > summary.json
   e2e-gate --suite custom --dry-run            list the specs that would run
   e2e-gate suites list
+  e2e-gate report --format json artifacts/conformance   summarise existing results
 
 Exit codes:
     0  passed (flaky allowed unless --fail-on-flaky); promoted or nothing to do
@@ -52,6 +53,10 @@ pub enum Command {
     Promote(super::promote_cmd::PromoteArgs),
     /// Bring clusters up and down (sim, kind, existing).
     Cluster(super::cluster_cmd::ClusterArgs),
+    /// Read e2e results (ginkgo v1/v2 JUnit, e2e.log, JSON report, runner steps) into a
+    /// summary (human, json) or one combined JUnit file. Files given directly form one suite;
+    /// each directory forms one suite named after it. Exit: 0 passed, 1 failures, 3 incomplete.
+    Report(super::report_cmd::ReportArgs),
 }
 
 const PROMOTE_HELP: &str = "\

@@ -5,6 +5,7 @@ mod args;
 mod cluster_cmd;
 mod output;
 mod promote_cmd;
+pub mod report_cmd;
 mod run_cmd;
 mod signals;
 mod smoke_cmd;
@@ -43,5 +44,6 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Status(args)) => status_cmd::run(args).await,
         Some(Command::Promote(args)) => promote_cmd::run(args).await,
         Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
+        Some(Command::Report(args)) => report_cmd::run(args),
     }
 }

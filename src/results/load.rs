@@ -1,10 +1,10 @@
 //! The only file with filesystem I/O: reads a results directory or a set of files into one
 //! [`SuiteResult`]. Unreadable or missing inputs make the suite incomplete, naming the path.
 
-use crate::results::merge::apply_log;
+use crate::results::merge::{add_missing_as_not_run, apply_log};
 use crate::results::model::{SuiteNode, SuiteResult};
 use crate::results::read::json_report::read_json_report;
-use crate::results::read::junit::read_junit;
+use crate::results::read::junit::{read_junit, read_junit_bytes};
 use crate::results::read::log::{log_to_suite, read_log, LogSummary};
 use crate::results::read::{detect, push_suite_node, ReadOptions, Shape};
 use std::fs::File;
@@ -54,7 +54,7 @@ pub fn load_dir_with(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult 
             read_path(&path, opts, &mut inputs, true);
         }
     }
-    combine(name, inputs, Some(dir))
+    combine(name, inputs, Some(dir), opts)
 }
 
 /// [`load_files`] with reader options.
@@ -63,8 +63,12 @@ pub fn load_files_with(files: &[PathBuf], name: &str, opts: &ReadOptions) -> Sui
     for f in files {
         read_path(f, opts, &mut inputs, false);
     }
-    combine(name, inputs, None)
+    combine(name, inputs, None, opts)
 }
+
+/// JUnit files up to this size are read into memory and parsed zero-copy (faster); larger
+/// ones are streamed so memory stays bounded.
+pub const IN_MEMORY_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Default)]
 struct Inputs {
@@ -92,7 +96,21 @@ fn read_path(path: &Path, opts: &ReadOptions, inputs: &mut Inputs, from_dir: boo
         }
     };
     match shape {
-        Shape::Junit => inputs.junits.push(read_junit(reader, &label, opts)),
+        Shape::Junit => {
+            // Files that fit comfortably in memory are parsed zero-copy; bigger ones stream.
+            let small = path
+                .metadata()
+                .is_ok_and(|m| m.len() <= IN_MEMORY_MAX_BYTES);
+            if small {
+                let mut bytes = Vec::new();
+                match reader.read_to_end(&mut bytes) {
+                    Ok(_) => inputs.junits.push(read_junit_bytes(&bytes, &label, opts)),
+                    Err(e) => inputs.errors.push(format!("{label}: cannot read: {e}")),
+                }
+            } else {
+                inputs.junits.push(read_junit(reader, &label, opts));
+            }
+        }
         Shape::JsonReport => {
             let mut text = String::new();
             match reader.read_to_string(&mut text) {
@@ -139,7 +157,7 @@ fn concat(parts: Vec<SuiteResult>) -> Option<SuiteResult> {
     Some(base)
 }
 
-fn combine(name: &str, inputs: Inputs, dir: Option<&Path>) -> SuiteResult {
+fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -> SuiteResult {
     let Inputs {
         junits,
         reports,
@@ -187,6 +205,9 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>) -> SuiteResult {
                 fallback
             } else {
                 apply_log(&mut b, l, label);
+                if opts.missing_as_not_run {
+                    add_missing_as_not_run(&mut b, l);
+                }
                 b
             }
         }

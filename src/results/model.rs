@@ -128,13 +128,16 @@ impl Spec {
 
     /// The exclusive category: flaky = failed at least once and the last attempt that ran passed.
     pub fn outcome(&self) -> SpecOutcome {
-        let ran: Vec<&Attempt> = self
+        let last_ran = self
             .attempts
             .iter()
-            .filter(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed))
-            .collect();
-        if let Some(last) = ran.last() {
-            let failed_before = ran.iter().any(|a| a.state == AttemptState::Failed);
+            .rev()
+            .find(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed));
+        if let Some(last) = last_ran {
+            let failed_before = self
+                .attempts
+                .iter()
+                .any(|a| a.state == AttemptState::Failed);
             return match last.state {
                 AttemptState::Passed if failed_before => SpecOutcome::Flaky,
                 AttemptState::Passed => SpecOutcome::Passed,

@@ -257,10 +257,15 @@ pub fn render_human(summary: &RunSummary) -> String {
         }
     }
     let t = &summary.totals;
+    let all_dry = !summary.suites.is_empty() && summary.suites.iter().all(|s| s.dry_run);
+    let word = if all_dry && summary.result == ResultWord::Passed {
+        "DRY RUN (nothing executed)".to_string()
+    } else {
+        summary.result.as_str().to_uppercase()
+    };
     let _ = writeln!(
         out,
-        "result: {} — {}",
-        summary.result.as_str().to_uppercase(),
+        "result: {word} — {}",
         counts_line(t.passed, t.failed, t.flaky, t.skipped, t.pending, t.not_run)
     );
     out

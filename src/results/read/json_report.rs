@@ -109,6 +109,7 @@ pub fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> SuiteRe
     let mut suite = SuiteResult::default();
     suite.sources.push(SourceFormat::GinkgoJsonReport);
     let mut total = Duration::ZERO;
+    let mut verdicts = Vec::new();
     for r in reports {
         if suite.name.is_empty() {
             suite.name = r.suite_description.clone();
@@ -139,24 +140,22 @@ pub fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> SuiteRe
             prop("random_seed", cfg.random_seed.to_string());
         }
         suite.dry_run |= cfg.dry_run;
-        if !r.suite_succeeded {
-            if let Some(reasons) = r
-                .special_suite_failure_reasons
-                .as_ref()
-                .filter(|v| !v.is_empty())
-            {
-                suite.mark_incomplete(format!("{source}: {}", reasons.join(", ")));
-            }
-        }
         for sr in r.spec_reports.unwrap_or_default() {
             add_spec(&mut suite, sr, opts);
         }
+        verdicts.push((
+            r.suite_succeeded,
+            r.special_suite_failure_reasons.unwrap_or_default(),
+        ));
     }
     if total > Duration::ZERO {
         suite.duration = Some(total);
     }
     if suite.dry_run {
         super::junit::mark_dry_run(&mut suite);
+    }
+    for (succeeded, reasons) in verdicts {
+        super::apply_suite_verdict(&mut suite, Some(succeeded), &reasons, source);
     }
     suite
 }

@@ -1,12 +1,14 @@
 //! Streaming JUnit reader (quick-xml): ginkgo v1, ginkgo v2, runner steps and our own
 //! Surefire-style output. Counts attributes are ignored; everything comes from testcases.
 
+use super::attrs::{attrs, to_f64, word};
 use super::{is_suite_node, push_suite_node, split_it_prefix, BoundedText, ReadOptions};
 use crate::results::model::{
     Attempt, AttemptOrigin, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
 };
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+use std::borrow::Cow;
 use std::io::BufRead;
 use std::time::Duration;
 
@@ -37,17 +39,19 @@ struct RawCase {
     name: Option<String>,
     classname: Option<String>,
     time: Option<f64>,
-    status: Option<String>,
+    status: Option<Cow<'static, str>>,
     child: Child,
-    child_type: Option<String>,
-    message: Option<String>,
+    child_type: Option<Cow<'static, str>>,
+    message: Option<Cow<'static, str>>,
     failure: Option<String>,
     output: Option<String>,
     reruns: Vec<Rerun>,
 }
 
 /// Where text events currently go.
+#[derive(Default)]
 enum Target {
+    #[default]
     None,
     Failure(BoundedText),
     Output(BoundedText),
@@ -58,7 +62,14 @@ enum Target {
 /// Everything the reader gathered from one file.
 #[derive(Debug, Default)]
 struct Gathered {
-    cases: Vec<RawCase>,
+    /// The suite built so far: testcases are turned into specs as they close, so memory
+    /// holds the model only, never the raw testcases.
+    suite: SuiteResult,
+    source: String,
+    cases: usize,
+    all_runner_class: bool,
+    prev_failed: bool,
+    unnamed: usize,
     suite_name: Option<String>,
     root_testsuites: bool,
     saw_status: bool,
@@ -71,122 +82,159 @@ struct Gathered {
 /// [`SuiteResult::incomplete`] naming `source` and the byte position; what was read
 /// before the damage is kept.
 pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> SuiteResult {
-    let mut g = Gathered::default();
+    let mut g = Gathered {
+        source: source.to_string(),
+        all_runner_class: true,
+        ..Gathered::default()
+    };
     let damage = gather(input, &mut g, opts).err();
-    let mut suite = build(g, source);
+    let mut suite = finish(g, source);
     if let Some(d) = damage {
         suite.mark_incomplete(format!("{source}: {d}"));
     }
     suite
 }
 
-/// Reads a JUnit document held in memory.
+/// Reads a JUnit document held in memory (zero-copy parsing).
 pub fn read_junit_str(xml: &str, source: &str, opts: &ReadOptions) -> SuiteResult {
-    read_junit(xml.as_bytes(), source, opts)
+    read_junit_bytes(xml.as_bytes(), source, opts)
 }
 
-fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == name)
-        .map(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map(|v| v.into_owned())
-                .unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned())
-        })
+/// Reads a JUnit document held in memory as bytes (zero-copy parsing).
+pub fn read_junit_bytes(xml: &[u8], source: &str, opts: &ReadOptions) -> SuiteResult {
+    let mut g = Gathered {
+        source: source.to_string(),
+        all_runner_class: true,
+        ..Gathered::default()
+    };
+    let damage = gather_slice(xml, &mut g, opts).err();
+    let mut suite = finish(g, source);
+    if let Some(d) = damage {
+        suite.mark_incomplete(format!("{source}: {d}"));
+    }
+    suite
 }
 
-fn attr_f64(e: &BytesStart<'_>, name: &[u8]) -> Option<f64> {
-    attr(e, name).and_then(|v| v.trim().parse::<f64>().ok())
+/// Parser position shared by the streaming and the in-memory drivers.
+#[derive(Default)]
+struct Cursor {
+    depth: usize,
+    saw_root: bool,
+    case: Option<RawCase>,
+    target: Target,
+    rerun: Option<Rerun>,
 }
 
+/// Streaming driver: bounded memory whatever the file size.
 fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
     let mut buf = Vec::with_capacity(64 * 1024);
-    let mut depth: usize = 0;
-    let mut saw_root = false;
-    let mut case: Option<RawCase> = None;
-    let mut target = Target::None;
-    let mut rerun: Option<Rerun> = None;
+    let mut cur = Cursor::default();
     loop {
-        let ev = match reader.read_event_into(&mut buf) {
-            Ok(ev) => ev,
-            Err(e) => {
-                return Err(format!(
-                    "malformed XML at byte {}: {e}",
-                    reader.error_position()
-                ))
-            }
-        };
-        match ev {
-            Event::Start(e) => {
-                depth += 1;
-                saw_root = true;
-                open(&e, false, g, &mut case, &mut target, &mut rerun, opts);
-            }
-            Event::Empty(e) => {
-                saw_root = true;
-                open(&e, true, g, &mut case, &mut target, &mut rerun, opts);
-            }
-            Event::End(e) => {
-                depth = depth.saturating_sub(1);
-                close(
-                    e.local_name().as_ref(),
-                    g,
-                    &mut case,
-                    &mut target,
-                    &mut rerun,
-                );
-            }
-            Event::Text(t) => {
-                if let Some(text) = target_text(&mut target) {
-                    if text.wants() {
-                        if let Ok(s) = t.xml10_content() {
-                            text.push(&s);
-                        }
-                    }
-                }
-            }
-            Event::CData(t) => {
-                if let Some(text) = target_text(&mut target) {
-                    if text.wants() {
-                        if let Ok(s) = t.decode() {
-                            text.push(&s);
-                        }
-                    }
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some(text) = target_text(&mut target) {
-                    if text.wants() {
-                        if r.is_char_ref() {
-                            if let Ok(Some(c)) = r.resolve_char_ref() {
-                                text.push_char(c);
-                            }
-                        } else if let Ok(name) = r.decode() {
-                            if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
-                                text.push(v);
-                            }
-                        }
-                    }
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+        // Whitespace between elements is noise: skip it unless text is being captured.
+        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
+        let ev = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
+        if handle(ev, &mut cur, g, opts) {
+            break;
         }
         buf.clear();
     }
-    if depth > 0 || case.is_some() {
+    finish_cursor(&cur, reader.buffer_position())
+}
+
+/// In-memory driver: zero-copy events (the fast path for files that fit in memory).
+fn gather_slice(input: &[u8], g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
+    let mut reader = Reader::from_reader(input);
+    reader.config_mut().check_end_names = true;
+    let mut cur = Cursor::default();
+    loop {
+        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
+        let ev = reader
+            .read_event()
+            .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
+        if handle(ev, &mut cur, g, opts) {
+            break;
+        }
+    }
+    finish_cursor(&cur, reader.buffer_position())
+}
+
+fn finish_cursor(cur: &Cursor, position: u64) -> Result<(), String> {
+    if cur.depth > 0 || cur.case.is_some() {
         return Err(format!(
-            "unexpected end of file at byte {} ({depth} element(s) left open)",
-            reader.buffer_position()
+            "unexpected end of file at byte {position} ({} element(s) left open)",
+            cur.depth
         ));
     }
-    if !saw_root {
+    if !cur.saw_root {
         return Err("no XML elements (empty or not JUnit)".to_string());
     }
     Ok(())
+}
+
+/// Handles one event; true at the end of the input.
+fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions) -> bool {
+    let Cursor {
+        depth,
+        saw_root,
+        case,
+        target,
+        rerun,
+    } = cur;
+    match ev {
+        Event::Start(e) => {
+            *depth += 1;
+            *saw_root = true;
+            open(&e, false, g, case, target, rerun, opts);
+        }
+        Event::Empty(e) => {
+            *saw_root = true;
+            open(&e, true, g, case, target, rerun, opts);
+        }
+        Event::End(e) => {
+            *depth = depth.saturating_sub(1);
+            close(e.local_name().as_ref(), g, case, target, rerun);
+        }
+        Event::Text(t) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if let Ok(s) = t.xml10_content() {
+                        text.push(&s);
+                    }
+                }
+            }
+        }
+        Event::CData(t) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if let Ok(s) = t.decode() {
+                        text.push(&s);
+                    }
+                }
+            }
+        }
+        Event::GeneralRef(r) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if r.is_char_ref() {
+                        if let Ok(Some(c)) = r.resolve_char_ref() {
+                            text.push_char(c);
+                        }
+                    } else if let Ok(name) = r.decode() {
+                        if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
+                            text.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        Event::Eof => return true,
+        _ => {}
+    }
+    false
 }
 
 fn target_text(t: &mut Target) -> Option<&mut BoundedText> {
@@ -212,34 +260,36 @@ fn open(
     match name.as_ref() {
         b"testsuites" => g.root_testsuites = true,
         b"testsuite" => {
+            let [name, time] = attrs(e, [b"name", b"time"]);
             if g.suite_name.is_none() {
-                g.suite_name = attr(e, b"name").filter(|n| !n.is_empty());
+                g.suite_name = name.filter(|n| !n.is_empty()).map(Cow::into_owned);
             }
-            if let Some(t) = attr_f64(e, b"time") {
+            if let Some(t) = to_f64(time) {
                 g.time = Some(g.time.unwrap_or(0.0) + t);
             }
         }
         b"property" if case.is_none() => {
-            if let (Some(n), Some(v)) = (attr(e, b"name"), attr(e, b"value")) {
+            if let [Some(n), Some(v)] = attrs(e, [b"name", b"value"]) {
                 if !g.properties.iter().any(|(k, _)| *k == n) {
-                    g.properties.push((n, v));
+                    g.properties.push((n.into_owned(), v.into_owned()));
                 }
             }
         }
         b"testcase" => {
-            let status = attr(e, b"status");
+            let [name, classname, time, status] =
+                attrs(e, [b"name", b"classname", b"time", b"status"]);
             if status.is_some() {
                 g.saw_status = true;
             }
             let c = RawCase {
-                name: attr(e, b"name"),
-                classname: attr(e, b"classname"),
-                time: attr_f64(e, b"time"),
-                status,
+                name: name.map(Cow::into_owned),
+                classname: classname.map(Cow::into_owned),
+                time: to_f64(time),
+                status: status.map(word),
                 ..RawCase::default()
             };
             if empty {
-                g.cases.push(c);
+                push_case(g, c);
             } else {
                 *case = Some(c);
             }
@@ -259,8 +309,9 @@ fn open(
                 // failure/error beat skipped when both appear
                 if c.child == Child::None || kind != Child::Skipped {
                     c.child = kind;
-                    c.child_type = attr(e, b"type");
-                    c.message = attr(e, b"message");
+                    let [ty, message] = attrs(e, [b"type", b"message"]);
+                    c.child_type = ty.map(word);
+                    c.message = message.map(word);
                 }
                 if !empty && kind != Child::Skipped {
                     *target = Target::Failure(BoundedText::head(opts.max_failure_bytes));
@@ -272,11 +323,12 @@ fn open(
         b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
             if let Some(c) = case.as_mut() {
                 g.saw_rerun_elements = true;
+                let [message, ty, time] = attrs(e, [b"message", b"type", b"time"]);
                 let r = Rerun {
                     flaky: name.as_ref().starts_with(b"flaky"),
-                    message: attr(e, b"message"),
-                    ty: attr(e, b"type"),
-                    time: attr_f64(e, b"time"),
+                    message: message.map(Cow::into_owned),
+                    ty: ty.map(Cow::into_owned),
+                    time: to_f64(time),
                     ..Rerun::default()
                 };
                 if empty {
@@ -311,7 +363,7 @@ fn close(
     match name {
         b"testcase" => {
             if let Some(c) = case.take() {
-                g.cases.push(c);
+                push_case(g, c);
             }
             *target = Target::None;
             *rerun = None;
@@ -421,6 +473,7 @@ fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
             suite.kubernetes_version = Some(value.to_string());
             return;
         }
+        "incomplete" => return,
         n if n.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => return,
         n => n,
     };
@@ -437,11 +490,11 @@ fn failed_attempt(c: &RawCase, kind: Option<String>) -> Attempt {
         }
         None => (None, None),
     };
-    let message = c.message.clone().filter(|m| !m.trim().is_empty());
+    let message = c.message.as_deref().filter(|m| !m.trim().is_empty());
     let failure = match (message, text) {
         (Some(m), Some(t)) if t.contains(m.trim()) => Some(t),
         (Some(m), Some(t)) => Some(format!("{m}\n{t}")),
-        (m, t) => m.or(t),
+        (m, t) => m.map(str::to_string).or(t),
     };
     Attempt {
         state: AttemptState::Failed,
@@ -476,7 +529,12 @@ fn rerun_attempt(r: &Rerun) -> Attempt {
 /// The attempt a testcase's own outcome describes.
 fn main_attempt(c: &RawCase) -> Attempt {
     let status = c.status.as_deref().unwrap_or("");
-    let ty = c.child_type.clone().filter(|t| !t.is_empty());
+    let ty = || {
+        c.child_type
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
     match (status, c.child) {
         ("skipped", _) | ("", Child::Skipped) => {
             let dry = c
@@ -498,8 +556,9 @@ fn main_attempt(c: &RawCase) -> Attempt {
                 failure_kind: kind,
                 failure: c
                     .message
-                    .clone()
-                    .filter(|m| !dry && !m.is_empty() && m != "skipped"),
+                    .as_deref()
+                    .filter(|m| !dry && !m.is_empty() && *m != "skipped")
+                    .map(str::to_string),
                 ..Attempt::default()
             }
         }
@@ -510,15 +569,15 @@ fn main_attempt(c: &RawCase) -> Attempt {
             output: c.output.clone(),
             ..Attempt::default()
         },
-        (_, Child::Error) if ty.as_deref() == Some("not-run") => Attempt {
+        (_, Child::Error) if c.child_type.as_deref() == Some("not-run") => Attempt {
             state: AttemptState::NotRun,
-            failure_kind: ty,
-            failure: c.message.clone(),
+            failure_kind: ty(),
+            failure: c.message.as_deref().map(str::to_string),
             ..Attempt::default()
         },
         (s, _) => {
             let kind = if s.is_empty() {
-                ty
+                ty()
             } else {
                 Some(s.to_string())
             };
@@ -527,30 +586,96 @@ fn main_attempt(c: &RawCase) -> Attempt {
     }
 }
 
-/// Runner-level JUnit: kubetest / kubetest2 steps.
-fn is_runner_steps(g: &Gathered) -> bool {
-    if g.saw_status || g.cases.is_empty() {
-        return false;
-    }
-    let runner_class = |c: &RawCase| {
-        matches!(
-            c.classname.as_deref(),
-            Some("e2e.go" | "kubetest" | "kubetest2" | "runner")
-        )
-    };
-    g.suite_name.as_deref() == Some("kubetest2") || g.cases.iter().all(runner_class)
+fn is_runner_class(c: &RawCase) -> bool {
+    matches!(
+        c.classname.as_deref(),
+        Some("e2e.go" | "kubetest" | "kubetest2" | "runner")
+    )
 }
 
-fn build(g: Gathered, source: &str) -> SuiteResult {
-    let mut suite = SuiteResult {
-        name: g.suite_name.clone().unwrap_or_default(),
-        duration: duration(g.time),
-        ..SuiteResult::default()
+/// Turns one closed testcase into attempts of a spec (or of a suite node).
+fn push_case(g: &mut Gathered, mut c: RawCase) {
+    g.cases += 1;
+    g.all_runner_class &= is_runner_class(&c);
+    let suite = &mut g.suite;
+    let junit_name = match c.name.take().filter(|n| !n.is_empty()) {
+        Some(n) => n,
+        None => {
+            g.unnamed += 1;
+            format!("(unnamed testcase {} in {})", g.unnamed, g.source)
+        }
     };
+    if c.child == Child::Error && c.child_type.as_deref() == Some("incomplete") {
+        let reason = c
+            .message
+            .take()
+            .map(Cow::into_owned)
+            .unwrap_or_else(|| format!("{}: marked incomplete", g.source));
+        suite.mark_incomplete(reason);
+        return;
+    }
+    let main = main_attempt(&c);
+    let mut attempts: Vec<Attempt> = Vec::with_capacity(1 + c.reruns.len());
+    attempts.extend(c.reruns.iter().filter(|r| r.flaky).map(rerun_attempt));
+    attempts.push(main);
+    attempts.extend(c.reruns.iter().filter(|r| !r.flaky).map(rerun_attempt));
+    for (i, a) in attempts.iter_mut().enumerate() {
+        a.origin.in_process = i as u32;
+    }
+    let last_failed = attempts
+        .last()
+        .is_some_and(|a| a.state == AttemptState::Failed);
+    if is_suite_node(&junit_name) {
+        for a in attempts {
+            push_suite_node(
+                suite,
+                SuiteNode {
+                    name: junit_name.clone(),
+                    attempt: a,
+                },
+            );
+        }
+        g.prev_failed = false;
+        return;
+    }
+    let v2 = c.status.is_some();
+    let (name, jname) = if v2 {
+        split_it_prefix(junit_name)
+    } else {
+        (junit_name, None)
+    };
+    // v1 (and our testgrid style) write one testcase per attempt.
+    let continues = !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == name);
+    g.prev_failed = last_failed;
+    if continues {
+        if let Some(spec) = suite.specs.last_mut() {
+            let base = spec.attempts.len() as u32;
+            for (i, mut a) in attempts.into_iter().enumerate() {
+                a.origin.in_process = base + i as u32;
+                spec.attempts.push(a);
+            }
+        }
+    } else {
+        suite.specs.push(Spec {
+            name,
+            junit_name: jname,
+            classname: c.classname.take(),
+            location: None,
+            attempts,
+        });
+    }
+}
+
+fn finish(g: Gathered, source: &str) -> SuiteResult {
+    let runner = !g.saw_status
+        && g.cases > 0
+        && (g.suite_name.as_deref() == Some("kubetest2") || g.all_runner_class);
+    let mut suite = g.suite;
+    suite.name = g.suite_name.clone().unwrap_or_default();
+    suite.duration = duration(g.time);
     for (n, v) in &g.properties {
         map_property(n, v, &mut suite);
     }
-    let runner = is_runner_steps(&g);
     let format = if runner {
         SourceFormat::RunnerSteps
     } else if g.saw_status {
@@ -561,85 +686,21 @@ fn build(g: Gathered, source: &str) -> SuiteResult {
         SourceFormat::GinkgoV1Junit
     };
     suite.sources.push(format);
-    // v1 (and our testgrid style) write one testcase per attempt.
-    let per_attempt = !g.saw_status;
-    let mut unnamed = 0usize;
-    let mut prev_failed_name: Option<String> = None;
-    for c in g.cases {
-        let junit_name = match c.name.clone().filter(|n| !n.is_empty()) {
-            Some(n) => n,
-            None => {
-                unnamed += 1;
-                format!("(unnamed testcase {unnamed} in {source})")
-            }
-        };
-        if c.child == Child::Error && c.child_type.as_deref() == Some("incomplete") {
-            suite.mark_incomplete(
-                c.message
-                    .clone()
-                    .unwrap_or_else(|| format!("{source}: marked incomplete")),
-            );
-            continue;
-        }
-        let mut attempts: Vec<Attempt> = Vec::new();
-        let main = main_attempt(&c);
-        let (flaky_reruns, later_reruns): (Vec<&Rerun>, Vec<&Rerun>) =
-            c.reruns.iter().partition(|r| r.flaky);
-        attempts.extend(flaky_reruns.iter().map(|r| rerun_attempt(r)));
-        attempts.push(main);
-        attempts.extend(later_reruns.iter().map(|r| rerun_attempt(r)));
-        for (i, a) in attempts.iter_mut().enumerate() {
-            a.origin.in_process = i as u32;
-        }
-        if !runner && is_suite_node(&junit_name) {
-            for a in attempts {
-                push_suite_node(
-                    &mut suite,
-                    SuiteNode {
-                        name: junit_name.clone(),
-                        attempt: a,
-                    },
-                );
-            }
-            prev_failed_name = None;
-            continue;
-        }
-        let (name, jname) = if g.saw_status {
-            split_it_prefix(&junit_name)
-        } else {
-            (junit_name, None)
-        };
-        let continues = per_attempt
-            && prev_failed_name.as_deref() == Some(name.as_str())
-            && suite.specs.last().is_some_and(|s| s.name == name);
-        let last_failed = attempts
-            .last()
-            .is_some_and(|a| a.state == AttemptState::Failed);
-        if continues {
-            if let Some(spec) = suite.specs.last_mut() {
-                let base = spec.attempts.len() as u32;
-                for (i, mut a) in attempts.into_iter().enumerate() {
-                    a.origin.in_process = base + i as u32;
-                    spec.attempts.push(a);
-                }
-            }
-        } else {
-            suite.specs.push(Spec {
-                name: name.clone(),
-                junit_name: jname,
-                classname: c.classname.clone(),
-                location: None,
-                attempts,
-            });
-        }
-        prev_failed_name = if last_failed { Some(name) } else { None };
-    }
     if !suite.dry_run && looks_like_dry_run(&suite) {
         suite.dry_run = true;
     }
     if suite.dry_run {
         mark_dry_run(&mut suite);
     }
+    let prop = |k: &str| {
+        g.properties
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let succeeded = prop("SuiteSucceeded").map(|v| v == "true");
+    let reasons: Vec<String> = prop("SpecialSuiteFailureReason").into_iter().collect();
+    super::apply_suite_verdict(&mut suite, succeeded, &reasons, source);
     suite
 }
 
@@ -764,6 +825,50 @@ mod tests {
         assert!(s
             .properties
             .contains(&("flake_attempts".into(), "3".into())));
+    }
+
+    #[test]
+    fn streaming_and_in_memory_drivers_agree() {
+        for xml in [V1, V2, &V1[..V1.find("broken").unwrap_or(0)]] {
+            let a = read(xml);
+            let b = read_junit(
+                std::io::BufReader::with_capacity(16, xml.as_bytes()),
+                "t.xml",
+                &ReadOptions::default(),
+            );
+            assert_eq!(a.specs, b.specs);
+            assert_eq!(a.suite_nodes, b.suite_nodes);
+            assert_eq!(a.incomplete.is_some(), b.incomplete.is_some());
+        }
+    }
+
+    #[test]
+    fn attribute_scanner() {
+        let xml = r#"<testsuite><testcase  name = 'a &amp; b&#xA;c'
+            classname="k" time="1.5" weird="x>y"/><testcase name="z" odd=noquote/></testsuite>"#;
+        let s = read(xml);
+        assert_eq!(s.specs[0].name, "a & b\nc");
+        assert_eq!(s.specs[0].classname.as_deref(), Some("k"));
+        assert_eq!(
+            s.specs[0].attempts[0].duration,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            s.specs[1].name, "z",
+            "an odd attribute does not lose the name"
+        );
+    }
+
+    #[test]
+    fn v2_special_failure_reason() {
+        let s = read(
+            r#"<testsuites><testsuite name="K"><properties>
+            <property name="SuiteSucceeded" value="false"></property>
+            <property name="SpecialSuiteFailureReason" value="Interrupted by User"></property>
+            </properties>
+            <testcase name="[It] a" status="passed" time="1"></testcase></testsuite></testsuites>"#,
+        );
+        assert!(s.incomplete.unwrap().reason.contains("Interrupted by User"));
     }
 
     #[test]

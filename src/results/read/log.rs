@@ -73,6 +73,9 @@ pub struct LogSummary {
     pub kubernetes_version: Option<String>,
     /// `Test Suite Passed` / `Test Suite Failed` printed.
     pub finished: bool,
+    /// The run was interrupted (`Received interrupt.`, `Interrupted by …`): specs that were
+    /// running or not yet started have no result, whatever the summary counts say.
+    pub interrupted: bool,
 }
 
 impl LogSummary {
@@ -98,6 +101,7 @@ struct Patterns {
     fail_entry: Regex,
     apiserver: Regex,
     suite_node_failed: Regex,
+    interrupted: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -107,7 +111,7 @@ fn patterns() -> &'static Patterns {
         Patterns {
             ansi: re(r"\x1b\[[0-9;?]*[ -/]*[@-~]"),
             running_suite: re(r"^Running Suite: (.+?)(?: - (/\S*))?\s*$"),
-            will_run: re(r"Will run (\d+) of (\d+) specs"),
+            will_run: re(r"Will run (\d+)(?: of (\d+))? specs"),
             parallel: re(r"Running in parallel across (\d+) (processes|nodes)"),
             ran: re(r"Ran (\d+) of (\d+) Specs in ([0-9.]+) seconds"),
             summary: re(
@@ -118,6 +122,7 @@ fn patterns() -> &'static Patterns {
             summarizing: re(r"^Summarizing (\d+) Failures?:"),
             fail_entry: re(r"^\s*\[(Fail|FAIL|FAILED|TIMEDOUT|PANICKED|INTERRUPTED|ABORTED|Panic!|Timeout)\] (.+?)\s*$"),
             apiserver: re(r"kube-apiserver version: (v\S+)"),
+            interrupted: re(r"^Received interrupt\.|^Interrupted by |^\s*\[INTERRUPTED\]"),
             suite_node_failed: re(
                 r"A (BeforeSuite|AfterSuite|SynchronizedBeforeSuite|SynchronizedAfterSuite) node failed|^\[((?:Synchronized)?(?:Before|After)Suite)\] \[?(FAILED|PANICKED|TIMEDOUT)",
             ),
@@ -200,7 +205,11 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             }
             in_failures = false;
         }
-        if let Some(c) = p.flakey.captures(line) {
+        if let Some(c) = line
+            .contains("FLAKEY")
+            .then(|| p.flakey.captures(line))
+            .flatten()
+        {
             v2_markers = true;
             let n = c[1].parse().unwrap_or(2);
             let d = c
@@ -210,7 +219,7 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             expect = Expect::FlakeName(n, d);
             continue;
         }
-        if p.attempt_failed.is_match(line) {
+        if line.contains("Attempt #") && p.attempt_failed.is_match(line) {
             v2_markers = true;
             s.retries += 1;
             continue;
@@ -234,25 +243,53 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
                 continue;
             }
         }
-        if let Some(c) = p.will_run.captures(line) {
-            s.will_run = Some((c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0)));
+        if let Some(c) = line
+            .contains("Will run")
+            .then(|| p.will_run.captures(line))
+            .flatten()
+        {
+            let n = c[1].parse().unwrap_or(0);
+            let total = c.get(2).and_then(|m| m.as_str().parse().ok()).unwrap_or(n);
+            s.will_run = Some((n, total));
             continue;
         }
-        if let Some(c) = p.parallel.captures(line) {
+        if (trimmed.contains("nterrupt") || trimmed.contains("INTERRUPTED"))
+            && p.interrupted.is_match(trimmed)
+        {
+            s.interrupted = true;
+        }
+        if let Some(c) = line
+            .contains("in parallel")
+            .then(|| p.parallel.captures(line))
+            .flatten()
+        {
             s.parallel = c[1].parse().ok();
             if &c[2] == "processes" {
                 v2_markers = true;
             }
             continue;
         }
-        if let Some(c) = p.ran.captures(line) {
+        if let Some(c) = line
+            .contains("Ran ")
+            .then(|| p.ran.captures(line))
+            .flatten()
+        {
             s.ran = Some((c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0)));
             s.duration = c[3].parse::<f64>().ok().map(Duration::from_secs_f64);
             continue;
         }
-        if let Some(c) = p.summary.captures(line) {
+        if let Some(c) = (line.contains("SUCCESS!") || line.contains("FAIL!"))
+            .then(|| p.summary.captures(line))
+            .flatten()
+        {
             s.success = Some(&c[1] == "SUCCESS!");
             s.special_failure = c.get(2).map(|m| m.as_str().trim().to_string());
+            if s.special_failure
+                .as_deref()
+                .is_some_and(|f| f.contains("Interrupted"))
+            {
+                s.interrupted = true;
+            }
             let n = |i: usize| {
                 c.get(i)
                     .and_then(|m| m.as_str().parse::<usize>().ok())
@@ -273,7 +310,11 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             in_failures = true;
             continue;
         }
-        if let Some(c) = p.suite_node_failed.captures(trimmed) {
+        if let Some(c) = trimmed
+            .contains("Suite")
+            .then(|| p.suite_node_failed.captures(trimmed))
+            .flatten()
+        {
             let which = c
                 .get(1)
                 .or(c.get(2))
@@ -284,7 +325,11 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
             continue;
         }
         if s.kubernetes_version.is_none() {
-            if let Some(c) = p.apiserver.captures(line) {
+            if let Some(c) = line
+                .contains("kube-apiserver")
+                .then(|| p.apiserver.captures(line))
+                .flatten()
+            {
                 s.kubernetes_version = Some(c[1].to_string());
                 continue;
             }
@@ -336,6 +381,9 @@ pub fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) -> Suit
             },
         });
     }
+    if log.interrupted {
+        suite.mark_incomplete(format!("{source}: the run was interrupted"));
+    }
     let Some(c) = log.counts else {
         suite.mark_incomplete(format!(
             "{source}: no ginkgo summary line (the run did not finish)"
@@ -353,11 +401,14 @@ pub fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) -> Suit
             suite.specs.push(spec);
         }
     }
-    // failed
+    // failed: v1 lists failed attempts of flaky specs too, so names are only trusted when
+    // the list matches the count.
+    let named_failures = log.failures.len() == c.failed;
     for i in 0..c.failed {
         let name = log
             .failures
             .get(i)
+            .filter(|_| named_failures)
             .cloned()
             .unwrap_or_else(|| placeholder("failed", i + 1, c.failed));
         let mut spec = Spec::single(name, AttemptState::Failed);

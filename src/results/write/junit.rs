@@ -43,16 +43,31 @@ impl Default for JunitOptions {
 /// Name of the error testcase written for an incomplete suite.
 pub const INCOMPLETE_TESTCASE: &str = "[e2e-gate] results incomplete";
 
-/// Keeps the last `max` bytes of `s`, noting how much was cut.
+/// Keeps the last `max` bytes of `s`, noting how much was cut (including what a reader
+/// already cut, noted the same way at the start).
 pub fn truncate_output(s: &str, max: usize) -> Option<String> {
     if max == 0 || s.trim().is_empty() {
         return None;
     }
-    if s.len() <= max {
+    let (already, body) = split_truncation_note(s);
+    if body.len() <= max {
         return Some(s.to_string());
     }
-    let cut = ceil_char_boundary(s, s.len() - max);
-    Some(format!("[… {cut} bytes truncated …]\n{}", &s[cut..]))
+    let cut = ceil_char_boundary(body, body.len() - max);
+    Some(format!(
+        "[… {} bytes truncated …]\n{}",
+        already + cut,
+        &body[cut..]
+    ))
+}
+
+/// `("[… N bytes truncated …]\nrest")` → `(N, "rest")`; `(0, s)` without a note.
+fn split_truncation_note(s: &str) -> (usize, &str) {
+    let parsed = s.strip_prefix("[… ").and_then(|r| {
+        let (n, rest) = r.split_once(" bytes truncated …]\n")?;
+        Some((n.parse::<usize>().ok()?, rest))
+    });
+    parsed.unwrap_or((0, s))
 }
 
 /// Failure text bounded for attributes/bodies (TestGrid cuts at 10000 characters anyway).
@@ -400,7 +415,7 @@ mod tests {
     fn round_trips_through_our_reader_and_quick_junit() {
         for style in [JunitStyle::Jenkins, JunitStyle::Testgrid] {
             let original = sample();
-            let xml = write_junit_string(&[original.clone()], &opts(style));
+            let xml = write_junit_string(std::slice::from_ref(&original), &opts(style));
             let back = read_junit_str(&xml, "out.xml", &ReadOptions::default());
             assert_eq!(back.counts(), original.counts(), "{style:?}\n{xml}");
             assert_eq!(back.suite_nodes.len(), 1);
@@ -432,6 +447,21 @@ mod tests {
         assert!(back.dry_run);
         assert_eq!(back.counts().passed, 0);
         assert_eq!(back.dry_run_specs(), 1);
+    }
+
+    #[test]
+    fn truncation_counts_what_the_reader_cut() {
+        assert_eq!(
+            truncate_output("abcdef", 3).unwrap(),
+            "[… 3 bytes truncated …]\ndef"
+        );
+        let read = "[… 100 bytes truncated …]\nabcdef";
+        assert_eq!(truncate_output(read, 10).unwrap(), read);
+        assert_eq!(
+            truncate_output(read, 2).unwrap(),
+            "[… 104 bytes truncated …]\nef"
+        );
+        assert_eq!(truncate_output("x", 0), None);
     }
 
     #[test]
