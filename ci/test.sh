@@ -10,4 +10,4 @@ if [ -S /var/run/docker.sock ] || [ -n "${DOCKER_HOST:-}" ]; then
 else
   echo "ci/test.sh: no Docker socket; Docker-backed tests will be skipped" >&2
 fi
-cargo test --all-targets "$@"
+cargo test "$@"
