@@ -87,3 +87,62 @@ fn smoke_image_lists_checks_and_reports_an_unreachable_cluster_as_failures() {
     );
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
 }
+
+/// Brings a simulated cluster up through the binary and always takes it down.
+struct SimCluster {
+    name: String,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl SimCluster {
+    fn up(dir: &Path) -> SimCluster {
+        let name = format!("smoke-{}", std::process::id());
+        let kubeconfig = dir.join("kubeconfig");
+        let out = Command::new(BIN)
+            .args(["cluster", "up", "--provider", "sim", "--name", &name, "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        SimCluster { name, kubeconfig }
+    }
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN).args(["cluster", "down", "--name", &self.name]).output();
+    }
+}
+
+#[test]
+fn smoke_suite_passes_in_its_container_on_a_settled_simulated_cluster() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = SimCluster::up(dir.path());
+    // Wait (bounded) until the workloads of the default topology are up, checked on the host.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let out = Command::new(BIN)
+            .args(["smoke", "run", "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .arg("--results-dir")
+            .arg(dir.path().join("host-check"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "cluster never settled: {}", String::from_utf8_lossy(&out.stdout));
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let tag = format!("e2e-gate-smoke:test-sim-{}", std::process::id());
+    build(&tag);
+    suite_dir(dir.path(), &tag);
+    let (code, summary, stderr) = run(dir.path(), &["--kubeconfig", cluster.kubeconfig.to_str().unwrap()]);
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert_eq!(code, Some(0), "{stderr}");
+    let s = &summary["suites"][0];
+    assert_eq!((s["passed"].as_u64(), s["failed"].as_u64(), s["skipped"].as_u64()), (Some(7), Some(0), Some(1)), "{s}");
+}
