@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod exit_code;
+pub mod gate;
 pub mod promote;
 pub mod results;
 pub mod runner;

@@ -99,18 +99,32 @@ impl SimCluster {
         let name = format!("smoke-{}", std::process::id());
         let kubeconfig = dir.join("kubeconfig");
         let out = Command::new(BIN)
-            .args(["cluster", "up", "--provider", "sim", "--name", &name, "--kubeconfig-out"])
+            .args([
+                "cluster",
+                "up",
+                "--provider",
+                "sim",
+                "--name",
+                &name,
+                "--kubeconfig-out",
+            ])
             .arg(&kubeconfig)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         SimCluster { name, kubeconfig }
     }
 }
 
 impl Drop for SimCluster {
     fn drop(&mut self) {
-        let _ = Command::new(BIN).args(["cluster", "down", "--name", &self.name]).output();
+        let _ = Command::new(BIN)
+            .args(["cluster", "down", "--name", &self.name])
+            .output();
     }
 }
 
@@ -134,15 +148,30 @@ fn smoke_suite_passes_in_its_container_on_a_settled_simulated_cluster() {
         if out.status.success() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "cluster never settled: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster never settled: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     let tag = format!("e2e-gate-smoke:test-sim-{}", std::process::id());
     build(&tag);
     suite_dir(dir.path(), &tag);
-    let (code, summary, stderr) = run(dir.path(), &["--kubeconfig", cluster.kubeconfig.to_str().unwrap()]);
+    let (code, summary, stderr) = run(
+        dir.path(),
+        &["--kubeconfig", cluster.kubeconfig.to_str().unwrap()],
+    );
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
     assert_eq!(code, Some(0), "{stderr}");
     let s = &summary["suites"][0];
-    assert_eq!((s["passed"].as_u64(), s["failed"].as_u64(), s["skipped"].as_u64()), (Some(7), Some(0), Some(1)), "{s}");
+    assert_eq!(
+        (
+            s["passed"].as_u64(),
+            s["failed"].as_u64(),
+            s["skipped"].as_u64()
+        ),
+        (Some(7), Some(0), Some(1)),
+        "{s}"
+    );
 }

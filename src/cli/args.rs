@@ -42,6 +42,9 @@ pub enum Command {
     /// Run suites in Docker with focus, skip, flake retries and reruns (the default command).
     #[command(after_help = AFTER_HELP)]
     Run(Box<RunArgs>),
+    /// The whole gate: cluster up → ready → suites → cluster down (always), one combined JUnit
+    /// with a runner testsuite of the steps, GitHub statuses per suite plus `e2e-gate/gate`.
+    Gate(Box<super::gate_cmd::GateArgs>),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
     /// The built-in smoke suite: cluster health checks, and the image that runs them.

@@ -3,6 +3,7 @@
 
 mod args;
 mod cluster_cmd;
+mod gate_cmd;
 mod output;
 mod promote_cmd;
 pub mod report_cmd;
@@ -39,6 +40,7 @@ async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         None => run_cmd::run(cli.run).await,
         Some(Command::Run(args)) => run_cmd::run(*args).await,
+        Some(Command::Gate(args)) => gate_cmd::run(*args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
         Some(Command::Smoke(args)) => smoke_cmd::run(args).await,
         Some(Command::Status(args)) => status_cmd::run(args).await,

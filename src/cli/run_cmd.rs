@@ -7,11 +7,10 @@ use super::signals;
 use crate::exit_code;
 use crate::results::summary::{render_human, summarize};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
-use crate::results::{Incomplete, SuiteResult};
-use crate::runner::{self, DockerRunner, RunContext};
+use crate::results::SuiteResult;
+use crate::runner::{DockerRunner, RunContext};
 use crate::status::{self, StatusPublisher, StatusState};
 use crate::suite::{self, Overrides, SuiteSpec};
-use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -92,21 +91,25 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<
     Ok(())
 }
 
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     use rand::Rng;
     let n: u32 = rand::rng().random();
     format!("{n:08x}")
 }
 
-fn junit_options(args: &RunArgs) -> JunitOptions {
+pub(super) fn junit_options_for(style: JunitStyleOpt, max_output_bytes: usize) -> JunitOptions {
     JunitOptions {
-        style: match args.junit_style {
+        style: match style {
             JunitStyleOpt::Jenkins => JunitStyle::Jenkins,
             JunitStyleOpt::Testgrid => JunitStyle::Testgrid,
         },
-        max_output_bytes: args.max_output_bytes,
+        max_output_bytes,
         report_name: "e2e-gate".into(),
     }
+}
+
+fn junit_options(args: &RunArgs) -> JunitOptions {
+    junit_options_for(args.junit_style, args.max_output_bytes)
 }
 
 fn print_dry_run(results: &[SuiteResult], format: Format) {
@@ -126,26 +129,17 @@ fn print_dry_run(results: &[SuiteResult], format: Format) {
     }
 }
 
-/// The state a suite's final status carries.
-fn suite_state(result: &SuiteResult, fail_on_flaky: bool) -> StatusState {
-    match result.verdict() {
-        crate::results::SuiteVerdict::Passed if fail_on_flaky && result.counts().flaky > 0 => {
-            StatusState::Failure
-        }
-        crate::results::SuiteVerdict::Passed => StatusState::Success,
-        crate::results::SuiteVerdict::Failed => StatusState::Failure,
-        crate::results::SuiteVerdict::Incomplete => StatusState::Error,
-    }
-}
-
 /// Builds the status publisher, or none when no repository/commit is known or for dry runs.
 /// A GitHub that cannot be reached does not stop the tests; it only costs exit code 4.
-async fn publisher(args: &RunArgs) -> Result<(Option<StatusPublisher>, Option<String>), String> {
-    if args.dry_run {
+pub(super) async fn publisher(
+    github: &status::GithubArgs,
+    dry_run: bool,
+) -> Result<(Option<StatusPublisher>, Option<String>), String> {
+    if dry_run {
         return Ok((None, None));
     }
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    match status::reporter_from_args(&args.github, &env).await {
+    match status::reporter_from_args(github, &env).await {
         Ok(Some((reporter, target_url))) => {
             Ok((Some(StatusPublisher::new(reporter, target_url)), None))
         }
@@ -168,7 +162,7 @@ pub async fn run(args: RunArgs) -> u8 {
             return exit_code::USAGE;
         }
     };
-    let (statuses, status_setup_error) = match publisher(&args).await {
+    let (statuses, status_setup_error) = match publisher(&args.github, args.dry_run).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -208,50 +202,94 @@ pub async fn run(args: RunArgs) -> u8 {
         .await;
     }
     let ctx_ref = &ctx;
-    let statuses_ref = &statuses;
     let fail_on_flaky = args.fail_on_flaky;
     let dry_run = args.dry_run;
-    let mut outcomes: Vec<(usize, SuiteResult, Option<String>)> =
-        futures::stream::iter(resolved.suites.iter().enumerate())
-            .map(|(i, s)| async move {
-                let (result, error) =
-                    run_one(ctx_ref, statuses_ref, s, dry_run, fail_on_flaky).await;
-                (i, result, error)
-            })
-            .buffer_unordered(args.jobs)
-            .collect()
-            .await;
-    outcomes.sort_by_key(|(i, _, _)| *i);
-    let infra_errors: Vec<String> = outcomes.iter().filter_map(|(_, _, e)| e.clone()).collect();
-    let suites: Vec<SuiteResult> = outcomes.into_iter().map(|(_, r, _)| r).collect();
+    let runs = crate::gate::run_suites(
+        ctx_ref,
+        statuses.as_ref(),
+        &resolved.suites,
+        args.jobs,
+        dry_run,
+        fail_on_flaky,
+    )
+    .await;
+    let infra_errors: Vec<String> = runs.iter().filter_map(|(_, e)| e.clone()).collect();
+    let suites: Vec<SuiteResult> = runs.into_iter().map(|(r, _)| r).collect();
 
-    let summary = summarize(&suites);
-    let mut code = summary.exit_code(args.fail_on_flaky);
-    let junit = write_junit_string(&suites, &junit_options(&args));
+    if dry_run {
+        print_dry_run(&suites, args.format);
+    }
+    let conclusion = Conclusion {
+        artifacts: &ctx.artifacts,
+        extra_junit_suites: Vec::new(),
+        junit: junit_options(&args),
+        format: args.format,
+        fail_on_flaky: args.fail_on_flaky,
+        statuses: statuses.as_ref(),
+        aggregate_context: status::RUN_CONTEXT,
+        started,
+        cancel: &cancel,
+        infra_failed: !infra_errors.is_empty(),
+        status_setup_error,
+    };
+    conclude(&suites, conclusion).await
+}
+
+/// How a run or a gate ends.
+pub(super) struct Conclusion<'a> {
+    /// Artifacts root (`junit.xml`, `summary.json`).
+    pub artifacts: &'a Path,
+    /// Suites written to JUnit but not counted in the summary (the gate's runner steps).
+    pub extra_junit_suites: Vec<SuiteResult>,
+    /// JUnit layout.
+    pub junit: JunitOptions,
+    /// Summary format on stdout.
+    pub format: Format,
+    /// Flaky specs fail the run.
+    pub fail_on_flaky: bool,
+    /// Where statuses go.
+    pub statuses: Option<&'a StatusPublisher>,
+    /// Context of the aggregate status.
+    pub aggregate_context: &'a str,
+    /// When the run started.
+    pub started: tokio::time::Instant,
+    /// Fired on SIGINT/SIGTERM.
+    pub cancel: &'a tokio_util::sync::CancellationToken,
+    /// An infrastructure step failed (Docker, cluster).
+    pub infra_failed: bool,
+    /// GitHub could not be set up (reported, exit 4 at most).
+    pub status_setup_error: Option<String>,
+}
+
+/// Writes `junit.xml` and `summary.json` atomically, prints the summary, settles the aggregate
+/// status (or `aborted` on a signal), and picks the exit code.
+pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
+    let summary = summarize(suites);
+    let mut code = summary.exit_code(c.fail_on_flaky);
+    let mut junit_suites = suites.to_vec();
+    junit_suites.extend(c.extra_junit_suites);
+    let junit = write_junit_string(&junit_suites, &c.junit);
     let summary_json = serde_json::to_string_pretty(&summary).unwrap_or_default();
     for (name, bytes) in [
         ("junit.xml", junit.as_bytes()),
         ("summary.json", summary_json.as_bytes()),
     ] {
-        let path = ctx.artifacts.join(name);
+        let path = c.artifacts.join(name);
         if let Err(e) = write_atomically(&path, bytes) {
             eprintln!("error: cannot write {}: {e}", path.display());
             code = exit_code::INFRA;
         }
     }
-    if dry_run {
-        print_dry_run(&suites, args.format);
-    }
     eprint!("{}", render_human(&summary));
-    if args.format == Format::Json {
+    if c.format == Format::Json {
         println!("{summary_json}");
     }
-    if !infra_errors.is_empty() {
+    if c.infra_failed {
         code = exit_code::INFRA;
     }
-    let status_errors = match &statuses {
+    let status_errors = match c.statuses {
         Some(p) => {
-            if cancel.is_cancelled() {
+            if c.cancel.is_cancelled() {
                 p.abort().await;
             } else {
                 let state = match code {
@@ -260,9 +298,9 @@ pub async fn run(args: RunArgs) -> u8 {
                     _ => StatusState::Error,
                 };
                 p.finish(
-                    status::RUN_CONTEXT,
+                    c.aggregate_context,
                     state,
-                    &status::describe_run(&suites, started.elapsed()),
+                    &status::describe_run(suites, c.started.elapsed()),
                 )
                 .await;
             }
@@ -272,15 +310,15 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     let status_errors: Vec<String> = status_errors
         .into_iter()
-        .chain(status_setup_error)
+        .chain(c.status_setup_error)
         .collect();
     for e in &status_errors {
         eprintln!("error: GitHub status: {e}");
     }
-    if cancel.is_cancelled() {
+    if c.cancel.is_cancelled() {
         eprintln!(
             "interrupted: partial results written to {}",
-            ctx.artifacts.display()
+            c.artifacts.display()
         );
         code = exit_code::INTERRUPTED;
     } else if code == exit_code::OK && !status_errors.is_empty() {
@@ -288,52 +326,6 @@ pub async fn run(args: RunArgs) -> u8 {
         code = exit_code::STATUS_POST_FAILED;
     }
     code
-}
-
-/// One suite: its `pending` status, the run (or dry run), its final status. An infrastructure
-/// error becomes an incomplete result plus the error text.
-async fn run_one(
-    ctx: &RunContext<'_>,
-    statuses: &Option<StatusPublisher>,
-    suite: &SuiteSpec,
-    dry_run: bool,
-    fail_on_flaky: bool,
-) -> (SuiteResult, Option<String>) {
-    let started = tokio::time::Instant::now();
-    if let Some(p) = statuses {
-        p.pending(&suite.status_context, "running").await;
-    }
-    let run = if dry_run {
-        runner::dry_run_suite(ctx, suite).await
-    } else {
-        runner::run_suite(ctx, suite).await
-    };
-    let (result, error) = match run {
-        Ok(result) => (result, None),
-        Err(e) => {
-            tracing::error!(suite = %suite.name, error = %e, "suite could not run");
-            let result = SuiteResult {
-                name: suite.name.clone(),
-                dry_run,
-                incomplete: Some(Incomplete {
-                    reason: e.to_string(),
-                }),
-                ..SuiteResult::default()
-            };
-            (result, Some(e.to_string()))
-        }
-    };
-    // An interrupted run's statuses are settled by `abort` ("aborted"), not here.
-    if let (Some(p), false) = (statuses, ctx.cancel.is_cancelled()) {
-        let description = status::describe_suite(&result, started.elapsed());
-        p.finish(
-            &suite.status_context,
-            suite_state(&result, fail_on_flaky),
-            &description,
-        )
-        .await;
-    }
-    (result, error)
 }
 
 #[cfg(test)]
