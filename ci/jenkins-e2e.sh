@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Jenkins PR stage: runs the suites in parallel containers against the cluster in $KUBECONFIG,
-# posting one GitHub status per suite (repository and commit from Jenkins' GIT_URL, CHANGE_ID,
-# GIT_COMMIT; BUILD_URL links the statuses). Exit code is e2e-gate's (README "Exit codes").
+# Jenkins PR stage: the whole gate (cluster up → ready → suites in parallel → cluster down) with
+# the profile in E2E_GATE_PROFILE (default `pr`: the dev cluster in $KUBECONFIG). Posts one
+# GitHub status per suite plus e2e-gate/gate (repository and commit from Jenkins' GIT_URL,
+# CHANGE_ID, GIT_COMMIT; BUILD_URL links them). Exit code is e2e-gate's (README "Exit codes").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=${E2E_GATE_BIN:-target/release/e2e-gate}
-suites=${E2E_GATE_SUITES:-"conformance statefulset"}
-args=()
-for s in $suites; do args+=(--suite "$s"); done
-exec "$bin" run "${args[@]}" --jobs 2 --artifacts "${ARTIFACTS:-artifacts}" --format json
+exec "$bin" gate --profile "${E2E_GATE_PROFILE:-pr}" --artifacts "${ARTIFACTS:-artifacts}" --format json

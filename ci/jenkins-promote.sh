@@ -13,7 +13,7 @@ worst=0
 for hop in "beta stable 24h" "alpha beta 12h" "dev alpha 2h"; do
     set -- $hop
     "$bin" promote --repo "$repo" --from "$1" --to "$2" --soak "$3" \
-        --require e2e-gate/conformance --require e2e-gate/statefulset --require e2e-gate \
+        --require e2e-gate/gate --require e2e-gate/conformance --require e2e-gate/statefulset \
         --audit-log "$audit"
     code=$?
     case $code in

@@ -76,6 +76,7 @@ fn jenkins_e2e_stage_script_runs_the_binary() {
     let out = Command::new("bash")
         .arg(format!("{ROOT}/ci/jenkins-e2e.sh"))
         .env("E2E_GATE_BIN", env!("CARGO_BIN_EXE_e2e-gate"))
+        .env("E2E_GATE_PROFILE", "default")
         .env("E2E_GATE_SUITES", "custom")
         .env("ARTIFACTS", dir.path())
         .env_remove("KUBECONFIG")
@@ -91,5 +92,9 @@ fn jenkins_e2e_stage_script_runs_the_binary() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["result"], "passed");
-    assert!(dir.path().join("junit.xml").is_file());
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("e2e-gate runner"),
+        "the gate's steps are in the JUnit"
+    );
 }
