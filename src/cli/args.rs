@@ -107,9 +107,6 @@ pub struct RunArgs {
     /// Kubeconfig mounted read-only into the test containers [default: $KUBECONFIG; none if unset].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Where results go [default: $ARTIFACTS, else ./artifacts].
-    #[arg(long, value_name = "DIR")]
-    pub artifacts: Option<PathBuf>,
     /// Focus regex replacing the suite's (repeatable; ORed).
     #[arg(long, value_name = "REGEX")]
     pub focus: Vec<String>,
@@ -137,30 +134,41 @@ pub struct RunArgs {
     /// List the specs that would run (ginkgo dry run in the same image); runs nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Pull a missing image instead of failing (needs a reachable registry).
-    #[arg(long)]
-    pub pull: bool,
-    /// Count flaky specs as failures (exit 1).
-    #[arg(long)]
-    pub fail_on_flaky: bool,
-    /// Summary format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
     /// JUnit layout for retried specs.
     #[arg(long, value_enum, default_value_t = JunitStyleOpt::Jenkins)]
     pub junit_style: JunitStyleOpt,
     /// Captured output kept per testcase in the combined JUnit, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub max_output_bytes: usize,
-    /// Grace between SIGTERM and SIGKILL when e2e-gate stops a container (timeout, stall).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub stop_grace: std::time::Duration,
     /// Docker network for the test containers [default: host, so 127.0.0.1 servers are reachable].
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+    /// Output, limits and images (shared with `gate`).
+    #[command(flatten)]
+    pub common: CommonRunArgs,
     /// GitHub commit statuses: one per suite plus the aggregate `e2e-gate` context.
     #[command(flatten)]
     pub github: crate::status::GithubArgs,
+}
+
+/// Options `run` and `gate` share.
+#[derive(Debug, Args, Default)]
+pub struct CommonRunArgs {
+    /// Where results go [default: $ARTIFACTS, else ./artifacts].
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Pull a missing image instead of failing (needs a reachable registry).
+    #[arg(long)]
+    pub pull: bool,
+    /// Count flaky specs as failures (exit 1).
+    #[arg(long)]
+    pub fail_on_flaky: bool,
+    /// Grace between SIGTERM and SIGKILL when e2e-gate stops a container (timeout, stall).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stop_grace: std::time::Duration,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// `suites` subcommands.

@@ -1,7 +1,7 @@
 //! `e2e-gate gate`: cluster up → ready → (upgrade) → suites → down, always; one combined JUnit
 //! with a runner testsuite of the steps; GitHub statuses per suite plus `e2e-gate/gate`.
 
-use super::args::{Format, JunitStyleOpt};
+use super::args::JunitStyleOpt;
 use super::run_cmd::{conclude, junit_options_for, publisher, run_id, Conclusion};
 use super::signals;
 use crate::cluster::kind::{KindProvider, TokioCommandRunner};
@@ -66,21 +66,9 @@ pub struct GateArgs {
     /// How long the cluster may take to become ready after it is up.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub ready_timeout: Duration,
-    /// Where results go [default: $ARTIFACTS, else ./artifacts].
-    #[arg(long, value_name = "DIR")]
-    pub artifacts: Option<PathBuf>,
-    /// Pull missing images instead of failing.
-    #[arg(long)]
-    pub pull: bool,
-    /// Count flaky specs as failures.
-    #[arg(long)]
-    pub fail_on_flaky: bool,
-    /// Grace between SIGTERM and SIGKILL when a container is stopped.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub stop_grace: Duration,
-    /// Summary format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Output, limits and images (as for `run`).
+    #[command(flatten)]
+    pub common: super::args::CommonRunArgs,
     /// GitHub commit statuses: one per suite plus `e2e-gate/gate`.
     #[command(flatten)]
     pub github: crate::status::GithubArgs,
@@ -119,7 +107,7 @@ fn resolve_profile(
         p.jobs = j;
     }
     p.keep_cluster |= args.keep_cluster;
-    p.fail_on_flaky |= args.fail_on_flaky;
+    p.fail_on_flaky |= args.common.fail_on_flaky;
     Ok(p)
 }
 
@@ -205,6 +193,7 @@ pub async fn run(args: GateArgs) -> u8 {
     let started = tokio::time::Instant::now();
     let id = run_id();
     let artifacts = args
+        .common
         .artifacts
         .clone()
         .or_else(|| env("ARTIFACTS").map(PathBuf::from))
@@ -232,8 +221,8 @@ pub async fn run(args: GateArgs) -> u8 {
             .unwrap_or_else(|| format!("e2e-gate-{id}")),
         run_id: id,
         artifacts: artifacts.clone(),
-        pull: args.pull,
-        stop_grace: args.stop_grace,
+        pull: args.common.pull,
+        stop_grace: args.common.stop_grace,
         ready_timeout: args.ready_timeout,
         cancel: cancel.clone(),
     };
@@ -258,7 +247,7 @@ pub async fn run(args: GateArgs) -> u8 {
             artifacts: Path::new(&artifacts),
             extra_junit_suites: vec![steps.to_suite()],
             junit: junit_options_for(JunitStyleOpt::Jenkins, 4096),
-            format: args.format,
+            format: args.common.format,
             fail_on_flaky: profile.fail_on_flaky,
             statuses: statuses.as_ref(),
             aggregate_context: GATE_CONTEXT,

@@ -43,6 +43,7 @@ fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resol
         return Err("--jobs: must be at least 1".into());
     }
     let artifacts = args
+        .common
         .artifacts
         .clone()
         .or_else(|| {
@@ -186,8 +187,8 @@ pub async fn run(args: RunArgs) -> u8 {
         artifacts: resolved.artifacts.clone(),
         kubeconfig: resolved.kubeconfig.clone(),
         network: args.network.clone().unwrap_or_else(|| "host".into()),
-        pull: args.pull,
-        stop_grace: args.stop_grace,
+        pull: args.common.pull,
+        stop_grace: args.common.stop_grace,
         heartbeat: Duration::from_secs(60),
         cancel: cancel.clone(),
     };
@@ -202,7 +203,7 @@ pub async fn run(args: RunArgs) -> u8 {
         .await;
     }
     let ctx_ref = &ctx;
-    let fail_on_flaky = args.fail_on_flaky;
+    let fail_on_flaky = args.common.fail_on_flaky;
     let dry_run = args.dry_run;
     let runs = crate::gate::run_suites(
         ctx_ref,
@@ -217,14 +218,14 @@ pub async fn run(args: RunArgs) -> u8 {
     let suites: Vec<SuiteResult> = runs.into_iter().map(|(r, _)| r).collect();
 
     if dry_run {
-        print_dry_run(&suites, args.format);
+        print_dry_run(&suites, args.common.format);
     }
     let conclusion = Conclusion {
         artifacts: &ctx.artifacts,
         extra_junit_suites: Vec::new(),
         junit: junit_options(&args),
-        format: args.format,
-        fail_on_flaky: args.fail_on_flaky,
+        format: args.common.format,
+        fail_on_flaky: args.common.fail_on_flaky,
         statuses: statuses.as_ref(),
         aggregate_context: status::RUN_CONTEXT,
         started,
