@@ -5,7 +5,8 @@
 //! - [`suite`] loads suite definitions (TOML under `suites/`) and builds container arguments;
 //! - [`runner`] runs suite containers through a [`runner::ContainerRunner`] with retries;
 //! - [`results`] reads every ginkgo result shape into one model and writes JUnit and summaries;
-//! - [`status`] posts GitHub commit statuses; [`promote`] moves channel branches.
+//! - [`status`] posts GitHub commit statuses; [`promote`] moves channel branches;
+//! - [`upgrade`] plans and applies rolling node upgrades (`e2e-gate upgrade plan|apply|abort`).
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -13,3 +14,4 @@ pub mod exit_code;
 pub mod results;
 pub mod runner;
 pub mod suite;
+pub mod upgrade;
