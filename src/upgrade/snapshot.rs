@@ -716,3 +716,161 @@ impl Snapshot {
         self.pdbs.iter().filter(move |b| b.covers(pod))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::plan::{plan, BlockerKind, NodeClass, PlanOptions, PoolLimits};
+    use k8s_openapi::List;
+
+    fn items<T: serde::de::DeserializeOwned + k8s_openapi::ListableResource>(json: &str) -> Vec<T> {
+        serde_json::from_str::<List<T>>(json)
+            .expect("fixture parses")
+            .items
+    }
+
+    /// The committed fixtures (fixtures/upgrade, see EXPECTED.md there).
+    pub(crate) fn fixture_objects() -> ClusterObjects {
+        ClusterObjects {
+            nodes: items(include_str!("../../fixtures/upgrade/nodes.json")),
+            pods: items(include_str!("../../fixtures/upgrade/pods.json")),
+            pdbs: items(include_str!("../../fixtures/upgrade/pdbs.json")),
+            pvcs: items(include_str!("../../fixtures/upgrade/pvcs.json")),
+            pvs: items(include_str!("../../fixtures/upgrade/pvs.json")),
+        }
+    }
+
+    #[test]
+    fn builds_from_k8s_objects() {
+        let s = Snapshot::from_k8s(&fixture_objects()).expect("snapshot");
+        let n = s.node("w-a-1").expect("node");
+        assert_eq!(
+            (n.pool.as_str(), n.zone.as_str(), n.kubelet_version.as_str()),
+            ("workers", "eu-1a", "v1.33.2")
+        );
+        assert!(n.ready && !n.unschedulable);
+        assert_eq!(
+            n.allocatable,
+            Resources {
+                cpu_millis: 3920,
+                memory_bytes: 15 << 30,
+                pods: 110
+            }
+        );
+        assert_eq!(n.provider_id.as_deref(), Some("sim:///eu-1a/i-w-a-1"));
+        assert_eq!(s.node("cp-1").expect("cp").pool, DEFAULT_POOL);
+
+        let pod = |k: &str| s.pods.iter().find(|p| p.key() == k).expect(k);
+        let pg0 = pod("db/pg-0");
+        assert_eq!(
+            pg0.volume_zones,
+            Some(BTreeSet::from(["eu-1a".to_string()]))
+        );
+        assert_eq!(pg0.requests.cpu_millis, 500);
+        assert_eq!(
+            pg0.owner.as_ref().map(|o| o.kind.as_str()),
+            Some("StatefulSet")
+        );
+        assert!(pod("kube-system/cni-w-a-1").daemonset);
+        assert!(pod("kube-system/kube-apiserver-cp-1").mirror);
+        assert!(pod("default/debug").owner.is_none());
+        assert!(pod("logging/logger-5b7-q").tolerations[0].tolerates_every_no_schedule());
+
+        let report = s
+            .pdbs
+            .iter()
+            .find(|b| b.key() == "batch/report")
+            .expect("pdb");
+        assert_eq!(report.min_available, Some(IntOrPercent::Int(1)));
+        assert_eq!(report.status.map(|st| st.disruptions_allowed), Some(0));
+        assert_eq!(s.pdbs_of(pod("shop/api-1")).count(), 2);
+        assert_eq!(s.pools.len(), 2);
+        let workers = s.pools.iter().find(|p| p.name == "workers").expect("pool");
+        assert_eq!(
+            workers.nodes_per_zone,
+            BTreeMap::from([("eu-1a".into(), 2), ("eu-1b".into(), 2)])
+        );
+    }
+
+    #[test]
+    fn fixture_plan_matches_expected_md() {
+        let s = Snapshot::from_k8s(&fixture_objects()).expect("snapshot");
+        let o = PlanOptions {
+            target_version: "v1.34.1".into(),
+            ..PlanOptions::default()
+        };
+        let p = plan(&s, &o).expect("plan");
+        let order: Vec<(&str, NodeClass)> = p
+            .waves
+            .iter()
+            .map(|w| (w.nodes[0].as_str(), w.class))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("w-a-1", NodeClass::Stateless),
+                ("w-b-1", NodeClass::Stateful),
+                ("w-a-2", NodeClass::StatefulPrimary)
+            ]
+        );
+        let blockers: Vec<(BlockerKind, &str)> = p
+            .blockers
+            .iter()
+            .map(|b| (b.kind, b.object.as_str()))
+            .collect();
+        assert_eq!(
+            blockers,
+            [
+                (
+                    BlockerKind::PdbNeverAllowsDisruption,
+                    "PodDisruptionBudget/batch/report"
+                ),
+                (BlockerKind::PodUnderMultiplePdbs, "Pod/shop/api-1"),
+                (BlockerKind::UnmanagedPod, "Pod/default/debug"),
+                (BlockerKind::ToleratesEverything, "Pod/logging/logger-5b7-q"),
+            ]
+        );
+        let o = PlanOptions {
+            default_limits: PoolLimits {
+                max_surge: 0,
+                max_unavailable: 1,
+            },
+            ..o
+        };
+        let p = plan(&s, &o).expect("plan");
+        let zonal: Vec<&str> = p
+            .blockers
+            .iter()
+            .filter(|b| b.kind == BlockerKind::ZonalVolumeNoCapacity)
+            .map(|b| b.object.as_str())
+            .collect();
+        assert_eq!(zonal, ["Pod/db/pg-0"]);
+    }
+
+    #[test]
+    fn bad_objects_are_named() {
+        let mut o = fixture_objects();
+        if let Some(st) = o.nodes[1].status.as_mut() {
+            st.allocatable.get_or_insert_default().insert(
+                "cpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("lots".into()),
+            );
+        }
+        let e = Snapshot::from_k8s(&o).expect_err("bad quantity");
+        assert!(
+            e.to_string().contains("Node/w-a-1") && e.to_string().contains("lots"),
+            "{e}"
+        );
+
+        let mut o = fixture_objects();
+        if let Some(spec) = o.pdbs[0].spec.as_mut() {
+            spec.max_unavailable = Some(IntOrString::String("half".into()));
+        }
+        let e = Snapshot::from_k8s(&o).expect_err("bad intorstr");
+        assert!(
+            e.to_string().contains("PodDisruptionBudget/shop/web")
+                && e.to_string().contains("maxUnavailable"),
+            "{e}"
+        );
+    }
+}
