@@ -43,6 +43,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
+    /// Rolling node upgrade: plan, apply, abort.
+    Upgrade(super::upgrade_cmd::UpgradeArgs),
 }
 
 /// Output format of the summary.

@@ -6,6 +6,7 @@ mod output;
 mod run_cmd;
 mod signals;
 mod suites_cmd;
+mod upgrade_cmd;
 
 pub use args::{Cli, Command};
 
@@ -35,5 +36,6 @@ async fn dispatch(cli: Cli) -> u8 {
         None => run_cmd::run(cli.run).await,
         Some(Command::Run(args)) => run_cmd::run(*args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
+        Some(Command::Upgrade(args)) => upgrade_cmd::run(args).await,
     }
 }

@@ -6,8 +6,11 @@
 //! [`lease`] (single-writer lock decisions), [`pool`] (the `NodePool` cloud seam),
 //! [`report`] (the JSON report), [`render`] (human plan text). `mod.rs` only re-exports.
 
+pub mod abort;
+pub mod api_count;
 pub mod drain_policy;
 pub mod fake_pool;
+pub mod kube_cluster;
 pub mod lease;
 pub mod node_patch;
 pub mod plan;

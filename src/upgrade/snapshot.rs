@@ -418,6 +418,13 @@ fn int_or_percent(
     }
 }
 
+impl NodeInfo {
+    /// Builds the view of one Node (e.g. after a GET before patching markers).
+    pub fn from_k8s(n: &Node) -> Result<NodeInfo, SnapshotError> {
+        node_info(n)
+    }
+}
+
 fn node_info(n: &Node) -> Result<NodeInfo, SnapshotError> {
     let name = n
         .metadata
