@@ -45,6 +45,8 @@ pub enum Command {
     Suites(SuitesArgs),
     /// Rolling node upgrade: plan, apply, abort.
     Upgrade(super::upgrade_cmd::UpgradeArgs),
+    /// Bring clusters up and down (sim, kind, existing).
+    Cluster(super::cluster_cmd::ClusterArgs),
 }
 
 /// Output format of the summary.

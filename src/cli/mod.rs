@@ -2,6 +2,7 @@
 //! wires real adapters (Docker, GitHub, the cluster) into the library.
 
 mod args;
+mod cluster_cmd;
 mod output;
 mod run_cmd;
 mod signals;
@@ -37,5 +38,6 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Run(args)) => run_cmd::run(*args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
         Some(Command::Upgrade(args)) => upgrade_cmd::run(args).await,
+        Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
     }
 }

@@ -1,0 +1,202 @@
+//! `e2e-gate cluster up|down|status` (and the hidden `serve-sim` used by `up --provider sim`).
+
+use crate::cluster::kind::{KindProvider, TokioCommandRunner};
+use crate::cluster::sim::process::{self, SimProvider};
+use crate::cluster::sim::SimOptions;
+use crate::cluster::{existing::ExistingProvider, ClusterProvider, ClusterSpec};
+use crate::exit_code;
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `cluster` subcommands.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// Which provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProviderOpt {
+    /// The embedded simulated cluster (a background e2e-gate process).
+    #[default]
+    Sim,
+    /// A kind cluster (needs `kind` and Docker).
+    Kind,
+    /// An existing cluster given by --kubeconfig; up and down do nothing.
+    Existing,
+}
+
+/// `cluster` verbs.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Bring a cluster up and print its kubeconfig (or write it to --kubeconfig-out).
+    Up {
+        /// Provider.
+        #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
+        provider: ProviderOpt,
+        /// Cluster name.
+        #[arg(long, default_value = "e2e-gate")]
+        name: String,
+        /// Topology file (sim; default: the built-in quick-start topology) or kind config (kind).
+        #[arg(long, value_name = "FILE")]
+        topology: Option<PathBuf>,
+        /// Kubernetes version (sim: reported by /version; kind: node image tag).
+        #[arg(long, value_name = "V")]
+        kubernetes_version: Option<String>,
+        /// Kubeconfig of the cluster (existing) [default: $KUBECONFIG].
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// Write the kubeconfig here instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        kubeconfig_out: Option<PathBuf>,
+    },
+    /// Tear a cluster down.
+    Down {
+        /// Provider.
+        #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
+        provider: ProviderOpt,
+        /// Cluster name.
+        #[arg(long, default_value = "e2e-gate")]
+        name: String,
+    },
+    /// Show simulated clusters (or one cluster with --name).
+    Status {
+        /// Provider.
+        #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
+        provider: ProviderOpt,
+        /// Only this cluster.
+        #[arg(long)]
+        name: Option<String>,
+        /// Output format (json goes to stdout).
+        #[arg(long, value_enum, default_value_t = super::args::Format::Human)]
+        format: super::args::Format,
+    },
+    /// Serve a simulated cluster in the foreground (used by `up --provider sim`).
+    #[command(hide = true)]
+    ServeSim {
+        /// Cluster name.
+        #[arg(long)]
+        name: String,
+        /// State directory (pid, state.json, kubeconfig).
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Topology file.
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Kubernetes version reported by /version.
+        #[arg(long)]
+        kubernetes_version: Option<String>,
+        /// Port on 127.0.0.1 (0 = random).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Overrides sim.time_scale of the topology.
+        #[arg(long)]
+        time_scale: Option<f64>,
+    },
+}
+
+fn provider(p: ProviderOpt) -> Box<dyn ClusterProvider> {
+    match p {
+        ProviderOpt::Sim => Box::new(SimProvider::default()),
+        ProviderOpt::Kind => Box::new(KindProvider::new(Arc::new(TokioCommandRunner), process::state_root())),
+        ProviderOpt::Existing => Box::new(ExistingProvider),
+    }
+}
+
+/// Runs `cluster …`.
+pub async fn run(args: ClusterArgs) -> u8 {
+    match args.command {
+        ClusterCommand::Up { provider: p, name, topology, kubernetes_version, kubeconfig, kubeconfig_out } => {
+            let spec = ClusterSpec { name, topology, kubernetes_version, kubeconfig };
+            let h = match provider(p).up(&spec).await {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return e.exit_code();
+                }
+            };
+            let text = match std::fs::read_to_string(&h.kubeconfig) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read kubeconfig {}: {e}", h.kubeconfig.display());
+                    return exit_code::INFRA;
+                }
+            };
+            match kubeconfig_out {
+                Some(out) => {
+                    if let Err(e) = std::fs::write(&out, text) {
+                        eprintln!("error: cannot write {}: {e}", out.display());
+                        return exit_code::INFRA;
+                    }
+                    eprintln!("cluster {:?} is up at {}; kubeconfig written to {}", h.name, h.api_url, out.display());
+                }
+                None => {
+                    eprintln!("cluster {:?} is up at {}", h.name, h.api_url);
+                    print!("{text}");
+                }
+            }
+            exit_code::OK
+        }
+        ClusterCommand::Down { provider: p, name } => match provider(p).down(&name).await {
+            Ok(()) => {
+                eprintln!("cluster {name:?} is down");
+                exit_code::OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                e.exit_code()
+            }
+        },
+        ClusterCommand::Status { provider: p, name, format } => {
+            let names = match (&name, p) {
+                (Some(n), _) => vec![n.clone()],
+                (None, ProviderOpt::Sim) => SimProvider::default().names(),
+                (None, _) => {
+                    eprintln!("error: --name is required with --provider kind|existing");
+                    return exit_code::USAGE;
+                }
+            };
+            let prov = provider(p);
+            let mut rows = Vec::new();
+            for n in &names {
+                match prov.status(n).await {
+                    Ok(s) => rows.push(s),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return e.exit_code();
+                    }
+                }
+            }
+            if format == super::args::Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+            } else if rows.is_empty() {
+                eprintln!("no simulated clusters (state root {})", process::state_root().display());
+            } else {
+                for s in &rows {
+                    println!(
+                        "{:<16} {:<9} {:<8} {:<28} {}",
+                        s.name,
+                        s.provider,
+                        if s.running { "running" } else { "stopped" },
+                        s.api_url.as_deref().unwrap_or("-"),
+                        s.detail
+                    );
+                }
+            }
+            exit_code::OK
+        }
+        ClusterCommand::ServeSim { name, state_dir, topology, kubernetes_version, port, time_scale } => {
+            let opts = SimOptions { port, time_scale, ..Default::default() };
+            match process::serve(&name, &state_dir, topology.as_deref(), kubernetes_version, opts).await {
+                Ok(()) => exit_code::OK,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    e.exit_code()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The [`ClusterProvider`] trait: how a cluster under test comes up and goes down.
+
+use async_trait::async_trait;
+use std::path::PathBuf;
+
+/// What to bring up.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSpec {
+    /// Cluster name (also the kubeconfig context name).
+    pub name: String,
+    /// Topology file (sim) or kind config file (kind).
+    pub topology: Option<PathBuf>,
+    /// Kubernetes version (sim: reported by /version; kind: node image tag).
+    pub kubernetes_version: Option<String>,
+    /// Kubeconfig of an existing cluster (existing).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// A running cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterHandle {
+    /// Cluster name.
+    pub name: String,
+    /// Kubeconfig for processes on this host.
+    pub kubeconfig: PathBuf,
+    /// Kubeconfig for containers on `network` (kind: `get kubeconfig --internal`).
+    pub kubeconfig_internal: PathBuf,
+    /// Docker network test containers must join (kind: "kind"); None = host network.
+    pub network: Option<String>,
+    /// API server URL as seen from this host.
+    pub api_url: String,
+}
+
+/// State of a named cluster.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterStatus {
+    /// Cluster name.
+    pub name: String,
+    /// Provider name.
+    pub provider: String,
+    /// Running and answering.
+    pub running: bool,
+    /// API URL when known.
+    pub api_url: Option<String>,
+    /// Process id (sim).
+    pub pid: Option<u32>,
+    /// Human detail ("stale pid file", ...).
+    pub detail: String,
+}
+
+/// Errors of cluster providers. Each names what failed and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A cluster with this name is already running.
+    #[error("cluster {name:?} is already running (pid {pid}, state in {state_dir}); run `e2e-gate cluster down --name {name}` first or pick another --name")]
+    AlreadyRunning {
+        /// Name.
+        name: String,
+        /// Pid.
+        pid: u32,
+        /// State directory.
+        state_dir: String,
+    },
+    /// No such cluster.
+    #[error("no cluster named {name:?} ({detail})")]
+    NotFound {
+        /// Name.
+        name: String,
+        /// Where we looked.
+        detail: String,
+    },
+    /// Bad input (topology, kubeconfig, flag).
+    #[error("{0}")]
+    Config(String),
+    /// A subprocess failed.
+    #[error("`{command}` failed (exit code {code:?}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Exit code.
+        code: Option<i32>,
+        /// Captured stderr (trimmed).
+        stderr: String,
+    },
+    /// Anything else (I/O, timeouts, a process that died).
+    #[error("{0}")]
+    Infra(String),
+}
+
+impl ClusterError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClusterError::AlreadyRunning { .. } | ClusterError::Config(_) => crate::exit_code::USAGE,
+            ClusterError::NotFound { .. } => crate::exit_code::USAGE,
+            ClusterError::Command { .. } | ClusterError::Infra(_) => crate::exit_code::INFRA,
+        }
+    }
+}
+
+/// Lifecycle of the cluster under test.
+#[async_trait]
+pub trait ClusterProvider: Send + Sync {
+    /// Short, stable name ("sim", "kind", "existing").
+    fn name(&self) -> &'static str;
+    /// Brings the cluster up and returns its handle.
+    async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError>;
+    /// Tears the cluster down. Tolerates "already gone" only where the provider can tell.
+    async fn down(&self, name: &str) -> Result<(), ClusterError>;
+    /// Reports the state of a named cluster.
+    async fn status(&self, name: &str) -> Result<ClusterStatus, ClusterError>;
+}
+
+/// The `server:` URL of the current cluster in a kubeconfig (first cluster entry).
+pub fn server_of_kubeconfig(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("server:"))
+        .map(|s| s.trim().trim_matches('"').trim_matches('\'').to_string())
+}

@@ -1,0 +1,520 @@
+//! The HTTP API server (axum): discovery, and get/list/watch/create/update/patch/
+//! delete/deletecollection for every resource of [`RESOURCES`], with status
+//! subresources, the pod eviction subresource, selectors, pagination, server-side
+//! tables and `Status` error bodies.
+
+pub mod discovery;
+pub mod table;
+mod watch;
+
+use super::error::ApiError;
+use super::patch::{self, PatchKind};
+use super::resources::{self, id, ResourceDef, RESOURCES};
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{meta_str, UpdateMode};
+use super::Sim;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::Router;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The router of the whole server (Kubernetes API plus the `/sim` endpoints).
+pub fn router(sim: Arc<Sim>) -> Router {
+    Router::new().fallback(handle).with_state(sim)
+}
+
+/// A JSON response.
+pub fn json_response(code: u16, v: &Value) -> Response {
+    bytes_response(code, serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn bytes_response(code: u16, body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("valid response")
+}
+
+/// An error response with a `Status` body.
+pub fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(s) = e.retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, s.to_string().parse().expect("header"));
+    }
+    r
+}
+
+/// The parsed target of a resource request.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub res: usize,
+    pub ns: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+pub(crate) fn parse_query(uri: &Uri) -> HashMap<String, String> {
+    uri.query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn parse_target(group: &str, version: &str, segs: &[&str]) -> Result<Target, ApiError> {
+    let nf = || ApiError::new(404, "NotFound", "the server could not find the requested resource");
+    if segs.len() >= 3 && segs[0] == "namespaces" {
+        if let Some(res) = resources::find(group, version, segs[2]) {
+            if RESOURCES[res].namespaced {
+                if segs.len() > 5 {
+                    return Err(nf());
+                }
+                return Ok(Target {
+                    res,
+                    ns: Some(segs[1].to_string()),
+                    name: segs.get(3).map(|s| s.to_string()),
+                    sub: segs.get(4).map(|s| s.to_string()),
+                });
+            }
+        }
+    }
+    let res = segs
+        .first()
+        .and_then(|r| resources::find(group, version, r))
+        .ok_or_else(nf)?;
+    if segs.len() > 3 {
+        return Err(nf());
+    }
+    Ok(Target {
+        res,
+        ns: None,
+        name: segs.get(1).map(|s| s.to_string()),
+        sub: segs.get(2).map(|s| s.to_string()),
+    })
+}
+
+async fn handle(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_end_matches('/').to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["version"] => return json_response(200, &discovery::version(&sim.settings.kubernetes_version)),
+        ["healthz" | "readyz" | "livez"] => {
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("ok"))
+                .expect("response")
+        }
+        ["api"] => return json_response(200, &discovery::core_versions(&sim.addr.lock())),
+        ["apis"] => return json_response(200, &discovery::group_list()),
+        ["api", "v1"] => return opt(discovery::resource_list("", "v1")),
+        ["apis", g] => return opt(discovery::group(g)),
+        ["apis", g, v] => return opt(discovery::resource_list(g, v)),
+        ["sim", rest @ ..] => return super::cloud_api::handle(&sim, &method, rest, &body),
+        _ => {}
+    }
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => {
+            return error_response(&ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ))
+        }
+    };
+    let target = match parse_target(group, version, rest) {
+        Ok(t) => t,
+        Err(e) => return error_response(&e),
+    };
+    let query = parse_query(&uri);
+    let rate = sim.settings.api_error_rate;
+    if rate > 0.0 && rand::random::<f64>() < rate {
+        sim.state.lock().metrics.injected_errors += 1;
+        return error_response(&ApiError::internal(
+            "simulated API error (fault injection: sim.api_error_rate)",
+        ));
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    match dispatch(&sim, &method, &target, &query, &accept, &content_type, &body) {
+        Ok(Reply::Json(code, v)) => json_response(code, &v),
+        Ok(Reply::Bytes(code, b)) => bytes_response(code, b),
+        Ok(Reply::Watch) => watch::watch(sim, target, query),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn opt(v: Option<Value>) -> Response {
+    match v {
+        Some(v) => json_response(200, &v),
+        None => error_response(&ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )),
+    }
+}
+
+enum Reply {
+    Json(u16, Value),
+    Bytes(u16, Vec<u8>),
+    Watch,
+}
+
+fn is_true(v: Option<&String>) -> bool {
+    matches!(v.map(String::as_str), Some("1" | "true" | "True"))
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not valid JSON: {e} (only application/json is supported)"
+        ))
+    })
+}
+
+fn dispatch(
+    sim: &Arc<Sim>,
+    method: &Method,
+    t: &Target,
+    query: &HashMap<String, String>,
+    accept: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Reply, ApiError> {
+    let def = &RESOURCES[t.res];
+    let ns = if def.namespaced {
+        t.ns.clone().unwrap_or_default()
+    } else {
+        if t.ns.is_some() {
+            return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        }
+        String::new()
+    };
+    let res_name = match &t.sub {
+        Some(s) => format!("{}/{s}", def.plural),
+        None => def.plural.to_string(),
+    };
+    if let Some(sub) = &t.sub {
+        let ok = (sub == "status" && def.has_status) || (sub == "eviction" && t.res == id::PODS);
+        if !ok {
+            return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        }
+    }
+    let now = sim.clock.now();
+    match (method.clone(), &t.name) {
+        (Method::GET, None) => {
+            if is_true(query.get("watch")) {
+                sim.state.lock().metrics.request("watch", &res_name);
+                return Ok(Reply::Watch);
+            }
+            let items;
+            let rv;
+            {
+                let mut st = sim.state.lock();
+                st.metrics.request("list", &res_name);
+                items = st.store.list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
+                rv = st.store.rv();
+            }
+            list(sim, def, items, rv, query, accept)
+        }
+        (Method::GET, Some(name)) => {
+            if t.sub.as_deref() == Some("eviction") {
+                return Err(ApiError::method_not_allowed());
+            }
+            let mut st = sim.state.lock();
+            st.metrics.request("get", &res_name);
+            let obj = st
+                .store
+                .get(t.res, &ns, name)
+                .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+            drop(st);
+            if accept.contains("as=Table") {
+                let rv = meta_str(&obj, "resourceVersion").unwrap_or("").to_string();
+                return Ok(Reply::Json(200, table::table(def, &[obj], &rv, None, sim.clock.wall())));
+            }
+            Ok(Reply::Bytes(200, serde_json::to_vec(&*obj).unwrap_or_default()))
+        }
+        (Method::POST, None) => {
+            let obj = parse_body(body)?;
+            let mut st = sim.state.lock();
+            st.metrics.request("create", &res_name);
+            if is_dry_run(query) {
+                return Ok(Reply::Json(201, obj));
+            }
+            let ts = st.ts(now);
+            let created = st.store.create(t.res, &ns, obj, &ts)?;
+            Ok(Reply::Json(201, (*created).clone()))
+        }
+        (Method::POST, Some(name)) if t.sub.as_deref() == Some("eviction") => {
+            let ev = parse_body(body)?;
+            let mut st = sim.state.lock();
+            st.metrics.request("evict", "pods/eviction");
+            if let Some(n) = meta_str(&ev, "name") {
+                if n != name {
+                    return Err(ApiError::bad_request(format!(
+                        "name in URL does not match name in Eviction object: {name} != {n}"
+                    )));
+                }
+            }
+            let mut ev = ev;
+            if is_dry_run(query) {
+                ev["deleteOptions"]["dryRun"] = json!(["All"]);
+            }
+            let status = st.evict(&ns, name, &ev, now)?;
+            Ok(Reply::Json(201, status))
+        }
+        (Method::PUT, Some(name)) => {
+            let obj = parse_body(body)?;
+            let mode = if t.sub.as_deref() == Some("status") {
+                UpdateMode::Status
+            } else {
+                UpdateMode::Main
+            };
+            let mut st = sim.state.lock();
+            st.metrics.request("update", &res_name);
+            if is_dry_run(query) {
+                return Ok(Reply::Json(200, obj));
+            }
+            let updated = st.store.update(t.res, &ns, name, obj, mode)?;
+            Ok(Reply::Json(200, (*updated).clone()))
+        }
+        (Method::PATCH, Some(name)) => {
+            let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"),
+                )
+            })?;
+            let p: Value = if kind == PatchKind::Apply && !body.starts_with(b"{") {
+                return Err(ApiError::new(415, "UnsupportedMediaType", "server-side apply is only supported with a JSON body"));
+            } else {
+                parse_body(body)?
+            };
+            let mode = if t.sub.as_deref() == Some("status") {
+                UpdateMode::Status
+            } else {
+                UpdateMode::Main
+            };
+            let mut st = sim.state.lock();
+            st.metrics.request("patch", &res_name);
+            let cur = st
+                .store
+                .get(t.res, &ns, name)
+                .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+            let mut patched = patch::apply(kind, &cur, &p).map_err(|e| {
+                ApiError::new(422, "Invalid", format!("the patch could not be applied: {e}"))
+            })?;
+            // A patch carrying metadata.resourceVersion is a precondition; otherwise
+            // it applies to the current version.
+            let precondition = p["metadata"]["resourceVersion"].as_str().map(String::from);
+            patched["metadata"]["resourceVersion"] = match precondition {
+                Some(rv) => json!(rv),
+                None => cur["metadata"]["resourceVersion"].clone(),
+            };
+            if is_dry_run(query) {
+                return Ok(Reply::Json(200, patched));
+            }
+            let updated = st.store.update(t.res, &ns, name, patched, mode)?;
+            Ok(Reply::Json(200, (*updated).clone()))
+        }
+        (Method::DELETE, Some(name)) => {
+            let opts = parse_body(body)?;
+            let mut st = sim.state.lock();
+            st.metrics.request("delete", &res_name);
+            let cur = st
+                .store
+                .get(t.res, &ns, name)
+                .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+            if let Some(uid) = opts["preconditions"]["uid"].as_str() {
+                if Some(uid) != meta_str(&cur, "uid") {
+                    return Err(ApiError::conflict(&def.qualified(), name));
+                }
+            }
+            if let Some(rv) = opts["preconditions"]["resourceVersion"].as_str() {
+                if Some(rv) != meta_str(&cur, "resourceVersion") {
+                    return Err(ApiError::conflict(&def.qualified(), name));
+                }
+            }
+            if is_dry_run(query) {
+                return Ok(Reply::Json(200, (*cur).clone()));
+            }
+            let grace = opts["gracePeriodSeconds"]
+                .as_i64()
+                .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+            let out = delete_one(&mut st, t.res, &ns, name, grace, now)?;
+            Ok(Reply::Json(200, (*out).clone()))
+        }
+        (Method::DELETE, None) => {
+            let mut st = sim.state.lock();
+            st.metrics.request("deletecollection", &res_name);
+            let items = st.store.list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
+            let items = filter_items(items, query)?;
+            for o in &items {
+                let k = super::store::key_of(o);
+                let _ = delete_one(&mut st, t.res, &k.0, &k.1, None, now);
+            }
+            Ok(Reply::Json(200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn is_dry_run(query: &HashMap<String, String>) -> bool {
+    query.get("dryRun").is_some_and(|v| !v.is_empty())
+}
+
+fn delete_one(
+    st: &mut super::SimState,
+    res: usize,
+    ns: &str,
+    name: &str,
+    grace: Option<i64>,
+    now: f64,
+) -> Result<Arc<Value>, ApiError> {
+    if res == id::PODS {
+        return st.delete_pod(ns, name, grace, now);
+    }
+    if res == id::NODES {
+        // Deleting a Node object does not stop the machine, but its pods go.
+        let last = st
+            .store
+            .get(id::NODES, "", name)
+            .ok_or_else(|| ApiError::not_found("nodes", name))?;
+        st.remove_node_and_pods(name, now);
+        return Ok(last);
+    }
+    if res == id::NAMESPACES {
+        if ["default", "kube-system", "kube-public"].contains(&name) {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            ));
+        }
+        for r in 0..RESOURCES.len() {
+            if RESOURCES[r].namespaced {
+                for o in st.store.list(r, Some(name)) {
+                    let k = super::store::key_of(&o);
+                    st.store.remove(r, &k.0, &k.1);
+                }
+            }
+        }
+    }
+    st.store
+        .remove(res, ns, name)
+        .ok_or_else(|| ApiError::not_found(&RESOURCES[res].qualified(), name))
+}
+
+fn filter_items(
+    items: Vec<Arc<Value>>,
+    query: &HashMap<String, String>,
+) -> Result<Vec<Arc<Value>>, ApiError> {
+    let ls = match query.get("labelSelector") {
+        Some(s) if !s.is_empty() => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
+        _ => None,
+    };
+    let fs = match query.get("fieldSelector") {
+        Some(s) if !s.is_empty() => Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?),
+        _ => None,
+    };
+    if ls.is_none() && fs.is_none() {
+        return Ok(items);
+    }
+    Ok(items
+        .into_iter()
+        .filter(|o| ls.as_ref().is_none_or(|s| s.matches(o)) && fs.as_ref().is_none_or(|s| s.matches(o)))
+        .collect())
+}
+
+fn list(
+    sim: &Arc<Sim>,
+    def: &ResourceDef,
+    items: Vec<Arc<Value>>,
+    rv: u64,
+    query: &HashMap<String, String>,
+    accept: &str,
+) -> Result<Reply, ApiError> {
+    let mut items = filter_items(items, query)?;
+    if let Some(c) = query.get("continue").filter(|c| !c.is_empty()) {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+        let (ns, name) = raw.split_once('\u{0}').unwrap_or(("", &raw));
+        let start = items.partition_point(|o| {
+            let k = super::store::key_of(o);
+            (k.0.as_str(), k.1.as_str()) <= (ns, name)
+        });
+        items.drain(..start);
+    }
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let mut cont = None;
+    let mut remaining = 0;
+    if items.len() > limit {
+        remaining = items.len() - limit;
+        items.truncate(limit);
+        let k = super::store::key_of(items.last().expect("non-empty"));
+        cont = Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\u{0}{}", k.0, k.1)),
+        );
+    }
+    let rv = rv.to_string();
+    if accept.contains("as=Table") {
+        return Ok(Reply::Json(
+            200,
+            table::table(def, &items, &rv, cont.as_deref(), sim.clock.wall()),
+        ));
+    }
+    let mut meta = json!({"resourceVersion": rv});
+    if let Some(c) = &cont {
+        meta["continue"] = json!(c);
+        meta["remainingItemCount"] = json!(remaining);
+    }
+    // Serialise item by item (no intermediate Value for the whole list).
+    let mut out = Vec::with_capacity(items.len() * 1024 + 256);
+    out.extend_from_slice(b"{\"kind\":\"");
+    out.extend_from_slice(def.kind.as_bytes());
+    out.extend_from_slice(b"List\",\"apiVersion\":\"");
+    out.extend_from_slice(def.api_version().as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":");
+    serde_json::to_writer(&mut out, &meta).map_err(|e| ApiError::internal(e.to_string()))?;
+    out.extend_from_slice(b",\"items\":[");
+    for (i, o) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &**o).map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(Reply::Bytes(200, out))
+}

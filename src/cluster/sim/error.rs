@@ -1,0 +1,109 @@
+//! Kubernetes `Status` errors as the real API server returns them.
+
+use serde_json::{json, Value};
+
+/// An API error rendered as a `Status` body with the matching HTTP code.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// `Status.reason` (NotFound, Conflict, ...).
+    pub reason: &'static str,
+    /// `Status.message`.
+    pub message: String,
+    /// `Status.details`.
+    pub details: Option<Value>,
+    /// `Retry-After` seconds (429).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    /// A generic error.
+    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
+    }
+    /// 404 `<resource> "<name>" not found`.
+    pub fn not_found(qualified: &str, name: &str) -> Self {
+        let mut e = Self::new(404, "NotFound", format!("{qualified} \"{name}\" not found"));
+        e.details = Some(details(qualified, name));
+        e
+    }
+    /// 409 AlreadyExists.
+    pub fn already_exists(qualified: &str, name: &str) -> Self {
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{qualified} \"{name}\" already exists"),
+        );
+        e.details = Some(details(qualified, name));
+        e
+    }
+    /// 409 Conflict on a stale resourceVersion.
+    pub fn conflict(qualified: &str, name: &str) -> Self {
+        let mut e = Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {qualified} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+        );
+        e.details = Some(details(qualified, name));
+        e
+    }
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+    /// 422 Invalid.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(422, "Invalid", message)
+    }
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    }
+    /// 500 InternalError.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+    /// The `Status` JSON body.
+    pub fn to_status(&self) -> Value {
+        let mut v = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            v["details"] = d.clone();
+        }
+        v
+    }
+}
+
+fn details(qualified: &str, name: &str) -> Value {
+    let (kind, group) = match qualified.split_once('.') {
+        Some((k, g)) => (k, g),
+        None => (qualified, ""),
+    };
+    json!({"name": name, "group": group, "kind": kind})
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.code, self.reason, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

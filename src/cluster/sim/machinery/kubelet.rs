@@ -1,0 +1,224 @@
+//! The kubelet of every node: bound pods go Pending → Running → Ready after their
+//! startup delay; deleted pods stop after SIGTERM (quickly) or after their whole
+//! `terminationGracePeriodSeconds` when they ignore SIGTERM.
+
+use super::super::clock::SimTime;
+use super::super::error::ApiError;
+use super::super::resources::id;
+use super::super::store::meta_str;
+use super::super::SimState;
+use super::{condition_true, deleting, set_condition, terminal, ANN_IGNORE_SIGTERM, ANN_STARTUP};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// How long a well-behaved container takes to exit after SIGTERM (simulated seconds).
+pub const SIGTERM_EXIT_SECONDS: f64 = 1.0;
+
+/// Per-pod kubelet progress.
+#[derive(Debug, Clone)]
+pub struct PodTimer {
+    /// Namespace.
+    pub ns: String,
+    /// Name.
+    pub name: String,
+    /// When containers start (phase Running).
+    pub running_at: SimTime,
+    /// When the pod turns Ready.
+    pub ready_at: SimTime,
+    /// When the pod object disappears after a graceful delete.
+    pub delete_at: Option<SimTime>,
+    /// Running reached.
+    pub started: bool,
+    /// Ready reached.
+    pub ready: bool,
+}
+
+fn startup_of(pod: &Value, default: f64) -> f64 {
+    pod["metadata"]["annotations"][ANN_STARTUP]
+        .as_str()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(default)
+}
+
+impl SimState {
+    /// Advances pod lifecycles.
+    pub fn kubelet_step(&mut self, now: SimTime) {
+        if self.store.rv() != self.mach.last_rv || self.mach.pods.is_empty() {
+            self.kubelet_adopt(now);
+        }
+        let due: Vec<String> = self
+            .mach
+            .pods
+            .iter()
+            .filter(|(_, t)| {
+                t.delete_at.is_some_and(|d| now >= d)
+                    || (!t.started && now >= t.running_at)
+                    || (t.started && !t.ready && now >= t.ready_at && t.delete_at.is_none())
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for uid in due {
+            let t = self.mach.pods[&uid].clone();
+            let Some(pod) = self.store.get(id::PODS, &t.ns, &t.name) else {
+                self.mach.pods.remove(&uid);
+                continue;
+            };
+            if meta_str(&pod, "uid") != Some(uid.as_str()) {
+                self.mach.pods.remove(&uid);
+                continue;
+            }
+            if t.delete_at.is_some_and(|d| now >= d) {
+                self.store.remove(id::PODS, &t.ns, &t.name);
+                self.mach.pods.remove(&uid);
+                continue;
+            }
+            let ts = self.ts(now);
+            if !t.started {
+                self.mach.ip_seq += 1;
+                let n = self.mach.ip_seq;
+                let ip = format!("10.{}.{}.{}", 64 + ((n >> 16) & 63), (n >> 8) & 255, n & 255);
+                let host_ip = self
+                    .store
+                    .get(id::NODES, "", pod["spec"]["nodeName"].as_str().unwrap_or(""))
+                    .and_then(|n| n["status"]["addresses"][0]["address"].as_str().map(String::from))
+                    .unwrap_or_default();
+                self.store.modify(id::PODS, &t.ns, &t.name, |p| {
+                    p["status"]["phase"] = json!("Running");
+                    p["status"]["podIP"] = json!(ip);
+                    p["status"]["podIPs"] = json!([{"ip": ip}]);
+                    p["status"]["hostIP"] = json!(host_ip);
+                    p["status"]["hostIPs"] = json!([{"ip": host_ip}]);
+                    p["status"]["startTime"] = json!(ts);
+                    p["status"]["qosClass"] = json!("Burstable");
+                    set_condition(p, "PodReadyToStartContainers", true, "", &ts);
+                    set_condition(p, "Initialized", true, "", &ts);
+                    set_condition(p, "Ready", false, "ContainersNotReady", &ts);
+                    set_condition(p, "ContainersReady", false, "ContainersNotReady", &ts);
+                    p["status"]["containerStatuses"] = container_statuses(p, false, &ts);
+                });
+                self.mach.pods.get_mut(&uid).expect("timer").started = true;
+            } else {
+                self.store.modify(id::PODS, &t.ns, &t.name, |p| {
+                    set_condition(p, "Ready", true, "", &ts);
+                    set_condition(p, "ContainersReady", true, "", &ts);
+                    p["status"]["containerStatuses"] = container_statuses(p, true, &ts);
+                });
+                self.mach.pods.get_mut(&uid).expect("timer").ready = true;
+            }
+        }
+    }
+
+    /// Starts timers for pods newly bound to Ready nodes.
+    fn kubelet_adopt(&mut self, now: SimTime) {
+        let default = self.mach.default_startup;
+        let mut new = Vec::new();
+        for ((ns, name), p) in self.store.iter(id::PODS) {
+            let Some(node) = p["spec"]["nodeName"].as_str() else {
+                continue;
+            };
+            let Some(uid) = meta_str(p, "uid") else { continue };
+            if self.mach.pods.contains_key(uid) || terminal(p) || deleting(p) {
+                continue;
+            }
+            let ready_node = self
+                .store
+                .get(id::NODES, "", node)
+                .is_some_and(|n| condition_true(&n, "Ready"));
+            if !ready_node {
+                continue;
+            }
+            let startup = startup_of(p, default);
+            let already_ready = condition_true(p, "Ready");
+            let already_running = p["status"]["phase"] == "Running";
+            new.push((
+                uid.to_string(),
+                PodTimer {
+                    ns: ns.clone(),
+                    name: name.clone(),
+                    running_at: now + startup * 0.5,
+                    ready_at: now + startup,
+                    delete_at: None,
+                    started: already_running,
+                    ready: already_ready,
+                },
+            ));
+        }
+        for (uid, t) in new {
+            self.mach.pods.insert(uid, t);
+        }
+    }
+
+    /// Deletes a pod as the API server and kubelet do: unbound, finished or
+    /// zero-grace pods go at once; others get a deletionTimestamp and stop after
+    /// SIGTERM (or after the grace period when they ignore SIGTERM).
+    pub fn delete_pod(
+        &mut self,
+        ns: &str,
+        name: &str,
+        grace: Option<i64>,
+        now: SimTime,
+    ) -> Result<Arc<Value>, ApiError> {
+        let Some(pod) = self.store.get(id::PODS, ns, name) else {
+            return Err(ApiError::not_found("pods", name));
+        };
+        let grace = grace
+            .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(30)
+            .max(0);
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        let node_exists = !node.is_empty() && self.store.contains(id::NODES, "", node);
+        let uid = meta_str(&pod, "uid").unwrap_or("").to_string();
+        if !node_exists || terminal(&pod) || grace == 0 {
+            self.mach.pods.remove(&uid);
+            return Ok(self.store.remove(id::PODS, ns, name).expect("pod exists"));
+        }
+        if deleting(&pod) {
+            let cur = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(grace);
+            if grace >= cur {
+                return Ok(pod);
+            }
+        }
+        let ignore = pod["metadata"]["annotations"][ANN_IGNORE_SIGTERM] == "true";
+        let stop_after = if ignore {
+            grace as f64
+        } else {
+            (grace as f64).min(SIGTERM_EXIT_SECONDS)
+        };
+        let ts = self.ts(now + grace as f64);
+        let obj = self
+            .store
+            .modify(id::PODS, ns, name, |p| {
+                p["metadata"]["deletionTimestamp"] = json!(ts);
+                p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            })
+            .expect("pod exists");
+        let t = self.mach.pods.entry(uid).or_insert_with(|| PodTimer {
+            ns: ns.to_string(),
+            name: name.to_string(),
+            running_at: now,
+            ready_at: now,
+            delete_at: None,
+            started: true,
+            ready: true,
+        });
+        t.delete_at = Some(now + stop_after);
+        Ok(obj)
+    }
+}
+
+fn container_statuses(pod: &Value, ready: bool, ts: &str) -> Value {
+    let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    Value::Array(
+        containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({
+                    "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:0", c["image"].as_str().unwrap_or("")),
+                    "containerID": format!("containerd://{:064x}", i + 1), "ready": ready, "started": true,
+                    "restartCount": 0, "state": {"running": {"startedAt": ts}},
+                })
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,163 @@
+//! The simulated machinery: cloud (auto-scaling groups, instances, load balancer),
+//! kubelet, scheduler, workload controllers and PDB status. Everything runs in
+//! [`SimState::tick`], driven by the scaled clock.
+
+pub mod cloud;
+pub mod controllers;
+pub mod kubelet;
+pub mod pdb;
+pub mod scheduler;
+
+use super::clock::SimTime;
+use super::resources::id;
+use super::store::meta_str;
+use super::SimState;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Annotation: the pod ignores SIGTERM (stops only when its grace period ends).
+pub const ANN_IGNORE_SIGTERM: &str = "sim.e2e-gate.io/ignore-sigterm";
+/// Annotation: pod startup (bind → Ready) in simulated seconds.
+pub const ANN_STARTUP: &str = "sim.e2e-gate.io/startup-seconds";
+/// Label: the pool of a node.
+pub const LABEL_POOL: &str = "e2e-gate.io/pool";
+/// Zone label.
+pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+
+/// Machinery state that is not stored as API objects.
+#[derive(Default)]
+pub struct Machinery {
+    /// The cloud side.
+    pub cloud: cloud::Cloud,
+    /// Kubelet timers per pod uid.
+    pub pods: HashMap<String, kubelet::PodTimer>,
+    /// Last FailedScheduling message per pod uid (one event per change).
+    pub sched_msgs: HashMap<String, String>,
+    /// Default pod startup, simulated seconds.
+    pub default_startup: f64,
+    /// Pod IP counter.
+    pub ip_seq: u32,
+    /// Last tick time.
+    pub last_tick: SimTime,
+    /// Store resourceVersion seen by the last controller pass.
+    pub last_rv: u64,
+    /// Last time the controllers ran although nothing changed.
+    pub last_full_pass: SimTime,
+}
+
+impl SimState {
+    /// One step of every simulated component.
+    pub fn tick(&mut self, now: SimTime) {
+        let dt = (now - self.mach.last_tick).max(0.0);
+        self.mach.last_tick = now;
+        self.cloud_step(now);
+        let changed = self.store.rv() != self.mach.last_rv;
+        if changed || now - self.mach.last_full_pass > 1.0 {
+            self.mach.last_full_pass = now;
+            self.run_controllers(now);
+            self.schedule(now);
+        }
+        self.kubelet_step(now);
+        if self.store.rv() != self.mach.last_rv || changed {
+            self.update_pdb_status();
+        }
+        self.account_availability(dt);
+        self.mach.last_rv = self.store.rv();
+    }
+
+    /// Timestamp string for simulated instant `t`.
+    pub fn ts(&self, t: SimTime) -> String {
+        self.clock
+            .at(t)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// Records a core/v1 Event about `obj`.
+    pub fn record_event(&mut self, obj: &Value, etype: &str, reason: &str, message: &str, now: SimTime) {
+        let ns = meta_str(obj, "namespace").unwrap_or("default").to_string();
+        let name = meta_str(obj, "name").unwrap_or("");
+        let ts = self.ts(now);
+        let ev = json!({
+            "metadata": {"name": format!("{name}.{:x}", rand::random::<u64>() & 0xffff_ffff_ffff)},
+            "involvedObject": {
+                "kind": obj["kind"], "apiVersion": obj["apiVersion"], "namespace": meta_str(obj, "namespace"),
+                "name": name, "uid": meta_str(obj, "uid"), "resourceVersion": meta_str(obj, "resourceVersion"),
+            },
+            "reason": reason, "message": message, "type": etype,
+            "source": {"component": if reason == "FailedScheduling" { "default-scheduler" } else { "e2e-gate-sim" }},
+            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
+            "reportingComponent": "e2e-gate-sim", "reportingInstance": "",
+        });
+        let ns = if self.store.contains(id::NAMESPACES, "", &ns) {
+            ns
+        } else {
+            "default".into()
+        };
+        let _ = self.store.create(id::EVENTS, &ns, ev, &ts);
+    }
+}
+
+/// Whether a pod is Ready (condition Ready=True).
+pub fn pod_ready(pod: &Value) -> bool {
+    condition_true(pod, "Ready")
+}
+
+/// Whether `status.conditions[type]` is True.
+pub fn condition_true(obj: &Value, ctype: &str) -> bool {
+    obj["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == ctype && c["status"] == "True"))
+}
+
+/// Whether an object is being deleted.
+pub fn deleting(obj: &Value) -> bool {
+    obj["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null())
+}
+
+/// Whether a pod is Succeeded or Failed.
+pub fn terminal(pod: &Value) -> bool {
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
+/// The controller ownerReference `(kind, name, uid)` of an object.
+pub fn controller_of(obj: &Value) -> Option<(&str, &str, &str)> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"].as_bool() == Some(true))
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or(""),
+                r["uid"].as_str().unwrap_or(""),
+            )
+        })
+}
+
+/// Sets (or replaces) a condition in `status.conditions`; keeps lastTransitionTime
+/// when the status does not change.
+pub fn set_condition(obj: &mut Value, ctype: &str, status: bool, reason: &str, ts: &str) {
+    let st = if status { "True" } else { "False" };
+    if !obj["status"].is_object() {
+        obj["status"] = json!({});
+    }
+    if !obj["status"]["conditions"].is_array() {
+        obj["status"]["conditions"] = json!([]);
+    }
+    let cs = obj["status"]["conditions"].as_array_mut().expect("array");
+    if let Some(c) = cs.iter_mut().find(|c| c["type"] == ctype) {
+        if c["status"] != st {
+            c["status"] = json!(st);
+            c["lastTransitionTime"] = json!(ts);
+        }
+        if !reason.is_empty() {
+            c["reason"] = json!(reason);
+        }
+    } else {
+        let mut c = json!({"type": ctype, "status": st, "lastProbeTime": null, "lastTransitionTime": ts});
+        if !reason.is_empty() {
+            c["reason"] = json!(reason);
+        }
+        cs.push(c);
+    }
+}

@@ -1,0 +1,243 @@
+//! PodDisruptionBudget status (`currentHealthy`, `desiredHealthy`,
+//! `disruptionsAllowed`) and the eviction subresource, with the answers of the real
+//! API server (`pkg/registry/core/pod/storage/eviction.go`): 201, 429 when the budget
+//! is exhausted, 500 when a pod is covered by more than one PDB.
+
+use super::super::clock::SimTime;
+use super::super::error::ApiError;
+use super::super::resources::id;
+use super::super::selector::LabelSelector;
+use super::super::store::meta_str;
+use super::super::SimState;
+use super::{controller_of, deleting, pod_ready, terminal};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Computed status of one PDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// Pods the budget expects.
+    pub expected: i64,
+    /// Ready, non-terminating pods.
+    pub current_healthy: i64,
+    /// Pods that must stay healthy.
+    pub desired_healthy: i64,
+    /// `max(0, current - desired)`.
+    pub disruptions_allowed: i64,
+}
+
+fn resolve(v: &Value, expected: i64, round_up: bool) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+            Some(p) => {
+                let x = p * expected;
+                if round_up {
+                    (x + 99) / 100
+                } else {
+                    x / 100
+                }
+            }
+            None => s.parse().unwrap_or(0),
+        },
+        _ => 0,
+    }
+}
+
+impl SimState {
+    /// Pods of a namespace matched by a PDB.
+    fn pdb_pods(&self, pdb: &Value) -> Vec<Arc<Value>> {
+        let ns = meta_str(pdb, "namespace").unwrap_or("");
+        let Some(sel) = LabelSelector::from_object(pdb["spec"].get("selector")) else {
+            return Vec::new();
+        };
+        self.store
+            .list(id::PODS, Some(ns))
+            .into_iter()
+            .filter(|p| sel.matches(p) && !terminal(p))
+            .collect()
+    }
+
+    /// The budget of a PDB, computed from the current pods.
+    pub fn budget(&self, pdb: &Value) -> Budget {
+        let pods = self.pdb_pods(pdb);
+        let ns = meta_str(pdb, "namespace").unwrap_or("");
+        let spec = &pdb["spec"];
+        let min = spec.get("minAvailable").filter(|v| !v.is_null());
+        let max = spec.get("maxUnavailable").filter(|v| !v.is_null());
+        let expected = if min.is_some_and(Value::is_number) {
+            pods.len() as i64
+        } else {
+            // Scale of the controllers of the pods.
+            let mut seen = HashSet::new();
+            let mut total = 0;
+            for p in &pods {
+                match controller_of(p) {
+                    Some((kind, name, uid)) if seen.insert(uid.to_string()) => {
+                        let res = match kind {
+                            "ReplicaSet" => id::REPLICASETS,
+                            "StatefulSet" => id::STATEFULSETS,
+                            _ => {
+                                total += 1;
+                                continue;
+                            }
+                        };
+                        total += self
+                            .store
+                            .get(res, ns, name)
+                            .and_then(|o| o["spec"]["replicas"].as_i64())
+                            .unwrap_or(1);
+                    }
+                    Some(_) => {}
+                    None => total += 1,
+                }
+            }
+            total
+        };
+        let desired = match (min, max) {
+            (Some(m), _) => resolve(m, expected, true),
+            (None, Some(m)) => expected - resolve(m, expected, true),
+            (None, None) => expected,
+        }
+        .max(0);
+        let healthy = pods.iter().filter(|p| pod_ready(p) && !deleting(p)).count() as i64;
+        Budget {
+            expected,
+            current_healthy: healthy,
+            desired_healthy: desired,
+            disruptions_allowed: (healthy - desired).max(0),
+        }
+    }
+
+    /// Writes every PDB's status when it changed.
+    pub fn update_pdb_status(&mut self) {
+        let ts = self.ts(self.mach.last_tick);
+        for pdb in self.store.list(id::PDBS, None) {
+            let b = self.budget(&pdb);
+            let allowed = b.disruptions_allowed > 0;
+            let mut status = json!({
+                "observedGeneration": pdb["metadata"]["generation"],
+                "currentHealthy": b.current_healthy, "desiredHealthy": b.desired_healthy,
+                "expectedPods": b.expected, "disruptionsAllowed": b.disruptions_allowed,
+                "conditions": [{"type": "DisruptionAllowed", "status": if allowed { "True" } else { "False" },
+                                "reason": if allowed { "SufficientPods" } else { "InsufficientPods" },
+                                "message": "", "observedGeneration": pdb["metadata"]["generation"],
+                                "lastTransitionTime": ts}],
+            });
+            let old = &pdb["status"];
+            if old["conditions"][0]["status"] == status["conditions"][0]["status"] {
+                status["conditions"][0]["lastTransitionTime"] = old["conditions"][0]["lastTransitionTime"].clone();
+            }
+            if *old != status {
+                let ns = meta_str(&pdb, "namespace").unwrap_or("").to_string();
+                let n = meta_str(&pdb, "name").unwrap_or("").to_string();
+                self.store.modify(id::PDBS, &ns, &n, |p| p["status"] = status);
+            }
+        }
+    }
+
+    /// Adds `dt` simulated seconds of "below desiredHealthy" per PDB.
+    pub fn account_availability(&mut self, dt: f64) {
+        for (_, pdb) in self.store.iter(id::PDBS) {
+            let key = format!(
+                "{}/{}",
+                meta_str(pdb, "namespace").unwrap_or(""),
+                meta_str(pdb, "name").unwrap_or("")
+            );
+            let cur = pdb["status"]["currentHealthy"].as_i64().unwrap_or(0);
+            let want = pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0);
+            let e = self.metrics.availability.entry(key).or_default();
+            // Count only once the workload has been available (not during start-up).
+            if !e.became_available {
+                if cur >= want && pdb["status"].get("desiredHealthy").is_some() {
+                    e.became_available = true;
+                } else {
+                    continue;
+                }
+            }
+            e.min_healthy = Some(e.min_healthy.map_or(cur, |m| m.min(cur)));
+            if cur < want {
+                e.seconds_below_min += dt;
+            }
+        }
+    }
+
+    /// POST pods/<name>/eviction.
+    pub fn evict(&mut self, ns: &str, name: &str, body: &Value, now: SimTime) -> Result<Value, ApiError> {
+        let Some(pod) = self.store.get(id::PODS, ns, name) else {
+            return Err(ApiError::not_found("pods", name));
+        };
+        let opts = &body["deleteOptions"];
+        if let Some(uid) = opts["preconditions"]["uid"].as_str() {
+            if Some(uid) != meta_str(&pod, "uid") {
+                return Err(ApiError::conflict("pods", name));
+            }
+        }
+        let grace = opts["gracePeriodSeconds"].as_i64();
+        let dry_run = opts["dryRun"].as_array().is_some_and(|a| !a.is_empty());
+        let workload = workload_of(self, &pod);
+        let success = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        // Pods that can ignore PDBs: terminal, Pending, or already terminating.
+        let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
+        if terminal(&pod) || phase == "Pending" || deleting(&pod) {
+            if !dry_run {
+                self.delete_pod(ns, name, grace, now)?;
+                self.metrics.eviction(&workload, true);
+            }
+            return Ok(success);
+        }
+        let pdbs: Vec<Arc<Value>> = self
+            .store
+            .list(id::PDBS, Some(ns))
+            .into_iter()
+            .filter(|pdb| {
+                LabelSelector::from_object(pdb["spec"].get("selector")).is_some_and(|s| s.matches(&pod))
+            })
+            .collect();
+        if pdbs.len() > 1 {
+            self.metrics.eviction(&workload, false);
+            return Err(ApiError::internal(
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ));
+        }
+        if let Some(pdb) = pdbs.first() {
+            let b = self.budget(pdb);
+            let pdb_name = meta_str(pdb, "name").unwrap_or("");
+            let always_allow = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+            let unhealthy_ok = !pod_ready(&pod) && (always_allow || b.current_healthy >= b.desired_healthy);
+            if !unhealthy_ok && b.disruptions_allowed <= 0 {
+                self.metrics.eviction(&workload, false);
+                let mut e = ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                );
+                e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
+                    "The disruption budget {pdb_name} needs {} healthy pods and has {} currently",
+                    b.desired_healthy, b.current_healthy)}]}));
+                return Err(e);
+            }
+        }
+        if !dry_run {
+            self.delete_pod(ns, name, grace, now)?;
+            self.metrics.eviction(&workload, true);
+        }
+        Ok(success)
+    }
+}
+
+/// `namespace/workload` of a pod (Deployment for ReplicaSet pods).
+fn workload_of(state: &SimState, pod: &Value) -> String {
+    let ns = meta_str(pod, "namespace").unwrap_or("");
+    let name = match controller_of(pod) {
+        Some(("ReplicaSet", rs, _)) => state
+            .store
+            .get(id::REPLICASETS, ns, rs)
+            .and_then(|r| controller_of(&r).map(|(_, d, _)| d.to_string()))
+            .unwrap_or_else(|| rs.to_string()),
+        Some((_, n, _)) => n.to_string(),
+        None => meta_str(pod, "name").unwrap_or("").to_string(),
+    };
+    format!("{ns}/{name}")
+}

@@ -1,0 +1,224 @@
+//! The embedded simulated Kubernetes cluster: an HTTP API server on 127.0.0.1 that
+//! speaks real Kubernetes JSON, backed by an in-memory store and simulated
+//! machinery (cloud, kubelet, scheduler, controllers, PDBs) on a scaled clock.
+//!
+//! Start it in-process with [`SimCluster::start`], or as a background process with
+//! `e2e-gate cluster up --provider sim` (see [`process`]).
+
+pub mod api;
+pub mod clock;
+pub mod cloud_api;
+pub mod error;
+pub mod machinery;
+pub mod metrics;
+pub mod patch;
+pub mod process;
+pub mod quantity;
+pub mod resources;
+pub mod selector;
+pub mod store;
+pub mod topology;
+mod workloads;
+
+use clock::SimClock;
+use machinery::Machinery;
+use metrics::Metrics;
+use parking_lot::Mutex;
+use resources::id;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use tokio_util::sync::CancellationToken;
+pub use topology::Topology;
+
+/// Mutable simulator state: the store, the machinery and the counters.
+pub struct SimState {
+    /// Objects.
+    pub store: Store,
+    /// Machinery state.
+    pub mach: Machinery,
+    /// Introspection counters.
+    pub metrics: Metrics,
+    /// The clock.
+    pub clock: SimClock,
+    /// Settings from the topology.
+    pub settings: topology::SimSettings,
+}
+
+/// The shared simulator.
+pub struct Sim {
+    /// State behind one lock (API handlers and the tick loop take it briefly).
+    pub state: Mutex<SimState>,
+    /// The clock.
+    pub clock: SimClock,
+    /// Settings from the topology.
+    pub settings: topology::SimSettings,
+    /// How often watch streams get a BOOKMARK (real time).
+    pub bookmark_interval: Duration,
+    /// Cancelled on shutdown: ends watch streams.
+    pub shutdown: CancellationToken,
+    /// `127.0.0.1:PORT` once bound.
+    pub addr: Mutex<String>,
+}
+
+/// Options of an in-process simulator.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Overrides `sim.time_scale` of the topology.
+    pub time_scale: Option<f64>,
+    /// Port on 127.0.0.1 (0 = random).
+    pub port: u16,
+    /// Real time between machinery ticks.
+    pub tick: Duration,
+    /// Real time between watch bookmarks.
+    pub bookmark_interval: Duration,
+    /// Watch events kept for resuming watches from an older resourceVersion.
+    pub history: usize,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            time_scale: None,
+            port: 0,
+            tick: Duration::from_millis(20),
+            bookmark_interval: Duration::from_secs(1),
+            history: 20_000,
+        }
+    }
+}
+
+/// A running simulator: its URL and a way to stop it.
+pub struct SimCluster {
+    sim: Arc<Sim>,
+    addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Builds the simulator state from a topology (no server, no clock loop).
+    pub fn new(topology: &Topology, opts: &SimOptions) -> Arc<Self> {
+        let mut settings = topology.sim.clone();
+        if let Some(ts) = opts.time_scale {
+            settings.time_scale = ts;
+        }
+        let clock = SimClock::new(settings.time_scale);
+        let mut state = SimState {
+            store: Store::new(opts.history),
+            mach: Machinery {
+                default_startup: settings.pod_startup_seconds,
+                ..Default::default()
+            },
+            metrics: Metrics::default(),
+            clock: clock.clone(),
+            settings: settings.clone(),
+        };
+        let ts = clock.timestamp();
+        let mut namespaces = vec!["default", "kube-system", "kube-public", "kube-node-lease"];
+        for w in &topology.workloads {
+            if !namespaces.contains(&w.namespace.as_str()) {
+                namespaces.push(&w.namespace);
+            }
+        }
+        for ns in namespaces {
+            let obj = json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+            let _ = state.store.create(id::NAMESPACES, "", obj, &ts);
+        }
+        for p in &topology.pools {
+            state.mach.cloud.add_pool(p);
+        }
+        state.cloud_init();
+        for w in &topology.workloads {
+            workloads::create(&mut state, w, &ts);
+        }
+        state.tick(0.0);
+        Arc::new(Self {
+            state: Mutex::new(state),
+            clock,
+            settings,
+            bookmark_interval: opts.bookmark_interval,
+            shutdown: CancellationToken::new(),
+            addr: Mutex::new(String::new()),
+        })
+    }
+
+    /// Runs one machinery tick now.
+    pub fn tick(&self) {
+        let now = self.clock.now();
+        self.state.lock().tick(now);
+    }
+}
+
+impl SimCluster {
+    /// Starts the API server on 127.0.0.1 and the machinery loop.
+    pub async fn start(topology: Topology, opts: SimOptions) -> std::io::Result<Self> {
+        let sim = Sim::new(&topology, &opts);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        *sim.addr.lock() = addr.to_string();
+        let app = api::router(sim.clone());
+        let token = sim.shutdown.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+        });
+        let ticker = {
+            let sim = sim.clone();
+            let tick = opts.tick;
+            tokio::spawn(async move {
+                let mut iv = tokio::time::interval(tick);
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tokio::select! {
+                        _ = sim.shutdown.cancelled() => break,
+                        _ = iv.tick() => sim.tick(),
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            sim,
+            addr,
+            tasks: vec![server, ticker],
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The simulator (state, clock, metrics).
+    pub fn sim(&self) -> &Arc<Sim> {
+        &self.sim
+    }
+
+    /// A kubeconfig (no auth) pointing at this server.
+    pub fn kubeconfig(&self, name: &str) -> String {
+        kubeconfig_yaml(name, &self.url())
+    }
+
+    /// Stops the server and the machinery.
+    pub async fn shutdown(self) {
+        self.sim.shutdown.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// A minimal kubeconfig for a plain-HTTP server without authentication.
+pub fn kubeconfig_yaml(name: &str, server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server}\n  name: {name}\ncontexts:\n- context:\n    cluster: {name}\n    user: {name}\n  name: {name}\ncurrent-context: {name}\npreferences: {{}}\nusers:\n- name: {name}\n  user: {{}}\n"
+    )
+}

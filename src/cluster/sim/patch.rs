@@ -1,0 +1,361 @@
+//! Patches: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and strategic merge
+//! patch for the list fields clients actually patch (merge keys from the Kubernetes
+//! API types: conditions by `type`, containers by `name`, ownerReferences by `uid`, ...).
+
+use serde_json::{Map, Value};
+
+/// The patch flavours of the `Content-Type` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// `application/merge-patch+json`.
+    Merge,
+    /// `application/json-patch+json`.
+    Json,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
+    /// `application/apply-patch+yaml` (server-side apply, approximated by a merge).
+    Apply,
+}
+
+impl PatchKind {
+    /// From a Content-Type header value.
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        match ct {
+            "application/merge-patch+json" => Some(Self::Merge),
+            "application/json-patch+json" => Some(Self::Json),
+            "application/strategic-merge-patch+json" => Some(Self::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Some(Self::Apply),
+            _ => None,
+        }
+    }
+}
+
+/// Applies a patch of the given kind to `target`.
+pub fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, String> {
+    match kind {
+        PatchKind::Merge | PatchKind::Apply => {
+            let mut t = target.clone();
+            merge_patch(&mut t, patch);
+            Ok(t)
+        }
+        PatchKind::Strategic => {
+            let mut t = target.clone();
+            strategic_merge(&mut t, patch, "");
+            Ok(t)
+        }
+        PatchKind::Json => json_patch(target, patch),
+    }
+}
+
+/// RFC 7386 merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let t = target.as_object_mut().expect("object");
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// The merge key of a list field (by field name), from the Kubernetes API types.
+fn merge_key(field: &str, path: &str) -> Option<&'static str> {
+    Some(match field {
+        "conditions" => "type",
+        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
+        | "volumeMounts" | "containerStatuses" | "initContainerStatuses" | "imagePullSecrets"
+        | "resourceClaims" => "name",
+        "ownerReferences" => "uid",
+        "ports" if path.contains("containers") => "containerPort",
+        "ports" => "port",
+        "addresses" => "type",
+        "hostAliases" => "ip",
+        "topologySpreadConstraints" => "topologyKey",
+        "volumeDevices" => "devicePath",
+        _ => return None,
+    })
+}
+
+/// Primitive lists merged as sets.
+fn merges_primitives(field: &str) -> bool {
+    field == "finalizers"
+}
+
+/// Strategic merge patch (the subset needed by kubectl and controllers).
+pub fn strategic_merge(target: &mut Value, patch: &Value, path: &str) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
+        let mut p = p.clone();
+        p.remove("$patch");
+        *target = Value::Object(p);
+        return;
+    }
+    if p.get("$patch").and_then(Value::as_str) == Some("delete") {
+        *target = Value::Null;
+        return;
+    }
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let retain: Option<Vec<String>> = p.get("$retainKeys").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect()
+    });
+    let t = target.as_object_mut().expect("object");
+    for (k, v) in p {
+        if k.starts_with("$setElementOrder/") || k == "$retainKeys" || k == "$patch" {
+            continue;
+        }
+        if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(list)), Value::Array(del)) = (t.get_mut(field), v) {
+                list.retain(|x| !del.contains(x));
+            }
+            continue;
+        }
+        let sub = format!("{path}.{k}");
+        if v.is_null() {
+            t.remove(k);
+            continue;
+        }
+        match (t.get_mut(k), v) {
+            (Some(Value::Array(cur)), Value::Array(items)) => {
+                if let Some(mk) = merge_key(k, path) {
+                    merge_list(cur, items, mk, &sub);
+                } else if merges_primitives(k) {
+                    for it in items {
+                        if !cur.contains(it) {
+                            cur.push(it.clone());
+                        }
+                    }
+                } else {
+                    *cur = items.clone();
+                }
+            }
+            (Some(cur), Value::Object(_)) if cur.is_object() => strategic_merge(cur, v, &sub),
+            _ => {
+                let mut nv = v.clone();
+                strip_directives(&mut nv);
+                t.insert(k.clone(), nv);
+            }
+        }
+    }
+    if let Some(keys) = retain {
+        t.retain(|k, _| keys.contains(k));
+    }
+}
+
+fn merge_list(cur: &mut Vec<Value>, items: &[Value], key: &str, path: &str) {
+    for it in items {
+        let Some(kv) = it.get(key) else {
+            cur.push(it.clone());
+            continue;
+        };
+        let pos = cur.iter().position(|c| c.get(key) == Some(kv));
+        let delete = it.get("$patch").and_then(Value::as_str) == Some("delete");
+        match (pos, delete) {
+            (Some(i), true) => {
+                cur.remove(i);
+            }
+            (None, true) => {}
+            (Some(i), false) => strategic_merge(&mut cur[i], it, path),
+            (None, false) => {
+                let mut nv = it.clone();
+                strip_directives(&mut nv);
+                cur.push(nv);
+            }
+        }
+    }
+}
+
+fn strip_directives(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, _| !k.starts_with('$'));
+            for x in m.values_mut() {
+                strip_directives(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_directives),
+        _ => {}
+    }
+}
+
+/// RFC 6902 JSON patch.
+pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
+    let ops = patch
+        .as_array()
+        .ok_or("a JSON patch must be an array of operations")?;
+    let mut doc = target.clone();
+    for (i, op) in ops.iter().enumerate() {
+        let name = op["op"]
+            .as_str()
+            .ok_or(format!("operation {i}: missing \"op\""))?;
+        let path = op["path"]
+            .as_str()
+            .ok_or(format!("operation {i}: missing \"path\""))?;
+        match name {
+            "add" => add(&mut doc, path, op["value"].clone())?,
+            "remove" => {
+                remove(&mut doc, path)?;
+            }
+            "replace" => {
+                remove(&mut doc, path)?;
+                add(&mut doc, path, op["value"].clone())?;
+            }
+            "move" => {
+                let from = op["from"].as_str().ok_or("move: missing \"from\"")?;
+                let v = remove(&mut doc, from)?;
+                add(&mut doc, path, v)?;
+            }
+            "copy" => {
+                let from = op["from"].as_str().ok_or("copy: missing \"from\"")?;
+                let v = doc
+                    .pointer(from)
+                    .cloned()
+                    .ok_or(format!("copy: path {from} does not exist"))?;
+                add(&mut doc, path, v)?;
+            }
+            "test" => {
+                if doc.pointer(path) != Some(&op["value"]) {
+                    return Err(format!("test operation failed at {path}"));
+                }
+            }
+            other => return Err(format!("operation {i}: unknown op {other:?}")),
+        }
+    }
+    Ok(doc)
+}
+
+fn split(path: &str) -> Result<(String, String), String> {
+    let idx = path
+        .rfind('/')
+        .ok_or(format!("invalid JSON pointer {path:?}"))?;
+    let last = path[idx + 1..].replace("~1", "/").replace("~0", "~");
+    Ok((path[..idx].to_string(), last))
+}
+
+fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    if path.is_empty() {
+        *doc = value;
+        return Ok(());
+    }
+    let (parent, last) = split(path)?;
+    let p = doc
+        .pointer_mut(&parent)
+        .ok_or(format!("add: parent of {path} does not exist"))?;
+    match p {
+        Value::Object(m) => {
+            m.insert(last, value);
+        }
+        Value::Array(a) => {
+            if last == "-" {
+                a.push(value);
+            } else {
+                let i: usize = last
+                    .parse()
+                    .map_err(|_| format!("add: bad array index in {path}"))?;
+                if i > a.len() {
+                    return Err(format!("add: index out of range in {path}"));
+                }
+                a.insert(i, value);
+            }
+        }
+        _ => return Err(format!("add: parent of {path} is not a container")),
+    }
+    Ok(())
+}
+
+fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
+    let (parent, last) = split(path)?;
+    let p = doc
+        .pointer_mut(&parent)
+        .ok_or(format!("remove: parent of {path} does not exist"))?;
+    match p {
+        Value::Object(m) => m
+            .remove(&last)
+            .ok_or(format!("remove: {path} does not exist")),
+        Value::Array(a) => {
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("remove: bad array index in {path}"))?;
+            if i >= a.len() {
+                return Err(format!("remove: index out of range in {path}"));
+            }
+            Ok(a.remove(i))
+        }
+        _ => Err(format!("remove: parent of {path} is not a container")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_removes_nulls() {
+        let mut t = json!({"a":1,"b":{"c":2,"d":3}});
+        merge_patch(&mut t, &json!({"a":null,"b":{"c":5}}));
+        assert_eq!(t, json!({"b":{"c":5,"d":3}}));
+    }
+
+    #[test]
+    fn strategic_merges_conditions_by_type() {
+        let mut t = json!({"status":{"conditions":[{"type":"Ready","status":"False"},{"type":"PodScheduled","status":"True"}]}});
+        strategic_merge(
+            &mut t,
+            &json!({"status":{"$setElementOrder/conditions":[{"type":"Ready"}],"conditions":[{"type":"Ready","status":"True"}]}}),
+            "",
+        );
+        assert_eq!(t["status"]["conditions"][0]["status"], "True");
+        assert_eq!(t["status"]["conditions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn strategic_replaces_taints_and_deletes_by_key() {
+        let mut t = json!({"spec":{"taints":[{"key":"a","effect":"NoSchedule"}],"unschedulable":true},
+                           "metadata":{"finalizers":["x"],"ownerReferences":[{"uid":"1"},{"uid":"2"}]}});
+        strategic_merge(
+            &mut t,
+            &json!({"spec":{"taints":[{"key":"b","effect":"NoSchedule"}],"unschedulable":null},
+                    "metadata":{"finalizers":["y"],"ownerReferences":[{"uid":"1","$patch":"delete"}]}}),
+            "",
+        );
+        assert_eq!(t["spec"]["taints"], json!([{"key":"b","effect":"NoSchedule"}]));
+        assert!(t["spec"].get("unschedulable").is_none());
+        assert_eq!(t["metadata"]["finalizers"], json!(["x", "y"]));
+        assert_eq!(t["metadata"]["ownerReferences"], json!([{"uid":"2"}]));
+    }
+
+    #[test]
+    fn json_patch_ops() {
+        let t = json!({"metadata":{"labels":{"a":"1"}},"list":[1,2]});
+        let out = json_patch(
+            &t,
+            &json!([
+                {"op":"add","path":"/metadata/labels/b~1c","value":"2"},
+                {"op":"replace","path":"/metadata/labels/a","value":"3"},
+                {"op":"add","path":"/list/-","value":3},
+                {"op":"remove","path":"/list/0"},
+                {"op":"test","path":"/list/0","value":2}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a":"3","b/c":"2"}));
+        assert_eq!(out["list"], json!([2, 3]));
+        assert!(json_patch(&t, &json!([{"op":"test","path":"/list/0","value":9}])).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! The simulator as a background process: `cluster up --provider sim` re-executes
+//! the current binary as `cluster serve-sim` in a new session (stdio to a log file),
+//! waits until it answers `/version`, and leaves a pid file, a state file and the
+//! kubeconfig in the state directory (`$E2E_GATE_STATE_DIR`, else
+//! `$XDG_RUNTIME_DIR/e2e-gate/clusters`, else `~/.cache/e2e-gate/clusters`, plus `/<name>`).
+
+use super::super::provider::{ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus};
+use super::topology::Topology;
+use super::{kubeconfig_yaml, SimCluster, SimOptions};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What a running simulator leaves in its state directory (`state.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SimState {
+    /// Cluster name.
+    pub name: String,
+    /// Server process id.
+    pub pid: u32,
+    /// `http://127.0.0.1:PORT`.
+    pub api_url: String,
+    /// Topology file (None = built-in default).
+    pub topology: Option<PathBuf>,
+}
+
+/// Root directory of all cluster state directories.
+pub fn state_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("E2E_GATE_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(d).join("e2e-gate/clusters");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/e2e-gate/clusters")
+}
+
+/// Whether a process is alive (signal 0).
+pub fn alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}
+
+fn read_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
+    move |e| ClusterError::Infra(format!("{context}: {e}"))
+}
+
+/// Answers `GET /version` with 200 (plain HTTP/1.0 over TCP).
+pub async fn answers_version(api_url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(addr) = api_url.strip_prefix("http://") else { return false };
+    let Ok(Ok(mut s)) = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await else {
+        return false;
+    };
+    if s.write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 64];
+    matches!(tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await, Ok(Ok(n)) if n > 12 && buf[..n].starts_with(b"HTTP/1.") && &buf[9..12] == b"200")
+}
+
+/// The `sim` provider (background processes).
+#[derive(Debug, Clone)]
+pub struct SimProvider {
+    /// Root of the state directories.
+    pub root: PathBuf,
+    /// Binary to re-execute (default: the current executable).
+    pub exe: Option<PathBuf>,
+}
+
+impl Default for SimProvider {
+    fn default() -> Self {
+        Self { root: state_root(), exe: None }
+    }
+}
+
+impl SimProvider {
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+#[async_trait]
+impl ClusterProvider for SimProvider {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError> {
+        let name = &spec.name;
+        let dir = self.dir(name);
+        if let Some(pid) = read_pid(&dir) {
+            if alive(pid) {
+                return Err(ClusterError::AlreadyRunning {
+                    name: name.clone(),
+                    pid,
+                    state_dir: dir.display().to_string(),
+                });
+            }
+            tracing::warn!(cluster = %name, pid, dir = %dir.display(), "stale pid file: process {pid} is gone; removing the old state");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if let Some(t) = &spec.topology {
+            Topology::load(t).map_err(|e| ClusterError::Config(e.to_string()))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let log_path = dir.join("sim.log");
+        let log = std::fs::File::create(&log_path).map_err(io(format!("cannot create {}", log_path.display())))?;
+        let exe = match &self.exe {
+            Some(e) => e.clone(),
+            None => std::env::current_exe().map_err(io("cannot find the current executable".into()))?,
+        };
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["cluster", "serve-sim", "--name", name, "--state-dir"]).arg(&dir);
+        if let Some(t) = &spec.topology {
+            cmd.arg("--topology").arg(std::path::absolute(t).unwrap_or_else(|_| t.clone()));
+        }
+        if let Some(v) = &spec.kubernetes_version {
+            cmd.args(["--kubernetes-version", v]);
+        }
+        use std::os::unix::process::CommandExt;
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(io("log file".into()))?)
+            .stderr(log)
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(io("cannot start the simulator process".into()))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(ClusterError::Infra(format!(
+                    "the simulator exited during start-up ({status}); log {}:\n{}",
+                    log_path.display(),
+                    tail.trim()
+                )));
+            }
+            if let Ok(text) = std::fs::read_to_string(dir.join("state.json")) {
+                if let Ok(st) = serde_json::from_str::<SimState>(&text) {
+                    if answers_version(&st.api_url).await {
+                        return Ok(ClusterHandle {
+                            name: name.clone(),
+                            kubeconfig: dir.join("kubeconfig"),
+                            kubeconfig_internal: dir.join("kubeconfig"),
+                            network: None,
+                            api_url: st.api_url,
+                        });
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(ClusterError::Infra(format!(
+                    "the simulator did not answer /version within 30 s; log {}",
+                    log_path.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn down(&self, name: &str) -> Result<(), ClusterError> {
+        let dir = self.dir(name);
+        let Some(pid) = read_pid(&dir) else {
+            return Err(ClusterError::NotFound {
+                name: name.to_string(),
+                detail: format!("no pid file in {}", dir.display()),
+            });
+        };
+        if alive(pid) {
+            // SAFETY: sending SIGTERM to the pid we started (recorded in our state dir).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while alive(pid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if alive(pid) {
+                // SAFETY: as above; the process ignored SIGTERM for 10 s.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        } else {
+            tracing::warn!(cluster = %name, pid, "stale pid file: process {pid} was already gone");
+        }
+        std::fs::remove_dir_all(&dir).map_err(io(format!("cannot remove {}", dir.display())))?;
+        Ok(())
+    }
+
+    async fn status(&self, name: &str) -> Result<ClusterStatus, ClusterError> {
+        let dir = self.dir(name);
+        let Some(pid) = read_pid(&dir) else {
+            return Err(ClusterError::NotFound {
+                name: name.to_string(),
+                detail: format!("no pid file in {}", dir.display()),
+            });
+        };
+        let st: Option<SimState> = std::fs::read_to_string(dir.join("state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let api_url = st.map(|s| s.api_url);
+        let (running, detail) = if !alive(pid) {
+            (false, format!("stale pid file: process {pid} is gone (run `e2e-gate cluster down --name {name}` to clean up)"))
+        } else if let Some(u) = api_url.as_deref() {
+            let ok = answers_version(u).await;
+            (ok, if ok { "answering /version".into() } else { "process alive but /version does not answer".into() })
+        } else {
+            (false, "starting".into())
+        };
+        Ok(ClusterStatus { name: name.to_string(), provider: "sim".into(), running, api_url, pid: Some(pid), detail })
+    }
+}
+
+impl SimProvider {
+    /// Names of all clusters with a state directory.
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("pid").exists())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Body of the hidden `cluster serve-sim` subcommand: serves until SIGTERM/SIGINT.
+pub async fn serve(
+    name: &str,
+    state_dir: &Path,
+    topology: Option<&Path>,
+    kubernetes_version: Option<String>,
+    opts: SimOptions,
+) -> Result<(), ClusterError> {
+    let mut topo = match topology {
+        Some(p) => Topology::load(p).map_err(|e| ClusterError::Config(e.to_string()))?,
+        None => Topology::default_topology(),
+    };
+    if let Some(v) = kubernetes_version {
+        topo.sim.kubernetes_version = v;
+    }
+    std::fs::create_dir_all(state_dir).map_err(io(format!("cannot create {}", state_dir.display())))?;
+    let sim = SimCluster::start(topo, opts).await.map_err(io("cannot start the API server".into()))?;
+    let url = sim.url();
+    let pid = std::process::id();
+    let write = |file: &str, text: String| {
+        let p = state_dir.join(file);
+        let tmp = state_dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &p))
+            .map_err(io(format!("cannot write {}", p.display())))
+    };
+    write("kubeconfig", kubeconfig_yaml(name, &url))?;
+    write("pid", format!("{pid}\n"))?;
+    let st = SimState { name: name.to_string(), pid, api_url: url.clone(), topology: topology.map(Path::to_path_buf) };
+    write("state.json", serde_json::to_string_pretty(&st).unwrap_or_default())?;
+    tracing::info!(cluster = %name, url = %url, pid, "simulated cluster serving");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io("cannot install the SIGTERM handler".into()))?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!(cluster = %name, "shutting down");
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The static table of resources the simulated API server serves.
+
+/// One served resource (group/version/plural) with its discovery data.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceDef {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// API version.
+    pub version: &'static str,
+    /// Plural resource name (URL segment).
+    pub plural: &'static str,
+    /// Singular name.
+    pub singular: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// kubectl short names.
+    pub short_names: &'static [&'static str],
+    /// Has a `/status` subresource (main-resource writes keep the stored status).
+    pub has_status: bool,
+    /// Bumps `metadata.generation` when the spec changes.
+    pub generation: bool,
+}
+
+impl ResourceDef {
+    /// `apiVersion` string ("v1", "apps/v1").
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+    /// Human name used in Status messages ("pods", "deployments.apps").
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+const fn def(
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    has_status: bool,
+    generation: bool,
+) -> ResourceDef {
+    ResourceDef {
+        group,
+        version,
+        plural,
+        singular,
+        kind,
+        namespaced,
+        short_names,
+        has_status,
+        generation,
+    }
+}
+
+/// Every served resource. Indices into this table are the store's resource ids.
+pub const RESOURCES: &[ResourceDef] = &[
+    def("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], true, false),
+    def("", "v1", "nodes", "node", "Node", false, &["no"], true, false),
+    def("", "v1", "pods", "pod", "Pod", true, &["po"], true, false),
+    def("", "v1", "events", "event", "Event", true, &["ev"], false, false),
+    def("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], true, false),
+    def("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], true, false),
+    def("", "v1", "services", "service", "Service", true, &["svc"], true, false),
+    def("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], false, false),
+    def("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], true, true),
+    def("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], true, true),
+    def("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], true, true),
+    def("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], true, true),
+    def("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], true, true),
+    def("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], false, false),
+];
+
+/// Resource ids of the resources the machinery touches.
+#[allow(missing_docs)]
+pub mod id {
+    pub const NAMESPACES: usize = 0;
+    pub const NODES: usize = 1;
+    pub const PODS: usize = 2;
+    pub const EVENTS: usize = 3;
+    pub const PVS: usize = 4;
+    pub const PVCS: usize = 5;
+    pub const SERVICES: usize = 6;
+    pub const CONFIGMAPS: usize = 7;
+    pub const DEPLOYMENTS: usize = 8;
+    pub const REPLICASETS: usize = 9;
+    pub const STATEFULSETS: usize = 10;
+    pub const DAEMONSETS: usize = 11;
+    pub const PDBS: usize = 12;
+    pub const LEASES: usize = 13;
+}
+
+/// Finds a resource by group, version and plural.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<usize> {
+    RESOURCES
+        .iter()
+        .position(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Group/versions served, in discovery order: `(group, version)`.
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn ids_match_table() {
+        assert_eq!(RESOURCES[id::PODS].plural, "pods");
+        assert_eq!(RESOURCES[id::NODES].plural, "nodes");
+        assert_eq!(RESOURCES[id::PDBS].plural, "poddisruptionbudgets");
+        assert_eq!(RESOURCES[id::LEASES].plural, "leases");
+        assert_eq!(RESOURCES[id::CONFIGMAPS].plural, "configmaps");
+        assert_eq!(find("apps", "v1", "daemonsets"), Some(id::DAEMONSETS));
+    }
+}

@@ -1,0 +1,588 @@
+//! Topology files (TOML): node pools, workloads and faults of a simulated cluster.
+//! Errors name the file, the field and what is allowed.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The topology shipped for the quick start (`fixtures/sim/default.toml`).
+pub const DEFAULT_TOPOLOGY: &str = include_str!("../../../fixtures/sim/default.toml");
+
+/// A whole simulated cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Global settings and faults.
+    #[serde(default)]
+    pub sim: SimSettings,
+    /// Node pools (auto-scaling groups, one per zone).
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    /// Workloads created at start.
+    #[serde(default)]
+    pub workloads: Vec<Workload>,
+}
+
+/// Global settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSettings {
+    /// Real seconds per simulated second (0.001: a 90 s boot takes 90 ms).
+    #[serde(default = "one")]
+    pub time_scale: f64,
+    /// Fraction of API requests (0..1) answered with a 500 (fault injection).
+    #[serde(default)]
+    pub api_error_rate: f64,
+    /// Pod startup delay when a workload sets none, in simulated seconds.
+    #[serde(default = "two")]
+    pub pod_startup_seconds: f64,
+    /// Region label of every node.
+    #[serde(default = "region")]
+    pub region: String,
+    /// Version reported by `/version`.
+    #[serde(default = "k8s_version")]
+    pub kubernetes_version: String,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        Self {
+            time_scale: 1.0,
+            api_error_rate: 0.0,
+            pod_startup_seconds: 2.0,
+            region: region(),
+            kubernetes_version: k8s_version(),
+        }
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn two() -> f64 {
+    2.0
+}
+fn region() -> String {
+    "sim-region-1".into()
+}
+fn k8s_version() -> String {
+    "v1.34.1".into()
+}
+
+/// A node pool: one auto-scaling group per zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// Pool name (DNS label).
+    pub name: String,
+    /// Availability zones; one group per zone.
+    pub zones: Vec<String>,
+    /// Desired instances per zone at start.
+    #[serde(default = "one_u32")]
+    pub size_per_zone: u32,
+    /// Instance type label.
+    #[serde(default = "instance_type")]
+    pub instance_type: String,
+    /// Allocatable CPU per node.
+    #[serde(default = "cpu4")]
+    pub cpu: String,
+    /// Allocatable memory per node.
+    #[serde(default = "mem16")]
+    pub memory: String,
+    /// Allocatable pods per node.
+    #[serde(default = "max_pods")]
+    pub max_pods: u32,
+    /// Kubelet version of the launch template.
+    #[serde(default = "k8s_version")]
+    pub kubelet_version: String,
+    /// Instance boot time (Pending → InService), simulated seconds.
+    #[serde(default = "boot")]
+    pub boot_seconds: f64,
+    /// Node registration → Ready, simulated seconds.
+    #[serde(default = "kubelet_ready")]
+    pub kubelet_ready_seconds: f64,
+    /// Node Ready → load-balancer target InService, simulated seconds.
+    #[serde(default = "lb_health")]
+    pub lb_health_seconds: f64,
+    /// Extra node labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Node taints.
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+    /// Fault: nodes launched after start never become Ready.
+    #[serde(default)]
+    pub new_nodes_never_ready: bool,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+fn instance_type() -> String {
+    "sim.large".into()
+}
+fn cpu4() -> String {
+    "4".into()
+}
+fn mem16() -> String {
+    "16Gi".into()
+}
+fn max_pods() -> u32 {
+    110
+}
+fn boot() -> f64 {
+    90.0
+}
+fn kubelet_ready() -> f64 {
+    20.0
+}
+fn lb_health() -> f64 {
+    10.0
+}
+
+/// A node taint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taint {
+    /// Key.
+    pub key: String,
+    /// Value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// NoSchedule, PreferNoSchedule or NoExecute.
+    pub effect: String,
+}
+
+/// A pod toleration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toleration {
+    /// Key (empty with operator Exists: tolerate everything).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Equal or Exists.
+    #[serde(default)]
+    pub operator: Option<String>,
+    /// Value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Effect.
+    #[serde(default)]
+    pub effect: Option<String>,
+}
+
+/// Workload controller kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+}
+
+/// An integer or a percentage ("50%").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    /// Absolute.
+    Int(i64),
+    /// Percentage string.
+    Str(String),
+}
+
+impl IntOrPercent {
+    /// As JSON for the PDB spec.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            IntOrPercent::Int(i) => serde_json::json!(i),
+            IntOrPercent::Str(s) => serde_json::json!(s),
+        }
+    }
+}
+
+/// A PodDisruptionBudget for a workload (exactly one field set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdbSpec {
+    /// minAvailable.
+    #[serde(default)]
+    pub min_available: Option<IntOrPercent>,
+    /// maxUnavailable.
+    #[serde(default)]
+    pub max_unavailable: Option<IntOrPercent>,
+}
+
+/// Topology spread of a workload's pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Spread {
+    /// Across `topology.kubernetes.io/zone`.
+    Zone,
+    /// Across nodes.
+    Hostname,
+}
+
+/// A workload created at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Name (DNS label).
+    pub name: String,
+    /// Namespace (created if missing).
+    #[serde(default = "default_ns")]
+    pub namespace: String,
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: WorkloadKind,
+    /// Replicas (ignored for DaemonSets).
+    #[serde(default = "one_u32")]
+    pub replicas: u32,
+    /// CPU request per pod.
+    #[serde(default = "cpu100m")]
+    pub cpu: String,
+    /// Memory request per pod.
+    #[serde(default = "mem64")]
+    pub memory: String,
+    /// PodDisruptionBudget.
+    #[serde(default)]
+    pub pdb: Option<PdbSpec>,
+    /// Zonal volume size per replica (StatefulSet only).
+    #[serde(default)]
+    pub zonal_volume: Option<String>,
+    /// Topology spread.
+    #[serde(default)]
+    pub spread: Option<Spread>,
+    /// Node selector.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    /// Pod startup (bind → Ready), simulated seconds.
+    #[serde(default)]
+    pub startup_seconds: Option<f64>,
+    /// terminationGracePeriodSeconds.
+    #[serde(default = "grace")]
+    pub termination_grace_seconds: i64,
+    /// Fault: pods ignore SIGTERM and take the whole grace period to stop.
+    #[serde(default)]
+    pub ignore_sigterm: bool,
+}
+
+fn default_ns() -> String {
+    "default".into()
+}
+fn cpu100m() -> String {
+    "100m".into()
+}
+fn mem64() -> String {
+    "64Mi".into()
+}
+fn grace() -> i64 {
+    30
+}
+
+/// A topology file error: file, field, problem and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {message}")]
+pub struct TopologyError {
+    /// The file.
+    pub file: String,
+    /// The field (`pools[0].zones`), or the parse position.
+    pub field: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl Topology {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, TopologyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TopologyError {
+            file: path.display().to_string(),
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The built-in default topology.
+    pub fn default_topology() -> Self {
+        Self::parse(DEFAULT_TOPOLOGY, Path::new("fixtures/sim/default.toml"))
+            .expect("the shipped default topology is valid")
+    }
+
+    /// Parses and validates TOML text; `path` is used in errors only.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TopologyError> {
+        let file = path.display().to_string();
+        let topo: Topology = toml::from_str(text).map_err(|e| {
+            let field = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}")
+                }
+                None => "(document)".into(),
+            };
+            TopologyError {
+                file: file.clone(),
+                field,
+                message: e.message().to_string(),
+            }
+        })?;
+        topo.validate().map_err(|(field, message)| TopologyError {
+            file,
+            field,
+            message,
+        })?;
+        Ok(topo)
+    }
+
+    /// Semantic checks: `Err((field, message))`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let s = &self.sim;
+        if !(s.time_scale > 0.0 && s.time_scale.is_finite()) {
+            return Err((
+                "sim.time_scale".into(),
+                format!("{} is not allowed: must be a number > 0 (real seconds per simulated second, e.g. 0.001)", s.time_scale),
+            ));
+        }
+        if !(0.0..1.0).contains(&s.api_error_rate) {
+            return Err((
+                "sim.api_error_rate".into(),
+                format!("{} is not allowed: must be in [0, 1)", s.api_error_rate),
+            ));
+        }
+        let mut pool_names = Vec::new();
+        for (i, p) in self.pools.iter().enumerate() {
+            let f = |name: &str| format!("pools[{i}].{name}");
+            check_name(&p.name).map_err(|m| (f("name"), m))?;
+            if pool_names.contains(&&p.name) {
+                return Err((
+                    f("name"),
+                    format!("duplicate pool name {:?}: pool names must be unique", p.name),
+                ));
+            }
+            pool_names.push(&p.name);
+            if p.zones.is_empty() {
+                return Err((
+                    f("zones"),
+                    "is empty: list at least one zone, e.g. [\"eu-central-1a\"]".into(),
+                ));
+            }
+            for z in &p.zones {
+                check_name(z).map_err(|m| (f("zones"), m))?;
+            }
+            if super::quantity::cpu_milli(&p.cpu).is_none_or(|c| c <= 0) {
+                return Err((
+                    f("cpu"),
+                    format!("{:?} is not a CPU quantity: use e.g. \"4\", \"3500m\"", p.cpu),
+                ));
+            }
+            if super::quantity::bytes(&p.memory).is_none_or(|c| c <= 0) {
+                return Err((
+                    f("memory"),
+                    format!(
+                        "{:?} is not a memory quantity: use e.g. \"16Gi\", \"512Mi\"",
+                        p.memory
+                    ),
+                ));
+            }
+            if !p.kubelet_version.starts_with('v') {
+                return Err((
+                    f("kubelet_version"),
+                    format!("{:?} is not allowed: use a version like \"v1.34.1\"", p.kubelet_version),
+                ));
+            }
+            for (name, v) in [
+                ("boot_seconds", p.boot_seconds),
+                ("kubelet_ready_seconds", p.kubelet_ready_seconds),
+                ("lb_health_seconds", p.lb_health_seconds),
+            ] {
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err((f(name), format!("{v} is not allowed: must be ≥ 0 seconds")));
+                }
+            }
+            for (j, t) in p.taints.iter().enumerate() {
+                if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&t.effect.as_str()) {
+                    return Err((
+                        format!("pools[{i}].taints[{j}].effect"),
+                        format!(
+                            "{:?} is not allowed: use NoSchedule, PreferNoSchedule or NoExecute",
+                            t.effect
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut names = Vec::new();
+        for (i, w) in self.workloads.iter().enumerate() {
+            let f = |name: &str| format!("workloads[{i}].{name}");
+            check_name(&w.name).map_err(|m| (f("name"), m))?;
+            check_name(&w.namespace).map_err(|m| (f("namespace"), m))?;
+            if names.contains(&(&w.namespace, &w.name)) {
+                return Err((
+                    f("name"),
+                    format!(
+                        "duplicate workload {}/{}: names must be unique per namespace",
+                        w.namespace, w.name
+                    ),
+                ));
+            }
+            names.push((&w.namespace, &w.name));
+            if super::quantity::cpu_milli(&w.cpu).is_none_or(|c| c < 0) {
+                return Err((
+                    f("cpu"),
+                    format!("{:?} is not a CPU quantity: use e.g. \"100m\", \"1\"", w.cpu),
+                ));
+            }
+            if super::quantity::bytes(&w.memory).is_none_or(|c| c < 0) {
+                return Err((
+                    f("memory"),
+                    format!("{:?} is not a memory quantity: use e.g. \"128Mi\"", w.memory),
+                ));
+            }
+            if let Some(v) = &w.zonal_volume {
+                if w.kind != WorkloadKind::StatefulSet {
+                    return Err((
+                        f("zonal_volume"),
+                        format!(
+                            "is only allowed for kind = \"StatefulSet\" (this workload is a {:?})",
+                            w.kind
+                        ),
+                    ));
+                }
+                if super::quantity::bytes(v).is_none_or(|c| c <= 0) {
+                    return Err((
+                        f("zonal_volume"),
+                        format!("{v:?} is not a storage size: use e.g. \"10Gi\""),
+                    ));
+                }
+            }
+            if let Some(p) = &w.pdb {
+                match (&p.min_available, &p.max_unavailable) {
+                    (Some(_), Some(_)) | (None, None) => {
+                        return Err((
+                            f("pdb"),
+                            "set exactly one of min_available or max_unavailable".into(),
+                        ))
+                    }
+                    (Some(v), None) | (None, Some(v)) => check_int_or_percent(v).map_err(|m| {
+                        (
+                            f(if p.min_available.is_some() {
+                                "pdb.min_available"
+                            } else {
+                                "pdb.max_unavailable"
+                            }),
+                            m,
+                        )
+                    })?,
+                }
+            }
+            if w.termination_grace_seconds < 0 {
+                return Err((
+                    f("termination_grace_seconds"),
+                    format!("{} is not allowed: must be ≥ 0", w.termination_grace_seconds),
+                ));
+            }
+            if let Some(s) = w.startup_seconds {
+                if !(s >= 0.0 && s.is_finite()) {
+                    return Err((
+                        f("startup_seconds"),
+                        format!("{s} is not allowed: must be ≥ 0"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_int_or_percent(v: &IntOrPercent) -> Result<(), String> {
+    match v {
+        IntOrPercent::Int(i) if *i >= 0 => Ok(()),
+        IntOrPercent::Int(i) => Err(format!("{i} is not allowed: must be ≥ 0 or a percentage like \"50%\"")),
+        IntOrPercent::Str(s) => match s.strip_suffix('%').and_then(|n| n.parse::<u32>().ok()) {
+            Some(p) if p <= 100 => Ok(()),
+            _ => Err(format!(
+                "{s:?} is not allowed: use an integer ≥ 0 or a percentage \"0%\"..\"100%\""
+            )),
+        },
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not allowed: use a DNS label (lowercase letters, digits and '-', 1-63 characters)"
+        ))
+    }
+}
+
+/// Where a topology came from (for messages).
+pub fn describe_source(path: Option<&PathBuf>) -> String {
+    path.map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in default topology".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Topology::parse(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn default_topology_is_valid() {
+        let t = Topology::default_topology();
+        assert!(!t.pools.is_empty());
+        assert!(!t.workloads.is_empty());
+    }
+
+    #[test]
+    fn shipped_fixtures_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sim");
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                Topology::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_file_field_and_allowed_values() {
+        let e = err("[[workloads]]\nname = \"a\"\nkind = \"Job\"\n");
+        assert!(e.starts_with("t.toml: line 3"), "{e}");
+        assert!(e.contains("Deployment") && e.contains("StatefulSet"), "{e}");
+
+        let e = err("[[pools]]\nname = \"p\"\nzones = []\n");
+        assert!(e.contains("pools[0].zones") && e.contains("at least one zone"), "{e}");
+
+        let e = err("[[pools]]\nname = \"p\"\nzones = [\"a\"]\ncpu = \"lots\"\n");
+        assert!(e.contains("pools[0].cpu") && e.contains("\"lots\""), "{e}");
+
+        let e = err("[[workloads]]\nname = \"a\"\nkind = \"Deployment\"\nzonal_volume = \"1Gi\"\n");
+        assert!(e.contains("workloads[0].zonal_volume") && e.contains("StatefulSet"), "{e}");
+
+        let e = err("[[workloads]]\nname = \"a\"\nkind = \"Deployment\"\npdb = { min_available = \"150%\" }\n");
+        assert!(e.contains("workloads[0].pdb.min_available"), "{e}");
+
+        let e = err("[sim]\ntime_scale = 0\n");
+        assert!(e.contains("sim.time_scale") && e.contains("> 0"), "{e}");
+
+        let e = err("[[pools]]\nname = \"p\"\nzones = [\"a\"]\nsize = 3\n");
+        assert!(e.contains("unknown field `size`") && e.contains("size_per_zone"), "{e}");
+    }
+}
