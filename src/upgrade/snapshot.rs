@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Node labels that name the node's pool, first match wins. Nodes without any of them
 /// belong to the pool [`DEFAULT_POOL`].
 pub const POOL_LABELS: &[&str] = &[
-    "upgrade.e2e-gate.io/pool",
+    "e2e-gate.io/pool",
     "eks.amazonaws.com/nodegroup",
     "cloud.google.com/gke-nodepool",
     "kubernetes.azure.com/agentpool",

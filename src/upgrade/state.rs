@@ -301,7 +301,7 @@ impl NodeMarkers {
         NodeMarkers {
             phase: NodePhase::Outdated,
             run_id: run_id.to_string(),
-            since: Some(now),
+            since: Some(whole_seconds(now)),
             drain_started: None,
             reason: None,
             autoscaler_prior: node.annotations.get(AUTOSCALER_ANNOTATION).cloned(),
@@ -322,6 +322,7 @@ impl NodeMarkers {
         if to == self.phase {
             return Ok(());
         }
+        let now = whole_seconds(now);
         if to == NodePhase::Draining && self.drain_started.is_none() {
             self.drain_started = Some(now);
             self.cordoned_by_us = !was_unschedulable;
@@ -334,6 +335,11 @@ impl NodeMarkers {
         self.since = Some(now);
         Ok(())
     }
+}
+
+/// Markers store whole seconds; truncate in memory too so decode(encode(m)) == m.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -685,6 +691,18 @@ mod tests {
         assert!(is_marked(&fresh));
         abort_patch(&fresh).apply_to(&mut fresh);
         assert_eq!(fresh, node());
+    }
+
+    #[test]
+    fn sub_second_times_round_trip() {
+        let now = t(0) + chrono::Duration::nanoseconds(496_541_545);
+        let mut n = node();
+        let mut m = NodeMarkers::new(&n, "r", now);
+        m.apply("n1", &Event::Tainted, now, false).expect("legal");
+        m.apply("n1", &Event::DrainStarted, now, false)
+            .expect("legal");
+        encode(&m).apply_to(&mut n);
+        assert_eq!(decode(&n).expect("decodes"), Some(m));
     }
 
     #[test]

@@ -29,7 +29,8 @@ fn body_json(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// The groups document.
@@ -58,16 +59,14 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
         (Method::GET, ["cloud", "groups"]) => Ok(groups(sim)),
         (Method::PUT, ["cloud", "groups", g, "desired"]) => {
             let b = body_json(body)?;
-            let desired = b["desired"]
-                .as_u64()
-                .ok_or_else(|| ApiError::bad_request("body must be {\"desired\": <integer ≥ 0>}"))?;
+            let desired = b["desired"].as_u64().ok_or_else(|| {
+                ApiError::bad_request("body must be {\"desired\": <integer ≥ 0>}")
+            })?;
             let mut st = sim.state.lock();
-            let grp = st
-                .mach
-                .cloud
-                .groups
-                .get_mut(*g)
-                .ok_or_else(|| ApiError::new(404, "NotFound", format!("group {g:?} not found")))?;
+            let grp =
+                st.mach.cloud.groups.get_mut(*g).ok_or_else(|| {
+                    ApiError::new(404, "NotFound", format!("group {g:?} not found"))
+                })?;
             grp.desired = desired as u32;
             st.cloud_step(now);
             Ok(json!({"group": g, "desired": desired}))
@@ -77,7 +76,9 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let version = b["kubelet_version"]
                 .as_str()
                 .filter(|v| v.starts_with('v'))
-                .ok_or_else(|| ApiError::bad_request("body must be {\"kubelet_version\": \"v1.34.1\"}"))?
+                .ok_or_else(|| {
+                    ApiError::bad_request("body must be {\"kubelet_version\": \"v1.34.1\"}")
+                })?
                 .to_string();
             let mut st = sim.state.lock();
             let mut changed = Vec::new();
@@ -89,7 +90,11 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
                 }
             }
             if changed.is_empty() {
-                return Err(ApiError::new(404, "NotFound", format!("no group or pool named {g:?}")));
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    format!("no group or pool named {g:?}"),
+                ));
             }
             Ok(json!({"updated": changed}))
         }
@@ -98,7 +103,11 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let decrement = b["decrement"].as_bool().unwrap_or(false);
             let mut st = sim.state.lock();
             if !st.terminate_instance(i, decrement, now) {
-                return Err(ApiError::new(404, "NotFound", format!("instance {i:?} not found or already terminated")));
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    format!("instance {i:?} not found or already terminated"),
+                ));
             }
             Ok(json!({"instance": i, "terminated": true, "decrement": decrement}))
         }

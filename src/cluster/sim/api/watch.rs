@@ -26,7 +26,10 @@ struct Filter {
 impl Filter {
     fn matches(&self, res: usize, obj: &Value) -> bool {
         res == self.res
-            && self.ns.as_deref().is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
+            && self
+                .ns
+                .as_deref()
+                .is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
             && self.ls.as_ref().is_none_or(|s| s.matches(obj))
             && self.fs.as_ref().is_none_or(|s| s.matches(obj))
     }
@@ -62,11 +65,15 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
             res: t.res,
             ns: t.ns.clone().filter(|_| def.namespaced),
             ls: match query.get("labelSelector") {
-                Some(s) if !s.is_empty() => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
+                Some(s) if !s.is_empty() => {
+                    Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?)
+                }
                 _ => None,
             },
             fs: match query.get("fieldSelector") {
-                Some(s) if !s.is_empty() => Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?),
+                Some(s) if !s.is_empty() => {
+                    Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?)
+                }
                 _ => None,
             },
         })

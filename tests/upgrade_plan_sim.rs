@@ -1,0 +1,370 @@
+//! `upgrade plan` and `upgrade abort` against the embedded simulated cluster, through the
+//! real kube client: the library path (snapshot → plan, markers → abort) and the binary
+//! (exit codes, JSON on stdout).
+
+use e2e_gate::cluster::sim::{SimCluster, SimOptions, Topology};
+use e2e_gate::upgrade::abort::abort;
+use e2e_gate::upgrade::kube_cluster::{KubeCluster, KubeError};
+use e2e_gate::upgrade::plan::{plan, BlockerKind, PlanOptions, PoolLimits};
+use e2e_gate::upgrade::snapshot::{NodeInfo, Snapshot};
+use e2e_gate::upgrade::state::{
+    self, encode, encode_new, is_marked, Event, NodeMarkers, LEASE_NAME,
+};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TOPO: &str = r#"
+[sim]
+time_scale = 0.01
+pod_startup_seconds = 2
+
+[[pools]]
+name = "workers"
+zones = ["zone-a", "zone-b", "zone-c"]
+size_per_zone = 1
+cpu = "4"
+memory = "8Gi"
+kubelet_version = "v1.33.5"
+boot_seconds = 30
+kubelet_ready_seconds = 10
+lb_health_seconds = 5
+
+[[workloads]]
+name = "web"
+kind = "Deployment"
+replicas = 3
+spread = "zone"
+pdb = { max_unavailable = 1 }
+
+[[workloads]]
+name = "db"
+kind = "StatefulSet"
+replicas = 3
+zonal_volume = "1Gi"
+spread = "zone"
+pdb = { min_available = 3 }
+
+[[workloads]]
+name = "agent"
+namespace = "kube-system"
+kind = "DaemonSet"
+"#;
+
+async fn start() -> (SimCluster, KubeCluster, kube::Client) {
+    let t = Topology::parse(TOPO, Path::new("upgrade_plan_sim.toml")).expect("topology");
+    let sim = SimCluster::start(t, SimOptions::default())
+        .await
+        .expect("sim starts");
+    let config = || {
+        let mut c = kube::Config::new(sim.url().parse().expect("url"));
+        c.default_retry = false;
+        c
+    };
+    let cluster = KubeCluster::from_config(config()).expect("client");
+    let client = kube::Client::try_from(config()).expect("client");
+    // Wait (with a raw client, so the counted one stays clean) for 9 Ready pods.
+    let pods: Api<Pod> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let l = pods.list(&ListParams::default()).await.expect("list pods");
+        let ready = l
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        if ready == 9 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for 9 ready pods ({ready})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (sim, cluster, client)
+}
+
+fn opts(surge: u32, unavailable: u32) -> PlanOptions {
+    PlanOptions {
+        target_version: "v1.34.0".into(),
+        default_limits: PoolLimits {
+            max_surge: surge,
+            max_unavailable: unavailable,
+        },
+        ..PlanOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_from_the_simulated_cluster() {
+    let (sim, cluster, _) = start().await;
+    let objects = cluster.list_objects().await.expect("lists");
+    let snap = Snapshot::from_k8s(&objects).expect("snapshot");
+    assert_eq!(snap.nodes.len(), 3);
+    assert!(snap
+        .nodes
+        .iter()
+        .all(|n| n.pool == "workers" && n.zone.starts_with("zone-")));
+
+    let p = plan(&snap, &opts(1, 0)).expect("plan");
+    assert_eq!(p.outdated.len(), 3);
+    assert_eq!(p.waves.len(), 3);
+    let zones: Vec<&str> = p.surge.iter().map(|s| s.zone.as_str()).collect();
+    assert_eq!(zones, ["zone-a", "zone-b", "zone-c"]);
+    let blockers: Vec<(BlockerKind, &str)> = p
+        .blockers
+        .iter()
+        .map(|b| (b.kind, b.object.as_str()))
+        .collect();
+    assert_eq!(
+        blockers,
+        [(
+            BlockerKind::PdbNeverAllowsDisruption,
+            "PodDisruptionBudget/default/db"
+        )]
+    );
+
+    // Without surge, every db pod's zonal volume lacks capacity in its zone.
+    let p = plan(&snap, &opts(0, 1)).expect("plan");
+    let zonal = p
+        .blockers
+        .iter()
+        .filter(|b| b.kind == BlockerKind::ZonalVolumeNoCapacity)
+        .count();
+    assert_eq!(zonal, 3, "{:#?}", p.blockers);
+
+    // Exactly the five LISTs, counted by the layer on the client.
+    let calls = cluster.api_calls();
+    assert_eq!(calls.get("list"), Some(&5), "{calls:?}");
+    assert_eq!(calls.values().sum::<u64>(), 5, "{calls:?}");
+    sim.shutdown().await;
+}
+
+fn marker_view(
+    n: &NodeInfo,
+) -> (
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+    Vec<String>,
+    bool,
+) {
+    (
+        n.labels.clone().into_iter().collect(),
+        n.annotations.clone().into_iter().collect(),
+        n.taints
+            .iter()
+            .map(|t| format!("{}={:?}:{}", t.key, t.value, t.effect))
+            .collect(),
+        n.unschedulable,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_removes_every_marker_under_the_lease() {
+    let (sim, cluster, client) = start().await;
+    let nodes: Vec<NodeInfo> = cluster
+        .list_nodes()
+        .await
+        .expect("nodes")
+        .iter()
+        .map(|n| NodeInfo::from_k8s(n).expect("node"))
+        .collect();
+    let (old, new) = (&nodes[0], &nodes[1]);
+    let now = chrono::Utc::now();
+
+    // An old node mid-drain (cordoned by us, tainted, autoscaler marked) and a new node.
+    let mut m = NodeMarkers::new(old, "run-1", now);
+    for ev in [
+        Event::SurgeRequested,
+        Event::ReplacementReady,
+        Event::Tainted,
+        Event::DrainStarted,
+    ] {
+        m.apply(&old.name, &ev, now, old.unschedulable)
+            .expect("legal");
+    }
+    let patched = cluster
+        .patch_node(&old.name, |_| encode(&m))
+        .await
+        .expect("patch old");
+    assert!(patched.unschedulable && is_marked(&patched));
+    assert_eq!(state::decode(&patched).expect("decodes"), Some(m.clone()));
+    let patched_new = cluster
+        .patch_node(&new.name, |n| encode_new(n, "run-1"))
+        .await
+        .expect("patch new");
+    assert!(is_marked(&patched_new));
+
+    let cleaned = abort(&cluster, "kube-system", "tester", now)
+        .await
+        .expect("abort");
+    assert_eq!(cleaned, vec![old.name.clone(), new.name.clone()]);
+    let after: Vec<NodeInfo> = cluster
+        .list_nodes()
+        .await
+        .expect("nodes")
+        .iter()
+        .map(|n| NodeInfo::from_k8s(n).expect("node"))
+        .collect();
+    for (before, after) in nodes.iter().zip(&after) {
+        assert_eq!(
+            marker_view(before),
+            marker_view(after),
+            "node {} restored",
+            before.name
+        );
+        assert!(!is_marked(after));
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    assert!(
+        leases
+            .get_opt(LEASE_NAME)
+            .await
+            .expect("get lease")
+            .is_none(),
+        "lease released"
+    );
+
+    // A live foreign holder blocks abort, naming the holder.
+    let held: Lease = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": LEASE_NAME, "namespace": "kube-system"},
+        "spec": {"holderIdentity": "other-apply", "leaseDurationSeconds": 30,
+                 "renewTime": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)}
+    }))
+    .expect("lease");
+    leases
+        .create(&PostParams::default(), &held)
+        .await
+        .expect("create lease");
+    let err = abort(&cluster, "kube-system", "tester", now)
+        .await
+        .expect_err("held");
+    assert!(
+        matches!(&err, KubeError::LeaseHeld { holder, .. } if holder == "other-apply"),
+        "{err}"
+    );
+    sim.shutdown().await;
+}
+
+fn run_bin(args: Vec<String>) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_e2e-gate"))
+        .args(args)
+        .env("E2E_GATE_LOG", "warn")
+        .output()
+        .expect("binary runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_exit_codes_and_json() {
+    let (sim, _, _) = start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, sim.kubeconfig("sim")).expect("write kubeconfig");
+    let kc = kc.display().to_string();
+    let report = dir.path().join("plan.json");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["upgrade", "plan", "--kubeconfig", &kc]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let report_s = report.display().to_string();
+    let out = tokio::task::spawn_blocking({
+        let a = args(&[
+            "--target-version",
+            "v1.34.0",
+            "--format",
+            "json",
+            "--report",
+            &report_s,
+        ]);
+        move || run_bin(a)
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "blockers → 1; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(json["blockers"][0]["kind"], "pdb_never_allows_disruption");
+    assert_eq!(
+        json["blockers"][0]["object"],
+        "PodDisruptionBudget/default/db"
+    );
+    assert_eq!(json["kube_api_calls"]["list"], 5);
+    assert_eq!(json["outdated"].as_array().map(Vec::len), Some(3));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(file, json);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 blocker(s)"));
+
+    // Already at the target: nothing to do, exit 0.
+    let out = tokio::task::spawn_blocking({
+        let a = args(&["--target-version", "1.33"]);
+        move || run_bin(a)
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Bad flags → 2; apply is not available yet → 2; unknown pool → 2.
+    for extra in [
+        vec!["--target-version", "v1.34.0", "--pool", "nope"],
+        vec!["--target-version", "v1.34.0", "--max-surge", "many"],
+    ] {
+        let out = tokio::task::spawn_blocking({
+            let a = args(&extra);
+            move || run_bin(a)
+        })
+        .await
+        .expect("join");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = tokio::task::spawn_blocking({
+        let mut a = args(&["--target-version", "v1.34.0"]);
+        a[1] = "apply".into();
+        move || run_bin(a)
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    sim.shutdown().await;
+
+    // The cluster is gone now: unreachable → 3.
+    let out = tokio::task::spawn_blocking({
+        let a = args(&["--target-version", "v1.34.0"]);
+        move || run_bin(a)
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
