@@ -148,14 +148,15 @@ async fn plan_from_the_simulated_cluster() {
     sim.shutdown().await;
 }
 
-fn marker_view(
-    n: &NodeInfo,
-) -> (
+/// Labels, annotations, taints and cordon: everything markers may touch.
+type MarkerView = (
     Vec<(String, String)>,
     Vec<(String, String)>,
     Vec<String>,
     bool,
-) {
+);
+
+fn marker_view(n: &NodeInfo) -> MarkerView {
     (
         n.labels.clone().into_iter().collect(),
         n.annotations.clone().into_iter().collect(),

@@ -153,8 +153,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn layer_counts_calls() {
+    #[tokio::test]
+    async fn layer_counts_calls() {
         let counter = ApiCallCounter::default();
         struct Null;
         impl Service<http::Request<()>> for Null {
@@ -176,9 +176,15 @@ mod tests {
                 .body(())
                 .expect("request")
         };
-        let _ = svc.call(req(Method::GET, "/api/v1/nodes"));
-        let _ = svc.call(req(Method::GET, "/api/v1/nodes"));
-        let _ = svc.call(req(Method::PATCH, "/api/v1/nodes/a"));
+        svc.call(req(Method::GET, "/api/v1/nodes"))
+            .await
+            .expect("infallible");
+        svc.call(req(Method::GET, "/api/v1/nodes"))
+            .await
+            .expect("infallible");
+        svc.call(req(Method::PATCH, "/api/v1/nodes/a"))
+            .await
+            .expect("infallible");
         assert_eq!(
             counter.counts(),
             BTreeMap::from([("list".to_string(), 2), ("patch".to_string(), 1)])

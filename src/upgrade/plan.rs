@@ -759,7 +759,7 @@ fn zone_has_room(ctx: &Ctx<'_>, zone: &str, pod: &PodInfo, outdated: &BTreeSet<&
                     .pods_on(&n.name)
                     .filter(|p| !p.terminated())
                     .fold(super::snapshot::Resources::default(), |a, p| {
-                        a.add(p.requests)
+                        a.plus(p.requests)
                     });
                 n.allocatable.saturating_sub(used).fits(&pod.requests)
             }

@@ -88,7 +88,7 @@ pub struct Resources {
 
 impl Resources {
     /// Component-wise sum.
-    pub fn add(self, o: Resources) -> Resources {
+    pub fn plus(self, o: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis + o.cpu_millis,
             memory_bytes: self.memory_bytes + o.memory_bytes,
