@@ -1,10 +1,14 @@
 //! The rolling node-upgrade engine (`e2e-gate upgrade plan|apply|abort`).
 //!
-//! One job per file: [`snapshot`] (owned cluster view), [`plan`] (pure planner),
-//! [`state`] (per-node state machine + Node markers), [`node_patch`] (marker patches),
-//! [`drain_policy`] (stuck drains, backoff, PDB tokens), [`readiness`] (new-node gate),
-//! [`lease`] (single-writer lock decisions), [`pool`] (the `NodePool` cloud seam),
-//! [`report`] (the JSON report), [`render`] (human plan text). `mod.rs` only re-exports.
+//! One job per file. Pure (no I/O, no async): [`snapshot`] (owned cluster view, built
+//! from k8s-openapi objects), [`quantity`], [`selector`], [`plan`] (the planner shared by
+//! `plan` and `apply`), [`render`] (human plan), [`state`] (per-node state machine and its
+//! Node markers), [`node_patch`] (marker patches as JSON merge patches), [`scheduler`]
+//! (which nodes start now), [`drain_policy`] (stuck drains, 429 backoff, PDB tokens),
+//! [`readiness`] (new-node gate), [`lease`] (single-writer decision), [`progress`]
+//! (progress line, ETA), [`report`] (JSON report). Seams and adapters: [`pool`] (the
+//! `NodePool` cloud trait; [`fake_pool`] in memory), [`kube_cluster`] (kube client with
+//! the [`api_count`] layer), [`abort`]. `mod.rs` only declares and re-exports.
 
 pub mod abort;
 pub mod api_count;
@@ -15,10 +19,12 @@ pub mod lease;
 pub mod node_patch;
 pub mod plan;
 pub mod pool;
+pub mod progress;
 pub mod quantity;
 pub mod readiness;
 pub mod render;
 pub mod report;
+pub mod scheduler;
 pub mod selector;
 pub mod snapshot;
 pub mod state;
