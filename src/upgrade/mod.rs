@@ -1,7 +1,7 @@
 //! The rolling node-upgrade engine (`e2e-gate upgrade plan|apply|abort`).
 //!
 //! One job per file. Pure (no I/O, no async): [`snapshot`] (owned cluster view, built
-//! from k8s-openapi objects), [`quantity`], [`selector`], [`plan`] (the planner shared by
+//! from k8s-openapi objects), [`quantity`], [`selector`], [`mod@plan`] (the planner shared by
 //! `plan` and `apply`), [`render`] (human plan), [`state`] (per-node state machine and its
 //! Node markers), [`node_patch`] (marker patches as JSON merge patches), [`scheduler`]
 //! (which nodes start now), [`drain_policy`] (stuck drains, 429 backoff, PDB tokens),
