@@ -6,7 +6,8 @@
 //! Node markers), [`node_patch`] (marker patches as JSON merge patches), [`scheduler`]
 //! (which nodes start now), [`drain_policy`] (stuck drains, 429 backoff, PDB tokens),
 //! [`readiness`] (new-node gate), [`lease`] (single-writer decision), [`progress`]
-//! (progress line, ETA), [`report`] (JSON report). Seams and adapters: [`pool`] (the
+//! (progress line, ETA), [`measure`] (PDB-violation seconds, measured lower bound),
+//! [`report`] (JSON report). Seams and adapters: [`pool`] (the
 //! `NodePool` cloud trait; [`fake_pool`] in memory), [`kube_cluster`] (kube client with
 //! the [`api_count`] layer), [`abort`]. `mod.rs` only declares and re-exports.
 
@@ -16,6 +17,7 @@ pub mod drain_policy;
 pub mod fake_pool;
 pub mod kube_cluster;
 pub mod lease;
+pub mod measure;
 pub mod node_patch;
 pub mod plan;
 pub mod pool;
