@@ -369,3 +369,101 @@ async fn cli_exit_codes_and_json() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_driven_evictions_follow_the_pdb() {
+    use e2e_gate::upgrade::drain_policy::{EvictionTokens, Hold};
+    use e2e_gate::upgrade::kube_cluster::Eviction;
+    use e2e_gate::upgrade::watch::Watched;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+    let (sim, cluster, _) = start().await;
+    let mut pdbs = Watched::spawn(Api::<PodDisruptionBudget>::all(cluster.client()), None);
+    let pods = Watched::spawn(Api::<Pod>::all(cluster.client()), Some("app=web"));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        pdbs.ready().await;
+        pods.ready().await;
+    })
+    .await
+    .expect("initial lists");
+    let budget = |pdbs: &Watched<PodDisruptionBudget>| {
+        pdbs.objects()
+            .iter()
+            .find(|b| b.metadata.name.as_deref() == Some("web"))
+            .and_then(|b| b.status.as_ref())
+            .map(|s| s.disruptions_allowed)
+            .unwrap_or(0)
+    };
+    let mut tokens = EvictionTokens::default();
+    tokens.observe("default/web", budget(&pdbs));
+    assert_eq!(tokens.available("default/web"), 1);
+
+    let mut names: Vec<String> = pods
+        .objects()
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3);
+    let web = vec!["default/web".to_string()];
+
+    // One token: the first eviction goes, the second is held by the token allocator
+    // without an API call.
+    tokens.try_take(&web).expect("token");
+    assert_eq!(
+        cluster.evict("default", &names[0]).await.expect("evict"),
+        Eviction::Evicted
+    );
+    assert_eq!(
+        tokens.try_take(&web),
+        Err(Hold::Budget {
+            pdb: "default/web".into()
+        })
+    );
+
+    // The API agrees: a second eviction now is a 429 naming the budget.
+    match cluster.evict("default", &names[1]).await.expect("evict") {
+        Eviction::Budget(msg) => assert!(msg.contains("disruption budget"), "{msg}"),
+        other => panic!("expected 429, got {other:?}"),
+    }
+
+    // Wake on the PDB watch (no polling); on each change, try again if a token is back.
+    // A stale observation can still cost one 429 (the safety net); never more than one
+    // per status change.
+    let (mut changes, mut refused) = (0u32, 0u32);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            pdbs.changed().await;
+            changes += 1;
+            tokens.observe("default/web", budget(&pdbs));
+            if tokens.try_take(&web).is_err() {
+                continue;
+            }
+            match cluster.evict("default", &names[1]).await.expect("evict") {
+                Eviction::Evicted => break,
+                Eviction::Budget(_) => {
+                    tokens.give_back("default/web");
+                    refused += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("budget returns and the second pod is evicted");
+    assert!(
+        refused <= changes,
+        "at most one 429 per PDB status change ({refused} > {changes})"
+    );
+
+    // Watches, not polling: one LIST per watched kind, however many changes happened.
+    let calls = cluster.api_calls();
+    assert_eq!(calls.get("list"), Some(&2), "{calls:?}");
+    assert_eq!(
+        calls.get("evict").copied(),
+        Some(3 + u64::from(refused)),
+        "{calls:?}"
+    );
+    assert!(calls.get("watch").copied().unwrap_or(0) >= 2, "{calls:?}");
+    sim.shutdown().await;
+}

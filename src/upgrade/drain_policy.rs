@@ -159,7 +159,10 @@ impl Iterator for EvictionBackoff {
 
 /// Per-PDB eviction tokens. Tokens = the last `disruptionsAllowed` seen on the PDB watch
 /// minus evictions this engine issued since that observation (the Eviction API decrements
-/// the status itself, so an observation newer than the eviction already counts it).
+/// the status itself, so an observation newer than the eviction already counts it). An
+/// observation that is older than an eviction can hand out one token too many; the API
+/// then answers 429, the caller gives the token back and waits for the next status
+/// change: at most one refused eviction per status change (tested against the simulator).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvictionTokens {
     allowed: BTreeMap<String, i32>,

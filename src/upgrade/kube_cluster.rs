@@ -183,6 +183,11 @@ impl KubeCluster {
         Ok(KubeCluster { client, counter })
     }
 
+    /// The counted client (for watches and further adapters).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     /// API calls so far, by verb.
     pub fn api_calls(&self) -> BTreeMap<String, u64> {
         self.counter.counts()

@@ -9,7 +9,7 @@
 //! (progress line, ETA), [`measure`] (PDB-violation seconds, measured lower bound),
 //! [`report`] (JSON report). Seams and adapters: [`pool`] (the
 //! `NodePool` cloud trait; [`fake_pool`] in memory), [`kube_cluster`] (kube client with
-//! the [`api_count`] layer), [`abort`]. `mod.rs` only declares and re-exports.
+//! the [`api_count`] layer), [`watch`] (reflector caches that wake the engine), [`abort`]. `mod.rs` only declares and re-exports.
 
 pub mod abort;
 pub mod api_count;
@@ -30,6 +30,7 @@ pub mod scheduler;
 pub mod selector;
 pub mod snapshot;
 pub mod state;
+pub mod watch;
 
 pub use plan::{plan, Blocker, BlockerKind, Plan, PlanError, PlanOptions, PoolLimits, Timings};
 pub use pool::{NodePool, PoolError};
