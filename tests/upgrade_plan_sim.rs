@@ -312,6 +312,30 @@ async fn cli_exit_codes_and_json() {
     assert_eq!(file, json);
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 blocker(s)"));
 
+    // With the simulator's cloud: pools from the cloud API, counted separately.
+    let out = tokio::task::spawn_blocking({
+        let a = args(&[
+            "--target-version",
+            "v1.34.0",
+            "--format",
+            "json",
+            "--cloud",
+            "sim",
+        ]);
+        move || run_bin(a)
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(json["cloud_api_calls"]["describe_groups"], 1);
+    assert_eq!(json["surge"].as_array().map(Vec::len), Some(3));
+
     // Already at the target: nothing to do, exit 0.
     let out = tokio::task::spawn_blocking({
         let a = args(&["--target-version", "1.33"]);
@@ -465,5 +489,80 @@ async fn watch_driven_evictions_follow_the_pdb() {
         "{calls:?}"
     );
     assert!(calls.get("watch").copied().unwrap_or(0) >= 2, "{calls:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_node_pool_surges_and_terminates_with_decrement() {
+    use e2e_gate::upgrade::pool::{InstanceLifecycle, NodePool, PoolError};
+    use e2e_gate::upgrade::sim_pool::{instance_id_from_provider_id, SimNodePool};
+
+    let (sim, cluster, _) = start().await;
+    let pool = SimNodePool::new(cluster.client());
+    let groups = pool.groups().await.expect("groups");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].name, "workers");
+    assert_eq!(groups[0].version, "v1.33.5");
+    assert_eq!(groups[0].desired_per_zone.values().sum::<u32>(), 3);
+
+    pool.set_version("workers", "v1.34.0")
+        .await
+        .expect("launch template");
+    pool.set_desired("workers", "zone-a", 2)
+        .await
+        .expect("surge in zone-a");
+    assert!(matches!(
+        pool.set_desired("workers", "zone-x", 1).await,
+        Err(PoolError::UnknownZone { .. })
+    ));
+    assert!(matches!(
+        pool.instances("nope").await,
+        Err(PoolError::UnknownPool { .. })
+    ));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        let inst = pool.instances("workers").await.expect("instances");
+        if let Some(i) = inst
+            .iter()
+            .find(|i| i.version == "v1.34.0" && i.lifecycle == InstanceLifecycle::InService)
+        {
+            break i.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "surge instance never InService: {inst:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(new.zone, "zone-a");
+
+    // The Node of an old zone-a instance, found through its providerID.
+    let nodes = cluster.list_nodes().await.expect("nodes");
+    let old = nodes
+        .iter()
+        .map(|n| NodeInfo::from_k8s(n).expect("node"))
+        .find(|n| n.zone == "zone-a" && n.kubelet_version == "v1.33.5")
+        .expect("old node in zone-a");
+    let old_id = old
+        .provider_id
+        .as_deref()
+        .and_then(instance_id_from_provider_id)
+        .expect("provider id")
+        .to_string();
+    pool.terminate_with_decrement(&old_id)
+        .await
+        .expect("terminate");
+    pool.terminate_with_decrement(&old_id)
+        .await
+        .expect("idempotent");
+    assert!(matches!(
+        pool.terminate_with_decrement("i-nope").await,
+        Err(PoolError::UnknownInstance { .. })
+    ));
+    let g = pool.groups().await.expect("groups");
+    assert_eq!(g[0].desired_per_zone["zone-a"], 1, "decremented");
+    let calls = pool.cloud_calls();
+    assert_eq!(calls.get("terminate"), Some(&3), "{calls:?}");
     sim.shutdown().await;
 }

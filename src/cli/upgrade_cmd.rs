@@ -2,16 +2,19 @@
 //!
 //! `plan` lists nodes, pods, PDBs, PVCs and PVs once, builds the snapshot, prints the plan
 //! (human on stderr, JSON on stdout with `--format json`) and exits 1 when there are
-//! blockers. `abort` removes every marker a run left on the nodes. `apply` is not
-//! available yet: it needs a cloud (`--cloud sim`, coming) and exits 2 with a message.
+//! blockers; with `--cloud sim` the pools, zones and sizes come from the simulator's cloud.
+//! `abort` removes every marker a run left on the nodes. `apply` is not available yet (the
+//! engine loop driving `--cloud sim` is coming): it exits 2 with a message.
 
 use super::args::Format;
 use crate::exit_code;
 use crate::upgrade::abort::abort;
 use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
 use crate::upgrade::plan::{plan, PlanOptions, PoolLimits, Timings};
+use crate::upgrade::pool::{NodePool, PoolGroup};
 use crate::upgrade::render::render_plan;
-use crate::upgrade::snapshot::Snapshot;
+use crate::upgrade::sim_pool::SimNodePool;
+use crate::upgrade::snapshot::{PoolInfo, Snapshot, DEFAULT_BOOT_SECONDS};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,7 +43,7 @@ pub enum UpgradeCommand {
 /// Cloud providers for node pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CloudOpt {
-    /// The simulated cloud of the embedded cluster (coming).
+    /// The simulated cloud of the embedded cluster (`/sim/cloud` on its API server).
     Sim,
 }
 
@@ -53,7 +56,8 @@ pub struct ClusterArgs {
     /// Kubeconfig context [default: the current context].
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Node-pool provider. Without it, pools and zones come from node labels only.
+    /// Node-pool provider (pools, zones and sizes from the cloud). Without it, pools and
+    /// zones come from node labels only. `apply` needs it (not available yet).
     #[arg(long, value_enum, value_name = "PROVIDER")]
     pub cloud: Option<CloudOpt>,
 }
@@ -227,11 +231,6 @@ fn plan_options(a: &PlanArgs) -> Result<PlanOptions, String> {
 }
 
 async fn connect(c: &ClusterArgs) -> Result<KubeCluster, u8> {
-    if c.cloud.is_some() {
-        return Err(usage(
-            "--cloud sim is not available yet (coming); without --cloud, pools and zones come from node labels",
-        ));
-    }
     KubeCluster::connect(c.kubeconfig.as_deref(), c.context.as_deref())
         .await
         .map_err(|e| kube_failure(&e))
@@ -250,13 +249,25 @@ async fn run_plan(a: PlanArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return kube_failure(&e),
     };
-    let snapshot = match Snapshot::from_k8s(&objects) {
+    let mut snapshot = match Snapshot::from_k8s(&objects) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return exit_code::INFRA;
         }
     };
+    let mut cloud_calls = BTreeMap::new();
+    if a.cluster.cloud == Some(CloudOpt::Sim) {
+        let pool = SimNodePool::new(cluster.client());
+        match pool.groups().await {
+            Ok(groups) => snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect()),
+            Err(e) => {
+                eprintln!("error: --cloud sim: {e}");
+                return exit_code::INFRA;
+            }
+        }
+        cloud_calls = pool.cloud_calls();
+    }
     let p = match plan(&snapshot, &opts) {
         Ok(p) => p,
         Err(e) => return usage(&e.to_string()),
@@ -271,6 +282,7 @@ async fn run_plan(a: PlanArgs) -> u8 {
     };
     json["format_version"] = serde_json::json!(1);
     json["kube_api_calls"] = serde_json::json!(cluster.api_calls());
+    json["cloud_api_calls"] = serde_json::json!(cloud_calls);
     if a.format == Format::Json {
         println!("{json}");
     }
@@ -294,7 +306,22 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
     })
 }
 
+/// The planner's view of a cloud pool.
+fn pool_info(g: &PoolGroup) -> PoolInfo {
+    PoolInfo {
+        name: g.name.clone(),
+        nodes_per_zone: g.desired_per_zone.clone(),
+        boot_seconds: g.boot_seconds.unwrap_or(DEFAULT_BOOT_SECONDS),
+    }
+}
+
 async fn run_abort(a: AbortArgs) -> u8 {
+    if a.cluster.cloud.is_some() {
+        return usage(
+            "abort --cloud is not available yet: `apply` has not changed any cloud capacity; \
+             run abort without --cloud to remove the node markers",
+        );
+    }
     let cluster = match connect(&a.cluster).await {
         Ok(c) => c,
         Err(code) => return code,

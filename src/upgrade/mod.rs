@@ -8,7 +8,7 @@
 //! [`readiness`] (new-node gate), [`lease`] (single-writer decision), [`progress`]
 //! (progress line, ETA), [`measure`] (PDB-violation seconds, measured lower bound),
 //! [`report`] (JSON report). Seams and adapters: [`pool`] (the
-//! `NodePool` cloud trait; [`fake_pool`] in memory), [`kube_cluster`] (kube client with
+//! `NodePool` cloud trait; [`fake_pool`] in memory, [`sim_pool`] over the simulator), [`kube_cluster`] (kube client with
 //! the [`api_count`] layer), [`watch`] (reflector caches that wake the engine), [`abort`]. `mod.rs` only declares and re-exports.
 
 pub mod abort;
@@ -28,6 +28,7 @@ pub mod render;
 pub mod report;
 pub mod scheduler;
 pub mod selector;
+pub mod sim_pool;
 pub mod snapshot;
 pub mod state;
 pub mod watch;
