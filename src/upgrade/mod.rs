@@ -4,7 +4,7 @@
 //! from k8s-openapi objects), [`quantity`], [`selector`], [`mod@plan`] (the planner shared by
 //! `plan` and `apply`), [`render`] (human plan), [`state`] (per-node state machine and its
 //! Node markers), [`node_patch`] (marker patches as JSON merge patches), [`scheduler`]
-//! (which nodes start now), [`drain_policy`] (stuck drains, 429 backoff, PDB tokens),
+//! (which nodes start now), [`capacity`] (desired cloud size, recomputed from markers), [`drain_policy`] (stuck drains, 429 backoff, PDB tokens),
 //! [`readiness`] (new-node gate), [`lease`] (single-writer decision), [`progress`]
 //! (progress line, ETA), [`measure`] (PDB-violation seconds, measured lower bound),
 //! [`report`] (JSON report). Seams and adapters: [`pool`] (the
@@ -13,6 +13,7 @@
 
 pub mod abort;
 pub mod api_count;
+pub mod capacity;
 pub mod drain_policy;
 pub mod fake_pool;
 pub mod kube_cluster;
