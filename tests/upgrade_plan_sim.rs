@@ -375,8 +375,8 @@ async fn cli_exit_codes_and_json() {
     })
     .await
     .expect("join");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    assert_eq!(out.status.code(), Some(2), "apply without --cloud");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --cloud"));
     sim.shutdown().await;
 
     // The cluster is gone now: unreachable → 3.
@@ -564,5 +564,273 @@ async fn sim_node_pool_surges_and_terminates_with_decrement() {
     assert_eq!(g[0].desired_per_zone["zone-a"], 1, "decremented");
     let calls = pool.cloud_calls();
     assert_eq!(calls.get("terminate"), Some(&3), "{calls:?}");
+    sim.shutdown().await;
+}
+
+const APPLY_TOPO: &str = r#"
+[sim]
+time_scale = 0.01
+pod_startup_seconds = 2
+
+[[pools]]
+name = "workers"
+zones = ["zone-a", "zone-b", "zone-c"]
+size_per_zone = 1
+cpu = "4"
+memory = "8Gi"
+kubelet_version = "v1.33.5"
+boot_seconds = 30
+kubelet_ready_seconds = 10
+lb_health_seconds = 5
+
+[[workloads]]
+name = "web"
+kind = "Deployment"
+replicas = 3
+spread = "zone"
+pdb = { max_unavailable = 1 }
+
+[[workloads]]
+name = "db"
+kind = "StatefulSet"
+replicas = 3
+zonal_volume = "1Gi"
+spread = "zone"
+pdb = { max_unavailable = 1 }
+
+[[workloads]]
+name = "agent"
+namespace = "kube-system"
+kind = "DaemonSet"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_replaces_every_node_against_the_simulator() {
+    use e2e_gate::upgrade::engine::{apply, EngineConfig};
+    use e2e_gate::upgrade::pool::NodePool;
+    use e2e_gate::upgrade::sim_pool::SimNodePool;
+
+    let t = Topology::parse(APPLY_TOPO, Path::new("apply.toml")).expect("topology");
+    let sim = SimCluster::start(t, SimOptions::default())
+        .await
+        .expect("sim starts");
+    let mut config = kube::Config::new(sim.url().parse().expect("url"));
+    config.default_retry = false;
+    let cluster = KubeCluster::from_config(config).expect("client");
+    // Wait for the 9 pods via the snapshot LIST path.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let snap = loop {
+        let s =
+            Snapshot::from_k8s(&cluster.list_objects().await.expect("lists")).expect("snapshot");
+        if s.pods.iter().filter(|p| p.ready).count() == 9 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "pods never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let before = cluster.api_calls();
+    let o = opts(1, 0);
+    let p = plan(&snap, &o).expect("plan");
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let pool = SimNodePool::new(cluster.client());
+    let cfg = EngineConfig {
+        run_id: "run-e2e".into(),
+        identity: "tester".into(),
+        lease_namespace: "kube-system".into(),
+        policy: Default::default(),
+        tick: Duration::from_millis(200),
+        deadline: Duration::from_secs(90),
+    };
+    let mut lines = Vec::new();
+    let report = apply(&cluster, &pool, &p, &o, &cfg, |pr| lines.push(pr.line()))
+        .await
+        .expect("apply");
+    assert_eq!(
+        report.nodes_replaced,
+        3,
+        "{report:#?}\n{}",
+        lines.join("\n")
+    );
+    assert!(report.forced_actions == 0 && report.blocked_nodes.is_empty());
+    assert!(report.evictions >= 6, "{report:#?}");
+
+    let nodes: Vec<NodeInfo> = cluster
+        .list_nodes()
+        .await
+        .expect("nodes")
+        .iter()
+        .map(|n| NodeInfo::from_k8s(n).expect("node"))
+        .collect();
+    assert_eq!(nodes.len(), 3, "{nodes:#?}");
+    for n in &nodes {
+        assert_eq!(n.kubelet_version, "v1.34.0");
+        assert!(
+            !is_marked(n),
+            "markers left on {}: {:?}",
+            n.name,
+            n.annotations
+        );
+    }
+    // Watches, not polling: the engine's only LISTs are the three initial watch lists.
+    let lists = report.kube_api_calls.get("list").copied().unwrap_or(0)
+        - before.get("list").copied().unwrap_or(0);
+    assert_eq!(lists, 3, "{:?}", report.kube_api_calls);
+    assert!(report.efficiency.is_some());
+    let g = pool.groups().await.expect("groups");
+    assert_eq!(
+        g[0].desired_per_zone.values().sum::<u32>(),
+        3,
+        "pool back to its size"
+    );
+    eprintln!(
+        "{}\n{}",
+        lines.join("\n"),
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    sim.shutdown().await;
+}
+
+async fn start_apply_sim() -> (SimCluster, KubeCluster) {
+    let t = Topology::parse(APPLY_TOPO, Path::new("apply.toml")).expect("topology");
+    let sim = SimCluster::start(t, SimOptions::default())
+        .await
+        .expect("sim starts");
+    let mut config = kube::Config::new(sim.url().parse().expect("url"));
+    config.default_retry = false;
+    let cluster = KubeCluster::from_config(config).expect("client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s =
+            Snapshot::from_k8s(&cluster.list_objects().await.expect("lists")).expect("snapshot");
+        if s.pods.iter().filter(|p| p.ready).count() == 9 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pods never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (sim, cluster)
+}
+
+/// Kill the engine mid-run (deadline), start it again: it resumes from the markers,
+/// launches no extra instance and finishes with every marker removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_resumes_after_being_stopped_mid_run() {
+    use e2e_gate::upgrade::engine::{apply, EngineConfig, EngineError};
+    use e2e_gate::upgrade::pool::NodePool;
+    use e2e_gate::upgrade::sim_pool::SimNodePool;
+
+    let (sim, cluster) = start_apply_sim().await;
+    let pool = SimNodePool::new(cluster.client());
+    let o = opts(1, 0);
+    let cfg = EngineConfig {
+        run_id: "run-1".into(),
+        identity: "tester".into(),
+        lease_namespace: "kube-system".into(),
+        policy: Default::default(),
+        tick: Duration::from_millis(100),
+        deadline: Duration::from_millis(900),
+    };
+    let snap = Snapshot::from_k8s(&cluster.list_objects().await.expect("lists")).expect("snapshot");
+    let p = plan(&snap, &o).expect("plan");
+    let first = apply(&cluster, &pool, &p, &o, &cfg, |pr| {
+        eprintln!("R1 {}", pr.line())
+    })
+    .await;
+    eprintln!("=== run 2");
+    assert!(matches!(first, Err(EngineError::Deadline(_))), "{first:?}");
+    let marked = cluster
+        .list_nodes()
+        .await
+        .expect("nodes")
+        .iter()
+        .filter(|n| is_marked(&NodeInfo::from_k8s(n).expect("node")))
+        .count();
+    assert!(marked > 0, "stopped mid-run: markers are kept");
+
+    // Second run: a fresh plan from the cluster as it is now, another run id.
+    let snap = Snapshot::from_k8s(&cluster.list_objects().await.expect("lists")).expect("snapshot");
+    let p = plan(&snap, &o).expect("plan");
+    let cfg = EngineConfig {
+        run_id: "run-2".into(),
+        deadline: Duration::from_secs(90),
+        ..cfg
+    };
+    let report = apply(&cluster, &pool, &p, &o, &cfg, |_| {})
+        .await
+        .expect("resumed apply");
+    assert_eq!(report.nodes_replaced, report.nodes_total);
+    let nodes: Vec<NodeInfo> = cluster
+        .list_nodes()
+        .await
+        .expect("nodes")
+        .iter()
+        .map(|n| NodeInfo::from_k8s(n).expect("node"))
+        .collect();
+    let inst = pool.instances("workers").await.expect("instances");
+    assert_eq!(
+        nodes.len(),
+        3,
+        "{:#?}\n{inst:#?}",
+        nodes
+            .iter()
+            .map(|n| (&n.name, &n.kubelet_version, &n.annotations, n.unschedulable))
+            .collect::<Vec<_>>()
+    );
+    for n in &nodes {
+        assert_eq!(n.kubelet_version, "v1.34.0");
+        assert!(
+            !is_marked(n),
+            "markers left on {}: {:?}",
+            n.name,
+            n.annotations
+        );
+    }
+    // Exactly one new instance per old one: nothing was surged twice.
+    let inst = pool.instances("workers").await.expect("instances");
+    assert_eq!(inst.len(), 6, "{inst:#?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_apply_with_the_simulated_cloud() {
+    let (sim, _) = start_apply_sim().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, sim.kubeconfig("sim")).expect("write kubeconfig");
+    let report = dir.path().join("report.json");
+    let args: Vec<String> = [
+        "upgrade",
+        "apply",
+        "--cloud",
+        "sim",
+        "--kubeconfig",
+        &kc.display().to_string(),
+        "--target-version",
+        "v1.34.0",
+        "--format",
+        "json",
+        "--report",
+        &report.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || run_bin(args))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON report on stdout");
+    assert_eq!(json["nodes_replaced"], 3);
+    assert_eq!(json["evictions"], 6);
+    assert_eq!(json["forced_actions"], 0);
+    assert_eq!(json["cloud_api_calls"]["terminate"], 3, "{json}");
+    assert_eq!(json["kube_api_calls"]["evict"], 6, "{json}");
+    assert!(json["kube_api_calls"].get("cloud").is_none(), "{json}");
+    assert!(stderr.contains("3/3 nodes replaced"), "{stderr}");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(file, json);
     sim.shutdown().await;
 }

@@ -3,12 +3,15 @@
 //! `plan` lists nodes, pods, PDBs, PVCs and PVs once, builds the snapshot, prints the plan
 //! (human on stderr, JSON on stdout with `--format json`) and exits 1 when there are
 //! blockers; with `--cloud sim` the pools, zones and sizes come from the simulator's cloud.
-//! `abort` removes every marker a run left on the nodes. `apply` is not available yet (the
-//! engine loop driving `--cloud sim` is coming): it exits 2 with a message.
+//! `apply` runs the engine (needs `--cloud sim`, the only `NodePool` so far; without a
+//! cloud it exits 2), refuses plans with blockers, prints progress on stderr and the report
+//! as JSON. `abort` removes every marker a run left on the nodes.
 
 use super::args::Format;
 use crate::exit_code;
 use crate::upgrade::abort::abort;
+use crate::upgrade::drain_policy::StuckDrainPolicy;
+use crate::upgrade::engine::{self, EngineConfig, EngineError};
 use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
 use crate::upgrade::plan::{plan, PlanOptions, PoolLimits, Timings};
 use crate::upgrade::pool::{NodePool, PoolGroup};
@@ -34,7 +37,9 @@ pub enum UpgradeCommand {
     /// Compute the rolling-upgrade plan: outdated nodes, waves, surge per zone, estimated
     /// duration and blockers. Exits 1 when there are blockers.
     Plan(PlanArgs),
-    /// Execute the plan (not available yet: needs --cloud sim, coming).
+    /// Execute the plan: surge per zone, soft-evacuate, drain through the Eviction API
+    /// paced by PDBs, terminate with decrement. Needs --cloud (only `sim` so far).
+    /// Refuses plans with blockers (exit 1). Resumable: run it again after a crash.
     Apply(PlanArgs),
     /// Remove every marker (annotations, labels, taints, autoscaler marks) a run added.
     Abort(AbortArgs),
@@ -117,9 +122,25 @@ pub struct PlanArgs {
     /// Output format (json goes to stdout; the human plan always goes to stderr).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// Also write the JSON to this file.
+    /// Also write the JSON (plan, or apply report) to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// apply: namespace of the single-writer Lease.
+    #[arg(long, value_name = "NS", default_value = "kube-system")]
+    pub lease_namespace: String,
+    /// apply: report a drain that made no progress for this long (Event, status, progress).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub stuck_report_after: Duration,
+    /// apply: leave a stuck node cordoned after this long, continue, fail at the end.
+    /// Forced (PDB-bypassing) deletes are never done.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub stuck_leave_after: Duration,
+    /// apply: stop starting new nodes once this many were left cordoned.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub max_blocked_nodes: u32,
+    /// apply: give up (markers kept; run again to resume, or abort) after this long.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Flags of `abort`.
@@ -140,13 +161,7 @@ pub struct AbortArgs {
 pub async fn run(args: UpgradeArgs) -> u8 {
     match args.command {
         UpgradeCommand::Plan(a) => run_plan(a).await,
-        UpgradeCommand::Apply(a) => match plan_options(&a) {
-            Err(e) => usage(&e),
-            Ok(_) => usage(
-                "`upgrade apply` is not available yet: it needs --cloud sim (coming) to create and \
-                 terminate instances. Use `upgrade plan` to see what it would do.",
-            ),
-        },
+        UpgradeCommand::Apply(a) => run_apply(a).await,
         UpgradeCommand::Abort(a) => run_abort(a).await,
     }
 }
@@ -236,44 +251,62 @@ async fn connect(c: &ClusterArgs) -> Result<KubeCluster, u8> {
         .map_err(|e| kube_failure(&e))
 }
 
-async fn run_plan(a: PlanArgs) -> u8 {
-    let opts = match plan_options(&a) {
-        Ok(o) => o,
-        Err(e) => return usage(&e),
-    };
-    let cluster = match connect(&a.cluster).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let objects = match cluster.list_objects().await {
-        Ok(o) => o,
-        Err(e) => return kube_failure(&e),
-    };
-    let mut snapshot = match Snapshot::from_k8s(&objects) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::INFRA;
-        }
-    };
+/// Everything `plan` and `apply` share: connect, LIST once, snapshot, (cloud pools), plan.
+struct Planned {
+    cluster: KubeCluster,
+    sim_pool: Option<SimNodePool>,
+    plan: crate::upgrade::plan::Plan,
+    opts: PlanOptions,
+    cloud_calls: BTreeMap<String, u64>,
+}
+
+async fn compute_plan(a: &PlanArgs) -> Result<Planned, u8> {
+    let opts = plan_options(a).map_err(|e| usage(&e))?;
+    let cluster = connect(&a.cluster).await?;
+    let objects = cluster.list_objects().await.map_err(|e| kube_failure(&e))?;
+    let mut snapshot = Snapshot::from_k8s(&objects).map_err(|e| {
+        eprintln!("error: {e}");
+        exit_code::INFRA
+    })?;
     let mut cloud_calls = BTreeMap::new();
+    let mut sim_pool = None;
     if a.cluster.cloud == Some(CloudOpt::Sim) {
         let pool = SimNodePool::new(cluster.client());
-        match pool.groups().await {
-            Ok(groups) => snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect()),
-            Err(e) => {
-                eprintln!("error: --cloud sim: {e}");
-                return exit_code::INFRA;
-            }
-        }
+        let groups = pool.groups().await.map_err(|e| {
+            eprintln!("error: --cloud sim: {e}");
+            exit_code::INFRA
+        })?;
+        snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect());
         cloud_calls = pool.cloud_calls();
+        sim_pool = Some(pool);
     }
-    let p = match plan(&snapshot, &opts) {
+    let plan = plan(&snapshot, &opts).map_err(|e| usage(&e.to_string()))?;
+    eprint!("{}", render_plan(&plan));
+    Ok(Planned {
+        cluster,
+        sim_pool,
+        plan,
+        opts,
+        cloud_calls,
+    })
+}
+
+fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), u8> {
+    if a.format == Format::Json {
+        println!("{json}");
+    }
+    match &a.report {
+        Some(path) => write_json(path, json),
+        None => Ok(()),
+    }
+}
+
+async fn run_plan(a: PlanArgs) -> u8 {
+    let p = match compute_plan(&a).await {
         Ok(p) => p,
-        Err(e) => return usage(&e.to_string()),
+        Err(code) => return code,
     };
-    eprint!("{}", render_plan(&p));
-    let mut json = match serde_json::to_value(&p) {
+    let mut json = match serde_json::to_value(&p.plan) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: failed to encode the plan: {e}");
@@ -281,17 +314,95 @@ async fn run_plan(a: PlanArgs) -> u8 {
         }
     };
     json["format_version"] = serde_json::json!(1);
-    json["kube_api_calls"] = serde_json::json!(cluster.api_calls());
-    json["cloud_api_calls"] = serde_json::json!(cloud_calls);
-    if a.format == Format::Json {
-        println!("{json}");
+    json["kube_api_calls"] = serde_json::json!(p.cluster.api_calls());
+    json["cloud_api_calls"] = serde_json::json!(p.cloud_calls);
+    if let Err(code) = emit(&a, &json) {
+        return code;
     }
-    if let Some(path) = &a.report {
-        if let Err(code) = write_json(path, &json) {
-            return code;
+    if p.plan.blockers.is_empty() {
+        exit_code::OK
+    } else {
+        exit_code::FAILED
+    }
+}
+
+fn identity() -> String {
+    format!(
+        "e2e-gate@{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        std::process::id()
+    )
+}
+
+async fn run_apply(a: PlanArgs) -> u8 {
+    if a.cluster.cloud.is_none() {
+        return usage("`upgrade apply` needs --cloud to create and terminate instances (implemented: --cloud sim)");
+    }
+    let p = match compute_plan(&a).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if !p.plan.blockers.is_empty() {
+        eprintln!(
+            "error: refusing to apply: the plan has {} blocker(s); fix them (see above) and run again",
+            p.plan.blockers.len()
+        );
+        return exit_code::FAILED;
+    }
+    let Some(pool) = p.sim_pool else {
+        return usage("`upgrade apply` needs --cloud sim");
+    };
+    let cfg = EngineConfig {
+        run_id: format!(
+            "{}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+            std::process::id()
+        ),
+        identity: identity(),
+        lease_namespace: a.lease_namespace.clone(),
+        policy: StuckDrainPolicy {
+            report_after: a.stuck_report_after,
+            force: None,
+            leave_cordoned_after: a.stuck_leave_after,
+            max_blocked_nodes: a.max_blocked_nodes,
+        },
+        tick: Duration::from_secs(1),
+        deadline: a.timeout,
+    };
+    let result = engine::apply(&p.cluster, &pool, &p.plan, &p.opts, &cfg, |pr| {
+        eprintln!("{}", pr.line())
+    })
+    .await;
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match e {
+                EngineError::Deadline(_) => exit_code::FAILED,
+                EngineError::Kube(k) if !k.is_infra() => exit_code::USAGE,
+                _ => exit_code::INFRA,
+            };
         }
+    };
+    for (k, v) in pool.cloud_calls() {
+        *report.cloud_api_calls.entry(k).or_default() += v;
     }
-    if p.blockers.is_empty() {
+    for (k, v) in &p.cloud_calls {
+        *report.cloud_api_calls.entry(k.clone()).or_default() += v;
+    }
+    let json = serde_json::to_value(&report).unwrap_or_default();
+    if let Err(code) = emit(&a, &json) {
+        return code;
+    }
+    eprintln!(
+        "apply: {}/{} node(s) replaced in {:.0}s, {} eviction(s), {} left cordoned",
+        report.nodes_replaced,
+        report.nodes_total,
+        report.duration_seconds,
+        report.evictions,
+        report.blocked_nodes.len()
+    );
+    if report.blocked_nodes.is_empty() && report.nodes_replaced == report.nodes_total {
         exit_code::OK
     } else {
         exit_code::FAILED
@@ -318,7 +429,8 @@ fn pool_info(g: &PoolGroup) -> PoolInfo {
 async fn run_abort(a: AbortArgs) -> u8 {
     if a.cluster.cloud.is_some() {
         return usage(
-            "abort --cloud is not available yet: `apply` has not changed any cloud capacity; \
+            "abort --cloud is not available yet: surge capacity added by an interrupted apply is \
+             not scaled back (run `upgrade apply` again to finish, or scale the pool by hand); \
              run abort without --cloud to remove the node markers",
         );
     }
@@ -326,12 +438,14 @@ async fn run_abort(a: AbortArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let me = format!(
-        "e2e-gate@{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-        std::process::id()
-    );
-    match abort(&cluster, &a.lease_namespace, &me, chrono::Utc::now()).await {
+    match abort(
+        &cluster,
+        &a.lease_namespace,
+        &identity(),
+        chrono::Utc::now(),
+    )
+    .await
+    {
         Ok(cleaned) => {
             eprintln!(
                 "abort: removed upgrade markers from {} node(s){}{}",

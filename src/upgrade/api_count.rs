@@ -2,7 +2,8 @@
 //! stack, so the report's `kube_api_calls` are measured, not estimated.
 //!
 //! Verbs: `list`, `watch`, `get`, `create`, `update`, `patch`, `delete`,
-//! `deletecollection`, `evict` (POST …/pods/NAME/eviction), `other`.
+//! `deletecollection`, `evict` (POST …/pods/NAME/eviction), `cloud` (the simulator's
+//! cloud API under `/sim`, reported separately), `other`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,9 @@ pub fn verb_of(method: &http::Method, uri: &http::Uri) -> &'static str {
         .any(|kv| kv == "watch=true" || kv == "watch=1");
     // Resource segments after /api/v1 or /apis/GROUP/VERSION, without namespaces/NS.
     let segs: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    if segs.first() == Some(&"sim") {
+        return "cloud";
+    }
     let rest: &[&str] = match segs.as_slice() {
         ["api", _v, rest @ ..] => rest,
         ["apis", _g, _v, rest @ ..] => rest,
@@ -146,6 +150,7 @@ mod tests {
                 "deletecollection",
             ),
             (Method::GET, "/version", "other"),
+            (Method::PUT, "/sim/cloud/groups/w-a/desired", "cloud"),
         ];
         for (m, path, want) in cases {
             let uri: http::Uri = path.parse().expect("uri");

@@ -65,6 +65,12 @@ pub enum KubeError {
         /// Why.
         message: String,
     },
+    /// The Node no longer exists (terminated while we were about to patch it).
+    #[error("Node/{node} no longer exists")]
+    NodeGone {
+        /// The node.
+        node: String,
+    },
     /// Marker patches kept conflicting.
     #[error("Node/{node}: still conflicting after {PATCH_ATTEMPTS} attempts")]
     Conflict {
@@ -245,10 +251,15 @@ impl KubeCluster {
     ) -> Result<NodeInfo, KubeError> {
         let api = Api::<Node>::all(self.client.clone());
         for _ in 0..PATCH_ATTEMPTS {
-            let node = api
-                .get(name)
-                .await
-                .map_err(api_err("get", format!("Node/{name}")))?;
+            let node = match api.get(name).await {
+                Ok(n) => n,
+                Err(e) if status_code(&e) == Some(404) => {
+                    return Err(KubeError::NodeGone {
+                        node: name.to_string(),
+                    })
+                }
+                Err(e) => return Err(api_err("get", format!("Node/{name}"))(e)),
+            };
             let info = NodeInfo::from_k8s(&node)?;
             let patch = make(&info);
             if patch.is_noop_for(&info) {
@@ -270,6 +281,48 @@ impl KubeCluster {
         Err(KubeError::Conflict {
             node: name.to_string(),
         })
+    }
+
+    /// Deletes a Node object (404 is fine: already gone).
+    pub async fn delete_node(&self, name: &str) -> Result<(), KubeError> {
+        match Api::<Node>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(api_err("delete", format!("Node/{name}"))(e)),
+        }
+    }
+
+    /// Reads one annotation of the Lease (run-wide state such as the base capacity).
+    pub async fn lease_annotation(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<String>, KubeError> {
+        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let l = api
+            .get_opt(LEASE_NAME)
+            .await
+            .map_err(api_err("get", format!("Lease/{namespace}/{LEASE_NAME}")))?;
+        Ok(l.and_then(|l| l.metadata.annotations)
+            .and_then(|a| a.get(key).cloned()))
+    }
+
+    /// Sets one annotation on the Lease (merge patch).
+    pub async fn set_lease_annotation(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), KubeError> {
+        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let body = serde_json::json!({"metadata": {"annotations": {key: value}}});
+        api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(api_err("patch", format!("Lease/{namespace}/{LEASE_NAME}")))?;
+        Ok(())
     }
 
     /// Evicts one pod through the Eviction API.
@@ -311,7 +364,12 @@ impl KubeCluster {
                 let rv = current
                     .as_ref()
                     .and_then(|l| l.metadata.resource_version.as_deref());
-                api.replace(LEASE_NAME, &PostParams::default(), &body(rv)?)
+                // Keep run-wide state stored on the Lease (e.g. the base capacity).
+                let mut lease = body(rv)?;
+                lease.metadata.annotations = current
+                    .as_ref()
+                    .and_then(|l| l.metadata.annotations.clone());
+                api.replace(LEASE_NAME, &PostParams::default(), &lease)
                     .await
                     .map_err(api_err("update", object))?;
             }

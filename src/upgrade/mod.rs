@@ -15,6 +15,7 @@ pub mod abort;
 pub mod api_count;
 pub mod capacity;
 pub mod drain_policy;
+pub mod engine;
 pub mod fake_pool;
 pub mod kube_cluster;
 pub mod lease;

@@ -81,6 +81,7 @@ impl SimNodePool {
             .unwrap_or_else(|e| e.into_inner())
             .entry(op.to_string())
             .or_default() += 1;
+        tracing::debug!(op, path, body = ?body, "cloud call");
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let req = http::Request::builder()
             .method(method)

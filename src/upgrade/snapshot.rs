@@ -425,6 +425,20 @@ impl NodeInfo {
     }
 }
 
+impl PodInfo {
+    /// Builds the view of one Pod without volume zones (watch-fed callers).
+    pub fn from_k8s(p: &Pod) -> Result<PodInfo, SnapshotError> {
+        pod_info(p, &BTreeMap::new())
+    }
+}
+
+impl PdbInfo {
+    /// Builds the view of one PodDisruptionBudget.
+    pub fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
+        pdb_info(b)
+    }
+}
+
 fn node_info(n: &Node) -> Result<NodeInfo, SnapshotError> {
     let name = n
         .metadata
