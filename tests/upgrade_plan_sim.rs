@@ -638,6 +638,7 @@ async fn apply_replaces_every_node_against_the_simulator() {
         identity: "tester".into(),
         lease_namespace: "kube-system".into(),
         policy: Default::default(),
+        min_ready: Duration::ZERO,
         tick: Duration::from_millis(200),
         deadline: Duration::from_secs(90),
     };
@@ -727,6 +728,7 @@ async fn apply_resumes_after_being_stopped_mid_run() {
         identity: "tester".into(),
         lease_namespace: "kube-system".into(),
         policy: Default::default(),
+        min_ready: Duration::from_millis(50),
         tick: Duration::from_millis(100),
         deadline: Duration::from_millis(900),
     };

@@ -366,6 +366,7 @@ async fn run_apply(a: PlanArgs) -> u8 {
             leave_cordoned_after: a.stuck_leave_after,
             max_blocked_nodes: a.max_blocked_nodes,
         },
+        min_ready: a.min_ready,
         tick: Duration::from_secs(1),
         deadline: a.timeout,
     };

@@ -215,6 +215,19 @@ impl EvictionTokens {
         }
     }
 
+    /// The API refused an eviction under `pdb` (429): give the token back and hold the
+    /// PDB at zero until the next status observation (or a [`Self::probe`]).
+    pub fn refused(&mut self, pdb: &str) {
+        self.give_back(pdb);
+        self.allowed.insert(pdb.to_string(), 0);
+    }
+
+    /// Safety net when no status change arrives: allow one eviction attempt.
+    pub fn probe(&mut self, pdb: &str) {
+        let a = self.allowed.entry(pdb.to_string()).or_insert(0);
+        *a = (*a).max(1);
+    }
+
     /// Gives a token back (the eviction was answered 429 or failed).
     pub fn give_back(&mut self, pdb: &str) {
         if let Some(n) = self.in_flight.get_mut(pdb) {
@@ -365,5 +378,12 @@ mod tests {
         assert_eq!(t.available("ns/web"), 0);
         t.observe("ns/web", 1);
         assert!(t.try_take(&["ns/web".into()]).is_ok());
+        // A 429 holds the PDB until the next observation; a probe allows one retry.
+        t.refused("ns/web");
+        assert_eq!(t.available("ns/web"), 0);
+        t.probe("ns/web");
+        assert_eq!(t.available("ns/web"), 1);
+        t.observe("ns/web", 3);
+        assert_eq!(t.available("ns/web"), 3);
     }
 }

@@ -7,7 +7,9 @@
 //! A restarted engine resumes from the markers; the base capacity lives on the Lease.
 
 use super::capacity::{self, PoolZone};
-use super::drain_policy::{EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy};
+use super::drain_policy::{
+    EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
+};
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
 use super::measure::{Measurements, PdbViolationMeter, PoolMeasure};
 use super::node_patch::NodePatch;
@@ -49,6 +51,8 @@ pub struct EngineConfig {
     pub lease_namespace: String,
     /// Stuck-drain policy.
     pub policy: StuckDrainPolicy,
+    /// A new node must pass the readiness gate continuously this long before it counts.
+    pub min_ready: Duration,
     /// Safety tick between iterations when no watch event arrives.
     pub tick: Duration,
     /// Give up after this long.
@@ -142,6 +146,12 @@ async fn step(
         Err(KubeError::NodeGone { .. }) => Ok(node.clone()),
         Err(e) => Err(e.into()),
     }
+}
+
+fn seed(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Phases only move forward: remember the most advanced phase this process has written,
@@ -244,6 +254,28 @@ pub async fn apply(
         }
     };
 
+    // Mark every planned node up front: soft PreferNoSchedule taint (evicted pods avoid
+    // other outdated nodes), autoscaler scale-down disabled, phase Outdated.
+    for n in nodes_w
+        .objects()
+        .iter()
+        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+    {
+        if place.contains_key(&n.name) && decode(&n)?.is_none() {
+            let run_id = cfg.run_id.clone();
+            match cluster
+                .patch_node(&n.name, |fresh| match decode(fresh) {
+                    Ok(None) => encode(&NodeMarkers::new(fresh, &run_id, Utc::now())),
+                    _ => NodePatch::default(),
+                })
+                .await
+            {
+                Ok(_) | Err(KubeError::NodeGone { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     let mut report = UpgradeReport::new(&plan.target_version, plan.outdated.len() as u64);
     let mut tokens = EvictionTokens::default();
     let mut pdb_seen: BTreeMap<String, String> = BTreeMap::new();
@@ -269,6 +301,9 @@ pub async fn apply(
     let mut terminated: BTreeSet<String> = BTreeSet::new();
     let mut known: BTreeMap<String, NodePhase> = BTreeMap::new();
     let mut known_mode: BTreeMap<String, StartMode> = BTreeMap::new();
+    let mut backoff: BTreeMap<String, EvictionBackoff> = BTreeMap::new();
+    let mut probe_at: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut ready_seen: BTreeMap<String, Instant> = BTreeMap::new();
     let mut last_line = String::new();
 
     loop {
@@ -305,10 +340,24 @@ pub async fn apply(
             if pdb_seen.get(&b.key()) != Some(&rv) {
                 if let Some(s) = b.status {
                     tokens.observe(&b.key(), s.disruptions_allowed);
+                    probe_at.remove(&b.key());
+                    if s.disruptions_allowed > 0 {
+                        backoff.remove(&b.key());
+                    }
                     meter.observe(&b.key(), s.current_healthy, s.desired_healthy, now_s);
                 }
                 pdb_seen.insert(b.key(), rv);
             }
+        }
+
+        let due: Vec<String> = probe_at
+            .iter()
+            .filter(|(_, t)| **t <= Instant::now())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            probe_at.remove(&k);
+            tokens.probe(&k);
         }
 
         // Phases from markers; a planned node that no longer exists is Gone.
@@ -458,6 +507,13 @@ pub async fn apply(
                                     min_ready: Duration::ZERO,
                                     now: Utc::now(),
                                 }) == Readiness::Ready
+                                    && {
+                                        // Hold `min_ready` from the first time every check passed.
+                                        let first = *ready_seen
+                                            .entry(c.name.clone())
+                                            .or_insert_with(Instant::now);
+                                        first.elapsed() >= cfg.min_ready
+                                    }
                             }
                     });
                     if let Some(c) = candidate {
@@ -549,8 +605,15 @@ pub async fn apply(
                             }
                             Eviction::Gone => {}
                             Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
+                                // Wait for the PDB watch; the jittered backoff is the
+                                // safety net if no status change ever arrives.
                                 if let [one] = covering.as_slice() {
-                                    tokens.give_back(one);
+                                    tokens.refused(one);
+                                    let b = backoff
+                                        .entry(one.clone())
+                                        .or_insert_with(|| EvictionBackoff::new(seed(one)));
+                                    let delay = b.next().unwrap_or(Duration::from_secs(60));
+                                    probe_at.insert(one.clone(), Instant::now() + delay);
                                 }
                             }
                         }
