@@ -836,3 +836,68 @@ async fn cli_apply_with_the_simulated_cloud() {
     assert_eq!(file, json);
     sim.shutdown().await;
 }
+
+/// A drain that can never finish (db: minAvailable = replicas) is reported, then the node
+/// is left cordoned and the run stops starting nodes and fails: never a silent force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_drain_is_reported_then_left_cordoned_never_forced() {
+    use e2e_gate::upgrade::drain_policy::StuckDrainPolicy;
+    use e2e_gate::upgrade::engine::{apply, EngineConfig};
+    use e2e_gate::upgrade::sim_pool::SimNodePool;
+    use e2e_gate::upgrade::state::NodePhase;
+
+    let (sim, cluster, _) = start().await;
+    let snap = Snapshot::from_k8s(&cluster.list_objects().await.expect("lists")).expect("snapshot");
+    let o = opts(1, 0);
+    let p = plan(&snap, &o).expect("plan");
+    assert_eq!(
+        p.blockers.len(),
+        1,
+        "the CLI would refuse; the engine is driven directly here"
+    );
+    let pool = SimNodePool::new(cluster.client());
+    let cfg = EngineConfig {
+        run_id: "run-stuck".into(),
+        identity: "tester".into(),
+        lease_namespace: "kube-system".into(),
+        policy: StuckDrainPolicy {
+            report_after: Duration::from_millis(300),
+            force: None,
+            leave_cordoned_after: Duration::from_millis(1500),
+            max_blocked_nodes: 1,
+        },
+        min_ready: Duration::ZERO,
+        tick: Duration::from_millis(100),
+        deadline: Duration::from_secs(60),
+    };
+    let mut lines = Vec::new();
+    let report = apply(&cluster, &pool, &p, &o, &cfg, |pr| lines.push(pr.line()))
+        .await
+        .expect("report");
+    assert_eq!(report.blocked_nodes.len(), 1, "{report:#?}");
+    assert_eq!(report.nodes_replaced, 0);
+    assert_eq!(report.forced_actions, 0);
+    assert!(lines.iter().any(|l| l.contains("blocked")), "{lines:#?}");
+    let blocked = &report.blocked_nodes[0].node;
+    let node = NodeInfo::from_k8s(
+        &Api::<k8s_openapi::api::core::v1::Node>::all(cluster.client())
+            .get(blocked)
+            .await
+            .expect("node"),
+    )
+    .expect("node");
+    let m = state::decode(&node).expect("markers").expect("marked");
+    assert_eq!(m.phase, NodePhase::CordonedLeft);
+    assert!(node.unschedulable, "left cordoned");
+    assert!(m.reason.is_some_and(|r| r.contains("left cordoned")));
+    // The db pod on it is still there: nothing bypassed the PDB.
+    let pods = cluster.list_objects().await.expect("lists").pods;
+    assert!(pods.iter().any(|p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(blocked.as_str())
+            && p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("db-"))
+    }));
+    sim.shutdown().await;
+}
