@@ -475,3 +475,96 @@ async fn cloud_api_boots_and_terminates_instances() {
     assert!(m["availability"]["default/web"]["seconds_below_min"].as_f64().is_some());
     sim.shutdown().await;
 }
+
+const FAULTS: &str = r#"
+[sim]
+time_scale = 0.01
+
+[[pools]]
+name = "stuck"
+zones = ["zone-a"]
+size_per_zone = 1
+boot_seconds = 10
+kubelet_ready_seconds = 5
+new_nodes_never_ready = true
+
+[[workloads]]
+name = "slow"
+kind = "Deployment"
+replicas = 1
+ignore_sigterm = true
+termination_grace_seconds = 60
+
+[[workloads]]
+name = "fast"
+kind = "Deployment"
+replicas = 1
+termination_grace_seconds = 60
+"#;
+
+#[tokio::test]
+async fn faults_never_ready_nodes_and_pods_ignoring_sigterm() {
+    let (sim, client) = start(FAULTS).await;
+    wait_for("2 ready pods", Duration::from_secs(10), || all_ready(&client, 2)).await;
+    // Scale the stuck pool: the new node registers but never turns Ready.
+    let req = http::Request::put("/sim/cloud/groups/stuck-zone-a/desired")
+        .body(serde_json::to_vec(&json!({"desired": 2})).unwrap())
+        .unwrap();
+    client.request::<serde_json::Value>(req).await.unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("2 nodes", Duration::from_secs(5), || {
+        let nodes = nodes.clone();
+        async move { nodes.list(&ListParams::default()).await.unwrap().items.len() == 2 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // 30 simulated seconds > kubelet_ready_seconds
+    let new = nodes.list(&ListParams::default()).await.unwrap().items.into_iter().nth(1).unwrap();
+    let ready = new.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(new.spec.unwrap().taints.unwrap().iter().any(|t| t.key == "node.kubernetes.io/not-ready"));
+    // A pod that ignores SIGTERM takes its whole grace period (60 s = 0.6 s real);
+    // a well-behaved one stops within a second (10 ms real).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let name_of = |app: &'static str| {
+        let pods = pods.clone();
+        async move { pods.list(&ListParams::default().labels(&format!("app={app}"))).await.unwrap().items[0].metadata.name.clone().unwrap() }
+    };
+    let slow = name_of("slow").await;
+    let fast = name_of("fast").await;
+    let t = Instant::now();
+    pods.delete(&slow, &DeleteParams::default()).await.unwrap();
+    pods.delete(&fast, &DeleteParams::default()).await.unwrap();
+    wait_for("fast pod gone", Duration::from_secs(2), || {
+        let pods = pods.clone();
+        let fast = fast.clone();
+        async move { pods.get_opt(&fast).await.unwrap().is_none() }
+    })
+    .await;
+    let p = pods.get(&slow).await.unwrap();
+    assert!(p.metadata.deletion_timestamp.is_some(), "slow pod is terminating");
+    wait_for("slow pod gone", Duration::from_secs(5), || {
+        let pods = pods.clone();
+        let slow = slow.clone();
+        async move { pods.get_opt(&slow).await.unwrap().is_none() }
+    })
+    .await;
+    assert!(t.elapsed() >= Duration::from_millis(550), "{:?}", t.elapsed());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_api_error_rate() {
+    let topo = "[sim]\napi_error_rate = 0.5\n";
+    let (sim, client) = start(topo).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut errors = 0;
+    for _ in 0..60 {
+        if let Err(kube::Error::Api(s)) = nodes.list(&ListParams::default()).await {
+            assert_eq!(s.code, 500);
+            errors += 1;
+        }
+    }
+    assert!((10..=50).contains(&errors), "{errors} of 60 failed");
+    assert_eq!(sim.sim().state.lock().metrics.injected_errors, errors);
+    sim.shutdown().await;
+}

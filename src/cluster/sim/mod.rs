@@ -61,6 +61,9 @@ pub struct Sim {
     pub shutdown: CancellationToken,
     /// `127.0.0.1:PORT` once bound.
     pub addr: Mutex<String>,
+    /// Serialised JSON of object versions, keyed by their (globally unique)
+    /// resourceVersion: LISTs and watch streams serialise each version once.
+    pub json_cache: Mutex<std::collections::HashMap<u64, axum::body::Bytes>>,
 }
 
 /// Options of an in-process simulator.
@@ -85,7 +88,7 @@ impl Default for SimOptions {
             port: 0,
             tick: Duration::from_millis(20),
             bookmark_interval: Duration::from_secs(1),
-            history: 20_000,
+            history: 5_000,
         }
     }
 }
@@ -142,7 +145,27 @@ impl Sim {
             bookmark_interval: opts.bookmark_interval,
             shutdown: CancellationToken::new(),
             addr: Mutex::new(String::new()),
+            json_cache: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The JSON bytes of an object version (cached by resourceVersion).
+    pub fn object_json(&self, obj: &serde_json::Value) -> axum::body::Bytes {
+        let rv = store::meta_str(obj, "resourceVersion").and_then(|r| r.parse::<u64>().ok());
+        if let Some(rv) = rv {
+            if let Some(b) = self.json_cache.lock().get(&rv) {
+                return b.clone();
+            }
+        }
+        let b = axum::body::Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
+        if let Some(rv) = rv {
+            let mut c = self.json_cache.lock();
+            if c.len() > 100_000 {
+                c.clear();
+            }
+            c.insert(rv, b.clone());
+        }
+        b
     }
 
     /// Runs one machinery tick now.

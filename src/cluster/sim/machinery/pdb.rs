@@ -204,6 +204,20 @@ impl SimState {
         if let Some(pdb) = pdbs.first() {
             let b = self.budget(pdb);
             let pdb_name = meta_str(pdb, "name").unwrap_or("");
+            // The disruption controller has not processed the latest spec yet.
+            let observed = pdb["status"]["observedGeneration"].as_i64().unwrap_or(0);
+            if observed < pdb["metadata"]["generation"].as_i64().unwrap_or(1) {
+                self.metrics.eviction(&workload, false);
+                let mut e = ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                );
+                e.retry_after = Some(10);
+                e.details = Some(json!({"retryAfterSeconds": 10, "causes": [{"reason": "DisruptionBudget",
+                    "message": format!("The disruption budget {pdb_name} is still being processed by the server.")}]}));
+                return Err(e);
+            }
             let always_allow = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
             let unhealthy_ok = !pod_ready(&pod) && (always_allow || b.current_healthy >= b.desired_healthy);
             if !unhealthy_ok && b.disruptions_allowed <= 0 {
