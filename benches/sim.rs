@@ -58,11 +58,18 @@ async fn main() {
         if o["pods_ready"].as_u64() == Some(10_000) && o["nodes_ready"].as_u64() == Some(1_000) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "not ready after 120 s: {o}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "not ready after 120 s: {o}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all_ready = t0.elapsed();
-    println!("start: API answering after {:.2} s; 1,000 nodes + 10,000 pods Ready after {:.2} s", api_up.as_secs_f64(), all_ready.as_secs_f64());
+    println!(
+        "start: API answering after {:.2} s; 1,000 nodes + 10,000 pods Ready after {:.2} s",
+        api_up.as_secs_f64(),
+        all_ready.as_secs_f64()
+    );
 
     // LIST all pods (full JSON body read by the client).
     let mut times = Vec::new();
@@ -101,15 +108,27 @@ async fn main() {
     loop {
         let m = get_json(&client, "/sim/metrics").await;
         if m["watchers"].as_u64() >= Some(20) || tw.elapsed() > Duration::from_secs(60) {
-            println!("watchers: {} watch streams open {:.1} s after starting 20 kube watchers", m["watchers"], tw.elapsed().as_secs_f64());
+            println!(
+                "watchers: {} watch streams open {:.1} s after starting 20 kube watchers",
+                m["watchers"],
+                tw.elapsed().as_secs_f64()
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), "default");
+    let deploys: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
     for replicas in [4000, 4500] {
         let p = serde_json::json!({"spec": {"replicas": replicas}});
-        deploys.patch("web", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&p)).await.unwrap();
+        deploys
+            .patch(
+                "web",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&p),
+            )
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     let m = get_json(&client, "/sim/metrics").await;

@@ -15,11 +15,19 @@ fn gate(state: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sim").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/sim")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -27,11 +35,30 @@ fn up_status_second_up_refused_down() {
     let state = tempfile::tempdir().unwrap();
     let kc = state.path().join("kc.yaml");
     let topo = fixture("default.toml");
-    let out = gate(state.path(), &["cluster", "up", "--name", "t1", "--topology", &topo, "--kubeconfig-out", kc.to_str().unwrap()]);
+    let out = gate(
+        state.path(),
+        &[
+            "cluster",
+            "up",
+            "--name",
+            "t1",
+            "--topology",
+            &topo,
+            "--kubeconfig-out",
+            kc.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let kubeconfig = std::fs::read_to_string(&kc).unwrap();
-    assert!(kubeconfig.contains("server: http://127.0.0.1:"), "{kubeconfig}");
-    let pid: u32 = std::fs::read_to_string(state.path().join("t1/pid")).unwrap().trim().parse().unwrap();
+    assert!(
+        kubeconfig.contains("server: http://127.0.0.1:"),
+        "{kubeconfig}"
+    );
+    let pid: u32 = std::fs::read_to_string(state.path().join("t1/pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
 
     let out = gate(state.path(), &["cluster", "status", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -42,7 +69,11 @@ fn up_status_second_up_refused_down() {
 
     let out = gate(state.path(), &["cluster", "up", "--name", "t1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("cluster \"t1\" is already running"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cluster \"t1\" is already running"),
+        "{}",
+        text(&out)
+    );
 
     // Without --kubeconfig-out the kubeconfig goes to stdout.
     let out = gate(state.path(), &["cluster", "up", "--name", "t2"]);
@@ -55,10 +86,18 @@ fn up_status_second_up_refused_down() {
     }
     assert!(!state.path().join("t1").exists());
     // SAFETY: signal 0 only probes the pid.
-    assert_ne!(unsafe { libc::kill(pid as i32, 0) }, 0, "server process still alive");
+    assert_ne!(
+        unsafe { libc::kill(pid as i32, 0) },
+        0,
+        "server process still alive"
+    );
     let out = gate(state.path(), &["cluster", "down", "--name", "t1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("no cluster named \"t1\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("no cluster named \"t1\""),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -83,10 +122,27 @@ fn stale_pid_file_is_detected_and_replaced() {
 fn bad_topology_names_file_and_field() {
     let state = tempfile::tempdir().unwrap();
     let bad = state.path().join("bad.toml");
-    std::fs::write(&bad, "[[pools]]\nname = \"p\"\nzones = [\"a\"]\nmemory = \"lots\"\n").unwrap();
-    let out = gate(state.path(), &["cluster", "up", "--name", "b", "--topology", bad.to_str().unwrap()]);
+    std::fs::write(
+        &bad,
+        "[[pools]]\nname = \"p\"\nzones = [\"a\"]\nmemory = \"lots\"\n",
+    )
+    .unwrap();
+    let out = gate(
+        state.path(),
+        &[
+            "cluster",
+            "up",
+            "--name",
+            "b",
+            "--topology",
+            bad.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("bad.toml") && t.contains("pools[0].memory") && t.contains("\"16Gi\""), "{t}");
+    assert!(
+        t.contains("bad.toml") && t.contains("pools[0].memory") && t.contains("\"16Gi\""),
+        "{t}"
+    );
     assert!(!state.path().join("b").exists());
 }

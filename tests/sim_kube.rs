@@ -8,7 +8,10 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
 use kube::runtime::watcher;
 use kube::Client;
 use serde_json::json;
@@ -54,9 +57,15 @@ kind = "DaemonSet"
 
 async fn start(topo: &str) -> (SimCluster, Client) {
     let t = Topology::parse(topo, Path::new("test.toml")).unwrap();
-    let sim = SimCluster::start(t, SimOptions { bookmark_interval: Duration::from_millis(200), ..Default::default() })
-        .await
-        .unwrap();
+    let sim = SimCluster::start(
+        t,
+        SimOptions {
+            bookmark_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let mut config = kube::Config::new(sim.url().parse().unwrap());
     // kube 5 retries 429 (15 times, backoff up to 1000 s) by default: an eviction
     // blocked by a PDB would hang instead of returning the 429 we assert on.
@@ -100,32 +109,76 @@ async fn lists_nodes_and_workload_pods_become_ready() {
     let list = nodes.list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 3);
     let n = &list.items[0];
-    assert!(n.spec.as_ref().unwrap().provider_id.as_ref().unwrap().starts_with("sim:///"));
-    assert_eq!(n.status.as_ref().unwrap().node_info.as_ref().unwrap().kubelet_version, "v1.33.5");
+    assert!(n
+        .spec
+        .as_ref()
+        .unwrap()
+        .provider_id
+        .as_ref()
+        .unwrap()
+        .starts_with("sim:///"));
+    assert_eq!(
+        n.status
+            .as_ref()
+            .unwrap()
+            .node_info
+            .as_ref()
+            .unwrap()
+            .kubelet_version,
+        "v1.33.5"
+    );
     // 3 web + 3 db + 3 agents.
-    wait_for("9 ready pods", Duration::from_secs(10), || all_ready(&client, 9)).await;
+    wait_for("9 ready pods", Duration::from_secs(10), || {
+        all_ready(&client, 9)
+    })
+    .await;
     // Zone spread: one web pod per zone.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let web = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
-    let mut nodes_used: Vec<_> = web.items.iter().map(|p| p.spec.as_ref().unwrap().node_name.clone().unwrap()).collect();
+    let web = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    let mut nodes_used: Vec<_> = web
+        .items
+        .iter()
+        .map(|p| p.spec.as_ref().unwrap().node_name.clone().unwrap())
+        .collect();
     nodes_used.sort();
     nodes_used.dedup();
     assert_eq!(nodes_used.len(), 3, "spread across zones");
     // StatefulSet: stable names and zonal volumes.
-    let db = pods.list(&ListParams::default().labels("app=db")).await.unwrap();
-    let mut names: Vec<_> = db.items.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    let db = pods
+        .list(&ListParams::default().labels("app=db"))
+        .await
+        .unwrap();
+    let mut names: Vec<_> = db
+        .items
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, ["db-0", "db-1", "db-2"]);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let pvc = pvcs.get("data-db-0").await.unwrap();
     assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"));
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
-    assert_eq!(pvs.list(&ListParams::default()).await.unwrap().items.len(), 3);
+    assert_eq!(
+        pvs.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
     // Controllers report status.
     let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
     wait_for("deployment status", Duration::from_secs(5), || {
         let deps = deps.clone();
-        async move { deps.get("web").await.unwrap().status.unwrap().ready_replicas == Some(3) }
+        async move {
+            deps.get("web")
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .ready_replicas
+                == Some(3)
+        }
     })
     .await;
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
@@ -142,7 +195,10 @@ async fn lists_nodes_and_workload_pods_become_ready() {
         let pdbs = pdbs.clone();
         async move {
             let s = pdbs.get("web").await.unwrap().status.unwrap();
-            s.current_healthy == 3 && s.desired_healthy == 2 && s.disruptions_allowed == 1 && s.expected_pods == 3
+            s.current_healthy == 3
+                && s.desired_healthy == 2
+                && s.disruptions_allowed == 1
+                && s.expected_pods == 3
         }
     })
     .await;
@@ -152,19 +208,35 @@ async fn lists_nodes_and_workload_pods_become_ready() {
 #[tokio::test]
 async fn selectors_and_pagination() {
     let (sim, client) = start(TOPO).await;
-    wait_for("9 ready pods", Duration::from_secs(10), || all_ready(&client, 9)).await;
+    wait_for("9 ready pods", Duration::from_secs(10), || {
+        all_ready(&client, 9)
+    })
+    .await;
     let pods: Api<Pod> = Api::all(client.clone());
-    let node = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items[0]
+    let node = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items[0]
         .spec
         .clone()
         .unwrap()
         .node_name
         .unwrap();
-    let on_node = pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await.unwrap();
+    let on_node = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+        .unwrap();
     assert_eq!(on_node.items.len(), 3, "web + db + agent on {node}");
-    let by_name = pods.list(&ListParams::default().fields("metadata.name=db-1")).await.unwrap();
+    let by_name = pods
+        .list(&ListParams::default().fields("metadata.name=db-1"))
+        .await
+        .unwrap();
     assert_eq!(by_name.items.len(), 1);
-    let set = pods.list(&ListParams::default().labels("app in (web, db),app!=db")).await.unwrap();
+    let set = pods
+        .list(&ListParams::default().labels("app in (web, db),app!=db"))
+        .await
+        .unwrap();
     assert_eq!(set.items.len(), 3);
     // limit / continue
     let mut seen = Vec::new();
@@ -198,22 +270,48 @@ async fn watcher_sees_changes_and_bookmarks_arrive() {
         }
     }
     assert!(init_done);
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c1"}, "data": {"k": "v"}})).unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c1"}, "data": {"k": "v"}})).unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next()).await.unwrap().unwrap().unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     match ev {
         watcher::Event::Apply(c) => assert_eq!(c.metadata.name.as_deref(), Some("c1")),
         other => panic!("unexpected {other:?}"),
     }
     // Raw watch with bookmarks, resuming from a resourceVersion.
-    let rv = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut raw = cms.watch(&WatchParams { bookmarks: true, ..Default::default() }.timeout(10), &rv).await.unwrap().boxed();
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut raw = cms
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..Default::default()
+            }
+            .timeout(10),
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
     cms.delete("c1", &DeleteParams::default()).await.unwrap();
     let mut deleted = false;
     let mut bookmark = false;
     let deadline = Instant::now() + Duration::from_secs(5);
     while !(deleted && bookmark) && Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(2), raw.try_next()).await.unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(2), raw.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             Some(WatchEvent::Deleted(c)) => deleted = c.metadata.name.as_deref() == Some("c1"),
             Some(WatchEvent::Bookmark(b)) => bookmark = !b.metadata.resource_version.is_empty(),
             Some(other) => panic!("unexpected {other:?}"),
@@ -222,7 +320,11 @@ async fn watcher_sees_changes_and_bookmarks_arrive() {
     }
     assert!(deleted && bookmark, "deleted={deleted} bookmark={bookmark}");
     // The kube watcher saw the deletion too.
-    let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next()).await.unwrap().unwrap().unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(matches!(ev, watcher::Event::Delete(_)), "{ev:?}");
     sim.shutdown().await;
 }
@@ -231,16 +333,28 @@ async fn watcher_sees_changes_and_bookmarks_arrive() {
 async fn patches_and_conflicts() {
     let (sim, client) = start(TOPO).await;
     let nodes: Api<Node> = Api::all(client.clone());
-    let name = nodes.list(&ListParams::default()).await.unwrap().items[0].metadata.name.clone().unwrap();
+    let name = nodes.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
     // Strategic merge (what kubectl cordon sends).
     let n = nodes
-        .patch(&name, &PatchParams::default(), &Patch::Strategic(json!({"spec": {"unschedulable": true}})))
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"unschedulable": true}})),
+        )
         .await
         .unwrap();
     assert_eq!(n.spec.unwrap().unschedulable, Some(true));
     // Merge patch on labels.
     let n = nodes
-        .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"upgrade": "pending"}}})))
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"upgrade": "pending"}}})),
+        )
         .await
         .unwrap();
     assert_eq!(n.metadata.labels.unwrap()["upgrade"], "pending");
@@ -255,12 +369,18 @@ async fn patches_and_conflicts() {
     assert_eq!(n.metadata.annotations.unwrap()["x"], "y");
     // 409 on a stale resourceVersion; 409 AlreadyExists; 404 NotFound.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
     let created = cms.create(&PostParams::default(), &cm).await.unwrap();
     let mut stale = created.clone();
     stale.data = Some([("a".to_string(), "2".to_string())].into());
-    cms.replace("c", &PostParams::default(), &stale).await.unwrap();
-    let err = cms.replace("c", &PostParams::default(), &stale).await.unwrap_err();
+    cms.replace("c", &PostParams::default(), &stale)
+        .await
+        .unwrap();
+    let err = cms
+        .replace("c", &PostParams::default(), &stale)
+        .await
+        .unwrap_err();
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 409);
@@ -274,14 +394,26 @@ async fn patches_and_conflicts() {
     assert!(matches!(err, kube::Error::Api(s) if s.code == 404 && s.is_not_found()));
     // Status subresource: a main-resource patch cannot change status, /status can.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let pod = pods.list(&ListParams::default()).await.unwrap().items[0].metadata.name.clone().unwrap();
+    let pod = pods.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
     let p = pods
-        .patch_status(&pod, &PatchParams::default(), &Patch::Merge(json!({"status": {"message": "hello"}})))
+        .patch_status(
+            &pod,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"message": "hello"}})),
+        )
         .await
         .unwrap();
     assert_eq!(p.status.unwrap().message.as_deref(), Some("hello"));
     let p = pods
-        .patch(&pod, &PatchParams::default(), &Patch::Merge(json!({"status": {"message": "ignored"}})))
+        .patch(
+            &pod,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"message": "ignored"}})),
+        )
         .await
         .unwrap();
     assert_eq!(p.status.unwrap().message.as_deref(), Some("hello"));
@@ -291,21 +423,33 @@ async fn patches_and_conflicts() {
 #[tokio::test]
 async fn eviction_201_429_and_500() {
     let (sim, client) = start(TOPO).await;
-    wait_for("9 ready pods", Duration::from_secs(10), || all_ready(&client, 9)).await;
+    wait_for("9 ready pods", Duration::from_secs(10), || {
+        all_ready(&client, 9)
+    })
+    .await;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     // db: minAvailable = replicas → 429 with the real message.
-    let err = pods.evict("db-0", &EvictParams::default()).await.unwrap_err();
+    let err = pods
+        .evict("db-0", &EvictParams::default())
+        .await
+        .unwrap_err();
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 429);
             assert_eq!(s.reason, "TooManyRequests");
-            assert_eq!(s.message, "Cannot evict pod as it would violate the pod's disruption budget.");
+            assert_eq!(
+                s.message,
+                "Cannot evict pod as it would violate the pod's disruption budget."
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
     // web: maxUnavailable 1 → first eviction 201, second 429.
-    let web = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    let web = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
     let a = web.items[0].metadata.name.clone().unwrap();
     let b = web.items[1].metadata.name.clone().unwrap();
     let st = pods.evict(&a, &EvictParams::default()).await.unwrap();
@@ -316,15 +460,23 @@ async fn eviction_201_429_and_500() {
     wait_for("replacement ready", Duration::from_secs(10), || {
         let pods = pods.clone();
         async move {
-            let l = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
-            l.items.iter().filter(|p| ready(p) && p.metadata.deletion_timestamp.is_none()).count() == 3
+            let l = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .unwrap();
+            l.items
+                .iter()
+                .filter(|p| ready(p) && p.metadata.deletion_timestamp.is_none())
+                .count()
+                == 3
         }
     })
     .await;
     pods.evict(&b, &EvictParams::default()).await.unwrap();
     // A second PDB covering web pods → 500.
     let extra: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "web-2"},
-        "spec": {"selector": {"matchLabels": {"app": "web"}}, "maxUnavailable": 1}})).unwrap();
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "maxUnavailable": 1}}))
+    .unwrap();
     pdbs.create(&PostParams::default(), &extra).await.unwrap();
     // A Ready, non-terminating pod (Pending and terminating pods bypass PDBs).
     let c = pods
@@ -342,7 +494,11 @@ async fn eviction_201_429_and_500() {
     match err {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 500);
-            assert!(s.message.contains("more than one PodDisruptionBudget"), "{}", s.message);
+            assert!(
+                s.message.contains("more than one PodDisruptionBudget"),
+                "{}",
+                s.message
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -357,12 +513,18 @@ async fn eviction_201_429_and_500() {
 #[tokio::test]
 async fn scheduler_respects_cordon_and_resources() {
     let (sim, client) = start(TOPO).await;
-    wait_for("9 ready pods", Duration::from_secs(10), || all_ready(&client, 9)).await;
+    wait_for("9 ready pods", Duration::from_secs(10), || {
+        all_ready(&client, 9)
+    })
+    .await;
     let nodes: Api<Node> = Api::all(client.clone());
     for n in nodes.list(&ListParams::default()).await.unwrap().items {
         nodes
-            .patch(n.metadata.name.as_deref().unwrap(), &PatchParams::default(),
-                   &Patch::Strategic(json!({"spec": {"unschedulable": true}})))
+            .patch(
+                n.metadata.name.as_deref().unwrap(),
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"spec": {"unschedulable": true}})),
+            )
             .await
             .unwrap();
     }
@@ -374,10 +536,19 @@ async fn scheduler_respects_cordon_and_resources() {
     wait_for("FailedScheduling event", Duration::from_secs(5), || {
         let events = events.clone();
         async move {
-            events.list(&ListParams::default()).await.unwrap().items.iter().any(|e| {
-                e.reason.as_deref() == Some("FailedScheduling")
-                    && e.message.as_deref().unwrap_or("").contains("3 node(s) were unschedulable")
-            })
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("FailedScheduling")
+                        && e.message
+                            .as_deref()
+                            .unwrap_or("")
+                            .contains("3 node(s) were unschedulable")
+                })
         }
     })
     .await;
@@ -385,31 +556,71 @@ async fn scheduler_respects_cordon_and_resources() {
     let big: Pod = serde_json::from_value(json!({"metadata": {"name": "big"},
         "spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "64"}}}]}})).unwrap();
     pods.create(&PostParams::default(), &big).await.unwrap();
-    let name = nodes.list(&ListParams::default()).await.unwrap().items[0].metadata.name.clone().unwrap();
-    nodes.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": null}}))).await.unwrap();
+    let name = nodes.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    nodes
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": null}})),
+        )
+        .await
+        .unwrap();
     wait_for("lonely scheduled", Duration::from_secs(5), || {
         let pods = pods.clone();
         let name = name.clone();
-        async move { pods.get("lonely").await.unwrap().spec.unwrap().node_name.as_deref() == Some(name.as_str()) }
+        async move {
+            pods.get("lonely")
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .node_name
+                .as_deref()
+                == Some(name.as_str())
+        }
     })
     .await;
     wait_for("Insufficient cpu", Duration::from_secs(5), || {
         let events = events.clone();
         async move {
-            events.list(&ListParams::default()).await.unwrap().items.iter().any(|e| {
-                e.involved_object.name.as_deref() == Some("big") && e.message.as_deref().unwrap_or("").contains("Insufficient cpu")
-            })
+            events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.involved_object.name.as_deref() == Some("big")
+                        && e.message
+                            .as_deref()
+                            .unwrap_or("")
+                            .contains("Insufficient cpu")
+                })
         }
     })
     .await;
-    assert!(pods.get("big").await.unwrap().spec.unwrap().node_name.is_none());
+    assert!(pods
+        .get("big")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .node_name
+        .is_none());
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn cloud_api_boots_and_terminates_instances() {
     let (sim, client) = start(TOPO).await;
-    wait_for("9 ready pods", Duration::from_secs(10), || all_ready(&client, 9)).await;
+    wait_for("9 ready pods", Duration::from_secs(10), || {
+        all_ready(&client, 9)
+    })
+    .await;
     let http = |m: &str, path: &str, body: serde_json::Value| {
         let req = http::Request::builder()
             .method(m)
@@ -426,8 +637,18 @@ async fn cloud_api_boots_and_terminates_instances() {
     assert_eq!(old["lifecycle"], "InService");
     assert_eq!(old["lb_state"], "InService");
     // New launch template, scale up zone-a: Pending → InService → Node Ready → LB InService.
-    http("PUT", "/sim/cloud/groups/workers/launch-template", json!({"kubelet_version": "v1.34.1"})).await;
-    http("PUT", "/sim/cloud/groups/workers-zone-a/desired", json!({"desired": 2})).await;
+    http(
+        "PUT",
+        "/sim/cloud/groups/workers/launch-template",
+        json!({"kubelet_version": "v1.34.1"}),
+    )
+    .await;
+    http(
+        "PUT",
+        "/sim/cloud/groups/workers-zone-a/desired",
+        json!({"desired": 2}),
+    )
+    .await;
     let g = http("GET", "/sim/cloud/groups", json!({})).await;
     let new = g["groups"][0]["instances"][1].clone();
     assert_eq!(new["lifecycle"], "Pending");
@@ -440,7 +661,12 @@ async fn cloud_api_boots_and_terminates_instances() {
         let node_name = node_name.clone();
         async move {
             nodes.get_opt(&node_name).await.unwrap().is_some_and(|n| {
-                n.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                n.status
+                    .unwrap()
+                    .conditions
+                    .unwrap()
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
             })
         }
     })
@@ -458,21 +684,35 @@ async fn cloud_api_boots_and_terminates_instances() {
     .await;
     // Terminate the old instance with decrement: its node and pods go, controllers recreate.
     let id = old["id"].as_str().unwrap();
-    http("POST", &format!("/sim/cloud/instances/{id}/terminate"), json!({"decrement": true})).await;
+    http(
+        "POST",
+        &format!("/sim/cloud/instances/{id}/terminate"),
+        json!({"decrement": true}),
+    )
+    .await;
     let g = http("GET", "/sim/cloud/groups", json!({})).await;
     assert_eq!(g["groups"][0]["desired"], 1);
-    assert!(nodes.get_opt(old["node_name"].as_str().unwrap()).await.unwrap().is_none());
+    assert!(nodes
+        .get_opt(old["node_name"].as_str().unwrap())
+        .await
+        .unwrap()
+        .is_none());
     wait_for("web back to 3 ready", Duration::from_secs(10), || {
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         async move {
-            let l = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+            let l = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .unwrap();
             l.items.len() == 3 && l.items.iter().all(ready)
         }
     })
     .await;
     let m = http("GET", "/sim/metrics", json!({})).await;
     assert!(m["requests"]["list pods"].as_u64().unwrap() > 0);
-    assert!(m["availability"]["default/web"]["seconds_below_min"].as_f64().is_some());
+    assert!(m["availability"]["default/web"]["seconds_below_min"]
+        .as_f64()
+        .is_some());
     sim.shutdown().await;
 }
 
@@ -505,7 +745,10 @@ termination_grace_seconds = 60
 #[tokio::test]
 async fn faults_never_ready_nodes_and_pods_ignoring_sigterm() {
     let (sim, client) = start(FAULTS).await;
-    wait_for("2 ready pods", Duration::from_secs(10), || all_ready(&client, 2)).await;
+    wait_for("2 ready pods", Duration::from_secs(10), || {
+        all_ready(&client, 2)
+    })
+    .await;
     // Scale the stuck pool: the new node registers but never turns Ready.
     let req = http::Request::put("/sim/cloud/groups/stuck-zone-a/desired")
         .body(serde_json::to_vec(&json!({"desired": 2})).unwrap())
@@ -514,20 +757,57 @@ async fn faults_never_ready_nodes_and_pods_ignoring_sigterm() {
     let nodes: Api<Node> = Api::all(client.clone());
     wait_for("2 nodes", Duration::from_secs(5), || {
         let nodes = nodes.clone();
-        async move { nodes.list(&ListParams::default()).await.unwrap().items.len() == 2 }
+        async move {
+            nodes
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len()
+                == 2
+        }
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await; // 30 simulated seconds > kubelet_ready_seconds
-    let new = nodes.list(&ListParams::default()).await.unwrap().items.into_iter().nth(1).unwrap();
-    let ready = new.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+    let new = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .nth(1)
+        .unwrap();
+    let ready = new
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
     assert_eq!(ready.status, "False");
-    assert!(new.spec.unwrap().taints.unwrap().iter().any(|t| t.key == "node.kubernetes.io/not-ready"));
+    assert!(new
+        .spec
+        .unwrap()
+        .taints
+        .unwrap()
+        .iter()
+        .any(|t| t.key == "node.kubernetes.io/not-ready"));
     // A pod that ignores SIGTERM takes its whole grace period (60 s = 0.6 s real);
     // a well-behaved one stops within a second (10 ms real).
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let name_of = |app: &'static str| {
         let pods = pods.clone();
-        async move { pods.list(&ListParams::default().labels(&format!("app={app}"))).await.unwrap().items[0].metadata.name.clone().unwrap() }
+        async move {
+            pods.list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .unwrap()
+                .items[0]
+                .metadata
+                .name
+                .clone()
+                .unwrap()
+        }
     };
     let slow = name_of("slow").await;
     let fast = name_of("fast").await;
@@ -541,14 +821,21 @@ async fn faults_never_ready_nodes_and_pods_ignoring_sigterm() {
     })
     .await;
     let p = pods.get(&slow).await.unwrap();
-    assert!(p.metadata.deletion_timestamp.is_some(), "slow pod is terminating");
+    assert!(
+        p.metadata.deletion_timestamp.is_some(),
+        "slow pod is terminating"
+    );
     wait_for("slow pod gone", Duration::from_secs(5), || {
         let pods = pods.clone();
         let slow = slow.clone();
         async move { pods.get_opt(&slow).await.unwrap().is_none() }
     })
     .await;
-    assert!(t.elapsed() >= Duration::from_millis(550), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        t.elapsed()
+    );
     sim.shutdown().await;
 }
 

@@ -49,7 +49,11 @@ impl Kubectl {
             .output()
             .await
             .expect("run kubectl");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
     async fn ok(&self, args: &[&str]) -> String {
@@ -60,7 +64,10 @@ impl Kubectl {
 }
 
 fn kubectl_available() -> bool {
-    let found = std::process::Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success());
+    let found = std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
         eprintln!("SKIP: kubectl is not installed (run ci/install-kubectl.sh)");
     }
@@ -69,11 +76,17 @@ fn kubectl_available() -> bool {
 
 async fn start() -> (SimCluster, Kubectl) {
     let topo = Topology::parse(TOPO, Path::new("kubectl.toml")).unwrap();
-    let sim = SimCluster::start(topo, SimOptions::default()).await.unwrap();
+    let sim = SimCluster::start(topo, SimOptions::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, sim.kubeconfig("sim")).unwrap();
-    let k = Kubectl { kubeconfig, cache: dir.path().join("cache"), _dir: dir };
+    let k = Kubectl {
+        kubeconfig,
+        cache: dir.path().join("cache"),
+        _dir: dir,
+    };
     (sim, k)
 }
 
@@ -82,10 +95,17 @@ async fn wait_all_running(k: &Kubectl, n: usize) {
     loop {
         let out = k.ok(&["get", "pods", "-A", "--no-headers"]).await;
         let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-        if lines.len() == n && lines.iter().all(|l| l.contains("1/1") && l.contains("Running")) {
+        if lines.len() == n
+            && lines
+                .iter()
+                .all(|l| l.contains("1/1") && l.contains("Running"))
+        {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "pods not ready:\n{out}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "pods not ready:\n{out}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -98,20 +118,30 @@ async fn kubectl_get_cordon_uncordon() {
     let (sim, k) = start().await;
     let nodes = k.ok(&["get", "nodes"]).await;
     assert!(nodes.starts_with("NAME"), "{nodes}");
-    assert!(nodes.contains("workers-zone-a-00001") && nodes.contains("Ready") && nodes.contains("v1.33.5"), "{nodes}");
+    assert!(
+        nodes.contains("workers-zone-a-00001")
+            && nodes.contains("Ready")
+            && nodes.contains("v1.33.5"),
+        "{nodes}"
+    );
     wait_all_running(&k, 6).await;
     let wide = k.ok(&["get", "pods", "-A", "-o", "wide"]).await;
     for col in ["NAMESPACE", "NAME", "READY", "STATUS", "IP", "NODE"] {
         assert!(wide.lines().next().unwrap().contains(col), "{wide}");
     }
-    assert!(wide.contains("kube-system") && wide.contains("workers-zone-b-00002"), "{wide}");
+    assert!(
+        wide.contains("kube-system") && wide.contains("workers-zone-b-00002"),
+        "{wide}"
+    );
     let out = k.ok(&["cordon", "workers-zone-a-00001"]).await;
     assert!(out.contains("node/workers-zone-a-00001 cordoned"), "{out}");
     let nodes = k.ok(&["get", "nodes"]).await;
     assert!(nodes.contains("Ready,SchedulingDisabled"), "{nodes}");
     let out = k.ok(&["uncordon", "workers-zone-a-00001"]).await;
     assert!(out.contains("uncordoned"), "{out}");
-    let json = k.ok(&["get", "node", "workers-zone-a-00001", "-o", "json"]).await;
+    let json = k
+        .ok(&["get", "node", "workers-zone-a-00001", "-o", "json"])
+        .await;
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(v["spec"].get("unschedulable").is_none(), "{json}");
     sim.shutdown().await;
@@ -126,22 +156,40 @@ async fn kubectl_drain_waits_for_the_pdb_and_finishes() {
     wait_all_running(&k, 6).await;
     let started = Instant::now();
     let (ok, out) = k
-        .run(&["drain", "workers-zone-a-00001", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s"])
+        .run(&[
+            "drain",
+            "workers-zone-a-00001",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=60s",
+        ])
         .await;
     let took = started.elapsed();
     assert!(ok, "drain failed:\n{out}");
-    assert!(out.contains("would violate the pod's disruption budget"), "drain never hit the PDB:\n{out}");
+    assert!(
+        out.contains("would violate the pod's disruption budget"),
+        "drain never hit the PDB:\n{out}"
+    );
     assert!(out.contains("will retry after 5s"), "{out}");
     assert!(out.contains("node/workers-zone-a-00001 drained"), "{out}");
-    assert!(took >= Duration::from_secs(4), "drain did not wait for the PDB ({took:?}):\n{out}");
+    assert!(
+        took >= Duration::from_secs(4),
+        "drain did not wait for the PDB ({took:?}):\n{out}"
+    );
     // All web pods now run on zone-b and are Ready; the DaemonSet pod stays.
     let pods = k.ok(&["get", "pods", "-o", "wide", "--no-headers"]).await;
     let web: Vec<&str> = pods.lines().filter(|l| l.starts_with("web-")).collect();
     assert_eq!(web.len(), 4, "{pods}");
-    assert!(web.iter().all(|l| l.contains("workers-zone-b-00002")), "{pods}");
+    assert!(
+        web.iter().all(|l| l.contains("workers-zone-b-00002")),
+        "{pods}"
+    );
     // The PDB was never violated.
     let m = sim.sim().state.lock().metrics.clone();
-    assert_eq!(m.availability["default/web"].seconds_below_min, 0.0, "{m:?}");
+    assert_eq!(
+        m.availability["default/web"].seconds_below_min, 0.0,
+        "{m:?}"
+    );
     assert_eq!(m.evictions["default/web"].allowed, 2);
     assert!(m.evictions["default/web"].refused >= 1);
     sim.shutdown().await;

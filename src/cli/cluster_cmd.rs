@@ -101,7 +101,10 @@ pub enum ClusterCommand {
 fn provider(p: ProviderOpt) -> Box<dyn ClusterProvider> {
     match p {
         ProviderOpt::Sim => Box::new(SimProvider::default()),
-        ProviderOpt::Kind => Box::new(KindProvider::new(Arc::new(TokioCommandRunner), process::state_root())),
+        ProviderOpt::Kind => Box::new(KindProvider::new(
+            Arc::new(TokioCommandRunner),
+            process::state_root(),
+        )),
         ProviderOpt::Existing => Box::new(ExistingProvider),
     }
 }
@@ -109,8 +112,20 @@ fn provider(p: ProviderOpt) -> Box<dyn ClusterProvider> {
 /// Runs `cluster …`.
 pub async fn run(args: ClusterArgs) -> u8 {
     match args.command {
-        ClusterCommand::Up { provider: p, name, topology, kubernetes_version, kubeconfig, kubeconfig_out } => {
-            let spec = ClusterSpec { name, topology, kubernetes_version, kubeconfig };
+        ClusterCommand::Up {
+            provider: p,
+            name,
+            topology,
+            kubernetes_version,
+            kubeconfig,
+            kubeconfig_out,
+        } => {
+            let spec = ClusterSpec {
+                name,
+                topology,
+                kubernetes_version,
+                kubeconfig,
+            };
             let h = match provider(p).up(&spec).await {
                 Ok(h) => h,
                 Err(e) => {
@@ -121,7 +136,10 @@ pub async fn run(args: ClusterArgs) -> u8 {
             let text = match std::fs::read_to_string(&h.kubeconfig) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("error: cannot read kubeconfig {}: {e}", h.kubeconfig.display());
+                    eprintln!(
+                        "error: cannot read kubeconfig {}: {e}",
+                        h.kubeconfig.display()
+                    );
                     return exit_code::INFRA;
                 }
             };
@@ -131,7 +149,12 @@ pub async fn run(args: ClusterArgs) -> u8 {
                         eprintln!("error: cannot write {}: {e}", out.display());
                         return exit_code::INFRA;
                     }
-                    eprintln!("cluster {:?} is up at {}; kubeconfig written to {}", h.name, h.api_url, out.display());
+                    eprintln!(
+                        "cluster {:?} is up at {}; kubeconfig written to {}",
+                        h.name,
+                        h.api_url,
+                        out.display()
+                    );
                 }
                 None => {
                     eprintln!("cluster {:?} is up at {}", h.name, h.api_url);
@@ -150,7 +173,11 @@ pub async fn run(args: ClusterArgs) -> u8 {
                 e.exit_code()
             }
         },
-        ClusterCommand::Status { provider: p, name, format } => {
+        ClusterCommand::Status {
+            provider: p,
+            name,
+            format,
+        } => {
             let names = match (&name, p) {
                 (Some(n), _) => vec![n.clone()],
                 (None, ProviderOpt::Sim) => SimProvider::default().names(),
@@ -171,9 +198,15 @@ pub async fn run(args: ClusterArgs) -> u8 {
                 }
             }
             if format == super::args::Format::Json {
-                println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
             } else if rows.is_empty() {
-                eprintln!("no simulated clusters (state root {})", process::state_root().display());
+                eprintln!(
+                    "no simulated clusters (state root {})",
+                    process::state_root().display()
+                );
             } else {
                 for s in &rows {
                     println!(
@@ -188,9 +221,28 @@ pub async fn run(args: ClusterArgs) -> u8 {
             }
             exit_code::OK
         }
-        ClusterCommand::ServeSim { name, state_dir, topology, kubernetes_version, port, time_scale } => {
-            let opts = SimOptions { port, time_scale, ..Default::default() };
-            match process::serve(&name, &state_dir, topology.as_deref(), kubernetes_version, opts).await {
+        ClusterCommand::ServeSim {
+            name,
+            state_dir,
+            topology,
+            kubernetes_version,
+            port,
+            time_scale,
+        } => {
+            let opts = SimOptions {
+                port,
+                time_scale,
+                ..Default::default()
+            };
+            match process::serve(
+                &name,
+                &state_dir,
+                topology.as_deref(),
+                kubernetes_version,
+                opts,
+            )
+            .await
+            {
                 Ok(()) => exit_code::OK,
                 Err(e) => {
                     eprintln!("error: {e}");

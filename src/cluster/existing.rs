@@ -1,7 +1,9 @@
 //! The `existing` provider: a cluster someone else runs, given by its kubeconfig.
 //! `up` only checks the kubeconfig; `down` does nothing.
 
-use super::provider::{server_of_kubeconfig, ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus};
+use super::provider::{
+    server_of_kubeconfig, ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus,
+};
 use async_trait::async_trait;
 
 /// Uses an existing cluster.
@@ -66,10 +68,18 @@ mod tests {
     async fn up_reads_server_and_down_is_noop() {
         let dir = tempfile::tempdir().unwrap();
         let kc = dir.path().join("kc");
-        std::fs::write(&kc, crate::cluster::sim::kubeconfig_yaml("x", "https://10.0.0.1:6443")).unwrap();
+        std::fs::write(
+            &kc,
+            crate::cluster::sim::kubeconfig_yaml("x", "https://10.0.0.1:6443"),
+        )
+        .unwrap();
         let p = ExistingProvider;
         let h = p
-            .up(&ClusterSpec { name: "x".into(), kubeconfig: Some(kc.clone()), ..Default::default() })
+            .up(&ClusterSpec {
+                name: "x".into(),
+                kubeconfig: Some(kc.clone()),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(h.api_url, "https://10.0.0.1:6443");
@@ -77,7 +87,11 @@ mod tests {
         assert_eq!(h.network, None);
         p.down("x").await.unwrap();
         let err = p
-            .up(&ClusterSpec { name: "x".into(), kubeconfig: Some(dir.path().join("missing")), ..Default::default() })
+            .up(&ClusterSpec {
+                name: "x".into(),
+                kubeconfig: Some(dir.path().join("missing")),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert!(err.to_string().contains("cannot read kubeconfig"), "{err}");

@@ -3,7 +3,9 @@
 //! go through an injected [`CommandRunner`], so the provider is unit-tested without
 //! a kind node image.
 
-use super::provider::{server_of_kubeconfig, ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus};
+use super::provider::{
+    server_of_kubeconfig, ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus,
+};
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,7 +140,9 @@ impl ClusterProvider for KindProvider {
                 .map_err(|e| ClusterError::Infra(format!("cannot write {}: {e}", p.display())))?;
         }
         let api_url = server_of_kubeconfig(&host).ok_or_else(|| {
-            ClusterError::Infra(format!("`kind get kubeconfig --name {name}` printed no server URL"))
+            ClusterError::Infra(format!(
+                "`kind get kubeconfig --name {name}` printed no server URL"
+            ))
         })?;
         Ok(ClusterHandle {
             name: name.to_string(),
@@ -164,7 +168,11 @@ impl ClusterProvider for KindProvider {
             running,
             api_url: None,
             pid: None,
-            detail: if running { "listed by `kind get clusters`".into() } else { "not listed by `kind get clusters`".into() },
+            detail: if running {
+                "listed by `kind get clusters`".into()
+            } else {
+                "not listed by `kind get clusters`".into()
+            },
         })
     }
 }
@@ -186,7 +194,11 @@ mod tests {
             let line = cmd.display();
             self.calls.lock().push(line.clone());
             if self.fail_on.is_some_and(|f| line.contains(f)) {
-                return Ok(CommandOutput { code: Some(1), stdout: String::new(), stderr: "ERROR: boom\n".into() });
+                return Ok(CommandOutput {
+                    code: Some(1),
+                    stdout: String::new(),
+                    stderr: "ERROR: boom\n".into(),
+                });
             }
             let stdout = if line.contains("--internal") {
                 "clusters:\n- cluster:\n    server: https://gate-control-plane:6443\n".to_string()
@@ -197,7 +209,11 @@ mod tests {
             } else {
                 String::new()
             };
-            Ok(CommandOutput { code: Some(0), stdout, stderr: String::new() })
+            Ok(CommandOutput {
+                code: Some(0),
+                stdout,
+                stderr: String::new(),
+            })
         }
     }
 
@@ -207,7 +223,11 @@ mod tests {
         let runner = Arc::new(Scripted::default());
         let p = KindProvider::new(runner.clone(), dir.path().to_path_buf());
         let h = p
-            .up(&ClusterSpec { name: "gate".into(), kubernetes_version: Some("v1.34.0".into()), ..Default::default() })
+            .up(&ClusterSpec {
+                name: "gate".into(),
+                kubernetes_version: Some("v1.34.0".into()),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(
@@ -220,20 +240,37 @@ mod tests {
         );
         assert_eq!(h.api_url, "https://127.0.0.1:40123");
         assert_eq!(h.network.as_deref(), Some("kind"));
-        assert!(std::fs::read_to_string(&h.kubeconfig_internal).unwrap().contains("gate-control-plane"));
+        assert!(std::fs::read_to_string(&h.kubeconfig_internal)
+            .unwrap()
+            .contains("gate-control-plane"));
         assert!(p.status("gate").await.unwrap().running);
         p.down("gate").await.unwrap();
-        assert_eq!(runner.calls.lock().last().unwrap(), "kind delete cluster --name gate");
+        assert_eq!(
+            runner.calls.lock().last().unwrap(),
+            "kind delete cluster --name gate"
+        );
     }
 
     #[tokio::test]
     async fn failures_carry_the_command_and_stderr() {
         let dir = tempfile::tempdir().unwrap();
-        let runner = Arc::new(Scripted { fail_on: Some("create"), ..Default::default() });
+        let runner = Arc::new(Scripted {
+            fail_on: Some("create"),
+            ..Default::default()
+        });
         let p = KindProvider::new(runner, dir.path().to_path_buf());
-        let err = p.up(&ClusterSpec { name: "gate".into(), ..Default::default() }).await.unwrap_err();
+        let err = p
+            .up(&ClusterSpec {
+                name: "gate".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("kind create cluster --name gate") && msg.contains("ERROR: boom"), "{msg}");
+        assert!(
+            msg.contains("kind create cluster --name gate") && msg.contains("ERROR: boom"),
+            "{msg}"
+        );
         assert_eq!(err.exit_code(), crate::exit_code::INFRA);
     }
 }

@@ -91,7 +91,9 @@ impl ClusterError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClusterError::AlreadyRunning { .. } | ClusterError::Config(_) => crate::exit_code::USAGE,
+            ClusterError::AlreadyRunning { .. } | ClusterError::Config(_) => {
+                crate::exit_code::USAGE
+            }
             ClusterError::NotFound { .. } => crate::exit_code::USAGE,
             ClusterError::Command { .. } | ClusterError::Infra(_) => crate::exit_code::INFRA,
         }

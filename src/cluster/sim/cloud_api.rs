@@ -32,7 +32,8 @@ fn body_json(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// The groups document.
@@ -61,16 +62,14 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
         (Method::GET, ["cloud", "groups"]) => Ok(groups(sim)),
         (Method::PUT, ["cloud", "groups", g, "desired"]) => {
             let b = body_json(body)?;
-            let desired = b["desired"]
-                .as_u64()
-                .ok_or_else(|| ApiError::bad_request("body must be {\"desired\": <integer ≥ 0>}"))?;
+            let desired = b["desired"].as_u64().ok_or_else(|| {
+                ApiError::bad_request("body must be {\"desired\": <integer ≥ 0>}")
+            })?;
             let mut st = sim.state.lock();
-            let grp = st
-                .mach
-                .cloud
-                .groups
-                .get_mut(*g)
-                .ok_or_else(|| ApiError::new(404, "NotFound", format!("group {g:?} not found")))?;
+            let grp =
+                st.mach.cloud.groups.get_mut(*g).ok_or_else(|| {
+                    ApiError::new(404, "NotFound", format!("group {g:?} not found"))
+                })?;
             grp.desired = desired as u32;
             st.cloud_step(now);
             Ok(json!({"group": g, "desired": desired}))
@@ -80,7 +79,9 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let version = b["kubelet_version"]
                 .as_str()
                 .filter(|v| v.starts_with('v'))
-                .ok_or_else(|| ApiError::bad_request("body must be {\"kubelet_version\": \"v1.34.1\"}"))?
+                .ok_or_else(|| {
+                    ApiError::bad_request("body must be {\"kubelet_version\": \"v1.34.1\"}")
+                })?
                 .to_string();
             let mut st = sim.state.lock();
             let mut changed = Vec::new();
@@ -92,7 +93,11 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
                 }
             }
             if changed.is_empty() {
-                return Err(ApiError::new(404, "NotFound", format!("no group or pool named {g:?}")));
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    format!("no group or pool named {g:?}"),
+                ));
             }
             Ok(json!({"updated": changed}))
         }
@@ -101,7 +106,11 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let decrement = b["decrement"].as_bool().unwrap_or(false);
             let mut st = sim.state.lock();
             if !st.terminate_instance(i, decrement, now) {
-                return Err(ApiError::new(404, "NotFound", format!("instance {i:?} not found or already terminated")));
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    format!("instance {i:?} not found or already terminated"),
+                ));
             }
             Ok(json!({"instance": i, "terminated": true, "decrement": decrement}))
         }
@@ -109,8 +118,16 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let st = sim.state.lock();
             let mut m = serde_json::to_value(&st.metrics).unwrap_or_default();
             m["watchers"] = json!(st.store.watchers());
-            let pods_ready = st.store.iter(id::PODS).filter(|(_, p)| pod_ready(p)).count();
-            let nodes_ready = st.store.iter(id::NODES).filter(|(_, n)| condition_true(n, "Ready")).count();
+            let pods_ready = st
+                .store
+                .iter(id::PODS)
+                .filter(|(_, p)| pod_ready(p))
+                .count();
+            let nodes_ready = st
+                .store
+                .iter(id::NODES)
+                .filter(|(_, n)| condition_true(n, "Ready"))
+                .count();
             m["objects"] = json!({"pods": st.store.count(id::PODS), "pods_ready": pods_ready,
                                   "nodes": st.store.count(id::NODES), "nodes_ready": nodes_ready,
                                   "resource_version": st.store.rv()});

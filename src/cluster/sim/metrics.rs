@@ -44,7 +44,10 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one request.
     pub fn request(&mut self, verb: &str, resource: &str) {
-        *self.requests.entry(format!("{verb} {resource}")).or_default() += 1;
+        *self
+            .requests
+            .entry(format!("{verb} {resource}"))
+            .or_default() += 1;
     }
     /// Counts one eviction.
     pub fn eviction(&mut self, workload: &str, allowed: bool) {
@@ -57,6 +60,9 @@ impl Metrics {
     }
     /// Requests with this verb (all resources).
     pub fn count(&self, verb: &str, resource: &str) -> u64 {
-        self.requests.get(&format!("{verb} {resource}")).copied().unwrap_or(0)
+        self.requests
+            .get(&format!("{verb} {resource}"))
+            .copied()
+            .unwrap_or(0)
     }
 }

@@ -71,8 +71,15 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 fn merge_key(field: &str, path: &str) -> Option<&'static str> {
     Some(match field {
         "conditions" => "type",
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "volumeMounts" | "containerStatuses" | "initContainerStatuses" | "imagePullSecrets"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "volumeMounts"
+        | "containerStatuses"
+        | "initContainerStatuses"
+        | "imagePullSecrets"
         | "resourceClaims" => "name",
         "ownerReferences" => "uid",
         "ports" if path.contains("containers") => "containerPort",
@@ -334,7 +341,10 @@ mod tests {
                     "metadata":{"finalizers":["y"],"ownerReferences":[{"uid":"1","$patch":"delete"}]}}),
             "",
         );
-        assert_eq!(t["spec"]["taints"], json!([{"key":"b","effect":"NoSchedule"}]));
+        assert_eq!(
+            t["spec"]["taints"],
+            json!([{"key":"b","effect":"NoSchedule"}])
+        );
         assert!(t["spec"].get("unschedulable").is_none());
         assert_eq!(t["metadata"]["finalizers"], json!(["x", "y"]));
         assert_eq!(t["metadata"]["ownerReferences"], json!([{"uid":"2"}]));

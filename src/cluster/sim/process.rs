@@ -4,7 +4,9 @@
 //! kubeconfig in the state directory (`$E2E_GATE_STATE_DIR`, else
 //! `$XDG_RUNTIME_DIR/e2e-gate/clusters`, else `~/.cache/e2e-gate/clusters`, plus `/<name>`).
 
-use super::super::provider::{ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus};
+use super::super::provider::{
+    ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus,
+};
 use super::topology::Topology;
 use super::{kubeconfig_yaml, SimCluster, SimOptions};
 use async_trait::async_trait;
@@ -33,7 +35,9 @@ pub fn state_root() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
         return PathBuf::from(d).join("e2e-gate/clusters");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache/e2e-gate/clusters")
 }
 
@@ -44,7 +48,11 @@ pub fn alive(pid: u32) -> bool {
 }
 
 fn read_pid(dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join("pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
@@ -54,11 +62,18 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
 /// Answers `GET /version` with 200 (plain HTTP/1.0 over TCP).
 pub async fn answers_version(api_url: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(addr) = api_url.strip_prefix("http://") else { return false };
-    let Ok(Ok(mut s)) = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await else {
+    let Some(addr) = api_url.strip_prefix("http://") else {
         return false;
     };
-    if s.write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n").await.is_err() {
+    let Ok(Ok(mut s)) =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
+    else {
+        return false;
+    };
+    if s.write_all(b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .is_err()
+    {
         return false;
     }
     let mut buf = vec![0u8; 64];
@@ -76,7 +91,10 @@ pub struct SimProvider {
 
 impl Default for SimProvider {
     fn default() -> Self {
-        Self { root: state_root(), exe: None }
+        Self {
+            root: state_root(),
+            exe: None,
+        }
     }
 }
 
@@ -111,15 +129,20 @@ impl ClusterProvider for SimProvider {
         }
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let log_path = dir.join("sim.log");
-        let log = std::fs::File::create(&log_path).map_err(io(format!("cannot create {}", log_path.display())))?;
+        let log = std::fs::File::create(&log_path)
+            .map_err(io(format!("cannot create {}", log_path.display())))?;
         let exe = match &self.exe {
             Some(e) => e.clone(),
-            None => std::env::current_exe().map_err(io("cannot find the current executable".into()))?,
+            None => {
+                std::env::current_exe().map_err(io("cannot find the current executable".into()))?
+            }
         };
         let mut cmd = std::process::Command::new(exe);
-        cmd.args(["cluster", "serve-sim", "--name", name, "--state-dir"]).arg(&dir);
+        cmd.args(["cluster", "serve-sim", "--name", name, "--state-dir"])
+            .arg(&dir);
         if let Some(t) = &spec.topology {
-            cmd.arg("--topology").arg(std::path::absolute(t).unwrap_or_else(|_| t.clone()));
+            cmd.arg("--topology")
+                .arg(std::path::absolute(t).unwrap_or_else(|_| t.clone()));
         }
         if let Some(v) = &spec.kubernetes_version {
             cmd.args(["--kubernetes-version", v]);
@@ -129,7 +152,9 @@ impl ClusterProvider for SimProvider {
             .stdout(log.try_clone().map_err(io("log file".into()))?)
             .stderr(log)
             .process_group(0);
-        let mut child = cmd.spawn().map_err(io("cannot start the simulator process".into()))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(io("cannot start the simulator process".into()))?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -206,11 +231,25 @@ impl ClusterProvider for SimProvider {
             (false, format!("stale pid file: process {pid} is gone (run `e2e-gate cluster down --name {name}` to clean up)"))
         } else if let Some(u) = api_url.as_deref() {
             let ok = answers_version(u).await;
-            (ok, if ok { "answering /version".into() } else { "process alive but /version does not answer".into() })
+            (
+                ok,
+                if ok {
+                    "answering /version".into()
+                } else {
+                    "process alive but /version does not answer".into()
+                },
+            )
         } else {
             (false, "starting".into())
         };
-        Ok(ClusterStatus { name: name.to_string(), provider: "sim".into(), running, api_url, pid: Some(pid), detail })
+        Ok(ClusterStatus {
+            name: name.to_string(),
+            provider: "sim".into(),
+            running,
+            api_url,
+            pid: Some(pid),
+            detail,
+        })
     }
 }
 
@@ -244,8 +283,11 @@ pub async fn serve(
     if let Some(v) = kubernetes_version {
         topo.sim.kubernetes_version = v;
     }
-    std::fs::create_dir_all(state_dir).map_err(io(format!("cannot create {}", state_dir.display())))?;
-    let sim = SimCluster::start(topo, opts).await.map_err(io("cannot start the API server".into()))?;
+    std::fs::create_dir_all(state_dir)
+        .map_err(io(format!("cannot create {}", state_dir.display())))?;
+    let sim = SimCluster::start(topo, opts)
+        .await
+        .map_err(io("cannot start the API server".into()))?;
     let url = sim.url();
     let pid = std::process::id();
     let write = |file: &str, text: String| {
@@ -257,8 +299,16 @@ pub async fn serve(
     };
     write("kubeconfig", kubeconfig_yaml(name, &url))?;
     write("pid", format!("{pid}\n"))?;
-    let st = SimState { name: name.to_string(), pid, api_url: url.clone(), topology: topology.map(Path::to_path_buf) };
-    write("state.json", serde_json::to_string_pretty(&st).unwrap_or_default())?;
+    let st = SimState {
+        name: name.to_string(),
+        pid,
+        api_url: url.clone(),
+        topology: topology.map(Path::to_path_buf),
+    };
+    write(
+        "state.json",
+        serde_json::to_string_pretty(&st).unwrap_or_default(),
+    )?;
     tracing::info!(cluster = %name, url = %url, pid, "simulated cluster serving");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io("cannot install the SIGTERM handler".into()))?;

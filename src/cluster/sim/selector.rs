@@ -214,9 +214,12 @@ mod tests {
 
     #[test]
     fn field_selector() {
-        let pod = json!({"metadata":{"name":"a"},"spec":{"nodeName":"n1"},"status":{"phase":"Running"}});
+        let pod =
+            json!({"metadata":{"name":"a"},"spec":{"nodeName":"n1"},"status":{"phase":"Running"}});
         let f = FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed").unwrap();
         assert!(f.matches(&pod));
-        assert!(!FieldSelector::parse("metadata.name=b").unwrap().matches(&pod));
+        assert!(!FieldSelector::parse("metadata.name=b")
+            .unwrap()
+            .matches(&pod));
     }
 }

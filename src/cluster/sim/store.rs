@@ -208,7 +208,9 @@ impl Store {
     ) -> Result<Arc<Value>, ApiError> {
         let def = &RESOURCES[res];
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the request body is not a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object",
+            ));
         }
         if !obj.get("metadata").is_some_and(Value::is_object) {
             obj["metadata"] = json!({});
@@ -296,7 +298,9 @@ impl Store {
             return Err(ApiError::not_found(&def.qualified(), name));
         };
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the request body is not a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body is not a JSON object",
+            ));
         }
         if let Some(rv) = meta_str(&obj, "resourceVersion") {
             if !rv.is_empty() && Some(rv) != meta_str(&old, "resourceVersion") {
@@ -428,8 +432,13 @@ mod tests {
 
     fn store() -> Store {
         let mut s = Store::new(100);
-        s.create(id::NAMESPACES, "", json!({"metadata":{"name":"default"}}), "t")
-            .unwrap();
+        s.create(
+            id::NAMESPACES,
+            "",
+            json!({"metadata":{"name":"default"}}),
+            "t",
+        )
+        .unwrap();
         s
     }
 
@@ -437,7 +446,12 @@ mod tests {
     fn create_get_conflict() {
         let mut s = store();
         let p = s
-            .create(id::PODS, "default", json!({"metadata":{"name":"a"},"spec":{}}), "t")
+            .create(
+                id::PODS,
+                "default",
+                json!({"metadata":{"name":"a"},"spec":{}}),
+                "t",
+            )
             .unwrap();
         assert!(meta_str(&p, "uid").is_some());
         let err = s

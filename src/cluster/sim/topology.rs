@@ -359,7 +359,10 @@ impl Topology {
             if pool_names.contains(&&p.name) {
                 return Err((
                     f("name"),
-                    format!("duplicate pool name {:?}: pool names must be unique", p.name),
+                    format!(
+                        "duplicate pool name {:?}: pool names must be unique",
+                        p.name
+                    ),
                 ));
             }
             pool_names.push(&p.name);
@@ -375,7 +378,10 @@ impl Topology {
             if super::quantity::cpu_milli(&p.cpu).is_none_or(|c| c <= 0) {
                 return Err((
                     f("cpu"),
-                    format!("{:?} is not a CPU quantity: use e.g. \"4\", \"3500m\"", p.cpu),
+                    format!(
+                        "{:?} is not a CPU quantity: use e.g. \"4\", \"3500m\"",
+                        p.cpu
+                    ),
                 ));
             }
             if super::quantity::bytes(&p.memory).is_none_or(|c| c <= 0) {
@@ -390,7 +396,10 @@ impl Topology {
             if !p.kubelet_version.starts_with('v') {
                 return Err((
                     f("kubelet_version"),
-                    format!("{:?} is not allowed: use a version like \"v1.34.1\"", p.kubelet_version),
+                    format!(
+                        "{:?} is not allowed: use a version like \"v1.34.1\"",
+                        p.kubelet_version
+                    ),
                 ));
             }
             for (name, v) in [
@@ -432,13 +441,19 @@ impl Topology {
             if super::quantity::cpu_milli(&w.cpu).is_none_or(|c| c < 0) {
                 return Err((
                     f("cpu"),
-                    format!("{:?} is not a CPU quantity: use e.g. \"100m\", \"1\"", w.cpu),
+                    format!(
+                        "{:?} is not a CPU quantity: use e.g. \"100m\", \"1\"",
+                        w.cpu
+                    ),
                 ));
             }
             if super::quantity::bytes(&w.memory).is_none_or(|c| c < 0) {
                 return Err((
                     f("memory"),
-                    format!("{:?} is not a memory quantity: use e.g. \"128Mi\"", w.memory),
+                    format!(
+                        "{:?} is not a memory quantity: use e.g. \"128Mi\"",
+                        w.memory
+                    ),
                 ));
             }
             if let Some(v) = &w.zonal_volume {
@@ -481,7 +496,10 @@ impl Topology {
             if w.termination_grace_seconds < 0 {
                 return Err((
                     f("termination_grace_seconds"),
-                    format!("{} is not allowed: must be ≥ 0", w.termination_grace_seconds),
+                    format!(
+                        "{} is not allowed: must be ≥ 0",
+                        w.termination_grace_seconds
+                    ),
                 ));
             }
             if let Some(s) = w.startup_seconds {
@@ -500,7 +518,9 @@ impl Topology {
 fn check_int_or_percent(v: &IntOrPercent) -> Result<(), String> {
     match v {
         IntOrPercent::Int(i) if *i >= 0 => Ok(()),
-        IntOrPercent::Int(i) => Err(format!("{i} is not allowed: must be ≥ 0 or a percentage like \"50%\"")),
+        IntOrPercent::Int(i) => Err(format!(
+            "{i} is not allowed: must be ≥ 0 or a percentage like \"50%\""
+        )),
         IntOrPercent::Str(s) => match s.strip_suffix('%').and_then(|n| n.parse::<u32>().ok()) {
             Some(p) if p <= 100 => Ok(()),
             _ => Err(format!(
@@ -568,13 +588,19 @@ mod tests {
         assert!(e.contains("Deployment") && e.contains("StatefulSet"), "{e}");
 
         let e = err("[[pools]]\nname = \"p\"\nzones = []\n");
-        assert!(e.contains("pools[0].zones") && e.contains("at least one zone"), "{e}");
+        assert!(
+            e.contains("pools[0].zones") && e.contains("at least one zone"),
+            "{e}"
+        );
 
         let e = err("[[pools]]\nname = \"p\"\nzones = [\"a\"]\ncpu = \"lots\"\n");
         assert!(e.contains("pools[0].cpu") && e.contains("\"lots\""), "{e}");
 
         let e = err("[[workloads]]\nname = \"a\"\nkind = \"Deployment\"\nzonal_volume = \"1Gi\"\n");
-        assert!(e.contains("workloads[0].zonal_volume") && e.contains("StatefulSet"), "{e}");
+        assert!(
+            e.contains("workloads[0].zonal_volume") && e.contains("StatefulSet"),
+            "{e}"
+        );
 
         let e = err("[[workloads]]\nname = \"a\"\nkind = \"Deployment\"\npdb = { min_available = \"150%\" }\n");
         assert!(e.contains("workloads[0].pdb.min_available"), "{e}");
@@ -583,6 +609,9 @@ mod tests {
         assert!(e.contains("sim.time_scale") && e.contains("> 0"), "{e}");
 
         let e = err("[[pools]]\nname = \"p\"\nzones = [\"a\"]\nsize = 3\n");
-        assert!(e.contains("unknown field `size`") && e.contains("size_per_zone"), "{e}");
+        assert!(
+            e.contains("unknown field `size`") && e.contains("size_per_zone"),
+            "{e}"
+        );
     }
 }

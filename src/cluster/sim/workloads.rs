@@ -40,7 +40,8 @@ pub fn create(state: &mut SimState, w: &Workload, ts: &str) {
         spec["topologySpreadConstraints"] = json!([{"maxSkew": 1, "topologyKey": key,
             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": labels}}]);
     }
-    let template = json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": spec});
+    let template =
+        json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": spec});
     let selector = json!({"matchLabels": labels});
     let (res, obj) = match w.kind {
         WorkloadKind::Deployment => (

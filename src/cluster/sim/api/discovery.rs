@@ -69,7 +69,9 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     }
     let mut out = Vec::new();
     for r in &defs {
-        let mut verbs = vec!["create", "delete", "get", "list", "patch", "update", "watch"];
+        let mut verbs = vec![
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ];
         if r.namespaced {
             verbs.insert(1, "deletecollection");
         }
@@ -80,7 +82,19 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !r.short_names.is_empty() {
             main["shortNames"] = json!(r.short_names);
         }
-        if ["pods", "deployments", "statefulsets", "daemonsets", "replicasets", "services", "configmaps", "poddisruptionbudgets", "persistentvolumeclaims"].contains(&r.plural) {
+        if [
+            "pods",
+            "deployments",
+            "statefulsets",
+            "daemonsets",
+            "replicasets",
+            "services",
+            "configmaps",
+            "poddisruptionbudgets",
+            "persistentvolumeclaims",
+        ]
+        .contains(&r.plural)
+        {
             main["categories"] = json!(["all"]);
         }
         out.push(main);
@@ -102,5 +116,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     } else {
         format!("{group}/{version}")
     };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
+    )
 }

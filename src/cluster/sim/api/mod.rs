@@ -67,7 +67,13 @@ pub(crate) fn parse_query(uri: &Uri) -> HashMap<String, String> {
 }
 
 fn parse_target(group: &str, version: &str, segs: &[&str]) -> Result<Target, ApiError> {
-    let nf = || ApiError::new(404, "NotFound", "the server could not find the requested resource");
+    let nf = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    };
     if segs.len() >= 3 && segs[0] == "namespaces" {
         if let Some(res) = resources::find(group, version, segs[2]) {
             if RESOURCES[res].namespaced {
@@ -108,7 +114,9 @@ async fn handle(
     let path = uri.path().trim_end_matches('/').to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
-        ["version"] => return json_response(200, &discovery::version(&sim.settings.kubernetes_version)),
+        ["version"] => {
+            return json_response(200, &discovery::version(&sim.settings.kubernetes_version))
+        }
         ["healthz" | "readyz" | "livez"] => {
             return Response::builder()
                 .header(header::CONTENT_TYPE, "text/plain")
@@ -156,7 +164,15 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    match dispatch(&sim, &method, &target, &query, &accept, &content_type, &body) {
+    match dispatch(
+        &sim,
+        &method,
+        &target,
+        &query,
+        &accept,
+        &content_type,
+        &body,
+    ) {
         Ok(Reply::Json(code, v)) => json_response(code, &v),
         Ok(Reply::Bytes(code, b)) => bytes_response(code, b),
         Ok(Reply::Watch) => watch::watch(sim, target, query),
@@ -210,7 +226,11 @@ fn dispatch(
         t.ns.clone().unwrap_or_default()
     } else {
         if t.ns.is_some() {
-            return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
         }
         String::new()
     };
@@ -221,7 +241,11 @@ fn dispatch(
     if let Some(sub) = &t.sub {
         let ok = (sub == "status" && def.has_status) || (sub == "eviction" && t.res == id::PODS);
         if !ok {
-            return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
         }
     }
     let now = sim.clock.now();
@@ -236,7 +260,9 @@ fn dispatch(
             {
                 let mut st = sim.state.lock();
                 st.metrics.request("list", &res_name);
-                items = st.store.list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
+                items = st
+                    .store
+                    .list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
                 rv = st.store.rv();
             }
             list(sim, def, items, rv, query, accept)
@@ -254,9 +280,15 @@ fn dispatch(
             drop(st);
             if accept.contains("as=Table") {
                 let rv = meta_str(&obj, "resourceVersion").unwrap_or("").to_string();
-                return Ok(Reply::Json(200, table::table(def, &[obj], &rv, None, sim.clock.wall())));
+                return Ok(Reply::Json(
+                    200,
+                    table::table(def, &[obj], &rv, None, sim.clock.wall()),
+                ));
             }
-            Ok(Reply::Bytes(200, serde_json::to_vec(&*obj).unwrap_or_default()))
+            Ok(Reply::Bytes(
+                200,
+                serde_json::to_vec(&*obj).unwrap_or_default(),
+            ))
         }
         (Method::POST, None) => {
             let obj = parse_body(body)?;
@@ -311,7 +343,11 @@ fn dispatch(
                 )
             })?;
             let p: Value = if kind == PatchKind::Apply && !body.starts_with(b"{") {
-                return Err(ApiError::new(415, "UnsupportedMediaType", "server-side apply is only supported with a JSON body"));
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "server-side apply is only supported with a JSON body",
+                ));
             } else {
                 parse_body(body)?
             };
@@ -327,7 +363,11 @@ fn dispatch(
                 .get(t.res, &ns, name)
                 .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
             let mut patched = patch::apply(kind, &cur, &p).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the patch could not be applied: {e}"))
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the patch could not be applied: {e}"),
+                )
             })?;
             // A patch carrying metadata.resourceVersion is a precondition; otherwise
             // it applies to the current version.
@@ -372,13 +412,18 @@ fn dispatch(
         (Method::DELETE, None) => {
             let mut st = sim.state.lock();
             st.metrics.request("deletecollection", &res_name);
-            let items = st.store.list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
+            let items = st
+                .store
+                .list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
             let items = filter_items(items, query)?;
             for o in &items {
                 let k = super::store::key_of(o);
                 let _ = delete_one(&mut st, t.res, &k.0, &k.1, None, now);
             }
-            Ok(Reply::Json(200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
+            Ok(Reply::Json(
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -416,8 +461,8 @@ fn delete_one(
                 format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
             ));
         }
-        for r in 0..RESOURCES.len() {
-            if RESOURCES[r].namespaced {
+        for (r, def) in RESOURCES.iter().enumerate() {
+            if def.namespaced {
                 for o in st.store.list(r, Some(name)) {
                     let k = super::store::key_of(&o);
                     st.store.remove(r, &k.0, &k.1);
@@ -447,7 +492,9 @@ fn filter_items(
     }
     Ok(items
         .into_iter()
-        .filter(|o| ls.as_ref().is_none_or(|s| s.matches(o)) && fs.as_ref().is_none_or(|s| s.matches(o)))
+        .filter(|o| {
+            ls.as_ref().is_none_or(|s| s.matches(o)) && fs.as_ref().is_none_or(|s| s.matches(o))
+        })
         .collect())
 }
 

@@ -30,9 +30,19 @@ fn pod_row(p: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let statuses = p["status"]["containerStatuses"].as_array();
     let total = p["spec"]["containers"].as_array().map_or(0, Vec::len);
     let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
-    let restarts: i64 = statuses.map_or(0, |s| s.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum());
-    let mut status = p["status"]["phase"].as_str().unwrap_or("Pending").to_string();
-    if p["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+    let restarts: i64 = statuses.map_or(0, |s| {
+        s.iter()
+            .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+            .sum()
+    });
+    let mut status = p["status"]["phase"]
+        .as_str()
+        .unwrap_or("Pending")
+        .to_string();
+    if p["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
         status = "Terminating".into();
     } else if status == "Pending" && p["spec"]["nodeName"].is_string() {
         status = "ContainerCreating".into();
@@ -65,7 +75,11 @@ fn node_row(n: &Value, now: DateTime<Utc>) -> Vec<Value> {
     }
     let mut roles: Vec<&str> = n["metadata"]["labels"]
         .as_object()
-        .map(|l| l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).collect())
+        .map(|l| {
+            l.keys()
+                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                .collect()
+        })
         .unwrap_or_default();
     roles.sort();
     let addr = |t: &str| {
@@ -80,7 +94,11 @@ fn node_row(n: &Value, now: DateTime<Utc>) -> Vec<Value> {
     vec![
         json!(meta_str(n, "name")),
         json!(status),
-        json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+        json!(if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        }),
         json!(age(meta_str(n, "creationTimestamp"), now)),
         json!(info["kubeletVersion"]),
         json!(addr("InternalIP")),
@@ -91,18 +109,52 @@ fn node_row(n: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+/// Builds the cells of one row.
+type RowFn = fn(&Value, DateTime<Utc>) -> Vec<Value>;
+
 /// A `meta.k8s.io/v1` Table of `items`.
-pub fn table(def: &ResourceDef, items: &[Arc<Value>], rv: &str, cont: Option<&str>, now: DateTime<Utc>) -> Value {
-    let (columns, row_fn): (Vec<Value>, fn(&Value, DateTime<Utc>) -> Vec<Value>) = match def.plural {
+pub fn table(
+    def: &ResourceDef,
+    items: &[Arc<Value>],
+    rv: &str,
+    cont: Option<&str>,
+    now: DateTime<Utc>,
+) -> Value {
+    let (columns, row_fn): (Vec<Value>, RowFn) = match def.plural {
         "pods" => (
             vec![
-                col("Name", "string", 0, "Name must be unique within a namespace."),
-                col("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-                col("Status", "string", 0, "The aggregate status of the containers in this pod."),
-                col("Restarts", "string", 0, "The number of times the containers in this pod have been restarted."),
+                col(
+                    "Name",
+                    "string",
+                    0,
+                    "Name must be unique within a namespace.",
+                ),
+                col(
+                    "Ready",
+                    "string",
+                    0,
+                    "The aggregate readiness state of this pod for accepting traffic.",
+                ),
+                col(
+                    "Status",
+                    "string",
+                    0,
+                    "The aggregate status of the containers in this pod.",
+                ),
+                col(
+                    "Restarts",
+                    "string",
+                    0,
+                    "The number of times the containers in this pod have been restarted.",
+                ),
                 col("Age", "string", 0, "CreationTimestamp"),
                 col("IP", "string", 1, "IP address allocated to the pod."),
-                col("Node", "string", 1, "Name of the Node this pod is assigned to."),
+                col(
+                    "Node",
+                    "string",
+                    1,
+                    "Name of the Node this pod is assigned to.",
+                ),
                 col("Nominated Node", "string", 1, "Nominated node name."),
                 col("Readiness Gates", "string", 1, "Pod readiness gates."),
             ],
@@ -114,7 +166,12 @@ pub fn table(def: &ResourceDef, items: &[Arc<Value>], rv: &str, cont: Option<&st
                 col("Status", "string", 0, "The status of the node"),
                 col("Roles", "string", 0, "The roles of the node"),
                 col("Age", "string", 0, "CreationTimestamp"),
-                col("Version", "string", 0, "Kubelet Version reported by the node."),
+                col(
+                    "Version",
+                    "string",
+                    0,
+                    "Kubelet Version reported by the node.",
+                ),
                 col("Internal-IP", "string", 1, "List of internal IPs."),
                 col("External-IP", "string", 1, "List of external IPs."),
                 col("OS-Image", "string", 1, "OS Image."),
@@ -127,7 +184,12 @@ pub fn table(def: &ResourceDef, items: &[Arc<Value>], rv: &str, cont: Option<&st
             vec![
                 col("Last Seen", "string", 0, "Time of the last occurrence."),
                 col("Type", "string", 0, "Type of this event."),
-                col("Reason", "string", 0, "Short, machine understandable string."),
+                col(
+                    "Reason",
+                    "string",
+                    0,
+                    "Short, machine understandable string.",
+                ),
                 col("Object", "string", 0, "The object this event is about."),
                 col("Message", "string", 0, "A human-readable description."),
             ],
@@ -137,17 +199,41 @@ pub fn table(def: &ResourceDef, items: &[Arc<Value>], rv: &str, cont: Option<&st
                     json!(age(e["lastTimestamp"].as_str(), now)),
                     e["type"].clone(),
                     e["reason"].clone(),
-                    json!(format!("{}/{}", io["kind"].as_str().unwrap_or("").to_lowercase(), io["name"].as_str().unwrap_or(""))),
+                    json!(format!(
+                        "{}/{}",
+                        io["kind"].as_str().unwrap_or("").to_lowercase(),
+                        io["name"].as_str().unwrap_or("")
+                    )),
                     e["message"].clone(),
                 ]
             },
         ),
         "poddisruptionbudgets" => (
             vec![
-                col("Name", "string", 0, "Name must be unique within a namespace."),
-                col("Min Available", "string", 0, "The minimum number of pods that must be available."),
-                col("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable."),
-                col("Allowed Disruptions", "integer", 0, "Number of pod disruptions that are currently allowed."),
+                col(
+                    "Name",
+                    "string",
+                    0,
+                    "Name must be unique within a namespace.",
+                ),
+                col(
+                    "Min Available",
+                    "string",
+                    0,
+                    "The minimum number of pods that must be available.",
+                ),
+                col(
+                    "Max Unavailable",
+                    "string",
+                    0,
+                    "The maximum number of pods that may be unavailable.",
+                ),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    0,
+                    "Number of pod disruptions that are currently allowed.",
+                ),
                 col("Age", "string", 0, "CreationTimestamp"),
             ],
             |p, now| {
@@ -167,7 +253,12 @@ pub fn table(def: &ResourceDef, items: &[Arc<Value>], rv: &str, cont: Option<&st
         ),
         "deployments" | "statefulsets" | "replicasets" => (
             vec![
-                col("Name", "string", 0, "Name must be unique within a namespace."),
+                col(
+                    "Name",
+                    "string",
+                    0,
+                    "Name must be unique within a namespace.",
+                ),
                 col("Ready", "string", 0, "Ready replicas / desired replicas."),
                 col("Age", "string", 0, "CreationTimestamp"),
             ],
@@ -184,8 +275,16 @@ pub fn table(def: &ResourceDef, items: &[Arc<Value>], rv: &str, cont: Option<&st
             },
         ),
         _ => (
-            vec![col("Name", "string", 0, "Name must be unique."), col("Age", "string", 0, "CreationTimestamp")],
-            |o, now| vec![json!(meta_str(o, "name")), json!(age(meta_str(o, "creationTimestamp"), now))],
+            vec![
+                col("Name", "string", 0, "Name must be unique."),
+                col("Age", "string", 0, "CreationTimestamp"),
+            ],
+            |o, now| {
+                vec![
+                    json!(meta_str(o, "name")),
+                    json!(age(meta_str(o, "creationTimestamp"), now)),
+                ]
+            },
         ),
     };
     let rows: Vec<Value> = items

@@ -26,7 +26,10 @@ struct Filter {
 impl Filter {
     fn matches(&self, res: usize, obj: &Value) -> bool {
         res == self.res
-            && self.ns.as_deref().is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
+            && self
+                .ns
+                .as_deref()
+                .is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
             && self.ls.as_ref().is_none_or(|s| s.matches(obj))
             && self.fs.as_ref().is_none_or(|s| s.matches(obj))
     }
@@ -51,7 +54,10 @@ impl Filter {
 }
 
 fn line(etype: &str, obj: &Value) -> Bytes {
-    line_bytes(etype, &Bytes::from(serde_json::to_vec(obj).unwrap_or_default()))
+    line_bytes(
+        etype,
+        &Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+    )
 }
 
 fn line_bytes(etype: &str, obj: &Bytes) -> Bytes {
@@ -84,11 +90,15 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
             res: t.res,
             ns: t.ns.clone().filter(|_| def.namespaced),
             ls: match query.get("labelSelector") {
-                Some(s) if !s.is_empty() => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
+                Some(s) if !s.is_empty() => {
+                    Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?)
+                }
                 _ => None,
             },
             fs: match query.get("fieldSelector") {
-                Some(s) if !s.is_empty() => Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?),
+                Some(s) if !s.is_empty() => {
+                    Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?)
+                }
                 _ => None,
             },
         })
@@ -196,7 +206,12 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
                 }
             }
         }
-        *sim.state.lock().metrics.watch_closed.entry(reason.to_string()).or_default() += 1;
+        *sim.state
+            .lock()
+            .metrics
+            .watch_closed
+            .entry(reason.to_string())
+            .or_default() += 1;
     });
     stream_response(Vec::new(), Some(body_rx))
 }

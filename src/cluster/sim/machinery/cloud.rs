@@ -218,14 +218,29 @@ impl SimState {
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             }
         });
-        set_condition(&mut node, "Ready", ready, if ready { "KubeletReady" } else { "KubeletNotReady" }, &ts);
+        set_condition(
+            &mut node,
+            "Ready",
+            ready,
+            if ready {
+                "KubeletReady"
+            } else {
+                "KubeletNotReady"
+            },
+            &ts,
+        );
         if let Some(taints) = node["spec"]["taints"].as_array() {
             if taints.is_empty() {
                 node["spec"].as_object_mut().expect("spec").remove("taints");
             }
         }
         let _ = self.store.create(id::NODES, "", node, &ts);
-        let inst = self.mach.cloud.instances.get_mut(instance).expect("instance");
+        let inst = self
+            .mach
+            .cloud
+            .instances
+            .get_mut(instance)
+            .expect("instance");
         inst.registered = true;
         inst.node_ready = ready;
     }
@@ -236,7 +251,13 @@ impl SimState {
         let groups: Vec<String> = self.mach.cloud.groups.keys().cloned().collect();
         for g in &groups {
             let desired = self.mach.cloud.groups[g].desired as usize;
-            let live: Vec<String> = self.mach.cloud.live(g).iter().map(|i| i.id.clone()).collect();
+            let live: Vec<String> = self
+                .mach
+                .cloud
+                .live(g)
+                .iter()
+                .map(|i| i.id.clone())
+                .collect();
             if live.len() < desired {
                 for _ in live.len()..desired {
                     self.mach.cloud.launch(g, now, false);
@@ -260,7 +281,15 @@ impl SimState {
         for id in ids {
             let (lifecycle, in_service_at, registered, ready_at, node_ready, lb_at, group) = {
                 let i = &self.mach.cloud.instances[&id];
-                (i.lifecycle, i.in_service_at, i.registered, i.ready_at, i.node_ready, i.lb_at, i.group.clone())
+                (
+                    i.lifecycle,
+                    i.in_service_at,
+                    i.registered,
+                    i.ready_at,
+                    i.node_ready,
+                    i.lb_at,
+                    i.group.clone(),
+                )
             };
             let spec = self.mach.cloud.groups.get(&group).map(|g| g.spec.clone());
             let Some(spec) = spec else { continue };
@@ -288,7 +317,12 @@ impl SimState {
                 continue;
             }
             if node_ready && lb_at.is_some_and(|t| now >= t) {
-                self.mach.cloud.instances.get_mut(&id).expect("instance").lb_state = LbState::InService;
+                self.mach
+                    .cloud
+                    .instances
+                    .get_mut(&id)
+                    .expect("instance")
+                    .lb_state = LbState::InService;
             }
         }
     }

@@ -34,8 +34,14 @@ fn template_hash(template: &Value) -> String {
         .collect()
 }
 
-fn pod_from_template(template: &Value, owner: &Value, name: &str, extra_labels: &[(&str, String)]) -> Value {
-    let mut pod = json!({"metadata": template["metadata"].clone(), "spec": template["spec"].clone()});
+fn pod_from_template(
+    template: &Value,
+    owner: &Value,
+    name: &str,
+    extra_labels: &[(&str, String)],
+) -> Value {
+    let mut pod =
+        json!({"metadata": template["metadata"].clone(), "spec": template["spec"].clone()});
     if !pod["metadata"].is_object() {
         pod["metadata"] = json!({});
     }
@@ -93,7 +99,10 @@ impl SimState {
                 .into_iter()
                 .filter(|rs| controller_of(rs).is_some_and(|(_, _, u)| u == duid))
                 .collect();
-            if !rss.iter().any(|rs| meta_str(rs, "name") == Some(rs_name.as_str())) {
+            if !rss
+                .iter()
+                .any(|rs| meta_str(rs, "name") == Some(rs_name.as_str()))
+            {
                 let mut template = d["spec"]["template"].clone();
                 template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
                 let mut selector = d["spec"]["selector"].clone();
@@ -110,13 +119,19 @@ impl SimState {
             let mut ready = 0;
             let mut total = 0;
             for rs in self.store.list(id::REPLICASETS, Some(&ns)) {
-                if !controller_of(&rs).is_some_and(|(_, _, u)| u == duid) {
+                if controller_of(&rs).is_none_or(|(_, _, u)| u != duid) {
                     continue;
                 }
-                let want = if meta_str(&rs, "name") == Some(rs_name.as_str()) { replicas } else { 0 };
+                let want = if meta_str(&rs, "name") == Some(rs_name.as_str()) {
+                    replicas
+                } else {
+                    0
+                };
                 if rs["spec"]["replicas"].as_i64() != Some(want) {
                     let n = meta_str(&rs, "name").unwrap_or("").to_string();
-                    self.store.modify(id::REPLICASETS, &ns, &n, |r| r["spec"]["replicas"] = json!(want));
+                    self.store.modify(id::REPLICASETS, &ns, &n, |r| {
+                        r["spec"]["replicas"] = json!(want)
+                    });
                 }
                 ready += rs["status"]["readyReplicas"].as_i64().unwrap_or(0);
                 total += rs["status"]["replicas"].as_i64().unwrap_or(0);
@@ -133,7 +148,8 @@ impl SimState {
                 ],
             });
             if d["status"] != status {
-                self.store.modify(id::DEPLOYMENTS, &ns, &dname, |x| x["status"] = status);
+                self.store
+                    .modify(id::DEPLOYMENTS, &ns, &dname, |x| x["status"] = status);
             }
         }
     }
@@ -149,7 +165,10 @@ impl SimState {
             let name = meta_str(&rs, "name").unwrap_or("").to_string();
             let uid = meta_str(&rs, "uid").unwrap_or("");
             let pods = owned.get(uid).unwrap_or(&empty);
-            let active: Vec<&Arc<Value>> = pods.iter().filter(|p| !deleting(p) && !terminal(p)).collect();
+            let active: Vec<&Arc<Value>> = pods
+                .iter()
+                .filter(|p| !deleting(p) && !terminal(p))
+                .collect();
             let want = rs["spec"]["replicas"].as_i64().unwrap_or(1) as usize;
             if active.len() < want {
                 for _ in active.len()..want {
@@ -164,7 +183,9 @@ impl SimState {
                     (
                         p["spec"]["nodeName"].is_string(),
                         pod_ready(p),
-                        std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or("").to_string()),
+                        std::cmp::Reverse(
+                            meta_str(p, "creationTimestamp").unwrap_or("").to_string(),
+                        ),
                     )
                 });
                 for p in victims.iter().take(active.len() - want) {
@@ -179,7 +200,8 @@ impl SimState {
                 "observedGeneration": rs["metadata"]["generation"],
             });
             if rs["status"] != status {
-                self.store.modify(id::REPLICASETS, &ns, &name, |x| x["status"] = status);
+                self.store
+                    .modify(id::REPLICASETS, &ns, &name, |x| x["status"] = status);
             }
         }
     }
@@ -197,13 +219,18 @@ impl SimState {
             let want = sts["spec"]["replicas"].as_i64().unwrap_or(1);
             let parallel = sts["spec"]["podManagementPolicy"] == "Parallel";
             let pods = owned.get(uid).unwrap_or(&empty);
-            let by_name: HashMap<&str, &Arc<Value>> =
-                pods.iter().map(|p| (meta_str(p, "name").unwrap_or(""), p)).collect();
-            let templates = sts["spec"]["volumeClaimTemplates"].as_array().cloned().unwrap_or_default();
+            let by_name: HashMap<&str, &Arc<Value>> = pods
+                .iter()
+                .map(|p| (meta_str(p, "name").unwrap_or(""), p))
+                .collect();
+            let templates = sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for i in 0..want {
                 let pname = format!("{name}-{i}");
                 if let Some(p) = by_name.get(pname.as_str()) {
-                    if !parallel && !(pod_ready(p) && !deleting(p)) {
+                    if !parallel && (!pod_ready(p) || deleting(p)) {
                         break; // OrderedReady: wait for this ordinal
                     }
                     continue;
@@ -239,10 +266,9 @@ impl SimState {
                     if !pod["spec"]["volumes"].is_array() {
                         pod["spec"]["volumes"] = json!([]);
                     }
-                    pod["spec"]["volumes"]
-                        .as_array_mut()
-                        .expect("array")
-                        .push(json!({"name": claim_tmpl, "persistentVolumeClaim": {"claimName": claim}}));
+                    pod["spec"]["volumes"].as_array_mut().expect("array").push(
+                        json!({"name": claim_tmpl, "persistentVolumeClaim": {"claimName": claim}}),
+                    );
                 }
                 let _ = self.store.create(id::PODS, &ns, pod, &ts);
                 if !parallel {
@@ -271,7 +297,8 @@ impl SimState {
                 "availableReplicas": ready, "currentRevision": format!("{name}-1"), "updateRevision": format!("{name}-1"),
             });
             if sts["status"] != status {
-                self.store.modify(id::STATEFULSETS, &ns, &name, |x| x["status"] = status);
+                self.store
+                    .modify(id::STATEFULSETS, &ns, &name, |x| x["status"] = status);
             }
         }
     }
@@ -303,11 +330,18 @@ impl SimState {
                 if selector.is_some_and(|s| s.iter().any(|(k, v)| labels.get(k) != Some(v))) {
                     continue;
                 }
-                let blocked = node["spec"]["taints"].as_array().into_iter().flatten().any(|t| {
-                    matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute"))
-                        && !t["key"].as_str().unwrap_or("").starts_with("node.kubernetes.io/")
-                        && !tolerates(&tmpl["spec"]["tolerations"], t)
-                });
+                let blocked = node["spec"]["taints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| {
+                        matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute"))
+                            && !t["key"]
+                                .as_str()
+                                .unwrap_or("")
+                                .starts_with("node.kubernetes.io/")
+                            && !tolerates(&tmpl["spec"]["tolerations"], t)
+                    });
                 if blocked {
                     continue;
                 }
@@ -318,7 +352,10 @@ impl SimState {
                 let pname = format!("{name}-{}", random_suffix());
                 let mut pod = pod_from_template(tmpl, &ds, &pname, &[]);
                 pod["spec"]["nodeName"] = json!(nname);
-                let mut tol = tmpl["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
+                let mut tol = tmpl["spec"]["tolerations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 for key in [
                     "node.kubernetes.io/not-ready",
                     "node.kubernetes.io/unreachable",
@@ -339,14 +376,20 @@ impl SimState {
                 "numberMisscheduled": 0, "observedGeneration": ds["metadata"]["generation"],
             });
             if ds["status"] != status {
-                self.store.modify(id::DAEMONSETS, &ns, &name, |x| x["status"] = status);
+                self.store
+                    .modify(id::DAEMONSETS, &ns, &name, |x| x["status"] = status);
             }
         }
     }
 
     fn garbage_collect(&mut self, owned: &HashMap<String, Vec<Arc<Value>>>, now: SimTime) {
         let mut owners: HashSet<String> = HashSet::new();
-        for res in [id::REPLICASETS, id::STATEFULSETS, id::DAEMONSETS, id::DEPLOYMENTS] {
+        for res in [
+            id::REPLICASETS,
+            id::STATEFULSETS,
+            id::DAEMONSETS,
+            id::DEPLOYMENTS,
+        ] {
             for (_, o) in self.store.iter(res) {
                 if let Some(u) = meta_str(o, "uid") {
                     owners.insert(u.to_string());
@@ -358,8 +401,9 @@ impl SimState {
                 continue;
             }
             for p in pods {
-                let known = controller_of(p)
-                    .is_some_and(|(k, _, _)| matches!(k, "ReplicaSet" | "StatefulSet" | "DaemonSet"));
+                let known = controller_of(p).is_some_and(|(k, _, _)| {
+                    matches!(k, "ReplicaSet" | "StatefulSet" | "DaemonSet")
+                });
                 if known && !deleting(p) {
                     let ns = meta_str(p, "namespace").unwrap_or("").to_string();
                     let n = meta_str(p, "name").unwrap_or("").to_string();
@@ -370,7 +414,9 @@ impl SimState {
         let orphan_rs: Vec<(String, String)> = self
             .store
             .iter(id::REPLICASETS)
-            .filter(|(_, rs)| controller_of(rs).is_some_and(|(k, _, u)| k == "Deployment" && !owners.contains(u)))
+            .filter(|(_, rs)| {
+                controller_of(rs).is_some_and(|(k, _, u)| k == "Deployment" && !owners.contains(u))
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for (ns, n) in orphan_rs {

@@ -76,11 +76,24 @@ impl SimState {
             if !t.started {
                 self.mach.ip_seq += 1;
                 let n = self.mach.ip_seq;
-                let ip = format!("10.{}.{}.{}", 64 + ((n >> 16) & 63), (n >> 8) & 255, n & 255);
+                let ip = format!(
+                    "10.{}.{}.{}",
+                    64 + ((n >> 16) & 63),
+                    (n >> 8) & 255,
+                    n & 255
+                );
                 let host_ip = self
                     .store
-                    .get(id::NODES, "", pod["spec"]["nodeName"].as_str().unwrap_or(""))
-                    .and_then(|n| n["status"]["addresses"][0]["address"].as_str().map(String::from))
+                    .get(
+                        id::NODES,
+                        "",
+                        pod["spec"]["nodeName"].as_str().unwrap_or(""),
+                    )
+                    .and_then(|n| {
+                        n["status"]["addresses"][0]["address"]
+                            .as_str()
+                            .map(String::from)
+                    })
                     .unwrap_or_default();
                 self.store.modify(id::PODS, &t.ns, &t.name, |p| {
                     p["status"]["phase"] = json!("Running");
@@ -116,7 +129,9 @@ impl SimState {
             let Some(node) = p["spec"]["nodeName"].as_str() else {
                 continue;
             };
-            let Some(uid) = meta_str(p, "uid") else { continue };
+            let Some(uid) = meta_str(p, "uid") else {
+                continue;
+            };
             if self.mach.pods.contains_key(uid) || terminal(p) || deleting(p) {
                 continue;
             }
@@ -173,7 +188,9 @@ impl SimState {
             return Ok(self.store.remove(id::PODS, ns, name).expect("pod exists"));
         }
         if deleting(&pod) {
-            let cur = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(grace);
+            let cur = pod["metadata"]["deletionGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(grace);
             if grace >= cur {
                 return Ok(pod);
             }
@@ -207,7 +224,10 @@ impl SimState {
 }
 
 fn container_statuses(pod: &Value, ready: bool, ts: &str) -> Value {
-    let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     Value::Array(
         containers
             .iter()

@@ -74,7 +74,14 @@ impl SimState {
     }
 
     /// Records a core/v1 Event about `obj`.
-    pub fn record_event(&mut self, obj: &Value, etype: &str, reason: &str, message: &str, now: SimTime) {
+    pub fn record_event(
+        &mut self,
+        obj: &Value,
+        etype: &str,
+        reason: &str,
+        message: &str,
+        now: SimTime,
+    ) {
         let ns = meta_str(obj, "namespace").unwrap_or("default").to_string();
         let name = meta_str(obj, "name").unwrap_or("");
         let ts = self.ts(now);
@@ -105,19 +112,25 @@ pub fn pod_ready(pod: &Value) -> bool {
 
 /// Whether `status.conditions[type]` is True.
 pub fn condition_true(obj: &Value, ctype: &str) -> bool {
-    obj["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == ctype && c["status"] == "True"))
+    obj["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == ctype && c["status"] == "True")
+    })
 }
 
 /// Whether an object is being deleted.
 pub fn deleting(obj: &Value) -> bool {
-    obj["metadata"].get("deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 /// Whether a pod is Succeeded or Failed.
 pub fn terminal(pod: &Value) -> bool {
-    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 /// The controller ownerReference `(kind, name, uid)` of an object.
@@ -155,7 +168,8 @@ pub fn set_condition(obj: &mut Value, ctype: &str, status: bool, reason: &str, t
             c["reason"] = json!(reason);
         }
     } else {
-        let mut c = json!({"type": ctype, "status": st, "lastProbeTime": null, "lastTransitionTime": ts});
+        let mut c =
+            json!({"type": ctype, "status": st, "lastProbeTime": null, "lastTransitionTime": ts});
         if !reason.is_empty() {
             c["reason"] = json!(reason);
         }

@@ -127,12 +127,14 @@ impl SimState {
             });
             let old = &pdb["status"];
             if old["conditions"][0]["status"] == status["conditions"][0]["status"] {
-                status["conditions"][0]["lastTransitionTime"] = old["conditions"][0]["lastTransitionTime"].clone();
+                status["conditions"][0]["lastTransitionTime"] =
+                    old["conditions"][0]["lastTransitionTime"].clone();
             }
             if *old != status {
                 let ns = meta_str(&pdb, "namespace").unwrap_or("").to_string();
                 let n = meta_str(&pdb, "name").unwrap_or("").to_string();
-                self.store.modify(id::PDBS, &ns, &n, |p| p["status"] = status);
+                self.store
+                    .modify(id::PDBS, &ns, &n, |p| p["status"] = status);
             }
         }
     }
@@ -164,7 +166,13 @@ impl SimState {
     }
 
     /// POST pods/<name>/eviction.
-    pub fn evict(&mut self, ns: &str, name: &str, body: &Value, now: SimTime) -> Result<Value, ApiError> {
+    pub fn evict(
+        &mut self,
+        ns: &str,
+        name: &str,
+        body: &Value,
+        now: SimTime,
+    ) -> Result<Value, ApiError> {
         let Some(pod) = self.store.get(id::PODS, ns, name) else {
             return Err(ApiError::not_found("pods", name));
         };
@@ -192,7 +200,8 @@ impl SimState {
             .list(id::PDBS, Some(ns))
             .into_iter()
             .filter(|pdb| {
-                LabelSelector::from_object(pdb["spec"].get("selector")).is_some_and(|s| s.matches(&pod))
+                LabelSelector::from_object(pdb["spec"].get("selector"))
+                    .is_some_and(|s| s.matches(&pod))
             })
             .collect();
         if pdbs.len() > 1 {
@@ -214,12 +223,15 @@ impl SimState {
                     "Cannot evict pod as it would violate the pod's disruption budget.",
                 );
                 e.retry_after = Some(10);
-                e.details = Some(json!({"retryAfterSeconds": 10, "causes": [{"reason": "DisruptionBudget",
-                    "message": format!("The disruption budget {pdb_name} is still being processed by the server.")}]}));
+                e.details = Some(
+                    json!({"retryAfterSeconds": 10, "causes": [{"reason": "DisruptionBudget",
+                    "message": format!("The disruption budget {pdb_name} is still being processed by the server.")}]}),
+                );
                 return Err(e);
             }
             let always_allow = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
-            let unhealthy_ok = !pod_ready(&pod) && (always_allow || b.current_healthy >= b.desired_healthy);
+            let unhealthy_ok =
+                !pod_ready(&pod) && (always_allow || b.current_healthy >= b.desired_healthy);
             if !unhealthy_ok && b.disruptions_allowed <= 0 {
                 self.metrics.eviction(&workload, false);
                 let mut e = ApiError::new(
@@ -227,9 +239,11 @@ impl SimState {
                     "TooManyRequests",
                     "Cannot evict pod as it would violate the pod's disruption budget.",
                 );
-                e.details = Some(json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
+                e.details = Some(
+                    json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
                     "The disruption budget {pdb_name} needs {} healthy pods and has {} currently",
-                    b.desired_healthy, b.current_healthy)}]}));
+                    b.desired_healthy, b.current_healthy)}]}),
+                );
                 return Err(e);
             }
         }

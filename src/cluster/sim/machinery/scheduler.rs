@@ -44,7 +44,9 @@ pub fn pod_requests(pod: &Value) -> (i64, i64) {
 /// Whether `tolerations` tolerate `taint`.
 pub fn tolerates(tolerations: &Value, taint: &Value) -> bool {
     tolerations.as_array().into_iter().flatten().any(|t| {
-        let effect_ok = t["effect"].as_str().is_none_or(|e| e.is_empty() || Some(e) == taint["effect"].as_str());
+        let effect_ok = t["effect"]
+            .as_str()
+            .is_none_or(|e| e.is_empty() || Some(e) == taint["effect"].as_str());
         let key = t["key"].as_str().unwrap_or("");
         match t["operator"].as_str().unwrap_or("Equal") {
             "Exists" => effect_ok && (key.is_empty() || Some(key) == taint["key"].as_str()),
@@ -58,7 +60,9 @@ pub fn tolerates(tolerations: &Value, taint: &Value) -> bool {
 }
 
 fn node_terms_match(terms: &Value, labels: &Value) -> bool {
-    let Some(terms) = terms.as_array() else { return true };
+    let Some(terms) = terms.as_array() else {
+        return true;
+    };
     if terms.is_empty() {
         return true;
     }
@@ -87,9 +91,15 @@ impl SimState {
             .iter(id::NODES)
             .map(|((_, name), n)| {
                 let a = &n["status"]["allocatable"];
-                let cpu = quantity::json_str(&a["cpu"]).and_then(|s| quantity::cpu_milli(&s)).unwrap_or(0);
-                let mem = quantity::json_str(&a["memory"]).and_then(|s| quantity::bytes(&s)).unwrap_or(0);
-                let pods = quantity::json_str(&a["pods"]).and_then(|s| s.parse().ok()).unwrap_or(110);
+                let cpu = quantity::json_str(&a["cpu"])
+                    .and_then(|s| quantity::cpu_milli(&s))
+                    .unwrap_or(0);
+                let mem = quantity::json_str(&a["memory"])
+                    .and_then(|s| quantity::bytes(&s))
+                    .unwrap_or(0);
+                let pods = quantity::json_str(&a["pods"])
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(110);
                 let u = used.get(name.as_str()).copied().unwrap_or_default();
                 NodeInfo {
                     name: name.clone(),
@@ -110,11 +120,20 @@ impl SimState {
     fn pvc_zone(&self, pod: &Value, ns: &str) -> Result<Option<String>, ()> {
         let mut zone: Option<String> = None;
         for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-            let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else { continue };
-            let Some(pvc) = self.store.get(id::PVCS, ns, claim) else { continue };
-            let Some(pv_name) = pvc["spec"]["volumeName"].as_str() else { continue };
-            let Some(pv) = self.store.get(id::PVS, "", pv_name) else { continue };
-            let z = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0]
+            let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
+                continue;
+            };
+            let Some(pvc) = self.store.get(id::PVCS, ns, claim) else {
+                continue;
+            };
+            let Some(pv_name) = pvc["spec"]["volumeName"].as_str() else {
+                continue;
+            };
+            let Some(pv) = self.store.get(id::PVS, "", pv_name) else {
+                continue;
+            };
+            let z = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]
+                ["matchExpressions"][0]["values"][0]
                 .as_str()
                 .map(String::from);
             if let Some(z) = z {
@@ -133,7 +152,9 @@ impl SimState {
             .store
             .iter(id::PODS)
             .filter(|(_, p)| {
-                p["spec"]["nodeName"].as_str().is_none_or(str::is_empty) && !deleting(p) && !super::terminal(p)
+                p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+                    && !deleting(p)
+                    && !super::terminal(p)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -143,29 +164,43 @@ impl SimState {
         let mut nodes = self.node_infos();
         // Spread counts: (namespace, selector json, topology key) -> domain -> pods.
         let mut spread: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
-        let node_labels: HashMap<String, Value> =
-            nodes.iter().map(|n| (n.name.clone(), n.labels.clone())).collect();
+        let node_labels: HashMap<String, Value> = nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.labels.clone()))
+            .collect();
         let mut rr = 0usize;
         for (ns, name) in pending {
-            let Some(pod) = self.store.get(id::PODS, &ns, &name) else { continue };
+            let Some(pod) = self.store.get(id::PODS, &ns, &name) else {
+                continue;
+            };
             let (cpu, mem) = pod_requests(&pod);
             let tolerations = &pod["spec"]["tolerations"];
             let selector = pod["spec"]["nodeSelector"].as_object();
-            let affinity = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+            let affinity = &pod["spec"]["affinity"]["nodeAffinity"]
+                ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
             let pv_zone = self.pvc_zone(&pod, &ns);
             let constraint = pod["spec"]["topologySpreadConstraints"].get(0).cloned();
             let spread_key = constraint.as_ref().map(|c| {
-                format!("{ns}|{}|{}", c["topologyKey"].as_str().unwrap_or(""), c["labelSelector"])
+                format!(
+                    "{ns}|{}|{}",
+                    c["topologyKey"].as_str().unwrap_or(""),
+                    c["labelSelector"]
+                )
             });
             if let (Some(key), Some(c)) = (&spread_key, &constraint) {
                 if !spread.contains_key(key) {
                     let tk = c["topologyKey"].as_str().unwrap_or("").to_string();
-                    let sel = LabelSelector::from_object(Some(&c["labelSelector"])).unwrap_or_default();
+                    let sel =
+                        LabelSelector::from_object(Some(&c["labelSelector"])).unwrap_or_default();
                     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
                     for p in self.store.list(id::PODS, Some(&ns)) {
                         if let Some(n) = p["spec"]["nodeName"].as_str() {
                             if sel.matches(&p) && !deleting(&p) {
-                                let d = node_labels.get(n).and_then(|l| l[&tk].as_str()).unwrap_or("").to_string();
+                                let d = node_labels
+                                    .get(n)
+                                    .and_then(|l| l[&tk].as_str())
+                                    .unwrap_or("")
+                                    .to_string();
                                 *counts.entry(d).or_default() += 1;
                             }
                         }
@@ -173,7 +208,11 @@ impl SimState {
                     spread.insert(key.clone(), counts);
                 }
             }
-            let tk = constraint.as_ref().and_then(|c| c["topologyKey"].as_str()).unwrap_or("").to_string();
+            let tk = constraint
+                .as_ref()
+                .and_then(|c| c["topologyKey"].as_str())
+                .unwrap_or("")
+                .to_string();
             let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
             let mut best: Option<(usize, (i64, i64))> = None;
             let n_nodes = nodes.len();
@@ -184,18 +223,23 @@ impl SimState {
                 if !n.ready {
                     why = Some("node(s) were not ready".into());
                 } else if n.unschedulable
-                    && !tolerates(tolerations, &json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}))
+                    && !tolerates(
+                        tolerations,
+                        &json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}),
+                    )
                 {
                     why = Some("node(s) were unschedulable".into());
                 } else if let Some(t) = n.taints.iter().find(|t| {
-                    matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute")) && !tolerates(tolerations, t)
+                    matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute"))
+                        && !tolerates(tolerations, t)
                 }) {
                     why = Some(format!(
                         "node(s) had untolerated taint {{{}: {}}}",
                         t["key"].as_str().unwrap_or(""),
                         t["value"].as_str().unwrap_or("")
                     ));
-                } else if selector.is_some_and(|s| s.iter().any(|(k, v)| n.labels.get(k) != Some(v)))
+                } else if selector
+                    .is_some_and(|s| s.iter().any(|(k, v)| n.labels.get(k) != Some(v)))
                     || !node_terms_match(affinity, &n.labels)
                 {
                     why = Some("node(s) didn't match Pod's node affinity/selector".into());
@@ -219,7 +263,11 @@ impl SimState {
                 let spread_count = spread_key
                     .as_ref()
                     .and_then(|k| spread.get(k))
-                    .map(|c| c.get(n.labels[&tk].as_str().unwrap_or("")).copied().unwrap_or(0))
+                    .map(|c| {
+                        c.get(n.labels[&tk].as_str().unwrap_or(""))
+                            .copied()
+                            .unwrap_or(0)
+                    })
                     .unwrap_or(0);
                 let score = (spread_count, -(n.cpu_free * 1000 / n.cpu_alloc));
                 if best.is_none_or(|(_, b)| score < b) {
@@ -263,7 +311,8 @@ impl SimState {
                     }
                 }
                 None => {
-                    let detail: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
+                    let detail: Vec<String> =
+                        reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
                     let msg = format!(
                         "0/{} nodes are available: {}. preemption: 0/{} nodes are available: {} Preemption is not helpful for scheduling.",
                         n_nodes,
@@ -296,8 +345,12 @@ impl SimState {
     /// Binds the pod's unbound claims to new PVs in `zone` (WaitForFirstConsumer).
     fn bind_volumes(&mut self, pod: &Value, ns: &str, zone: &str, now: SimTime) {
         for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-            let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else { continue };
-            let Some(pvc) = self.store.get(id::PVCS, ns, claim) else { continue };
+            let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
+                continue;
+            };
+            let Some(pvc) = self.store.get(id::PVCS, ns, claim) else {
+                continue;
+            };
             if pvc["spec"]["volumeName"].as_str().is_some() {
                 continue;
             }
