@@ -76,9 +76,23 @@ fn up_status_second_up_refused_down() {
     );
 
     // Without --kubeconfig-out the kubeconfig goes to stdout.
-    let out = gate(state.path(), &["cluster", "up", "--name", "t2"]);
+    let out = gate(
+        state.path(),
+        &["cluster", "up", "--name", "t2", "--time-scale", "0.01"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("current-context: t2"));
+
+    let out = gate(
+        state.path(),
+        &["cluster", "up", "--name", "t3", "--time-scale", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--time-scale must be a number > 0"),
+        "{}",
+        text(&out)
+    );
 
     for name in ["t1", "t2"] {
         let out = gate(state.path(), &["cluster", "down", "--name", name]);

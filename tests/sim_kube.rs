@@ -319,6 +319,14 @@ async fn watcher_sees_changes_and_bookmarks_arrive() {
         }
     }
     assert!(deleted && bookmark, "deleted={deleted} bookmark={bookmark}");
+    // The deprecated /watch/ path prefix streams too (here: until timeoutSeconds).
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let req = http::Request::get("/api/v1/watch/namespaces/default/configmaps?timeoutSeconds=1")
+        .body(Vec::new())
+        .unwrap();
+    let text = client.request_text(req).await.unwrap();
+    assert!(text.starts_with("{\"type\":\"ADDED\""), "{text}");
+    cms.delete("c1", &DeleteParams::default()).await.unwrap();
     // The kube watcher saw the deletion too.
     let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
         .await
@@ -429,6 +437,19 @@ async fn eviction_201_429_and_500() {
     .await;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    wait_for("web pdb status current", Duration::from_secs(5), || {
+        let pdbs = pdbs.clone();
+        async move {
+            pdbs.get("web")
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .disruptions_allowed
+                == 1
+        }
+    })
+    .await;
     // db: minAvailable = replicas → 429 with the real message.
     let err = pods
         .evict("db-0", &EvictParams::default())
@@ -454,6 +475,11 @@ async fn eviction_201_429_and_500() {
     let b = web.items[1].metadata.name.clone().unwrap();
     let st = pods.evict(&a, &EvictParams::default()).await.unwrap();
     assert!(st.is_success(), "{st:?}");
+    let status = pdbs.get("web").await.unwrap().status.unwrap();
+    assert_eq!(
+        status.disruptions_allowed, 0,
+        "the eviction consumed the budget"
+    );
     let err = pods.evict(&b, &EvictParams::default()).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 429));
     // The evicted pod terminates; the replacement becomes Ready; eviction is allowed again.
@@ -469,6 +495,20 @@ async fn eviction_201_429_and_500() {
                 .filter(|p| ready(p) && p.metadata.deletion_timestamp.is_none())
                 .count()
                 == 3
+        }
+    })
+    .await;
+    // ... and the disruption controller (the tick) has updated the PDB status.
+    wait_for("pdb allows one disruption", Duration::from_secs(5), || {
+        let pdbs = pdbs.clone();
+        async move {
+            pdbs.get("web")
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .disruptions_allowed
+                == 1
         }
     })
     .await;

@@ -52,6 +52,9 @@ pub enum ClusterCommand {
         /// Write the kubeconfig here instead of printing it.
         #[arg(long, value_name = "FILE")]
         kubeconfig_out: Option<PathBuf>,
+        /// sim: real seconds per simulated second, e.g. 0.01 [default: from the topology].
+        #[arg(long, value_name = "X")]
+        time_scale: Option<f64>,
     },
     /// Tear a cluster down.
     Down {
@@ -119,12 +122,18 @@ pub async fn run(args: ClusterArgs) -> u8 {
             kubernetes_version,
             kubeconfig,
             kubeconfig_out,
+            time_scale,
         } => {
+            if time_scale.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+                eprintln!("error: --time-scale must be a number > 0 (real seconds per simulated second, e.g. 0.01)");
+                return exit_code::USAGE;
+            }
             let spec = ClusterSpec {
                 name,
                 topology,
                 kubernetes_version,
                 kubeconfig,
+                time_scale,
             };
             let h = match provider(p).up(&spec).await {
                 Ok(h) => h,

@@ -14,6 +14,8 @@ pub struct ClusterSpec {
     pub kubernetes_version: Option<String>,
     /// Kubeconfig of an existing cluster (existing).
     pub kubeconfig: Option<PathBuf>,
+    /// sim: real seconds per simulated second (overrides the topology).
+    pub time_scale: Option<f64>,
 }
 
 /// A running cluster.

@@ -147,6 +147,9 @@ impl ClusterProvider for SimProvider {
         if let Some(v) = &spec.kubernetes_version {
             cmd.args(["--kubernetes-version", v]);
         }
+        if let Some(t) = spec.time_scale {
+            cmd.args(["--time-scale", &t.to_string()]);
+        }
         use std::os::unix::process::CommandExt;
         cmd.stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(io("log file".into()))?)

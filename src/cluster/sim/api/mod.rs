@@ -131,7 +131,17 @@ async fn handle(
         ["sim", rest @ ..] => return super::cloud_api::handle(&sim, &method, rest, &body),
         _ => {}
     }
+    // Deprecated `/api/v1/watch/...` paths mean `?watch=1`.
+    let mut legacy_watch = false;
     let (group, version, rest) = match segs.as_slice() {
+        ["api", "v1", "watch", rest @ ..] => {
+            legacy_watch = true;
+            ("", "v1", rest)
+        }
+        ["apis", g, v, "watch", rest @ ..] => {
+            legacy_watch = true;
+            (*g, *v, rest)
+        }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => {
@@ -146,7 +156,10 @@ async fn handle(
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
-    let query = parse_query(&uri);
+    let mut query = parse_query(&uri);
+    if legacy_watch {
+        query.insert("watch".into(), "1".into());
+    }
     let rate = sim.settings.api_error_rate;
     if rate > 0.0 && rand::random::<f64>() < rate {
         sim.state.lock().metrics.injected_errors += 1;
