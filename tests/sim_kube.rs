@@ -161,6 +161,30 @@ async fn lists_nodes_and_workload_pods_become_ready() {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let pvc = pvcs.get("data-db-0").await.unwrap();
     assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"));
+    // The node running db-0 reports the attached zonal volume.
+    let db0_node = db
+        .items
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("db-0"))
+        .unwrap()
+        .spec
+        .clone()
+        .unwrap()
+        .node_name
+        .unwrap();
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    wait_for("volumesAttached", Duration::from_secs(5), || {
+        let nodes_api = nodes_api.clone();
+        let db0_node = db0_node.clone();
+        async move {
+            let n = nodes_api.get(&db0_node).await.unwrap();
+            n.status
+                .unwrap()
+                .volumes_attached
+                .is_some_and(|v| v.len() == 1)
+        }
+    })
+    .await;
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     assert_eq!(
         pvs.list(&ListParams::default()).await.unwrap().items.len(),

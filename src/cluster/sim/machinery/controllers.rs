@@ -79,6 +79,67 @@ impl SimState {
         self.statefulsets(&owned, now);
         self.daemonsets(&owned, now);
         self.garbage_collect(&owned, now);
+        self.attach_volumes();
+    }
+
+    /// Keeps `node.status.volumesAttached` / `volumesInUse` in line with the bound
+    /// claims of the pods running there (the attach/detach controller's view).
+    fn attach_volumes(&mut self) {
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        for (_, p) in self.store.iter(id::PODS) {
+            let Some(node) = p["spec"]["nodeName"].as_str() else {
+                continue;
+            };
+            if terminal(p) {
+                continue;
+            }
+            let ns = meta_str(p, "namespace").unwrap_or("");
+            for v in p["spec"]["volumes"].as_array().into_iter().flatten() {
+                let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
+                    continue;
+                };
+                if let Some(pv) = self
+                    .store
+                    .get(id::PVCS, ns, claim)
+                    .and_then(|c| c["spec"]["volumeName"].as_str().map(String::from))
+                {
+                    by_node
+                        .entry(node.to_string())
+                        .or_default()
+                        .push(format!("kubernetes.io/csi/sim.e2e-gate.io^{pv}"));
+                }
+            }
+        }
+        let nodes: Vec<(String, Arc<Value>)> = self
+            .store
+            .iter(id::NODES)
+            .map(|((_, n), v)| (n.clone(), v.clone()))
+            .collect();
+        for (name, node) in nodes {
+            let mut vols = by_node.remove(&name).unwrap_or_default();
+            vols.sort();
+            let attached: Vec<Value> = vols
+                .iter()
+                .map(|v| json!({"name": v, "devicePath": ""}))
+                .collect();
+            let cur = node["status"]["volumesAttached"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if cur != attached {
+                self.store.modify(id::NODES, "", &name, |n| {
+                    if attached.is_empty() {
+                        if let Some(s) = n["status"].as_object_mut() {
+                            s.remove("volumesAttached");
+                            s.remove("volumesInUse");
+                        }
+                    } else {
+                        n["status"]["volumesAttached"] = json!(attached);
+                        n["status"]["volumesInUse"] = json!(vols);
+                    }
+                });
+            }
+        }
     }
 
     fn deployments(&mut self, now: SimTime) {
