@@ -130,6 +130,24 @@ fn stale_pid_file_is_detected_and_replaced() {
     assert!(text(&out).contains("stale pid file"), "{}", text(&out));
     let out = gate(state.path(), &["cluster", "down", "--name", "old"]);
     assert!(out.status.success(), "{}", text(&out));
+    // A live pid that is not a simulator (recycled pid) is stale too and never signalled.
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::create_dir_all(state.path().join("other")).unwrap();
+    std::fs::write(
+        state.path().join("other/pid"),
+        format!("{}\n", sleeper.id()),
+    )
+    .unwrap();
+    let out = gate(state.path(), &["cluster", "status", "--name", "other"]);
+    assert!(text(&out).contains("stale pid file"), "{}", text(&out));
+    let out = gate(state.path(), &["cluster", "down", "--name", "other"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the unrelated process was signalled"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
 }
 
 #[test]
