@@ -133,9 +133,15 @@ pub async fn run(args: ClusterArgs) -> u8 {
                 topology,
                 kubernetes_version,
                 kubeconfig,
-                time_scale,
             };
-            let h = match provider(p).up(&spec).await {
+            let prov: Box<dyn ClusterProvider> = match p {
+                ProviderOpt::Sim => Box::new(SimProvider {
+                    time_scale,
+                    ..Default::default()
+                }),
+                other => provider(other),
+            };
+            let h = match prov.up(&spec).await {
                 Ok(h) => h,
                 Err(e) => {
                     eprintln!("error: {e}");

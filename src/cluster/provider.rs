@@ -14,8 +14,6 @@ pub struct ClusterSpec {
     pub kubernetes_version: Option<String>,
     /// Kubeconfig of an existing cluster (existing).
     pub kubeconfig: Option<PathBuf>,
-    /// sim: real seconds per simulated second (overrides the topology).
-    pub time_scale: Option<f64>,
 }
 
 /// A running cluster.

@@ -99,6 +99,8 @@ pub struct SimProvider {
     pub root: PathBuf,
     /// Binary to re-execute (default: the current executable).
     pub exe: Option<PathBuf>,
+    /// Real seconds per simulated second (None: from the topology).
+    pub time_scale: Option<f64>,
 }
 
 impl Default for SimProvider {
@@ -106,6 +108,7 @@ impl Default for SimProvider {
         Self {
             root: state_root(),
             exe: None,
+            time_scale: None,
         }
     }
 }
@@ -159,7 +162,7 @@ impl ClusterProvider for SimProvider {
         if let Some(v) = &spec.kubernetes_version {
             cmd.args(["--kubernetes-version", v]);
         }
-        if let Some(t) = spec.time_scale {
+        if let Some(t) = self.time_scale {
             cmd.args(["--time-scale", &t.to_string()]);
         }
         use std::os::unix::process::CommandExt;
