@@ -300,3 +300,18 @@ fn workload_of(state: &SimState, pod: &Value) -> String {
     };
     format!("{ns}/{name}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+    use serde_json::json;
+
+    #[test]
+    fn int_or_percent_rounds_like_the_disruption_controller() {
+        assert_eq!(resolve(&json!(2), 10, true), 2);
+        assert_eq!(resolve(&json!("90%"), 4500, true), 4050);
+        assert_eq!(resolve(&json!("10%"), 5, true), 1); // 0.5 rounds up
+        assert_eq!(resolve(&json!("10%"), 5, false), 0);
+        assert_eq!(resolve(&json!("100%"), 3, true), 3);
+    }
+}
