@@ -2,6 +2,8 @@
 //!
 //! The folder tree is the architecture:
 //! - [`cli`] parses arguments and is the only place that wires real adapters;
+//! - [`cluster`] brings clusters under test up and down (`sim`: the embedded simulated
+//!   cluster, `kind`, `existing`);
 //! - [`suite`] loads suite definitions (TOML under `suites/`) and builds container arguments;
 //! - [`runner`] runs suite containers through a [`runner::ContainerRunner`] with retries;
 //! - [`results`] reads every ginkgo result shape into one model and writes JUnit and summaries;
