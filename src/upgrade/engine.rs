@@ -2,7 +2,7 @@
 //! decodes every planned node's phase from its markers, and makes one idempotent step per
 //! node; then it sleeps until a watch reports a change (or a short safety tick, which
 //! re-reads caches only). All decisions come from the pure modules: [`admit`] (which
-//! nodes start), [`capacity`](super::capacity) (desired cloud size), [`gate`] (new-node
+//! nodes start), [`capacity`] (desired cloud size), [`gate`] (new-node
 //! readiness), [`EvictionTokens`] (PDB budget), [`StuckDrainPolicy`] (stuck drains).
 //! A restarted engine resumes from the markers; the base capacity lives on the Lease.
 
