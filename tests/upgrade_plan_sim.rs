@@ -829,6 +829,13 @@ async fn cli_apply_with_the_simulated_cloud() {
     assert_eq!(json["forced_actions"], 0);
     assert_eq!(json["cloud_api_calls"]["terminate"], 3, "{json}");
     assert_eq!(json["kube_api_calls"]["evict"], 6, "{json}");
+    // Node marker writes: 4 per old node + 2 per new node (+1 Lease annotation).
+    assert!(
+        json["kube_api_calls"]["patch"]
+            .as_u64()
+            .is_some_and(|n| n <= 3 * 6 + 2),
+        "{json}"
+    );
     assert!(json["kube_api_calls"].get("cloud").is_none(), "{json}");
     assert!(stderr.contains("3/3 nodes replaced"), "{stderr}");
     let file: serde_json::Value =

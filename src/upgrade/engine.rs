@@ -100,7 +100,7 @@ fn key(pz: &PoolZone) -> String {
     format!("{}/{}", pz.0, pz.1)
 }
 
-/// Applies `event` to the node's markers (and optionally its mode) in one patch. The
+/// Applies `events` (in order) to the node's markers (and optionally its mode) in one patch. The
 /// event is applied to the markers *as stored* (re-read by the patch), so a stale cache
 /// can never move a node backwards: an event that is not legal any more is a no-op.
 async fn step(
@@ -108,7 +108,7 @@ async fn step(
     known: &mut BTreeMap<String, NodePhase>,
     node: &NodeInfo,
     run_id: &str,
-    event: Event,
+    events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
     let now = Utc::now();
@@ -120,10 +120,15 @@ async fn step(
                 Err(_) => return NodePatch::default(),
             };
             let before = m.phase;
-            if m.apply(&fresh.name, &event, now, fresh.unschedulable)
-                .is_err()
-                || m.phase == before
-            {
+            // Several events may go in one patch; stop at the first one not legal any more.
+            for event in events {
+                if m.apply(&fresh.name, event, now, fresh.unschedulable)
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            if m.phase == before {
                 return NodePatch::default();
             }
             tracing::info!(node = %fresh.name, from = %before, to = %m.phase, "node step");
@@ -375,11 +380,15 @@ pub async fn apply(
         let adm = admit(plan, &phases, &cfg.policy);
         for (name, mode) in &adm.start {
             let Some(n) = nodes.get(name) else { continue };
-            let ev = match mode {
-                StartMode::Surge => Event::SurgeRequested,
-                StartMode::Unavailable => Event::Tainted,
+            // Unavailable mode: taint and cordon at once (no replacement to wait for).
+            let evs: &[Event] = match mode {
+                StartMode::Surge => &[Event::SurgeRequested],
+                StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
             };
-            step(cluster, &mut known, n, &cfg.run_id, ev, Some(*mode)).await?;
+            step(cluster, &mut known, n, &cfg.run_id, evs, Some(*mode)).await?;
+            if *mode == StartMode::Unavailable {
+                t_drain.insert(name.clone(), Instant::now());
+            }
             known_mode.insert(name.clone(), *mode);
             t_surge.insert(name.clone(), Instant::now());
         }
@@ -530,16 +539,17 @@ pub async fn apply(
                         if let Some(t) = t_surge.get(&name) {
                             measured.provision.push(t.elapsed().as_secs_f64());
                         }
-                        let n = step(
+                        // Replacement ready → NoSchedule taint → cordon + drain: one patch.
+                        step(
                             cluster,
                             &mut known,
                             node,
                             &cfg.run_id,
-                            Event::ReplacementReady,
+                            &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
                             None,
                         )
                         .await?;
-                        step(cluster, &mut known, &n, &cfg.run_id, Event::Tainted, None).await?;
+                        t_drain.insert(name.clone(), Instant::now());
                     }
                 }
                 NodePhase::Tainted => {
@@ -548,7 +558,7 @@ pub async fn apply(
                         &mut known,
                         node,
                         &cfg.run_id,
-                        Event::DrainStarted,
+                        &[Event::DrainStarted],
                         None,
                     )
                     .await?;
@@ -574,15 +584,25 @@ pub async fn apply(
                         .iter()
                         .any(|(p, d)| p.node.as_deref() == Some(&name) && *d && p.evictable());
                     if left.is_empty() && replacements_ready && !terminating_here {
+                        // Drained → Terminating in one patch (marker first), then terminate.
                         step(
                             cluster,
                             &mut known,
                             node,
                             &cfg.run_id,
-                            Event::DrainCompleted,
+                            &[Event::DrainCompleted, Event::TerminateRequested],
                             None,
                         )
                         .await?;
+                        if let Some(id) = node
+                            .provider_id
+                            .as_deref()
+                            .and_then(instance_id_from_provider_id)
+                        {
+                            if terminated.insert(id.to_string()) {
+                                pool.terminate_with_decrement(id).await?;
+                            }
+                        }
                         continue;
                     }
                     for p in left {
@@ -642,7 +662,7 @@ pub async fn apply(
                                 &mut known,
                                 node,
                                 &cfg.run_id,
-                                Event::Stuck { reason },
+                                &[Event::Stuck { reason }],
                                 None,
                             )
                             .await?;
@@ -655,9 +675,9 @@ pub async fn apply(
                                 &mut known,
                                 node,
                                 &cfg.run_id,
-                                Event::LeftCordoned {
+                                &[Event::LeftCordoned {
                                     reason: reason.clone(),
-                                },
+                                }],
                                 None,
                             )
                             .await?;
@@ -677,7 +697,7 @@ pub async fn apply(
                         &mut known,
                         node,
                         &cfg.run_id,
-                        Event::TerminateRequested,
+                        &[Event::TerminateRequested],
                         None,
                     )
                     .await?;
