@@ -2,10 +2,13 @@
 //!
 //! The folder tree is the architecture:
 //! - [`cli`] parses arguments and is the only place that wires real adapters;
+//! - [`cluster`] brings clusters under test up and down (`sim`: the embedded simulated
+//!   cluster, `kind`, `existing`);
 //! - [`suite`] loads suite definitions (TOML under `suites/`) and builds container arguments;
 //! - [`runner`] runs suite containers through a [`runner::ContainerRunner`] with retries;
 //! - [`results`] reads every ginkgo result shape into one model and writes JUnit and summaries;
-//! - [`status`] posts GitHub commit statuses; [`promote`] moves channel branches.
+//! - [`status`] posts GitHub commit statuses; [`promote`] moves channel branches;
+//! - [`upgrade`] plans and applies rolling node upgrades (`e2e-gate upgrade plan|apply|abort`).
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -18,3 +21,4 @@ pub mod runner;
 pub mod smoke;
 pub mod status;
 pub mod suite;
+pub mod upgrade;

@@ -76,9 +76,23 @@ fn up_status_second_up_refused_down() {
     );
 
     // Without --kubeconfig-out the kubeconfig goes to stdout.
-    let out = gate(state.path(), &["cluster", "up", "--name", "t2"]);
+    let out = gate(
+        state.path(),
+        &["cluster", "up", "--name", "t2", "--time-scale", "0.01"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("current-context: t2"));
+
+    let out = gate(
+        state.path(),
+        &["cluster", "up", "--name", "t3", "--time-scale", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--time-scale must be a number > 0"),
+        "{}",
+        text(&out)
+    );
 
     for name in ["t1", "t2"] {
         let out = gate(state.path(), &["cluster", "down", "--name", name]);
@@ -116,6 +130,24 @@ fn stale_pid_file_is_detected_and_replaced() {
     assert!(text(&out).contains("stale pid file"), "{}", text(&out));
     let out = gate(state.path(), &["cluster", "down", "--name", "old"]);
     assert!(out.status.success(), "{}", text(&out));
+    // A live pid that is not a simulator (recycled pid) is stale too and never signalled.
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::create_dir_all(state.path().join("other")).unwrap();
+    std::fs::write(
+        state.path().join("other/pid"),
+        format!("{}\n", sleeper.id()),
+    )
+    .unwrap();
+    let out = gate(state.path(), &["cluster", "status", "--name", "other"]);
+    assert!(text(&out).contains("stale pid file"), "{}", text(&out));
+    let out = gate(state.path(), &["cluster", "down", "--name", "other"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the unrelated process was signalled"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
 }
 
 #[test]

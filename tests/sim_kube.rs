@@ -161,6 +161,30 @@ async fn lists_nodes_and_workload_pods_become_ready() {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let pvc = pvcs.get("data-db-0").await.unwrap();
     assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"));
+    // The node running db-0 reports the attached zonal volume.
+    let db0_node = db
+        .items
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("db-0"))
+        .unwrap()
+        .spec
+        .clone()
+        .unwrap()
+        .node_name
+        .unwrap();
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    wait_for("volumesAttached", Duration::from_secs(5), || {
+        let nodes_api = nodes_api.clone();
+        let db0_node = db0_node.clone();
+        async move {
+            let n = nodes_api.get(&db0_node).await.unwrap();
+            n.status
+                .unwrap()
+                .volumes_attached
+                .is_some_and(|v| v.len() == 1)
+        }
+    })
+    .await;
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     assert_eq!(
         pvs.list(&ListParams::default()).await.unwrap().items.len(),
@@ -319,6 +343,14 @@ async fn watcher_sees_changes_and_bookmarks_arrive() {
         }
     }
     assert!(deleted && bookmark, "deleted={deleted} bookmark={bookmark}");
+    // The deprecated /watch/ path prefix streams too (here: until timeoutSeconds).
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let req = http::Request::get("/api/v1/watch/namespaces/default/configmaps?timeoutSeconds=1")
+        .body(Vec::new())
+        .unwrap();
+    let text = client.request_text(req).await.unwrap();
+    assert!(text.starts_with("{\"type\":\"ADDED\""), "{text}");
+    cms.delete("c1", &DeleteParams::default()).await.unwrap();
     // The kube watcher saw the deletion too.
     let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
         .await
@@ -429,6 +461,19 @@ async fn eviction_201_429_and_500() {
     .await;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    wait_for("web pdb status current", Duration::from_secs(5), || {
+        let pdbs = pdbs.clone();
+        async move {
+            pdbs.get("web")
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .disruptions_allowed
+                == 1
+        }
+    })
+    .await;
     // db: minAvailable = replicas → 429 with the real message.
     let err = pods
         .evict("db-0", &EvictParams::default())
@@ -454,6 +499,11 @@ async fn eviction_201_429_and_500() {
     let b = web.items[1].metadata.name.clone().unwrap();
     let st = pods.evict(&a, &EvictParams::default()).await.unwrap();
     assert!(st.is_success(), "{st:?}");
+    let status = pdbs.get("web").await.unwrap().status.unwrap();
+    assert_eq!(
+        status.disruptions_allowed, 0,
+        "the eviction consumed the budget"
+    );
     let err = pods.evict(&b, &EvictParams::default()).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 429));
     // The evicted pod terminates; the replacement becomes Ready; eviction is allowed again.
@@ -469,6 +519,20 @@ async fn eviction_201_429_and_500() {
                 .filter(|p| ready(p) && p.metadata.deletion_timestamp.is_none())
                 .count()
                 == 3
+        }
+    })
+    .await;
+    // ... and the disruption controller (the tick) has updated the PDB status.
+    wait_for("pdb allows one disruption", Duration::from_secs(5), || {
+        let pdbs = pdbs.clone();
+        async move {
+            pdbs.get("web")
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .disruptions_allowed
+                == 1
         }
     })
     .await;
@@ -713,5 +777,145 @@ async fn cloud_api_boots_and_terminates_instances() {
     assert!(m["availability"]["default/web"]["seconds_below_min"]
         .as_f64()
         .is_some());
+    sim.shutdown().await;
+}
+
+const FAULTS: &str = r#"
+[sim]
+time_scale = 0.01
+
+[[pools]]
+name = "stuck"
+zones = ["zone-a"]
+size_per_zone = 1
+boot_seconds = 10
+kubelet_ready_seconds = 5
+new_nodes_never_ready = true
+
+[[workloads]]
+name = "slow"
+kind = "Deployment"
+replicas = 1
+ignore_sigterm = true
+termination_grace_seconds = 60
+
+[[workloads]]
+name = "fast"
+kind = "Deployment"
+replicas = 1
+termination_grace_seconds = 60
+"#;
+
+#[tokio::test]
+async fn faults_never_ready_nodes_and_pods_ignoring_sigterm() {
+    let (sim, client) = start(FAULTS).await;
+    wait_for("2 ready pods", Duration::from_secs(10), || {
+        all_ready(&client, 2)
+    })
+    .await;
+    // Scale the stuck pool: the new node registers but never turns Ready.
+    let req = http::Request::put("/sim/cloud/groups/stuck-zone-a/desired")
+        .body(serde_json::to_vec(&json!({"desired": 2})).unwrap())
+        .unwrap();
+    client.request::<serde_json::Value>(req).await.unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for("2 nodes", Duration::from_secs(5), || {
+        let nodes = nodes.clone();
+        async move {
+            nodes
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len()
+                == 2
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // 30 simulated seconds > kubelet_ready_seconds
+    let new = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .nth(1)
+        .unwrap();
+    let ready = new
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(new
+        .spec
+        .unwrap()
+        .taints
+        .unwrap()
+        .iter()
+        .any(|t| t.key == "node.kubernetes.io/not-ready"));
+    // A pod that ignores SIGTERM takes its whole grace period (60 s = 0.6 s real);
+    // a well-behaved one stops within a second (10 ms real).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let name_of = |app: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .unwrap()
+                .items[0]
+                .metadata
+                .name
+                .clone()
+                .unwrap()
+        }
+    };
+    let slow = name_of("slow").await;
+    let fast = name_of("fast").await;
+    let t = Instant::now();
+    pods.delete(&slow, &DeleteParams::default()).await.unwrap();
+    pods.delete(&fast, &DeleteParams::default()).await.unwrap();
+    wait_for("fast pod gone", Duration::from_secs(2), || {
+        let pods = pods.clone();
+        let fast = fast.clone();
+        async move { pods.get_opt(&fast).await.unwrap().is_none() }
+    })
+    .await;
+    let p = pods.get(&slow).await.unwrap();
+    assert!(
+        p.metadata.deletion_timestamp.is_some(),
+        "slow pod is terminating"
+    );
+    wait_for("slow pod gone", Duration::from_secs(5), || {
+        let pods = pods.clone();
+        let slow = slow.clone();
+        async move { pods.get_opt(&slow).await.unwrap().is_none() }
+    })
+    .await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        t.elapsed()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_api_error_rate() {
+    let topo = "[sim]\napi_error_rate = 0.5\n";
+    let (sim, client) = start(topo).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut errors = 0;
+    for _ in 0..60 {
+        if let Err(kube::Error::Api(s)) = nodes.list(&ListParams::default()).await {
+            assert_eq!(s.code, 500);
+            errors += 1;
+        }
+    }
+    assert!((10..=50).contains(&errors), "{errors} of 60 failed");
+    assert_eq!(sim.sim().state.lock().metrics.injected_errors, errors);
     sim.shutdown().await;
 }

@@ -194,3 +194,40 @@ async fn kubectl_drain_waits_for_the_pdb_and_finishes() {
     assert!(m.evictions["default/web"].refused >= 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubectl_apply_scale_delete() {
+    if !kubectl_available() {
+        return;
+    }
+    let (sim, k) = start().await;
+    let manifest = k._dir.path().join("deploy.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nginx\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: nginx}\n  template:\n    metadata:\n      labels: {app: nginx}\n    spec:\n      containers:\n      - name: nginx\n        image: nginx\n",
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    // The sim serves no OpenAPI document, so client-side validation is off.
+    let out = k.ok(&["apply", "--validate=false", "-f", m]).await;
+    assert!(out.contains("deployment.apps/nginx created"), "{out}");
+    let out = k
+        .ok(&["scale", "deployment", "nginx", "--replicas=3"])
+        .await;
+    assert!(out.contains("deployment.apps/nginx scaled"), "{out}");
+    let start = Instant::now();
+    loop {
+        let out = k.ok(&["get", "deployment", "nginx", "--no-headers"]).await;
+        if out.contains("3/3") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = k.ok(&["delete", "deployment", "nginx"]).await;
+    assert!(out.contains("deleted"), "{out}");
+    // Typed `kubectl create <kind>` sends protobuf: refused with a clear 415.
+    let (ok, out) = k.run(&["create", "namespace", "foo"]).await;
+    assert!(!ok && out.contains("JSON request bodies only"), "{out}");
+    sim.shutdown().await;
+}

@@ -52,6 +52,9 @@ pub enum ClusterCommand {
         /// Write the kubeconfig here instead of printing it.
         #[arg(long, value_name = "FILE")]
         kubeconfig_out: Option<PathBuf>,
+        /// sim: real seconds per simulated second, e.g. 0.01 [default: from the topology].
+        #[arg(long, value_name = "X")]
+        time_scale: Option<f64>,
     },
     /// Tear a cluster down.
     Down {
@@ -119,14 +122,26 @@ pub async fn run(args: ClusterArgs) -> u8 {
             kubernetes_version,
             kubeconfig,
             kubeconfig_out,
+            time_scale,
         } => {
+            if time_scale.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+                eprintln!("error: --time-scale must be a number > 0 (real seconds per simulated second, e.g. 0.01)");
+                return exit_code::USAGE;
+            }
             let spec = ClusterSpec {
                 name,
                 topology,
                 kubernetes_version,
                 kubeconfig,
             };
-            let h = match provider(p).up(&spec).await {
+            let prov: Box<dyn ClusterProvider> = match p {
+                ProviderOpt::Sim => Box::new(SimProvider {
+                    time_scale,
+                    ..Default::default()
+                }),
+                other => provider(other),
+            };
+            let h = match prov.up(&spec).await {
                 Ok(h) => h,
                 Err(e) => {
                     eprintln!("error: {e}");

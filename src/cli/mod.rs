@@ -12,6 +12,7 @@ mod signals;
 mod smoke_cmd;
 mod status_cmd;
 mod suites_cmd;
+mod upgrade_cmd;
 
 pub use args::{Cli, Command};
 
@@ -45,6 +46,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Smoke(args)) => smoke_cmd::run(args).await,
         Some(Command::Status(args)) => status_cmd::run(args).await,
         Some(Command::Promote(args)) => promote_cmd::run(args).await,
+        Some(Command::Upgrade(args)) => upgrade_cmd::run(args).await,
         Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
         Some(Command::Report(args)) => report_cmd::run(args),
     }

@@ -6,10 +6,13 @@
 //! - `PUT  /sim/cloud/groups/<group>/desired` `{"desired": N}`;
 //! - `PUT  /sim/cloud/groups/<group-or-pool>/launch-template` `{"kubelet_version": "v1.34.1"}`;
 //! - `POST /sim/cloud/instances/<id>/terminate` `{"decrement": true}`;
-//! - `GET  /sim/metrics` — request counts, PDB availability, evictions per workload.
+//! - `GET  /sim/metrics` — request counts, PDB availability, evictions per workload,
+//!   object counts (pods, ready pods, nodes, ready nodes).
 
 use super::api::{error_response, json_response};
 use super::error::ApiError;
+use super::machinery::{condition_true, pod_ready};
+use super::resources::id;
 use super::Sim;
 use axum::body::Bytes;
 use axum::http::Method;
@@ -115,6 +118,19 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let st = sim.state.lock();
             let mut m = serde_json::to_value(&st.metrics).unwrap_or_default();
             m["watchers"] = json!(st.store.watchers());
+            let pods_ready = st
+                .store
+                .iter(id::PODS)
+                .filter(|(_, p)| pod_ready(p))
+                .count();
+            let nodes_ready = st
+                .store
+                .iter(id::NODES)
+                .filter(|(_, n)| condition_true(n, "Ready"))
+                .count();
+            m["objects"] = json!({"pods": st.store.count(id::PODS), "pods_ready": pods_ready,
+                                  "nodes": st.store.count(id::NODES), "nodes_ready": nodes_ready,
+                                  "resource_version": st.store.rv()});
             m["sim_seconds"] = json!(now);
             Ok(m)
         }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub evictions: BTreeMap<String, Evictions>,
     /// Injected API errors.
     pub injected_errors: u64,
+    /// Watch streams ended, by reason (timeout, client_gone, lagged, shutdown).
+    pub watch_closed: BTreeMap<String, u64>,
 }
 
 impl Metrics {

@@ -61,6 +61,9 @@ pub struct Sim {
     pub shutdown: CancellationToken,
     /// `127.0.0.1:PORT` once bound.
     pub addr: Mutex<String>,
+    /// Serialised JSON of object versions, keyed by their (globally unique)
+    /// resourceVersion: LISTs and watch streams serialise each version once.
+    pub json_cache: Mutex<std::collections::HashMap<u64, axum::body::Bytes>>,
 }
 
 /// Options of an in-process simulator.
@@ -85,7 +88,7 @@ impl Default for SimOptions {
             port: 0,
             tick: Duration::from_millis(20),
             bookmark_interval: Duration::from_secs(1),
-            history: 20_000,
+            history: 5_000,
         }
     }
 }
@@ -142,7 +145,58 @@ impl Sim {
             bookmark_interval: opts.bookmark_interval,
             shutdown: CancellationToken::new(),
             addr: Mutex::new(String::new()),
+            json_cache: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Serialises every current object version that is not cached yet and drops
+    /// cached versions that are no longer current, so LISTs are served from memory.
+    /// Returns the store's resourceVersion it looked at (nothing to do if unchanged).
+    pub fn warm_json_cache(&self, last_rv: u64) -> u64 {
+        let (rv, items) = {
+            let st = self.state.lock();
+            if st.store.rv() == last_rv {
+                return last_rv;
+            }
+            let items: Vec<Arc<serde_json::Value>> = (0..resources::RESOURCES.len())
+                .flat_map(|r| st.store.list(r, None))
+                .collect();
+            (st.store.rv(), items)
+        };
+        let mut live = std::collections::HashSet::with_capacity(items.len());
+        for o in &items {
+            if let Some(v) =
+                store::meta_str(o, "resourceVersion").and_then(|r| r.parse::<u64>().ok())
+            {
+                live.insert(v);
+            }
+            self.object_json(o);
+        }
+        // Keep recent versions for watch streams still sending them.
+        let floor = rv.saturating_sub(10_000);
+        self.json_cache
+            .lock()
+            .retain(|v, _| live.contains(v) || *v > floor);
+        rv
+    }
+
+    /// The JSON bytes of an object version (cached by resourceVersion).
+    pub fn object_json(&self, obj: &serde_json::Value) -> axum::body::Bytes {
+        let rv = store::meta_str(obj, "resourceVersion").and_then(|r| r.parse::<u64>().ok());
+        if let Some(rv) = rv {
+            if let Some(b) = self.json_cache.lock().get(&rv) {
+                return b.clone();
+            }
+        }
+        let b = axum::body::Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
+        if let Some(rv) = rv {
+            let mut c = self.json_cache.lock();
+            if c.len() > 1_000_000 {
+                c.clear(); // safety valve; the warmer prunes normally
+            }
+            c.insert(rv, b.clone());
+        }
+        b
     }
 
     /// Runs one machinery tick now.
@@ -180,10 +234,27 @@ impl SimCluster {
                 }
             })
         };
+        let warmer = {
+            let sim = sim.clone();
+            tokio::spawn(async move {
+                let mut iv = tokio::time::interval(Duration::from_millis(200));
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut last_rv = 0;
+                loop {
+                    tokio::select! {
+                        _ = sim.shutdown.cancelled() => break,
+                        _ = iv.tick() => {
+                            let s = sim.clone();
+                            last_rv = tokio::task::spawn_blocking(move || s.warm_json_cache(last_rv)).await.unwrap_or(last_rv);
+                        }
+                    }
+                }
+            })
+        };
         Ok(Self {
             sim,
             addr,
-            tasks: vec![server, ticker],
+            tasks: vec![server, ticker, warmer],
         })
     }
 

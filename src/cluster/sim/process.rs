@@ -47,6 +47,18 @@ pub fn alive(pid: u32) -> bool {
     pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
 }
 
+/// Whether `pid` is alive *and* is a simulator (`serve-sim` in its command line), so
+/// a recycled pid of an unrelated process counts as stale and is never signalled.
+pub fn sim_alive(pid: u32) -> bool {
+    if !alive(pid) {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmd) => cmd.split(|b| *b == 0).any(|arg| arg == b"serve-sim"),
+        Err(_) => true, // no /proc: trust the pid
+    }
+}
+
 fn read_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join("pid"))
         .ok()?
@@ -87,6 +99,8 @@ pub struct SimProvider {
     pub root: PathBuf,
     /// Binary to re-execute (default: the current executable).
     pub exe: Option<PathBuf>,
+    /// Real seconds per simulated second (None: from the topology).
+    pub time_scale: Option<f64>,
 }
 
 impl Default for SimProvider {
@@ -94,6 +108,7 @@ impl Default for SimProvider {
         Self {
             root: state_root(),
             exe: None,
+            time_scale: None,
         }
     }
 }
@@ -114,14 +129,14 @@ impl ClusterProvider for SimProvider {
         let name = &spec.name;
         let dir = self.dir(name);
         if let Some(pid) = read_pid(&dir) {
-            if alive(pid) {
+            if sim_alive(pid) {
                 return Err(ClusterError::AlreadyRunning {
                     name: name.clone(),
                     pid,
                     state_dir: dir.display().to_string(),
                 });
             }
-            tracing::warn!(cluster = %name, pid, dir = %dir.display(), "stale pid file: process {pid} is gone; removing the old state");
+            tracing::warn!(cluster = %name, pid, dir = %dir.display(), "stale pid file: process {pid} is gone or is not a simulator; removing the old state");
             let _ = std::fs::remove_dir_all(&dir);
         }
         if let Some(t) = &spec.topology {
@@ -146,6 +161,9 @@ impl ClusterProvider for SimProvider {
         }
         if let Some(v) = &spec.kubernetes_version {
             cmd.args(["--kubernetes-version", v]);
+        }
+        if let Some(t) = self.time_scale {
+            cmd.args(["--time-scale", &t.to_string()]);
         }
         use std::os::unix::process::CommandExt;
         cmd.stdin(std::process::Stdio::null())
@@ -197,8 +215,9 @@ impl ClusterProvider for SimProvider {
                 detail: format!("no pid file in {}", dir.display()),
             });
         };
-        if alive(pid) {
-            // SAFETY: sending SIGTERM to the pid we started (recorded in our state dir).
+        if sim_alive(pid) {
+            // SAFETY: sending SIGTERM to the simulator we started (pid from our state
+            // dir, command line checked by `sim_alive`).
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(10);
             while alive(pid) && Instant::now() < deadline {
@@ -209,7 +228,7 @@ impl ClusterProvider for SimProvider {
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             }
         } else {
-            tracing::warn!(cluster = %name, pid, "stale pid file: process {pid} was already gone");
+            tracing::warn!(cluster = %name, pid, "stale pid file: process {pid} was already gone (or is not a simulator)");
         }
         std::fs::remove_dir_all(&dir).map_err(io(format!("cannot remove {}", dir.display())))?;
         Ok(())
@@ -227,8 +246,8 @@ impl ClusterProvider for SimProvider {
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
         let api_url = st.map(|s| s.api_url);
-        let (running, detail) = if !alive(pid) {
-            (false, format!("stale pid file: process {pid} is gone (run `e2e-gate cluster down --name {name}` to clean up)"))
+        let (running, detail) = if !sim_alive(pid) {
+            (false, format!("stale pid file: process {pid} is gone or is not a simulator (run `e2e-gate cluster down --name {name}` to clean up)"))
         } else if let Some(u) = api_url.as_deref() {
             let ok = answers_version(u).await;
             (

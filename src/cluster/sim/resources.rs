@@ -42,6 +42,7 @@ impl ResourceDef {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn def(
     group: &'static str,
     version: &'static str,

@@ -44,6 +44,9 @@ pub struct WatchEvent {
     pub rv: u64,
     /// The object after the change (before removal for DELETED).
     pub object: Arc<Value>,
+    /// The previous object (MODIFIED only), so selector watches can turn a change
+    /// that leaves or enters the selection into DELETED or ADDED.
+    pub prev: Option<Arc<Value>>,
 }
 
 /// Which part of an object an update may change.
@@ -144,12 +147,13 @@ impl Store {
         self.tx.receiver_count()
     }
 
-    fn emit(&mut self, res: usize, etype: EventType, object: Arc<Value>) {
+    fn emit(&mut self, res: usize, etype: EventType, object: Arc<Value>, prev: Option<Arc<Value>>) {
         let ev = Arc::new(WatchEvent {
             res,
             etype,
             rv: self.rv,
             object,
+            prev,
         });
         if self.history_cap > 0 {
             if self.history.len() >= self.history_cap {
@@ -274,7 +278,7 @@ impl Store {
         }
         let obj = Arc::new(obj);
         self.objects[res].insert(key, obj.clone());
-        self.emit(res, EventType::Added, obj.clone());
+        self.emit(res, EventType::Added, obj.clone(), None);
         Ok(obj)
     }
 
@@ -377,12 +381,10 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let key = key_of(&obj);
         let obj = Arc::new(obj);
-        let etype = if self.objects[res].insert(key, obj.clone()).is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        self.emit(res, etype, obj.clone());
+        match self.objects[res].insert(key, obj.clone()) {
+            Some(prev) => self.emit(res, EventType::Modified, obj.clone(), Some(prev)),
+            None => self.emit(res, EventType::Added, obj.clone(), None),
+        }
         obj
     }
 
@@ -410,7 +412,7 @@ impl Store {
         let mut last = (*old).clone();
         last["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let last = Arc::new(last);
-        self.emit(res, EventType::Deleted, last.clone());
+        self.emit(res, EventType::Deleted, last.clone(), None);
         Some(last)
     }
 }

@@ -131,7 +131,17 @@ async fn handle(
         ["sim", rest @ ..] => return super::cloud_api::handle(&sim, &method, rest, &body),
         _ => {}
     }
+    // Deprecated `/api/v1/watch/...` paths mean `?watch=1`.
+    let mut legacy_watch = false;
     let (group, version, rest) = match segs.as_slice() {
+        ["api", "v1", "watch", rest @ ..] => {
+            legacy_watch = true;
+            ("", "v1", rest)
+        }
+        ["apis", g, v, "watch", rest @ ..] => {
+            legacy_watch = true;
+            (*g, *v, rest)
+        }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => {
@@ -146,7 +156,10 @@ async fn handle(
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
-    let query = parse_query(&uri);
+    let mut query = parse_query(&uri);
+    if legacy_watch {
+        query.insert("watch".into(), "1".into());
+    }
     let rate = sim.settings.api_error_rate;
     if rate > 0.0 && rand::random::<f64>() < rate {
         sim.state.lock().metrics.injected_errors += 1;
@@ -239,7 +252,10 @@ fn dispatch(
         None => def.plural.to_string(),
     };
     if let Some(sub) = &t.sub {
-        let ok = (sub == "status" && def.has_status) || (sub == "eviction" && t.res == id::PODS);
+        let scalable = [id::DEPLOYMENTS, id::STATEFULSETS, id::REPLICASETS].contains(&t.res);
+        let ok = (sub == "status" && def.has_status)
+            || (sub == "eviction" && t.res == id::PODS)
+            || (sub == "scale" && scalable);
         if !ok {
             return Err(ApiError::new(
                 404,
@@ -249,6 +265,18 @@ fn dispatch(
         }
     }
     let now = sim.clock.now();
+    if let (Some("scale"), Some(name)) = (t.sub.as_deref(), &t.name) {
+        return scale(sim, method, t.res, &ns, name, content_type, body);
+    }
+    if body.starts_with(b"k8s\x00")
+        || content_type.starts_with("application/vnd.kubernetes.protobuf")
+    {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the simulated API server accepts JSON request bodies only, not protobuf (kubectl create <kind> sends protobuf: use `kubectl create -f` or `kubectl apply --validate=false -f` instead)",
+        ));
+    }
     match (method.clone(), &t.name) {
         (Method::GET, None) => {
             if is_true(query.get("watch")) {
@@ -429,6 +457,98 @@ fn dispatch(
     }
 }
 
+/// The `autoscaling/v1` Scale view of a Deployment, StatefulSet or ReplicaSet.
+fn scale_of(obj: &Value) -> Value {
+    let selector = LabelSelector::from_object(obj["spec"].get("selector"))
+        .map(|s| {
+            s.0.iter()
+                .map(|r| match r {
+                    super::selector::Req::In(k, v) if v.len() == 1 => format!("{k}={}", v[0]),
+                    super::selector::Req::In(k, v) => format!("{k} in ({})", v.join(",")),
+                    super::selector::Req::NotIn(k, v) => format!("{k} notin ({})", v.join(",")),
+                    super::selector::Req::Exists(k) => k.clone(),
+                    super::selector::Req::NotExists(k) => format!("!{k}"),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
+                     "uid": obj["metadata"]["uid"], "resourceVersion": obj["metadata"]["resourceVersion"],
+                     "creationTimestamp": obj["metadata"]["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// GET/PUT/PATCH of the `scale` subresource.
+fn scale(
+    sim: &Arc<Sim>,
+    method: &Method,
+    res: usize,
+    ns: &str,
+    name: &str,
+    content_type: &str,
+    body: &Bytes,
+) -> Result<Reply, ApiError> {
+    let def = &RESOURCES[res];
+    let mut st = sim.state.lock();
+    let res_name = format!("{}/scale", def.plural);
+    let cur = st
+        .store
+        .get(res, ns, name)
+        .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+    let view = scale_of(&cur);
+    let wanted = match *method {
+        Method::GET => {
+            st.metrics.request("get", &res_name);
+            return Ok(Reply::Json(200, view));
+        }
+        Method::PUT => {
+            st.metrics.request("update", &res_name);
+            parse_body(body)?
+        }
+        Method::PATCH => {
+            st.metrics.request("patch", &res_name);
+            let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("unsupported patch type {content_type}"),
+                )
+            })?;
+            patch::apply(kind, &view, &parse_body(body)?).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the patch could not be applied: {e}"),
+                )
+            })?
+        }
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    if let Some(rv) = wanted["metadata"]["resourceVersion"].as_str() {
+        if *method == Method::PUT && !rv.is_empty() && Some(rv) != meta_str(&cur, "resourceVersion")
+        {
+            return Err(ApiError::conflict(&def.qualified(), name));
+        }
+    }
+    let replicas = wanted["spec"]["replicas"]
+        .as_i64()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Scale.autoscaling \"{name}\" is invalid: spec.replicas: must be an integer ≥ 0"
+            ))
+        })?;
+    let mut obj = (*cur).clone();
+    obj["spec"]["replicas"] = json!(replicas);
+    let updated = st.store.update(res, ns, name, obj, UpdateMode::Main)?;
+    Ok(Reply::Json(200, scale_of(&updated)))
+}
+
 fn is_dry_run(query: &HashMap<String, String>) -> bool {
     query.get("dryRun").is_some_and(|v| !v.is_empty())
 }
@@ -461,8 +581,8 @@ fn delete_one(
                 format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
             ));
         }
-        for r in 0..RESOURCES.len() {
-            if RESOURCES[r].namespaced {
+        for (r, def) in RESOURCES.iter().enumerate() {
+            if def.namespaced {
                 for o in st.store.list(r, Some(name)) {
                     let k = super::store::key_of(&o);
                     st.store.remove(r, &k.0, &k.1);
@@ -556,11 +676,24 @@ fn list(
     out.extend_from_slice(b"\",\"metadata\":");
     serde_json::to_writer(&mut out, &meta).map_err(|e| ApiError::internal(e.to_string()))?;
     out.extend_from_slice(b",\"items\":[");
-    for (i, o) in items.iter().enumerate() {
+    // Serialise (or fetch from the cache) on two threads for large lists.
+    let parts: Vec<Bytes> = if items.len() > 2_000 {
+        let mid = items.len() / 2;
+        let (a, b) = items.split_at(mid);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| b.iter().map(|o| sim.object_json(o)).collect::<Vec<_>>());
+            let mut first: Vec<Bytes> = a.iter().map(|o| sim.object_json(o)).collect();
+            first.extend(h.join().unwrap_or_default());
+            first
+        })
+    } else {
+        items.iter().map(|o| sim.object_json(o)).collect()
+    };
+    for (i, b) in parts.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &**o).map_err(|e| ApiError::internal(e.to_string()))?;
+        out.extend_from_slice(b);
     }
     out.extend_from_slice(b"]}");
     Ok(Reply::Bytes(200, out))

@@ -109,6 +109,9 @@ fn node_row(n: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+/// Builds the cells of one row.
+type RowFn = fn(&Value, DateTime<Utc>) -> Vec<Value>;
+
 /// A `meta.k8s.io/v1` Table of `items`.
 pub fn table(
     def: &ResourceDef,
@@ -117,8 +120,7 @@ pub fn table(
     cont: Option<&str>,
     now: DateTime<Utc>,
 ) -> Value {
-    let (columns, row_fn): (Vec<Value>, fn(&Value, DateTime<Utc>) -> Vec<Value>) = match def.plural
-    {
+    let (columns, row_fn): (Vec<Value>, RowFn) = match def.plural {
         "pods" => (
             vec![
                 col(
@@ -177,6 +179,100 @@ pub fn table(
                 col("Container-Runtime", "string", 1, "Container runtime."),
             ],
             node_row,
+        ),
+        "events" => (
+            vec![
+                col("Last Seen", "string", 0, "Time of the last occurrence."),
+                col("Type", "string", 0, "Type of this event."),
+                col(
+                    "Reason",
+                    "string",
+                    0,
+                    "Short, machine understandable string.",
+                ),
+                col("Object", "string", 0, "The object this event is about."),
+                col("Message", "string", 0, "A human-readable description."),
+            ],
+            |e, now| {
+                let io = &e["involvedObject"];
+                vec![
+                    json!(age(e["lastTimestamp"].as_str(), now)),
+                    e["type"].clone(),
+                    e["reason"].clone(),
+                    json!(format!(
+                        "{}/{}",
+                        io["kind"].as_str().unwrap_or("").to_lowercase(),
+                        io["name"].as_str().unwrap_or("")
+                    )),
+                    e["message"].clone(),
+                ]
+            },
+        ),
+        "poddisruptionbudgets" => (
+            vec![
+                col(
+                    "Name",
+                    "string",
+                    0,
+                    "Name must be unique within a namespace.",
+                ),
+                col(
+                    "Min Available",
+                    "string",
+                    0,
+                    "The minimum number of pods that must be available.",
+                ),
+                col(
+                    "Max Unavailable",
+                    "string",
+                    0,
+                    "The maximum number of pods that may be unavailable.",
+                ),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    0,
+                    "Number of pod disruptions that are currently allowed.",
+                ),
+                col("Age", "string", 0, "CreationTimestamp"),
+            ],
+            |p, now| {
+                let show = |v: &Value| match v {
+                    Value::Null => json!("N/A"),
+                    Value::Number(n) => json!(n.to_string()),
+                    other => other.clone(),
+                };
+                vec![
+                    json!(meta_str(p, "name")),
+                    show(&p["spec"]["minAvailable"]),
+                    show(&p["spec"]["maxUnavailable"]),
+                    json!(p["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
+                    json!(age(meta_str(p, "creationTimestamp"), now)),
+                ]
+            },
+        ),
+        "deployments" | "statefulsets" | "replicasets" => (
+            vec![
+                col(
+                    "Name",
+                    "string",
+                    0,
+                    "Name must be unique within a namespace.",
+                ),
+                col("Ready", "string", 0, "Ready replicas / desired replicas."),
+                col("Age", "string", 0, "CreationTimestamp"),
+            ],
+            |d, now| {
+                vec![
+                    json!(meta_str(d, "name")),
+                    json!(format!(
+                        "{}/{}",
+                        d["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                        d["spec"]["replicas"].as_i64().unwrap_or(1)
+                    )),
+                    json!(age(meta_str(d, "creationTimestamp"), now)),
+                ]
+            },
         ),
         _ => (
             vec![

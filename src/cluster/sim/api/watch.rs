@@ -33,14 +33,39 @@ impl Filter {
             && self.ls.as_ref().is_none_or(|s| s.matches(obj))
             && self.fs.as_ref().is_none_or(|s| s.matches(obj))
     }
+
+    /// The event type this watcher sees (a change that moves an object into or out
+    /// of the selection is ADDED or DELETED, as on a real API server).
+    fn event_type(&self, ev: &WatchEvent) -> Option<&'static str> {
+        let now = self.matches(ev.res, &ev.object);
+        match ev.etype {
+            EventType::Modified => {
+                let before = ev.prev.as_ref().is_some_and(|p| self.matches(ev.res, p));
+                match (before, now) {
+                    (true, true) => Some("MODIFIED"),
+                    (false, true) => Some("ADDED"),
+                    (true, false) => Some("DELETED"),
+                    (false, false) => None,
+                }
+            }
+            other => now.then_some(other.as_str()),
+        }
+    }
 }
 
 fn line(etype: &str, obj: &Value) -> Bytes {
-    let mut out = Vec::with_capacity(1024);
+    line_bytes(
+        etype,
+        &Bytes::from(serde_json::to_vec(obj).unwrap_or_default()),
+    )
+}
+
+fn line_bytes(etype: &str, obj: &Bytes) -> Bytes {
+    let mut out = Vec::with_capacity(obj.len() + 32);
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(etype.as_bytes());
     out.extend_from_slice(b"\",\"object\":");
-    let _ = serde_json::to_writer(&mut out, obj);
+    out.extend_from_slice(obj);
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
@@ -116,8 +141,8 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
             match hist {
                 Some(events) => {
                     for ev in events {
-                        if filter.matches(ev.res, &ev.object) {
-                            first.push(line(ev.etype.as_str(), &ev.object));
+                        if let Some(etype) = filter.event_type(&ev) {
+                            first.push(line(etype, &ev.object));
                         }
                     }
                     (rx, cur.max(after))
@@ -144,16 +169,18 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
             }
         }
         let mut last_rv = start_rv;
+        let mut reason = "closed";
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut bm = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         loop {
             tokio::select! {
-                _ = sim.shutdown.cancelled() => break,
-                _ = &mut deadline => break,
-                _ = tx.closed() => break,
+                _ = sim.shutdown.cancelled() => { reason = "shutdown"; break }
+                _ = &mut deadline => { reason = "timeout"; break }
+                _ = tx.closed() => { reason = "client_gone"; break }
                 _ = bm.tick() => {
                     if bookmarks && tx.send(bookmark(filter.res, last_rv, false)).await.is_err() {
+                        reason = "client_gone";
                         break;
                     }
                 }
@@ -161,13 +188,10 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
                     Ok(ev) => {
                         let ev: Arc<WatchEvent> = ev;
                         last_rv = ev.rv;
-                        if filter.matches(ev.res, &ev.object) {
-                            let etype = match ev.etype {
-                                EventType::Added => "ADDED",
-                                EventType::Modified => "MODIFIED",
-                                EventType::Deleted => "DELETED",
-                            };
-                            if tx.send(line(etype, &ev.object)).await.is_err() {
+                        if let Some(etype) = filter.event_type(&ev) {
+                            let obj = sim.object_json(&ev.object);
+                            if tx.send(line_bytes(etype, &obj)).await.is_err() {
+                                reason = "client_gone";
                                 break;
                             }
                         }
@@ -175,12 +199,19 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let gone = ApiError::new(410, "Expired", "watch fell behind: too old resource version");
                         let _ = tx.send(line("ERROR", &gone.to_status())).await;
+                        reason = "lagged";
                         break;
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 }
             }
         }
+        *sim.state
+            .lock()
+            .metrics
+            .watch_closed
+            .entry(reason.to_string())
+            .or_default() += 1;
     });
     stream_response(Vec::new(), Some(body_rx))
 }

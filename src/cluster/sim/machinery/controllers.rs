@@ -79,6 +79,67 @@ impl SimState {
         self.statefulsets(&owned, now);
         self.daemonsets(&owned, now);
         self.garbage_collect(&owned, now);
+        self.attach_volumes();
+    }
+
+    /// Keeps `node.status.volumesAttached` / `volumesInUse` in line with the bound
+    /// claims of the pods running there (the attach/detach controller's view).
+    fn attach_volumes(&mut self) {
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        for (_, p) in self.store.iter(id::PODS) {
+            let Some(node) = p["spec"]["nodeName"].as_str() else {
+                continue;
+            };
+            if terminal(p) {
+                continue;
+            }
+            let ns = meta_str(p, "namespace").unwrap_or("");
+            for v in p["spec"]["volumes"].as_array().into_iter().flatten() {
+                let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
+                    continue;
+                };
+                if let Some(pv) = self
+                    .store
+                    .get(id::PVCS, ns, claim)
+                    .and_then(|c| c["spec"]["volumeName"].as_str().map(String::from))
+                {
+                    by_node
+                        .entry(node.to_string())
+                        .or_default()
+                        .push(format!("kubernetes.io/csi/sim.e2e-gate.io^{pv}"));
+                }
+            }
+        }
+        let nodes: Vec<(String, Arc<Value>)> = self
+            .store
+            .iter(id::NODES)
+            .map(|((_, n), v)| (n.clone(), v.clone()))
+            .collect();
+        for (name, node) in nodes {
+            let mut vols = by_node.remove(&name).unwrap_or_default();
+            vols.sort();
+            let attached: Vec<Value> = vols
+                .iter()
+                .map(|v| json!({"name": v, "devicePath": ""}))
+                .collect();
+            let cur = node["status"]["volumesAttached"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if cur != attached {
+                self.store.modify(id::NODES, "", &name, |n| {
+                    if attached.is_empty() {
+                        if let Some(s) = n["status"].as_object_mut() {
+                            s.remove("volumesAttached");
+                            s.remove("volumesInUse");
+                        }
+                    } else {
+                        n["status"]["volumesAttached"] = json!(attached);
+                        n["status"]["volumesInUse"] = json!(vols);
+                    }
+                });
+            }
+        }
     }
 
     fn deployments(&mut self, now: SimTime) {
@@ -119,7 +180,7 @@ impl SimState {
             let mut ready = 0;
             let mut total = 0;
             for rs in self.store.list(id::REPLICASETS, Some(&ns)) {
-                if !controller_of(&rs).is_some_and(|(_, _, u)| u == duid) {
+                if controller_of(&rs).is_none_or(|(_, _, u)| u != duid) {
                     continue;
                 }
                 let want = if meta_str(&rs, "name") == Some(rs_name.as_str()) {
@@ -230,7 +291,7 @@ impl SimState {
             for i in 0..want {
                 let pname = format!("{name}-{i}");
                 if let Some(p) = by_name.get(pname.as_str()) {
-                    if !parallel && !(pod_ready(p) && !deleting(p)) {
+                    if !parallel && (!pod_ready(p) || deleting(p)) {
                         break; // OrderedReady: wait for this ordinal
                     }
                     continue;

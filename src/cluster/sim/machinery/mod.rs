@@ -52,7 +52,8 @@ impl SimState {
         self.mach.last_tick = now;
         self.cloud_step(now);
         let changed = self.store.rv() != self.mach.last_rv;
-        if changed || now - self.mach.last_full_pass > 1.0 {
+        // A full pass at least once per real second even when nothing changed.
+        if changed || now - self.mach.last_full_pass > 1.0 / self.clock.time_scale() {
             self.mach.last_full_pass = now;
             self.run_controllers(now);
             self.schedule(now);

@@ -211,24 +211,71 @@ impl SimState {
             ));
         }
         if let Some(pdb) = pdbs.first() {
-            let b = self.budget(pdb);
+            // Like the real API server, decide on the *stored* PDB status (kept current
+            // by the disruption controller, i.e. the tick), not on a fresh count.
+            let st = &pdb["status"];
             let pdb_name = meta_str(pdb, "name").unwrap_or("");
-            let always_allow = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
-            let unhealthy_ok =
-                !pod_ready(&pod) && (always_allow || b.current_healthy >= b.desired_healthy);
-            if !unhealthy_ok && b.disruptions_allowed <= 0 {
-                self.metrics.eviction(&workload, false);
+            let too_many = |message: String, retry: Option<u32>| {
                 let mut e = ApiError::new(
                     429,
                     "TooManyRequests",
                     "Cannot evict pod as it would violate the pod's disruption budget.",
                 );
-                e.details = Some(
-                    json!({"causes": [{"reason": "DisruptionBudget", "message": format!(
-                    "The disruption budget {pdb_name} needs {} healthy pods and has {} currently",
-                    b.desired_healthy, b.current_healthy)}]}),
-                );
-                return Err(e);
+                e.retry_after = retry;
+                let mut d = json!({"causes": [{"reason": "DisruptionBudget", "message": message}]});
+                if let Some(r) = retry {
+                    d["retryAfterSeconds"] = json!(r);
+                }
+                e.details = Some(d);
+                e
+            };
+            // The disruption controller has not processed the latest spec yet.
+            let observed = st["observedGeneration"].as_i64().unwrap_or(0);
+            if observed < pdb["metadata"]["generation"].as_i64().unwrap_or(1) {
+                self.metrics.eviction(&workload, false);
+                return Err(too_many(
+                    format!(
+                        "The disruption budget {pdb_name} is still being processed by the server."
+                    ),
+                    Some(10),
+                ));
+            }
+            let current = st["currentHealthy"].as_i64().unwrap_or(0);
+            let desired = st["desiredHealthy"].as_i64().unwrap_or(0);
+            let allowed = st["disruptionsAllowed"].as_i64().unwrap_or(0);
+            let always_allow = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+            let unhealthy_ok = !pod_ready(&pod) && (always_allow || current >= desired);
+            if !unhealthy_ok {
+                if allowed < 0 {
+                    self.metrics.eviction(&workload, false);
+                    return Err(ApiError::new(
+                        403,
+                        "Forbidden",
+                        "pdb disruptions allowed is negative",
+                    ));
+                }
+                if allowed == 0 {
+                    self.metrics.eviction(&workload, false);
+                    return Err(too_many(
+                        format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"),
+                        None,
+                    ));
+                }
+                if !dry_run {
+                    // Consume one disruption and remember the pod (DisruptedPods), as the
+                    // real eviction does, so concurrent evictions cannot overrun the budget.
+                    let pod_name = name.to_string();
+                    let ts = self.ts(now);
+                    let pdb_ns = meta_str(pdb, "namespace").unwrap_or("").to_string();
+                    let pdb_n = pdb_name.to_string();
+                    self.store.modify(id::PDBS, &pdb_ns, &pdb_n, |p| {
+                        p["status"]["disruptionsAllowed"] = json!(allowed - 1);
+                        if !p["status"]["disruptedPods"].is_object() {
+                            p["status"]["disruptedPods"] = json!({});
+                        }
+                        p["status"]["disruptedPods"][&pod_name] = json!(ts);
+                    });
+                }
             }
         }
         if !dry_run {
@@ -252,4 +299,19 @@ fn workload_of(state: &SimState, pod: &Value) -> String {
         None => meta_str(pod, "name").unwrap_or("").to_string(),
     };
     format!("{ns}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+    use serde_json::json;
+
+    #[test]
+    fn int_or_percent_rounds_like_the_disruption_controller() {
+        assert_eq!(resolve(&json!(2), 10, true), 2);
+        assert_eq!(resolve(&json!("90%"), 4500, true), 4050);
+        assert_eq!(resolve(&json!("10%"), 5, true), 1); // 0.5 rounds up
+        assert_eq!(resolve(&json!("10%"), 5, false), 0);
+        assert_eq!(resolve(&json!("100%"), 3, true), 3);
+    }
 }

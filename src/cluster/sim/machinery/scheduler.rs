@@ -375,3 +375,41 @@ impl SimState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerations_match_taints() {
+        let taint = json!({"key": "dedicated", "value": "db", "effect": "NoSchedule"});
+        assert!(tolerates(
+            &json!([{"key": "dedicated", "operator": "Equal", "value": "db"}]),
+            &taint
+        ));
+        assert!(tolerates(
+            &json!([{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]),
+            &taint
+        ));
+        assert!(tolerates(&json!([{"operator": "Exists"}]), &taint));
+        assert!(!tolerates(
+            &json!([{"key": "dedicated", "value": "web"}]),
+            &taint
+        ));
+        assert!(!tolerates(
+            &json!([{"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}]),
+            &taint
+        ));
+        assert!(!tolerates(&json!(null), &taint));
+    }
+
+    #[test]
+    fn requests_sum_over_containers() {
+        let pod = json!({"spec": {"containers": [
+            {"resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}},
+            {"resources": {"requests": {"cpu": 1}}},
+            {}
+        ]}});
+        assert_eq!(pod_requests(&pod), (1250, 1 << 30));
+    }
+}

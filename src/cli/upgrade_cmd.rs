@@ -1,0 +1,545 @@
+//! `e2e-gate upgrade plan|apply|abort`: the composition root of the upgrade engine.
+//!
+//! `plan` lists nodes, pods, PDBs, PVCs and PVs once, builds the snapshot, prints the plan
+//! (human on stderr, JSON on stdout with `--format json`) and exits 1 when there are
+//! blockers; with `--cloud sim` the pools, zones and sizes come from the simulator's cloud.
+//! `apply` runs the engine (needs `--cloud sim`, the only `NodePool` so far; without a
+//! cloud it exits 2), refuses plans with blockers, prints progress on stderr and the report
+//! as JSON. `abort` removes every marker a run left on the nodes.
+
+use super::args::Format;
+use crate::exit_code;
+use crate::upgrade::abort::abort;
+use crate::upgrade::drain_policy::StuckDrainPolicy;
+use crate::upgrade::engine::{self, EngineConfig, EngineError};
+use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
+use crate::upgrade::plan::{plan, PlanOptions, PoolLimits, Timings};
+use crate::upgrade::pool::{NodePool, PoolGroup};
+use crate::upgrade::render::render_plan;
+use crate::upgrade::sim_pool::SimNodePool;
+use crate::upgrade::snapshot::{PoolInfo, Snapshot, DEFAULT_BOOT_SECONDS};
+use clap::{Args, Subcommand, ValueEnum};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `upgrade` subcommands.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: UpgradeCommand,
+}
+
+/// `upgrade` verbs.
+#[derive(Debug, Subcommand)]
+pub enum UpgradeCommand {
+    /// Compute the rolling-upgrade plan: outdated nodes, waves, surge per zone, estimated
+    /// duration and blockers. Exits 1 when there are blockers.
+    Plan(PlanArgs),
+    /// Execute the plan: surge per zone, soft-evacuate, drain through the Eviction API
+    /// paced by PDBs, terminate with decrement. Needs --cloud (only `sim` so far).
+    /// Refuses plans with blockers (exit 1). Resumable: run it again after a crash.
+    Apply(PlanArgs),
+    /// Remove every marker (annotations, labels, taints, autoscaler marks) a run added.
+    Abort(AbortArgs),
+}
+
+/// Cloud providers for node pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudOpt {
+    /// The simulated cloud of the embedded cluster (`/sim/cloud` on its API server).
+    Sim,
+}
+
+/// Cluster connection flags.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, in-cluster].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context [default: the current context].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Node-pool provider (pools, zones and sizes from the cloud). Without it, pools and
+    /// zones come from node labels only. `apply` needs it (not available yet).
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    pub cloud: Option<CloudOpt>,
+}
+
+/// A per-pool value: `N` (every pool) or `POOL=N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolValue {
+    /// The pool, or `None` for the default.
+    pub pool: Option<String>,
+    /// The number.
+    pub n: u32,
+}
+
+fn parse_pool_value(s: &str) -> Result<PoolValue, String> {
+    let (pool, n) = match s.split_once('=') {
+        Some((p, n)) if !p.trim().is_empty() => (Some(p.trim().to_string()), n),
+        Some(_) => return Err(format!("{s:?}: want N or POOL=N")),
+        None => (None, s),
+    };
+    let n = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: want N or POOL=N with N a non-negative integer"))?;
+    Ok(PoolValue { pool, n })
+}
+
+/// Flags of `plan` and `apply` (the same plan is computed for both).
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// Cluster connection.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Kubelet version to reach, e.g. v1.34.1 (a prefix such as 1.34 matches any patch).
+    #[arg(long, value_name = "VERSION")]
+    pub target_version: String,
+    /// Only these pools (repeatable) [default: all].
+    #[arg(long = "pool", value_name = "NAME")]
+    pub pools: Vec<String>,
+    /// New nodes above pool size at once: N for every pool or POOL=N (repeatable).
+    #[arg(long, value_name = "[POOL=]N", default_value = "1", value_parser = parse_pool_value)]
+    pub max_surge: Vec<PoolValue>,
+    /// Old nodes drained without a ready replacement at once: N or POOL=N (repeatable).
+    #[arg(long, value_name = "[POOL=]N", default_value = "0", value_parser = parse_pool_value)]
+    pub max_unavailable: Vec<PoolValue>,
+    /// Estimated drain time of one node.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub drain_estimate: Duration,
+    /// Estimated terminate time of one instance.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub terminate_estimate: Duration,
+    /// Estimated time from an eviction to the replacement pod being Ready.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub pod_ready_estimate: Duration,
+    /// A new node must stay ready this long before it counts.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub min_ready: Duration,
+    /// Output format (json goes to stdout; the human plan always goes to stderr).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Also write the JSON (plan, or apply report) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// apply: namespace of the single-writer Lease.
+    #[arg(long, value_name = "NS", default_value = "kube-system")]
+    pub lease_namespace: String,
+    /// apply: report a drain that made no progress for this long (Event, status, progress).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub stuck_report_after: Duration,
+    /// apply: leave a stuck node cordoned after this long, continue, fail at the end.
+    /// Forced (PDB-bypassing) deletes are never done.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub stuck_leave_after: Duration,
+    /// apply: stop starting new nodes once this many were left cordoned.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub max_blocked_nodes: u32,
+    /// apply: give up (markers kept; run again to resume, or abort) after this long.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Flags of `abort`.
+#[derive(Debug, Args, Clone)]
+pub struct AbortArgs {
+    /// Cluster connection.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Namespace of the single-writer Lease.
+    #[arg(long, value_name = "NS", default_value = "kube-system")]
+    pub lease_namespace: String,
+    /// Output format (json goes to stdout).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Runs `upgrade …` and returns the exit code.
+pub async fn run(args: UpgradeArgs) -> u8 {
+    match args.command {
+        UpgradeCommand::Plan(a) => run_plan(a).await,
+        UpgradeCommand::Apply(a) => run_apply(a).await,
+        UpgradeCommand::Abort(a) => run_abort(a).await,
+    }
+}
+
+fn usage(msg: &str) -> u8 {
+    eprintln!("error: {msg}");
+    exit_code::USAGE
+}
+
+fn kube_failure(e: &KubeError) -> u8 {
+    eprintln!("error: {e}");
+    if e.is_infra() {
+        exit_code::INFRA
+    } else {
+        exit_code::USAGE
+    }
+}
+
+/// Resolves flags into planner options (pure).
+fn plan_options(a: &PlanArgs) -> Result<PlanOptions, String> {
+    let mut default_limits = PoolLimits::default();
+    let mut limits: BTreeMap<String, PoolLimits> = BTreeMap::new();
+    let mut seen_default = (false, false);
+    // Pool-specific values start from the resolved defaults, so apply defaults first.
+    for (i, values) in [&a.max_surge, &a.max_unavailable].into_iter().enumerate() {
+        for v in values.iter().filter(|v| v.pool.is_none()) {
+            let flag = if i == 0 {
+                "--max-surge"
+            } else {
+                "--max-unavailable"
+            };
+            let seen = if i == 0 {
+                &mut seen_default.0
+            } else {
+                &mut seen_default.1
+            };
+            if *seen {
+                return Err(format!(
+                    "{flag}: the default (N without POOL=) is given twice"
+                ));
+            }
+            *seen = true;
+            if i == 0 {
+                default_limits.max_surge = v.n;
+            } else {
+                default_limits.max_unavailable = v.n;
+            }
+        }
+    }
+    for (i, values) in [&a.max_surge, &a.max_unavailable].into_iter().enumerate() {
+        for v in values {
+            if let Some(p) = &v.pool {
+                let l = limits.entry(p.clone()).or_insert(default_limits);
+                if i == 0 {
+                    l.max_surge = v.n;
+                } else {
+                    l.max_unavailable = v.n;
+                }
+            }
+        }
+    }
+    if default_limits.max_surge == 0 && default_limits.max_unavailable == 0 && limits.is_empty() {
+        return Err(
+            "--max-surge and --max-unavailable are both 0: nothing could ever be replaced".into(),
+        );
+    }
+    if a.target_version.trim().trim_start_matches('v').is_empty() {
+        return Err("--target-version: must not be empty".into());
+    }
+    Ok(PlanOptions {
+        target_version: a.target_version.trim().to_string(),
+        pools: a.pools.iter().cloned().collect::<BTreeSet<_>>(),
+        default_limits,
+        limits,
+        timings: Timings {
+            drain_seconds: a.drain_estimate.as_secs(),
+            terminate_seconds: a.terminate_estimate.as_secs(),
+            pod_ready_seconds: a.pod_ready_estimate.as_secs(),
+            min_ready_seconds: a.min_ready.as_secs(),
+        },
+    })
+}
+
+async fn connect(c: &ClusterArgs) -> Result<KubeCluster, u8> {
+    KubeCluster::connect(c.kubeconfig.as_deref(), c.context.as_deref())
+        .await
+        .map_err(|e| kube_failure(&e))
+}
+
+/// Everything `plan` and `apply` share: connect, LIST once, snapshot, (cloud pools), plan.
+struct Planned {
+    cluster: KubeCluster,
+    sim_pool: Option<SimNodePool>,
+    plan: crate::upgrade::plan::Plan,
+    opts: PlanOptions,
+    cloud_calls: BTreeMap<String, u64>,
+}
+
+async fn compute_plan(a: &PlanArgs) -> Result<Planned, u8> {
+    let opts = plan_options(a).map_err(|e| usage(&e))?;
+    let cluster = connect(&a.cluster).await?;
+    let objects = cluster.list_objects().await.map_err(|e| kube_failure(&e))?;
+    let mut snapshot = Snapshot::from_k8s(&objects).map_err(|e| {
+        eprintln!("error: {e}");
+        exit_code::INFRA
+    })?;
+    let mut cloud_calls = BTreeMap::new();
+    let mut sim_pool = None;
+    if a.cluster.cloud == Some(CloudOpt::Sim) {
+        let pool = SimNodePool::new(cluster.client());
+        let groups = pool.groups().await.map_err(|e| {
+            eprintln!("error: --cloud sim: {e}");
+            exit_code::INFRA
+        })?;
+        snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect());
+        cloud_calls = pool.cloud_calls();
+        sim_pool = Some(pool);
+    }
+    let plan = plan(&snapshot, &opts).map_err(|e| usage(&e.to_string()))?;
+    eprint!("{}", render_plan(&plan));
+    Ok(Planned {
+        cluster,
+        sim_pool,
+        plan,
+        opts,
+        cloud_calls,
+    })
+}
+
+fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), u8> {
+    if a.format == Format::Json {
+        println!("{json}");
+    }
+    match &a.report {
+        Some(path) => write_json(path, json),
+        None => Ok(()),
+    }
+}
+
+async fn run_plan(a: PlanArgs) -> u8 {
+    let p = match compute_plan(&a).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut json = match serde_json::to_value(&p.plan) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: failed to encode the plan: {e}");
+            return exit_code::INFRA;
+        }
+    };
+    json["format_version"] = serde_json::json!(1);
+    json["kube_api_calls"] = serde_json::json!(p.cluster.api_calls());
+    json["cloud_api_calls"] = serde_json::json!(p.cloud_calls);
+    if let Err(code) = emit(&a, &json) {
+        return code;
+    }
+    if p.plan.blockers.is_empty() {
+        exit_code::OK
+    } else {
+        exit_code::FAILED
+    }
+}
+
+fn identity() -> String {
+    format!(
+        "e2e-gate@{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        std::process::id()
+    )
+}
+
+async fn run_apply(a: PlanArgs) -> u8 {
+    if a.cluster.cloud.is_none() {
+        return usage("`upgrade apply` needs --cloud to create and terminate instances (implemented: --cloud sim)");
+    }
+    let p = match compute_plan(&a).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if !p.plan.blockers.is_empty() {
+        eprintln!(
+            "error: refusing to apply: the plan has {} blocker(s); fix them (see above) and run again",
+            p.plan.blockers.len()
+        );
+        return exit_code::FAILED;
+    }
+    let Some(pool) = p.sim_pool else {
+        return usage("`upgrade apply` needs --cloud sim");
+    };
+    let cfg = EngineConfig {
+        run_id: format!(
+            "{}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+            std::process::id()
+        ),
+        identity: identity(),
+        lease_namespace: a.lease_namespace.clone(),
+        policy: StuckDrainPolicy {
+            report_after: a.stuck_report_after,
+            force: None,
+            leave_cordoned_after: a.stuck_leave_after,
+            max_blocked_nodes: a.max_blocked_nodes,
+        },
+        min_ready: a.min_ready,
+        tick: Duration::from_secs(1),
+        deadline: a.timeout,
+    };
+    let result = engine::apply(&p.cluster, &pool, &p.plan, &p.opts, &cfg, |pr| {
+        eprintln!("{}", pr.line())
+    })
+    .await;
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match e {
+                EngineError::Deadline(_) => exit_code::FAILED,
+                EngineError::Kube(k) if !k.is_infra() => exit_code::USAGE,
+                _ => exit_code::INFRA,
+            };
+        }
+    };
+    for (k, v) in pool.cloud_calls() {
+        *report.cloud_api_calls.entry(k).or_default() += v;
+    }
+    for (k, v) in &p.cloud_calls {
+        *report.cloud_api_calls.entry(k.clone()).or_default() += v;
+    }
+    let json = serde_json::to_value(&report).unwrap_or_default();
+    if let Err(code) = emit(&a, &json) {
+        return code;
+    }
+    eprintln!(
+        "apply: {}/{} node(s) replaced in {:.0}s, {} eviction(s), {} left cordoned",
+        report.nodes_replaced,
+        report.nodes_total,
+        report.duration_seconds,
+        report.evictions,
+        report.blocked_nodes.len()
+    );
+    if report.blocked_nodes.is_empty() && report.nodes_replaced == report.nodes_total {
+        exit_code::OK
+    } else {
+        exit_code::FAILED
+    }
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    std::fs::write(path, text + "\n").map_err(|e| {
+        eprintln!("error: failed to write --report {}: {e}", path.display());
+        exit_code::INFRA
+    })
+}
+
+/// The planner's view of a cloud pool.
+fn pool_info(g: &PoolGroup) -> PoolInfo {
+    PoolInfo {
+        name: g.name.clone(),
+        nodes_per_zone: g.desired_per_zone.clone(),
+        boot_seconds: g.boot_seconds.unwrap_or(DEFAULT_BOOT_SECONDS),
+    }
+}
+
+async fn run_abort(a: AbortArgs) -> u8 {
+    if a.cluster.cloud.is_some() {
+        return usage(
+            "abort --cloud is not available yet: surge capacity added by an interrupted apply is \
+             not scaled back (run `upgrade apply` again to finish, or scale the pool by hand); \
+             run abort without --cloud to remove the node markers",
+        );
+    }
+    let cluster = match connect(&a.cluster).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match abort(
+        &cluster,
+        &a.lease_namespace,
+        &identity(),
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        Ok(cleaned) => {
+            eprintln!(
+                "abort: removed upgrade markers from {} node(s){}{}",
+                cleaned.len(),
+                if cleaned.is_empty() { "" } else { ": " },
+                cleaned.join(", ")
+            );
+            if a.format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"format_version": 1, "cleaned_nodes": cleaned,
+                                       "kube_api_calls": cluster.api_calls()})
+                );
+            }
+            exit_code::OK
+        }
+        Err(e @ KubeError::LeaseHeld { .. }) => {
+            eprintln!("error: {e}");
+            exit_code::FAILED
+        }
+        Err(e) => kube_failure(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        a: PlanArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<PlanOptions, String> {
+        let mut v = vec!["t", "--target-version", "v1.34.1"];
+        v.extend_from_slice(args);
+        let t = T::try_parse_from(v).map_err(|e| e.to_string())?;
+        plan_options(&t.a)
+    }
+
+    #[test]
+    fn per_pool_limits() {
+        let o = parse(&[
+            "--max-surge",
+            "2",
+            "--max-surge",
+            "gpu=0",
+            "--max-unavailable",
+            "gpu=1",
+            "--pool",
+            "gpu",
+        ])
+        .expect("ok");
+        assert_eq!(
+            o.default_limits,
+            PoolLimits {
+                max_surge: 2,
+                max_unavailable: 0
+            }
+        );
+        assert_eq!(
+            o.limits["gpu"],
+            PoolLimits {
+                max_surge: 0,
+                max_unavailable: 1
+            }
+        );
+        assert!(o.pools.contains("gpu"));
+        let o = parse(&["--max-surge", "gpu=3", "--max-unavailable", "1"]).expect("ok");
+        assert_eq!(
+            o.limits["gpu"],
+            PoolLimits {
+                max_surge: 3,
+                max_unavailable: 1
+            },
+            "pool entry starts from defaults"
+        );
+        assert_eq!(o.timings.drain_seconds, 120);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        assert!(parse(&["--max-surge", "x"])
+            .expect_err("bad")
+            .contains("max-surge"));
+        assert!(parse(&["--max-surge", "=2"]).is_err());
+        assert!(parse(&["--max-surge", "1", "--max-surge", "2"])
+            .expect_err("twice")
+            .contains("twice"));
+        assert!(parse(&["--max-surge", "0"])
+            .expect_err("zero")
+            .contains("both 0"));
+    }
+}

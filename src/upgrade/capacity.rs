@@ -1,0 +1,127 @@
+//! Desired cloud capacity per (pool, zone), **pure** and *computed*, never incremented:
+//! `desired = base + Σ extra(node)`, where `extra` is 1 while a node's replacement has been
+//! requested and the old instance is not yet terminated with decrement. Because it is
+//! derived from the Node markers, a crash between "set desired" and "write marker" cannot
+//! double a surge: the restarted engine recomputes the same number and the call is a no-op.
+
+use super::scheduler::StartMode;
+use super::state::NodePhase;
+use std::collections::BTreeMap;
+
+/// `(pool, zone)`.
+pub type PoolZone = (String, String);
+
+/// Whether a node in `phase`, started with `mode`, holds one extra instance of capacity.
+pub fn holds_extra(phase: NodePhase, mode: StartMode) -> bool {
+    use NodePhase::*;
+    match mode {
+        // Replacement requested before the drain; released by terminate-with-decrement.
+        StartMode::Surge => matches!(
+            phase,
+            SurgeRequested
+                | ReplacementReady
+                | Tainted
+                | Draining
+                | Blocked
+                | CordonedLeft
+                | Drained
+        ),
+        // Replacement requested once the node is drained.
+        StartMode::Unavailable => phase == Drained,
+    }
+}
+
+/// Desired capacity now. `base` is each (pool, zone)'s size before the run (recorded at
+/// start); `nodes` maps every planned node to its place, phase and start mode.
+pub fn desired(
+    base: &BTreeMap<PoolZone, u32>,
+    nodes: &[(PoolZone, NodePhase, StartMode)],
+) -> BTreeMap<PoolZone, u32> {
+    let mut out = base.clone();
+    for (place, phase, mode) in nodes {
+        if holds_extra(*phase, *mode) {
+            *out.entry(place.clone()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The `set_desired` calls needed to move the cloud from `observed` to `want`.
+pub fn changes(
+    observed: &BTreeMap<PoolZone, u32>,
+    want: &BTreeMap<PoolZone, u32>,
+) -> Vec<(PoolZone, u32)> {
+    want.iter()
+        .filter(|(k, v)| observed.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::state::{transition, Event};
+
+    fn pz(z: &str) -> PoolZone {
+        ("w".to_string(), z.to_string())
+    }
+
+    #[test]
+    fn surge_walk_returns_to_base_and_never_doubles() {
+        let base = BTreeMap::from([(pz("a"), 2), (pz("b"), 1)]);
+        let walk = [
+            Event::SurgeRequested,
+            Event::ReplacementReady,
+            Event::Tainted,
+            Event::DrainStarted,
+            Event::DrainCompleted,
+            Event::TerminateRequested,
+            Event::InstanceGone,
+        ];
+        let mut phase = NodePhase::Outdated;
+        let mut seen = vec![desired(&base, &[(pz("a"), phase, StartMode::Surge)])[&pz("a")]];
+        for ev in &walk {
+            phase = transition("n", phase, ev).expect("legal");
+            let d = desired(&base, &[(pz("a"), phase, StartMode::Surge)]);
+            // Recomputing (a restart) gives the same answer: idempotent.
+            assert_eq!(d, desired(&base, &[(pz("a"), phase, StartMode::Surge)]));
+            assert_eq!(d[&pz("b")], 1);
+            seen.push(d[&pz("a")]);
+        }
+        // The cloud decrements on terminate, so after Terminating the computed value is base.
+        assert_eq!(seen, [2, 3, 3, 3, 3, 3, 2, 2]);
+    }
+
+    #[test]
+    fn unavailable_mode_adds_only_after_the_drain() {
+        let base = BTreeMap::from([(pz("a"), 2)]);
+        for (phase, want) in [
+            (NodePhase::Outdated, 2),
+            (NodePhase::Tainted, 2),
+            (NodePhase::Draining, 2),
+            (NodePhase::Drained, 3),
+            (NodePhase::Terminating, 2),
+            (NodePhase::Gone, 2),
+        ] {
+            assert_eq!(
+                desired(&base, &[(pz("a"), phase, StartMode::Unavailable)])[&pz("a")],
+                want,
+                "{phase}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_differences_become_calls() {
+        let base = BTreeMap::from([(pz("a"), 2), (pz("b"), 1)]);
+        let nodes = [
+            (pz("a"), NodePhase::Draining, StartMode::Surge),
+            (pz("a"), NodePhase::SurgeRequested, StartMode::Surge),
+            (pz("b"), NodePhase::Outdated, StartMode::Surge),
+        ];
+        let want = desired(&base, &nodes);
+        assert_eq!(want[&pz("a")], 4);
+        assert_eq!(changes(&base, &want), vec![(pz("a"), 4)]);
+        assert!(changes(&want, &want).is_empty());
+    }
+}

@@ -1,0 +1,389 @@
+//! Drain decisions, **pure**: the stuck-drain escalation policy, the eviction backoff
+//! after a 429, and how many evictions each PDB allows in flight right now.
+//!
+//! Stuck drains escalate explicitly and never silently: first *report* (Event, status,
+//! progress line), then, only if configured and guarded, *force* after a deadline, or
+//! *leave the node cordoned*, continue with the others and fail at the end.
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Guarded force: PDB-bypassing delete of the pods that block a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ForcePolicy {
+    /// Stuck this long before a force is considered.
+    pub after: Duration,
+    /// Never force a pod younger than this (it may still be starting).
+    pub min_pod_age: Duration,
+    /// At most one force per this interval (across the run).
+    pub min_interval: Duration,
+}
+
+/// The stuck-drain policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StuckDrainPolicy {
+    /// Report after the drain made no progress this long.
+    pub report_after: Duration,
+    /// Optional guarded force.
+    pub force: Option<ForcePolicy>,
+    /// Give up on the node after this long: leave it cordoned and continue.
+    pub leave_cordoned_after: Duration,
+    /// Fail the run early once this many nodes are left cordoned.
+    pub max_blocked_nodes: u32,
+}
+
+impl Default for StuckDrainPolicy {
+    fn default() -> Self {
+        StuckDrainPolicy {
+            report_after: Duration::from_secs(5 * 60),
+            force: None,
+            leave_cordoned_after: Duration::from_secs(30 * 60),
+            max_blocked_nodes: 1,
+        }
+    }
+}
+
+/// What the guard knows about the pod a force would hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForceGuard {
+    /// Age of the blocking pod.
+    pub pod_age: Duration,
+    /// Every sibling (same owner) is Ready on a non-outdated node.
+    pub siblings_ready: bool,
+    /// Time since the last force in this run, if any.
+    pub since_last_force: Option<Duration>,
+}
+
+/// The decision for a drain that has made no progress for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum StuckAction {
+    /// Keep waiting (watch-driven).
+    Wait,
+    /// Publish the blocker (Event + status + progress line); keep waiting.
+    Report,
+    /// Delete the blocking pod bypassing the PDB; the justification goes in the report.
+    Force {
+        /// Why the guard allowed it.
+        justification: String,
+    },
+    /// Leave the node cordoned, continue with the others, fail at the end.
+    LeaveCordoned,
+}
+
+impl StuckDrainPolicy {
+    /// Decides for a drain stuck for `stuck_for`. `reported` says whether the blocker
+    /// was already reported (reports happen once). Force is tried before leaving the node,
+    /// and only when every guard holds; otherwise the ladder moves on to leave-cordoned.
+    pub fn decide(&self, stuck_for: Duration, reported: bool, guard: &ForceGuard) -> StuckAction {
+        if stuck_for < self.report_after {
+            return StuckAction::Wait;
+        }
+        if !reported {
+            return StuckAction::Report;
+        }
+        if let Some(f) = &self.force {
+            if stuck_for >= f.after
+                && guard.pod_age >= f.min_pod_age
+                && guard.siblings_ready
+                && guard.since_last_force.is_none_or(|d| d >= f.min_interval)
+            {
+                return StuckAction::Force {
+                    justification: format!(
+                        "stuck {}s ≥ {}s, pod age {}s ≥ {}s, all siblings Ready",
+                        stuck_for.as_secs(),
+                        f.after.as_secs(),
+                        guard.pod_age.as_secs(),
+                        f.min_pod_age.as_secs()
+                    ),
+                };
+            }
+        }
+        if stuck_for >= self.leave_cordoned_after {
+            StuckAction::LeaveCordoned
+        } else {
+            StuckAction::Wait
+        }
+    }
+
+    /// Whether the run must stop starting new drains (too many nodes left cordoned).
+    pub fn stop_early(&self, blocked_nodes: u32) -> bool {
+        blocked_nodes >= self.max_blocked_nodes.max(1)
+    }
+}
+
+/// Capped, jittered exponential backoff for evictions answered 429. It is a safety net:
+/// the engine normally wakes on the PDB watch (`disruptionsAllowed` went up).
+/// Each delay is `d/2 + U[0, d/2]` with `d = min(cap, base·2^n)`, so it never exceeds `cap`.
+#[derive(Debug, Clone)]
+pub struct EvictionBackoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+    rng: rand::rngs::StdRng,
+}
+
+impl EvictionBackoff {
+    /// Default: 1s base, 60s cap (reference/upgrade.md d.2).
+    pub fn new(seed: u64) -> Self {
+        Self::with(Duration::from_secs(1), Duration::from_secs(60), seed)
+    }
+    /// Custom base and cap; `seed` makes the jitter reproducible in tests.
+    pub fn with(base: Duration, cap: Duration, seed: u64) -> Self {
+        EvictionBackoff {
+            base,
+            cap,
+            attempt: 0,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
+    }
+    /// Honours a server `Retry-After` (bounded by the cap) instead of the next step.
+    pub fn retry_after(&self, server: Duration) -> Duration {
+        server.min(self.cap)
+    }
+}
+
+impl Iterator for EvictionBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let exp = self.base.saturating_mul(1u32 << self.attempt.min(20));
+        let d = exp.min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        let half = d / 2;
+        let jitter_ms = self.rng.random_range(0..=half.as_millis() as u64);
+        Some(half + Duration::from_millis(jitter_ms))
+    }
+}
+
+/// Per-PDB eviction tokens. Tokens = the last `disruptionsAllowed` seen on the PDB watch
+/// minus evictions this engine issued since that observation (the Eviction API decrements
+/// the status itself, so an observation newer than the eviction already counts it). An
+/// observation that is older than an eviction can hand out one token too many; the API
+/// then answers 429, the caller gives the token back and waits for the next status
+/// change: at most one refused eviction per status change (tested against the simulator).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvictionTokens {
+    allowed: BTreeMap<String, i32>,
+    in_flight: BTreeMap<String, i32>,
+}
+
+/// Why a pod may not be evicted now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
+pub enum Hold {
+    /// The PDB has no token left; wait for its status to change.
+    Budget {
+        /// `namespace/name` of the PDB.
+        pdb: String,
+    },
+    /// The pod is covered by several PDBs; the API would answer 500.
+    MultiplePdbs {
+        /// The PDBs.
+        pdbs: Vec<String>,
+    },
+}
+
+impl EvictionTokens {
+    /// A new PDB status was observed on the watch; in-flight evictions are now included.
+    pub fn observe(&mut self, pdb: &str, disruptions_allowed: i32) {
+        self.allowed.insert(pdb.to_string(), disruptions_allowed);
+        self.in_flight.remove(pdb);
+    }
+
+    /// Tokens left for `pdb` now.
+    pub fn available(&self, pdb: &str) -> i32 {
+        self.allowed.get(pdb).copied().unwrap_or(0) - self.in_flight.get(pdb).copied().unwrap_or(0)
+    }
+
+    /// Takes a token for a pod covered by `pdbs` (none: always allowed).
+    pub fn try_take(&mut self, pdbs: &[String]) -> Result<(), Hold> {
+        match pdbs {
+            [] => Ok(()),
+            [one] => {
+                if self.available(one) > 0 {
+                    *self.in_flight.entry(one.clone()).or_default() += 1;
+                    Ok(())
+                } else {
+                    Err(Hold::Budget { pdb: one.clone() })
+                }
+            }
+            many => Err(Hold::MultiplePdbs {
+                pdbs: many.to_vec(),
+            }),
+        }
+    }
+
+    /// The API refused an eviction under `pdb` (429): give the token back and hold the
+    /// PDB at zero until the next status observation (or a [`Self::probe`]).
+    pub fn refused(&mut self, pdb: &str) {
+        self.give_back(pdb);
+        self.allowed.insert(pdb.to_string(), 0);
+    }
+
+    /// Safety net when no status change arrives: allow one eviction attempt.
+    pub fn probe(&mut self, pdb: &str) {
+        let a = self.allowed.entry(pdb.to_string()).or_insert(0);
+        *a = (*a).max(1);
+    }
+
+    /// Gives a token back (the eviction was answered 429 or failed).
+    pub fn give_back(&mut self, pdb: &str) {
+        if let Some(n) = self.in_flight.get_mut(pdb) {
+            *n = (*n - 1).max(0);
+        }
+    }
+
+    /// Chooses which of `candidates` (pod key, covering PDBs) to evict now, in order,
+    /// taking tokens; returns the chosen pods and the held ones with their reason.
+    pub fn select<'a>(
+        &mut self,
+        candidates: &'a [(String, Vec<String>)],
+    ) -> (Vec<&'a str>, Vec<(&'a str, Hold)>) {
+        let mut go = Vec::new();
+        let mut hold = Vec::new();
+        for (pod, pdbs) in candidates {
+            match self.try_take(pdbs) {
+                Ok(()) => go.push(pod.as_str()),
+                Err(h) => hold.push((pod.as_str(), h)),
+            }
+        }
+        (go, hold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn guard(ok: bool) -> ForceGuard {
+        ForceGuard {
+            pod_age: s(3600),
+            siblings_ready: ok,
+            since_last_force: None,
+        }
+    }
+
+    #[test]
+    fn ladder_without_force() {
+        let p = StuckDrainPolicy::default();
+        let g = guard(true);
+        assert_eq!(p.decide(s(10), false, &g), StuckAction::Wait);
+        assert_eq!(p.decide(s(300), false, &g), StuckAction::Report);
+        assert_eq!(p.decide(s(301), true, &g), StuckAction::Wait);
+        assert_eq!(p.decide(s(1800), true, &g), StuckAction::LeaveCordoned);
+        // Never a force unless configured, whatever the time.
+        assert_eq!(p.decide(s(100_000), true, &g), StuckAction::LeaveCordoned);
+    }
+
+    #[test]
+    fn ladder_with_guarded_force() {
+        let p = StuckDrainPolicy {
+            force: Some(ForcePolicy {
+                after: s(600),
+                min_pod_age: s(120),
+                min_interval: s(300),
+            }),
+            ..StuckDrainPolicy::default()
+        };
+        assert_eq!(
+            p.decide(s(700), false, &guard(true)),
+            StuckAction::Report,
+            "report first"
+        );
+        assert!(matches!(
+            p.decide(s(700), true, &guard(true)),
+            StuckAction::Force { .. }
+        ));
+        assert_eq!(
+            p.decide(s(500), true, &guard(true)),
+            StuckAction::Wait,
+            "before deadline"
+        );
+        assert_eq!(
+            p.decide(s(700), true, &guard(false)),
+            StuckAction::Wait,
+            "siblings not ready"
+        );
+        let young = ForceGuard {
+            pod_age: s(10),
+            ..guard(true)
+        };
+        assert_eq!(p.decide(s(700), true, &young), StuckAction::Wait);
+        let recent = ForceGuard {
+            since_last_force: Some(s(60)),
+            ..guard(true)
+        };
+        assert_eq!(p.decide(s(700), true, &recent), StuckAction::Wait);
+        assert_eq!(
+            p.decide(s(1800), true, &guard(false)),
+            StuckAction::LeaveCordoned
+        );
+        assert!(
+            p.stop_early(1)
+                && !StuckDrainPolicy {
+                    max_blocked_nodes: 3,
+                    ..p
+                }
+                .stop_early(2)
+        );
+    }
+
+    #[test]
+    fn backoff_is_capped_jittered_and_growing() {
+        let delays: Vec<Duration> = EvictionBackoff::new(7).take(30).collect();
+        for (i, d) in delays.iter().enumerate() {
+            let ceiling = s(1).saturating_mul(1 << i.min(20)).min(s(60));
+            assert!(*d <= ceiling && *d >= ceiling / 2, "step {i}: {d:?}");
+        }
+        assert!(delays[29] >= s(30));
+        let other: Vec<Duration> = EvictionBackoff::new(8).take(30).collect();
+        assert_ne!(delays, other, "jitter differs by seed");
+        assert_eq!(delays, EvictionBackoff::new(7).take(30).collect::<Vec<_>>());
+        assert_eq!(EvictionBackoff::new(1).retry_after(s(600)), s(60));
+    }
+
+    #[test]
+    fn tokens_follow_disruptions_allowed() {
+        let mut t = EvictionTokens::default();
+        t.observe("ns/web", 2);
+        let c: Vec<(String, Vec<String>)> = vec![
+            ("ns/a".into(), vec!["ns/web".into()]),
+            ("ns/b".into(), vec!["ns/web".into()]),
+            ("ns/c".into(), vec!["ns/web".into()]),
+            ("ns/free".into(), vec![]),
+            ("ns/x".into(), vec!["ns/web".into(), "ns/other".into()]),
+            ("ns/d".into(), vec!["ns/db".into()]),
+        ];
+        let (go, hold) = t.select(&c);
+        assert_eq!(go, vec!["ns/a", "ns/b", "ns/free"]);
+        assert_eq!(hold.len(), 3);
+        assert!(matches!(&hold[1].1, Hold::MultiplePdbs { pdbs } if pdbs.len() == 2));
+        assert_eq!(
+            hold[2].1,
+            Hold::Budget {
+                pdb: "ns/db".into()
+            }
+        );
+        assert_eq!(t.available("ns/web"), 0);
+        t.give_back("ns/web");
+        assert_eq!(t.available("ns/web"), 1);
+        // The watch reports the status after both evictions: in-flight resets.
+        t.observe("ns/web", 0);
+        assert_eq!(t.available("ns/web"), 0);
+        t.observe("ns/web", 1);
+        assert!(t.try_take(&["ns/web".into()]).is_ok());
+        // A 429 holds the PDB until the next observation; a probe allows one retry.
+        t.refused("ns/web");
+        assert_eq!(t.available("ns/web"), 0);
+        t.probe("ns/web");
+        assert_eq!(t.available("ns/web"), 1);
+        t.observe("ns/web", 3);
+        assert_eq!(t.available("ns/web"), 3);
+    }
+}

@@ -1,0 +1,788 @@
+//! `upgrade apply`: the engine loop. Each iteration reads the watch caches (never a LIST),
+//! decodes every planned node's phase from its markers, and makes one idempotent step per
+//! node; then it sleeps until a watch reports a change (or a short safety tick, which
+//! re-reads caches only). All decisions come from the pure modules: [`admit`] (which
+//! nodes start), [`capacity`] (desired cloud size), [`gate`] (new-node
+//! readiness), [`EvictionTokens`] (PDB budget), [`StuckDrainPolicy`] (stuck drains).
+//! A restarted engine resumes from the markers; the base capacity lives on the Lease.
+
+use super::capacity::{self, PoolZone};
+use super::drain_policy::{
+    EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
+};
+use super::kube_cluster::{Eviction, KubeCluster, KubeError};
+use super::measure::{Measurements, PdbViolationMeter, PoolMeasure};
+use super::node_patch::NodePatch;
+use super::plan::{at_version, Plan, PlanOptions};
+use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
+use super::progress::{progress, Progress};
+use super::readiness::{gate, GateInput, Readiness};
+use super::report::{BlockedNode, UpgradeReport};
+use super::scheduler::{admit, StartMode};
+use super::sim_pool::instance_id_from_provider_id;
+use super::snapshot::{NodeInfo, PdbInfo, PodInfo};
+use super::state::{
+    abort_patch, decode, encode, encode_new, Event, MarkerError, NodeMarkers, NodePhase,
+    TransitionError, ANNOTATION_PREFIX, ROLE_LABEL, RUN_ANNOTATION,
+};
+use super::watch::Watched;
+use chrono::Utc;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Api;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
+pub const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";
+/// On a new node: the old node it replaces.
+pub const REPLACES_ANNOTATION: &str = "upgrade.e2e-gate.io/replaces";
+/// On an old node: `surge` or `unavailable` (how its replacement is provided).
+pub const MODE_ANNOTATION: &str = "upgrade.e2e-gate.io/mode";
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Run id written on every marker.
+    pub run_id: String,
+    /// Lease holder identity.
+    pub identity: String,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// Stuck-drain policy.
+    pub policy: StuckDrainPolicy,
+    /// A new node must pass the readiness gate continuously this long before it counts.
+    pub min_ready: Duration,
+    /// Safety tick between iterations when no watch event arrives.
+    pub tick: Duration,
+    /// Give up after this long.
+    pub deadline: Duration,
+}
+
+/// Why `apply` stopped without a report.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Kube side.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// Cloud side.
+    #[error("cloud: {0}")]
+    Pool(#[from] PoolError),
+    /// Unreadable markers.
+    #[error(transparent)]
+    Marker(#[from] MarkerError),
+    /// An illegal transition (a bug or a foreign writer).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The run exceeded its deadline.
+    #[error(
+        "upgrade did not finish within {0:?}; markers are kept, run apply again to resume or abort"
+    )]
+    Deadline(Duration),
+}
+
+fn mode_str(m: StartMode) -> &'static str {
+    match m {
+        StartMode::Surge => "surge",
+        StartMode::Unavailable => "unavailable",
+    }
+}
+
+fn mode_of(n: &NodeInfo) -> Option<StartMode> {
+    match n.annotations.get(MODE_ANNOTATION).map(String::as_str) {
+        Some("surge") => Some(StartMode::Surge),
+        Some("unavailable") => Some(StartMode::Unavailable),
+        _ => None,
+    }
+}
+
+fn key(pz: &PoolZone) -> String {
+    format!("{}/{}", pz.0, pz.1)
+}
+
+/// Applies `events` (in order) to the node's markers (and optionally its mode) in one patch. The
+/// event is applied to the markers *as stored* (re-read by the patch), so a stale cache
+/// can never move a node backwards: an event that is not legal any more is a no-op.
+async fn step(
+    cluster: &KubeCluster,
+    known: &mut BTreeMap<String, NodePhase>,
+    node: &NodeInfo,
+    run_id: &str,
+    events: &[Event],
+    mode: Option<StartMode>,
+) -> Result<NodeInfo, EngineError> {
+    let now = Utc::now();
+    let patched = cluster
+        .patch_node(&node.name, |fresh| {
+            let mut m = match decode(fresh) {
+                Ok(Some(m)) => m,
+                Ok(None) => NodeMarkers::new(fresh, run_id, now),
+                Err(_) => return NodePatch::default(),
+            };
+            let before = m.phase;
+            // Several events may go in one patch; stop at the first one not legal any more.
+            for event in events {
+                if m.apply(&fresh.name, event, now, fresh.unschedulable)
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            if m.phase == before {
+                return NodePatch::default();
+            }
+            tracing::info!(node = %fresh.name, from = %before, to = %m.phase, "node step");
+            let mut p = encode(&m);
+            if let Some(mode) = mode {
+                p.annotations
+                    .insert(MODE_ANNOTATION.into(), Some(mode_str(mode).into()));
+            }
+            p
+        })
+        .await;
+    match patched {
+        Ok(n) => {
+            if let Ok(Some(m)) = decode(&n) {
+                bump(known, &n.name, m.phase);
+            }
+            Ok(n)
+        }
+        // Gone under our feet (terminated): the next round sees it as Gone.
+        Err(KubeError::NodeGone { .. }) => Ok(node.clone()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn seed(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Phases only move forward: remember the most advanced phase this process has written,
+/// so a watch cache that lags behind a patch cannot make the engine act on an old phase
+/// (e.g. surge again for a node already terminated).
+fn bump(known: &mut BTreeMap<String, NodePhase>, node: &str, phase: NodePhase) {
+    let e = known.entry(node.to_string()).or_insert(phase);
+    *e = (*e).max(phase);
+}
+
+/// Runs the upgrade described by `plan` to the end (or the stuck-drain policy's stop).
+pub async fn apply(
+    cluster: &KubeCluster,
+    pool: &dyn NodePool,
+    plan: &Plan,
+    opts: &PlanOptions,
+    cfg: &EngineConfig,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<UpgradeReport, EngineError> {
+    let started = Instant::now();
+    let ns = cfg.lease_namespace.as_str();
+    // Single writer. A previous holder that died is waited out (its lease expires).
+    loop {
+        match cluster.acquire_lease(ns, &cfg.identity, Utc::now()).await {
+            Ok(()) => break,
+            Err(KubeError::LeaseHeld { holder, until, .. }) if started.elapsed() < cfg.deadline => {
+                let wait =
+                    (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(200);
+                tracing::warn!(%holder, wait_s = wait.as_secs(), "lease held; waiting for it to expire");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut last_renew = Instant::now();
+    let client = cluster.client();
+    let mut nodes_w = Watched::spawn(Api::<Node>::all(client.clone()), None);
+    let mut pods_w = Watched::spawn(Api::<Pod>::all(client.clone()), None);
+    let mut pdbs_w = Watched::spawn(Api::<PodDisruptionBudget>::all(client), None);
+    nodes_w.ready().await;
+    pods_w.ready().await;
+    pdbs_w.ready().await;
+
+    // Resume: adopt the run id found on the markers.
+    let run_id = nodes_w
+        .objects()
+        .iter()
+        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+        .find_map(|n| decode(&n).ok().flatten().map(|m| m.run_id))
+        .unwrap_or_else(|| cfg.run_id.clone());
+    let cfg = &EngineConfig {
+        run_id,
+        ..cfg.clone()
+    };
+    let place: BTreeMap<String, PoolZone> = plan
+        .outdated
+        .iter()
+        .map(|n| (n.name.clone(), (n.pool.clone(), n.zone.clone())))
+        .collect();
+    let pools: BTreeSet<String> = place.values().map(|p| p.0.clone()).collect();
+    for p in &pools {
+        pool.set_version(p, &plan.target_version).await?;
+    }
+    let groups = pool.groups().await?;
+    let backs_lb: BTreeMap<String, bool> = groups
+        .iter()
+        .map(|g| (g.name.clone(), g.backs_load_balancer))
+        .collect();
+    let base: BTreeMap<PoolZone, u32> = match cluster
+        .lease_annotation(ns, BASE_CAPACITY_ANNOTATION)
+        .await?
+    {
+        Some(json) => serde_json::from_str::<BTreeMap<String, u32>>(&json)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                k.split_once('/')
+                    .map(|(p, z)| ((p.to_string(), z.to_string()), v))
+            })
+            .collect(),
+        None => {
+            let b: BTreeMap<PoolZone, u32> = groups
+                .iter()
+                .filter(|g| pools.contains(&g.name))
+                .flat_map(|g| {
+                    g.desired_per_zone
+                        .iter()
+                        .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
+                })
+                .collect();
+            let json: BTreeMap<String, u32> = b.iter().map(|(k, v)| (key(k), *v)).collect();
+            cluster
+                .set_lease_annotation(
+                    ns,
+                    BASE_CAPACITY_ANNOTATION,
+                    &serde_json::to_string(&json).unwrap_or_default(),
+                )
+                .await?;
+            b
+        }
+    };
+
+    // Mark every planned node up front: soft PreferNoSchedule taint (evicted pods avoid
+    // other outdated nodes), autoscaler scale-down disabled, phase Outdated.
+    for n in nodes_w
+        .objects()
+        .iter()
+        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+    {
+        if place.contains_key(&n.name) && decode(&n)?.is_none() {
+            let run_id = cfg.run_id.clone();
+            match cluster
+                .patch_node(&n.name, |fresh| match decode(fresh) {
+                    Ok(None) => encode(&NodeMarkers::new(fresh, &run_id, Utc::now())),
+                    _ => NodePatch::default(),
+                })
+                .await
+            {
+                Ok(_) | Err(KubeError::NodeGone { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    let mut report = UpgradeReport::new(&plan.target_version, plan.outdated.len() as u64);
+    let mut tokens = EvictionTokens::default();
+    let mut pdb_seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut meter = PdbViolationMeter::default();
+    let mut stuck_reported: BTreeSet<String> = BTreeSet::new();
+    let mut touched_pdbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut t_surge: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut t_drain: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut measured = Measurements::default();
+    for p in &pools {
+        let l = opts.limits_for(p);
+        measured.pools.insert(
+            p.clone(),
+            PoolMeasure {
+                nodes: place.values().filter(|pz| pz.0 == *p).count() as u64,
+                concurrency: u64::from(l.max_surge + l.max_unavailable),
+                surge_only: l.max_unavailable == 0,
+            },
+        );
+    }
+    let mut last_want: Option<BTreeMap<PoolZone, u32>> = None;
+    // Instances this process already asked to terminate (the cache may lag behind).
+    let mut terminated: BTreeSet<String> = BTreeSet::new();
+    let mut known: BTreeMap<String, NodePhase> = BTreeMap::new();
+    let mut known_mode: BTreeMap<String, StartMode> = BTreeMap::new();
+    let mut backoff: BTreeMap<String, EvictionBackoff> = BTreeMap::new();
+    let mut probe_at: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut ready_seen: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut last_line = String::new();
+
+    loop {
+        if started.elapsed() > cfg.deadline {
+            return Err(EngineError::Deadline(cfg.deadline));
+        }
+        if last_renew.elapsed() > Duration::from_secs(10) {
+            cluster.acquire_lease(ns, &cfg.identity, Utc::now()).await?;
+            last_renew = Instant::now();
+        }
+        let nodes: BTreeMap<String, NodeInfo> = nodes_w
+            .objects()
+            .iter()
+            .filter_map(|n| NodeInfo::from_k8s(n).ok())
+            .map(|n| (n.name.clone(), n))
+            .collect();
+        let pods: Vec<(PodInfo, bool)> = pods_w
+            .objects()
+            .iter()
+            .filter_map(|p| {
+                PodInfo::from_k8s(p)
+                    .ok()
+                    .map(|i| (i, p.metadata.deletion_timestamp.is_some()))
+            })
+            .collect();
+        let pdbs: Vec<PdbInfo> = pdbs_w
+            .objects()
+            .iter()
+            .filter_map(|b| PdbInfo::from_k8s(b).ok())
+            .collect();
+        let now_s = started.elapsed().as_secs_f64();
+        for (b, obj) in pdbs.iter().zip(pdbs_w.objects().iter()) {
+            let rv = obj.metadata.resource_version.clone().unwrap_or_default();
+            if pdb_seen.get(&b.key()) != Some(&rv) {
+                if let Some(s) = b.status {
+                    tokens.observe(&b.key(), s.disruptions_allowed);
+                    probe_at.remove(&b.key());
+                    if s.disruptions_allowed > 0 {
+                        backoff.remove(&b.key());
+                    }
+                    meter.observe(&b.key(), s.current_healthy, s.desired_healthy, now_s);
+                }
+                pdb_seen.insert(b.key(), rv);
+            }
+        }
+
+        let due: Vec<String> = probe_at
+            .iter()
+            .filter(|(_, t)| **t <= Instant::now())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            probe_at.remove(&k);
+            tokens.probe(&k);
+        }
+
+        // Phases from markers; a planned node that no longer exists is Gone.
+        let mut phases: BTreeMap<String, NodePhase> = BTreeMap::new();
+        for name in place.keys() {
+            let ph = match nodes.get(name) {
+                None => NodePhase::Gone,
+                Some(n) => decode(n)?.map(|m| m.phase).unwrap_or(NodePhase::Outdated),
+            };
+            let ph = known.get(name).map_or(ph, |k| (*k).max(ph));
+            phases.insert(name.clone(), ph);
+        }
+
+        // Mark and start.
+        let adm = admit(plan, &phases, &cfg.policy);
+        for (name, mode) in &adm.start {
+            let Some(n) = nodes.get(name) else { continue };
+            // Unavailable mode: taint and cordon at once (no replacement to wait for).
+            let evs: &[Event] = match mode {
+                StartMode::Surge => &[Event::SurgeRequested],
+                StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
+            };
+            step(cluster, &mut known, n, &cfg.run_id, evs, Some(*mode)).await?;
+            if *mode == StartMode::Unavailable {
+                t_drain.insert(name.clone(), Instant::now());
+            }
+            known_mode.insert(name.clone(), *mode);
+            t_surge.insert(name.clone(), Instant::now());
+        }
+
+        // Capacity, recomputed from markers (re-read after the starts above).
+        let mut cap_nodes = Vec::new();
+        for (name, pz) in &place {
+            let (ph, mode) = match nodes.get(name) {
+                Some(n) => {
+                    let started_now = adm.start.iter().find(|(s, _)| s == name).map(|(_, m)| *m);
+                    let ph = if let Some(m) = started_now {
+                        if m == StartMode::Surge {
+                            NodePhase::SurgeRequested
+                        } else {
+                            NodePhase::Tainted
+                        }
+                    } else {
+                        phases[name]
+                    };
+                    (
+                        ph,
+                        started_now
+                            .or_else(|| mode_of(n))
+                            .or_else(|| known_mode.get(name).copied()),
+                    )
+                }
+                None => (NodePhase::Gone, None),
+            };
+            if let Some(m) = mode {
+                cap_nodes.push((name.clone(), pz.clone(), ph, m));
+            }
+        }
+        // A Terminating node whose instance is still alive (crash between marker and
+        // terminate) still holds its extra: terminate it first, recompute next round.
+        let mut pending_terminate = false;
+        for (name, pz, ph, _) in cap_nodes.iter_mut() {
+            if *ph == NodePhase::Terminating {
+                let alive = match nodes.get(name.as_str()) {
+                    Some(n) => {
+                        let insts = pool.instances(&pz.0).await?;
+                        n.provider_id
+                            .as_deref()
+                            .and_then(instance_id_from_provider_id)
+                            .and_then(|id| insts.iter().find(|i| i.id == id))
+                            .is_some_and(|i| i.lifecycle != InstanceLifecycle::Terminated)
+                    }
+                    None => false,
+                };
+                if alive {
+                    *ph = NodePhase::Drained;
+                    pending_terminate = true;
+                }
+            }
+        }
+        let cap: Vec<(PoolZone, NodePhase, StartMode)> = cap_nodes
+            .into_iter()
+            .map(|(_, pz, ph, m)| (pz, ph, m))
+            .collect();
+        let want = capacity::desired(&base, &cap);
+        if !pending_terminate && last_want.as_ref() != Some(&want) {
+            let observed: BTreeMap<PoolZone, u32> = pool
+                .groups()
+                .await?
+                .iter()
+                .flat_map(|g| {
+                    g.desired_per_zone
+                        .iter()
+                        .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
+                })
+                .collect();
+            for ((p, z), n) in capacity::changes(&observed, &want) {
+                pool.set_desired(&p, &z, n).await?;
+            }
+            last_want = Some(want);
+        }
+
+        // Per-node steps.
+        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        let mut claimed_now: BTreeSet<String> = BTreeSet::new();
+        for (name, ph) in phases.clone() {
+            if matches!(ph, NodePhase::Terminating | NodePhase::Gone) {
+                if let Some(t) = t_drain.remove(&name) {
+                    measured.drain_terminate.push(t.elapsed().as_secs_f64());
+                }
+            }
+            let Some(node) = nodes.get(&name) else {
+                continue;
+            };
+            let (pname, zone) = &place[&name];
+            match ph {
+                NodePhase::SurgeRequested => {
+                    if !instances.contains_key(pname) {
+                        instances.insert(pname.clone(), pool.instances(pname).await?);
+                    }
+                    let insts = &instances[pname];
+                    let ds_expected = pods
+                        .iter()
+                        .filter(|(p, _)| p.daemonset && p.node.as_deref() == Some(&name))
+                        .count();
+                    let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
+                    let candidate = nodes.values().find(|c| {
+                        c.pool == *pname
+                            && c.zone == *zone
+                            && at_version(&c.kubelet_version, &plan.target_version)
+                            && !claimed_now.contains(&c.name)
+                            && c.annotations
+                                .get(REPLACES_ANNOTATION)
+                                .is_none_or(|r| *r == name)
+                            && {
+                                let inst = c
+                                    .provider_id
+                                    .as_deref()
+                                    .and_then(instance_id_from_provider_id)
+                                    .and_then(|id| insts.iter().find(|i| i.id == id));
+                                gate(&GateInput {
+                                    node: c,
+                                    ready_since: None,
+                                    pods: &pod_infos,
+                                    expected_daemonset_pods: ds_expected,
+                                    instance: inst,
+                                    backs_load_balancer: backs_lb
+                                        .get(pname)
+                                        .copied()
+                                        .unwrap_or(false),
+                                    min_ready: Duration::ZERO,
+                                    now: Utc::now(),
+                                }) == Readiness::Ready
+                                    && {
+                                        // Hold `min_ready` from the first time every check passed.
+                                        let first = *ready_seen
+                                            .entry(c.name.clone())
+                                            .or_insert_with(Instant::now);
+                                        first.elapsed() >= cfg.min_ready
+                                    }
+                            }
+                    });
+                    if let Some(c) = candidate {
+                        claimed_now.insert(c.name.clone());
+                        let old = name.clone();
+                        cluster
+                            .patch_node(&c.name, |n| {
+                                let mut p = encode_new(n, &cfg.run_id);
+                                p.annotations
+                                    .insert(REPLACES_ANNOTATION.into(), Some(old.clone()));
+                                p
+                            })
+                            .await?;
+                        if let Some(t) = t_surge.get(&name) {
+                            measured.provision.push(t.elapsed().as_secs_f64());
+                        }
+                        // Replacement ready → NoSchedule taint → cordon + drain: one patch.
+                        step(
+                            cluster,
+                            &mut known,
+                            node,
+                            &cfg.run_id,
+                            &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
+                            None,
+                        )
+                        .await?;
+                        t_drain.insert(name.clone(), Instant::now());
+                    }
+                }
+                NodePhase::Tainted => {
+                    step(
+                        cluster,
+                        &mut known,
+                        node,
+                        &cfg.run_id,
+                        &[Event::DrainStarted],
+                        None,
+                    )
+                    .await?;
+                    t_drain.insert(name.clone(), Instant::now());
+                }
+                NodePhase::Draining | NodePhase::Blocked => {
+                    let left: Vec<&PodInfo> = pods
+                        .iter()
+                        .filter(|(p, deleting)| {
+                            p.node.as_deref() == Some(&name) && p.evictable() && !deleting
+                        })
+                        .map(|(p, _)| p)
+                        .collect();
+                    let replacements_ready = touched_pdbs.get(&name).is_none_or(|keys| {
+                        keys.iter().all(|k| {
+                            pdbs.iter()
+                                .find(|b| b.key() == *k)
+                                .and_then(|b| b.status)
+                                .is_none_or(|s| s.current_healthy >= s.expected_pods)
+                        })
+                    });
+                    let terminating_here = pods
+                        .iter()
+                        .any(|(p, d)| p.node.as_deref() == Some(&name) && *d && p.evictable());
+                    if left.is_empty() && replacements_ready && !terminating_here {
+                        // Drained → Terminating in one patch (marker first), then terminate.
+                        step(
+                            cluster,
+                            &mut known,
+                            node,
+                            &cfg.run_id,
+                            &[Event::DrainCompleted, Event::TerminateRequested],
+                            None,
+                        )
+                        .await?;
+                        if let Some(id) = node
+                            .provider_id
+                            .as_deref()
+                            .and_then(instance_id_from_provider_id)
+                        {
+                            if terminated.insert(id.to_string()) {
+                                pool.terminate_with_decrement(id).await?;
+                            }
+                        }
+                        continue;
+                    }
+                    for p in left {
+                        let covering: Vec<String> = pdbs
+                            .iter()
+                            .filter(|b| b.covers(p))
+                            .map(PdbInfo::key)
+                            .collect();
+                        if tokens.try_take(&covering).is_err() {
+                            continue;
+                        }
+                        match cluster.evict(&p.namespace, &p.name).await? {
+                            Eviction::Evicted => {
+                                report.evictions += 1;
+                                report.replicas_moved += 1;
+                                touched_pdbs
+                                    .entry(name.clone())
+                                    .or_default()
+                                    .extend(covering);
+                            }
+                            Eviction::Gone => {}
+                            Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
+                                // Wait for the PDB watch; the jittered backoff is the
+                                // safety net if no status change ever arrives.
+                                if let [one] = covering.as_slice() {
+                                    tokens.refused(one);
+                                    let b = backoff
+                                        .entry(one.clone())
+                                        .or_insert_with(|| EvictionBackoff::new(seed(one)));
+                                    let delay = b.next().unwrap_or(Duration::from_secs(60));
+                                    probe_at.insert(one.clone(), Instant::now() + delay);
+                                }
+                            }
+                        }
+                    }
+                    let stuck_for = decode(node)?
+                        .and_then(|m| m.drain_started)
+                        .and_then(|t| (Utc::now() - t).to_std().ok())
+                        .unwrap_or_default();
+                    let guard = ForceGuard {
+                        pod_age: Duration::ZERO,
+                        siblings_ready: false,
+                        since_last_force: None,
+                    };
+                    match cfg
+                        .policy
+                        .decide(stuck_for, stuck_reported.contains(&name), &guard)
+                    {
+                        StuckAction::Report if ph == NodePhase::Draining => {
+                            let reason = format!(
+                                "drain of {name} made no progress for {}s",
+                                stuck_for.as_secs()
+                            );
+                            tracing::warn!(node = %name, "{reason}");
+                            step(
+                                cluster,
+                                &mut known,
+                                node,
+                                &cfg.run_id,
+                                &[Event::Stuck { reason }],
+                                None,
+                            )
+                            .await?;
+                            stuck_reported.insert(name.clone());
+                        }
+                        StuckAction::LeaveCordoned => {
+                            let reason = format!("left cordoned after {}s", stuck_for.as_secs());
+                            step(
+                                cluster,
+                                &mut known,
+                                node,
+                                &cfg.run_id,
+                                &[Event::LeftCordoned {
+                                    reason: reason.clone(),
+                                }],
+                                None,
+                            )
+                            .await?;
+                            report.blocked_nodes.push(BlockedNode {
+                                node: name.clone(),
+                                reason,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                NodePhase::Drained => {
+                    // Marker first: a crash after it resumes at Terminating, which
+                    // terminates (idempotently) before the capacity is recomputed.
+                    step(
+                        cluster,
+                        &mut known,
+                        node,
+                        &cfg.run_id,
+                        &[Event::TerminateRequested],
+                        None,
+                    )
+                    .await?;
+                    if let Some(id) = node
+                        .provider_id
+                        .as_deref()
+                        .and_then(instance_id_from_provider_id)
+                    {
+                        if terminated.insert(id.to_string()) {
+                            pool.terminate_with_decrement(id).await?;
+                        }
+                    }
+                }
+                NodePhase::Terminating => {
+                    if !instances.contains_key(pname) {
+                        instances.insert(pname.clone(), pool.instances(pname).await?);
+                    }
+                    let id = node
+                        .provider_id
+                        .as_deref()
+                        .and_then(instance_id_from_provider_id);
+                    let inst = id.and_then(|id| instances[pname].iter().find(|i| i.id == id));
+                    match inst {
+                        Some(i) if i.lifecycle != InstanceLifecycle::Terminated => {
+                            if terminated.insert(i.id.clone()) {
+                                pool.terminate_with_decrement(&i.id).await?;
+                            }
+                        }
+                        _ => cluster.delete_node(&name).await?,
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        let prog = progress(plan, &phases, started.elapsed().as_secs());
+        let line = prog.line();
+        if line != last_line {
+            on_progress(&prog);
+            last_line = line;
+        }
+        let all_final = phases
+            .values()
+            .all(|p| matches!(p, NodePhase::Gone | NodePhase::CordonedLeft));
+        let in_flight = phases.values().any(|p| {
+            !matches!(
+                p,
+                NodePhase::Outdated | NodePhase::Gone | NodePhase::CordonedLeft
+            )
+        });
+        if all_final || (adm.stop && !in_flight) {
+            report.nodes_replaced =
+                phases.values().filter(|p| **p == NodePhase::Gone).count() as u64;
+            break;
+        }
+        tokio::select! {
+            _ = nodes_w.changed() => {}
+            _ = pods_w.changed() => {}
+            _ = pdbs_w.changed() => {}
+            _ = tokio::time::sleep(cfg.tick) => {}
+        }
+    }
+
+    // Restore the autoscaler annotation and drop markers on the new nodes of this run.
+    for n in nodes_w
+        .objects()
+        .iter()
+        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+    {
+        let ours = n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
+            && n.annotations.get(RUN_ANNOTATION) == Some(&cfg.run_id);
+        if ours {
+            match cluster.patch_node(&n.name, abort_patch).await {
+                Ok(_) | Err(KubeError::NodeGone { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
+    cluster.release_lease(ns, &cfg.identity).await?;
+    let lb = measured.lower_bound();
+    report.set_durations(started.elapsed().as_secs_f64(), lb.policy);
+    report.pdb_violation_seconds = meter.seconds(started.elapsed().as_secs_f64());
+    // Cloud calls that went through the same client are reported by the NodePool.
+    report.kube_api_calls = cluster.api_calls();
+    report.kube_api_calls.remove("cloud");
+    Ok(report)
+}

@@ -1,0 +1,469 @@
+//! The kube adapter: one client (with the call-counting layer) and the few operations the
+//! engine needs: one LIST per resource for the snapshot, marker patches with optimistic
+//! concurrency, the Lease lock, evictions. No periodic LIST anywhere; the apply loop
+//! will drive watches from here.
+
+use super::api_count::ApiCallCounter;
+use super::lease::{self, LeaseDecision, LeaseView, LEASE_SECONDS};
+use super::node_patch::NodePatch;
+use super::snapshot::{ClusterObjects, NodeInfo, SnapshotError};
+use super::state::LEASE_NAME;
+use chrono::{DateTime, SecondsFormat, Utc};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Attempts for a marker patch that meets a concurrent writer (409).
+pub const PATCH_ATTEMPTS: u32 = 5;
+
+/// A kube-side failure; names the file, object and action.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig file could not be read or used.
+    #[error("kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// No kubeconfig given and none could be inferred.
+    #[error("no usable kubeconfig ($KUBECONFIG, ~/.kube/config, in-cluster): {0}")]
+    Infer(#[source] kube::config::InferConfigError),
+    /// A context was named without a kubeconfig and could not be loaded.
+    #[error("kubeconfig context: {0}")]
+    Context(#[source] kube::config::KubeconfigError),
+    /// The client could not be built.
+    #[error("failed to build the kube client: {0}")]
+    Client(#[source] kube::Error),
+    /// An API call failed.
+    #[error("failed to {action} {object}: {source}")]
+    Api {
+        /// What we tried (`list`, `patch`, …).
+        action: &'static str,
+        /// `Kind/ns/name` or the resource list.
+        object: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// An object from the API did not make sense.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// An object the engine writes could not be built (a bug, not the cluster's fault).
+    #[error("failed to encode {object}: {message}")]
+    Encode {
+        /// `Kind/ns/name`.
+        object: String,
+        /// Why.
+        message: String,
+    },
+    /// The Node no longer exists (terminated while we were about to patch it).
+    #[error("Node/{node} no longer exists")]
+    NodeGone {
+        /// The node.
+        node: String,
+    },
+    /// Marker patches kept conflicting.
+    #[error("Node/{node}: still conflicting after {PATCH_ATTEMPTS} attempts")]
+    Conflict {
+        /// The node.
+        node: String,
+    },
+    /// Another live writer holds the Lease.
+    #[error("Lease {namespace}/{LEASE_NAME} is held by {holder} until {until}; another `upgrade apply` is running")]
+    LeaseHeld {
+        /// Namespace of the Lease.
+        namespace: String,
+        /// Its holder.
+        holder: String,
+        /// Expiry unless renewed.
+        until: DateTime<Utc>,
+    },
+}
+
+impl KubeError {
+    /// Whether the failure means "cluster unreachable or refused us" (exit 3) as opposed to
+    /// a problem the user can fix in the arguments.
+    pub fn is_infra(&self) -> bool {
+        !matches!(self, KubeError::Kubeconfig { .. } | KubeError::Context(_))
+    }
+}
+
+fn api_err(
+    action: &'static str,
+    object: impl Into<String>,
+) -> impl FnOnce(kube::Error) -> KubeError {
+    let object = object.into();
+    move |source| KubeError::Api {
+        action,
+        object,
+        source,
+    }
+}
+
+fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Result of one eviction call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eviction {
+    /// 201: the pod is being deleted.
+    Evicted,
+    /// 429: the PDB has no budget now (message from the API, names the PDB).
+    Budget(String),
+    /// 500 "more than one PodDisruptionBudget": a misconfiguration blocker.
+    MultiplePdbs(String),
+    /// 404: already gone.
+    Gone,
+}
+
+/// A connected cluster.
+#[derive(Clone)]
+pub struct KubeCluster {
+    client: Client,
+    counter: ApiCallCounter,
+}
+
+impl std::fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeCluster")
+            .field("api_calls", &self.counter.counts())
+            .finish()
+    }
+}
+
+impl KubeCluster {
+    /// Connects with `kubeconfig` (else `$KUBECONFIG` / `~/.kube/config` / in-cluster)
+    /// and `context` (else the current one).
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+    ) -> Result<Self, KubeError> {
+        let opts = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        let mut config = match (kubeconfig, context) {
+            (Some(path), _) => {
+                let wrap = |source| KubeError::Kubeconfig {
+                    path: path.to_path_buf(),
+                    source,
+                };
+                let kc = Kubeconfig::read_from(path).map_err(wrap)?;
+                kube::Config::from_custom_kubeconfig(kc, &opts)
+                    .await
+                    .map_err(wrap)?
+            }
+            (None, Some(_)) => kube::Config::from_kubeconfig(&opts)
+                .await
+                .map_err(KubeError::Context)?,
+            (None, None) => kube::Config::infer().await.map_err(KubeError::Infer)?,
+        };
+        config.connect_timeout = Some(Duration::from_secs(10));
+        config.read_timeout = Some(Duration::from_secs(60));
+        Self::from_config(config)
+    }
+
+    /// Builds from a ready [`kube::Config`], with the counting layer. The client's own
+    /// 429 retry is switched off: a 429 on eviction is a PDB answer the engine handles
+    /// (watch + capped backoff), and retries would hide calls from the count.
+    pub fn from_config(mut config: kube::Config) -> Result<Self, KubeError> {
+        config.default_retry = false;
+        let counter = ApiCallCounter::default();
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(KubeError::Client)?
+            .with_layer(&counter)
+            .build();
+        Ok(KubeCluster { client, counter })
+    }
+
+    /// The counted client (for watches and further adapters).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// API calls so far, by verb.
+    pub fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.counter.counts()
+    }
+
+    /// One LIST of nodes.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, KubeError> {
+        Ok(Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(api_err("list", "nodes"))?
+            .items)
+    }
+
+    /// One LIST of each resource the snapshot needs (5 calls).
+    pub async fn list_objects(&self) -> Result<ClusterObjects, KubeError> {
+        let lp = ListParams::default();
+        let c = &self.client;
+        Ok(ClusterObjects {
+            nodes: Api::<Node>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(api_err("list", "nodes"))?
+                .items,
+            pods: Api::<Pod>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(api_err("list", "pods"))?
+                .items,
+            pdbs: Api::<PodDisruptionBudget>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(api_err("list", "poddisruptionbudgets"))?
+                .items,
+            pvcs: Api::<PersistentVolumeClaim>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(api_err("list", "persistentvolumeclaims"))?
+                .items,
+            pvs: Api::<PersistentVolume>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(api_err("list", "persistentvolumes"))?
+                .items,
+        })
+    }
+
+    /// Applies `make(node)` to the Node as currently stored, with its resourceVersion;
+    /// on 409 it re-reads and recomputes. Returns the node as patched (or unchanged when
+    /// the patch is a no-op).
+    pub async fn patch_node(
+        &self,
+        name: &str,
+        make: impl Fn(&NodeInfo) -> NodePatch,
+    ) -> Result<NodeInfo, KubeError> {
+        let api = Api::<Node>::all(self.client.clone());
+        for _ in 0..PATCH_ATTEMPTS {
+            let node = match api.get(name).await {
+                Ok(n) => n,
+                Err(e) if status_code(&e) == Some(404) => {
+                    return Err(KubeError::NodeGone {
+                        node: name.to_string(),
+                    })
+                }
+                Err(e) => return Err(api_err("get", format!("Node/{name}"))(e)),
+            };
+            let info = NodeInfo::from_k8s(&node)?;
+            let patch = make(&info);
+            if patch.is_noop_for(&info) {
+                return Ok(info);
+            }
+            let body = patch.to_merge_patch(&info, node.metadata.resource_version.as_deref());
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                Ok(n) => return Ok(NodeInfo::from_k8s(&n)?),
+                Err(e) if status_code(&e) == Some(409) => {
+                    tracing::debug!(node = name, "marker patch conflicted; re-reading");
+                    continue;
+                }
+                Err(e) => return Err(api_err("patch", format!("Node/{name}"))(e)),
+            }
+        }
+        Err(KubeError::Conflict {
+            node: name.to_string(),
+        })
+    }
+
+    /// Deletes a Node object (404 is fine: already gone).
+    pub async fn delete_node(&self, name: &str) -> Result<(), KubeError> {
+        match Api::<Node>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(api_err("delete", format!("Node/{name}"))(e)),
+        }
+    }
+
+    /// Reads one annotation of the Lease (run-wide state such as the base capacity).
+    pub async fn lease_annotation(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<String>, KubeError> {
+        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let l = api
+            .get_opt(LEASE_NAME)
+            .await
+            .map_err(api_err("get", format!("Lease/{namespace}/{LEASE_NAME}")))?;
+        Ok(l.and_then(|l| l.metadata.annotations)
+            .and_then(|a| a.get(key).cloned()))
+    }
+
+    /// Sets one annotation on the Lease (merge patch).
+    pub async fn set_lease_annotation(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), KubeError> {
+        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let body = serde_json::json!({"metadata": {"annotations": {key: value}}});
+        api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(api_err("patch", format!("Lease/{namespace}/{LEASE_NAME}")))?;
+        Ok(())
+    }
+
+    /// Evicts one pod through the Eviction API.
+    pub async fn evict(&self, namespace: &str, name: &str) -> Result<Eviction, KubeError> {
+        let api = Api::<Pod>::namespaced(self.client.clone(), namespace);
+        match api.evict(name, &EvictParams::default()).await {
+            Ok(_) => Ok(Eviction::Evicted),
+            Err(kube::Error::Api(s)) if s.code == 429 => Ok(Eviction::Budget(s.message.clone())),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Eviction::Gone),
+            Err(kube::Error::Api(s)) if s.code == 500 && s.message.contains("more than one") => {
+                Ok(Eviction::MultiplePdbs(s.message.clone()))
+            }
+            Err(e) => Err(api_err("evict", format!("Pod/{namespace}/{name}"))(e)),
+        }
+    }
+
+    /// Takes (or renews) the single-writer Lease in `namespace` for identity `me`.
+    pub async fn acquire_lease(
+        &self,
+        namespace: &str,
+        me: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), KubeError> {
+        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let object = format!("Lease/{namespace}/{LEASE_NAME}");
+        let current = api
+            .get_opt(LEASE_NAME)
+            .await
+            .map_err(api_err("get", object.clone()))?;
+        let view = current.as_ref().map(lease_view);
+        let body = |rv: Option<&str>| lease_object(namespace, me, now, rv);
+        match lease::decide(view.as_ref(), me, now) {
+            LeaseDecision::Create => {
+                api.create(&PostParams::default(), &body(None)?)
+                    .await
+                    .map_err(api_err("create", object))?;
+            }
+            LeaseDecision::Renew | LeaseDecision::TakeOver { .. } => {
+                let rv = current
+                    .as_ref()
+                    .and_then(|l| l.metadata.resource_version.as_deref());
+                // Keep run-wide state stored on the Lease (e.g. the base capacity).
+                let mut lease = body(rv)?;
+                lease.metadata.annotations = current
+                    .as_ref()
+                    .and_then(|l| l.metadata.annotations.clone());
+                api.replace(LEASE_NAME, &PostParams::default(), &lease)
+                    .await
+                    .map_err(api_err("update", object))?;
+            }
+            LeaseDecision::HeldBy { holder, until } => {
+                return Err(KubeError::LeaseHeld {
+                    namespace: namespace.to_string(),
+                    holder,
+                    until,
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the Lease if `me` holds it.
+    pub async fn release_lease(&self, namespace: &str, me: &str) -> Result<(), KubeError> {
+        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let object = format!("Lease/{namespace}/{LEASE_NAME}");
+        let current = api
+            .get_opt(LEASE_NAME)
+            .await
+            .map_err(api_err("get", object.clone()))?;
+        if current
+            .as_ref()
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(me)
+        {
+            match api.delete(LEASE_NAME, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if status_code(&e) == Some(404) => {}
+                Err(e) => return Err(api_err("delete", object)(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// k8s-openapi times are jiff; go through their RFC 3339 form to stay on chrono.
+fn lease_view(l: &Lease) -> LeaseView {
+    let spec = l.spec.as_ref();
+    LeaseView {
+        holder: spec.and_then(|s| s.holder_identity.clone()),
+        renew_time: spec
+            .and_then(|s| s.renew_time.as_ref())
+            .and_then(|t| serde_json::to_value(t).ok())
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            })
+            .map(|t| t.with_timezone(&Utc)),
+        duration_seconds: spec.and_then(|s| s.lease_duration_seconds).map(i64::from),
+    }
+}
+
+fn lease_object(
+    namespace: &str,
+    me: &str,
+    now: DateTime<Utc>,
+    rv: Option<&str>,
+) -> Result<Lease, KubeError> {
+    let mut v = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE_NAME, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "e2e-gate"}},
+        "spec": {
+            "holderIdentity": me,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "renewTime": now.to_rfc3339_opts(SecondsFormat::Micros, true),
+        }
+    });
+    if let Some(rv) = rv {
+        v["metadata"]["resourceVersion"] = serde_json::json!(rv);
+    }
+    serde_json::from_value(v).map_err(|e| KubeError::Encode {
+        object: format!("Lease/{namespace}/{LEASE_NAME}"),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn lease_object_round_trips_through_view() {
+        let now = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
+        let l = lease_object("kube-system", "me@host", now, Some("7")).expect("lease");
+        assert_eq!(l.metadata.resource_version.as_deref(), Some("7"));
+        let v = lease_view(&l);
+        assert_eq!(v.holder.as_deref(), Some("me@host"));
+        assert_eq!(v.renew_time, Some(now));
+        assert_eq!(v.duration_seconds, Some(LEASE_SECONDS));
+    }
+}

@@ -1,0 +1,46 @@
+//! The rolling node-upgrade engine (`e2e-gate upgrade plan|apply|abort`).
+//!
+//! One job per file; `mod.rs` only declares and re-exports.
+//!
+//! Pure (no I/O, no async): [`snapshot`] (owned cluster view from k8s-openapi objects),
+//! [`quantity`], [`selector`], [`mod@plan`] (the planner shared by `plan` and `apply`),
+//! [`render`] (human plan), [`state`] (per-node state machine and its Node markers),
+//! [`node_patch`] (marker patches as JSON merge patches), [`scheduler`] (which nodes start
+//! now), [`capacity`] (desired cloud size, recomputed from markers), [`drain_policy`]
+//! (stuck drains, 429 backoff, PDB tokens), [`readiness`] (new-node gate), [`lease`]
+//! (single-writer decision), [`progress`] (progress line, ETA), [`measure`]
+//! (PDB-violation seconds, measured lower bound), [`report`] (JSON report).
+//!
+//! Seams and adapters: [`pool`] (the `NodePool` cloud trait; [`fake_pool`] in memory,
+//! [`sim_pool`] over the simulator's cloud API), [`kube_cluster`] (kube client with the
+//! [`api_count`] layer), [`watch`] (reflector caches that wake the engine), [`abort`],
+//! and [`engine`] (the `apply` loop tying the pure parts to the adapters).
+
+pub mod abort;
+pub mod api_count;
+pub mod capacity;
+pub mod drain_policy;
+pub mod engine;
+pub mod fake_pool;
+pub mod kube_cluster;
+pub mod lease;
+pub mod measure;
+pub mod node_patch;
+pub mod plan;
+pub mod pool;
+pub mod progress;
+pub mod quantity;
+pub mod readiness;
+pub mod render;
+pub mod report;
+pub mod scheduler;
+pub mod selector;
+pub mod sim_pool;
+pub mod snapshot;
+pub mod state;
+pub mod watch;
+
+pub use plan::{plan, Blocker, BlockerKind, Plan, PlanError, PlanOptions, PoolLimits, Timings};
+pub use pool::{NodePool, PoolError};
+pub use report::UpgradeReport;
+pub use snapshot::{ClusterObjects, Snapshot, SnapshotError};

@@ -1,0 +1,188 @@
+//! A pure description of marker changes on one Node, and its rendering as a JSON merge
+//! patch for the API server. Taints have no merge key, so the patch carries the whole
+//! list (computed from the node as read) together with `metadata.resourceVersion`:
+//! a concurrent writer makes the patch fail with 409 instead of losing a taint.
+
+use super::snapshot::{NodeInfo, TaintInfo};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// What to do with one taint key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaintChange {
+    /// Ensure the taint `key` exists with this effect (replacing another effect).
+    Set {
+        /// Key.
+        key: String,
+        /// Effect.
+        effect: String,
+    },
+    /// Ensure no taint with `key` exists.
+    Remove {
+        /// Key.
+        key: String,
+    },
+}
+
+/// Marker changes on a Node. `None` values remove the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodePatch {
+    /// Annotation changes.
+    pub annotations: BTreeMap<String, Option<String>>,
+    /// Label changes.
+    pub labels: BTreeMap<String, Option<String>>,
+    /// Taint changes, applied in order.
+    pub taints: Vec<TaintChange>,
+    /// New `spec.unschedulable`, if it changes.
+    pub unschedulable: Option<bool>,
+}
+
+impl NodePatch {
+    /// Whether the patch changes nothing on `node`.
+    pub fn is_noop_for(&self, node: &NodeInfo) -> bool {
+        let mut n = node.clone();
+        self.apply_to(&mut n);
+        n == *node
+    }
+
+    /// Applies the patch to an owned node view (what the server will store).
+    pub fn apply_to(&self, node: &mut NodeInfo) {
+        for (k, v) in &self.annotations {
+            match v {
+                Some(v) => node.annotations.insert(k.clone(), v.clone()),
+                None => node.annotations.remove(k),
+            };
+        }
+        for (k, v) in &self.labels {
+            match v {
+                Some(v) => node.labels.insert(k.clone(), v.clone()),
+                None => node.labels.remove(k),
+            };
+        }
+        node.taints = self.taints_after(&node.taints);
+        if let Some(u) = self.unschedulable {
+            node.unschedulable = u;
+        }
+    }
+
+    /// The taint list after the changes.
+    pub fn taints_after(&self, current: &[TaintInfo]) -> Vec<TaintInfo> {
+        let mut out = current.to_vec();
+        for c in &self.taints {
+            match c {
+                TaintChange::Set { key, effect } => {
+                    out.retain(|t| t.key != *key);
+                    out.push(TaintInfo {
+                        key: key.clone(),
+                        value: None,
+                        effect: effect.clone(),
+                    });
+                }
+                TaintChange::Remove { key } => out.retain(|t| t.key != *key),
+            }
+        }
+        out
+    }
+
+    /// JSON merge patch (`application/merge-patch+json`) against `node` as read at
+    /// `resource_version`.
+    pub fn to_merge_patch(&self, node: &NodeInfo, resource_version: Option<&str>) -> Value {
+        let mut meta = Map::new();
+        if let Some(rv) = resource_version {
+            meta.insert("resourceVersion".into(), json!(rv));
+        }
+        if !self.annotations.is_empty() {
+            meta.insert("annotations".into(), json!(self.annotations));
+        }
+        if !self.labels.is_empty() {
+            meta.insert("labels".into(), json!(self.labels));
+        }
+        let mut spec = Map::new();
+        let after = self.taints_after(&node.taints);
+        if after != node.taints {
+            let list: Vec<Value> = after
+                .iter()
+                .map(|t| {
+                    let mut m = Map::new();
+                    m.insert("key".into(), json!(t.key));
+                    if let Some(v) = &t.value {
+                        m.insert("value".into(), json!(v));
+                    }
+                    m.insert("effect".into(), json!(t.effect));
+                    Value::Object(m)
+                })
+                .collect();
+            spec.insert("taints".into(), Value::Array(list));
+        }
+        if let Some(u) = self.unschedulable {
+            spec.insert("unschedulable".into(), json!(u));
+        }
+        let mut root = Map::new();
+        root.insert("metadata".into(), Value::Object(meta));
+        if !spec.is_empty() {
+            root.insert("spec".into(), Value::Object(spec));
+        }
+        Value::Object(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            name: "n1".into(),
+            pool: "p".into(),
+            zone: "a".into(),
+            kubelet_version: "v1.33.0".into(),
+            ready: true,
+            unschedulable: false,
+            provider_id: None,
+            taints: vec![TaintInfo {
+                key: "dedicated".into(),
+                value: Some("db".into()),
+                effect: "NoSchedule".into(),
+            }],
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::from([("keep".to_string(), "1".to_string())]),
+            allocatable: Default::default(),
+        }
+    }
+
+    #[test]
+    fn merge_patch_keeps_foreign_taints_and_nulls_removed_keys() {
+        let n = node();
+        let p = NodePatch {
+            annotations: BTreeMap::from([
+                ("a".to_string(), Some("1".to_string())),
+                ("gone".to_string(), None),
+            ]),
+            labels: BTreeMap::new(),
+            taints: vec![TaintChange::Set {
+                key: "x".into(),
+                effect: "NoSchedule".into(),
+            }],
+            unschedulable: Some(true),
+        };
+        let v = p.to_merge_patch(&n, Some("42"));
+        assert_eq!(v["metadata"]["resourceVersion"], "42");
+        assert_eq!(v["metadata"]["annotations"]["gone"], Value::Null);
+        assert_eq!(v["spec"]["taints"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["spec"]["taints"][0]["value"], "db");
+        assert_eq!(v["spec"]["unschedulable"], true);
+    }
+
+    #[test]
+    fn no_taint_change_sends_no_taints() {
+        let n = node();
+        let p = NodePatch {
+            taints: vec![TaintChange::Remove {
+                key: "absent".into(),
+            }],
+            ..Default::default()
+        };
+        assert!(p.to_merge_patch(&n, None).get("spec").is_none());
+        assert!(p.is_noop_for(&n));
+    }
+}

@@ -1,0 +1,127 @@
+//! The cloud seam: node pools (ASGs, managed node groups, the simulator's pools).
+//! Implementations: [`super::fake_pool::FakeNodePool`] (in memory, for tests); the
+//! simulator's HTTP cloud API comes next. Calls are few and batched per pool.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Lifecycle of a cloud instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceLifecycle {
+    /// Launching.
+    Pending,
+    /// Running and in service in its group.
+    InService,
+    /// Being terminated.
+    Terminating,
+    /// Gone.
+    Terminated,
+}
+
+/// Registration of an instance at the pool's load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbState {
+    /// Registering / health checks not yet passed.
+    Registering,
+    /// Healthy and serving.
+    InService,
+    /// Unhealthy.
+    OutOfService,
+    /// Connection draining before removal.
+    Deregistering,
+}
+
+/// One instance of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    /// Cloud id (matches the Node's `spec.providerID` suffix).
+    pub id: String,
+    /// Pool.
+    pub pool: String,
+    /// Zone.
+    pub zone: String,
+    /// Kubelet version of the launch template it was started from.
+    pub version: String,
+    /// Lifecycle.
+    pub lifecycle: InstanceLifecycle,
+    /// LB state, when the pool backs a load balancer.
+    pub lb: Option<LbState>,
+}
+
+/// One pool (group) as the cloud reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolGroup {
+    /// Name.
+    pub name: String,
+    /// Desired capacity per zone (zones the pool can launch in, possibly 0).
+    pub desired_per_zone: BTreeMap<String, u32>,
+    /// Upper bound of the pool's total size.
+    pub max_size: u32,
+    /// Kubelet version new instances get.
+    pub version: String,
+    /// Whether instances are registered at a load balancer.
+    pub backs_load_balancer: bool,
+    /// Recent launch → InService seconds, if the cloud knows.
+    pub boot_seconds: Option<u64>,
+}
+
+/// A cloud call failed; names the pool or instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// No such pool.
+    #[error("pool {pool:?} not found")]
+    UnknownPool {
+        /// The pool.
+        pool: String,
+    },
+    /// No such instance.
+    #[error("instance {id:?} not found")]
+    UnknownInstance {
+        /// The instance id.
+        id: String,
+    },
+    /// The pool cannot launch in that zone.
+    #[error("pool {pool:?} cannot launch in zone {zone:?}")]
+    UnknownZone {
+        /// The pool.
+        pool: String,
+        /// The zone.
+        zone: String,
+    },
+    /// Capacity beyond `max_size`.
+    #[error("pool {pool:?}: desired {desired} exceeds max size {max}")]
+    OverMax {
+        /// The pool.
+        pool: String,
+        /// Requested total.
+        desired: u32,
+        /// Limit.
+        max: u32,
+    },
+    /// Transport or API error.
+    #[error("cloud API: {message}")]
+    Api {
+        /// What the cloud said.
+        message: String,
+    },
+}
+
+/// Node-pool operations the engine needs. Every call is idempotent for the same input.
+#[async_trait]
+pub trait NodePool: Send + Sync {
+    /// Short provider name for logs and reports (`sim`, `fake`, `aws`).
+    fn provider(&self) -> &'static str;
+    /// All pools.
+    async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError>;
+    /// Instances of `pool` (one call per pool, not per instance).
+    async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError>;
+    /// Sets the desired capacity of `pool` in `zone`.
+    async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError>;
+    /// Terminates `instance` and decrements its pool's desired capacity in its zone.
+    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError>;
+    /// Makes new instances of `pool` start with `kubelet_version` (launch template).
+    async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError>;
+}

@@ -1,0 +1,187 @@
+//! Live progress, **pure**: nodes replaced / total, waves in flight, blockers and an ETA
+//! that rescales the plan's estimates by the pace measured so far. The apply loop prints
+//! [`Progress::line`] on stderr whenever a node changes phase.
+
+use super::plan::Plan;
+use super::scheduler::is_done;
+use super::state::NodePhase;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A progress snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Progress {
+    /// Old nodes that reached `Gone`.
+    pub replaced: usize,
+    /// Old nodes planned.
+    pub total: usize,
+    /// Index of the wave in flight and its total count.
+    pub wave: Option<(usize, usize)>,
+    /// Nodes of the wave in flight that are not done, with their phase.
+    pub in_flight: Vec<(String, NodePhase)>,
+    /// Plan blockers plus nodes `Blocked` or left cordoned now.
+    pub blockers: usize,
+    /// Estimated seconds left; `None` when nothing is left.
+    pub eta_seconds: Option<u64>,
+}
+
+/// Computes progress after `elapsed_seconds` of the run.
+pub fn progress(
+    plan: &Plan,
+    phases: &BTreeMap<String, NodePhase>,
+    elapsed_seconds: u64,
+) -> Progress {
+    let phase = |n: &str| phases.get(n).copied().unwrap_or(NodePhase::Outdated);
+    let replaced = plan
+        .outdated
+        .iter()
+        .filter(|n| phase(&n.name) == NodePhase::Gone)
+        .count();
+    let current = plan
+        .waves
+        .iter()
+        .find(|w| w.nodes.iter().any(|n| !is_done(phase(n))));
+    let in_flight = current
+        .map(|w| {
+            w.nodes
+                .iter()
+                .filter(|n| !is_done(phase(n)))
+                .map(|n| (n.clone(), phase(n)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let stuck = phases
+        .values()
+        .filter(|p| matches!(p, NodePhase::Blocked | NodePhase::CordonedLeft))
+        .count();
+    let (done_est, left_est): (u64, u64) = plan.waves.iter().fold((0, 0), |(d, l), w| {
+        if w.nodes.iter().all(|n| is_done(phase(n))) {
+            (d + w.estimated_seconds, l)
+        } else {
+            (d, l + w.estimated_seconds)
+        }
+    });
+    let eta_seconds = (left_est > 0).then(|| {
+        if done_est > 0 && elapsed_seconds > 0 {
+            (left_est as f64 * elapsed_seconds as f64 / done_est as f64).round() as u64
+        } else {
+            left_est
+        }
+    });
+    Progress {
+        replaced,
+        total: plan.outdated.len(),
+        wave: current.map(|w| (w.index, plan.waves.len())),
+        in_flight,
+        blockers: plan.blockers.len() + stuck,
+        eta_seconds,
+    }
+}
+
+impl Progress {
+    /// One line for stderr, e.g.
+    /// `upgrade: 1/4 nodes replaced; wave 1/3: a2 draining, b1 tainted; 0 blockers; ETA 5m00s`.
+    pub fn line(&self) -> String {
+        let wave = match self.wave {
+            Some((i, n)) => {
+                let nodes: Vec<String> = self
+                    .in_flight
+                    .iter()
+                    .map(|(n, p)| format!("{n} {p}"))
+                    .collect();
+                format!("wave {}/{}: {}", i + 1, n, nodes.join(", "))
+            }
+            None => "all waves done".into(),
+        };
+        let eta = self
+            .eta_seconds
+            .map(|s| format!("ETA {}m{:02}s", s / 60, s % 60))
+            .unwrap_or_else(|| "done".into());
+        format!(
+            "upgrade: {}/{} nodes replaced; {}; {} blocker(s); {}",
+            self.replaced, self.total, wave, self.blockers, eta
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::plan::{plan as make_plan, PlanOptions};
+    use crate::upgrade::snapshot::{NodeInfo, PoolInfo, Snapshot};
+
+    fn two_waves() -> Plan {
+        let node = |name: &str| NodeInfo {
+            name: name.into(),
+            pool: "w".into(),
+            zone: "a".into(),
+            kubelet_version: "v1.33.0".into(),
+            ready: true,
+            unschedulable: false,
+            provider_id: None,
+            taints: vec![],
+            labels: Default::default(),
+            annotations: Default::default(),
+            allocatable: Default::default(),
+        };
+        let nodes = vec![node("a1"), node("a2")];
+        let snap = Snapshot {
+            pools: PoolInfo::from_nodes(&nodes, 180),
+            nodes,
+            ..Snapshot::default()
+        };
+        make_plan(
+            &snap,
+            &PlanOptions {
+                target_version: "v1.34.0".into(),
+                ..PlanOptions::default()
+            },
+        )
+        .expect("plan")
+    }
+
+    #[test]
+    fn counts_waves_and_rescales_eta() {
+        let p = two_waves();
+        let start = progress(&p, &BTreeMap::new(), 0);
+        assert_eq!(
+            (start.replaced, start.total, start.wave),
+            (0, 2, Some((0, 2)))
+        );
+        assert_eq!(start.eta_seconds, Some(720));
+        assert!(
+            start
+                .line()
+                .contains("0/2 nodes replaced; wave 1/2: a1 outdated"),
+            "{}",
+            start.line()
+        );
+
+        // Wave 0 took twice the estimate: the rest is expected to as well.
+        let ph = BTreeMap::from([
+            ("a1".to_string(), NodePhase::Gone),
+            ("a2".to_string(), NodePhase::Blocked),
+        ]);
+        let mid = progress(&p, &ph, 720);
+        assert_eq!(mid.replaced, 1);
+        assert_eq!(mid.eta_seconds, Some(720));
+        assert_eq!(mid.blockers, 1);
+        assert!(
+            mid.line().contains("a2 blocked") && mid.line().contains("ETA 12m00s"),
+            "{}",
+            mid.line()
+        );
+
+        let ph = BTreeMap::from([
+            ("a1".to_string(), NodePhase::Gone),
+            ("a2".to_string(), NodePhase::Gone),
+        ]);
+        let end = progress(&p, &ph, 800);
+        assert_eq!((end.replaced, end.wave, end.eta_seconds), (2, None, None));
+        assert!(
+            end.line().ends_with("all waves done; 0 blocker(s); done"),
+            "{}",
+            end.line()
+        );
+    }
+}

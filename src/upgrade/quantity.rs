@@ -1,0 +1,113 @@
+//! Kubernetes resource quantities ("250m", "1.5", "128Mi", "1G", "1e3") as integers:
+//! CPU in millicores, everything else in base units. Only what the planner needs.
+
+/// A quantity that could not be parsed; names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid resource quantity {text:?}")]
+pub struct QuantityError {
+    /// The text as found on the object.
+    pub text: String,
+}
+
+const SUFFIXES: &[(&str, f64)] = &[
+    ("Ki", 1024.0),
+    ("Mi", 1_048_576.0),
+    ("Gi", 1_073_741_824.0),
+    ("Ti", 1_099_511_627_776.0),
+    ("Pi", 1_125_899_906_842_624.0),
+    ("Ei", 1_152_921_504_606_846_976.0),
+    ("n", 1e-9),
+    ("u", 1e-6),
+    ("m", 1e-3),
+    ("k", 1e3),
+    ("M", 1e6),
+    ("G", 1e9),
+    ("T", 1e12),
+    ("P", 1e15),
+    ("E", 1e18),
+];
+
+fn parse_f64(text: &str) -> Result<f64, QuantityError> {
+    let err = || QuantityError {
+        text: text.to_string(),
+    };
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(err());
+    }
+    for (suffix, mult) in SUFFIXES {
+        if let Some(num) = t.strip_suffix(suffix) {
+            // "1e3" ends in a digit, never in a suffix; "1E" is exa.
+            let n: f64 = num.parse().map_err(|_| err())?;
+            return Ok(n * mult);
+        }
+    }
+    let n: f64 = t.parse().map_err(|_| err())?;
+    if n.is_finite() {
+        Ok(n)
+    } else {
+        Err(err())
+    }
+}
+
+/// CPU quantity in millicores, rounded up (as the scheduler does).
+pub fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
+    let v = parse_f64(text)? * 1000.0;
+    if v < 0.0 {
+        return Err(QuantityError {
+            text: text.to_string(),
+        });
+    }
+    Ok(v.ceil() as u64)
+}
+
+/// Any other quantity (memory, pods, storage) in base units, rounded up.
+pub fn base_units(text: &str) -> Result<u64, QuantityError> {
+    let v = parse_f64(text)?;
+    if v < 0.0 {
+        return Err(QuantityError {
+            text: text.to_string(),
+        });
+    }
+    Ok(v.ceil() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_forms() {
+        for (text, want) in [
+            ("250m", 250),
+            ("1", 1000),
+            ("1.5", 1500),
+            ("0.1", 100),
+            ("2k", 2_000_000),
+        ] {
+            assert_eq!(cpu_millis(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn memory_forms() {
+        for (text, want) in [
+            ("128Mi", 134_217_728),
+            ("1Gi", 1_073_741_824),
+            ("1G", 1_000_000_000),
+            ("1e3", 1000),
+            ("110", 110),
+            ("1500m", 2),
+        ] {
+            assert_eq!(base_units(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_the_text() {
+        let e = base_units("lots").unwrap_err();
+        assert!(e.to_string().contains("\"lots\""));
+        assert!(cpu_millis("").is_err());
+        assert!(cpu_millis("-1").is_err());
+    }
+}

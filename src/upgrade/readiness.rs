@@ -1,0 +1,274 @@
+//! The readiness gate for a new node, **pure**. A replacement counts only when all hold:
+//! NodeReady, no startup / not-ready taints, every DaemonSet pod on it Ready (and at
+//! least the expected number of them), the instance `InService` and, when the pool backs
+//! a load balancer, `InService` there; all for at least `min_ready`.
+
+use super::pool::{Instance, InstanceLifecycle, LbState};
+use super::snapshot::{NodeInfo, PodInfo};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Taints that mean "not ready yet" (kubelet, node lifecycle controller, cloud provider).
+pub const NOT_READY_TAINTS: &[&str] = &[
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/network-unavailable",
+    "node.kubernetes.io/unschedulable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+    "node.cluster.x-k8s.io/uninitialized",
+];
+
+/// What the gate looks at.
+#[derive(Debug, Clone)]
+pub struct GateInput<'a> {
+    /// The new node.
+    pub node: &'a NodeInfo,
+    /// When its Ready condition last became True.
+    pub ready_since: Option<DateTime<Utc>>,
+    /// Pods on the node (the gate picks the DaemonSet ones).
+    pub pods: &'a [PodInfo],
+    /// DaemonSet pods expected on the node (from DaemonSets targeting it); 0 = unknown.
+    pub expected_daemonset_pods: usize,
+    /// The cloud instance behind the node, if found.
+    pub instance: Option<&'a Instance>,
+    /// The pool registers its instances at a load balancer.
+    pub backs_load_balancer: bool,
+    /// Hold time.
+    pub min_ready: Duration,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// Gate result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Counts as capacity.
+    Ready,
+    /// Not yet, with every failing check named.
+    NotYet(Vec<String>),
+}
+
+/// Evaluates the gate.
+pub fn gate(i: &GateInput<'_>) -> Readiness {
+    let mut why = Vec::new();
+    if !i.node.ready {
+        why.push("NodeReady is not True".to_string());
+    }
+    for t in &i.node.taints {
+        if NOT_READY_TAINTS.contains(&t.key.as_str()) {
+            why.push(format!("taint {} still set", t.key));
+        }
+    }
+    let ds: Vec<&PodInfo> = i
+        .pods
+        .iter()
+        .filter(|p| p.daemonset && p.node.as_deref() == Some(i.node.name.as_str()))
+        .collect();
+    for p in ds.iter().filter(|p| !p.ready) {
+        why.push(format!("DaemonSet pod {} not Ready", p.key()));
+    }
+    if ds.len() < i.expected_daemonset_pods {
+        why.push(format!(
+            "{} of {} DaemonSet pods present",
+            ds.len(),
+            i.expected_daemonset_pods
+        ));
+    }
+    match i.instance {
+        None => why.push("no cloud instance matches the node".into()),
+        Some(inst) => {
+            if inst.lifecycle != InstanceLifecycle::InService {
+                why.push(format!(
+                    "instance {} is {:?}, not InService",
+                    inst.id, inst.lifecycle
+                ));
+            }
+            if i.backs_load_balancer && inst.lb != Some(LbState::InService) {
+                why.push(format!(
+                    "instance {} not InService at the load balancer",
+                    inst.id
+                ));
+            }
+        }
+    }
+    if why.is_empty() && !i.min_ready.is_zero() {
+        let held = i
+            .ready_since
+            .and_then(|s| (i.now - s).to_std().ok())
+            .unwrap_or_default();
+        if held < i.min_ready {
+            why.push(format!(
+                "ready for {}s of the required {}s",
+                held.as_secs(),
+                i.min_ready.as_secs()
+            ));
+        }
+    }
+    if why.is_empty() {
+        Readiness::Ready
+    } else {
+        Readiness::NotYet(why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::snapshot::{OwnerInfo, TaintInfo};
+    use chrono::TimeZone;
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            name: "new-1".into(),
+            pool: "w".into(),
+            zone: "a".into(),
+            kubelet_version: "v1.34.0".into(),
+            ready: true,
+            unschedulable: false,
+            provider_id: Some("sim:///a/i-1".into()),
+            taints: vec![],
+            labels: Default::default(),
+            annotations: Default::default(),
+            allocatable: Default::default(),
+        }
+    }
+
+    fn ds_pod(ready: bool) -> PodInfo {
+        PodInfo {
+            namespace: "kube-system".into(),
+            name: "cni-x".into(),
+            node: Some("new-1".into()),
+            owner: Some(OwnerInfo {
+                kind: "DaemonSet".into(),
+                name: "cni".into(),
+            }),
+            requests: Default::default(),
+            tolerations: vec![],
+            volume_zones: None,
+            has_pvc: false,
+            ready,
+            phase: "Running".into(),
+            daemonset: true,
+            mirror: false,
+            labels: Default::default(),
+        }
+    }
+
+    fn inst(l: InstanceLifecycle, lb: Option<LbState>) -> Instance {
+        Instance {
+            id: "i-1".into(),
+            pool: "w".into(),
+            zone: "a".into(),
+            version: "v1.34.0".into(),
+            lifecycle: l,
+            lb,
+        }
+    }
+
+    #[test]
+    fn every_check_can_fail_alone() {
+        let now = Utc.timestamp_opt(1_700_000_100, 0).single().expect("time");
+        let since = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
+        let good_inst = inst(InstanceLifecycle::InService, Some(LbState::InService));
+        let pods = vec![ds_pod(true)];
+        let n = node();
+        let base = GateInput {
+            node: &n,
+            ready_since: Some(since),
+            pods: &pods,
+            expected_daemonset_pods: 1,
+            instance: Some(&good_inst),
+            backs_load_balancer: true,
+            min_ready: Duration::from_secs(60),
+            now,
+        };
+        assert_eq!(gate(&base), Readiness::Ready);
+
+        let mut not_ready = node();
+        not_ready.ready = false;
+        let mut tainted = node();
+        tainted.taints.push(TaintInfo {
+            key: "node.cloudprovider.kubernetes.io/uninitialized".into(),
+            value: None,
+            effect: "NoSchedule".into(),
+        });
+        let bad_pods = vec![ds_pod(false)];
+        let pending = inst(InstanceLifecycle::Pending, Some(LbState::InService));
+        let lb_reg = inst(InstanceLifecycle::InService, Some(LbState::Registering));
+        let cases: Vec<(GateInput<'_>, &str)> = vec![
+            (
+                GateInput {
+                    node: &not_ready,
+                    ..base.clone()
+                },
+                "NodeReady",
+            ),
+            (
+                GateInput {
+                    node: &tainted,
+                    ..base.clone()
+                },
+                "uninitialized",
+            ),
+            (
+                GateInput {
+                    pods: &bad_pods,
+                    ..base.clone()
+                },
+                "not Ready",
+            ),
+            (
+                GateInput {
+                    pods: &[],
+                    ..base.clone()
+                },
+                "0 of 1",
+            ),
+            (
+                GateInput {
+                    instance: Some(&pending),
+                    ..base.clone()
+                },
+                "Pending",
+            ),
+            (
+                GateInput {
+                    instance: Some(&lb_reg),
+                    ..base.clone()
+                },
+                "load balancer",
+            ),
+            (
+                GateInput {
+                    instance: None,
+                    ..base.clone()
+                },
+                "no cloud instance",
+            ),
+            (
+                GateInput {
+                    min_ready: Duration::from_secs(600),
+                    ..base.clone()
+                },
+                "ready for 100s",
+            ),
+        ];
+        for (input, needle) in cases {
+            match gate(&input) {
+                Readiness::NotYet(why) => {
+                    assert!(why.iter().any(|w| w.contains(needle)), "{needle}: {why:?}")
+                }
+                Readiness::Ready => panic!("{needle}: should not be ready"),
+            }
+        }
+        // LB state is ignored for pools without a load balancer.
+        assert_eq!(
+            gate(&GateInput {
+                instance: Some(&lb_reg),
+                backs_load_balancer: false,
+                ..base.clone()
+            }),
+            Readiness::Ready
+        );
+    }
+}

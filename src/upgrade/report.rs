@@ -1,0 +1,162 @@
+//! The JSON report of `upgrade apply` (`--report FILE`), a CI artifact. Definitions follow
+//! `reference/upgrade.md` d.3; `kube_api_calls` comes from the counting layer on the
+//! kube client, never from estimates.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the report layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A PDB-bypassing delete or a termination of a node with pods left, with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForcedAction {
+    /// `Pod/ns/name` or `Node/name`.
+    pub object: String,
+    /// `delete-pod` or `terminate-nonempty`.
+    pub action: String,
+    /// The guard's justification.
+    pub justification: String,
+}
+
+/// A node left cordoned by the stuck-drain policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockedNode {
+    /// Node name.
+    pub node: String,
+    /// Why (names the pod and PDB).
+    pub reason: String,
+}
+
+/// The report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeReport {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Target kubelet version.
+    pub target_version: String,
+    /// Old nodes replaced (reached `Gone`).
+    pub nodes_replaced: u64,
+    /// Old nodes in the plan.
+    pub nodes_total: u64,
+    /// Wall-clock seconds of the run.
+    pub duration_seconds: f64,
+    /// `LB_policy` from the run's measured durations.
+    pub lower_bound_seconds: f64,
+    /// `lower_bound_seconds / duration_seconds`; `None` when the run took no time.
+    pub efficiency: Option<f64>,
+    /// Σ over PDBs of the time `currentHealthy < desiredHealthy` during the run.
+    pub pdb_violation_seconds: f64,
+    /// Eviction API calls answered 2xx.
+    pub evictions: u64,
+    /// Distinct workload replicas moved (replacement Ready observed).
+    pub replicas_moved: u64,
+    /// Kube API calls by verb (`list`, `watch`, `get`, `patch`, `create`, `delete`, `evict`, …).
+    pub kube_api_calls: BTreeMap<String, u64>,
+    /// Cloud API calls by operation.
+    pub cloud_api_calls: BTreeMap<String, u64>,
+    /// Number of forced actions.
+    pub forced_actions: u64,
+    /// Each forced action with its justification.
+    pub forced_action_details: Vec<ForcedAction>,
+    /// Nodes left cordoned.
+    pub blocked_nodes: Vec<BlockedNode>,
+}
+
+/// `efficiency = lower bound / actual`, `None` unless both are positive and finite.
+pub fn efficiency(lower_bound_seconds: f64, actual_seconds: f64) -> Option<f64> {
+    (lower_bound_seconds.is_finite()
+        && actual_seconds.is_finite()
+        && actual_seconds > 0.0
+        && lower_bound_seconds >= 0.0)
+        .then(|| lower_bound_seconds / actual_seconds)
+}
+
+impl UpgradeReport {
+    /// An empty report for `target_version` with `nodes_total` planned nodes.
+    pub fn new(target_version: &str, nodes_total: u64) -> Self {
+        UpgradeReport {
+            format_version: FORMAT_VERSION,
+            target_version: target_version.to_string(),
+            nodes_replaced: 0,
+            nodes_total,
+            duration_seconds: 0.0,
+            lower_bound_seconds: 0.0,
+            efficiency: None,
+            pdb_violation_seconds: 0.0,
+            evictions: 0,
+            replicas_moved: 0,
+            kube_api_calls: BTreeMap::new(),
+            cloud_api_calls: BTreeMap::new(),
+            forced_actions: 0,
+            forced_action_details: Vec::new(),
+            blocked_nodes: Vec::new(),
+        }
+    }
+
+    /// Sets the durations and derives `efficiency`.
+    pub fn set_durations(&mut self, duration_seconds: f64, lower_bound_seconds: f64) {
+        self.duration_seconds = duration_seconds;
+        self.lower_bound_seconds = lower_bound_seconds;
+        self.efficiency = efficiency(lower_bound_seconds, duration_seconds);
+    }
+
+    /// Records a forced action (count and detail stay in step).
+    pub fn record_force(&mut self, f: ForcedAction) {
+        self.forced_actions += 1;
+        self.forced_action_details.push(f);
+    }
+
+    /// Evictions per replica moved (target 1.0); `None` before anything moved.
+    pub fn eviction_amplification(&self) -> Option<f64> {
+        (self.replicas_moved > 0).then(|| self.evictions as f64 / self.replicas_moved as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn efficiency_formula() {
+        assert_eq!(efficiency(80.0, 100.0), Some(0.8));
+        assert_eq!(efficiency(0.0, 100.0), Some(0.0));
+        assert_eq!(efficiency(80.0, 0.0), None);
+        assert_eq!(efficiency(f64::NAN, 10.0), None);
+    }
+
+    #[test]
+    fn json_has_the_issue_fields_and_round_trips() {
+        let mut r = UpgradeReport::new("v1.34.0", 3);
+        r.set_durations(400.0, 300.0);
+        r.kube_api_calls.insert("evict".into(), 7);
+        r.record_force(ForcedAction {
+            object: "Pod/ns/a".into(),
+            action: "delete-pod".into(),
+            justification: "stuck 900s".into(),
+        });
+        r.blocked_nodes.push(BlockedNode {
+            node: "n1".into(),
+            reason: "pdb ns/db".into(),
+        });
+        let v = serde_json::to_value(&r).expect("serializes");
+        for k in [
+            "nodes_replaced",
+            "duration_seconds",
+            "lower_bound_seconds",
+            "efficiency",
+            "pdb_violation_seconds",
+            "evictions",
+            "replicas_moved",
+            "kube_api_calls",
+            "forced_actions",
+            "blocked_nodes",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(v["efficiency"], 0.75);
+        assert_eq!(v["forced_actions"], 1);
+        let back: UpgradeReport = serde_json::from_value(v).expect("deserializes");
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,269 @@
+//! [`NodePool`] over the simulator's cloud API, served by the same HTTP server as the
+//! simulated API server under `/sim/cloud` (one auto-scaling group per pool and zone,
+//! named `<pool>-<zone>`). Requests go through the (counted) kube client, so no second
+//! HTTP stack is needed; cloud calls are also counted here, by operation.
+
+use super::pool::{Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup};
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Deserialize)]
+struct SimGroups {
+    groups: Vec<SimGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SimGroup {
+    name: String,
+    pool: String,
+    zone: String,
+    desired: u32,
+    kubelet_version: String,
+    #[serde(default)]
+    instances: Vec<SimInstance>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SimInstance {
+    id: String,
+    zone: String,
+    lifecycle: String,
+    lb_state: Option<String>,
+    kubelet_version: String,
+}
+
+/// The instance id in a Node's `spec.providerID` (`sim:///zone/i-1`, `aws:///us-east-1a/i-0abc`).
+pub fn instance_id_from_provider_id(provider_id: &str) -> Option<&str> {
+    provider_id.rsplit('/').next().filter(|s| !s.is_empty())
+}
+
+/// The simulator's node pools.
+#[derive(Clone)]
+pub struct SimNodePool {
+    client: kube::Client,
+    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl std::fmt::Debug for SimNodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimNodePool")
+            .field("calls", &self.cloud_calls())
+            .finish()
+    }
+}
+
+impl SimNodePool {
+    /// Talks to the simulator behind `client` (the same server as its API).
+    pub fn new(client: kube::Client) -> Self {
+        SimNodePool {
+            client,
+            calls: Arc::default(),
+        }
+    }
+
+    /// Cloud calls so far, by operation.
+    pub fn cloud_calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn call(
+        &self,
+        op: &str,
+        method: http::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<String, PoolError> {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op.to_string())
+            .or_default() += 1;
+        tracing::debug!(op, path, body = ?body, "cloud call");
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(bytes)
+            .map_err(|e| PoolError::Api {
+                message: format!("{op}: {e}"),
+            })?;
+        self.client.request_text(req).await.map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 404 => PoolError::Api {
+                message: format!("{op}: 404 {}", s.message),
+            },
+            e => PoolError::Api {
+                message: format!("{op}: {e}"),
+            },
+        })
+    }
+
+    async fn sim_groups(&self) -> Result<Vec<SimGroup>, PoolError> {
+        let text = self
+            .call(
+                "describe_groups",
+                http::Method::GET,
+                "/sim/cloud/groups",
+                None,
+            )
+            .await?;
+        let g: SimGroups = serde_json::from_str(&text).map_err(|e| PoolError::Api {
+            message: format!("describe_groups: unexpected body: {e}"),
+        })?;
+        Ok(g.groups)
+    }
+}
+
+fn lifecycle(s: &str) -> InstanceLifecycle {
+    match s {
+        "InService" => InstanceLifecycle::InService,
+        "Terminated" => InstanceLifecycle::Terminated,
+        "Terminating" => InstanceLifecycle::Terminating,
+        _ => InstanceLifecycle::Pending,
+    }
+}
+
+fn lb(s: Option<&str>) -> Option<LbState> {
+    s.map(|s| match s {
+        "InService" => LbState::InService,
+        "OutOfService" => LbState::OutOfService,
+        "Deregistering" => LbState::Deregistering,
+        _ => LbState::Registering,
+    })
+}
+
+#[async_trait]
+impl NodePool for SimNodePool {
+    fn provider(&self) -> &'static str {
+        "sim"
+    }
+
+    async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {
+        let mut out: BTreeMap<String, PoolGroup> = BTreeMap::new();
+        for g in self.sim_groups().await? {
+            let lb = g.instances.iter().any(|i| i.lb_state.is_some());
+            let e = out.entry(g.pool.clone()).or_insert_with(|| PoolGroup {
+                name: g.pool.clone(),
+                desired_per_zone: BTreeMap::new(),
+                max_size: 1000,
+                version: g.kubelet_version.clone(),
+                backs_load_balancer: lb,
+                boot_seconds: None,
+            });
+            e.desired_per_zone.insert(g.zone.clone(), g.desired);
+            e.backs_load_balancer |= lb;
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError> {
+        let groups = self.sim_groups().await?;
+        if !groups.iter().any(|g| g.pool == pool) {
+            return Err(PoolError::UnknownPool { pool: pool.into() });
+        }
+        Ok(groups
+            .into_iter()
+            .filter(|g| g.pool == pool)
+            .flat_map(|g| {
+                let pool = g.pool.clone();
+                g.instances.into_iter().map(move |i| Instance {
+                    id: i.id,
+                    pool: pool.clone(),
+                    zone: i.zone,
+                    version: i.kubelet_version,
+                    lifecycle: lifecycle(&i.lifecycle),
+                    lb: lb(i.lb_state.as_deref()),
+                })
+            })
+            .collect())
+    }
+
+    async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError> {
+        let groups = self.sim_groups().await?;
+        let Some(g) = groups.iter().find(|g| g.pool == pool && g.zone == zone) else {
+            return Err(if groups.iter().any(|g| g.pool == pool) {
+                PoolError::UnknownZone {
+                    pool: pool.into(),
+                    zone: zone.into(),
+                }
+            } else {
+                PoolError::UnknownPool { pool: pool.into() }
+            });
+        };
+        let path = format!("/sim/cloud/groups/{}/desired", g.name);
+        self.call(
+            "set_desired",
+            http::Method::PUT,
+            &path,
+            Some(serde_json::json!({"desired": desired})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
+        let path = format!("/sim/cloud/instances/{instance}/terminate");
+        match self
+            .call(
+                "terminate",
+                http::Method::POST,
+                &path,
+                Some(serde_json::json!({"decrement": true})),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // 404 means unknown *or* already terminated: idempotent for the latter.
+                let known = self
+                    .sim_groups()
+                    .await?
+                    .into_iter()
+                    .flat_map(|g| g.instances)
+                    .any(|i| i.id == instance);
+                if known {
+                    Ok(())
+                } else if matches!(&e, PoolError::Api { message } if message.contains("404")) {
+                    Err(PoolError::UnknownInstance {
+                        id: instance.into(),
+                    })
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
+        let path = format!("/sim/cloud/groups/{pool}/launch-template");
+        self.call(
+            "set_launch_template",
+            http::Method::PUT,
+            &path,
+            Some(serde_json::json!({"kubelet_version": kubelet_version})),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_ids() {
+        assert_eq!(
+            instance_id_from_provider_id("sim:///zone-a/i-00012"),
+            Some("i-00012")
+        );
+        assert_eq!(
+            instance_id_from_provider_id("aws:///us-east-1a/i-0abc"),
+            Some("i-0abc")
+        );
+        assert_eq!(instance_id_from_provider_id("sim:///zone-a/"), None);
+    }
+}

@@ -1,0 +1,726 @@
+//! The per-node state machine, **pure**, and its encoding as markers on the Node.
+//!
+//! Old nodes walk `Outdated → SurgeRequested → ReplacementReady → Tainted → Draining →
+//! Drained → Terminating → Gone`; a drain that is stuck goes `Draining → Blocked`, and a
+//! blocked node either finishes (`Blocked → Drained`) or is left cordoned
+//! (`CordonedLeft`, the run then fails at the end). Nodes drained with the
+//! unavailability budget skip the surge steps (`Outdated → Tainted`).
+//!
+//! Everything needed to resume is on the Node itself (annotations under
+//! [`ANNOTATION_PREFIX`], the [`ROLE_LABEL`], the [`OUTDATED_TAINT_KEY`] taint, the
+//! autoscaler annotation); one Lease ([`LEASE_NAME`]) makes the engine the single writer.
+//! A restarted `apply` decodes the markers ([`decode`]) and continues with
+//! [`next_action`]; `abort` applies [`abort_patch`] to every marked node.
+
+use super::node_patch::{NodePatch, TaintChange};
+use super::snapshot::NodeInfo;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Prefix of every annotation the engine writes.
+pub const ANNOTATION_PREFIX: &str = "upgrade.e2e-gate.io/";
+/// Current phase of the node ([`NodePhase::as_str`]).
+pub const PHASE_ANNOTATION: &str = "upgrade.e2e-gate.io/phase";
+/// Id of the run that owns the node.
+pub const RUN_ANNOTATION: &str = "upgrade.e2e-gate.io/run-id";
+/// RFC 3339 time the current phase was entered.
+pub const SINCE_ANNOTATION: &str = "upgrade.e2e-gate.io/phase-since";
+/// RFC 3339 time the drain started (stuck-drain deadlines count from here).
+pub const DRAIN_STARTED_ANNOTATION: &str = "upgrade.e2e-gate.io/drain-started";
+/// Why the node is `Blocked` or `CordonedLeft`.
+pub const REASON_ANNOTATION: &str = "upgrade.e2e-gate.io/reason";
+/// The autoscaler annotation's value before the run (`<absent>` if there was none).
+pub const AUTOSCALER_PRIOR_ANNOTATION: &str = "upgrade.e2e-gate.io/autoscaler-prior";
+/// `true` when the engine set `spec.unschedulable` (so abort uncordons only then).
+pub const CORDONED_ANNOTATION: &str = "upgrade.e2e-gate.io/cordoned";
+/// `old` on nodes being replaced, `new` on replacement nodes the run created.
+pub const ROLE_LABEL: &str = "upgrade.e2e-gate.io/role";
+/// Soft-evacuation taint: `PreferNoSchedule` while the node waits for its replacement,
+/// `NoSchedule` once replacement capacity is Ready.
+pub const OUTDATED_TAINT_KEY: &str = "upgrade.e2e-gate.io/outdated";
+/// cluster-autoscaler: keep scale-up, block scale-down of nodes being replaced and of
+/// fresh surge nodes.
+pub const AUTOSCALER_ANNOTATION: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+/// Name of the Lease that serialises writers.
+pub const LEASE_NAME: &str = "e2e-gate-upgrade";
+const ABSENT: &str = "<absent>";
+
+/// Phase of an old node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodePhase {
+    /// Marked for replacement; nothing requested yet.
+    Outdated,
+    /// Surge capacity for it was requested from the pool.
+    SurgeRequested,
+    /// Its replacement passed the readiness gate.
+    ReplacementReady,
+    /// NoSchedule taint set: new pods no longer land here.
+    Tainted,
+    /// Cordoned, evictions in progress.
+    Draining,
+    /// Drain stuck past the report deadline; still being worked on per policy.
+    Blocked,
+    /// Stuck drain given up: left cordoned, the run fails at the end.
+    CordonedLeft,
+    /// Every evictable pod is gone and replaced.
+    Drained,
+    /// Instance terminate (with decrement) requested.
+    Terminating,
+    /// Instance gone; the Node object is deleted next.
+    Gone,
+}
+
+impl NodePhase {
+    /// Every phase, in walk order.
+    pub const ALL: [NodePhase; 10] = [
+        NodePhase::Outdated,
+        NodePhase::SurgeRequested,
+        NodePhase::ReplacementReady,
+        NodePhase::Tainted,
+        NodePhase::Draining,
+        NodePhase::Blocked,
+        NodePhase::CordonedLeft,
+        NodePhase::Drained,
+        NodePhase::Terminating,
+        NodePhase::Gone,
+    ];
+
+    /// The annotation value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodePhase::Outdated => "outdated",
+            NodePhase::SurgeRequested => "surge-requested",
+            NodePhase::ReplacementReady => "replacement-ready",
+            NodePhase::Tainted => "tainted",
+            NodePhase::Draining => "draining",
+            NodePhase::Blocked => "blocked",
+            NodePhase::CordonedLeft => "cordoned-left",
+            NodePhase::Drained => "drained",
+            NodePhase::Terminating => "terminating",
+            NodePhase::Gone => "gone",
+        }
+    }
+
+    /// Parses an annotation value.
+    pub fn parse(s: &str) -> Option<NodePhase> {
+        NodePhase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Whether the node is cordoned in this phase (cordon happens at drain start).
+    pub fn cordoned(self) -> bool {
+        matches!(
+            self,
+            NodePhase::Draining
+                | NodePhase::Blocked
+                | NodePhase::CordonedLeft
+                | NodePhase::Drained
+                | NodePhase::Terminating
+                | NodePhase::Gone
+        )
+    }
+
+    /// Effect of the evacuation taint in this phase.
+    pub fn taint_effect(self) -> &'static str {
+        match self {
+            NodePhase::Outdated | NodePhase::SurgeRequested | NodePhase::ReplacementReady => {
+                "PreferNoSchedule"
+            }
+            _ => "NoSchedule",
+        }
+    }
+
+    /// Whether pods may still be evicted from a node in this phase.
+    pub fn drain_allowed(self) -> bool {
+        matches!(
+            self,
+            NodePhase::Tainted | NodePhase::Draining | NodePhase::Blocked
+        )
+    }
+}
+
+impl fmt::Display for NodePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened to the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Surge capacity requested.
+    SurgeRequested,
+    /// The replacement passed the readiness gate.
+    ReplacementReady,
+    /// NoSchedule taint set (also directly from `Outdated` on the unavailability path).
+    Tainted,
+    /// Cordoned; evictions start.
+    DrainStarted,
+    /// The drain passed the report deadline.
+    Stuck {
+        /// Human reason naming the pod / PDB.
+        reason: String,
+    },
+    /// Every evictable pod is gone and replaced.
+    DrainCompleted,
+    /// Policy: leave cordoned, continue with others.
+    LeftCordoned {
+        /// Human reason.
+        reason: String,
+    },
+    /// Terminate-with-decrement requested.
+    TerminateRequested,
+    /// The instance is gone.
+    InstanceGone,
+}
+
+impl Event {
+    fn target(&self) -> NodePhase {
+        match self {
+            Event::SurgeRequested => NodePhase::SurgeRequested,
+            Event::ReplacementReady => NodePhase::ReplacementReady,
+            Event::Tainted => NodePhase::Tainted,
+            Event::DrainStarted => NodePhase::Draining,
+            Event::Stuck { .. } => NodePhase::Blocked,
+            Event::DrainCompleted => NodePhase::Drained,
+            Event::LeftCordoned { .. } => NodePhase::CordonedLeft,
+            Event::TerminateRequested => NodePhase::Terminating,
+            Event::InstanceGone => NodePhase::Gone,
+        }
+    }
+}
+
+/// An event that is not allowed in the current phase.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node {node}: event {event} is not allowed in phase {from}")]
+pub struct TransitionError {
+    /// Node name.
+    pub node: String,
+    /// Phase at the time.
+    pub from: NodePhase,
+    /// The event's target phase.
+    pub event: NodePhase,
+}
+
+/// The next phase for `event`, or an error. Re-delivering the event that led to the
+/// current phase is allowed and changes nothing (idempotent after a crash).
+pub fn transition(
+    node: &str,
+    from: NodePhase,
+    event: &Event,
+) -> Result<NodePhase, TransitionError> {
+    use NodePhase::*;
+    let to = event.target();
+    let ok = to == from
+        || matches!(
+            (from, to),
+            (Outdated, SurgeRequested)
+                | (SurgeRequested, ReplacementReady)
+                | (ReplacementReady, Tainted)
+                | (Outdated, Tainted)
+                | (Tainted, Draining)
+                | (Draining, Blocked)
+                | (Draining, Drained)
+                | (Blocked, Drained)
+                | (Draining, CordonedLeft)
+                | (Blocked, CordonedLeft)
+                | (Drained, Terminating)
+                | (Terminating, Gone)
+        );
+    if ok {
+        Ok(to)
+    } else {
+        Err(TransitionError {
+            node: node.to_string(),
+            from,
+            event: to,
+        })
+    }
+}
+
+/// What a (re)started engine does next for a node in a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Ask the pool for surge capacity (or taint directly when using the unavailability budget).
+    RequestSurge,
+    /// Wait for the replacement's readiness gate.
+    AwaitReplacement,
+    /// Set the NoSchedule taint.
+    Taint,
+    /// Cordon (if not yet) and evict the remaining pods.
+    Drain,
+    /// Terminate the instance with decrement.
+    Terminate,
+    /// Wait until the instance is gone.
+    AwaitGone,
+    /// Delete the Node object and clear markers.
+    DeleteNode,
+    /// Nothing: the node stays cordoned and is reported as blocked.
+    None,
+}
+
+/// The resume rule. A node at `Drained` or later never drains again.
+pub fn next_action(phase: NodePhase) -> Action {
+    match phase {
+        NodePhase::Outdated => Action::RequestSurge,
+        NodePhase::SurgeRequested => Action::AwaitReplacement,
+        NodePhase::ReplacementReady => Action::Taint,
+        NodePhase::Tainted | NodePhase::Draining | NodePhase::Blocked => Action::Drain,
+        NodePhase::CordonedLeft => Action::None,
+        NodePhase::Drained => Action::Terminate,
+        NodePhase::Terminating => Action::AwaitGone,
+        NodePhase::Gone => Action::DeleteNode,
+    }
+}
+
+/// Everything the engine records on an old node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeMarkers {
+    /// Phase.
+    pub phase: NodePhase,
+    /// Owning run.
+    pub run_id: String,
+    /// When the phase was entered.
+    pub since: Option<DateTime<Utc>>,
+    /// When the drain started.
+    pub drain_started: Option<DateTime<Utc>>,
+    /// Reason for `Blocked` / `CordonedLeft`.
+    pub reason: Option<String>,
+    /// The autoscaler annotation before the run: `None` = was absent.
+    pub autoscaler_prior: Option<String>,
+    /// The engine set `spec.unschedulable`.
+    pub cordoned_by_us: bool,
+}
+
+impl NodeMarkers {
+    /// First markers for an outdated node as found (records what abort must restore).
+    pub fn new(node: &NodeInfo, run_id: &str, now: DateTime<Utc>) -> NodeMarkers {
+        NodeMarkers {
+            phase: NodePhase::Outdated,
+            run_id: run_id.to_string(),
+            since: Some(whole_seconds(now)),
+            drain_started: None,
+            reason: None,
+            autoscaler_prior: node.annotations.get(AUTOSCALER_ANNOTATION).cloned(),
+            cordoned_by_us: false,
+        }
+    }
+
+    /// Applies `event` at `now`, updating timestamps, reason and cordon ownership.
+    /// `was_unschedulable` is the node's cordon state before the engine cordons it.
+    pub fn apply(
+        &mut self,
+        node: &str,
+        event: &Event,
+        now: DateTime<Utc>,
+        was_unschedulable: bool,
+    ) -> Result<(), TransitionError> {
+        let to = transition(node, self.phase, event)?;
+        if to == self.phase {
+            return Ok(());
+        }
+        let now = whole_seconds(now);
+        if to == NodePhase::Draining && self.drain_started.is_none() {
+            self.drain_started = Some(now);
+            self.cordoned_by_us = !was_unschedulable;
+        }
+        self.reason = match event {
+            Event::Stuck { reason } | Event::LeftCordoned { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        self.phase = to;
+        self.since = Some(now);
+        Ok(())
+    }
+}
+
+/// Markers store whole seconds; truncate in memory too so decode(encode(m)) == m.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The patch that makes the node carry exactly `m`'s markers.
+pub fn encode(m: &NodeMarkers) -> NodePatch {
+    let mut a: BTreeMap<String, Option<String>> = BTreeMap::new();
+    a.insert(PHASE_ANNOTATION.into(), Some(m.phase.as_str().into()));
+    a.insert(RUN_ANNOTATION.into(), Some(m.run_id.clone()));
+    a.insert(SINCE_ANNOTATION.into(), m.since.map(ts));
+    a.insert(DRAIN_STARTED_ANNOTATION.into(), m.drain_started.map(ts));
+    a.insert(REASON_ANNOTATION.into(), m.reason.clone());
+    a.insert(
+        AUTOSCALER_PRIOR_ANNOTATION.into(),
+        Some(m.autoscaler_prior.clone().unwrap_or_else(|| ABSENT.into())),
+    );
+    a.insert(
+        CORDONED_ANNOTATION.into(),
+        m.cordoned_by_us.then(|| "true".to_string()),
+    );
+    a.insert(AUTOSCALER_ANNOTATION.into(), Some("true".into()));
+    NodePatch {
+        annotations: a,
+        labels: BTreeMap::from([(ROLE_LABEL.to_string(), Some("old".to_string()))]),
+        taints: vec![TaintChange::Set {
+            key: OUTDATED_TAINT_KEY.into(),
+            effect: m.phase.taint_effect().into(),
+        }],
+        unschedulable: m.phase.cordoned().then_some(true),
+    }
+}
+
+/// Markers for a replacement node the run created: role `new`, scale-down disabled.
+pub fn encode_new(node: &NodeInfo, run_id: &str) -> NodePatch {
+    let prior = node
+        .annotations
+        .get(AUTOSCALER_PRIOR_ANNOTATION)
+        .cloned()
+        .or_else(|| node.annotations.get(AUTOSCALER_ANNOTATION).cloned())
+        .unwrap_or_else(|| ABSENT.into());
+    NodePatch {
+        annotations: BTreeMap::from([
+            (RUN_ANNOTATION.to_string(), Some(run_id.to_string())),
+            (AUTOSCALER_PRIOR_ANNOTATION.to_string(), Some(prior)),
+            (AUTOSCALER_ANNOTATION.to_string(), Some("true".to_string())),
+        ]),
+        labels: BTreeMap::from([(ROLE_LABEL.to_string(), Some("new".to_string()))]),
+        taints: vec![],
+        unschedulable: None,
+    }
+}
+
+/// Markers on a node could not be read; names the node, key and value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node {node}: annotation {key} has invalid value {value:?}")]
+pub struct MarkerError {
+    /// Node name.
+    pub node: String,
+    /// Annotation key.
+    pub key: &'static str,
+    /// The value found.
+    pub value: String,
+}
+
+/// Reads the markers of an old node; `Ok(None)` when it carries none.
+pub fn decode(node: &NodeInfo) -> Result<Option<NodeMarkers>, MarkerError> {
+    let get = |k: &str| node.annotations.get(k);
+    let Some(phase_s) = get(PHASE_ANNOTATION) else {
+        return Ok(None);
+    };
+    let bad = |key: &'static str, value: &str| MarkerError {
+        node: node.name.clone(),
+        key,
+        value: value.to_string(),
+    };
+    let phase = NodePhase::parse(phase_s).ok_or_else(|| bad(PHASE_ANNOTATION, phase_s))?;
+    let time = |key: &'static str| -> Result<Option<DateTime<Utc>>, MarkerError> {
+        get(key)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| bad(key, v))
+            })
+            .transpose()
+    };
+    let run_id = get(RUN_ANNOTATION)
+        .cloned()
+        .ok_or_else(|| bad(RUN_ANNOTATION, ""))?;
+    Ok(Some(NodeMarkers {
+        phase,
+        run_id,
+        since: time(SINCE_ANNOTATION)?,
+        drain_started: time(DRAIN_STARTED_ANNOTATION)?,
+        reason: get(REASON_ANNOTATION).cloned(),
+        autoscaler_prior: get(AUTOSCALER_PRIOR_ANNOTATION)
+            .filter(|v| v.as_str() != ABSENT)
+            .cloned(),
+        cordoned_by_us: get(CORDONED_ANNOTATION).is_some_and(|v| v == "true"),
+    }))
+}
+
+/// Whether the node carries any marker of the engine (old or new role).
+pub fn is_marked(node: &NodeInfo) -> bool {
+    node.labels.contains_key(ROLE_LABEL)
+        || node
+            .annotations
+            .keys()
+            .any(|k| k.starts_with(ANNOTATION_PREFIX))
+        || node.taints.iter().any(|t| t.key == OUTDATED_TAINT_KEY)
+}
+
+/// The patch that removes every marker the engine added and restores what it changed:
+/// the autoscaler annotation's prior value and, if the engine cordoned, `unschedulable`.
+pub fn abort_patch(node: &NodeInfo) -> NodePatch {
+    let mut annotations: BTreeMap<String, Option<String>> = node
+        .annotations
+        .keys()
+        .filter(|k| k.starts_with(ANNOTATION_PREFIX))
+        .map(|k| (k.clone(), None))
+        .collect();
+    if let Some(prior) = node.annotations.get(AUTOSCALER_PRIOR_ANNOTATION) {
+        let restored = (prior != ABSENT).then(|| prior.clone());
+        if node.annotations.get(AUTOSCALER_ANNOTATION) != restored.as_ref() {
+            annotations.insert(AUTOSCALER_ANNOTATION.into(), restored);
+        }
+    }
+    let labels = node
+        .labels
+        .keys()
+        .filter(|k| k.as_str() == ROLE_LABEL)
+        .map(|k| (k.clone(), None))
+        .collect();
+    let cordoned_by_us = node
+        .annotations
+        .get(CORDONED_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    NodePatch {
+        annotations,
+        labels,
+        taints: vec![TaintChange::Remove {
+            key: OUTDATED_TAINT_KEY.into(),
+        }],
+        unschedulable: (cordoned_by_us && node.unschedulable).then_some(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::snapshot::TaintInfo;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + s, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            name: "n1".into(),
+            pool: "p".into(),
+            zone: "a".into(),
+            kubelet_version: "v1.33.0".into(),
+            ready: true,
+            unschedulable: false,
+            provider_id: None,
+            taints: vec![TaintInfo {
+                key: "dedicated".into(),
+                value: None,
+                effect: "NoSchedule".into(),
+            }],
+            labels: BTreeMap::from([("app".to_string(), "x".to_string())]),
+            annotations: BTreeMap::from([("foreign".to_string(), "1".to_string())]),
+            allocatable: Default::default(),
+        }
+    }
+
+    const WALK: &[Event] = &[
+        Event::SurgeRequested,
+        Event::ReplacementReady,
+        Event::Tainted,
+        Event::DrainStarted,
+        Event::DrainCompleted,
+        Event::TerminateRequested,
+        Event::InstanceGone,
+    ];
+
+    #[test]
+    fn round_trip_in_every_phase() {
+        let mut n = node();
+        let mut m = NodeMarkers::new(&n, "run-1", t(0));
+        for (i, ev) in std::iter::once(None)
+            .chain(WALK.iter().map(Some))
+            .enumerate()
+        {
+            if let Some(ev) = ev {
+                m.apply("n1", ev, t(i as i64), n.unschedulable)
+                    .expect("legal");
+            }
+            encode(&m).apply_to(&mut n);
+            assert_eq!(
+                decode(&n).expect("decodes"),
+                Some(m.clone()),
+                "phase {}",
+                m.phase
+            );
+            assert_eq!(n.unschedulable, m.phase.cordoned());
+            let taint = n
+                .taints
+                .iter()
+                .find(|t| t.key == OUTDATED_TAINT_KEY)
+                .expect("taint");
+            assert_eq!(taint.effect, m.phase.taint_effect());
+        }
+        assert_eq!(m.phase, NodePhase::Gone);
+        assert_eq!(m.drain_started, Some(t(4)));
+        // Stuck and left-cordoned carry their reason through the annotation.
+        let mut m = NodeMarkers::new(&node(), "r", t(0));
+        for ev in [
+            Event::Tainted,
+            Event::DrainStarted,
+            Event::Stuck {
+                reason: "pdb ns/db".into(),
+            },
+            Event::LeftCordoned {
+                reason: "deadline 30m".into(),
+            },
+        ] {
+            m.apply("n1", &ev, t(1), false).expect("legal");
+            let mut n = node();
+            encode(&m).apply_to(&mut n);
+            assert_eq!(decode(&n).expect("decodes"), Some(m.clone()));
+        }
+        assert_eq!(m.reason.as_deref(), Some("deadline 30m"));
+    }
+
+    #[test]
+    fn every_transition_table() {
+        use NodePhase::*;
+        let events = [
+            Event::SurgeRequested,
+            Event::ReplacementReady,
+            Event::Tainted,
+            Event::DrainStarted,
+            Event::Stuck { reason: "r".into() },
+            Event::DrainCompleted,
+            Event::LeftCordoned { reason: "r".into() },
+            Event::TerminateRequested,
+            Event::InstanceGone,
+        ];
+        let legal: &[(NodePhase, NodePhase)] = &[
+            (Outdated, SurgeRequested),
+            (SurgeRequested, ReplacementReady),
+            (ReplacementReady, Tainted),
+            (Outdated, Tainted),
+            (Tainted, Draining),
+            (Draining, Blocked),
+            (Draining, Drained),
+            (Blocked, Drained),
+            (Draining, CordonedLeft),
+            (Blocked, CordonedLeft),
+            (Drained, Terminating),
+            (Terminating, Gone),
+        ];
+        let mut checked = 0;
+        for from in NodePhase::ALL {
+            for ev in &events {
+                let to = ev.target();
+                let want_ok = from == to || legal.contains(&(from, to));
+                let got = transition("n", from, ev);
+                assert_eq!(got.is_ok(), want_ok, "{from} --{to}");
+                if let Ok(p) = got {
+                    assert_eq!(p, to);
+                } else if let Err(e) = got {
+                    assert!(e.to_string().contains("node n"));
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 90);
+    }
+
+    #[test]
+    fn resume_never_drains_a_drained_node_again() {
+        for phase in [
+            NodePhase::Drained,
+            NodePhase::Terminating,
+            NodePhase::Gone,
+            NodePhase::CordonedLeft,
+        ] {
+            assert_ne!(next_action(phase), Action::Drain, "{phase}");
+            assert!(!phase.drain_allowed());
+            assert!(
+                transition("n", phase, &Event::DrainStarted).is_err(),
+                "{phase}"
+            );
+        }
+        // A crash after the Drained marker was written: decode and resume.
+        let mut n = node();
+        let mut m = NodeMarkers::new(&n, "r", t(0));
+        for ev in &WALK[..5] {
+            m.apply("n1", ev, t(1), false).expect("legal");
+        }
+        encode(&m).apply_to(&mut n);
+        let resumed = decode(&n).expect("decodes").expect("marked");
+        assert_eq!(resumed.phase, NodePhase::Drained);
+        assert_eq!(next_action(resumed.phase), Action::Terminate);
+        // Re-delivering the last event is a no-op, not a second drain.
+        let mut again = resumed.clone();
+        again
+            .apply("n1", &Event::DrainCompleted, t(9), true)
+            .expect("idempotent");
+        assert_eq!(again, resumed);
+    }
+
+    #[test]
+    fn abort_restores_the_node_exactly() {
+        for cordoned_before in [false, true] {
+            for ca_prior in [None, Some("false".to_string())] {
+                for stop in 0..=WALK.len() {
+                    let mut original = node();
+                    original.unschedulable = cordoned_before;
+                    if let Some(v) = &ca_prior {
+                        original
+                            .annotations
+                            .insert(AUTOSCALER_ANNOTATION.into(), v.clone());
+                    }
+                    let mut n = original.clone();
+                    let mut m = NodeMarkers::new(&n, "r", t(0));
+                    for ev in &WALK[..stop] {
+                        m.apply("n1", ev, t(1), n.unschedulable).expect("legal");
+                    }
+                    encode(&m).apply_to(&mut n);
+                    assert!(is_marked(&n));
+                    abort_patch(&n).apply_to(&mut n);
+                    assert_eq!(
+                        n, original,
+                        "stop {stop} cordoned {cordoned_before} ca {ca_prior:?}"
+                    );
+                    assert!(!is_marked(&n));
+                }
+            }
+        }
+        let mut fresh = node();
+        encode_new(&fresh, "r").apply_to(&mut fresh);
+        assert!(is_marked(&fresh));
+        abort_patch(&fresh).apply_to(&mut fresh);
+        assert_eq!(fresh, node());
+    }
+
+    #[test]
+    fn sub_second_times_round_trip() {
+        let now = t(0) + chrono::Duration::nanoseconds(496_541_545);
+        let mut n = node();
+        let mut m = NodeMarkers::new(&n, "r", now);
+        m.apply("n1", &Event::Tainted, now, false).expect("legal");
+        m.apply("n1", &Event::DrainStarted, now, false)
+            .expect("legal");
+        encode(&m).apply_to(&mut n);
+        assert_eq!(decode(&n).expect("decodes"), Some(m));
+    }
+
+    #[test]
+    fn bad_markers_name_node_and_key() {
+        let mut n = node();
+        n.annotations
+            .insert(PHASE_ANNOTATION.into(), "exploded".into());
+        let e = decode(&n).expect_err("bad phase");
+        assert!(e.to_string().contains("n1") && e.to_string().contains(PHASE_ANNOTATION));
+        n.annotations
+            .insert(PHASE_ANNOTATION.into(), "draining".into());
+        n.annotations.insert(RUN_ANNOTATION.into(), "r".into());
+        n.annotations
+            .insert(DRAIN_STARTED_ANNOTATION.into(), "yesterday".into());
+        assert_eq!(
+            decode(&n).expect_err("bad time").key,
+            DRAIN_STARTED_ANNOTATION
+        );
+        assert_eq!(decode(&node()), Ok(None));
+    }
+}

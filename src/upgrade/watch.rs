@@ -1,0 +1,94 @@
+//! Watch-fed caches (kube-runtime reflectors) for the apply loop: after the initial list,
+//! state comes from the watch, never from a periodic LIST. Each cache bumps a
+//! `tokio::sync::watch` counter on every event, so the engine wakes on change
+//! (e.g. a PDB's `disruptionsAllowed` going up after a 429) instead of sleeping blindly.
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+use tokio::sync::watch as notify;
+use tokio::task::JoinHandle;
+
+/// A live cache of one resource kind.
+pub struct Watched<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store: Store<K>,
+    changes: notify::Receiver<u64>,
+    task: JoinHandle<()>,
+}
+
+impl<K> Watched<K>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    /// Starts the watch (with kube's default backoff on errors); optional label selector.
+    pub fn spawn(api: Api<K>, label_selector: Option<&str>) -> Self {
+        let (store, writer) = reflector::store();
+        let (tx, changes) = notify::channel(0u64);
+        let mut cfg = watcher::Config::default();
+        if let Some(sel) = label_selector {
+            cfg = cfg.labels(sel);
+        }
+        let stream = reflector::reflector(writer, watcher(api, cfg).default_backoff());
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(_) => tx.send_modify(|n| *n += 1),
+                    Err(e) => tracing::warn!(error = %e, "watch error; backing off"),
+                }
+            }
+        });
+        Watched {
+            store,
+            changes,
+            task,
+        }
+    }
+
+    /// Waits until the initial list has been received.
+    pub async fn ready(&self) {
+        let _ = self.store.wait_until_ready().await;
+    }
+
+    /// The current objects.
+    pub fn objects(&self) -> Vec<Arc<K>> {
+        self.store.state()
+    }
+
+    /// Waits for the next event after the last one seen by this handle.
+    pub async fn changed(&mut self) {
+        let _ = self.changes.changed().await;
+    }
+}
+
+impl<K> std::fmt::Debug for Watched<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watched")
+            .field("objects", &self.store.state().len())
+            .field("events", &*self.changes.borrow())
+            .finish()
+    }
+}
+
+impl<K> Drop for Watched<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
