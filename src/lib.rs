@@ -13,6 +13,10 @@
 pub mod cli;
 pub mod cluster;
 pub mod exit_code;
+pub mod gate;
+pub mod promote;
 pub mod results;
 pub mod runner;
+pub mod smoke;
+pub mod status;
 pub mod suite;

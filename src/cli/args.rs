@@ -10,6 +10,7 @@ Examples:
   e2e-gate --suite custom --focus 'DNS' --reruns 2 --format json > summary.json
   e2e-gate --suite custom --dry-run            list the specs that would run
   e2e-gate suites list
+  e2e-gate report --format json artifacts/conformance   summarise existing results
 
 Exit codes:
     0  passed (flaky allowed unless --fail-on-flaky); promoted or nothing to do
@@ -40,12 +41,34 @@ pub struct Cli {
 pub enum Command {
     /// Run suites in Docker with focus, skip, flake retries and reruns (the default command).
     #[command(after_help = AFTER_HELP)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// The whole gate: cluster up → ready → suites → cluster down (always), one combined JUnit
+    /// with a runner testsuite of the steps, GitHub statuses per suite plus `e2e-gate/gate`.
+    Gate(Box<super::gate_cmd::GateArgs>),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
+    /// The built-in smoke suite: cluster health checks, and the image that runs them.
+    Smoke(super::smoke_cmd::SmokeArgs),
+    /// Post GitHub commit statuses by hand.
+    Status(super::status_cmd::StatusArgs),
+    /// Promote a channel branch (e.g. alpha → beta) when its required contexts are green.
+    #[command(after_help = PROMOTE_HELP)]
+    Promote(super::promote_cmd::PromoteArgs),
     /// Bring clusters up and down (sim, kind, existing).
     Cluster(super::cluster_cmd::ClusterArgs),
+    /// Read e2e results (ginkgo v1/v2 JUnit, e2e.log, JSON report, runner steps) into a
+    /// summary (human, json) or one combined JUnit file. Files given directly form one suite;
+    /// each directory forms one suite named after it. Exit: 0 passed, 1 failures, 3 incomplete.
+    Report(super::report_cmd::ReportArgs),
 }
+
+const PROMOTE_HELP: &str = "\
+Examples:
+  e2e-gate promote --repo org/cfg --from alpha --to beta --require e2e-gate/conformance --soak 24h
+  e2e-gate promote --repo org/cfg --from beta --to stable --require e2e-gate --mode pull-request --dry-run
+
+Exit codes: 0 promoted or nothing to do, 1 gate closed (reasons on stderr), 2 usage,
+3 GitHub unreachable or rejected a call, 4 promoted but the promoted-to status was not posted.";
 
 /// Output format of the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -84,9 +107,6 @@ pub struct RunArgs {
     /// Kubeconfig mounted read-only into the test containers [default: $KUBECONFIG; none if unset].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Where results go [default: $ARTIFACTS, else ./artifacts].
-    #[arg(long, value_name = "DIR")]
-    pub artifacts: Option<PathBuf>,
     /// Focus regex replacing the suite's (repeatable; ORed).
     #[arg(long, value_name = "REGEX")]
     pub focus: Vec<String>,
@@ -114,15 +134,6 @@ pub struct RunArgs {
     /// List the specs that would run (ginkgo dry run in the same image); runs nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Pull a missing image instead of failing (needs a reachable registry).
-    #[arg(long)]
-    pub pull: bool,
-    /// Count flaky specs as failures (exit 1).
-    #[arg(long)]
-    pub fail_on_flaky: bool,
-    /// Summary format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
     /// JUnit layout for retried specs.
     #[arg(long, value_enum, default_value_t = JunitStyleOpt::Jenkins)]
     pub junit_style: JunitStyleOpt,
@@ -132,6 +143,32 @@ pub struct RunArgs {
     /// Docker network for the test containers [default: host, so 127.0.0.1 servers are reachable].
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+    /// Output, limits and images (shared with `gate`).
+    #[command(flatten)]
+    pub common: CommonRunArgs,
+    /// GitHub commit statuses: one per suite plus the aggregate `e2e-gate` context.
+    #[command(flatten)]
+    pub github: crate::status::GithubArgs,
+}
+
+/// Options `run` and `gate` share.
+#[derive(Debug, Args, Default)]
+pub struct CommonRunArgs {
+    /// Where results go [default: $ARTIFACTS, else ./artifacts].
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Pull a missing image instead of failing (needs a reachable registry).
+    #[arg(long)]
+    pub pull: bool,
+    /// Count flaky specs as failures (exit 1).
+    #[arg(long)]
+    pub fail_on_flaky: bool,
+    /// Grace between SIGTERM and SIGKILL when e2e-gate stops a container (timeout, stall).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stop_grace: std::time::Duration,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// `suites` subcommands.

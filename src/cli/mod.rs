@@ -3,8 +3,14 @@
 
 mod args;
 mod cluster_cmd;
+mod gate_cmd;
 mod output;
+mod promote_cmd;
+pub mod report_cmd;
 mod run_cmd;
+mod signals;
+mod smoke_cmd;
+mod status_cmd;
 mod suites_cmd;
 
 pub use args::{Cli, Command};
@@ -33,8 +39,13 @@ pub fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         None => run_cmd::run(cli.run).await,
-        Some(Command::Run(args)) => run_cmd::run(args).await,
+        Some(Command::Run(args)) => run_cmd::run(*args).await,
+        Some(Command::Gate(args)) => gate_cmd::run(*args).await,
         Some(Command::Suites(args)) => suites_cmd::run(args),
+        Some(Command::Smoke(args)) => smoke_cmd::run(args).await,
+        Some(Command::Status(args)) => status_cmd::run(args).await,
+        Some(Command::Promote(args)) => promote_cmd::run(args).await,
         Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
+        Some(Command::Report(args)) => report_cmd::run(args),
     }
 }

@@ -6,6 +6,9 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// [`Attempt::failure_kind`] of a spec a dry run listed but did not execute.
+pub const DRY_RUN_KIND: &str = "dry-run";
+
 /// How one attempt of one spec ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +53,30 @@ pub struct Attempt {
     pub output: Option<String>,
     /// Which container / in-process retry produced it.
     pub origin: AttemptOrigin,
+}
+
+impl Attempt {
+    /// An attempt in the given state, nothing else known.
+    pub fn new(state: AttemptState) -> Attempt {
+        Attempt {
+            state,
+            ..Attempt::default()
+        }
+    }
+
+    /// The failure message: first non-empty line of the failure text, never empty for a
+    /// failed attempt (falls back to the failure kind, then `"failed"`).
+    pub fn message(&self) -> String {
+        let first = self
+            .failure
+            .as_deref()
+            .and_then(|f| f.lines().map(str::trim).find(|l| !l.is_empty()));
+        match (first, self.failure_kind.as_deref()) {
+            (Some(l), _) => l.to_string(),
+            (None, Some(k)) if !k.is_empty() => k.to_string(),
+            _ => "failed".to_string(),
+        }
+    }
 }
 
 /// The final, exclusive category of a spec.
@@ -101,13 +128,16 @@ impl Spec {
 
     /// The exclusive category: flaky = failed at least once and the last attempt that ran passed.
     pub fn outcome(&self) -> SpecOutcome {
-        let ran: Vec<&Attempt> = self
+        let last_ran = self
             .attempts
             .iter()
-            .filter(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed))
-            .collect();
-        if let Some(last) = ran.last() {
-            let failed_before = ran.iter().any(|a| a.state == AttemptState::Failed);
+            .rev()
+            .find(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed));
+        if let Some(last) = last_ran {
+            let failed_before = self
+                .attempts
+                .iter()
+                .any(|a| a.state == AttemptState::Failed);
             return match last.state {
                 AttemptState::Passed if failed_before => SpecOutcome::Flaky,
                 AttemptState::Passed => SpecOutcome::Passed,
@@ -119,6 +149,14 @@ impl Spec {
             Some(AttemptState::NotRun) => SpecOutcome::NotRun,
             _ => SpecOutcome::Skipped,
         }
+    }
+
+    /// Whether this spec was only listed by a dry run (its attempt is `Skipped` with
+    /// `failure_kind == "dry-run"`).
+    pub fn is_dry_run(&self) -> bool {
+        self.attempts.last().is_some_and(|a| {
+            a.state == AttemptState::Skipped && a.failure_kind.as_deref() == Some(DRY_RUN_KIND)
+        })
     }
 
     /// The attempts that failed, in order.
@@ -165,6 +203,29 @@ pub struct SuiteResult {
     pub properties: Vec<(String, String)>,
     /// Kubernetes server version when known.
     pub kubernetes_version: Option<String>,
+    /// The result shapes this suite was read from, in the order they were applied.
+    #[serde(default)]
+    pub sources: Vec<SourceFormat>,
+}
+
+/// A result shape a reader understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// Ginkgo v1 JUnit: one `<testsuite>`, one testcase per attempt.
+    GinkgoV1Junit,
+    /// Ginkgo v2 JUnit: `<testsuites>`, `status` attributes.
+    GinkgoV2Junit,
+    /// JUnit with Surefire flaky/rerun elements and no ginkgo markers (e.g. our own output).
+    Junit,
+    /// Runner-level JUnit (kubetest / kubetest2 steps such as `Up`, `TearDown`).
+    RunnerSteps,
+    /// Ginkgo v2 JSON report (`--json-report`).
+    GinkgoJsonReport,
+    /// Ginkgo v1 console output (`e2e.log`).
+    GinkgoV1Log,
+    /// Ginkgo v2 console output (`e2e.log`).
+    GinkgoV2Log,
 }
 
 /// Counts by exclusive category, always recomputed from specs.
@@ -247,6 +308,42 @@ impl SuiteResult {
         } else {
             SuiteVerdict::Passed
         }
+    }
+
+    /// Whether this suite was read from runner-step JUnit (kubetest style).
+    pub fn is_runner_steps(&self) -> bool {
+        self.sources.contains(&SourceFormat::RunnerSteps)
+    }
+
+    /// Number of specs a dry run listed as "would run".
+    pub fn dry_run_specs(&self) -> usize {
+        self.specs.iter().filter(|s| s.is_dry_run()).count()
+    }
+
+    /// Marks the suite incomplete, appending to an existing reason.
+    pub fn mark_incomplete(&mut self, reason: impl Into<String>) {
+        let reason = reason.into();
+        match &mut self.incomplete {
+            Some(i) if !i.reason.contains(&reason) => {
+                i.reason.push_str("; ");
+                i.reason.push_str(&reason);
+            }
+            Some(_) => {}
+            None => self.incomplete = Some(Incomplete { reason }),
+        }
+    }
+
+    /// Total wall time: the suite duration if known, else the sum of attempt durations.
+    pub fn total_duration(&self) -> Duration {
+        if let Some(d) = self.duration {
+            return d;
+        }
+        self.specs
+            .iter()
+            .flat_map(|s| s.attempts.iter())
+            .chain(self.suite_nodes.iter().map(|n| &n.attempt))
+            .filter_map(|a| a.duration)
+            .sum()
     }
 
     /// Specs with the given outcome, in order.

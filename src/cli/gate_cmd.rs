@@ -1,0 +1,269 @@
+//! `e2e-gate gate`: cluster up → ready → (upgrade) → suites → down, always; one combined JUnit
+//! with a runner testsuite of the steps; GitHub statuses per suite plus `e2e-gate/gate`.
+
+use super::args::JunitStyleOpt;
+use super::run_cmd::{conclude, junit_options_for, publisher, run_id, Conclusion};
+use super::signals;
+use crate::cluster::kind::{KindProvider, TokioCommandRunner};
+use crate::cluster::sim::process::{self, SimProvider};
+use crate::cluster::{existing::ExistingProvider, ClusterProvider};
+use crate::exit_code;
+use crate::gate::{self, profile, GateInputs, Provider};
+use crate::runner::{ContainerRunner, DockerRunner};
+use crate::smoke::image as smoke_image;
+use crate::suite;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Aggregate status context of a gate run.
+pub const GATE_CONTEXT: &str = "e2e-gate/gate";
+
+/// Options of `gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Profile in the gate file.
+    #[arg(long, default_value = "default", env = "E2E_GATE_PROFILE")]
+    pub profile: String,
+    /// Gate file with the profiles.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "ci/gate.toml",
+        env = "E2E_GATE_FILE"
+    )]
+    pub gate_file: PathBuf,
+    /// Directory of suite files.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "suites",
+        env = "E2E_GATE_SUITES_DIR"
+    )]
+    pub suites_dir: PathBuf,
+    /// Suite to run, repeatable [default: from the profile].
+    #[arg(long = "suite", value_name = "NAME")]
+    pub suites: Vec<String>,
+    /// Cluster provider: sim, kind or existing [default: from the profile].
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Option<String>,
+    /// Topology (sim) or kind config [default: from the profile].
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// Kubeconfig of an existing cluster [default: from the profile, else $KUBECONFIG].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Cluster name [default: e2e-gate-<run id>].
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// Keep the cluster afterwards, to debug it.
+    #[arg(long)]
+    pub keep_cluster: bool,
+    /// Suites run concurrently [default: from the profile].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// How long the cluster may take to become ready after it is up.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Duration,
+    /// Output, limits and images (as for `run`).
+    #[command(flatten)]
+    pub common: super::args::CommonRunArgs,
+    /// GitHub commit statuses: one per suite plus `e2e-gate/gate`.
+    #[command(flatten)]
+    pub github: crate::status::GithubArgs,
+}
+
+fn resolve_profile(
+    args: &GateArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<gate::Profile, String> {
+    let text = std::fs::read_to_string(&args.gate_file)
+        .map_err(|e| format!("cannot read gate file {}: {e}", args.gate_file.display()))?;
+    let file = profile::parse(&text, &args.gate_file).map_err(|e| e.to_string())?;
+    let p = profile::resolve(&file, &args.profile, &args.gate_file).map_err(|e| e.to_string())?;
+    let mut p = profile::apply_env(p, env).map_err(|e| e.to_string())?;
+    if !args.suites.is_empty() {
+        p.suites = args.suites.clone();
+    }
+    if let Some(v) = &args.provider {
+        p.provider = Provider::parse(v)
+            .ok_or_else(|| format!("--provider: {v:?} is not sim, kind or existing"))?;
+    }
+    if let Some(t) = &args.topology {
+        p.topology = Some(t.clone());
+    }
+    if let Some(k) = args.kubeconfig.clone().or_else(|| {
+        env("KUBECONFIG")
+            .filter(|_| p.kubeconfig.is_none())
+            .map(PathBuf::from)
+    }) {
+        p.kubeconfig = Some(k);
+    }
+    if let Some(j) = args.jobs {
+        if j == 0 {
+            return Err("--jobs: must be at least 1".into());
+        }
+        p.jobs = j;
+    }
+    p.keep_cluster |= args.keep_cluster;
+    p.fail_on_flaky |= args.common.fail_on_flaky;
+    Ok(p)
+}
+
+fn provider_for(p: Provider) -> Box<dyn ClusterProvider> {
+    match p {
+        Provider::Sim => Box::new(SimProvider::default()),
+        Provider::Kind => Box::new(KindProvider::new(
+            Arc::new(TokioCommandRunner),
+            process::state_root(),
+        )),
+        Provider::Existing => Box::new(ExistingProvider),
+    }
+}
+
+/// Builds the smoke image from this binary when a suite needs it and it is missing.
+async fn ensure_smoke_image(
+    docker: &DockerRunner,
+    suites: &[suite::SuiteSpec],
+    steps: &mut gate::StepRecorder,
+) {
+    if !suites.iter().any(|s| s.image == smoke_image::DEFAULT_TAG) {
+        return;
+    }
+    if docker
+        .ensure_image(smoke_image::DEFAULT_TAG, false)
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    let t = std::time::Instant::now();
+    let built = match std::env::current_exe() {
+        Ok(bin) => match smoke_image::libraries_of(&bin)
+            .and_then(|libs| smoke_image::build_context(&bin, &libs))
+        {
+            Ok(ctx) => docker
+                .build_image(ctx, smoke_image::DEFAULT_TAG)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(format!("cannot find this binary: {e}")),
+    };
+    let outcome = match built {
+        Ok(()) => gate::StepOutcome::Passed,
+        Err(e) => gate::StepOutcome::Failed(e),
+    };
+    steps.record("Build smoke image", t.elapsed(), outcome);
+}
+
+/// Runs the gate.
+pub async fn run(args: GateArgs) -> u8 {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let profile = match resolve_profile(&args, &env) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let suites = match suite::select(&args.suites_dir, &profile.suites) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let (statuses, status_setup_error) = match publisher(&args.github, false).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let docker = match DockerRunner::connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INFRA;
+        }
+    };
+    let cancel = signals::cancel_on_signals();
+    let started = tokio::time::Instant::now();
+    let id = run_id();
+    let artifacts = args
+        .common
+        .artifacts
+        .clone()
+        .or_else(|| env("ARTIFACTS").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("artifacts"));
+    tracing::info!(profile = %profile.name, provider = ?profile.provider, suites = ?profile.suites, run = %id, "gate starting");
+    if let Some(p) = &statuses {
+        p.pending(
+            GATE_CONTEXT,
+            &format!("gate running: {}", profile.suites.join(", ")),
+        )
+        .await;
+    }
+    let mut pre_steps = gate::StepRecorder::new();
+    ensure_smoke_image(&docker, &suites, &mut pre_steps).await;
+    let cluster = provider_for(profile.provider);
+    let inputs = GateInputs {
+        cluster: cluster.as_ref(),
+        runner: &docker as &dyn ContainerRunner,
+        statuses: statuses.as_ref(),
+        profile: &profile,
+        suites: &suites,
+        cluster_name: args
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| format!("e2e-gate-{id}")),
+        run_id: id,
+        artifacts: artifacts.clone(),
+        pull: args.common.pull,
+        stop_grace: args.common.stop_grace,
+        ready_timeout: args.ready_timeout,
+        cancel: cancel.clone(),
+    };
+    let report = gate::run_gate(&inputs).await;
+    let mut steps = pre_steps;
+    steps.append(&report.steps);
+    for s in steps.steps() {
+        eprintln!(
+            "  step {:<28} {:>7.1}s  {}",
+            s.name,
+            s.duration.as_secs_f64(),
+            describe(&s.outcome)
+        );
+    }
+    let infra_failed = !report.suite_errors.is_empty()
+        || steps.steps().iter().any(|s| {
+            !s.name.starts_with("Suite ") && matches!(s.outcome, gate::StepOutcome::Failed(_))
+        });
+    conclude(
+        &report.suites,
+        Conclusion {
+            artifacts: Path::new(&artifacts),
+            extra_junit_suites: vec![steps.to_suite()],
+            junit: junit_options_for(JunitStyleOpt::Jenkins, 4096),
+            format: args.common.format,
+            fail_on_flaky: profile.fail_on_flaky,
+            statuses: statuses.as_ref(),
+            aggregate_context: GATE_CONTEXT,
+            started,
+            cancel: &cancel,
+            infra_failed,
+            status_setup_error,
+        },
+    )
+    .await
+}
+
+fn describe(o: &gate::StepOutcome) -> String {
+    match o {
+        gate::StepOutcome::Passed => "passed".into(),
+        gate::StepOutcome::Failed(why) => format!("FAILED: {}", why.lines().next().unwrap_or("")),
+        gate::StepOutcome::Skipped(why) => format!("skipped: {why}"),
+    }
+}

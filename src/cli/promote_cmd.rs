@@ -1,0 +1,192 @@
+//! `e2e-gate promote`: move a channel branch when its required contexts are green.
+
+use super::args::Format;
+use crate::exit_code;
+use crate::promote::{audit, promote, Decision, GithubPromotionApi, Mode, Outcome, PromoteRequest};
+use crate::status::target::parse_repo;
+use crate::status::{AuthArgs, GithubClient, RepoId, StatusError};
+use clap::Args;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Options of `promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// Repository holding the channel branches.
+    #[arg(long, value_name = "OWNER/NAME", value_parser = parse_repo)]
+    pub repo: RepoId,
+    /// Source branch whose head commit is promoted, e.g. alpha.
+    #[arg(long, value_name = "BRANCH", value_parser = parse_branch)]
+    pub from: String,
+    /// Target branch, e.g. beta.
+    #[arg(long, value_name = "BRANCH", value_parser = parse_branch)]
+    pub to: String,
+    /// Context that must be `success` on the source head (commit status or check run;
+    /// repeatable; case-insensitive; missing counts as pending).
+    #[arg(long = "require", value_name = "CONTEXT", required = true)]
+    pub require: Vec<String>,
+    /// Every required context must have been `success` for at least this long, e.g. 24h.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub soak: Option<std::time::Duration>,
+    /// How the target moves.
+    #[arg(long, value_enum, default_value_t = Mode::FastForward)]
+    pub mode: Mode,
+    /// Print the decision and the write calls it would make; make none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Append one JSON line per decision to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Link of the promoted-to status [default: BUILD_URL].
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Decision format (json goes to stdout; the human text always goes to stderr).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Credentials and API endpoint.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+fn parse_branch(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let bad = s.is_empty()
+        || s.contains("..")
+        || s.starts_with('/')
+        || s.ends_with('/')
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+    if bad {
+        Err(format!("{s:?} is not a valid branch name"))
+    } else {
+        Ok(s.strip_prefix("refs/heads/").unwrap_or(s).to_string())
+    }
+}
+
+/// Runs `promote`.
+pub async fn run(a: PromoteArgs) -> u8 {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    if a.from == a.to {
+        eprintln!(
+            "error: --from and --to are both {:?}; they must differ",
+            a.from
+        );
+        return exit_code::USAGE;
+    }
+    let required: Vec<String> = a
+        .require
+        .iter()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if required.is_empty() {
+        eprintln!("error: --require needs at least one non-empty context");
+        return exit_code::USAGE;
+    }
+    let client = match a
+        .auth
+        .client_config(&env)
+        .and_then(|cfg| GithubClient::new(&cfg))
+    {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let api = GithubPromotionApi::new(client, a.repo.clone());
+    let req = PromoteRequest {
+        repo: a.repo.clone(),
+        from: a.from.clone(),
+        to: a.to.clone(),
+        required,
+        soak: a.soak,
+        mode: a.mode,
+        dry_run: a.dry_run,
+        target_url: a
+            .target_url
+            .clone()
+            .or_else(|| env.get("BUILD_URL").cloned()),
+    };
+    let now = chrono::Utc::now();
+    let outcome = match promote(&api, &req, now).await {
+        Ok(o) => o,
+        Err(e) => return infra(&a, &e),
+    };
+    eprint!("{}", human(&outcome));
+    if a.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string(&outcome).unwrap_or_else(|_| "{}".into())
+        );
+    }
+    if let Some(path) = &a.audit_log {
+        if let Err(e) = audit::append(path, &outcome, now) {
+            eprintln!(
+                "error: --audit-log: cannot append to {}: {e}",
+                path.display()
+            );
+            return exit_code::INFRA;
+        }
+    }
+    match (&outcome.decision, &outcome.status_error) {
+        (Decision::Closed { .. }, _) => exit_code::FAILED,
+        (_, Some(_)) => exit_code::STATUS_POST_FAILED,
+        _ => exit_code::OK,
+    }
+}
+
+fn infra(a: &PromoteArgs, e: &StatusError) -> u8 {
+    eprintln!("error: promoting {} {} → {}: {e}", a.repo, a.from, a.to);
+    if let Some(path) = &a.audit_log {
+        let line = serde_json::json!({
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "repo": a.repo.to_string(), "from": a.from, "to": a.to,
+            "decision": "error", "error": e.to_string(), "dry_run": a.dry_run,
+        });
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+    }
+    exit_code::INFRA
+}
+
+/// The human rendering of an outcome (stderr).
+pub fn human(o: &Outcome) -> String {
+    let short = &o.sha[..o.sha.len().min(12)];
+    let head = format!("{} {} → {} at {short}", o.repo, o.from, o.to);
+    let mut s = match &o.decision {
+        Decision::Promote if o.dry_run => format!("dry run: would promote {head}\n"),
+        Decision::Promote => match &o.pull_request {
+            Some(pr) => format!("promotion pull request for {head}: {}\n", pr.url),
+            None => format!("promoted {head}\n"),
+        },
+        Decision::NothingToDo { why } => format!("nothing to do for {head}: {why}\n"),
+        Decision::Closed { reasons } => {
+            let mut s = format!("gate closed for {head}:\n");
+            for r in reasons {
+                s.push_str(&format!("  - {r}\n"));
+            }
+            s
+        }
+    };
+    if !o.calls.is_empty() && matches!(o.decision, Decision::Promote) {
+        s.push_str(if o.dry_run {
+            "calls it would make:\n"
+        } else {
+            "calls made:\n"
+        });
+        for c in &o.calls {
+            s.push_str(&format!("  {c}\n"));
+        }
+    }
+    if let Some(e) = &o.status_error {
+        s.push_str(&format!(
+            "warning: the promoted-to status was not posted: {e}\n"
+        ));
+    }
+    s
+}

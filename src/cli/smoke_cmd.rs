@@ -1,0 +1,116 @@
+//! `e2e-gate smoke run` (the smoke image's entrypoint, usable on a host too) and
+//! `e2e-gate smoke image` (builds the image from this binary).
+
+use crate::exit_code;
+use crate::runner::DockerRunner;
+use crate::smoke::{image, SmokeRun};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// `smoke` subcommands.
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SmokeCommand,
+}
+
+/// `smoke` verbs.
+#[derive(Debug, Subcommand)]
+pub enum SmokeCommand {
+    /// Check cluster health (nodes Ready and on the target version, no long-Pending pods,
+    /// workloads available, PDBs healthy, no leftover upgrade markers); writes JUnit to
+    /// RESULTS_DIR. Takes the conformance image's environment, so it runs as a suite container.
+    Run(SmokeRunArgs),
+    /// Build the smoke suite image from this binary (FROM scratch, nothing pulled).
+    Image {
+        /// Image tag.
+        #[arg(long, default_value = image::DEFAULT_TAG)]
+        tag: String,
+    },
+}
+
+/// Options of `smoke run`.
+#[derive(Debug, Args)]
+pub struct SmokeRunArgs {
+    /// Kubeconfig [default: in-cluster config, then ~/.kube/config].
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where junit_01.xml, e2e.log and done are written.
+    #[arg(
+        long,
+        env = "RESULTS_DIR",
+        default_value = "/tmp/results",
+        value_name = "DIR"
+    )]
+    pub results_dir: PathBuf,
+    /// Only checks whose name matches (e.g. 'PodDisruptionBudget').
+    #[arg(long, env = "E2E_FOCUS", default_value = "", value_name = "REGEX")]
+    pub focus: String,
+    /// Skip checks whose name matches.
+    #[arg(long, env = "E2E_SKIP", default_value = "", value_name = "REGEX")]
+    pub skip: String,
+    /// List the checks without checking anything.
+    #[arg(long, env = "E2E_DRYRUN")]
+    pub dry_run: bool,
+    /// Kubelet version every node must run (e.g. v1.34.1) [default: not checked].
+    #[arg(long, env = "E2E_GATE_TARGET_VERSION", value_name = "VERSION")]
+    pub target_version: Option<String>,
+    /// How long a pod may stay Pending before the check fails.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub pending_grace: std::time::Duration,
+}
+
+/// Runs `smoke …`.
+pub async fn run(args: SmokeArgs) -> u8 {
+    match args.command {
+        SmokeCommand::Run(a) => {
+            let cfg = SmokeRun {
+                kubeconfig: a.kubeconfig.filter(|p| !p.as_os_str().is_empty()),
+                results_dir: a.results_dir,
+                focus: a.focus,
+                skip: a.skip,
+                dry_run: a.dry_run,
+                target_version: a.target_version.filter(|v| !v.is_empty()),
+                pending_grace: a.pending_grace,
+            };
+            crate::smoke::entry::run(&cfg).await
+        }
+        SmokeCommand::Image { tag } => build_image(&tag).await,
+    }
+}
+
+async fn build_image(tag: &str) -> u8 {
+    let binary = match std::env::current_exe() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot find this binary: {e}");
+            return exit_code::INFRA;
+        }
+    };
+    let context =
+        match image::libraries_of(&binary).and_then(|libs| image::build_context(&binary, &libs)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit_code::INFRA;
+            }
+        };
+    let docker = match DockerRunner::connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_code::INFRA;
+        }
+    };
+    match docker.build_image(context, tag).await {
+        Ok(()) => {
+            eprintln!("built {tag} from {}", binary.display());
+            exit_code::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit_code::INFRA
+        }
+    }
+}

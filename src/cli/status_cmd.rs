@@ -1,0 +1,173 @@
+//! `e2e-gate status set`: post one commit status by hand.
+
+use super::args::Format;
+use crate::exit_code;
+use crate::status::target::{parse_repo, parse_sha};
+use crate::status::{
+    truncate_description, AuthArgs, CommitStatus, GithubClient, GithubStatusReporter, RepoId,
+    StatusError, StatusReporter, StatusState,
+};
+use clap::{Args, Subcommand, ValueEnum};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// `status` subcommands.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: StatusCommand,
+}
+
+/// `status` verbs.
+#[derive(Debug, Subcommand)]
+pub enum StatusCommand {
+    /// Post one commit status (skipped when the latest status of the context is identical).
+    Set(StatusSetArgs),
+}
+
+/// Commit status state on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateOpt {
+    /// Running.
+    Pending,
+    /// Passed.
+    Success,
+    /// Tests failed.
+    Failure,
+    /// Infrastructure error or aborted.
+    Error,
+}
+
+impl From<StateOpt> for StatusState {
+    fn from(s: StateOpt) -> StatusState {
+        match s {
+            StateOpt::Pending => StatusState::Pending,
+            StateOpt::Success => StatusState::Success,
+            StateOpt::Failure => StatusState::Failure,
+            StateOpt::Error => StatusState::Error,
+        }
+    }
+}
+
+/// Options of `status set`.
+#[derive(Debug, Args)]
+pub struct StatusSetArgs {
+    /// Repository.
+    #[arg(long, value_name = "OWNER/NAME", value_parser = parse_repo)]
+    pub repo: RepoId,
+    /// Full commit SHA (40 hex characters).
+    #[arg(long, value_name = "SHA", value_parser = parse_sha)]
+    pub sha: String,
+    /// Status context, e.g. e2e-gate/conformance (case-insensitive on GitHub).
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: String,
+    /// State to set.
+    #[arg(long, value_enum)]
+    pub state: StateOpt,
+    /// Description; cut to 140 characters [default: empty].
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub description: String,
+    /// Link of the status [default: BUILD_URL].
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Result format (json goes to stdout).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Credentials and API endpoint.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Runs `status …`.
+pub async fn run(args: StatusArgs) -> u8 {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match args.command {
+        StatusCommand::Set(a) => set(a, &env).await,
+    }
+}
+
+fn fail(e: &StatusError, code_if_not_config: u8) -> u8 {
+    eprintln!("error: {e}");
+    if e.is_config() {
+        exit_code::USAGE
+    } else {
+        code_if_not_config
+    }
+}
+
+async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
+    if a.context.trim().is_empty() {
+        eprintln!("error: --context must not be empty");
+        return exit_code::USAGE;
+    }
+    let cfg = match a.auth.client_config(env) {
+        Ok(c) => c,
+        Err(e) => return fail(&e, exit_code::USAGE),
+    };
+    let client = match GithubClient::new(&cfg) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return fail(&e, exit_code::USAGE),
+    };
+    let status = CommitStatus {
+        context: a.context.trim().to_string(),
+        state: a.state.into(),
+        description: truncate_description(&a.description),
+        target_url: a
+            .target_url
+            .clone()
+            .or_else(|| env.get("BUILD_URL").cloned())
+            .filter(|u| !u.trim().is_empty()),
+    };
+    let reporter = GithubStatusReporter::new(client, a.repo.clone(), a.sha.clone());
+    let unchanged = match reporter.latest(&status.context).await {
+        Ok(Some(latest)) => {
+            latest.state == status.state && latest.description == status.description
+        }
+        Ok(None) => false,
+        // GitHub unreachable: posting would fail the same way
+        Err(e @ StatusError::Unavailable { .. }) => return fail(&e, exit_code::STATUS_POST_FAILED),
+        Err(e) => {
+            tracing::warn!("cannot read the latest status of {}: {e}", status.context);
+            false
+        }
+    };
+    let result = if unchanged {
+        tracing::info!(
+            "{}@{}: {} is already {} \"{}\"; not posted again",
+            a.repo,
+            a.sha,
+            status.context,
+            status.state,
+            status.description
+        );
+        Ok(false)
+    } else {
+        reporter.post(&status).await.map(|()| true)
+    };
+    match result {
+        Ok(posted) => {
+            if posted {
+                tracing::info!(
+                    "{}@{}: {} = {} \"{}\"",
+                    a.repo,
+                    a.sha,
+                    status.context,
+                    status.state,
+                    status.description
+                );
+            }
+            if a.format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "repo": a.repo.to_string(), "sha": a.sha, "posted": posted,
+                        "status": status,
+                    })
+                );
+            }
+            exit_code::OK
+        }
+        Err(e) => fail(&e, exit_code::STATUS_POST_FAILED),
+    }
+}

@@ -1,0 +1,12 @@
+//! The gate: one command from cluster to verdict (cluster up → suites → cluster down, always),
+//! with every step recorded in a runner testsuite.
+
+mod orchestrator;
+pub mod profile;
+mod steps;
+mod suites;
+
+pub use orchestrator::{run_gate, GateInputs, GateReport};
+pub use profile::{Profile, Provider};
+pub use steps::{Step, StepOutcome, StepRecorder, RUNNER_SUITE};
+pub use suites::{run_suites, suite_state, SuiteRun};

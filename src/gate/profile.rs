@@ -1,0 +1,326 @@
+//! Gate profiles (`ci/gate.toml`): typed, unknown keys rejected, `inherits` chains resolved,
+//! then overridden by `E2E_GATE_*` variables and flags. Pure.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Cluster providers a profile can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// The embedded simulated cluster.
+    Sim,
+    /// kind.
+    Kind,
+    /// An existing cluster (kubeconfig).
+    Existing,
+}
+
+impl Provider {
+    /// Parses a provider name (for `E2E_GATE_PROVIDER` and `--provider`).
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s {
+            "sim" => Some(Provider::Sim),
+            "kind" => Some(Provider::Kind),
+            "existing" => Some(Provider::Existing),
+            _ => None,
+        }
+    }
+}
+
+/// One profile as written; every key optional so profiles can inherit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    /// Profile to take unset keys from.
+    pub inherits: Option<String>,
+    /// Cluster provider.
+    pub provider: Option<Provider>,
+    /// Topology (sim) or kind config (kind), relative to the gate file.
+    pub topology: Option<PathBuf>,
+    /// Kubernetes version of the cluster to bring up.
+    pub kubernetes_version: Option<String>,
+    /// Kubeconfig (existing).
+    pub kubeconfig: Option<PathBuf>,
+    /// Suites to run (names in the suites directory).
+    pub suites: Option<Vec<String>>,
+    /// Suites run concurrently.
+    pub jobs: Option<usize>,
+    /// Contexts a promotion of this channel requires (used by the nightly job).
+    pub required_contexts: Option<Vec<String>>,
+    /// Keep the cluster after the gate (debugging).
+    pub keep_cluster: Option<bool>,
+    /// Count flaky specs as failures.
+    pub fail_on_flaky: Option<bool>,
+}
+
+/// The gate file: `[profile.NAME]` tables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateFile {
+    /// Profiles by name.
+    #[serde(default)]
+    pub profile: BTreeMap<String, ProfileFile>,
+}
+
+/// A resolved profile: what the gate runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Profile name.
+    pub name: String,
+    /// Cluster provider.
+    pub provider: Provider,
+    /// Topology or kind config, resolved against the gate file's directory.
+    pub topology: Option<PathBuf>,
+    /// Kubernetes version of the cluster to bring up.
+    pub kubernetes_version: Option<String>,
+    /// Kubeconfig (existing).
+    pub kubeconfig: Option<PathBuf>,
+    /// Suites to run.
+    pub suites: Vec<String>,
+    /// Suites run concurrently.
+    pub jobs: usize,
+    /// Contexts a promotion requires.
+    pub required_contexts: Vec<String>,
+    /// Keep the cluster after the gate.
+    pub keep_cluster: bool,
+    /// Count flaky specs as failures.
+    pub fail_on_flaky: bool,
+}
+
+/// A profile could not be loaded or resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read or parsed (unknown keys included).
+    #[error("{file}: {message}")]
+    File {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// File and profile, or the variable/flag.
+        origin: String,
+        /// What is wrong and what is valid.
+        message: String,
+    },
+}
+
+/// Parses the gate file's text.
+pub fn parse(text: &str, file: &Path) -> Result<GateFile, ProfileError> {
+    toml::from_str(text).map_err(|e| ProfileError::File {
+        file: file.display().to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// Resolves `name` through its `inherits` chain; relative paths are taken from `base_dir`.
+pub fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, ProfileError> {
+    let invalid = |profile: &str, message: String| ProfileError::Invalid {
+        origin: format!("{} [profile.{profile}]", source.display()),
+        message,
+    };
+    let mut chain: Vec<(&str, &ProfileFile)> = Vec::new();
+    let mut next = Some(name.to_string());
+    while let Some(n) = next {
+        let Some(p) = file.profile.get(&n) else {
+            let known: Vec<&str> = file.profile.keys().map(String::as_str).collect();
+            return Err(invalid(
+                &n,
+                format!("no such profile; known profiles: {}", known.join(", ")),
+            ));
+        };
+        if chain.iter().any(|(seen, _)| *seen == n) {
+            return Err(invalid(&n, "inherits forms a cycle".into()));
+        }
+        let key = file
+            .profile
+            .get_key_value(&n)
+            .map(|(k, _)| k.as_str())
+            .unwrap_or("");
+        chain.push((key, p));
+        next = p.inherits.clone();
+    }
+    macro_rules! pick {
+        ($field:ident) => {
+            chain.iter().find_map(|(_, p)| p.$field.clone())
+        };
+    }
+    let base_dir = source.parent().unwrap_or(Path::new("."));
+    let suites = pick!(suites).unwrap_or_default();
+    if suites.is_empty() {
+        return Err(invalid(
+            name,
+            "suites: list at least one suite to run".into(),
+        ));
+    }
+    let jobs = pick!(jobs).unwrap_or(1);
+    if jobs == 0 {
+        return Err(invalid(name, "jobs: must be at least 1".into()));
+    }
+    Ok(Profile {
+        name: name.to_string(),
+        provider: pick!(provider).unwrap_or(Provider::Sim),
+        topology: pick!(topology).map(|p| base_dir.join(p)),
+        kubernetes_version: pick!(kubernetes_version),
+        kubeconfig: pick!(kubeconfig).map(|p| base_dir.join(p)),
+        suites,
+        jobs,
+        required_contexts: pick!(required_contexts).unwrap_or_default(),
+        keep_cluster: pick!(keep_cluster).unwrap_or(false),
+        fail_on_flaky: pick!(fail_on_flaky).unwrap_or(false),
+    })
+}
+
+/// Applies `E2E_GATE_*` variables (lower precedence than flags, which the caller applies after).
+pub fn apply_env(
+    mut p: Profile,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Profile, ProfileError> {
+    let invalid = |var: &str, message: String| ProfileError::Invalid {
+        origin: var.to_string(),
+        message,
+    };
+    if let Some(v) = env("E2E_GATE_PROVIDER") {
+        p.provider = Provider::parse(&v).ok_or_else(|| {
+            invalid(
+                "E2E_GATE_PROVIDER",
+                format!("{v:?} is not sim, kind or existing"),
+            )
+        })?;
+    }
+    if let Some(v) = env("E2E_GATE_TOPOLOGY") {
+        p.topology = Some(PathBuf::from(v));
+    }
+    if let Some(v) = env("E2E_GATE_KUBERNETES_VERSION") {
+        p.kubernetes_version = Some(v);
+    }
+    if let Some(v) = env("E2E_GATE_SUITES") {
+        let suites: Vec<String> = v
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if suites.is_empty() {
+            return Err(invalid(
+                "E2E_GATE_SUITES",
+                "list at least one suite (comma-separated)".into(),
+            ));
+        }
+        p.suites = suites;
+    }
+    if let Some(v) = env("E2E_GATE_JOBS") {
+        p.jobs =
+            v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
+                invalid("E2E_GATE_JOBS", format!("{v:?} is not a positive number"))
+            })?;
+    }
+    if let Some(v) = env("E2E_GATE_KEEP_CLUSTER") {
+        p.keep_cluster = matches!(v.as_str(), "1" | "true" | "yes");
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[profile.default]
+provider = "sim"
+topology = "../fixtures/sim/default.toml"
+suites = ["smoke"]
+required_contexts = ["e2e-gate/gate"]
+
+[profile.ci]
+inherits = "default"
+suites = ["smoke", "custom"]
+jobs = 2
+"#;
+
+    fn gate() -> GateFile {
+        parse(FILE, Path::new("ci/gate.toml")).unwrap()
+    }
+
+    #[test]
+    fn inherits_fills_unset_keys_and_paths_are_relative_to_the_file() {
+        let p = resolve(&gate(), "ci", Path::new("ci/gate.toml")).unwrap();
+        assert_eq!(p.suites, vec!["smoke", "custom"]);
+        assert_eq!(p.jobs, 2);
+        assert_eq!(p.provider, Provider::Sim);
+        assert_eq!(
+            p.topology,
+            Some(PathBuf::from("ci/../fixtures/sim/default.toml"))
+        );
+        assert_eq!(p.required_contexts, vec!["e2e-gate/gate"]);
+    }
+
+    #[test]
+    fn unknown_key_and_unknown_profile_are_explained() {
+        let e = parse("[profile.x]\nsuite = ['a']\n", Path::new("ci/gate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ci/gate.toml") && e.contains("suite") && e.contains("suites"),
+            "{e}"
+        );
+        let e = resolve(&gate(), "nightly", Path::new("ci/gate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nightly") && e.contains("ci, default"), "{e}");
+    }
+
+    #[test]
+    fn cycles_and_empty_suites_are_errors() {
+        let g = parse(
+            "[profile.a]\ninherits = 'b'\n[profile.b]\ninherits = 'a'\n",
+            Path::new("g.toml"),
+        )
+        .unwrap();
+        assert!(resolve(&g, "a", Path::new("g.toml"))
+            .unwrap_err()
+            .to_string()
+            .contains("cycle"));
+        let g = parse("[profile.a]\nprovider = 'kind'\n", Path::new("g.toml")).unwrap();
+        assert!(resolve(&g, "a", Path::new("g.toml"))
+            .unwrap_err()
+            .to_string()
+            .contains("suites"));
+    }
+
+    #[test]
+    fn env_overrides_profile() {
+        let p = resolve(&gate(), "default", Path::new("ci/gate.toml")).unwrap();
+        let env = |k: &str| match k {
+            "E2E_GATE_SUITES" => Some("a,b".to_string()),
+            "E2E_GATE_PROVIDER" => Some("existing".to_string()),
+            _ => None,
+        };
+        let p = apply_env(p, &env).unwrap();
+        assert_eq!(p.suites, vec!["a", "b"]);
+        assert_eq!(p.provider, Provider::Existing);
+        let bad = |k: &str| (k == "E2E_GATE_PROVIDER").then(|| "docker".to_string());
+        let e = apply_env(resolve(&gate(), "default", Path::new("g")).unwrap(), &bad).unwrap_err();
+        assert!(e.to_string().contains("E2E_GATE_PROVIDER"), "{e}");
+    }
+
+    #[test]
+    fn shipped_gate_file_resolves_every_profile() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/gate.toml"));
+        let g = parse(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+        for name in g.profile.keys() {
+            let p = resolve(&g, name, path).unwrap();
+            if let Some(t) = &p.topology {
+                assert!(
+                    t.is_file(),
+                    "profile {name}: topology {} missing",
+                    t.display()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Records each gate step (Up, Upgrade, each suite, Down) with its timing and, on failure, its
+//! output, and turns them into the runner testsuite of the combined JUnit (kubetest2's
+//! `junit_runner.xml` shape). Pure.
+
+use crate::results::{Attempt, AttemptState, Spec, SuiteResult};
+use std::time::Duration;
+
+/// Name of the runner testsuite in the combined JUnit.
+pub const RUNNER_SUITE: &str = "e2e-gate runner";
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Done.
+    Passed,
+    /// Failed, with what went wrong.
+    Failed(String),
+    /// Not run, with why.
+    Skipped(String),
+}
+
+/// One recorded step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Step name (`Up`, `Upgrade`, `Suite smoke`, `Down`).
+    pub name: String,
+    /// Wall time.
+    pub duration: Duration,
+    /// Outcome.
+    pub outcome: StepOutcome,
+}
+
+/// The steps of one gate run, in order.
+#[derive(Debug, Clone, Default)]
+pub struct StepRecorder {
+    steps: Vec<Step>,
+}
+
+impl StepRecorder {
+    /// An empty recorder.
+    pub fn new() -> StepRecorder {
+        StepRecorder::default()
+    }
+
+    /// Records a finished step.
+    pub fn record(&mut self, name: impl Into<String>, duration: Duration, outcome: StepOutcome) {
+        let step = Step {
+            name: name.into(),
+            duration,
+            outcome,
+        };
+        match &step.outcome {
+            StepOutcome::Passed => {
+                tracing::info!(step = %step.name, seconds = step.duration.as_secs_f64(), "step passed")
+            }
+            StepOutcome::Failed(why) => tracing::error!(step = %step.name, %why, "step failed"),
+            StepOutcome::Skipped(why) => tracing::info!(step = %step.name, %why, "step skipped"),
+        }
+        self.steps.push(step);
+    }
+
+    /// Appends steps recorded elsewhere (already logged there).
+    pub fn append(&mut self, other: &StepRecorder) {
+        self.steps.extend(other.steps.iter().cloned());
+    }
+
+    /// The steps so far.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Whether any step failed.
+    pub fn any_failed(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.outcome, StepOutcome::Failed(_)))
+    }
+
+    /// The runner testsuite: one testcase per step.
+    pub fn to_suite(&self) -> SuiteResult {
+        let specs = self
+            .steps
+            .iter()
+            .map(|s| {
+                let (state, failure) = match &s.outcome {
+                    StepOutcome::Passed => (AttemptState::Passed, None),
+                    StepOutcome::Failed(why) => (AttemptState::Failed, Some(why.clone())),
+                    StepOutcome::Skipped(why) => (AttemptState::Skipped, Some(why.clone())),
+                };
+                Spec {
+                    name: s.name.clone(),
+                    classname: Some(RUNNER_SUITE.into()),
+                    attempts: vec![Attempt {
+                        state,
+                        failure_kind: (state == AttemptState::Failed).then(|| "failed".to_string()),
+                        duration: Some(s.duration),
+                        output: failure.clone().filter(|_| state == AttemptState::Failed),
+                        failure,
+                        ..Attempt::default()
+                    }],
+                    ..Spec::default()
+                }
+            })
+            .collect();
+        SuiteResult {
+            name: RUNNER_SUITE.into(),
+            specs,
+            duration: Some(self.steps.iter().map(|s| s.duration).sum()),
+            ..SuiteResult::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::SpecOutcome;
+
+    #[test]
+    fn steps_become_testcases_with_timings_and_failure_text() {
+        let mut r = StepRecorder::new();
+        r.record("Up", Duration::from_secs(2), StepOutcome::Passed);
+        r.record(
+            "Upgrade",
+            Duration::ZERO,
+            StepOutcome::Skipped("no target".into()),
+        );
+        r.record(
+            "Suite smoke",
+            Duration::from_secs(5),
+            StepOutcome::Failed("1 failed".into()),
+        );
+        r.record("Down", Duration::from_secs(1), StepOutcome::Passed);
+        assert!(r.any_failed());
+        let s = r.to_suite();
+        let got: Vec<(&str, SpecOutcome)> = s
+            .specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.outcome()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Up", SpecOutcome::Passed),
+                ("Upgrade", SpecOutcome::Skipped),
+                ("Suite smoke", SpecOutcome::Failed),
+                ("Down", SpecOutcome::Passed)
+            ]
+        );
+        assert_eq!(s.specs[2].attempts[0].failure.as_deref(), Some("1 failed"));
+        assert_eq!(s.duration, Some(Duration::from_secs(8)));
+    }
+}

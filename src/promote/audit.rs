@@ -1,0 +1,30 @@
+//! The audit log: one JSON line per promotion decision, appended.
+
+use super::flow::Outcome;
+use chrono::{DateTime, Utc};
+use std::io::Write;
+use std::path::Path;
+
+/// The audit line for `outcome` at `now`.
+pub fn line(outcome: &Outcome, now: DateTime<Utc>) -> String {
+    let mut v = serde_json::to_value(outcome).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.insert(
+            "time".into(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .into(),
+        );
+    }
+    v.to_string()
+}
+
+/// Appends one line to `path` (created if missing).
+pub fn append(path: &Path, outcome: &Outcome, now: DateTime<Utc>) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut l = line(outcome, now);
+    l.push('\n');
+    f.write_all(l.as_bytes())
+}

@@ -1,0 +1,261 @@
+//! The octocrab adapter for promotion: branch head, statuses, check runs, compare, ref
+//! update and pull requests.
+
+use super::evaluate::{Check, Observed};
+use super::flow::{Ancestry, PromotionApi, PullRef, RefUpdate};
+use crate::status::{CommitStatus, GithubClient, RepoId, StatusError, StatusState};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Pages read at most from paginated lists (100 items each).
+const MAX_PAGES: u32 = 10;
+
+/// [`PromotionApi`] over the real GitHub client.
+#[derive(Debug, Clone)]
+pub struct GithubPromotionApi {
+    client: Arc<GithubClient>,
+    repo: RepoId,
+}
+
+impl GithubPromotionApi {
+    /// For one repository.
+    pub fn new(client: Arc<GithubClient>, repo: RepoId) -> GithubPromotionApi {
+        GithubPromotionApi { client, repo }
+    }
+
+    fn route(&self, rest: &str) -> String {
+        format!("/repos/{}/{}/{rest}", self.repo.owner, self.repo.name)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, StatusError> {
+        self.client
+            .call(what, || self.client.crab().get(route, Some(query)))
+            .await
+    }
+}
+
+fn time(s: &Option<String>) -> Option<DateTime<Utc>> {
+    s.as_deref()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[derive(Deserialize)]
+struct RawRef {
+    object: RawObject,
+}
+#[derive(Deserialize)]
+struct RawObject {
+    sha: String,
+}
+#[derive(Deserialize)]
+struct RawStatus {
+    context: String,
+    state: String,
+    created_at: Option<String>,
+}
+#[derive(Deserialize)]
+struct RawChecks {
+    check_runs: Vec<RawCheck>,
+}
+#[derive(Deserialize)]
+struct RawCheck {
+    name: String,
+    status: String,
+    conclusion: Option<String>,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+}
+#[derive(Deserialize)]
+struct RawCompare {
+    status: String,
+}
+#[derive(Deserialize)]
+struct RawPull {
+    number: u64,
+    html_url: String,
+}
+
+impl From<RawPull> for PullRef {
+    fn from(p: RawPull) -> PullRef {
+        PullRef {
+            number: p.number,
+            url: p.html_url,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PromotionApi for GithubPromotionApi {
+    async fn branch_head(&self, branch: &str) -> Result<String, StatusError> {
+        let r: RawRef = self
+            .get(
+                &format!("GET branch {branch}"),
+                &self.route(&format!("git/ref/heads/{branch}")),
+                &[],
+            )
+            .await?;
+        Ok(r.object.sha)
+    }
+
+    async fn statuses(&self, sha: &str) -> Result<Vec<Observed>, StatusError> {
+        let route = self.route(&format!("commits/{sha}/statuses"));
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let list: Vec<RawStatus> = self
+                .get(
+                    "GET statuses",
+                    &route,
+                    &[("per_page", "100".into()), ("page", page.to_string())],
+                )
+                .await?;
+            let n = list.len();
+            out.extend(list.into_iter().filter_map(|s| {
+                Some(Observed {
+                    state: StatusState::parse(&s.state)?,
+                    created_at: time(&s.created_at).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                    context: s.context,
+                })
+            }));
+            if n < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn check_runs(&self, sha: &str) -> Result<Vec<Check>, StatusError> {
+        let route = self.route(&format!("commits/{sha}/check-runs"));
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let list: RawChecks = self
+                .get(
+                    "GET check runs",
+                    &route,
+                    &[
+                        ("per_page", "100".into()),
+                        ("page", page.to_string()),
+                        ("filter", "latest".into()),
+                    ],
+                )
+                .await?;
+            let n = list.check_runs.len();
+            out.extend(list.check_runs.into_iter().map(|c| Check {
+                started_at: time(&c.started_at),
+                completed_at: time(&c.completed_at),
+                name: c.name,
+                status: c.status,
+                conclusion: c.conclusion,
+            }));
+            if n < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn compare(&self, base: &str, head: &str) -> Result<Ancestry, StatusError> {
+        let c: RawCompare = self
+            .get(
+                &format!("GET compare {base}...{head}"),
+                &self.route(&format!("compare/{base}...{head}")),
+                &[("per_page", "1".into())],
+            )
+            .await?;
+        match c.status.as_str() {
+            "identical" => Ok(Ancestry::Identical),
+            "ahead" => Ok(Ancestry::Ahead),
+            "behind" => Ok(Ancestry::Behind),
+            "diverged" => Ok(Ancestry::Diverged),
+            other => Err(StatusError::Unavailable {
+                what: format!("GET compare {base}...{head}"),
+                attempts: 1,
+                message: format!("unknown comparison status {other:?}"),
+            }),
+        }
+    }
+
+    async fn update_branch(&self, branch: &str, sha: &str) -> Result<RefUpdate, StatusError> {
+        let route = self.route(&format!("git/refs/heads/{branch}"));
+        let body = serde_json::json!({ "sha": sha, "force": false });
+        let what = format!("PATCH ref heads/{branch}");
+        let result: Result<serde_json::Value, StatusError> = self
+            .client
+            .call(&what, || {
+                self.client.crab().patch(route.as_str(), Some(&body))
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(RefUpdate::Updated),
+            Err(StatusError::Rejected {
+                status: 422,
+                message,
+                ..
+            }) if message.to_ascii_lowercase().contains("fast forward") => {
+                Ok(RefUpdate::NotFastForward)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn find_pull(&self, head: &str, base: &str) -> Result<Option<PullRef>, StatusError> {
+        let list: Vec<RawPull> = self
+            .get(
+                "GET pull requests",
+                &self.route("pulls"),
+                &[
+                    ("head", format!("{}:{head}", self.repo.owner)),
+                    ("base", base.to_string()),
+                    ("state", "open".into()),
+                ],
+            )
+            .await?;
+        Ok(list.into_iter().next().map(PullRef::from))
+    }
+
+    async fn create_pull(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRef, StatusError> {
+        let route = self.route("pulls");
+        let payload =
+            serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
+        let pr: RawPull = self
+            .client
+            .call("POST pull request", || {
+                self.client.crab().post(route.as_str(), Some(&payload))
+            })
+            .await?;
+        Ok(pr.into())
+    }
+
+    async fn update_pull(
+        &self,
+        number: u64,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRef, StatusError> {
+        let route = self.route(&format!("pulls/{number}"));
+        let payload = serde_json::json!({ "title": title, "body": body });
+        let pr: RawPull = self
+            .client
+            .call(&format!("PATCH pull request #{number}"), || {
+                self.client.crab().patch(route.as_str(), Some(&payload))
+            })
+            .await?;
+        Ok(pr.into())
+    }
+
+    async fn post_status(&self, sha: &str, status: &CommitStatus) -> Result<(), StatusError> {
+        crate::status::github::post_status(&self.client, &self.repo, sha, status).await
+    }
+}

@@ -1,0 +1,312 @@
+//! The only file with filesystem I/O: reads a results directory or a set of files into one
+//! [`SuiteResult`]. Unreadable or missing inputs make the suite incomplete, naming the path.
+
+use crate::results::merge::{add_missing_as_not_run, apply_log};
+use crate::results::model::{SuiteNode, SuiteResult};
+use crate::results::read::json_report::read_json_report;
+use crate::results::read::junit::{read_junit, read_junit_bytes};
+use crate::results::read::log::{log_to_suite, read_log, LogSummary};
+use crate::results::read::{detect, push_suite_node, ReadOptions, Shape};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Reads a results directory (junit_*.xml, e2e.log, ginkgo JSON report) into one SuiteResult named `name`.
+/// Missing JUnit with a log → log fallback + incomplete; nothing at all → incomplete naming the dir.
+pub fn load_dir(dir: &Path, name: &str) -> SuiteResult {
+    load_dir_with(dir, name, &ReadOptions::default())
+}
+
+/// The files given directly, as one suite.
+pub fn load_files(files: &[PathBuf], name: &str) -> SuiteResult {
+    load_files_with(files, name, &ReadOptions::default())
+}
+
+/// [`load_dir`] with reader options (e.g. [`ReadOptions::summary_only`] for huge files).
+pub fn load_dir_with(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult {
+    let mut inputs = Inputs::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            let mut s = SuiteResult {
+                name: name.to_string(),
+                ..SuiteResult::default()
+            };
+            s.mark_incomplete(format!("{}: cannot read directory: {e}", dir.display()));
+            return s;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for path in files {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let wanted = file_name.ends_with(".xml")
+            || file_name.ends_with(".json")
+            || (file_name.ends_with(".log") && file_name.contains("e2e"));
+        if wanted {
+            read_path(&path, opts, &mut inputs, true);
+        }
+    }
+    combine(name, inputs, Some(dir), opts)
+}
+
+/// [`load_files`] with reader options.
+pub fn load_files_with(files: &[PathBuf], name: &str, opts: &ReadOptions) -> SuiteResult {
+    let mut inputs = Inputs::default();
+    for f in files {
+        read_path(f, opts, &mut inputs, false);
+    }
+    combine(name, inputs, None, opts)
+}
+
+/// JUnit files up to this size are read into memory and parsed zero-copy (faster); larger
+/// ones are streamed so memory stays bounded.
+pub const IN_MEMORY_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Default)]
+struct Inputs {
+    junits: Vec<SuiteResult>,
+    reports: Vec<SuiteResult>,
+    logs: Vec<(String, LogSummary)>,
+    errors: Vec<String>,
+}
+
+fn read_path(path: &Path, opts: &ReadOptions, inputs: &mut Inputs, from_dir: bool) {
+    let label = path.display().to_string();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            inputs.errors.push(format!("{label}: cannot open: {e}"));
+            return;
+        }
+    };
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let shape = match reader.fill_buf() {
+        Ok(head) => detect(&head[..head.len().min(4096)]),
+        Err(e) => {
+            inputs.errors.push(format!("{label}: cannot read: {e}"));
+            return;
+        }
+    };
+    match shape {
+        Shape::Junit => {
+            // Files that fit comfortably in memory are parsed zero-copy; bigger ones stream.
+            let small = path
+                .metadata()
+                .is_ok_and(|m| m.len() <= IN_MEMORY_MAX_BYTES);
+            if small {
+                let mut bytes = Vec::new();
+                match reader.read_to_end(&mut bytes) {
+                    Ok(_) => inputs.junits.push(read_junit_bytes(&bytes, &label, opts)),
+                    Err(e) => inputs.errors.push(format!("{label}: cannot read: {e}")),
+                }
+            } else {
+                inputs.junits.push(read_junit(reader, &label, opts));
+            }
+        }
+        Shape::JsonReport => {
+            let mut text = String::new();
+            match reader.read_to_string(&mut text) {
+                Ok(_) => inputs.reports.push(read_json_report(&text, &label, opts)),
+                Err(e) => inputs.errors.push(format!("{label}: cannot read: {e}")),
+            }
+        }
+        Shape::Log if from_dir && path.extension().is_some_and(|e| e == "json") => {
+            // Some other JSON (e.g. our own summary.json): not a result source.
+        }
+        Shape::Log => match read_log(reader) {
+            Ok(l) => inputs.logs.push((label, l)),
+            Err(e) => inputs.errors.push(format!("{label}: cannot read: {e}")),
+        },
+    }
+}
+
+/// Concatenates several suites read from files of one run (parallel v1 junit_NN.xml).
+fn concat(parts: Vec<SuiteResult>) -> Option<SuiteResult> {
+    let mut it = parts.into_iter();
+    let mut base = it.next()?;
+    for p in it {
+        base.specs.extend(p.specs);
+        for n in p.suite_nodes {
+            push_suite_node(&mut base, n);
+        }
+        if let Some(i) = p.incomplete {
+            base.mark_incomplete(i.reason);
+        }
+        base.dry_run |= p.dry_run;
+        base.duration = base.duration.max(p.duration);
+        for kv in p.properties {
+            if !base.properties.iter().any(|(k, _)| *k == kv.0) {
+                base.properties.push(kv);
+            }
+        }
+        base.kubernetes_version = base.kubernetes_version.or(p.kubernetes_version);
+        for s in p.sources {
+            if !base.sources.contains(&s) {
+                base.sources.push(s);
+            }
+        }
+    }
+    Some(base)
+}
+
+fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -> SuiteResult {
+    let Inputs {
+        junits,
+        reports,
+        logs,
+        errors,
+    } = inputs;
+    let (runner, ginkgo): (Vec<SuiteResult>, Vec<SuiteResult>) =
+        junits.into_iter().partition(|s| s.is_runner_steps());
+    let report = concat(reports);
+    let junit = concat(ginkgo);
+    // The JSON report records attempts; prefer it unless it is damaged and the JUnit is not.
+    let mut base = match (report, junit) {
+        (Some(r), Some(j)) if r.incomplete.is_some() && j.incomplete.is_none() => Some(j),
+        (Some(r), _) => Some(r),
+        (None, j) => j,
+    };
+    let runner = concat(runner);
+    match (&mut base, runner) {
+        (Some(b), Some(r)) => {
+            for spec in r.specs {
+                for a in spec.attempts {
+                    b.suite_nodes.push(SuiteNode {
+                        name: format!("[runner] {}", spec.name),
+                        attempt: a,
+                    });
+                }
+            }
+        }
+        (None, r) => base = r,
+        _ => {}
+    }
+    let log = logs
+        .iter()
+        .find(|(_, l)| l.counts.is_some())
+        .or(logs.first());
+    let mut suite = match (base, log) {
+        (Some(mut b), Some((label, l))) => {
+            let junit_damaged =
+                b.incomplete.is_some() && l.counts.is_some() && !b.is_runner_steps();
+            if junit_damaged {
+                let reason = b.incomplete.take().map(|i| i.reason).unwrap_or_default();
+                let mut fallback = log_to_suite(l, label, &ReadOptions::default());
+                fallback.mark_incomplete(format!("{reason}; counts from {label}"));
+                fallback.properties = b.properties;
+                fallback
+            } else {
+                apply_log(&mut b, l, label);
+                if opts.missing_as_not_run {
+                    add_missing_as_not_run(&mut b, l);
+                }
+                b
+            }
+        }
+        (Some(b), None) => b,
+        (None, Some((label, l))) => {
+            let mut s = log_to_suite(l, label, &ReadOptions::default());
+            if let Some(d) = dir {
+                s.mark_incomplete(format!(
+                    "{}: no JUnit or JSON report; counts from {label}",
+                    d.display()
+                ));
+            }
+            s
+        }
+        (None, None) => {
+            let mut s = SuiteResult::default();
+            if errors.is_empty() {
+                s.mark_incomplete(match dir {
+                    Some(d) => format!(
+                        "{}: no result files (junit_*.xml, e2e.log, JSON report)",
+                        d.display()
+                    ),
+                    None => "no result files given".to_string(),
+                });
+            }
+            s
+        }
+    };
+    for e in errors {
+        suite.mark_incomplete(e);
+    }
+    if !suite.name.is_empty() && suite.name != name {
+        suite
+            .properties
+            .push(("ginkgo_suite".to_string(), suite.name.clone()));
+    }
+    suite.name = name.to_string();
+    suite
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::model::SpecOutcome;
+
+    const V2: &str = r#"<testsuites><testsuite name="K">
+      <testcase name="[It] a [Conformance]" status="passed" time="1"></testcase>
+      <testcase name="[It] b" status="skipped" time="0"><skipped message="skipped"/></testcase>
+    </testsuite></testsuites>"#;
+    const LOG: &str = "Will run 1 of 2 specs\n\u{21ba} [FLAKEY TEST - TOOK 2 ATTEMPTS TO PASS] [1.0 seconds]\na [Conformance] [Conformance]\nx.go:1\nRan 1 of 2 Specs in 1.0 seconds\nSUCCESS! -- 1 Passed | 0 Failed | 1 Flaked | 0 Pending | 1 Skipped\n";
+
+    #[test]
+    fn dir_with_junit_and_log() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("junit_01.xml"), V2).unwrap();
+        std::fs::write(d.path().join("e2e.log"), LOG).unwrap();
+        std::fs::write(d.path().join("summary.json"), "{\"format_version\":1}").unwrap();
+        let s = load_dir(d.path(), "conf");
+        assert_eq!(s.name, "conf");
+        assert!(s.incomplete.is_none(), "{:?}", s.incomplete);
+        assert_eq!(s.specs[0].outcome(), SpecOutcome::Flaky);
+        assert_eq!(s.counts().skipped, 1);
+    }
+
+    #[test]
+    fn dir_with_log_only_is_incomplete_fallback() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("e2e.log"), LOG).unwrap();
+        let s = load_dir(d.path(), "conf");
+        assert!(s.incomplete.clone().unwrap().reason.contains("no JUnit"));
+        assert_eq!(s.counts().flaky, 1);
+        // given directly, the log is the result
+        let s = load_files(&[d.path().join("e2e.log")], "e2e");
+        assert!(s.incomplete.is_none());
+    }
+
+    #[test]
+    fn empty_or_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let s = load_dir(d.path(), "x");
+        assert!(s.incomplete.unwrap().reason.contains("no result files"));
+        let s = load_dir(&d.path().join("nope"), "x");
+        assert!(s.incomplete.unwrap().reason.contains("nope"));
+        let s = load_files(&[d.path().join("gone.xml")], "x");
+        assert!(s.incomplete.unwrap().reason.contains("gone.xml"));
+    }
+
+    #[test]
+    fn truncated_junit_falls_back_to_log() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("junit_01.xml"), &V2[..60]).unwrap();
+        std::fs::write(d.path().join("e2e.log"), LOG).unwrap();
+        let s = load_dir(d.path(), "c");
+        let reason = s.incomplete.clone().unwrap().reason;
+        assert!(
+            reason.contains("junit_01.xml") && reason.contains("counts from"),
+            "{reason}"
+        );
+        assert_eq!(s.counts().flaky, 1);
+        assert_eq!(s.counts().skipped, 1);
+    }
+}

@@ -1,0 +1,930 @@
+//! Streaming JUnit reader (quick-xml): ginkgo v1, ginkgo v2, runner steps and our own
+//! Surefire-style output. Counts attributes are ignored; everything comes from testcases.
+
+use super::attrs::{attrs, to_f64, word};
+use super::{is_suite_node, push_suite_node, split_it_prefix, BoundedText, ReadOptions};
+use crate::results::model::{
+    Attempt, AttemptOrigin, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
+};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use std::borrow::Cow;
+use std::io::BufRead;
+use std::time::Duration;
+
+/// Which child element a testcase outcome came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Child {
+    #[default]
+    None,
+    Failure,
+    Error,
+    Skipped,
+}
+
+/// One failed run recorded inside a testcase (`flakyFailure`, `rerunFailure`, …).
+#[derive(Debug, Default)]
+struct Rerun {
+    flaky: bool,
+    message: Option<String>,
+    ty: Option<String>,
+    text: String,
+    output: Option<String>,
+    time: Option<f64>,
+}
+
+/// A testcase as read, before attempts are grouped into specs.
+#[derive(Debug, Default)]
+struct RawCase {
+    name: Option<String>,
+    classname: Option<String>,
+    time: Option<f64>,
+    status: Option<Cow<'static, str>>,
+    child: Child,
+    child_type: Option<Cow<'static, str>>,
+    message: Option<Cow<'static, str>>,
+    failure: Option<String>,
+    output: Option<String>,
+    reruns: Vec<Rerun>,
+}
+
+/// Where text events currently go.
+#[derive(Default)]
+enum Target {
+    #[default]
+    None,
+    Failure(BoundedText),
+    Output(BoundedText),
+    Rerun(BoundedText),
+    RerunOutput(BoundedText),
+}
+
+/// Everything the reader gathered from one file.
+#[derive(Debug, Default)]
+struct Gathered {
+    /// The suite built so far: testcases are turned into specs as they close, so memory
+    /// holds the model only, never the raw testcases.
+    suite: SuiteResult,
+    source: String,
+    cases: usize,
+    all_runner_class: bool,
+    prev_failed: bool,
+    unnamed: usize,
+    suite_name: Option<String>,
+    root_testsuites: bool,
+    saw_status: bool,
+    saw_rerun_elements: bool,
+    time: Option<f64>,
+    properties: Vec<(String, String)>,
+}
+
+/// Reads one JUnit document into a suite. Malformed or truncated XML sets
+/// [`SuiteResult::incomplete`] naming `source` and the byte position; what was read
+/// before the damage is kept.
+pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> SuiteResult {
+    let mut g = Gathered {
+        source: source.to_string(),
+        all_runner_class: true,
+        ..Gathered::default()
+    };
+    let damage = gather(input, &mut g, opts).err();
+    let mut suite = finish(g, source);
+    if let Some(d) = damage {
+        suite.mark_incomplete(format!("{source}: {d}"));
+    }
+    suite
+}
+
+/// Reads a JUnit document held in memory (zero-copy parsing).
+pub fn read_junit_str(xml: &str, source: &str, opts: &ReadOptions) -> SuiteResult {
+    read_junit_bytes(xml.as_bytes(), source, opts)
+}
+
+/// Reads a JUnit document held in memory as bytes (zero-copy parsing).
+pub fn read_junit_bytes(xml: &[u8], source: &str, opts: &ReadOptions) -> SuiteResult {
+    let mut g = Gathered {
+        source: source.to_string(),
+        all_runner_class: true,
+        ..Gathered::default()
+    };
+    let damage = gather_slice(xml, &mut g, opts).err();
+    let mut suite = finish(g, source);
+    if let Some(d) = damage {
+        suite.mark_incomplete(format!("{source}: {d}"));
+    }
+    suite
+}
+
+/// Parser position shared by the streaming and the in-memory drivers.
+#[derive(Default)]
+struct Cursor {
+    depth: usize,
+    saw_root: bool,
+    case: Option<RawCase>,
+    target: Target,
+    rerun: Option<Rerun>,
+}
+
+/// Streaming driver: bounded memory whatever the file size.
+fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
+    let mut reader = Reader::from_reader(input);
+    reader.config_mut().check_end_names = true;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut cur = Cursor::default();
+    loop {
+        // Whitespace between elements is noise: skip it unless text is being captured.
+        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
+        let ev = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
+        if handle(ev, &mut cur, g, opts) {
+            break;
+        }
+        buf.clear();
+    }
+    finish_cursor(&cur, reader.buffer_position())
+}
+
+/// In-memory driver: zero-copy events (the fast path for files that fit in memory).
+fn gather_slice(input: &[u8], g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
+    let mut reader = Reader::from_reader(input);
+    reader.config_mut().check_end_names = true;
+    let mut cur = Cursor::default();
+    loop {
+        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
+        let ev = reader
+            .read_event()
+            .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
+        if handle(ev, &mut cur, g, opts) {
+            break;
+        }
+    }
+    finish_cursor(&cur, reader.buffer_position())
+}
+
+fn finish_cursor(cur: &Cursor, position: u64) -> Result<(), String> {
+    if cur.depth > 0 || cur.case.is_some() {
+        return Err(format!(
+            "unexpected end of file at byte {position} ({} element(s) left open)",
+            cur.depth
+        ));
+    }
+    if !cur.saw_root {
+        return Err("no XML elements (empty or not JUnit)".to_string());
+    }
+    Ok(())
+}
+
+/// Handles one event; true at the end of the input.
+fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions) -> bool {
+    let Cursor {
+        depth,
+        saw_root,
+        case,
+        target,
+        rerun,
+    } = cur;
+    match ev {
+        Event::Start(e) => {
+            *depth += 1;
+            *saw_root = true;
+            open(&e, false, g, case, target, rerun, opts);
+        }
+        Event::Empty(e) => {
+            *saw_root = true;
+            open(&e, true, g, case, target, rerun, opts);
+        }
+        Event::End(e) => {
+            *depth = depth.saturating_sub(1);
+            close(e.local_name().as_ref(), g, case, target, rerun);
+        }
+        Event::Text(t) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if let Ok(s) = t.xml10_content() {
+                        text.push(&s);
+                    }
+                }
+            }
+        }
+        Event::CData(t) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if let Ok(s) = t.decode() {
+                        text.push(&s);
+                    }
+                }
+            }
+        }
+        Event::GeneralRef(r) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    if r.is_char_ref() {
+                        if let Ok(Some(c)) = r.resolve_char_ref() {
+                            text.push_char(c);
+                        }
+                    } else if let Ok(name) = r.decode() {
+                        if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
+                            text.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        Event::Eof => return true,
+        _ => {}
+    }
+    false
+}
+
+fn target_text(t: &mut Target) -> Option<&mut BoundedText> {
+    match t {
+        Target::None => None,
+        Target::Failure(b) | Target::Output(b) | Target::Rerun(b) | Target::RerunOutput(b) => {
+            Some(b)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn open(
+    e: &BytesStart<'_>,
+    empty: bool,
+    g: &mut Gathered,
+    case: &mut Option<RawCase>,
+    target: &mut Target,
+    rerun: &mut Option<Rerun>,
+    opts: &ReadOptions,
+) {
+    let name = e.local_name();
+    match name.as_ref() {
+        b"testsuites" => g.root_testsuites = true,
+        b"testsuite" => {
+            let [name, time] = attrs(e, [b"name", b"time"]);
+            if g.suite_name.is_none() {
+                g.suite_name = name.filter(|n| !n.is_empty()).map(Cow::into_owned);
+            }
+            if let Some(t) = to_f64(time) {
+                g.time = Some(g.time.unwrap_or(0.0) + t);
+            }
+        }
+        b"property" if case.is_none() => {
+            if let [Some(n), Some(v)] = attrs(e, [b"name", b"value"]) {
+                if !g.properties.iter().any(|(k, _)| *k == n) {
+                    g.properties.push((n.into_owned(), v.into_owned()));
+                }
+            }
+        }
+        b"testcase" => {
+            let [name, classname, time, status] =
+                attrs(e, [b"name", b"classname", b"time", b"status"]);
+            if status.is_some() {
+                g.saw_status = true;
+            }
+            let c = RawCase {
+                name: name.map(Cow::into_owned),
+                classname: classname.map(Cow::into_owned),
+                time: to_f64(time),
+                status: status.map(word),
+                ..RawCase::default()
+            };
+            if empty {
+                push_case(g, c);
+            } else {
+                *case = Some(c);
+            }
+        }
+        b"failure" | b"error" | b"skipped" => {
+            if let Some(c) = case.as_mut() {
+                if let Some(r) = rerun.as_mut() {
+                    // <failure> nested in a rerun is not a shape we know; ignore.
+                    let _ = r;
+                    return;
+                }
+                let kind = match name.as_ref() {
+                    b"failure" => Child::Failure,
+                    b"error" => Child::Error,
+                    _ => Child::Skipped,
+                };
+                // failure/error beat skipped when both appear
+                if c.child == Child::None || kind != Child::Skipped {
+                    c.child = kind;
+                    let [ty, message] = attrs(e, [b"type", b"message"]);
+                    c.child_type = ty.map(word);
+                    c.message = message.map(word);
+                }
+                if !empty && kind != Child::Skipped {
+                    *target = Target::Failure(BoundedText::head(opts.max_failure_bytes));
+                } else if !empty {
+                    *target = Target::None;
+                }
+            }
+        }
+        b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
+            if let Some(c) = case.as_mut() {
+                g.saw_rerun_elements = true;
+                let [message, ty, time] = attrs(e, [b"message", b"type", b"time"]);
+                let r = Rerun {
+                    flaky: name.as_ref().starts_with(b"flaky"),
+                    message: message.map(Cow::into_owned),
+                    ty: ty.map(Cow::into_owned),
+                    time: to_f64(time),
+                    ..Rerun::default()
+                };
+                if empty {
+                    c.reruns.push(r);
+                } else {
+                    *rerun = Some(r);
+                    *target = Target::Rerun(BoundedText::head(opts.max_failure_bytes));
+                }
+            }
+        }
+        b"stackTrace" if rerun.is_some() && !empty => {
+            *target = Target::Rerun(BoundedText::head(opts.max_failure_bytes));
+        }
+        b"system-out" | b"system-err" if case.is_some() && !empty => {
+            if rerun.is_some() {
+                *target = Target::RerunOutput(BoundedText::tail(opts.max_output_bytes));
+            } else {
+                *target = Target::Output(BoundedText::tail(opts.max_output_bytes));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn close(
+    name: &[u8],
+    g: &mut Gathered,
+    case: &mut Option<RawCase>,
+    target: &mut Target,
+    rerun: &mut Option<Rerun>,
+) {
+    match name {
+        b"testcase" => {
+            if let Some(c) = case.take() {
+                push_case(g, c);
+            }
+            *target = Target::None;
+            *rerun = None;
+        }
+        b"failure" | b"error" => {
+            if let (Some(c), Target::Failure(_)) = (case.as_mut(), &*target) {
+                if let Target::Failure(b) = std::mem::replace(target, Target::None) {
+                    c.failure = join_text(c.failure.take(), b.finish());
+                }
+            }
+        }
+        b"system-out" | b"system-err" => match std::mem::replace(target, Target::None) {
+            Target::Output(b) => {
+                if let Some(c) = case.as_mut() {
+                    c.output = join_text(c.output.take(), b.finish());
+                }
+            }
+            Target::RerunOutput(b) => {
+                if let Some(r) = rerun.as_mut() {
+                    r.output = join_text(r.output.take(), b.finish());
+                }
+            }
+            other => *target = other,
+        },
+        b"stackTrace" => {
+            if let (Some(r), Target::Rerun(_)) = (rerun.as_mut(), &*target) {
+                if let Target::Rerun(b) = std::mem::replace(target, Target::None) {
+                    r.text = join_text(Some(std::mem::take(&mut r.text)), b.finish())
+                        .unwrap_or_default();
+                }
+            }
+        }
+        b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
+            if let Some(mut r) = rerun.take() {
+                if let Target::Rerun(b) = std::mem::replace(target, Target::None) {
+                    if let Some(t) = b.finish() {
+                        if r.text.is_empty() {
+                            r.text = t;
+                        } else if !r.text.contains(t.trim()) {
+                            r.text = format!("{}\n{}", r.text, t);
+                        }
+                    }
+                }
+                if let Some(c) = case.as_mut() {
+                    c.reruns.push(r);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn join_text(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Splits a ginkgo v1 failure body (`file.go:NN\nmessage…`) into (location, text).
+fn split_location(text: &str) -> (Option<String>, String) {
+    let trimmed = text.trim();
+    if let Some((first, rest)) = trimmed.split_once('\n') {
+        if looks_like_location(first.trim()) && !rest.trim().is_empty() {
+            return (Some(first.trim().to_string()), rest.trim().to_string());
+        }
+    }
+    (find_v2_location(trimmed), trimmed.to_string())
+}
+
+fn looks_like_location(s: &str) -> bool {
+    !s.contains(' ')
+        && s.rsplit_once(':').is_some_and(|(f, l)| {
+            f.ends_with(".go") && !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// v2 timelines say `In [It] at: /path/file.go:123 @ …`.
+fn find_v2_location(text: &str) -> Option<String> {
+    let i = text.find(" at: ")?;
+    let rest = &text[i + 5..];
+    let loc = rest.split_whitespace().next()?;
+    looks_like_location(loc).then(|| loc.to_string())
+}
+
+fn duration(t: Option<f64>) -> Option<Duration> {
+    t.filter(|t| t.is_finite() && *t >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Maps known ginkgo properties to the names the writer uses; keeps our own names as is.
+fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
+    let key = match name {
+        "FocusStrings" => "focus",
+        "SkipStrings" => "skip",
+        "FlakeAttempts" => "flake_attempts",
+        "ParallelTotal" => "parallel",
+        "RandomSeed" => "random_seed",
+        "LabelFilter" => "label_filter",
+        "DryRun" | "dry_run" => {
+            if value == "true" {
+                suite.dry_run = true;
+            }
+            return;
+        }
+        "kubernetes_version" => {
+            suite.kubernetes_version = Some(value.to_string());
+            return;
+        }
+        "incomplete" => return,
+        n if n.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => return,
+        n => n,
+    };
+    if !value.is_empty() {
+        suite.properties.push((key.to_string(), value.to_string()));
+    }
+}
+
+fn failed_attempt(c: &RawCase, kind: Option<String>) -> Attempt {
+    let (location, text) = match &c.failure {
+        Some(f) => {
+            let (loc, t) = split_location(f);
+            (loc, Some(t).filter(|t| !t.is_empty()))
+        }
+        None => (None, None),
+    };
+    let message = c.message.as_deref().filter(|m| !m.trim().is_empty());
+    let failure = match (message, text) {
+        (Some(m), Some(t)) if t.contains(m.trim()) => Some(t),
+        (Some(m), Some(t)) => Some(format!("{m}\n{t}")),
+        (m, t) => m.map(str::to_string).or(t),
+    };
+    Attempt {
+        state: AttemptState::Failed,
+        failure_kind: kind,
+        duration: duration(c.time),
+        failure,
+        location,
+        output: c.output.clone(),
+        origin: AttemptOrigin::default(),
+    }
+}
+
+fn rerun_attempt(r: &Rerun) -> Attempt {
+    let (location, text) = split_location(&r.text);
+    let message = r.message.clone().filter(|m| !m.trim().is_empty());
+    let failure = match (message, Some(text).filter(|t| !t.is_empty())) {
+        (Some(m), Some(t)) if t.contains(m.trim()) => Some(t),
+        (Some(m), Some(t)) => Some(format!("{m}\n{t}")),
+        (m, t) => m.or(t),
+    };
+    Attempt {
+        state: AttemptState::Failed,
+        failure_kind: r.ty.clone().filter(|t| !t.is_empty()),
+        duration: duration(r.time),
+        failure,
+        location,
+        output: r.output.clone(),
+        origin: AttemptOrigin::default(),
+    }
+}
+
+/// The attempt a testcase's own outcome describes.
+fn main_attempt(c: &RawCase) -> Attempt {
+    let status = c.status.as_deref().unwrap_or("");
+    let ty = || {
+        c.child_type
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    match (status, c.child) {
+        ("skipped", _) | ("", Child::Skipped) => {
+            let dry = c
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("dry run"));
+            let kind = if dry {
+                Some(DRY_RUN_KIND.to_string())
+            } else {
+                None
+            };
+            let state = if c.message.as_deref() == Some("pending") {
+                AttemptState::Pending
+            } else {
+                AttemptState::Skipped
+            };
+            Attempt {
+                state,
+                failure_kind: kind,
+                failure: c
+                    .message
+                    .as_deref()
+                    .filter(|m| !dry && !m.is_empty() && *m != "skipped")
+                    .map(str::to_string),
+                ..Attempt::default()
+            }
+        }
+        ("pending", _) => Attempt::new(AttemptState::Pending),
+        ("passed", _) | ("", Child::None) => Attempt {
+            state: AttemptState::Passed,
+            duration: duration(c.time),
+            output: c.output.clone(),
+            ..Attempt::default()
+        },
+        (_, Child::Error) if c.child_type.as_deref() == Some("not-run") => Attempt {
+            state: AttemptState::NotRun,
+            failure_kind: ty(),
+            failure: c.message.as_deref().map(str::to_string),
+            ..Attempt::default()
+        },
+        (s, _) => {
+            let kind = if s.is_empty() {
+                ty()
+            } else {
+                Some(s.to_string())
+            };
+            failed_attempt(c, kind)
+        }
+    }
+}
+
+fn is_runner_class(c: &RawCase) -> bool {
+    matches!(
+        c.classname.as_deref(),
+        Some("e2e.go" | "kubetest" | "kubetest2" | "runner")
+    )
+}
+
+/// Turns one closed testcase into attempts of a spec (or of a suite node).
+fn push_case(g: &mut Gathered, mut c: RawCase) {
+    g.cases += 1;
+    g.all_runner_class &= is_runner_class(&c);
+    let suite = &mut g.suite;
+    let junit_name = match c.name.take().filter(|n| !n.is_empty()) {
+        Some(n) => n,
+        None => {
+            g.unnamed += 1;
+            format!("(unnamed testcase {} in {})", g.unnamed, g.source)
+        }
+    };
+    if c.child == Child::Error && c.child_type.as_deref() == Some("incomplete") {
+        let reason = c
+            .message
+            .take()
+            .map(Cow::into_owned)
+            .unwrap_or_else(|| format!("{}: marked incomplete", g.source));
+        suite.mark_incomplete(reason);
+        return;
+    }
+    let main = main_attempt(&c);
+    let mut attempts: Vec<Attempt> = Vec::with_capacity(1 + c.reruns.len());
+    attempts.extend(c.reruns.iter().filter(|r| r.flaky).map(rerun_attempt));
+    attempts.push(main);
+    attempts.extend(c.reruns.iter().filter(|r| !r.flaky).map(rerun_attempt));
+    for (i, a) in attempts.iter_mut().enumerate() {
+        a.origin.in_process = i as u32;
+    }
+    let last_failed = attempts
+        .last()
+        .is_some_and(|a| a.state == AttemptState::Failed);
+    if is_suite_node(&junit_name) {
+        for a in attempts {
+            push_suite_node(
+                suite,
+                SuiteNode {
+                    name: junit_name.clone(),
+                    attempt: a,
+                },
+            );
+        }
+        g.prev_failed = false;
+        return;
+    }
+    let v2 = c.status.is_some();
+    let (name, jname) = if v2 {
+        split_it_prefix(junit_name)
+    } else {
+        (junit_name, None)
+    };
+    // v1 (and our testgrid style) write one testcase per attempt.
+    let continues = !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == name);
+    g.prev_failed = last_failed;
+    if continues {
+        if let Some(spec) = suite.specs.last_mut() {
+            let base = spec.attempts.len() as u32;
+            for (i, mut a) in attempts.into_iter().enumerate() {
+                a.origin.in_process = base + i as u32;
+                spec.attempts.push(a);
+            }
+        }
+    } else {
+        suite.specs.push(Spec {
+            name,
+            junit_name: jname,
+            classname: c.classname.take(),
+            location: None,
+            attempts,
+        });
+    }
+}
+
+fn finish(g: Gathered, source: &str) -> SuiteResult {
+    let runner = !g.saw_status
+        && g.cases > 0
+        && (g.suite_name.as_deref() == Some("kubetest2") || g.all_runner_class);
+    let mut suite = g.suite;
+    suite.name = g.suite_name.clone().unwrap_or_default();
+    suite.duration = duration(g.time);
+    for (n, v) in &g.properties {
+        map_property(n, v, &mut suite);
+    }
+    let format = if runner {
+        SourceFormat::RunnerSteps
+    } else if g.saw_status {
+        SourceFormat::GinkgoV2Junit
+    } else if g.root_testsuites || g.saw_rerun_elements {
+        SourceFormat::Junit
+    } else {
+        SourceFormat::GinkgoV1Junit
+    };
+    suite.sources.push(format);
+    if !suite.dry_run && looks_like_dry_run(&suite) {
+        suite.dry_run = true;
+    }
+    if suite.dry_run {
+        mark_dry_run(&mut suite);
+    }
+    let prop = |k: &str| {
+        g.properties
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let succeeded = prop("SuiteSucceeded").map(|v| v == "true");
+    let reasons: Vec<String> = prop("SpecialSuiteFailureReason").into_iter().collect();
+    super::apply_suite_verdict(&mut suite, succeeded, &reasons, source);
+    suite
+}
+
+/// v1 dry runs write every selected spec as a passing testcase with `time="0"`.
+fn looks_like_dry_run(suite: &SuiteResult) -> bool {
+    let mut ran = 0usize;
+    for a in suite.specs.iter().flat_map(|s| s.attempts.iter()) {
+        match a.state {
+            AttemptState::Passed if a.duration == Some(Duration::ZERO) && a.output.is_none() => {
+                ran += 1
+            }
+            AttemptState::Passed | AttemptState::Failed | AttemptState::NotRun => return false,
+            _ => {}
+        }
+    }
+    ran > 0 && !suite.is_runner_steps()
+}
+
+/// Turns the "passes" of a dry run into dry-run listings (never passes).
+pub fn mark_dry_run(suite: &mut SuiteResult) {
+    suite.dry_run = true;
+    for a in suite.specs.iter_mut().flat_map(|s| s.attempts.iter_mut()) {
+        if a.state == AttemptState::Passed {
+            a.state = AttemptState::Skipped;
+            a.failure_kind = Some(DRY_RUN_KIND.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::model::SpecOutcome;
+
+    fn read(xml: &str) -> SuiteResult {
+        read_junit_str(xml, "t.xml", &ReadOptions::default())
+    }
+
+    const V1: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+  <testsuite tests="3" failures="0" errors="0" time="12.5">
+      <testcase name="a flaky spec" classname="Kubernetes e2e suite" time="1.5">
+          <failure type="Failure">/x/test/e2e/a.go:12&#xA;boom happened&#xA;more</failure>
+          <system-out>out &amp; about</system-out>
+      </testcase>
+      <testcase name="a flaky spec" classname="Kubernetes e2e suite" time="2"></testcase>
+      <testcase name="same" classname="Kubernetes e2e suite" time="1"></testcase>
+      <testcase name="same" classname="Kubernetes e2e suite" time="1"></testcase>
+      <testcase name="broken" classname="Kubernetes e2e suite" time="3">
+          <failure type="Timeout">/x/b.go:1&#xA;timed out</failure>
+      </testcase>
+      <testcase name="skipped one" classname="Kubernetes e2e suite" time="0"><skipped></skipped></testcase>
+      <testcase name="BeforeSuite" classname="Kubernetes e2e suite" time="0"><failure type="Failure">x.go:1&#xA;setup died</failure></testcase>
+  </testsuite>"#;
+
+    #[test]
+    fn v1_attempts_names_and_suite_nodes() {
+        let s = read(V1);
+        assert_eq!(s.sources, vec![SourceFormat::GinkgoV1Junit]);
+        assert_eq!(s.specs.len(), 5);
+        let f = &s.specs[0];
+        assert_eq!(f.outcome(), SpecOutcome::Flaky);
+        assert_eq!(f.attempts[1].origin.in_process, 1);
+        assert_eq!(
+            f.attempts[0].location.as_deref(),
+            Some("/x/test/e2e/a.go:12")
+        );
+        assert_eq!(f.attempts[0].message(), "boom happened");
+        assert_eq!(f.attempts[0].output.as_deref(), Some("out & about"));
+        // same-named passing specs stay distinct
+        assert_eq!(s.specs[1].name, "same");
+        assert_eq!(s.specs[2].name, "same");
+        assert_eq!(
+            s.specs[3].attempts[0].failure_kind.as_deref(),
+            Some("Timeout")
+        );
+        let c = s.counts();
+        assert_eq!((c.passed, c.flaky, c.failed, c.skipped), (2, 1, 1, 1));
+        assert!(s.suite_node_failed());
+        assert!(s.incomplete.is_none());
+        assert!(!s.dry_run);
+    }
+
+    const V2: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+  <testsuites tests="5" disabled="1" errors="0" failures="1" time="10">
+      <testsuite name="Kubernetes e2e suite" package="/usr/local/bin" tests="5" time="10" timestamp="2025-03-14T13:01:29">
+          <properties>
+              <property name="FocusStrings" value="\[Conformance\]"></property>
+              <property name="FlakeAttempts" value="3"></property>
+              <property name="SuiteSucceeded" value="false"></property>
+          </properties>
+          <testcase name="[SynchronizedBeforeSuite]" classname="Kubernetes e2e suite" status="passed" time="1"></testcase>
+          <testcase name="[It] [sig-a] works" classname="Kubernetes e2e suite" status="passed" time="2"></testcase>
+          <testcase name="[It] [sig-a] fails" classname="Kubernetes e2e suite" status="timedout" time="3">
+              <failure message="" type="timedout">[TIMEDOUT] A suite timeout occurred&#xA;In [It] at: k8s.io/e2e/a.go:10 @ 01/01/25</failure>
+              <system-err>timeline</system-err>
+          </testcase>
+          <testcase name="[It] [sig-a] skip" classname="Kubernetes e2e suite" status="skipped" time="0"><skipped message="skipped"></skipped></testcase>
+          <testcase name="[It] [sig-a] pend" classname="Kubernetes e2e suite" status="pending" time="0"><skipped message="pending"></skipped></testcase>
+          <testcase name="[SynchronizedBeforeSuite]" classname="Kubernetes e2e suite" status="failed" time="1"><failure message="x" type="failed">bad</failure></testcase>
+          <testcase name="[ReportAfterSuite] Kubernetes e2e suite report" classname="Kubernetes e2e suite" status="passed" time="0"></testcase>
+      </testsuite>
+  </testsuites>"#;
+
+    #[test]
+    fn v2_statuses_prefix_and_dedup() {
+        let s = read(V2);
+        assert_eq!(s.sources, vec![SourceFormat::GinkgoV2Junit]);
+        assert_eq!(s.name, "Kubernetes e2e suite");
+        assert_eq!(s.specs.len(), 4);
+        assert_eq!(s.specs[0].name, "[sig-a] works");
+        assert_eq!(s.specs[0].junit_name.as_deref(), Some("[It] [sig-a] works"));
+        let fail = &s.specs[1].attempts[0];
+        assert_eq!(fail.failure_kind.as_deref(), Some("timedout"));
+        assert_eq!(fail.message(), "[TIMEDOUT] A suite timeout occurred");
+        assert_eq!(fail.location.as_deref(), Some("k8s.io/e2e/a.go:10"));
+        assert_eq!(s.specs[3].outcome(), SpecOutcome::Pending);
+        assert_eq!(s.suite_nodes.len(), 2);
+        assert!(s.suite_node_failed(), "a failing copy is kept");
+        assert!(s
+            .properties
+            .contains(&("focus".into(), "\\[Conformance\\]".into())));
+        assert!(s
+            .properties
+            .contains(&("flake_attempts".into(), "3".into())));
+    }
+
+    #[test]
+    fn streaming_and_in_memory_drivers_agree() {
+        for xml in [V1, V2, &V1[..V1.find("broken").unwrap_or(0)]] {
+            let a = read(xml);
+            let b = read_junit(
+                std::io::BufReader::with_capacity(16, xml.as_bytes()),
+                "t.xml",
+                &ReadOptions::default(),
+            );
+            assert_eq!(a.specs, b.specs);
+            assert_eq!(a.suite_nodes, b.suite_nodes);
+            assert_eq!(a.incomplete.is_some(), b.incomplete.is_some());
+        }
+    }
+
+    #[test]
+    fn attribute_scanner() {
+        let xml = r#"<testsuite><testcase  name = 'a &amp; b&#xA;c'
+            classname="k" time="1.5" weird="x>y"/><testcase name="z" odd=noquote/></testsuite>"#;
+        let s = read(xml);
+        assert_eq!(s.specs[0].name, "a & b\nc");
+        assert_eq!(s.specs[0].classname.as_deref(), Some("k"));
+        assert_eq!(
+            s.specs[0].attempts[0].duration,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            s.specs[1].name, "z",
+            "an odd attribute does not lose the name"
+        );
+    }
+
+    #[test]
+    fn v2_special_failure_reason() {
+        let s = read(
+            r#"<testsuites><testsuite name="K"><properties>
+            <property name="SuiteSucceeded" value="false"></property>
+            <property name="SpecialSuiteFailureReason" value="Interrupted by User"></property>
+            </properties>
+            <testcase name="[It] a" status="passed" time="1"></testcase></testsuite></testsuites>"#,
+        );
+        assert!(s.incomplete.unwrap().reason.contains("Interrupted by User"));
+    }
+
+    #[test]
+    fn truncated_is_incomplete_and_keeps_what_was_read() {
+        let cut = &V1[..V1.find("broken").unwrap()];
+        let s = read(cut);
+        let r = s.incomplete.expect("incomplete");
+        assert!(r.reason.starts_with("t.xml: "), "{}", r.reason);
+        assert_eq!(s.specs.len(), 3);
+        let s = read("");
+        assert!(s.incomplete.is_some());
+        let s = read("<testsuite><testcase name=\"a\"></testsuit>");
+        assert!(s.incomplete.unwrap().reason.contains("malformed"));
+    }
+
+    #[test]
+    fn v1_dry_run_is_not_passes() {
+        let s = read(
+            r#"<testsuite tests="2" failures="0" time="0.01">
+            <testcase name="a" classname="K" time="0"></testcase>
+            <testcase name="b" classname="K" time="0"><skipped></skipped></testcase></testsuite>"#,
+        );
+        assert!(s.dry_run);
+        assert_eq!(s.counts().passed, 0);
+        assert_eq!(s.dry_run_specs(), 1);
+    }
+
+    #[test]
+    fn runner_steps() {
+        let s = read(
+            r#"<testsuite failures="1" tests="3" time="6">
+            <testcase classname="e2e.go" name="Up" time="1"/>
+            <testcase classname="e2e.go" name="Node Tests" time="5"><failure>error during go run</failure></testcase>
+            <testcase classname="e2e.go" name="Timeout" time="3900"/></testsuite>"#,
+        );
+        assert!(s.is_runner_steps());
+        let c = s.counts();
+        assert_eq!((c.passed, c.failed), (2, 1));
+        assert_eq!(s.specs[1].attempts[0].message(), "error during go run");
+    }
+
+    #[test]
+    fn surefire_flaky_and_rerun_elements() {
+        let s = read(
+            r#"<testsuites name="r"><testsuite name="s" tests="3">
+            <testcase name="f" time="2"><flakyFailure message="m1" type="failed" time="1"><stackTrace>trace</stackTrace><system-out>o</system-out></flakyFailure></testcase>
+            <testcase name="x"><failure message="first" type="failed">first&#xA;more</failure><rerunFailure message="second" type="failed">second</rerunFailure></testcase>
+            <testcase name="n"><error message="not run: stopped" type="not-run"/></testcase>
+            </testsuite></testsuites>"#,
+        );
+        assert_eq!(s.specs[0].outcome(), SpecOutcome::Flaky);
+        assert_eq!(s.specs[0].attempts[0].message(), "m1");
+        assert_eq!(s.specs[0].attempts[0].output.as_deref(), Some("o"));
+        assert_eq!(s.specs[1].outcome(), SpecOutcome::Failed);
+        assert_eq!(s.specs[1].attempts.len(), 2);
+        assert_eq!(s.specs[1].attempts[1].message(), "second");
+        assert_eq!(s.specs[2].outcome(), SpecOutcome::NotRun);
+    }
+}

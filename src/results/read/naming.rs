@@ -1,0 +1,156 @@
+//! Naming rules shared by readers: the v2 `[It] ` prefix, suite nodes and their
+//! deduplication, log names with label lists, and ginkgo's own suite verdict.
+
+use crate::results::model::SuiteResult;
+
+/// Ginkgo v2 leaf-type prefix of spec testcases.
+const IT_PREFIX: &str = "[It] ";
+
+/// Splits a v2 JUnit testcase name into (`Spec.name`, `Spec.junit_name`).
+pub fn split_it_prefix(junit_name: String) -> (String, Option<String>) {
+    match junit_name.strip_prefix(IT_PREFIX) {
+        Some(rest) => (rest.to_string(), Some(junit_name)),
+        None => (junit_name, None),
+    }
+}
+
+/// Whether a testcase name is a suite setup/teardown node rather than a spec.
+pub fn is_suite_node(name: &str) -> bool {
+    const V2: &[&str] = &[
+        "[BeforeSuite]",
+        "[SynchronizedBeforeSuite]",
+        "[AfterSuite]",
+        "[SynchronizedAfterSuite]",
+        "[ReportBeforeSuite]",
+        "[ReportAfterSuite]",
+        "[DeferCleanup (Suite)]",
+    ];
+    const V1: &[&str] = &[
+        "BeforeSuite",
+        "AfterSuite",
+        "SynchronizedBeforeSuite",
+        "SynchronizedAfterSuite",
+    ];
+    V2.iter()
+        .any(|p| name == *p || name.strip_prefix(p).is_some_and(|r| r.starts_with(' ')))
+        || V1.contains(&name)
+}
+
+/// Adds a suite node, deduplicating copies by name: the first copy is kept unless a later
+/// one failed (a failure in any copy is kept).
+pub fn push_suite_node(suite: &mut SuiteResult, node: crate::results::model::SuiteNode) {
+    use crate::results::model::AttemptState;
+    match suite.suite_nodes.iter_mut().find(|n| n.name == node.name) {
+        Some(existing) => {
+            if node.attempt.state == AttemptState::Failed
+                && existing.attempt.state != AttemptState::Failed
+            {
+                *existing = node;
+            }
+        }
+        None => suite.suite_nodes.push(node),
+    }
+}
+
+/// Applies ginkgo's own suite verdict (`SuiteSucceeded`, `SpecialSuiteFailureReason(s)`):
+/// an interrupted/timed-out/aborted suite is incomplete; any other failure that no spec or
+/// suite node explains becomes a failed suite node, so the suite cannot pass.
+pub fn apply_suite_verdict(
+    suite: &mut SuiteResult,
+    succeeded: Option<bool>,
+    reasons: &[String],
+    source: &str,
+) {
+    use crate::results::model::{Attempt, AttemptState, SpecOutcome, SuiteNode};
+    let reasons: Vec<&String> = reasons.iter().filter(|r| !r.trim().is_empty()).collect();
+    let stopped = reasons.iter().any(|r| {
+        let r = r.to_lowercase();
+        r.contains("interrupt") || r.contains("timeout") || r.contains("abort")
+    });
+    if stopped {
+        let joined: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        suite.mark_incomplete(format!("{source}: {}", joined.join(", ")));
+        return;
+    }
+    let explained = suite.suite_node_failed()
+        || suite
+            .specs
+            .iter()
+            .any(|s| s.outcome() == SpecOutcome::Failed);
+    if (succeeded == Some(false) || !reasons.is_empty()) && !explained && !suite.dry_run {
+        let text = if reasons.is_empty() {
+            "ginkgo reported the suite as failed (SuiteSucceeded=false)".to_string()
+        } else {
+            let joined: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+            joined.join(", ")
+        };
+        suite.suite_nodes.push(SuiteNode {
+            name: "[ginkgo] suite failed".to_string(),
+            attempt: Attempt {
+                state: AttemptState::Failed,
+                failure_kind: Some("failed".to_string()),
+                failure: Some(text),
+                ..Attempt::default()
+            },
+        });
+    }
+}
+
+/// Whether a log spec name (which may carry a trailing ` [label, …]` list) names the spec.
+pub fn names_match(spec_name: &str, log_name: &str) -> bool {
+    let log_name = log_name.trim();
+    if spec_name == log_name {
+        return true;
+    }
+    match log_name.strip_prefix(spec_name) {
+        Some(rest) => rest.starts_with(" [") && rest.ends_with(']'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suite_nodes_and_names() {
+        assert!(is_suite_node("[SynchronizedBeforeSuite]"));
+        assert!(is_suite_node(
+            "[ReportAfterSuite] Kubernetes e2e suite report"
+        ));
+        assert!(is_suite_node("BeforeSuite"));
+        assert!(!is_suite_node("[It] [sig-node] BeforeSuite works"));
+        assert!(!is_suite_node("[ReportAfterSuiteX]"));
+        assert_eq!(
+            split_it_prefix("[It] a b".to_string()),
+            ("a b".to_string(), Some("[It] a b".to_string()))
+        );
+        assert!(names_match(
+            "a [Conformance]",
+            "a [Conformance] [sig-x, Conformance]"
+        ));
+        assert!(!names_match("a", "ab"));
+    }
+
+    #[test]
+    fn suite_verdicts() {
+        use crate::results::model::{AttemptState, Spec};
+        let mut s = SuiteResult::default();
+        s.specs.push(Spec::single("a", AttemptState::Passed));
+        apply_suite_verdict(&mut s, Some(true), &[], "x");
+        assert!(s.suite_nodes.is_empty());
+        apply_suite_verdict(&mut s, Some(false), &["Detected pending specs".into()], "x");
+        assert!(s.suite_node_failed());
+        let mut s = SuiteResult::default();
+        apply_suite_verdict(
+            &mut s,
+            Some(false),
+            &["Interrupted by Timeout".into()],
+            "r.json",
+        );
+        assert_eq!(
+            s.incomplete.unwrap().reason,
+            "r.json: Interrupted by Timeout"
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The run summary: JSON for `--format json` and `<artifacts>/summary.json`, and human text.
+
+use crate::exit_code;
+use crate::results::model::{SpecOutcome, SuiteResult, SuiteVerdict};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// Current `format_version` of [`RunSummary`].
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Verdict word of a suite or of the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultWord {
+    /// Everything that ran passed (flaky allowed).
+    Passed,
+    /// A spec or suite node failed.
+    Failed,
+    /// Results are missing or truncated.
+    Incomplete,
+}
+
+impl From<SuiteVerdict> for ResultWord {
+    fn from(v: SuiteVerdict) -> Self {
+        match v {
+            SuiteVerdict::Passed => ResultWord::Passed,
+            SuiteVerdict::Failed => ResultWord::Failed,
+            SuiteVerdict::Incomplete => ResultWord::Incomplete,
+        }
+    }
+}
+
+impl ResultWord {
+    /// Lower-case word as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultWord::Passed => "passed",
+            ResultWord::Failed => "failed",
+            ResultWord::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// Counts over all suites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// Specs that passed first time.
+    pub passed: usize,
+    /// Specs that failed every attempt.
+    pub failed: usize,
+    /// Specs that failed, then passed.
+    pub flaky: usize,
+    /// Skipped specs (including specs a dry run listed).
+    pub skipped: usize,
+    /// Pending specs.
+    pub pending: usize,
+    /// Selected specs that never ran.
+    pub not_run: usize,
+}
+
+/// One suite in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteSummary {
+    /// Suite name.
+    pub name: String,
+    /// Verdict.
+    pub result: ResultWord,
+    /// Specs that passed first time.
+    pub passed: usize,
+    /// Specs that failed every attempt.
+    pub failed: usize,
+    /// Specs that failed, then passed.
+    pub flaky: usize,
+    /// Skipped specs (including specs a dry run listed).
+    pub skipped: usize,
+    /// Pending specs.
+    pub pending: usize,
+    /// Selected specs that never ran.
+    pub not_run: usize,
+    /// The run was a dry run: nothing executed.
+    pub dry_run: bool,
+    /// Specs a dry run listed as "would run" (0 unless `dry_run`).
+    #[serde(default)]
+    pub dry_run_specs: usize,
+    /// Results are incomplete.
+    pub incomplete: bool,
+    /// Why, when incomplete.
+    #[serde(default)]
+    pub incomplete_reason: Option<String>,
+    /// Wall time in seconds (suite time when known, else the sum of attempt times).
+    pub duration_seconds: f64,
+    /// Names of failed specs.
+    pub failed_specs: Vec<String>,
+    /// Names of flaky specs.
+    pub flaky_specs: Vec<String>,
+    /// Names of suite nodes that failed.
+    #[serde(default)]
+    pub failed_suite_nodes: Vec<String>,
+    /// Kubernetes version when known.
+    #[serde(default)]
+    pub kubernetes_version: Option<String>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Always [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Verdict of the run: incomplete beats failed beats passed.
+    pub result: ResultWord,
+    /// Per suite.
+    pub suites: Vec<SuiteSummary>,
+    /// Sums over suites.
+    pub totals: Totals,
+}
+
+fn suite_summary(s: &SuiteResult) -> SuiteSummary {
+    let c = s.counts();
+    let names = |o: SpecOutcome| s.specs_with(o).map(|sp| sp.name.clone()).collect();
+    SuiteSummary {
+        name: s.name.clone(),
+        result: s.verdict().into(),
+        passed: c.passed,
+        failed: c.failed,
+        flaky: c.flaky,
+        skipped: c.skipped,
+        pending: c.pending,
+        not_run: c.not_run,
+        dry_run: s.dry_run,
+        dry_run_specs: s.dry_run_specs(),
+        incomplete: s.verdict() == SuiteVerdict::Incomplete,
+        incomplete_reason: s
+            .incomplete
+            .as_ref()
+            .map(|i| i.reason.clone())
+            .or_else(|| (c.not_run > 0).then(|| format!("{} selected specs never ran", c.not_run))),
+        duration_seconds: (s.total_duration().as_secs_f64() * 1000.0).round() / 1000.0,
+        failed_specs: names(SpecOutcome::Failed),
+        flaky_specs: names(SpecOutcome::Flaky),
+        failed_suite_nodes: s
+            .suite_nodes
+            .iter()
+            .filter(|n| n.attempt.state == crate::results::model::AttemptState::Failed)
+            .map(|n| n.name.clone())
+            .collect(),
+        kubernetes_version: s.kubernetes_version.clone(),
+    }
+}
+
+/// Summarises suites.
+pub fn summarize(suites: &[SuiteResult]) -> RunSummary {
+    let suites: Vec<SuiteSummary> = suites.iter().map(suite_summary).collect();
+    let mut totals = Totals::default();
+    for s in &suites {
+        totals.passed += s.passed;
+        totals.failed += s.failed;
+        totals.flaky += s.flaky;
+        totals.skipped += s.skipped;
+        totals.pending += s.pending;
+        totals.not_run += s.not_run;
+    }
+    let result = if suites.iter().any(|s| s.result == ResultWord::Incomplete) || suites.is_empty() {
+        ResultWord::Incomplete
+    } else if suites.iter().any(|s| s.result == ResultWord::Failed) {
+        ResultWord::Failed
+    } else {
+        ResultWord::Passed
+    };
+    RunSummary {
+        format_version: FORMAT_VERSION,
+        result,
+        suites,
+        totals,
+    }
+}
+
+impl RunSummary {
+    /// Process exit code: 3 incomplete, 1 failed (or flaky with `fail_on_flaky`), 0 passed.
+    pub fn exit_code(&self, fail_on_flaky: bool) -> u8 {
+        match self.result {
+            ResultWord::Incomplete => exit_code::INFRA,
+            ResultWord::Failed => exit_code::FAILED,
+            ResultWord::Passed if fail_on_flaky && self.totals.flaky > 0 => exit_code::FAILED,
+            ResultWord::Passed => exit_code::OK,
+        }
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+fn human_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
+
+fn counts_line(
+    passed: usize,
+    failed: usize,
+    flaky: usize,
+    skipped: usize,
+    pending: usize,
+    not_run: usize,
+) -> String {
+    let mut line = format!(
+        "{passed} passed, {failed} failed, {flaky} flaky, {skipped} skipped, {pending} pending"
+    );
+    if not_run > 0 {
+        let _ = write!(line, ", {not_run} not run");
+    }
+    line
+}
+
+/// Multi-line human summary naming failed and flaky specs.
+pub fn render_human(summary: &RunSummary) -> String {
+    let mut out = String::new();
+    for s in &summary.suites {
+        let word = if s.dry_run {
+            "DRY RUN".to_string()
+        } else {
+            s.result.as_str().to_uppercase()
+        };
+        let _ = writeln!(
+            out,
+            "{}: {word} — {} ({})",
+            s.name,
+            counts_line(s.passed, s.failed, s.flaky, s.skipped, s.pending, s.not_run),
+            human_duration(s.duration_seconds)
+        );
+        if s.dry_run {
+            let _ = writeln!(
+                out,
+                "  dry run: {} specs would run; nothing was executed",
+                s.dry_run_specs
+            );
+        }
+        if let Some(v) = &s.kubernetes_version {
+            let _ = writeln!(out, "  kubernetes: {v}");
+        }
+        if let Some(r) = &s.incomplete_reason {
+            let _ = writeln!(out, "  incomplete: {r}");
+        }
+        for n in &s.failed_suite_nodes {
+            let _ = writeln!(out, "  failed suite node: {n}");
+        }
+        for n in &s.failed_specs {
+            let _ = writeln!(out, "  FAILED  {n}");
+        }
+        for n in &s.flaky_specs {
+            let _ = writeln!(out, "  FLAKY   {n}");
+        }
+    }
+    let t = &summary.totals;
+    let all_dry = !summary.suites.is_empty() && summary.suites.iter().all(|s| s.dry_run);
+    let word = if all_dry && summary.result == ResultWord::Passed {
+        "DRY RUN (nothing executed)".to_string()
+    } else {
+        summary.result.as_str().to_uppercase()
+    };
+    let _ = writeln!(
+        out,
+        "result: {word} — {}",
+        counts_line(t.passed, t.failed, t.flaky, t.skipped, t.pending, t.not_run)
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::model::{Attempt, AttemptState, Spec};
+
+    fn suites() -> Vec<SuiteResult> {
+        let flaky = Spec {
+            name: "f".into(),
+            attempts: vec![
+                Attempt::new(AttemptState::Failed),
+                Attempt::new(AttemptState::Passed),
+            ],
+            ..Spec::default()
+        };
+        vec![
+            SuiteResult {
+                name: "a".into(),
+                specs: vec![Spec::single("p", AttemptState::Passed), flaky],
+                ..SuiteResult::default()
+            },
+            SuiteResult {
+                name: "b".into(),
+                specs: vec![
+                    Spec::single("x", AttemptState::Failed),
+                    Spec::single("s", AttemptState::Skipped),
+                ],
+                ..SuiteResult::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn json_shape_and_exit_codes() {
+        let s = summarize(&suites());
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["format_version"], 1);
+        assert_eq!(v["result"], "failed");
+        assert_eq!(v["suites"][0]["flaky_specs"][0], "f");
+        assert_eq!(v["suites"][1]["failed_specs"][0], "x");
+        assert_eq!(v["totals"]["passed"], 1);
+        assert_eq!(v["totals"]["not_run"], 0);
+        for key in [
+            "name",
+            "result",
+            "passed",
+            "failed",
+            "flaky",
+            "skipped",
+            "pending",
+            "dry_run",
+            "incomplete",
+            "duration_seconds",
+            "not_run",
+        ] {
+            assert!(v["suites"][0].get(key).is_some(), "{key}");
+        }
+        assert_eq!(s.exit_code(false), 1);
+        let back: RunSummary = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+        let only_a = summarize(&suites()[..1]);
+        assert_eq!(only_a.exit_code(false), 0);
+        assert_eq!(only_a.exit_code(true), 1);
+        let mut inc = suites();
+        inc[0].mark_incomplete("cut");
+        assert_eq!(summarize(&inc).exit_code(false), 3);
+        assert_eq!(summarize(&[]).result, ResultWord::Incomplete);
+    }
+
+    #[test]
+    fn human_names_specs() {
+        let text = render_human(&summarize(&suites()));
+        assert!(
+            text.contains("a: PASSED — 1 passed, 0 failed, 1 flaky"),
+            "{text}"
+        );
+        assert!(text.contains("FLAKY   f"));
+        assert!(text.contains("FAILED  x"));
+        assert!(text.contains("result: FAILED"));
+    }
+}

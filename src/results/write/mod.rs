@@ -1,0 +1,3 @@
+//! Writers: the combined JUnit file.
+
+pub mod junit;

@@ -1,0 +1,154 @@
+//! The container seam: what the suite runner needs from a container engine, nothing more.
+//!
+//! A non-zero exit is `Ok(ContainerExit { code, .. })`: test failures are data. Only failures to
+//! *run* (daemon gone, image missing, create refused) are [`RunnerError`]s.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Label put on every container e2e-gate creates, so leftovers can always be found:
+/// `docker ps -a --filter label=e2e-gate.run`.
+pub const LABEL_RUN: &str = "e2e-gate.run";
+/// Label with the suite name.
+pub const LABEL_SUITE: &str = "e2e-gate.suite";
+/// Label with the container attempt number (0 = first run, 1.. = reruns).
+pub const LABEL_ATTEMPT: &str = "e2e-gate.attempt";
+
+/// A bind mount from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Absolute host path.
+    pub host: PathBuf,
+    /// Path inside the container.
+    pub container: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSpec {
+    /// Unique container name.
+    pub name: String,
+    /// Image reference (must be present locally unless pulling is allowed).
+    pub image: String,
+    /// Replaces the image's entrypoint when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Arguments (the image's CMD is replaced when set).
+    pub cmd: Option<Vec<String>>,
+    /// Environment, in order.
+    pub env: Vec<(String, String)>,
+    /// Bind mounts.
+    pub mounts: Vec<BindMount>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Docker network mode (`host`, `bridge`, `kind`, …).
+    pub network: String,
+}
+
+/// How a container run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerExit {
+    /// The process exit code (137 after SIGKILL, 143 after SIGTERM, …).
+    pub code: i64,
+    /// The container was stopped by us (timeout, stall or cancellation) rather than exiting alone.
+    pub stopped: bool,
+}
+
+/// Failures to run a container: infrastructure errors (exit code 3).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The Docker daemon cannot be reached.
+    #[error("cannot reach the Docker daemon ({0}); is it running and is DOCKER_HOST right?")]
+    Daemon(String),
+    /// The image is not present locally and pulling was not allowed (or failed).
+    #[error("image {image} is not present locally: {hint}")]
+    ImageMissing {
+        /// The image reference.
+        image: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// Any other engine failure, with the operation that failed.
+    #[error("docker {op} failed for {target}: {message}")]
+    Engine {
+        /// create, start, wait, remove, …
+        op: &'static str,
+        /// Container or image name.
+        target: String,
+        /// The engine's message.
+        message: String,
+    },
+}
+
+/// Requests a running container to stop: SIGTERM, then SIGKILL after `grace`.
+#[derive(Debug, Clone)]
+pub struct StopSignal {
+    token: CancellationToken,
+    grace: std::sync::Arc<std::sync::Mutex<Duration>>,
+}
+
+impl StopSignal {
+    /// A new, unfired signal.
+    pub fn new() -> StopSignal {
+        StopSignal {
+            token: CancellationToken::new(),
+            grace: std::sync::Arc::new(std::sync::Mutex::new(Duration::from_secs(10))),
+        }
+    }
+
+    /// Asks the container to stop with this grace period before SIGKILL.
+    pub fn fire(&self, grace: Duration) {
+        if let Ok(mut g) = self.grace.lock() {
+            *g = grace;
+        }
+        self.token.cancel();
+    }
+
+    /// Whether it was fired.
+    pub fn fired(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves once fired.
+    pub async fn wait(&self) {
+        self.token.cancelled().await
+    }
+
+    /// The grace period asked for.
+    pub fn grace(&self) -> Duration {
+        self.grace
+            .lock()
+            .map(|g| *g)
+            .unwrap_or(Duration::from_secs(10))
+    }
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal::new()
+    }
+}
+
+/// Runs containers to completion.
+#[async_trait]
+pub trait ContainerRunner: Send + Sync {
+    /// Checks the image is present; pulls it when `pull` is set. Errors say how to get it.
+    async fn ensure_image(&self, image: &str, pull: bool) -> Result<(), RunnerError>;
+
+    /// Creates and starts the container, sends its output (stdout and stderr, interleaved as
+    /// produced) to `output`, waits for it to exit or for `stop` to fire, and **always removes it**.
+    async fn run(
+        &self,
+        spec: &ContainerSpec,
+        output: mpsc::Sender<Vec<u8>>,
+        stop: StopSignal,
+    ) -> Result<ContainerExit, RunnerError>;
+
+    /// Names of containers that carry `label=value` (running or not), for cleanup checks.
+    async fn list_labeled(&self, label: &str, value: &str) -> Result<Vec<String>, RunnerError>;
+}

@@ -1,0 +1,289 @@
+//! The Docker engine adapter (bollard). The only file that names bollard.
+
+use super::container::{ContainerExit, ContainerRunner, ContainerSpec, RunnerError, StopSignal};
+use async_trait::async_trait;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Runs containers on the local Docker engine.
+pub struct DockerRunner {
+    docker: Docker,
+}
+
+fn engine(op: &'static str, target: &str, e: BollardError) -> RunnerError {
+    match e {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => RunnerError::Engine {
+            op,
+            target: target.to_string(),
+            message: format!("{message} (HTTP {status_code})"),
+        },
+        e @ (BollardError::IOError { .. }
+        | BollardError::HyperResponseError { .. }
+        | BollardError::RequestTimeoutError
+        | BollardError::SocketNotFoundError(_)) => RunnerError::Daemon(e.to_string()),
+        other => RunnerError::Engine {
+            op,
+            target: target.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl DockerRunner {
+    /// Connects with the usual defaults (`DOCKER_HOST` or the local socket) and checks the
+    /// daemon answers, negotiating the API version down for older engines.
+    pub async fn connect() -> Result<DockerRunner, RunnerError> {
+        let docker =
+            Docker::connect_with_defaults().map_err(|e| RunnerError::Daemon(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| RunnerError::Daemon(e.to_string()))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| RunnerError::Daemon(e.to_string()))?;
+        Ok(DockerRunner { docker })
+    }
+
+    /// Builds an image from a tar build context (no pull: the Dockerfile must start `FROM scratch`
+    /// or from a local image).
+    pub async fn build_image(&self, context_tar: Vec<u8>, tag: &str) -> Result<(), RunnerError> {
+        let opts = bollard::query_parameters::BuildImageOptionsBuilder::default()
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream = self.docker.build_image(
+            opts,
+            None,
+            Some(bollard::body_full(bytes::Bytes::from(context_tar))),
+        );
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        return Err(RunnerError::Engine {
+                            op: "build",
+                            target: tag.into(),
+                            message: detail,
+                        });
+                    }
+                }
+                Err(e) => return Err(engine("build", tag, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), RunnerError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            // 409 "removal already in progress" means someone else finishes it.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(engine("remove", name, e)),
+        }
+    }
+
+    async fn create_and_stream(
+        &self,
+        spec: &ContainerSpec,
+        output: mpsc::Sender<Vec<u8>>,
+        stop: StopSignal,
+    ) -> Result<ContainerExit, RunnerError> {
+        let binds = spec
+            .mounts
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}:{}:{}",
+                    m.host.display(),
+                    m.container,
+                    if m.read_only { "ro" } else { "rw" }
+                )
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<HashMap<_, _>>(),
+            ),
+            tty: Some(false),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                network_mode: Some(spec.network.clone()),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        self.docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| engine("create", &spec.name, e))?;
+        self.docker
+            .start_container(&spec.name, None)
+            .await
+            .map_err(|e| engine("start", &spec.name, e))?;
+
+        let logs_opts = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(&spec.name, Some(logs_opts));
+        let pump = async {
+            while let Some(item) = logs.next().await {
+                match item {
+                    Ok(chunk) => {
+                        // A closed receiver only means nobody reads any more; keep draining.
+                        let _ = output.send(chunk.into_bytes().to_vec()).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(container = %spec.name, error = %e, "log stream ended");
+                        break;
+                    }
+                }
+            }
+        };
+        let wait = async {
+            let mut stream = self
+                .docker
+                .wait_container(&spec.name, None::<WaitContainerOptions>);
+            match stream.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                // bollard turns a non-zero exit into an error: that is an outcome, not a failure.
+                Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(e)) => Err(engine("wait", &spec.name, e)),
+                None => Err(RunnerError::Engine {
+                    op: "wait",
+                    target: spec.name.clone(),
+                    message: "wait stream ended without an exit code".into(),
+                }),
+            }
+        };
+        tokio::pin!(wait);
+        let mut stopped = false;
+        let code = tokio::select! {
+            code = &mut wait => code?,
+            _ = stop.wait() => {
+                stopped = true;
+                let grace = stop.grace();
+                let secs = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
+                let opts = StopContainerOptionsBuilder::default().t(secs).build();
+                if let Err(e) = self.docker.stop_container(&spec.name, Some(opts)).await {
+                    tracing::warn!(container = %spec.name, error = %e, "stop failed; removing by force");
+                }
+                match tokio::time::timeout(grace + Duration::from_secs(5), &mut wait).await {
+                    Ok(code) => code?,
+                    Err(_) => 137,
+                }
+            }
+        };
+        // Output that arrived before exit is flushed by the log stream ending with the container.
+        let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+        Ok(ContainerExit { code, stopped })
+    }
+}
+
+#[async_trait]
+impl ContainerRunner for DockerRunner {
+    async fn ensure_image(&self, image: &str, pull: bool) -> Result<(), RunnerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(engine("inspect", image, e)),
+        }
+        if !pull {
+            return Err(RunnerError::ImageMissing {
+                image: image.to_string(),
+                hint: format!(
+                    "run `docker pull {image}` (or `docker load` / `docker build -t {image} …`), \
+                     or pass --pull to let e2e-gate pull it"
+                ),
+            });
+        }
+        tracing::info!(image, "pulling image");
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(RunnerError::ImageMissing {
+                    image: image.to_string(),
+                    hint: format!("pull failed: {e}; pull or build it by hand, then retry"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        spec: &ContainerSpec,
+        output: mpsc::Sender<Vec<u8>>,
+        stop: StopSignal,
+    ) -> Result<ContainerExit, RunnerError> {
+        let result = self.create_and_stream(spec, output, stop).await;
+        // Removal happens on every path, including failed starts.
+        let removed = self.remove(&spec.name).await;
+        match (result, removed) {
+            (Ok(exit), Ok(())) => Ok(exit),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    async fn list_labeled(&self, label: &str, value: &str) -> Result<Vec<String>, RunnerError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| engine("list", label, e))?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect())
+    }
+}

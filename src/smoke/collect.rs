@@ -1,0 +1,101 @@
+//! Reads the objects the smoke checks need: one LIST per kind, all namespaces.
+
+use super::checks::ClusterState;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+use std::path::Path;
+
+/// The cluster could not be reached or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The kubeconfig could not be loaded.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// The file (or "in-cluster / default").
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A LIST failed.
+    #[error("cannot list {kind}: {message}")]
+    List {
+        /// The kind.
+        kind: &'static str,
+        /// The API's message.
+        message: String,
+    },
+}
+
+/// A client from a kubeconfig file, or the default chain (KUBECONFIG, in-cluster) when `None`.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, CollectError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let err = |e: &dyn std::fmt::Display| CollectError::Kubeconfig {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            };
+            let kc = Kubeconfig::read_from(path).map_err(|e| err(&e))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(&e))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| CollectError::Kubeconfig {
+                path: "in-cluster / default".into(),
+                message: e.to_string(),
+            })?,
+    };
+    Client::try_from(config).map_err(|e| CollectError::Kubeconfig {
+        path: kubeconfig
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        message: e.to_string(),
+    })
+}
+
+async fn list<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, CollectError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .map_err(|e| CollectError::List {
+            kind,
+            message: chain(&e),
+        })
+}
+
+/// An error with its causes ("client error (Connect): tcp connect error: Connection refused"):
+/// the outermost message alone rarely says what to fix.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Lists nodes, pods, Deployments, StatefulSets, DaemonSets and PDBs.
+pub async fn collect(client: &Client) -> Result<ClusterState, CollectError> {
+    Ok(ClusterState {
+        nodes: list::<Node>(client, "nodes").await?,
+        pods: list::<Pod>(client, "pods").await?,
+        deployments: list::<Deployment>(client, "deployments").await?,
+        statefulsets: list::<StatefulSet>(client, "statefulsets").await?,
+        daemonsets: list::<DaemonSet>(client, "daemonsets").await?,
+        pdbs: list::<PodDisruptionBudget>(client, "poddisruptionbudgets").await?,
+    })
+}

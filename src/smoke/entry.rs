@@ -1,0 +1,131 @@
+//! The smoke suite's container entrypoint: reads the conformance-image contract (`E2E_FOCUS`,
+//! `E2E_SKIP`, `E2E_DRYRUN`, `RESULTS_DIR`, `KUBECONFIG`), checks the cluster, and writes
+//! `e2e.log`, `junit_01.xml` and `done` like the upstream image does.
+
+use super::checks::{run_checks, Check, CheckOutcome, SmokeOptions, CHECK_NAMES};
+use super::{collect, report};
+use crate::exit_code;
+use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything one smoke run needs.
+#[derive(Debug, Clone)]
+pub struct SmokeRun {
+    /// Kubeconfig; `None` uses the default chain (in-cluster, `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// Where `junit_01.xml`, `e2e.log` and `done` go.
+    pub results_dir: PathBuf,
+    /// Focus regex (empty = all).
+    pub focus: String,
+    /// Skip regex (empty = none).
+    pub skip: String,
+    /// List the checks, check nothing.
+    pub dry_run: bool,
+    /// Expected kubelet version.
+    pub target_version: Option<String>,
+    /// How long a pod may stay Pending.
+    pub pending_grace: Duration,
+}
+
+fn regex(name: &str, value: &str) -> Result<Option<regex::Regex>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    regex::Regex::new(value)
+        .map(Some)
+        .map_err(|e| format!("{name}: invalid regex {value:?}: {e}"))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Runs the smoke checks; returns the process exit code (0 healthy, 1 unhealthy, 2 bad input,
+/// 3 results could not be written).
+pub async fn run(cfg: &SmokeRun) -> u8 {
+    let (focus, skip) = match (regex("E2E_FOCUS", &cfg.focus), regex("E2E_SKIP", &cfg.skip)) {
+        (Ok(f), Ok(s)) => (f, s),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return exit_code::USAGE;
+        }
+    };
+    let selected = |name: &str| {
+        focus.as_ref().is_none_or(|f| f.is_match(name))
+            && !skip.as_ref().is_some_and(|s| s.is_match(name))
+    };
+    let started = std::time::Instant::now();
+    let opts = SmokeOptions {
+        target_version: cfg.target_version.clone(),
+        pending_grace: cfg.pending_grace,
+        now: k8s_openapi::jiff::Timestamp::now(),
+    };
+    let checks: Vec<Check> = if cfg.dry_run {
+        CHECK_NAMES
+            .iter()
+            .filter(|n| selected(n))
+            .map(|n| Check {
+                name: n.to_string(),
+                outcome: CheckOutcome::Passed,
+            })
+            .collect()
+    } else {
+        let state = match collect::client(cfg.kubeconfig.as_deref()).await {
+            Ok(client) => collect::collect(&client).await,
+            Err(e) => Err(e),
+        };
+        match state {
+            Ok(state) => run_checks(&state, &opts, &selected),
+            // An unreachable cluster is the unhealthiest cluster: every selected check fails.
+            Err(e) => CHECK_NAMES
+                .iter()
+                .filter(|n| selected(n))
+                .map(|n| Check {
+                    name: n.to_string(),
+                    outcome: CheckOutcome::Failed(format!("cannot read the cluster: {e}")),
+                })
+                .collect(),
+        }
+    };
+    let elapsed = started.elapsed();
+    let lines = report::console_lines(&checks, cfg.dry_run, elapsed);
+    let log = lines.join("\n") + "\n";
+    print!("{log}");
+    let suite = report::to_suite(&checks, cfg.dry_run, elapsed);
+    let junit = write_junit_string(
+        std::slice::from_ref(&suite),
+        &JunitOptions {
+            style: JunitStyle::Jenkins,
+            max_output_bytes: 64 * 1024,
+            report_name: report::SUITE_NAME.into(),
+        },
+    );
+    let written = std::fs::create_dir_all(&cfg.results_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cfg.results_dir.display()))
+        .and_then(|_| write(&cfg.results_dir.join("e2e.log"), log.as_bytes()))
+        .and_then(|_| write(&cfg.results_dir.join("junit_01.xml"), junit.as_bytes()))
+        // `done` last, as the upstream image does: its presence means the results are complete.
+        .and_then(|_| {
+            write(
+                &cfg.results_dir.join("done"),
+                cfg.results_dir
+                    .join("junit_01.xml")
+                    .display()
+                    .to_string()
+                    .as_bytes(),
+            )
+        });
+    if let Err(e) = written {
+        eprintln!("error: {e}");
+        return exit_code::INFRA;
+    }
+    if checks
+        .iter()
+        .any(|c| matches!(c.outcome, CheckOutcome::Failed(_)))
+    {
+        exit_code::FAILED
+    } else {
+        exit_code::OK
+    }
+}

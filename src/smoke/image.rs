@@ -1,0 +1,172 @@
+//! The smoke suite's image, built locally from e2e-gate's own binary: `FROM scratch` plus the
+//! binary and the shared libraries it loads (found with `ldd`). Nothing is pulled.
+//!
+//! The binary is dynamically linked against glibc, whose resolver (NSS is built into libc since
+//! glibc 2.34) needs `/etc/nsswitch.conf`; with it, the kube client resolves cluster host names
+//! such as a kind control plane on the `kind` network.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where hosts keep their CA bundle (Debian/Ubuntu, Fedora/RHEL); the first found is copied.
+const CA_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// Default tag of the smoke image.
+pub const DEFAULT_TAG: &str = "e2e-gate-smoke:local";
+
+/// Building the image failed before Docker saw it.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// `ldd` could not be run or did not understand the binary.
+    #[error("cannot list the shared libraries of {binary} with ldd: {message}")]
+    Ldd {
+        /// The binary.
+        binary: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A file could not be read into the build context.
+    #[error("cannot add {path} to the image: {message}")]
+    Context {
+        /// The file.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+}
+
+/// Shared libraries named by `ldd` output (absolute paths only; the vDSO has none).
+pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = match line.split_once("=>") {
+                Some((_, right)) => right.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// The Dockerfile of the image.
+pub fn dockerfile() -> String {
+    "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/e2e-gate\", \"smoke\", \"run\"]\n".to_string()
+}
+
+fn add_file(
+    tar: &mut tar::Builder<Vec<u8>>,
+    path_in_tar: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(mode);
+    header.set_cksum();
+    tar.append_data(&mut header, path_in_tar, bytes)
+}
+
+/// The build context (a tar): Dockerfile, the binary, its libraries, `/etc/nsswitch.conf`.
+pub fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<u8>, ImageError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| ImageError::Context {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })
+    };
+    let io = |e: std::io::Error| ImageError::Context {
+        path: "build context".into(),
+        message: e.to_string(),
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    add_file(&mut tar, "Dockerfile", dockerfile().as_bytes(), 0o644).map_err(io)?;
+    add_file(&mut tar, "rootfs/e2e-gate", &read(binary)?, 0o755).map_err(io)?;
+    for lib in libraries {
+        // Follow symlinks: the image needs the file under the name the loader asks for.
+        let inside = format!("rootfs{}", lib.display());
+        add_file(&mut tar, &inside, &read(lib)?, 0o755).map_err(io)?;
+    }
+    add_file(
+        &mut tar,
+        "rootfs/etc/nsswitch.conf",
+        b"hosts: files dns\n",
+        0o644,
+    )
+    .map_err(io)?;
+    // The kube client's TLS stack loads the system roots even for plain-HTTP servers.
+    if let Some(bundle) = CA_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
+        add_file(
+            &mut tar,
+            "rootfs/etc/ssl/certs/ca-certificates.crt",
+            &read(bundle)?,
+            0o644,
+        )
+        .map_err(io)?;
+    }
+    add_file(&mut tar, "rootfs/tmp/.keep", b"", 0o644).map_err(io)?;
+    let mut bytes = tar.into_inner().map_err(io)?;
+    bytes.flush().map_err(io)?;
+    Ok(bytes)
+}
+
+/// Runs `ldd` on the binary.
+pub fn libraries_of(binary: &Path) -> Result<Vec<PathBuf>, ImageError> {
+    let err = |message: String| ImageError::Ldd {
+        binary: binary.display().to_string(),
+        message,
+    };
+    let out = std::process::Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(|e| err(e.to_string()))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(parse_ldd(&String::from_utf8_lossy(&out.stdout)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_lines_give_absolute_library_paths() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffd5c5f2000)\n\
+                   \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f)\n\
+                   \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            parse_ldd(out),
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+    }
+
+    #[test]
+    fn context_holds_dockerfile_binary_libraries_and_nsswitch() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let lib = dir.path().join("libx.so");
+        std::fs::write(&bin, b"ELF").unwrap();
+        std::fs::write(&lib, b"LIB").unwrap();
+        let bytes = build_context(&bin, std::slice::from_ref(&lib)).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(names.contains(&"Dockerfile".to_string()));
+        assert!(names.contains(&"rootfs/e2e-gate".to_string()));
+        assert!(names.contains(&format!("rootfs{}", lib.display())));
+        assert!(names.contains(&"rootfs/etc/nsswitch.conf".to_string()));
+    }
+}

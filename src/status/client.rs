@@ -1,0 +1,483 @@
+//! Building the octocrab client: token, token file or GitHub App auth, API URL (GitHub
+//! Enterprise), timeouts, and the retry loop every GitHub call goes through.
+//!
+//! Secrets live in [`Secret`], whose `Debug`/`Display` print `***`; error texts are scrubbed
+//! of the token before they leave this module.
+
+use super::retry::{classify, FailureFacts, RetryPolicy, Verdict};
+use super::StatusError;
+use octocrab::Octocrab;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The public GitHub API.
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+
+/// A secret string: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret (trailing whitespace from files is removed).
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into().trim().to_string())
+    }
+    /// The secret itself: only for handing to the HTTP client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// No credentials: statuses are printed, not posted.
+    None,
+    /// A personal access token or a token minted by Jenkins.
+    Token(Secret),
+    /// A GitHub App installation; tokens are minted and refreshed before they expire.
+    App {
+        /// App id.
+        app_id: u64,
+        /// RSA private key (PEM).
+        key_pem: Secret,
+        /// Installation id.
+        installation_id: u64,
+    },
+}
+
+/// Everything needed to build a client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// API root, e.g. `https://api.github.com` or `https://HOST/api/v3`.
+    pub api_url: String,
+    /// Credentials.
+    pub auth: Auth,
+    /// Retry policy for every call.
+    pub retry: RetryPolicy,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout of one response.
+    pub read_timeout: Duration,
+    /// App auth: mint a new installation token when the cached one expires within this margin.
+    pub token_refresh_margin: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for `api_url` and `auth`.
+    pub fn new(api_url: impl Into<String>, auth: Auth) -> ClientConfig {
+        ClientConfig {
+            api_url: api_url.into(),
+            auth,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            token_refresh_margin: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Authentication and endpoint flags shared by `run`, `status set` and `promote`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// File holding a GitHub token (instead of the GITHUB_TOKEN variable; the file wins).
+    #[arg(long, value_name = "FILE", env = "GITHUB_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// GitHub API root; for GitHub Enterprise Server use https://HOST/api/v3 [default: https://api.github.com].
+    #[arg(long, value_name = "URL", env = "GITHUB_API_URL")]
+    pub github_api_url: Option<String>,
+    /// GitHub App id (App auth; needs --github-app-key-file and --github-installation-id).
+    #[arg(long, value_name = "ID", env = "GITHUB_APP_ID")]
+    pub github_app_id: Option<u64>,
+    /// PEM file with the GitHub App's RSA private key.
+    #[arg(long, value_name = "FILE", env = "GITHUB_APP_KEY_FILE")]
+    pub github_app_key_file: Option<PathBuf>,
+    /// GitHub App installation id for the repository's owner.
+    #[arg(long, value_name = "ID", env = "GITHUB_INSTALLATION_ID")]
+    pub github_installation_id: Option<u64>,
+}
+
+impl AuthArgs {
+    /// Credentials from the flags and `env` (`GITHUB_TOKEN`). App flags win over tokens,
+    /// `--token-file` over `GITHUB_TOKEN`.
+    pub fn auth(&self, env: &HashMap<String, String>) -> Result<Auth, StatusError> {
+        let any_app = self.github_app_id.is_some()
+            || self.github_app_key_file.is_some()
+            || self.github_installation_id.is_some();
+        if any_app {
+            let (Some(app_id), Some(key_file), Some(installation_id)) = (
+                self.github_app_id,
+                self.github_app_key_file.as_ref(),
+                self.github_installation_id,
+            ) else {
+                return Err(StatusError::Config(
+                    "GitHub App auth needs all of --github-app-id, --github-app-key-file and \
+                     --github-installation-id"
+                        .into(),
+                ));
+            };
+            let pem = read_secret(key_file, "--github-app-key-file")?;
+            if !pem.expose().contains("PRIVATE KEY") {
+                return Err(StatusError::Config(format!(
+                    "--github-app-key-file: {} is not a PEM private key",
+                    key_file.display()
+                )));
+            }
+            return Ok(Auth::App {
+                app_id,
+                key_pem: pem,
+                installation_id,
+            });
+        }
+        if let Some(file) = &self.token_file {
+            let token = read_secret(file, "--token-file")?;
+            if token.expose().is_empty() {
+                return Err(StatusError::Config(format!(
+                    "--token-file: {} is empty",
+                    file.display()
+                )));
+            }
+            return Ok(Auth::Token(token));
+        }
+        match env.get("GITHUB_TOKEN").map(|t| t.trim()) {
+            Some(t) if !t.is_empty() => Ok(Auth::Token(Secret::new(t))),
+            _ => Ok(Auth::None),
+        }
+    }
+
+    /// The API root, validated.
+    pub fn api_url(&self) -> Result<String, StatusError> {
+        validate_api_url(self.github_api_url.as_deref().unwrap_or(DEFAULT_API_URL))
+    }
+
+    /// A full client configuration.
+    pub fn client_config(
+        &self,
+        env: &HashMap<String, String>,
+    ) -> Result<ClientConfig, StatusError> {
+        Ok(ClientConfig::new(self.api_url()?, self.auth(env)?))
+    }
+}
+
+fn read_secret(path: &Path, flag: &str) -> Result<Secret, StatusError> {
+    std::fs::read_to_string(path)
+        .map(Secret::new)
+        .map_err(|e| StatusError::Config(format!("{flag}: cannot read {}: {e}", path.display())))
+}
+
+/// Checks an API root URL: http(s), a host, no query; trailing `/` removed.
+pub fn validate_api_url(url: &str) -> Result<String, StatusError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let bad = || {
+        StatusError::Config(format!(
+            "--github-api-url: {url:?} is not a valid API URL; use https://api.github.com, \
+             https://HOST/api/v3 (GitHub Enterprise Server) or https://api.SUBDOMAIN.ghe.com"
+        ))
+    };
+    let uri: http::Uri = trimmed.parse().map_err(|_| bad())?;
+    match (uri.scheme_str(), uri.host(), uri.query()) {
+        (Some("http" | "https"), Some(h), None) if !h.is_empty() => Ok(trimmed.to_string()),
+        _ => Err(bad()),
+    }
+}
+
+/// The octocrab client plus the retry policy; the only place that builds one.
+#[derive(Debug, Clone)]
+pub struct GithubClient {
+    crab: Octocrab,
+    retry: RetryPolicy,
+    app: bool,
+    refresh_margin: Duration,
+    secrets: Vec<Secret>,
+}
+
+impl GithubClient {
+    /// Builds the client. Must run inside a Tokio runtime. Returns a config error for
+    /// `Auth::None` or a bad key.
+    pub fn new(cfg: &ClientConfig) -> Result<GithubClient, StatusError> {
+        let api_url = validate_api_url(&cfg.api_url)?;
+        let builder = Octocrab::builder()
+            .base_uri(api_url.as_str())
+            .map_err(|_| validate_api_url("").unwrap_err())?
+            // our own policy in retry.rs is the only retry layer
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(cfg.connect_timeout))
+            .set_read_timeout(Some(cfg.read_timeout))
+            .set_write_timeout(Some(cfg.read_timeout));
+        let build_err = |e: octocrab::Error| {
+            StatusError::Config(format!("cannot build the GitHub client: {e}"))
+        };
+        let (crab, app, secrets) =
+            match &cfg.auth {
+                Auth::None => return Err(StatusError::Config(
+                    "no GitHub credentials: set GITHUB_TOKEN, --token-file, or --github-app-id \
+                     with --github-app-key-file and --github-installation-id"
+                        .into(),
+                )),
+                Auth::Token(t) => (
+                    builder
+                        .personal_token(t.expose().to_string())
+                        .build()
+                        .map_err(build_err)?,
+                    false,
+                    vec![t.clone()],
+                ),
+                Auth::App {
+                    app_id,
+                    key_pem,
+                    installation_id,
+                } => {
+                    let app = builder
+                        .app_from_rsa_pem(octocrab::models::AppId(*app_id), key_pem.expose())
+                        .map_err(|_| {
+                            StatusError::Config(
+                                "--github-app-key-file: not a valid RSA private key (PEM)".into(),
+                            )
+                        })?
+                        .build()
+                        .map_err(build_err)?;
+                    let inst = app
+                        .installation(octocrab::models::InstallationId(*installation_id))
+                        .map_err(build_err)?;
+                    (inst, true, vec![key_pem.clone()])
+                }
+            };
+        Ok(GithubClient {
+            crab,
+            retry: cfg.retry.clone(),
+            app,
+            refresh_margin: cfg.token_refresh_margin,
+            secrets,
+        })
+    }
+
+    /// The octocrab instance (adapters only).
+    pub(crate) fn crab(&self) -> &Octocrab {
+        &self.crab
+    }
+
+    /// Removes any secret from a text.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            // very short "secrets" would mangle every message; real tokens are long
+            if s.expose().len() >= 8 {
+                out = out.replace(s.expose(), "***");
+            }
+        }
+        out
+    }
+
+    /// Runs `op` with the retry policy: backoff with jitter on 5xx and transport errors,
+    /// waits on rate limits up to the deadline, gives up at once on other 4xx.
+    pub(crate) async fn call<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, StatusError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, octocrab::Error>>,
+    {
+        let start = Instant::now();
+        let mut backoff = self.retry.backoff();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let result = match self.refresh_token().await {
+                Ok(()) => op().await,
+                Err(e) => Err(e),
+            };
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let (status, headers, message) = error_facts(&err);
+            let message = self.scrub(&message);
+            let header = |name: &str| {
+                headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .and_then(|v| v.to_str().ok())
+            };
+            let facts = FailureFacts {
+                status,
+                retry_after: header("retry-after"),
+                ratelimit_remaining: header("x-ratelimit-remaining"),
+                ratelimit_reset: header("x-ratelimit-reset"),
+                message: &message,
+            };
+            let verdict = if status.is_none() && !is_transport(&err) {
+                // decoding, JWT or URI problems: retrying cannot help
+                Verdict::GiveUp
+            } else {
+                classify(&facts, chrono::Utc::now().timestamp(), &self.retry)
+            };
+            let unavailable = |message: String| StatusError::Unavailable {
+                what: what.to_string(),
+                attempts,
+                message,
+            };
+            let wait = match verdict {
+                Verdict::GiveUp => {
+                    return Err(match status {
+                        Some(status) => StatusError::Rejected {
+                            what: what.to_string(),
+                            status,
+                            message,
+                        },
+                        None => unavailable(message),
+                    })
+                }
+                _ if attempts >= self.retry.attempts => return Err(unavailable(message)),
+                Verdict::RateLimited(wait) => wait,
+                Verdict::Backoff => match backoff.next() {
+                    Some(d) => d,
+                    None => return Err(unavailable(message)),
+                },
+            };
+            if start.elapsed() + wait > self.retry.deadline {
+                return Err(unavailable(format!(
+                    "{message} (GitHub asks to wait {}s, past the {}s deadline)",
+                    wait.as_secs(),
+                    self.retry.deadline.as_secs()
+                )));
+            }
+            tracing::warn!(
+                "{what}: {} (attempt {attempts}/{}); retrying in {:.1}s",
+                first_line(&message),
+                self.retry.attempts,
+                wait.as_secs_f64()
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// App auth: make sure the cached installation token is valid for the refresh margin.
+    async fn refresh_token(&self) -> Result<(), octocrab::Error> {
+        if self.app {
+            let margin = chrono::Duration::from_std(self.refresh_margin)
+                .unwrap_or_else(|_| chrono::Duration::minutes(5));
+            self.crab.installation_token_with_buffer(margin).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Connection-level failures (connect, reset, timeout) that a retry may fix.
+fn is_transport(err: &octocrab::Error) -> bool {
+    matches!(
+        err,
+        octocrab::Error::Service { .. } | octocrab::Error::Hyper { .. }
+    )
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Status, headers and a readable message of an octocrab error (with its cause chain).
+fn error_facts(err: &octocrab::Error) -> (Option<u16>, Option<http::HeaderMap>, String) {
+    match err {
+        octocrab::Error::GitHub { source, .. } => {
+            let mut msg = source.message.clone();
+            if let Some(errors) = source.errors.as_ref().filter(|e| !e.is_empty()) {
+                let parts: Vec<String> = errors
+                    .iter()
+                    .map(|e| {
+                        e.get("message")
+                            .and_then(|m| m.as_str())
+                            .map(str::to_string)
+                            .unwrap_or_else(|| e.to_string())
+                    })
+                    .collect();
+                msg.push_str(": ");
+                msg.push_str(&parts.join("; "));
+            }
+            (
+                Some(source.status_code.as_u16()),
+                source.headers.clone(),
+                msg,
+            )
+        }
+        other => {
+            let mut msg = first_line(&other.to_string()).to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                let text = first_line(&c.to_string()).to_string();
+                if !msg.contains(&text) {
+                    msg.push_str(": ");
+                    msg.push_str(&text);
+                }
+                cause = c.source();
+            }
+            (None, None, msg)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("ghp_supersecret\n");
+        assert_eq!(format!("{s}"), "***");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        let auth = Auth::Token(s.clone());
+        assert!(!format!("{auth:?}").contains("supersecret"));
+        assert_eq!(s.expose(), "ghp_supersecret");
+    }
+
+    #[test]
+    fn api_urls() {
+        assert_eq!(
+            validate_api_url("https://ghe.example.com/api/v3/").unwrap(),
+            "https://ghe.example.com/api/v3"
+        );
+        assert!(validate_api_url("ghe.example.com").is_err());
+        assert!(validate_api_url("ftp://x/api").is_err());
+        let e = validate_api_url("nope").unwrap_err().to_string();
+        assert!(
+            e.contains("--github-api-url") && e.contains("/api/v3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn auth_sources() {
+        let mut env = HashMap::new();
+        let args = AuthArgs::default();
+        assert_eq!(args.auth(&env).unwrap(), Auth::None);
+        env.insert("GITHUB_TOKEN".into(), "t0k".into());
+        assert_eq!(args.auth(&env).unwrap(), Auth::Token(Secret::new("t0k")));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tok");
+        std::fs::write(&f, "fromfile\n").unwrap();
+        let args = AuthArgs {
+            token_file: Some(f),
+            ..AuthArgs::default()
+        };
+        assert_eq!(
+            args.auth(&env).unwrap(),
+            Auth::Token(Secret::new("fromfile"))
+        );
+        let args = AuthArgs {
+            github_app_id: Some(1),
+            ..AuthArgs::default()
+        };
+        let e = args.auth(&env).unwrap_err().to_string();
+        assert!(e.contains("--github-installation-id"), "{e}");
+    }
+}

@@ -1,0 +1,146 @@
+//! The octocrab adapter for commit statuses (the only status file that names octocrab routes).
+
+use super::client::GithubClient;
+use super::target::{PullHeadLookup, RepoId};
+use super::{CommitStatus, StatusError, StatusReporter, StatusState};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// GitHub asks for at least one second between content-creating requests.
+pub const MIN_POST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Posts statuses on one commit of one repository, at most one per [`MIN_POST_INTERVAL`].
+#[derive(Debug, Clone)]
+pub struct GithubStatusReporter {
+    client: Arc<GithubClient>,
+    repo: RepoId,
+    sha: String,
+    min_interval: Duration,
+    last_post: Arc<tokio::sync::Mutex<Option<Instant>>>,
+}
+
+impl GithubStatusReporter {
+    /// A reporter for `repo@sha`.
+    pub fn new(client: Arc<GithubClient>, repo: RepoId, sha: String) -> GithubStatusReporter {
+        GithubStatusReporter {
+            client,
+            repo,
+            sha,
+            min_interval: MIN_POST_INTERVAL,
+            last_post: Arc::default(),
+        }
+    }
+
+    /// Changes the minimum time between two posts (tests use zero).
+    pub fn with_min_interval(mut self, min_interval: Duration) -> GithubStatusReporter {
+        self.min_interval = min_interval;
+        self
+    }
+
+    /// The commit statuses go to.
+    pub fn sha(&self) -> &str {
+        &self.sha
+    }
+
+    /// The latest status of `context` (case-insensitive) on the commit, if any.
+    pub async fn latest(&self, context: &str) -> Result<Option<CommitStatus>, StatusError> {
+        let route = format!(
+            "/repos/{}/{}/commits/{}/statuses",
+            self.repo.owner, self.repo.name, self.sha
+        );
+        let list: Vec<RawStatus> = self
+            .client
+            .call("GET statuses", || {
+                self.client
+                    .crab()
+                    .get(route.as_str(), Some(&[("per_page", "100")]))
+            })
+            .await?;
+        Ok(list
+            .into_iter()
+            .find(|s| s.context.eq_ignore_ascii_case(context))
+            .and_then(|s| {
+                Some(CommitStatus {
+                    context: s.context,
+                    state: StatusState::parse(&s.state)?,
+                    description: s.description.unwrap_or_default(),
+                    target_url: s.target_url,
+                })
+            }))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RawStatus {
+    context: String,
+    state: String,
+    description: Option<String>,
+    target_url: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl StatusReporter for GithubStatusReporter {
+    async fn post(&self, status: &CommitStatus) -> Result<(), StatusError> {
+        let mut last = self.last_post.lock().await;
+        if let Some(t) = *last {
+            let since = t.elapsed();
+            if since < self.min_interval {
+                tokio::time::sleep(self.min_interval - since).await;
+            }
+        }
+        let result = post_status(&self.client, &self.repo, &self.sha, status).await;
+        *last = Some(Instant::now());
+        result
+    }
+}
+
+/// `POST /repos/{o}/{r}/statuses/{sha}`.
+pub async fn post_status(
+    client: &GithubClient,
+    repo: &RepoId,
+    sha: &str,
+    status: &CommitStatus,
+) -> Result<(), StatusError> {
+    let route = format!("/repos/{}/{}/statuses/{}", repo.owner, repo.name, sha);
+    let body = serde_json::json!({
+        "state": status.state.as_str(),
+        "context": status.context,
+        "description": super::describe::truncate_description(&status.description),
+        "target_url": status.target_url,
+    });
+    let what = format!("POST status {} = {}", status.context, status.state);
+    let _: serde_json::Value = client
+        .call(&what, || client.crab().post(route.as_str(), Some(&body)))
+        .await?;
+    tracing::debug!("{what} on {repo}@{sha}");
+    Ok(())
+}
+
+/// Looks up PR heads through the API (`GET /repos/{o}/{r}/pulls/{n}` → `.head.sha`).
+#[derive(Debug, Clone)]
+pub struct GithubPullHeadLookup(pub Arc<GithubClient>);
+
+#[derive(Debug, Deserialize)]
+struct RawPull {
+    head: RawHead,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHead {
+    sha: String,
+}
+
+#[async_trait::async_trait]
+impl PullHeadLookup for GithubPullHeadLookup {
+    async fn pull_head(&self, repo: &RepoId, number: u64) -> Result<String, StatusError> {
+        let route = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);
+        let pr: RawPull = self
+            .0
+            .call(&format!("GET pull request #{number}"), || {
+                self.0.crab().get(route.as_str(), None::<&()>)
+            })
+            .await?;
+        Ok(pr.head.sha)
+    }
+}

@@ -1,0 +1,30 @@
+//! GitHub commit statuses: what to post (descriptions, dedup, abort), where (repository and
+//! commit), and how (octocrab with retries and rate-limit handling, or printing).
+
+pub mod args;
+pub mod client;
+pub mod describe;
+pub mod github;
+pub mod print;
+pub mod publisher;
+pub mod reporter;
+pub mod retry;
+pub mod target;
+
+pub use args::{reporter_from_args, GithubArgs};
+pub use client::{Auth, AuthArgs, ClientConfig, GithubClient, Secret};
+pub use describe::{describe_run, describe_suite, truncate_description};
+pub use github::GithubStatusReporter;
+pub use print::PrintReporter;
+pub use publisher::StatusPublisher;
+pub use reporter::{CommitStatus, StatusError, StatusReporter, StatusState};
+pub use retry::RetryPolicy;
+pub use target::RepoId;
+
+/// Context of the aggregate status for a whole run.
+pub const RUN_CONTEXT: &str = "e2e-gate";
+
+/// Context of one suite's status: `e2e-gate/<suite>`.
+pub fn suite_context(suite: &str) -> String {
+    format!("{RUN_CONTEXT}/{suite}")
+}

@@ -1,0 +1,218 @@
+//! Which repository and which commit statuses go to. Pure except for the PR-head lookup,
+//! which goes through a narrow trait. The environment is passed in as a map.
+//!
+//! Commit: `--sha` wins; for a Jenkins PR build (`CHANGE_ID` set) the PR's head commit, asked
+//! from the API (never Jenkins' local merge commit in `GIT_COMMIT`); otherwise `GIT_COMMIT`.
+
+use super::StatusError;
+use std::collections::HashMap;
+
+/// `owner/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepoId {
+    /// Owner (user or organisation).
+    pub owner: String,
+    /// Repository name.
+    pub name: String,
+}
+
+impl std::fmt::Display for RepoId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+impl std::str::FromStr for RepoId {
+    type Err = StatusError;
+    fn from_str(s: &str) -> Result<RepoId, StatusError> {
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        match s.trim().split_once('/') {
+            Some((o, n)) if ok(o) && ok(n) => Ok(RepoId {
+                owner: o.to_string(),
+                name: n.to_string(),
+            }),
+            _ => Err(StatusError::Config(format!(
+                "repository {s:?} is not of the form OWNER/NAME (letters, digits, '-', '_', '.')"
+            ))),
+        }
+    }
+}
+
+/// clap value parser for `--repo` / `--github-repo`.
+pub fn parse_repo(s: &str) -> Result<RepoId, String> {
+    s.parse().map_err(|e: StatusError| e.to_string())
+}
+
+/// clap value parser for `--sha`: a full commit SHA (40 or 64 hex characters).
+pub fn parse_sha(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if (s.len() == 40 || s.len() == 64) && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{s:?} is not a full commit SHA (40 hexadecimal characters)"
+        ))
+    }
+}
+
+/// The repository from Jenkins' environment: `GIT_URL`, else `CHANGE_URL`.
+pub fn repo_from_env(env: &HashMap<String, String>) -> Option<RepoId> {
+    ["GIT_URL", "CHANGE_URL"]
+        .iter()
+        .filter_map(|k| env.get(*k))
+        .find_map(|u| repo_from_url(u))
+}
+
+/// `https://github.com/o/r(.git)`, `git@host:o/r.git`, `https://host/o/r/pull/5` → `o/r`.
+pub fn repo_from_url(url: &str) -> Option<RepoId> {
+    let url = url.trim();
+    let path = if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
+        rest.split_once('/')?.1
+    } else {
+        url.split_once(':')?.1
+    };
+    let mut parts = path.trim_matches('/').split('/');
+    let owner = parts.next()?;
+    let name = parts.next()?.trim_end_matches(".git");
+    format!("{owner}/{name}").parse().ok()
+}
+
+/// Where the commit comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitPlan {
+    /// Known: `--sha` or `GIT_COMMIT`.
+    Known {
+        /// The SHA.
+        sha: String,
+        /// `--sha` or `GIT_COMMIT`.
+        source: &'static str,
+    },
+    /// The head commit of this pull request (ask the API).
+    PullRequestHead(u64),
+}
+
+/// Decides which commit to use from the flag and the environment; `None` when unknown.
+pub fn plan_commit(
+    sha_flag: Option<&str>,
+    env: &HashMap<String, String>,
+) -> Result<Option<CommitPlan>, StatusError> {
+    if let Some(sha) = sha_flag {
+        let sha = parse_sha(sha).map_err(|e| StatusError::Config(format!("--sha: {e}")))?;
+        return Ok(Some(CommitPlan::Known {
+            sha,
+            source: "--sha",
+        }));
+    }
+    if let Some(id) = env
+        .get("CHANGE_ID")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let n = id.parse::<u64>().map_err(|_| {
+            StatusError::Config(format!(
+                "CHANGE_ID={id:?} is not a pull request number; pass --sha"
+            ))
+        })?;
+        return Ok(Some(CommitPlan::PullRequestHead(n)));
+    }
+    match env
+        .get("GIT_COMMIT")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        Some(sha) => {
+            let sha =
+                parse_sha(sha).map_err(|e| StatusError::Config(format!("GIT_COMMIT: {e}")))?;
+            Ok(Some(CommitPlan::Known {
+                sha,
+                source: "GIT_COMMIT",
+            }))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Looks up a pull request's head commit.
+#[async_trait::async_trait]
+pub trait PullHeadLookup: Send + Sync {
+    /// The head SHA of pull request `number`.
+    async fn pull_head(&self, repo: &RepoId, number: u64) -> Result<String, StatusError>;
+}
+
+/// Resolves a plan to a SHA.
+pub async fn resolve_commit(
+    plan: &CommitPlan,
+    repo: &RepoId,
+    lookup: &dyn PullHeadLookup,
+) -> Result<String, StatusError> {
+    match plan {
+        CommitPlan::Known { sha, .. } => Ok(sha.clone()),
+        CommitPlan::PullRequestHead(n) => {
+            let sha = lookup.pull_head(repo, *n).await?;
+            tracing::info!("posting statuses on PR #{n}'s head commit {sha}");
+            Ok(sha)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn sha_flag_wins_then_pr_then_git_commit() {
+        let e = env(&[("CHANGE_ID", "42"), ("GIT_COMMIT", B)]);
+        assert_eq!(
+            plan_commit(Some(A), &e).unwrap(),
+            Some(CommitPlan::Known {
+                sha: A.into(),
+                source: "--sha"
+            })
+        );
+        assert_eq!(
+            plan_commit(None, &e).unwrap(),
+            Some(CommitPlan::PullRequestHead(42))
+        );
+        let e = env(&[("GIT_COMMIT", B)]);
+        assert_eq!(
+            plan_commit(None, &e).unwrap(),
+            Some(CommitPlan::Known {
+                sha: B.into(),
+                source: "GIT_COMMIT"
+            })
+        );
+        assert_eq!(plan_commit(None, &env(&[])).unwrap(), None);
+        assert!(plan_commit(Some("abc"), &e).is_err());
+        assert!(plan_commit(None, &env(&[("CHANGE_ID", "PR-1")])).is_err());
+    }
+
+    #[test]
+    fn repos_from_urls() {
+        let r = |s| repo_from_url(s).map(|r| r.to_string());
+        assert_eq!(
+            r("https://github.com/zalando/k8s.git"),
+            Some("zalando/k8s".into())
+        );
+        assert_eq!(r("git@ghe.corp:team/cfg.git"), Some("team/cfg".into()));
+        assert_eq!(r("https://github.com/o/r/pull/5"), Some("o/r".into()));
+        assert_eq!(r("https://github.com/"), None);
+        assert!("o/r/x".parse::<RepoId>().is_err());
+        assert!("noslash".parse::<RepoId>().is_err());
+        let e = env(&[("CHANGE_URL", "https://github.com/o/r/pull/9")]);
+        assert_eq!(repo_from_env(&e).unwrap().to_string(), "o/r");
+    }
+}

@@ -1,0 +1,116 @@
+//! The real binary: help, suite listing, configuration errors and their exit codes.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
+
+fn suites_dir() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/suites").to_string()
+}
+
+#[test]
+fn help_teaches_examples_and_exit_codes() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--suite",
+        "--flake-attempts",
+        "--reruns",
+        "--stall-timeout",
+        "Exit codes:",
+        "130",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+}
+
+#[test]
+fn suites_list_shows_shipped_suites() {
+    let out = Command::new(BIN)
+        .args(["suites", "list", "--suites-dir", &suites_dir()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["conformance", "statefulset", "custom"] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{text}");
+    }
+    let out = Command::new(BIN)
+        .args([
+            "suites",
+            "list",
+            "--format",
+            "json",
+            "--suites-dir",
+            &suites_dir(),
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn bad_suite_file_is_exit_2_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "name = \"bad\"\nimage = \"i\"\ncontract = \"conformance-image\"\nfocus = ['(unclosed']\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--suite", "bad", "--suites-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("focus[0]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_suite_is_exit_2_listing_known_ones() {
+    let out = Command::new(BIN)
+        .args(["--suite", "nope", "--suites-dir", &suites_dir()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("nope") && stderr.contains("conformance"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unreachable_docker_daemon_is_an_infrastructure_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--suite",
+            "custom",
+            "--suites-dir",
+            &suites_dir(),
+            "--artifacts",
+        ])
+        .arg(dir.path().join("a"))
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}/no-such.sock", dir.path().display()),
+        )
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("Docker daemon"), "{stderr}");
+}

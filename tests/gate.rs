@@ -1,0 +1,259 @@
+//! `e2e-gate gate` through the real binary: the simulated cluster, the smoke image built from
+//! the binary, the fixture image, and a wiremock GitHub driven by octocrab.
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const SHA: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+fn docker_ready() -> bool {
+    let ok =
+        Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some();
+    if !ok {
+        eprintln!("SKIP: no Docker socket; gate tests skipped");
+    }
+    ok
+}
+
+fn gate(dir: &Path, cluster: &str, extra: &[&str]) -> tokio::process::Command {
+    gate_with_suites(dir, cluster, &format!("{ROOT}/suites"), extra)
+}
+
+fn gate_with_suites(
+    dir: &Path,
+    cluster: &str,
+    suites_dir: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(BIN);
+    c.env_remove("KUBECONFIG")
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GIT_COMMIT")
+        .env_remove("CHANGE_ID")
+        .arg("gate")
+        .args([
+            "--gate-file",
+            &format!("{ROOT}/ci/gate.toml"),
+            "--suites-dir",
+            suites_dir,
+        ])
+        .args(["--cluster-name", cluster, "--format", "json", "--artifacts"])
+        .arg(dir.join("artifacts"))
+        .args(extra);
+    c
+}
+
+async fn cluster_gone(name: &str) -> bool {
+    let out = tokio::process::Command::new(BIN)
+        .args(["cluster", "status", "--name", name])
+        .output()
+        .await
+        .unwrap();
+    !out.status.success()
+}
+
+fn containers_with(label: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={label}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// (name, outcome word, time) of the runner testsuite's testcases.
+fn runner_steps(junit: &str) -> Vec<(String, &'static str, f64)> {
+    let start = junit
+        .find("name=\"e2e-gate runner\"")
+        .expect("runner testsuite present");
+    let suite = &junit[start
+        ..junit[start..]
+            .find("</testsuite>")
+            .map(|e| start + e)
+            .unwrap_or(junit.len())];
+    let case = regex::Regex::new(
+        r#"(?s)<testcase name="([^"]+)"[^>]*?time="([0-9.]+)"[^>]*?(/>|>(.*?)</testcase>)"#,
+    )
+    .unwrap();
+    case.captures_iter(suite)
+        .map(|c| {
+            let body = c.get(4).map(|m| m.as_str()).unwrap_or("");
+            let word = if body.contains("<failure") {
+                "failed"
+            } else if body.contains("<skipped") {
+                "skipped"
+            } else {
+                "passed"
+            };
+            (c[1].to_string(), word, c[2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_on_the_simulated_cluster_passes_and_records_every_step() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("gate-ok-{}", std::process::id());
+    let out = gate(dir.path(), &name, &[]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["result"], "passed");
+    assert_eq!(summary["suites"][0]["name"], "smoke");
+    assert_eq!(summary["suites"][0]["passed"], 7);
+    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
+    let steps = runner_steps(&junit);
+    let names: Vec<&str> = steps.iter().map(|(n, _, _)| n.as_str()).collect();
+    let expected: Vec<&str> = ["Up", "Ready", "Upgrade", "Suite smoke", "Down"].into();
+    assert!(names.ends_with(&expected), "{names:?}");
+    let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).unwrap().1;
+    assert_eq!(word("Up"), "passed");
+    assert_eq!(
+        word("Upgrade"),
+        "skipped",
+        "the upgrade is reported as not run, not as passed"
+    );
+    assert_eq!(word("Down"), "passed");
+    assert!(
+        steps.iter().find(|(s, _, _)| s == "Ready").unwrap().2 > 0.0,
+        "steps carry timings"
+    );
+    assert!(cluster_gone(&name).await, "the cluster was left running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_is_not_ready_in_time_skips_suites_and_still_goes_down() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("gate-notready-{}", std::process::id());
+    let out = gate(dir.path(), &name, &["--ready-timeout", "1ms"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
+    let steps = runner_steps(&junit);
+    let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).map(|s| s.1);
+    assert_eq!(word("Ready"), Some("failed"), "{steps:?}");
+    assert_eq!(word("Suite smoke"), Some("skipped"));
+    assert_eq!(word("Down"), Some("passed"));
+    assert!(junit.contains("not ready after"), "the failure says why");
+    assert!(cluster_gone(&name).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_gate_aborts_statuses_removes_containers_and_stops_the_cluster() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let suite = format!("hang-{}", std::process::id());
+    let suites = dir.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    std::fs::write(
+        suites.join("hang.toml"),
+        format!("name = \"{suite}\"\nimage = \"e2e-gate-fixture:latest\"\ncontract = \"conformance-image\"\nginkgo = \"v1\"\nfocus = ['\\[Hang\\]']\n"),
+    )
+    .unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let name = format!("gate-term-{}", std::process::id());
+    let api = format!("{}/api/v3", server.uri());
+    let mut cmd = gate_with_suites(
+        dir.path(),
+        &name,
+        suites.to_str().unwrap(),
+        &[
+            "--suite",
+            &suite,
+            "--github-repo",
+            "team/clusters",
+            "--sha",
+            SHA,
+            "--github-api-url",
+            &api,
+        ],
+    );
+    cmd.env("GITHUB_TOKEN", "ghp_gate_test_token_123");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while containers_with(&format!("e2e-gate.suite={suite}")).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the suite container never started"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        containers_with(&format!("e2e-gate.suite={suite}")),
+        "",
+        "container left behind"
+    );
+    assert!(
+        cluster_gone(&name).await,
+        "the simulated cluster was left running"
+    );
+    let posts: Vec<Value> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let last = |ctx: &str| {
+        posts
+            .iter()
+            .rev()
+            .find(|p| p["context"] == ctx)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for ctx in ["e2e-gate/gate".to_string(), format!("e2e-gate/{suite}")] {
+        let p = last(&ctx);
+        assert_eq!(
+            (p["state"].as_str(), p["description"].as_str()),
+            (Some("error"), Some("aborted")),
+            "{ctx}: {posts:?}"
+        );
+    }
+    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
+    assert!(runner_steps(&junit)
+        .iter()
+        .any(|(n, w, _)| n == "Down" && *w == "passed"));
+}

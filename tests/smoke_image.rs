@@ -1,0 +1,177 @@
+//! The smoke suite as a container: `e2e-gate smoke image` builds it from the binary, and
+//! `e2e-gate run` drives it like any conformance-image suite.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
+
+fn docker_ready() -> bool {
+    let ok =
+        Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some();
+    if !ok {
+        eprintln!("SKIP: no Docker socket; smoke image tests skipped");
+    }
+    ok
+}
+
+fn build(tag: &str) {
+    let out = Command::new(BIN)
+        .args(["smoke", "image", "--tag", tag])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn suite_dir(dir: &Path, tag: &str) {
+    std::fs::create_dir_all(dir.join("suites")).unwrap();
+    std::fs::write(
+        dir.join("suites/smoke.toml"),
+        format!("name = \"smoke\"\nimage = \"{tag}\"\ncontract = \"conformance-image\"\nginkgo = \"v2\"\nskip = ['target kubelet version']\n"),
+    )
+    .unwrap();
+}
+
+fn run(dir: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let out = Command::new(BIN)
+        .arg("--suites-dir")
+        .arg(dir.join("suites"))
+        .args(["--suite", "smoke", "--format", "json", "--artifacts"])
+        .arg(dir.join("artifacts"))
+        .args(extra)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    (out.status.code(), summary, stderr)
+}
+
+#[test]
+fn smoke_image_lists_checks_and_reports_an_unreachable_cluster_as_failures() {
+    if !docker_ready() {
+        return;
+    }
+    let tag = format!("e2e-gate-smoke:test-{}", std::process::id());
+    build(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    suite_dir(dir.path(), &tag);
+
+    let (code, summary, stderr) = run(dir.path(), &["--dry-run"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(summary["suites"][0]["dry_run"], true);
+    assert_eq!(summary["suites"][0]["passed"], 0);
+
+    // A kubeconfig whose server refuses connections: every selected check fails, named.
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"http://localhost:1\"}\n\
+         contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n",
+    )
+    .unwrap();
+    let (code, summary, stderr) = run(dir.path(), &["--kubeconfig", kc.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let s = &summary["suites"][0];
+    assert_eq!(s["failed"], 7, "{s}");
+    assert_eq!(s["skipped"], 1, "{s}");
+    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
+    assert!(
+        junit.contains("Connection refused"),
+        "the cause reaches the report"
+    );
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+}
+
+/// Brings a simulated cluster up through the binary and always takes it down.
+struct SimCluster {
+    name: String,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl SimCluster {
+    fn up(dir: &Path) -> SimCluster {
+        let name = format!("smoke-{}", std::process::id());
+        let kubeconfig = dir.join("kubeconfig");
+        let out = Command::new(BIN)
+            .args([
+                "cluster",
+                "up",
+                "--provider",
+                "sim",
+                "--name",
+                &name,
+                "--kubeconfig-out",
+            ])
+            .arg(&kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SimCluster { name, kubeconfig }
+    }
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .args(["cluster", "down", "--name", &self.name])
+            .output();
+    }
+}
+
+#[test]
+fn smoke_suite_passes_in_its_container_on_a_settled_simulated_cluster() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = SimCluster::up(dir.path());
+    // Wait (bounded) until the workloads of the default topology are up, checked on the host.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let out = Command::new(BIN)
+            .args(["smoke", "run", "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .arg("--results-dir")
+            .arg(dir.path().join("host-check"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster never settled: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let tag = format!("e2e-gate-smoke:test-sim-{}", std::process::id());
+    build(&tag);
+    suite_dir(dir.path(), &tag);
+    let (code, summary, stderr) = run(
+        dir.path(),
+        &["--kubeconfig", cluster.kubeconfig.to_str().unwrap()],
+    );
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert_eq!(code, Some(0), "{stderr}");
+    let s = &summary["suites"][0];
+    assert_eq!(
+        (
+            s["passed"].as_u64(),
+            s["failed"].as_u64(),
+            s["skipped"].as_u64()
+        ),
+        (Some(7), Some(0), Some(1)),
+        "{s}"
+    );
+}
