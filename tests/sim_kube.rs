@@ -185,6 +185,10 @@ async fn lists_nodes_and_workload_pods_become_ready() {
         }
     })
     .await;
+    let vas: Api<k8s_openapi::api::storage::v1::VolumeAttachment> = Api::all(client.clone());
+    let va = vas.list(&ListParams::default()).await.unwrap();
+    assert_eq!(va.items.len(), 3, "one VolumeAttachment per db replica");
+    assert!(va.items.iter().any(|v| v.spec.node_name == db0_node));
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     assert_eq!(
         pvs.list(&ListParams::default()).await.unwrap().items.len(),

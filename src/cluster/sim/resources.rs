@@ -213,6 +213,17 @@ pub const RESOURCES: &[ResourceDef] = &[
         false,
         false,
     ),
+    def(
+        "storage.k8s.io",
+        "v1",
+        "volumeattachments",
+        "volumeattachment",
+        "VolumeAttachment",
+        false,
+        &[],
+        true,
+        false,
+    ),
 ];
 
 /// Resource ids of the resources the machinery touches.
@@ -232,6 +243,7 @@ pub mod id {
     pub const DAEMONSETS: usize = 11;
     pub const PDBS: usize = 12;
     pub const LEASES: usize = 13;
+    pub const VOLUMEATTACHMENTS: usize = 14;
 }
 
 /// Finds a resource by group, version and plural.
@@ -261,6 +273,7 @@ mod tests {
         assert_eq!(RESOURCES[id::NODES].plural, "nodes");
         assert_eq!(RESOURCES[id::PDBS].plural, "poddisruptionbudgets");
         assert_eq!(RESOURCES[id::LEASES].plural, "leases");
+        assert_eq!(RESOURCES[id::VOLUMEATTACHMENTS].plural, "volumeattachments");
         assert_eq!(RESOURCES[id::CONFIGMAPS].plural, "configmaps");
         assert_eq!(find("apps", "v1", "daemonsets"), Some(id::DAEMONSETS));
     }

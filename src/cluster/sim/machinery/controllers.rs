@@ -82,10 +82,12 @@ impl SimState {
         self.attach_volumes();
     }
 
-    /// Keeps `node.status.volumesAttached` / `volumesInUse` in line with the bound
-    /// claims of the pods running there (the attach/detach controller's view).
+    /// Keeps `node.status.volumesAttached` / `volumesInUse` and storage.k8s.io
+    /// VolumeAttachments in line with the bound claims of the pods running on each
+    /// node (the attach/detach controller's view).
     fn attach_volumes(&mut self) {
         let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        let mut attachments: HashMap<String, (String, String)> = HashMap::new();
         for (_, p) in self.store.iter(id::PODS) {
             let Some(node) = p["spec"]["nodeName"].as_str() else {
                 continue;
@@ -107,7 +109,31 @@ impl SimState {
                         .entry(node.to_string())
                         .or_default()
                         .push(format!("kubernetes.io/csi/sim.e2e-gate.io^{pv}"));
+                    let va = format!("csi-{}", template_hash(&json!([pv, node])));
+                    attachments.insert(va, (pv, node.to_string()));
                 }
+            }
+        }
+        let existing: Vec<String> = self
+            .store
+            .iter(id::VOLUMEATTACHMENTS)
+            .map(|((_, n), _)| n.clone())
+            .collect();
+        for name in existing {
+            if !attachments.contains_key(&name) {
+                self.store.remove(id::VOLUMEATTACHMENTS, "", &name);
+            }
+        }
+        let ts = self.ts(self.mach.last_tick);
+        for (name, (pv, node)) in &attachments {
+            if !self.store.contains(id::VOLUMEATTACHMENTS, "", name) {
+                let va = json!({
+                    "metadata": {"name": name},
+                    "spec": {"attacher": "sim.e2e-gate.io", "nodeName": node,
+                             "source": {"persistentVolumeName": pv}},
+                    "status": {"attached": true},
+                });
+                let _ = self.store.create(id::VOLUMEATTACHMENTS, "", va, &ts);
             }
         }
         let nodes: Vec<(String, Arc<Value>)> = self

@@ -43,8 +43,9 @@ fn startup_of(pod: &Value, default: f64) -> f64 {
 impl SimState {
     /// Advances pod lifecycles.
     pub fn kubelet_step(&mut self, now: SimTime) {
-        if self.store.rv() != self.mach.last_rv || self.mach.pods.is_empty() {
+        if self.store.rv() != self.mach.kubelet_rv {
             self.kubelet_adopt(now);
+            self.mach.kubelet_rv = self.store.rv();
         }
         let due: Vec<String> = self
             .mach

@@ -39,8 +39,12 @@ pub struct Machinery {
     pub ip_seq: u32,
     /// Last tick time.
     pub last_tick: SimTime,
-    /// Store resourceVersion seen by the last controller pass.
+    /// Store resourceVersion after the last controller/scheduler pass.
     pub last_rv: u64,
+    /// Store resourceVersion after the last kubelet adoption scan.
+    pub kubelet_rv: u64,
+    /// Store resourceVersion after the last PDB status pass.
+    pub pdb_rv: u64,
     /// Last time the controllers ran although nothing changed.
     pub last_full_pass: SimTime,
 }
@@ -51,19 +55,22 @@ impl SimState {
         let dt = (now - self.mach.last_tick).max(0.0);
         self.mach.last_tick = now;
         self.cloud_step(now);
+        // Each component re-runs when anything changed since its own last pass
+        // (including writes of the other components), so the system converges.
         let changed = self.store.rv() != self.mach.last_rv;
         // A full pass at least once per real second even when nothing changed.
         if changed || now - self.mach.last_full_pass > 1.0 / self.clock.time_scale() {
             self.mach.last_full_pass = now;
             self.run_controllers(now);
             self.schedule(now);
+            self.mach.last_rv = self.store.rv();
         }
         self.kubelet_step(now);
-        if self.store.rv() != self.mach.last_rv || changed {
+        if self.store.rv() != self.mach.pdb_rv {
             self.update_pdb_status();
+            self.mach.pdb_rv = self.store.rv();
         }
         self.account_availability(dt);
-        self.mach.last_rv = self.store.rv();
     }
 
     /// Timestamp string for simulated instant `t`.
