@@ -115,19 +115,23 @@ async fn gate_on_the_simulated_cluster_passes_and_records_every_step() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["result"], "passed");
     assert_eq!(summary["suites"][0]["name"], "smoke");
-    assert_eq!(summary["suites"][0]["passed"], 7);
+    // All 8 checks, including "every node runs the target kubelet version" after the upgrade.
+    assert_eq!(summary["suites"][0]["passed"], 8, "{summary}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/upgrade-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["nodes_replaced"], report["nodes_total"]);
+    assert_eq!(report["pdb_violation_seconds"], 0.0);
     let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
     let steps = runner_steps(&junit);
     let names: Vec<&str> = steps.iter().map(|(n, _, _)| n.as_str()).collect();
     let expected: Vec<&str> = ["Up", "Ready", "Upgrade", "Suite smoke", "Down"].into();
+    assert!(steps.iter().find(|(s, _, _)| s == "Upgrade").unwrap().2 > 0.0);
     assert!(names.ends_with(&expected), "{names:?}");
     let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).unwrap().1;
     assert_eq!(word("Up"), "passed");
-    assert_eq!(
-        word("Upgrade"),
-        "skipped",
-        "the upgrade is reported as not run, not as passed"
-    );
+    assert_eq!(word("Upgrade"), "passed");
     assert_eq!(word("Down"), "passed");
     assert!(
         steps.iter().find(|(s, _, _)| s == "Ready").unwrap().2 > 0.0,
@@ -154,6 +158,11 @@ async fn a_cluster_that_is_not_ready_in_time_skips_suites_and_still_goes_down() 
     let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).map(|s| s.1);
     assert_eq!(word("Ready"), Some("failed"), "{steps:?}");
     assert_eq!(word("Suite smoke"), Some("skipped"));
+    assert_eq!(
+        word("Upgrade"),
+        Some("skipped"),
+        "no upgrade on a cluster that is not ready"
+    );
     assert_eq!(word("Down"), Some("passed"));
     assert!(junit.contains("not ready after"), "the failure says why");
     assert!(cluster_gone(&name).await);
@@ -256,4 +265,44 @@ async fn sigterm_mid_gate_aborts_statuses_removes_containers_and_stops_the_clust
     assert!(runner_steps(&junit)
         .iter()
         .any(|(n, w, _)| n == "Down" && *w == "passed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_that_would_violate_a_pdb_fails_the_gate_naming_it() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The default topology with the StatefulSet's PDB at minAvailable = replicas: no node can
+    // be drained without taking `db` below its minimum.
+    let topology = std::fs::read_to_string(format!("{ROOT}/fixtures/sim/default.toml"))
+        .unwrap()
+        .replace("pdb = { min_available = 2 }", "pdb = { min_available = 3 }");
+    assert!(
+        topology.contains("min_available = 3"),
+        "fixture changed: update this test"
+    );
+    let path = dir.path().join("tight.toml");
+    std::fs::write(&path, topology).unwrap();
+    let name = format!("gate-pdb-{}", std::process::id());
+    let out = gate(dir.path(), &name, &["--topology", path.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
+    let steps = runner_steps(&junit);
+    assert!(
+        steps
+            .iter()
+            .any(|(n, w, _)| n == "Upgrade" && *w == "failed"),
+        "{steps:?}"
+    );
+    assert!(
+        junit.contains("db"),
+        "the failure names the workload whose PDB blocks the upgrade"
+    );
+    assert!(steps.iter().any(|(n, w, _)| n == "Down" && *w == "passed"));
+    assert!(cluster_gone(&name).await);
 }

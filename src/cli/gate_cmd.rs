@@ -106,14 +106,24 @@ fn resolve_profile(
         }
         p.jobs = j;
     }
+    if p.target_version.is_some() && p.provider != Provider::Sim {
+        return Err(format!(
+            "profile {}: target_version needs a cloud the upgrade engine can drive; only the \
+             simulated cluster's is available (provider = \"sim\"), so remove target_version for {:?}",
+            p.name, p.provider
+        ));
+    }
     p.keep_cluster |= args.keep_cluster;
     p.fail_on_flaky |= args.common.fail_on_flaky;
     Ok(p)
 }
 
-fn provider_for(p: Provider) -> Box<dyn ClusterProvider> {
-    match p {
-        Provider::Sim => Box::new(SimProvider::default()),
+fn provider_for(p: &gate::Profile) -> Box<dyn ClusterProvider> {
+    match p.provider {
+        Provider::Sim => Box::new(SimProvider {
+            time_scale: p.time_scale,
+            ..SimProvider::default()
+        }),
         Provider::Kind => Box::new(KindProvider::new(
             Arc::new(TokioCommandRunner),
             process::state_root(),
@@ -208,10 +218,16 @@ pub async fn run(args: GateArgs) -> u8 {
     }
     let mut pre_steps = gate::StepRecorder::new();
     ensure_smoke_image(&docker, &suites, &mut pre_steps).await;
-    let cluster = provider_for(profile.provider);
+    let cluster = provider_for(&profile);
+    let upgrader = SubprocessUpgrade {
+        cancel: cancel.clone(),
+    };
     let inputs = GateInputs {
         cluster: cluster.as_ref(),
         runner: &docker as &dyn ContainerRunner,
+        // The engine drives the simulated cluster's cloud; other providers have none yet.
+        upgrade: (profile.provider == Provider::Sim)
+            .then_some(&upgrader as &dyn gate::UpgradeRunner),
         statuses: statuses.as_ref(),
         profile: &profile,
         suites: &suites,
@@ -237,9 +253,15 @@ pub async fn run(args: GateArgs) -> u8 {
             describe(&s.outcome)
         );
     }
+    let upgrade_failed = steps
+        .steps()
+        .iter()
+        .any(|s| s.name == "Upgrade" && matches!(s.outcome, gate::StepOutcome::Failed(_)));
     let infra_failed = !report.suite_errors.is_empty()
         || steps.steps().iter().any(|s| {
-            !s.name.starts_with("Suite ") && matches!(s.outcome, gate::StepOutcome::Failed(_))
+            !s.name.starts_with("Suite ")
+                && s.name != "Upgrade"
+                && matches!(s.outcome, gate::StepOutcome::Failed(_))
         });
     conclude(
         &report.suites,
@@ -254,10 +276,78 @@ pub async fn run(args: GateArgs) -> u8 {
             started,
             cancel: &cancel,
             infra_failed,
+            gate_failed: upgrade_failed,
             status_setup_error,
         },
     )
     .await
+}
+
+/// Runs `e2e-gate upgrade apply --cloud sim` (this binary) against the gate's cluster: the same
+/// engine and flags a person would use, its progress lines forwarded to stderr.
+struct SubprocessUpgrade {
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl gate::UpgradeRunner for SubprocessUpgrade {
+    async fn upgrade(
+        &self,
+        cluster: &crate::cluster::ClusterHandle,
+        target_version: &str,
+        report: &Path,
+    ) -> Result<gate::UpgradeSummary, String> {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+        if let Some(dir) = report.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let mut child = tokio::process::Command::new(exe)
+            .args(["upgrade", "apply", "--cloud", "sim", "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .args(["--target-version", target_version, "--report"])
+            .arg(report)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start `upgrade apply`: {e}"))?;
+        let mut lines = child
+            .stderr
+            .take()
+            .map(|e| tokio::io::BufReader::new(e).lines());
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let forward = async {
+            if let Some(lines) = lines.as_mut() {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("[upgrade] {line}");
+                    if tail.len() == 20 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            }
+        };
+        let status = tokio::select! {
+            (status, ()) = async { tokio::join!(child.wait(), forward) } => status,
+            _ = self.cancel.cancelled() => {
+                let _ = child.kill().await;
+                return Err("interrupted".into());
+            }
+        };
+        let status = status.map_err(|e| format!("`upgrade apply` did not finish: {e}"))?;
+        if !status.success() {
+            let tail: Vec<String> = tail.into_iter().collect();
+            return Err(format!(
+                "`upgrade apply` exited with {status}:\n{}",
+                tail.join("\n")
+            ));
+        }
+        let text = std::fs::read_to_string(report)
+            .map_err(|e| format!("cannot read {}: {e}", report.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))
+    }
 }
 
 fn describe(o: &gate::StepOutcome) -> String {

@@ -231,6 +231,7 @@ pub async fn run(args: RunArgs) -> u8 {
         started,
         cancel: &cancel,
         infra_failed: !infra_errors.is_empty(),
+        gate_failed: false,
         status_setup_error,
     };
     conclude(&suites, conclusion).await
@@ -258,6 +259,8 @@ pub(super) struct Conclusion<'a> {
     pub cancel: &'a tokio_util::sync::CancellationToken,
     /// An infrastructure step failed (Docker, cluster).
     pub infra_failed: bool,
+    /// A gate step that is not a suite failed (the upgrade): the verdict is "failed".
+    pub gate_failed: bool,
     /// GitHub could not be set up (reported, exit 4 at most).
     pub status_setup_error: Option<String>,
 }
@@ -284,6 +287,9 @@ pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
     eprint!("{}", render_human(&summary));
     if c.format == Format::Json {
         println!("{summary_json}");
+    }
+    if c.gate_failed && code == exit_code::OK {
+        code = exit_code::FAILED;
     }
     if c.infra_failed {
         code = exit_code::INFRA;

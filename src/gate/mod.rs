@@ -5,8 +5,10 @@ mod orchestrator;
 pub mod profile;
 mod steps;
 mod suites;
+mod upgrade_step;
 
 pub use orchestrator::{run_gate, GateInputs, GateReport};
 pub use profile::{Profile, Provider};
 pub use steps::{Step, StepOutcome, StepRecorder, RUNNER_SUITE};
 pub use suites::{run_suites, suite_state, SuiteRun};
+pub use upgrade_step::{judge, UpgradeRunner, UpgradeSummary};

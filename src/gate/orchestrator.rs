@@ -4,6 +4,7 @@
 use super::profile::Profile;
 use super::steps::{StepOutcome, StepRecorder};
 use super::suites::run_suites;
+use super::upgrade_step::{judge, UpgradeRunner};
 use crate::cluster::{ClusterHandle, ClusterProvider, ClusterSpec};
 use crate::results::{SpecOutcome, SuiteResult, SuiteVerdict};
 use crate::runner::{ContainerRunner, RunContext};
@@ -15,12 +16,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Set in every suite container when the profile has a target version.
+pub const TARGET_VERSION_ENV: &str = "E2E_GATE_TARGET_VERSION";
+
 /// Everything the gate needs, real or fake.
 pub struct GateInputs<'a> {
     /// Brings the cluster up and down.
     pub cluster: &'a dyn ClusterProvider,
     /// Runs suite containers.
     pub runner: &'a dyn ContainerRunner,
+    /// Rolls the cluster's nodes to the profile's target version, when it has one.
+    pub upgrade: Option<&'a dyn UpgradeRunner>,
     /// GitHub statuses, when a repository and commit are known.
     pub statuses: Option<&'a StatusPublisher>,
     /// The resolved profile.
@@ -156,14 +162,30 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
         }
         Err(_) => false,
     };
-    // The rolling upgrade engine's `apply` is not wired in yet: say so rather than pretend.
-    steps.record(
-        "Upgrade",
-        Duration::ZERO,
-        StepOutcome::Skipped(
-            "rolling upgrade not run: `upgrade apply` is not available yet".into(),
-        ),
-    );
+    let t = Instant::now();
+    let upgrade = match (&handle, &p.target_version, inp.upgrade) {
+        (_, None, _) => StepOutcome::Skipped("no target_version in the profile".into()),
+        (_, Some(_), None) => {
+            StepOutcome::Failed("no upgrade engine for this cluster provider".into())
+        }
+        (Ok(h), Some(v), Some(u)) if ready && !inp.cancel.is_cancelled() => {
+            match u
+                .upgrade(h, v, &inp.artifacts.join("upgrade-report.json"))
+                .await
+            {
+                Ok(summary) => match judge(&summary, p.max_disruption_seconds) {
+                    Ok(facts) => {
+                        tracing::info!(%facts, "upgrade done");
+                        StepOutcome::Passed
+                    }
+                    Err(why) => StepOutcome::Failed(why),
+                },
+                Err(e) => StepOutcome::Failed(e),
+            }
+        }
+        _ => StepOutcome::Skipped("the cluster is not up and ready".into()),
+    };
+    steps.record("Upgrade", t.elapsed(), upgrade);
     match (&handle, ready && !inp.cancel.is_cancelled()) {
         (Ok(h), true) => {
             let ctx = RunContext {
@@ -177,16 +199,22 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
                 heartbeat: Duration::from_secs(60),
                 cancel: inp.cancel.clone(),
             };
+            // Suites that check versions (the smoke suite) learn what the nodes should run.
+            let specs: Vec<SuiteSpec> = inp
+                .suites
+                .iter()
+                .cloned()
+                .map(|mut s| {
+                    if let Some(v) = &p.target_version {
+                        s.env
+                            .entry(TARGET_VERSION_ENV.into())
+                            .or_insert_with(|| v.clone());
+                    }
+                    s
+                })
+                .collect();
             let t = Instant::now();
-            let runs = run_suites(
-                &ctx,
-                inp.statuses,
-                inp.suites,
-                p.jobs,
-                false,
-                p.fail_on_flaky,
-            )
-            .await;
+            let runs = run_suites(&ctx, inp.statuses, &specs, p.jobs, false, p.fail_on_flaky).await;
             let took = t.elapsed();
             for (result, error) in runs {
                 let step_time = result.duration.unwrap_or(took);

@@ -53,6 +53,12 @@ pub struct ProfileFile {
     pub keep_cluster: Option<bool>,
     /// Count flaky specs as failures.
     pub fail_on_flaky: Option<bool>,
+    /// Kubelet version to roll every node to (no upgrade when unset).
+    pub target_version: Option<String>,
+    /// Seconds PDB-protected workloads may spend below minAvailable during the upgrade.
+    pub max_disruption_seconds: Option<f64>,
+    /// Simulated cluster only: real seconds per simulated second (0.05 = 20× faster).
+    pub time_scale: Option<f64>,
 }
 
 /// The gate file: `[profile.NAME]` tables.
@@ -87,6 +93,12 @@ pub struct Profile {
     pub keep_cluster: bool,
     /// Count flaky specs as failures.
     pub fail_on_flaky: bool,
+    /// Kubelet version to roll every node to.
+    pub target_version: Option<String>,
+    /// Allowed seconds below minAvailable during the upgrade (default 0: none).
+    pub max_disruption_seconds: f64,
+    /// Simulated cluster only: real seconds per simulated second.
+    pub time_scale: Option<f64>,
 }
 
 /// A profile could not be loaded or resolved.
@@ -173,6 +185,26 @@ pub fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, Pr
         required_contexts: pick!(required_contexts).unwrap_or_default(),
         keep_cluster: pick!(keep_cluster).unwrap_or(false),
         fail_on_flaky: pick!(fail_on_flaky).unwrap_or(false),
+        target_version: pick!(target_version).filter(|v| !v.trim().is_empty()),
+        max_disruption_seconds: {
+            let v = pick!(max_disruption_seconds).unwrap_or(0.0);
+            if v.is_nan() || v < 0.0 {
+                return Err(invalid(
+                    name,
+                    format!("max_disruption_seconds: {v} must be 0 or more"),
+                ));
+            }
+            v
+        },
+        time_scale: match pick!(time_scale) {
+            Some(t) if t.is_nan() || t <= 0.0 => {
+                return Err(invalid(
+                    name,
+                    format!("time_scale: {t} must be greater than 0"),
+                ))
+            }
+            t => t,
+        },
     })
 }
 
@@ -218,6 +250,9 @@ pub fn apply_env(
             v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
                 invalid("E2E_GATE_JOBS", format!("{v:?} is not a positive number"))
             })?;
+    }
+    if let Some(v) = env("E2E_GATE_TARGET_VERSION") {
+        p.target_version = Some(v).filter(|v| !v.trim().is_empty());
     }
     if let Some(v) = env("E2E_GATE_KEEP_CLUSTER") {
         p.keep_cluster = matches!(v.as_str(), "1" | "true" | "yes");

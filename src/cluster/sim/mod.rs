@@ -281,8 +281,14 @@ impl SimCluster {
     /// Stops the server and the machinery.
     pub async fn shutdown(self) {
         self.sim.shutdown.cancel();
+        // Open watch streams and keep-alive connections keep the server task alive; nothing
+        // is lost by cutting them once the shutdown was signalled.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            let abort = t.abort_handle();
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                abort.abort();
+            }
         }
     }
 }

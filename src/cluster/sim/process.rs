@@ -41,10 +41,22 @@ pub fn state_root() -> PathBuf {
     home.join(".cache/e2e-gate/clusters")
 }
 
-/// Whether a process is alive (signal 0).
+/// Whether a process is alive (signal 0). A zombie (exited, not yet reaped: the simulator is a
+/// child of `e2e-gate gate`, which reaps it later) counts as gone.
 pub fn alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.
-    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 && !zombie(pid)
+}
+
+/// `/proc/<pid>/stat` says state `Z`. The state follows the command name in parentheses.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// Whether `pid` is alive *and* is a simulator (`serve-sim` in its command line), so
