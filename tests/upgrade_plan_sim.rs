@@ -16,42 +16,10 @@ use kube::api::{Api, ListParams, PostParams};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const TOPO: &str = r#"
-[sim]
-time_scale = 0.01
-pod_startup_seconds = 2
-
-[[pools]]
-name = "workers"
-zones = ["zone-a", "zone-b", "zone-c"]
-size_per_zone = 1
-cpu = "4"
-memory = "8Gi"
-kubelet_version = "v1.33.5"
-boot_seconds = 30
-kubelet_ready_seconds = 10
-lb_health_seconds = 5
-
-[[workloads]]
-name = "web"
-kind = "Deployment"
-replicas = 3
-spread = "zone"
-pdb = { max_unavailable = 1 }
-
-[[workloads]]
-name = "db"
-kind = "StatefulSet"
-replicas = 3
-zonal_volume = "1Gi"
-spread = "zone"
-pdb = { min_available = 3 }
-
-[[workloads]]
-name = "agent"
-namespace = "kube-system"
-kind = "DaemonSet"
-"#;
+const TOPO: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/sim/test-3az-tight-pdb.toml"
+));
 
 async fn start() -> (SimCluster, KubeCluster, kube::Client) {
     let t = Topology::parse(TOPO, Path::new("upgrade_plan_sim.toml")).expect("topology");
@@ -567,42 +535,10 @@ async fn sim_node_pool_surges_and_terminates_with_decrement() {
     sim.shutdown().await;
 }
 
-const APPLY_TOPO: &str = r#"
-[sim]
-time_scale = 0.01
-pod_startup_seconds = 2
-
-[[pools]]
-name = "workers"
-zones = ["zone-a", "zone-b", "zone-c"]
-size_per_zone = 1
-cpu = "4"
-memory = "8Gi"
-kubelet_version = "v1.33.5"
-boot_seconds = 30
-kubelet_ready_seconds = 10
-lb_health_seconds = 5
-
-[[workloads]]
-name = "web"
-kind = "Deployment"
-replicas = 3
-spread = "zone"
-pdb = { max_unavailable = 1 }
-
-[[workloads]]
-name = "db"
-kind = "StatefulSet"
-replicas = 3
-zonal_volume = "1Gi"
-spread = "zone"
-pdb = { max_unavailable = 1 }
-
-[[workloads]]
-name = "agent"
-namespace = "kube-system"
-kind = "DaemonSet"
-"#;
+const APPLY_TOPO: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/sim/test-3az.toml"
+));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_replaces_every_node_against_the_simulator() {
