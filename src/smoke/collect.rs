@@ -1,11 +1,11 @@
 //! Reads the objects the smoke checks need: one LIST per kind, all namespaces.
 
 use super::checks::ClusterState;
+use crate::upgrade::kube_cluster::KubeCluster;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use std::path::Path;
 
@@ -30,32 +30,18 @@ pub enum CollectError {
     },
 }
 
-/// A client from a kubeconfig file, or the default chain (KUBECONFIG, in-cluster) when `None`.
+/// A client from a kubeconfig file, or the default chain (KUBECONFIG, in-cluster) when `None`:
+/// the same connection the upgrade engine makes (timeouts, counted calls).
 pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, CollectError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let err = |e: &dyn std::fmt::Display| CollectError::Kubeconfig {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            };
-            let kc = Kubeconfig::read_from(path).map_err(|e| err(&e))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| err(&e))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| CollectError::Kubeconfig {
-                path: "in-cluster / default".into(),
-                message: e.to_string(),
-            })?,
-    };
-    Client::try_from(config).map_err(|e| CollectError::Kubeconfig {
-        path: kubeconfig
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        message: e.to_string(),
-    })
+    KubeCluster::connect(kubeconfig, None)
+        .await
+        .map(|c| c.client())
+        .map_err(|e| CollectError::Kubeconfig {
+            path: kubeconfig
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "in-cluster / default".into()),
+            message: chain(&e),
+        })
 }
 
 async fn list<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, CollectError>
