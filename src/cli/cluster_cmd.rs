@@ -102,13 +102,29 @@ pub enum ClusterCommand {
 }
 
 fn provider(p: ProviderOpt) -> Box<dyn ClusterProvider> {
-    match p {
-        ProviderOpt::Sim => Box::new(SimProvider::default()),
-        ProviderOpt::Kind => Box::new(KindProvider::new(
+    let kind = match p {
+        ProviderOpt::Sim => crate::gate::Provider::Sim,
+        ProviderOpt::Kind => crate::gate::Provider::Kind,
+        ProviderOpt::Existing => crate::gate::Provider::Existing,
+    };
+    cluster_provider(kind, None)
+}
+
+/// The real provider of a kind (`time_scale` only matters to the simulated cluster).
+pub(super) fn cluster_provider(
+    kind: crate::gate::Provider,
+    time_scale: Option<f64>,
+) -> Box<dyn ClusterProvider> {
+    match kind {
+        crate::gate::Provider::Sim => Box::new(SimProvider {
+            time_scale,
+            ..SimProvider::default()
+        }),
+        crate::gate::Provider::Kind => Box::new(KindProvider::new(
             Arc::new(TokioCommandRunner),
             process::state_root(),
         )),
-        ProviderOpt::Existing => Box::new(ExistingProvider),
+        crate::gate::Provider::Existing => Box::new(ExistingProvider),
     }
 }
 

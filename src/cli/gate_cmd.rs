@@ -2,11 +2,8 @@
 //! with a runner testsuite of the steps; GitHub statuses per suite plus `e2e-gate/gate`.
 
 use super::args::JunitStyleOpt;
-use super::run_cmd::{conclude, junit_options_for, publisher, run_id, Conclusion};
+use super::run_cmd::{artifacts_dir, conclude, junit_options_for, publisher, run_id, Conclusion};
 use super::signals;
-use crate::cluster::kind::{KindProvider, TokioCommandRunner};
-use crate::cluster::sim::process::{self, SimProvider};
-use crate::cluster::{existing::ExistingProvider, ClusterProvider};
 use crate::exit_code;
 use crate::gate::{self, profile, GateInputs, Provider};
 use crate::runner::{ContainerRunner, DockerRunner};
@@ -14,7 +11,6 @@ use crate::smoke::image as smoke_image;
 use crate::suite;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Aggregate status context of a gate run.
@@ -118,20 +114,6 @@ fn resolve_profile(
     Ok(p)
 }
 
-fn provider_for(p: &gate::Profile) -> Box<dyn ClusterProvider> {
-    match p.provider {
-        Provider::Sim => Box::new(SimProvider {
-            time_scale: p.time_scale,
-            ..SimProvider::default()
-        }),
-        Provider::Kind => Box::new(KindProvider::new(
-            Arc::new(TokioCommandRunner),
-            process::state_root(),
-        )),
-        Provider::Existing => Box::new(ExistingProvider),
-    }
-}
-
 /// Builds the smoke image from this binary when a suite needs it and it is missing.
 async fn ensure_smoke_image(
     docker: &DockerRunner,
@@ -149,20 +131,9 @@ async fn ensure_smoke_image(
         return;
     }
     let t = std::time::Instant::now();
-    let built = match std::env::current_exe() {
-        Ok(bin) => match smoke_image::libraries_of(&bin)
-            .and_then(|libs| smoke_image::build_context(&bin, &libs))
-        {
-            Ok(ctx) => docker
-                .build_image(ctx, smoke_image::DEFAULT_TAG)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(format!("cannot find this binary: {e}")),
-    };
+    let built = super::smoke_cmd::build_smoke_image(docker, smoke_image::DEFAULT_TAG).await;
     let outcome = match built {
-        Ok(()) => gate::StepOutcome::Passed,
+        Ok(_) => gate::StepOutcome::Passed,
         Err(e) => gate::StepOutcome::Failed(e),
     };
     steps.record("Build smoke image", t.elapsed(), outcome);
@@ -202,12 +173,7 @@ pub async fn run(args: GateArgs) -> u8 {
     let cancel = signals::cancel_on_signals();
     let started = tokio::time::Instant::now();
     let id = run_id();
-    let artifacts = args
-        .common
-        .artifacts
-        .clone()
-        .or_else(|| env("ARTIFACTS").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("artifacts"));
+    let artifacts = artifacts_dir(&args.common, &env);
     tracing::info!(profile = %profile.name, provider = ?profile.provider, suites = ?profile.suites, run = %id, "gate starting");
     if let Some(p) = &statuses {
         p.pending(
@@ -218,7 +184,7 @@ pub async fn run(args: GateArgs) -> u8 {
     }
     let mut pre_steps = gate::StepRecorder::new();
     ensure_smoke_image(&docker, &suites, &mut pre_steps).await;
-    let cluster = provider_for(&profile);
+    let cluster = super::cluster_cmd::cluster_provider(profile.provider, profile.time_scale);
     let upgrader = SubprocessUpgrade {
         cancel: cancel.clone(),
     };

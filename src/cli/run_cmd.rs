@@ -42,16 +42,7 @@ fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resol
     if args.jobs == 0 {
         return Err("--jobs: must be at least 1".into());
     }
-    let artifacts = args
-        .common
-        .artifacts
-        .clone()
-        .or_else(|| {
-            env("ARTIFACTS")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from("artifacts"));
+    let artifacts = artifacts_dir(&args.common, env);
     let (kubeconfig, origin) = match &args.kubeconfig {
         Some(p) => (Some(p.clone()), "--kubeconfig"),
         // KUBECONFIG may be a list; the first file is the one kubectl would write to.
@@ -74,6 +65,22 @@ fn resolve(args: &RunArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Resol
         artifacts,
         kubeconfig,
     })
+}
+
+/// `--artifacts`, else `$ARTIFACTS` (when not empty), else `./artifacts`.
+pub(super) fn artifacts_dir(
+    common: &super::args::CommonRunArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> PathBuf {
+    common
+        .artifacts
+        .clone()
+        .or_else(|| {
+            env("ARTIFACTS")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("artifacts"))
 }
 
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename,

@@ -81,21 +81,6 @@ pub async fn run(args: SmokeArgs) -> u8 {
 }
 
 async fn build_image(tag: &str) -> u8 {
-    let binary = match std::env::current_exe() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: cannot find this binary: {e}");
-            return exit_code::INFRA;
-        }
-    };
-    let context =
-        match image::libraries_of(&binary).and_then(|libs| image::build_context(&binary, &libs)) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit_code::INFRA;
-            }
-        };
     let docker = match DockerRunner::connect().await {
         Ok(d) => d,
         Err(e) => {
@@ -103,8 +88,8 @@ async fn build_image(tag: &str) -> u8 {
             return exit_code::INFRA;
         }
     };
-    match docker.build_image(context, tag).await {
-        Ok(()) => {
+    match build_smoke_image(&docker, tag).await {
+        Ok(binary) => {
             eprintln!("built {tag} from {}", binary.display());
             exit_code::OK
         }
@@ -113,4 +98,17 @@ async fn build_image(tag: &str) -> u8 {
             exit_code::INFRA
         }
     }
+}
+
+/// Builds the smoke image from the running binary; returns the binary's path.
+pub(super) async fn build_smoke_image(docker: &DockerRunner, tag: &str) -> Result<PathBuf, String> {
+    let binary = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let context = image::libraries_of(&binary)
+        .and_then(|libs| image::build_context(&binary, &libs))
+        .map_err(|e| e.to_string())?;
+    docker
+        .build_image(context, tag)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(binary)
 }
