@@ -148,7 +148,4 @@ pub trait ContainerRunner: Send + Sync {
         output: mpsc::Sender<Vec<u8>>,
         stop: StopSignal,
     ) -> Result<ContainerExit, RunnerError>;
-
-    /// Names of containers that carry `label=value` (running or not), for cleanup checks.
-    async fn list_labeled(&self, label: &str, value: &str) -> Result<Vec<String>, RunnerError>;
 }

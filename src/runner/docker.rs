@@ -5,9 +5,8 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptions,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -267,23 +266,5 @@ impl ContainerRunner for DockerRunner {
             (Ok(_), Err(e)) => Err(e),
             (Err(e), _) => Err(e),
         }
-    }
-
-    async fn list_labeled(&self, label: &str, value: &str) -> Result<Vec<String>, RunnerError> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| engine("list", label, e))?;
-        Ok(list
-            .into_iter()
-            .flat_map(|c| c.names.unwrap_or_default())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .collect())
     }
 }
