@@ -891,3 +891,88 @@ async fn fault_api_error_rate() {
     assert_eq!(sim.sim().state.lock().metrics.injected_errors, errors);
     sim.shutdown().await;
 }
+
+/// Ready endpoints of a Service, from its EndpointSlices (as an availability probe reads them).
+async fn ready_endpoints(client: &Client, svc: &str) -> (usize, usize) {
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(client.clone(), "default");
+    let list = slices
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={svc}")))
+        .await
+        .unwrap();
+    let eps: Vec<_> = list.items.iter().flat_map(|s| s.endpoints.iter()).collect();
+    let ready = eps
+        .iter()
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+        .count();
+    (ready, eps.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_endpoint_slices_and_a_kubelet_version_can_break_readiness() {
+    // Nodes already run the "bad" kubelet: every pod passes readiness, fails it 2 simulated
+    // seconds later for 5 seconds, then recovers for good.
+    let (sim, client) = start(
+        r#"
+[sim]
+time_scale = 0.05
+pod_startup_seconds = 1
+[[pools]]
+name = "workers"
+zones = ["zone-a"]
+size_per_zone = 1
+kubelet_version = "v1.34.1"
+[[workloads]]
+name = "web"
+kind = "Deployment"
+replicas = 2
+service = true
+unready_on_kubelet = { version = "v1.34.1", after_seconds = 2, for_seconds = 5 }
+[[workloads]]
+name = "api"
+kind = "Deployment"
+replicas = 1
+service = true
+unready_on_kubelet = { version = "v1.99.0", after_seconds = 0, for_seconds = 60 }
+"#,
+    )
+    .await;
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "default");
+    assert!(
+        svcs.get("web").await.is_ok(),
+        "the topology's Service exists"
+    );
+    let c = client.clone();
+    wait_for("web has 2 ready endpoints", Duration::from_secs(20), || {
+        let c = c.clone();
+        async move { ready_endpoints(&c, "web").await == (2, 2) }
+    })
+    .await;
+    let c = client.clone();
+    wait_for(
+        "web's endpoints fail readiness",
+        Duration::from_secs(20),
+        || {
+            let c = c.clone();
+            async move { ready_endpoints(&c, "web").await.0 < 2 }
+        },
+    )
+    .await;
+    let c = client.clone();
+    wait_for("web's endpoints recover", Duration::from_secs(20), || {
+        let c = c.clone();
+        async move { ready_endpoints(&c, "web").await == (2, 2) }
+    })
+    .await;
+    // The fault names another version: "api" is never affected.
+    assert_eq!(ready_endpoints(&client, "api").await, (1, 1));
+    // A deleted Service takes its slice with it.
+    svcs.delete("api", &DeleteParams::default()).await.unwrap();
+    let c = client.clone();
+    wait_for("api's slice is gone", Duration::from_secs(10), || {
+        let c = c.clone();
+        async move { ready_endpoints(&c, "api").await == (0, 0) }
+    })
+    .await;
+    sim.shutdown().await;
+}

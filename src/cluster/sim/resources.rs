@@ -224,6 +224,17 @@ pub const RESOURCES: &[ResourceDef] = &[
         true,
         false,
     ),
+    def(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "endpointslice",
+        "EndpointSlice",
+        true,
+        &[],
+        false,
+        false,
+    ),
 ];
 
 /// Resource ids of the resources the machinery touches.
@@ -244,6 +255,7 @@ pub mod id {
     pub const PDBS: usize = 12;
     pub const LEASES: usize = 13;
     pub const VOLUMEATTACHMENTS: usize = 14;
+    pub const ENDPOINTSLICES: usize = 15;
 }
 
 /// Finds a resource by group, version and plural.
@@ -276,5 +288,9 @@ mod tests {
         assert_eq!(RESOURCES[id::VOLUMEATTACHMENTS].plural, "volumeattachments");
         assert_eq!(RESOURCES[id::CONFIGMAPS].plural, "configmaps");
         assert_eq!(find("apps", "v1", "daemonsets"), Some(id::DAEMONSETS));
+        assert_eq!(
+            find("discovery.k8s.io", "v1", "endpointslices"),
+            Some(id::ENDPOINTSLICES)
+        );
     }
 }

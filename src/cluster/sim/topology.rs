@@ -268,6 +268,25 @@ pub struct Workload {
     /// Fault: pods ignore SIGTERM and take the whole grace period to stop.
     #[serde(default)]
     pub ignore_sigterm: bool,
+    /// A Service of the same name selecting the pods (its EndpointSlice is kept by the sim).
+    #[serde(default)]
+    pub service: bool,
+    /// Fault: the workload is broken by a kubelet version (a regression the gate must catch).
+    #[serde(default)]
+    pub unready_on_kubelet: Option<UnreadyOnKubelet>,
+}
+
+/// A pod on a node running `version` passes readiness, then fails it `after_seconds` later for
+/// `for_seconds` (simulated), once: "the new node image breaks my app after warm-up".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnreadyOnKubelet {
+    /// Kubelet version that breaks the workload (e.g. "v1.34.1").
+    pub version: String,
+    /// Seconds Ready before the readiness probe starts failing.
+    pub after_seconds: f64,
+    /// Seconds the pod stays NotReady.
+    pub for_seconds: f64,
 }
 
 fn default_ns() -> String {
@@ -508,6 +527,28 @@ impl Topology {
                         f("startup_seconds"),
                         format!("{s} is not allowed: must be ≥ 0"),
                     ));
+                }
+            }
+            if let Some(u) = &w.unready_on_kubelet {
+                if !u.version.starts_with('v') {
+                    return Err((
+                        f("unready_on_kubelet.version"),
+                        format!(
+                            "{:?} is not a kubelet version: use e.g. \"v1.34.1\"",
+                            u.version
+                        ),
+                    ));
+                }
+                for (name, v) in [
+                    ("after_seconds", u.after_seconds),
+                    ("for_seconds", u.for_seconds),
+                ] {
+                    if !(v >= 0.0 && v.is_finite()) {
+                        return Err((
+                            f(&format!("unready_on_kubelet.{name}")),
+                            format!("{v} is not allowed: must be ≥ 0"),
+                        ));
+                    }
                 }
             }
         }

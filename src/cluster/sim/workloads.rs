@@ -1,12 +1,12 @@
 //! Builds the API objects of a topology workload (controller + PDB).
 
-use super::machinery::{ANN_IGNORE_SIGTERM, ANN_STARTUP, LABEL_ZONE};
+use super::machinery::{ANN_IGNORE_SIGTERM, ANN_STARTUP, ANN_UNREADY_ON_KUBELET, LABEL_ZONE};
 use super::resources::id;
 use super::topology::{Spread, Workload, WorkloadKind};
 use super::SimState;
 use serde_json::{json, Value};
 
-/// Creates the workload's controller object and its PDB.
+/// Creates the workload's controller object, its PDB and its Service.
 pub fn create(state: &mut SimState, w: &Workload, ts: &str) {
     let labels = json!({"app": w.name});
     let mut annotations = json!({});
@@ -15,6 +15,12 @@ pub fn create(state: &mut SimState, w: &Workload, ts: &str) {
     }
     if let Some(s) = w.startup_seconds {
         annotations[ANN_STARTUP] = json!(s.to_string());
+    }
+    if let Some(u) = &w.unready_on_kubelet {
+        annotations[ANN_UNREADY_ON_KUBELET] = json!(format!(
+            "{}:{}:{}",
+            u.version, u.after_seconds, u.for_seconds
+        ));
     }
     let mut spec = json!({
         "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
@@ -68,6 +74,12 @@ pub fn create(state: &mut SimState, w: &Workload, ts: &str) {
         ),
     };
     let _ = state.store.create(res, &w.namespace, obj, ts);
+    if w.service {
+        let svc = json!({"metadata": {"name": w.name, "labels": labels},
+                         "spec": {"selector": labels, "type": "ClusterIP",
+                                  "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}});
+        let _ = state.store.create(id::SERVICES, &w.namespace, svc, ts);
+    }
     if let Some(p) = &w.pdb {
         let mut spec = json!({"selector": selector});
         if let Some(v) = &p.min_available {

@@ -7,7 +7,10 @@ use super::super::error::ApiError;
 use super::super::resources::id;
 use super::super::store::meta_str;
 use super::super::SimState;
-use super::{condition_true, deleting, set_condition, terminal, ANN_IGNORE_SIGTERM, ANN_STARTUP};
+use super::{
+    condition_true, deleting, set_condition, terminal, ANN_IGNORE_SIGTERM, ANN_STARTUP,
+    ANN_UNREADY_ON_KUBELET,
+};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -31,6 +34,10 @@ pub struct PodTimer {
     pub started: bool,
     /// Ready reached.
     pub ready: bool,
+    /// Fault `unready_on_kubelet`: when readiness starts failing, and for how long.
+    pub unready_at: Option<(SimTime, f64)>,
+    /// Fault `unready_on_kubelet`: when readiness passes again.
+    pub recover_at: Option<SimTime>,
 }
 
 fn startup_of(pod: &Value, default: f64) -> f64 {
@@ -38,6 +45,17 @@ fn startup_of(pod: &Value, default: f64) -> f64 {
         .as_str()
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(default)
+}
+
+/// `(after, for)` when the pod's `unready_on_kubelet` fault applies to a node on `kubelet`.
+fn unready_fault(pod: &Value, kubelet: &str) -> Option<(f64, f64)> {
+    let spec = pod["metadata"]["annotations"][ANN_UNREADY_ON_KUBELET].as_str()?;
+    let mut parts = spec.split(':');
+    let (version, after, dur) = (parts.next()?, parts.next()?, parts.next()?);
+    if version != kubelet {
+        return None;
+    }
+    Some((after.parse().ok()?, dur.parse().ok()?))
 }
 
 impl SimState {
@@ -55,6 +73,8 @@ impl SimState {
                 t.delete_at.is_some_and(|d| now >= d)
                     || (!t.started && now >= t.running_at)
                     || (t.started && !t.ready && now >= t.ready_at && t.delete_at.is_none())
+                    || (t.delete_at.is_none() && t.unready_at.is_some_and(|(u, _)| now >= u))
+                    || (t.delete_at.is_none() && t.recover_at.is_some_and(|r| now >= r))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -111,15 +131,45 @@ impl SimState {
                     p["status"]["containerStatuses"] = container_statuses(p, false, &ts);
                 });
                 self.mach.pods.get_mut(&uid).expect("timer").started = true;
+            } else if let Some((at, dur)) = t.unready_at.filter(|(u, _)| t.ready && now >= *u) {
+                self.set_pod_ready(&t.ns, &t.name, false, &ts);
+                let timer = self.mach.pods.get_mut(&uid).expect("timer");
+                timer.unready_at = None;
+                timer.recover_at = Some(at + dur);
+            } else if t.recover_at.is_some_and(|r| t.ready && now >= r) {
+                self.set_pod_ready(&t.ns, &t.name, true, &ts);
+                self.mach.pods.get_mut(&uid).expect("timer").recover_at = None;
             } else {
-                self.store.modify(id::PODS, &t.ns, &t.name, |p| {
-                    set_condition(p, "Ready", true, "", &ts);
-                    set_condition(p, "ContainersReady", true, "", &ts);
-                    p["status"]["containerStatuses"] = container_statuses(p, true, &ts);
-                });
-                self.mach.pods.get_mut(&uid).expect("timer").ready = true;
+                self.set_pod_ready(&t.ns, &t.name, true, &ts);
+                let kubelet = self
+                    .store
+                    .get(
+                        id::NODES,
+                        "",
+                        pod["spec"]["nodeName"].as_str().unwrap_or(""),
+                    )
+                    .and_then(|n| {
+                        n["status"]["nodeInfo"]["kubeletVersion"]
+                            .as_str()
+                            .map(String::from)
+                    })
+                    .unwrap_or_default();
+                let fault = unready_fault(&pod, &kubelet);
+                let timer = self.mach.pods.get_mut(&uid).expect("timer");
+                timer.ready = true;
+                timer.unready_at = fault.map(|(after, dur)| (now + after, dur));
             }
         }
+    }
+
+    /// Sets the pod's Ready and ContainersReady conditions (the readiness probe's verdict).
+    fn set_pod_ready(&mut self, ns: &str, name: &str, ready: bool, ts: &str) {
+        let reason = if ready { "" } else { "ContainersNotReady" };
+        self.store.modify(id::PODS, ns, name, |p| {
+            set_condition(p, "Ready", ready, reason, ts);
+            set_condition(p, "ContainersReady", ready, reason, ts);
+            p["status"]["containerStatuses"] = container_statuses(p, ready, ts);
+        });
     }
 
     /// Starts timers for pods newly bound to Ready nodes.
@@ -156,6 +206,8 @@ impl SimState {
                     delete_at: None,
                     started: already_running,
                     ready: already_ready,
+                    unready_at: None,
+                    recover_at: None,
                 },
             ));
         }
@@ -218,6 +270,8 @@ impl SimState {
             delete_at: None,
             started: true,
             ready: true,
+            unready_at: None,
+            recover_at: None,
         });
         t.delete_at = Some(now + stop_after);
         Ok(obj)

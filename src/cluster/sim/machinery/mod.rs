@@ -4,6 +4,7 @@
 
 pub mod cloud;
 pub mod controllers;
+pub mod endpoints;
 pub mod kubelet;
 pub mod pdb;
 pub mod scheduler;
@@ -19,6 +20,9 @@ use std::collections::HashMap;
 pub const ANN_IGNORE_SIGTERM: &str = "sim.e2e-gate.io/ignore-sigterm";
 /// Annotation: pod startup (bind → Ready) in simulated seconds.
 pub const ANN_STARTUP: &str = "sim.e2e-gate.io/startup-seconds";
+/// Annotation: `VERSION:AFTER:FOR` — on a node with kubelet VERSION the pod turns NotReady
+/// AFTER simulated seconds after Ready, for FOR seconds, once (topology `unready_on_kubelet`).
+pub const ANN_UNREADY_ON_KUBELET: &str = "sim.e2e-gate.io/unready-on-kubelet";
 /// Label: the pool of a node.
 pub const LABEL_POOL: &str = "e2e-gate.io/pool";
 /// Zone label.
@@ -68,6 +72,7 @@ impl SimState {
         self.kubelet_step(now);
         if self.store.rv() != self.mach.pdb_rv {
             self.update_pdb_status();
+            self.update_endpoint_slices();
             self.mach.pdb_rv = self.store.rv();
         }
         self.account_availability(dt);
