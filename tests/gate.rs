@@ -126,13 +126,35 @@ async fn gate_on_the_simulated_cluster_passes_and_records_every_step() {
     let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
     let steps = runner_steps(&junit);
     let names: Vec<&str> = steps.iter().map(|(n, _, _)| n.as_str()).collect();
-    let expected: Vec<&str> = ["Up", "Ready", "Upgrade", "Suite smoke", "Down"].into();
+    let expected: Vec<&str> = [
+        "Up",
+        "Ready",
+        "Upgrade",
+        "Availability",
+        "Suite smoke",
+        "Down",
+    ]
+    .into();
     assert!(steps.iter().find(|(s, _, _)| s == "Upgrade").unwrap().2 > 0.0);
     assert!(names.ends_with(&expected), "{names:?}");
     let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).unwrap().1;
     assert_eq!(word("Up"), "passed");
     assert_eq!(word("Upgrade"), "passed");
+    assert_eq!(word("Availability"), "passed");
     assert_eq!(word("Down"), "passed");
+    // The gate's own probe watched both PDBs and both Services of the default topology.
+    let availability: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/availability.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(availability["pdbs"], 2, "{availability}");
+    assert_eq!(availability["services"], 2, "{availability}");
+    assert_eq!(availability["disruption_seconds"], 0.0, "{availability}");
+    assert_eq!(
+        availability["errors"],
+        serde_json::json!([]),
+        "{availability}"
+    );
     assert!(
         steps.iter().find(|(s, _, _)| s == "Ready").unwrap().2 > 0.0,
         "steps carry timings"
@@ -304,5 +326,88 @@ async fn an_upgrade_that_would_violate_a_pdb_fails_the_gate_naming_it() {
         "the failure names the workload whose PDB blocks the upgrade"
     );
     assert!(steps.iter().any(|(n, w, _)| n == "Down" && *w == "passed"));
+    assert!(cluster_gone(&name).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_measured_disruption_above_the_threshold_fails_the_gate_with_the_worst_moments() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A workload the new kubelet breaks: its pods pass readiness on an upgraded node, then fail
+    // it 80 simulated seconds later for a minute. It starts slowly (100 s), so when the engine
+    // evicts the next pod (allowed by the PDB at that moment: the first replacement is Ready),
+    // that pod's replacement is still starting when the first one fails: the PDB's minimum is
+    // broken although every eviction was legal. The engine's rules cannot see this coming;
+    // the gate's own probe must measure it. Short boots keep each wave well inside the 80 s.
+    let topology = r#"
+[sim]
+pod_startup_seconds = 2
+[[pools]]
+name = "workers"
+zones = ["zone-a", "zone-b", "zone-c"]
+size_per_zone = 1
+cpu = "4"
+memory = "16Gi"
+kubelet_version = "v1.33.5"
+boot_seconds = 20
+kubelet_ready_seconds = 5
+lb_health_seconds = 5
+[[workloads]]
+name = "web"
+kind = "Deployment"
+replicas = 3
+spread = "zone"
+pdb = { max_unavailable = 1 }
+service = true
+[[workloads]]
+name = "fragile"
+kind = "Deployment"
+replicas = 3
+spread = "zone"
+startup_seconds = 100
+pdb = { max_unavailable = 1 }
+service = true
+unready_on_kubelet = { version = "v1.34.1", after_seconds = 80, for_seconds = 60 }
+"#;
+    let path = dir.path().join("fragile.toml");
+    std::fs::write(&path, topology).unwrap();
+    let name = format!("gate-fragile-{}", std::process::id());
+    let out = gate(dir.path(), &name, &["--topology", path.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
+    let steps = runner_steps(&junit);
+    let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).map(|s| s.1);
+    assert_eq!(word("Availability"), Some("failed"), "{steps:?}");
+    assert!(
+        stderr.contains("gate: FAILED — Availability: disruption:"),
+        "the verdict line says why the gate is closed: {stderr}"
+    );
+    assert!(
+        junit.contains("disruption:") && junit.contains("PDB default/fragile"),
+        "the failure names the disrupted workload: {junit}"
+    );
+    assert!(junit.contains("worst moments:"), "{junit}");
+    assert!(
+        !junit.contains("PDB default/web "),
+        "healthy workloads are not blamed: {junit}"
+    );
+    let availability: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/availability.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        availability["disruption_seconds"].as_f64().unwrap() > 0.0,
+        "{availability}"
+    );
+    let worst = &availability["worst_moments"][0];
+    assert_eq!(worst["subject"]["name"], "fragile", "{availability}");
+    assert!(worst["lowest"].as_i64().unwrap() < worst["required"].as_i64().unwrap());
+    assert_eq!(word("Down"), Some("passed"));
     assert!(cluster_gone(&name).await);
 }

@@ -194,6 +194,7 @@ pub async fn run(args: GateArgs) -> u8 {
         // The engine drives the simulated cluster's cloud; other providers have none yet.
         upgrade: (profile.provider == Provider::Sim)
             .then_some(&upgrader as &dyn gate::UpgradeRunner),
+        availability: Some(&gate::availability::kube_watch::KubeAvailabilityWatch),
         statuses: statuses.as_ref(),
         profile: &profile,
         suites: &suites,
@@ -209,6 +210,9 @@ pub async fn run(args: GateArgs) -> u8 {
         cancel: cancel.clone(),
     };
     let report = gate::run_gate(&inputs).await;
+    if let Some(a) = &report.availability {
+        write_availability(&artifacts, a);
+    }
     let mut steps = pre_steps;
     steps.append(&report.steps);
     for s in steps.steps() {
@@ -219,14 +223,25 @@ pub async fn run(args: GateArgs) -> u8 {
             describe(&s.outcome)
         );
     }
-    let upgrade_failed = steps
+    // Upgrade and Availability failures are verdicts (exit 1); a probe that could not measure
+    // is infrastructure (exit 3), like a failed Up or Down.
+    let verdict_step = |name: &str| name == "Upgrade" || name == "Availability";
+    let failed_steps: Vec<String> = steps
         .steps()
         .iter()
-        .any(|s| s.name == "Upgrade" && matches!(s.outcome, gate::StepOutcome::Failed(_)));
+        .filter(|s| verdict_step(&s.name))
+        .filter_map(|s| match &s.outcome {
+            gate::StepOutcome::Failed(why) => {
+                Some(format!("{}: {}", s.name, why.lines().next().unwrap_or("")))
+            }
+            _ => None,
+        })
+        .collect();
     let infra_failed = !report.suite_errors.is_empty()
+        || report.availability_error.is_some()
         || steps.steps().iter().any(|s| {
             !s.name.starts_with("Suite ")
-                && s.name != "Upgrade"
+                && !verdict_step(&s.name)
                 && matches!(s.outcome, gate::StepOutcome::Failed(_))
         });
     conclude(
@@ -242,7 +257,7 @@ pub async fn run(args: GateArgs) -> u8 {
             started,
             cancel: &cancel,
             infra_failed,
-            gate_failed: upgrade_failed,
+            failed_steps,
             status_setup_error,
         },
     )
@@ -313,6 +328,29 @@ impl gate::UpgradeRunner for SubprocessUpgrade {
         let text = std::fs::read_to_string(report)
             .map_err(|e| format!("cannot read {}: {e}", report.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))
+    }
+}
+
+/// Writes `availability.json` next to the other artifacts (atomically: temp file + rename).
+fn write_availability(artifacts: &Path, report: &gate::availability::AvailabilityReport) {
+    let path = artifacts.join("availability.json");
+    let tmp = artifacts.join(".availability.json.tmp");
+    let written = std::fs::create_dir_all(artifacts)
+        .and_then(|()| {
+            let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+            std::fs::write(&tmp, text + "\n")
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match written {
+        Ok(()) => {
+            for m in &report.worst_moments {
+                tracing::warn!(moment = %m.describe(), "availability dipped during the upgrade");
+            }
+            tracing::info!(path = %path.display(), disruption_seconds = report.disruption_seconds, "availability report written");
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot write the availability report")
+        }
     }
 }
 

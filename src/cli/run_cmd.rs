@@ -238,7 +238,7 @@ pub async fn run(args: RunArgs) -> u8 {
         started,
         cancel: &cancel,
         infra_failed: !infra_errors.is_empty(),
-        gate_failed: false,
+        failed_steps: Vec::new(),
         status_setup_error,
     };
     conclude(&suites, conclusion).await
@@ -266,8 +266,9 @@ pub(super) struct Conclusion<'a> {
     pub cancel: &'a tokio_util::sync::CancellationToken,
     /// An infrastructure step failed (Docker, cluster).
     pub infra_failed: bool,
-    /// A gate step that is not a suite failed (the upgrade): the verdict is "failed".
-    pub gate_failed: bool,
+    /// Gate steps that are not suites and failed as verdicts (the upgrade, availability), as
+    /// "Step: why" one-liners: the verdict is "failed" and they head the aggregate status.
+    pub failed_steps: Vec<String>,
     /// GitHub could not be set up (reported, exit 4 at most).
     pub status_setup_error: Option<String>,
 }
@@ -295,8 +296,12 @@ pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
     if c.format == Format::Json {
         println!("{summary_json}");
     }
-    if c.gate_failed && code == exit_code::OK {
-        code = exit_code::FAILED;
+    if !c.failed_steps.is_empty() {
+        // The suites' line above says how the tests went; this says why the gate is closed.
+        eprintln!("gate: FAILED — {}", c.failed_steps.join("; "));
+        if code == exit_code::OK {
+            code = exit_code::FAILED;
+        }
     }
     if c.infra_failed {
         code = exit_code::INFRA;
@@ -311,12 +316,11 @@ pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
                     exit_code::FAILED => StatusState::Failure,
                     _ => StatusState::Error,
                 };
-                p.finish(
-                    c.aggregate_context,
-                    state,
-                    &status::describe_run(suites, c.started.elapsed()),
-                )
-                .await;
+                let description = match c.failed_steps.first() {
+                    Some(step) => status::truncate_description(step),
+                    None => status::describe_run(suites, c.started.elapsed()),
+                };
+                p.finish(c.aggregate_context, state, &description).await;
             }
             p.errors()
         }

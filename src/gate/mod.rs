@@ -1,6 +1,7 @@
 //! The gate: one command from cluster to verdict (cluster up → suites → cluster down, always),
 //! with every step recorded in a runner testsuite.
 
+pub mod availability;
 mod orchestrator;
 pub mod profile;
 mod steps;

@@ -1,6 +1,7 @@
 //! The gate's steps in order: Up → Ready → Upgrade → each suite → Down. Down runs on every
 //! path (failure, SIGTERM) unless the profile keeps the cluster. Every step is recorded.
 
+use super::availability::{self, AvailabilityReport, AvailabilityWatch};
 use super::profile::Profile;
 use super::steps::{StepOutcome, StepRecorder};
 use super::suites::run_suites;
@@ -27,6 +28,9 @@ pub struct GateInputs<'a> {
     pub runner: &'a dyn ContainerRunner,
     /// Rolls the cluster's nodes to the profile's target version, when it has one.
     pub upgrade: Option<&'a dyn UpgradeRunner>,
+    /// Measures availability while the upgrade runs (without one, the engine's own
+    /// `pdb_violation_seconds` is judged instead).
+    pub availability: Option<&'a dyn AvailabilityWatch>,
     /// GitHub statuses, when a repository and commit are known.
     pub statuses: Option<&'a StatusPublisher>,
     /// The resolved profile.
@@ -57,6 +61,10 @@ pub struct GateReport {
     pub suite_errors: Vec<String>,
     /// The recorded steps.
     pub steps: StepRecorder,
+    /// What the availability probe measured during the upgrade.
+    pub availability: Option<AvailabilityReport>,
+    /// Why availability could not be measured (an infrastructure problem, not a verdict).
+    pub availability_error: Option<String>,
 }
 
 fn suite_step(result: &SuiteResult, error: Option<&String>) -> StepOutcome {
@@ -162,6 +170,8 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
         }
         Err(_) => false,
     };
+    let mut availability_report = None;
+    let mut availability_error = None;
     let t = Instant::now();
     let upgrade = match (&handle, &p.target_version, inp.upgrade) {
         (_, None, _) => StepOutcome::Skipped("no target_version in the profile".into()),
@@ -169,11 +179,29 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
             StepOutcome::Failed("no upgrade engine for this cluster provider".into())
         }
         (Ok(h), Some(v), Some(u)) if ready && !inp.cancel.is_cancelled() => {
-            match u
+            let probe = match inp.availability {
+                Some(a) => match a.start(h).await {
+                    Ok(run) => Some(run),
+                    Err(why) => {
+                        availability_error = Some(why);
+                        None
+                    }
+                },
+                None => None,
+            };
+            let result = u
                 .upgrade(h, v, &inp.artifacts.join("upgrade-report.json"))
-                .await
-            {
-                Ok(summary) => match judge(&summary, p.max_disruption_seconds) {
+                .await;
+            if let Some(run) = probe {
+                availability_report = Some(run.stop().await);
+            }
+            // With the gate's own probe, disruption is judged in the Availability step.
+            let engine_threshold = inp
+                .availability
+                .is_none()
+                .then_some(p.max_disruption_seconds);
+            match result {
+                Ok(summary) => match judge(&summary, engine_threshold) {
                     Ok(facts) => {
                         tracing::info!(%facts, "upgrade done");
                         StepOutcome::Passed
@@ -185,7 +213,28 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
         }
         _ => StepOutcome::Skipped("the cluster is not up and ready".into()),
     };
-    steps.record("Upgrade", t.elapsed(), upgrade);
+    let upgrade_took = t.elapsed();
+    let upgrade_ran = !matches!(upgrade, StepOutcome::Skipped(_));
+    steps.record("Upgrade", upgrade_took, upgrade);
+    if inp.availability.is_some() && upgrade_ran {
+        let outcome = match (&availability_report, &availability_error) {
+            (_, Some(why)) => StepOutcome::Failed(format!("availability not measured: {why}")),
+            (Some(r), None) => match availability::judge(r, p.max_disruption_seconds) {
+                Ok(facts) => {
+                    tracing::info!(%facts, "availability held during the upgrade");
+                    StepOutcome::Passed
+                }
+                Err(why) => {
+                    if !r.errors.is_empty() {
+                        availability_error = Some(r.errors.join("; "));
+                    }
+                    StepOutcome::Failed(why)
+                }
+            },
+            (None, None) => StepOutcome::Skipped("the upgrade did not run".into()),
+        };
+        steps.record("Availability", upgrade_took, outcome);
+    }
     match (&handle, ready && !inp.cancel.is_cancelled()) {
         (Ok(h), true) => {
             let ctx = RunContext {
@@ -271,5 +320,7 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
         suites,
         suite_errors,
         steps,
+        availability: availability_report,
+        availability_error,
     }
 }
