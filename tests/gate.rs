@@ -102,6 +102,30 @@ fn runner_steps(junit: &str) -> Vec<(String, &'static str, f64)> {
         .collect()
 }
 
+/// Runs the default profile on a topology given as text: exit code, stderr, junit.xml, steps.
+async fn gate_on_topology(
+    dir: &Path,
+    cluster: &str,
+    topology: &str,
+) -> (
+    Option<i32>,
+    String,
+    String,
+    Vec<(String, &'static str, f64)>,
+) {
+    let path = dir.join("topology.toml");
+    std::fs::write(&path, topology).unwrap();
+    let out = gate(dir, cluster, &["--topology", path.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let junit = std::fs::read_to_string(dir.join("artifacts/junit.xml"))
+        .unwrap_or_else(|e| panic!("no junit.xml ({e}): {stderr}"));
+    let steps = runner_steps(&junit);
+    (out.status.code(), stderr, junit, steps)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_on_the_simulated_cluster_passes_and_records_every_step() {
     if !docker_ready() {
@@ -304,17 +328,9 @@ async fn an_upgrade_that_would_violate_a_pdb_fails_the_gate_naming_it() {
         topology.contains("min_available = 3"),
         "fixture changed: update this test"
     );
-    let path = dir.path().join("tight.toml");
-    std::fs::write(&path, topology).unwrap();
     let name = format!("gate-pdb-{}", std::process::id());
-    let out = gate(dir.path(), &name, &["--topology", path.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
-    let steps = runner_steps(&junit);
+    let (code, _stderr, junit, steps) = gate_on_topology(dir.path(), &name, &topology).await;
+    assert_eq!(code, Some(1));
     assert!(
         steps
             .iter()
@@ -371,17 +387,9 @@ pdb = { max_unavailable = 1 }
 service = true
 unready_on_kubelet = { version = "v1.34.1", after_seconds = 80, for_seconds = 60 }
 "#;
-    let path = dir.path().join("fragile.toml");
-    std::fs::write(&path, topology).unwrap();
     let name = format!("gate-fragile-{}", std::process::id());
-    let out = gate(dir.path(), &name, &["--topology", path.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
-    let steps = runner_steps(&junit);
+    let (code, stderr, junit, steps) = gate_on_topology(dir.path(), &name, topology).await;
+    assert_eq!(code, Some(1), "{stderr}");
     let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).map(|s| s.1);
     assert_eq!(word("Availability"), Some("failed"), "{steps:?}");
     assert!(

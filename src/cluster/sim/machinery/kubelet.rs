@@ -104,12 +104,7 @@ impl SimState {
                     n & 255
                 );
                 let host_ip = self
-                    .store
-                    .get(
-                        id::NODES,
-                        "",
-                        pod["spec"]["nodeName"].as_str().unwrap_or(""),
-                    )
+                    .node_of(&pod)
                     .and_then(|n| {
                         n["status"]["addresses"][0]["address"]
                             .as_str()
@@ -142,12 +137,7 @@ impl SimState {
             } else {
                 self.set_pod_ready(&t.ns, &t.name, true, &ts);
                 let kubelet = self
-                    .store
-                    .get(
-                        id::NODES,
-                        "",
-                        pod["spec"]["nodeName"].as_str().unwrap_or(""),
-                    )
+                    .node_of(&pod)
                     .and_then(|n| {
                         n["status"]["nodeInfo"]["kubeletVersion"]
                             .as_str()
@@ -160,6 +150,15 @@ impl SimState {
                 timer.unready_at = fault.map(|(after, dur)| (now + after, dur));
             }
         }
+    }
+
+    /// The node a pod is bound to, if it exists.
+    fn node_of(&self, pod: &Value) -> Option<Arc<Value>> {
+        self.store.get(
+            id::NODES,
+            "",
+            pod["spec"]["nodeName"].as_str().unwrap_or(""),
+        )
     }
 
     /// Sets the pod's Ready and ContainersReady conditions (the readiness probe's verdict).
