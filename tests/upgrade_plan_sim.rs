@@ -575,6 +575,8 @@ async fn apply_replaces_every_node_against_the_simulator() {
         lease_namespace: "kube-system".into(),
         policy: Default::default(),
         min_ready: Duration::ZERO,
+        ready_timeout: Duration::from_secs(600),
+        lease_duration: Duration::from_secs(30),
         tick: Duration::from_millis(200),
         deadline: Duration::from_secs(90),
     };
@@ -665,6 +667,8 @@ async fn apply_resumes_after_being_stopped_mid_run() {
         lease_namespace: "kube-system".into(),
         policy: Default::default(),
         min_ready: Duration::from_millis(50),
+        ready_timeout: Duration::from_secs(600),
+        lease_duration: Duration::from_secs(30),
         tick: Duration::from_millis(100),
         deadline: Duration::from_millis(900),
     };
@@ -810,6 +814,8 @@ async fn stuck_drain_is_reported_then_left_cordoned_never_forced() {
             max_blocked_nodes: 1,
         },
         min_ready: Duration::ZERO,
+        ready_timeout: Duration::from_secs(600),
+        lease_duration: Duration::from_secs(30),
         tick: Duration::from_millis(100),
         deadline: Duration::from_secs(60),
     };

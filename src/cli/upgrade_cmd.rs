@@ -89,6 +89,14 @@ fn parse_pool_value(s: &str) -> Result<PoolValue, String> {
     Ok(PoolValue { pool, n })
 }
 
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{s:?}: a Lease lasts at least 1s (e.g. 30s)"));
+    }
+    Ok(d)
+}
+
 /// Flags of `plan` and `apply` (the same plan is computed for both).
 #[derive(Debug, Args, Clone)]
 pub struct PlanArgs {
@@ -138,6 +146,15 @@ pub struct PlanArgs {
     /// apply: stop starting new nodes once this many were left cordoned.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub max_blocked_nodes: u32,
+    /// apply: a surge replacement that has not passed the readiness gate this long after
+    /// it was requested fails: its pool stops (the old node keeps serving, never cordoned),
+    /// the other pools go on, the run fails at the end. The next apply retries it.
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = humantime::parse_duration)]
+    pub new_node_timeout: Duration,
+    /// apply: duration of the single-writer Lease (whole seconds, renewed at a third): how
+    /// long the next apply waits after this one was killed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_lease_duration)]
+    pub lease_duration: Duration,
     /// apply: give up (markers kept; run again to resume, or abort) after this long.
     #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -367,6 +384,8 @@ async fn run_apply(a: PlanArgs) -> u8 {
             max_blocked_nodes: a.max_blocked_nodes,
         },
         min_ready: a.min_ready,
+        ready_timeout: a.new_node_timeout,
+        lease_duration: a.lease_duration,
         tick: Duration::from_secs(1),
         deadline: a.timeout,
     };
@@ -395,13 +414,21 @@ async fn run_apply(a: PlanArgs) -> u8 {
     if let Err(code) = emit(&a, &json) {
         return code;
     }
+    for b in &report.blocked_nodes {
+        eprintln!("apply: blocked: {}: {}", b.node, b.reason);
+    }
     eprintln!(
-        "apply: {}/{} node(s) replaced in {:.0}s, {} eviction(s), {} left cordoned",
+        "apply: {}/{} node(s) replaced in {:.0}s, {} eviction(s), {} blocked{}",
         report.nodes_replaced,
         report.nodes_total,
         report.duration_seconds,
         report.evictions,
-        report.blocked_nodes.len()
+        report.blocked_nodes.len(),
+        if report.stopped_pools.is_empty() {
+            String::new()
+        } else {
+            format!("; stopped pool(s): {}", report.stopped_pools.join(", "))
+        }
     );
     if report.blocked_nodes.is_empty() && report.nodes_replaced == report.nodes_total {
         exit_code::OK

@@ -15,7 +15,9 @@ pub async fn abort(
     me: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, KubeError> {
-    cluster.acquire_lease(lease_namespace, me, now).await?;
+    cluster
+        .acquire_lease(lease_namespace, me, now, super::lease::LEASE_SECONDS)
+        .await?;
     let nodes = cluster.list_nodes().await?;
     let mut cleaned = Vec::new();
     for n in &nodes {
@@ -26,6 +28,6 @@ pub async fn abort(
             cleaned.push(info.name);
         }
     }
-    cluster.release_lease(lease_namespace, me).await?;
+    cluster.release_lease(lease_namespace, me, false).await?;
     Ok(cleaned)
 }

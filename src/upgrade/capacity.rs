@@ -16,9 +16,12 @@ pub fn holds_extra(phase: NodePhase, mode: StartMode) -> bool {
     use NodePhase::*;
     match mode {
         // Replacement requested before the drain; released by terminate-with-decrement.
+        // A replacement that failed keeps its instance: for inspection, and for the next
+        // run's retry, which must not surge a second one.
         StartMode::Surge => matches!(
             phase,
             SurgeRequested
+                | ReplacementFailed
                 | ReplacementReady
                 | Tainted
                 | Draining

@@ -3,8 +3,11 @@
 //!
 //! Stuck drains escalate explicitly and never silently: first *report* (Event, status,
 //! progress line), then, only if configured and guarded, *force* after a deadline, or
-//! *leave the node cordoned*, continue with the others and fail at the end.
+//! *leave the node cordoned*, continue with the others and fail at the end. A PDB that can
+//! never allow a disruption ([`never_allows`]) is reported at once, not after the report
+//! deadline: waiting cannot help it, and the operator should hear within seconds.
 
+use super::snapshot::{IntOrPercent, PdbInfo};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -106,6 +109,22 @@ impl StuckDrainPolicy {
         } else {
             StuckAction::Wait
         }
+    }
+
+    /// As [`Self::decide`], except that a drain that can never finish by waiting
+    /// (`hopeless`: a PDB that never allows a disruption, see [`never_allows`]) is reported
+    /// at once instead of after `report_after`; the rest of the ladder is unchanged.
+    pub fn decide_hopeless(
+        &self,
+        stuck_for: Duration,
+        reported: bool,
+        guard: &ForceGuard,
+        hopeless: bool,
+    ) -> StuckAction {
+        if hopeless && !reported {
+            return StuckAction::Report;
+        }
+        self.decide(stuck_for, reported, guard)
     }
 
     /// Whether the run must stop starting new drains (too many nodes left cordoned).
@@ -253,9 +272,105 @@ impl EvictionTokens {
     }
 }
 
+fn spell(v: IntOrPercent) -> String {
+    match v {
+        IntOrPercent::Int(n) => n.to_string(),
+        IntOrPercent::Percent(p) => format!("{p}%"),
+    }
+}
+
+/// Why `pdb` can never allow a voluntary disruption, from its spec and observed status:
+/// with every expected pod healthy it still allows none (`minAvailable` = replicas,
+/// `maxUnavailable: 0`), and its status agrees. `None` while it allows one, when it only
+/// waits for pods to become healthy again, or before the controller wrote a status.
+pub fn never_allows(pdb: &PdbInfo) -> Option<String> {
+    let st = pdb.status?;
+    if st.expected_pods <= 0
+        || st.disruptions_allowed > 0
+        || st.current_healthy < st.expected_pods
+        || pdb.steady_state_allowed(st.expected_pods) > 0
+    {
+        return None;
+    }
+    let rule = match (pdb.min_available, pdb.max_unavailable) {
+        (Some(m), _) => format!("minAvailable {}", spell(m)),
+        (None, Some(m)) => format!("maxUnavailable {}", spell(m)),
+        (None, None) => "minAvailable 1 (the default)".to_string(),
+    };
+    Some(format!(
+        "PDB {} allows no disruption even with all {} pods healthy ({rule}): its pods cannot be \
+         evicted until the PDB or the workload changes",
+        pdb.key(),
+        st.expected_pods
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upgrade::snapshot::PdbStatus;
+
+    fn pdb(
+        min: Option<IntOrPercent>,
+        max: Option<IntOrPercent>,
+        status: Option<(i32, i32, i32)>,
+    ) -> PdbInfo {
+        PdbInfo {
+            namespace: "shop".into(),
+            name: "db".into(),
+            selector: None,
+            min_available: min,
+            max_unavailable: max,
+            always_allow_unhealthy: false,
+            status: status.map(|(allowed, expected, healthy)| PdbStatus {
+                disruptions_allowed: allowed,
+                expected_pods: expected,
+                current_healthy: healthy,
+                desired_healthy: expected - allowed,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_pdb_that_can_never_allow_a_disruption_is_named_with_its_rule() {
+        use IntOrPercent::*;
+        let why = never_allows(&pdb(Some(Int(3)), None, Some((0, 3, 3)))).expect("never");
+        assert!(why.contains("PDB shop/db") && why.contains("minAvailable 3"), "{why}");
+        assert!(why.contains("all 3 pods healthy"), "{why}");
+        let why = never_allows(&pdb(None, Some(Int(0)), Some((0, 2, 2)))).expect("never");
+        assert!(why.contains("maxUnavailable 0"), "{why}");
+        assert!(never_allows(&pdb(Some(Percent(100)), None, Some((0, 5, 5)))).is_some());
+        // A single replica under the default minAvailable 1.
+        assert!(never_allows(&pdb(None, None, Some((0, 1, 1)))).is_some());
+    }
+
+    #[test]
+    fn a_hopeless_drain_is_reported_at_once_then_follows_the_ladder() {
+        let p = StuckDrainPolicy::default();
+        let g = guard(false);
+        assert_eq!(p.decide_hopeless(s(0), false, &g, true), StuckAction::Report);
+        assert_eq!(p.decide_hopeless(s(0), false, &g, false), StuckAction::Wait);
+        // Reported already: waits for the leave-cordoned deadline like any stuck drain.
+        assert_eq!(p.decide_hopeless(s(60), true, &g, true), StuckAction::Wait);
+        assert_eq!(
+            p.decide_hopeless(p.leave_cordoned_after, true, &g, true),
+            StuckAction::LeaveCordoned
+        );
+    }
+
+    #[test]
+    fn a_pdb_that_only_waits_is_not_reported_early() {
+        use IntOrPercent::*;
+        // Allows one now.
+        assert_eq!(never_allows(&pdb(Some(Int(2)), None, Some((1, 3, 3)))), None);
+        // Budget used up by an unhealthy pod: it recovers once the pod is Ready.
+        assert_eq!(never_allows(&pdb(Some(Int(2)), None, Some((0, 3, 2)))), None);
+        // minAvailable = replicas but a pod is still starting: not decided yet.
+        assert_eq!(never_allows(&pdb(Some(Int(3)), None, Some((0, 3, 2)))), None);
+        // No status yet, or no pods.
+        assert_eq!(never_allows(&pdb(Some(Int(3)), None, None)), None);
+        assert_eq!(never_allows(&pdb(Some(Int(0)), None, Some((0, 0, 0)))), None);
+    }
 
     fn s(n: u64) -> Duration {
         Duration::from_secs(n)

@@ -8,7 +8,7 @@
 
 use super::capacity::{self, PoolZone};
 use super::drain_policy::{
-    EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
+    never_allows, EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
 };
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
 use super::measure::{Measurements, PdbViolationMeter, PoolMeasure};
@@ -18,7 +18,7 @@ use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
 use super::progress::{progress, Progress};
 use super::readiness::{gate, GateInput, Readiness};
 use super::report::{BlockedNode, UpgradeReport};
-use super::scheduler::{admit, StartMode};
+use super::scheduler::{admit, settled, stopped_pools, StartMode};
 use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo};
 use super::state::{
@@ -53,6 +53,11 @@ pub struct EngineConfig {
     pub policy: StuckDrainPolicy,
     /// A new node must pass the readiness gate continuously this long before it counts.
     pub min_ready: Duration,
+    /// A surge replacement that has not passed the readiness gate this long after it was
+    /// requested fails: its pool stops, the old node keeps serving, the run fails.
+    pub ready_timeout: Duration,
+    /// Lease duration: how long a crashed run blocks the next one (renewed at a third).
+    pub lease_duration: Duration,
     /// Safety tick between iterations when no watch event arrives.
     pub tick: Duration,
     /// Give up after this long.
@@ -178,9 +183,14 @@ pub async fn apply(
 ) -> Result<UpgradeReport, EngineError> {
     let started = Instant::now();
     let ns = cfg.lease_namespace.as_str();
+    let lease_seconds = cfg.lease_duration.as_secs().max(1) as i64;
+    let renew_every = Duration::from_secs(lease_seconds as u64) / 3;
     // Single writer. A previous holder that died is waited out (its lease expires).
     loop {
-        match cluster.acquire_lease(ns, &cfg.identity, Utc::now()).await {
+        match cluster
+            .acquire_lease(ns, &cfg.identity, Utc::now(), lease_seconds)
+            .await
+        {
             Ok(()) => break,
             Err(KubeError::LeaseHeld { holder, until, .. }) if started.elapsed() < cfg.deadline => {
                 let wait =
@@ -260,12 +270,22 @@ pub async fn apply(
     };
 
     // Mark every planned node up front: soft PreferNoSchedule taint (evicted pods avoid
-    // other outdated nodes), autoscaler scale-down disabled, phase Outdated.
+    // other outdated nodes), autoscaler scale-down disabled, phase Outdated. A replacement
+    // that failed in an earlier run is retried (its surge instance is still there).
+    let mut known: BTreeMap<String, NodePhase> = BTreeMap::new();
+    let mut retried: BTreeSet<String> = BTreeSet::new();
     for n in nodes_w
         .objects()
         .iter()
         .filter_map(|n| NodeInfo::from_k8s(n).ok())
     {
+        if place.contains_key(&n.name)
+            && decode(&n)?.is_some_and(|m| m.phase == NodePhase::ReplacementFailed)
+        {
+            tracing::info!(node = %n.name, "retrying the replacement that failed in an earlier run");
+            step(cluster, &mut known, &n, &cfg.run_id, &[Event::SurgeRequested], None).await?;
+            retried.insert(n.name.clone());
+        }
         if place.contains_key(&n.name) && decode(&n)?.is_none() {
             let run_id = cfg.run_id.clone();
             match cluster
@@ -278,6 +298,26 @@ pub async fn apply(
                 Ok(_) | Err(KubeError::NodeGone { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    // Phases only move forward within a run, and ReplacementFailed is past SurgeRequested:
+    // read no phase before the cache shows the retries.
+    let retry_seen_by = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < retry_seen_by
+        && nodes_w.objects().iter().any(|n| {
+            NodeInfo::from_k8s(n).is_ok_and(|n| {
+                retried.contains(&n.name)
+                    && decode(&n)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|m| m.phase == NodePhase::ReplacementFailed)
+            })
+        })
+    {
+        tokio::select! {
+            _ = nodes_w.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
 
@@ -304,19 +344,20 @@ pub async fn apply(
     let mut last_want: Option<BTreeMap<PoolZone, u32>> = None;
     // Instances this process already asked to terminate (the cache may lag behind).
     let mut terminated: BTreeSet<String> = BTreeSet::new();
-    let mut known: BTreeMap<String, NodePhase> = BTreeMap::new();
     let mut known_mode: BTreeMap<String, StartMode> = BTreeMap::new();
     let mut backoff: BTreeMap<String, EvictionBackoff> = BTreeMap::new();
     let mut probe_at: BTreeMap<String, Instant> = BTreeMap::new();
     let mut ready_seen: BTreeMap<String, Instant> = BTreeMap::new();
     let mut last_line = String::new();
 
-    loop {
+    let final_phases = loop {
         if started.elapsed() > cfg.deadline {
             return Err(EngineError::Deadline(cfg.deadline));
         }
-        if last_renew.elapsed() > Duration::from_secs(10) {
-            cluster.acquire_lease(ns, &cfg.identity, Utc::now()).await?;
+        if last_renew.elapsed() > renew_every {
+            cluster
+                .acquire_lease(ns, &cfg.identity, Utc::now(), lease_seconds)
+                .await?;
             last_renew = Instant::now();
         }
         let nodes: BTreeMap<String, NodeInfo> = nodes_w
@@ -489,7 +530,7 @@ pub async fn apply(
                         .filter(|(p, _)| p.daemonset && p.node.as_deref() == Some(&name))
                         .count();
                     let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
-                    let candidate = nodes.values().find(|c| {
+                    let eligible = |c: &NodeInfo| {
                         c.pool == *pname
                             && c.zone == *zone
                             && at_version(&c.kubelet_version, &plan.target_version)
@@ -497,34 +538,84 @@ pub async fn apply(
                             && c.annotations
                                 .get(REPLACES_ANNOTATION)
                                 .is_none_or(|r| *r == name)
+                    };
+                    let gate_of = |c: &NodeInfo| {
+                        let inst = c
+                            .provider_id
+                            .as_deref()
+                            .and_then(instance_id_from_provider_id)
+                            .and_then(|id| insts.iter().find(|i| i.id == id));
+                        gate(&GateInput {
+                            node: c,
+                            ready_since: None,
+                            pods: &pod_infos,
+                            expected_daemonset_pods: ds_expected,
+                            instance: inst,
+                            backs_load_balancer: backs_lb.get(pname).copied().unwrap_or(false),
+                            min_ready: Duration::ZERO,
+                            now: Utc::now(),
+                        })
+                    };
+                    let candidate = nodes.values().find(|c| {
+                        eligible(c)
+                            && gate_of(c) == Readiness::Ready
                             && {
-                                let inst = c
-                                    .provider_id
-                                    .as_deref()
-                                    .and_then(instance_id_from_provider_id)
-                                    .and_then(|id| insts.iter().find(|i| i.id == id));
-                                gate(&GateInput {
-                                    node: c,
-                                    ready_since: None,
-                                    pods: &pod_infos,
-                                    expected_daemonset_pods: ds_expected,
-                                    instance: inst,
-                                    backs_load_balancer: backs_lb
-                                        .get(pname)
-                                        .copied()
-                                        .unwrap_or(false),
-                                    min_ready: Duration::ZERO,
-                                    now: Utc::now(),
-                                }) == Readiness::Ready
-                                    && {
-                                        // Hold `min_ready` from the first time every check passed.
-                                        let first = *ready_seen
-                                            .entry(c.name.clone())
-                                            .or_insert_with(Instant::now);
-                                        first.elapsed() >= cfg.min_ready
-                                    }
+                                // Hold `min_ready` from the first time every check passed.
+                                let first = *ready_seen
+                                    .entry(c.name.clone())
+                                    .or_insert_with(Instant::now);
+                                first.elapsed() >= cfg.min_ready
                             }
                     });
+                    let waited = decode(node)?
+                        .and_then(|m| m.since)
+                        .and_then(|t| (Utc::now() - t).to_std().ok())
+                        .unwrap_or_default();
+                    if candidate.is_none() && waited > cfg.ready_timeout {
+                        // Never a drain without ready replacement capacity: the node keeps
+                        // serving, its pool stops, the run fails with the checks that failed.
+                        let unready: Vec<String> = nodes
+                            .values()
+                            .filter(|c| eligible(c))
+                            .filter_map(|c| match gate_of(c) {
+                                Readiness::NotYet(why) => {
+                                    Some(format!("{}: {}", c.name, why.join(", ")))
+                                }
+                                Readiness::Ready => None,
+                            })
+                            .take(3)
+                            .collect();
+                        let detail = if unready.is_empty() {
+                            format!(
+                                "no node at {} registered in the zone",
+                                plan.target_version
+                            )
+                        } else {
+                            unready.join("; ")
+                        };
+                        let reason = format!(
+                            "no replacement in {pname}/{zone} passed the readiness gate within \
+                             {}s ({detail}); pool {pname} stopped, {name} keeps serving",
+                            waited.as_secs()
+                        );
+                        tracing::error!(node = %name, pool = %pname, "{reason}");
+                        step(
+                            cluster,
+                            &mut known,
+                            node,
+                            &cfg.run_id,
+                            &[Event::ReplacementFailed {
+                                reason: reason.clone(),
+                            }],
+                            None,
+                        )
+                        .await?;
+                        report.blocked_nodes.push(BlockedNode {
+                            node: name.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
                     if let Some(c) = candidate {
                         claimed_now.insert(c.name.clone());
                         let old = name.clone();
@@ -579,6 +670,10 @@ pub async fn apply(
                                 .and_then(|b| b.status)
                                 .is_none_or(|s| s.current_healthy >= s.expected_pods)
                         })
+                    });
+                    // A PDB that can never allow a disruption is reported at once.
+                    let hopeless = left.iter().find_map(|p| {
+                        pdbs.iter().filter(|b| b.covers(p)).find_map(never_allows)
                     });
                     let terminating_here = pods
                         .iter()
@@ -647,15 +742,20 @@ pub async fn apply(
                         siblings_ready: false,
                         since_last_force: None,
                     };
-                    match cfg
-                        .policy
-                        .decide(stuck_for, stuck_reported.contains(&name), &guard)
-                    {
+                    match cfg.policy.decide_hopeless(
+                        stuck_for,
+                        stuck_reported.contains(&name),
+                        &guard,
+                        hopeless.is_some(),
+                    ) {
                         StuckAction::Report if ph == NodePhase::Draining => {
-                            let reason = format!(
-                                "drain of {name} made no progress for {}s",
-                                stuck_for.as_secs()
-                            );
+                            let reason = match &hopeless {
+                                Some(why) => format!("drain of {name} cannot finish: {why}"),
+                                None => format!(
+                                    "drain of {name} made no progress for {}s",
+                                    stuck_for.as_secs()
+                                ),
+                            };
                             tracing::warn!(node = %name, "{reason}");
                             step(
                                 cluster,
@@ -669,7 +769,15 @@ pub async fn apply(
                             stuck_reported.insert(name.clone());
                         }
                         StuckAction::LeaveCordoned => {
-                            let reason = format!("left cordoned after {}s", stuck_for.as_secs());
+                            let why = decode(node)?
+                                .and_then(|m| m.reason)
+                                .filter(|_| ph == NodePhase::Blocked)
+                                .unwrap_or_default();
+                            let reason = format!(
+                                "left cordoned after {}s{}{why}",
+                                stuck_for.as_secs(),
+                                if why.is_empty() { "" } else { ": " }
+                            );
                             step(
                                 cluster,
                                 &mut known,
@@ -739,19 +847,17 @@ pub async fn apply(
             on_progress(&prog);
             last_line = line;
         }
+        let stopped = stopped_pools(plan, &phases);
         let all_final = phases
+            .iter()
+            .all(|(n, p)| settled(*p, stopped.contains(&place[n].0)));
+        let in_flight = phases
             .values()
-            .all(|p| matches!(p, NodePhase::Gone | NodePhase::CordonedLeft));
-        let in_flight = phases.values().any(|p| {
-            !matches!(
-                p,
-                NodePhase::Outdated | NodePhase::Gone | NodePhase::CordonedLeft
-            )
-        });
+            .any(|p| *p != NodePhase::Outdated && !settled(*p, false));
         if all_final || (adm.stop && !in_flight) {
             report.nodes_replaced =
                 phases.values().filter(|p| **p == NodePhase::Gone).count() as u64;
-            break;
+            break phases;
         }
         tokio::select! {
             _ = nodes_w.changed() => {}
@@ -759,7 +865,53 @@ pub async fn apply(
             _ = pdbs_w.changed() => {}
             _ = tokio::time::sleep(cfg.tick) => {}
         }
+    };
+
+    // Nodes that never started (their pool stopped, or the run stopped early) go back to
+    // how they were: nothing is in progress on them.
+    for (name, _) in final_phases
+        .iter()
+        .filter(|(_, p)| **p == NodePhase::Outdated)
+    {
+        let cleaned = cluster
+            .patch_node(name, |fresh| match decode(fresh) {
+                Ok(Some(m)) if m.phase == NodePhase::Outdated => abort_patch(fresh),
+                _ => NodePatch::default(),
+            })
+            .await;
+        match cleaned {
+            Ok(_) | Err(KubeError::NodeGone { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    // Nodes given up on in an earlier run of this upgrade are reported too.
+    for n in nodes_w
+        .objects()
+        .iter()
+        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+    {
+        let Some(ph) = final_phases.get(&n.name) else {
+            continue;
+        };
+        if matches!(ph, NodePhase::CordonedLeft | NodePhase::ReplacementFailed)
+            && !report.blocked_nodes.iter().any(|b| b.node == n.name)
+        {
+            let reason = decode(&n)
+                .ok()
+                .flatten()
+                .and_then(|m| m.reason)
+                .unwrap_or_else(|| ph.to_string());
+            report.blocked_nodes.push(BlockedNode {
+                node: n.name.clone(),
+                reason,
+            });
+        }
+    }
+    report.stopped_pools = stopped_pools(plan, &final_phases).into_iter().collect();
+    // Marked nodes remain: keep the Lease's run-wide state (base capacity) for the next run.
+    let keep_state = final_phases
+        .values()
+        .any(|p| !matches!(p, NodePhase::Outdated | NodePhase::Gone));
 
     // Restore the autoscaler annotation and drop markers on the new nodes of this run.
     for n in nodes_w
@@ -777,7 +929,9 @@ pub async fn apply(
         }
     }
     debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
-    cluster.release_lease(ns, &cfg.identity).await?;
+    cluster
+        .release_lease(ns, &cfg.identity, keep_state)
+        .await?;
     let lb = measured.lower_bound();
     report.set_durations(started.elapsed().as_secs_f64(), lb.policy);
     report.pdb_violation_seconds = meter.seconds(started.elapsed().as_secs_f64());

@@ -4,7 +4,7 @@
 //! will drive watches from here.
 
 use super::api_count::ApiCallCounter;
-use super::lease::{self, LeaseDecision, LeaseView, LEASE_SECONDS};
+use super::lease::{self, LeaseDecision, LeaseView};
 use super::node_patch::NodePatch;
 use super::snapshot::{ClusterObjects, NodeInfo, SnapshotError};
 use super::state::LEASE_NAME;
@@ -345,6 +345,7 @@ impl KubeCluster {
         namespace: &str,
         me: &str,
         now: DateTime<Utc>,
+        lease_seconds: i64,
     ) -> Result<(), KubeError> {
         let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
         let object = format!("Lease/{namespace}/{LEASE_NAME}");
@@ -353,7 +354,7 @@ impl KubeCluster {
             .await
             .map_err(api_err("get", object.clone()))?;
         let view = current.as_ref().map(lease_view);
-        let body = |rv: Option<&str>| lease_object(namespace, me, now, rv);
+        let body = |rv: Option<&str>| lease_object(namespace, me, now, lease_seconds, rv);
         match lease::decide(view.as_ref(), me, now) {
             LeaseDecision::Create => {
                 api.create(&PostParams::default(), &body(None)?)
@@ -384,8 +385,15 @@ impl KubeCluster {
         Ok(())
     }
 
-    /// Deletes the Lease if `me` holds it.
-    pub async fn release_lease(&self, namespace: &str, me: &str) -> Result<(), KubeError> {
+    /// Releases the Lease if `me` holds it: deletes it, or with `keep_state` only clears
+    /// the holder, so run-wide state (the base capacity) survives for the next run while
+    /// nodes are still marked (left cordoned, replacement failed).
+    pub async fn release_lease(
+        &self,
+        namespace: &str,
+        me: &str,
+        keep_state: bool,
+    ) -> Result<(), KubeError> {
         let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
         let object = format!("Lease/{namespace}/{LEASE_NAME}");
         let current = api
@@ -398,6 +406,13 @@ impl KubeCluster {
             .and_then(|s| s.holder_identity.as_deref())
             == Some(me)
         {
+            if keep_state {
+                let release = serde_json::json!({"spec": {"holderIdentity": null, "renewTime": null}});
+                api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&release))
+                    .await
+                    .map_err(api_err("patch", object))?;
+                return Ok(());
+            }
             match api.delete(LEASE_NAME, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(e) if status_code(&e) == Some(404) => {}
@@ -429,6 +444,7 @@ fn lease_object(
     namespace: &str,
     me: &str,
     now: DateTime<Utc>,
+    lease_seconds: i64,
     rv: Option<&str>,
 ) -> Result<Lease, KubeError> {
     let mut v = serde_json::json!({
@@ -438,7 +454,7 @@ fn lease_object(
                      "labels": {"app.kubernetes.io/managed-by": "e2e-gate"}},
         "spec": {
             "holderIdentity": me,
-            "leaseDurationSeconds": LEASE_SECONDS,
+            "leaseDurationSeconds": lease_seconds,
             "renewTime": now.to_rfc3339_opts(SecondsFormat::Micros, true),
         }
     });
@@ -459,11 +475,11 @@ mod tests {
     #[test]
     fn lease_object_round_trips_through_view() {
         let now = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
-        let l = lease_object("kube-system", "me@host", now, Some("7")).expect("lease");
+        let l = lease_object("kube-system", "me@host", now, lease::LEASE_SECONDS, Some("7")).expect("lease");
         assert_eq!(l.metadata.resource_version.as_deref(), Some("7"));
         let v = lease_view(&l);
         assert_eq!(v.holder.as_deref(), Some("me@host"));
         assert_eq!(v.renew_time, Some(now));
-        assert_eq!(v.duration_seconds, Some(LEASE_SECONDS));
+        assert_eq!(v.duration_seconds, Some(lease::LEASE_SECONDS));
     }
 }

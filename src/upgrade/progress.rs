@@ -52,7 +52,12 @@ pub fn progress(
         .unwrap_or_default();
     let stuck = phases
         .values()
-        .filter(|p| matches!(p, NodePhase::Blocked | NodePhase::CordonedLeft))
+        .filter(|p| {
+            matches!(
+                p,
+                NodePhase::Blocked | NodePhase::CordonedLeft | NodePhase::ReplacementFailed
+            )
+        })
         .count();
     let (done_est, left_est): (u64, u64) = plan.waves.iter().fold((0, 0), |(d, l), w| {
         if w.nodes.iter().all(|n| is_done(phase(n))) {

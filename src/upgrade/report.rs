@@ -59,8 +59,11 @@ pub struct UpgradeReport {
     pub forced_actions: u64,
     /// Each forced action with its justification.
     pub forced_action_details: Vec<ForcedAction>,
-    /// Nodes left cordoned.
+    /// Nodes left cordoned, or whose replacement never became Ready, with the reason.
     pub blocked_nodes: Vec<BlockedNode>,
+    /// Pools stopped because a replacement never became Ready (their old nodes serve on).
+    #[serde(default)]
+    pub stopped_pools: Vec<String>,
 }
 
 /// `efficiency = lower bound / actual`, `None` unless both are positive and finite.
@@ -91,6 +94,7 @@ impl UpgradeReport {
             forced_actions: 0,
             forced_action_details: Vec::new(),
             blocked_nodes: Vec::new(),
+            stopped_pools: Vec::new(),
         }
     }
 

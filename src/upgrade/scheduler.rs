@@ -13,7 +13,7 @@ use super::drain_policy::StuckDrainPolicy;
 use super::plan::{Plan, Wave};
 use super::state::NodePhase;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How a node's replacement is provided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,8 +40,31 @@ pub struct Admission {
 pub fn is_done(p: NodePhase) -> bool {
     matches!(
         p,
-        NodePhase::Drained | NodePhase::Terminating | NodePhase::Gone | NodePhase::CordonedLeft
+        NodePhase::Drained
+            | NodePhase::Terminating
+            | NodePhase::Gone
+            | NodePhase::CordonedLeft
+            | NodePhase::ReplacementFailed
     )
+}
+
+/// Pools that stopped because a replacement never became Ready: none of their nodes
+/// starts any more in this run (the others keep serving), the other pools go on.
+pub fn stopped_pools(plan: &Plan, phases: &BTreeMap<String, NodePhase>) -> BTreeSet<String> {
+    plan.outdated
+        .iter()
+        .filter(|n| phase_of(phases, &n.name) == NodePhase::ReplacementFailed)
+        .map(|n| n.pool.clone())
+        .collect()
+}
+
+/// Whether the node needs nothing more from this run: replaced, given up on (left
+/// cordoned, replacement failed), or never started because its pool stopped.
+pub fn settled(phase: NodePhase, pool_stopped: bool) -> bool {
+    matches!(
+        phase,
+        NodePhase::Gone | NodePhase::CordonedLeft | NodePhase::ReplacementFailed
+    ) || (phase == NodePhase::Outdated && pool_stopped)
 }
 
 fn phase_of(phases: &BTreeMap<String, NodePhase>, node: &str) -> NodePhase {
@@ -89,10 +112,20 @@ pub fn admit(
         .filter(|p| **p == NodePhase::CordonedLeft)
         .count() as u32;
     let stop = left_cordoned > 0 && policy.stop_early(left_cordoned);
-    let current = plan
-        .waves
+    let stopped = stopped_pools(plan, phases);
+    let pool_of: BTreeMap<&str, &str> = plan
+        .outdated
         .iter()
-        .find(|w| w.nodes.iter().any(|n| !is_done(phase_of(phases, n))));
+        .map(|n| (n.name.as_str(), n.pool.as_str()))
+        .collect();
+    let in_stopped_pool = |n: &str| pool_of.get(n).is_some_and(|p| stopped.contains(*p));
+    // A wave is done once each node is done or will not start (its pool stopped).
+    let current = plan.waves.iter().find(|w| {
+        w.nodes.iter().any(|n| {
+            let ph = phase_of(phases, n);
+            !is_done(ph) && !(ph == NodePhase::Outdated && in_stopped_pool(n))
+        })
+    });
     let Some(wave) = current else {
         return Admission {
             start: vec![],
@@ -107,7 +140,7 @@ pub fn admit(
         let mut s: Vec<(String, StartMode)> = wave
             .nodes
             .iter()
-            .filter(|n| phase_of(phases, n) == NodePhase::Outdated)
+            .filter(|n| phase_of(phases, n) == NodePhase::Outdated && !in_stopped_pool(n))
             .map(|n| {
                 (
                     n.clone(),
@@ -228,6 +261,29 @@ mod tests {
         // All done.
         let all = phases(&[("a1", Gone), ("a2", Gone), ("b1", Gone), ("c1", Gone)]);
         assert_eq!(admit(&plan(), &all, &policy).current_wave, None);
+    }
+
+    #[test]
+    fn a_failed_replacement_stops_its_pool_and_the_other_pools_go_on() {
+        use NodePhase::*;
+        let mut p = plan();
+        // c1 lives in another pool.
+        p.outdated[3].pool = "other".into();
+        p.waves[1].surge[0].pool = "other".into();
+        let ph = phases(&[("a1", ReplacementFailed), ("b1", SurgeRequested)]);
+        assert_eq!(stopped_pools(&p, &ph), BTreeSet::from(["w".to_string()]));
+        let a = admit(&p, &ph, &StuckDrainPolicy::default());
+        assert!(a.start.is_empty(), "a2 is in the stopped pool: {a:?}");
+        assert!(!a.stop, "the run goes on for the other pools");
+        // b1's replacement still pending: wave 0 not done yet.
+        assert_eq!(a.current_wave, Some(0));
+        let ph = phases(&[("a1", ReplacementFailed), ("b1", ReplacementFailed)]);
+        let a = admit(&p, &ph, &StuckDrainPolicy::default());
+        assert_eq!(a.current_wave, Some(1), "a2 never starts: wave 0 is over");
+        assert_eq!(a.start, vec![("c1".into(), StartMode::Surge)]);
+        assert!(settled(ReplacementFailed, true));
+        assert!(settled(Outdated, true) && !settled(Outdated, false));
+        assert!(!settled(SurgeRequested, true) && !settled(Drained, false));
     }
 
     #[test]

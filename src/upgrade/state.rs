@@ -3,7 +3,10 @@
 //! Old nodes walk `Outdated → SurgeRequested → ReplacementReady → Tainted → Draining →
 //! Drained → Terminating → Gone`; a drain that is stuck goes `Draining → Blocked`, and a
 //! blocked node either finishes (`Blocked → Drained`) or is left cordoned
-//! (`CordonedLeft`, the run then fails at the end). Nodes drained with the
+//! (`CordonedLeft`, the run then fails at the end). A replacement that never passes the
+//! readiness gate ends at `SurgeRequested → ReplacementFailed`: the old node was never
+//! cordoned and keeps serving, its pool stops, the run fails at the end; the next `apply`
+//! retries it (`ReplacementFailed → SurgeRequested`). Nodes drained with the
 //! unavailability budget skip the surge steps (`Outdated → Tainted`).
 //!
 //! Everything needed to resume is on the Node itself (annotations under
@@ -55,6 +58,9 @@ pub enum NodePhase {
     Outdated,
     /// Surge capacity for it was requested from the pool.
     SurgeRequested,
+    /// Its replacement never passed the readiness gate in time: the node keeps serving
+    /// (never cordoned), its pool stops. The next `apply` retries.
+    ReplacementFailed,
     /// Its replacement passed the readiness gate.
     ReplacementReady,
     /// NoSchedule taint set: new pods no longer land here.
@@ -75,9 +81,10 @@ pub enum NodePhase {
 
 impl NodePhase {
     /// Every phase, in walk order.
-    pub const ALL: [NodePhase; 10] = [
+    pub const ALL: [NodePhase; 11] = [
         NodePhase::Outdated,
         NodePhase::SurgeRequested,
+        NodePhase::ReplacementFailed,
         NodePhase::ReplacementReady,
         NodePhase::Tainted,
         NodePhase::Draining,
@@ -93,6 +100,7 @@ impl NodePhase {
         match self {
             NodePhase::Outdated => "outdated",
             NodePhase::SurgeRequested => "surge-requested",
+            NodePhase::ReplacementFailed => "replacement-failed",
             NodePhase::ReplacementReady => "replacement-ready",
             NodePhase::Tainted => "tainted",
             NodePhase::Draining => "draining",
@@ -125,9 +133,10 @@ impl NodePhase {
     /// Effect of the evacuation taint in this phase.
     pub fn taint_effect(self) -> &'static str {
         match self {
-            NodePhase::Outdated | NodePhase::SurgeRequested | NodePhase::ReplacementReady => {
-                "PreferNoSchedule"
-            }
+            NodePhase::Outdated
+            | NodePhase::SurgeRequested
+            | NodePhase::ReplacementFailed
+            | NodePhase::ReplacementReady => "PreferNoSchedule",
             _ => "NoSchedule",
         }
     }
@@ -152,6 +161,11 @@ impl fmt::Display for NodePhase {
 pub enum Event {
     /// Surge capacity requested.
     SurgeRequested,
+    /// The replacement did not pass the readiness gate within the deadline.
+    ReplacementFailed {
+        /// Human reason naming the new node(s) and the failing checks.
+        reason: String,
+    },
     /// The replacement passed the readiness gate.
     ReplacementReady,
     /// NoSchedule taint set (also directly from `Outdated` on the unavailability path).
@@ -180,6 +194,7 @@ impl Event {
     fn target(&self) -> NodePhase {
         match self {
             Event::SurgeRequested => NodePhase::SurgeRequested,
+            Event::ReplacementFailed { .. } => NodePhase::ReplacementFailed,
             Event::ReplacementReady => NodePhase::ReplacementReady,
             Event::Tainted => NodePhase::Tainted,
             Event::DrainStarted => NodePhase::Draining,
@@ -218,6 +233,8 @@ pub fn transition(
             (from, to),
             (Outdated, SurgeRequested)
                 | (SurgeRequested, ReplacementReady)
+                | (SurgeRequested, ReplacementFailed)
+                | (ReplacementFailed, SurgeRequested)
                 | (ReplacementReady, Tainted)
                 | (Outdated, Tainted)
                 | (Tainted, Draining)
@@ -267,6 +284,7 @@ pub fn next_action(phase: NodePhase) -> Action {
     match phase {
         NodePhase::Outdated => Action::RequestSurge,
         NodePhase::SurgeRequested => Action::AwaitReplacement,
+        NodePhase::ReplacementFailed => Action::None,
         NodePhase::ReplacementReady => Action::Taint,
         NodePhase::Tainted | NodePhase::Draining | NodePhase::Blocked => Action::Drain,
         NodePhase::CordonedLeft => Action::None,
@@ -328,7 +346,9 @@ impl NodeMarkers {
             self.cordoned_by_us = !was_unschedulable;
         }
         self.reason = match event {
-            Event::Stuck { reason } | Event::LeftCordoned { reason } => Some(reason.clone()),
+            Event::Stuck { reason }
+            | Event::LeftCordoned { reason }
+            | Event::ReplacementFailed { reason } => Some(reason.clone()),
             _ => None,
         };
         self.phase = to;
@@ -584,6 +604,7 @@ mod tests {
         use NodePhase::*;
         let events = [
             Event::SurgeRequested,
+            Event::ReplacementFailed { reason: "r".into() },
             Event::ReplacementReady,
             Event::Tainted,
             Event::DrainStarted,
@@ -596,6 +617,8 @@ mod tests {
         let legal: &[(NodePhase, NodePhase)] = &[
             (Outdated, SurgeRequested),
             (SurgeRequested, ReplacementReady),
+            (SurgeRequested, ReplacementFailed),
+            (ReplacementFailed, SurgeRequested),
             (ReplacementReady, Tainted),
             (Outdated, Tainted),
             (Tainted, Draining),
@@ -622,7 +645,39 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 90);
+        assert_eq!(checked, 110);
+    }
+
+    #[test]
+    fn a_failed_replacement_never_cordons_and_is_retried_by_the_next_run() {
+        let mut m = NodeMarkers::new(&node(), "r", t(0));
+        m.apply("n1", &Event::SurgeRequested, t(1), false)
+            .expect("legal");
+        let why = "new node n9 in w/zone-a: NodeReady is not True";
+        m.apply(
+            "n1",
+            &Event::ReplacementFailed { reason: why.into() },
+            t(2),
+            false,
+        )
+        .expect("legal");
+        assert_eq!(m.phase, NodePhase::ReplacementFailed);
+        assert!(!m.phase.cordoned() && !m.phase.drain_allowed());
+        assert_eq!(m.phase.taint_effect(), "PreferNoSchedule");
+        assert_eq!(next_action(m.phase), Action::None);
+        let mut n = node();
+        encode(&m).apply_to(&mut n);
+        assert!(!n.unschedulable, "the old node keeps serving");
+        let decoded = decode(&n).expect("decodes").expect("marked");
+        assert_eq!(decoded.reason.as_deref(), Some(why));
+        assert!(transition("n1", m.phase, &Event::DrainStarted).is_err());
+        assert!(transition("n1", m.phase, &Event::Tainted).is_err());
+        // The next run retries: a fresh wait, the reason cleared.
+        m.apply("n1", &Event::SurgeRequested, t(60), false)
+            .expect("retry");
+        assert_eq!(m.phase, NodePhase::SurgeRequested);
+        assert_eq!(m.since, Some(t(60)));
+        assert_eq!(m.reason, None);
     }
 
     #[test]
