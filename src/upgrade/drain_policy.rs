@@ -87,6 +87,11 @@ impl StuckDrainPolicy {
         if !reported {
             return StuckAction::Report;
         }
+        self.after_report(stuck_for, guard)
+    }
+
+    /// The rungs after the report: a guarded force, then leave cordoned.
+    fn after_report(&self, stuck_for: Duration, guard: &ForceGuard) -> StuckAction {
         if let Some(f) = &self.force {
             if stuck_for >= f.after
                 && guard.pod_age >= f.min_pod_age
@@ -121,10 +126,11 @@ impl StuckDrainPolicy {
         guard: &ForceGuard,
         hopeless: bool,
     ) -> StuckAction {
-        if hopeless && !reported {
-            return StuckAction::Report;
+        match (hopeless, reported) {
+            (true, false) => StuckAction::Report,
+            (true, true) => self.after_report(stuck_for, guard),
+            (false, _) => self.decide(stuck_for, reported, guard),
         }
-        self.decide(stuck_for, reported, guard)
     }
 
     /// Whether the run must stop starting new drains (too many nodes left cordoned).
@@ -335,7 +341,10 @@ mod tests {
     fn a_pdb_that_can_never_allow_a_disruption_is_named_with_its_rule() {
         use IntOrPercent::*;
         let why = never_allows(&pdb(Some(Int(3)), None, Some((0, 3, 3)))).expect("never");
-        assert!(why.contains("PDB shop/db") && why.contains("minAvailable 3"), "{why}");
+        assert!(
+            why.contains("PDB shop/db") && why.contains("minAvailable 3"),
+            "{why}"
+        );
         assert!(why.contains("all 3 pods healthy"), "{why}");
         let why = never_allows(&pdb(None, Some(Int(0)), Some((0, 2, 2)))).expect("never");
         assert!(why.contains("maxUnavailable 0"), "{why}");
@@ -348,10 +357,23 @@ mod tests {
     fn a_hopeless_drain_is_reported_at_once_then_follows_the_ladder() {
         let p = StuckDrainPolicy::default();
         let g = guard(false);
-        assert_eq!(p.decide_hopeless(s(0), false, &g, true), StuckAction::Report);
+        assert_eq!(
+            p.decide_hopeless(s(0), false, &g, true),
+            StuckAction::Report
+        );
         assert_eq!(p.decide_hopeless(s(0), false, &g, false), StuckAction::Wait);
         // Reported already: waits for the leave-cordoned deadline like any stuck drain.
         assert_eq!(p.decide_hopeless(s(60), true, &g, true), StuckAction::Wait);
+        // ... even when it comes before the (skipped) report deadline.
+        let quick = StuckDrainPolicy {
+            leave_cordoned_after: s(2),
+            ..StuckDrainPolicy::default()
+        };
+        assert_eq!(
+            quick.decide_hopeless(s(2), true, &g, true),
+            StuckAction::LeaveCordoned
+        );
+        assert_eq!(quick.decide(s(2), true, &g), StuckAction::Wait);
         assert_eq!(
             p.decide_hopeless(p.leave_cordoned_after, true, &g, true),
             StuckAction::LeaveCordoned
@@ -362,14 +384,26 @@ mod tests {
     fn a_pdb_that_only_waits_is_not_reported_early() {
         use IntOrPercent::*;
         // Allows one now.
-        assert_eq!(never_allows(&pdb(Some(Int(2)), None, Some((1, 3, 3)))), None);
+        assert_eq!(
+            never_allows(&pdb(Some(Int(2)), None, Some((1, 3, 3)))),
+            None
+        );
         // Budget used up by an unhealthy pod: it recovers once the pod is Ready.
-        assert_eq!(never_allows(&pdb(Some(Int(2)), None, Some((0, 3, 2)))), None);
+        assert_eq!(
+            never_allows(&pdb(Some(Int(2)), None, Some((0, 3, 2)))),
+            None
+        );
         // minAvailable = replicas but a pod is still starting: not decided yet.
-        assert_eq!(never_allows(&pdb(Some(Int(3)), None, Some((0, 3, 2)))), None);
+        assert_eq!(
+            never_allows(&pdb(Some(Int(3)), None, Some((0, 3, 2)))),
+            None
+        );
         // No status yet, or no pods.
         assert_eq!(never_allows(&pdb(Some(Int(3)), None, None)), None);
-        assert_eq!(never_allows(&pdb(Some(Int(0)), None, Some((0, 0, 0)))), None);
+        assert_eq!(
+            never_allows(&pdb(Some(Int(0)), None, Some((0, 0, 0)))),
+            None
+        );
     }
 
     fn s(n: u64) -> Duration {

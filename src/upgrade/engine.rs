@@ -283,7 +283,15 @@ pub async fn apply(
             && decode(&n)?.is_some_and(|m| m.phase == NodePhase::ReplacementFailed)
         {
             tracing::info!(node = %n.name, "retrying the replacement that failed in an earlier run");
-            step(cluster, &mut known, &n, &cfg.run_id, &[Event::SurgeRequested], None).await?;
+            step(
+                cluster,
+                &mut known,
+                &n,
+                &cfg.run_id,
+                &[Event::SurgeRequested],
+                None,
+            )
+            .await?;
             retried.insert(n.name.clone());
         }
         if place.contains_key(&n.name) && decode(&n)?.is_none() {
@@ -557,15 +565,13 @@ pub async fn apply(
                         })
                     };
                     let candidate = nodes.values().find(|c| {
-                        eligible(c)
-                            && gate_of(c) == Readiness::Ready
-                            && {
-                                // Hold `min_ready` from the first time every check passed.
-                                let first = *ready_seen
-                                    .entry(c.name.clone())
-                                    .or_insert_with(Instant::now);
-                                first.elapsed() >= cfg.min_ready
-                            }
+                        eligible(c) && gate_of(c) == Readiness::Ready && {
+                            // Hold `min_ready` from the first time every check passed.
+                            let first = *ready_seen
+                                .entry(c.name.clone())
+                                .or_insert_with(Instant::now);
+                            first.elapsed() >= cfg.min_ready
+                        }
                     });
                     let waited = decode(node)?
                         .and_then(|m| m.since)
@@ -586,10 +592,7 @@ pub async fn apply(
                             .take(3)
                             .collect();
                         let detail = if unready.is_empty() {
-                            format!(
-                                "no node at {} registered in the zone",
-                                plan.target_version
-                            )
+                            format!("no node at {} registered in the zone", plan.target_version)
                         } else {
                             unready.join("; ")
                         };
@@ -672,9 +675,9 @@ pub async fn apply(
                         })
                     });
                     // A PDB that can never allow a disruption is reported at once.
-                    let hopeless = left.iter().find_map(|p| {
-                        pdbs.iter().filter(|b| b.covers(p)).find_map(never_allows)
-                    });
+                    let hopeless = left
+                        .iter()
+                        .find_map(|p| pdbs.iter().filter(|b| b.covers(p)).find_map(never_allows));
                     let terminating_here = pods
                         .iter()
                         .any(|(p, d)| p.node.as_deref() == Some(&name) && *d && p.evictable());
@@ -929,9 +932,7 @@ pub async fn apply(
         }
     }
     debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
-    cluster
-        .release_lease(ns, &cfg.identity, keep_state)
-        .await?;
+    cluster.release_lease(ns, &cfg.identity, keep_state).await?;
     let lb = measured.lower_bound();
     report.set_durations(started.elapsed().as_secs_f64(), lb.policy);
     report.pdb_violation_seconds = meter.seconds(started.elapsed().as_secs_f64());

@@ -407,7 +407,8 @@ impl KubeCluster {
             == Some(me)
         {
             if keep_state {
-                let release = serde_json::json!({"spec": {"holderIdentity": null, "renewTime": null}});
+                let release =
+                    serde_json::json!({"spec": {"holderIdentity": null, "renewTime": null}});
                 api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&release))
                     .await
                     .map_err(api_err("patch", object))?;
@@ -475,7 +476,14 @@ mod tests {
     #[test]
     fn lease_object_round_trips_through_view() {
         let now = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
-        let l = lease_object("kube-system", "me@host", now, lease::LEASE_SECONDS, Some("7")).expect("lease");
+        let l = lease_object(
+            "kube-system",
+            "me@host",
+            now,
+            lease::LEASE_SECONDS,
+            Some("7"),
+        )
+        .expect("lease");
         assert_eq!(l.metadata.resource_version.as_deref(), Some("7"));
         let v = lease_view(&l);
         assert_eq!(v.holder.as_deref(), Some("me@host"));

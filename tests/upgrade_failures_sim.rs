@@ -1,0 +1,424 @@
+//! `upgrade apply` when things go wrong, through the real binary against the embedded
+//! simulated cluster: a pool whose new nodes never become Ready, a PDB tightened to
+//! `minAvailable` = replicas while the upgrade runs, and an `apply` killed with SIGKILL at
+//! random moments and started again.
+
+use e2e_gate::cluster::sim::{SimCluster, SimOptions, Topology};
+use e2e_gate::upgrade::pool::NodePool;
+use e2e_gate::upgrade::sim_pool::SimNodePool;
+use e2e_gate::upgrade::snapshot::NodeInfo;
+use e2e_gate::upgrade::state::{self, is_marked, NodePhase, LEASE_NAME, OUTDATED_TAINT_KEY};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use rand::{Rng, SeedableRng};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const TARGET: &str = "v1.34.0";
+
+struct Sim {
+    sim: SimCluster,
+    client: kube::Client,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// Starts the topology `fixtures/sim/<file>` and waits until every node and pod is Ready.
+async fn start(file: &str) -> Sim {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/sim")
+        .join(file);
+    let text = std::fs::read_to_string(&path).expect("topology file");
+    let t = Topology::parse(&text, &path).expect("topology");
+    let sim = SimCluster::start(t, SimOptions::default())
+        .await
+        .expect("sim starts");
+    let mut config = kube::Config::new(sim.url().parse().expect("url"));
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).expect("client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, sim.kubeconfig("sim")).expect("write kubeconfig");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = Api::<Pod>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("pods");
+        let nodes = nodes(&client).await;
+        let ready = |p: &Pod| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        };
+        if !pods.items.is_empty() && pods.items.iter().all(ready) && nodes.iter().all(|n| n.ready) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cluster never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Sim {
+        sim,
+        client,
+        kubeconfig,
+        dir,
+    }
+}
+
+async fn nodes(client: &kube::Client) -> Vec<NodeInfo> {
+    Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("nodes")
+        .items
+        .iter()
+        .map(|n| NodeInfo::from_k8s(n).expect("node"))
+        .collect()
+}
+
+async fn metrics(client: &kube::Client) -> serde_json::Value {
+    let req = http::Request::get("/sim/metrics")
+        .body(Vec::new())
+        .expect("request");
+    client.request(req).await.expect("metrics")
+}
+
+async fn lease(client: &kube::Client) -> Option<Lease> {
+    Api::<Lease>::namespaced(client.clone(), "kube-system")
+        .get_opt(LEASE_NAME)
+        .await
+        .expect("lease")
+}
+
+/// `e2e-gate upgrade apply --cloud sim` against the sim, with `extra` flags.
+fn apply(s: &Sim, report: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_e2e-gate"));
+    c.args(["upgrade", "apply", "--cloud", "sim", "--kubeconfig"])
+        .arg(&s.kubeconfig)
+        .args(["--target-version", TARGET, "--format", "json", "--report"])
+        .arg(report)
+        .args(extra)
+        .env("E2E_GATE_LOG", "warn");
+    c
+}
+
+/// Spawns `cmd` with stderr read line by line, each line stamped with when it arrived.
+fn spawn_with_lines(mut cmd: Command) -> (Child, mpsc::Receiver<(Instant, String)>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn e2e-gate");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("e2e-gate did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn read_report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report JSON")
+}
+
+/// New nodes of one pool never pass the readiness gate: after `--new-node-timeout` the
+/// pool stops with a report naming the failing checks, its old nodes keep serving (never
+/// cordoned), the healthy pool is still upgraded, and the run fails. The next apply
+/// retries without surging a second instance; abort then removes every marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_new_nodes_never_become_ready_stops_and_its_old_nodes_keep_serving() {
+    let s = start("test-never-ready.toml").await;
+    let report = s.dir.path().join("report.json");
+    let flags = ["--new-node-timeout", "3s", "--lease-duration", "2s"];
+    let out = tokio::task::spawn_blocking({
+        let mut c = apply(&s, &report, &flags);
+        move || c.output().expect("runs")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let json = read_report(&report);
+    assert_eq!(
+        json["stopped_pools"],
+        serde_json::json!(["stuck"]),
+        "{json}"
+    );
+    assert_eq!(
+        json["nodes_replaced"], 2,
+        "the healthy pool is upgraded: {json}"
+    );
+    assert_eq!(json["nodes_total"], 4, "{json}");
+    let blocked = json["blocked_nodes"].as_array().expect("blocked_nodes");
+    assert!(!blocked.is_empty(), "{json}");
+    for b in blocked {
+        let (node, reason) = (b["node"].as_str().unwrap(), b["reason"].as_str().unwrap());
+        assert!(node.starts_with("stuck-"), "{json}");
+        assert!(
+            reason.contains("NodeReady is not True")
+                && reason.contains("pool stuck stopped")
+                && reason.contains("keeps serving"),
+            "the reason names the failing checks: {reason}"
+        );
+    }
+    assert!(stderr.contains("stopped pool(s): stuck"), "{stderr}");
+    assert_eq!(json["evictions"], json["replicas_moved"]);
+
+    let all = nodes(&s.client).await;
+    let stuck_old: Vec<&NodeInfo> = all
+        .iter()
+        .filter(|n| n.pool == "stuck" && n.kubelet_version != TARGET)
+        .collect();
+    assert_eq!(stuck_old.len(), 2, "old nodes of the stopped pool stay");
+    let mut failed = 0;
+    for n in &stuck_old {
+        assert!(n.ready && !n.unschedulable, "{} keeps serving", n.name);
+        match state::decode(n).expect("markers") {
+            Some(m) => {
+                assert_eq!(m.phase, NodePhase::ReplacementFailed, "{}", n.name);
+                failed += 1;
+            }
+            None => assert!(!is_marked(n), "never-started node unmarked: {n:?}"),
+        }
+    }
+    assert_eq!(failed, blocked.len());
+    assert!(all
+        .iter()
+        .filter(|n| n.pool == "workers")
+        .all(|n| n.kubelet_version == TARGET && !is_marked(n)));
+    // The Lease stays, released, with the base capacity for the next run.
+    let l = lease(&s.client)
+        .await
+        .expect("lease kept while nodes stay marked");
+    assert!(l.spec.and_then(|s| s.holder_identity).is_none(), "released");
+    let pool = SimNodePool::new(s.client.clone());
+    let stuck_instances = pool.instances("stuck").await.expect("instances").len();
+    assert_eq!(
+        stuck_instances,
+        2 + failed,
+        "one surge instance per failed node"
+    );
+
+    // The next apply retries the failed replacement (still never Ready): no second surge.
+    let report2 = s.dir.path().join("report2.json");
+    let out = tokio::task::spawn_blocking({
+        let mut c = apply(&s, &report2, &flags);
+        move || c.output().expect("runs")
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read_report(&report2)["stopped_pools"],
+        serde_json::json!(["stuck"])
+    );
+    assert_eq!(
+        pool.instances("stuck").await.expect("instances").len(),
+        stuck_instances,
+        "a retry reuses the surge instance"
+    );
+
+    // abort removes every marker and the Lease.
+    let out = Command::new(env!("CARGO_BIN_EXE_e2e-gate"))
+        .args(["upgrade", "abort", "--kubeconfig"])
+        .arg(&s.kubeconfig)
+        .output()
+        .expect("abort runs");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(nodes(&s.client).await.iter().all(|n| !is_marked(n)));
+    assert!(lease(&s.client).await.is_none());
+    s.sim.shutdown().await;
+}
+
+/// A PDB tightened to `minAvailable` = replicas after the plan was made: the drain that
+/// meets it is reported within 10 s (not after the 5-minute stuck deadline), naming the
+/// PDB; per the policy the node is then left cordoned, nothing is forced, the run fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdb_tightened_during_apply_is_reported_within_10s_and_left_cordoned() {
+    let s = start("test-3az.toml").await;
+    let report = s.dir.path().join("report.json");
+    let (mut child, lines) = spawn_with_lines(apply(
+        &s,
+        &report,
+        &["--stuck-leave-after", "3s", "--lease-duration", "2s"],
+    ));
+    // The plan had no blocker; the apply loop is running.
+    let mut seen = Vec::new();
+    loop {
+        let (_, l) = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no progress line: {seen:#?}"));
+        let started = l.starts_with("upgrade:");
+        seen.push(l);
+        if started {
+            break;
+        }
+    }
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(s.client.clone(), "default");
+    let tighten = serde_json::json!({"spec": {"minAvailable": 3, "maxUnavailable": null}});
+    pdbs.patch("db", &PatchParams::default(), &Patch::Merge(&tighten))
+        .await
+        .expect("tighten PDB default/db");
+    let tightened = Instant::now();
+    let reported = loop {
+        let (at, l) = lines
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("never reported: {seen:#?}"));
+        let hit = l.contains("PDB default/db allows no disruption");
+        seen.push(l);
+        if hit {
+            break at;
+        }
+    };
+    let after = reported.duration_since(tightened);
+    assert!(after < Duration::from_secs(10), "reported after {after:?}");
+    let code = wait_exit(&mut child, Duration::from_secs(60));
+    let rest: Vec<String> = lines.try_iter().map(|(_, l)| l).collect();
+    assert_eq!(code, 1, "{seen:#?}\n{rest:#?}");
+    let json = read_report(&report);
+    assert_eq!(json["forced_actions"], 0, "{json}");
+    let blocked = json["blocked_nodes"].as_array().expect("blocked_nodes");
+    assert_eq!(blocked.len(), 1, "{json}");
+    let reason = blocked[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("left cordoned") && reason.contains("PDB default/db"),
+        "{reason}"
+    );
+    let node = blocked[0]["node"].as_str().expect("node").to_string();
+    let n = nodes(&s.client)
+        .await
+        .into_iter()
+        .find(|n| n.name == node)
+        .expect("blocked node still there");
+    assert!(n.unschedulable, "left cordoned");
+    // Its db pod is still there: nothing bypassed the PDB.
+    let pods = Api::<Pod>::all(s.client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("pods");
+    assert!(pods.items.iter().any(|p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str())
+            && p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("db-"))
+    }));
+    s.sim.shutdown().await;
+}
+
+/// `apply` killed with SIGKILL at random moments (seed printed; set E2E_GATE_TEST_SEED to
+/// replay) and started again finishes the upgrade with every workload replica moved once,
+/// no instance surged twice, no PDB below its minimum, and no marker or Lease left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_killed_at_random_points_resumes_without_draining_twice() {
+    let seed: u64 = std::env::var("E2E_GATE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        });
+    eprintln!("seed {seed} (E2E_GATE_TEST_SEED={seed} replays the kill points)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let s = start("test-3az.toml").await;
+    let report = s.dir.path().join("report.json");
+    let flags = ["--lease-duration", "1s", "--timeout", "2m"];
+    let mut kills = Vec::new();
+    let mut finished = None;
+    for _ in 0..6 {
+        let (mut child, lines) = spawn_with_lines(apply(&s, &report, &flags));
+        let at = Duration::from_millis(rng.random_range(150..2500));
+        let deadline = Instant::now() + at;
+        while Instant::now() < deadline {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out: Vec<String> = lines.try_iter().map(|(_, l)| l).collect();
+            finished = Some((status.code(), out));
+            break;
+        }
+        // SIGKILL: no cleanup of any kind runs.
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        kills.push(at);
+    }
+    let (code, out) = match finished {
+        Some(f) => f,
+        None => {
+            let (mut child, lines) = spawn_with_lines(apply(&s, &report, &flags));
+            let code = wait_exit(&mut child, Duration::from_secs(150));
+            (Some(code), lines.try_iter().map(|(_, l)| l).collect())
+        }
+    };
+    eprintln!("killed after {kills:?}");
+    assert_eq!(code, Some(0), "seed {seed}, kills {kills:?}: {out:#?}");
+
+    let all = nodes(&s.client).await;
+    assert_eq!(all.len(), 3, "seed {seed}: {all:#?}");
+    for n in &all {
+        assert_eq!(n.kubelet_version, TARGET, "seed {seed}");
+        assert!(!is_marked(n), "seed {seed}: markers left on {n:?}");
+        assert!(
+            !n.taints.iter().any(|t| t.key == OUTDATED_TAINT_KEY),
+            "seed {seed}: taint left on {}",
+            n.name
+        );
+        assert!(!n.unschedulable, "seed {seed}: {} cordoned", n.name);
+    }
+    assert!(lease(&s.client).await.is_none(), "seed {seed}: Lease left");
+    // One new instance per old one: nothing surged twice.
+    let pool = SimNodePool::new(s.client.clone());
+    let inst = pool.instances("workers").await.expect("instances");
+    assert_eq!(inst.len(), 6, "seed {seed}: {inst:#?}");
+    // Every workload replica moved exactly once (3 web + 3 db), never from a new node,
+    // and no PDB ever went below its minimum.
+    let m = metrics(&s.client).await;
+    let allowed: u64 = m["evictions"]
+        .as_object()
+        .expect("evictions")
+        .values()
+        .map(|e| e["allowed"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(allowed, 6, "seed {seed}: {}", m["evictions"]);
+    for (pdb, a) in m["availability"].as_object().expect("availability") {
+        assert_eq!(
+            a["seconds_below_min"].as_f64(),
+            Some(0.0),
+            "seed {seed}: PDB {pdb} below its minimum: {a}"
+        );
+    }
+    s.sim.shutdown().await;
+}
