@@ -9,7 +9,7 @@ use e2e_gate::upgrade::sim_pool::SimNodePool;
 use e2e_gate::upgrade::snapshot::NodeInfo;
 use e2e_gate::upgrade::state::{self, is_marked, NodePhase, LEASE_NAME, OUTDATED_TAINT_KEY};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use rand::{Rng, SeedableRng};
@@ -186,6 +186,19 @@ async fn a_pool_whose_new_nodes_never_become_ready_stops_and_its_old_nodes_keep_
         );
     }
     assert!(stderr.contains("stopped pool(s): stuck"), "{stderr}");
+    let events = Api::<Event>::namespaced(s.client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    for b in blocked {
+        assert!(
+            events.items.iter().any(|e| {
+                e.reason.as_deref() == Some("UpgradeReplacementFailed")
+                    && e.involved_object.name.as_deref() == b["node"].as_str()
+            }),
+            "Warning Event for {b}"
+        );
+    }
     assert_eq!(json["evictions"], json["replicas_moved"]);
 
     let all = nodes(&s.client).await;
@@ -320,6 +333,30 @@ async fn a_pdb_tightened_during_apply_is_reported_within_10s_and_left_cordoned()
         .find(|n| n.name == node)
         .expect("blocked node still there");
     assert!(n.unschedulable, "left cordoned");
+    // `kubectl describe node` shows why: a Warning Event per rung of the ladder.
+    let events = Api::<Event>::namespaced(s.client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let on_node: Vec<(&str, &str)> = events
+        .items
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(node.as_str()))
+        .map(|e| {
+            (
+                e.reason.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    for reason in ["UpgradeDrainStuck", "UpgradeLeftCordoned"] {
+        assert!(
+            on_node
+                .iter()
+                .any(|(r, m)| *r == reason && m.contains("PDB default/db")),
+            "{reason} Event on {node}: {on_node:#?}"
+        );
+    }
     // Its db pod is still there: nothing bypassed the PDB.
     let pods = Api::<Pod>::all(s.client.clone())
         .list(&ListParams::default())

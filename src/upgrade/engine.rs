@@ -602,6 +602,9 @@ pub async fn apply(
                             waited.as_secs()
                         );
                         tracing::error!(node = %name, pool = %pname, "{reason}");
+                        cluster
+                            .warn_on_node(&name, "UpgradeReplacementFailed", &reason)
+                            .await;
                         step(
                             cluster,
                             &mut known,
@@ -760,6 +763,9 @@ pub async fn apply(
                                 ),
                             };
                             tracing::warn!(node = %name, "{reason}");
+                            cluster
+                                .warn_on_node(&name, "UpgradeDrainStuck", &reason)
+                                .await;
                             step(
                                 cluster,
                                 &mut known,
@@ -781,6 +787,10 @@ pub async fn apply(
                                 stuck_for.as_secs(),
                                 if why.is_empty() { "" } else { ": " }
                             );
+                            tracing::error!(node = %name, "{reason}");
+                            cluster
+                                .warn_on_node(&name, "UpgradeLeftCordoned", &reason)
+                                .await;
                             step(
                                 cluster,
                                 &mut known,

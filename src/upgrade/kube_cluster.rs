@@ -295,6 +295,40 @@ impl KubeCluster {
         }
     }
 
+    /// Records a Warning Event on a Node (`kubectl describe node` and `kubectl get events`
+    /// show it), e.g. a drain that cannot finish. Best effort: an Event that cannot be
+    /// written is logged, never a reason to stop the upgrade.
+    pub async fn warn_on_node(&self, node: &str, reason: &str, message: &str) {
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let name = format!("{node}.e2e-gate.{}", Utc::now().timestamp_micros());
+        let event = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"apiVersion": "v1", "kind": "Node", "name": node},
+            "reason": reason,
+            // The API limits an Event message to 1 KiB.
+            "message": message.chars().take(1000).collect::<String>(),
+            "type": "Warning",
+            "source": {"component": "e2e-gate-upgrade"},
+            "reportingComponent": "e2e-gate-upgrade",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        let created = match serde_json::from_value::<k8s_openapi::api::core::v1::Event>(event) {
+            Ok(e) => Api::namespaced(self.client.clone(), "default")
+                .create(&PostParams::default(), &e)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = created {
+            tracing::warn!(%node, %reason, "could not record the Event: {e}");
+        }
+    }
+
     /// Reads one annotation of the Lease (run-wide state such as the base capacity).
     pub async fn lease_annotation(
         &self,

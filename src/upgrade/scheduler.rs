@@ -123,7 +123,8 @@ pub fn admit(
     let current = plan.waves.iter().find(|w| {
         w.nodes.iter().any(|n| {
             let ph = phase_of(phases, n);
-            !is_done(ph) && !(ph == NodePhase::Outdated && in_stopped_pool(n))
+            let wont_start = ph == NodePhase::Outdated && in_stopped_pool(n);
+            !(is_done(ph) || wont_start)
         })
     });
     let Some(wave) = current else {
