@@ -49,6 +49,45 @@ fn gate_with_suites(
     c
 }
 
+/// A wiremock GitHub that accepts every status, and the flags that point the gate at it.
+async fn github() -> (MockServer, Vec<String>) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let flags = [
+        "--github-repo",
+        "team/clusters",
+        "--sha",
+        SHA,
+        "--github-api-url",
+        &format!("{}/api/v3", server.uri()),
+    ]
+    .map(String::from)
+    .to_vec();
+    (server, flags)
+}
+
+/// The statuses posted for `context`, in order: (state, description).
+async fn posted(server: &MockServer, context: &str) -> Vec<(String, String)> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .filter(|p| p["context"] == context)
+        .map(|p| {
+            (
+                p["state"].as_str().unwrap_or_default().to_string(),
+                p["description"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 async fn cluster_gone(name: &str) -> bool {
     let out = tokio::process::Command::new(BIN)
         .args(["cluster", "status", "--name", name])
@@ -107,6 +146,7 @@ async fn gate_on_topology(
     dir: &Path,
     cluster: &str,
     topology: &str,
+    extra: &[String],
 ) -> (
     Option<i32>,
     String,
@@ -115,7 +155,10 @@ async fn gate_on_topology(
 ) {
     let path = dir.join("topology.toml");
     std::fs::write(&path, topology).unwrap();
-    let out = gate(dir, cluster, &["--topology", path.to_str().unwrap()])
+    let mut args = vec!["--topology", path.to_str().unwrap()];
+    args.extend(extra.iter().map(String::as_str));
+    let out = gate(dir, cluster, &args)
+        .env("GITHUB_TOKEN", "ghp_gate_test_token_123")
         .output()
         .await
         .unwrap();
@@ -133,9 +176,32 @@ async fn gate_on_the_simulated_cluster_passes_and_records_every_step() {
     }
     let dir = tempfile::tempdir().unwrap();
     let name = format!("gate-ok-{}", std::process::id());
-    let out = gate(dir.path(), &name, &[]).output().await.unwrap();
+    let (server, flags) = github().await;
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let out = gate(dir.path(), &name, &flags)
+        .env("GITHUB_TOKEN", "ghp_gate_test_token_123")
+        .output()
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The upgrade has its own context: pending while nodes roll, then success with facts.
+    let upgrade = posted(&server, "e2e-gate/upgrade").await;
+    assert_eq!(upgrade.len(), 2, "{upgrade:?}");
+    assert_eq!(upgrade[0].0, "pending");
+    assert_eq!(upgrade[1].0, "success");
+    assert!(
+        upgrade[1].1.starts_with("3/3 nodes replaced"),
+        "{upgrade:?}"
+    );
+    for ctx in ["e2e-gate/smoke", "e2e-gate/gate"] {
+        let p = posted(&server, ctx).await;
+        assert_eq!(
+            p.last().map(|p| p.0.as_str()),
+            Some("success"),
+            "{ctx}: {p:?}"
+        );
+    }
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["result"], "passed");
     assert_eq!(summary["suites"][0]["name"], "smoke");
@@ -329,7 +395,7 @@ async fn an_upgrade_that_would_violate_a_pdb_fails_the_gate_naming_it() {
         "fixture changed: update this test"
     );
     let name = format!("gate-pdb-{}", std::process::id());
-    let (code, _stderr, junit, steps) = gate_on_topology(dir.path(), &name, &topology).await;
+    let (code, _stderr, junit, steps) = gate_on_topology(dir.path(), &name, &topology, &[]).await;
     assert_eq!(code, Some(1));
     assert!(
         steps
@@ -388,8 +454,13 @@ service = true
 unready_on_kubelet = { version = "v1.34.1", after_seconds = 80, for_seconds = 60 }
 "#;
     let name = format!("gate-fragile-{}", std::process::id());
-    let (code, stderr, junit, steps) = gate_on_topology(dir.path(), &name, topology).await;
+    let (server, flags) = github().await;
+    let (code, stderr, junit, steps) = gate_on_topology(dir.path(), &name, topology, &flags).await;
     assert_eq!(code, Some(1), "{stderr}");
+    let upgrade = posted(&server, "e2e-gate/upgrade").await;
+    let last = upgrade.last().expect("an upgrade status");
+    assert_eq!(last.0, "failure", "{upgrade:?}");
+    assert!(last.1.starts_with("disruption:"), "{upgrade:?}");
     let word = |n: &str| steps.iter().find(|(s, _, _)| s == n).map(|s| s.1);
     assert_eq!(word("Availability"), Some("failed"), "{steps:?}");
     assert!(

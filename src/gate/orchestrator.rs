@@ -10,7 +10,7 @@ use crate::cluster::{ClusterHandle, ClusterProvider, ClusterSpec};
 use crate::results::{SpecOutcome, SuiteResult, SuiteVerdict};
 use crate::runner::{ContainerRunner, RunContext};
 use crate::smoke::{self, checks::CheckOutcome, SmokeOptions};
-use crate::status::StatusPublisher;
+use crate::status::{StatusPublisher, StatusState};
 use crate::suite::SuiteSpec;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +19,34 @@ use tokio_util::sync::CancellationToken;
 
 /// Set in every suite container when the profile has a target version.
 pub const TARGET_VERSION_ENV: &str = "E2E_GATE_TARGET_VERSION";
+
+/// The upgrade's own GitHub status context (the rolling upgrade and the availability
+/// measured while it ran), so promotion can require it apart from the suites.
+pub const UPGRADE_CONTEXT: &str = "e2e-gate/upgrade";
+
+/// Pure: the upgrade status from the Upgrade and Availability steps. A failure to measure is
+/// an `error` (we could not find out); a measured disruption or an unfinished upgrade is a
+/// `failure`. The description is the first line of the reason, or the upgrade's facts.
+pub fn upgrade_status(
+    upgrade: &StepOutcome,
+    availability: Option<&StepOutcome>,
+    not_measured: bool,
+    facts: Option<&str>,
+) -> (StatusState, String) {
+    let first_line = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    match (upgrade, availability) {
+        (StepOutcome::Failed(why), _) => (StatusState::Failure, first_line(why)),
+        (_, Some(StepOutcome::Failed(why))) if not_measured => {
+            (StatusState::Error, first_line(why))
+        }
+        (_, Some(StepOutcome::Failed(why))) => (StatusState::Failure, first_line(why)),
+        (StepOutcome::Skipped(why), _) => (StatusState::Error, format!("not run: {why}")),
+        _ => (
+            StatusState::Success,
+            facts.unwrap_or("every node replaced").to_string(),
+        ),
+    }
+}
 
 /// Everything the gate needs, real or fake.
 pub struct GateInputs<'a> {
@@ -172,6 +200,7 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
     };
     let mut availability_report = None;
     let mut availability_error = None;
+    let mut upgrade_facts = None;
     let t = Instant::now();
     let upgrade = match (&handle, &p.target_version, inp.upgrade) {
         (_, None, _) => StepOutcome::Skipped("no target_version in the profile".into()),
@@ -179,6 +208,10 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
             StepOutcome::Failed("no upgrade engine for this cluster provider".into())
         }
         (Ok(h), Some(v), Some(u)) if ready && !inp.cancel.is_cancelled() => {
+            if let Some(st) = inp.statuses {
+                st.pending(UPGRADE_CONTEXT, &format!("rolling every node to {v}"))
+                    .await;
+            }
             let probe = match inp.availability {
                 Some(a) => match a.start(h).await {
                     Ok(run) => Some(run),
@@ -204,6 +237,7 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
                 Ok(summary) => match judge(&summary, engine_threshold) {
                     Ok(facts) => {
                         tracing::info!(%facts, "upgrade done");
+                        upgrade_facts = Some(facts);
                         StepOutcome::Passed
                     }
                     Err(why) => StepOutcome::Failed(why),
@@ -215,7 +249,8 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
     };
     let upgrade_took = t.elapsed();
     let upgrade_ran = !matches!(upgrade, StepOutcome::Skipped(_));
-    steps.record("Upgrade", upgrade_took, upgrade);
+    steps.record("Upgrade", upgrade_took, upgrade.clone());
+    let mut availability_outcome = None;
     if inp.availability.is_some() && upgrade_ran {
         let outcome = match (&availability_report, &availability_error) {
             (_, Some(why)) => StepOutcome::Failed(format!("availability not measured: {why}")),
@@ -233,7 +268,18 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
             },
             (None, None) => StepOutcome::Skipped("the upgrade did not run".into()),
         };
-        steps.record("Availability", upgrade_took, outcome);
+        steps.record("Availability", upgrade_took, outcome.clone());
+        availability_outcome = Some(outcome);
+    }
+    // An interrupted run's statuses are settled by `abort` ("aborted"), not here.
+    if let (Some(st), true, false) = (inp.statuses, upgrade_ran, inp.cancel.is_cancelled()) {
+        let (state, description) = upgrade_status(
+            &upgrade,
+            availability_outcome.as_ref(),
+            availability_error.is_some(),
+            upgrade_facts.as_deref(),
+        );
+        st.finish(UPGRADE_CONTEXT, state, &description).await;
     }
     match (&handle, ready && !inp.cancel.is_cancelled()) {
         (Ok(h), true) => {
@@ -322,5 +368,47 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
         steps,
         availability: availability_report,
         availability_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrade_status_says_failure_for_a_verdict_and_error_when_not_measured() {
+        let ok = StepOutcome::Passed;
+        let facts = "3/3 nodes replaced in 12s, 6 evictions, 0.0s below minAvailable";
+        assert_eq!(
+            upgrade_status(&ok, Some(&ok), false, Some(facts)),
+            (StatusState::Success, facts.to_string())
+        );
+        let disrupted = StepOutcome::Failed(
+            "disruption: 3.0s below minimum (allowed 0.0s): PDB default/web 3.0s\nworst moments:"
+                .into(),
+        );
+        let (state, d) = upgrade_status(&ok, Some(&disrupted), false, Some(facts));
+        assert_eq!(state, StatusState::Failure);
+        assert!(
+            d.starts_with("disruption: 3.0s") && !d.contains('\n'),
+            "{d}"
+        );
+        let unmeasured = StepOutcome::Failed("availability not measured: watch failed".into());
+        assert_eq!(
+            upgrade_status(&ok, Some(&unmeasured), true, Some(facts)).0,
+            StatusState::Error
+        );
+        let blocked = StepOutcome::Failed("upgrade incomplete: 2/3 nodes replaced".into());
+        assert_eq!(
+            upgrade_status(&blocked, Some(&ok), false, None),
+            (
+                StatusState::Failure,
+                "upgrade incomplete: 2/3 nodes replaced".to_string()
+            )
+        );
+        assert_eq!(
+            upgrade_status(&StepOutcome::Skipped("x".into()), None, false, None).0,
+            StatusState::Error
+        );
     }
 }
