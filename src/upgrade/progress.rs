@@ -3,7 +3,7 @@
 //! [`Progress::line`] on stderr whenever a node changes phase.
 
 use super::plan::Plan;
-use super::scheduler::is_done;
+use super::scheduler::{is_done, stopped_pools};
 use super::state::NodePhase;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -32,6 +32,15 @@ pub fn progress(
     elapsed_seconds: u64,
 ) -> Progress {
     let phase = |n: &str| phases.get(n).copied().unwrap_or(NodePhase::Outdated);
+    // Nodes of a stopped pool that never started are not waited for.
+    let stopped = stopped_pools(plan, phases);
+    let wont_start: std::collections::BTreeSet<&str> = plan
+        .outdated
+        .iter()
+        .filter(|n| stopped.contains(&n.pool) && phase(&n.name) == NodePhase::Outdated)
+        .map(|n| n.name.as_str())
+        .collect();
+    let is_done = |n: &str| is_done(phase(n)) || wont_start.contains(n);
     let replaced = plan
         .outdated
         .iter()
@@ -40,12 +49,12 @@ pub fn progress(
     let current = plan
         .waves
         .iter()
-        .find(|w| w.nodes.iter().any(|n| !is_done(phase(n))));
+        .find(|w| w.nodes.iter().any(|n| !is_done(n)));
     let in_flight = current
         .map(|w| {
             w.nodes
                 .iter()
-                .filter(|n| !is_done(phase(n)))
+                .filter(|n| !is_done(n))
                 .map(|n| (n.clone(), phase(n)))
                 .collect()
         })
@@ -60,7 +69,7 @@ pub fn progress(
         })
         .count();
     let (done_est, left_est): (u64, u64) = plan.waves.iter().fold((0, 0), |(d, l), w| {
-        if w.nodes.iter().all(|n| is_done(phase(n))) {
+        if w.nodes.iter().all(|n| is_done(n)) {
             (d + w.estimated_seconds, l)
         } else {
             (d, l + w.estimated_seconds)
@@ -188,5 +197,14 @@ mod tests {
             "{}",
             end.line()
         );
+    }
+
+    #[test]
+    fn a_stopped_pool_is_not_waited_for() {
+        let p = two_waves();
+        let ph = BTreeMap::from([("a1".to_string(), NodePhase::ReplacementFailed)]);
+        let pr = progress(&p, &ph, 30);
+        assert_eq!((pr.wave, pr.blockers, pr.eta_seconds), (None, 1, None));
+        assert!(!pr.line().contains("a2"), "{}", pr.line());
     }
 }
