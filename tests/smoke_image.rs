@@ -59,6 +59,26 @@ fn smoke_image_lists_checks_and_reports_an_unreachable_cluster_as_failures() {
     }
     let tag = format!("e2e-gate-smoke:test-{}", std::process::id());
     build(&tag);
+    // Rebuilding the tag leaves no dangling image behind.
+    let id = |image: &str| {
+        let out = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", image])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let first = id(&tag).expect("built");
+    build(&tag);
+    let second = id(&tag).expect("rebuilt");
+    if second != first {
+        assert_eq!(
+            id(&first),
+            None,
+            "the previous image {first} was left dangling"
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     suite_dir(dir.path(), &tag);
 

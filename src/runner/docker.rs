@@ -60,7 +60,27 @@ impl DockerRunner {
 
     /// Builds an image from a tar build context (no pull: the Dockerfile must start `FROM scratch`
     /// or from a local image).
+    /// The image `tag` pointed to before is removed when the build leaves it untagged, so
+    /// rebuilding never piles up dangling images on a CI agent.
     pub async fn build_image(&self, context_tar: Vec<u8>, tag: &str) -> Result<(), RunnerError> {
+        let previous = self.image_id(tag).await;
+        self.build(context_tar, tag).await?;
+        let now = self.image_id(tag).await;
+        if let Some(old) = previous.filter(|old| Some(old) != now.as_ref()) {
+            // Not forced: an image still used by a container or tagged elsewhere stays.
+            let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default().build();
+            if let Err(e) = self.docker.remove_image(&old, Some(opts), None).await {
+                tracing::debug!(image = %old, "previous image of {tag} kept: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn image_id(&self, tag: &str) -> Option<String> {
+        self.docker.inspect_image(tag).await.ok().and_then(|i| i.id)
+    }
+
+    async fn build(&self, context_tar: Vec<u8>, tag: &str) -> Result<(), RunnerError> {
         let opts = bollard::query_parameters::BuildImageOptionsBuilder::default()
             .t(tag)
             .rm(true)
