@@ -395,8 +395,14 @@ async fn an_upgrade_that_would_violate_a_pdb_fails_the_gate_naming_it() {
         "fixture changed: update this test"
     );
     let name = format!("gate-pdb-{}", std::process::id());
-    let (code, _stderr, junit, steps) = gate_on_topology(dir.path(), &name, &topology, &[]).await;
-    assert_eq!(code, Some(1));
+    let (server, flags) = github().await;
+    let (code, stderr, junit, steps) = gate_on_topology(dir.path(), &name, &topology, &flags).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    // The status says why in its one line: the refused plan, not an exit code.
+    let upgrade = posted(&server, "e2e-gate/upgrade").await;
+    let last = upgrade.last().expect("an upgrade status");
+    assert_eq!(last.0, "failure", "{upgrade:?}");
+    assert!(last.1.starts_with("refusing to apply"), "{upgrade:?}");
     assert!(
         steps
             .iter()

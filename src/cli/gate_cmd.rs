@@ -284,6 +284,8 @@ impl gate::UpgradeRunner for SubprocessUpgrade {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        // A report left by an earlier run must not be read as this run's.
+        let _ = std::fs::remove_file(report);
         let mut child = tokio::process::Command::new(exe)
             .args(["upgrade", "apply", "--cloud", "sim", "--kubeconfig"])
             .arg(&cluster.kubeconfig)
@@ -320,8 +322,10 @@ impl gate::UpgradeRunner for SubprocessUpgrade {
         let status = status.map_err(|e| format!("`upgrade apply` did not finish: {e}"))?;
         if !status.success() {
             let tail: Vec<String> = tail.into_iter().collect();
+            let written = std::fs::read_to_string(report).ok();
             return Err(format!(
-                "`upgrade apply` exited with {status}:\n{}",
+                "{}\n`upgrade apply` exited with {status}:\n{}",
+                gate::failure_headline(written.as_deref(), &tail),
                 tail.join("\n")
             ));
         }

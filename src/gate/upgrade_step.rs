@@ -33,6 +33,35 @@ pub trait UpgradeRunner: Send + Sync {
     ) -> Result<UpgradeSummary, String>;
 }
 
+/// Pure: the first line of a failed `upgrade apply` for the step and the GitHub status:
+/// from its report when it wrote one (nodes replaced and the first blocked node with its
+/// reason), else its last `error:` line.
+pub fn failure_headline(report_json: Option<&str>, stderr_tail: &[String]) -> String {
+    let report = report_json.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+    if let Some(r) = report {
+        let blocked = r["blocked_nodes"].as_array().cloned().unwrap_or_default();
+        if let Some(first) = blocked.first() {
+            let more = match blocked.len() {
+                1 => String::new(),
+                n => format!(" (+{} more)", n - 1),
+            };
+            return format!(
+                "upgrade incomplete: {}/{} nodes replaced; blocked: {}: {}{more}",
+                r["nodes_replaced"],
+                r["nodes_total"],
+                first["node"].as_str().unwrap_or("?"),
+                first["reason"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    stderr_tail
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| "`upgrade apply` failed".to_string())
+}
+
 /// Pure: whether the upgrade replaced every node and, when `max_disruption_seconds` is given,
 /// kept the engine's measured PDB violation within it.
 pub fn judge(s: &UpgradeSummary, max_disruption_seconds: Option<f64>) -> Result<String, String> {
@@ -66,6 +95,30 @@ mod tests {
             pdb_violation_seconds: violation,
             evictions: 6,
         }
+    }
+
+    #[test]
+    fn a_failed_apply_is_summed_up_in_one_line() {
+        let report = r#"{"nodes_replaced": 2, "nodes_total": 4, "blocked_nodes": [
+            {"node": "stuck-a", "reason": "no replacement in stuck/zone-a passed the readiness gate"},
+            {"node": "stuck-b", "reason": "x"}]}"#;
+        assert_eq!(
+            failure_headline(Some(report), &[]),
+            "upgrade incomplete: 2/4 nodes replaced; blocked: stuck-a: no replacement in \
+             stuck/zone-a passed the readiness gate (+1 more)"
+        );
+        let tail = [
+            "blocker: PDB default/db allows no disruption".to_string(),
+            "error: refusing to apply: the plan has 1 blocker(s); fix them (see above)".to_string(),
+        ];
+        assert_eq!(
+            failure_headline(None, &tail),
+            "refusing to apply: the plan has 1 blocker(s); fix them (see above)"
+        );
+        assert_eq!(
+            failure_headline(Some("not json"), &[]),
+            "`upgrade apply` failed"
+        );
     }
 
     #[test]
