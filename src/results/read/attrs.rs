@@ -69,7 +69,9 @@ fn scan_attrs<'a, const N: usize>(
         let end = start + memchr::memchr(quote, &raw[start..])?;
         i = end + 1;
         // Only wanted values are decoded; the rest are skipped unread.
-        if let Some(k) = keys.iter().position(|k| k.len() == key.len() && *k == key) {
+        // First byte before the full compare: `name` and `time` have the same length.
+        let wanted = |k: &&[u8]| k.len() == key.len() && k.first() == key.first() && *k == key;
+        if let Some(k) = keys.iter().position(wanted) {
             if out[k].is_none() {
                 out[k] = Some(decode_value(&raw[start..end])?);
             }
@@ -82,14 +84,18 @@ fn scan_attrs<'a, const N: usize>(
 /// time without early exit so the compiler vectorises it (names are ~150 bytes; this is
 /// the hot path of every testcase).
 fn plain_ascii(v: &[u8]) -> bool {
-    let odd = |b: u8| (b.wrapping_sub(0x20) >= 0x60) as u8 | (b == b'&') as u8;
-    let mut chunks = v.chunks_exact(16);
-    for c in &mut chunks {
-        if c.iter().fold(0u8, |acc, &b| acc | odd(b)) != 0 {
-            return false;
-        }
+    fn odd(b: u8) -> u8 {
+        (b.wrapping_sub(0x20) >= 0x60) as u8 | (b == b'&') as u8
     }
-    chunks.remainder().iter().all(|&b| odd(b) == 0)
+    fn odd16(c: &[u8; 16]) -> bool {
+        c.iter().fold(0u8, |acc, &b| acc | odd(b)) != 0
+    }
+    let Some(last) = v.last_chunk::<16>() else {
+        return v.iter().all(|&b| odd(b) == 0);
+    };
+    let (chunks, _) = v.as_chunks::<16>();
+    // The last 16 bytes (overlapping what the chunks saw) cover the remainder in one step.
+    !chunks.iter().any(odd16) && !odd16(last)
 }
 
 fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
@@ -123,23 +129,22 @@ fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
 
 /// Known words as static strings (no allocation per testcase).
 pub fn word(v: Cow<'_, str>) -> Cow<'static, str> {
-    const KNOWN: &[&str] = &[
-        "passed",
-        "skipped",
-        "pending",
-        "failed",
-        "timedout",
-        "panicked",
-        "interrupted",
-        "aborted",
-        "Failure",
-        "Timeout",
-        "Panic",
-    ];
-    match KNOWN.iter().find(|k| **k == v) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(v.into_owned()),
-    }
+    // A `match` compiles to a switch on the length, not a walk over a list.
+    let known: &'static str = match v.as_ref() {
+        "passed" => "passed",
+        "skipped" => "skipped",
+        "pending" => "pending",
+        "failed" => "failed",
+        "timedout" => "timedout",
+        "panicked" => "panicked",
+        "interrupted" => "interrupted",
+        "aborted" => "aborted",
+        "Failure" => "Failure",
+        "Timeout" => "Timeout",
+        "Panic" => "Panic",
+        _ => return Cow::Owned(v.into_owned()),
+    };
+    Cow::Borrowed(known)
 }
 
 /// A numeric attribute (`time="1.5"`), `None` when absent or not a number.
@@ -170,5 +175,26 @@ mod tests {
         let e = start(r#"testcase odd name="z""#);
         let [name] = attrs(&e, [b"name"]);
         assert!(name.is_none() || name.as_deref() == Some("z"));
+    }
+
+    #[test]
+    fn plain_check_sees_every_byte() {
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 150] {
+            let plain = "a".repeat(len);
+            assert!(plain_ascii(plain.as_bytes()), "{len}");
+            for at in 0..len {
+                for odd in [b'&', b'\n', b'\t', b'\r', 0x01, 0xc3, 0xff] {
+                    let mut v = plain.clone().into_bytes();
+                    v[at] = odd;
+                    assert!(!plain_ascii(&v), "len {len}, byte {odd:#x} at {at}");
+                }
+            }
+        }
+        assert_eq!(
+            decode_value("h\u{e9}llo &amp; x".as_bytes()).as_deref(),
+            Some("h\u{e9}llo & x")
+        );
+        assert_eq!(decode_value(b"a\tb\nc").as_deref(), Some("a b c"));
+        assert_eq!(decode_value(b"~ok~").as_deref(), Some("~ok~"));
     }
 }
