@@ -98,11 +98,10 @@ fn read_path(path: &Path, opts: &ReadOptions, inputs: &mut Inputs, from_dir: boo
     match shape {
         Shape::Junit => {
             // Files that fit comfortably in memory are parsed zero-copy; bigger ones stream.
-            let small = path
-                .metadata()
-                .is_ok_and(|m| m.len() <= IN_MEMORY_MAX_BYTES);
-            if small {
-                let mut bytes = Vec::new();
+            let size = path.metadata().map(|m| m.len()).ok();
+            if let Some(size) = size.filter(|s| *s <= IN_MEMORY_MAX_BYTES) {
+                // Sized once: growing by doubling would copy the file several times.
+                let mut bytes = Vec::with_capacity(size as usize + 1);
                 match reader.read_to_end(&mut bytes) {
                     Ok(_) => inputs.junits.push(read_junit_bytes(&bytes, &label, opts)),
                     Err(e) => inputs.errors.push(format!("{label}: cannot read: {e}")),

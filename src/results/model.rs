@@ -300,7 +300,12 @@ impl SuiteResult {
 
     /// The verdict: incomplete beats failed beats passed.
     pub fn verdict(&self) -> SuiteVerdict {
-        let c = self.counts();
+        self.verdict_with(&self.counts())
+    }
+
+    /// [`SuiteResult::verdict`] from this suite's counts when the caller already has them
+    /// (saves a walk over every spec).
+    pub fn verdict_with(&self, c: &Counts) -> SuiteVerdict {
         if self.incomplete.is_some() || c.not_run > 0 {
             SuiteVerdict::Incomplete
         } else if c.failed > 0 || self.suite_node_failed() {

@@ -1,7 +1,7 @@
 //! The run summary: JSON for `--format json` and `<artifacts>/summary.json`, and human text.
 
 use crate::exit_code;
-use crate::results::model::{SpecOutcome, SuiteResult, SuiteVerdict};
+use crate::results::model::{Counts, SpecOutcome, SuiteResult, SuiteVerdict};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -115,11 +115,26 @@ pub struct RunSummary {
 }
 
 fn suite_summary(s: &SuiteResult) -> SuiteSummary {
-    let c = s.counts();
-    let names = |o: SpecOutcome| s.specs_with(o).map(|sp| sp.name.clone()).collect();
+    // One walk over the specs gives the counts, the names and the dry-run listings
+    // (a suite holds thousands of specs; the summary is on the hot path of `report`).
+    let mut c = Counts::default();
+    let mut failed_specs = Vec::new();
+    let mut flaky_specs = Vec::new();
+    let mut dry_run_specs = 0;
+    for sp in &s.specs {
+        let o = sp.outcome();
+        c.add(o);
+        match o {
+            SpecOutcome::Failed => failed_specs.push(sp.name.clone()),
+            SpecOutcome::Flaky => flaky_specs.push(sp.name.clone()),
+            _ => {}
+        }
+        dry_run_specs += usize::from(sp.is_dry_run());
+    }
+    let verdict = s.verdict_with(&c);
     SuiteSummary {
         name: s.name.clone(),
-        result: s.verdict().into(),
+        result: verdict.into(),
         passed: c.passed,
         failed: c.failed,
         flaky: c.flaky,
@@ -127,16 +142,16 @@ fn suite_summary(s: &SuiteResult) -> SuiteSummary {
         pending: c.pending,
         not_run: c.not_run,
         dry_run: s.dry_run,
-        dry_run_specs: s.dry_run_specs(),
-        incomplete: s.verdict() == SuiteVerdict::Incomplete,
+        dry_run_specs,
+        incomplete: verdict == SuiteVerdict::Incomplete,
         incomplete_reason: s
             .incomplete
             .as_ref()
             .map(|i| i.reason.clone())
             .or_else(|| (c.not_run > 0).then(|| format!("{} selected specs never ran", c.not_run))),
         duration_seconds: (s.total_duration().as_secs_f64() * 1000.0).round() / 1000.0,
-        failed_specs: names(SpecOutcome::Failed),
-        flaky_specs: names(SpecOutcome::Flaky),
+        failed_specs,
+        flaky_specs,
         failed_suite_nodes: s
             .suite_nodes
             .iter()

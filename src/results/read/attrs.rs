@@ -44,42 +44,72 @@ fn scan_attrs<'a, const N: usize>(
         if i >= n || raw[i] == b'/' {
             return Some(());
         }
-        let eq = i + raw[i..].iter().position(|&b| b == b'=')?;
-        let key = raw[i..eq].trim_ascii();
-        if key.is_empty() || key.iter().any(u8::is_ascii_whitespace) {
+        // One pass over the key: it ends at `=` or at whitespace, which must then be
+        // followed by `=` (a key with a blank inside is not a plain list).
+        let key_start = i;
+        while i < n && raw[i] != b'=' && !raw[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &raw[key_start..i];
+        while i < n && raw[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if key.is_empty() || i >= n || raw[i] != b'=' {
             return None;
         }
-        let mut j = eq + 1;
-        while j < n && raw[j].is_ascii_whitespace() {
-            j += 1;
+        i += 1;
+        while i < n && raw[i].is_ascii_whitespace() {
+            i += 1;
         }
-        let quote = *raw.get(j)?;
+        let quote = *raw.get(i)?;
         if quote != b'"' && quote != b'\'' {
             return None;
         }
-        let end = j + 1 + memchr::memchr(quote, &raw[j + 1..])?;
-        let value = &raw[j + 1..end];
+        let start = i + 1;
+        let end = start + memchr::memchr(quote, &raw[start..])?;
         i = end + 1;
-        if let Some(k) = keys.iter().position(|k| *k == key) {
+        // Only wanted values are decoded; the rest are skipped unread.
+        // First byte before the full compare: `name` and `time` have the same length.
+        let wanted = |k: &&[u8]| k.len() == key.len() && k.first() == key.first() && *k == key;
+        if let Some(k) = keys.iter().position(wanted) {
             if out[k].is_none() {
-                out[k] = Some(decode_value(value)?);
+                out[k] = Some(decode_value(&raw[start..end])?);
             }
         }
     }
 }
 
+/// Whether every byte is printable ASCII other than `&`: such a value is valid UTF-8 and
+/// needs neither entity decoding nor attribute-value normalisation. Checked 16 bytes at a
+/// time without early exit so the compiler vectorises it (names are ~150 bytes; this is
+/// the hot path of every testcase).
+fn plain_ascii(v: &[u8]) -> bool {
+    fn odd(b: u8) -> u8 {
+        (b.wrapping_sub(0x20) >= 0x60) as u8 | (b == b'&') as u8
+    }
+    fn odd16(c: &[u8; 16]) -> bool {
+        c.iter().fold(0u8, |acc, &b| acc | odd(b)) != 0
+    }
+    let Some(last) = v.last_chunk::<16>() else {
+        return v.iter().all(|&b| odd(b) == 0);
+    };
+    let (chunks, _) = v.as_chunks::<16>();
+    // The last 16 bytes (overlapping what the chunks saw) cover the remainder in one step.
+    !chunks.iter().any(odd16) && !odd16(last)
+}
+
 fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
+    if plain_ascii(v) {
+        // SAFETY: every byte is below 0x80 (checked just above), and ASCII is valid UTF-8.
+        // A second, checked pass cost as much as the whole check on every attribute.
+        return Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(v) }));
+    }
     let s = match std::str::from_utf8(v) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(v),
     };
     let special = |b: &u8| matches!(b, b'&' | b'\n' | b'\t' | b'\r');
-    let plain = if v.len() < 48 {
-        !v.iter().any(special)
-    } else {
-        memchr::memchr3(b'&', b'\n', b'\t', v).is_none() && memchr::memchr(b'\r', v).is_none()
-    };
-    if plain {
+    if !v.iter().any(special) {
         return Some(s);
     }
     let spaced: String = s
@@ -99,23 +129,22 @@ fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
 
 /// Known words as static strings (no allocation per testcase).
 pub fn word(v: Cow<'_, str>) -> Cow<'static, str> {
-    const KNOWN: &[&str] = &[
-        "passed",
-        "skipped",
-        "pending",
-        "failed",
-        "timedout",
-        "panicked",
-        "interrupted",
-        "aborted",
-        "Failure",
-        "Timeout",
-        "Panic",
-    ];
-    match KNOWN.iter().find(|k| **k == v) {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(v.into_owned()),
-    }
+    // A `match` compiles to a switch on the length, not a walk over a list.
+    let known: &'static str = match v.as_ref() {
+        "passed" => "passed",
+        "skipped" => "skipped",
+        "pending" => "pending",
+        "failed" => "failed",
+        "timedout" => "timedout",
+        "panicked" => "panicked",
+        "interrupted" => "interrupted",
+        "aborted" => "aborted",
+        "Failure" => "Failure",
+        "Timeout" => "Timeout",
+        "Panic" => "Panic",
+        _ => return Cow::Owned(v.into_owned()),
+    };
+    Cow::Borrowed(known)
 }
 
 /// A numeric attribute (`time="1.5"`), `None` when absent or not a number.
@@ -146,5 +175,26 @@ mod tests {
         let e = start(r#"testcase odd name="z""#);
         let [name] = attrs(&e, [b"name"]);
         assert!(name.is_none() || name.as_deref() == Some("z"));
+    }
+
+    #[test]
+    fn plain_check_sees_every_byte() {
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 150] {
+            let plain = "a".repeat(len);
+            assert!(plain_ascii(plain.as_bytes()), "{len}");
+            for at in 0..len {
+                for odd in [b'&', b'\n', b'\t', b'\r', 0x01, 0xc3, 0xff] {
+                    let mut v = plain.clone().into_bytes();
+                    v[at] = odd;
+                    assert!(!plain_ascii(&v), "len {len}, byte {odd:#x} at {at}");
+                }
+            }
+        }
+        assert_eq!(
+            decode_value("h\u{e9}llo &amp; x".as_bytes()).as_deref(),
+            Some("h\u{e9}llo & x")
+        );
+        assert_eq!(decode_value(b"a\tb\nc").as_deref(), Some("a b c"));
+        assert_eq!(decode_value(b"~ok~").as_deref(), Some("~ok~"));
     }
 }

@@ -107,6 +107,9 @@ pub fn read_junit_bytes(xml: &[u8], source: &str, opts: &ReadOptions) -> SuiteRe
         all_runner_class: true,
         ..Gathered::default()
     };
+    // A ginkgo testcase takes a few hundred bytes: reserving for one per 256 bytes avoids
+    // regrowing (and copying) the spec list; pages never written are never resident.
+    g.suite.specs.reserve(xml.len() / 256);
     let damage = gather_slice(xml, &mut g, opts).err();
     let mut suite = finish(g, source);
     if let Some(d) = damage {
