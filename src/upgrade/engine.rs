@@ -11,7 +11,7 @@ use super::drain_policy::{
     EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
 };
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
-use super::measure::{Measurements, PdbViolationMeter, PoolMeasure};
+use super::measure::{Measurements, PdbMeasure, PdbViolationMeter, PoolMeasure};
 use super::node_patch::NodePatch;
 use super::plan::{at_version, Plan, PlanOptions};
 use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
@@ -30,7 +30,7 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
@@ -111,6 +111,52 @@ async fn step(
     events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
+    let n = patch_step(cluster, node, run_id, events, mode).await?;
+    if let Ok(Some(m)) = decode(&n) {
+        bump(known, &n.name, m.phase);
+    }
+    Ok(n)
+}
+
+/// Patches at most this many nodes (or evicts this many pods) at once: with hundreds of
+/// nodes moving together, one request after the other would make the engine, not the
+/// cluster, the bottleneck.
+const PARALLEL_REQUESTS: usize = 16;
+
+/// [`step`] for many nodes at once, each with its own events and mode.
+async fn step_all(
+    cluster: &KubeCluster,
+    known: &mut BTreeMap<String, NodePhase>,
+    run_id: &str,
+    items: Vec<(NodeInfo, Vec<Event>, Option<StartMode>)>,
+) -> Result<Vec<NodeInfo>, EngineError> {
+    use futures::StreamExt;
+    let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(items)
+        .map(|(node, events, mode)| async move {
+            patch_step(cluster, &node, run_id, &events, mode).await
+        })
+        .buffered(PARALLEL_REQUESTS)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        let n = r?;
+        if let Ok(Some(m)) = decode(&n) {
+            bump(known, &n.name, m.phase);
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// The patch of [`step`], without the bookkeeping.
+async fn patch_step(
+    cluster: &KubeCluster,
+    node: &NodeInfo,
+    run_id: &str,
+    events: &[Event],
+    mode: Option<StartMode>,
+) -> Result<NodeInfo, EngineError> {
     let now = Utc::now();
     let patched = cluster
         .patch_node(&node.name, |fresh| {
@@ -141,12 +187,7 @@ async fn step(
         })
         .await;
     match patched {
-        Ok(n) => {
-            if let Ok(Some(m)) = decode(&n) {
-                bump(known, &n.name, m.phase);
-            }
-            Ok(n)
-        }
+        Ok(n) => Ok(n),
         // Gone under our feet (terminated): the next round sees it as Gone.
         Err(KubeError::NodeGone { .. }) => Ok(node.clone()),
         Err(e) => Err(e.into()),
@@ -260,21 +301,52 @@ pub async fn apply(
     };
 
     // Mark every planned node up front: soft PreferNoSchedule taint (evicted pods avoid
-    // other outdated nodes), autoscaler scale-down disabled, phase Outdated.
-    for n in nodes_w
-        .objects()
-        .iter()
-        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+    // other outdated nodes), autoscaler scale-down disabled, phase Outdated. Nodes the first
+    // admission starts get their markers with their first step (one patch, not two).
     {
-        if place.contains_key(&n.name) && decode(&n)?.is_none() {
-            let run_id = cfg.run_id.clone();
-            match cluster
-                .patch_node(&n.name, |fresh| match decode(fresh) {
-                    Ok(None) => encode(&NodeMarkers::new(fresh, &run_id, Utc::now())),
+        use futures::StreamExt;
+        let infos: Vec<NodeInfo> = nodes_w
+            .objects()
+            .iter()
+            .filter_map(|n| NodeInfo::from_k8s(n).ok())
+            .filter(|n| place.contains_key(&n.name))
+            .collect();
+        let mut phases0 = BTreeMap::new();
+        let mut modes0 = BTreeMap::new();
+        for n in &infos {
+            let m = decode(n)?;
+            phases0.insert(
+                n.name.clone(),
+                m.map(|m| m.phase).unwrap_or(NodePhase::Outdated),
+            );
+            if let Some(mode) = mode_of(n) {
+                modes0.insert(n.name.clone(), mode);
+            }
+        }
+        let first: BTreeSet<String> = admit(plan, opts, &phases0, &modes0, &cfg.policy)
+            .start
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut to_mark = Vec::new();
+        for n in infos {
+            if decode(&n)?.is_none() && !first.contains(&n.name) {
+                to_mark.push(n.name);
+            }
+        }
+        let run_id = cfg.run_id.as_str();
+        let results: Vec<Result<NodeInfo, KubeError>> = futures::stream::iter(&to_mark)
+            .map(|name| {
+                cluster.patch_node(name, |fresh| match decode(fresh) {
+                    Ok(None) => encode(&NodeMarkers::new(fresh, run_id, Utc::now())),
                     _ => NodePatch::default(),
                 })
-                .await
-            {
+            })
+            .buffered(PARALLEL_REQUESTS)
+            .collect()
+            .await;
+        for r in results {
+            match r {
                 Ok(_) | Err(KubeError::NodeGone { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -301,6 +373,54 @@ pub async fn apply(
             },
         );
     }
+    // d.3 PDB serialisation term: k_b (pods of b on planned nodes), a_b (steady-state
+    // allowed disruptions); R_j samples are taken as the run goes.
+    {
+        let pods0: Vec<PodInfo> = pods_w
+            .objects()
+            .iter()
+            .filter_map(|p| PodInfo::from_k8s(p).ok())
+            .collect();
+        for b in pdbs_w
+            .objects()
+            .iter()
+            .filter_map(|b| PdbInfo::from_k8s(b).ok())
+        {
+            let covered: Vec<&PodInfo> = pods0
+                .iter()
+                .filter(|p| !p.terminated() && b.covers(p))
+                .collect();
+            let k = covered
+                .iter()
+                .filter(|p| {
+                    p.evictable() && p.node.as_deref().is_some_and(|n| place.contains_key(n))
+                })
+                .count() as u64;
+            let a = b.steady_state_allowed(covered.len() as i32);
+            if k > 0 && a > 0 {
+                measured.pdbs.insert(
+                    b.key(),
+                    PdbMeasure {
+                        pods: k,
+                        allowed: a as u64,
+                        replacement_ready: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+    // Pods present at the start (by UID): evicting one of them moves a distinct replica;
+    // evicting a pod created during the run moves a replica again.
+    let original_pods: BTreeSet<String> = pods_w
+        .objects()
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    let mut moved: BTreeSet<String> = BTreeSet::new();
+    // Per PDB: eviction instants not yet matched by a healthy-count increase (R_j), and
+    // the last healthy count seen.
+    let mut evicted_at: BTreeMap<String, VecDeque<f64>> = BTreeMap::new();
+    let mut healthy_seen: BTreeMap<String, i32> = BTreeMap::new();
     let mut last_want: Option<BTreeMap<PoolZone, u32>> = None;
     // Instances this process already asked to terminate (the cache may lag behind).
     let mut terminated: BTreeSet<String> = BTreeSet::new();
@@ -325,8 +445,8 @@ pub async fn apply(
             .filter_map(|n| NodeInfo::from_k8s(n).ok())
             .map(|n| (n.name.clone(), n))
             .collect();
-        let pods: Vec<(PodInfo, bool)> = pods_w
-            .objects()
+        let pod_objects = pods_w.objects();
+        let pods: Vec<(PodInfo, bool)> = pod_objects
             .iter()
             .filter_map(|p| {
                 PodInfo::from_k8s(p)
@@ -334,6 +454,7 @@ pub async fn apply(
                     .map(|i| (i, p.metadata.deletion_timestamp.is_some()))
             })
             .collect();
+        let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
         let pdbs: Vec<PdbInfo> = pdbs_w
             .objects()
             .iter()
@@ -350,6 +471,19 @@ pub async fn apply(
                         backoff.remove(&b.key());
                     }
                     meter.observe(&b.key(), s.current_healthy, s.desired_healthy, now_s);
+                    // R_j: each rise of the healthy count answers the oldest open eviction.
+                    let prev = healthy_seen.insert(b.key(), s.current_healthy);
+                    let rise = prev.map_or(0, |h| (s.current_healthy - h).max(0));
+                    if let (Some(q), Some(m)) =
+                        (evicted_at.get_mut(&b.key()), measured.pdbs.get_mut(&b.key()))
+                    {
+                        for _ in 0..rise {
+                            match q.pop_front() {
+                                Some(t) => m.replacement_ready.push(now_s - t),
+                                None => break,
+                            }
+                        }
+                    }
                 }
                 pdb_seen.insert(b.key(), rv);
             }
@@ -376,22 +510,37 @@ pub async fn apply(
             phases.insert(name.clone(), ph);
         }
 
-        // Mark and start.
-        let adm = admit(plan, &phases, &cfg.policy);
+        // Mark and start (patches in parallel: a wide window starts hundreds at once).
+        let mut started_modes: BTreeMap<String, StartMode> = known_mode.clone();
+        for name in place.keys() {
+            if let Some(m) = nodes.get(name).and_then(mode_of) {
+                started_modes.insert(name.clone(), m);
+            }
+        }
+        let adm = admit(plan, opts, &phases, &started_modes, &cfg.policy);
+        let starts: Vec<(NodeInfo, Vec<Event>, Option<StartMode>)> = adm
+            .start
+            .iter()
+            .filter_map(|(name, mode)| {
+                // Unavailable mode: taint and cordon at once (no replacement to wait for).
+                let evs = match mode {
+                    StartMode::Surge => vec![Event::SurgeRequested],
+                    StartMode::Unavailable => vec![Event::Tainted, Event::DrainStarted],
+                };
+                nodes.get(name).map(|n| (n.clone(), evs, Some(*mode)))
+            })
+            .collect();
+        step_all(cluster, &mut known, &cfg.run_id, starts).await?;
         for (name, mode) in &adm.start {
-            let Some(n) = nodes.get(name) else { continue };
-            // Unavailable mode: taint and cordon at once (no replacement to wait for).
-            let evs: &[Event] = match mode {
-                StartMode::Surge => &[Event::SurgeRequested],
-                StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
-            };
-            step(cluster, &mut known, n, &cfg.run_id, evs, Some(*mode)).await?;
             if *mode == StartMode::Unavailable {
                 t_drain.insert(name.clone(), Instant::now());
             }
             known_mode.insert(name.clone(), *mode);
             t_surge.insert(name.clone(), Instant::now());
         }
+
+        // Instances per pool, described at most once per round.
+        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
 
         // Capacity, recomputed from markers (re-read after the starts above).
         let mut cap_nodes = Vec::new();
@@ -428,7 +577,10 @@ pub async fn apply(
             if *ph == NodePhase::Terminating {
                 let alive = match nodes.get(name.as_str()) {
                     Some(n) => {
-                        let insts = pool.instances(&pz.0).await?;
+                        if !instances.contains_key(&pz.0) {
+                            instances.insert(pz.0.clone(), pool.instances(&pz.0).await?);
+                        }
+                        let insts = &instances[&pz.0];
                         n.provider_id
                             .as_deref()
                             .and_then(instance_id_from_provider_id)
@@ -465,9 +617,18 @@ pub async fn apply(
             last_want = Some(want);
         }
 
-        // Per-node steps.
-        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        // Per-node steps. Decisions are made here; the requests of the busy phases
+        // (claims, evictions, drained → terminate) are sent together after the loop.
+        let mut pods_by_node: BTreeMap<&str, Vec<PodInfo>> = BTreeMap::new();
+        for p in &pod_infos {
+            if let Some(n) = p.node.as_deref() {
+                pods_by_node.entry(n).or_default().push(p.clone());
+            }
+        }
         let mut claimed_now: BTreeSet<String> = BTreeSet::new();
+        let mut claims: Vec<(NodeInfo, String)> = Vec::new();
+        let mut to_evict: Vec<(String, PodInfo, Vec<String>)> = Vec::new();
+        let mut finished: Vec<NodeInfo> = Vec::new();
         for (name, ph) in phases.clone() {
             if matches!(ph, NodePhase::Terminating | NodePhase::Gone) {
                 if let Some(t) = t_drain.remove(&name) {
@@ -484,11 +645,9 @@ pub async fn apply(
                         instances.insert(pname.clone(), pool.instances(pname).await?);
                     }
                     let insts = &instances[pname];
-                    let ds_expected = pods
-                        .iter()
-                        .filter(|(p, _)| p.daemonset && p.node.as_deref() == Some(&name))
-                        .count();
-                    let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
+                    let ds_expected = pods_by_node
+                        .get(name.as_str())
+                        .map_or(0, |ps| ps.iter().filter(|p| p.daemonset).count());
                     let candidate = nodes.values().find(|c| {
                         c.pool == *pname
                             && c.zone == *zone
@@ -506,7 +665,9 @@ pub async fn apply(
                                 gate(&GateInput {
                                     node: c,
                                     ready_since: None,
-                                    pods: &pod_infos,
+                                    pods: pods_by_node
+                                        .get(c.name.as_str())
+                                        .map_or(&[], Vec::as_slice),
                                     expected_daemonset_pods: ds_expected,
                                     instance: inst,
                                     backs_load_balancer: backs_lb
@@ -527,29 +688,7 @@ pub async fn apply(
                     });
                     if let Some(c) = candidate {
                         claimed_now.insert(c.name.clone());
-                        let old = name.clone();
-                        cluster
-                            .patch_node(&c.name, |n| {
-                                let mut p = encode_new(n, &cfg.run_id);
-                                p.annotations
-                                    .insert(REPLACES_ANNOTATION.into(), Some(old.clone()));
-                                p
-                            })
-                            .await?;
-                        if let Some(t) = t_surge.get(&name) {
-                            measured.provision.push(t.elapsed().as_secs_f64());
-                        }
-                        // Replacement ready → NoSchedule taint → cordon + drain: one patch.
-                        step(
-                            cluster,
-                            &mut known,
-                            node,
-                            &cfg.run_id,
-                            &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
-                            None,
-                        )
-                        .await?;
-                        t_drain.insert(name.clone(), Instant::now());
+                        claims.push((node.clone(), c.name.clone()));
                     }
                 }
                 NodePhase::Tainted => {
@@ -584,25 +723,7 @@ pub async fn apply(
                         .iter()
                         .any(|(p, d)| p.node.as_deref() == Some(&name) && *d && p.evictable());
                     if left.is_empty() && replacements_ready && !terminating_here {
-                        // Drained → Terminating in one patch (marker first), then terminate.
-                        step(
-                            cluster,
-                            &mut known,
-                            node,
-                            &cfg.run_id,
-                            &[Event::DrainCompleted, Event::TerminateRequested],
-                            None,
-                        )
-                        .await?;
-                        if let Some(id) = node
-                            .provider_id
-                            .as_deref()
-                            .and_then(instance_id_from_provider_id)
-                        {
-                            if terminated.insert(id.to_string()) {
-                                pool.terminate_with_decrement(id).await?;
-                            }
-                        }
+                        finished.push(node.clone());
                         continue;
                     }
                     for p in left {
@@ -614,29 +735,7 @@ pub async fn apply(
                         if tokens.try_take(&covering).is_err() {
                             continue;
                         }
-                        match cluster.evict(&p.namespace, &p.name).await? {
-                            Eviction::Evicted => {
-                                report.evictions += 1;
-                                report.replicas_moved += 1;
-                                touched_pdbs
-                                    .entry(name.clone())
-                                    .or_default()
-                                    .extend(covering);
-                            }
-                            Eviction::Gone => {}
-                            Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
-                                // Wait for the PDB watch; the jittered backoff is the
-                                // safety net if no status change ever arrives.
-                                if let [one] = covering.as_slice() {
-                                    tokens.refused(one);
-                                    let b = backoff
-                                        .entry(one.clone())
-                                        .or_insert_with(|| EvictionBackoff::new(seed(one)));
-                                    let delay = b.next().unwrap_or(Duration::from_secs(60));
-                                    probe_at.insert(one.clone(), Instant::now() + delay);
-                                }
-                            }
-                        }
+                        to_evict.push((name.clone(), p.clone(), covering));
                     }
                     let stuck_for = decode(node)?
                         .and_then(|m| m.drain_started)
@@ -730,6 +829,135 @@ pub async fn apply(
                     }
                 }
                 _ => {}
+            }
+        }
+
+        // Claims: mark the new node as the replacement, then replacement ready → NoSchedule
+        // taint → cordon + drain in one patch of the old node.
+        {
+            use futures::StreamExt;
+            let run_id = cfg.run_id.as_str();
+            let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(&claims)
+                .map(|(old, new)| async move {
+                    cluster
+                        .patch_node(new, |n| {
+                            let mut p = encode_new(n, run_id);
+                            p.annotations
+                                .insert(REPLACES_ANNOTATION.into(), Some(old.name.clone()));
+                            p
+                        })
+                        .await?;
+                    patch_step(
+                        cluster,
+                        old,
+                        run_id,
+                        &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
+                        None,
+                    )
+                    .await
+                })
+                .buffered(PARALLEL_REQUESTS)
+                .collect()
+                .await;
+            for ((old, _), r) in claims.iter().zip(results) {
+                let n = r?;
+                if let Ok(Some(m)) = decode(&n) {
+                    bump(&mut known, &n.name, m.phase);
+                }
+                if let Some(t) = t_surge.get(&old.name) {
+                    measured.provision.push(t.elapsed().as_secs_f64());
+                }
+                t_drain.insert(old.name.clone(), Instant::now());
+            }
+        }
+
+        // Evictions, PDB tokens already taken.
+        {
+            use futures::StreamExt;
+            let results: Vec<Result<Eviction, KubeError>> = futures::stream::iter(&to_evict)
+                .map(|(_, p, _)| cluster.evict(&p.namespace, &p.name))
+                .buffered(PARALLEL_REQUESTS * 2)
+                .collect()
+                .await;
+            for ((name, p, covering), r) in to_evict.into_iter().zip(results) {
+                match r? {
+                    Eviction::Evicted => {
+                        report.evictions += 1;
+                        let uid = pod_objects
+                            .iter()
+                            .find(|o| {
+                                o.metadata.name.as_deref() == Some(p.name.as_str())
+                                    && o.metadata.namespace.as_deref() == Some(p.namespace.as_str())
+                            })
+                            .and_then(|o| o.metadata.uid.clone());
+                        if uid.is_some_and(|u| original_pods.contains(&u) && moved.insert(u)) {
+                            report.replicas_moved += 1;
+                        }
+                        let t_ev = started.elapsed().as_secs_f64();
+                        for k in &covering {
+                            evicted_at.entry(k.clone()).or_default().push_back(t_ev);
+                        }
+                        touched_pdbs.entry(name).or_default().extend(covering);
+                    }
+                    Eviction::Gone => {}
+                    Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
+                        // Wait for the PDB watch; the jittered backoff is the
+                        // safety net if no status change ever arrives.
+                        if let [one] = covering.as_slice() {
+                            tokens.refused(one);
+                            let b = backoff
+                                .entry(one.clone())
+                                .or_insert_with(|| EvictionBackoff::new(seed(one)));
+                            let delay = b.next().unwrap_or(Duration::from_secs(60));
+                            probe_at.insert(one.clone(), Instant::now() + delay);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Drained → Terminating in one patch (marker first), then terminate.
+        {
+            use futures::StreamExt;
+            let run_id = cfg.run_id.as_str();
+            let ids: Vec<Option<String>> = finished
+                .iter()
+                .map(|n| {
+                    n.provider_id
+                        .as_deref()
+                        .and_then(instance_id_from_provider_id)
+                        .filter(|id| !terminated.contains(*id))
+                        .map(str::to_string)
+                })
+                .collect();
+            let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(
+                finished.iter().zip(ids.iter()),
+            )
+            .map(|(node, id)| async move {
+                let n = patch_step(
+                    cluster,
+                    node,
+                    run_id,
+                    &[Event::DrainCompleted, Event::TerminateRequested],
+                    None,
+                )
+                .await?;
+                if let Some(id) = id {
+                    pool.terminate_with_decrement(id).await?;
+                }
+                Ok(n)
+            })
+            .buffered(PARALLEL_REQUESTS)
+            .collect()
+            .await;
+            for (r, id) in results.into_iter().zip(ids) {
+                let n = r?;
+                if let Ok(Some(m)) = decode(&n) {
+                    bump(&mut known, &n.name, m.phase);
+                }
+                if let Some(id) = id {
+                    terminated.insert(id);
+                }
             }
         }
 
