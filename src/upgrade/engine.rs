@@ -455,14 +455,25 @@ pub async fn apply(
             })
             .collect();
         let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
-        let pdbs: Vec<PdbInfo> = pdbs_w
-            .objects()
+        // One snapshot for the status and its resourceVersion: with two, a status update
+        // landing in between paired the old status with the new version, and that status
+        // change was never observed (a drain waited forever on a budget that was free).
+        let pdb_objects = pdbs_w.objects();
+        let pdbs_rv: Vec<(PdbInfo, String)> = pdb_objects
             .iter()
-            .filter_map(|b| PdbInfo::from_k8s(b).ok())
+            .filter_map(|b| {
+                PdbInfo::from_k8s(b).ok().map(|i| {
+                    (
+                        i,
+                        b.metadata.resource_version.clone().unwrap_or_default(),
+                    )
+                })
+            })
             .collect();
+        let pdbs: Vec<PdbInfo> = pdbs_rv.iter().map(|(b, _)| b.clone()).collect();
         let now_s = started.elapsed().as_secs_f64();
-        for (b, obj) in pdbs.iter().zip(pdbs_w.objects().iter()) {
-            let rv = obj.metadata.resource_version.clone().unwrap_or_default();
+        for (b, rv) in &pdbs_rv {
+            let rv = rv.clone();
             if pdb_seen.get(&b.key()) != Some(&rv) {
                 if let Some(s) = b.status {
                     tokens.observe(&b.key(), s.disruptions_allowed);
