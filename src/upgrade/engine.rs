@@ -30,7 +30,7 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
@@ -191,6 +191,23 @@ async fn patch_step(
         // Gone under our feet (terminated): the next round sees it as Gone.
         Err(KubeError::NodeGone { .. }) => Ok(node.clone()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Replicas missing from one PDB, integrated over time (for R_j by Little's law).
+#[derive(Debug, Default)]
+struct Deficit {
+    last_t: f64,
+    last: i32,
+    integral: f64,
+    evictions: u64,
+}
+
+impl Deficit {
+    fn observe(&mut self, t: f64, missing: i32) {
+        self.integral += f64::from(self.last.max(0)) * (t - self.last_t).max(0.0);
+        self.last_t = t;
+        self.last = missing;
     }
 }
 
@@ -417,10 +434,11 @@ pub async fn apply(
         .filter_map(|p| p.metadata.uid.clone())
         .collect();
     let mut moved: BTreeSet<String> = BTreeSet::new();
-    // Per PDB: eviction instants not yet matched by a healthy-count increase (R_j), and
-    // the last healthy count seen.
-    let mut evicted_at: BTreeMap<String, VecDeque<f64>> = BTreeMap::new();
-    let mut healthy_seen: BTreeMap<String, i32> = BTreeMap::new();
+    // R_j per PDB by Little's law: the replicas missing (expectedPods - currentHealthy,
+    // integrated over the run from the status stream) divided by the evictions equals the
+    // mean time from an eviction to its replacement being Ready, whatever the order in
+    // which the watch delivers (or coalesces) the status changes.
+    let mut deficit: BTreeMap<String, Deficit> = BTreeMap::new();
     let mut last_want: Option<BTreeMap<PoolZone, u32>> = None;
     // Instances this process already asked to terminate (the cache may lag behind).
     let mut terminated: BTreeSet<String> = BTreeSet::new();
@@ -482,19 +500,10 @@ pub async fn apply(
                         backoff.remove(&b.key());
                     }
                     meter.observe(&b.key(), s.current_healthy, s.desired_healthy, now_s);
-                    // R_j: each rise of the healthy count answers the oldest open eviction.
-                    let prev = healthy_seen.insert(b.key(), s.current_healthy);
-                    let rise = prev.map_or(0, |h| (s.current_healthy - h).max(0));
-                    if let (Some(q), Some(m)) =
-                        (evicted_at.get_mut(&b.key()), measured.pdbs.get_mut(&b.key()))
-                    {
-                        for _ in 0..rise {
-                            match q.pop_front() {
-                                Some(t) => m.replacement_ready.push(now_s - t),
-                                None => break,
-                            }
-                        }
-                    }
+                    deficit.entry(b.key()).or_default().observe(
+                        now_s,
+                        s.expected_pods - s.current_healthy,
+                    );
                 }
                 pdb_seen.insert(b.key(), rv);
             }
@@ -904,9 +913,8 @@ pub async fn apply(
                         if uid.is_some_and(|u| original_pods.contains(&u) && moved.insert(u)) {
                             report.replicas_moved += 1;
                         }
-                        let t_ev = started.elapsed().as_secs_f64();
                         for k in &covering {
-                            evicted_at.entry(k.clone()).or_default().push_back(t_ev);
+                            deficit.entry(k.clone()).or_default().evictions += 1;
                         }
                         touched_pdbs.entry(name).or_default().extend(covering);
                     }
@@ -1017,6 +1025,15 @@ pub async fn apply(
     }
     debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
     cluster.release_lease(ns, &cfg.identity).await?;
+    let end_s = started.elapsed().as_secs_f64();
+    for (k, d) in &mut deficit {
+        d.observe(end_s, 0);
+        if let Some(m) = measured.pdbs.get_mut(k) {
+            if d.evictions > 0 {
+                m.replacement_ready = vec![d.integral / d.evictions as f64];
+            }
+        }
+    }
     let lb = measured.lower_bound();
     report.set_durations(started.elapsed().as_secs_f64(), lb.policy);
     report.pdb_violation_seconds = meter.seconds(started.elapsed().as_secs_f64());
