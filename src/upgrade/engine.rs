@@ -11,7 +11,7 @@ use super::drain_policy::{
     never_allows, EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
 };
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
-use super::measure::{Measurements, PdbViolationMeter, PoolMeasure};
+use super::measure::{Measurements, PdbMeasure, PdbViolationMeter, PoolMeasure};
 use super::node_patch::NodePatch;
 use super::plan::{at_version, Plan, PlanOptions};
 use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
@@ -116,6 +116,52 @@ async fn step(
     events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
+    let n = patch_step(cluster, node, run_id, events, mode).await?;
+    if let Ok(Some(m)) = decode(&n) {
+        bump(known, &n.name, m.phase);
+    }
+    Ok(n)
+}
+
+/// Patches at most this many nodes (or evicts this many pods) at once: with hundreds of
+/// nodes moving together, one request after the other would make the engine, not the
+/// cluster, the bottleneck.
+const PARALLEL_REQUESTS: usize = 16;
+
+/// [`step`] for many nodes at once, each with its own events and mode.
+async fn step_all(
+    cluster: &KubeCluster,
+    known: &mut BTreeMap<String, NodePhase>,
+    run_id: &str,
+    items: Vec<(NodeInfo, Vec<Event>, Option<StartMode>)>,
+) -> Result<Vec<NodeInfo>, EngineError> {
+    use futures::StreamExt;
+    let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(items)
+        .map(|(node, events, mode)| async move {
+            patch_step(cluster, &node, run_id, &events, mode).await
+        })
+        .buffered(PARALLEL_REQUESTS)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        let n = r?;
+        if let Ok(Some(m)) = decode(&n) {
+            bump(known, &n.name, m.phase);
+        }
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// The patch of [`step`], without the bookkeeping.
+async fn patch_step(
+    cluster: &KubeCluster,
+    node: &NodeInfo,
+    run_id: &str,
+    events: &[Event],
+    mode: Option<StartMode>,
+) -> Result<NodeInfo, EngineError> {
     let now = Utc::now();
     let patched = cluster
         .patch_node(&node.name, |fresh| {
@@ -146,15 +192,27 @@ async fn step(
         })
         .await;
     match patched {
-        Ok(n) => {
-            if let Ok(Some(m)) = decode(&n) {
-                bump(known, &n.name, m.phase);
-            }
-            Ok(n)
-        }
+        Ok(n) => Ok(n),
         // Gone under our feet (terminated): the next round sees it as Gone.
         Err(KubeError::NodeGone { .. }) => Ok(node.clone()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Replicas missing from one PDB, integrated over time (for R_j by Little's law).
+#[derive(Debug, Default)]
+struct Deficit {
+    last_t: f64,
+    last: i32,
+    integral: f64,
+    evictions: u64,
+}
+
+impl Deficit {
+    fn observe(&mut self, t: f64, missing: i32) {
+        self.integral += f64::from(self.last.max(0)) * (t - self.last_t).max(0.0);
+        self.last_t = t;
+        self.last = missing;
     }
 }
 
@@ -269,9 +327,8 @@ pub async fn apply(
         }
     };
 
-    // Mark every planned node up front: soft PreferNoSchedule taint (evicted pods avoid
-    // other outdated nodes), autoscaler scale-down disabled, phase Outdated. A replacement
-    // that failed in an earlier run is retried (its surge instance is still there).
+    // A replacement that failed in an earlier run is retried (its surge instance is still
+    // there, so the capacity does not change).
     let mut known: BTreeMap<String, NodePhase> = BTreeMap::new();
     let mut retried: BTreeSet<String> = BTreeSet::new();
     for n in nodes_w
@@ -294,21 +351,7 @@ pub async fn apply(
             .await?;
             retried.insert(n.name.clone());
         }
-        if place.contains_key(&n.name) && decode(&n)?.is_none() {
-            let run_id = cfg.run_id.clone();
-            match cluster
-                .patch_node(&n.name, |fresh| match decode(fresh) {
-                    Ok(None) => encode(&NodeMarkers::new(fresh, &run_id, Utc::now())),
-                    _ => NodePatch::default(),
-                })
-                .await
-            {
-                Ok(_) | Err(KubeError::NodeGone { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
-
     // Phases only move forward within a run, and ReplacementFailed is past SurgeRequested:
     // read no phase before the cache shows the retries.
     let retry_seen_by = Instant::now() + Duration::from_secs(10);
@@ -326,6 +369,59 @@ pub async fn apply(
         tokio::select! {
             _ = nodes_w.changed() => {}
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+
+    // Mark every planned node up front: soft PreferNoSchedule taint (evicted pods avoid
+    // other outdated nodes), autoscaler scale-down disabled, phase Outdated. Nodes the first
+    // admission starts get their markers with their first step (one patch, not two).
+    {
+        use futures::StreamExt;
+        let infos: Vec<NodeInfo> = nodes_w
+            .objects()
+            .iter()
+            .filter_map(|n| NodeInfo::from_k8s(n).ok())
+            .filter(|n| place.contains_key(&n.name))
+            .collect();
+        let mut phases0 = BTreeMap::new();
+        let mut modes0 = BTreeMap::new();
+        for n in &infos {
+            let m = decode(n)?;
+            phases0.insert(
+                n.name.clone(),
+                m.map(|m| m.phase).unwrap_or(NodePhase::Outdated),
+            );
+            if let Some(mode) = mode_of(n) {
+                modes0.insert(n.name.clone(), mode);
+            }
+        }
+        let first: BTreeSet<String> = admit(plan, opts, &phases0, &modes0, &cfg.policy)
+            .start
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut to_mark = Vec::new();
+        for n in infos {
+            if decode(&n)?.is_none() && !first.contains(&n.name) {
+                to_mark.push(n.name);
+            }
+        }
+        let run_id = cfg.run_id.as_str();
+        let results: Vec<Result<NodeInfo, KubeError>> = futures::stream::iter(&to_mark)
+            .map(|name| {
+                cluster.patch_node(name, |fresh| match decode(fresh) {
+                    Ok(None) => encode(&NodeMarkers::new(fresh, run_id, Utc::now())),
+                    _ => NodePatch::default(),
+                })
+            })
+            .buffered(PARALLEL_REQUESTS)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok(_) | Err(KubeError::NodeGone { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -349,6 +445,55 @@ pub async fn apply(
             },
         );
     }
+    // d.3 PDB serialisation term: k_b (pods of b on planned nodes), a_b (steady-state
+    // allowed disruptions); R_j samples are taken as the run goes.
+    {
+        let pods0: Vec<PodInfo> = pods_w
+            .objects()
+            .iter()
+            .filter_map(|p| PodInfo::from_k8s(p).ok())
+            .collect();
+        for b in pdbs_w
+            .objects()
+            .iter()
+            .filter_map(|b| PdbInfo::from_k8s(b).ok())
+        {
+            let covered: Vec<&PodInfo> = pods0
+                .iter()
+                .filter(|p| !p.terminated() && b.covers(p))
+                .collect();
+            let k = covered
+                .iter()
+                .filter(|p| {
+                    p.evictable() && p.node.as_deref().is_some_and(|n| place.contains_key(n))
+                })
+                .count() as u64;
+            let a = b.steady_state_allowed(covered.len() as i32);
+            if k > 0 && a > 0 {
+                measured.pdbs.insert(
+                    b.key(),
+                    PdbMeasure {
+                        pods: k,
+                        allowed: a as u64,
+                        replacement_ready: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+    // Pods present at the start (by UID): evicting one of them moves a distinct replica;
+    // evicting a pod created during the run moves a replica again.
+    let original_pods: BTreeSet<String> = pods_w
+        .objects()
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    let mut moved: BTreeSet<String> = BTreeSet::new();
+    // R_j per PDB by Little's law: the replicas missing (expectedPods - currentHealthy,
+    // integrated over the run from the status stream) divided by the evictions equals the
+    // mean time from an eviction to its replacement being Ready, whatever the order in
+    // which the watch delivers (or coalesces) the status changes.
+    let mut deficit: BTreeMap<String, Deficit> = BTreeMap::new();
     let mut last_want: Option<BTreeMap<PoolZone, u32>> = None;
     // Instances this process already asked to terminate (the cache may lag behind).
     let mut terminated: BTreeSet<String> = BTreeSet::new();
@@ -374,8 +519,8 @@ pub async fn apply(
             .filter_map(|n| NodeInfo::from_k8s(n).ok())
             .map(|n| (n.name.clone(), n))
             .collect();
-        let pods: Vec<(PodInfo, bool)> = pods_w
-            .objects()
+        let pod_objects = pods_w.objects();
+        let pods: Vec<(PodInfo, bool)> = pod_objects
             .iter()
             .filter_map(|p| {
                 PodInfo::from_k8s(p)
@@ -383,14 +528,23 @@ pub async fn apply(
                     .map(|i| (i, p.metadata.deletion_timestamp.is_some()))
             })
             .collect();
-        let pdbs: Vec<PdbInfo> = pdbs_w
-            .objects()
+        let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
+        // One snapshot for the status and its resourceVersion: with two, a status update
+        // landing in between paired the old status with the new version, and that status
+        // change was never observed (a drain waited forever on a budget that was free).
+        let pdb_objects = pdbs_w.objects();
+        let pdbs_rv: Vec<(PdbInfo, String)> = pdb_objects
             .iter()
-            .filter_map(|b| PdbInfo::from_k8s(b).ok())
+            .filter_map(|b| {
+                PdbInfo::from_k8s(b)
+                    .ok()
+                    .map(|i| (i, b.metadata.resource_version.clone().unwrap_or_default()))
+            })
             .collect();
+        let pdbs: Vec<PdbInfo> = pdbs_rv.iter().map(|(b, _)| b.clone()).collect();
         let now_s = started.elapsed().as_secs_f64();
-        for (b, obj) in pdbs.iter().zip(pdbs_w.objects().iter()) {
-            let rv = obj.metadata.resource_version.clone().unwrap_or_default();
+        for (b, rv) in &pdbs_rv {
+            let rv = rv.clone();
             if pdb_seen.get(&b.key()) != Some(&rv) {
                 if let Some(s) = b.status {
                     tokens.observe(&b.key(), s.disruptions_allowed);
@@ -399,6 +553,10 @@ pub async fn apply(
                         backoff.remove(&b.key());
                     }
                     meter.observe(&b.key(), s.current_healthy, s.desired_healthy, now_s);
+                    deficit
+                        .entry(b.key())
+                        .or_default()
+                        .observe(now_s, s.expected_pods - s.current_healthy);
                 }
                 pdb_seen.insert(b.key(), rv);
             }
@@ -425,22 +583,37 @@ pub async fn apply(
             phases.insert(name.clone(), ph);
         }
 
-        // Mark and start.
-        let adm = admit(plan, &phases, &cfg.policy);
+        // Mark and start (patches in parallel: a wide window starts hundreds at once).
+        let mut started_modes: BTreeMap<String, StartMode> = known_mode.clone();
+        for name in place.keys() {
+            if let Some(m) = nodes.get(name).and_then(mode_of) {
+                started_modes.insert(name.clone(), m);
+            }
+        }
+        let adm = admit(plan, opts, &phases, &started_modes, &cfg.policy);
+        let starts: Vec<(NodeInfo, Vec<Event>, Option<StartMode>)> = adm
+            .start
+            .iter()
+            .filter_map(|(name, mode)| {
+                // Unavailable mode: taint and cordon at once (no replacement to wait for).
+                let evs = match mode {
+                    StartMode::Surge => vec![Event::SurgeRequested],
+                    StartMode::Unavailable => vec![Event::Tainted, Event::DrainStarted],
+                };
+                nodes.get(name).map(|n| (n.clone(), evs, Some(*mode)))
+            })
+            .collect();
+        step_all(cluster, &mut known, &cfg.run_id, starts).await?;
         for (name, mode) in &adm.start {
-            let Some(n) = nodes.get(name) else { continue };
-            // Unavailable mode: taint and cordon at once (no replacement to wait for).
-            let evs: &[Event] = match mode {
-                StartMode::Surge => &[Event::SurgeRequested],
-                StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
-            };
-            step(cluster, &mut known, n, &cfg.run_id, evs, Some(*mode)).await?;
             if *mode == StartMode::Unavailable {
                 t_drain.insert(name.clone(), Instant::now());
             }
             known_mode.insert(name.clone(), *mode);
             t_surge.insert(name.clone(), Instant::now());
         }
+
+        // Instances per pool, described at most once per round.
+        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
 
         // Capacity, recomputed from markers (re-read after the starts above).
         let mut cap_nodes = Vec::new();
@@ -477,7 +650,10 @@ pub async fn apply(
             if *ph == NodePhase::Terminating {
                 let alive = match nodes.get(name.as_str()) {
                     Some(n) => {
-                        let insts = pool.instances(&pz.0).await?;
+                        if !instances.contains_key(&pz.0) {
+                            instances.insert(pz.0.clone(), pool.instances(&pz.0).await?);
+                        }
+                        let insts = &instances[&pz.0];
                         n.provider_id
                             .as_deref()
                             .and_then(instance_id_from_provider_id)
@@ -514,9 +690,18 @@ pub async fn apply(
             last_want = Some(want);
         }
 
-        // Per-node steps.
-        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        // Per-node steps. Decisions are made here; the requests of the busy phases
+        // (claims, evictions, drained → terminate) are sent together after the loop.
+        let mut pods_by_node: BTreeMap<&str, Vec<PodInfo>> = BTreeMap::new();
+        for p in &pod_infos {
+            if let Some(n) = p.node.as_deref() {
+                pods_by_node.entry(n).or_default().push(p.clone());
+            }
+        }
         let mut claimed_now: BTreeSet<String> = BTreeSet::new();
+        let mut claims: Vec<(NodeInfo, String)> = Vec::new();
+        let mut to_evict: Vec<(String, PodInfo, Vec<String>)> = Vec::new();
+        let mut finished: Vec<NodeInfo> = Vec::new();
         for (name, ph) in phases.clone() {
             if matches!(ph, NodePhase::Terminating | NodePhase::Gone) {
                 if let Some(t) = t_drain.remove(&name) {
@@ -533,11 +718,9 @@ pub async fn apply(
                         instances.insert(pname.clone(), pool.instances(pname).await?);
                     }
                     let insts = &instances[pname];
-                    let ds_expected = pods
-                        .iter()
-                        .filter(|(p, _)| p.daemonset && p.node.as_deref() == Some(&name))
-                        .count();
-                    let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
+                    let ds_expected = pods_by_node
+                        .get(name.as_str())
+                        .map_or(0, |ps| ps.iter().filter(|p| p.daemonset).count());
                     let eligible = |c: &NodeInfo| {
                         c.pool == *pname
                             && c.zone == *zone
@@ -556,7 +739,7 @@ pub async fn apply(
                         gate(&GateInput {
                             node: c,
                             ready_since: None,
-                            pods: &pod_infos,
+                            pods: pods_by_node.get(c.name.as_str()).map_or(&[], Vec::as_slice),
                             expected_daemonset_pods: ds_expected,
                             instance: inst,
                             backs_load_balancer: backs_lb.get(pname).copied().unwrap_or(false),
@@ -624,29 +807,7 @@ pub async fn apply(
                     }
                     if let Some(c) = candidate {
                         claimed_now.insert(c.name.clone());
-                        let old = name.clone();
-                        cluster
-                            .patch_node(&c.name, |n| {
-                                let mut p = encode_new(n, &cfg.run_id);
-                                p.annotations
-                                    .insert(REPLACES_ANNOTATION.into(), Some(old.clone()));
-                                p
-                            })
-                            .await?;
-                        if let Some(t) = t_surge.get(&name) {
-                            measured.provision.push(t.elapsed().as_secs_f64());
-                        }
-                        // Replacement ready → NoSchedule taint → cordon + drain: one patch.
-                        step(
-                            cluster,
-                            &mut known,
-                            node,
-                            &cfg.run_id,
-                            &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
-                            None,
-                        )
-                        .await?;
-                        t_drain.insert(name.clone(), Instant::now());
+                        claims.push((node.clone(), c.name.clone()));
                     }
                 }
                 NodePhase::Tainted => {
@@ -685,25 +846,7 @@ pub async fn apply(
                         .iter()
                         .any(|(p, d)| p.node.as_deref() == Some(&name) && *d && p.evictable());
                     if left.is_empty() && replacements_ready && !terminating_here {
-                        // Drained → Terminating in one patch (marker first), then terminate.
-                        step(
-                            cluster,
-                            &mut known,
-                            node,
-                            &cfg.run_id,
-                            &[Event::DrainCompleted, Event::TerminateRequested],
-                            None,
-                        )
-                        .await?;
-                        if let Some(id) = node
-                            .provider_id
-                            .as_deref()
-                            .and_then(instance_id_from_provider_id)
-                        {
-                            if terminated.insert(id.to_string()) {
-                                pool.terminate_with_decrement(id).await?;
-                            }
-                        }
+                        finished.push(node.clone());
                         continue;
                     }
                     for p in left {
@@ -715,29 +858,7 @@ pub async fn apply(
                         if tokens.try_take(&covering).is_err() {
                             continue;
                         }
-                        match cluster.evict(&p.namespace, &p.name).await? {
-                            Eviction::Evicted => {
-                                report.evictions += 1;
-                                report.replicas_moved += 1;
-                                touched_pdbs
-                                    .entry(name.clone())
-                                    .or_default()
-                                    .extend(covering);
-                            }
-                            Eviction::Gone => {}
-                            Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
-                                // Wait for the PDB watch; the jittered backoff is the
-                                // safety net if no status change ever arrives.
-                                if let [one] = covering.as_slice() {
-                                    tokens.refused(one);
-                                    let b = backoff
-                                        .entry(one.clone())
-                                        .or_insert_with(|| EvictionBackoff::new(seed(one)));
-                                    let delay = b.next().unwrap_or(Duration::from_secs(60));
-                                    probe_at.insert(one.clone(), Instant::now() + delay);
-                                }
-                            }
-                        }
+                        to_evict.push((name.clone(), p.clone(), covering));
                     }
                     let stuck_for = decode(node)?
                         .and_then(|m| m.drain_started)
@@ -854,6 +975,133 @@ pub async fn apply(
             }
         }
 
+        // Claims: mark the new node as the replacement, then replacement ready → NoSchedule
+        // taint → cordon + drain in one patch of the old node.
+        {
+            use futures::StreamExt;
+            let run_id = cfg.run_id.as_str();
+            let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(&claims)
+                .map(|(old, new)| async move {
+                    cluster
+                        .patch_node(new, |n| {
+                            let mut p = encode_new(n, run_id);
+                            p.annotations
+                                .insert(REPLACES_ANNOTATION.into(), Some(old.name.clone()));
+                            p
+                        })
+                        .await?;
+                    patch_step(
+                        cluster,
+                        old,
+                        run_id,
+                        &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
+                        None,
+                    )
+                    .await
+                })
+                .buffered(PARALLEL_REQUESTS)
+                .collect()
+                .await;
+            for ((old, _), r) in claims.iter().zip(results) {
+                let n = r?;
+                if let Ok(Some(m)) = decode(&n) {
+                    bump(&mut known, &n.name, m.phase);
+                }
+                if let Some(t) = t_surge.get(&old.name) {
+                    measured.provision.push(t.elapsed().as_secs_f64());
+                }
+                t_drain.insert(old.name.clone(), Instant::now());
+            }
+        }
+
+        // Evictions, PDB tokens already taken.
+        {
+            use futures::StreamExt;
+            let results: Vec<Result<Eviction, KubeError>> = futures::stream::iter(&to_evict)
+                .map(|(_, p, _)| cluster.evict(&p.namespace, &p.name))
+                .buffered(PARALLEL_REQUESTS * 2)
+                .collect()
+                .await;
+            for ((name, p, covering), r) in to_evict.into_iter().zip(results) {
+                match r? {
+                    Eviction::Evicted => {
+                        report.evictions += 1;
+                        let uid = pod_objects
+                            .iter()
+                            .find(|o| {
+                                o.metadata.name.as_deref() == Some(p.name.as_str())
+                                    && o.metadata.namespace.as_deref() == Some(p.namespace.as_str())
+                            })
+                            .and_then(|o| o.metadata.uid.clone());
+                        if uid.is_some_and(|u| original_pods.contains(&u) && moved.insert(u)) {
+                            report.replicas_moved += 1;
+                        }
+                        for k in &covering {
+                            deficit.entry(k.clone()).or_default().evictions += 1;
+                        }
+                        touched_pdbs.entry(name).or_default().extend(covering);
+                    }
+                    Eviction::Gone => {}
+                    Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
+                        // Wait for the PDB watch; the jittered backoff is the
+                        // safety net if no status change ever arrives.
+                        if let [one] = covering.as_slice() {
+                            tokens.refused(one);
+                            let b = backoff
+                                .entry(one.clone())
+                                .or_insert_with(|| EvictionBackoff::new(seed(one)));
+                            let delay = b.next().unwrap_or(Duration::from_secs(60));
+                            probe_at.insert(one.clone(), Instant::now() + delay);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Drained → Terminating in one patch (marker first), then terminate.
+        {
+            use futures::StreamExt;
+            let run_id = cfg.run_id.as_str();
+            let ids: Vec<Option<String>> = finished
+                .iter()
+                .map(|n| {
+                    n.provider_id
+                        .as_deref()
+                        .and_then(instance_id_from_provider_id)
+                        .filter(|id| !terminated.contains(*id))
+                        .map(str::to_string)
+                })
+                .collect();
+            let results: Vec<Result<NodeInfo, EngineError>> =
+                futures::stream::iter(finished.iter().zip(ids.iter()))
+                    .map(|(node, id)| async move {
+                        let n = patch_step(
+                            cluster,
+                            node,
+                            run_id,
+                            &[Event::DrainCompleted, Event::TerminateRequested],
+                            None,
+                        )
+                        .await?;
+                        if let Some(id) = id {
+                            pool.terminate_with_decrement(id).await?;
+                        }
+                        Ok(n)
+                    })
+                    .buffered(PARALLEL_REQUESTS)
+                    .collect()
+                    .await;
+            for (r, id) in results.into_iter().zip(ids) {
+                let n = r?;
+                if let Ok(Some(m)) = decode(&n) {
+                    bump(&mut known, &n.name, m.phase);
+                }
+                if let Some(id) = id {
+                    terminated.insert(id);
+                }
+            }
+        }
+
         let prog = progress(plan, &phases, started.elapsed().as_secs());
         let line = prog.line();
         if line != last_line {
@@ -943,6 +1191,15 @@ pub async fn apply(
     }
     debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
     cluster.release_lease(ns, &cfg.identity, keep_state).await?;
+    let end_s = started.elapsed().as_secs_f64();
+    for (k, d) in &mut deficit {
+        d.observe(end_s, 0);
+        if let Some(m) = measured.pdbs.get_mut(k) {
+            if d.evictions > 0 {
+                m.replacement_ready = vec![d.integral / d.evictions as f64];
+            }
+        }
+    }
     let lb = measured.lower_bound();
     report.set_durations(started.elapsed().as_secs_f64(), lb.policy);
     report.pdb_violation_seconds = meter.seconds(started.elapsed().as_secs_f64());

@@ -49,7 +49,9 @@ pub struct UpgradeReport {
     pub pdb_violation_seconds: f64,
     /// Eviction API calls answered 2xx.
     pub evictions: u64,
-    /// Distinct workload replicas moved (replacement Ready observed).
+    /// Distinct workload replicas moved: evicted pods that existed when the run started
+    /// (evicting a pod created during the run moves a replica again, so
+    /// `evictions / replicas_moved` is the eviction amplification of d.3).
     pub replicas_moved: u64,
     /// Kube API calls by verb (`list`, `watch`, `get`, `patch`, `create`, `delete`, `evict`, …).
     pub kube_api_calls: BTreeMap<String, u64>,

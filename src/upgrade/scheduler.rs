@@ -1,16 +1,19 @@
-//! Which outdated nodes the engine starts now, **pure**. Waves run in plan order; a wave
-//! starts when every node of the earlier waves is done (drained or beyond, or left
-//! cordoned), so at most one wave per class is in flight and each pool stays within
-//! `max_surge + max_unavailable`. Within a wave, the plan's surge per (pool, zone) says
-//! which nodes get a replacement *before* their drain ([`StartMode::Surge`]); the rest
-//! use the unavailability budget. Evictions inside running drains are paced separately by
-//! PDB tokens ([`super::drain_policy::EvictionTokens`]).
+//! Which outdated nodes the engine starts now, **pure**. Nodes start in plan order
+//! (stateless first, then nodes with PDB-protected stateful pods) through a sliding window:
+//! a pool starts its next node as soon as it has fewer than `max_surge + max_unavailable`
+//! nodes in flight (started, not yet drained), with a replacement *before* the drain
+//! ([`StartMode::Surge`]) while fewer than `max_surge` surge nodes are in flight, else with
+//! the unavailability budget. There is no barrier between waves (a wave barrier leaves the
+//! pool idle for a whole boot while the slowest drain of the previous wave finishes), except
+//! before PDB-protected stateful primaries: they start only when every other planned node
+//! is done (drained or beyond, or left cordoned). Evictions inside running drains are paced
+//! separately by PDB tokens ([`super::drain_policy::EvictionTokens`]).
 //!
 //! Restart-safe: the input is the phases decoded from the Node markers, so a restarted
 //! engine picks up the same wave and never restarts a node that left `Outdated`.
 
 use super::drain_policy::StuckDrainPolicy;
-use super::plan::{Plan, Wave};
+use super::plan::{NodeClass, Plan, PlanOptions};
 use super::state::NodePhase;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,40 +74,13 @@ fn phase_of(phases: &BTreeMap<String, NodePhase>, node: &str) -> NodePhase {
     phases.get(node).copied().unwrap_or(NodePhase::Outdated)
 }
 
-/// Start mode of every node of `wave`: per (pool, zone), the first `surge` nodes by name
-/// get surge. Needs the node → (pool, zone) map from the plan.
-pub fn modes(plan: &Plan, wave: &Wave) -> BTreeMap<String, StartMode> {
-    let place: BTreeMap<&str, (&str, &str)> = plan
-        .outdated
-        .iter()
-        .map(|n| (n.name.as_str(), (n.pool.as_str(), n.zone.as_str())))
-        .collect();
-    let mut left: BTreeMap<(&str, &str), u32> = wave
-        .surge
-        .iter()
-        .map(|s| ((s.pool.as_str(), s.zone.as_str()), s.nodes))
-        .collect();
-    let mut nodes: Vec<&str> = wave.nodes.iter().map(String::as_str).collect();
-    nodes.sort_unstable();
-    nodes
-        .into_iter()
-        .map(|n| {
-            let mode = match place.get(n).and_then(|k| left.get_mut(k)) {
-                Some(c) if *c > 0 => {
-                    *c -= 1;
-                    StartMode::Surge
-                }
-                _ => StartMode::Unavailable,
-            };
-            (n.to_string(), mode)
-        })
-        .collect()
-}
-
-/// Decides which nodes to start, given every planned node's phase (absent = `Outdated`).
+/// Decides which nodes to start, given every planned node's phase (absent = `Outdated`)
+/// and the start mode of the nodes already started (absent = surge).
 pub fn admit(
     plan: &Plan,
+    opts: &PlanOptions,
     phases: &BTreeMap<String, NodePhase>,
+    started_modes: &BTreeMap<String, StartMode>,
     policy: &StuckDrainPolicy,
 ) -> Admission {
     let left_cordoned = phases
@@ -118,43 +94,66 @@ pub fn admit(
         .iter()
         .map(|n| (n.name.as_str(), n.pool.as_str()))
         .collect();
-    let in_stopped_pool = |n: &str| pool_of.get(n).is_some_and(|p| stopped.contains(*p));
-    // A wave is done once each node is done or will not start (its pool stopped).
-    let current = plan.waves.iter().find(|w| {
-        w.nodes.iter().any(|n| {
-            let ph = phase_of(phases, n);
-            let wont_start = ph == NodePhase::Outdated && in_stopped_pool(n);
-            !(is_done(ph) || wont_start)
+    // Nodes of a stopped pool that were never started will not start in this run.
+    let wont_start = |n: &str| {
+        phase_of(phases, n) == NodePhase::Outdated
+            && pool_of.get(n).is_some_and(|p| stopped.contains(*p))
+    };
+    let current_wave = plan
+        .waves
+        .iter()
+        .find(|w| {
+            w.nodes
+                .iter()
+                .any(|n| !is_done(phase_of(phases, n)) && !wont_start(n))
         })
-    });
-    let Some(wave) = current else {
+        .map(|w| w.index);
+    if stop {
         return Admission {
             start: vec![],
-            current_wave: None,
+            current_wave,
             stop,
         };
-    };
-    let start = if stop {
-        vec![]
-    } else {
-        let m = modes(plan, wave);
-        let mut s: Vec<(String, StartMode)> = wave
-            .nodes
-            .iter()
-            .filter(|n| phase_of(phases, n) == NodePhase::Outdated && !in_stopped_pool(n))
-            .map(|n| {
-                (
-                    n.clone(),
-                    m.get(n).copied().unwrap_or(StartMode::Unavailable),
-                )
-            })
-            .collect();
-        s.sort_by(|a, b| a.0.cmp(&b.0));
-        s
-    };
+    }
+    // In flight per pool: (surge, unavailable).
+    let mut in_flight: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    for n in &plan.outdated {
+        let ph = phase_of(phases, &n.name);
+        if ph == NodePhase::Outdated || is_done(ph) {
+            continue;
+        }
+        let e = in_flight.entry(n.pool.as_str()).or_default();
+        match started_modes.get(&n.name) {
+            Some(StartMode::Unavailable) => e.1 += 1,
+            _ => e.0 += 1,
+        }
+    }
+    let others_pending = plan.outdated.iter().any(|n| {
+        n.class != NodeClass::StatefulPrimary
+            && !is_done(phase_of(phases, &n.name))
+            && !wont_start(&n.name)
+    });
+    let mut start = Vec::new();
+    for n in &plan.outdated {
+        if phase_of(phases, &n.name) != NodePhase::Outdated
+            || stopped.contains(&n.pool)
+            || (n.class == NodeClass::StatefulPrimary && others_pending)
+        {
+            continue;
+        }
+        let l = opts.limits_for(&n.pool);
+        let e = in_flight.entry(n.pool.as_str()).or_default();
+        if e.0 < l.max_surge {
+            e.0 += 1;
+            start.push((n.name.clone(), StartMode::Surge));
+        } else if e.1 < l.max_unavailable {
+            e.1 += 1;
+            start.push((n.name.clone(), StartMode::Unavailable));
+        }
+    }
     Admission {
         start,
-        current_wave: Some(wave.index),
+        current_wave,
         stop,
     }
 }
@@ -162,7 +161,7 @@ pub fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upgrade::plan::{Estimate, NodeClass, OutdatedNode, ZoneSurge};
+    use crate::upgrade::plan::{Estimate, OutdatedNode, PoolLimits, Wave, ZoneSurge};
 
     fn plan() -> Plan {
         let node = |name: &str, zone: &str| OutdatedNode {
@@ -170,7 +169,11 @@ mod tests {
             pool: "w".into(),
             zone: zone.into(),
             kubelet_version: "v1.33.0".into(),
-            class: NodeClass::Stateless,
+            class: if name == "c1" {
+                NodeClass::StatefulPrimary
+            } else {
+                NodeClass::Stateless
+            },
             evictable_pods: 1,
         };
         let surge = |zone: &str, n| ZoneSurge {
@@ -217,51 +220,114 @@ mod tests {
         p.iter().map(|(n, ph)| (n.to_string(), *ph)).collect()
     }
 
+    fn opts(surge: u32, unavailable: u32) -> PlanOptions {
+        PlanOptions {
+            target_version: "v1.34.0".into(),
+            default_limits: PoolLimits {
+                max_surge: surge,
+                max_unavailable: unavailable,
+            },
+            ..PlanOptions::default()
+        }
+    }
+
+    fn no_modes() -> BTreeMap<String, StartMode> {
+        BTreeMap::new()
+    }
+
     #[test]
-    fn first_wave_with_modes() {
-        let a = admit(&plan(), &BTreeMap::new(), &StuckDrainPolicy::default());
+    fn sliding_window_within_surge_and_unavailable() {
+        let a = admit(
+            &plan(),
+            &opts(2, 1),
+            &BTreeMap::new(),
+            &no_modes(),
+            &StuckDrainPolicy::default(),
+        );
         assert_eq!(a.current_wave, Some(0));
+        // Three slots: two surge, one unavailable; c1 (a primary) waits for the others.
         assert_eq!(
             a.start,
             vec![
                 ("a1".into(), StartMode::Surge),
-                ("a2".into(), StartMode::Unavailable),
-                ("b1".into(), StartMode::Surge)
+                ("a2".into(), StartMode::Surge),
+                ("b1".into(), StartMode::Unavailable)
             ]
         );
+        let a = admit(
+            &plan(),
+            &opts(1, 0),
+            &BTreeMap::new(),
+            &no_modes(),
+            &StuckDrainPolicy::default(),
+        );
+        assert_eq!(a.start, vec![("a1".into(), StartMode::Surge)]);
     }
 
     #[test]
-    fn resume_mid_wave_starts_only_outdated_and_never_restarts() {
+    fn a_slot_frees_when_a_node_is_drained_not_when_its_wave_is() {
         use NodePhase::*;
+        let o = opts(1, 0);
+        let p = StuckDrainPolicy::default();
+        // a1 still draining: the only slot is taken.
+        let a = admit(&plan(), &o, &phases(&[("a1", Draining)]), &no_modes(), &p);
+        assert!(a.start.is_empty(), "{a:?}");
+        // a1 drained: a2 starts although wave 0 (a1, a2, b1) is not done.
+        let a = admit(&plan(), &o, &phases(&[("a1", Drained)]), &no_modes(), &p);
+        assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
+        // Unavailable slots are counted apart from surge slots.
+        let modes = BTreeMap::from([("a1".to_string(), StartMode::Unavailable)]);
         let a = admit(
             &plan(),
+            &opts(1, 1),
+            &phases(&[("a1", Tainted)]),
+            &modes,
+            &p,
+        );
+        assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
+    }
+
+    #[test]
+    fn resume_never_restarts_and_primaries_go_last() {
+        use NodePhase::*;
+        let o = opts(10, 0);
+        let a = admit(
+            &plan(),
+            &o,
             &phases(&[("a1", Draining), ("b1", Drained)]),
+            &no_modes(),
             &StuckDrainPolicy::default(),
         );
-        assert_eq!(a.start, vec![("a2".into(), StartMode::Unavailable)]);
-        // Wave 0 not done → wave 1 waits, even though its node is Outdated.
+        assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
+        // c1 (primary) waits while any other node is not done, even with free slots.
         let a = admit(
             &plan(),
+            &o,
             &phases(&[("a1", Draining), ("a2", Tainted), ("b1", Gone)]),
+            &no_modes(),
             &StuckDrainPolicy::default(),
         );
         assert_eq!((a.current_wave, a.start.len()), (Some(0), 0));
-        // Wave 0 done (one node left cordoned, under the limit of 2) → wave 1 starts.
+        // Everything else done (one node left cordoned, under the limit of 2) → c1 starts.
         let policy = StuckDrainPolicy {
             max_blocked_nodes: 2,
             ..StuckDrainPolicy::default()
         };
         let a = admit(
             &plan(),
+            &o,
             &phases(&[("a1", Terminating), ("a2", CordonedLeft), ("b1", Gone)]),
+            &no_modes(),
             &policy,
         );
         assert_eq!(a.current_wave, Some(1));
         assert_eq!(a.start, vec![("c1".into(), StartMode::Surge)]);
         // All done.
         let all = phases(&[("a1", Gone), ("a2", Gone), ("b1", Gone), ("c1", Gone)]);
-        assert_eq!(admit(&plan(), &all, &policy).current_wave, None);
+        assert_eq!(
+            admit(&plan(), &o, &all, &no_modes(), &policy).current_wave,
+            None
+        );
     }
 
     #[test]
@@ -273,13 +339,14 @@ mod tests {
         p.waves[1].surge[0].pool = "other".into();
         let ph = phases(&[("a1", ReplacementFailed), ("b1", SurgeRequested)]);
         assert_eq!(stopped_pools(&p, &ph), BTreeSet::from(["w".to_string()]));
-        let a = admit(&p, &ph, &StuckDrainPolicy::default());
-        assert!(a.start.is_empty(), "a2 is in the stopped pool: {a:?}");
+        let (o, policy) = (opts(2, 0), StuckDrainPolicy::default());
+        let a = admit(&p, &o, &ph, &no_modes(), &policy);
+        // a2 is in the stopped pool; c1 (a primary, other pool) waits for b1.
+        assert!(a.start.is_empty(), "{a:?}");
         assert!(!a.stop, "the run goes on for the other pools");
-        // b1's replacement still pending: wave 0 not done yet.
         assert_eq!(a.current_wave, Some(0));
         let ph = phases(&[("a1", ReplacementFailed), ("b1", ReplacementFailed)]);
-        let a = admit(&p, &ph, &StuckDrainPolicy::default());
+        let a = admit(&p, &o, &ph, &no_modes(), &policy);
         assert_eq!(a.current_wave, Some(1), "a2 never starts: wave 0 is over");
         assert_eq!(a.start, vec![("c1".into(), StartMode::Surge)]);
         assert!(settled(ReplacementFailed, true));
@@ -292,7 +359,9 @@ mod tests {
         use NodePhase::*;
         let a = admit(
             &plan(),
+            &opts(10, 0),
             &phases(&[("a1", CordonedLeft), ("a2", Gone), ("b1", Gone)]),
+            &no_modes(),
             &StuckDrainPolicy::default(),
         );
         assert!(a.stop);

@@ -214,7 +214,7 @@ impl SimState {
                 .unwrap_or("")
                 .to_string();
             let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-            let mut best: Option<(usize, (i64, i64))> = None;
+            let mut best: Option<(usize, (i64, i64, i64))> = None;
             let n_nodes = nodes.len();
             for k in 0..n_nodes {
                 let i = (rr + k) % n_nodes;
@@ -269,11 +269,23 @@ impl SimState {
                             .unwrap_or(0)
                     })
                     .unwrap_or(0);
-                let score = (spread_count, -(n.cpu_free * 1000 / n.cpu_alloc));
+                // kube-scheduler's TaintToleration score: nodes with fewer untolerated
+                // PreferNoSchedule taints first (after topology spread), then the least
+                // allocated.
+                let prefer_not = n
+                    .taints
+                    .iter()
+                    .filter(|t| {
+                        t["effect"].as_str() == Some("PreferNoSchedule")
+                            && !tolerates(tolerations, t)
+                    })
+                    .count() as i64;
+                let score = (spread_count, prefer_not, -(n.cpu_free * 1000 / n.cpu_alloc));
                 if best.is_none_or(|(_, b)| score < b) {
                     best = Some((i, score));
                 }
-                if spread_key.is_none() && spread_count == 0 && k > 16 {
+                // Like percentageOfNodesToScore: stop after a sample once a good node is found.
+                if spread_key.is_none() && best.is_some_and(|(_, b)| b.1 == 0) && k > 16 {
                     break;
                 }
             }
