@@ -918,7 +918,14 @@ pub async fn apply(
                         }
                         touched_pdbs.entry(name).or_default().extend(covering);
                     }
-                    Eviction::Gone => {}
+                    // Already gone (the pod watch lagged behind the PDB watch): nothing
+                    // was disrupted, so the token goes back; kept, it would hold a budget
+                    // that no later status change might ever release.
+                    Eviction::Gone => {
+                        for k in &covering {
+                            tokens.give_back(k);
+                        }
+                    }
                     Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
                         // Wait for the PDB watch; the jittered backoff is the
                         // safety net if no status change ever arrives.
