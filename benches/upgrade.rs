@@ -265,8 +265,8 @@ fn main() {
             "baseline failed ({status}); see {}",
             out_dir.join("baseline.log").display()
         );
-        let br: Value =
-            serde_json::from_slice(&std::fs::read(&report).expect("baseline report")).expect("json");
+        let br: Value = serde_json::from_slice(&std::fs::read(&report).expect("baseline report"))
+            .expect("json");
         Some((br, sim_side(&m0, &m1), wall))
     };
 

@@ -480,12 +480,9 @@ pub async fn apply(
         let pdbs_rv: Vec<(PdbInfo, String)> = pdb_objects
             .iter()
             .filter_map(|b| {
-                PdbInfo::from_k8s(b).ok().map(|i| {
-                    (
-                        i,
-                        b.metadata.resource_version.clone().unwrap_or_default(),
-                    )
-                })
+                PdbInfo::from_k8s(b)
+                    .ok()
+                    .map(|i| (i, b.metadata.resource_version.clone().unwrap_or_default()))
             })
             .collect();
         let pdbs: Vec<PdbInfo> = pdbs_rv.iter().map(|(b, _)| b.clone()).collect();
@@ -500,10 +497,10 @@ pub async fn apply(
                         backoff.remove(&b.key());
                     }
                     meter.observe(&b.key(), s.current_healthy, s.desired_healthy, now_s);
-                    deficit.entry(b.key()).or_default().observe(
-                        now_s,
-                        s.expected_pods - s.current_healthy,
-                    );
+                    deficit
+                        .entry(b.key())
+                        .or_default()
+                        .observe(now_s, s.expected_pods - s.current_healthy);
                 }
                 pdb_seen.insert(b.key(), rv);
             }
@@ -956,26 +953,25 @@ pub async fn apply(
                         .map(str::to_string)
                 })
                 .collect();
-            let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(
-                finished.iter().zip(ids.iter()),
-            )
-            .map(|(node, id)| async move {
-                let n = patch_step(
-                    cluster,
-                    node,
-                    run_id,
-                    &[Event::DrainCompleted, Event::TerminateRequested],
-                    None,
-                )
-                .await?;
-                if let Some(id) = id {
-                    pool.terminate_with_decrement(id).await?;
-                }
-                Ok(n)
-            })
-            .buffered(PARALLEL_REQUESTS)
-            .collect()
-            .await;
+            let results: Vec<Result<NodeInfo, EngineError>> =
+                futures::stream::iter(finished.iter().zip(ids.iter()))
+                    .map(|(node, id)| async move {
+                        let n = patch_step(
+                            cluster,
+                            node,
+                            run_id,
+                            &[Event::DrainCompleted, Event::TerminateRequested],
+                            None,
+                        )
+                        .await?;
+                        if let Some(id) = id {
+                            pool.terminate_with_decrement(id).await?;
+                        }
+                        Ok(n)
+                    })
+                    .buffered(PARALLEL_REQUESTS)
+                    .collect()
+                    .await;
             for (r, id) in results.into_iter().zip(ids) {
                 let n = r?;
                 if let Ok(Some(m)) = decode(&n) {
@@ -1015,16 +1011,27 @@ pub async fn apply(
         }
     }
 
-    // Restore the autoscaler annotation and drop markers on the new nodes of this run.
-    for n in nodes_w
-        .objects()
-        .iter()
-        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+    // Restore the autoscaler annotation and drop markers on the new nodes of this run
+    // (in parallel: one after the other, a few hundred new nodes took seconds).
     {
-        let ours = n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
-            && n.annotations.get(RUN_ANNOTATION) == Some(&cfg.run_id);
-        if ours {
-            match cluster.patch_node(&n.name, abort_patch).await {
+        use futures::StreamExt;
+        let ours: Vec<String> = nodes_w
+            .objects()
+            .iter()
+            .filter_map(|n| NodeInfo::from_k8s(n).ok())
+            .filter(|n| {
+                n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
+                    && n.annotations.get(RUN_ANNOTATION) == Some(&cfg.run_id)
+            })
+            .map(|n| n.name)
+            .collect();
+        let results: Vec<Result<NodeInfo, KubeError>> = futures::stream::iter(&ours)
+            .map(|name| cluster.patch_node(name, abort_patch))
+            .buffered(PARALLEL_REQUESTS)
+            .collect()
+            .await;
+        for r in results {
+            match r {
                 Ok(_) | Err(KubeError::NodeGone { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
