@@ -90,9 +90,10 @@ pub fn admit(
             _ => e.0 += 1,
         }
     }
-    let others_pending = plan.outdated.iter().any(|n| {
-        n.class != NodeClass::StatefulPrimary && !is_done(phase_of(phases, &n.name))
-    });
+    let others_pending = plan
+        .outdated
+        .iter()
+        .any(|n| n.class != NodeClass::StatefulPrimary && !is_done(phase_of(phases, &n.name)));
     let mut start = Vec::new();
     for n in &plan.outdated {
         if phase_of(phases, &n.name) != NodePhase::Outdated
@@ -236,7 +237,13 @@ mod tests {
         assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
         // Unavailable slots are counted apart from surge slots.
         let modes = BTreeMap::from([("a1".to_string(), StartMode::Unavailable)]);
-        let a = admit(&plan(), &opts(1, 1), &phases(&[("a1", Tainted)]), &modes, &p);
+        let a = admit(
+            &plan(),
+            &opts(1, 1),
+            &phases(&[("a1", Tainted)]),
+            &modes,
+            &p,
+        );
         assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
     }
 
