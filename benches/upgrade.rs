@@ -10,7 +10,7 @@
 //! figures and PASS/MISS per target of the issue; asserts nothing about timing.
 //!
 //! Knobs: `UPGRADE_BENCH_ENGINE_ARGS` (extra `upgrade apply` flags, default
-//! `--max-surge 30 --max-unavailable 0`), `UPGRADE_BENCH_TARGET` (default `v1.34.1`),
+//! `--max-surge 300 --max-unavailable 0`: the whole pool at once), `UPGRADE_BENCH_TARGET` (default `v1.34.1`),
 //! `UPGRADE_BENCH_SKIP_BASELINE=1` (engine only), `UPGRADE_BENCH_OUT` (directory for the
 //! two reports, default a temporary one).
 
@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
-const DEFAULT_ENGINE_ARGS: &str = "--max-surge 30 --max-unavailable 0";
+const DEFAULT_ENGINE_ARGS: &str = "--max-surge 300 --max-unavailable 0";
 
 struct Sim {
     child: Child,

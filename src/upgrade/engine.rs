@@ -1041,7 +1041,14 @@ pub async fn apply(
                         }
                         touched_pdbs.entry(name).or_default().extend(covering);
                     }
-                    Eviction::Gone => {}
+                    // Already gone (the pod watch lagged behind the PDB watch): nothing
+                    // was disrupted, so the token goes back; kept, it would hold a budget
+                    // that no later status change might ever release.
+                    Eviction::Gone => {
+                        for k in &covering {
+                            tokens.give_back(k);
+                        }
+                    }
                     Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
                         // Wait for the PDB watch; the jittered backoff is the
                         // safety net if no status change ever arrives.
@@ -1174,16 +1181,27 @@ pub async fn apply(
         .values()
         .any(|p| !matches!(p, NodePhase::Outdated | NodePhase::Gone));
 
-    // Restore the autoscaler annotation and drop markers on the new nodes of this run.
-    for n in nodes_w
-        .objects()
-        .iter()
-        .filter_map(|n| NodeInfo::from_k8s(n).ok())
+    // Restore the autoscaler annotation and drop markers on the new nodes of this run
+    // (in parallel: one after the other, a few hundred new nodes took seconds).
     {
-        let ours = n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
-            && n.annotations.get(RUN_ANNOTATION) == Some(&cfg.run_id);
-        if ours {
-            match cluster.patch_node(&n.name, abort_patch).await {
+        use futures::StreamExt;
+        let ours: Vec<String> = nodes_w
+            .objects()
+            .iter()
+            .filter_map(|n| NodeInfo::from_k8s(n).ok())
+            .filter(|n| {
+                n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
+                    && n.annotations.get(RUN_ANNOTATION) == Some(&cfg.run_id)
+            })
+            .map(|n| n.name)
+            .collect();
+        let results: Vec<Result<NodeInfo, KubeError>> = futures::stream::iter(&ours)
+            .map(|name| cluster.patch_node(name, abort_patch))
+            .buffered(PARALLEL_REQUESTS)
+            .collect()
+            .await;
+        for r in results {
+            match r {
                 Ok(_) | Err(KubeError::NodeGone { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
