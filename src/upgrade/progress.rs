@@ -8,6 +8,9 @@ use super::state::NodePhase;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Beyond this many nodes in flight, the line counts them per phase instead of naming them.
+const MAX_NAMED_NODES: usize = 8;
+
 /// A progress snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Progress {
@@ -97,6 +100,26 @@ impl Progress {
     /// `upgrade: 1/4 nodes replaced; wave 1/3: a2 draining, b1 tainted; 0 blockers; ETA 5m00s`.
     pub fn line(&self) -> String {
         let wave = match self.wave {
+            // Named nodes while they fit on a line; counts per phase on a large pool (the
+            // line is printed on every phase change).
+            Some((i, n)) if self.in_flight.len() > MAX_NAMED_NODES => {
+                let mut by_phase: BTreeMap<NodePhase, usize> = BTreeMap::new();
+                for (_, p) in &self.in_flight {
+                    *by_phase.entry(*p).or_default() += 1;
+                }
+                let counts: Vec<String> = by_phase
+                    .iter()
+                    .rev()
+                    .map(|(p, c)| format!("{c} {p}"))
+                    .collect();
+                format!(
+                    "wave {}/{}: {} nodes ({})",
+                    i + 1,
+                    n,
+                    self.in_flight.len(),
+                    counts.join(", ")
+                )
+            }
             Some((i, n)) => {
                 let nodes: Vec<String> = self
                     .in_flight
@@ -197,6 +220,28 @@ mod tests {
             "{}",
             end.line()
         );
+    }
+
+    #[test]
+    fn a_wide_wave_is_counted_per_phase_not_listed() {
+        let mut in_flight: Vec<(String, NodePhase)> = (0..300)
+            .map(|i| (format!("n{i}"), NodePhase::Draining))
+            .collect();
+        in_flight[0].1 = NodePhase::SurgeRequested;
+        let p = Progress {
+            replaced: 10,
+            total: 310,
+            wave: Some((0, 1)),
+            in_flight,
+            blockers: 0,
+            eta_seconds: Some(60),
+        };
+        let line = p.line();
+        assert!(
+            line.contains("wave 1/1: 300 nodes (299 draining, 1 surge-requested)"),
+            "{line}"
+        );
+        assert!(line.len() < 200, "{line}");
     }
 
     #[test]
