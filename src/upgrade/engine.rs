@@ -216,6 +216,27 @@ impl Deficit {
     }
 }
 
+/// A rung of the failure ladder (stuck, left cordoned, replacement failed): a Warning Event
+/// on the Node (`kubectl describe node`), then the marker step whose reason is the node's
+/// status.
+async fn rung(
+    cluster: &KubeCluster,
+    known: &mut BTreeMap<String, NodePhase>,
+    node: &NodeInfo,
+    run_id: &str,
+    event: Event,
+) -> Result<(), EngineError> {
+    let (kind, reason) = match &event {
+        Event::Stuck { reason } => ("UpgradeDrainStuck", reason),
+        Event::LeftCordoned { reason } => ("UpgradeLeftCordoned", reason),
+        Event::ReplacementFailed { reason } => ("UpgradeReplacementFailed", reason),
+        _ => ("Upgrade", &String::new()),
+    };
+    cluster.warn_on_node(&node.name, kind, reason).await;
+    step(cluster, known, node, run_id, &[event], None).await?;
+    Ok(())
+}
+
 fn seed(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
@@ -785,24 +806,13 @@ pub async fn apply(
                             waited.as_secs()
                         );
                         tracing::error!(node = %name, pool = %pname, "{reason}");
-                        cluster
-                            .warn_on_node(&name, "UpgradeReplacementFailed", &reason)
-                            .await;
-                        step(
-                            cluster,
-                            &mut known,
-                            node,
-                            &cfg.run_id,
-                            &[Event::ReplacementFailed {
-                                reason: reason.clone(),
-                            }],
-                            None,
-                        )
-                        .await?;
-                        report.blocked_nodes.push(BlockedNode {
+                        let blocked = BlockedNode {
                             node: name.clone(),
-                            reason,
-                        });
+                            reason: reason.clone(),
+                        };
+                        let event = Event::ReplacementFailed { reason };
+                        rung(cluster, &mut known, node, &cfg.run_id, event).await?;
+                        report.blocked_nodes.push(blocked);
                         continue;
                     }
                     if let Some(c) = candidate {
@@ -884,18 +894,8 @@ pub async fn apply(
                                 ),
                             };
                             tracing::warn!(node = %name, "{reason}");
-                            cluster
-                                .warn_on_node(&name, "UpgradeDrainStuck", &reason)
-                                .await;
-                            step(
-                                cluster,
-                                &mut known,
-                                node,
-                                &cfg.run_id,
-                                &[Event::Stuck { reason }],
-                                None,
-                            )
-                            .await?;
+                            let event = Event::Stuck { reason };
+                            rung(cluster, &mut known, node, &cfg.run_id, event).await?;
                             stuck_reported.insert(name.clone());
                         }
                         StuckAction::LeaveCordoned => {
@@ -909,24 +909,13 @@ pub async fn apply(
                                 if why.is_empty() { "" } else { ": " }
                             );
                             tracing::error!(node = %name, "{reason}");
-                            cluster
-                                .warn_on_node(&name, "UpgradeLeftCordoned", &reason)
-                                .await;
-                            step(
-                                cluster,
-                                &mut known,
-                                node,
-                                &cfg.run_id,
-                                &[Event::LeftCordoned {
-                                    reason: reason.clone(),
-                                }],
-                                None,
-                            )
-                            .await?;
-                            report.blocked_nodes.push(BlockedNode {
+                            let blocked = BlockedNode {
                                 node: name.clone(),
-                                reason,
-                            });
+                                reason: reason.clone(),
+                            };
+                            let event = Event::LeftCordoned { reason };
+                            rung(cluster, &mut known, node, &cfg.run_id, event).await?;
+                            report.blocked_nodes.push(blocked);
                         }
                         _ => {}
                     }
