@@ -116,11 +116,9 @@ async fn step(
     events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
-    let n = patch_step(cluster, node, run_id, events, mode).await?;
-    if let Ok(Some(m)) = decode(&n) {
-        bump(known, &n.name, m.phase);
-    }
-    Ok(n)
+    let one = vec![(node.clone(), events.to_vec(), mode)];
+    let mut patched = step_all(cluster, known, run_id, one).await?;
+    Ok(patched.remove(0))
 }
 
 /// Patches at most this many nodes (or evicts this many pods) at once: with hundreds of
