@@ -4,6 +4,8 @@
 //! never an error: errors are for "we could not find out" (see [`SuiteResult::incomplete`]).
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// [`Attempt::failure_kind`] of a spec a dry run listed but did not execute.
@@ -103,10 +105,14 @@ pub struct Spec {
     /// The spec's full text as the reader found it (ginkgo v2 JUnit `[It] ` prefix removed,
     /// see [`Spec::junit_name`] for the original).
     pub name: String,
-    /// The name exactly as it appeared in the source JUnit (`[It] …` in v2), if different.
-    pub junit_name: Option<String>,
-    /// JUnit classname, when the source had one.
-    pub classname: Option<String>,
+    /// What the source put before [`Spec::name`] (`"[It] "` in v2 JUnit), if anything;
+    /// [`Spec::junit_name`] gives the whole original name. A prefix rather than a second
+    /// copy of the name: specs are the bulk of a big result file.
+    pub junit_prefix: Option<Cow<'static, str>>,
+    /// JUnit classname, when the source had one (shared: every testcase of a suite
+    /// usually has the same one).
+    #[serde(default, with = "shared_str")]
+    pub classname: Option<Arc<str>>,
     /// Code location of the spec when known (JSON report), used to tell same-named specs apart.
     pub location: Option<String>,
     /// Attempts in order; never empty for a spec a reader produced.
@@ -123,6 +129,14 @@ impl Spec {
                 ..Attempt::default()
             }],
             ..Spec::default()
+        }
+    }
+
+    /// The name exactly as it appeared in the source JUnit (`[It] …` in v2).
+    pub fn junit_name(&self) -> Cow<'_, str> {
+        match &self.junit_prefix {
+            Some(p) => Cow::Owned(format!("{p}{}", self.name)),
+            None => Cow::Borrowed(&self.name),
         }
     }
 
@@ -354,6 +368,21 @@ impl SuiteResult {
     /// Specs with the given outcome, in order.
     pub fn specs_with(&self, outcome: SpecOutcome) -> impl Iterator<Item = &Spec> {
         self.specs.iter().filter(move |s| s.outcome() == outcome)
+    }
+}
+
+/// Serde for `Option<Arc<str>>` as a plain optional string (serde's `rc` feature would
+/// rebuild serde for every crate of the graph for this one field).
+mod shared_str {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
     }
 }
 

@@ -266,7 +266,7 @@ pub async fn run_suite(
             .specs_with(SpecOutcome::Failed)
             .map(|s| RerunTarget {
                 name: s.name.clone(),
-                classname: s.classname.clone(),
+                classname: s.classname.as_deref().map(str::to_string),
             })
             .collect();
         if targets.is_empty() {

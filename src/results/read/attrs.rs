@@ -11,9 +11,16 @@ pub fn attrs<'a, const N: usize>(
     e: &'a BytesStart<'_>,
     keys: [&[u8]; N],
 ) -> [Option<Cow<'a, str>>; N] {
+    attrs_raw(e.attributes_raw(), keys)
+}
+
+/// [`attrs`] over the raw bytes between an element's name and the end of its tag.
+pub fn attrs_raw<'a, const N: usize>(raw: &'a [u8], keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
     let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-    if scan_attrs(e.attributes_raw(), &keys, &mut out).is_none() {
+    if scan_attrs(raw, &keys, &mut out).is_none() {
         out = std::array::from_fn(|_| None);
+        // quick-xml's iterator skips what it cannot read and keeps the rest.
+        let e = BytesStart::from_content(String::from_utf8_lossy(raw), 0);
         for a in e.attributes().flatten() {
             if let Some(i) = keys.iter().position(|k| *k == a.key.as_ref()) {
                 if out[i].is_none() {
@@ -27,6 +34,46 @@ pub fn attrs<'a, const N: usize>(
         }
     }
     out
+}
+
+/// An element's attributes as a tokenizer found them: the raw bytes, and the (key, raw
+/// value) pairs when the tokenizer already split a plain list while finding the tag's end.
+#[derive(Debug, Clone, Copy)]
+pub struct Attrs<'a> {
+    raw: &'a [u8],
+    pairs: Option<&'a [(&'a [u8], &'a [u8])]>,
+}
+
+impl<'a> Attrs<'a> {
+    /// Attributes known only as raw bytes.
+    pub fn raw(raw: &'a [u8]) -> Self {
+        Attrs { raw, pairs: None }
+    }
+
+    /// Attributes already split into pairs (`None`: not a plain list, read `raw`).
+    pub fn split(raw: &'a [u8], pairs: Option<&'a [(&'a [u8], &'a [u8])]>) -> Self {
+        Attrs { raw, pairs }
+    }
+
+    /// The values of the wanted attributes (see [`attrs`]).
+    pub fn get<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
+        let Some(pairs) = self.pairs else {
+            return attrs_raw(self.raw, keys);
+        };
+        let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
+        for (k, v) in pairs {
+            let wanted = |w: &&[u8]| short_eq(w, k);
+            if let Some(i) = keys.iter().position(wanted) {
+                if out[i].is_none() {
+                    match decode_value(v) {
+                        Some(d) => out[i] = Some(d),
+                        None => return attrs_raw(self.raw, keys),
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// `None` when the attribute list is not a plain `key="value"` sequence.
@@ -70,7 +117,7 @@ fn scan_attrs<'a, const N: usize>(
         i = end + 1;
         // Only wanted values are decoded; the rest are skipped unread.
         // First byte before the full compare: `name` and `time` have the same length.
-        let wanted = |k: &&[u8]| k.len() == key.len() && k.first() == key.first() && *k == key;
+        let wanted = |k: &&[u8]| short_eq(k, key);
         if let Some(k) = keys.iter().position(wanted) {
             if out[k].is_none() {
                 out[k] = Some(decode_value(&raw[start..end])?);
@@ -149,7 +196,49 @@ pub fn word(v: Cow<'_, str>) -> Cow<'static, str> {
 
 /// A numeric attribute (`time="1.5"`), `None` when absent or not a number.
 pub fn to_f64(v: Option<Cow<'_, str>>) -> Option<f64> {
-    v.and_then(|v| v.trim().parse::<f64>().ok())
+    let v = v?;
+    let s = v.trim();
+    plain_decimal(s.as_bytes()).or_else(|| s.parse::<f64>().ok())
+}
+
+/// `digits[.digits]` with at most 15 digits in all, rounded exactly as `str::parse` does:
+/// such a mantissa and a power of ten up to 10^15 are exact doubles, so one division is
+/// correctly rounded (Clinger's fast path). Every testcase has a `time`; the general
+/// parser's setup cost showed in profiles.
+fn plain_decimal(b: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    if b.len() > 16 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut frac: Option<usize> = None;
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+                if let Some(f) = frac.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if frac.is_none() => frac = Some(0),
+            _ => return None,
+        }
+    }
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    Some(mantissa as f64 / POW10[frac.unwrap_or(0)])
+}
+
+/// Equality of short byte strings (attribute keys, element names) without a call into
+/// libc's `memcmp`, whose call overhead dominated at these lengths.
+#[inline]
+pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -175,6 +264,51 @@ mod tests {
         let e = start(r#"testcase odd name="z""#);
         let [name] = attrs(&e, [b"name"]);
         assert!(name.is_none() || name.as_deref() == Some("z"));
+    }
+
+    #[test]
+    fn plain_decimals_round_as_the_parser_does() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 15 + 1) as usize;
+            let mantissa = (x >> 8) % 10u64.pow(digits as u32);
+            let s = format!("{mantissa:0digits$}");
+            let dot = (i as usize) % (digits + 1);
+            let s = format!("{}.{}", &s[..dot], &s[dot..]);
+            for v in [
+                s.as_str(),
+                s.trim_end_matches('.'),
+                "0",
+                "11.152117136",
+                "2598.446485478",
+            ] {
+                assert_eq!(to_f64(Some(Cow::Borrowed(v))), v.parse::<f64>().ok(), "{v}");
+            }
+        }
+        for odd in [
+            "",
+            ".",
+            "1e3",
+            "-1.5",
+            " 2.5 ",
+            "1.2.3",
+            "1234567890123456",
+            "0.1234567890123456",
+            "nan",
+            "+1",
+        ] {
+            assert_eq!(
+                to_f64(Some(Cow::Borrowed(odd))).map(f64::to_bits),
+                odd.trim().parse::<f64>().ok().map(f64::to_bits),
+                "{odd}"
+            );
+        }
+        assert!(
+            short_eq(b"name", b"name") && !short_eq(b"name", b"time") && !short_eq(b"a", b"ab")
+        );
     }
 
     #[test]

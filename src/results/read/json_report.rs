@@ -4,6 +4,8 @@
 use super::{is_suite_node, push_suite_node, BoundedText, ReadOptions};
 use crate::results::model::{Attempt, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult};
 use serde::Deserialize;
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Default, Deserialize)]
@@ -240,8 +242,10 @@ fn add_spec(suite: &mut SuiteResult, sr: SpecReport, opts: &ReadOptions) {
     attempts.push(last);
     suite.specs.push(Spec {
         name: name.clone(),
-        junit_name: Some(format!("[{node_type}] {name}")),
-        classname: Some(suite.name.clone()).filter(|n| !n.is_empty()),
+        junit_prefix: Some(Cow::Owned(format!("[{node_type}] "))),
+        classname: Some(suite.name.as_str())
+            .filter(|n| !n.is_empty())
+            .map(Arc::from),
         location: sr.leaf_node_location.render(),
         attempts,
     });

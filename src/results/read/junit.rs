@@ -1,15 +1,18 @@
 //! Streaming JUnit reader (quick-xml): ginkgo v1, ginkgo v2, runner steps and our own
 //! Surefire-style output. Counts attributes are ignored; everything comes from testcases.
 
-use super::attrs::{attrs, to_f64, word};
-use super::{is_suite_node, push_suite_node, split_it_prefix, BoundedText, ReadOptions};
+use super::attrs::{short_eq, to_f64, word, Attrs};
+use super::naming::{split_it_prefix, IT_PREFIX};
+use super::xml_scan::{Scanner, Token};
+use super::{is_suite_node, push_suite_node, BoundedText, ReadOptions};
 use crate::results::model::{
     Attempt, AttemptOrigin, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
 };
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, Event};
 use quick_xml::Reader;
 use std::borrow::Cow;
 use std::io::BufRead;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which child element a testcase outcome came from.
@@ -37,7 +40,9 @@ struct Rerun {
 #[derive(Debug, Default)]
 struct RawCase {
     name: Option<String>,
-    classname: Option<String>,
+    /// `name` had ginkgo v2's `[It] ` prefix, removed before the name was copied.
+    it_prefix: bool,
+    classname: Option<Arc<str>>,
     time: Option<f64>,
     status: Option<Cow<'static, str>>,
     child: Child,
@@ -76,6 +81,22 @@ struct Gathered {
     saw_rerun_elements: bool,
     time: Option<f64>,
     properties: Vec<(String, String)>,
+    /// The classname of the previous testcase: usually every testcase has the same one.
+    classname: Option<Arc<str>>,
+}
+
+impl Gathered {
+    /// One shared copy of a classname the previous testcase also had.
+    fn classname(&mut self, c: &str) -> Arc<str> {
+        match &self.classname {
+            Some(last) if short_eq(last.as_bytes(), c.as_bytes()) => last.clone(),
+            _ => {
+                let new: Arc<str> = Arc::from(c);
+                self.classname = Some(new.clone());
+                new
+            }
+        }
+    }
 }
 
 /// Reads one JUnit document into a suite. Malformed or truncated XML sets
@@ -148,21 +169,120 @@ fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<
     finish_cursor(&cur, reader.buffer_position())
 }
 
-/// In-memory driver: zero-copy events (the fast path for files that fit in memory).
+/// In-memory driver: [`Scanner`] tokens, text looked at only while it is being captured
+/// (the fast path for files that fit in memory).
 fn gather_slice(input: &[u8], g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
-    let mut reader = Reader::from_reader(input);
-    reader.config_mut().check_end_names = true;
+    let mut sc = Scanner::new(input);
     let mut cur = Cursor::default();
     loop {
-        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
-        let ev = reader
-            .read_event()
-            .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
-        if handle(ev, &mut cur, g, opts) {
+        let want_text = !matches!(cur.target, Target::None);
+        let Some(tok) = sc.next(want_text).map_err(|e| e.to_string())? else {
             break;
+        };
+        handle_token(tok, sc.attr_pairs(), &mut cur, g, opts);
+    }
+    finish_cursor(&cur, sc.position() as u64)
+}
+
+/// [`handle`] for a [`Token`] of the in-memory scanner.
+fn handle_token(
+    tok: Token<'_>,
+    pairs: Option<&[(&[u8], &[u8])]>,
+    cur: &mut Cursor,
+    g: &mut Gathered,
+    opts: &ReadOptions,
+) {
+    let Cursor {
+        depth,
+        saw_root,
+        case,
+        target,
+        rerun,
+    } = cur;
+    match tok {
+        Token::Start { name, attrs, empty } => {
+            if !empty {
+                *depth += 1;
+            }
+            *saw_root = true;
+            let attrs = Attrs::split(attrs, pairs);
+            open(local(name), attrs, empty, g, case, target, rerun, opts);
+        }
+        Token::End { name } => {
+            *depth = depth.saturating_sub(1);
+            close(local(name), g, case, target, rerun);
+        }
+        Token::Text(raw) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    push_escaped(text, raw);
+                }
+            }
+        }
+        Token::CData(raw) => {
+            if let Some(text) = target_text(target) {
+                if text.wants() {
+                    text.push(&String::from_utf8_lossy(raw));
+                }
+            }
         }
     }
-    finish_cursor(&cur, reader.buffer_position())
+}
+
+/// A v2 testcase name without its `[It] ` prefix, copied once; whether it had one.
+fn strip_it_prefix(name: Cow<'_, str>) -> (String, bool) {
+    match name {
+        Cow::Borrowed(n) => match n.strip_prefix(IT_PREFIX) {
+            Some(rest) => (rest.to_string(), true),
+            None => (n.to_string(), false),
+        },
+        Cow::Owned(n) => {
+            let (n, p) = split_it_prefix(n);
+            (n, p.is_some())
+        }
+    }
+}
+
+/// The element name without its namespace prefix.
+fn local(name: &[u8]) -> &[u8] {
+    // Names are a few bytes: a plain walk beats a vector search's setup.
+    match name.iter().rposition(|&b| b == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+/// Appends raw character data: line ends normalised to `\n` (XML 1.0 §2.11), character
+/// and predefined entity references resolved, unknown references dropped (as the
+/// streaming reader does).
+fn push_escaped(text: &mut BoundedText, raw: &[u8]) {
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let amp = memchr::memchr(b'&', rest).unwrap_or(rest.len());
+        push_normalised(text, &rest[..amp]);
+        rest = &rest[amp..];
+        if rest.is_empty() {
+            break;
+        }
+        let Some(semi) = memchr::memchr(b';', rest) else {
+            // The scanner rejects a lone `&`; kept as text should one ever get here.
+            text.push("&");
+            rest = &rest[1..];
+            continue;
+        };
+        let name = String::from_utf8_lossy(&rest[1..semi]);
+        push_reference(text, &BytesRef::new(name));
+        rest = &rest[semi + 1..];
+    }
+}
+
+fn push_normalised(text: &mut BoundedText, raw: &[u8]) {
+    let s = String::from_utf8_lossy(raw);
+    if memchr::memchr(b'\r', raw).is_none() {
+        text.push(&s);
+    } else {
+        text.push(&s.replace("\r\n", "\n").replace('\r', "\n"));
+    }
 }
 
 fn finish_cursor(cur: &Cursor, position: u64) -> Result<(), String> {
@@ -191,11 +311,29 @@ fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions)
         Event::Start(e) => {
             *depth += 1;
             *saw_root = true;
-            open(&e, false, g, case, target, rerun, opts);
+            open(
+                e.local_name().as_ref(),
+                Attrs::raw(e.attributes_raw()),
+                false,
+                g,
+                case,
+                target,
+                rerun,
+                opts,
+            );
         }
         Event::Empty(e) => {
             *saw_root = true;
-            open(&e, true, g, case, target, rerun, opts);
+            open(
+                e.local_name().as_ref(),
+                Attrs::raw(e.attributes_raw()),
+                true,
+                g,
+                case,
+                target,
+                rerun,
+                opts,
+            );
         }
         Event::End(e) => {
             *depth = depth.saturating_sub(1);
@@ -222,15 +360,7 @@ fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions)
         Event::GeneralRef(r) => {
             if let Some(text) = target_text(target) {
                 if text.wants() {
-                    if r.is_char_ref() {
-                        if let Ok(Some(c)) = r.resolve_char_ref() {
-                            text.push_char(c);
-                        }
-                    } else if let Ok(name) = r.decode() {
-                        if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
-                            text.push(v);
-                        }
-                    }
+                    push_reference(text, &r);
                 }
             }
         }
@@ -238,6 +368,20 @@ fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions)
         _ => {}
     }
     false
+}
+
+/// A character or predefined entity reference, resolved; unknown ones are dropped. Both
+/// readers go through here so they decode text identically.
+fn push_reference(text: &mut BoundedText, r: &BytesRef<'_>) {
+    if r.is_char_ref() {
+        if let Ok(Some(c)) = r.resolve_char_ref() {
+            text.push_char(c);
+        }
+    } else if let Ok(name) = r.decode() {
+        if let Some(v) = quick_xml::escape::resolve_predefined_entity(&name) {
+            text.push(v);
+        }
+    }
 }
 
 fn target_text(t: &mut Target) -> Option<&mut BoundedText> {
@@ -251,7 +395,8 @@ fn target_text(t: &mut Target) -> Option<&mut BoundedText> {
 
 #[allow(clippy::too_many_arguments)]
 fn open(
-    e: &BytesStart<'_>,
+    name: &[u8],
+    attrs: Attrs<'_>,
     empty: bool,
     g: &mut Gathered,
     case: &mut Option<RawCase>,
@@ -259,11 +404,10 @@ fn open(
     rerun: &mut Option<Rerun>,
     opts: &ReadOptions,
 ) {
-    let name = e.local_name();
-    match name.as_ref() {
+    match name {
         b"testsuites" => g.root_testsuites = true,
         b"testsuite" => {
-            let [name, time] = attrs(e, [b"name", b"time"]);
+            let [name, time] = attrs.get([b"name", b"time"]);
             if g.suite_name.is_none() {
                 g.suite_name = name.filter(|n| !n.is_empty()).map(Cow::into_owned);
             }
@@ -272,7 +416,7 @@ fn open(
             }
         }
         b"property" if case.is_none() => {
-            if let [Some(n), Some(v)] = attrs(e, [b"name", b"value"]) {
+            if let [Some(n), Some(v)] = attrs.get([b"name", b"value"]) {
                 if !g.properties.iter().any(|(k, _)| *k == n) {
                     g.properties.push((n.into_owned(), v.into_owned()));
                 }
@@ -280,13 +424,21 @@ fn open(
         }
         b"testcase" => {
             let [name, classname, time, status] =
-                attrs(e, [b"name", b"classname", b"time", b"status"]);
+                attrs.get([b"name", b"classname", b"time", b"status"]);
             if status.is_some() {
                 g.saw_status = true;
             }
+            let (name, it_prefix) = match name {
+                Some(n) if status.is_some() => {
+                    let (n, p) = strip_it_prefix(n);
+                    (Some(n), p)
+                }
+                n => (n.map(Cow::into_owned), false),
+            };
             let c = RawCase {
-                name: name.map(Cow::into_owned),
-                classname: classname.map(Cow::into_owned),
+                name,
+                it_prefix,
+                classname: classname.map(|c| g.classname(&c)),
                 time: to_f64(time),
                 status: status.map(word),
                 ..RawCase::default()
@@ -304,7 +456,7 @@ fn open(
                     let _ = r;
                     return;
                 }
-                let kind = match name.as_ref() {
+                let kind = match name {
                     b"failure" => Child::Failure,
                     b"error" => Child::Error,
                     _ => Child::Skipped,
@@ -312,7 +464,7 @@ fn open(
                 // failure/error beat skipped when both appear
                 if c.child == Child::None || kind != Child::Skipped {
                     c.child = kind;
-                    let [ty, message] = attrs(e, [b"type", b"message"]);
+                    let [ty, message] = attrs.get([b"type", b"message"]);
                     c.child_type = ty.map(word);
                     c.message = message.map(word);
                 }
@@ -326,9 +478,9 @@ fn open(
         b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
             if let Some(c) = case.as_mut() {
                 g.saw_rerun_elements = true;
-                let [message, ty, time] = attrs(e, [b"message", b"type", b"time"]);
+                let [message, ty, time] = attrs.get([b"message", b"type", b"time"]);
                 let r = Rerun {
-                    flaky: name.as_ref().starts_with(b"flaky"),
+                    flaky: name.starts_with(b"flaky"),
                     message: message.map(Cow::into_owned),
                     ty: ty.map(Cow::into_owned),
                     time: to_f64(time),
@@ -485,7 +637,7 @@ fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
     }
 }
 
-fn failed_attempt(c: &RawCase, kind: Option<String>) -> Attempt {
+fn failed_attempt(c: &mut RawCase, kind: Option<String>) -> Attempt {
     let (location, text) = match &c.failure {
         Some(f) => {
             let (loc, t) = split_location(f);
@@ -505,7 +657,7 @@ fn failed_attempt(c: &RawCase, kind: Option<String>) -> Attempt {
         duration: duration(c.time),
         failure,
         location,
-        output: c.output.clone(),
+        output: c.output.take(),
         origin: AttemptOrigin::default(),
     }
 }
@@ -529,8 +681,8 @@ fn rerun_attempt(r: &Rerun) -> Attempt {
     }
 }
 
-/// The attempt a testcase's own outcome describes.
-fn main_attempt(c: &RawCase) -> Attempt {
+/// The attempt a testcase's own outcome describes (its output moves into it).
+fn main_attempt(c: &mut RawCase) -> Attempt {
     let status = c.status.as_deref().unwrap_or("");
     let ty = || {
         c.child_type
@@ -569,7 +721,7 @@ fn main_attempt(c: &RawCase) -> Attempt {
         ("passed", _) | ("", Child::None) => Attempt {
             state: AttemptState::Passed,
             duration: duration(c.time),
-            output: c.output.clone(),
+            output: c.output.take(),
             ..Attempt::default()
         },
         (_, Child::Error) if c.child_type.as_deref() == Some("not-run") => Attempt {
@@ -601,7 +753,7 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
     g.cases += 1;
     g.all_runner_class &= is_runner_class(&c);
     let suite = &mut g.suite;
-    let junit_name = match c.name.take().filter(|n| !n.is_empty()) {
+    let junit_name = match c.name.take().filter(|n| c.it_prefix || !n.is_empty()) {
         Some(n) => n,
         None => {
             g.unnamed += 1;
@@ -617,7 +769,7 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
         suite.mark_incomplete(reason);
         return;
     }
-    let main = main_attempt(&c);
+    let main = main_attempt(&mut c);
     let mut attempts: Vec<Attempt> = Vec::with_capacity(1 + c.reruns.len());
     attempts.extend(c.reruns.iter().filter(|r| r.flaky).map(rerun_attempt));
     attempts.push(main);
@@ -628,7 +780,7 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
     let last_failed = attempts
         .last()
         .is_some_and(|a| a.state == AttemptState::Failed);
-    if is_suite_node(&junit_name) {
+    if !c.it_prefix && is_suite_node(&junit_name) {
         for a in attempts {
             push_suite_node(
                 suite,
@@ -642,11 +794,7 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
         return;
     }
     let v2 = c.status.is_some();
-    let (name, jname) = if v2 {
-        split_it_prefix(junit_name)
-    } else {
-        (junit_name, None)
-    };
+    let (name, jname) = (junit_name, c.it_prefix.then_some(Cow::Borrowed(IT_PREFIX)));
     // v1 (and our testgrid style) write one testcase per attempt.
     let continues = !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == name);
     g.prev_failed = last_failed;
@@ -661,7 +809,7 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
     } else {
         suite.specs.push(Spec {
             name,
-            junit_name: jname,
+            junit_prefix: jname,
             classname: c.classname.take(),
             location: None,
             attempts,
@@ -814,7 +962,7 @@ mod tests {
         assert_eq!(s.name, "Kubernetes e2e suite");
         assert_eq!(s.specs.len(), 4);
         assert_eq!(s.specs[0].name, "[sig-a] works");
-        assert_eq!(s.specs[0].junit_name.as_deref(), Some("[It] [sig-a] works"));
+        assert_eq!(s.specs[0].junit_name(), "[It] [sig-a] works");
         let fail = &s.specs[1].attempts[0];
         assert_eq!(fail.failure_kind.as_deref(), Some("timedout"));
         assert_eq!(fail.message(), "[TIMEDOUT] A suite timeout occurred");

@@ -6,6 +6,7 @@ pub mod junit;
 pub mod log;
 pub mod naming;
 pub mod text;
+pub mod xml_scan;
 
 pub use naming::{
     apply_suite_verdict, is_suite_node, names_match, push_suite_node, split_it_prefix,

@@ -2,15 +2,18 @@
 //! deduplication, log names with label lists, and ginkgo's own suite verdict.
 
 use crate::results::model::SuiteResult;
+use std::borrow::Cow;
 
 /// Ginkgo v2 leaf-type prefix of spec testcases.
-const IT_PREFIX: &str = "[It] ";
+pub const IT_PREFIX: &str = "[It] ";
 
-/// Splits a v2 JUnit testcase name into (`Spec.name`, `Spec.junit_name`).
-pub fn split_it_prefix(junit_name: String) -> (String, Option<String>) {
-    match junit_name.strip_prefix(IT_PREFIX) {
-        Some(rest) => (rest.to_string(), Some(junit_name)),
-        None => (junit_name, None),
+/// Splits a v2 JUnit testcase name into (`Spec.name`, `Spec.junit_prefix`), in place.
+pub fn split_it_prefix(mut junit_name: String) -> (String, Option<Cow<'static, str>>) {
+    if junit_name.starts_with(IT_PREFIX) {
+        junit_name.drain(..IT_PREFIX.len());
+        (junit_name, Some(Cow::Borrowed(IT_PREFIX)))
+    } else {
+        (junit_name, None)
     }
 }
 
@@ -132,7 +135,7 @@ mod tests {
         assert!(!is_suite_node("[ReportAfterSuiteX]"));
         assert_eq!(
             split_it_prefix("[It] a b".to_string()),
-            ("a b".to_string(), Some("[It] a b".to_string()))
+            ("a b".to_string(), Some(Cow::Borrowed("[It] ")))
         );
         assert!(names_match(
             "a [Conformance]",

@@ -27,9 +27,10 @@ impl BoundedText {
         }
     }
 
-    /// Whether anything will be kept at all.
+    /// Whether text must be decoded and pushed: it is kept, or (once a kept head is full)
+    /// counted for the "bytes truncated" note. Only a zero cap needs nothing.
     pub fn wants(&self) -> bool {
-        self.cap > 0 && !(self.keep_head && self.buf.len() >= self.cap)
+        self.cap > 0
     }
 
     /// Appends text.
@@ -123,6 +124,13 @@ mod tests {
         let mut h = BoundedText::head(3);
         h.push("héllo");
         assert_eq!(h.finish().unwrap(), "h\u{e9}\n[… 3 bytes truncated …]");
+        // Pieces pushed after the head is full are still counted.
+        let mut h = BoundedText::head(2);
+        for piece in ["ab", "\n", "cd", "e"] {
+            assert!(h.wants());
+            h.push(piece);
+        }
+        assert_eq!(h.finish().unwrap(), "ab\n[… 4 bytes truncated …]");
         let mut z = BoundedText::tail(0);
         z.push("x");
         assert_eq!(z.finish(), None);
