@@ -648,6 +648,8 @@ pub async fn apply(
     let mut last_line = String::new();
     // New nodes whose markers are already off (see [`new_node_done`]).
     let mut cleaned: BTreeSet<String> = BTreeSet::new();
+    // Terminating nodes already seen with their instance terminated (see below).
+    let mut seen_gone: BTreeSet<String> = BTreeSet::new();
     tracing::debug!(
         at_s = started.elapsed().as_secs_f64(),
         "set up; first round"
@@ -1078,7 +1080,14 @@ pub async fn apply(
                                 terminate_ids.push(i.id.clone());
                             }
                         }
-                        _ => to_delete.push(name.clone()),
+                        // Instance gone, Node still cached: the cloud (or the watch) is
+                        // usually a moment behind; delete it if it is still there a
+                        // round later (each delete of a Node already gone is a write).
+                        _ => {
+                            if !seen_gone.insert(name.clone()) {
+                                to_delete.push(name.clone());
+                            }
+                        }
                     }
                 }
                 _ => {}
