@@ -417,7 +417,7 @@ mod tests {
         let chains = BTreeMap::from([
             ("a".to_string(), vec![1, 1, 2]),
             ("b".to_string(), vec![10]),
-            ("c".to_string(), vec![2, 2, 2]),
+            ("c".to_string(), vec![2, 2, 2, 2]),
             ("d".to_string(), vec![10, 1]),
         ]);
         let nodes: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
