@@ -824,7 +824,7 @@ pub async fn apply(
             }
             for (name, n) in &nodes {
                 if cleaned.contains(name)
-                    || !n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
+                    || n.labels.get(ROLE_LABEL).is_none_or(|r| r != "new")
                     || n.annotations.get(RUN_ANNOTATION) != Some(&cfg.run_id)
                 {
                     continue;
