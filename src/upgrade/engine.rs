@@ -18,7 +18,9 @@ use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
 use super::progress::{progress, Progress};
 use super::readiness::{gate, GateInput, Readiness};
 use super::report::{BlockedNode, UpgradeReport};
-use super::scheduler::{admit, settled, stopped_pools, StartMode};
+use super::scheduler::{
+    admit, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, StartMode,
+};
 use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo};
 use super::state::{
@@ -116,7 +118,7 @@ async fn step(
     events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
-    let one = vec![(node.clone(), events.to_vec(), mode)];
+    let one = vec![(node.clone(), None, events.to_vec(), mode)];
     let mut patched = step_all(cluster, known, run_id, one).await?;
     Ok(patched.remove(0))
 }
@@ -126,17 +128,21 @@ async fn step(
 /// cluster, the bottleneck.
 const PARALLEL_REQUESTS: usize = 16;
 
+/// One node to step: its cached view, that view's resourceVersion (`None`: read it
+/// fresh first), the events and the mode.
+type StepItem = (NodeInfo, Option<String>, Vec<Event>, Option<StartMode>);
+
 /// [`step`] for many nodes at once, each with its own events and mode.
 async fn step_all(
     cluster: &KubeCluster,
     known: &mut BTreeMap<String, NodePhase>,
     run_id: &str,
-    items: Vec<(NodeInfo, Vec<Event>, Option<StartMode>)>,
+    items: Vec<StepItem>,
 ) -> Result<Vec<NodeInfo>, EngineError> {
     use futures::StreamExt;
     let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(items)
-        .map(|(node, events, mode)| async move {
-            patch_step(cluster, &node, run_id, &events, mode).await
+        .map(|(node, rv, events, mode)| async move {
+            patch_step(cluster, &node, rv.as_deref(), run_id, &events, mode).await
         })
         .buffered(PARALLEL_REQUESTS)
         .collect()
@@ -152,17 +158,20 @@ async fn step_all(
     Ok(out)
 }
 
-/// The patch of [`step`], without the bookkeeping.
+/// The patch of [`step`], without the bookkeeping. With the resourceVersion of the
+/// cached `node`, the patch is made from that view (no GET; a stale view gets 409 and is
+/// read again).
 async fn patch_step(
     cluster: &KubeCluster,
     node: &NodeInfo,
+    rv: Option<&str>,
     run_id: &str,
     events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
     let now = Utc::now();
     let patched = cluster
-        .patch_node(&node.name, |fresh| {
+        .patch_node_cached(node, rv, |fresh| {
             let mut m = match decode(fresh) {
                 Ok(Some(m)) => m,
                 Ok(None) => NodeMarkers::new(fresh, run_id, now),
@@ -248,6 +257,109 @@ fn bump(known: &mut BTreeMap<String, NodePhase>, node: &str, phase: NodePhase) {
     let e = known.entry(node.to_string()).or_insert(phase);
     *e = (*e).max(phase);
 }
+
+/// Brings the cloud's desired sizes to what the markers (plus the nodes `started_now`,
+/// whose markers were just written) call for; a no-op when nothing changed since
+/// `last_want`.
+#[allow(clippy::too_many_arguments)]
+async fn sync_capacity(
+    pool: &dyn NodePool,
+    base: &BTreeMap<PoolZone, u32>,
+    place: &BTreeMap<String, PoolZone>,
+    nodes: &BTreeMap<String, NodeInfo>,
+    phases: &BTreeMap<String, NodePhase>,
+    started_now: &[(String, StartMode)],
+    known_mode: &BTreeMap<String, StartMode>,
+    instances: &mut BTreeMap<String, Vec<Instance>>,
+    last_want: &mut Option<BTreeMap<PoolZone, u32>>,
+) -> Result<(), EngineError> {
+    let started_now: BTreeMap<&str, StartMode> =
+        started_now.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+    // Capacity, recomputed from markers (re-read after the starts above).
+    let mut cap_nodes = Vec::new();
+    for (name, pz) in place {
+        let (ph, mode) = match nodes.get(name) {
+            Some(n) => {
+                let started_now = started_now.get(name.as_str()).copied();
+                let ph = if let Some(m) = started_now {
+                    if m == StartMode::Surge {
+                        NodePhase::SurgeRequested
+                    } else {
+                        NodePhase::Tainted
+                    }
+                } else {
+                    phases[name]
+                };
+                (
+                    ph,
+                    started_now
+                        .or_else(|| mode_of(n))
+                        .or_else(|| known_mode.get(name).copied()),
+                )
+            }
+            None => (NodePhase::Gone, None),
+        };
+        if let Some(m) = mode {
+            cap_nodes.push((name.clone(), pz.clone(), ph, m));
+        }
+    }
+    // A Terminating node whose instance is still alive (crash between marker and
+    // terminate) still holds its extra: terminate it first, recompute next round.
+    let mut pending_terminate = false;
+    for (name, pz, ph, _) in cap_nodes.iter_mut() {
+        if *ph == NodePhase::Terminating {
+            let alive = match nodes.get(name.as_str()) {
+                Some(n) => {
+                    if !instances.contains_key(&pz.0) {
+                        instances.insert(pz.0.clone(), pool.instances(&pz.0).await?);
+                    }
+                    let insts = &instances[&pz.0];
+                    n.provider_id
+                        .as_deref()
+                        .and_then(instance_id_from_provider_id)
+                        .and_then(|id| insts.iter().find(|i| i.id == id))
+                        .is_some_and(|i| i.lifecycle != InstanceLifecycle::Terminated)
+                }
+                None => false,
+            };
+            if alive {
+                *ph = NodePhase::Drained;
+                pending_terminate = true;
+            }
+        }
+    }
+    let cap: Vec<(PoolZone, NodePhase, StartMode)> = cap_nodes
+        .into_iter()
+        .map(|(_, pz, ph, m)| (pz, ph, m))
+        .collect();
+    let want = capacity::desired(base, &cap);
+    if !pending_terminate && last_want.as_ref() != Some(&want) {
+        let observed: BTreeMap<PoolZone, u32> = pool
+            .groups()
+            .await?
+            .iter()
+            .flat_map(|g| {
+                g.desired_per_zone
+                    .iter()
+                    .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
+            })
+            .collect();
+        for ((p, z), n) in capacity::changes(&observed, &want) {
+            pool.set_desired(&p, &z, n).await?;
+        }
+        *last_want = Some(want);
+    }
+    Ok(())
+}
+
+/// Finished drains (marker + terminate) sent per round; the rest go in the next round,
+/// at once. A round ends when its slowest batch does, and the evictions of the next round
+/// (PDB tokens freed meanwhile) wait for it. Claims are not capped: every Ready
+/// replacement is claimed (longest drain first) as soon as it is seen.
+const FINISHED_PER_ROUND: usize = 32;
+/// Early clean-ups of new nodes ([`new_node_done`]) sent per round (never on the
+/// critical path: they only must not hold the round up).
+const CLEAN_PER_ROUND: usize = 32;
 
 /// Runs the upgrade described by `plan` to the end (or the stuck-drain policy's stop).
 pub async fn apply(
@@ -465,7 +577,9 @@ pub async fn apply(
         );
     }
     // d.3 PDB serialisation term: k_b (pods of b on planned nodes), a_b (steady-state
-    // allowed disruptions); R_j samples are taken as the run goes.
+    // allowed disruptions); R_j samples are taken as the run goes. The same numbers give
+    // the drain order (longest PDB chain first).
+    let mut chains: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     {
         let pods0: Vec<PodInfo> = pods_w
             .objects()
@@ -488,6 +602,16 @@ pub async fn apply(
                 })
                 .count() as u64;
             let a = b.steady_state_allowed(covered.len() as i32);
+            for p in &covered {
+                if let Some(n) = p.node.as_deref().filter(|n| place.contains_key(*n)) {
+                    if p.evictable() {
+                        chains
+                            .entry(n.to_string())
+                            .or_default()
+                            .push(pdb_rounds(k, a.max(0) as u64));
+                    }
+                }
+            }
             if k > 0 && a > 0 {
                 measured.pdbs.insert(
                     b.key(),
@@ -500,6 +624,7 @@ pub async fn apply(
             }
         }
     }
+    let order = drain_order(&chains, &place.keys().cloned().collect::<Vec<_>>());
     // Pods present at the start (by UID): evicting one of them moves a distinct replica;
     // evicting a pod created during the run moves a replica again.
     let original_pods: BTreeSet<String> = pods_w
@@ -521,6 +646,14 @@ pub async fn apply(
     let mut probe_at: BTreeMap<String, Instant> = BTreeMap::new();
     let mut ready_seen: BTreeMap<String, Instant> = BTreeMap::new();
     let mut last_line = String::new();
+    // New nodes whose markers are already off (see [`new_node_done`]).
+    let mut cleaned: BTreeSet<String> = BTreeSet::new();
+    // Terminating nodes already seen with their instance terminated (see below).
+    let mut seen_gone: BTreeSet<String> = BTreeSet::new();
+    tracing::debug!(
+        at_s = started.elapsed().as_secs_f64(),
+        "set up; first round"
+    );
 
     let final_phases = loop {
         if started.elapsed() > cfg.deadline {
@@ -532,11 +665,22 @@ pub async fn apply(
                 .await?;
             last_renew = Instant::now();
         }
-        let nodes: BTreeMap<String, NodeInfo> = nodes_w
-            .objects()
+        let iter_started = Instant::now();
+        let node_objects = nodes_w.objects();
+        let nodes: BTreeMap<String, NodeInfo> = node_objects
             .iter()
             .filter_map(|n| NodeInfo::from_k8s(n).ok())
             .map(|n| (n.name.clone(), n))
+            .collect();
+        // The resourceVersion of each cached node: patches start from the cache.
+        let node_rv: BTreeMap<String, String> = node_objects
+            .iter()
+            .filter_map(|n| {
+                Some((
+                    n.metadata.name.clone()?,
+                    n.metadata.resource_version.clone()?,
+                ))
+            })
             .collect();
         let pod_objects = pods_w.objects();
         let pods: Vec<(PodInfo, bool)> = pod_objects
@@ -602,7 +746,7 @@ pub async fn apply(
             phases.insert(name.clone(), ph);
         }
 
-        // Mark and start (patches in parallel: a wide window starts hundreds at once).
+        // Which nodes start now.
         let mut started_modes: BTreeMap<String, StartMode> = known_mode.clone();
         for name in place.keys() {
             if let Some(m) = nodes.get(name).and_then(mode_of) {
@@ -610,7 +754,12 @@ pub async fn apply(
             }
         }
         let adm = admit(plan, opts, &phases, &started_modes, &cfg.policy);
-        let starts: Vec<(NodeInfo, Vec<Event>, Option<StartMode>)> = adm
+        let t_state = iter_started.elapsed();
+        // Instances per pool, described at most once per round.
+        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+        // Mark and start (patches in parallel: a wide window starts hundreds at once),
+        // then the capacity they need (marker first, then the cloud).
+        let starts: Vec<StepItem> = adm
             .start
             .iter()
             .filter_map(|(name, mode)| {
@@ -619,7 +768,9 @@ pub async fn apply(
                     StartMode::Surge => vec![Event::SurgeRequested],
                     StartMode::Unavailable => vec![Event::Tainted, Event::DrainStarted],
                 };
-                nodes.get(name).map(|n| (n.clone(), evs, Some(*mode)))
+                nodes
+                    .get(name)
+                    .map(|n| (n.clone(), node_rv.get(name).cloned(), evs, Some(*mode)))
             })
             .collect();
         step_all(cluster, &mut known, &cfg.run_id, starts).await?;
@@ -630,84 +781,19 @@ pub async fn apply(
             known_mode.insert(name.clone(), *mode);
             t_surge.insert(name.clone(), Instant::now());
         }
-
-        // Instances per pool, described at most once per round.
-        let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
-
-        // Capacity, recomputed from markers (re-read after the starts above).
-        let mut cap_nodes = Vec::new();
-        for (name, pz) in &place {
-            let (ph, mode) = match nodes.get(name) {
-                Some(n) => {
-                    let started_now = adm.start.iter().find(|(s, _)| s == name).map(|(_, m)| *m);
-                    let ph = if let Some(m) = started_now {
-                        if m == StartMode::Surge {
-                            NodePhase::SurgeRequested
-                        } else {
-                            NodePhase::Tainted
-                        }
-                    } else {
-                        phases[name]
-                    };
-                    (
-                        ph,
-                        started_now
-                            .or_else(|| mode_of(n))
-                            .or_else(|| known_mode.get(name).copied()),
-                    )
-                }
-                None => (NodePhase::Gone, None),
-            };
-            if let Some(m) = mode {
-                cap_nodes.push((name.clone(), pz.clone(), ph, m));
-            }
-        }
-        // A Terminating node whose instance is still alive (crash between marker and
-        // terminate) still holds its extra: terminate it first, recompute next round.
-        let mut pending_terminate = false;
-        for (name, pz, ph, _) in cap_nodes.iter_mut() {
-            if *ph == NodePhase::Terminating {
-                let alive = match nodes.get(name.as_str()) {
-                    Some(n) => {
-                        if !instances.contains_key(&pz.0) {
-                            instances.insert(pz.0.clone(), pool.instances(&pz.0).await?);
-                        }
-                        let insts = &instances[&pz.0];
-                        n.provider_id
-                            .as_deref()
-                            .and_then(instance_id_from_provider_id)
-                            .and_then(|id| insts.iter().find(|i| i.id == id))
-                            .is_some_and(|i| i.lifecycle != InstanceLifecycle::Terminated)
-                    }
-                    None => false,
-                };
-                if alive {
-                    *ph = NodePhase::Drained;
-                    pending_terminate = true;
-                }
-            }
-        }
-        let cap: Vec<(PoolZone, NodePhase, StartMode)> = cap_nodes
-            .into_iter()
-            .map(|(_, pz, ph, m)| (pz, ph, m))
-            .collect();
-        let want = capacity::desired(&base, &cap);
-        if !pending_terminate && last_want.as_ref() != Some(&want) {
-            let observed: BTreeMap<PoolZone, u32> = pool
-                .groups()
-                .await?
-                .iter()
-                .flat_map(|g| {
-                    g.desired_per_zone
-                        .iter()
-                        .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
-                })
-                .collect();
-            for ((p, z), n) in capacity::changes(&observed, &want) {
-                pool.set_desired(&p, &z, n).await?;
-            }
-            last_want = Some(want);
-        }
+        sync_capacity(
+            pool,
+            &base,
+            &place,
+            &nodes,
+            &phases,
+            &adm.start,
+            &known_mode,
+            &mut instances,
+            &mut last_want,
+        )
+        .await?;
+        let t_start = iter_started.elapsed();
 
         // Per-node steps. Decisions are made here; the requests of the busy phases
         // (claims, evictions, drained → terminate) are sent together after the loop.
@@ -721,7 +807,53 @@ pub async fn apply(
         let mut claims: Vec<(NodeInfo, String)> = Vec::new();
         let mut to_evict: Vec<(String, PodInfo, Vec<String>)> = Vec::new();
         let mut finished: Vec<NodeInfo> = Vec::new();
-        for (name, ph) in phases.clone() {
+        // Drained (resumed) nodes: marker, then terminate; Terminating nodes: terminate
+        // an instance still alive, else delete the Node object.
+        let mut to_terminate: Vec<(NodeInfo, Option<String>)> = Vec::new();
+        let mut terminate_ids: Vec<String> = Vec::new();
+        let mut to_delete: Vec<String> = Vec::new();
+        // Work left for the next round by the per-round caps: that round comes at once.
+        let mut deferred = false;
+        // New nodes of this run whose part in the roll is over: markers off now, while
+        // the last drains run, instead of all of them after the last drain.
+        let mut to_clean: Vec<(NodeInfo, Option<String>)> = Vec::new();
+        {
+            let mut pool_phases: BTreeMap<&str, Vec<NodePhase>> = BTreeMap::new();
+            for (n, (p, _)) in &place {
+                pool_phases.entry(p.as_str()).or_default().push(phases[n]);
+            }
+            for (name, n) in &nodes {
+                if cleaned.contains(name)
+                    || n.labels.get(ROLE_LABEL).is_none_or(|r| r != "new")
+                    || n.annotations.get(RUN_ANNOTATION) != Some(&cfg.run_id)
+                {
+                    continue;
+                }
+                let Some(old) = n.annotations.get(REPLACES_ANNOTATION) else {
+                    continue;
+                };
+                let old_phase = phases
+                    .get(old)
+                    .copied()
+                    .unwrap_or(if nodes.contains_key(old) {
+                        NodePhase::Outdated
+                    } else {
+                        NodePhase::Gone
+                    });
+                let Some(pp) = pool_phases.get(n.pool.as_str()) else {
+                    continue;
+                };
+                if new_node_done(old_phase, pp) {
+                    if to_clean.len() >= CLEAN_PER_ROUND {
+                        deferred = true;
+                        break;
+                    }
+                    to_clean.push((n.clone(), node_rv.get(name).cloned()));
+                }
+            }
+        }
+        for name in order.iter().cloned() {
+            let ph = phases[&name];
             if matches!(ph, NodePhase::Terminating | NodePhase::Gone) {
                 if let Some(t) = t_drain.remove(&name) {
                     measured.drain_terminate.push(t.elapsed().as_secs_f64());
@@ -854,7 +986,11 @@ pub async fn apply(
                         .iter()
                         .any(|(p, d)| p.node.as_deref() == Some(&name) && *d && p.evictable());
                     if left.is_empty() && replacements_ready && !terminating_here {
-                        finished.push(node.clone());
+                        if finished.len() < FINISHED_PER_ROUND {
+                            finished.push(node.clone());
+                        } else {
+                            deferred = true;
+                        }
                         continue;
                     }
                     for p in left {
@@ -921,24 +1057,13 @@ pub async fn apply(
                 NodePhase::Drained => {
                     // Marker first: a crash after it resumes at Terminating, which
                     // terminates (idempotently) before the capacity is recomputed.
-                    step(
-                        cluster,
-                        &mut known,
-                        node,
-                        &cfg.run_id,
-                        &[Event::TerminateRequested],
-                        None,
-                    )
-                    .await?;
-                    if let Some(id) = node
+                    let id = node
                         .provider_id
                         .as_deref()
                         .and_then(instance_id_from_provider_id)
-                    {
-                        if terminated.insert(id.to_string()) {
-                            pool.terminate_with_decrement(id).await?;
-                        }
-                    }
+                        .filter(|id| terminated.insert(id.to_string()))
+                        .map(str::to_string);
+                    to_terminate.push((node.clone(), id));
                 }
                 NodePhase::Terminating => {
                     if !instances.contains_key(pname) {
@@ -952,149 +1077,225 @@ pub async fn apply(
                     match inst {
                         Some(i) if i.lifecycle != InstanceLifecycle::Terminated => {
                             if terminated.insert(i.id.clone()) {
-                                pool.terminate_with_decrement(&i.id).await?;
+                                terminate_ids.push(i.id.clone());
                             }
                         }
-                        _ => cluster.delete_node(&name).await?,
+                        // Instance gone, Node still cached: the cloud (or the watch) is
+                        // usually a moment behind; delete it if it is still there a
+                        // round later (each delete of a Node already gone is a write).
+                        _ => {
+                            if !seen_gone.insert(name.clone()) {
+                                to_delete.push(name.clone());
+                            }
+                        }
                     }
                 }
                 _ => {}
             }
         }
 
-        // Claims: mark the new node as the replacement, then replacement ready → NoSchedule
-        // taint → cordon + drain in one patch of the old node.
-        {
+        let t_nodes = iter_started.elapsed();
+        // The requests of this round, all at once: claims (new node marked as the
+        // replacement, then replacement ready → NoSchedule taint → cordon + drain in one
+        // patch of the old node), evictions (PDB tokens already taken), finished drains
+        // (Drained → Terminating in one patch, marker first, then terminate) and the rare
+        // resumed terminations. Run one after the other, a few hundred claims held back
+        // the evictions of the drains already running.
+        let run_id = cfg.run_id.as_str();
+        let rv_of = |n: &str| node_rv.get(n).map(String::as_str);
+        let finished_ids: Vec<Option<String>> = finished
+            .iter()
+            .map(|n| {
+                n.provider_id
+                    .as_deref()
+                    .and_then(instance_id_from_provider_id)
+                    .filter(|id| !terminated.contains(*id))
+                    .map(str::to_string)
+            })
+            .collect();
+        let nodes_ref = &nodes;
+        let claims_fut = {
             use futures::StreamExt;
-            let run_id = cfg.run_id.as_str();
-            let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(&claims)
+            futures::stream::iter(&claims)
                 .map(|(old, new)| async move {
-                    cluster
-                        .patch_node(new, |n| {
-                            let mut p = encode_new(n, run_id);
-                            p.annotations
-                                .insert(REPLACES_ANNOTATION.into(), Some(old.name.clone()));
-                            p
-                        })
-                        .await?;
-                    patch_step(
+                    match nodes_ref.get(new.as_str()) {
+                        Some(info) => {
+                            cluster
+                                .patch_node_cached(info, rv_of(new), |n| {
+                                    let mut p = encode_new(n, run_id);
+                                    p.annotations
+                                        .insert(REPLACES_ANNOTATION.into(), Some(old.name.clone()));
+                                    p
+                                })
+                                .await?
+                        }
+                        None => {
+                            return Err(EngineError::Kube(KubeError::NodeGone {
+                                node: new.clone(),
+                            }))
+                        }
+                    };
+                    let n = patch_step(
                         cluster,
                         old,
+                        rv_of(&old.name),
                         run_id,
                         &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
                         None,
                     )
-                    .await
+                    .await?;
+                    // The drain starts now (cordon and taint are in).
+                    Ok((n, Instant::now()))
                 })
                 .buffered(PARALLEL_REQUESTS)
-                .collect()
-                .await;
-            for ((old, _), r) in claims.iter().zip(results) {
-                let n = r?;
-                if let Ok(Some(m)) = decode(&n) {
-                    bump(&mut known, &n.name, m.phase);
-                }
-                if let Some(t) = t_surge.get(&old.name) {
-                    measured.provision.push(t.elapsed().as_secs_f64());
-                }
-                t_drain.insert(old.name.clone(), Instant::now());
-            }
-        }
-
-        // Evictions, PDB tokens already taken.
-        {
+                .collect::<Vec<Result<(NodeInfo, Instant), EngineError>>>()
+        };
+        let evict_fut = {
             use futures::StreamExt;
-            let results: Vec<Result<Eviction, KubeError>> = futures::stream::iter(&to_evict)
+            futures::stream::iter(&to_evict)
                 .map(|(_, p, _)| cluster.evict(&p.namespace, &p.name))
                 .buffered(PARALLEL_REQUESTS * 2)
-                .collect()
-                .await;
-            for ((name, p, covering), r) in to_evict.into_iter().zip(results) {
-                match r? {
-                    Eviction::Evicted => {
-                        report.evictions += 1;
-                        let uid = pod_objects
-                            .iter()
-                            .find(|o| {
-                                o.metadata.name.as_deref() == Some(p.name.as_str())
-                                    && o.metadata.namespace.as_deref() == Some(p.namespace.as_str())
-                            })
-                            .and_then(|o| o.metadata.uid.clone());
-                        if uid.is_some_and(|u| original_pods.contains(&u) && moved.insert(u)) {
-                            report.replicas_moved += 1;
-                        }
-                        for k in &covering {
-                            deficit.entry(k.clone()).or_default().evictions += 1;
-                        }
-                        touched_pdbs.entry(name).or_default().extend(covering);
-                    }
-                    // Already gone (the pod watch lagged behind the PDB watch): nothing
-                    // was disrupted, so the token goes back; kept, it would hold a budget
-                    // that no later status change might ever release.
-                    Eviction::Gone => {
-                        for k in &covering {
-                            tokens.give_back(k);
-                        }
-                    }
-                    Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
-                        // Wait for the PDB watch; the jittered backoff is the
-                        // safety net if no status change ever arrives.
-                        if let [one] = covering.as_slice() {
-                            tokens.refused(one);
-                            let b = backoff
-                                .entry(one.clone())
-                                .or_insert_with(|| EvictionBackoff::new(seed(one)));
-                            let delay = b.next().unwrap_or(Duration::from_secs(60));
-                            probe_at.insert(one.clone(), Instant::now() + delay);
-                        }
-                    }
-                }
-            }
-        }
-
-        // Drained → Terminating in one patch (marker first), then terminate.
-        {
+                .collect::<Vec<Result<Eviction, KubeError>>>()
+        };
+        let finished_fut = {
             use futures::StreamExt;
-            let run_id = cfg.run_id.as_str();
-            let ids: Vec<Option<String>> = finished
-                .iter()
-                .map(|n| {
-                    n.provider_id
-                        .as_deref()
-                        .and_then(instance_id_from_provider_id)
-                        .filter(|id| !terminated.contains(*id))
-                        .map(str::to_string)
+            futures::stream::iter(finished.iter().zip(finished_ids.iter()))
+                .map(|(node, id)| async move {
+                    let n = patch_step(
+                        cluster,
+                        node,
+                        rv_of(&node.name),
+                        run_id,
+                        &[Event::DrainCompleted, Event::TerminateRequested],
+                        None,
+                    )
+                    .await?;
+                    if let Some(id) = id {
+                        pool.terminate_with_decrement(id).await?;
+                    }
+                    Ok(n)
                 })
-                .collect();
-            let results: Vec<Result<NodeInfo, EngineError>> =
-                futures::stream::iter(finished.iter().zip(ids.iter()))
-                    .map(|(node, id)| async move {
-                        let n = patch_step(
-                            cluster,
-                            node,
-                            run_id,
-                            &[Event::DrainCompleted, Event::TerminateRequested],
-                            None,
-                        )
-                        .await?;
-                        if let Some(id) = id {
-                            pool.terminate_with_decrement(id).await?;
-                        }
-                        Ok(n)
-                    })
-                    .buffered(PARALLEL_REQUESTS)
-                    .collect()
-                    .await;
-            for (r, id) in results.into_iter().zip(ids) {
-                let n = r?;
-                if let Ok(Some(m)) = decode(&n) {
-                    bump(&mut known, &n.name, m.phase);
-                }
+                .buffered(PARALLEL_REQUESTS)
+                .collect::<Vec<Result<NodeInfo, EngineError>>>()
+        };
+        let resumed_fut = async {
+            let mut out: Vec<NodeInfo> = Vec::new();
+            for (node, id) in &to_terminate {
+                out.push(
+                    patch_step(
+                        cluster,
+                        node,
+                        rv_of(&node.name),
+                        run_id,
+                        &[Event::TerminateRequested],
+                        None,
+                    )
+                    .await?,
+                );
                 if let Some(id) = id {
-                    terminated.insert(id);
+                    pool.terminate_with_decrement(id).await?;
+                }
+            }
+            for id in &terminate_ids {
+                pool.terminate_with_decrement(id).await?;
+            }
+            for name in &to_delete {
+                cluster.delete_node(name).await?;
+            }
+            Ok::<Vec<NodeInfo>, EngineError>(out)
+        };
+        let clean_fut = {
+            use futures::StreamExt;
+            futures::stream::iter(&to_clean)
+                .map(|(n, rv)| cluster.patch_node_cached(n, rv.as_deref(), abort_patch))
+                .buffered(PARALLEL_REQUESTS)
+                .collect::<Vec<Result<NodeInfo, KubeError>>>()
+        };
+        let (claimed, evicted, drained, resumed, clean) =
+            futures::join!(claims_fut, evict_fut, finished_fut, resumed_fut, clean_fut);
+        for ((n, _), r) in to_clean.iter().zip(clean) {
+            match r {
+                Ok(_) | Err(KubeError::NodeGone { .. }) => {
+                    cleaned.insert(n.name.clone());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for ((old, _), r) in claims.iter().zip(claimed) {
+            let (n, at) = r?;
+            if let Ok(Some(m)) = decode(&n) {
+                bump(&mut known, &n.name, m.phase);
+            }
+            if let Some(t) = t_surge.get(&old.name) {
+                measured.provision.push(at.duration_since(*t).as_secs_f64());
+            }
+            t_drain.insert(old.name.clone(), at);
+        }
+        for ((name, p, covering), r) in to_evict.into_iter().zip(evicted) {
+            match r? {
+                Eviction::Evicted => {
+                    report.evictions += 1;
+                    let uid = pod_objects
+                        .iter()
+                        .find(|o| {
+                            o.metadata.name.as_deref() == Some(p.name.as_str())
+                                && o.metadata.namespace.as_deref() == Some(p.namespace.as_str())
+                        })
+                        .and_then(|o| o.metadata.uid.clone());
+                    if uid.is_some_and(|u| original_pods.contains(&u) && moved.insert(u)) {
+                        report.replicas_moved += 1;
+                    }
+                    for k in &covering {
+                        deficit.entry(k.clone()).or_default().evictions += 1;
+                    }
+                    touched_pdbs.entry(name).or_default().extend(covering);
+                }
+                // Already gone (the pod watch lagged behind the PDB watch): nothing
+                // was disrupted, so the token goes back; kept, it would hold a budget
+                // that no later status change might ever release.
+                Eviction::Gone => {
+                    for k in &covering {
+                        tokens.give_back(k);
+                    }
+                }
+                Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
+                    // Wait for the PDB watch; the jittered backoff is the
+                    // safety net if no status change ever arrives.
+                    if let [one] = covering.as_slice() {
+                        tokens.refused(one);
+                        let b = backoff
+                            .entry(one.clone())
+                            .or_insert_with(|| EvictionBackoff::new(seed(one)));
+                        let delay = b.next().unwrap_or(Duration::from_secs(60));
+                        probe_at.insert(one.clone(), Instant::now() + delay);
+                    }
                 }
             }
         }
+        for (r, id) in drained.into_iter().zip(finished_ids) {
+            let n = r?;
+            if let Ok(Some(m)) = decode(&n) {
+                bump(&mut known, &n.name, m.phase);
+            }
+            if let Some(id) = id {
+                terminated.insert(id);
+            }
+        }
+        for n in resumed? {
+            if let Ok(Some(m)) = decode(&n) {
+                bump(&mut known, &n.name, m.phase);
+            }
+        }
+        tracing::debug!(
+            state_ms = t_state.as_millis() as u64,
+            start_ms = (t_start - t_state).as_millis() as u64,
+            nodes_ms = (t_nodes - t_start).as_millis() as u64,
+            requests_ms = (iter_started.elapsed() - t_nodes).as_millis() as u64,
+            claims = claims.len(),
+            evictions = report.evictions,
+            finished = finished.len(),
+            "round"
+        );
 
         let prog = progress(plan, &phases, started.elapsed().as_secs());
         let line = prog.line();
@@ -1113,6 +1314,9 @@ pub async fn apply(
             report.nodes_replaced =
                 phases.values().filter(|p| **p == NodePhase::Gone).count() as u64;
             break phases;
+        }
+        if deferred {
+            continue;
         }
         tokio::select! {
             _ = nodes_w.changed() => {}
@@ -1172,18 +1376,27 @@ pub async fn apply(
     // (in parallel: one after the other, a few hundred new nodes took seconds).
     {
         use futures::StreamExt;
-        let ours: Vec<String> = nodes_w
+        let ours: Vec<(NodeInfo, Option<String>)> = nodes_w
             .objects()
             .iter()
-            .filter_map(|n| NodeInfo::from_k8s(n).ok())
-            .filter(|n| {
-                n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
+            .filter_map(|n| {
+                NodeInfo::from_k8s(n)
+                    .ok()
+                    .map(|i| (i, n.metadata.resource_version.clone()))
+            })
+            .filter(|(n, _)| {
+                !cleaned.contains(&n.name)
+                    && n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
                     && n.annotations.get(RUN_ANNOTATION) == Some(&cfg.run_id)
             })
-            .map(|n| n.name)
             .collect();
+        tracing::debug!(
+            nodes = ours.len(),
+            at_s = started.elapsed().as_secs_f64(),
+            "cleanup of the new nodes"
+        );
         let results: Vec<Result<NodeInfo, KubeError>> = futures::stream::iter(&ours)
-            .map(|name| cluster.patch_node(name, abort_patch))
+            .map(|(n, rv)| cluster.patch_node_cached(n, rv.as_deref(), abort_patch))
             .buffered(PARALLEL_REQUESTS)
             .collect()
             .await;
@@ -1196,6 +1409,7 @@ pub async fn apply(
     }
     debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
     cluster.release_lease(ns, &cfg.identity, keep_state).await?;
+    tracing::debug!(at_s = started.elapsed().as_secs_f64(), "lease released");
     let end_s = started.elapsed().as_secs_f64();
     for (k, d) in &mut deficit {
         d.observe(end_s, 0);

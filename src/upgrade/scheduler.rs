@@ -158,6 +158,48 @@ pub fn admit(
     }
 }
 
+/// Drain order, longest expected drain first (LPT): when many replacements become Ready
+/// together, the engine claims them (and hands out PDB tokens) in this order, so the
+/// drains that take longest start first instead of in name order. A drain lasts at least
+/// as many eviction rounds as the slowest PDB among its pods needs: `ceil(k_b / a_b)` with
+/// `k_b` the PDB's pods on planned nodes and `a_b` its steady-state budget. `chains` maps
+/// each planned node to the rounds of the PDBs of its evictable pods (one entry per pod);
+/// the key is (most rounds, pods to evict), highest first, ties in name order. Nodes
+/// absent from `chains` (nothing to evict) go last.
+pub fn drain_order(chains: &BTreeMap<String, Vec<u64>>, nodes: &[String]) -> Vec<String> {
+    let mut keyed: Vec<(u64, usize, &String)> = nodes
+        .iter()
+        .map(|n| {
+            let rounds = chains.get(n).map_or(&[][..], Vec::as_slice);
+            (rounds.iter().copied().max().unwrap_or(0), rounds.len(), n)
+        })
+        .collect();
+    keyed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+    keyed.into_iter().map(|(_, _, n)| n.clone()).collect()
+}
+
+/// Eviction rounds a PDB needs: `ceil(k / a)` (`a` = 0 counts as `k` rounds).
+pub fn pdb_rounds(pods: u64, allowed: u64) -> u64 {
+    pods.div_ceil(allowed.max(1))
+}
+
+/// Whether a new node of this run can have its markers removed (and its autoscaler
+/// annotation restored) before the run ends: the old node it replaced is gone, and its
+/// pool will not claim another replacement in this run (no node of the pool still
+/// `Outdated` or waiting for a replacement, none whose replacement failed: a failed one
+/// is retried by the next run). The markers only guard claims and the surge capacity the
+/// roll waits on; this node is neither. Cleaned while the last drains run, the few
+/// hundred patches of a large pool no longer queue up after the last drain.
+pub fn new_node_done(old_phase: NodePhase, pool_phases: &[NodePhase]) -> bool {
+    old_phase == NodePhase::Gone
+        && pool_phases.iter().all(|p| {
+            !matches!(
+                p,
+                NodePhase::Outdated | NodePhase::SurgeRequested | NodePhase::ReplacementFailed
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +408,33 @@ mod tests {
         );
         assert!(a.stop);
         assert!(a.start.is_empty());
+    }
+
+    #[test]
+    fn drain_order_puts_the_longest_pdb_chains_first() {
+        assert_eq!(pdb_rounds(38, 4), 10);
+        assert_eq!(pdb_rounds(3, 0), 3);
+        let chains = BTreeMap::from([
+            ("a".to_string(), vec![1, 1, 2]),
+            ("b".to_string(), vec![10]),
+            ("c".to_string(), vec![2, 2, 2, 2]),
+            ("d".to_string(), vec![10, 1]),
+        ]);
+        let nodes: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        // Most rounds first; then more pods; nothing to evict last.
+        assert_eq!(drain_order(&chains, &nodes), ["d", "b", "c", "a", "e"]);
+    }
+
+    #[test]
+    fn a_new_node_is_done_when_its_old_node_is_gone_and_its_pool_claims_no_more() {
+        use NodePhase::*;
+        assert!(new_node_done(Gone, &[Gone, Draining, Terminating]));
+        // Its old node is still there.
+        assert!(!new_node_done(Draining, &[Draining]));
+        assert!(!new_node_done(Terminating, &[Terminating]));
+        // The pool may still claim a replacement.
+        assert!(!new_node_done(Gone, &[Gone, SurgeRequested]));
+        assert!(!new_node_done(Gone, &[Gone, Outdated]));
+        assert!(!new_node_done(Gone, &[Gone, ReplacementFailed]));
     }
 }
