@@ -307,27 +307,18 @@ fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions)
         target,
         rerun,
     } = cur;
+    let empty = matches!(ev, Event::Empty(_));
     match ev {
-        Event::Start(e) => {
-            *depth += 1;
+        Event::Start(e) | Event::Empty(e) => {
+            if !empty {
+                *depth += 1;
+            }
             *saw_root = true;
+            let attrs = Attrs::raw(e.attributes_raw());
             open(
                 e.local_name().as_ref(),
-                Attrs::raw(e.attributes_raw()),
-                false,
-                g,
-                case,
-                target,
-                rerun,
-                opts,
-            );
-        }
-        Event::Empty(e) => {
-            *saw_root = true;
-            open(
-                e.local_name().as_ref(),
-                Attrs::raw(e.attributes_raw()),
-                true,
+                attrs,
+                empty,
                 g,
                 case,
                 target,
