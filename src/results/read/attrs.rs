@@ -1,5 +1,5 @@
-//! Fast attribute reading for quick-xml start tags: one pass over the raw bytes for the
-//! plain `key="value"` lists ginkgo writes, quick-xml's checked iterator otherwise.
+//! Fast attribute reading for JUnit start tags (both readers): one pass over the raw bytes
+//! for the plain `key="value"` lists ginkgo writes, quick-xml's checked iterator otherwise.
 
 use quick_xml::events::BytesStart;
 use std::borrow::Cow;
@@ -7,14 +7,8 @@ use std::borrow::Cow;
 /// The values of the wanted attributes from one pass over the raw attribute bytes (the hot
 /// path: a fast scanner for well-formed `key="value"` lists, quick-xml's checked iterator
 /// for anything unusual). Entities are decoded only when a value holds `&`.
-pub fn attrs<'a, const N: usize>(
-    e: &'a BytesStart<'_>,
-    keys: [&[u8]; N],
-) -> [Option<Cow<'a, str>>; N] {
-    attrs_raw(e.attributes_raw(), keys)
-}
-
-/// [`attrs`] over the raw bytes between an element's name and the end of its tag.
+///
+/// `raw`: the bytes between an element's name and the end of its tag.
 pub fn attrs_raw<'a, const N: usize>(raw: &'a [u8], keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
     let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
     if scan_attrs(raw, &keys, &mut out).is_none() {
@@ -55,7 +49,7 @@ impl<'a> Attrs<'a> {
         Attrs { raw, pairs }
     }
 
-    /// The values of the wanted attributes (see [`attrs`]).
+    /// The values of the wanted attributes (see [`attrs_raw`]).
     pub fn get<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
         let Some(pairs) = self.pairs else {
             return attrs_raw(self.raw, keys);
@@ -245,24 +239,26 @@ pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn start(xml: &str) -> BytesStart<'_> {
-        BytesStart::from_content(xml, xml.find(' ').unwrap_or(xml.len()))
+    /// The attributes of a tag's inner text, as the streaming reader passes them.
+    fn attrs<'a, const N: usize>(xml: &'a str, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
+        let name_len = xml.find(' ').unwrap_or(xml.len());
+        Attrs::raw(&xml.as_bytes()[name_len..]).get(keys)
     }
 
     #[test]
     fn plain_decoded_and_fallback() {
-        let e = start(r#"testcase name="a &amp; b&#xA;c" time = '1.5' status="passed""#);
-        let [name, time, status, missing] = attrs(&e, [b"name", b"time", b"status", b"x"]);
+        let e = r#"testcase name="a &amp; b&#xA;c" time = '1.5' status="passed""#;
+        let [name, time, status, missing] = attrs(e, [b"name", b"time", b"status", b"x"]);
         assert_eq!(name.as_deref(), Some("a & b\nc"));
         assert_eq!(to_f64(time), Some(1.5));
         assert!(matches!(status.map(word), Some(Cow::Borrowed("passed"))));
         assert!(missing.is_none());
         // not a plain list: quick-xml's iterator is used, the good attribute still read
-        let e = start(r#"testcase name="z" odd=noquote"#);
-        let [name] = attrs(&e, [b"name"]);
+        let e = r#"testcase name="z" odd=noquote"#;
+        let [name] = attrs(e, [b"name"]);
         assert_eq!(name.as_deref(), Some("z"));
-        let e = start(r#"testcase odd name="z""#);
-        let [name] = attrs(&e, [b"name"]);
+        let e = r#"testcase odd name="z""#;
+        let [name] = attrs(e, [b"name"]);
         assert!(name.is_none() || name.as_deref() == Some("z"));
     }
 

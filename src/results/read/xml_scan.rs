@@ -63,21 +63,8 @@ pub struct Scanner<'a> {
 }
 
 fn is_blank(b: u8) -> bool {
-    CLASS[b as usize] == BLANK
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
-
-const OTHER: u8 = 0;
-const BLANK: u8 = 1;
-
-/// Byte classes: one table load per byte instead of a chain of comparisons.
-const CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
-    t[b' ' as usize] = BLANK;
-    t[b'\t' as usize] = BLANK;
-    t[b'\n' as usize] = BLANK;
-    t[b'\r' as usize] = BLANK;
-    t
-};
 
 /// Bytes that end the usual element name. A quote or a `/` inside a name sends the tag to
 /// the careful path: quick-xml (and so the streaming reader) takes any quote in a tag as
@@ -138,7 +125,7 @@ fn blank_end(buf: &[u8], mut i: usize) -> usize {
                 };
                 continue;
             }
-        } else if CLASS[b as usize] != BLANK {
+        } else if !is_blank(b) {
             break;
         }
         i += 1;
@@ -375,7 +362,7 @@ impl<'a> Scanner<'a> {
             self.pairs.push((key, &buf[start..end]));
             // Attributes must be separated by blanks.
             let after = *buf.get(end + 1)?;
-            if CLASS[after as usize] == BLANK {
+            if is_blank(after) {
                 i = skip_blanks(buf, end + 1)?;
             } else if after == b'>' || after == b'/' {
                 i = end + 1;
