@@ -11,7 +11,7 @@ use super::snapshot::{IntOrPercent, PdbInfo};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Guarded force: PDB-bypassing delete of the pods that block a drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,16 +182,29 @@ impl Iterator for EvictionBackoff {
     }
 }
 
-/// Per-PDB eviction tokens. Tokens = the last `disruptionsAllowed` seen on the PDB watch
-/// minus evictions this engine issued since that observation (the Eviction API decrements
-/// the status itself, so an observation newer than the eviction already counts it). An
-/// observation that is older than an eviction can hand out one token too many; the API
-/// then answers 429, the caller gives the token back and waits for the next status
-/// change: at most one refused eviction per status change (tested against the simulator).
+/// How long an eviction may stay unconfirmed by the PDB watch before its token is
+/// settled anyway (see [`EvictionTokens`]): long enough for the watch to deliver the
+/// eviction's own status write, short enough that a missed one costs little.
+pub const UNCONFIRMED_GRACE: Duration = Duration::from_secs(5);
+
+/// Per-PDB eviction tokens: the last `disruptionsAllowed` seen on the PDB watch minus
+/// this engine's evictions that the status does not count yet.
+///
+/// Which evictions a status counts: the Eviction API decrements `disruptionsAllowed` and
+/// records the pod in `status.disruptedPods` in one write, and the disruption controller
+/// drops the entry only once the pod is terminating (no longer counted healthy). The watch
+/// delivers one PDB's writes in order, so once an event has listed the pod
+/// ([`Self::confirm`]), that status and every later one count its eviction. A status
+/// written *before* the eviction but delivered after it was sent counts nothing: treating
+/// every new status as complete (as this did first) handed that token out twice, and the
+/// 300-node benchmark saw 289 refused evictions. An eviction no event confirms (a watch
+/// re-list skipped the write) is settled after [`UNCONFIRMED_GRACE`]; should that be too
+/// early, the API answers 429 and [`Self::refused`] holds the PDB until its next status.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvictionTokens {
     allowed: BTreeMap<String, i32>,
-    in_flight: BTreeMap<String, i32>,
+    /// PDB → pod name → when its token was taken.
+    unconfirmed: BTreeMap<String, BTreeMap<String, Instant>>,
 }
 
 /// Why a pod may not be evicted now.
@@ -211,24 +224,47 @@ pub enum Hold {
 }
 
 impl EvictionTokens {
-    /// A new PDB status was observed on the watch; in-flight evictions are now included.
+    /// A new PDB status was observed on the watch.
     pub fn observe(&mut self, pdb: &str, disruptions_allowed: i32) {
         self.allowed.insert(pdb.to_string(), disruptions_allowed);
-        self.in_flight.remove(pdb);
+    }
+
+    /// A status of `pdb` listed `pod` in `disruptedPods`: it and every later status count
+    /// that pod's eviction.
+    pub fn confirm(&mut self, pdb: &str, pod: &str) {
+        if let Some(m) = self.unconfirmed.get_mut(pdb) {
+            m.remove(pod);
+        }
+    }
+
+    /// Settles every eviction unconfirmed for `grace` or longer at `now`.
+    pub fn settle_older_than(&mut self, now: Instant, grace: Duration) {
+        for m in self.unconfirmed.values_mut() {
+            m.retain(|_, at| now.saturating_duration_since(*at) < grace);
+        }
     }
 
     /// Tokens left for `pdb` now.
     pub fn available(&self, pdb: &str) -> i32 {
-        self.allowed.get(pdb).copied().unwrap_or(0) - self.in_flight.get(pdb).copied().unwrap_or(0)
+        let unconfirmed = self.unconfirmed.get(pdb).map_or(0, BTreeMap::len);
+        self.allowed.get(pdb).copied().unwrap_or(0) - unconfirmed as i32
     }
 
-    /// Takes a token for a pod covered by `pdbs` (none: always allowed).
-    pub fn try_take(&mut self, pdbs: &[String]) -> Result<(), Hold> {
+    /// Evictions of `pdb` still waiting for their status write.
+    pub fn unconfirmed(&self, pdb: &str) -> usize {
+        self.unconfirmed.get(pdb).map_or(0, BTreeMap::len)
+    }
+
+    /// Takes a token at `now` for `pod` covered by `pdbs` (none: always allowed).
+    pub fn try_take(&mut self, pod: &str, pdbs: &[String], now: Instant) -> Result<(), Hold> {
         match pdbs {
             [] => Ok(()),
             [one] => {
                 if self.available(one) > 0 {
-                    *self.in_flight.entry(one.clone()).or_default() += 1;
+                    self.unconfirmed
+                        .entry(one.clone())
+                        .or_default()
+                        .insert(pod.to_string(), now);
                     Ok(())
                 } else {
                     Err(Hold::Budget { pdb: one.clone() })
@@ -240,10 +276,10 @@ impl EvictionTokens {
         }
     }
 
-    /// The API refused an eviction under `pdb` (429): give the token back and hold the
-    /// PDB at zero until the next status observation (or a [`Self::probe`]).
-    pub fn refused(&mut self, pdb: &str) {
-        self.give_back(pdb);
+    /// The API refused `pod`'s eviction under `pdb` (429): give the token back and hold
+    /// the PDB at zero until the next status observation (or a [`Self::probe`]).
+    pub fn refused(&mut self, pdb: &str, pod: &str) {
+        self.give_back(pdb, pod);
         self.allowed.insert(pdb.to_string(), 0);
     }
 
@@ -253,23 +289,23 @@ impl EvictionTokens {
         *a = (*a).max(1);
     }
 
-    /// Gives a token back (the eviction was answered 429 or failed).
-    pub fn give_back(&mut self, pdb: &str) {
-        if let Some(n) = self.in_flight.get_mut(pdb) {
-            *n = (*n - 1).max(0);
-        }
+    /// Gives `pod`'s token back: its eviction failed, found the pod gone, or used no
+    /// budget.
+    pub fn give_back(&mut self, pdb: &str, pod: &str) {
+        self.confirm(pdb, pod);
     }
 
-    /// Chooses which of `candidates` (pod key, covering PDBs) to evict now, in order,
-    /// taking tokens; returns the chosen pods and the held ones with their reason.
+    /// Chooses which of `candidates` (pod name, covering PDBs) to evict at `now`, in
+    /// order, taking tokens; returns the chosen pods and the held ones with their reason.
     pub fn select<'a>(
         &mut self,
         candidates: &'a [(String, Vec<String>)],
+        now: Instant,
     ) -> (Vec<&'a str>, Vec<(&'a str, Hold)>) {
         let mut go = Vec::new();
         let mut hold = Vec::new();
         for (pod, pdbs) in candidates {
-            match self.try_take(pdbs) {
+            match self.try_take(pod, pdbs, now) {
                 Ok(()) => go.push(pod.as_str()),
                 Err(h) => hold.push((pod.as_str(), h)),
             }
@@ -499,18 +535,19 @@ mod tests {
 
     #[test]
     fn tokens_follow_disruptions_allowed() {
+        let now = Instant::now();
         let mut t = EvictionTokens::default();
         t.observe("ns/web", 2);
         let c: Vec<(String, Vec<String>)> = vec![
-            ("ns/a".into(), vec!["ns/web".into()]),
-            ("ns/b".into(), vec!["ns/web".into()]),
-            ("ns/c".into(), vec!["ns/web".into()]),
-            ("ns/free".into(), vec![]),
-            ("ns/x".into(), vec!["ns/web".into(), "ns/other".into()]),
-            ("ns/d".into(), vec!["ns/db".into()]),
+            ("a".into(), vec!["ns/web".into()]),
+            ("b".into(), vec!["ns/web".into()]),
+            ("c".into(), vec!["ns/web".into()]),
+            ("free".into(), vec![]),
+            ("x".into(), vec!["ns/web".into(), "ns/other".into()]),
+            ("d".into(), vec!["ns/db".into()]),
         ];
-        let (go, hold) = t.select(&c);
-        assert_eq!(go, vec!["ns/a", "ns/b", "ns/free"]);
+        let (go, hold) = t.select(&c, now);
+        assert_eq!(go, vec!["a", "b", "free"]);
         assert_eq!(hold.len(), 3);
         assert!(matches!(&hold[1].1, Hold::MultiplePdbs { pdbs } if pdbs.len() == 2));
         assert_eq!(
@@ -520,19 +557,66 @@ mod tests {
             }
         );
         assert_eq!(t.available("ns/web"), 0);
-        t.give_back("ns/web");
+        t.give_back("ns/web", "b");
         assert_eq!(t.available("ns/web"), 1);
-        // The watch reports the status after both evictions: in-flight resets.
-        t.observe("ns/web", 0);
-        assert_eq!(t.available("ns/web"), 0);
+        // The eviction's own write: a's entry in disruptedPods, the budget one lower.
         t.observe("ns/web", 1);
-        assert!(t.try_take(&["ns/web".into()]).is_ok());
+        t.confirm("ns/web", "a");
+        assert_eq!(t.available("ns/web"), 1);
+        assert!(t.try_take("c", &["ns/web".into()], now).is_ok());
         // A 429 holds the PDB until the next observation; a probe allows one retry.
-        t.refused("ns/web");
+        t.refused("ns/web", "c");
         assert_eq!(t.available("ns/web"), 0);
+        assert_eq!(t.unconfirmed("ns/web"), 0);
         t.probe("ns/web");
         assert_eq!(t.available("ns/web"), 1);
         t.observe("ns/web", 3);
         assert_eq!(t.available("ns/web"), 3);
+    }
+
+    /// Regression (300-node benchmark: 289 refused evictions, 15 pods evicted twice): a
+    /// status written before an eviction but observed after it was sent must not give
+    /// that eviction's token out again.
+    #[test]
+    fn a_status_older_than_an_eviction_does_not_return_its_token() {
+        let now = Instant::now();
+        let web = ["ns/web".to_string()];
+        let mut t = EvictionTokens::default();
+        t.observe("ns/web", 1);
+        assert!(t.try_take("a", &web, now).is_ok());
+        // The controller's recount from before the eviction arrives: still 1 allowed.
+        t.observe("ns/web", 1);
+        assert_eq!(t.available("ns/web"), 0, "a's eviction is not in that status");
+        assert!(t.try_take("b", &web, now).is_err());
+        // The eviction's write (disruptedPods lists a, 0 allowed), then the recount once
+        // a terminates (entry dropped): counted from the first on.
+        t.observe("ns/web", 0);
+        t.confirm("ns/web", "a");
+        assert_eq!(t.available("ns/web"), 0);
+        // a's replacement is Ready.
+        t.observe("ns/web", 1);
+        assert_eq!(t.available("ns/web"), 1);
+        // Confirming a pod this engine did not evict changes nothing.
+        t.confirm("ns/web", "stranger");
+        t.confirm("ns/other", "a");
+        assert_eq!(t.available("ns/web"), 1);
+    }
+
+    #[test]
+    fn unconfirmed_evictions_settle_after_the_grace() {
+        let t0 = Instant::now();
+        let web = ["ns/web".to_string()];
+        let mut t = EvictionTokens::default();
+        t.observe("ns/web", 2);
+        assert!(t.try_take("a", &web, t0).is_ok());
+        assert!(t.try_take("b", &web, t0 + s(3)).is_ok());
+        t.observe("ns/web", 2);
+        t.settle_older_than(t0 + s(4), UNCONFIRMED_GRACE);
+        assert_eq!(t.available("ns/web"), 0);
+        t.settle_older_than(t0 + UNCONFIRMED_GRACE, UNCONFIRMED_GRACE);
+        assert_eq!(t.available("ns/web"), 1, "a settled, b not yet");
+        t.settle_older_than(t0 + s(8), UNCONFIRMED_GRACE);
+        assert_eq!(t.available("ns/web"), 2);
+        assert_eq!(t.unconfirmed("ns/web"), 0);
     }
 }

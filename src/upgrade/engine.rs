@@ -8,7 +8,7 @@
 
 use super::capacity::{self, PoolZone};
 use super::drain_policy::{
-    never_allows, EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
+    never_allows, EvictionBackoff, EvictionTokens, UNCONFIRMED_GRACE, ForceGuard, StuckAction, StuckDrainPolicy,
 };
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
 use super::measure::{Measurements, PdbMeasure, PdbViolationMeter, PoolMeasure};
@@ -33,6 +33,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
@@ -394,7 +395,29 @@ pub async fn apply(
     let client = cluster.client();
     let mut nodes_w = Watched::spawn(Api::<Node>::all(client.clone()), None);
     let mut pods_w = Watched::spawn(Api::<Pod>::all(client.clone()), None);
-    let mut pdbs_w = Watched::spawn(Api::<PodDisruptionBudget>::all(client), None);
+    // Every PDB status version, not only the latest: an eviction's own write (its pod
+    // in `disruptedPods`) tells which statuses count it (see [`EvictionTokens`]).
+    let confirmations: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let mut pdbs_w = {
+        let confirmations = Arc::clone(&confirmations);
+        Watched::spawn_observed(
+            Api::<PodDisruptionBudget>::all(client),
+            None,
+            move |b: &PodDisruptionBudget| {
+                let Some(pods) = b.status.as_ref().and_then(|s| s.disrupted_pods.as_ref())
+                else {
+                    return;
+                };
+                let key = format!(
+                    "{}/{}",
+                    b.metadata.namespace.as_deref().unwrap_or(""),
+                    b.metadata.name.as_deref().unwrap_or("")
+                );
+                let mut c = confirmations.lock().unwrap_or_else(|e| e.into_inner());
+                c.extend(pods.keys().map(|p| (key.clone(), p.clone())));
+            },
+        )
+    };
     nodes_w.ready().await;
     pods_w.ready().await;
     pdbs_w.ready().await;
@@ -633,6 +656,8 @@ pub async fn apply(
         .filter_map(|p| p.metadata.uid.clone())
         .collect();
     let mut moved: BTreeSet<String> = BTreeSet::new();
+    // Pods (by UID) this run evicted or found gone: never evicted again.
+    let mut evicted_uids: BTreeSet<String> = BTreeSet::new();
     // R_j per PDB by Little's law: the replicas missing (expectedPods - currentHealthy,
     // integrated over the run from the status stream) divided by the evictions equals the
     // mean time from an eviction to its replacement being Ready, whatever the order in
@@ -695,6 +720,14 @@ pub async fn apply(
         // One snapshot for the status and its resourceVersion: with two, a status update
         // landing in between paired the old status with the new version, and that status
         // change was never observed (a drain waited forever on a budget that was free).
+        // Confirmations first, then the snapshot: a status in the snapshot may be newer
+        // than the confirmations (a token held back one round), never older.
+        for (pdb, pod) in std::mem::take(
+            &mut *confirmations.lock().unwrap_or_else(|e| e.into_inner()),
+        ) {
+            tokens.confirm(&pdb, &pod);
+        }
+        tokens.settle_older_than(Instant::now(), UNCONFIRMED_GRACE);
         let pdb_objects = pdbs_w.objects();
         let pdbs_rv: Vec<(PdbInfo, String)> = pdb_objects
             .iter()
@@ -994,12 +1027,16 @@ pub async fn apply(
                         continue;
                     }
                     for p in left {
+                        // The pod cache may lag behind a successful eviction.
+                        if evicted_uids.contains(&p.uid) {
+                            continue;
+                        }
                         let covering: Vec<String> = pdbs
                             .iter()
                             .filter(|b| b.covers(p))
                             .map(PdbInfo::key)
                             .collect();
-                        if tokens.try_take(&covering).is_err() {
+                        if tokens.try_take(&p.name, &covering, Instant::now()).is_err() {
                             continue;
                         }
                         to_evict.push((name.clone(), p.clone(), covering));
@@ -1235,15 +1272,16 @@ pub async fn apply(
             match r? {
                 Eviction::Evicted => {
                     report.evictions += 1;
-                    let uid = pod_objects
-                        .iter()
-                        .find(|o| {
-                            o.metadata.name.as_deref() == Some(p.name.as_str())
-                                && o.metadata.namespace.as_deref() == Some(p.namespace.as_str())
-                        })
-                        .and_then(|o| o.metadata.uid.clone());
-                    if uid.is_some_and(|u| original_pods.contains(&u) && moved.insert(u)) {
+                    evicted_uids.insert(p.uid.clone());
+                    if original_pods.contains(&p.uid) && moved.insert(p.uid.clone()) {
                         report.replicas_moved += 1;
+                    }
+                    // An unready pod's eviction uses no budget (no disruptedPods entry
+                    // will confirm it).
+                    if !p.ready {
+                        for k in &covering {
+                            tokens.give_back(k, &p.name);
+                        }
                     }
                     for k in &covering {
                         deficit.entry(k.clone()).or_default().evictions += 1;
@@ -1254,15 +1292,16 @@ pub async fn apply(
                 // was disrupted, so the token goes back; kept, it would hold a budget
                 // that no later status change might ever release.
                 Eviction::Gone => {
+                    evicted_uids.insert(p.uid.clone());
                     for k in &covering {
-                        tokens.give_back(k);
+                        tokens.give_back(k, &p.name);
                     }
                 }
                 Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
                     // Wait for the PDB watch; the jittered backoff is the
                     // safety net if no status change ever arrives.
                     if let [one] = covering.as_slice() {
-                        tokens.refused(one);
+                        tokens.refused(one, &p.name);
                         let b = backoff
                             .entry(one.clone())
                             .or_insert_with(|| EvictionBackoff::new(seed(one)));

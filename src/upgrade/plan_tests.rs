@@ -35,6 +35,7 @@ fn pod(ns_name: &str, node: &str, owner: Option<(&str, &str)>, labels: &[(&str, 
     PodInfo {
         namespace: ns.into(),
         name: name.into(),
+        uid: format!("uid-{ns_name}"),
         node: Some(node.into()),
         owner: owner.map(|(k, n)| OwnerInfo {
             kind: k.into(),

@@ -137,6 +137,7 @@ mod tests {
         PodInfo {
             namespace: "kube-system".into(),
             name: "cni-x".into(),
+            uid: "uid-cni-x".into(),
             node: Some("new-1".into()),
             owner: Some(OwnerInfo {
                 kind: "DaemonSet".into(),

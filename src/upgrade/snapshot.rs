@@ -203,6 +203,8 @@ pub struct PodInfo {
     pub namespace: String,
     /// Name.
     pub name: String,
+    /// `metadata.uid` (a StatefulSet pod recreated under the same name has a new one).
+    pub uid: String,
     /// `spec.nodeName`, if scheduled.
     pub node: Option<String>,
     /// Controlling owner, if any.
@@ -589,6 +591,7 @@ fn pod_info(
     let annotations = p.metadata.annotations.clone().unwrap_or_default();
     let status = p.status.as_ref();
     Ok(PodInfo {
+        uid: p.metadata.uid.clone().unwrap_or_default(),
         node: spec.and_then(|s| s.node_name.clone()),
         daemonset: owner.as_ref().is_some_and(|o| o.kind == "DaemonSet"),
         mirror: annotations.contains_key(MIRROR_ANNOTATION),

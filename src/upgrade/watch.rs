@@ -31,6 +31,17 @@ where
 {
     /// Starts the watch (with kube's default backoff on errors); optional label selector.
     pub fn spawn(api: Api<K>, label_selector: Option<&str>) -> Self {
+        Self::spawn_observed(api, label_selector, |_: &K| {})
+    }
+
+    /// Like [`Self::spawn`], and calls `on_stored` with every object version once it is
+    /// in the cache, in the watch's order. A snapshot ([`Self::objects`]) shows only the
+    /// latest version; this sees each one (objects of a re-list once it is complete).
+    pub fn spawn_observed(
+        api: Api<K>,
+        label_selector: Option<&str>,
+        mut on_stored: impl FnMut(&K) + Send + 'static,
+    ) -> Self {
         let (store, writer) = reflector::store();
         let (tx, changes) = notify::channel(0u64);
         let mut cfg = watcher::Config::default();
@@ -40,9 +51,20 @@ where
         let stream = reflector::reflector(writer, watcher(api, cfg).default_backoff());
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
+            // A re-list's objects reach the cache together, at InitDone.
+            let mut relist: Vec<K> = Vec::new();
             while let Some(ev) = stream.next().await {
                 match ev {
-                    Ok(_) => tx.send_modify(|n| *n += 1),
+                    Ok(ev) => {
+                        match ev {
+                            watcher::Event::Apply(o) => on_stored(&o),
+                            watcher::Event::Init => relist.clear(),
+                            watcher::Event::InitApply(o) => relist.push(o),
+                            watcher::Event::InitDone => relist.drain(..).for_each(|o| on_stored(&o)),
+                            watcher::Event::Delete(_) => {}
+                        }
+                        tx.send_modify(|n| *n += 1);
+                    }
                     Err(e) => tracing::warn!(error = %e, "watch error; backing off"),
                 }
             }
