@@ -450,7 +450,10 @@ async fn watch_driven_evictions_follow_the_pdb() {
             if tokens.try_take(&names[1], &web, Instant::now()).is_err() {
                 continue;
             }
-            assert!(confirmed_first, "a token came back before the eviction's write");
+            assert!(
+                confirmed_first,
+                "a token came back before the eviction's write"
+            );
             match cluster.evict("default", &names[1]).await.expect("evict") {
                 Eviction::Evicted => break,
                 Eviction::Budget(_) => {

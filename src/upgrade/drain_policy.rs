@@ -586,7 +586,11 @@ mod tests {
         assert!(t.try_take("a", &web, now).is_ok());
         // The controller's recount from before the eviction arrives: still 1 allowed.
         t.observe("ns/web", 1);
-        assert_eq!(t.available("ns/web"), 0, "a's eviction is not in that status");
+        assert_eq!(
+            t.available("ns/web"),
+            0,
+            "a's eviction is not in that status"
+        );
         assert!(t.try_take("b", &web, now).is_err());
         // The eviction's write (disruptedPods lists a, 0 allowed), then the recount once
         // a terminates (entry dropped): counted from the first on.

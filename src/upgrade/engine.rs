@@ -8,7 +8,8 @@
 
 use super::capacity::{self, PoolZone};
 use super::drain_policy::{
-    never_allows, EvictionBackoff, EvictionTokens, UNCONFIRMED_GRACE, ForceGuard, StuckAction, StuckDrainPolicy,
+    never_allows, EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
+    UNCONFIRMED_GRACE,
 };
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
 use super::measure::{Measurements, PdbMeasure, PdbViolationMeter, PoolMeasure};
@@ -404,8 +405,7 @@ pub async fn apply(
             Api::<PodDisruptionBudget>::all(client),
             None,
             move |b: &PodDisruptionBudget| {
-                let Some(pods) = b.status.as_ref().and_then(|s| s.disrupted_pods.as_ref())
-                else {
+                let Some(pods) = b.status.as_ref().and_then(|s| s.disrupted_pods.as_ref()) else {
                     return;
                 };
                 let key = format!(
@@ -722,9 +722,9 @@ pub async fn apply(
         // change was never observed (a drain waited forever on a budget that was free).
         // Confirmations first, then the snapshot: a status in the snapshot may be newer
         // than the confirmations (a token held back one round), never older.
-        for (pdb, pod) in std::mem::take(
-            &mut *confirmations.lock().unwrap_or_else(|e| e.into_inner()),
-        ) {
+        for (pdb, pod) in
+            std::mem::take(&mut *confirmations.lock().unwrap_or_else(|e| e.into_inner()))
+        {
             tokens.confirm(&pdb, &pod);
         }
         tokens.settle_older_than(Instant::now(), UNCONFIRMED_GRACE);

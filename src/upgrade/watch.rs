@@ -60,7 +60,9 @@ where
                             watcher::Event::Apply(o) => on_stored(&o),
                             watcher::Event::Init => relist.clear(),
                             watcher::Event::InitApply(o) => relist.push(o),
-                            watcher::Event::InitDone => relist.drain(..).for_each(|o| on_stored(&o)),
+                            watcher::Event::InitDone => {
+                                relist.drain(..).for_each(|o| on_stored(&o))
+                            }
                             watcher::Event::Delete(_) => {}
                         }
                         tx.send_modify(|n| *n += 1);

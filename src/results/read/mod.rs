@@ -1,6 +1,7 @@
 //! Readers for every result shape, with format detection and shared helpers.
 
 pub mod attrs;
+pub mod byte_class;
 pub mod json_report;
 pub mod junit;
 pub mod log;

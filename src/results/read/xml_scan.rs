@@ -35,6 +35,7 @@ pub enum Token<'a> {
 }
 
 use super::attrs::short_eq;
+use super::byte_class::{blank_end, find_byte, is_blank, ByteSet};
 
 /// Why the document is not well-formed, with the byte offset where it was noticed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,75 +63,17 @@ pub struct Scanner<'a> {
     plain: bool,
 }
 
-fn is_blank(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
 /// Bytes that end the usual element name. A quote or a `/` inside a name sends the tag to
 /// the careful path: quick-xml (and so the streaming reader) takes any quote in a tag as
 /// the start of a quoted value, and only a blank as the end of the name.
-const NAME_END: [u8; 8] = [b' ', b'\t', b'\n', b'\r', b'>', b'/', b'"', b'\''];
+const NAME_END: ByteSet = ByteSet::new(b" \t\n\r>/\"'");
 /// Bytes that end an attribute key.
-const KEY_END: [u8; 9] = [b' ', b'\t', b'\n', b'\r', b'=', b'>', b'/', b'"', b'\''];
-
-/// The first offset at or after `i` holding a byte of `set`; `None` when there is none.
-/// Names and keys are a few bytes of varying length: testing eight bytes at a time
-/// (SWAR) replaces a byte loop whose exit the branch predictor kept missing.
-fn find_any<const N: usize>(buf: &[u8], mut i: usize, set: [u8; N]) -> Option<usize> {
-    const fn splat(b: u8) -> u64 {
-        u64::from_le_bytes([b; 8])
-    }
-    while let Some(chunk) = buf.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let mut hits = 0u64;
-        for c in set {
-            // The classic zero-byte test: exact for the lowest zero byte, which is all
-            // that is read below (higher bytes may report false positives).
-            let x = w ^ splat(c);
-            hits |= x.wrapping_sub(splat(0x01)) & !x & splat(0x80);
-        }
-        if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    let rest = buf.get(i..)?;
-    rest.iter().position(|b| set.contains(b)).map(|p| i + p)
-}
+const KEY_END: ByteSet = ByteSet::new(b" \t\n\r=>/\"'");
 
 /// The first non-blank offset at or after `i`; `None` at the end of the input.
 fn skip_blanks(buf: &[u8], i: usize) -> Option<usize> {
     let end = blank_end(buf, i);
     (end < buf.len()).then_some(end)
-}
-
-/// The first non-blank offset at or after `i` (`buf.len()` when there is none). Indents
-/// are runs of spaces: they are skipped eight bytes at a time, which also spares the
-/// branch predictor a byte loop whose length varies with the nesting depth.
-fn blank_end(buf: &[u8], mut i: usize) -> usize {
-    const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
-    while let Some(&b) = buf.get(i) {
-        if b == b' ' {
-            if let Some(chunk) = buf.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                let diff = u64::from_le_bytes(word) ^ SPACES;
-                // Little-endian view: the lowest set byte is the first non-space.
-                i += if diff == 0 {
-                    8
-                } else {
-                    (diff.trailing_zeros() / 8) as usize
-                };
-                continue;
-            }
-        } else if !is_blank(b) {
-            break;
-        }
-        i += 1;
-    }
-    i
 }
 
 impl<'a> Scanner<'a> {
@@ -280,7 +223,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn name_end(&self, from: usize) -> usize {
-        find_any(self.buf, from, NAME_END).unwrap_or(self.buf.len())
+        NAME_END.find(self.buf, from).unwrap_or(self.buf.len())
     }
 
     fn start_tag(&mut self, lt: usize) -> Result<Token<'a>, ScanError> {
@@ -346,7 +289,7 @@ impl<'a> Scanner<'a> {
                 _ => {}
             }
             let key_start = i;
-            i = find_any(buf, i, KEY_END)?;
+            i = KEY_END.find(buf, i)?;
             let key = &buf[key_start..i];
             i = skip_blanks(buf, i)?;
             if key.is_empty() || buf[i] != b'=' {
@@ -358,7 +301,7 @@ impl<'a> Scanner<'a> {
                 return None;
             }
             let start = i + 1;
-            let end = start + memchr::memchr(quote, buf.get(start..)?)?;
+            let end = find_byte(buf, start, quote)?;
             self.pairs.push((key, &buf[start..end]));
             // Attributes must be separated by blanks.
             let after = *buf.get(end + 1)?;
@@ -395,10 +338,9 @@ impl<'a> Scanner<'a> {
 
     fn end_tag(&mut self, lt: usize) -> Result<Token<'a>, ScanError> {
         let buf = self.buf;
-        let Some(off) = memchr::memchr(b'>', &buf[lt..]) else {
+        let Some(gt) = find_byte(buf, lt, b'>') else {
             return Err(self.err(lt, "unexpected end of file in an end tag"));
         };
-        let gt = lt + off;
         let raw = &buf[lt + 2..gt];
         let name_len = raw.iter().position(|&b| is_blank(b)).unwrap_or(raw.len());
         let (name, tail) = raw.split_at(name_len);
@@ -510,40 +452,6 @@ mod tests {
         let mut sc = Scanner::new(b"<a><b>");
         while sc.next(false).unwrap().is_some() {}
         assert_eq!(sc.depth(), 2);
-    }
-
-    #[test]
-    fn find_any_matches_a_plain_search() {
-        let mut x: u64 = 0x1234_5678_9abc_def1;
-        for _ in 0..5000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let len = (x % 40) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|k| {
-                    let r = (x >> (k % 60)) as u8;
-                    if r.is_multiple_of(5) {
-                        b" \t\n\r=>/\x01\xff"[(r as usize / 5) % 9]
-                    } else {
-                        b'a' + r % 26
-                    }
-                })
-                .collect();
-            for from in 0..=len.min(9) {
-                let naive = bytes[from..]
-                    .iter()
-                    .position(|b| KEY_END.contains(b))
-                    .map(|p| from + p);
-                assert_eq!(
-                    find_any(&bytes, from, KEY_END),
-                    naive,
-                    "{bytes:?} from {from}"
-                );
-            }
-        }
-        assert_eq!(find_any(b"", 0, NAME_END), None);
-        assert_eq!(find_any(b"abc", 5, NAME_END), None);
     }
 
     #[test]
