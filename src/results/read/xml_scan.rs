@@ -61,6 +61,8 @@ pub struct Scanner<'a> {
     /// was a plain `key="value"` sequence (see [`Scanner::attr_pairs`]).
     pairs: Vec<(&'a [u8], &'a [u8])>,
     plain: bool,
+    /// An element name with a `>` in it was opened (see [`Scanner::end_tag`]).
+    odd_names: bool,
 }
 
 /// Bytes that end the usual element name. A quote or a `/` inside a name sends the tag to
@@ -90,6 +92,7 @@ impl<'a> Scanner<'a> {
             open: Vec::with_capacity(8),
             pairs: Vec::with_capacity(8),
             plain: false,
+            odd_names: false,
         }
     }
 
@@ -257,6 +260,9 @@ impl<'a> Scanner<'a> {
                 .iter()
                 .position(|&b| is_blank(b))
                 .unwrap_or(content.len());
+            // Such a name may hold a `>` (inside quotes): the end tag's quick path,
+            // which trusts the first `>` after the name, must not see it.
+            self.odd_names |= content[..len].contains(&b'>');
             (name_start + len, gt)
         };
         // An empty name is not checked here: quick-xml accepts it too, and such an element
@@ -338,6 +344,15 @@ impl<'a> Scanner<'a> {
 
     fn end_tag(&mut self, lt: usize) -> Result<Token<'a>, ScanError> {
         let buf = self.buf;
+        // The usual end tag: `</` + the open element's name + `>`.
+        if let Some(&open) = self.open.last().filter(|_| !self.odd_names) {
+            let name_end = lt + 2 + open.len();
+            if buf.get(name_end) == Some(&b'>') && short_eq(&buf[lt + 2..name_end], open) {
+                self.open.pop();
+                self.pos = name_end + 1;
+                return Ok(Token::End { name: open });
+            }
+        }
         let Some(gt) = find_byte(buf, lt, b'>') else {
             return Err(self.err(lt, "unexpected end of file in an end tag"));
         };
@@ -442,6 +457,8 @@ mod tests {
             ("<a>x &amp y</a>", 5, "reference not closed"),
             ("<?>x?><a></a>", 0, "without a target"),
             ("<a>x &amp &lt;</a>", 5, "reference not closed"),
+            // A quoted `>` in a name: the end tag ends at its first `>`, as in quick-xml.
+            ("<a\"x>y\"></a\"x>y\">", 8, "expected </a\"x>y\">, found </a\"x>"),
         ] {
             let e = tokens(xml, true).expect_err(xml);
             assert_eq!(e.at, at, "{xml}: {e}");
