@@ -458,7 +458,11 @@ mod tests {
             ("<?>x?><a></a>", 0, "without a target"),
             ("<a>x &amp &lt;</a>", 5, "reference not closed"),
             // A quoted `>` in a name: the end tag ends at its first `>`, as in quick-xml.
-            ("<a\"x>y\"></a\"x>y\">", 8, "expected </a\"x>y\">, found </a\"x>"),
+            (
+                "<a\"x>y\"></a\"x>y\">",
+                8,
+                "expected </a\"x>y\">, found </a\"x>",
+            ),
         ] {
             let e = tokens(xml, true).expect_err(xml);
             assert_eq!(e.at, at, "{xml}: {e}");
