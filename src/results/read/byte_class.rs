@@ -6,32 +6,37 @@
 //! x86_64, SSE2 (part of the baseline, so always present) compares 16 bytes in a handful
 //! of instructions; elsewhere the same functions run as plain loops.
 //!
-//! [`ByteSet`] searches use a cheap *prefilter* on 16 bytes (byte < `0x30`, `=` or `>`)
-//! and check each candidate against the exact set: every delimiter of XML names and keys
-//! passes the prefilter, and letters (the bulk of names) do not.
+//! [`ByteSet`] searches compare each 16 bytes with every member at once (at most nine:
+//! the delimiters of XML names and keys), so the first hit is exact, with no per-byte
+//! check that the next step would have to wait for.
 
-/// A set of bytes the scanner stops at. Every member passes the prefilter (checked when
-/// the set is built, at compile time).
+/// Most members a [`ByteSet`] holds.
+const MAX_MEMBERS: usize = 9;
+
+/// A small set of bytes the scanner stops at.
 pub struct ByteSet {
+    /// The members, padded with copies of the first (harmless in an OR of compares).
+    members: [u8; MAX_MEMBERS],
     member: [bool; 256],
 }
 
 impl ByteSet {
-    /// The set of `bytes`; panics (at compile time for a `const`) when one of them would
-    /// not pass the prefilter.
+    /// The set of `bytes` (one to nine of them; more panics, at compile time for a
+    /// `const`).
     pub const fn new(bytes: &[u8]) -> ByteSet {
+        assert!(
+            !bytes.is_empty() && bytes.len() <= MAX_MEMBERS,
+            "a ByteSet holds 1 to 9 bytes"
+        );
+        let mut members = [bytes[0]; MAX_MEMBERS];
         let mut member = [false; 256];
         let mut i = 0;
         while i < bytes.len() {
-            let b = bytes[i];
-            assert!(
-                b < 0x30 || b == b'=' || b == b'>',
-                "ByteSet member outside the prefilter"
-            );
-            member[b as usize] = true;
+            members[i] = bytes[i];
+            member[bytes[i] as usize] = true;
             i += 1;
         }
-        ByteSet { member }
+        ByteSet { members, member }
     }
 
     /// Whether `b` is in the set.
@@ -45,13 +50,9 @@ impl ByteSet {
     pub fn find(&self, buf: &[u8], mut i: usize) -> Option<usize> {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         while i + 16 <= buf.len() {
-            let mut cand = sse2::prefilter(buf, i);
-            while cand != 0 {
-                let at = i + cand.trailing_zeros() as usize;
-                if self.contains(buf[at]) {
-                    return Some(at);
-                }
-                cand &= cand - 1;
+            let hits = sse2::any_of(buf, i, &self.members);
+            if hits != 0 {
+                return Some(i + hits.trailing_zeros() as usize);
             }
             i += 16;
         }
@@ -113,7 +114,7 @@ pub fn find_byte(buf: &[u8], i: usize, needle: u8) -> Option<usize> {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
 
@@ -125,17 +126,17 @@ mod sse2 {
         unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
     }
 
-    /// Bit k set when byte `i + k` is below `0x30` (or `0x80` and above: the compare is
-    /// signed), `=` or `>`.
+    /// Bit k set when byte `i + k` is one of `members`.
     #[inline]
-    pub fn prefilter(buf: &[u8], i: usize) -> u32 {
+    pub fn any_of(buf: &[u8], i: usize, members: &[u8; super::MAX_MEMBERS]) -> u32 {
         let v = load(buf, i);
         // SAFETY: SSE2 is enabled for this build (the module's cfg); plain register math.
         unsafe {
-            let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x30));
-            let eq = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'=' as i8));
-            let gt = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'>' as i8));
-            _mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(eq, gt))) as u32
+            let mut hits = _mm_cmpeq_epi8(v, _mm_set1_epi8(members[0] as i8));
+            for &m in &members[1..] {
+                hits = _mm_or_si128(hits, _mm_cmpeq_epi8(v, _mm_set1_epi8(m as i8)));
+            }
+            _mm_movemask_epi8(hits) as u32
         }
     }
 
