@@ -5,8 +5,8 @@
 //! 2. A synthetic ~100 MB ginkgo v1 JUnit (50,000 testcases with large outputs) summarised
 //!    with streaming (no output kept): wall time and peak RSS above baseline.
 //!
-//! `cargo bench --bench parse [-- CORPUS_02 [SYNTHETIC_XML]]`; without SYNTHETIC_XML the
-//! file is generated in a temp dir (and deleted). `ci/bench-results.sh` runs this next to
+//! `cargo bench --bench parse [-- CORPUS_02 [SYNTHETIC_XML | -]]`; without SYNTHETIC_XML the
+//! file is generated in a temp dir (and deleted); `-` skips it. `ci/bench-results.sh` runs this next to
 //! Python's junitparser.
 
 use e2e_gate::results::load::load_files_with;
@@ -194,6 +194,8 @@ fn main() {
 
     let tmp = tempfile::tempdir().ok();
     let synthetic = match args.get(1) {
+        // `-`: corpus #02 only (the side-by-side rounds of ci/bench-results.sh).
+        Some(p) if p == "-" => return,
         Some(p) => PathBuf::from(p),
         None => {
             let Some(dir) = tmp.as_ref() else {

@@ -49,6 +49,22 @@ impl<'a> Attrs<'a> {
         Attrs { raw, pairs }
     }
 
+    /// The raw (undecoded) values of the wanted attributes, when the tokenizer split a
+    /// plain list; `None` otherwise (use [`Self::get`]). For values whose consumers
+    /// recognise plain bytes without decoding them ([`known_word`], [`plain_decimal`]).
+    pub fn get_raw<const N: usize>(&self, keys: [&[u8]; N]) -> Option<[Option<&'a [u8]>; N]> {
+        let pairs = self.pairs?;
+        let mut out: [Option<&'a [u8]>; N] = [None; N];
+        for (k, v) in pairs {
+            if let Some(i) = keys.iter().position(|w| short_eq(w, k)) {
+                if out[i].is_none() {
+                    out[i] = Some(*v);
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The values of the wanted attributes (see [`attrs_raw`]).
     pub fn get<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
         let Some(pairs) = self.pairs else {
@@ -139,7 +155,9 @@ fn plain_ascii(v: &[u8]) -> bool {
     !chunks.iter().any(odd16) && !odd16(last)
 }
 
-fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
+/// A raw attribute value decoded (entities, normalised blanks); `None` when it cannot be
+/// (the caller then reads the attribute list the careful way).
+pub fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
     if plain_ascii(v) {
         // SAFETY: every byte is below 0x80 (checked just above), and ASCII is valid UTF-8.
         // A second, checked pass cost as much as the whole check on every attribute.
@@ -166,6 +184,18 @@ fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
     quick_xml::escape::unescape(&spaced)
         .ok()
         .map(|u| Cow::Owned(u.into_owned()))
+}
+
+/// A raw attribute value that is one of [`word`]'s known words (such bytes need no
+/// decoding); `None` for anything else.
+pub fn known_word(raw: &[u8]) -> Option<&'static str> {
+    Some(match raw {
+        b"passed" => "passed",
+        b"skipped" => "skipped",
+        b"pending" => "pending",
+        b"failed" => "failed",
+        _ => return None,
+    })
 }
 
 /// Known words as static strings (no allocation per testcase).
@@ -199,7 +229,7 @@ pub fn to_f64(v: Option<Cow<'_, str>>) -> Option<f64> {
 /// such a mantissa and a power of ten up to 10^15 are exact doubles, so one division is
 /// correctly rounded (Clinger's fast path). Every testcase has a `time`; the general
 /// parser's setup cost showed in profiles.
-fn plain_decimal(b: &[u8]) -> Option<f64> {
+pub fn plain_decimal(b: &[u8]) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];

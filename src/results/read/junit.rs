@@ -1,7 +1,7 @@
 //! Streaming JUnit reader (quick-xml): ginkgo v1, ginkgo v2, runner steps and our own
 //! Surefire-style output. Counts attributes are ignored; everything comes from testcases.
 
-use super::attrs::{short_eq, to_f64, word, Attrs};
+use super::attrs::{decode_value, known_word, plain_decimal, short_eq, to_f64, word, Attrs};
 use super::naming::{split_it_prefix, IT_PREFIX};
 use super::xml_scan::{Scanner, Token};
 use super::{is_suite_node, push_suite_node, BoundedText, ReadOptions};
@@ -83,6 +83,8 @@ struct Gathered {
     properties: Vec<(String, String)>,
     /// The classname of the previous testcase: usually every testcase has the same one.
     classname: Option<Arc<str>>,
+    /// The raw attribute bytes [`Gathered::classname`] was decoded from, when known.
+    classname_raw: Option<Vec<u8>>,
 }
 
 impl Gathered {
@@ -93,10 +95,79 @@ impl Gathered {
             _ => {
                 let new: Arc<str> = Arc::from(c);
                 self.classname = Some(new.clone());
+                self.classname_raw = None;
                 new
             }
         }
     }
+
+    /// [`Self::classname`] from raw attribute bytes: the same bytes as the previous
+    /// testcase's are not decoded again. `None` when they cannot be decoded.
+    fn classname_raw(&mut self, raw: &[u8]) -> Option<Arc<str>> {
+        if let (Some(last), Some(last_raw)) = (&self.classname, &self.classname_raw) {
+            if short_eq(last_raw, raw) {
+                return Some(last.clone());
+            }
+        }
+        let c = self.classname(&decode_value(raw)?);
+        self.classname_raw = Some(raw.to_vec());
+        Some(c)
+    }
+}
+
+/// The attributes of a testcase, read from the raw values (the hot path: one pass over
+/// the pairs; plain `time` and `status` values and a repeated `classname` are used
+/// without decoding); `None` when the list is not plain or a value needs the careful
+/// reader.
+#[allow(clippy::type_complexity)]
+fn testcase_attrs_raw<'a>(
+    attrs: &Attrs<'a>,
+    g: &mut Gathered,
+) -> Option<(
+    Option<Cow<'a, str>>,
+    Option<Arc<str>>,
+    Option<f64>,
+    Option<Cow<'static, str>>,
+)> {
+    let [name, classname, time, status] =
+        attrs.get_raw([b"name", b"classname", b"time", b"status"])?;
+    let name = match name {
+        Some(n) => Some(decode_value(n)?),
+        None => None,
+    };
+    let time = match time {
+        Some(t) => match plain_decimal(t) {
+            Some(v) => Some(v),
+            None => to_f64(Some(decode_value(t)?)),
+        },
+        None => None,
+    };
+    let status = match status {
+        Some(st) => Some(match known_word(st) {
+            Some(w) => Cow::Borrowed(w),
+            None => word(decode_value(st)?),
+        }),
+        None => None,
+    };
+    // Last: it updates the classname cache, and nothing after it can fail.
+    let classname = match classname {
+        Some(c) => Some(g.classname_raw(c)?),
+        None => None,
+    };
+    Some((name, classname, time, status))
+}
+
+/// `type` and `message` of a failure, error or skipped element; known words (ginkgo's
+/// `skipped` on every skipped spec) without decoding.
+fn child_attrs(attrs: &Attrs<'_>) -> (Option<Cow<'static, str>>, Option<Cow<'static, str>>) {
+    let known = |v: Option<&[u8]>| v.map(|v| known_word(v).map(Cow::Borrowed));
+    if let Some([ty, message]) = attrs.get_raw([b"type", b"message"]) {
+        if let (Some(Some(m)), None) = (known(message), ty) {
+            return (None, Some(m));
+        }
+    }
+    let [ty, message] = attrs.get([b"type", b"message"]);
+    (ty.map(word), message.map(word))
 }
 
 /// Reads one JUnit document into a suite. Malformed or truncated XML sets
@@ -414,8 +485,19 @@ fn open(
             }
         }
         b"testcase" => {
-            let [name, classname, time, status] =
-                attrs.get([b"name", b"classname", b"time", b"status"]);
+            let (name, classname, time, status) = match testcase_attrs_raw(&attrs, g) {
+                Some(fast) => fast,
+                None => {
+                    let [name, classname, time, status] =
+                        attrs.get([b"name", b"classname", b"time", b"status"]);
+                    (
+                        name,
+                        classname.map(|c| g.classname(&c)),
+                        to_f64(time),
+                        status.map(word),
+                    )
+                }
+            };
             if status.is_some() {
                 g.saw_status = true;
             }
@@ -429,9 +511,9 @@ fn open(
             let c = RawCase {
                 name,
                 it_prefix,
-                classname: classname.map(|c| g.classname(&c)),
-                time: to_f64(time),
-                status: status.map(word),
+                classname,
+                time,
+                status,
                 ..RawCase::default()
             };
             if empty {
@@ -455,9 +537,9 @@ fn open(
                 // failure/error beat skipped when both appear
                 if c.child == Child::None || kind != Child::Skipped {
                     c.child = kind;
-                    let [ty, message] = attrs.get([b"type", b"message"]);
-                    c.child_type = ty.map(word);
-                    c.message = message.map(word);
+                    let (ty, message) = child_attrs(&attrs);
+                    c.child_type = ty;
+                    c.message = message;
                 }
                 if !empty && kind != Child::Skipped {
                     *target = Target::Failure(BoundedText::head(opts.max_failure_bytes));
@@ -945,6 +1027,43 @@ mod tests {
           <testcase name="[ReportAfterSuite] Kubernetes e2e suite report" classname="Kubernetes e2e suite" status="passed" time="0"></testcase>
       </testsuite>
   </testsuites>"#;
+
+    /// Regression: the classname cache keyed by raw bytes must forget them when a
+    /// testcase read the careful way (not a plain attribute list) changed the classname.
+    #[test]
+    fn classname_cache_follows_both_attribute_paths() {
+        let xml = r#"<testsuite>
+            <testcase name="t1" classname="A" status="passed" time="0.5"></testcase>
+            <testcase name="t2" classname="B" odd=bare time="1"></testcase>
+            <testcase name="t3" classname="A" status="passed" time="0"></testcase>
+            <testcase name="t4" classname="A&amp;B" status="timedout" time="2e0"></testcase>
+        </testsuite>"#;
+        let s = read(xml);
+        let got: Vec<(&str, Option<&str>, Option<Duration>)> = s
+            .specs
+            .iter()
+            .map(|sp| {
+                (
+                    sp.name.as_str(),
+                    sp.classname.as_deref(),
+                    sp.attempts[0].duration,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("t1", Some("A"), Some(Duration::from_millis(500))),
+                ("t2", Some("B"), Some(Duration::from_secs(1))),
+                ("t3", Some("A"), Some(Duration::ZERO)),
+                ("t4", Some("A&B"), Some(Duration::from_secs(2))),
+            ]
+        );
+        assert_eq!(
+            s.specs[3].attempts[0].failure_kind.as_deref(),
+            Some("timedout")
+        );
+    }
 
     #[test]
     fn v2_statuses_prefix_and_dedup() {
