@@ -182,7 +182,7 @@ mod tests {
                 (0..len)
                     .map(|k| {
                         let r = (x >> (k % 57)) as usize;
-                        if r % 3 == 0 {
+                        if r.is_multiple_of(3) {
                             alphabet[r % alphabet.len()]
                         } else {
                             b'a' + (r % 26) as u8
