@@ -474,20 +474,4 @@ mod tests {
         while sc.next(false).unwrap().is_some() {}
         assert_eq!(sc.depth(), 2);
     }
-
-    #[test]
-    fn blank_runs_of_every_length() {
-        for len in 0..40 {
-            for tail in ["<", "x", "\t<", ""] {
-                for lead in ["", "\n", "\r\n", "\t"] {
-                    let s = format!("{lead}{}{tail}", " ".repeat(len));
-                    let naive = s
-                        .bytes()
-                        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-                        .unwrap_or(s.len());
-                    assert_eq!(blank_end(s.as_bytes(), 0), naive, "{s:?}");
-                }
-            }
-        }
-    }
 }
