@@ -717,9 +717,6 @@ pub async fn apply(
             })
             .collect();
         let pod_infos: Vec<PodInfo> = pods.iter().map(|(p, _)| p.clone()).collect();
-        // One snapshot for the status and its resourceVersion: with two, a status update
-        // landing in between paired the old status with the new version, and that status
-        // change was never observed (a drain waited forever on a budget that was free).
         // Confirmations first, then the snapshot: a status in the snapshot may be newer
         // than the confirmations (a token held back one round), never older.
         for (pdb, pod) in
@@ -728,6 +725,9 @@ pub async fn apply(
             tokens.confirm(&pdb, &pod);
         }
         tokens.settle_older_than(Instant::now(), UNCONFIRMED_GRACE);
+        // One snapshot for the status and its resourceVersion: with two, a status update
+        // landing in between paired the old status with the new version, and that status
+        // change was never observed (a drain waited forever on a budget that was free).
         let pdb_objects = pdbs_w.objects();
         let pdbs_rv: Vec<(PdbInfo, String)> = pdb_objects
             .iter()
