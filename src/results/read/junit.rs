@@ -115,20 +115,19 @@ impl Gathered {
     }
 }
 
+/// The attributes of a testcase the reader uses.
+struct CaseAttrs<'a> {
+    name: Option<Cow<'a, str>>,
+    classname: Option<Arc<str>>,
+    time: Option<f64>,
+    status: Option<Cow<'static, str>>,
+}
+
 /// The attributes of a testcase, read from the raw values (the hot path: one pass over
 /// the pairs; plain `time` and `status` values and a repeated `classname` are used
 /// without decoding); `None` when the list is not plain or a value needs the careful
 /// reader.
-#[allow(clippy::type_complexity)]
-fn testcase_attrs_raw<'a>(
-    attrs: &Attrs<'a>,
-    g: &mut Gathered,
-) -> Option<(
-    Option<Cow<'a, str>>,
-    Option<Arc<str>>,
-    Option<f64>,
-    Option<Cow<'static, str>>,
-)> {
+fn testcase_attrs_raw<'a>(attrs: &Attrs<'a>, g: &mut Gathered) -> Option<CaseAttrs<'a>> {
     let [name, classname, time, status] =
         attrs.get_raw([b"name", b"classname", b"time", b"status"])?;
     let name = match name {
@@ -154,7 +153,12 @@ fn testcase_attrs_raw<'a>(
         Some(c) => Some(g.classname_raw(c)?),
         None => None,
     };
-    Some((name, classname, time, status))
+    Some(CaseAttrs {
+        name,
+        classname,
+        time,
+        status,
+    })
 }
 
 /// `type` and `message` of a failure, error or skipped element; known words (ginkgo's
@@ -485,17 +489,22 @@ fn open(
             }
         }
         b"testcase" => {
-            let (name, classname, time, status) = match testcase_attrs_raw(&attrs, g) {
+            let CaseAttrs {
+                name,
+                classname,
+                time,
+                status,
+            } = match testcase_attrs_raw(&attrs, g) {
                 Some(fast) => fast,
                 None => {
                     let [name, classname, time, status] =
                         attrs.get([b"name", b"classname", b"time", b"status"]);
-                    (
+                    CaseAttrs {
                         name,
-                        classname.map(|c| g.classname(&c)),
-                        to_f64(time),
-                        status.map(word),
-                    )
+                        classname: classname.map(|c| g.classname(&c)),
+                        time: to_f64(time),
+                        status: status.map(word),
+                    }
                 }
             };
             if status.is_some() {
