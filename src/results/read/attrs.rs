@@ -67,18 +67,15 @@ impl<'a> Attrs<'a> {
 
     /// The values of the wanted attributes (see [`attrs_raw`]).
     pub fn get<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
-        let Some(pairs) = self.pairs else {
+        let Some(raw) = self.get_raw(keys) else {
             return attrs_raw(self.raw, keys);
         };
         let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-        for (k, v) in pairs {
-            let wanted = |w: &&[u8]| short_eq(w, k);
-            if let Some(i) = keys.iter().position(wanted) {
-                if out[i].is_none() {
-                    match decode_value(v) {
-                        Some(d) => out[i] = Some(d),
-                        None => return attrs_raw(self.raw, keys),
-                    }
+        for (slot, v) in out.iter_mut().zip(raw) {
+            if let Some(v) = v {
+                match decode_value(v) {
+                    Some(d) => *slot = Some(d),
+                    None => return attrs_raw(self.raw, keys),
                 }
             }
         }

@@ -17,7 +17,6 @@ const MAX_MEMBERS: usize = 9;
 pub struct ByteSet {
     /// The members, padded with copies of the first (harmless in an OR of compares).
     members: [u8; MAX_MEMBERS],
-    member: [bool; 256],
 }
 
 impl ByteSet {
@@ -29,20 +28,18 @@ impl ByteSet {
             "a ByteSet holds 1 to 9 bytes"
         );
         let mut members = [bytes[0]; MAX_MEMBERS];
-        let mut member = [false; 256];
         let mut i = 0;
         while i < bytes.len() {
             members[i] = bytes[i];
-            member[bytes[i] as usize] = true;
             i += 1;
         }
-        ByteSet { members, member }
+        ByteSet { members }
     }
 
     /// Whether `b` is in the set.
     #[inline]
     pub fn contains(&self, b: u8) -> bool {
-        self.member[b as usize]
+        self.members.contains(&b)
     }
 
     /// The first offset at or after `i` holding a member; `None` when there is none.

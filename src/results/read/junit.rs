@@ -164,10 +164,9 @@ fn testcase_attrs_raw<'a>(attrs: &Attrs<'a>, g: &mut Gathered) -> Option<CaseAtt
 /// `type` and `message` of a failure, error or skipped element; known words (ginkgo's
 /// `skipped` on every skipped spec) without decoding.
 fn child_attrs(attrs: &Attrs<'_>) -> (Option<Cow<'static, str>>, Option<Cow<'static, str>>) {
-    let known = |v: Option<&[u8]>| v.map(|v| known_word(v).map(Cow::Borrowed));
-    if let Some([ty, message]) = attrs.get_raw([b"type", b"message"]) {
-        if let (Some(Some(m)), None) = (known(message), ty) {
-            return (None, Some(m));
+    if let Some([None, Some(m)]) = attrs.get_raw([b"type", b"message"]) {
+        if let Some(w) = known_word(m) {
+            return (None, Some(Cow::Borrowed(w)));
         }
     }
     let [ty, message] = attrs.get([b"type", b"message"]);
