@@ -95,7 +95,7 @@ fn c01_02_log_flakes_applied_to_v2_junit() {
     assert!(s
         .properties
         .contains(&("flake_attempts".into(), "3".into())));
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 0);
+    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 0);
     round_trip(&s);
 }
 
@@ -164,7 +164,7 @@ fn c05_06_v1_failures() {
         .as_deref()
         .unwrap()
         .ends_with("framework.go:597"));
-    assert_eq!(summarize(std::slice::from_ref(&both)).exit_code(false), 1);
+    assert_eq!(summarize(std::slice::from_ref(&both)).exit_code(), 1);
     round_trip(&both);
     // the log alone agrees, with the failures named
     let log = load_files(&f[1..], "e2e");
@@ -234,7 +234,7 @@ fn c12_counts_recomputed() {
     let s = load_files(&f, "e2e");
     assert_eq!(counts(&s), (1, 0, 1, 2, 0));
     assert!(!s.dry_run);
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 1);
+    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 1);
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn c13_truncated_is_incomplete() {
         "{reason}"
     );
     let sum = summarize(std::slice::from_ref(&s));
-    assert_eq!(sum.exit_code(false), 3);
+    assert_eq!(sum.exit_code(), 3);
     assert_eq!(sum.suites[0].result.as_str(), "incomplete");
     round_trip(&s);
 }
@@ -273,7 +273,7 @@ fn c15_progress_post_errors_do_not_fail() {
     assert_eq!(s.kubernetes_version.as_deref(), Some("v1.18.6"));
     // passed specs are named from the progress lines
     assert!(s.specs.iter().any(|sp| sp.name == "[k8s.io] Docker Containers should be able to override the image's default command (docker entrypoint) [NodeConformance] [Conformance]"));
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 0);
+    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 0);
 }
 
 // ---- small fixtures, one per shape (always present) ----
@@ -370,7 +370,7 @@ fn fixture_dry_run_and_truncated_and_runner_steps() {
         (2, 0, 1, 1, 0),
         "log summary used as the fallback"
     );
-    assert_eq!(summarize(std::slice::from_ref(&t)).exit_code(false), 3);
+    assert_eq!(summarize(std::slice::from_ref(&t)).exit_code(), 3);
     let r = fixture("runner-steps");
     assert!(r.is_runner_steps());
     assert_eq!(counts(&r), (3, 0, 1, 0, 0));
@@ -388,7 +388,7 @@ fn real(dir: &str) -> SuiteResult {
 fn real_ginkgo_v1_fixture_image() {
     let s = real("full-run");
     assert_eq!(counts(&s), (6, 0, 3, 5, 0));
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 1);
+    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 1);
     round_trip(&s);
 
     let s = real("flake-attempts-2");
@@ -416,7 +416,7 @@ fn real_ginkgo_v1_fixture_image() {
     let s = real("dry-run");
     assert!(s.dry_run);
     assert_eq!(s.counts().passed, 0);
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(false), 0);
+    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 0);
 
     let s = real("parallel-nodes2");
     assert_eq!(s.specs.len(), 14, "both node files are read");
@@ -444,7 +444,7 @@ fn real_ginkgo_v1_fixture_image() {
             "{dir}"
         );
         assert_eq!(
-            summarize(std::slice::from_ref(&s)).exit_code(false),
+            summarize(std::slice::from_ref(&s)).exit_code(),
             3,
             "{dir}"
         );
@@ -452,7 +452,7 @@ fn real_ginkgo_v1_fixture_image() {
         let s = load_dir_with(&path, dir, &report_opts);
         assert!(s.counts().not_run > 0, "{dir}");
         assert_eq!(
-            summarize(std::slice::from_ref(&s)).exit_code(false),
+            summarize(std::slice::from_ref(&s)).exit_code(),
             3,
             "{dir}"
         );

@@ -166,7 +166,8 @@ pub struct CommonRunArgs {
     #[arg(long)]
     pub fail_on_flaky: bool,
     /// Grace between SIGTERM and SIGKILL when e2e-gate stops a container (timeout, stall).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Longer than ginkgo v2's own 30 s interrupt grace, so ginkgo can still write its JUnit.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub stop_grace: std::time::Duration,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = Format::Human)]

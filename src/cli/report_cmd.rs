@@ -5,7 +5,7 @@ use crate::exit_code;
 use crate::results::load::{load_dir_with, load_files_with};
 use crate::results::model::SuiteResult;
 use crate::results::read::ReadOptions;
-use crate::results::summary::{render_human, summarize};
+use crate::results::summary::{render_human, summarize_with};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use clap::ValueEnum;
 use std::io::Write;
@@ -113,7 +113,7 @@ pub fn run(args: ReportArgs) -> u8 {
             return exit_code::USAGE;
         }
     };
-    let summary = summarize(&suites);
+    let summary = summarize_with(&suites, args.fail_on_flaky);
     eprint!("{}", render_human(&summary));
     let payload = match args.format {
         ReportFormat::Human => None,
@@ -150,7 +150,7 @@ pub fn run(args: ReportArgs) -> u8 {
             }
         }
     }
-    summary.exit_code(args.fail_on_flaky)
+    summary.exit_code()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::args::{Format, JunitStyleOpt, RunArgs};
 use super::signals;
 use crate::exit_code;
-use crate::results::summary::{render_human, summarize};
+use crate::results::summary::{render_human, summarize_with};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use crate::results::SuiteResult;
 use crate::runner::{DockerRunner, RunContext};
@@ -276,8 +276,8 @@ pub(super) struct Conclusion<'a> {
 /// Writes `junit.xml` and `summary.json` atomically, prints the summary, settles the aggregate
 /// status (or `aborted` on a signal), and picks the exit code.
 pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
-    let summary = summarize(suites);
-    let mut code = summary.exit_code(c.fail_on_flaky);
+    let summary = summarize_with(suites, c.fail_on_flaky);
+    let mut code = summary.exit_code();
     let mut junit_suites = suites.to_vec();
     junit_suites.extend(c.extra_junit_suites);
     let junit = write_junit_string(&junit_suites, &c.junit);

@@ -45,9 +45,7 @@ async fn run_one(
             let result = SuiteResult {
                 name: suite.name.clone(),
                 dry_run,
-                incomplete: Some(Incomplete {
-                    reason: e.to_string(),
-                }),
+                incomplete: Some(Incomplete::new(e.to_string())),
                 ..SuiteResult::default()
             };
             (result, Some(e.to_string()))

@@ -137,7 +137,11 @@ fn concat(parts: Vec<SuiteResult>) -> Option<SuiteResult> {
             push_suite_node(&mut base, n);
         }
         if let Some(i) = p.incomplete {
-            base.mark_incomplete(i.reason);
+            if i.damaged {
+                base.mark_damaged(i.reason);
+            } else {
+                base.mark_incomplete(i.reason);
+            }
         }
         base.dry_run |= p.dry_run;
         base.duration = base.duration.max(p.duration);
@@ -169,7 +173,7 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -
     let junit = concat(ginkgo);
     // The JSON report records attempts; prefer it unless it is damaged and the JUnit is not.
     let mut base = match (report, junit) {
-        (Some(r), Some(j)) if r.incomplete.is_some() && j.incomplete.is_none() => Some(j),
+        (Some(r), Some(j)) if r.is_damaged() && !j.is_damaged() => Some(j),
         (Some(r), _) => Some(r),
         (None, j) => j,
     };
@@ -194,8 +198,10 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -
         .or(logs.first());
     let mut suite = match (base, log) {
         (Some(mut b), Some((label, l))) => {
-            let junit_damaged =
-                b.incomplete.is_some() && l.counts.is_some() && !b.is_runner_steps();
+            // Only a damaged file gives way to the log's counts. A well-formed report of a
+            // stopped run (ginkgo v2: `SpecialSuiteFailureReason`) names every spec, which the
+            // log's counts cannot.
+            let junit_damaged = b.is_damaged() && l.counts.is_some() && !b.is_runner_steps();
             if junit_damaged {
                 let reason = b.incomplete.take().map(|i| i.reason).unwrap_or_default();
                 let mut fallback = log_to_suite(l, label, &ReadOptions::default());

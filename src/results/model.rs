@@ -196,6 +196,21 @@ pub struct SuiteNode {
 pub struct Incomplete {
     /// Human reason, naming the file or event, e.g. "junit_01.xml: unexpected end of file at byte 1107".
     pub reason: String,
+    /// A result file itself is damaged (malformed or truncated), so what it holds cannot be
+    /// trusted as a whole. Not set for a well-formed report of a run that was stopped: ginkgo v2
+    /// writes every spec of such a run, which is better than anything rebuilt from the log.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub damaged: bool,
+}
+
+impl Incomplete {
+    /// An incomplete verdict whose files are intact.
+    pub fn new(reason: impl Into<String>) -> Incomplete {
+        Incomplete {
+            reason: reason.into(),
+            damaged: false,
+        }
+    }
 }
 
 /// Everything known about one suite run (all containers of it, merged).
@@ -339,6 +354,19 @@ impl SuiteResult {
         self.specs.iter().filter(|s| s.is_dry_run()).count()
     }
 
+    /// Marks the results incomplete because a result file is damaged (see [`Incomplete::damaged`]).
+    pub fn mark_damaged(&mut self, reason: impl Into<String>) {
+        self.mark_incomplete(reason);
+        if let Some(i) = &mut self.incomplete {
+            i.damaged = true;
+        }
+    }
+
+    /// Whether a result file behind this suite was damaged.
+    pub fn is_damaged(&self) -> bool {
+        self.incomplete.as_ref().is_some_and(|i| i.damaged)
+    }
+
     /// Marks the suite incomplete, appending to an existing reason.
     pub fn mark_incomplete(&mut self, reason: impl Into<String>) {
         let reason = reason.into();
@@ -348,7 +376,7 @@ impl SuiteResult {
                 i.reason.push_str(&reason);
             }
             Some(_) => {}
-            None => self.incomplete = Some(Incomplete { reason }),
+            None => self.incomplete = Some(Incomplete::new(reason)),
         }
     }
 
@@ -434,7 +462,7 @@ mod tests {
             },
         });
         assert_eq!(s.verdict(), SuiteVerdict::Failed);
-        s.incomplete = Some(Incomplete { reason: "x".into() });
+        s.incomplete = Some(Incomplete::new("x"));
         assert_eq!(s.verdict(), SuiteVerdict::Incomplete);
     }
 }

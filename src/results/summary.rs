@@ -114,7 +114,7 @@ pub struct RunSummary {
     pub totals: Totals,
 }
 
-fn suite_summary(s: &SuiteResult) -> SuiteSummary {
+fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
     // One walk over the specs gives the counts, the names and the dry-run listings
     // (a suite holds thousands of specs; the summary is on the hot path of `report`).
     let mut c = Counts::default();
@@ -131,7 +131,12 @@ fn suite_summary(s: &SuiteResult) -> SuiteSummary {
         }
         dry_run_specs += usize::from(sp.is_dry_run());
     }
-    let verdict = s.verdict_with(&c);
+    let verdict = match s.verdict_with(&c) {
+        // One verdict everywhere: with --fail-on-flaky a flaky suite *is* failed, in the JSON and
+        // the human line as much as in the exit code and the status.
+        SuiteVerdict::Passed if fail_on_flaky && c.flaky > 0 => SuiteVerdict::Failed,
+        v => v,
+    };
     SuiteSummary {
         name: s.name.clone(),
         result: verdict.into(),
@@ -162,9 +167,17 @@ fn suite_summary(s: &SuiteResult) -> SuiteSummary {
     }
 }
 
-/// Summarises suites.
+/// Summarises suites (flaky specs allowed).
 pub fn summarize(suites: &[SuiteResult]) -> RunSummary {
-    let suites: Vec<SuiteSummary> = suites.iter().map(suite_summary).collect();
+    summarize_with(suites, false)
+}
+
+/// Summarises suites; with `fail_on_flaky` a suite with a flaky spec is failed.
+pub fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary {
+    let suites: Vec<SuiteSummary> = suites
+        .iter()
+        .map(|s| suite_summary(s, fail_on_flaky))
+        .collect();
     let mut totals = Totals::default();
     for s in &suites {
         totals.passed += s.passed;
@@ -190,12 +203,12 @@ pub fn summarize(suites: &[SuiteResult]) -> RunSummary {
 }
 
 impl RunSummary {
-    /// Process exit code: 3 incomplete, 1 failed (or flaky with `fail_on_flaky`), 0 passed.
-    pub fn exit_code(&self, fail_on_flaky: bool) -> u8 {
+    /// Process exit code: 3 incomplete, 1 failed, 0 passed; the verdict decides, so a summary
+    /// made with [`summarize_with`]`(…, true)` already fails on flaky specs.
+    pub fn exit_code(&self) -> u8 {
         match self.result {
             ResultWord::Incomplete => exit_code::INFRA,
             ResultWord::Failed => exit_code::FAILED,
-            ResultWord::Passed if fail_on_flaky && self.totals.flaky > 0 => exit_code::FAILED,
             ResultWord::Passed => exit_code::OK,
         }
     }
@@ -270,6 +283,9 @@ pub fn render_human(summary: &RunSummary) -> String {
         for n in &s.flaky_specs {
             let _ = writeln!(out, "  FLAKY   {n}");
         }
+        if s.result == ResultWord::Failed && s.failed == 0 && s.flaky > 0 && s.failed_suite_nodes.is_empty() {
+            let _ = writeln!(out, "  failed because flaky specs fail the run (--fail-on-flaky)");
+        }
     }
     let t = &summary.totals;
     let all_dry = !summary.suites.is_empty() && summary.suites.iter().all(|s| s.dry_run);
@@ -342,16 +358,30 @@ mod tests {
         ] {
             assert!(v["suites"][0].get(key).is_some(), "{key}");
         }
-        assert_eq!(s.exit_code(false), 1);
+        assert_eq!(s.exit_code(), 1);
         let back: RunSummary = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
         let only_a = summarize(&suites()[..1]);
-        assert_eq!(only_a.exit_code(false), 0);
-        assert_eq!(only_a.exit_code(true), 1);
+        assert_eq!(only_a.exit_code(), 0);
         let mut inc = suites();
         inc[0].mark_incomplete("cut");
-        assert_eq!(summarize(&inc).exit_code(false), 3);
+        assert_eq!(summarize(&inc).exit_code(), 3);
         assert_eq!(summarize(&[]).result, ResultWord::Incomplete);
+    }
+
+    #[test]
+    fn fail_on_flaky_is_one_verdict_in_json_text_and_exit_code() {
+        // Regression: --fail-on-flaky exited 1 while summary.json and the last line said passed.
+        let s = summarize_with(&suites()[..1], true);
+        assert_eq!(s.result, ResultWord::Failed);
+        assert_eq!(s.suites[0].result, ResultWord::Failed);
+        assert_eq!(s.exit_code(), 1);
+        let text = render_human(&s);
+        assert!(text.contains("a: FAILED"), "{text}");
+        assert!(text.contains("result: FAILED"), "{text}");
+        assert!(text.contains("--fail-on-flaky"), "{text}");
+        let allowed = summarize_with(&suites()[..1], false);
+        assert_eq!((allowed.result, allowed.exit_code()), (ResultWord::Passed, 0));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptions,
 };
 use bollard::Docker;
@@ -172,31 +172,44 @@ impl DockerRunner {
             .create_container(Some(opts), body)
             .await
             .map_err(|e| engine("create", &spec.name, e))?;
+        // Attached before start, the stream carries every byte the container writes, read as it
+        // is produced. Reading `docker logs` instead would depend on the log driver: json-file
+        // rotates (10 MB × 3 on many hosts), so a long run's first lines would be gone.
+        let attach_opts = AttachContainerOptionsBuilder::default()
+            .stream(true)
+            .stdout(true)
+            .stderr(true)
+            .logs(false)
+            .build();
+        let attached = self
+            .docker
+            .attach_container(&spec.name, Some(attach_opts))
+            .await
+            .map_err(|e| engine("attach", &spec.name, e))?;
+        let mut stream = attached.output;
         self.docker
             .start_container(&spec.name, None)
             .await
             .map_err(|e| engine("start", &spec.name, e))?;
 
-        let logs_opts = LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let mut logs = self.docker.logs(&spec.name, Some(logs_opts));
-        let pump = async {
-            while let Some(item) = logs.next().await {
+        // The pump runs beside the wait, never after it: progress, `e2e.log` and the stall
+        // watchdog all need output while the container is still running.
+        let name = spec.name.clone();
+        let mut pump = tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
                 match item {
                     Ok(chunk) => {
                         // A closed receiver only means nobody reads any more; keep draining.
                         let _ = output.send(chunk.into_bytes().to_vec()).await;
                     }
                     Err(e) => {
-                        tracing::debug!(container = %spec.name, error = %e, "log stream ended");
-                        break;
+                        tracing::warn!(container = %name, error = %e, "output stream broke; e2e.log may be incomplete");
+                        return false;
                     }
                 }
             }
-        };
+            true
+        });
         let wait = async {
             let mut stream = self
                 .docker
@@ -216,7 +229,7 @@ impl DockerRunner {
         tokio::pin!(wait);
         let mut stopped = false;
         let code = tokio::select! {
-            code = &mut wait => code?,
+            code = &mut wait => code,
             _ = stop.wait() => {
                 stopped = true;
                 let grace = stop.grace();
@@ -226,13 +239,23 @@ impl DockerRunner {
                     tracing::warn!(container = %spec.name, error = %e, "stop failed; removing by force");
                 }
                 match tokio::time::timeout(grace + Duration::from_secs(5), &mut wait).await {
-                    Ok(code) => code?,
-                    Err(_) => 137,
+                    Ok(code) => code,
+                    Err(_) => Ok(137),
                 }
             }
         };
-        // Output that arrived before exit is flushed by the log stream ending with the container.
-        let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+        // The attach stream ends once the container's output is closed; what is still in flight
+        // is delivered first. The bound only matters if the engine never closes it.
+        match tokio::time::timeout(Duration::from_secs(30), &mut pump).await {
+            Ok(Ok(true)) => {}
+            Ok(_) => tracing::warn!(container = %spec.name, "output stream ended early"),
+            Err(_) => {
+                // Aborted so its sender drops and the log writer can finish.
+                pump.abort();
+                tracing::warn!(container = %spec.name, "output stream still open 30 s after exit; e2e.log may miss the tail");
+            }
+        }
+        let code = code?;
         Ok(ContainerExit { code, stopped })
     }
 }

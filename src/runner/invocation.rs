@@ -49,10 +49,13 @@ pub fn or_regex(list: &[String]) -> String {
     }
 }
 
-fn ginkgo_flag(v: GinkgoVersion, v1: &str, v2: &str) -> String {
+/// A flag's spelling for the image's ginkgo. Undeclared, the v1 spelling is used: ginkgo v2
+/// still accepts it (as a deprecated alias, with a notice), while v1 rejects the v2 spelling and
+/// would not start at all.
+fn ginkgo_flag(v: Option<GinkgoVersion>, v1: &str, v2: &str) -> String {
     match v {
-        GinkgoVersion::V1 => v1.to_string(),
-        GinkgoVersion::V2 => v2.to_string(),
+        Some(GinkgoVersion::V2) => v2.to_string(),
+        Some(GinkgoVersion::V1) | None => v1.to_string(),
     }
 }
 
@@ -228,8 +231,14 @@ mod tests {
         );
         assert_eq!(env(&c, "E2E_SKIP"), Some(r"\[Serial\]"));
         assert_eq!(env(&c, "E2E_PARALLEL"), Some("y"));
+        // Undeclared ginkgo: the spelling both versions accept.
         assert_eq!(
             env(&c, "E2E_EXTRA_GINKGO_ARGS"),
+            Some("--flakeAttempts=3 --nodes=4")
+        );
+        let v2 = suite("ginkgo = \"v2\"\nflake_attempts = 3\nparallel = 4\n");
+        assert_eq!(
+            env(&container_for(&v2, &FIRST, &host(true)), "E2E_EXTRA_GINKGO_ARGS"),
             Some("--flake-attempts=3 --nodes=4")
         );
         assert_eq!(

@@ -2,6 +2,7 @@
 
 mod attempt;
 mod container;
+mod detect;
 mod docker;
 pub mod invocation;
 pub mod progress;

@@ -2,13 +2,16 @@
 //!
 //! ginkgo matches `--focus` against a text it builds itself, which is not the JUnit name:
 //! - v1 matches `"<suite description> [Top Level] <spec text>"` (the description passed to
-//!   `RunSpecs`, which v1 also writes as the testcase `classname`, then its root container's text),
-//!   so the regex must carry that prefix (checked against real ginkgo 1.16 in the fixture image);
-//! - v2 matches the spec text alone; its JUnit name adds `[It] ` (removed by the reader). Suites
-//!   that keep labels in JUnit names (` [label, …]`, which Kubernetes omits) cannot be told apart
-//!   from names that end in brackets (`[Conformance]`), so only the exact text is selected.
+//!   `RunSpecs`, which v1 writes as the testcase `classname`, then its root container's text),
+//!   checked against real ginkgo 1.16 in the v1 fixture image;
+//! - v2 matches `"<suite description> <spec text>"` (ginkgo v2 `internal/focus.go`), and also
+//!   writes the description as the `classname`; its JUnit name adds `[It] ` (removed by the
+//!   reader). Suites that keep labels in JUnit names (` [label, …]`, which Kubernetes omits)
+//!   cannot be told apart from names that end in brackets (`[Conformance]`), so only the exact
+//!   text is selected; the runner checks that a rerun ran every spec it targeted.
 //!
-//! Names are quoted the way Go's `regexp.QuoteMeta` does, so `[]().+|*?` match literally.
+//! An anchor before the spec text alone therefore selects nothing in either version. Names are
+//! quoted the way Go's `regexp.QuoteMeta` does, so `[]().+|*?` match literally.
 
 use crate::suite::GinkgoVersion;
 
@@ -23,8 +26,18 @@ const V1_ROOT: &str = r"\[Top Level\]";
 pub struct RerunTarget {
     /// The spec text (v2 `[It] ` prefix already removed).
     pub name: String,
-    /// The JUnit classname; ginkgo v1 writes the suite description there.
+    /// The JUnit classname; ginkgo (v1 and v2) writes the suite description there.
     pub classname: Option<String>,
+}
+
+/// How the ginkgo that ran the first container matches a focus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FocusRule {
+    /// The major version detected from the first container (or declared by the suite file).
+    pub ginkgo: GinkgoVersion,
+    /// The suite description (`Running Suite: <description>`), used when a target has no
+    /// classname.
+    pub description: Option<String>,
 }
 
 /// Quotes every RE2 metacharacter, exactly like Go's `regexp.QuoteMeta`.
@@ -42,44 +55,58 @@ pub fn quote_meta(s: &str) -> String {
     out
 }
 
-/// The alternatives (unanchored, quoted) that select one target.
-fn alternatives(t: &RerunTarget, ginkgo: GinkgoVersion) -> Vec<String> {
-    match ginkgo {
-        GinkgoVersion::V1 => {
-            let top = format!(r"{V1_ROOT} {}", quote_meta(&t.name));
-            match t.classname.as_deref().filter(|c| !c.is_empty()) {
-                Some(description) => vec![format!("{} {top}", quote_meta(description))],
-                // Without the description the start cannot be pinned; the root marker still is.
-                None => vec![format!(".* {top}")],
-            }
-        }
-        GinkgoVersion::V2 => vec![quote_meta(&t.name)],
+/// The alternative (unanchored, quoted) that selects one target: the whole text ginkgo matches.
+fn alternative(t: &RerunTarget, rule: &FocusRule) -> String {
+    let text = match rule.ginkgo {
+        GinkgoVersion::V1 => format!(r"{V1_ROOT} {}", quote_meta(&t.name)),
+        GinkgoVersion::V2 => quote_meta(&t.name),
+    };
+    let description = t
+        .classname
+        .as_deref()
+        .or(rule.description.as_deref())
+        .filter(|d| !d.is_empty());
+    match description {
+        Some(d) => format!("{} {text}", quote_meta(d)),
+        // Without the description the start cannot be pinned; the rest still is, and the runner
+        // keeps only the targets of whatever the rerun selects.
+        None => format!(".* {text}"),
     }
 }
 
-/// Anchored focus regexes selecting exactly `targets`, each at most `max_len` bytes
-/// (a single over-long name still gets its own chunk). Duplicate names collapse.
-pub fn focus_chunks(targets: &[RerunTarget], ginkgo: GinkgoVersion, max_len: usize) -> Vec<String> {
-    let mut alts: Vec<String> = Vec::new();
+/// Anchored focus regexes selecting exactly `targets`, each at most `max_len` bytes (a single
+/// over-long name still gets its own chunk), each with the targets it selects. Duplicate names
+/// collapse.
+pub fn focus_chunks(
+    targets: &[RerunTarget],
+    rule: &FocusRule,
+    max_len: usize,
+) -> Vec<(String, Vec<RerunTarget>)> {
+    let mut alts: Vec<(String, RerunTarget)> = Vec::new();
     for t in targets {
-        for a in alternatives(t, ginkgo) {
-            if !alts.contains(&a) {
-                alts.push(a);
-            }
+        let a = alternative(t, rule);
+        if !alts.iter().any(|(seen, _)| *seen == a) {
+            alts.push((a, t.clone()));
         }
     }
-    let wrap = |parts: &[String]| format!("^(?:{})$", parts.join("|"));
+    let wrap = |parts: &[(String, RerunTarget)]| {
+        let regex = format!(
+            "^(?:{})$",
+            parts.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join("|")
+        );
+        (regex, parts.iter().map(|(_, t)| t.clone()).collect())
+    };
     let mut chunks = Vec::new();
-    let mut current: Vec<String> = Vec::new();
+    let mut current: Vec<(String, RerunTarget)> = Vec::new();
     let mut len = 0;
-    for a in alts {
+    for (a, t) in alts {
         if !current.is_empty() && len + a.len() + 1 + 8 > max_len {
             chunks.push(wrap(&current));
             current.clear();
             len = 0;
         }
         len += a.len() + 1;
-        current.push(a);
+        current.push((a, t));
     }
     if !current.is_empty() {
         chunks.push(wrap(&current));
@@ -99,6 +126,19 @@ mod tests {
         }
     }
 
+    fn rule(ginkgo: GinkgoVersion) -> FocusRule {
+        FocusRule {
+            ginkgo,
+            description: None,
+        }
+    }
+
+    const V2: GinkgoVersion = GinkgoVersion::V2;
+
+    fn regexes(targets: &[RerunTarget], rule: &FocusRule, max: usize) -> Vec<String> {
+        focus_chunks(targets, rule, max).into_iter().map(|(r, _)| r).collect()
+    }
+
     #[test]
     fn quote_meta_matches_go() {
         assert_eq!(
@@ -109,35 +149,52 @@ mod tests {
     }
 
     #[test]
-    fn v2_selects_exactly_the_named_specs() {
+    fn v2_matches_description_space_text_and_selects_exactly_the_named_specs() {
+        // Regression: `^(?:<text>)$` selected nothing, because ginkgo v2 matches
+        // "<description> <text>" (internal/focus.go).
         let names = [
             "[sig-apps] StatefulSet should work (a+b) [x|y] *?. [Conformance]",
             "[sig-apps] StatefulSet should work",
         ];
-        let chunks = focus_chunks(&[t(names[0])], GinkgoVersion::V2, MAX_FOCUS_LEN);
+        let chunks = regexes(&[t(names[0])], &rule(V2), MAX_FOCUS_LEN);
         assert_eq!(chunks.len(), 1);
         let re = Regex::new(&chunks[0]).unwrap();
-        assert!(re.is_match(names[0]));
+        assert!(re.is_match(&format!("Fixture Suite {}", names[0])));
+        assert!(!re.is_match(names[0]), "the bare text is not what ginkgo matches");
         // the prefix of another spec and a longer name must not match
-        assert!(!re.is_match(names[1]));
-        assert!(!re.is_match(&format!("{} extra", names[0])));
+        assert!(!re.is_match(&format!("Fixture Suite {}", names[1])));
+        assert!(!re.is_match(&format!("Fixture Suite {} extra", names[0])));
+    }
+
+    #[test]
+    fn v2_description_from_the_run_when_no_classname() {
+        let target = RerunTarget {
+            name: "a (b)".into(),
+            classname: None,
+        };
+        let with = FocusRule {
+            ginkgo: V2,
+            description: Some("Kubernetes e2e suite".into()),
+        };
+        let re = Regex::new(&regexes(std::slice::from_ref(&target), &with, MAX_FOCUS_LEN)[0]).unwrap();
+        assert!(re.is_match("Kubernetes e2e suite a (b)"));
+        assert!(!re.is_match("Other suite a (b)"));
+        let re = Regex::new(&regexes(&[target], &rule(V2), MAX_FOCUS_LEN)[0]).unwrap();
+        assert!(re.is_match("Anything a (b)"));
+        assert!(!re.is_match("Anything a (b) more"));
     }
 
     #[test]
     fn v2_trailing_brackets_are_part_of_the_name() {
-        let chunks = focus_chunks(
-            &[t("works [Conformance]")],
-            GinkgoVersion::V2,
-            MAX_FOCUS_LEN,
-        );
+        let chunks = regexes(&[t("works [Conformance]")], &rule(V2), MAX_FOCUS_LEN);
         let re = Regex::new(&chunks[0]).unwrap();
-        assert!(re.is_match("works [Conformance]"));
-        assert!(!re.is_match("works"));
+        assert!(re.is_match("Fixture Suite works [Conformance]"));
+        assert!(!re.is_match("Fixture Suite works"));
     }
 
     #[test]
     fn v1_carries_suite_description_prefix() {
-        let chunks = focus_chunks(&[t("Describe it (x)")], GinkgoVersion::V1, MAX_FOCUS_LEN);
+        let chunks = regexes(&[t("Describe it (x)")], &rule(GinkgoVersion::V1), MAX_FOCUS_LEN);
         let re = Regex::new(&chunks[0]).unwrap();
         assert!(re.is_match("Fixture Suite [Top Level] Describe it (x)"));
         assert!(!re.is_match("Fixture Suite [Top Level] Outer Describe it (x)"));
@@ -150,22 +207,26 @@ mod tests {
         let targets: Vec<_> = (0..200)
             .map(|i| t(&format!("spec number {i} [Conformance]")))
             .collect();
-        let chunks = focus_chunks(&targets, GinkgoVersion::V2, 1024);
+        let full = focus_chunks(&targets, &rule(V2), 1024);
+        let covered: usize = full.iter().map(|(_, c)| c.len()).sum();
+        assert_eq!(covered, targets.len(), "each chunk carries the targets it selects");
+        let chunks = regexes(&targets, &rule(V2), 1024);
         assert!(chunks.len() > 1);
         let res: Vec<_> = chunks.iter().map(|c| Regex::new(c).unwrap()).collect();
         for c in &chunks {
             assert!(c.len() <= 1024, "{}", c.len());
         }
         for target in &targets {
-            let hits = res.iter().filter(|r| r.is_match(&target.name)).count();
+            let matched = format!("Fixture Suite {}", target.name);
+            let hits = res.iter().filter(|r| r.is_match(&matched)).count();
             assert_eq!(hits, 1, "{}", target.name);
         }
-        assert!(!res.iter().any(|r| r.is_match("spec number 1")));
+        assert!(!res.iter().any(|r| r.is_match("Fixture Suite spec number 1")));
     }
 
     #[test]
     fn duplicate_names_collapse() {
-        let chunks = focus_chunks(&[t("same"), t("same")], GinkgoVersion::V2, MAX_FOCUS_LEN);
-        assert_eq!(chunks, vec!["^(?:same)$".to_string()]);
+        let chunks = regexes(&[t("same"), t("same")], &rule(V2), MAX_FOCUS_LEN);
+        assert_eq!(chunks, vec!["^(?:Fixture Suite same)$".to_string()]);
     }
 }

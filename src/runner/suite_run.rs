@@ -6,8 +6,10 @@
 
 use super::attempt::{run_attempt, AttemptOutcome, Limits, StopReason};
 use super::container::{ContainerRunner, RunnerError};
+use super::detect::{detect, settle};
 use super::invocation::{container_for, Attempt, Host};
-use super::rerun::{focus_chunks, RerunTarget, MAX_FOCUS_LEN};
+use super::rerun::{focus_chunks, FocusRule, RerunTarget, MAX_FOCUS_LEN};
+use crate::results::read::log::{read_log, LogSummary};
 use crate::results::{self, AttemptState, Incomplete, Spec, SpecOutcome, SuiteResult};
 use crate::suite::SuiteSpec;
 use std::path::{Path, PathBuf};
@@ -77,6 +79,19 @@ fn attempt_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// What one container left: how it ended, its results, and its console log read on its own
+/// (the runner needs the log's `Running Suite` and `Will run` lines whatever the reports hold).
+struct ContainerRun {
+    outcome: AttemptOutcome,
+    result: SuiteResult,
+    log: Option<LogSummary>,
+}
+
+fn read_attempt_log(dir: &Path) -> Option<LogSummary> {
+    let file = std::fs::File::open(dir.join("e2e.log")).ok()?;
+    read_log(std::io::BufReader::with_capacity(256 * 1024, file)).ok()
+}
+
 async fn run_container(
     ctx: &RunContext<'_>,
     suite: &SuiteSpec,
@@ -84,7 +99,7 @@ async fn run_container(
     dir: &Path,
     limits: &Limits,
     cancel: &CancellationToken,
-) -> Result<(AttemptOutcome, SuiteResult), RunnerError> {
+) -> Result<ContainerRun, RunnerError> {
     let results_dir = dir.join("results");
     std::fs::create_dir_all(&results_dir).map_err(|e| io_err(&results_dir, e))?;
     let host = Host {
@@ -110,8 +125,26 @@ async fn run_container(
         cancel,
     )
     .await?;
-    let result = results::load::load_files(&attempt_files(dir), &suite.name);
-    Ok((outcome, result))
+    // Parsing a long run's results is CPU work: off the async threads.
+    let dir = dir.to_path_buf();
+    let name = suite.name.clone();
+    let (result, log) = tokio::task::spawn_blocking(move || {
+        (
+            results::load::load_files(&attempt_files(&dir), &name),
+            read_attempt_log(&dir),
+        )
+    })
+    .await
+    .map_err(|e| RunnerError::Engine {
+        op: "results",
+        target: suite.name.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(ContainerRun {
+        outcome,
+        result,
+        log,
+    })
 }
 
 fn container_record(spec: &super::container::ContainerSpec) -> String {
@@ -154,38 +187,82 @@ fn selected_names(dry: &SuiteResult) -> Vec<String> {
         .collect()
 }
 
-/// Marks selected specs that never ran: the run was stopped before them.
+/// Whether an attempt reached a verdict of its own (a spec ginkgo interrupted did not).
+fn ran(a: &results::Attempt) -> bool {
+    match a.state {
+        AttemptState::Passed => true,
+        AttemptState::Failed => a.failure_kind.as_deref() != Some("interrupted"),
+        _ => false,
+    }
+}
+
+/// Specs the log counted but no report named (ginkgo wrote no JUnit): placeholders.
+fn is_placeholder(spec: &Spec) -> bool {
+    spec.name.starts_with('(') && spec.name.contains("not named in")
+}
+
+/// After a stopped container, every selected spec is counted exactly once: a spec that reached a
+/// verdict keeps it; the one ginkgo interrupted and the ones it never started become *not run*
+/// under their own names. When the results name fewer specs than ran (the log's counts stood in
+/// for a missing JUnit), the names of the rest cannot be known: the difference is added as
+/// unnamed not-run entries instead of guessing.
 fn mark_not_run(result: &mut SuiteResult, selected: &[String], reason: &str) {
+    let unnamed_ran = result
+        .specs
+        .iter()
+        .filter(|s| is_placeholder(s) && s.attempts.iter().any(ran))
+        .count();
+    let mut unknown = 0usize;
     for name in selected {
         match result.specs.iter_mut().find(|s| &s.name == name) {
-            Some(spec)
-                if spec
+            Some(spec) if spec.attempts.iter().any(ran) => {}
+            Some(spec) => {
+                let note = spec
                     .attempts
                     .iter()
-                    .any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed)) => {}
-            Some(spec) => {
-                spec.attempts = vec![not_run_attempt(reason)];
+                    .rev()
+                    .find(|a| a.failure_kind.as_deref() == Some("interrupted"))
+                    .and_then(|a| a.failure.clone());
+                spec.attempts = vec![not_run_attempt(reason, note)];
             }
+            None if unnamed_ran > 0 => unknown += 1,
             None => {
                 let mut spec = Spec::single(name.clone(), AttemptState::NotRun);
-                spec.attempts = vec![not_run_attempt(reason)];
+                spec.attempts = vec![not_run_attempt(reason, None)];
                 result.specs.push(spec);
             }
         }
     }
+    for i in 0..unknown.saturating_sub(unnamed_ran) {
+        let mut spec = Spec::single(
+            format!("(selected spec {} not run, not named: no JUnit was written)", i + 1),
+            AttemptState::NotRun,
+        );
+        spec.attempts = vec![not_run_attempt(reason, None)];
+        result.specs.push(spec);
+    }
 }
 
-fn not_run_attempt(reason: &str) -> results::Attempt {
+fn not_run_attempt(reason: &str, interrupted_at: Option<String>) -> results::Attempt {
+    let failure = match interrupted_at {
+        Some(text) => format!("not run: {reason}; interrupted while running:\n{text}"),
+        None => format!("not run: {reason}"),
+    };
     results::Attempt {
         state: AttemptState::NotRun,
         failure_kind: Some("not-run".into()),
-        failure: Some(format!("not run: {reason}")),
+        failure: Some(failure),
         ..results::Attempt::default()
     }
 }
 
-fn properties(suite: &SuiteSpec) -> Vec<(String, String)> {
+fn properties(suite: &SuiteSpec, ginkgo: crate::suite::GinkgoVersion) -> Vec<(String, String)> {
+    let ginkgo = match ginkgo {
+        crate::suite::GinkgoVersion::V1 => "v1",
+        crate::suite::GinkgoVersion::V2 => "v2",
+    };
     vec![
+        ("ginkgo".into(), ginkgo.into()),
         ("image".into(), suite.image.clone()),
         ("focus".into(), super::invocation::or_regex(&suite.focus)),
         ("skip".into(), super::invocation::or_regex(&suite.skip)),
@@ -207,7 +284,11 @@ pub async fn dry_run_suite(
         focus_override: None,
         dry_run: true,
     };
-    let (outcome, mut result) = run_container(
+    let ContainerRun {
+        outcome,
+        mut result,
+        ..
+    } = run_container(
         ctx,
         suite,
         &attempt,
@@ -218,11 +299,10 @@ pub async fn dry_run_suite(
     .await?;
     result.dry_run = true;
     result.name = suite.name.clone();
-    result.properties = properties(suite);
+    let ginkgo = settle(suite.ginkgo, detect(&result, None).ginkgo).0;
+    result.properties = properties(suite, ginkgo);
     if let Some(reason) = outcome.stopped {
-        result.incomplete = Some(Incomplete {
-            reason: format!("dry run stopped: {reason}"),
-        });
+        result.incomplete = Some(Incomplete::new(format!("dry run stopped: {reason}")));
     }
     Ok(result)
 }
@@ -243,7 +323,11 @@ pub async fn run_suite(
         focus_override: None,
         dry_run: false,
     };
-    let (outcome, mut result) = run_container(
+    let ContainerRun {
+        outcome,
+        mut result,
+        log,
+    } = run_container(
         ctx,
         suite,
         &first,
@@ -253,12 +337,26 @@ pub async fn run_suite(
     )
     .await?;
     result.name = suite.name.clone();
+    let seen = detect(&result, log.as_ref());
+    let (ginkgo, mismatch) = settle(suite.ginkgo, seen.ginkgo);
+    if let Some(warning) = &mismatch {
+        tracing::warn!(suite = %suite.name, "{warning}");
+    }
     if let Some(reason) = &outcome.stopped {
         complete_after_stop(ctx, suite, &suite_dir, &mut result, reason).await;
     }
+    // Reruns speak the ginkgo the image really runs.
+    let rerun_suite = SuiteSpec {
+        ginkgo: Some(ginkgo),
+        ..suite.clone()
+    };
+    let rule = FocusRule {
+        ginkgo,
+        description: seen.description,
+    };
 
     let mut container = 0;
-    for round in 1..=suite.reruns {
+    'rounds: for round in 1..=suite.reruns {
         if ctx.cancel.is_cancelled() {
             break;
         }
@@ -273,7 +371,7 @@ pub async fn run_suite(
             break;
         }
         tracing::info!(suite = %suite.name, round, specs = targets.len(), "re-running failed specs in a fresh container");
-        for focus in focus_chunks(&targets, suite.ginkgo, MAX_FOCUS_LEN) {
+        for (focus, chunk) in focus_chunks(&targets, &rule, MAX_FOCUS_LEN) {
             container += 1;
             let attempt = Attempt {
                 container,
@@ -281,26 +379,74 @@ pub async fn run_suite(
                 dry_run: false,
             };
             let dir = suite_dir.join(format!("attempt-{container}"));
-            let (outcome, mut rerun) =
-                run_container(ctx, suite, &attempt, &dir, &limits, &ctx.cancel).await?;
+            let run = run_container(ctx, &rerun_suite, &attempt, &dir, &limits, &ctx.cancel).await?;
+            let mut rerun = run.result;
             // The rerun's JUnit also lists every unfocused spec as skipped: keep only the targets.
             rerun.specs.retain(|s| {
-                targets.iter().any(|t| t.name == s.name) && s.outcome() != SpecOutcome::Skipped
+                chunk.iter().any(|t| t.name == s.name) && s.outcome() != SpecOutcome::Skipped
             });
+            let missed = not_rerun(&chunk, &rerun);
             results::merge::merge_rerun(&mut result, rerun, container);
-            if let Some(reason) = outcome.stopped {
-                if result.incomplete.is_none() {
-                    result.incomplete = Some(Incomplete {
-                        reason: format!("rerun container {container} stopped: {reason}"),
-                    });
-                }
-                break;
+            if !missed.is_empty() && run.outcome.stopped.is_none() {
+                report_not_rerun(&mut result, &missed, container, chunk.len(), run.log.as_ref());
+            }
+            if let Some(reason) = run.outcome.stopped {
+                result.mark_incomplete(format!("rerun container {container} stopped: {reason}"));
+                break 'rounds;
             }
         }
     }
-    result.properties = properties(suite);
+    result.properties = properties(suite, ginkgo);
+    if let Some(warning) = mismatch {
+        result.properties.push(("ginkgo_mismatch".into(), warning));
+    }
     result.duration = Some(started.elapsed());
     Ok(result)
+}
+
+/// Targets a rerun container did not run: its focus selected fewer specs than it aimed at.
+fn not_rerun(chunk: &[RerunTarget], rerun: &SuiteResult) -> Vec<String> {
+    chunk
+        .iter()
+        .filter(|t| {
+            !rerun
+                .specs
+                .iter()
+                .any(|s| s.name == t.name && s.attempts.iter().any(ran))
+        })
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+/// A rerun that selected fewer specs than it targeted is an error the user sees: each missed
+/// spec keeps its earlier result plus a *not re-run* attempt saying why, and the suite is
+/// incomplete — never silently "failed again".
+fn report_not_rerun(
+    result: &mut SuiteResult,
+    missed: &[String],
+    container: u32,
+    targeted: usize,
+    log: Option<&LogSummary>,
+) {
+    let selected = match log.and_then(|l| l.will_run) {
+        Some((n, _)) => format!("its focus selected {n}"),
+        None => "it printed no `Will run` line".to_string(),
+    };
+    let why = format!(
+        "rerun container {container} did not run {} of its {targeted} targeted specs ({selected}); \
+         see attempt-{container}/container.json for the focus",
+        missed.len()
+    );
+    tracing::error!("{why}");
+    for name in missed {
+        if let Some(spec) = result.specs.iter_mut().find(|s| &s.name == name) {
+            let mut a = not_run_attempt(&why, None);
+            a.failure = Some(format!("not re-run: {why}"));
+            a.origin.container = container;
+            spec.attempts.push(a);
+        }
+    }
+    result.mark_incomplete(why);
 }
 
 /// After a stopped container: record why, and list the selected specs that never ran
@@ -312,9 +458,7 @@ async fn complete_after_stop(
     result: &mut SuiteResult,
     reason: &StopReason,
 ) {
-    result.incomplete = Some(Incomplete {
-        reason: format!("container stopped: {reason}"),
-    });
+    result.mark_incomplete(format!("container stopped: {reason}"));
     let listing = Attempt {
         container: 0,
         focus_override: None,
@@ -330,7 +474,7 @@ async fn complete_after_stop(
     let token = CancellationToken::new();
     let dir = suite_dir.join("not-run-listing");
     match run_container(ctx, suite, &listing, &dir, &listing_limits, &token).await {
-        Ok((_, dry)) => mark_not_run(result, &selected_names(&dry), &reason.to_string()),
+        Ok(run) => mark_not_run(result, &selected_names(&run.result), &reason.to_string()),
         Err(e) => {
             tracing::warn!(suite = %suite.name, error = %e, "cannot list the specs that never ran")
         }

@@ -94,8 +94,9 @@ pub fn describe_run(suites: &[SuiteResult], elapsed: Duration) -> String {
         .map(|s| s.name.as_str())
         .collect();
     let head = format!(
-        "{} suites: {} passed, {} flaky, {} failed",
+        "{} suite{}: {} passed, {} flaky, {} failed",
         suites.len(),
+        if suites.len() == 1 { "" } else { "s" },
         total.passed,
         total.flaky,
         total.failed
@@ -146,6 +147,13 @@ mod tests {
     }
 
     #[test]
+    fn one_suite_is_singular() {
+        // Regression: the aggregate status said "1 suites".
+        let d = describe_run(&[SuiteResult::default()], Duration::from_secs(60));
+        assert!(d.starts_with("1 suite: "), "{d}");
+    }
+
+    #[test]
     fn passing_suite() {
         let s = suite(409, 2, &[]);
         assert_eq!(
@@ -187,9 +195,7 @@ mod tests {
     #[test]
     fn incomplete_and_dry_run() {
         let mut s = suite(1, 0, &[]);
-        s.incomplete = Some(Incomplete {
-            reason: "junit_01.xml: unexpected end of file".into(),
-        });
+        s.incomplete = Some(Incomplete::new("junit_01.xml: unexpected end of file"));
         assert_eq!(
             describe_suite(&s, Duration::from_secs(30)),
             "incomplete: junit_01.xml: unexpected end of file · 30s"

@@ -14,7 +14,7 @@ pub enum Contract {
     GinkgoBinary,
 }
 
-/// The ginkgo major version inside the image; flag spellings differ.
+/// The ginkgo major version inside the image; flag spellings and focus matching differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum GinkgoVersion {
     /// ginkgo v1 (Kubernetes ≤ 1.24): `-flakeAttempts`, `-dryRun`, `-noColor`.
@@ -39,9 +39,10 @@ pub struct SuiteFile {
     pub image: String,
     /// How to drive the image.
     pub contract: Contract,
-    /// ginkgo major version in the image (default v2).
+    /// ginkgo major version in the image. Left out, it is detected from the first container's
+    /// output, and flags are spelled the way both versions accept.
     #[serde(default)]
-    pub ginkgo: GinkgoVersion,
+    pub ginkgo: Option<GinkgoVersion>,
     /// Focus regexes (ORed). Empty = the image's default.
     #[serde(default)]
     pub focus: Vec<String>,

@@ -36,8 +36,8 @@ pub struct SuiteSpec {
     pub image: String,
     /// How to drive the image.
     pub contract: Contract,
-    /// ginkgo major version.
-    pub ginkgo: GinkgoVersion,
+    /// ginkgo major version as declared; `None` = detect it from the first container.
+    pub ginkgo: Option<GinkgoVersion>,
     /// Focus regexes, validated.
     pub focus: Vec<String>,
     /// Skip regexes, validated.

@@ -99,7 +99,7 @@ pub fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> SuiteRe
             Err(_) => {
                 let mut s = SuiteResult::default();
                 s.sources.push(SourceFormat::GinkgoJsonReport);
-                s.mark_incomplete(format!(
+                s.mark_damaged(format!(
                     "{source}: malformed JSON report at line {} column {}: {first}",
                     first.line(),
                     first.column()

@@ -185,7 +185,7 @@ pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> Sui
     let damage = gather(input, &mut g, opts).err();
     let mut suite = finish(g, source);
     if let Some(d) = damage {
-        suite.mark_incomplete(format!("{source}: {d}"));
+        suite.mark_damaged(format!("{source}: {d}"));
     }
     suite
 }
@@ -208,7 +208,7 @@ pub fn read_junit_bytes(xml: &[u8], source: &str, opts: &ReadOptions) -> SuiteRe
     let damage = gather_slice(xml, &mut g, opts).err();
     let mut suite = finish(g, source);
     if let Some(d) = damage {
-        suite.mark_incomplete(format!("{source}: {d}"));
+        suite.mark_damaged(format!("{source}: {d}"));
     }
     suite
 }

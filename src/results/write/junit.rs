@@ -117,6 +117,8 @@ fn not_run_status(a: Option<&Attempt>, suite: &SuiteResult) -> TestCaseStatus {
         .unwrap_or_else(|| "the run stopped before this spec ran".to_string());
     let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
     st.set_type("not-run");
+    // The runner's reasons already say "not run: …"; never "not run: not run: …".
+    let why = why.strip_prefix("not run: ").unwrap_or(&why);
     st.set_message(format!("not run: {why}"));
     st
 }
@@ -369,9 +371,7 @@ mod tests {
             }],
             properties: vec![("image".into(), "registry/conformance:v1.32.1".into())],
             kubernetes_version: Some("v1.32.1".into()),
-            incomplete: Some(Incomplete {
-                reason: "stopped".into(),
-            }),
+            incomplete: Some(Incomplete::new("stopped")),
             ..SuiteResult::default()
         }
     }
@@ -428,6 +428,21 @@ mod tests {
             let report = Report::deserialize_from_str(&xml).expect("quick-junit reads it");
             assert_eq!(report.test_suites.len(), 1);
         }
+    }
+
+    #[test]
+    fn not_run_reason_is_said_once() {
+        // Regression: the runner's "not run: timeout …" became "not run: not run: timeout …".
+        let mut spec = Spec::single("n", AttemptState::NotRun);
+        spec.attempts[0].failure = Some("not run: timeout of 30s reached".into());
+        let s = SuiteResult {
+            name: "s".into(),
+            specs: vec![spec],
+            ..SuiteResult::default()
+        };
+        let xml = write_junit_string(&[s], &JunitOptions::default());
+        assert!(xml.contains("message=\"not run: timeout of 30s reached\""), "{xml}");
+        assert!(!xml.contains("not run: not run"), "{xml}");
     }
 
     #[test]
