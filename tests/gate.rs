@@ -1,6 +1,8 @@
 //! `e2e-gate gate` through the real binary: the simulated cluster, the smoke image built from
 //! the binary, the fixture image, and a wiremock GitHub driven by octocrab.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Stdio;
@@ -13,12 +15,11 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SHA: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
 fn docker_ready() -> bool {
-    let ok =
-        Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some();
-    if !ok {
-        eprintln!("SKIP: no Docker socket; gate tests skipped");
-    }
-    ok
+    common::require(
+        common::docker_socket(),
+        "a Docker socket",
+        "start Docker or set DOCKER_HOST",
+    )
 }
 
 fn gate(dir: &Path, cluster: &str, extra: &[&str]) -> tokio::process::Command {

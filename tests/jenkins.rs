@@ -1,6 +1,7 @@
 //! The Jenkinsfile parses as Groovy, and the shell it calls runs the real binary.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -14,10 +15,11 @@ fn groovy_present() -> bool {
             .args(["-c", "command -v groovy"])
             .output()
             .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: groovy not installed (ci/check-jenkinsfile.sh installs it from Debian)");
-    }
-    ok
+    common::require(
+        ok,
+        "groovy",
+        "ci/check-jenkinsfile.sh installs it from Debian",
+    )
 }
 
 #[test]
@@ -68,8 +70,11 @@ fn jenkinsfile_uses_the_conventions_the_pipeline_depends_on() {
 
 #[test]
 fn jenkins_e2e_stage_script_runs_the_binary() {
-    if !(Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some()) {
-        eprintln!("SKIP: no Docker socket");
+    if !common::require(
+        common::docker_socket(),
+        "a Docker socket",
+        "start Docker or set DOCKER_HOST",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,7 @@
 //! `e2e-gate report` end to end: exit codes, JSON on stdout, JUnit to a file.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -113,8 +115,11 @@ fn files_form_one_named_suite_and_junit_goes_to_file() {
 
 #[test]
 fn corpus_01_02_json() {
-    if !Path::new(CORPUS).is_dir() {
-        eprintln!("skipping: corpus folder {CORPUS} is absent");
+    if !common::require(
+        Path::new(CORPUS).is_dir(),
+        &format!("the corpus folder {CORPUS}"),
+        "it sits beside the repository in the developers' workspace",
+    ) {
         return;
     }
     let (code, out, err) = report(&[

@@ -1,5 +1,7 @@
 //! The real-world corpus (`../shared/corpus`) and the small fixtures in `fixtures/results/`.
 
+mod common;
+
 use e2e_gate::results::load::{load_dir, load_dir_with, load_files};
 use e2e_gate::results::model::{SourceFormat, SpecOutcome, SuiteResult};
 use e2e_gate::results::read::junit::read_junit_str;
@@ -14,8 +16,11 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/results");
 /// Corpus files whose name starts with each prefix; `None` (and a message) without the corpus.
 fn corpus(prefixes: &[&str]) -> Option<Vec<PathBuf>> {
     let dir = Path::new(CORPUS);
-    if !dir.is_dir() {
-        eprintln!("skipping: corpus folder {CORPUS} is absent");
+    if !common::require(
+        dir.is_dir(),
+        &format!("the corpus folder {CORPUS}"),
+        "it sits beside the repository in the developers' workspace",
+    ) {
         return None;
     }
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)

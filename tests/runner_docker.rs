@@ -1,6 +1,8 @@
 //! The real binary against the real Docker engine and the real ginkgo fixture image
 //! (`ci/build-fixture-image.sh`). Skips only when there is no Docker socket.
 
+mod common;
+
 use regex::Regex;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -24,24 +26,7 @@ const POLLUTED: &str = "[Fixture] pollution passes only when run alone [Polluted
 const HANG: &str = "[Fixture] hang blocks until the process is signalled [Hang]";
 
 fn docker_ready() -> bool {
-    let socket =
-        Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some();
-    if !socket {
-        eprintln!("SKIP: no Docker socket (/var/run/docker.sock or DOCKER_HOST); Docker-backed runner tests skipped");
-        return false;
-    }
-    let present = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        present,
-        "fixture image {IMAGE} is missing: run ci/build-fixture-image.sh (ci/test.sh does)"
-    );
-    true
+    common::docker_image(IMAGE, "run ci/build-fixture-image.sh (ci/test.sh does)")
 }
 
 struct Fixture {
@@ -52,13 +37,18 @@ struct Fixture {
 impl Fixture {
     /// A suites dir holding one suite on the fixture image; `extra` is appended TOML.
     fn new(tag: &str, extra: &str) -> Fixture {
+        Fixture::with_ginkgo(tag, "ginkgo = \"v1\"\n", extra)
+    }
+
+    /// [`Fixture::new`] with its own `ginkgo` line (empty: left at the default).
+    fn with_ginkgo(tag: &str, ginkgo: &str, extra: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let suite = format!("fx-{tag}-{}", std::process::id());
         std::fs::create_dir(dir.path().join("suites")).unwrap();
         std::fs::write(
             dir.path().join("suites/fx.toml"),
             format!(
-                "name = \"{suite}\"\nimage = \"{IMAGE}\"\ncontract = \"conformance-image\"\nginkgo = \"v1\"\n{extra}"
+                "name = \"{suite}\"\nimage = \"{IMAGE}\"\ncontract = \"conformance-image\"\n{ginkgo}{extra}"
             ),
         )
         .unwrap();
@@ -239,6 +229,63 @@ fn flake_attempts_mark_a_spec_flaky_not_failed() {
     // --fail-on-flaky turns the same run into a failure
     let (out, _) = fx.run(&["--fail-on-flaky"]);
     assert_eq!(code(&out), 1);
+}
+
+fn verdicts(summary: &Value) -> (Vec<String>, Vec<String>, Value, Value) {
+    let s = suite0(summary);
+    (
+        names(&s["failed_specs"]),
+        names(&s["flaky_specs"]),
+        s["passed"].clone(),
+        summary["result"].clone(),
+    )
+}
+
+#[test]
+fn a_v1_image_gives_the_same_verdicts_whatever_the_suite_file_says_of_ginkgo() {
+    if !docker_ready() {
+        return;
+    }
+    // Regression: a v1 image whose suite file left `ginkgo` at its default got v2 reruns that
+    // selected nothing, and the specs were still reported failed.
+    let toml = "focus = ['\\[Fixture\\] (basics|failures|pollution)']\nskip = ['\\[Slow\\]']\nflake_attempts = 2\nreruns = 1\n";
+    let declared = Fixture::new("declared", toml);
+    let undeclared = Fixture::with_ginkgo("undeclared", "", toml);
+    // A wrong declaration (no v2-only flag in play, so the image still starts).
+    let wrong = Fixture::with_ginkgo(
+        "wrong",
+        "ginkgo = \"v2\"\n",
+        &toml.replace("flake_attempts = 2", "flake_attempts = 1"),
+    );
+    let (a, b, c) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| declared.run(&[]));
+        let b = scope.spawn(|| undeclared.run(&[]));
+        let c = scope.spawn(|| wrong.run(&[]));
+        (a.join().unwrap(), b.join().unwrap(), c.join().unwrap())
+    });
+    for (out, _) in [&a, &b, &c] {
+        assert_eq!(code(out), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(verdicts(&a.1), verdicts(&b.1));
+    assert_eq!(names(&suite0(&b.1)["failed_specs"]), vec![FAIL.to_string()]);
+    assert_eq!(names(&suite0(&b.1)["flaky_specs"]), sorted(&[FLAKY, POLLUTED]));
+    for fx in [&declared, &undeclared, &wrong] {
+        let rerun = std::fs::read_to_string(fx.attempt_dir(1).join("e2e.log")).unwrap();
+        assert!(
+            Regex::new(r"Will run [1-9]\d* of 14 specs").unwrap().is_match(&rerun),
+            "{}: the rerun selected nothing:\n{rerun}",
+            fx.suite
+        );
+    }
+    // The wrong declaration is reported, and the reruns used what the image really runs.
+    let stderr = String::from_utf8_lossy(&c.0.stderr);
+    assert!(
+        stderr.contains("the suite file says ginkgo = \"v2\" but the image ran ginkgo v1"),
+        "{stderr}"
+    );
+    // One attempt per process: the flaky spec fails in the fresh container too (EXPECTED.md).
+    assert_eq!(names(&suite0(&c.1)["failed_specs"]), sorted(&[FAIL, FLAKY]));
+    assert_eq!(names(&suite0(&c.1)["flaky_specs"]), vec![POLLUTED.to_string()]);
 }
 
 #[test]

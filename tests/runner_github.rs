@@ -1,8 +1,9 @@
 //! `e2e-gate run` posting commit statuses: the real binary, the real Docker engine with the
 //! fixture image, and the real octocrab client against a wiremock GitHub (Enterprise path).
 
+mod common;
+
 use serde_json::{json, Value};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path};
@@ -13,11 +14,7 @@ const IMAGE: &str = "e2e-gate-fixture:latest";
 const TOKEN: &str = "ghp_RUN_TOKEN_never_printed_7";
 
 fn docker_ready() -> bool {
-    if !(Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some()) {
-        eprintln!("SKIP: no Docker socket; runner status tests skipped");
-        return false;
-    }
-    true
+    common::docker_image(IMAGE, "run ci/build-fixture-image.sh (ci/test.sh does)")
 }
 
 struct Setup {

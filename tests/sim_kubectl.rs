@@ -4,6 +4,8 @@
 //! Ready on another node. Skips with a message when kubectl is not installed
 //! (`ci/install-kubectl.sh` installs it).
 
+mod common;
+
 use e2e_gate::cluster::sim::{SimCluster, SimOptions, Topology};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -68,10 +70,7 @@ fn kubectl_available() -> bool {
         .args(["version", "--client"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("SKIP: kubectl is not installed (run ci/install-kubectl.sh)");
-    }
-    found
+    common::require(found, "kubectl", "run ci/install-kubectl.sh")
 }
 
 async fn start() -> (SimCluster, Kubectl) {

@@ -1,6 +1,8 @@
 //! The smoke suite as a container: `e2e-gate smoke image` builds it from the binary, and
 //! `e2e-gate run` drives it like any conformance-image suite.
 
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -8,12 +10,11 @@ use std::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
 
 fn docker_ready() -> bool {
-    let ok =
-        Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some();
-    if !ok {
-        eprintln!("SKIP: no Docker socket; smoke image tests skipped");
-    }
-    ok
+    common::require(
+        common::docker_socket(),
+        "a Docker socket",
+        "start Docker or set DOCKER_HOST",
+    )
 }
 
 fn build(tag: &str) {

@@ -1,0 +1,47 @@
+//! What the integration tests share: deciding whether a real dependency is there.
+//!
+//! On a user's clone a missing dependency (no Docker, fixture image not built, no kubectl)
+//! skips the test with a visible `SKIP:` line. In CI (`CI` set) the same absence fails the test:
+//! CI installs and builds everything, so a skip there would hide that nothing was tested.
+
+#![allow(dead_code)] // each test binary uses a part of this module
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// `true` when the test may go on. Without `what`, it skips (returns `false`) on a user's
+/// machine and panics in CI, naming how to get it.
+pub fn require(available: bool, what: &str, how: &str) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{what} is missing and CI is set, so this test may not skip: {how}");
+    }
+    eprintln!("SKIP: {what} is missing ({how})");
+    false
+}
+
+/// A Docker socket is reachable (`/var/run/docker.sock` or `DOCKER_HOST`).
+pub fn docker_socket() -> bool {
+    Path::new("/var/run/docker.sock").exists() || std::env::var_os("DOCKER_HOST").is_some()
+}
+
+/// Docker is there and `image` is present locally.
+pub fn docker_image(image: &str, how: &str) -> bool {
+    if !require(
+        docker_socket(),
+        "a Docker socket",
+        "start Docker or set DOCKER_HOST",
+    ) {
+        return false;
+    }
+    let present = Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    require(present, &format!("image {image}"), how)
+}
