@@ -448,19 +448,11 @@ fn real_ginkgo_v1_fixture_image() {
                 .contains("interrupted"),
             "{dir}"
         );
-        assert_eq!(
-            summarize(std::slice::from_ref(&s)).exit_code(),
-            3,
-            "{dir}"
-        );
+        assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 3, "{dir}");
         let path = Path::new(FIXTURES).join("ginkgo-v1-fixture").join(dir);
         let s = load_dir_with(&path, dir, &report_opts);
         assert!(s.counts().not_run > 0, "{dir}");
-        assert_eq!(
-            summarize(std::slice::from_ref(&s)).exit_code(),
-            3,
-            "{dir}"
-        );
+        assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 3, "{dir}");
         round_trip(&s);
     }
     let s = load_dir_with(

@@ -268,11 +268,16 @@ fn a_v1_image_gives_the_same_verdicts_whatever_the_suite_file_says_of_ginkgo() {
     }
     assert_eq!(verdicts(&a.1), verdicts(&b.1));
     assert_eq!(names(&suite0(&b.1)["failed_specs"]), vec![FAIL.to_string()]);
-    assert_eq!(names(&suite0(&b.1)["flaky_specs"]), sorted(&[FLAKY, POLLUTED]));
+    assert_eq!(
+        names(&suite0(&b.1)["flaky_specs"]),
+        sorted(&[FLAKY, POLLUTED])
+    );
     for fx in [&declared, &undeclared, &wrong] {
         let rerun = std::fs::read_to_string(fx.attempt_dir(1).join("e2e.log")).unwrap();
         assert!(
-            Regex::new(r"Will run [1-9]\d* of 14 specs").unwrap().is_match(&rerun),
+            Regex::new(r"Will run [1-9]\d* of 14 specs")
+                .unwrap()
+                .is_match(&rerun),
             "{}: the rerun selected nothing:\n{rerun}",
             fx.suite
         );
@@ -285,7 +290,10 @@ fn a_v1_image_gives_the_same_verdicts_whatever_the_suite_file_says_of_ginkgo() {
     );
     // One attempt per process: the flaky spec fails in the fresh container too (EXPECTED.md).
     assert_eq!(names(&suite0(&c.1)["failed_specs"]), sorted(&[FAIL, FLAKY]));
-    assert_eq!(names(&suite0(&c.1)["flaky_specs"]), vec![POLLUTED.to_string()]);
+    assert_eq!(
+        names(&suite0(&c.1)["flaky_specs"]),
+        vec![POLLUTED.to_string()]
+    );
 }
 
 #[test]

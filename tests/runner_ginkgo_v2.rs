@@ -17,7 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
 const DESCRIPTION: &str = "Kubernetes e2e suite";
 
 const FAIL: &str = "[Fixture] failures always fails (a+b) [Fail]";
-const FLAKY: &str = "[Fixture] failures flaky behaviour fails on the first attempt (then passes) [Flaky]";
+const FLAKY: &str =
+    "[Fixture] failures flaky behaviour fails on the first attempt (then passes) [Flaky]";
 const POLLUTED: &str = "[Fixture] pollution passes only when run alone [Polluted]";
 const HANG: &str = "[Fixture] hang blocks until interrupted [Hang]";
 /// What real runs skip: the slow, disruptive, hanging and loud specs.
@@ -57,7 +58,9 @@ impl Suite {
     }
 
     fn attempt(&self, n: u32) -> PathBuf {
-        self.artifacts().join(&self.name).join(format!("attempt-{n}"))
+        self.artifacts()
+            .join(&self.name)
+            .join(format!("attempt-{n}"))
     }
 
     fn command(&self, extra: &[&str]) -> Command {
@@ -125,7 +128,8 @@ fn stderr(out: &Output) -> String {
 /// `(name, status)` of every testcase of a ginkgo v2 JUnit file, names without `[It] `.
 fn junit_cases(path: &Path) -> Vec<(String, String, String)> {
     let xml = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let case = Regex::new(r#"<testcase name="([^"]*)" classname="([^"]*)"(?: status="([^"]*)")?"#).unwrap();
+    let case = Regex::new(r#"<testcase name="([^"]*)" classname="([^"]*)"(?: status="([^"]*)")?"#)
+        .unwrap();
     case.captures_iter(&xml)
         .map(|c| {
             let unescape = |s: &str| {
@@ -195,8 +199,15 @@ fn a_healthy_run_longer_than_its_stall_timeout_streams_live_and_reruns_select() 
     let summary: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("no JSON summary ({e}); stderr:\n{text}"));
     let elapsed = started.elapsed();
-    assert_eq!(out.status.code(), Some(1), "a real failure exits 1; stderr:\n{text}");
-    assert!(elapsed >= Duration::from_secs(60), "the run took only {elapsed:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a real failure exits 1; stderr:\n{text}"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(60),
+        "the run took only {elapsed:?}"
+    );
 
     // e2e.log grew while the container ran: many distinct, increasing sizes.
     let mut growth: Vec<u64> = sizes.iter().map(|(_, s)| *s).filter(|s| *s > 0).collect();
@@ -218,23 +229,35 @@ fn a_healthy_run_longer_than_its_stall_timeout_streams_live_and_reruns_select() 
         "progress did not follow the specs: {counts:?}\n{text}"
     );
     assert!(
-        counts.iter().any(|(t, n)| *n > 0 && *n < 22 && *t < elapsed / 2),
+        counts
+            .iter()
+            .any(|(t, n)| *n > 0 && *n < 22 && *t < elapsed / 2),
         "no partial count in the first half of the run: {counts:?}"
     );
 
     let s = &summary["suites"][0];
     assert_eq!(s["incomplete"], false, "{s}\n{text}");
     assert_eq!(sorted_names(&s["failed_specs"]), sorted(&[FAIL]), "{s}");
-    assert_eq!(sorted_names(&s["flaky_specs"]), sorted(&[FLAKY, POLLUTED]), "{s}");
+    assert_eq!(
+        sorted_names(&s["flaky_specs"]),
+        sorted(&[FLAKY, POLLUTED]),
+        "{s}"
+    );
     // 22 selected, of which two skip themselves at run time (no kubeconfig, a runtime Skip).
-    assert_eq!(u(&s["passed"]) + u(&s["failed"]) + u(&s["flaky"]), 20, "{s}");
+    assert_eq!(
+        u(&s["passed"]) + u(&s["failed"]) + u(&s["flaky"]),
+        20,
+        "{s}"
+    );
     assert_eq!(summary["result"], "failed");
     // The order-dependent spec became flaky through a rerun that selected it.
     let rerun_log = std::fs::read_to_string(suite.attempt(1).join("e2e.log")).unwrap();
     assert!(rerun_log.contains("Will run 2 of 26 specs"), "{rerun_log}");
     let rerun = junit_cases(&suite.attempt(1).join("results/junit_01.xml"));
     assert!(
-        rerun.iter().any(|(n, _, st)| n == POLLUTED && st == "passed"),
+        rerun
+            .iter()
+            .any(|(n, _, st)| n == POLLUTED && st == "passed"),
         "{rerun:?}"
     );
     assert!(
@@ -244,8 +267,17 @@ fn a_healthy_run_longer_than_its_stall_timeout_streams_live_and_reruns_select() 
     // The failure's own message reaches junit.xml, under ginkgo's classname.
     let junit = std::fs::read_to_string(suite.artifacts().join("junit.xml")).unwrap();
     assert!(junit.contains("expected 42, got 0"), "{junit}");
-    assert!(junit.contains(&format!("classname=\"{DESCRIPTION}\"")), "{junit}");
-    assert!(text.lines().last().unwrap_or("").starts_with("result: FAILED"), "{text}");
+    assert!(
+        junit.contains(&format!("classname=\"{DESCRIPTION}\"")),
+        "{junit}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or("")
+            .starts_with("result: FAILED"),
+        "{text}"
+    );
     assert_eq!(suite.leftover_containers(), "");
 }
 
@@ -262,16 +294,26 @@ fn a_run_cut_by_its_timeout_counts_every_selected_spec_once_by_name() {
     );
     let (out, summary) = suite.run(&["--stop-grace", "30s"]);
     let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(3), "a cut run is incomplete; stderr:\n{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a cut run is incomplete; stderr:\n{text}"
+    );
     let s = &summary["suites"][0];
     assert_eq!(s["incomplete"], true, "{s}");
     assert!(
-        s["incomplete_reason"].as_str().unwrap().contains("timeout of 15s"),
+        s["incomplete_reason"]
+            .as_str()
+            .unwrap()
+            .contains("timeout of 15s"),
         "{s}"
     );
     let counted = u(&s["passed"]) + u(&s["failed"]) + u(&s["flaky"]) + u(&s["not_run"]);
     assert_eq!(counted, 13, "every selected spec exactly once: {s}");
-    assert!(u(&s["not_run"]) >= 1, "the hanging spec never finished: {s}");
+    assert!(
+        u(&s["not_run"]) >= 1,
+        "the hanging spec never finished: {s}"
+    );
     // ginkgo's own names and classname, for every testcase of the suite.
     let mut selected: Vec<String> = (1..=12).map(steady).collect();
     selected.push(HANG.to_string());
@@ -290,7 +332,10 @@ fn a_run_cut_by_its_timeout_counts_every_selected_spec_once_by_name() {
     let junit = std::fs::read_to_string(suite.artifacts().join("junit.xml")).unwrap();
     assert!(!junit.contains("not named in"), "{junit}");
     assert!(!junit.contains("not run: not run"), "{junit}");
-    assert!(junit.contains(HANG.trim_start_matches("[Fixture] ")), "{junit}");
+    assert!(
+        junit.contains(HANG.trim_start_matches("[Fixture] ")),
+        "{junit}"
+    );
     assert_eq!(suite.leftover_containers(), "");
 }
 
@@ -326,7 +371,10 @@ fn a_parallel_run_gives_the_same_verdicts_as_a_serial_one() {
     let record = std::fs::read_to_string(parallel.attempt(0).join("container.json")).unwrap();
     assert!(record.contains("--nodes=2"), "{record}");
     let log = std::fs::read_to_string(parallel.attempt(0).join("e2e.log")).unwrap();
-    assert!(log.contains("Running in parallel across 2 processes"), "{log}");
+    assert!(
+        log.contains("Running in parallel across 2 processes"),
+        "{log}"
+    );
     assert_eq!(verdicts(&a.1), verdicts(&b.1));
     assert_eq!(verdicts(&a.1).0, sorted(&[FAIL]));
     assert_eq!(verdicts(&a.1).1, sorted(&[FLAKY, POLLUTED]));
@@ -352,7 +400,10 @@ fn forty_megabytes_of_output_leave_a_complete_e2e_log() {
     let first = text.find("LOUD-FIRST-LINE").expect("first line present");
     let last = text.find("LOUD-LAST-LINE").expect("last line present");
     assert!(first < last);
-    assert!(text.contains("Running Suite: Kubernetes e2e suite"), "head kept");
+    assert!(
+        text.contains("Running Suite: Kubernetes e2e suite"),
+        "head kept"
+    );
     assert!(text.contains("SUCCESS!"), "tail kept");
 }
 
@@ -367,12 +418,20 @@ fn a_stalled_spec_is_stopped_quoting_the_real_last_line() {
     );
     let (out, summary) = suite.run(&["--stop-grace", "30s"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let reason = summary["suites"][0]["incomplete_reason"].as_str().unwrap().to_string();
+    let reason = summary["suites"][0]["incomplete_reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(reason.contains("stall_timeout"), "{reason}");
     let quoted = Regex::new(r#"last output: "([^"]+)""#).unwrap();
-    let line = &quoted.captures(&reason).unwrap_or_else(|| panic!("{reason}"))[1];
+    let line = &quoted
+        .captures(&reason)
+        .unwrap_or_else(|| panic!("{reason}"))[1];
     let log = std::fs::read_to_string(suite.attempt(0).join("e2e.log")).unwrap();
-    assert!(log.contains(line.trim()), "{line:?} is not from e2e.log:\n{log}");
+    assert!(
+        log.contains(line.trim()),
+        "{line:?} is not from e2e.log:\n{log}"
+    );
     assert_eq!(summary["suites"][0]["not_run"], 1);
 }
 
@@ -395,7 +454,14 @@ fn fail_on_flaky_is_one_verdict_in_exit_code_json_and_last_line() {
     )
     .unwrap();
     assert_eq!(on_disk["result"], "failed");
-    assert!(text.trim_end().lines().last().unwrap().starts_with("result: FAILED"), "{text}");
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("result: FAILED"),
+        "{text}"
+    );
     // Without the flag the same run passes.
     let (out, summary) = suite.run(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -301,6 +301,35 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_v2_run_keeps_ginkgo_s_well_formed_junit() {
+        // Regression: the interrupted run's JUnit was thrown away and the suite rebuilt from
+        // the log's counts, with made-up names and another classname.
+        let junit = r#"<testsuites><testsuite name="Kubernetes e2e suite" tests="3">
+          <properties><property name="SuiteSucceeded" value="false"></property>
+          <property name="SpecialSuiteFailureReason" value="Interrupted by User"></property></properties>
+          <testcase name="[It] a" classname="Kubernetes e2e suite" status="passed" time="1"></testcase>
+          <testcase name="[It] b" classname="Kubernetes e2e suite" status="interrupted" time="1"><error message="interrupted" type="interrupted">Interrupted by User</error></testcase>
+          <testcase name="[It] c" classname="Kubernetes e2e suite" status="skipped" time="0"><skipped message="skipped - Spec skipped because an interrupt was received"></skipped></testcase>
+        </testsuite></testsuites>"#;
+        let log = "Running Suite: Kubernetes e2e suite - /usr/local/bin\nWill run 3 of 3 specs\n\u{2022}\nInterrupted by User\nRan 2 of 3 Specs in 2.0 seconds\nFAIL! - Interrupted by User -- 1 Passed | 1 Failed | 0 Pending | 1 Skipped\n";
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("junit_01.xml"), junit).unwrap();
+        std::fs::write(d.path().join("e2e.log"), log).unwrap();
+        let s = load_dir(d.path(), "conf");
+        let names: Vec<&str> = s.specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["a", "b", "c"]);
+        assert!(s
+            .specs
+            .iter()
+            .all(|s| s.classname.as_deref() == Some("Kubernetes e2e suite")));
+        let reason = s.incomplete.clone().unwrap();
+        assert!(
+            !reason.damaged && reason.reason.contains("Interrupted by User"),
+            "{reason:?}"
+        );
+    }
+
+    #[test]
     fn truncated_junit_falls_back_to_log() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("junit_01.xml"), &V2[..60]).unwrap();

@@ -283,8 +283,15 @@ pub fn render_human(summary: &RunSummary) -> String {
         for n in &s.flaky_specs {
             let _ = writeln!(out, "  FLAKY   {n}");
         }
-        if s.result == ResultWord::Failed && s.failed == 0 && s.flaky > 0 && s.failed_suite_nodes.is_empty() {
-            let _ = writeln!(out, "  failed because flaky specs fail the run (--fail-on-flaky)");
+        if s.result == ResultWord::Failed
+            && s.failed == 0
+            && s.flaky > 0
+            && s.failed_suite_nodes.is_empty()
+        {
+            let _ = writeln!(
+                out,
+                "  failed because flaky specs fail the run (--fail-on-flaky)"
+            );
         }
     }
     let t = &summary.totals;
@@ -381,7 +388,10 @@ mod tests {
         assert!(text.contains("result: FAILED"), "{text}");
         assert!(text.contains("--fail-on-flaky"), "{text}");
         let allowed = summarize_with(&suites()[..1], false);
-        assert_eq!((allowed.result, allowed.exit_code()), (ResultWord::Passed, 0));
+        assert_eq!(
+            (allowed.result, allowed.exit_code()),
+            (ResultWord::Passed, 0)
+        );
     }
 
     #[test]

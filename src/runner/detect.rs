@@ -16,9 +16,9 @@ pub struct Detected {
 
 fn version_of(format: SourceFormat) -> Option<GinkgoVersion> {
     match format {
-        SourceFormat::GinkgoV2Junit | SourceFormat::GinkgoJsonReport | SourceFormat::GinkgoV2Log => {
-            Some(GinkgoVersion::V2)
-        }
+        SourceFormat::GinkgoV2Junit
+        | SourceFormat::GinkgoJsonReport
+        | SourceFormat::GinkgoV2Log => Some(GinkgoVersion::V2),
         SourceFormat::GinkgoV1Junit | SourceFormat::GinkgoV1Log => Some(GinkgoVersion::V1),
         SourceFormat::Junit | SourceFormat::RunnerSteps => None,
     }
@@ -46,7 +46,10 @@ pub fn detect(result: &SuiteResult, log: Option<&LogSummary>) -> Detected {
 }
 
 /// The version reruns use, and a warning when it contradicts the suite file.
-pub fn settle(declared: Option<GinkgoVersion>, detected: Option<GinkgoVersion>) -> (GinkgoVersion, Option<String>) {
+pub fn settle(
+    declared: Option<GinkgoVersion>,
+    detected: Option<GinkgoVersion>,
+) -> (GinkgoVersion, Option<String>) {
     let name = |v: GinkgoVersion| match v {
         GinkgoVersion::V1 => "v1",
         GinkgoVersion::V2 => "v2",
@@ -106,9 +109,18 @@ mod tests {
         let (v, warn) = settle(Some(GinkgoVersion::V2), Some(GinkgoVersion::V1));
         assert_eq!(v, GinkgoVersion::V1);
         let warn = warn.unwrap();
-        assert!(warn.contains("ginkgo = \"v2\"") && warn.contains("ran ginkgo v1"), "{warn}");
-        assert_eq!(settle(None, Some(GinkgoVersion::V1)), (GinkgoVersion::V1, None));
-        assert_eq!(settle(Some(GinkgoVersion::V1), None), (GinkgoVersion::V1, None));
+        assert!(
+            warn.contains("ginkgo = \"v2\"") && warn.contains("ran ginkgo v1"),
+            "{warn}"
+        );
+        assert_eq!(
+            settle(None, Some(GinkgoVersion::V1)),
+            (GinkgoVersion::V1, None)
+        );
+        assert_eq!(
+            settle(Some(GinkgoVersion::V1), None),
+            (GinkgoVersion::V1, None)
+        );
         assert_eq!(settle(None, None), (GinkgoVersion::V2, None));
     }
 }

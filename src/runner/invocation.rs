@@ -238,7 +238,10 @@ mod tests {
         );
         let v2 = suite("ginkgo = \"v2\"\nflake_attempts = 3\nparallel = 4\n");
         assert_eq!(
-            env(&container_for(&v2, &FIRST, &host(true)), "E2E_EXTRA_GINKGO_ARGS"),
+            env(
+                &container_for(&v2, &FIRST, &host(true)),
+                "E2E_EXTRA_GINKGO_ARGS"
+            ),
             Some("--flake-attempts=3 --nodes=4")
         );
         assert_eq!(

@@ -92,7 +92,11 @@ pub fn focus_chunks(
     let wrap = |parts: &[(String, RerunTarget)]| {
         let regex = format!(
             "^(?:{})$",
-            parts.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join("|")
+            parts
+                .iter()
+                .map(|(a, _)| a.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
         );
         (regex, parts.iter().map(|(_, t)| t.clone()).collect())
     };
@@ -136,7 +140,10 @@ mod tests {
     const V2: GinkgoVersion = GinkgoVersion::V2;
 
     fn regexes(targets: &[RerunTarget], rule: &FocusRule, max: usize) -> Vec<String> {
-        focus_chunks(targets, rule, max).into_iter().map(|(r, _)| r).collect()
+        focus_chunks(targets, rule, max)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
     }
 
     #[test]
@@ -160,7 +167,10 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         let re = Regex::new(&chunks[0]).unwrap();
         assert!(re.is_match(&format!("Fixture Suite {}", names[0])));
-        assert!(!re.is_match(names[0]), "the bare text is not what ginkgo matches");
+        assert!(
+            !re.is_match(names[0]),
+            "the bare text is not what ginkgo matches"
+        );
         // the prefix of another spec and a longer name must not match
         assert!(!re.is_match(&format!("Fixture Suite {}", names[1])));
         assert!(!re.is_match(&format!("Fixture Suite {} extra", names[0])));
@@ -176,7 +186,8 @@ mod tests {
             ginkgo: V2,
             description: Some("Kubernetes e2e suite".into()),
         };
-        let re = Regex::new(&regexes(std::slice::from_ref(&target), &with, MAX_FOCUS_LEN)[0]).unwrap();
+        let re =
+            Regex::new(&regexes(std::slice::from_ref(&target), &with, MAX_FOCUS_LEN)[0]).unwrap();
         assert!(re.is_match("Kubernetes e2e suite a (b)"));
         assert!(!re.is_match("Other suite a (b)"));
         let re = Regex::new(&regexes(&[target], &rule(V2), MAX_FOCUS_LEN)[0]).unwrap();
@@ -194,7 +205,11 @@ mod tests {
 
     #[test]
     fn v1_carries_suite_description_prefix() {
-        let chunks = regexes(&[t("Describe it (x)")], &rule(GinkgoVersion::V1), MAX_FOCUS_LEN);
+        let chunks = regexes(
+            &[t("Describe it (x)")],
+            &rule(GinkgoVersion::V1),
+            MAX_FOCUS_LEN,
+        );
         let re = Regex::new(&chunks[0]).unwrap();
         assert!(re.is_match("Fixture Suite [Top Level] Describe it (x)"));
         assert!(!re.is_match("Fixture Suite [Top Level] Outer Describe it (x)"));
@@ -209,7 +224,11 @@ mod tests {
             .collect();
         let full = focus_chunks(&targets, &rule(V2), 1024);
         let covered: usize = full.iter().map(|(_, c)| c.len()).sum();
-        assert_eq!(covered, targets.len(), "each chunk carries the targets it selects");
+        assert_eq!(
+            covered,
+            targets.len(),
+            "each chunk carries the targets it selects"
+        );
         let chunks = regexes(&targets, &rule(V2), 1024);
         assert!(chunks.len() > 1);
         let res: Vec<_> = chunks.iter().map(|c| Regex::new(c).unwrap()).collect();
@@ -221,7 +240,9 @@ mod tests {
             let hits = res.iter().filter(|r| r.is_match(&matched)).count();
             assert_eq!(hits, 1, "{}", target.name);
         }
-        assert!(!res.iter().any(|r| r.is_match("Fixture Suite spec number 1")));
+        assert!(!res
+            .iter()
+            .any(|r| r.is_match("Fixture Suite spec number 1")));
     }
 
     #[test]

@@ -235,7 +235,10 @@ fn mark_not_run(result: &mut SuiteResult, selected: &[String], reason: &str) {
     }
     for i in 0..unknown.saturating_sub(unnamed_ran) {
         let mut spec = Spec::single(
-            format!("(selected spec {} not run, not named: no JUnit was written)", i + 1),
+            format!(
+                "(selected spec {} not run, not named: no JUnit was written)",
+                i + 1
+            ),
             AttemptState::NotRun,
         );
         spec.attempts = vec![not_run_attempt(reason, None)];
@@ -379,7 +382,8 @@ pub async fn run_suite(
                 dry_run: false,
             };
             let dir = suite_dir.join(format!("attempt-{container}"));
-            let run = run_container(ctx, &rerun_suite, &attempt, &dir, &limits, &ctx.cancel).await?;
+            let run =
+                run_container(ctx, &rerun_suite, &attempt, &dir, &limits, &ctx.cancel).await?;
             let mut rerun = run.result;
             // The rerun's JUnit also lists every unfocused spec as skipped: keep only the targets.
             rerun.specs.retain(|s| {
@@ -388,7 +392,13 @@ pub async fn run_suite(
             let missed = not_rerun(&chunk, &rerun);
             results::merge::merge_rerun(&mut result, rerun, container);
             if !missed.is_empty() && run.outcome.stopped.is_none() {
-                report_not_rerun(&mut result, &missed, container, chunk.len(), run.log.as_ref());
+                report_not_rerun(
+                    &mut result,
+                    &missed,
+                    container,
+                    chunk.len(),
+                    run.log.as_ref(),
+                );
             }
             if let Some(reason) = run.outcome.stopped {
                 result.mark_incomplete(format!("rerun container {container} stopped: {reason}"));
@@ -516,6 +526,93 @@ mod tests {
             r.specs[2].attempts[0].failure.as_deref(),
             Some("not run: timeout")
         );
+    }
+
+    #[test]
+    fn an_interrupted_spec_is_not_run_with_ginkgo_s_text_kept() {
+        let mut hung = Spec::single("hang", AttemptState::Failed);
+        hung.attempts[0].failure_kind = Some("interrupted".into());
+        hung.attempts[0].failure = Some("Interrupted by User\nat: e2e.go:10".into());
+        let mut r = SuiteResult {
+            specs: vec![
+                Spec::single("done", AttemptState::Passed),
+                hung,
+                Spec::single("never", AttemptState::Skipped),
+            ],
+            ..SuiteResult::default()
+        };
+        mark_not_run(
+            &mut r,
+            &["done".into(), "hang".into(), "never".into()],
+            "timeout",
+        );
+        let c = r.counts();
+        assert_eq!((c.passed, c.failed, c.not_run), (1, 0, 2));
+        let text = r.specs[1].attempts[0].failure.clone().unwrap();
+        assert!(
+            text.starts_with("not run: timeout") && text.contains("e2e.go:10"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unnamed_log_counts_are_not_counted_twice() {
+        // Regression: 4 passed + 3 failed + 10 not run for 13 selected specs, when the counts
+        // of a run without JUnit came from the log and every listed name was marked not run too.
+        let mut r = SuiteResult::default();
+        for i in 0..4 {
+            r.specs.push(Spec::single(
+                format!("(passed spec {} of 4, not named in e2e.log)", i + 1),
+                AttemptState::Passed,
+            ));
+        }
+        r.specs
+            .push(Spec::single("named failure", AttemptState::Failed));
+        let selected: Vec<String> = (0..12)
+            .map(|i| format!("spec {i}"))
+            .chain(["named failure".to_string()])
+            .collect();
+        mark_not_run(&mut r, &selected, "timeout");
+        let c = r.counts();
+        assert_eq!(c.passed + c.failed + c.not_run, 13, "{c:?}");
+        assert_eq!(c.not_run, 8);
+    }
+
+    #[test]
+    fn a_rerun_that_misses_targets_says_so_and_keeps_the_earlier_result() {
+        let mut r = SuiteResult {
+            specs: vec![
+                Spec::single("a", AttemptState::Failed),
+                Spec::single("b", AttemptState::Failed),
+            ],
+            ..SuiteResult::default()
+        };
+        let target = |n: &str| RerunTarget {
+            name: n.into(),
+            classname: None,
+        };
+        let chunk = vec![target("a"), target("b")];
+        let rerun = SuiteResult {
+            specs: vec![Spec::single("a", AttemptState::Passed)],
+            ..SuiteResult::default()
+        };
+        let missed = not_rerun(&chunk, &rerun);
+        assert_eq!(missed, vec!["b".to_string()]);
+        let log = crate::results::read::log::read_log_str("Will run 1 of 5 specs\n");
+        report_not_rerun(&mut r, &missed, 1, 2, Some(&log));
+        let reason = r.incomplete.clone().unwrap().reason;
+        assert!(
+            reason.contains("did not run 1 of its 2 targeted specs (its focus selected 1)"),
+            "{reason}"
+        );
+        let b = &r.specs[1];
+        assert_eq!(
+            b.outcome(),
+            SpecOutcome::Failed,
+            "never reported as passed or hidden"
+        );
+        let note = b.attempts[1].failure.clone().unwrap();
+        assert!(note.starts_with("not re-run: rerun container 1"), "{note}");
     }
 
     #[test]

@@ -441,7 +441,10 @@ mod tests {
             ..SuiteResult::default()
         };
         let xml = write_junit_string(&[s], &JunitOptions::default());
-        assert!(xml.contains("message=\"not run: timeout of 30s reached\""), "{xml}");
+        assert!(
+            xml.contains("message=\"not run: timeout of 30s reached\""),
+            "{xml}"
+        );
         assert!(!xml.contains("not run: not run"), "{xml}");
     }
 
