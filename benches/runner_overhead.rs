@@ -2,12 +2,18 @@
 //! image with the same contract variables, interleaved in one run. Prints medians and the
 //! difference; the target is under 1 s of overhead for a short suite.
 //!
-//! Needs Docker and the fixture image (`ci/build-fixture-image.sh`). Run: `cargo bench --bench runner_overhead`.
+//! Measured on both fixture images (ginkgo v1 and ginkgo v2). Needs Docker and the images
+//! (`ci/build-fixture-image.sh`, `ci/build-fixture-image-v2.sh`). Run:
+//! `cargo bench --bench runner_overhead`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "e2e-gate-fixture:latest";
+/// (image, its ginkgo major version): the same spec name exists in both fixture suites.
+const IMAGES: &[(&str, &str)] = &[
+    ("e2e-gate-fixture:latest", "v1"),
+    ("e2e-gate-fixture-v2:latest", "v2"),
+];
 const FOCUS: &str = r"\[Fixture\] basics passes instantly";
 const ROUNDS: usize = 7;
 
@@ -32,15 +38,21 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    for (image, ginkgo) in IMAGES {
+        bench(image, ginkgo);
+    }
+}
+
+fn bench(image: &str, ginkgo: &str) {
     let have_image = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
+        .args(["image", "inspect", image])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !have_image {
         eprintln!(
-            "runner_overhead: skipped, image {IMAGE} missing (run ci/build-fixture-image.sh)"
+            "runner_overhead: skipped, image {image} missing (run ci/build-fixture-image.sh and ci/build-fixture-image-v2.sh)"
         );
         return;
     }
@@ -49,7 +61,7 @@ fn main() {
     std::fs::create_dir(&suites).unwrap();
     std::fs::write(
         suites.join("bench.toml"),
-        format!("name = \"bench\"\nimage = \"{IMAGE}\"\ncontract = \"conformance-image\"\nginkgo = \"v1\"\nfocus = ['{FOCUS}']\n"),
+        format!("name = \"bench\"\nimage = \"{image}\"\ncontract = \"conformance-image\"\nginkgo = \"{ginkgo}\"\nfocus = ['{FOCUS}']\n"),
     )
     .unwrap();
     let results = dir.path().join("plain-results");
@@ -72,7 +84,7 @@ fn main() {
                 "-v",
                 &format!("{}:/tmp/results", results.display()),
             ])
-            .arg(IMAGE);
+            .arg(image);
         c
     };
     let gate = || {
@@ -94,7 +106,7 @@ fn main() {
     }
     let (pm, gm) = (median(p), median(g));
     let overhead = gm.saturating_sub(pm);
-    println!("runner_overhead: {ROUNDS} interleaved rounds, one short fixture spec");
+    println!("runner_overhead: {image} (ginkgo {ginkgo}), {ROUNDS} interleaved rounds, one short fixture spec");
     println!(
         "  docker run (plain)        median {:>8.3} s",
         pm.as_secs_f64()
