@@ -65,28 +65,31 @@ fail() { echo "build-fixture-image-v2: $*" >&2; exit 1; }
 # --- toolchain: fetch + unpack trixie packages (once per package list) -------
 fetch_toolchain() {
     local apt="$cache/apt"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$work/debs"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/empty.d" "$work/debs"
     # Signed-by the system keyring: Debian 12's debian-archive-keyring
-    # (2023.3+deb12u1 and later) already ships the trixie archive and release
-    # keys, so trixie's InRelease verifies with it and apt-get download checks
-    # every .deb against the signed Packages index. Without them, `apt-get
-    # update` fails (NO_PUBKEY) rather than trusting anything.
+    # (2023.3+deb12u2 here) already ships the trixie archive and release
+    # keys (its "13/trixie" uids), so trixie's InRelease verifies with it and
+    # apt-get download checks every .deb against the signed Packages index.
+    # Without them, `apt-get update` fails (NO_PUBKEY) rather than trusting
+    # anything.
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$apt/sources.list"
     # APT_CONFIG is read before the system's configuration; pointing
-    # Dir::Etc::parts/main/preferences elsewhere here makes apt skip
+    # Dir::Etc::parts/main/preferences at empty places here makes apt skip
     # /etc/apt/apt.conf{,.d} and pinning entirely: no appstream/packagekit
     # update hooks touching system caches, no DEP-11/Contents downloads.
     # (Proxies therefore come only from http_proxy/https_proxy.)
     # Sandbox user root: the cache usually lives under a 0700 $HOME that the
     # _apt user cannot enter (apt would fall back to root anyway, with a warning).
     cat >"$apt/apt.conf" <<EOF
-Dir::Etc::parts "$apt/no-parts";
+Dir::Etc::parts "$apt/empty.d";
 Dir::Etc::main "/dev/null";
 Dir::Etc::preferences "/dev/null";
-Dir::Etc::preferencesparts "$apt/no-parts";
+Dir::Etc::preferencesparts "$apt/empty.d";
 Dir::State::status "/dev/null";
 APT::Architectures { "$(dpkg --print-architecture)"; };
 Acquire::Languages "none";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
 APT::Sandbox::User "root";
 EOF
     local -a aptopts=(
@@ -109,7 +112,9 @@ EOF
     (cd "$work/debs" && printf '%s\n' *.deb) >"$tmp/.packages"
     rm -rf "$root"
     mv "$tmp" "$root"
-    # Trees of older package lists are dead weight.
+    # The apt state (55 MB of trixie indexes) is only needed to fetch, and
+    # trees of older package lists are dead weight.
+    rm -rf "$apt"
     find "$cache" -maxdepth 1 -name 'root-*' ! -name "root-$key" -exec rm -rf {} +
 }
 
@@ -131,20 +136,21 @@ cp -r "$src/runner" "$gopath/src/e2egate.fixture/runner"
 cp "$src/Dockerfile" "$work/ctx/Dockerfile"
 
 # GOPATH mode against the unpacked tree only; nothing from the user's Go
-# setup (GOENV=off), no toolchain or module downloads, and go's telemetry
-# counters (XDG_CONFIG_HOME/go/telemetry) kept inside the cache.
+# setup (GOENV=off), no toolchain or module downloads. Go >= 1.23 writes
+# telemetry counters under $XDG_CONFIG_HOME/go: keep them inside the cache
+# (set for go only, so docker still finds its usual configuration).
 unset GOOS GOARCH GOBIN GOEXPERIMENT
 export GOROOT="$goroot" GOPATH="$gopath:$gocode" GO111MODULE=off CGO_ENABLED=0 \
-    GOFLAGS= GOENV=off GOTOOLCHAIN=local GOPROXY=off GOCACHE="$cache/gocache" \
-    XDG_CONFIG_HOME="$cache/go-config" PATH="$goroot/bin:$PATH"
+    GOFLAGS='' GOENV=off GOTOOLCHAIN=local GOPROXY=off GOCACHE="$cache/gocache"
+go=(env "XDG_CONFIG_HOME=$cache/go-config" "$goroot/bin/go")
 ldflags='-s -w'
 
 (
     cd "$gopath/src/e2egate.fixture/e2e"
-    step "go test -c (e2e.test)" go test -c -trimpath -ldflags="$ldflags" -o "$work/ctx/bin/e2e.test" .
+    step "go test -c (e2e.test)" "${go[@]}" test -c -trimpath -ldflags="$ldflags" -o "$work/ctx/bin/e2e.test" .
 )
-step "go build ginkgo v2 CLI" go build -trimpath -ldflags="$ldflags" -o "$work/ctx/bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
-step "go build run_e2e" go build -trimpath -ldflags="$ldflags" -o "$work/ctx/bin/run_e2e" e2egate.fixture/runner
+step "go build ginkgo v2 CLI" "${go[@]}" build -trimpath -ldflags="$ldflags" -o "$work/ctx/bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
+step "go build run_e2e" "${go[@]}" build -trimpath -ldflags="$ldflags" -o "$work/ctx/bin/run_e2e" e2egate.fixture/runner
 
 for b in e2e.test ginkgo run_e2e; do
     if command -v file >/dev/null 2>&1 && file "$work/ctx/bin/$b" | grep -q 'dynamically linked'; then

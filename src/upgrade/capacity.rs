@@ -49,6 +49,23 @@ pub fn desired(
     out
 }
 
+/// Serving nodes (Ready, not cordoned) each pool is short of its base, summed over its zones:
+/// `Σ_z max(0, base(z) − serving(z) − broken(z))`, where `broken` counts nodes that were not
+/// Ready before the run touched them (not ours to make up for). Physical, whatever the phases
+/// say: a zone whose drained node's replacement still boots is short by one.
+pub fn short_of_base(
+    base: &BTreeMap<PoolZone, u32>,
+    serving: &BTreeMap<PoolZone, u32>,
+    broken: &BTreeMap<PoolZone, u32>,
+) -> BTreeMap<String, u32> {
+    let mut out: BTreeMap<String, u32> = BTreeMap::new();
+    for (pz, b) in base {
+        let have = serving.get(pz).copied().unwrap_or(0) + broken.get(pz).copied().unwrap_or(0);
+        *out.entry(pz.0.clone()).or_default() += b.saturating_sub(have);
+    }
+    out
+}
+
 /// The `set_desired` calls needed to move the cloud from `observed` to `want`.
 pub fn changes(
     observed: &BTreeMap<PoolZone, u32>,
@@ -93,6 +110,16 @@ mod tests {
         }
         // The cloud decrements on terminate, so after Terminating the computed value is base.
         assert_eq!(seen, [2, 3, 3, 3, 3, 3, 2, 2]);
+    }
+
+    #[test]
+    fn shortfall_counts_serving_nodes_per_zone_not_broken_ones() {
+        let base = BTreeMap::from([(pz("a"), 3), (pz("b"), 3)]);
+        let serving = BTreeMap::from([(pz("a"), 2), (pz("b"), 4)]);
+        // A surplus in one zone does not make up for a zone that is short.
+        assert_eq!(short_of_base(&base, &serving, &BTreeMap::new())["w"], 1);
+        let broken = BTreeMap::from([(pz("a"), 1)]);
+        assert_eq!(short_of_base(&base, &serving, &broken)["w"], 0);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::progress::{progress, Progress};
 use super::readiness::{gate, GateInput, Readiness};
 use super::report::{BlockedNode, UpgradeReport};
 use super::scheduler::{
-    admit, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, StartMode,
+    admit, admit_with, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, StartMode,
 };
 use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo};
@@ -261,8 +261,11 @@ fn bump(known: &mut BTreeMap<String, NodePhase>, node: &str, phase: NodePhase) {
 }
 
 /// Brings the cloud's desired sizes to what the markers (plus the nodes `started_now`,
-/// whose markers were just written) call for; a no-op when nothing changed since
-/// `last_want`.
+/// whose markers were just written) call for. The cloud is read and corrected whenever the
+/// wanted sizes changed *or* `last_want` was cleared: every terminate-with-decrement clears it,
+/// because the cloud's own decrement moves its size away from the last value the engine set
+/// (comparing only against that value left a surge requested in the same round as a
+/// termination unprovided forever).
 #[allow(clippy::too_many_arguments)]
 async fn sync_capacity(
     pool: &dyn NodePool,
@@ -480,6 +483,25 @@ pub async fn apply(
             b
         }
     };
+
+    // Nodes that were not Ready before this upgrade touched them are not ours to make up for.
+    let broken: BTreeMap<PoolZone, u32> = {
+        let mut b = BTreeMap::new();
+        for n in nodes_w
+            .objects()
+            .iter()
+            .filter_map(|n| NodeInfo::from_k8s(n).ok())
+        {
+            let ours = decode(&n).ok().flatten().is_some()
+                || n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new");
+            if !n.ready && !ours {
+                *b.entry((n.pool.clone(), n.zone.clone())).or_default() += 1;
+            }
+        }
+        b
+    };
+    // Since when the pools have been short of serving nodes with every planned node settled.
+    let mut short_since: Option<Instant> = None;
 
     // A replacement that failed in an earlier run is retried (its surge instance is still
     // there, so the capacity does not change).
@@ -786,7 +808,12 @@ pub async fn apply(
                 started_modes.insert(name.clone(), m);
             }
         }
-        let adm = admit(plan, opts, &phases, &started_modes, &cfg.policy);
+        let mut serving: BTreeMap<PoolZone, u32> = BTreeMap::new();
+        for n in nodes.values().filter(|n| n.ready && !n.unschedulable) {
+            *serving.entry((n.pool.clone(), n.zone.clone())).or_default() += 1;
+        }
+        let short = capacity::short_of_base(&base, &serving, &broken);
+        let adm = admit_with(plan, opts, &phases, &started_modes, &cfg.policy, &short);
         let t_state = iter_started.elapsed();
         // Instances per pool, described at most once per round.
         let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
@@ -840,8 +867,8 @@ pub async fn apply(
         let mut claims: Vec<(NodeInfo, String)> = Vec::new();
         let mut to_evict: Vec<(String, PodInfo, Vec<String>)> = Vec::new();
         let mut finished: Vec<NodeInfo> = Vec::new();
-        // Drained (resumed) nodes: marker, then terminate; Terminating nodes: terminate
-        // an instance still alive, else delete the Node object.
+        // Drained nodes: marker, then terminate; Terminating nodes: terminate an instance
+        // still alive, else delete the Node object.
         let mut to_terminate: Vec<(NodeInfo, Option<String>)> = Vec::new();
         let mut terminate_ids: Vec<String> = Vec::new();
         let mut to_delete: Vec<String> = Vec::new();
@@ -1194,26 +1221,36 @@ pub async fn apply(
                 .buffered(PARALLEL_REQUESTS * 2)
                 .collect::<Vec<Result<Eviction, KubeError>>>()
         };
+        let known_mode_ref = &known_mode;
         let finished_fut = {
             use futures::StreamExt;
             futures::stream::iter(finished.iter().zip(finished_ids.iter()))
                 .map(|(node, id)| async move {
-                    let n = patch_step(
-                        cluster,
-                        node,
-                        rv_of(&node.name),
-                        run_id,
-                        &[Event::DrainCompleted, Event::TerminateRequested],
-                        None,
-                    )
-                    .await?;
-                    if let Some(id) = id {
-                        pool.terminate_with_decrement(id).await?;
-                    }
-                    Ok(n)
+                    // A node drained without a replacement (unavailable mode) stops at Drained:
+                    // that phase holds its replacement's capacity, which the next round's
+                    // capacity sync requests before the terminate-with-decrement. Skipping the
+                    // phase shrank the pool by one node per drain.
+                    let unavailable = mode_of(node)
+                        .or_else(|| known_mode_ref.get(&node.name).copied())
+                        == Some(StartMode::Unavailable);
+                    let events: &[Event] = if unavailable {
+                        &[Event::DrainCompleted]
+                    } else {
+                        &[Event::DrainCompleted, Event::TerminateRequested]
+                    };
+                    let n =
+                        patch_step(cluster, node, rv_of(&node.name), run_id, events, None).await?;
+                    let terminated = match id {
+                        Some(id) if !unavailable => {
+                            pool.terminate_with_decrement(id).await?;
+                            true
+                        }
+                        _ => false,
+                    };
+                    Ok((n, terminated))
                 })
                 .buffered(PARALLEL_REQUESTS)
-                .collect::<Vec<Result<NodeInfo, EngineError>>>()
+                .collect::<Vec<Result<(NodeInfo, bool), EngineError>>>()
         };
         let resumed_fut = async {
             let mut out: Vec<NodeInfo> = Vec::new();
@@ -1311,14 +1348,20 @@ pub async fn apply(
                 }
             }
         }
+        let mut decremented = !to_terminate.is_empty() || !terminate_ids.is_empty();
         for (r, id) in drained.into_iter().zip(finished_ids) {
-            let n = r?;
+            let (n, did_terminate) = r?;
             if let Ok(Some(m)) = decode(&n) {
                 bump(&mut known, &n.name, m.phase);
             }
-            if let Some(id) = id {
+            if let (Some(id), true) = (id, did_terminate) {
                 terminated.insert(id);
+                decremented = true;
             }
+        }
+        if decremented {
+            // The cloud decremented its desired size: compare with it again next round.
+            last_want = None;
         }
         for n in resumed? {
             if let Ok(Some(m)) = decode(&n) {
@@ -1349,7 +1392,32 @@ pub async fn apply(
         let in_flight = phases
             .values()
             .any(|p| *p != NodePhase::Outdated && !settled(*p, false));
-        if all_final || (adm.stop && !in_flight) {
+        // Done when every node is settled and every zone serves its base again: a run that
+        // ended while the last replacement still booted left the next step (smoke checks, a
+        // promotion) a node short.
+        let still_short: Vec<String> = short
+            .iter()
+            .filter(|(p, n)| **n > 0 && !stopped.contains(*p))
+            .map(|(p, n)| format!("{p} ({n} node(s))"))
+            .collect();
+        if all_final && !still_short.is_empty() {
+            let since = *short_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > cfg.ready_timeout {
+                let reason = format!(
+                    "replacements still not serving {}s after the last drain: {}",
+                    since.elapsed().as_secs(),
+                    still_short.join(", ")
+                );
+                tracing::error!("{reason}");
+                report.blocked_nodes.push(BlockedNode {
+                    node: String::new(),
+                    reason,
+                });
+            }
+        }
+        let capacity_back = still_short.is_empty()
+            || short_since.is_some_and(|t| t.elapsed() > cfg.ready_timeout);
+        if (all_final && capacity_back) || (adm.stop && !in_flight) {
             report.nodes_replaced =
                 phases.values().filter(|p| **p == NodePhase::Gone).count() as u64;
             break phases;

@@ -83,6 +83,22 @@ pub fn admit(
     started_modes: &BTreeMap<String, StartMode>,
     policy: &StuckDrainPolicy,
 ) -> Admission {
+    admit_with(plan, opts, phases, started_modes, policy, &BTreeMap::new())
+}
+
+/// [`admit`], knowing how many serving nodes each pool is short of its base capacity right
+/// now (`short`, see [`super::capacity::short_of_base`]). A pool's unavailable slots in use
+/// are the larger of its unavailable-mode nodes in progress and that shortfall: a node drained
+/// without a replacement keeps its slot until the replacement serves, not just until the old
+/// node is gone, so capacity never drops below base minus `max-unavailable`.
+pub fn admit_with(
+    plan: &Plan,
+    opts: &PlanOptions,
+    phases: &BTreeMap<String, NodePhase>,
+    started_modes: &BTreeMap<String, StartMode>,
+    policy: &StuckDrainPolicy,
+    short: &BTreeMap<String, u32>,
+) -> Admission {
     let left_cordoned = phases
         .values()
         .filter(|p| **p == NodePhase::CordonedLeft)
@@ -126,6 +142,13 @@ pub fn admit(
         match started_modes.get(&n.name) {
             Some(StartMode::Unavailable) => e.1 += 1,
             _ => e.0 += 1,
+        }
+    }
+    for (pool, n) in short {
+        if let Some(e) = in_flight.get_mut(pool.as_str()) {
+            e.1 = e.1.max(*n);
+        } else if *n > 0 {
+            in_flight.insert(pool.as_str(), (0, *n));
         }
     }
     let others_pending = plan.outdated.iter().any(|n| {
