@@ -152,6 +152,7 @@ fn read_report(path: &Path) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_whose_new_nodes_never_become_ready_stops_and_its_old_nodes_keep_serving() {
     let s = start("test-never-ready.toml").await;
+    let sizes_before = desired_sizes(&s).await;
     let report = s.dir.path().join("report.json");
     let flags = ["--new-node-timeout", "3s", "--lease-duration", "2s"];
     let out = tokio::task::spawn_blocking({
@@ -260,16 +261,56 @@ async fn a_pool_whose_new_nodes_never_become_ready_stops_and_its_old_nodes_keep_
         "a retry reuses the surge instance"
     );
 
-    // abort removes every marker and the Lease.
-    let out = Command::new(env!("CARGO_BIN_EXE_e2e-gate"))
-        .args(["upgrade", "abort", "--kubeconfig"])
-        .arg(&s.kubeconfig)
-        .output()
-        .expect("abort runs");
+    // abort without a cloud removes every marker but keeps the sizes before the run on the
+    // Lease (regression: it deleted them, and the next apply took the surged size as its base).
+    let abort = |cloud: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_e2e-gate"));
+        c.args(["upgrade", "abort", "--kubeconfig"])
+            .arg(&s.kubeconfig);
+        if cloud {
+            c.args(["--cloud", "sim"]);
+        }
+        c.output().expect("abort runs")
+    };
+    let out = abort(false);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(nodes(&s.client).await.iter().all(|n| !is_marked(n)));
+    let kept = lease(&s.client)
+        .await
+        .expect("the Lease keeps the run-wide state");
+    let annotations = kept.metadata.annotations.unwrap_or_default();
+    assert!(
+        annotations.contains_key("upgrade.e2e-gate.io/base-capacity"),
+        "{annotations:?}"
+    );
+    assert_ne!(
+        desired_sizes(&s).await,
+        sizes_before,
+        "the surge instance is still there"
+    );
+    // abort --cloud puts every pool back to its size before the run, and then the Lease goes.
+    let out = abort(true);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("desired size back to"),
+        "{out:?}"
+    );
+    assert_eq!(desired_sizes(&s).await, sizes_before);
     assert!(lease(&s.client).await.is_none());
     s.sim.shutdown().await;
+}
+
+/// Every pool's desired size per zone, as the cloud reports it.
+async fn desired_sizes(
+    s: &Sim,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u32>> {
+    SimNodePool::new(s.client.clone())
+        .groups()
+        .await
+        .expect("groups")
+        .into_iter()
+        .map(|g| (g.name, g.desired_per_zone))
+        .collect()
 }
 
 /// A PDB tightened to `minAvailable` = replicas after the plan was made: the drain that

@@ -3,7 +3,7 @@
 //! (exit codes, JSON on stdout).
 
 use e2e_gate::cluster::sim::{SimCluster, SimOptions, Topology};
-use e2e_gate::upgrade::abort::abort;
+use e2e_gate::upgrade::abort::{abort, AbortError};
 use e2e_gate::upgrade::kube_cluster::{KubeCluster, KubeError};
 use e2e_gate::upgrade::plan::{plan, BlockerKind, PlanOptions, PoolLimits};
 use e2e_gate::upgrade::snapshot::{NodeInfo, Snapshot};
@@ -172,10 +172,10 @@ async fn abort_removes_every_marker_under_the_lease() {
         .expect("patch new");
     assert!(is_marked(&patched_new));
 
-    let cleaned = abort(&cluster, "kube-system", "tester", now)
+    let outcome = abort(&cluster, "kube-system", "tester", now, None)
         .await
         .expect("abort");
-    assert_eq!(cleaned, vec![old.name.clone(), new.name.clone()]);
+    assert_eq!(outcome.cleaned, vec![old.name.clone(), new.name.clone()]);
     let after: Vec<NodeInfo> = cluster
         .list_nodes()
         .await
@@ -213,11 +213,11 @@ async fn abort_removes_every_marker_under_the_lease() {
         .create(&PostParams::default(), &held)
         .await
         .expect("create lease");
-    let err = abort(&cluster, "kube-system", "tester", now)
+    let err = abort(&cluster, "kube-system", "tester", now, None)
         .await
         .expect_err("held");
     assert!(
-        matches!(&err, KubeError::LeaseHeld { holder, .. } if holder == "other-apply"),
+        matches!(&err, AbortError::Kube(KubeError::LeaseHeld { holder, .. }) if holder == "other-apply"),
         "{err}"
     );
     sim.shutdown().await;

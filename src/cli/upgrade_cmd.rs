@@ -9,10 +9,11 @@
 
 use super::args::Format;
 use crate::exit_code;
-use crate::upgrade::abort::abort;
+use crate::upgrade::abort::{abort, AbortError};
 use crate::upgrade::drain_policy::StuckDrainPolicy;
 use crate::upgrade::engine::{self, EngineConfig, EngineError};
 use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
+use crate::upgrade::lease::LEASE_SECONDS;
 use crate::upgrade::plan::{plan, PlanOptions, PoolLimits, Timings};
 use crate::upgrade::pool::{NodePool, PoolGroup};
 use crate::upgrade::render::render_plan;
@@ -41,7 +42,8 @@ pub enum UpgradeCommand {
     /// paced by PDBs, terminate with decrement. Needs --cloud (only `sim` so far).
     /// Refuses plans with blockers (exit 1). Resumable: run it again after a crash.
     Apply(PlanArgs),
-    /// Remove every marker (annotations, labels, taints, autoscaler marks) a run added.
+    /// Remove every marker (annotations, labels, taints, autoscaler marks) a run added; with
+    /// --cloud, also put each pool back to the size and version it had before the run.
     Abort(AbortArgs),
 }
 
@@ -418,10 +420,18 @@ async fn run_apply(a: PlanArgs) -> u8 {
         eprintln!("apply: blocked: {}: {}", b.node, b.reason);
     }
     eprintln!(
-        "apply: {}/{} node(s) replaced in {:.0}s, {} eviction(s), {} blocked{}",
-        report.nodes_replaced,
+        "apply: {}/{} node(s) replaced in {:.0}s{}, {} eviction(s), {} blocked{}",
+        report.nodes_replaced + report.nodes_found_replaced,
         report.nodes_total,
         report.duration_seconds,
+        if report.nodes_found_replaced > 0 {
+            format!(
+                " ({} by this run, {} already replaced when it took over)",
+                report.nodes_replaced, report.nodes_found_replaced
+            )
+        } else {
+            String::new()
+        },
         report.evictions,
         report.blocked_nodes.len(),
         if report.stopped_pools.is_empty() {
@@ -430,7 +440,9 @@ async fn run_apply(a: PlanArgs) -> u8 {
             format!("; stopped pool(s): {}", report.stopped_pools.join(", "))
         }
     );
-    if report.blocked_nodes.is_empty() && report.nodes_replaced == report.nodes_total {
+    if report.blocked_nodes.is_empty()
+        && report.nodes_replaced + report.nodes_found_replaced == report.nodes_total
+    {
         exit_code::OK
     } else {
         exit_code::FAILED
@@ -455,46 +467,89 @@ fn pool_info(g: &PoolGroup) -> PoolInfo {
 }
 
 async fn run_abort(a: AbortArgs) -> u8 {
-    if a.cluster.cloud.is_some() {
-        return usage(
-            "abort --cloud is not available yet: surge capacity added by an interrupted apply is \
-             not scaled back (run `upgrade apply` again to finish, or scale the pool by hand); \
-             run abort without --cloud to remove the node markers",
-        );
-    }
     let cluster = match connect(&a.cluster).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match abort(
-        &cluster,
-        &a.lease_namespace,
-        &identity(),
-        chrono::Utc::now(),
-    )
-    .await
-    {
-        Ok(cleaned) => {
+    let sim_pool =
+        (a.cluster.cloud == Some(CloudOpt::Sim)).then(|| SimNodePool::new(cluster.client()));
+    let pool = sim_pool.as_ref().map(|p| p as &dyn NodePool);
+    // A Lease left by an `apply` that was killed expires after --lease-duration; wait it out
+    // (as `apply` does) instead of refusing, but never longer than one Lease term.
+    let mut waited = false;
+    let outcome = loop {
+        match abort(
+            &cluster,
+            &a.lease_namespace,
+            &identity(),
+            chrono::Utc::now(),
+            pool,
+        )
+        .await
+        {
+            Err(AbortError::Kube(KubeError::LeaseHeld { holder, until, .. })) if !waited => {
+                let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default()
+                    + Duration::from_millis(200);
+                if wait > Duration::from_secs(LEASE_SECONDS as u64 + 5) {
+                    eprintln!(
+                        "error: the upgrade Lease is held by {holder} until {until}; \
+                         is an `apply` still running? Stop it first"
+                    );
+                    return exit_code::FAILED;
+                }
+                eprintln!(
+                    "abort: the upgrade Lease is held by {holder} until {until} (an `apply` that \
+                     is still running, or one that was killed); waiting {}s for it",
+                    wait.as_secs()
+                );
+                tokio::time::sleep(wait).await;
+                waited = true;
+            }
+            other => break other,
+        }
+    };
+    match outcome {
+        Ok(o) => {
             eprintln!(
                 "abort: removed upgrade markers from {} node(s){}{}",
-                cleaned.len(),
-                if cleaned.is_empty() { "" } else { ": " },
-                cleaned.join(", ")
+                o.cleaned.len(),
+                if o.cleaned.is_empty() { "" } else { ": " },
+                o.cleaned.join(", ")
             );
+            for (p, z, n) in &o.capacity_restored {
+                eprintln!("abort: {p}/{z} desired size back to {n}");
+            }
+            for (p, v) in &o.versions_restored {
+                eprintln!("abort: {p} launches {v} again");
+            }
+            if o.state_kept {
+                eprintln!(
+                    "abort: pool sizes and versions were not restored (no --cloud); the sizes \
+                     before the run stay recorded on the Lease for `upgrade abort --cloud …` or \
+                     the next `upgrade apply`"
+                );
+            }
             if a.format == Format::Json {
                 println!(
                     "{}",
-                    serde_json::json!({"format_version": 1, "cleaned_nodes": cleaned,
+                    serde_json::json!({"format_version": 1, "cleaned_nodes": o.cleaned,
+                                       "capacity_restored": o.capacity_restored,
+                                       "versions_restored": o.versions_restored,
+                                       "state_kept": o.state_kept,
                                        "kube_api_calls": cluster.api_calls()})
                 );
             }
             exit_code::OK
         }
-        Err(e @ KubeError::LeaseHeld { .. }) => {
+        Err(AbortError::Kube(e @ KubeError::LeaseHeld { .. })) => {
             eprintln!("error: {e}");
             exit_code::FAILED
         }
-        Err(e) => kube_failure(&e),
+        Err(AbortError::Kube(e)) => kube_failure(&e),
+        Err(AbortError::Pool(e)) => {
+            eprintln!("error: cloud: {e}");
+            exit_code::INFRA
+        }
     }
 }
 

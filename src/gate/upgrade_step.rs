@@ -8,8 +8,11 @@ use std::path::Path;
 /// What the gate needs to know about a finished upgrade (the engine's JSON report has more).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct UpgradeSummary {
-    /// Nodes replaced.
+    /// Nodes replaced by this run.
     pub nodes_replaced: u64,
+    /// Nodes an earlier, interrupted run had already replaced.
+    #[serde(default)]
+    pub nodes_found_replaced: u64,
     /// Nodes that needed replacing.
     pub nodes_total: u64,
     /// Wall time.
@@ -76,7 +79,7 @@ pub fn judge(s: &UpgradeSummary, max_disruption_seconds: Option<f64>) -> Result<
             "disruption: PDB-protected workloads spent {:.1}s below minAvailable (allowed {:.1}s); {facts}",
             s.pdb_violation_seconds, max_disruption_seconds
         ))
-    } else if s.nodes_replaced < s.nodes_total {
+    } else if s.nodes_replaced + s.nodes_found_replaced < s.nodes_total {
         Err(format!("upgrade incomplete: {facts}"))
     } else {
         Ok(facts)
@@ -90,6 +93,7 @@ mod tests {
     fn s(replaced: u64, violation: f64) -> UpgradeSummary {
         UpgradeSummary {
             nodes_replaced: replaced,
+            nodes_found_replaced: 0,
             nodes_total: 3,
             duration_seconds: 42.0,
             pdb_violation_seconds: violation,

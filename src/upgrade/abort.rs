@@ -1,33 +1,125 @@
-//! `upgrade abort`, kube side: under the Lease, remove every marker the engine added
-//! (annotations, role label, evacuation taint), restore the autoscaler annotation and
-//! uncordon nodes the engine cordoned. One LIST of nodes, then one GET + PATCH per
-//! marked node. Cloud capacity is restored by the cloud side (not available yet).
+//! `upgrade abort`: under the Lease, remove every marker the engine added (annotations, role
+//! label, evacuation taint), restore the autoscaler annotation and uncordon nodes the engine
+//! cordoned; with a cloud, also put every pool back to the size and version it had before the
+//! run (both recorded on the Lease when the run started). One LIST of nodes, then one GET +
+//! PATCH per marked node.
 
+use super::capacity::PoolZone;
 use super::kube_cluster::{KubeCluster, KubeError};
+use super::pool::{NodePool, PoolError};
 use super::snapshot::NodeInfo;
 use super::state::{abort_patch, is_marked};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
-/// Removes all markers; returns the names of the nodes that were cleaned.
+/// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
+pub const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";
+/// Lease annotation holding each pool's kubelet version before the run (JSON).
+pub const PRIOR_VERSION_ANNOTATION: &str = "upgrade.e2e-gate.io/prior-version";
+
+/// What `abort` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AbortOutcome {
+    /// Nodes whose markers were removed.
+    pub cleaned: Vec<String>,
+    /// `(pool, zone, size)` set back to the size before the run.
+    pub capacity_restored: Vec<(String, String, u32)>,
+    /// `(pool, version)` set back to the version before the run.
+    pub versions_restored: Vec<(String, String)>,
+    /// The run-wide state (base capacity, prior versions) stays on the Lease because no cloud
+    /// was given to restore it: a later `apply` or `abort --cloud` still knows the real base.
+    pub state_kept: bool,
+}
+
+/// Why an abort could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum AbortError {
+    /// Kube side (including a Lease held by a live `apply`).
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// Cloud side.
+    #[error("cloud: {0}")]
+    Pool(#[from] PoolError),
+}
+
+/// Parses the base capacity as stored on the Lease (`"pool/zone": n`).
+pub fn parse_base(json: &str) -> BTreeMap<PoolZone, u32> {
+    serde_json::from_str::<BTreeMap<String, u32>>(json)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.split_once('/')
+                .map(|(p, z)| ((p.to_string(), z.to_string()), v))
+        })
+        .collect()
+}
+
+/// Serialises the base capacity for the Lease.
+pub fn format_base(base: &BTreeMap<PoolZone, u32>) -> String {
+    let json: BTreeMap<String, u32> = base
+        .iter()
+        .map(|((p, z), v)| (format!("{p}/{z}"), *v))
+        .collect();
+    serde_json::to_string(&json).unwrap_or_default()
+}
+
+/// Removes all markers and, with `pool`, restores the recorded capacity and versions.
 pub async fn abort(
     cluster: &KubeCluster,
     lease_namespace: &str,
     me: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<String>, KubeError> {
+    pool: Option<&dyn NodePool>,
+) -> Result<AbortOutcome, AbortError> {
     cluster
         .acquire_lease(lease_namespace, me, now, super::lease::LEASE_SECONDS)
         .await?;
+    let mut out = AbortOutcome::default();
     let nodes = cluster.list_nodes().await?;
-    let mut cleaned = Vec::new();
     for n in &nodes {
-        let info = NodeInfo::from_k8s(n)?;
+        let info = NodeInfo::from_k8s(n).map_err(KubeError::from)?;
         if is_marked(&info) {
             cluster.patch_node(&info.name, abort_patch).await?;
             tracing::info!(node = %info.name, "markers removed");
-            cleaned.push(info.name);
+            out.cleaned.push(info.name);
         }
     }
-    cluster.release_lease(lease_namespace, me, false).await?;
-    Ok(cleaned)
+    let base = cluster
+        .lease_annotation(lease_namespace, BASE_CAPACITY_ANNOTATION)
+        .await?
+        .map(|j| parse_base(&j));
+    let versions: Option<BTreeMap<String, String>> = cluster
+        .lease_annotation(lease_namespace, PRIOR_VERSION_ANNOTATION)
+        .await?
+        .and_then(|j| serde_json::from_str(&j).ok());
+    match pool {
+        Some(pool) => {
+            for ((p, z), n) in base.iter().flatten() {
+                pool.set_desired(p, z, *n).await?;
+                out.capacity_restored.push((p.clone(), z.clone(), *n));
+            }
+            for (p, v) in versions.iter().flatten() {
+                pool.set_version(p, v).await?;
+                out.versions_restored.push((p.clone(), v.clone()));
+            }
+        }
+        None => out.state_kept = base.is_some() || versions.is_some(),
+    }
+    cluster
+        .release_lease(lease_namespace, me, out.state_kept)
+        .await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_round_trips_and_ignores_garbage() {
+        let base = BTreeMap::from([(("w".to_string(), "a".to_string()), 3)]);
+        assert_eq!(parse_base(&format_base(&base)), base);
+        assert!(parse_base("not json").is_empty());
+        assert!(parse_base(r#"{"no-slash": 2}"#).is_empty());
+    }
 }

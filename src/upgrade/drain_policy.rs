@@ -298,6 +298,33 @@ fn spell(v: IntOrPercent) -> String {
     }
 }
 
+/// How long an integer `minAvailable` must keep allowing nothing, with every expected pod
+/// healthy, before the drain is reported hopeless. While a StatefulSet pod is recreated its
+/// PDB briefly counts one pod fewer (expectedPods = currentHealthy = minAvailable), which
+/// looks exactly like `minAvailable` = replicas for a moment.
+pub const HOPELESS_HOLD: Duration = Duration::from_secs(5);
+
+/// Whether the PDB's spec alone forbids every disruption whatever the workload's size
+/// (`maxUnavailable: 0` or `0%`, `minAvailable: 100%`): no transient status can cause that.
+pub fn forbids_by_spec(pdb: &PdbInfo) -> bool {
+    use super::snapshot::IntOrPercent::{Int, Percent};
+    match (pdb.min_available, pdb.max_unavailable) {
+        (Some(Percent(p)), _) => p >= 100,
+        (Some(Int(_)), _) => false,
+        (None, Some(Int(m))) => m <= 0,
+        (None, Some(Percent(p))) => p == 0,
+        (None, None) => false,
+    }
+}
+
+/// [`never_allows`] as a verdict the engine may act on: at once when the spec forbids every
+/// disruption, otherwise only after the condition held for [`HOPELESS_HOLD`] (`held`: how long
+/// it has been observed without a break).
+pub fn hopeless(pdb: &PdbInfo, held: Duration) -> Option<String> {
+    let why = never_allows(pdb)?;
+    (forbids_by_spec(pdb) || held >= HOPELESS_HOLD).then_some(why)
+}
+
 /// Why `pdb` can never allow a voluntary disruption, from its spec and observed status:
 /// with every expected pod healthy it still allows none (`minAvailable` = replicas,
 /// `maxUnavailable: 0`), and its status agrees. `None` while it allows one, when it only
@@ -328,6 +355,23 @@ pub fn never_allows(pdb: &PdbInfo) -> Option<String> {
 mod tests {
     use super::*;
     use crate::upgrade::snapshot::PdbStatus;
+
+    #[test]
+    fn a_transient_integer_min_available_status_is_not_hopeless_at_once() {
+        // Regression: minAvailable 2 of 3 replicas, one StatefulSet pod being recreated: the
+        // status says expected 2, healthy 2, allowed 0 for a moment; reported at once, the
+        // node was blocked (and with a short --stuck-leave-after left cordoned) for nothing.
+        let b = pdb(Some(IntOrPercent::Int(2)), None, Some((0, 2, 2)));
+        assert!(never_allows(&b).is_some());
+        assert!(!forbids_by_spec(&b));
+        assert_eq!(hopeless(&b, Duration::ZERO), None);
+        assert!(hopeless(&b, HOPELESS_HOLD).is_some());
+        // maxUnavailable 0 forbids by spec: reported at once.
+        let zero = pdb(None, Some(IntOrPercent::Int(0)), Some((0, 3, 3)));
+        assert!(forbids_by_spec(&zero) && hopeless(&zero, Duration::ZERO).is_some());
+        let all = pdb(Some(IntOrPercent::Percent(100)), None, Some((0, 3, 3)));
+        assert!(hopeless(&all, Duration::ZERO).is_some());
+    }
 
     fn pdb(
         min: Option<IntOrPercent>,

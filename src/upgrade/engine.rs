@@ -8,8 +8,8 @@
 
 use super::capacity::{self, PoolZone};
 use super::drain_policy::{
-    never_allows, EvictionBackoff, EvictionTokens, ForceGuard, StuckAction, StuckDrainPolicy,
-    UNCONFIRMED_GRACE,
+    hopeless as pdb_hopeless, never_allows, EvictionBackoff, EvictionTokens, ForceGuard,
+    StuckAction, StuckDrainPolicy, UNCONFIRMED_GRACE,
 };
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
 use super::measure::{Measurements, PdbMeasure, PdbViolationMeter, PoolMeasure};
@@ -37,8 +37,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
-pub const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";
+pub use super::abort::BASE_CAPACITY_ANNOTATION;
+use super::abort::{format_base, parse_base, PRIOR_VERSION_ANNOTATION};
 /// On a new node: the old node it replaces.
 pub const REPLACES_ANNOTATION: &str = "upgrade.e2e-gate.io/replaces";
 /// On an old node: `surge` or `unavailable` (how its replacement is provided).
@@ -103,10 +103,6 @@ fn mode_of(n: &NodeInfo) -> Option<StartMode> {
         Some("unavailable") => Some(StartMode::Unavailable),
         _ => None,
     }
-}
-
-fn key(pz: &PoolZone) -> String {
-    format!("{}/{}", pz.0, pz.1)
 }
 
 /// Applies `events` (in order) to the node's markers (and optionally its mode) in one patch. The
@@ -425,13 +421,29 @@ pub async fn apply(
     pods_w.ready().await;
     pdbs_w.ready().await;
 
-    // Resume: adopt the run id found on the markers.
-    let run_id = nodes_w
+    // Resume: adopt the run id found on any marker, an old node's phase or a new node's
+    // run id (after a kill just past the last old node's deletion only new nodes carry it).
+    let infos0: Vec<NodeInfo> = nodes_w
         .objects()
         .iter()
         .filter_map(|n| NodeInfo::from_k8s(n).ok())
-        .find_map(|n| decode(&n).ok().flatten().map(|m| m.run_id))
+        .collect();
+    let run_id = infos0
+        .iter()
+        .find_map(|n| decode(n).ok().flatten().map(|m| m.run_id))
+        .or_else(|| {
+            infos0
+                .iter()
+                .filter(|n| n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new"))
+                .find_map(|n| n.annotations.get(RUN_ANNOTATION).cloned())
+        })
         .unwrap_or_else(|| cfg.run_id.clone());
+    // Planned nodes already gone when this process took over were not replaced by it.
+    let found_gone = plan
+        .outdated
+        .iter()
+        .filter(|n| !infos0.iter().any(|i| i.name == n.name))
+        .count() as u64;
     let cfg = &EngineConfig {
         run_id,
         ..cfg.clone()
@@ -442,10 +454,30 @@ pub async fn apply(
         .map(|n| (n.name.clone(), (n.pool.clone(), n.zone.clone())))
         .collect();
     let pools: BTreeSet<String> = place.values().map(|p| p.0.clone()).collect();
+    let groups = pool.groups().await?;
+    // The versions before the run, recorded once (first run) so `abort --cloud` can put the
+    // launch templates back; then new instances get the target.
+    if cluster
+        .lease_annotation(ns, PRIOR_VERSION_ANNOTATION)
+        .await?
+        .is_none()
+    {
+        let prior: BTreeMap<&str, &str> = groups
+            .iter()
+            .filter(|g| pools.contains(&g.name))
+            .map(|g| (g.name.as_str(), g.version.as_str()))
+            .collect();
+        cluster
+            .set_lease_annotation(
+                ns,
+                PRIOR_VERSION_ANNOTATION,
+                &serde_json::to_string(&prior).unwrap_or_default(),
+            )
+            .await?;
+    }
     for p in &pools {
         pool.set_version(p, &plan.target_version).await?;
     }
-    let groups = pool.groups().await?;
     let backs_lb: BTreeMap<String, bool> = groups
         .iter()
         .map(|g| (g.name.clone(), g.backs_load_balancer))
@@ -454,14 +486,7 @@ pub async fn apply(
         .lease_annotation(ns, BASE_CAPACITY_ANNOTATION)
         .await?
     {
-        Some(json) => serde_json::from_str::<BTreeMap<String, u32>>(&json)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| {
-                k.split_once('/')
-                    .map(|(p, z)| ((p.to_string(), z.to_string()), v))
-            })
-            .collect(),
+        Some(json) => parse_base(&json),
         None => {
             let b: BTreeMap<PoolZone, u32> = groups
                 .iter()
@@ -472,13 +497,8 @@ pub async fn apply(
                         .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
                 })
                 .collect();
-            let json: BTreeMap<String, u32> = b.iter().map(|(k, v)| (key(k), *v)).collect();
             cluster
-                .set_lease_annotation(
-                    ns,
-                    BASE_CAPACITY_ANNOTATION,
-                    &serde_json::to_string(&json).unwrap_or_default(),
-                )
+                .set_lease_annotation(ns, BASE_CAPACITY_ANNOTATION, &format_base(&b))
                 .await?;
             b
         }
@@ -606,6 +626,8 @@ pub async fn apply(
     let mut pdb_seen: BTreeMap<String, String> = BTreeMap::new();
     let mut meter = PdbViolationMeter::default();
     let mut stuck_reported: BTreeSet<String> = BTreeSet::new();
+    let mut never_seen: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut surge_seen: BTreeMap<String, Instant> = BTreeMap::new();
     let mut touched_pdbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut t_surge: BTreeMap<String, Instant> = BTreeMap::new();
     let mut t_drain: BTreeMap<String, Instant> = BTreeMap::new();
@@ -780,6 +802,14 @@ pub async fn apply(
             }
         }
 
+        // Since when each PDB has allowed nothing with every pod healthy, without a break.
+        for b in &pdbs {
+            if never_allows(b).is_some() {
+                never_seen.entry(b.key()).or_insert_with(Instant::now);
+            } else {
+                never_seen.remove(&b.key());
+            }
+        }
         let due: Vec<String> = probe_at
             .iter()
             .filter(|(_, t)| **t <= Instant::now())
@@ -967,10 +997,18 @@ pub async fn apply(
                             first.elapsed() >= cfg.min_ready
                         }
                     });
-                    let waited = decode(node)?
+                    // Counted from this process's first sight of the request at the latest: a
+                    // resumed run gives a replacement its full --new-node-timeout instead of
+                    // failing a healthy one at once on an earlier run's marker.
+                    let by_marker = decode(node)?
                         .and_then(|m| m.since)
                         .and_then(|t| (Utc::now() - t).to_std().ok())
                         .unwrap_or_default();
+                    let by_us = surge_seen
+                        .entry(name.clone())
+                        .or_insert_with(Instant::now)
+                        .elapsed();
+                    let waited = by_marker.min(by_us);
                     if candidate.is_none() && waited > cfg.ready_timeout {
                         // Never a drain without ready replacement capacity: the node keeps
                         // serving, its pool stops, the run fails with the checks that failed.
@@ -1038,10 +1076,16 @@ pub async fn apply(
                                 .is_none_or(|s| s.current_healthy >= s.expected_pods)
                         })
                     });
-                    // A PDB that can never allow a disruption is reported at once.
-                    let hopeless = left
-                        .iter()
-                        .find_map(|p| pdbs.iter().filter(|b| b.covers(p)).find_map(never_allows));
+                    // A PDB that can never allow a disruption is reported: at once when its
+                    // spec says so, after a short hold when only its status does.
+                    let hopeless = left.iter().find_map(|p| {
+                        pdbs.iter().filter(|b| b.covers(p)).find_map(|b| {
+                            let held = never_seen
+                                .get(&b.key())
+                                .map_or(Duration::ZERO, |t| t.elapsed());
+                            pdb_hopeless(b, held)
+                        })
+                    });
                     let terminating_here = pods
                         .iter()
                         .any(|(p, d)| p.node.as_deref() == Some(&name) && *d && p.evictable());
@@ -1415,11 +1459,12 @@ pub async fn apply(
                 });
             }
         }
-        let capacity_back = still_short.is_empty()
-            || short_since.is_some_and(|t| t.elapsed() > cfg.ready_timeout);
+        let capacity_back =
+            still_short.is_empty() || short_since.is_some_and(|t| t.elapsed() > cfg.ready_timeout);
         if (all_final && capacity_back) || (adm.stop && !in_flight) {
-            report.nodes_replaced =
-                phases.values().filter(|p| **p == NodePhase::Gone).count() as u64;
+            let gone = phases.values().filter(|p| **p == NodePhase::Gone).count() as u64;
+            report.nodes_found_replaced = found_gone.min(gone);
+            report.nodes_replaced = gone - report.nodes_found_replaced;
             break phases;
         }
         if deferred {
@@ -1491,10 +1536,10 @@ pub async fn apply(
                     .ok()
                     .map(|i| (i, n.metadata.resource_version.clone()))
             })
+            // Every new node still marked, whatever run marked it: the Lease is ours and
+            // nothing is in flight any more, so a marker left by a killed run is a leftover.
             .filter(|(n, _)| {
-                !cleaned.contains(&n.name)
-                    && n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
-                    && n.annotations.get(RUN_ANNOTATION) == Some(&cfg.run_id)
+                !cleaned.contains(&n.name) && n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
             })
             .collect();
         tracing::debug!(

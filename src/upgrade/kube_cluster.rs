@@ -411,7 +411,8 @@ impl KubeCluster {
         }
     }
 
-    /// Takes (or renews) the single-writer Lease in `namespace` for identity `me`.
+    /// Takes (or renews) the single-writer Lease in `namespace` for identity `me`; a 409 from a
+    /// concurrent writer re-decides.
     pub async fn acquire_lease(
         &self,
         namespace: &str,
@@ -421,40 +422,56 @@ impl KubeCluster {
     ) -> Result<(), KubeError> {
         let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
         let object = format!("Lease/{namespace}/{LEASE_NAME}");
-        let current = api
-            .get_opt(LEASE_NAME)
-            .await
-            .map_err(api_err("get", object.clone()))?;
-        let view = current.as_ref().map(lease_view);
-        let body = |rv: Option<&str>| lease_object(namespace, me, now, lease_seconds, rv);
-        match lease::decide(view.as_ref(), me, now) {
-            LeaseDecision::Create => {
-                api.create(&PostParams::default(), &body(None)?)
+        // A 409 (another writer created or updated the Lease between our read and our write)
+        // is not an error: read again and decide again. Several `apply` started together
+        // then see one winner; the others wait for its Lease like for any other holder.
+        let conflict = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 409);
+        // Reads and decisions before giving up on a Lease that keeps changing.
+        const LEASE_RACE_RETRIES: usize = 5;
+        for _ in 0..LEASE_RACE_RETRIES {
+            let current = api
+                .get_opt(LEASE_NAME)
+                .await
+                .map_err(api_err("get", object.clone()))?;
+            let view = current.as_ref().map(lease_view);
+            let body = |rv: Option<&str>| lease_object(namespace, me, now, lease_seconds, rv);
+            let written = match lease::decide(view.as_ref(), me, now) {
+                LeaseDecision::Create => api
+                    .create(&PostParams::default(), &body(None)?)
                     .await
-                    .map_err(api_err("create", object))?;
-            }
-            LeaseDecision::Renew | LeaseDecision::TakeOver { .. } => {
-                let rv = current
-                    .as_ref()
-                    .and_then(|l| l.metadata.resource_version.as_deref());
-                // Keep run-wide state stored on the Lease (e.g. the base capacity).
-                let mut lease = body(rv)?;
-                lease.metadata.annotations = current
-                    .as_ref()
-                    .and_then(|l| l.metadata.annotations.clone());
-                api.replace(LEASE_NAME, &PostParams::default(), &lease)
-                    .await
-                    .map_err(api_err("update", object))?;
-            }
-            LeaseDecision::HeldBy { holder, until } => {
-                return Err(KubeError::LeaseHeld {
-                    namespace: namespace.to_string(),
-                    holder,
-                    until,
-                })
+                    .map(|_| ()),
+                LeaseDecision::Renew | LeaseDecision::TakeOver { .. } => {
+                    let rv = current
+                        .as_ref()
+                        .and_then(|l| l.metadata.resource_version.as_deref());
+                    // Keep run-wide state stored on the Lease (e.g. the base capacity).
+                    let mut lease = body(rv)?;
+                    lease.metadata.annotations = current
+                        .as_ref()
+                        .and_then(|l| l.metadata.annotations.clone());
+                    api.replace(LEASE_NAME, &PostParams::default(), &lease)
+                        .await
+                        .map(|_| ())
+                }
+                LeaseDecision::HeldBy { holder, until } => {
+                    return Err(KubeError::LeaseHeld {
+                        namespace: namespace.to_string(),
+                        holder,
+                        until,
+                    })
+                }
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e) if conflict(&e) => continue,
+                Err(e) => return Err(api_err("update", object)(e)),
             }
         }
-        Ok(())
+        Err(KubeError::LeaseHeld {
+            namespace: namespace.to_string(),
+            holder: "another writer (the Lease kept changing under us)".to_string(),
+            until: now + chrono::Duration::seconds(1),
+        })
     }
 
     /// Releases the Lease if `me` holds it: deletes it, or with `keep_state` only clears

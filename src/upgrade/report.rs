@@ -35,8 +35,12 @@ pub struct UpgradeReport {
     pub format_version: u32,
     /// Target kubelet version.
     pub target_version: String,
-    /// Old nodes replaced (reached `Gone`).
+    /// Old nodes this run replaced (reached `Gone` while it ran).
     pub nodes_replaced: u64,
+    /// Old nodes of the plan already gone when this run took over (an earlier, interrupted
+    /// run, or the apply it waited for, replaced them).
+    #[serde(default)]
+    pub nodes_found_replaced: u64,
     /// Old nodes in the plan.
     pub nodes_total: u64,
     /// Wall-clock seconds of the run.
@@ -84,6 +88,7 @@ impl UpgradeReport {
             format_version: FORMAT_VERSION,
             target_version: target_version.to_string(),
             nodes_replaced: 0,
+            nodes_found_replaced: 0,
             nodes_total,
             duration_seconds: 0.0,
             lower_bound_seconds: 0.0,
