@@ -14,7 +14,7 @@ use super::drain_policy::{
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
 use super::measure::{Measurements, PdbMeasure, PdbViolationMeter, PoolMeasure};
 use super::node_patch::NodePatch;
-use super::plan::{at_version, Plan, PlanOptions};
+use super::plan::{at_version, NodeClass, Plan, PlanOptions};
 use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
 use super::progress::{progress, Progress};
 use super::readiness::{gate, GateInput, Readiness};
@@ -25,7 +25,7 @@ use super::scheduler::{
 use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo};
 use super::state::{
-    abort_patch, decode, encode, encode_new, Event, MarkerError, NodeMarkers, NodePhase,
+    abort_patch, decode, encode_new, encode_with, Event, MarkerError, NodeMarkers, NodePhase,
     TransitionError, ANNOTATION_PREFIX, ROLE_LABEL, RUN_ANNOTATION,
 };
 use super::watch::Watched;
@@ -105,6 +105,13 @@ fn mode_of(n: &NodeInfo) -> Option<StartMode> {
     }
 }
 
+/// What every marker write of a run needs besides the node: the run id, and which pools
+/// evacuate hard (see [`encode_with`]).
+struct Marking<'a> {
+    run_id: &'a str,
+    hard_pools: &'a BTreeSet<String>,
+}
+
 /// Applies `events` (in order) to the node's markers (and optionally its mode) in one patch. The
 /// event is applied to the markers *as stored* (re-read by the patch), so a stale cache
 /// can never move a node backwards: an event that is not legal any more is a no-op.
@@ -112,12 +119,12 @@ async fn step(
     cluster: &KubeCluster,
     known: &mut BTreeMap<String, NodePhase>,
     node: &NodeInfo,
-    run_id: &str,
+    mark: &Marking<'_>,
     events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
     let one = vec![(node.clone(), None, events.to_vec(), mode)];
-    let mut patched = step_all(cluster, known, run_id, one).await?;
+    let mut patched = step_all(cluster, known, mark, one).await?;
     Ok(patched.remove(0))
 }
 
@@ -134,13 +141,13 @@ type StepItem = (NodeInfo, Option<String>, Vec<Event>, Option<StartMode>);
 async fn step_all(
     cluster: &KubeCluster,
     known: &mut BTreeMap<String, NodePhase>,
-    run_id: &str,
+    mark: &Marking<'_>,
     items: Vec<StepItem>,
 ) -> Result<Vec<NodeInfo>, EngineError> {
     use futures::StreamExt;
     let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(items)
         .map(|(node, rv, events, mode)| async move {
-            patch_step(cluster, &node, rv.as_deref(), run_id, &events, mode).await
+            patch_step(cluster, &node, rv.as_deref(), mark, &events, mode).await
         })
         .buffered(PARALLEL_REQUESTS)
         .collect()
@@ -163,11 +170,12 @@ async fn patch_step(
     cluster: &KubeCluster,
     node: &NodeInfo,
     rv: Option<&str>,
-    run_id: &str,
+    mark: &Marking<'_>,
     events: &[Event],
     mode: Option<StartMode>,
 ) -> Result<NodeInfo, EngineError> {
     let now = Utc::now();
+    let run_id = mark.run_id;
     let patched = cluster
         .patch_node_cached(node, rv, |fresh| {
             let mut m = match decode(fresh) {
@@ -188,7 +196,7 @@ async fn patch_step(
                 return NodePatch::default();
             }
             tracing::info!(node = %fresh.name, from = %before, to = %m.phase, "node step");
-            let mut p = encode(&m);
+            let mut p = encode_with(&m, mark.hard_pools.contains(&fresh.pool));
             if let Some(mode) = mode {
                 p.annotations
                     .insert(MODE_ANNOTATION.into(), Some(mode_str(mode).into()));
@@ -228,7 +236,7 @@ async fn rung(
     cluster: &KubeCluster,
     known: &mut BTreeMap<String, NodePhase>,
     node: &NodeInfo,
-    run_id: &str,
+    mark: &Marking<'_>,
     event: Event,
 ) -> Result<(), EngineError> {
     let (kind, reason) = match &event {
@@ -238,7 +246,7 @@ async fn rung(
         _ => ("Upgrade", &String::new()),
     };
     cluster.warn_on_node(&node.name, kind, reason).await;
-    step(cluster, known, node, run_id, &[event], None).await?;
+    step(cluster, known, node, mark, &[event], None).await?;
     Ok(())
 }
 
@@ -448,6 +456,19 @@ pub async fn apply(
         run_id,
         ..cfg.clone()
     };
+    // Pools that surge evacuate hard (NoSchedule from the start): drained pods always have new
+    // capacity to go to. A pool that only drains without replacement (max-surge 0) keeps the
+    // soft taint, or its evicted pods would have nowhere to run.
+    let hard_pools: BTreeSet<String> = plan
+        .outdated
+        .iter()
+        .map(|n| n.pool.clone())
+        .filter(|p| opts.limits_for(p).max_surge > 0)
+        .collect();
+    let mark = Marking {
+        run_id: cfg.run_id.as_str(),
+        hard_pools: &hard_pools,
+    };
     let place: BTreeMap<String, PoolZone> = plan
         .outdated
         .iter()
@@ -540,7 +561,7 @@ pub async fn apply(
                 cluster,
                 &mut known,
                 &n,
-                &cfg.run_id,
+                &mark,
                 &[Event::SurgeRequested],
                 None,
             )
@@ -606,7 +627,10 @@ pub async fn apply(
         let results: Vec<Result<NodeInfo, KubeError>> = futures::stream::iter(&to_mark)
             .map(|name| {
                 cluster.patch_node(name, |fresh| match decode(fresh) {
-                    Ok(None) => encode(&NodeMarkers::new(fresh, run_id, Utc::now())),
+                    Ok(None) => encode_with(
+                        &NodeMarkers::new(fresh, run_id, Utc::now()),
+                        hard_pools.contains(&fresh.pool),
+                    ),
                     _ => NodePatch::default(),
                 })
             })
@@ -691,7 +715,16 @@ pub async fn apply(
             }
         }
     }
-    let order = drain_order(&chains, &place.keys().cloned().collect::<Vec<_>>());
+    // Stateless nodes first, then stateful, primaries last (the plan's classes); longest
+    // expected drain first within a class. LPT alone put StatefulSet nodes first, whose pods
+    // then landed beside nodes still to be drained.
+    let class: BTreeMap<&str, NodeClass> = plan
+        .outdated
+        .iter()
+        .map(|n| (n.name.as_str(), n.class))
+        .collect();
+    let mut order = drain_order(&chains, &place.keys().cloned().collect::<Vec<_>>());
+    order.sort_by_key(|n| class.get(n.as_str()).copied());
     // Pods present at the start (by UID): evicting one of them moves a distinct replica;
     // evicting a pod created during the run moves a replica again.
     let original_pods: BTreeSet<String> = pods_w
@@ -863,7 +896,7 @@ pub async fn apply(
                     .map(|n| (n.clone(), node_rv.get(name).cloned(), evs, Some(*mode)))
             })
             .collect();
-        step_all(cluster, &mut known, &cfg.run_id, starts).await?;
+        step_all(cluster, &mut known, &mark, starts).await?;
         for (name, mode) in &adm.start {
             if *mode == StartMode::Unavailable {
                 t_drain.insert(name.clone(), Instant::now());
@@ -1039,7 +1072,7 @@ pub async fn apply(
                             reason: reason.clone(),
                         };
                         let event = Event::ReplacementFailed { reason };
-                        rung(cluster, &mut known, node, &cfg.run_id, event).await?;
+                        rung(cluster, &mut known, node, &mark, event).await?;
                         report.blocked_nodes.push(blocked);
                         continue;
                     }
@@ -1053,7 +1086,7 @@ pub async fn apply(
                         cluster,
                         &mut known,
                         node,
-                        &cfg.run_id,
+                        &mark,
                         &[Event::DrainStarted],
                         None,
                     )
@@ -1137,7 +1170,7 @@ pub async fn apply(
                             };
                             tracing::warn!(node = %name, "{reason}");
                             let event = Event::Stuck { reason };
-                            rung(cluster, &mut known, node, &cfg.run_id, event).await?;
+                            rung(cluster, &mut known, node, &mark, event).await?;
                             stuck_reported.insert(name.clone());
                         }
                         StuckAction::LeaveCordoned => {
@@ -1156,7 +1189,7 @@ pub async fn apply(
                                 reason: reason.clone(),
                             };
                             let event = Event::LeftCordoned { reason };
-                            rung(cluster, &mut known, node, &cfg.run_id, event).await?;
+                            rung(cluster, &mut known, node, &mark, event).await?;
                             report.blocked_nodes.push(blocked);
                         }
                         _ => {}
@@ -1211,6 +1244,7 @@ pub async fn apply(
         // the evictions of the drains already running.
         let run_id = cfg.run_id.as_str();
         let rv_of = |n: &str| node_rv.get(n).map(String::as_str);
+        let mark_ref = &mark;
         let finished_ids: Vec<Option<String>> = finished
             .iter()
             .map(|n| {
@@ -1247,7 +1281,7 @@ pub async fn apply(
                         cluster,
                         old,
                         rv_of(&old.name),
-                        run_id,
+                        mark_ref,
                         &[Event::ReplacementReady, Event::Tainted, Event::DrainStarted],
                         None,
                     )
@@ -1283,7 +1317,7 @@ pub async fn apply(
                         &[Event::DrainCompleted, Event::TerminateRequested]
                     };
                     let n =
-                        patch_step(cluster, node, rv_of(&node.name), run_id, events, None).await?;
+                        patch_step(cluster, node, rv_of(&node.name), mark_ref, events, None).await?;
                     let terminated = match id {
                         Some(id) if !unavailable => {
                             pool.terminate_with_decrement(id).await?;
@@ -1304,7 +1338,7 @@ pub async fn apply(
                         cluster,
                         node,
                         rv_of(&node.name),
-                        run_id,
+                        mark_ref,
                         &[Event::TerminateRequested],
                         None,
                     )

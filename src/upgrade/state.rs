@@ -366,8 +366,34 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The patch that makes the node carry exactly `m`'s markers.
+/// The patch that makes the node carry exactly `m`'s markers (soft evacuation).
 pub fn encode(m: &NodeMarkers) -> NodePatch {
+    encode_with(m, false)
+}
+
+/// [`encode`]; with `hard_evacuation` a node waiting for its turn (or for its replacement)
+/// already carries `NoSchedule`, not `PreferNoSchedule`: in a pool that surges, every drained
+/// pod has new capacity to go to, and a preference alone let the scheduler put evicted pods on
+/// other outdated nodes, from which they moved a second time. A node whose replacement failed
+/// keeps serving and goes back to the soft taint.
+pub fn encode_with(m: &NodeMarkers, hard_evacuation: bool) -> NodePatch {
+    let effect = match m.phase {
+        NodePhase::Outdated | NodePhase::SurgeRequested | NodePhase::ReplacementReady
+            if hard_evacuation =>
+        {
+            "NoSchedule"
+        }
+        phase => phase.taint_effect(),
+    };
+    let mut p = encode_soft(m);
+    p.taints = vec![TaintChange::Set {
+        key: OUTDATED_TAINT_KEY.into(),
+        effect: effect.into(),
+    }];
+    p
+}
+
+fn encode_soft(m: &NodeMarkers) -> NodePatch {
     let mut a: BTreeMap<String, Option<String>> = BTreeMap::new();
     a.insert(PHASE_ANNOTATION.into(), Some(m.phase.as_str().into()));
     a.insert(RUN_ANNOTATION.into(), Some(m.run_id.clone()));
