@@ -1316,8 +1316,8 @@ pub async fn apply(
                     } else {
                         &[Event::DrainCompleted, Event::TerminateRequested]
                     };
-                    let n =
-                        patch_step(cluster, node, rv_of(&node.name), mark_ref, events, None).await?;
+                    let n = patch_step(cluster, node, rv_of(&node.name), mark_ref, events, None)
+                        .await?;
                     let terminated = match id {
                         Some(id) if !unavailable => {
                             pool.terminate_with_decrement(id).await?;
