@@ -144,6 +144,8 @@ struct Observed {
     last_t: Option<Instant>,
     /// Fewest serving nodes seen per pool.
     min_serving: BTreeMap<String, u32>,
+    /// The pool's nodes when that fewest was seen (for the failure message).
+    low_water: BTreeMap<String, String>,
     /// The moment no old-version node was left (the end window).
     old_gone_at: Option<Instant>,
 }
@@ -215,8 +217,35 @@ impl Observed {
             }
         }
         for (pool, n) in serving {
-            let m = self.min_serving.entry(pool).or_insert(n);
-            *m = (*m).min(n);
+            let m = self.min_serving.entry(pool.clone()).or_insert(u32::MAX);
+            if n < *m {
+                *m = n;
+                let note: Vec<String> = self
+                    .nodes
+                    .values()
+                    .filter(|x| {
+                        x.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("e2e-gate.io/pool"))
+                            == Some(&pool)
+                    })
+                    .map(|x| {
+                        format!(
+                            "{} {} ready={} cordoned={} phase={:?}",
+                            x.metadata.name.as_deref().unwrap_or(""),
+                            kubelet(x),
+                            node_ready(x),
+                            x.spec.as_ref().and_then(|s| s.unschedulable) == Some(true),
+                            x.metadata
+                                .annotations
+                                .as_ref()
+                                .and_then(|a| a.get("upgrade.e2e-gate.io/phase"))
+                        )
+                    })
+                    .collect();
+                self.low_water.insert(pool, note.join("\n  "));
+            }
         }
         if self.old_gone_at.is_none()
             && !self.nodes.is_empty()
@@ -392,7 +421,10 @@ fn apply(kubeconfig: &Path, t: &Trial) -> Command {
         .args(["--timeout", "3m", "--new-node-timeout", "2m"])
         .args(["--max-surge", &t.surge])
         .args(["--max-unavailable", &t.unavailable.to_string()])
-        .env("E2E_GATE_LOG", "warn")
+        .env(
+            "E2E_GATE_LOG",
+            std::env::var("E2E_GATE_TRIAL_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
@@ -580,8 +612,9 @@ async fn run_trial(t: &Trial) {
         let min = o.min_serving.get(pool).copied().unwrap_or(0);
         assert!(
             min + t.unavailable >= *base,
-            "pool {pool} served on {min} nodes, base {base}, max-unavailable {}\n{ctx}",
-            t.unavailable
+            "pool {pool} served on {min} nodes, base {base}, max-unavailable {}; then:\n  {}\n{ctx}\n{log}",
+            t.unavailable,
+            o.low_water.get(pool).cloned().unwrap_or_default()
         );
     }
     let lease = Api::<Lease>::namespaced(client.clone(), "kube-system")

@@ -49,19 +49,35 @@ pub fn desired(
     out
 }
 
-/// Serving nodes (Ready, not cordoned) each pool is short of its base, summed over its zones:
-/// `Σ_z max(0, base(z) − serving(z) − broken(z))`, where `broken` counts nodes that were not
-/// Ready before the run touched them (not ours to make up for). Physical, whatever the phases
-/// say: a zone whose drained node's replacement still boots is short by one.
+/// What one (pool, zone) serves with right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZoneCounts {
+    /// Nodes Ready and not cordoned.
+    pub serving: u32,
+    /// Of those, new nodes at the target that no old node has claimed yet.
+    pub unclaimed_new: u32,
+    /// Old nodes started with a surge, not cordoned yet: each will claim a Ready new node and
+    /// then cordon itself.
+    pub pending_surge: u32,
+}
+
+/// Serving nodes each pool is short of its base, summed over its zones. A Ready new node
+/// that a surged old node will claim is spoken for: when the old node cordons itself the zone
+/// loses one serving node, so `available = serving − min(unclaimed_new, pending_surge)` and
+/// `short = Σ_z max(0, base(z) − broken(z) − available(z))`, where `broken` counts nodes that
+/// were not Ready before the run touched them (not ours to make up for). Counting such a node
+/// as serving let a second node drain without a replacement while another was still drained.
 pub fn short_of_base(
     base: &BTreeMap<PoolZone, u32>,
-    serving: &BTreeMap<PoolZone, u32>,
+    counts: &BTreeMap<PoolZone, ZoneCounts>,
     broken: &BTreeMap<PoolZone, u32>,
 ) -> BTreeMap<String, u32> {
     let mut out: BTreeMap<String, u32> = BTreeMap::new();
     for (pz, b) in base {
-        let have = serving.get(pz).copied().unwrap_or(0) + broken.get(pz).copied().unwrap_or(0);
-        *out.entry(pz.0.clone()).or_default() += b.saturating_sub(have);
+        let c = counts.get(pz).copied().unwrap_or_default();
+        let available = c.serving - c.unclaimed_new.min(c.pending_surge).min(c.serving);
+        let need = b.saturating_sub(broken.get(pz).copied().unwrap_or(0));
+        *out.entry(pz.0.clone()).or_default() += need.saturating_sub(available);
     }
     out
 }
@@ -112,14 +128,43 @@ mod tests {
         assert_eq!(seen, [2, 3, 3, 3, 3, 3, 2, 2]);
     }
 
+    fn serving(n: u32) -> ZoneCounts {
+        ZoneCounts {
+            serving: n,
+            ..ZoneCounts::default()
+        }
+    }
+
     #[test]
     fn shortfall_counts_serving_nodes_per_zone_not_broken_ones() {
         let base = BTreeMap::from([(pz("a"), 3), (pz("b"), 3)]);
-        let serving = BTreeMap::from([(pz("a"), 2), (pz("b"), 4)]);
+        let counts = BTreeMap::from([(pz("a"), serving(2)), (pz("b"), serving(4))]);
         // A surplus in one zone does not make up for a zone that is short.
-        assert_eq!(short_of_base(&base, &serving, &BTreeMap::new())["w"], 1);
+        assert_eq!(short_of_base(&base, &counts, &BTreeMap::new())["w"], 1);
         let broken = BTreeMap::from([(pz("a"), 1)]);
-        assert_eq!(short_of_base(&base, &serving, &broken)["w"], 0);
+        assert_eq!(short_of_base(&base, &counts, &broken)["w"], 0);
+    }
+
+    #[test]
+    fn a_new_node_a_surged_node_will_claim_is_spoken_for() {
+        // Regression (trial seed 17, --max-surge 1 --max-unavailable 1): zone a, base 2: one old
+        // node drained (its replacement not yet launched), one surged old node still serving
+        // beside its Ready replacement. Serving 2 looked like "base reached" and a second node
+        // was drained without a replacement; the pool served on base − 2.
+        let base = BTreeMap::from([(pz("a"), 2)]);
+        let counts = BTreeMap::from([(
+            pz("a"),
+            ZoneCounts {
+                serving: 2,
+                unclaimed_new: 1,
+                pending_surge: 1,
+            },
+        )]);
+        assert_eq!(short_of_base(&base, &counts, &BTreeMap::new())["w"], 1);
+        // Claimed (the old node cordoned itself): still one short until the drained node's
+        // replacement serves.
+        let claimed = BTreeMap::from([(pz("a"), serving(1))]);
+        assert_eq!(short_of_base(&base, &claimed, &BTreeMap::new())["w"], 1);
     }
 
     #[test]

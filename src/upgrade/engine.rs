@@ -20,7 +20,8 @@ use super::progress::{progress, Progress};
 use super::readiness::{gate, GateInput, Readiness};
 use super::report::{BlockedNode, UpgradeReport};
 use super::scheduler::{
-    admit, admit_with, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, StartMode,
+    admit, admit_with, drain_order, new_node_done, pdb_rounds, settled, stopped_pools,
+    CapacityView, StartMode,
 };
 use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo};
@@ -533,8 +534,12 @@ pub async fn apply(
             .iter()
             .filter_map(|n| NodeInfo::from_k8s(n).ok())
         {
+            // A node at the target is a replacement still booting (perhaps launched by a run
+            // that was killed), not a broken node: counted as broken, it let a second node
+            // drain while the first one's replacement booted.
             let ours = decode(&n).ok().flatten().is_some()
-                || n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new");
+                || n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
+                || at_version(&n.kubelet_version, &plan.target_version);
             if !n.ready && !ours {
                 *b.entry((n.pool.clone(), n.zone.clone())).or_default() += 1;
             }
@@ -652,6 +657,9 @@ pub async fn apply(
     let mut stuck_reported: BTreeSet<String> = BTreeSet::new();
     let mut never_seen: BTreeMap<String, Instant> = BTreeMap::new();
     let mut surge_seen: BTreeMap<String, Instant> = BTreeMap::new();
+    // New node → the old node that claimed it, as this process wrote it: the watch cache can be
+    // a round behind, and a new node it still showed free was claimed twice.
+    let mut claimed_by: BTreeMap<String, String> = BTreeMap::new();
     let mut touched_pdbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut t_surge: BTreeMap<String, Instant> = BTreeMap::new();
     let mut t_drain: BTreeMap<String, Instant> = BTreeMap::new();
@@ -871,12 +879,45 @@ pub async fn apply(
                 started_modes.insert(name.clone(), m);
             }
         }
-        let mut serving: BTreeMap<PoolZone, u32> = BTreeMap::new();
-        for n in nodes.values().filter(|n| n.ready && !n.unschedulable) {
-            *serving.entry((n.pool.clone(), n.zone.clone())).or_default() += 1;
+        let mut counts: BTreeMap<PoolZone, capacity::ZoneCounts> = BTreeMap::new();
+        // A planned node's cordon is read from its phase, which includes this process's own
+        // writes: the watch cache may not show a cordon made a moment ago, and counting that
+        // node as serving let a second node drain without a replacement.
+        let cordoned =
+            |n: &NodeInfo| n.unschedulable || phases.get(&n.name).is_some_and(|p| p.cordoned());
+        for n in nodes.values().filter(|n| n.ready && !cordoned(n)) {
+            let c = counts.entry((n.pool.clone(), n.zone.clone())).or_default();
+            c.serving += 1;
+            let claimed = n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
+                || claimed_by.contains_key(&n.name);
+            if !claimed
+                && !place.contains_key(&n.name)
+                && at_version(&n.kubelet_version, &plan.target_version)
+            {
+                c.unclaimed_new += 1;
+            }
         }
-        let short = capacity::short_of_base(&base, &serving, &broken);
-        let adm = admit_with(plan, opts, &phases, &started_modes, &cfg.policy, &short);
+        for (name, pz) in &place {
+            let surged = started_modes
+                .get(name)
+                .is_none_or(|m| *m == StartMode::Surge);
+            let pending = matches!(
+                phases[name],
+                NodePhase::SurgeRequested | NodePhase::ReplacementReady | NodePhase::Tainted
+            );
+            if surged && pending && nodes.get(name).is_some_and(|n| !cordoned(n)) {
+                counts.entry(pz.clone()).or_default().pending_surge += 1;
+            }
+        }
+        let view = CapacityView {
+            short: capacity::short_of_base(&base, &counts, &broken),
+            spare_new: counts
+                .iter()
+                .map(|(pz, c)| (pz.clone(), c.unclaimed_new.saturating_sub(c.pending_surge)))
+                .collect(),
+        };
+        let adm = admit_with(plan, opts, &phases, &started_modes, &cfg.policy, &view);
+        let short = &view.short;
         let t_state = iter_started.elapsed();
         // Instances per pool, described at most once per round.
         let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
@@ -1000,6 +1041,7 @@ pub async fn apply(
                             && c.zone == *zone
                             && at_version(&c.kubelet_version, &plan.target_version)
                             && !claimed_now.contains(&c.name)
+                            && claimed_by.get(&c.name).is_none_or(|o| *o == name)
                             && c.annotations
                                 .get(REPLACES_ANNOTATION)
                                 .is_none_or(|r| *r == name)
@@ -1260,10 +1302,18 @@ pub async fn apply(
             use futures::StreamExt;
             futures::stream::iter(&claims)
                 .map(|(old, new)| async move {
-                    match nodes_ref.get(new.as_str()) {
+                    let claimed = match nodes_ref.get(new.as_str()) {
                         Some(info) => {
                             cluster
                                 .patch_node_cached(info, rv_of(new), |n| {
+                                    // Claimed by another old node meanwhile (a cache a round
+                                    // behind showed it free): leave it to that one.
+                                    if n.annotations
+                                        .get(REPLACES_ANNOTATION)
+                                        .is_some_and(|r| *r != old.name)
+                                    {
+                                        return NodePatch::default();
+                                    }
                                     let mut p = encode_new(n, run_id);
                                     p.annotations
                                         .insert(REPLACES_ANNOTATION.into(), Some(old.name.clone()));
@@ -1277,6 +1327,9 @@ pub async fn apply(
                             }))
                         }
                     };
+                    if claimed.annotations.get(REPLACES_ANNOTATION) != Some(&old.name) {
+                        return Ok(None);
+                    }
                     let n = patch_step(
                         cluster,
                         old,
@@ -1287,10 +1340,10 @@ pub async fn apply(
                     )
                     .await?;
                     // The drain starts now (cordon and taint are in).
-                    Ok((n, Instant::now()))
+                    Ok(Some((n, Instant::now())))
                 })
                 .buffered(PARALLEL_REQUESTS)
-                .collect::<Vec<Result<(NodeInfo, Instant), EngineError>>>()
+                .collect::<Vec<Result<Option<(NodeInfo, Instant)>, EngineError>>>()
         };
         let evict_fut = {
             use futures::StreamExt;
@@ -1373,8 +1426,12 @@ pub async fn apply(
                 Err(e) => return Err(e.into()),
             }
         }
-        for ((old, _), r) in claims.iter().zip(claimed) {
-            let (n, at) = r?;
+        for ((old, new), r) in claims.iter().zip(claimed) {
+            let Some((n, at)) = r? else {
+                tracing::info!(old = %old.name, new = %new, "replacement claimed by another node meanwhile; looking again");
+                continue;
+            };
+            claimed_by.insert(new.clone(), old.name.clone());
             if let Ok(Some(m)) = decode(&n) {
                 bump(&mut known, &n.name, m.phase);
             }

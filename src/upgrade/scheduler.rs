@@ -83,22 +83,42 @@ pub fn admit(
     started_modes: &BTreeMap<String, StartMode>,
     policy: &StuckDrainPolicy,
 ) -> Admission {
-    admit_with(plan, opts, phases, started_modes, policy, &BTreeMap::new())
+    admit_with(
+        plan,
+        opts,
+        phases,
+        started_modes,
+        policy,
+        &CapacityView::default(),
+    )
 }
 
-/// [`admit`], knowing how many serving nodes each pool is short of its base capacity right
-/// now (`short`, see [`super::capacity::short_of_base`]). A pool's unavailable slots in use
-/// are the larger of its unavailable-mode nodes in progress and that shortfall: a node drained
-/// without a replacement keeps its slot until the replacement serves, not just until the old
-/// node is gone, so capacity never drops below base minus `max-unavailable`.
+/// What the cluster serves with, for [`admit_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapacityView {
+    /// Serving nodes each pool is short of its base (see [`super::capacity::short_of_base`]).
+    pub short: BTreeMap<String, u32>,
+    /// Per (pool, zone): Ready new nodes no old node has claimed and no started surge is
+    /// waiting for. A surge started now claims one of them at once, and the old node's cordon
+    /// then takes a serving node away.
+    pub spare_new: BTreeMap<(String, String), u32>,
+}
+
+/// [`admit`], knowing what the cluster serves with. A pool's unavailable slots in use are the
+/// larger of its unavailable-mode nodes in progress and its shortfall of serving nodes: a node
+/// drained without a replacement keeps its slot until the replacement serves, not just until
+/// the old node is gone. Surges are admitted first; a surge that will claim a spare Ready node
+/// at once adds to the shortfall before any node is drained without a replacement. So serving
+/// capacity never drops below base minus `max-unavailable`.
 pub fn admit_with(
     plan: &Plan,
     opts: &PlanOptions,
     phases: &BTreeMap<String, NodePhase>,
     started_modes: &BTreeMap<String, StartMode>,
     policy: &StuckDrainPolicy,
-    short: &BTreeMap<String, u32>,
+    capacity: &CapacityView,
 ) -> Admission {
+    let short = &capacity.short;
     let left_cordoned = phases
         .values()
         .filter(|p| **p == NodePhase::CordonedLeft)
@@ -157,19 +177,38 @@ pub fn admit_with(
             && !wont_start(&n.name)
     });
     let mut start = Vec::new();
-    for n in &plan.outdated {
-        if phase_of(phases, &n.name) != NodePhase::Outdated
-            || stopped.contains(&n.pool)
-            || (n.class == NodeClass::StatefulPrimary && others_pending)
-        {
-            continue;
-        }
+    let mut spare = capacity.spare_new.clone();
+    let candidates: Vec<_> = plan
+        .outdated
+        .iter()
+        .filter(|n| {
+            phase_of(phases, &n.name) == NodePhase::Outdated
+                && !stopped.contains(&n.pool)
+                && !(n.class == NodeClass::StatefulPrimary && others_pending)
+        })
+        .collect();
+    for n in &candidates {
         let l = opts.limits_for(&n.pool);
         let e = in_flight.entry(n.pool.as_str()).or_default();
         if e.0 < l.max_surge {
             e.0 += 1;
             start.push((n.name.clone(), StartMode::Surge));
-        } else if e.1 < l.max_unavailable {
+            if let Some(s) = spare
+                .get_mut(&(n.pool.clone(), n.zone.clone()))
+                .filter(|s| **s > 0)
+            {
+                *s -= 1;
+                e.1 += 1;
+            }
+        }
+    }
+    for n in &candidates {
+        if start.iter().any(|(s, _)| *s == n.name) {
+            continue;
+        }
+        let l = opts.limits_for(&n.pool);
+        let e = in_flight.entry(n.pool.as_str()).or_default();
+        if e.1 < l.max_unavailable {
             e.1 += 1;
             start.push((n.name.clone(), StartMode::Unavailable));
         }
