@@ -54,30 +54,29 @@ pub fn desired(
 pub struct ZoneCounts {
     /// Nodes Ready and not cordoned.
     pub serving: u32,
-    /// Of those, new nodes at the target that no old node has claimed yet.
-    pub unclaimed_new: u32,
-    /// Old nodes started with a surge, not cordoned yet: each will claim a Ready new node and
-    /// then cordon itself.
-    pub pending_surge: u32,
+    /// Old nodes not Ready on their own (the engine only cordons): not its to make up for.
+    pub broken: u32,
 }
 
-/// Serving nodes each pool is short of its base, summed over its zones. A Ready new node
-/// that a surged old node will claim is spoken for: when the old node cordons itself the zone
-/// loses one serving node, so `available = serving − min(unclaimed_new, pending_surge)` and
-/// `short = Σ_z max(0, base(z) − broken(z) − available(z))`, where `broken` counts nodes that
-/// were not Ready before the run touched them (not ours to make up for). Counting such a node
-/// as serving let a second node drain without a replacement while another was still drained.
-pub fn short_of_base(
+/// Per pool, how many serving nodes may still be taken away (a node drained without a
+/// replacement, or an old node cordoned once it claims a Ready new node):
+/// `room = Σ_z serving(z) − Σ_z (base(z) − broken(z)) + max_unavailable(pool)`. Physical,
+/// whatever the phases say: a drained node's replacement that still boots is not serving, and
+/// a Ready new node that is another node's replacement is no room either, so serving nodes
+/// never drop below base − `max-unavailable`. Negative when the pool is short.
+pub fn room(
     base: &BTreeMap<PoolZone, u32>,
     counts: &BTreeMap<PoolZone, ZoneCounts>,
-    broken: &BTreeMap<PoolZone, u32>,
-) -> BTreeMap<String, u32> {
-    let mut out: BTreeMap<String, u32> = BTreeMap::new();
+    max_unavailable: impl Fn(&str) -> u32,
+) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
     for (pz, b) in base {
         let c = counts.get(pz).copied().unwrap_or_default();
-        let available = c.serving - c.unclaimed_new.min(c.pending_surge).min(c.serving);
-        let need = b.saturating_sub(broken.get(pz).copied().unwrap_or(0));
-        *out.entry(pz.0.clone()).or_default() += need.saturating_sub(available);
+        let need = i64::from(b.saturating_sub(c.broken));
+        *out.entry(pz.0.clone()).or_default() += i64::from(c.serving) - need;
+    }
+    for (pool, r) in out.iter_mut() {
+        *r += i64::from(max_unavailable(pool));
     }
     out
 }
@@ -131,40 +130,31 @@ mod tests {
     fn serving(n: u32) -> ZoneCounts {
         ZoneCounts {
             serving: n,
-            ..ZoneCounts::default()
+            broken: 0,
         }
     }
 
     #[test]
-    fn shortfall_counts_serving_nodes_per_zone_not_broken_ones() {
+    fn room_counts_serving_nodes_against_base_and_the_budget() {
         let base = BTreeMap::from([(pz("a"), 3), (pz("b"), 3)]);
-        let counts = BTreeMap::from([(pz("a"), serving(2)), (pz("b"), serving(4))]);
-        // A surplus in one zone does not make up for a zone that is short.
-        assert_eq!(short_of_base(&base, &counts, &BTreeMap::new())["w"], 1);
-        let broken = BTreeMap::from([(pz("a"), 1)]);
-        assert_eq!(short_of_base(&base, &counts, &broken)["w"], 0);
-    }
-
-    #[test]
-    fn a_new_node_a_surged_node_will_claim_is_spoken_for() {
-        // Regression (trial seed 17, --max-surge 1 --max-unavailable 1): zone a, base 2: one old
-        // node drained (its replacement not yet launched), one surged old node still serving
-        // beside its Ready replacement. Serving 2 looked like "base reached" and a second node
-        // was drained without a replacement; the pool served on base − 2.
-        let base = BTreeMap::from([(pz("a"), 2)]);
-        let counts = BTreeMap::from([(
-            pz("a"),
-            ZoneCounts {
-                serving: 2,
-                unclaimed_new: 1,
-                pending_surge: 1,
-            },
-        )]);
-        assert_eq!(short_of_base(&base, &counts, &BTreeMap::new())["w"], 1);
-        // Claimed (the old node cordoned itself): still one short until the drained node's
-        // replacement serves.
-        let claimed = BTreeMap::from([(pz("a"), serving(1))]);
-        assert_eq!(short_of_base(&base, &claimed, &BTreeMap::new())["w"], 1);
+        // One node drained without a replacement in a: with max-unavailable 1, no more room.
+        let counts = BTreeMap::from([(pz("a"), serving(2)), (pz("b"), serving(3))]);
+        assert_eq!(room(&base, &counts, |_| 1)["w"], 0);
+        // A Ready surge node is room: its old node may cordon itself.
+        let surged = BTreeMap::from([(pz("a"), serving(4)), (pz("b"), serving(3))]);
+        assert_eq!(room(&base, &surged, |_| 0)["w"], 1);
+        // A broken old node is not ours to make up for.
+        let broken = BTreeMap::from([
+            (
+                pz("a"),
+                ZoneCounts {
+                    serving: 2,
+                    broken: 1,
+                },
+            ),
+            (pz("b"), serving(3)),
+        ]);
+        assert_eq!(room(&base, &broken, |_| 0)["w"], 0);
     }
 
     #[test]

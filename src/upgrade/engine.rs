@@ -526,26 +526,6 @@ pub async fn apply(
         }
     };
 
-    // Nodes that were not Ready before this upgrade touched them are not ours to make up for.
-    let broken: BTreeMap<PoolZone, u32> = {
-        let mut b = BTreeMap::new();
-        for n in nodes_w
-            .objects()
-            .iter()
-            .filter_map(|n| NodeInfo::from_k8s(n).ok())
-        {
-            // A node at the target is a replacement still booting (perhaps launched by a run
-            // that was killed), not a broken node: counted as broken, it let a second node
-            // drain while the first one's replacement booted.
-            let ours = decode(&n).ok().flatten().is_some()
-                || n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
-                || at_version(&n.kubelet_version, &plan.target_version);
-            if !n.ready && !ours {
-                *b.entry((n.pool.clone(), n.zone.clone())).or_default() += 1;
-            }
-        }
-        b
-    };
     // Since when the pools have been short of serving nodes with every planned node settled.
     let mut short_since: Option<Instant> = None;
 
@@ -879,45 +859,34 @@ pub async fn apply(
                 started_modes.insert(name.clone(), m);
             }
         }
-        let mut counts: BTreeMap<PoolZone, capacity::ZoneCounts> = BTreeMap::new();
-        // A planned node's cordon is read from its phase, which includes this process's own
-        // writes: the watch cache may not show a cordon made a moment ago, and counting that
-        // node as serving let a second node drain without a replacement.
+        // Serving capacity, counted the way the observer of the trials counts it: nodes Ready
+        // and not cordoned. A planned node's cordon is read from its phase, which includes
+        // this process's own writes (the watch cache may not show a cordon made a moment ago).
         let cordoned =
             |n: &NodeInfo| n.unschedulable || phases.get(&n.name).is_some_and(|p| p.cordoned());
-        for n in nodes.values().filter(|n| n.ready && !cordoned(n)) {
+        let mut counts: BTreeMap<PoolZone, capacity::ZoneCounts> = BTreeMap::new();
+        for n in nodes.values() {
             let c = counts.entry((n.pool.clone(), n.zone.clone())).or_default();
-            c.serving += 1;
-            let claimed = n.labels.get(ROLE_LABEL).is_some_and(|r| r == "new")
-                || claimed_by.contains_key(&n.name);
-            if !claimed
-                && !place.contains_key(&n.name)
-                && at_version(&n.kubelet_version, &plan.target_version)
-            {
-                c.unclaimed_new += 1;
+            if n.ready && !cordoned(n) {
+                c.serving += 1;
+            } else if !n.ready && !at_version(&n.kubelet_version, &plan.target_version) {
+                // An old node that is not Ready was not made so by us (we only cordon): it
+                // is not ours to make up for. Not Ready at the target = a replacement booting.
+                c.broken += 1;
             }
         }
-        for (name, pz) in &place {
-            let surged = started_modes
-                .get(name)
-                .is_none_or(|m| *m == StartMode::Surge);
-            let pending = matches!(
-                phases[name],
-                NodePhase::SurgeRequested | NodePhase::ReplacementReady | NodePhase::Tainted
-            );
-            if surged && pending && nodes.get(name).is_some_and(|n| !cordoned(n)) {
-                counts.entry(pz.clone()).or_default().pending_surge += 1;
-            }
-        }
-        let view = CapacityView {
-            short: capacity::short_of_base(&base, &counts, &broken),
-            spare_new: counts
-                .iter()
-                .map(|(pz, c)| (pz.clone(), c.unclaimed_new.saturating_sub(c.pending_surge)))
-                .collect(),
-        };
+        let room = capacity::room(&base, &counts, |p| opts.limits_for(p).max_unavailable);
+        let view = CapacityView { room: room.clone() };
         let adm = admit_with(plan, opts, &phases, &started_modes, &cfg.policy, &view);
-        let short = &view.short;
+        // What the claims of this round may still take: the room left after the starts.
+        let mut claim_room = room.clone();
+        for (name, mode) in &adm.start {
+            if *mode == StartMode::Unavailable {
+                if let Some(r) = place.get(name).and_then(|pz| claim_room.get_mut(&pz.0)) {
+                    *r -= 1;
+                }
+            }
+        }
         let t_state = iter_started.elapsed();
         // Instances per pool, described at most once per round.
         let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
@@ -1119,8 +1088,14 @@ pub async fn apply(
                         continue;
                     }
                     if let Some(c) = candidate {
-                        claimed_now.insert(c.name.clone());
-                        claims.push((node.clone(), c.name.clone()));
+                        // Its cordon takes a serving node away: only with room to spare (a
+                        // Ready surge node is the room; another node's replacement is not).
+                        let r = claim_room.entry(pname.clone()).or_default();
+                        if *r > 0 {
+                            *r -= 1;
+                            claimed_now.insert(c.name.clone());
+                            claims.push((node.clone(), c.name.clone()));
+                        }
                     }
                 }
                 NodePhase::Tainted => {
@@ -1530,10 +1505,11 @@ pub async fn apply(
         // Done when every node is settled and every zone serves its base again: a run that
         // ended while the last replacement still booted left the next step (smoke checks, a
         // promotion) a node short.
-        let still_short: Vec<String> = short
+        let deficit = capacity::room(&base, &counts, |_| 0);
+        let still_short: Vec<String> = deficit
             .iter()
-            .filter(|(p, n)| **n > 0 && !stopped.contains(*p))
-            .map(|(p, n)| format!("{p} ({n} node(s))"))
+            .filter(|(p, n)| **n < 0 && !stopped.contains(*p))
+            .map(|(p, n)| format!("{p} ({} node(s))", -n))
             .collect();
         if all_final && !still_short.is_empty() {
             let since = *short_since.get_or_insert_with(Instant::now);

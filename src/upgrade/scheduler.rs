@@ -96,20 +96,15 @@ pub fn admit(
 /// What the cluster serves with, for [`admit_with`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CapacityView {
-    /// Serving nodes each pool is short of its base (see [`super::capacity::short_of_base`]).
-    pub short: BTreeMap<String, u32>,
-    /// Per (pool, zone): Ready new nodes no old node has claimed and no started surge is
-    /// waiting for. A surge started now claims one of them at once, and the old node's cordon
-    /// then takes a serving node away.
-    pub spare_new: BTreeMap<(String, String), u32>,
+    /// Per pool, serving nodes that may still be taken away (see [`super::capacity::room`]).
+    /// A pool absent here is not limited by it.
+    pub room: BTreeMap<String, i64>,
 }
 
-/// [`admit`], knowing what the cluster serves with. A pool's unavailable slots in use are the
-/// larger of its unavailable-mode nodes in progress and its shortfall of serving nodes: a node
-/// drained without a replacement keeps its slot until the replacement serves, not just until
-/// the old node is gone. Surges are admitted first; a surge that will claim a spare Ready node
-/// at once adds to the shortfall before any node is drained without a replacement. So serving
-/// capacity never drops below base minus `max-unavailable`.
+/// [`admit`], knowing what the cluster serves with: a node is drained without a replacement
+/// only while its pool has room (serving nodes above base − `max-unavailable`), so a drained
+/// node keeps its slot until its replacement serves, not just until the old node is gone.
+/// Surges are admitted first.
 pub fn admit_with(
     plan: &Plan,
     opts: &PlanOptions,
@@ -118,7 +113,6 @@ pub fn admit_with(
     policy: &StuckDrainPolicy,
     capacity: &CapacityView,
 ) -> Admission {
-    let short = &capacity.short;
     let left_cordoned = phases
         .values()
         .filter(|p| **p == NodePhase::CordonedLeft)
@@ -164,20 +158,13 @@ pub fn admit_with(
             _ => e.0 += 1,
         }
     }
-    for (pool, n) in short {
-        if let Some(e) = in_flight.get_mut(pool.as_str()) {
-            e.1 = e.1.max(*n);
-        } else if *n > 0 {
-            in_flight.insert(pool.as_str(), (0, *n));
-        }
-    }
     let others_pending = plan.outdated.iter().any(|n| {
         n.class != NodeClass::StatefulPrimary
             && !is_done(phase_of(phases, &n.name))
             && !wont_start(&n.name)
     });
     let mut start = Vec::new();
-    let mut spare = capacity.spare_new.clone();
+    let mut room = capacity.room.clone();
     let candidates: Vec<_> = plan
         .outdated
         .iter()
@@ -193,13 +180,6 @@ pub fn admit_with(
         if e.0 < l.max_surge {
             e.0 += 1;
             start.push((n.name.clone(), StartMode::Surge));
-            if let Some(s) = spare
-                .get_mut(&(n.pool.clone(), n.zone.clone()))
-                .filter(|s| **s > 0)
-            {
-                *s -= 1;
-                e.1 += 1;
-            }
         }
     }
     for n in &candidates {
@@ -208,10 +188,16 @@ pub fn admit_with(
         }
         let l = opts.limits_for(&n.pool);
         let e = in_flight.entry(n.pool.as_str()).or_default();
-        if e.1 < l.max_unavailable {
-            e.1 += 1;
-            start.push((n.name.clone(), StartMode::Unavailable));
+        if e.1 >= l.max_unavailable {
+            continue;
         }
+        match room.get_mut(&n.pool) {
+            Some(r) if *r <= 0 => continue,
+            Some(r) => *r -= 1,
+            None => {}
+        }
+        e.1 += 1;
+        start.push((n.name.clone(), StartMode::Unavailable));
     }
     Admission {
         start,
