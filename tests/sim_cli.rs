@@ -177,3 +177,61 @@ fn bad_topology_names_file_and_field() {
     );
     assert!(!state.path().join("b").exists());
 }
+
+#[test]
+fn cluster_names_that_could_be_paths_are_refused_and_nothing_is_deleted() {
+    // Regression: `cluster down --name /some/dir` ran remove_dir_all on any directory holding a
+    // file named `pid`; `cluster up --name ../x` put state outside the state directory.
+    let state = tempfile::tempdir().unwrap();
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("pid"), "1\n").unwrap();
+    std::fs::write(victim.path().join("precious"), "keep me").unwrap();
+    let path = victim.path().display().to_string();
+    for args in [
+        vec!["cluster", "down", "--name", path.as_str()],
+        vec!["cluster", "status", "--name", path.as_str()],
+        vec!["cluster", "up", "--name", "../x"],
+        vec!["gate", "--cluster-name", "../x"],
+    ] {
+        let out = gate(state.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("invalid cluster name"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(victim.path().join("precious").exists());
+    assert!(victim.path().join("pid").exists());
+    assert!(!state.path().parent().unwrap().join("x").exists());
+}
+
+#[test]
+fn down_removes_only_the_files_the_simulator_wrote() {
+    let state = tempfile::tempdir().unwrap();
+    let topo = fixture("default.toml");
+    let kc = state.path().join("kc.yaml").display().to_string();
+    let out = gate(
+        state.path(),
+        &[
+            "cluster",
+            "up",
+            "--name",
+            "keep",
+            "--topology",
+            &topo,
+            "--kubeconfig-out",
+            &kc,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dir = state.path().join("keep");
+    std::fs::write(dir.join("notes.txt"), "a user's file").unwrap();
+    let out = gate(state.path(), &["cluster", "down", "--name", "keep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        dir.join("notes.txt").exists(),
+        "a file e2e-gate did not write stays"
+    );
+    assert!(!dir.join("pid").exists() && !dir.join("state.json").exists());
+}

@@ -10,6 +10,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `cluster` subcommands.
+
+/// clap value parser: a cluster name that can never become a path.
+pub(crate) fn cluster_name(s: &str) -> Result<String, String> {
+    crate::cluster::validate_cluster_name(s).map(|()| s.to_string())
+}
+
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     /// What to do.
@@ -37,8 +43,8 @@ pub enum ClusterCommand {
         /// Provider.
         #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
         provider: ProviderOpt,
-        /// Cluster name.
-        #[arg(long, default_value = "e2e-gate")]
+        /// Cluster name (lowercase letters, digits and '-').
+        #[arg(long, default_value = "e2e-gate", value_parser = cluster_name)]
         name: String,
         /// Topology file (sim; default: the built-in quick-start topology) or kind config (kind).
         #[arg(long, value_name = "FILE")]
@@ -61,8 +67,8 @@ pub enum ClusterCommand {
         /// Provider.
         #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
         provider: ProviderOpt,
-        /// Cluster name.
-        #[arg(long, default_value = "e2e-gate")]
+        /// Cluster name (lowercase letters, digits and '-').
+        #[arg(long, default_value = "e2e-gate", value_parser = cluster_name)]
         name: String,
     },
     /// Show simulated clusters (or one cluster with --name).
@@ -71,7 +77,7 @@ pub enum ClusterCommand {
         #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
         provider: ProviderOpt,
         /// Only this cluster.
-        #[arg(long)]
+        #[arg(long, value_parser = cluster_name)]
         name: Option<String>,
         /// Output format (json goes to stdout).
         #[arg(long, value_enum, default_value_t = super::args::Format::Human)]

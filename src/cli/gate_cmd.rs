@@ -50,8 +50,8 @@ pub struct GateArgs {
     /// Kubeconfig of an existing cluster [default: from the profile, else $KUBECONFIG].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Cluster name [default: e2e-gate-<run id>].
-    #[arg(long, value_name = "NAME")]
+    /// Cluster name [default: e2e-gate-<run id>] (lowercase letters, digits and '-').
+    #[arg(long, value_name = "NAME", value_parser = super::cluster_cmd::cluster_name)]
     pub cluster_name: Option<String>,
     /// Keep the cluster afterwards, to debug it.
     #[arg(long)]

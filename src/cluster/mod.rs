@@ -6,4 +6,6 @@ pub mod kind;
 pub mod provider;
 pub mod sim;
 
-pub use provider::{ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus};
+pub use provider::{
+    validate_cluster_name, ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus,
+};

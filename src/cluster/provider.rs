@@ -48,6 +48,27 @@ pub struct ClusterStatus {
     pub detail: String,
 }
 
+/// Checks a cluster name. Names become directory names (sim state) and container names
+/// (kind), so they are one DNS label: lowercase letters, digits and `-`, at most 63 characters,
+/// starting and ending with a letter or digit. `../x` or `/some/dir` must never become a path.
+pub fn validate_cluster_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid cluster name {name:?}: use 1-63 lowercase letters, digits and '-', starting \
+             and ending with a letter or digit (e.g. \"e2e-gate\", \"pr-1234\")"
+        ))
+    }
+}
+
 /// Errors of cluster providers. Each names what failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -119,4 +140,34 @@ pub fn server_of_kubeconfig(text: &str) -> Option<String> {
         .map(str::trim)
         .find_map(|l| l.strip_prefix("server:"))
         .map(|s| s.trim().trim_matches('"').trim_matches('\'').to_string())
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::validate_cluster_name;
+
+    #[test]
+    fn names_that_could_become_paths_are_refused() {
+        // Regression: `cluster down --name /some/dir` removed that directory.
+        for bad in [
+            "../x",
+            "/some/dir",
+            "a/b",
+            ".",
+            "..",
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a b",
+        ] {
+            let e = validate_cluster_name(bad).unwrap_err();
+            assert!(e.contains("invalid cluster name"), "{bad}: {e}");
+        }
+        for good in ["e2e-gate", "pr-1234", "a", "x1"] {
+            assert!(validate_cluster_name(good).is_ok(), "{good}");
+        }
+        assert!(validate_cluster_name(&"a".repeat(64)).is_err());
+    }
 }

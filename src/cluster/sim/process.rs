@@ -125,9 +125,35 @@ impl Default for SimProvider {
     }
 }
 
+/// The files a simulator writes in its state directory: all `down` ever deletes.
+const STATE_FILES: &[&str] = &["pid", "state.json", "kubeconfig", "sim.log"];
+
 impl SimProvider {
-    fn dir(&self, name: &str) -> PathBuf {
-        self.root.join(name)
+    /// The state directory of cluster `name`, always a direct child of the root.
+    fn dir(&self, name: &str) -> Result<PathBuf, ClusterError> {
+        super::super::validate_cluster_name(name).map_err(ClusterError::Config)?;
+        Ok(self.root.join(name))
+    }
+}
+
+/// Removes the state files a simulator wrote (and their temporary copies), then the directory
+/// if nothing else is in it: a directory holding anything e2e-gate did not write stays.
+fn remove_state(dir: &Path) -> std::io::Result<()> {
+    for f in STATE_FILES {
+        for p in [dir.join(f), dir.join(format!(".{f}.tmp"))] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "state directory kept: {e} (it holds files e2e-gate did not write)");
+            Ok(())
+        }
     }
 }
 
@@ -139,7 +165,7 @@ impl ClusterProvider for SimProvider {
 
     async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError> {
         let name = &spec.name;
-        let dir = self.dir(name);
+        let dir = self.dir(name)?;
         if let Some(pid) = read_pid(&dir) {
             if sim_alive(pid) {
                 return Err(ClusterError::AlreadyRunning {
@@ -149,7 +175,7 @@ impl ClusterProvider for SimProvider {
                 });
             }
             tracing::warn!(cluster = %name, pid, dir = %dir.display(), "stale pid file: process {pid} is gone or is not a simulator; removing the old state");
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = remove_state(&dir);
         }
         if let Some(t) = &spec.topology {
             Topology::load(t).map_err(|e| ClusterError::Config(e.to_string()))?;
@@ -220,7 +246,7 @@ impl ClusterProvider for SimProvider {
     }
 
     async fn down(&self, name: &str) -> Result<(), ClusterError> {
-        let dir = self.dir(name);
+        let dir = self.dir(name)?;
         let Some(pid) = read_pid(&dir) else {
             return Err(ClusterError::NotFound {
                 name: name.to_string(),
@@ -242,12 +268,12 @@ impl ClusterProvider for SimProvider {
         } else {
             tracing::warn!(cluster = %name, pid, "stale pid file: process {pid} was already gone (or is not a simulator)");
         }
-        std::fs::remove_dir_all(&dir).map_err(io(format!("cannot remove {}", dir.display())))?;
+        remove_state(&dir).map_err(io(format!("cannot remove {}", dir.display())))?;
         Ok(())
     }
 
     async fn status(&self, name: &str) -> Result<ClusterStatus, ClusterError> {
-        let dir = self.dir(name);
+        let dir = self.dir(name)?;
         let Some(pid) = read_pid(&dir) else {
             return Err(ClusterError::NotFound {
                 name: name.to_string(),
