@@ -415,6 +415,20 @@ async fn an_upgrade_that_would_violate_a_pdb_fails_the_gate_naming_it() {
         "the failure names the workload whose PDB blocks the upgrade"
     );
     assert!(steps.iter().any(|(n, w, _)| n == "Down" && *w == "passed"));
+    // One verdict: summary.json says failed, names the step, and the last line agrees
+    // (regression: exit 1 with "result": "passed" and "result: PASSED" before "gate: FAILED").
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["result"], "failed", "{summary}");
+    let upgrade_step = summary["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "Upgrade"))
+        .unwrap_or_else(|| panic!("no Upgrade step in {summary}"));
+    assert_eq!(upgrade_step["result"], "failed", "{summary}");
+    assert!(!stderr.contains("result: PASSED"), "{stderr}");
+    assert!(stderr.contains("result: FAILED"), "{stderr}");
     assert!(cluster_gone(&name).await);
 }
 

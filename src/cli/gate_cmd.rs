@@ -258,6 +258,23 @@ pub async fn run(args: GateArgs) -> u8 {
             cancel: &cancel,
             infra_failed,
             failed_steps,
+            steps: steps
+                .steps()
+                .iter()
+                .map(|s| {
+                    let (result, reason) = match &s.outcome {
+                        gate::StepOutcome::Passed => ("passed", None),
+                        gate::StepOutcome::Failed(why) => ("failed", Some(why.clone())),
+                        gate::StepOutcome::Skipped(why) => ("skipped", Some(why.clone())),
+                    };
+                    crate::results::summary::StepSummary {
+                        name: s.name.clone(),
+                        result: result.into(),
+                        reason,
+                        duration_seconds: (s.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+                    }
+                })
+                .collect(),
             status_setup_error,
         },
     )

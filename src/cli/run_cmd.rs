@@ -239,6 +239,7 @@ pub async fn run(args: RunArgs) -> u8 {
         cancel: &cancel,
         infra_failed: !infra_errors.is_empty(),
         failed_steps: Vec::new(),
+        steps: Vec::new(),
         status_setup_error,
     };
     conclude(&suites, conclusion).await
@@ -269,6 +270,8 @@ pub(super) struct Conclusion<'a> {
     /// Gate steps that are not suites and failed as verdicts (the upgrade, availability), as
     /// "Step: why" one-liners: the verdict is "failed" and they head the aggregate status.
     pub failed_steps: Vec<String>,
+    /// Every step of a gate, for `summary.json` (empty for `run`).
+    pub steps: Vec<crate::results::summary::StepSummary>,
     /// GitHub could not be set up (reported, exit 4 at most).
     pub status_setup_error: Option<String>,
 }
@@ -276,7 +279,11 @@ pub(super) struct Conclusion<'a> {
 /// Writes `junit.xml` and `summary.json` atomically, prints the summary, settles the aggregate
 /// status (or `aborted` on a signal), and picks the exit code.
 pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
-    let summary = summarize_with(suites, c.fail_on_flaky);
+    let summary = summarize_with(suites, c.fail_on_flaky).with_steps(
+        c.steps.clone(),
+        !c.failed_steps.is_empty(),
+        c.infra_failed,
+    );
     let mut code = summary.exit_code();
     let mut junit_suites = suites.to_vec();
     junit_suites.extend(c.extra_junit_suites);

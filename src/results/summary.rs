@@ -101,17 +101,34 @@ pub struct SuiteSummary {
     pub kubernetes_version: Option<String>,
 }
 
+/// One step of a gate (`Up`, `Upgrade`, `Availability`, `Suite smoke`, `Down`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSummary {
+    /// Step name.
+    pub name: String,
+    /// `passed`, `failed` or `skipped`.
+    pub result: String,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Wall time in seconds.
+    pub duration_seconds: f64,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Always [`FORMAT_VERSION`].
     pub format_version: u32,
-    /// Verdict of the run: incomplete beats failed beats passed.
+    /// Verdict of the run: incomplete beats failed beats passed; a gate's failed steps count.
     pub result: ResultWord,
     /// Per suite.
     pub suites: Vec<SuiteSummary>,
     /// Sums over suites.
     pub totals: Totals,
+    /// A gate's steps, in order (empty for `run` and `report`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepSummary>,
 }
 
 fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
@@ -199,10 +216,30 @@ pub fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary
         result,
         suites,
         totals,
+        steps: Vec::new(),
     }
 }
 
 impl RunSummary {
+    /// Adds a gate's steps to the verdict: a failed verdict step (the upgrade, availability)
+    /// fails a passed run; a failed infrastructure step (up, ready, down) makes it incomplete.
+    /// One verdict everywhere: `summary.json`, stdout and the last human line agree with the
+    /// exit code.
+    pub fn with_steps(
+        mut self,
+        steps: Vec<StepSummary>,
+        verdict_failed: bool,
+        infra_failed: bool,
+    ) -> Self {
+        if infra_failed {
+            self.result = ResultWord::Incomplete;
+        } else if verdict_failed && self.result == ResultWord::Passed {
+            self.result = ResultWord::Failed;
+        }
+        self.steps = steps;
+        self
+    }
+
     /// Process exit code: 3 incomplete, 1 failed, 0 passed; the verdict decides, so a summary
     /// made with [`summarize_with`]`(…, true)` already fails on flaky specs.
     pub fn exit_code(&self) -> u8 {
@@ -301,6 +338,19 @@ pub fn render_human(summary: &RunSummary) -> String {
     } else {
         summary.result.as_str().to_uppercase()
     };
+    for st in summary.steps.iter().filter(|s| s.result == "failed") {
+        let _ = writeln!(
+            out,
+            "  step {} FAILED: {}",
+            st.name,
+            st.reason
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
     let _ = writeln!(
         out,
         "result: {word} — {}",
@@ -392,6 +442,37 @@ mod tests {
             (allowed.result, allowed.exit_code()),
             (ResultWord::Passed, 0)
         );
+    }
+
+    #[test]
+    fn a_failed_gate_step_fails_the_summary() {
+        // Regression: a gate whose Upgrade failed exited 1 with "result": "passed".
+        let step = StepSummary {
+            name: "Upgrade".into(),
+            result: "failed".into(),
+            reason: Some("upgrade incomplete: 2/3 nodes replaced".into()),
+            duration_seconds: 12.0,
+        };
+        let s = summarize(&suites()[..1]).with_steps(vec![step], true, false);
+        assert_eq!((s.result, s.exit_code()), (ResultWord::Failed, 1));
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["result"], "failed");
+        assert_eq!(v["steps"][0]["name"], "Upgrade");
+        let text = render_human(&s);
+        assert!(
+            text.contains("step Upgrade FAILED: upgrade incomplete"),
+            "{text}"
+        );
+        assert!(
+            text.trim_end()
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("result: FAILED"),
+            "{text}"
+        );
+        let infra = summarize(&suites()[..1]).with_steps(Vec::new(), false, true);
+        assert_eq!(infra.exit_code(), 3);
     }
 
     #[test]
