@@ -11,6 +11,7 @@
 //! - [`upgrade`] plans and applies rolling node upgrades (`e2e-gate upgrade plan|apply|abort`).
 #![warn(missing_docs)]
 
+pub mod atomic_write;
 pub mod cli;
 pub mod cluster;
 pub mod exit_code;

@@ -355,13 +355,9 @@ impl gate::UpgradeRunner for SubprocessUpgrade {
 /// Writes `availability.json` next to the other artifacts (atomically: temp file + rename).
 fn write_availability(artifacts: &Path, report: &gate::availability::AvailabilityReport) {
     let path = artifacts.join("availability.json");
-    let tmp = artifacts.join(".availability.json.tmp");
-    let written = std::fs::create_dir_all(artifacts)
-        .and_then(|()| {
-            let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
-            std::fs::write(&tmp, text + "\n")
-        })
-        .and_then(|()| std::fs::rename(&tmp, &path));
+    let written = serde_json::to_string_pretty(report)
+        .map_err(std::io::Error::other)
+        .and_then(|text| crate::atomic_write::write_atomically(&path, (text + "\n").as_bytes()));
     match written {
         Ok(()) => {
             for m in &report.worst_moments {

@@ -83,21 +83,7 @@ pub(super) fn artifacts_dir(
         .unwrap_or_else(|| PathBuf::from("artifacts"))
 }
 
-/// Writes `contents` to `path` through a temporary file in the same directory and a rename,
-/// so a reader never sees a half-written file.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+pub(crate) use crate::atomic_write::write_atomically;
 
 pub(super) fn run_id() -> String {
     use rand::Rng;
@@ -397,18 +383,5 @@ mod tests {
         assert!(e.contains("--focus"), "{e}");
         let e = resolve(&args(&["--jobs", "0"]), &|_| None).unwrap_err();
         assert!(e.contains("--jobs"), "{e}");
-    }
-
-    #[test]
-    fn atomic_write_replaces_whole_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("sub/summary.json");
-        write_atomically(&p, b"one").unwrap();
-        write_atomically(&p, b"two").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
-            1
-        );
     }
 }

@@ -451,7 +451,7 @@ async fn run_apply(a: PlanArgs) -> u8 {
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-    std::fs::write(path, text + "\n").map_err(|e| {
+    crate::atomic_write::write_atomically(path, (text + "\n").as_bytes()).map_err(|e| {
         eprintln!("error: failed to write --report {}: {e}", path.display());
         exit_code::INFRA
     })
