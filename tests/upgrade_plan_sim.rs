@@ -318,6 +318,27 @@ async fn cli_exit_codes_and_json() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Bad targets → 2, each saying what is wrong (regression: "banana" planned 3 nodes, an
+    // older target or one newer than the control plane was accepted).
+    for (target, says) in [
+        ("banana", "is not a Kubernetes version"),
+        ("v1.32.0", "does not downgrade"),
+        ("v1.99.0", "version skew policy"),
+    ] {
+        let out = tokio::task::spawn_blocking({
+            let a = args(&["--target-version", target]);
+            move || run_bin(a)
+        })
+        .await
+        .expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains(target),
+            "{target}: {stderr}"
+        );
+    }
+
     // Bad flags → 2; apply is not available yet → 2; unknown pool → 2.
     for extra in [
         vec!["--target-version", "v1.34.0", "--pool", "nope"],

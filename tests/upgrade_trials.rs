@@ -136,6 +136,8 @@ struct Observed {
     pdbs: BTreeMap<String, PodDisruptionBudget>,
     /// Pod UIDs present when the run started.
     original: BTreeSet<String>,
+    /// Watches (pods, nodes, PDBs) that delivered their whole initial list.
+    synced: u8,
     started: bool,
     /// Pods created during the run that were evicted again (a replica's second move).
     moved_again: Vec<String>,
@@ -335,6 +337,7 @@ fn observe(client: kube::Client, replicas: BTreeMap<String, i32>) -> Arc<Mutex<O
                         }
                         o.pods.remove(&uid);
                     }
+                    Ok(watcher::Event::InitDone) => o.synced += 1,
                     _ => {}
                 }
             }
@@ -355,6 +358,7 @@ fn observe(client: kube::Client, replicas: BTreeMap<String, i32>) -> Arc<Mutex<O
                     Ok(watcher::Event::Delete(n)) => {
                         o.nodes.remove(&n.metadata.name.clone().unwrap_or_default());
                     }
+                    Ok(watcher::Event::InitDone) => o.synced += 1,
                     _ => {}
                 }
                 o.tick(Instant::now());
@@ -368,13 +372,17 @@ fn observe(client: kube::Client, replicas: BTreeMap<String, i32>) -> Arc<Mutex<O
             let mut s = watcher(api, watcher::Config::default()).boxed();
             while let Some(ev) = s.next().await {
                 let mut o = state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Ok(watcher::Event::Apply(b)) | Ok(watcher::Event::InitApply(b)) = ev {
-                    let key = format!(
-                        "{}/{}",
-                        b.metadata.namespace.clone().unwrap_or_default(),
-                        b.metadata.name.clone().unwrap_or_default()
-                    );
-                    o.pdbs.insert(key, b);
+                match ev {
+                    Ok(watcher::Event::Apply(b)) | Ok(watcher::Event::InitApply(b)) => {
+                        let key = format!(
+                            "{}/{}",
+                            b.metadata.namespace.clone().unwrap_or_default(),
+                            b.metadata.name.clone().unwrap_or_default()
+                        );
+                        o.pdbs.insert(key, b);
+                    }
+                    Ok(watcher::Event::InitDone) => o.synced += 1,
+                    _ => {}
                 }
             }
         }
@@ -504,12 +512,13 @@ async fn run_trial(t: &Trial) {
         t.pools.iter().map(|(p, z, n)| (p.clone(), z * n)).collect();
 
     let obs = observe(client.clone(), replicas);
-    // The observer has seen the initial state: mark it as the run's start.
+    // The observer has listed everything (each watch's initial list is complete): mark the
+    // run's start. Pods it had not listed yet would count as created during the run.
     let seen_by = Instant::now() + Duration::from_secs(10);
     loop {
         {
             let mut o = obs.lock().unwrap();
-            if o.pods.len() >= ids_before.len() && !o.nodes.is_empty() && !o.pdbs.is_empty() {
+            if o.synced >= 3 {
                 o.original = o.pods.keys().cloned().collect();
                 o.started = true;
                 o.min_serving.clear();

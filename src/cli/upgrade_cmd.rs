@@ -300,6 +300,20 @@ async fn compute_plan(a: &PlanArgs) -> Result<Planned, u8> {
         sim_pool = Some(pool);
     }
     let plan = plan(&snapshot, &opts).map_err(|e| usage(&e.to_string()))?;
+    // Kubelets must not be newer than kube-apiserver (the version skew policy).
+    match cluster.client().apiserver_version().await {
+        Ok(info) => {
+            crate::upgrade::version::check_target(
+                &opts.target_version,
+                &[],
+                Some(&info.git_version),
+            )
+            .map_err(|e| usage(&e))?;
+        }
+        Err(e) => tracing::warn!(
+            "cannot read the control plane's version ({e}); version skew not checked"
+        ),
+    }
     eprint!("{}", render_plan(&plan));
     Ok(Planned {
         cluster,

@@ -38,6 +38,7 @@ pub mod selector;
 pub mod sim_pool;
 pub mod snapshot;
 pub mod state;
+pub mod version;
 pub mod watch;
 
 pub use plan::{plan, Blocker, BlockerKind, Plan, PlanError, PlanOptions, PoolLimits, Timings};

@@ -105,6 +105,10 @@ pub enum PlanError {
     /// `--target-version` is empty.
     #[error("--target-version: must not be empty")]
     EmptyTargetVersion,
+    /// `--target-version` is not a version, or older than a node (see
+    /// [`super::version::check_target`]).
+    #[error("{0}")]
+    Target(String),
     /// A pool would make no progress.
     #[error("pool {pool:?}: --max-surge and --max-unavailable are both 0; nothing could ever be replaced")]
     NoConcurrency {
@@ -337,6 +341,14 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
     if normalize(&opts.target_version).is_empty() {
         return Err(PlanError::EmptyTargetVersion);
     }
+    let kubelets: Vec<(&str, &str)> = snap
+        .nodes
+        .iter()
+        .filter(|n| opts.pools.is_empty() || opts.pools.contains(&n.pool))
+        .map(|n| (n.name.as_str(), n.kubelet_version.as_str()))
+        .collect();
+    super::version::check_target(&opts.target_version, &kubelets, None)
+        .map_err(PlanError::Target)?;
     let known: BTreeSet<&str> = snap.nodes.iter().map(|n| n.pool.as_str()).collect();
     for p in &opts.pools {
         if !known.contains(p.as_str()) {
