@@ -9,13 +9,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// `cluster` subcommands.
-
 /// clap value parser: a cluster name that can never become a path.
 pub(crate) fn cluster_name(s: &str) -> Result<String, String> {
     crate::cluster::validate_cluster_name(s).map(|()| s.to_string())
 }
 
+/// `cluster` subcommands.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     /// What to do.
