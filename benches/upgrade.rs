@@ -14,6 +14,8 @@
 //! `UPGRADE_BENCH_SKIP_BASELINE=1` (engine only), `UPGRADE_BENCH_OUT` (directory for the
 //! two reports, default a temporary one).
 
+use e2e_gate::cluster::sim::topology::{IntOrPercent, Topology, WorkloadKind};
+use e2e_gate::upgrade::physics::{lower_bound, widest, PdbFacts, PoolFacts};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,8 +53,93 @@ fn metrics(sim: &Sim) -> Value {
     http_get(&format!("{}/sim/metrics", sim.url))
 }
 
-/// Starts a simulator from `topo` and waits until every node and pod is Ready.
+/// Every pod the topology declares: its Deployments' and StatefulSets' replicas, and one pod
+/// of each DaemonSet per node. Waiting for the pods that *exist* to be Ready started the run
+/// while StatefulSets were still creating theirs one at a time (1,156 of 1,186).
+fn declared_pods(t: &Topology) -> u64 {
+    let nodes: u64 = t
+        .pools
+        .iter()
+        .map(|p| p.zones.len() as u64 * u64::from(p.size_per_zone))
+        .sum();
+    t.workloads
+        .iter()
+        .map(|w| match w.kind {
+            WorkloadKind::DaemonSet => nodes,
+            _ => u64::from(w.replicas),
+        })
+        .sum()
+}
+
+/// `--max-surge N` and `--max-unavailable M` of the engine's flags (defaults 1 and 0).
+fn window(engine_args: &str) -> u64 {
+    let words: Vec<&str> = engine_args.split_whitespace().collect();
+    let flag = |name: &str, default: u64| {
+        words
+            .windows(2)
+            .find(|w| w[0] == name)
+            .and_then(|w| w[1].parse().ok())
+            .unwrap_or(default)
+    };
+    flag("--max-surge", 1) + flag("--max-unavailable", 0)
+}
+
+/// The physical facts of the topology (see `e2e_gate::upgrade::physics`): every node is
+/// outdated, a new node serves after boot + kubelet + load-balancer readiness, and each PDB's
+/// pods restart in their workload's startup time.
+fn facts(t: &Topology, window: u64) -> (Vec<PoolFacts>, Vec<PdbFacts>) {
+    let boot = |p: &e2e_gate::cluster::sim::topology::Pool| {
+        p.boot_seconds + p.kubelet_ready_seconds + p.lb_health_seconds
+    };
+    let pools: Vec<PoolFacts> = t
+        .pools
+        .iter()
+        .map(|p| PoolFacts {
+            nodes: p.zones.len() as u64 * u64::from(p.size_per_zone),
+            window,
+            boot_seconds: boot(p),
+        })
+        .collect();
+    let fastest_boot = t.pools.iter().map(boot).fold(f64::INFINITY, f64::min);
+    let resolve = |v: &IntOrPercent, k: u64, up: bool| -> u64 {
+        match v {
+            IntOrPercent::Int(i) => (*i).max(0) as u64,
+            IntOrPercent::Str(s) => {
+                let p: u64 = s.trim_end_matches('%').parse().unwrap_or(0);
+                if up {
+                    (k * p).div_ceil(100)
+                } else {
+                    k * p / 100
+                }
+            }
+        }
+    };
+    let pdbs = t
+        .workloads
+        .iter()
+        .filter(|w| w.kind != WorkloadKind::DaemonSet)
+        .filter_map(|w| {
+            let pdb = w.pdb.as_ref()?;
+            let k = u64::from(w.replicas);
+            let budget = match (&pdb.min_available, &pdb.max_unavailable) {
+                (Some(min), _) => k.saturating_sub(resolve(min, k, true)),
+                (None, Some(max)) => resolve(max, k, true),
+                (None, None) => k.saturating_sub(1),
+            };
+            Some(PdbFacts {
+                pods: k,
+                budget,
+                startup_seconds: w.startup_seconds.unwrap_or(t.sim.pod_startup_seconds),
+                boot_seconds: fastest_boot,
+            })
+        })
+        .collect();
+    (pools, pdbs)
+}
+
+/// Starts a simulator from `topo` and waits until every node and every declared pod is Ready.
 fn start_sim(topo: &Path, name: &str) -> Sim {
+    let declared = declared_pods(&Topology::load(topo).expect("topology"));
     let state = tempfile::tempdir().expect("tempdir");
     let child = Command::new(BIN)
         .args(["cluster", "serve-sim", "--name", name, "--state-dir"])
@@ -82,7 +169,7 @@ fn start_sim(topo: &Path, name: &str) -> Sim {
     };
     loop {
         let o = metrics(&sim)["objects"].clone();
-        if o["pods"].as_u64().is_some_and(|p| p > 0)
+        if o["pods_ready"].as_u64().is_some_and(|p| p >= declared)
             && o["pods"] == o["pods_ready"]
             && o["nodes"] == o["nodes_ready"]
         {
@@ -308,11 +395,31 @@ fn main() {
             verdict(floor / es.sim_seconds >= 3.0)
         );
     }
+    // Efficiency against physics: bounds from the topology alone (see upgrade::physics).
+    let topology = Topology::load(&topo).expect("topology");
+    let (pools, pdbs) = facts(&topology, window(&engine_args));
+    let at_window = lower_bound(&pools, &pdbs);
+    let at_widest = widest(&pools, &pdbs);
+    for (label, b, target) in [
+        ("this run's window", &at_window, None),
+        ("widest window", &at_widest, Some(0.8)),
+    ] {
+        let eff = b.seconds() / es.sim_seconds;
+        println!(
+            "| physical efficiency, {label} (bound {:.0} s = max(waves {:.0}, PDB chain {:.0}) / {:.0} s simulated) | {eff:.2} | {:.2} | {} | {} |",
+            b.seconds(),
+            b.waves,
+            b.pdb_chain,
+            es.sim_seconds,
+            b.seconds() / b_sim,
+            target.map_or("".into(), |t| format!("≥ {t}")),
+            target.map_or("", |t| verdict(eff >= t))
+        );
+    }
     println!(
-        "| efficiency (lower bound {:.1} s / {:.1} s, wall) | {efficiency:.2} | | ≥ 0.8 | {} |",
+        "| (engine's own d.3 figure, not a judgement: bound {:.1} s / {:.1} s wall) | {efficiency:.2} | | | |",
         er["lower_bound_seconds"].as_f64().unwrap_or(0.0),
         er["duration_seconds"].as_f64().unwrap_or(0.0),
-        verdict(efficiency >= 0.8)
     );
     println!(
         "| pdb_violation_seconds (engine's meter, wall) | {pdb_violation:.1} | | 0 | {} |",

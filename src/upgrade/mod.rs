@@ -26,6 +26,7 @@ pub mod kube_cluster;
 pub mod lease;
 pub mod measure;
 pub mod node_patch;
+pub mod physics;
 pub mod plan;
 pub mod pool;
 pub mod progress;
