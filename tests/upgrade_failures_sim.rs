@@ -500,3 +500,45 @@ async fn apply_killed_at_random_points_resumes_without_draining_twice() {
     }
     s.sim.shutdown().await;
 }
+
+/// Regression: an `apply` that failed kept its Lease, so the next run waited out the Lease of a
+/// process that was gone (30 s by default). A failed run now lets go of it as it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_lets_go_of_the_lease_so_the_next_run_starts_at_once() {
+    let s = start("test-3az.toml").await;
+    let report = s.dir.path().join("report.json");
+    let out = tokio::task::spawn_blocking({
+        let mut c = apply(&s, &report, &["--timeout", "300ms"]);
+        move || c.output().expect("runs")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the deadline fails the run: {stderr}"
+    );
+    assert!(stderr.contains("did not finish within"), "{stderr}");
+    let held = lease(&s.client)
+        .await
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity);
+    assert_eq!(held, None, "nobody holds the Lease after the failure");
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking({
+        let mut c = apply(&s, &report, &[]);
+        move || c.output().expect("runs")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("lease held"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    s.sim.shutdown().await;
+}

@@ -371,8 +371,35 @@ const FINISHED_PER_ROUND: usize = 32;
 /// critical path: they only must not hold the round up).
 const CLEAN_PER_ROUND: usize = 32;
 
-/// Runs the upgrade described by `plan` to the end (or the stuck-drain policy's stop).
+/// Runs the upgrade described by `plan` to the end (or the stuck-drain policy's stop); on
+/// failure the Lease is released with the run's state kept.
 pub async fn apply(
+    cluster: &KubeCluster,
+    pool: &dyn NodePool,
+    plan: &Plan,
+    opts: &PlanOptions,
+    cfg: &EngineConfig,
+    on_progress: impl FnMut(&Progress),
+) -> Result<UpgradeReport, EngineError> {
+    let result = apply_held(cluster, pool, plan, opts, cfg, on_progress).await;
+    if let Err(e) = &result {
+        // A run that fails (deadline, a cloud or API error) lets go of the Lease as it exits,
+        // keeping the run-wide state on it: the next `apply` resumes at once instead of
+        // waiting out the Lease of a process that is gone. Best effort: the cluster may be
+        // what failed.
+        if !matches!(e, EngineError::Kube(KubeError::LeaseHeld { .. })) {
+            if let Err(r) = cluster
+                .release_lease(&cfg.lease_namespace, &cfg.identity, true)
+                .await
+            {
+                tracing::warn!("cannot release the upgrade Lease after the failure: {r}");
+            }
+        }
+    }
+    result
+}
+
+async fn apply_held(
     cluster: &KubeCluster,
     pool: &dyn NodePool,
     plan: &Plan,
