@@ -105,7 +105,7 @@ mod tests {
         assert_eq!(b.seconds(), 185.0);
         // With one node at a time, 300 boots one after the other.
         assert_eq!(
-            lower_bound(&[pool(300, 1)], &[pdb.clone()]).seconds(),
+            lower_bound(&[pool(300, 1)], std::slice::from_ref(&pdb)).seconds(),
             300.0 * 85.0
         );
         // A 10 % window: 10 waves.
