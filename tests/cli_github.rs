@@ -225,3 +225,134 @@ async fn promote_without_credentials_is_a_usage_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("GITHUB_TOKEN"), "{stderr}");
 }
+
+/// 100 statuses of other contexts, newest first: one page of the list.
+fn page_of_others(page: u32) -> Value {
+    Value::Array(
+        (0..100)
+            .map(|i| {
+                json!({"context": format!("other/{page}-{i}"), "state": "success",
+                            "created_at": "2026-01-02T00:00:00Z"})
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_set_finds_its_context_behind_a_full_page_and_posts_no_duplicate() {
+    // Regression: dedup read one page of 100 statuses; with 100 newer statuses of other
+    // contexts it did not see its own and posted a duplicate.
+    use wiremock::matchers::query_param;
+    let server = MockServer::start().await;
+    let route = format!("/repos/o/r/commits/{SHA}/statuses");
+    Mock::given(method("GET"))
+        .and(path(route.clone()))
+        .and(query_param("page", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page_of_others(1)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(route))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"context": "e2e-gate/conformance", "state": "success", "description": "same"}
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let args = [
+        "status",
+        "set",
+        "--repo",
+        "o/r",
+        "--sha",
+        SHA,
+        "--context",
+        "e2e-gate/conformance",
+        "--state",
+        "success",
+        "--description",
+        "same",
+        "--github-api-url",
+        &server.uri(),
+        "--format",
+        "json",
+    ];
+    let (code, stdout, stderr) = run(&args, Some(TOKEN)).await;
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["posted"], false, "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_reads_every_page_of_statuses() {
+    // Regression: promote stopped after 10 pages (1000 statuses); a required context further
+    // down looked missing.
+    use wiremock::matchers::query_param;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/git/ref/heads/alpha"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": {"sha": SHA}})))
+        .mount(&server)
+        .await;
+    let route = format!("/repos/o/r/commits/{SHA}/statuses");
+    for page in 1..=11u32 {
+        Mock::given(method("GET"))
+            .and(path(route.clone()))
+            .and(query_param("page", page.to_string()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page_of_others(page)))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path(route))
+        .and(query_param("page", "12"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"context": "e2e-gate", "state": "success", "created_at": "2026-01-01T00:00:00Z"}
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/o/r/commits/{SHA}/check-runs")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "check_runs": []})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/o/r/compare/beta...{SHA}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "ahead"})))
+        .mount(&server)
+        .await;
+    let args = [
+        "promote",
+        "--repo",
+        "o/r",
+        "--from",
+        "alpha",
+        "--to",
+        "beta",
+        "--require",
+        "e2e-gate",
+        "--soak",
+        "24h",
+        "--dry-run",
+        "--github-api-url",
+        &server.uri(),
+        "--format",
+        "json",
+    ];
+    let (code, stdout, stderr) = run(&args, Some(TOKEN)).await;
+    assert_eq!(
+        code, 0,
+        "the context on page 12 was found: {stdout}\n{stderr}"
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["decision"], "promote", "{v}");
+}

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Pages read at most from paginated lists (100 items each).
-const MAX_PAGES: u32 = 10;
+/// Pages of 100 read before the answer is called incomplete (an error, never a silent cut: a
+/// cut list can make a required context look missing or a soak look shorter).
+const MAX_PAGES: u32 = 200;
 
 /// [`PromotionApi`] over the real GitHub client.
 #[derive(Debug, Clone)]
@@ -124,10 +126,17 @@ impl PromotionApi for GithubPromotionApi {
                 })
             }));
             if n < 100 {
-                break;
+                return Ok(out);
             }
         }
-        Ok(out)
+        Err(StatusError::Unavailable {
+            what: format!("GET statuses of {sha}"),
+            attempts: MAX_PAGES,
+            message: format!(
+                "more than {} statuses; refusing to judge the commit on a partial list",
+                MAX_PAGES * 100
+            ),
+        })
     }
 
     async fn check_runs(&self, sha: &str) -> Result<Vec<Check>, StatusError> {

@@ -49,27 +49,40 @@ impl GithubStatusReporter {
             "/repos/{}/{}/commits/{}/statuses",
             self.repo.owner, self.repo.name, self.sha
         );
-        let list: Vec<RawStatus> = self
-            .client
-            .call("GET statuses", || {
-                self.client
-                    .crab()
-                    .get(route.as_str(), Some(&[("per_page", "100")]))
-            })
-            .await?;
-        Ok(list
-            .into_iter()
-            .find(|s| s.context.eq_ignore_ascii_case(context))
-            .and_then(|s| {
-                Some(CommitStatus {
+        // Newest first, page after page until the context shows up: with more than 100 newer
+        // statuses of other contexts on the commit, one page missed it and a duplicate was
+        // posted. GitHub keeps at most 1000 statuses per context and commit.
+        for page in 1..=MAX_STATUS_PAGES {
+            let query = [("per_page", "100".to_string()), ("page", page.to_string())];
+            let list: Vec<RawStatus> = self
+                .client
+                .call("GET statuses", || {
+                    self.client.crab().get(route.as_str(), Some(&query))
+                })
+                .await?;
+            let n = list.len();
+            if let Some(s) = list
+                .into_iter()
+                .find(|s| s.context.eq_ignore_ascii_case(context))
+            {
+                return Ok(StatusState::parse(&s.state).map(|state| CommitStatus {
                     context: s.context,
-                    state: StatusState::parse(&s.state)?,
+                    state,
                     description: s.description.unwrap_or_default(),
                     target_url: s.target_url,
-                })
-            }))
+                }));
+            }
+            if n < 100 {
+                break;
+            }
+        }
+        Ok(None)
     }
 }
+
+/// Pages of 100 statuses read before giving up on finding a context (a commit with this many
+/// statuses is far beyond anything a pipeline writes).
+const MAX_STATUS_PAGES: u32 = 200;
 
 #[derive(Debug, Deserialize)]
 struct RawStatus {
