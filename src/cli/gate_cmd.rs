@@ -174,6 +174,16 @@ pub async fn run(args: GateArgs) -> u8 {
     let started = tokio::time::Instant::now();
     let id = run_id();
     let artifacts = artifacts_dir(&args.common, &env);
+    match super::artifacts::clear_previous(&artifacts) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(artifacts = %artifacts.display(), ?removed, "previous results removed")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: cannot clear {}: {e}", artifacts.display());
+            return exit_code::INFRA;
+        }
+    }
     tracing::info!(profile = %profile.name, provider = ?profile.provider, suites = ?profile.suites, run = %id, "gate starting");
     if let Some(p) = &statuses {
         p.pending(

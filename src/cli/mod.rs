@@ -2,6 +2,7 @@
 //! wires real adapters (Docker, GitHub, the cluster) into the library.
 
 mod args;
+mod artifacts;
 mod cluster_cmd;
 mod gate_cmd;
 mod output;

@@ -173,6 +173,16 @@ pub async fn run(args: RunArgs) -> u8 {
             return exit_code::INFRA;
         }
     };
+    match super::artifacts::clear_previous(&resolved.artifacts) {
+        Ok(removed) if !removed.is_empty() => {
+            tracing::info!(artifacts = %resolved.artifacts.display(), ?removed, "previous results removed")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: cannot clear {}: {e}", resolved.artifacts.display());
+            return exit_code::INFRA;
+        }
+    }
     let cancel = signals::cancel_on_signals();
     let ctx = RunContext {
         runner: &docker,
