@@ -54,7 +54,7 @@ fn run(dir: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
 }
 
 #[test]
-fn smoke_image_lists_checks_and_reports_an_unreachable_cluster_as_failures() {
+fn smoke_image_lists_checks_and_reports_an_unreachable_cluster_as_incomplete() {
     if !docker_ready() {
         return;
     }
@@ -88,7 +88,9 @@ fn smoke_image_lists_checks_and_reports_an_unreachable_cluster_as_failures() {
     assert_eq!(summary["suites"][0]["dry_run"], true);
     assert_eq!(summary["suites"][0]["passed"], 0);
 
-    // A kubeconfig whose server refuses connections: every selected check fails, named.
+    // A kubeconfig whose server refuses connections: nothing was checked, so no check fails;
+    // the run is incomplete (exit 3, infrastructure) and says why (regression: exit 1, seven
+    // "failed" checks, the cause hidden from the human summary).
     let kc = dir.path().join("kubeconfig");
     std::fs::write(
         &kc,
@@ -97,10 +99,20 @@ fn smoke_image_lists_checks_and_reports_an_unreachable_cluster_as_failures() {
     )
     .unwrap();
     let (code, summary, stderr) = run(dir.path(), &["--kubeconfig", kc.to_str().unwrap()]);
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(3), "{stderr}");
     let s = &summary["suites"][0];
-    assert_eq!(s["failed"], 7, "{s}");
-    assert_eq!(s["skipped"], 1, "{s}");
+    assert_eq!(s["failed"], 0, "{s}");
+    assert_eq!(s["not_run"], 7, "{s}");
+    assert_eq!(s["result"], "incomplete", "{s}");
+    let reason = s["incomplete_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("cannot read the cluster") && reason.contains("Connection refused"),
+        "{s}"
+    );
+    assert!(
+        stderr.contains("cannot read the cluster"),
+        "the human summary says why: {stderr}"
+    );
     let junit = std::fs::read_to_string(dir.path().join("artifacts/junit.xml")).unwrap();
     assert!(
         junit.contains("Connection refused"),

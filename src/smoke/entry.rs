@@ -42,7 +42,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Runs the smoke checks; returns the process exit code (0 healthy, 1 unhealthy, 2 bad input,
-/// 3 results could not be written).
+/// 3 the cluster could not be read or the results could not be written).
 pub async fn run(cfg: &SmokeRun) -> u8 {
     let (focus, skip) = match (regex("E2E_FOCUS", &cfg.focus), regex("E2E_SKIP", &cfg.skip)) {
         (Ok(f), Ok(s)) => (f, s),
@@ -61,6 +61,7 @@ pub async fn run(cfg: &SmokeRun) -> u8 {
         pending_grace: cfg.pending_grace,
         now: k8s_openapi::jiff::Timestamp::now(),
     };
+    let mut unreadable: Option<String> = None;
     let checks: Vec<Check> = if cfg.dry_run {
         CHECK_NAMES
             .iter()
@@ -77,22 +78,44 @@ pub async fn run(cfg: &SmokeRun) -> u8 {
         };
         match state {
             Ok(state) => run_checks(&state, &opts, &selected),
-            // An unreachable cluster is the unhealthiest cluster: every selected check fails.
-            Err(e) => CHECK_NAMES
-                .iter()
-                .filter(|n| selected(n))
-                .map(|n| Check {
-                    name: n.to_string(),
-                    outcome: CheckOutcome::Failed(format!("cannot read the cluster: {e}")),
-                })
-                .collect(),
+            // A cluster the checks cannot read was not found unhealthy: nothing was checked.
+            // The checks are not run and the results incomplete (exit 3, infrastructure), so a
+            // gate never reports a broken kubeconfig or a closed port as failing tests.
+            Err(e) => {
+                let why = format!(
+                    "cannot read the cluster (kubeconfig {}): {e}",
+                    cfg.kubeconfig
+                        .as_deref()
+                        .map_or("in-cluster / default".into(), |p| p.display().to_string())
+                );
+                eprintln!("error: {why}");
+                unreadable = Some(why.clone());
+                CHECK_NAMES
+                    .iter()
+                    .filter(|n| selected(n))
+                    .map(|n| Check {
+                        name: n.to_string(),
+                        outcome: CheckOutcome::Skipped(format!("not run: {why}")),
+                    })
+                    .collect()
+            }
         }
     };
     let elapsed = started.elapsed();
     let lines = report::console_lines(&checks, cfg.dry_run, elapsed);
     let log = lines.join("\n") + "\n";
     print!("{log}");
-    let suite = report::to_suite(&checks, cfg.dry_run, elapsed);
+    let mut suite = report::to_suite(&checks, cfg.dry_run, elapsed);
+    if let Some(why) = &unreadable {
+        for spec in &mut suite.specs {
+            if checks.iter().any(|c| c.name == spec.name) {
+                for a in &mut spec.attempts {
+                    a.state = crate::results::AttemptState::NotRun;
+                }
+            }
+        }
+        suite.mark_incomplete(why.clone());
+    }
     let junit = write_junit_string(
         std::slice::from_ref(&suite),
         &JunitOptions {
@@ -120,7 +143,9 @@ pub async fn run(cfg: &SmokeRun) -> u8 {
         eprintln!("error: {e}");
         return exit_code::INFRA;
     }
-    if checks
+    if unreadable.is_some() {
+        exit_code::INFRA
+    } else if checks
         .iter()
         .any(|c| matches!(c.outcome, CheckOutcome::Failed(_)))
     {
