@@ -89,12 +89,34 @@ fn read_path(path: &Path, opts: &ReadOptions, inputs: &mut Inputs, from_dir: boo
     };
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let shape = match reader.fill_buf() {
+        // Said as what it is: an empty or binary file is no "run that did not finish".
+        Ok([]) => {
+            inputs
+                .errors
+                .push(format!("{label}: empty file (0 bytes): no results in it"));
+            return;
+        }
+        Ok(head) if head[..head.len().min(4096)].contains(&0) => {
+            inputs.errors.push(format!(
+                "{label}: binary file (NUL bytes): not JUnit XML, a ginkgo JSON report or an e2e.log"
+            ));
+            return;
+        }
         Ok(head) => detect(&head[..head.len().min(4096)]),
         Err(e) => {
             inputs.errors.push(format!("{label}: cannot read: {e}"));
             return;
         }
     };
+    let xml_name = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"));
+    if xml_name && shape != Shape::Junit {
+        inputs.errors.push(format!(
+            "{label}: not XML (a .xml file that does not start with '<'): not a JUnit report"
+        ));
+        return;
+    }
     match shape {
         Shape::Junit => {
             // Files that fit comfortably in memory are parsed zero-copy; bigger ones stream.
@@ -327,6 +349,25 @@ mod tests {
             !reason.damaged && reason.reason.contains("Interrupted by User"),
             "{reason:?}"
         );
+    }
+
+    #[test]
+    fn empty_binary_and_non_xml_files_are_named_as_such() {
+        // Regression: all three read "no ginkgo summary line (the run did not finish)".
+        let d = tempfile::tempdir().unwrap();
+        let cases = [
+            ("empty.xml", &b""[..], "empty file (0 bytes)"),
+            ("bin.xml", &b"\x89PNG\r\n\x1a\n\0\0\0"[..], "binary file"),
+            ("text.xml", &b"hello, not xml\n"[..], "not XML"),
+        ];
+        for (name, bytes, says) in cases {
+            let p = d.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            let s = load_files(&[p], "r");
+            let reason = s.incomplete.expect("incomplete").reason;
+            assert!(reason.contains(name) && reason.contains(says), "{reason}");
+            assert!(!reason.contains("did not finish"), "{reason}");
+        }
     }
 
     #[test]
