@@ -520,6 +520,15 @@ async fn a_failed_apply_lets_go_of_the_lease_so_the_next_run_starts_at_once() {
         "the deadline fails the run: {stderr}"
     );
     assert!(stderr.contains("did not finish within"), "{stderr}");
+    // The report is written on failure too (regression: missing after a failed upgrade).
+    let json = read_report(&report);
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not finish within")),
+        "{json}"
+    );
+    assert_eq!(json["nodes_total"], 3, "{json}");
     let held = lease(&s.client)
         .await
         .and_then(|l| l.spec)

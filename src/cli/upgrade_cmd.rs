@@ -413,6 +413,28 @@ async fn run_apply(a: PlanArgs) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
+            // The report is written on failure too (the gate and Jenkins archive it): the
+            // error, and how many planned nodes the cluster no longer has.
+            let mut failed = crate::upgrade::report::UpgradeReport::new(
+                &p.plan.target_version,
+                p.plan.outdated.len() as u64,
+            );
+            failed.error = Some(e.to_string());
+            if let Ok(nodes) = p.cluster.list_nodes().await {
+                let present: BTreeSet<&str> = nodes
+                    .iter()
+                    .filter_map(|n| n.metadata.name.as_deref())
+                    .collect();
+                failed.nodes_found_replaced = p
+                    .plan
+                    .outdated
+                    .iter()
+                    .filter(|n| !present.contains(n.name.as_str()))
+                    .count() as u64;
+            }
+            if let Ok(json) = serde_json::to_value(&failed) {
+                let _ = emit(&a, &json);
+            }
             return match e {
                 EngineError::Deadline(_) => exit_code::FAILED,
                 EngineError::Kube(k) if !k.is_infra() => exit_code::USAGE,

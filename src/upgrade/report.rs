@@ -67,6 +67,10 @@ pub struct UpgradeReport {
     pub forced_action_details: Vec<ForcedAction>,
     /// Nodes left cordoned, or whose replacement never became Ready, with the reason.
     pub blocked_nodes: Vec<BlockedNode>,
+    /// Why the run ended without finishing (deadline, a cloud or API error); the counts are
+    /// then read from the cluster as the run left it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Pools stopped because a replacement never became Ready (their old nodes serve on).
     #[serde(default)]
     pub stopped_pools: Vec<String>,
@@ -89,6 +93,7 @@ impl UpgradeReport {
             target_version: target_version.to_string(),
             nodes_replaced: 0,
             nodes_found_replaced: 0,
+            error: None,
             nodes_total,
             duration_seconds: 0.0,
             lower_bound_seconds: 0.0,
