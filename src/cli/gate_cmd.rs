@@ -258,7 +258,7 @@ pub async fn run(args: GateArgs) -> u8 {
         &report.suites,
         Conclusion {
             artifacts: Path::new(&artifacts),
-            extra_junit_suites: vec![steps.to_suite()],
+            extra_junit_suites: vec![steps.to_suite(started.elapsed())],
             junit: junit_options_for(JunitStyleOpt::Jenkins, 4096),
             format: args.common.format,
             fail_on_flaky: profile.fail_on_flaky,

@@ -69,8 +69,10 @@ impl StepRecorder {
         &self.steps
     }
 
-    /// The runner testsuite: one testcase per step.
-    pub fn to_suite(&self) -> SuiteResult {
+    /// The runner testsuite: one testcase per step; its time is the gate's wall time `wall`
+    /// (steps overlap — suites run side by side, the availability probe during the upgrade — so
+    /// their sum overstated it: 48 s for a 27 s gate).
+    pub fn to_suite(&self, wall: std::time::Duration) -> SuiteResult {
         let specs = self
             .steps
             .iter()
@@ -98,7 +100,7 @@ impl StepRecorder {
         SuiteResult {
             name: RUNNER_SUITE.into(),
             specs,
-            duration: Some(self.steps.iter().map(|s| s.duration).sum()),
+            duration: Some(wall),
             ..SuiteResult::default()
         }
     }
@@ -124,7 +126,8 @@ mod tests {
             StepOutcome::Failed("1 failed".into()),
         );
         r.record("Down", Duration::from_secs(1), StepOutcome::Passed);
-        let s = r.to_suite();
+        // Wall time, not the sum of overlapping steps (regression: 48 s for a 27 s gate).
+        let s = r.to_suite(Duration::from_secs(7));
         let got: Vec<(&str, SpecOutcome)> = s
             .specs
             .iter()
@@ -140,6 +143,6 @@ mod tests {
             ]
         );
         assert_eq!(s.specs[2].attempts[0].failure.as_deref(), Some("1 failed"));
-        assert_eq!(s.duration, Some(Duration::from_secs(8)));
+        assert_eq!(s.duration, Some(Duration::from_secs(7)));
     }
 }
