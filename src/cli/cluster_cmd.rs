@@ -204,6 +204,12 @@ pub async fn run(args: ClusterArgs) -> u8 {
                 eprintln!("cluster {name:?} is down");
                 exit_code::OK
             }
+            // Idempotent, like `kind delete cluster`: what should be gone is gone. A cleanup
+            // step that runs twice (a retried Jenkins post step) must not fail the build.
+            Err(crate::cluster::ClusterError::NotFound { detail, .. }) => {
+                eprintln!("cluster {name:?} is not running ({detail}); nothing to take down");
+                exit_code::OK
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 e.exit_code()
