@@ -56,6 +56,11 @@ pub struct GateArgs {
     /// Keep the cluster afterwards, to debug it.
     #[arg(long)]
     pub keep_cluster: bool,
+    /// Skip the Upgrade step whatever the profile says (also: E2E_GATE_TARGET_VERSION set to
+    /// an empty value). Needed for kind and existing clusters, whose node pools the upgrade
+    /// engine cannot drive yet.
+    #[arg(long)]
+    pub no_upgrade: bool,
     /// Suites run concurrently [default: from the profile].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -102,11 +107,17 @@ fn resolve_profile(
         }
         p.jobs = j;
     }
+    if args.no_upgrade {
+        p.target_version = None;
+    }
     if p.target_version.is_some() && p.provider != Provider::Sim {
         return Err(format!(
-            "profile {}: target_version needs a cloud the upgrade engine can drive; only the \
-             simulated cluster's is available (provider = \"sim\"), so remove target_version for {:?}",
-            p.name, p.provider
+            "profile {}: target_version {} needs node pools the upgrade engine can drive, and \
+             only the simulated cluster's can be so far (provider sim); with provider {} run \
+             without the upgrade: --no-upgrade, or E2E_GATE_TARGET_VERSION= (empty)",
+            p.name,
+            p.target_version.as_deref().unwrap_or(""),
+            p.provider.as_str()
         ));
     }
     p.keep_cluster |= args.keep_cluster;
@@ -141,7 +152,13 @@ async fn ensure_smoke_image(
 
 /// Runs the gate.
 pub async fn run(args: GateArgs) -> u8 {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    // Empty variables count as unset, except E2E_GATE_TARGET_VERSION: set empty, it is an
+    // explicit "no upgrade" (it was silently ignored).
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty() || k == "E2E_GATE_TARGET_VERSION")
+    };
     let profile = match resolve_profile(&args, &env) {
         Ok(p) => p,
         Err(e) => {
@@ -386,5 +403,47 @@ fn describe(o: &gate::StepOutcome) -> String {
         gate::StepOutcome::Passed => "passed".into(),
         gate::StepOutcome::Failed(why) => format!("FAILED: {}", why.lines().next().unwrap_or("")),
         gate::StepOutcome::Skipped(why) => format!("skipped: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> GateArgs {
+        let gate_file = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/gate.toml");
+        let mut argv = vec!["e2e-gate", "gate", "--gate-file", gate_file];
+        argv.extend_from_slice(extra);
+        match super::super::args::Cli::try_parse_from(argv)
+            .unwrap()
+            .command
+        {
+            Some(super::super::args::Command::Gate(g)) => *g,
+            _ => panic!("not a gate command"),
+        }
+    }
+
+    #[test]
+    fn an_existing_cluster_runs_without_the_upgrade_when_asked() {
+        // Regression: `gate --provider existing` on the default profile failed with "remove
+        // target_version for Existing" (a Rust debug name) and no way out on the command line;
+        // an empty E2E_GATE_TARGET_VERSION was ignored.
+        let none = |_: &str| None;
+        let e = resolve_profile(&args(&["--provider", "existing"]), &none).unwrap_err();
+        assert!(
+            e.contains("provider existing")
+                && e.contains("--no-upgrade")
+                && !e.contains("Existing"),
+            "{e}"
+        );
+        let p = resolve_profile(&args(&["--provider", "existing", "--no-upgrade"]), &none).unwrap();
+        assert_eq!(p.target_version, None);
+        let empty = |k: &str| (k == "E2E_GATE_TARGET_VERSION").then(String::new);
+        let p = resolve_profile(&args(&["--provider", "existing"]), &empty).unwrap();
+        assert_eq!(p.target_version, None);
+        // The default profile keeps its upgrade.
+        let p = resolve_profile(&args(&[]), &none).unwrap();
+        assert_eq!(p.target_version.as_deref(), Some("v1.34.1"));
     }
 }

@@ -18,6 +18,15 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// The name users write (`sim`, `kind`, `existing`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Sim => "sim",
+            Provider::Kind => "kind",
+            Provider::Existing => "existing",
+        }
+    }
+
     /// Parses a provider name (for `E2E_GATE_PROVIDER` and `--provider`).
     pub fn parse(s: &str) -> Option<Provider> {
         match s {
