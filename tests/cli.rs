@@ -114,3 +114,48 @@ fn unreachable_docker_daemon_is_an_infrastructure_error() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("Docker daemon"), "{stderr}");
 }
+
+#[test]
+fn version_completions_and_man_page() {
+    // What users of a mature CLI expect (regression: none of them existed).
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && v.starts_with("e2e-gate 0.") && v.contains('('),
+        "{v}"
+    );
+    for (shell, needle) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef e2e-gate"),
+        ("fish", "complete -c e2e-gate"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(needle),
+            "{shell}: {text}"
+        );
+        assert!(
+            text.contains("upgrade") && text.contains("gate"),
+            "{shell} completes subcommands"
+        );
+    }
+    let out = Command::new(BIN).arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && page.contains(".TH e2e-gate 1") && page.contains("promote"),
+        "{page}"
+    );
+    let out = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}

@@ -25,7 +25,7 @@ Logs and progress go to stderr (filter with E2E_GATE_LOG, e.g. E2E_GATE_LOG=debu
 
 /// e2e-gate: run Kubernetes e2e suites in Docker, read their results, and gate promotion.
 #[derive(Debug, Parser)]
-#[command(name = "e2e-gate", version, about, after_help = AFTER_HELP)]
+#[command(name = "e2e-gate", version = VERSION, about, after_help = AFTER_HELP)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     /// Subcommand; without one, the arguments are those of `run`.
@@ -34,6 +34,25 @@ pub struct Cli {
     /// `run` options when no subcommand is given.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `--version`: the crate version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("E2E_GATE_COMMIT"),
+    ")"
+);
+
+/// Shells `completions` writes a script for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Shell {
+    /// bash: `source <(e2e-gate completions bash)`
+    Bash,
+    /// zsh: `e2e-gate completions zsh > "${fpath[1]}/_e2e-gate"`
+    Zsh,
+    /// fish: `e2e-gate completions fish > ~/.config/fish/completions/e2e-gate.fish`
+    Fish,
 }
 
 /// Subcommands.
@@ -62,6 +81,14 @@ pub enum Command {
     /// summary (human, json) or one combined JUnit file. Files given directly form one suite;
     /// each directory forms one suite named after it. Exit: 0 passed, 1 failures, 3 incomplete.
     Report(super::report_cmd::ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish) on stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff) on stdout: `e2e-gate man > e2e-gate.1 && man ./e2e-gate.1`.
+    Man,
 }
 
 const PROMOTE_HELP: &str = "\

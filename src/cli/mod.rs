@@ -50,5 +50,45 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Upgrade(args)) => upgrade_cmd::run(args).await,
         Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
         Some(Command::Report(args)) => report_cmd::run(args),
+        Some(Command::Completions { shell }) => completions(shell),
+        Some(Command::Man) => man_page(),
+    }
+}
+
+/// Writes the completion script for `shell` to stdout.
+fn completions(shell: args::Shell) -> u8 {
+    use clap::CommandFactory;
+    let shell = match shell {
+        args::Shell::Bash => clap_complete::Shell::Bash,
+        args::Shell::Zsh => clap_complete::Shell::Zsh,
+        args::Shell::Fish => clap_complete::Shell::Fish,
+    };
+    // Generated into memory: clap_complete panics on a write error (`… | head`).
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "e2e-gate", &mut buf);
+    write_stdout(&buf, "the completion script")
+}
+
+/// Writes the man page to stdout.
+fn man_page() -> u8 {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut buf) {
+        eprintln!("error: cannot render the man page: {e}");
+        return crate::exit_code::INFRA;
+    }
+    write_stdout(&buf, "the man page")
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(bytes: &[u8], what: &str) -> u8 {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => crate::exit_code::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => crate::exit_code::OK,
+        Err(e) => {
+            eprintln!("error: cannot write {what}: {e}");
+            crate::exit_code::INFRA
+        }
     }
 }
