@@ -159,3 +159,41 @@ fn version_completions_and_man_page() {
         "an unknown shell is a usage error"
     );
 }
+
+#[test]
+fn help_gives_an_overview_and_teaches_the_gate() {
+    // Regressions: plain `e2e-gate` said "--suite required"; `gate --help` described neither
+    // the upgrade nor profiles nor E2E_GATE_* variables; `--timeout banana` gave no example.
+    let out = Command::new(BIN).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("Commands:") && text.contains("gate") && text.contains("Examples:"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("required arguments were not provided"),
+        "{text}"
+    );
+    let out = Command::new(BIN).args(["gate", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "upgrade",
+        "availability",
+        "Profiles",
+        "E2E_GATE_TARGET_VERSION",
+        "--no-upgrade",
+        "Exit codes",
+    ] {
+        assert!(
+            help.contains(needle),
+            "gate --help lacks {needle:?}:\n{help}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["--suite", "x", "--timeout", "banana"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("banana") && err.contains("\"90s\""), "{err}");
+}

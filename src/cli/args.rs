@@ -5,12 +5,17 @@ use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
 Examples:
-  e2e-gate --suite conformance                 run one suite (same as `e2e-gate run --suite conformance`)
+  e2e-gate gate                                the whole gate, embedded cluster (ci/gate.toml)
+  e2e-gate gate --profile pr --no-upgrade      the gate against $KUBECONFIG's cluster
+  e2e-gate --suite conformance                 run one suite (= e2e-gate run --suite ...)
   e2e-gate --suite conformance --suite custom --jobs 2
   e2e-gate --suite custom --focus 'DNS' --reruns 2 --format json > summary.json
   e2e-gate --suite custom --dry-run            list the specs that would run
   e2e-gate suites list
   e2e-gate report --format json artifacts/conformance   summarise existing results
+  e2e-gate upgrade plan --kubeconfig K --target-version v1.34.1
+  e2e-gate promote --repo org/cfg --from alpha --to beta --require e2e-gate --soak 24h
+  e2e-gate completions bash                    shell completions (also: e2e-gate man)
 
 Exit codes:
     0  passed (flaky allowed unless --fail-on-flaky); promoted or nothing to do
@@ -23,10 +28,18 @@ Exit codes:
 Logs and progress go to stderr (filter with E2E_GATE_LOG, e.g. E2E_GATE_LOG=debug);
 --format json prints the run summary on stdout.";
 
+/// clap value parser for durations: `90s`, `15m`, `1h30m`; a wrong value says how to write one
+/// (humantime alone said "expected number at 0").
+pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; write a duration such as \"90s\", \"15m\" or \"1h30m\""))
+}
+
 /// e2e-gate: run Kubernetes e2e suites in Docker, read their results, and gate promotion.
 #[derive(Debug, Parser)]
 #[command(name = "e2e-gate", version = VERSION, about, after_help = AFTER_HELP)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(arg_required_else_help = true)]
 pub struct Cli {
     /// Subcommand; without one, the arguments are those of `run`.
     #[command(subcommand)]
@@ -61,8 +74,10 @@ pub enum Command {
     /// Run suites in Docker with focus, skip, flake retries and reruns (the default command).
     #[command(after_help = AFTER_HELP)]
     Run(Box<RunArgs>),
-    /// The whole gate: cluster up → ready → suites → cluster down (always), one combined JUnit
-    /// with a runner testsuite of the steps, GitHub statuses per suite plus `e2e-gate/gate`.
+    /// The whole gate: cluster up → ready → upgrade (with the availability probe watching) →
+    /// suites → cluster down (always); one combined JUnit with a runner testsuite of the steps,
+    /// GitHub statuses per suite plus `e2e-gate/gate`. Profiles come from ci/gate.toml.
+    #[command(after_help = GATE_HELP)]
     Gate(Box<super::gate_cmd::GateArgs>),
     /// Inspect suite definitions.
     Suites(SuitesArgs),
@@ -90,6 +105,22 @@ pub enum Command {
     /// Print the man page (roff) on stdout: `e2e-gate man > e2e-gate.1 && man ./e2e-gate.1`.
     Man,
 }
+
+const GATE_HELP: &str = "\
+Profiles (ci/gate.toml): default (embedded cluster, upgrade to v1.34.1, smoke suite),
+pr (the cluster of $KUBECONFIG; smoke, conformance, statefulset), kind (a kind cluster).
+Precedence: flags > E2E_GATE_* variables > the profile > the profiles it inherits.
+Variables: E2E_GATE_PROFILE, E2E_GATE_FILE, E2E_GATE_PROVIDER, E2E_GATE_TOPOLOGY,
+E2E_GATE_KUBERNETES_VERSION, E2E_GATE_TARGET_VERSION (empty: no upgrade), E2E_GATE_SUITES,
+E2E_GATE_JOBS, E2E_GATE_KEEP_CLUSTER.
+
+Examples:
+  e2e-gate gate                                   profile default on the embedded cluster
+  e2e-gate gate --profile pr --no-upgrade         the PR gate against $KUBECONFIG's cluster
+  e2e-gate gate --suite smoke --keep-cluster      keep the cluster to look at it afterwards
+
+Exit codes: 0 passed, 1 a step or spec failed, 2 usage, 3 infrastructure or incomplete,
+4 verdict known but a status could not be posted, 130 interrupted.";
 
 const PROMOTE_HELP: &str = "\
 Examples:
@@ -152,10 +183,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub parallel: Option<u32>,
     /// Hard limit per container, e.g. 90m [default: from the suite file].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<std::time::Duration>,
     /// Stop a container when no spec finished for this long [default: from the suite file].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub stall_timeout: Option<std::time::Duration>,
     /// Suites run concurrently, each in its own container.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -194,7 +225,7 @@ pub struct CommonRunArgs {
     pub fail_on_flaky: bool,
     /// Grace between SIGTERM and SIGKILL when e2e-gate stops a container (timeout, stall).
     /// Longer than ginkgo v2's own 30 s interrupt grace, so ginkgo can still write its JUnit.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub stop_grace: std::time::Duration,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = Format::Human)]

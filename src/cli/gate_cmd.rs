@@ -65,7 +65,7 @@ pub struct GateArgs {
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// How long the cluster may take to become ready after it is up.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::args::duration)]
     pub ready_timeout: Duration,
     /// Output, limits and images (as for `run`).
     #[command(flatten)]

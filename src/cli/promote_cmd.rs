@@ -27,7 +27,7 @@ pub struct PromoteArgs {
     #[arg(long = "require", value_name = "CONTEXT", required = true)]
     pub require: Vec<String>,
     /// Every required context must have been `success` for at least this long, e.g. 24h.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = super::args::duration)]
     pub soak: Option<std::time::Duration>,
     /// How the target moves.
     #[arg(long, value_enum, default_value_t = Mode::FastForward)]

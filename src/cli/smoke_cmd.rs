@@ -57,7 +57,7 @@ pub struct SmokeRunArgs {
     #[arg(long, env = "E2E_GATE_TARGET_VERSION", value_name = "VERSION")]
     pub target_version: Option<String>,
     /// How long a pod may stay Pending before the check fails.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "5m", value_parser = super::args::duration, value_name = "DURATION")]
     pub pending_grace: std::time::Duration,
 }
 

@@ -64,7 +64,7 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// Node-pool provider (pools, zones and sizes from the cloud). Without it, pools and
-    /// zones come from node labels only. `apply` needs it (not available yet).
+    /// zones come from node labels only. `apply` and `abort --cloud` need it; implemented: sim.
     #[arg(long, value_enum, value_name = "PROVIDER")]
     pub cloud: Option<CloudOpt>,
 }
@@ -92,7 +92,7 @@ fn parse_pool_value(s: &str) -> Result<PoolValue, String> {
 }
 
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    let d = super::args::duration(s)?;
     if d < Duration::from_secs(1) {
         return Err(format!("{s:?}: a Lease lasts at least 1s (e.g. 30s)"));
     }
@@ -118,16 +118,16 @@ pub struct PlanArgs {
     #[arg(long, value_name = "[POOL=]N", default_value = "0", value_parser = parse_pool_value)]
     pub max_unavailable: Vec<PoolValue>,
     /// Estimated drain time of one node.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::args::duration)]
     pub drain_estimate: Duration,
     /// Estimated terminate time of one instance.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = super::args::duration)]
     pub terminate_estimate: Duration,
     /// Estimated time from an eviction to the replacement pod being Ready.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::args::duration)]
     pub pod_ready_estimate: Duration,
     /// A new node must stay ready this long before it counts.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::args::duration)]
     pub min_ready: Duration,
     /// Output format (json goes to stdout; the human plan always goes to stderr).
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -139,11 +139,11 @@ pub struct PlanArgs {
     #[arg(long, value_name = "NS", default_value = "kube-system")]
     pub lease_namespace: String,
     /// apply: report a drain that made no progress for this long (Event, status, progress).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::args::duration)]
     pub stuck_report_after: Duration,
     /// apply: leave a stuck node cordoned after this long, continue, fail at the end.
     /// Forced (PDB-bypassing) deletes are never done.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = super::args::duration)]
     pub stuck_leave_after: Duration,
     /// apply: stop starting new nodes once this many were left cordoned.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -151,14 +151,14 @@ pub struct PlanArgs {
     /// apply: a surge replacement that has not passed the readiness gate this long after
     /// it was requested fails: its pool stops (the old node keeps serving, never cordoned),
     /// the other pools go on, the run fails at the end. The next apply retries it.
-    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = super::args::duration)]
     pub new_node_timeout: Duration,
     /// apply: duration of the single-writer Lease (whole seconds, renewed at a third): how
     /// long the next apply waits after this one was killed.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_lease_duration)]
     pub lease_duration: Duration,
     /// apply: give up (markers kept; run again to resume, or abort) after this long.
-    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = super::args::duration)]
     pub timeout: Duration,
 }
 
