@@ -5,7 +5,7 @@ use crate::exit_code;
 use crate::results::load::{load_dir_with, load_files_with};
 use crate::results::model::SuiteResult;
 use crate::results::read::ReadOptions;
-use crate::results::summary::{render_human, summarize_with};
+use crate::results::summary::{render_human_styled, summarize_with};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use clap::ValueEnum;
 use std::io::Write;
@@ -102,7 +102,10 @@ pub fn run(args: ReportArgs) -> u8 {
         }
     };
     let summary = summarize_with(&suites, args.fail_on_flaky);
-    eprint!("{}", render_human(&summary));
+    eprint!(
+        "{}",
+        render_human_styled(&summary, super::run_cmd::colour_stderr())
+    );
     let payload = match args.format {
         ReportFormat::Human => None,
         ReportFormat::Json => Some(summary.to_json() + "\n"),

@@ -5,7 +5,7 @@
 use super::args::{Format, JunitStyleOpt, RunArgs};
 use super::signals;
 use crate::exit_code;
-use crate::results::summary::{render_human, summarize_with};
+use crate::results::summary::{render_human_styled, summarize_with};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use crate::results::SuiteResult;
 use crate::runner::{DockerRunner, RunContext};
@@ -241,6 +241,15 @@ pub async fn run(args: RunArgs) -> u8 {
     conclude(&suites, conclusion).await
 }
 
+/// Whether stderr is a terminal that wants colour (`NO_COLOR` unset, `TERM` not `dumb`): Jenkins
+/// consoles and files get plain text.
+pub(super) fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
 /// How a run or a gate ends.
 pub(super) struct Conclusion<'a> {
     /// Artifacts root (`junit.xml`, `summary.json`).
@@ -295,7 +304,7 @@ pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
             code = exit_code::INFRA;
         }
     }
-    eprint!("{}", render_human(&summary));
+    eprint!("{}", render_human_styled(&summary, colour_stderr()));
     if c.format == Format::Json {
         println!("{summary_json}");
     }

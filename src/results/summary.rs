@@ -91,6 +91,9 @@ pub struct SuiteSummary {
     pub duration_seconds: f64,
     /// Names of failed specs.
     pub failed_specs: Vec<String>,
+    /// The first line of each failed spec's last failure, in the order of `failed_specs`.
+    #[serde(default)]
+    pub failure_reasons: Vec<String>,
     /// Names of flaky specs.
     pub flaky_specs: Vec<String>,
     /// Names of suite nodes that failed.
@@ -136,13 +139,22 @@ fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
     // (a suite holds thousands of specs; the summary is on the hot path of `report`).
     let mut c = Counts::default();
     let mut failed_specs = Vec::new();
+    let mut failure_reasons = Vec::new();
     let mut flaky_specs = Vec::new();
     let mut dry_run_specs = 0;
     for sp in &s.specs {
         let o = sp.outcome();
         c.add(o);
         match o {
-            SpecOutcome::Failed => failed_specs.push(sp.name.clone()),
+            SpecOutcome::Failed => {
+                failed_specs.push(sp.name.clone());
+                failure_reasons.push(
+                    sp.failed_attempts()
+                        .last()
+                        .map(|a| a.message())
+                        .unwrap_or_default(),
+                );
+            }
             SpecOutcome::Flaky => flaky_specs.push(sp.name.clone()),
             _ => {}
         }
@@ -173,6 +185,7 @@ fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
             .or_else(|| (c.not_run > 0).then(|| format!("{} selected specs never ran", c.not_run))),
         duration_seconds: (s.total_duration().as_secs_f64() * 1000.0).round() / 1000.0,
         failed_specs,
+        failure_reasons,
         flaky_specs,
         failed_suite_nodes: s
             .suite_nodes
@@ -282,8 +295,28 @@ fn counts_line(
     line
 }
 
-/// Multi-line human summary naming failed and flaky specs.
+/// Multi-line human summary naming failed and flaky specs, plain.
 pub fn render_human(summary: &RunSummary) -> String {
+    render_human_styled(summary, false)
+}
+
+/// Paints a verdict word for a terminal: green, red, or yellow for incomplete and dry runs.
+fn paint(word: &str, colour: bool) -> String {
+    let code = match word {
+        w if w.starts_with("PASSED") => "32",
+        w if w.starts_with("FAILED") => "31",
+        _ => "33",
+    };
+    if colour {
+        format!("\x1b[1;{code}m{word}\x1b[0m")
+    } else {
+        word.to_string()
+    }
+}
+
+/// [`render_human`]; with `colour` (a terminal, `NO_COLOR` unset) the verdicts are coloured.
+/// Each failed spec is followed by the first line of its failure.
+pub fn render_human_styled(summary: &RunSummary, colour: bool) -> String {
     let mut out = String::new();
     for s in &summary.suites {
         let word = if s.dry_run {
@@ -291,6 +324,7 @@ pub fn render_human(summary: &RunSummary) -> String {
         } else {
             s.result.as_str().to_uppercase()
         };
+        let word = paint(&word, colour);
         let _ = writeln!(
             out,
             "{}: {word} — {} ({})",
@@ -314,8 +348,16 @@ pub fn render_human(summary: &RunSummary) -> String {
         for n in &s.failed_suite_nodes {
             let _ = writeln!(out, "  failed suite node: {n}");
         }
-        for n in &s.failed_specs {
-            let _ = writeln!(out, "  FAILED  {n}");
+        for (i, n) in s.failed_specs.iter().enumerate() {
+            match s.failure_reasons.get(i).filter(|r| !r.is_empty()) {
+                Some(r) => {
+                    let r: String = r.chars().take(160).collect();
+                    let _ = writeln!(out, "  {}  {n} — {r}", paint("FAILED", colour));
+                }
+                None => {
+                    let _ = writeln!(out, "  {}  {n}", paint("FAILED", colour));
+                }
+            }
         }
         for n in &s.flaky_specs {
             let _ = writeln!(out, "  FLAKY   {n}");
@@ -351,6 +393,7 @@ pub fn render_human(summary: &RunSummary) -> String {
                 .unwrap_or("")
         );
     }
+    let word = paint(&word, colour);
     let _ = writeln!(
         out,
         "result: {word} — {}",
@@ -473,6 +516,23 @@ mod tests {
         );
         let infra = summarize(&suites()[..1]).with_steps(Vec::new(), false, true);
         assert_eq!(infra.exit_code(), 3);
+    }
+
+    #[test]
+    fn failures_carry_their_first_line_and_colour_only_when_asked() {
+        // Regression: the human summary named failed specs without why.
+        let mut failed = Spec::single("x", AttemptState::Failed);
+        failed.attempts[0].failure = Some("expected 42, got 0\nstack…".into());
+        let s = summarize(&[SuiteResult {
+            name: "b".into(),
+            specs: vec![failed],
+            ..SuiteResult::default()
+        }]);
+        let plain = render_human(&s);
+        assert!(plain.contains("FAILED  x — expected 42, got 0"), "{plain}");
+        assert!(!plain.contains('\x1b'), "no escape codes off a terminal");
+        let coloured = render_human_styled(&s, true);
+        assert!(coloured.contains("\x1b[1;31mFAILED\x1b[0m"), "{coloured}");
     }
 
     #[test]
