@@ -139,3 +139,81 @@ fn corpus_01_02_json() {
     )]);
     assert_eq!(code, 3);
 }
+
+/// A ginkgo v2 JUnit with the given `(name, status)` testcases.
+fn v2_junit(cases: &[(&str, &str)]) -> String {
+    let body: String = cases
+        .iter()
+        .map(|(n, st)| {
+            let child = match *st {
+                "failed" => "<failure message=\"boom\" type=\"failed\">boom</failure>",
+                "skipped" => "<skipped message=\"skipped\"></skipped>",
+                _ => "",
+            };
+            format!("<testcase name=\"[It] {n}\" classname=\"Kubernetes e2e suite\" status=\"{st}\" time=\"1\">{child}</testcase>")
+        })
+        .collect();
+    format!("<testsuites><testsuite name=\"Kubernetes e2e suite\" tests=\"{}\">{body}</testsuite></testsuites>", cases.len())
+}
+
+#[test]
+fn report_reads_what_run_and_gate_write() {
+    // Regression: `report artifacts/smoke` exited 3 "no result files" (results sit in
+    // attempt-N/results/), and `report artifacts` merged suites and the gate's steps into one.
+    let d = tempfile::tempdir().unwrap();
+    let art = d.path().join("artifacts");
+    let write = |rel: &str, text: &str| {
+        let p = art.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "smoke/attempt-0/results/junit_01.xml",
+        &v2_junit(&[("a", "failed"), ("b", "passed")]),
+    );
+    write(
+        "smoke/attempt-0/e2e.log",
+        "Running Suite: Kubernetes e2e suite - /x\n",
+    );
+    write(
+        "smoke/attempt-1/results/junit_01.xml",
+        &v2_junit(&[("a", "passed"), ("b", "skipped")]),
+    );
+    write(
+        "other/attempt-0/results/junit_01.xml",
+        &v2_junit(&[("c", "passed")]),
+    );
+    // The run's own outputs at the top are not more results.
+    write("junit.xml", &v2_junit(&[("z", "failed")]));
+    write("summary.json", "{\"format_version\": 1}");
+
+    let smoke = art.join("smoke").display().to_string();
+    let (code, out, err) = report(&["--format", "json", &smoke]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["suites"][0]["name"], "smoke");
+    assert_eq!(
+        v["suites"][0]["flaky_specs"][0], "a",
+        "the rerun is merged: {v}"
+    );
+    assert_eq!(v["suites"][0]["passed"], 1);
+
+    let (code, out, err) = report(&["--format", "json", &art.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["other", "smoke"],
+        "one suite per suite directory: {v}"
+    );
+    assert_eq!(
+        v["totals"]["failed"], 0,
+        "the top-level junit.xml is not read again: {v}"
+    );
+}

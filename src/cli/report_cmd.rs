@@ -2,7 +2,7 @@
 
 use super::args::JunitStyleOpt;
 use crate::exit_code;
-use crate::results::load::{load_dir_with, load_files_with};
+use crate::results::load::{is_suite_dir, load_dir_with, load_files_with, load_suite_dir};
 use crate::results::model::SuiteResult;
 use crate::results::read::ReadOptions;
 use crate::results::summary::{render_human_styled, summarize_with};
@@ -57,14 +57,30 @@ pub fn load_paths(
 ) -> Result<Vec<SuiteResult>, String> {
     let mut files = Vec::new();
     let mut suites = Vec::new();
+    let name_of = |p: &Path| {
+        p.canonicalize()
+            .ok()
+            .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| p.display().to_string())
+    };
     for p in paths {
-        if p.is_dir() {
-            let dir_name = p
-                .canonicalize()
-                .ok()
-                .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| p.display().to_string());
-            suites.push(load_dir_with(p, &dir_name, opts));
+        if p.is_dir() && is_suite_dir(p) {
+            // A suite directory of `run` / `gate`: its attempts, reruns merged.
+            suites.push(load_suite_dir(p, &name_of(p), opts));
+        } else if p.is_dir() && has_suite_dirs(p) {
+            // An artifacts directory: one suite per suite directory. Its junit.xml and
+            // summary.json are e2e-gate's own outputs, not more results.
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: cannot read: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|d| d.is_dir() && is_suite_dir(d))
+                .collect();
+            dirs.sort();
+            for d in dirs {
+                suites.push(load_suite_dir(&d, &name_of(&d), opts));
+            }
+        } else if p.is_dir() {
+            suites.push(load_dir_with(p, &name_of(p), opts));
         } else if p.is_file() {
             files.push(p.clone());
         } else {
@@ -75,6 +91,14 @@ pub fn load_paths(
         suites.insert(0, load_files_with(&files, name, opts));
     }
     Ok(suites)
+}
+
+/// Whether `dir` holds suite directories of `run` / `gate` (an artifacts directory).
+fn has_suite_dirs(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok())
+            .any(|e| e.path().is_dir() && is_suite_dir(&e.path()))
+    })
 }
 
 /// Writes `content` to `path` atomically (see [`crate::atomic_write`]); errors name the path.

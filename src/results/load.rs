@@ -2,7 +2,7 @@
 //! [`SuiteResult`]. Unreadable or missing inputs make the suite incomplete, naming the path.
 
 use crate::results::merge::{add_missing_as_not_run, apply_log};
-use crate::results::model::{SuiteNode, SuiteResult};
+use crate::results::model::{AttemptState, SuiteNode, SuiteResult};
 use crate::results::read::json_report::read_json_report;
 use crate::results::read::junit::{read_junit, read_junit_bytes};
 use crate::results::read::log::{log_to_suite, read_log, LogSummary};
@@ -20,6 +20,55 @@ pub fn load_dir(dir: &Path, name: &str) -> SuiteResult {
 /// The files given directly, as one suite.
 pub fn load_files(files: &[PathBuf], name: &str) -> SuiteResult {
     load_files_with(files, name, &ReadOptions::default())
+}
+
+/// The result files of one attempt directory the runner wrote: the container's reports in
+/// `results/`, and the streamed `e2e.log`.
+pub fn attempt_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("results"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    (n.starts_with("junit") && n.ends_with(".xml")) || n.ends_with(".json")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let log = dir.join("e2e.log");
+    if log.is_file() {
+        files.push(log);
+    }
+    files
+}
+
+/// Whether `dir` is a suite directory `e2e-gate run` or `gate` wrote (`attempt-0/`).
+pub fn is_suite_dir(dir: &Path) -> bool {
+    dir.join("attempt-0").is_dir()
+}
+
+/// Reads a suite directory the runner wrote: `attempt-0` is the first container, `attempt-1…`
+/// the reruns, merged the way the runner merges them (a rerun's specs that ran are appended
+/// to the same-named specs).
+pub fn load_suite_dir(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult {
+    let mut base = load_files_with(&attempt_files(&dir.join("attempt-0")), name, opts);
+    for n in 1.. {
+        let attempt = dir.join(format!("attempt-{n}"));
+        if !attempt.is_dir() {
+            break;
+        }
+        let mut rerun = load_files_with(&attempt_files(&attempt), name, opts);
+        // A rerun's JUnit lists every spec it did not select as skipped.
+        rerun.specs.retain(|s| {
+            s.attempts
+                .iter()
+                .any(|a| matches!(a.state, AttemptState::Passed | AttemptState::Failed))
+        });
+        crate::results::merge::merge_rerun(&mut base, rerun, n);
+    }
+    base.name = name.to_string();
+    base
 }
 
 /// [`load_dir`] with reader options (e.g. [`ReadOptions::summary_only`] for huge files).

@@ -59,25 +59,7 @@ fn fresh_suite_dir(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<PathBuf, R
     Ok(dir)
 }
 
-/// Result files of one attempt directory: the container's JUnit/JSON reports plus our live log.
-fn attempt_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("results"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    (name.starts_with("junit") && name.ends_with(".xml")) || name.ends_with(".json")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    let log = dir.join("e2e.log");
-    if log.exists() {
-        files.push(log);
-    }
-    files
-}
+use crate::results::load::attempt_files;
 
 /// What one container left: how it ended, its results, and its console log read on its own
 /// (the runner needs the log's `Running Suite` and `Will run` lines whatever the reports hold).
