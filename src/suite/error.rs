@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// A suite could not be loaded or an override is invalid.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SuiteError {
     /// The suites directory could not be read.
     #[error("cannot read suites directory {}: {message}", dir.display())]

@@ -3,7 +3,7 @@
 use super::error::SuiteError;
 use super::file::SuiteFile;
 use super::spec::SuiteSpec;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Parses one suite file's text; `path` is only used in messages.
 pub fn parse_suite(text: &str, path: &Path) -> Result<SuiteSpec, SuiteError> {
@@ -16,6 +16,19 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<SuiteSpec, SuiteError> {
 
 /// Loads every `*.toml` in `dir`, sorted by name. Duplicate names are an error.
 pub fn load_all(dir: &Path) -> Result<Vec<SuiteSpec>, SuiteError> {
+    let (suites, broken) = load_lenient(dir)?;
+    match broken.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(suites),
+    }
+}
+
+/// Suite files that do not load, each with its error.
+type Broken = Vec<(PathBuf, SuiteError)>;
+
+/// Every suite file of `dir` that parses, and the files that do not (with their errors).
+/// A directory that cannot be read, or two files defining one name, are still errors.
+fn load_lenient(dir: &Path) -> Result<(Vec<SuiteSpec>, Broken), SuiteError> {
     let entries = std::fs::read_dir(dir).map_err(|e| SuiteError::Dir {
         dir: dir.to_path_buf(),
         message: e.to_string(),
@@ -26,12 +39,21 @@ pub fn load_all(dir: &Path) -> Result<Vec<SuiteSpec>, SuiteError> {
         .collect();
     paths.sort();
     let mut suites: Vec<SuiteSpec> = Vec::new();
+    let mut broken = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|e| SuiteError::Parse {
-            file: path.clone(),
-            message: e.to_string(),
-        })?;
-        let suite = parse_suite(&text, &path)?;
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| SuiteError::Parse {
+                file: path.clone(),
+                message: e.to_string(),
+            })
+            .and_then(|text| parse_suite(&text, &path));
+        let suite = match parsed {
+            Ok(s) => s,
+            Err(e) => {
+                broken.push((path, e));
+                continue;
+            }
+        };
         if let Some(other) = suites.iter().find(|s| s.name == suite.name) {
             return Err(SuiteError::Invalid {
                 file: path.clone(),
@@ -46,25 +68,38 @@ pub fn load_all(dir: &Path) -> Result<Vec<SuiteSpec>, SuiteError> {
         suites.push(suite);
     }
     suites.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(suites)
+    Ok((suites, broken))
 }
 
-/// Picks the named suites, in the order asked, from `dir`.
+/// The suites named, in the order given. A broken file of another suite does not stop them
+/// (it is logged); a broken file named like a wanted suite is that suite's error.
 pub fn select(dir: &Path, names: &[String]) -> Result<Vec<SuiteSpec>, SuiteError> {
-    let all = load_all(dir)?;
-    names
-        .iter()
-        .map(|n| {
-            all.iter()
-                .find(|s| &s.name == n)
-                .cloned()
-                .ok_or_else(|| SuiteError::Unknown {
+    let (all, broken) = load_lenient(dir)?;
+    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    for n in names {
+        match all.iter().find(|s| &s.name == n) {
+            Some(s) => out.push(s.clone()),
+            None => {
+                if let Some((_, e)) = broken.iter().find(|(p, _)| stem(p).as_deref() == Some(n)) {
+                    return Err(e.clone());
+                }
+                if let Some((_, e)) = broken.first() {
+                    // The wanted suite may be the one that does not parse: say so.
+                    return Err(e.clone());
+                }
+                return Err(SuiteError::Unknown {
                     name: n.clone(),
                     dir: dir.to_path_buf(),
                     known: all.iter().map(|s| s.name.clone()).collect(),
-                })
-        })
-        .collect()
+                });
+            }
+        }
+    }
+    for (path, e) in &broken {
+        tracing::warn!(file = %path.display(), "suite file skipped (not selected, and it does not load): {e}");
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -210,5 +245,22 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("suites");
         let e = select(&dir, &["nope".into()]).unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("conformance"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_file_stops_only_its_own_suite() {
+        // Regression: one broken suite file stopped every suite from running.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("good.toml"),
+            "name = \"good\"\nimage = \"i:1\"\ncontract = \"conformance-image\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("bad.toml"), "name = \"bad\"\nimage = 3\n").unwrap();
+        let got = select(d.path(), &["good".into()]).unwrap();
+        assert_eq!(got[0].name, "good");
+        let e = select(d.path(), &["bad".into()]).unwrap_err().to_string();
+        assert!(e.contains("bad.toml"), "the wanted suite's own error: {e}");
+        assert!(load_all(d.path()).is_err(), "listing all still reports it");
     }
 }
