@@ -66,6 +66,22 @@ fn up_status_second_up_refused_down() {
     assert_eq!(rows[0]["name"], "t1");
     assert_eq!(rows[0]["running"], true);
     assert_eq!(rows[0]["pid"], pid);
+    // The human table has a header (regression: bare rows).
+    let out = gate(state.path(), &["cluster", "status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let mut lines = table.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|h| h.starts_with("NAME") && h.contains("STATE")),
+        "{table}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|r| r.starts_with("t1") && r.contains("running")),
+        "{table}"
+    );
 
     let out = gate(state.path(), &["cluster", "up", "--name", "t1"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -250,6 +250,10 @@ pub async fn run(args: ClusterArgs) -> u8 {
                     process::state_root().display()
                 );
             } else {
+                println!(
+                    "{:<16} {:<9} {:<8} {:<28} DETAIL",
+                    "NAME", "PROVIDER", "STATE", "API"
+                );
                 for s in &rows {
                     println!(
                         "{:<16} {:<9} {:<8} {:<28} {}",

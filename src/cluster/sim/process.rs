@@ -313,12 +313,19 @@ impl ClusterProvider for SimProvider {
 impl SimProvider {
     /// Names of all clusters with a state directory.
     pub fn names(&self) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let me = unsafe { libc::getuid() };
         let mut out: Vec<String> = std::fs::read_dir(&self.root)
             .into_iter()
             .flatten()
             .flatten()
             .filter(|e| e.path().join("pid").exists())
+            // A shared state root (E2E_GATE_STATE_DIR on a CI agent) holds other users'
+            // clusters: only this user's are listed.
+            .filter(|e| e.metadata().is_ok_and(|m| m.uid() == me))
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| super::super::validate_cluster_name(n).is_ok())
             .collect();
         out.sort();
         out
