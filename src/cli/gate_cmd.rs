@@ -134,11 +134,15 @@ async fn ensure_smoke_image(
     if !suites.iter().any(|s| s.image == smoke_image::DEFAULT_TAG) {
         return;
     }
-    if docker
-        .ensure_image(smoke_image::DEFAULT_TAG, false)
-        .await
-        .is_ok()
-    {
+    // Current when it holds this very binary; stale (an older build) or missing: rebuilt.
+    let current = std::env::current_exe()
+        .and_then(std::fs::read)
+        .map(|b| smoke_image::fingerprint(&b))
+        .ok();
+    let holds = docker
+        .image_label(smoke_image::DEFAULT_TAG, smoke_image::BINARY_LABEL)
+        .await;
+    if current.is_some() && holds == current {
         return;
     }
     let t = std::time::Instant::now();

@@ -76,6 +76,12 @@ impl DockerRunner {
         Ok(())
     }
 
+    /// A label of a local image, if the image and the label exist.
+    pub async fn image_label(&self, tag: &str, key: &str) -> Option<String> {
+        let image = self.docker.inspect_image(tag).await.ok()?;
+        image.config?.labels?.get(key).cloned()
+    }
+
     async fn image_id(&self, tag: &str) -> Option<String> {
         self.docker.inspect_image(tag).await.ok().and_then(|i| i.id)
     }

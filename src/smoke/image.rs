@@ -53,9 +53,24 @@ pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The Dockerfile of the image.
-pub fn dockerfile() -> String {
-    "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/e2e-gate\", \"smoke\", \"run\"]\n".to_string()
+/// Image label holding the fingerprint of the binary inside ([`fingerprint`]).
+pub const BINARY_LABEL: &str = "io.e2e-gate.binary-fnv64";
+
+/// A fingerprint of the binary's bytes (FNV-1a, 64 bits): the smoke image is rebuilt when the
+/// binary that would go into it differs from the one it holds (it went stale after every
+/// code change while only a missing image was rebuilt).
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+/// The Dockerfile of the image; `fingerprint` labels the binary it holds.
+pub fn dockerfile(fingerprint: &str) -> String {
+    format!(
+        "FROM scratch\nCOPY rootfs/ /\nLABEL {BINARY_LABEL}=\"{fingerprint}\"\nENTRYPOINT [\"/e2e-gate\", \"smoke\", \"run\"]\n"
+    )
 }
 
 fn add_file(
@@ -84,8 +99,15 @@ pub fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<u8>, Im
         message: e.to_string(),
     };
     let mut tar = tar::Builder::new(Vec::new());
-    add_file(&mut tar, "Dockerfile", dockerfile().as_bytes(), 0o644).map_err(io)?;
-    add_file(&mut tar, "rootfs/e2e-gate", &read(binary)?, 0o755).map_err(io)?;
+    let bin = read(binary)?;
+    add_file(
+        &mut tar,
+        "Dockerfile",
+        dockerfile(&fingerprint(&bin)).as_bytes(),
+        0o644,
+    )
+    .map_err(io)?;
+    add_file(&mut tar, "rootfs/e2e-gate", &bin, 0o755).map_err(io)?;
     for lib in libraries {
         // Follow symlinks: the image needs the file under the name the loader asks for.
         let inside = format!("rootfs{}", lib.display());
@@ -168,5 +190,18 @@ mod tests {
         assert!(names.contains(&"rootfs/e2e-gate".to_string()));
         assert!(names.contains(&format!("rootfs{}", lib.display())));
         assert!(names.contains(&"rootfs/etc/nsswitch.conf".to_string()));
+    }
+
+    #[test]
+    fn the_image_is_labelled_with_the_binary_it_holds() {
+        // Regression: the smoke image was rebuilt only when missing, so it went stale after a
+        // code change; the label lets the gate see that the binary changed.
+        assert_ne!(fingerprint(b"build 1"), fingerprint(b"build 2"));
+        assert_eq!(fingerprint(b"same"), fingerprint(b"same"));
+        let df = dockerfile(&fingerprint(b"ELF"));
+        assert!(
+            df.contains(&format!("LABEL {BINARY_LABEL}=\"{}\"", fingerprint(b"ELF"))),
+            "{df}"
+        );
     }
 }
