@@ -54,6 +54,26 @@ fn suites_list_shows_shipped_suites() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 4);
+    // Each image says whether it is present (regression: nothing told a user before a run).
+    assert!(v[0].get("image_present").is_some(), "{v}");
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|h| h.starts_with("NAME") && h.contains("IMAGE?")),
+        "{text}"
+    );
+    // The suites directory is found from a subdirectory of the repository too.
+    let out = Command::new(BIN)
+        .args(["suites", "list"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("conformance"));
 }
 
 #[test]

@@ -35,6 +35,23 @@ pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| format!("{e}; write a duration such as \"90s\", \"15m\" or \"1h30m\""))
 }
 
+/// A relative path that is not found from the working directory is looked for in its parents
+/// (the way git finds `.git`), so `ci/gate.toml` and `suites/` are found from anywhere in the
+/// repository; absolute paths and paths that exist are kept as given.
+pub(crate) fn locate(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return path.to_path_buf();
+    };
+    cwd.ancestors()
+        .skip(1)
+        .map(|dir| dir.join(path))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// e2e-gate: run Kubernetes e2e suites in Docker, read their results, and gate promotion.
 #[derive(Debug, Parser)]
 #[command(name = "e2e-gate", version = VERSION, about, after_help = AFTER_HELP)]

@@ -155,7 +155,9 @@ async fn ensure_smoke_image(
 }
 
 /// Runs the gate.
-pub async fn run(args: GateArgs) -> u8 {
+pub async fn run(mut args: GateArgs) -> u8 {
+    args.gate_file = super::args::locate(&args.gate_file);
+    args.suites_dir = super::args::locate(&args.suites_dir);
     // Empty variables count as unset, except E2E_GATE_TARGET_VERSION: set empty, it is an
     // explicit "no upgrade" (it was silently ignored).
     let env = |k: &str| {

@@ -147,7 +147,8 @@ pub(super) async fn publisher(
 }
 
 /// Runs the selected suites.
-pub async fn run(args: RunArgs) -> u8 {
+pub async fn run(mut args: RunArgs) -> u8 {
+    args.suites_dir = super::args::locate(&args.suites_dir);
     let env = |k: &str| std::env::var(k).ok();
     let resolved = match resolve(&args, &env) {
         Ok(r) => r,
