@@ -119,6 +119,9 @@ fn suite_step(result: &SuiteResult, error: Option<&String>) -> StepOutcome {
     }
 }
 
+/// How long the API server may stay unreachable during Ready before the step fails.
+const UNREACHABLE_GRACE: Duration = Duration::from_secs(20);
+
 /// Waits until every node is Ready and every workload available (the smoke checks that say a
 /// cluster is usable), bounded by `timeout`. Returns what was still wrong on timeout.
 async fn wait_ready(
@@ -131,8 +134,34 @@ async fn wait_ready(
         .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;
     let readiness = |name: &str| name != smoke::CHECK_NAMES[1] && name != smoke::CHECK_NAMES[7];
+    // The API server answered during Up: one that cannot be reached now (a closed port, a
+    // wrong kubeconfig) will not start answering by waiting for nodes. Fail after a short
+    // grace, naming the server and the kubeconfig, instead of retrying a context-free
+    // "client error (Connect)" every second until the timeout.
+    let mut unreachable_since: Option<Instant> = None;
+    let mut last_error = String::new();
     loop {
-        let problems = match smoke::collect::collect(&client).await {
+        let collected = smoke::collect::collect(&client).await;
+        match &collected {
+            Err(e) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                let text = e.to_string();
+                if text != last_error {
+                    tracing::warn!(api = %handle.api_url, "cannot read the cluster yet: {text}");
+                    last_error = text.clone();
+                }
+                if since.elapsed() >= UNREACHABLE_GRACE {
+                    return Err(format!(
+                        "cannot reach the API server {} (kubeconfig {}) for {}s: {text}",
+                        handle.api_url,
+                        handle.kubeconfig.display(),
+                        since.elapsed().as_secs()
+                    ));
+                }
+            }
+            Ok(_) => unreachable_since = None,
+        }
+        let problems = match collected {
             Ok(state) => {
                 let opts = SmokeOptions {
                     target_version: None,
@@ -374,6 +403,43 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Paused time: the 20 s grace passes without waiting for it (connection attempts to a
+    // closed port fail at once).
+    #[tokio::test(start_paused = true)]
+    async fn ready_fails_fast_naming_the_server_when_the_api_cannot_be_reached() {
+        // Regression: against a closed port the step logged "client error (Connect)" every
+        // second for its whole 5-minute timeout, naming neither server nor kubeconfig.
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"http://127.0.0.1:1\"}\n\
+             contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {}\n",
+        )
+        .unwrap();
+        let handle = ClusterHandle {
+            name: "closed".into(),
+            kubeconfig: kubeconfig.clone(),
+            kubeconfig_internal: kubeconfig.clone(),
+            network: None,
+            api_url: "http://127.0.0.1:1".into(),
+        };
+        let started = std::time::Instant::now();
+        let e = wait_ready(&handle, Duration::from_secs(300), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            e.contains("cannot reach the API server http://127.0.0.1:1")
+                && e.contains(&kubeconfig.display().to_string()),
+            "{e}"
+        );
+    }
 
     #[test]
     fn upgrade_status_says_failure_for_a_verdict_and_error_when_not_measured() {
