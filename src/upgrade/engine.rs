@@ -667,6 +667,7 @@ async fn apply_held(
     // New node → the old node that claimed it, as this process wrote it: the watch cache can be
     // a round behind, and a new node it still showed free was claimed twice.
     let mut claimed_by: BTreeMap<String, String> = BTreeMap::new();
+    let mut eta = super::progress::EtaTracker::default();
     let mut touched_pdbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut t_surge: BTreeMap<String, Instant> = BTreeMap::new();
     let mut t_drain: BTreeMap<String, Instant> = BTreeMap::new();
@@ -1516,7 +1517,8 @@ async fn apply_held(
             "round"
         );
 
-        let prog = progress(plan, &phases, started.elapsed().as_secs());
+        let mut prog = progress(plan, &phases, started.elapsed().as_secs());
+        prog.eta_seconds = eta.eta(&prog, started.elapsed().as_secs());
         let line = prog.line();
         if line != last_line {
             on_progress(&prog);

@@ -26,6 +26,40 @@ pub struct Progress {
     pub blockers: usize,
     /// Estimated seconds left; `None` when nothing is left.
     pub eta_seconds: Option<u64>,
+    /// The plan's estimate of the waves done and of those left, in seconds (for [`EtaTracker`]).
+    #[serde(skip)]
+    pub estimate: (u64, u64),
+}
+
+/// An ETA that counts down. It projects the run's total from the moment the last wave was
+/// finished (the plan's estimate scaled by how long the finished waves really took), then
+/// subtracts the time elapsed since: recomputed from "now" alone it grew by a second every
+/// second while a wave was in flight, and jumped from the plan's 18m to 12s at the first wave.
+#[derive(Debug, Clone, Default)]
+pub struct EtaTracker {
+    /// `(estimated seconds done, elapsed seconds when that was reached)`.
+    done_at: Option<(u64, u64)>,
+}
+
+impl EtaTracker {
+    /// The ETA for `p` after `elapsed` seconds (`None` when nothing is left).
+    pub fn eta(&mut self, p: &Progress, elapsed: u64) -> Option<u64> {
+        let (done, left) = p.estimate;
+        if left == 0 {
+            return None;
+        }
+        if done > 0 && self.done_at.is_none_or(|(d, _)| d != done) {
+            self.done_at = Some((done, elapsed));
+        }
+        let total = match self.done_at {
+            Some((d, at)) if d > 0 && at > 0 => {
+                ((d + left) as f64 * at as f64 / d as f64).round() as u64
+            }
+            _ => left,
+        };
+        // Never 0 while work is left: the projection was too optimistic, not finished.
+        Some(total.saturating_sub(elapsed).max(1))
+    }
 }
 
 /// Computes progress after `elapsed_seconds` of the run.
@@ -92,6 +126,7 @@ pub fn progress(
         in_flight,
         blockers: plan.blockers.len() + stuck,
         eta_seconds,
+        estimate: (done_est, left_est),
     }
 }
 
@@ -178,6 +213,41 @@ mod tests {
     }
 
     #[test]
+    fn the_tracked_eta_counts_down_within_a_wave() {
+        // Regression: recomputed from "now", the ETA grew by 2 s every 2 s while the last wave
+        // was in flight.
+        let mut t = EtaTracker::default();
+        let p = |done: u64, left: u64| Progress {
+            replaced: 0,
+            total: 2,
+            wave: None,
+            in_flight: Vec::new(),
+            blockers: 0,
+            eta_seconds: None,
+            estimate: (done, left),
+        };
+        assert_eq!(t.eta(&p(0, 720), 0), Some(720));
+        assert_eq!(
+            t.eta(&p(0, 720), 100),
+            Some(620),
+            "counts down from the plan"
+        );
+        // The first of two 360 s waves took 60 s: the whole run projects to 120 s.
+        assert_eq!(t.eta(&p(360, 360), 60), Some(60));
+        let later: Vec<u64> = [70, 80, 90]
+            .iter()
+            .map(|&e| t.eta(&p(360, 360), e).unwrap())
+            .collect();
+        assert_eq!(later, [50, 40, 30], "down, never up");
+        assert_eq!(
+            t.eta(&p(360, 360), 500),
+            Some(1),
+            "late: 1, not 0 or negative"
+        );
+        assert_eq!(t.eta(&p(720, 0), 510), None);
+    }
+
+    #[test]
     fn counts_waves_and_rescales_eta() {
         let p = two_waves();
         let start = progress(&p, &BTreeMap::new(), 0);
@@ -235,6 +305,7 @@ mod tests {
             in_flight,
             blockers: 0,
             eta_seconds: Some(60),
+            estimate: (0, 60),
         };
         let line = p.line();
         assert!(
