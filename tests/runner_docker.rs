@@ -5,12 +5,11 @@ mod common;
 
 use regex::Regex;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "e2e-gate-fixture:latest";
-const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
 
 /// Every spec of the fixture suite, as ginkgo v1 writes it in JUnit.
 const PASSING: &[&str] = &[
@@ -29,86 +28,17 @@ fn docker_ready() -> bool {
     common::docker_image(IMAGE, "run ci/build-fixture-image.sh (ci/test.sh does)")
 }
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    suite: String,
-}
+use common::suite_dir::SuiteDir as Fixture;
 
 impl Fixture {
-    /// A suites dir holding one suite on the fixture image; `extra` is appended TOML.
+    /// A suites dir holding one suite on the v1 fixture image; `extra` is appended TOML.
     fn new(tag: &str, extra: &str) -> Fixture {
         Fixture::with_ginkgo(tag, "ginkgo = \"v1\"\n", extra)
     }
 
     /// [`Fixture::new`] with its own `ginkgo` line (empty: left at the default).
     fn with_ginkgo(tag: &str, ginkgo: &str, extra: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let suite = format!("fx-{tag}-{}", std::process::id());
-        std::fs::create_dir(dir.path().join("suites")).unwrap();
-        std::fs::write(
-            dir.path().join("suites/fx.toml"),
-            format!(
-                "name = \"{suite}\"\nimage = \"{IMAGE}\"\ncontract = \"conformance-image\"\n{ginkgo}{extra}"
-            ),
-        )
-        .unwrap();
-        Fixture { dir, suite }
-    }
-
-    fn artifacts(&self) -> PathBuf {
-        self.dir.path().join("artifacts")
-    }
-
-    fn command(&self, extra: &[&str]) -> Command {
-        let mut c = self.command_with_format(extra);
-        c.args(["--format", "json"]);
-        c
-    }
-
-    fn command_with_format(&self, extra: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--suites-dir")
-            .arg(self.dir.path().join("suites"))
-            .args(["--suite", &self.suite, "--artifacts"])
-            .arg(self.artifacts())
-            .args(extra)
-            .env_remove("KUBECONFIG")
-            .env_remove("ARTIFACTS")
-            .env("E2E_GATE_LOG", "info");
-        c
-    }
-
-    fn run(&self, extra: &[&str]) -> (Output, Value) {
-        let out = self.command(extra).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not a JSON summary ({e}): {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out, summary)
-    }
-
-    fn leftover_containers(&self) -> String {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-a",
-                "--filter",
-                &format!("label=e2e-gate.suite={}", self.suite),
-                "--format",
-                "{{.Names}}",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn attempt_dir(&self, n: u32) -> PathBuf {
-        self.artifacts()
-            .join(&self.suite)
-            .join(format!("attempt-{n}"))
+        Fixture::create(IMAGE, "fx", tag, &format!("{ginkgo}{extra}"))
     }
 }
 
@@ -440,7 +370,7 @@ fn missing_image_exits_3_naming_the_image() {
     }
     let fx = Fixture::new("noimage", "");
     std::fs::write(
-        fx.dir.path().join("suites/fx.toml"),
+        fx.dir.path().join("suites/s.toml"),
         format!("name = \"{}\"\nimage = \"e2e-gate-no-such-image:never\"\ncontract = \"conformance-image\"\n", fx.suite),
     )
     .unwrap();

@@ -8,12 +8,11 @@ mod common;
 use regex::Regex;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "e2e-gate-fixture-v2:latest";
-const BIN: &str = env!("CARGO_BIN_EXE_e2e-gate");
 const DESCRIPTION: &str = "Kubernetes e2e suite";
 
 const FAIL: &str = "[Fixture] failures always fails (a+b) [Fail]";
@@ -32,76 +31,11 @@ fn ready() -> bool {
     common::docker_image(IMAGE, "run ci/build-fixture-image-v2.sh (ci/test.sh does)")
 }
 
-/// One suite file on the v2 fixture image, in a temporary suites directory.
-struct Suite {
-    dir: tempfile::TempDir,
-    name: String,
-}
+use common::suite_dir::SuiteDir;
 
-impl Suite {
-    fn new(tag: &str, toml: &str) -> Suite {
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("v2-{tag}-{}", std::process::id());
-        std::fs::create_dir(dir.path().join("suites")).unwrap();
-        std::fs::write(
-            dir.path().join("suites/s.toml"),
-            format!(
-                "name = \"{name}\"\nimage = \"{IMAGE}\"\ncontract = \"conformance-image\"\n{toml}\n"
-            ),
-        )
-        .unwrap();
-        Suite { dir, name }
-    }
-
-    fn artifacts(&self) -> PathBuf {
-        self.dir.path().join("artifacts")
-    }
-
-    fn attempt(&self, n: u32) -> PathBuf {
-        self.artifacts()
-            .join(&self.name)
-            .join(format!("attempt-{n}"))
-    }
-
-    fn command(&self, extra: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--suites-dir")
-            .arg(self.dir.path().join("suites"))
-            .args(["--suite", &self.name, "--artifacts"])
-            .arg(self.artifacts())
-            .args(["--format", "json"])
-            .args(extra)
-            .env_remove("KUBECONFIG")
-            .env_remove("ARTIFACTS")
-            .env("E2E_GATE_LOG", "info");
-        c
-    }
-
-    fn run(&self, extra: &[&str]) -> (Output, Value) {
-        let out = self.command(extra).output().unwrap();
-        let summary = parse_summary(&out);
-        (out, summary)
-    }
-
-    fn leftover_containers(&self) -> String {
-        let out = Command::new("docker")
-            .args(["ps", "-a", "--filter"])
-            .arg(format!("label=e2e-gate.suite={}", self.name))
-            .args(["--format", "{{.Names}}"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-fn parse_summary(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not a JSON summary ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+/// One suite file on the v2 fixture image.
+fn suite(tag: &str, toml: &str) -> SuiteDir {
+    SuiteDir::create(IMAGE, "v2", tag, toml)
 }
 
 fn sorted_names(v: &Value) -> Vec<String> {
@@ -160,7 +94,7 @@ fn a_healthy_run_longer_than_its_stall_timeout_streams_live_and_reruns_select() 
     }
     // The defaults of a real suite, scaled: specs finish every 5 s, the run lasts > 60 s, and
     // the stall watchdog (20 s) must see every finished spec while the container runs.
-    let suite = Suite::new(
+    let suite = suite(
         "healthy",
         &format!(
             "ginkgo = \"v2\"\nfocus = ['\\[Fixture\\]']\n{USUAL_SKIP}\nflake_attempts = 2\nreruns = 1\ntimeout = \"10m\"\nstall_timeout = \"20s\"\n"
@@ -182,12 +116,12 @@ fn a_healthy_run_longer_than_its_stall_timeout_streams_live_and_reruns_select() 
         }
         lines
     });
-    let log = suite.attempt(0).join("e2e.log");
+    let log = suite.attempt_dir(0).join("e2e.log");
     let mut sizes = Vec::new();
     while child.try_wait().unwrap().is_none() {
         if let Ok(m) = std::fs::metadata(&log) {
             // Only while the first container runs (before the rerun's directory exists).
-            if !suite.attempt(1).exists() {
+            if !suite.attempt_dir(1).exists() {
                 sizes.push((started.elapsed(), m.len()));
             }
         }
@@ -251,9 +185,9 @@ fn a_healthy_run_longer_than_its_stall_timeout_streams_live_and_reruns_select() 
     );
     assert_eq!(summary["result"], "failed");
     // The order-dependent spec became flaky through a rerun that selected it.
-    let rerun_log = std::fs::read_to_string(suite.attempt(1).join("e2e.log")).unwrap();
+    let rerun_log = std::fs::read_to_string(suite.attempt_dir(1).join("e2e.log")).unwrap();
     assert!(rerun_log.contains("Will run 2 of 26 specs"), "{rerun_log}");
-    let rerun = junit_cases(&suite.attempt(1).join("results/junit_01.xml"));
+    let rerun = junit_cases(&suite.attempt_dir(1).join("results/junit_01.xml"));
     assert!(
         rerun
             .iter()
@@ -288,7 +222,7 @@ fn a_run_cut_by_its_timeout_counts_every_selected_spec_once_by_name() {
     }
     // 12 steady specs of 2 s and one that hangs: a 15 s timeout cuts the run whatever order
     // ginkgo picks for the two containers.
-    let suite = Suite::new(
+    let suite = suite(
         "timeout",
         "ginkgo = \"v2\"\nfocus = ['\\[Fixture\\] steady', '\\[Hang\\]']\ntimeout = \"15s\"\nstall_timeout = \"10m\"\n[env]\nFIXTURE_STEADY_SECONDS = \"2\"\n",
     );
@@ -359,8 +293,8 @@ fn a_parallel_run_gives_the_same_verdicts_as_a_serial_one() {
             "ginkgo = \"v2\"\nfocus = ['\\[Fixture\\]']\n{USUAL_SKIP}\nflake_attempts = 2\nreruns = 1\nparallel = {parallel}\ntimeout = \"5m\"\nstall_timeout = \"1m\"\n[env]\nFIXTURE_STEADY_SECONDS = \"1\"\n"
         )
     };
-    let serial = Suite::new("serial", &toml(1));
-    let parallel = Suite::new("parallel", &toml(2));
+    let serial = suite("serial", &toml(1));
+    let parallel = suite("parallel", &toml(2));
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(|| serial.run(&[]));
         let b = scope.spawn(|| parallel.run(&[]));
@@ -368,9 +302,9 @@ fn a_parallel_run_gives_the_same_verdicts_as_a_serial_one() {
     });
     assert_eq!(a.0.status.code(), Some(1), "{}", stderr(&a.0));
     assert_eq!(b.0.status.code(), Some(1), "{}", stderr(&b.0));
-    let record = std::fs::read_to_string(parallel.attempt(0).join("container.json")).unwrap();
+    let record = std::fs::read_to_string(parallel.attempt_dir(0).join("container.json")).unwrap();
     assert!(record.contains("--nodes=2"), "{record}");
-    let log = std::fs::read_to_string(parallel.attempt(0).join("e2e.log")).unwrap();
+    let log = std::fs::read_to_string(parallel.attempt_dir(0).join("e2e.log")).unwrap();
     assert!(
         log.contains("Running in parallel across 2 processes"),
         "{log}"
@@ -386,7 +320,7 @@ fn forty_megabytes_of_output_leave_a_complete_e2e_log() {
         return;
     }
     // This host's json-file driver keeps 10 MB x 3: reading `docker logs` would lose the head.
-    let suite = Suite::new(
+    let suite = suite(
         "loud",
         "ginkgo = \"v2\"\nfocus = ['\\[Loud\\]', 'steady spec 01 ']\ntimeout = \"5m\"\nstall_timeout = \"2m\"\n[env]\nFIXTURE_STEADY_SECONDS = \"1\"\nFIXTURE_LOUD_MB = \"40\"\n",
     );
@@ -394,7 +328,7 @@ fn forty_megabytes_of_output_leave_a_complete_e2e_log() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let s = &summary["suites"][0];
     assert_eq!(u(&s["passed"]), 2, "{s}");
-    let log = std::fs::read(suite.attempt(0).join("e2e.log")).unwrap();
+    let log = std::fs::read(suite.attempt_dir(0).join("e2e.log")).unwrap();
     assert!(log.len() >= 40 << 20, "e2e.log holds {} bytes", log.len());
     let text = String::from_utf8_lossy(&log);
     let first = text.find("LOUD-FIRST-LINE").expect("first line present");
@@ -412,7 +346,7 @@ fn a_stalled_spec_is_stopped_quoting_the_real_last_line() {
     if !ready() {
         return;
     }
-    let suite = Suite::new(
+    let suite = suite(
         "stall",
         "ginkgo = \"v2\"\nfocus = ['\\[Hang\\]']\ntimeout = \"5m\"\nstall_timeout = \"8s\"\n",
     );
@@ -427,7 +361,7 @@ fn a_stalled_spec_is_stopped_quoting_the_real_last_line() {
     let line = &quoted
         .captures(&reason)
         .unwrap_or_else(|| panic!("{reason}"))[1];
-    let log = std::fs::read_to_string(suite.attempt(0).join("e2e.log")).unwrap();
+    let log = std::fs::read_to_string(suite.attempt_dir(0).join("e2e.log")).unwrap();
     assert!(
         log.contains(line.trim()),
         "{line:?} is not from e2e.log:\n{log}"
@@ -440,7 +374,7 @@ fn fail_on_flaky_is_one_verdict_in_exit_code_json_and_last_line() {
     if !ready() {
         return;
     }
-    let suite = Suite::new(
+    let suite = suite(
         "flaky",
         "ginkgo = \"v2\"\nfocus = ['flaky behaviour']\nflake_attempts = 2\ntimeout = \"5m\"\n",
     );

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses a part of this module
 
+pub mod suite_dir;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
