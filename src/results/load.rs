@@ -115,6 +115,23 @@ pub fn load_files_with(files: &[PathBuf], name: &str, opts: &ReadOptions) -> Sui
     combine(name, inputs, None, opts)
 }
 
+/// One attempt directory the runner wrote, as one suite, and what its `e2e.log` says on its own
+/// (the runner needs its `Running Suite` and `Will run` lines): every file is read once.
+pub fn load_attempt(dir: &Path, name: &str) -> (SuiteResult, Option<LogSummary>) {
+    let opts = ReadOptions::default();
+    let mut inputs = Inputs::default();
+    for f in attempt_files(dir) {
+        read_path(&f, &opts, &mut inputs, false);
+    }
+    let label = dir.join("e2e.log").display().to_string();
+    let log = inputs
+        .logs
+        .iter()
+        .find(|(l, _)| *l == label)
+        .map(|(_, s)| s.clone());
+    (combine(name, inputs, None, &opts), log)
+}
+
 /// JUnit files up to this size are read into memory and parsed zero-copy (faster); larger
 /// ones are streamed so memory stays bounded.
 pub const IN_MEMORY_MAX_BYTES: u64 = 16 * 1024 * 1024;

@@ -9,7 +9,8 @@ use super::container::{ContainerRunner, RunnerError};
 use super::detect::{detect, settle};
 use super::invocation::{container_for, Attempt, Host};
 use super::rerun::{focus_chunks, FocusRule, RerunTarget, MAX_FOCUS_LEN};
-use crate::results::read::log::{read_log, LogSummary};
+use crate::results::load::load_attempt;
+use crate::results::read::log::{is_placeholder, LogSummary};
 use crate::results::{self, AttemptState, Incomplete, Spec, SpecOutcome, SuiteResult};
 use crate::suite::SuiteSpec;
 use std::path::{Path, PathBuf};
@@ -59,19 +60,12 @@ fn fresh_suite_dir(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<PathBuf, R
     Ok(dir)
 }
 
-use crate::results::load::attempt_files;
-
 /// What one container left: how it ended, its results, and its console log read on its own
 /// (the runner needs the log's `Running Suite` and `Will run` lines whatever the reports hold).
 struct ContainerRun {
     outcome: AttemptOutcome,
     result: SuiteResult,
     log: Option<LogSummary>,
-}
-
-fn read_attempt_log(dir: &Path) -> Option<LogSummary> {
-    let file = std::fs::File::open(dir.join("e2e.log")).ok()?;
-    read_log(std::io::BufReader::with_capacity(256 * 1024, file)).ok()
 }
 
 async fn run_container(
@@ -110,18 +104,13 @@ async fn run_container(
     // Parsing a long run's results is CPU work: off the async threads.
     let dir = dir.to_path_buf();
     let name = suite.name.clone();
-    let (result, log) = tokio::task::spawn_blocking(move || {
-        (
-            results::load::load_files(&attempt_files(&dir), &name),
-            read_attempt_log(&dir),
-        )
-    })
-    .await
-    .map_err(|e| RunnerError::Engine {
-        op: "results",
-        target: suite.name.clone(),
-        message: e.to_string(),
-    })?;
+    let (result, log) = tokio::task::spawn_blocking(move || load_attempt(&dir, &name))
+        .await
+        .map_err(|e| RunnerError::Engine {
+            op: "results",
+            target: suite.name.clone(),
+            message: e.to_string(),
+        })?;
     Ok(ContainerRun {
         outcome,
         result,
@@ -178,11 +167,6 @@ fn ran(a: &results::Attempt) -> bool {
     }
 }
 
-/// Specs the log counted but no report named (ginkgo wrote no JUnit): placeholders.
-fn is_placeholder(spec: &Spec) -> bool {
-    spec.name.starts_with('(') && spec.name.contains("not named in")
-}
-
 /// After a stopped container, every selected spec is counted exactly once: a spec that reached a
 /// verdict keeps it; the one ginkgo interrupted and the ones it never started become *not run*
 /// under their own names. When the results name fewer specs than ran (the log's counts stood in
@@ -192,7 +176,7 @@ fn mark_not_run(result: &mut SuiteResult, selected: &[String], reason: &str) {
     let unnamed_ran = result
         .specs
         .iter()
-        .filter(|s| is_placeholder(s) && s.attempts.iter().any(ran))
+        .filter(|s| is_placeholder(&s.name) && s.attempts.iter().any(ran))
         .count();
     let mut unknown = 0usize;
     for name in selected {

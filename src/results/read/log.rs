@@ -355,8 +355,17 @@ pub fn read_log_str(text: &str) -> LogSummary {
     read_log(text.as_bytes()).unwrap_or_default()
 }
 
+/// The suffix of every placeholder name [`log_to_suite`] gives a spec the log counts but
+/// does not name.
+const PLACEHOLDER_SUFFIX: &str = ", not named in e2e.log)";
+
 fn placeholder(kind: &str, i: usize, n: usize) -> String {
-    format!("({kind} spec {i} of {n}, not named in e2e.log)")
+    format!("({kind} spec {i} of {n}{PLACEHOLDER_SUFFIX}")
+}
+
+/// Whether `name` is a placeholder [`log_to_suite`] made up for a spec the log did not name.
+pub fn is_placeholder(name: &str) -> bool {
+    name.starts_with('(') && name.ends_with(PLACEHOLDER_SUFFIX)
 }
 
 /// A suite built from the log alone (the fallback when no usable JUnit exists). Counts
