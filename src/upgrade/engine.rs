@@ -904,17 +904,16 @@ async fn apply_held(
             }
         }
         let room = capacity::room(&base, &counts, |p| opts.limits_for(p).max_unavailable);
-        let view = CapacityView { room: room.clone() };
-        let adm = admit_with(plan, opts, &phases, &started_modes, &cfg.policy, &view);
+        let adm = admit_with(
+            plan,
+            opts,
+            &phases,
+            &started_modes,
+            &cfg.policy,
+            &CapacityView { room },
+        );
         // What the claims of this round may still take: the room left after the starts.
-        let mut claim_room = room.clone();
-        for (name, mode) in &adm.start {
-            if *mode == StartMode::Unavailable {
-                if let Some(r) = place.get(name).and_then(|pz| claim_room.get_mut(&pz.0)) {
-                    *r -= 1;
-                }
-            }
-        }
+        let mut claim_room = adm.room_left.clone();
         let t_state = iter_started.elapsed();
         // Instances per pool, described at most once per round.
         let mut instances: BTreeMap<String, Vec<Instance>> = BTreeMap::new();

@@ -37,6 +37,9 @@ pub struct Admission {
     pub current_wave: Option<usize>,
     /// Stop starting nodes: too many nodes were left cordoned.
     pub stop: bool,
+    /// [`CapacityView::room`] left after the nodes started now (what this round's claims
+    /// may still take).
+    pub room_left: BTreeMap<String, i64>,
 }
 
 /// Done for wave-gating purposes.
@@ -143,6 +146,7 @@ pub fn admit_with(
             start: vec![],
             current_wave,
             stop,
+            room_left: capacity.room.clone(),
         };
     }
     // In flight per pool: (surge, unavailable).
@@ -203,6 +207,7 @@ pub fn admit_with(
         start,
         current_wave,
         stop,
+        room_left: room,
     }
 }
 
