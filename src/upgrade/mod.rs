@@ -17,8 +17,11 @@
 //! and [`engine`] (the `apply` loop tying the pure parts to the adapters).
 
 pub mod abort;
+pub mod act;
 pub mod api_count;
 pub mod capacity;
+pub mod clock;
+pub mod decide;
 pub mod drain_policy;
 pub mod engine;
 pub mod fake_pool;
@@ -34,6 +37,7 @@ pub mod quantity;
 pub mod readiness;
 pub mod render;
 pub mod report;
+pub mod run_meters;
 pub mod scheduler;
 pub mod selector;
 pub mod sim_pool;

@@ -1,0 +1,282 @@
+//! Carries out one round's [`Actions`] against the cluster and the cloud, and returns the
+//! answers as an [`Outcome`] for [`Memory::absorb`](super::decide::Memory::absorb). The
+//! only I/O of a round besides observing; every decision was made by
+//! [`decide`](super::decide::decide).
+
+use super::capacity::{self, PoolZone};
+use super::decide::patches::{claim_patch, claimed_for, step_patch, Marking};
+use super::decide::{Actions, Observed, Outcome, RunContext};
+use super::engine::EngineError;
+use super::kube_cluster::{Eviction, KubeCluster, KubeError};
+use super::pool::NodePool;
+use super::scheduler::StartMode;
+use super::snapshot::NodeInfo;
+use super::state::{abort_patch, Event};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use std::collections::BTreeMap;
+
+/// Patches at most this many nodes (or evicts this many pods) at once: with hundreds of
+/// nodes moving together, one request after the other would make the engine, not the
+/// cluster, the bottleneck.
+pub const PARALLEL_REQUESTS: usize = 16;
+
+/// Keeps the cloud's desired sizes where the markers want them, reading the cloud only when
+/// the wanted sizes changed or a terminate-with-decrement moved the cloud's own size.
+#[derive(Debug, Default)]
+pub struct CapacitySync {
+    last_want: Option<BTreeMap<PoolZone, u32>>,
+}
+
+impl CapacitySync {
+    /// Brings the cloud to `want` (nothing while `None`: a termination goes first).
+    pub async fn sync(
+        &mut self,
+        pool: &dyn NodePool,
+        want: Option<&BTreeMap<PoolZone, u32>>,
+    ) -> Result<(), EngineError> {
+        let Some(want) = want else { return Ok(()) };
+        if self.last_want.as_ref() == Some(want) {
+            return Ok(());
+        }
+        let observed: BTreeMap<PoolZone, u32> = pool
+            .groups()
+            .await?
+            .iter()
+            .flat_map(|g| {
+                g.desired_per_zone
+                    .iter()
+                    .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
+            })
+            .collect();
+        for ((p, z), n) in capacity::changes(&observed, want) {
+            pool.set_desired(&p, &z, n).await?;
+        }
+        self.last_want = Some(want.clone());
+        Ok(())
+    }
+
+    /// The cloud decremented its desired size on its own: compare with it again.
+    pub fn invalidate(&mut self) {
+        self.last_want = None;
+    }
+}
+
+/// What a round's requests need besides the actions.
+pub struct Actor<'a> {
+    /// The cluster.
+    pub cluster: &'a KubeCluster,
+    /// The cloud.
+    pub pool: &'a dyn NodePool,
+    /// The run.
+    pub run: &'a RunContext,
+    /// The round's observation (the nodes patches start from).
+    pub seen: &'a Observed,
+    /// Each cached node's resourceVersion: patches start from the cache (no GET; a stale
+    /// view gets 409 and is read again).
+    pub node_rv: &'a BTreeMap<String, String>,
+}
+
+impl Actor<'_> {
+    fn wall(&self) -> DateTime<Utc> {
+        self.seen.wall
+    }
+
+    /// One node's marker step (see [`step_patch`]); a node gone meanwhile is left as seen
+    /// (the next round sees it Gone).
+    async fn step(
+        &self,
+        name: &str,
+        events: &[Event],
+        mode: Option<StartMode>,
+    ) -> Result<Option<NodeInfo>, EngineError> {
+        let Some(node) = self.seen.nodes.get(name) else {
+            return Ok(None);
+        };
+        let (run_id, now) = (self.run.run_id.as_str(), self.wall());
+        let patched = self
+            .cluster
+            .patch_node_cached(node, self.node_rv.get(name).map(String::as_str), |fresh| {
+                let mark = Marking {
+                    run_id,
+                    hard: self.run.hard_pools.contains(&fresh.pool),
+                };
+                step_patch(fresh, mark, events, mode, now)
+            })
+            .await;
+        match patched {
+            Ok(n) => Ok(Some(n)),
+            Err(KubeError::NodeGone { .. }) => Ok(Some(node.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks the started nodes (in parallel: a wide window starts hundreds at once).
+    async fn starts(&self, actions: &Actions) -> Result<Vec<NodeInfo>, EngineError> {
+        let results: Vec<_> = futures::stream::iter(&actions.starts)
+            .map(|(name, mode)| async move {
+                // Unavailable mode: taint and cordon at once (no replacement to wait for).
+                let evs: &[Event] = match mode {
+                    StartMode::Surge => &[Event::SurgeRequested],
+                    StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
+                };
+                self.step(name, evs, Some(*mode)).await
+            })
+            .buffered(PARALLEL_REQUESTS)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    /// Claims `new` for `old`, then (replacement ready → NoSchedule taint → cordon + drain)
+    /// one patch of the old node; `None` when another node claimed `new` meanwhile.
+    async fn claim(&self, old: &str, new: &str) -> Result<Option<NodeInfo>, EngineError> {
+        let Some(info) = self.seen.nodes.get(new) else {
+            return Err(KubeError::NodeGone { node: new.into() }.into());
+        };
+        let run_id = self.run.run_id.as_str();
+        let rv = self.node_rv.get(new).map(String::as_str);
+        let claimed = self
+            .cluster
+            .patch_node_cached(info, rv, |n| claim_patch(n, old, run_id))
+            .await?;
+        if !claimed_for(&claimed, old) {
+            return Ok(None);
+        }
+        let events = [Event::ReplacementReady, Event::Tainted, Event::DrainStarted];
+        self.step(old, &events, None).await
+    }
+
+    /// A finished drain: the marker, then terminate-with-decrement. A node drained without a
+    /// replacement (unavailable mode) stops at Drained: that phase holds its replacement's
+    /// capacity, which the next round's capacity sync requests before the
+    /// terminate-with-decrement. Skipping the phase shrank the pool by one node per drain.
+    async fn finish(&self, f: &super::decide::Finish) -> Result<(NodeInfo, bool), EngineError> {
+        let events: &[Event] = if f.unavailable {
+            &[Event::DrainCompleted]
+        } else {
+            &[Event::DrainCompleted, Event::TerminateRequested]
+        };
+        let n = self.step(&f.node, events, None).await?;
+        let n = n.unwrap_or_else(|| self.seen.nodes[&f.node].clone());
+        let terminated = match &f.terminate {
+            Some(id) => {
+                self.pool.terminate_with_decrement(id).await?;
+                true
+            }
+            None => false,
+        };
+        Ok((n, terminated))
+    }
+
+    /// Resumed terminations, one after the other (rare).
+    async fn resumed(&self, actions: &Actions) -> Result<Vec<NodeInfo>, EngineError> {
+        let mut out = Vec::new();
+        for (name, id) in &actions.terminate_drained {
+            out.extend(self.step(name, &[Event::TerminateRequested], None).await?);
+            if let Some(id) = id {
+                self.pool.terminate_with_decrement(id).await?;
+            }
+        }
+        for id in &actions.terminate_ids {
+            self.pool.terminate_with_decrement(id).await?;
+        }
+        for name in &actions.delete_nodes {
+            self.cluster.delete_node(name).await?;
+        }
+        Ok(out)
+    }
+
+    /// Markers off a new node whose part is over.
+    async fn clean(&self, name: &str) -> Result<(), EngineError> {
+        let Some(n) = self.seen.nodes.get(name) else {
+            return Ok(());
+        };
+        let rv = self.node_rv.get(name).map(String::as_str);
+        match self.cluster.patch_node_cached(n, rv, abort_patch).await {
+            Ok(_) | Err(KubeError::NodeGone { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Carries out `actions`: starts, then the capacity they need (marker first, then the
+    /// cloud), the marker steps and rungs, then the busy requests all at once (claims,
+    /// evictions, finished drains, resumed terminations, clean-ups). Run one after the other,
+    /// a few hundred claims held back the evictions of the drains already running.
+    pub async fn carry_out(
+        &self,
+        actions: &Actions,
+        capacity: &mut CapacitySync,
+    ) -> Result<Outcome, EngineError> {
+        let mut out = Outcome {
+            written: self.starts(actions).await?,
+            ..Outcome::default()
+        };
+        capacity.sync(self.pool, actions.want.as_ref()).await?;
+        for (name, events) in &actions.steps {
+            out.written.extend(self.step(name, events, None).await?);
+        }
+        for (name, event) in &actions.rungs {
+            let kind = match event {
+                Event::Stuck { .. } => "UpgradeDrainStuck",
+                Event::LeftCordoned { .. } => "UpgradeLeftCordoned",
+                Event::ReplacementFailed { .. } => "UpgradeReplacementFailed",
+                _ => "Upgrade",
+            };
+            let reason = match event {
+                Event::Stuck { reason }
+                | Event::LeftCordoned { reason }
+                | Event::ReplacementFailed { reason } => reason.as_str(),
+                _ => "",
+            };
+            // A Warning Event on the Node (`kubectl describe node`), then the marker step
+            // whose reason is the node's status.
+            self.cluster.warn_on_node(name, kind, reason).await;
+            out.written
+                .extend(self.step(name, std::slice::from_ref(event), None).await?);
+        }
+        let claims = futures::stream::iter(&actions.claims)
+            .map(|(old, new)| self.claim(old, new))
+            .buffered(PARALLEL_REQUESTS)
+            .collect::<Vec<_>>();
+        let evictions = futures::stream::iter(&actions.evictions)
+            .map(|e| self.cluster.evict(&e.pod.namespace, &e.pod.name))
+            .buffered(PARALLEL_REQUESTS * 2)
+            .collect::<Vec<Result<Eviction, KubeError>>>();
+        let finished = futures::stream::iter(&actions.finish)
+            .map(|f| self.finish(f))
+            .buffered(PARALLEL_REQUESTS)
+            .collect::<Vec<_>>();
+        let cleans = futures::stream::iter(&actions.clean)
+            .map(|n| async move { self.clean(n).await.map(|()| n.clone()) })
+            .buffered(PARALLEL_REQUESTS)
+            .collect::<Vec<_>>();
+        let (claims, evictions, finished, resumed, cleans) =
+            futures::join!(claims, evictions, finished, self.resumed(actions), cleans);
+        for r in cleans {
+            out.cleaned.push(r?);
+        }
+        for r in claims {
+            out.claims.push(r?);
+        }
+        for r in evictions {
+            out.evictions.push(r?);
+        }
+        let mut decremented =
+            !actions.terminate_drained.is_empty() || !actions.terminate_ids.is_empty();
+        for r in finished {
+            let (n, terminated) = r?;
+            decremented |= terminated;
+            out.finished.push((n, terminated));
+        }
+        out.written.extend(resumed?);
+        if decremented {
+            capacity.invalidate();
+        }
+        Ok(out)
+    }
+}

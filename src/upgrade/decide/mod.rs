@@ -1,0 +1,681 @@
+//! Pure: one round of the upgrade engine. [`decide`] maps what the watches show
+//! ([`Observed`]), what this process remembers ([`Memory`]) and the run's fixed facts
+//! ([`RunContext`]) to the round's [`Actions`]; the engine carries them out and hands the
+//! answers back through [`Memory::absorb`]. No I/O and no clock: time is an input, so the
+//! property tests drive thousands of rounds per second against a model of the cluster.
+//!
+//! Sub-modules: [`per_node`] (each planned node's next step), [`patches`] (the marker
+//! patches, as functions of the node as stored), [`setup`] (what a starting process does
+//! before its first round: adopt the run, retry failed replacements, mark the plan).
+
+pub mod patches;
+pub mod per_node;
+pub mod setup;
+
+use super::capacity::{self, PoolZone, ZoneCounts};
+use super::drain_policy::UNCONFIRMED_GRACE;
+use super::drain_policy::{never_allows, EvictionBackoff, EvictionTokens, StuckDrainPolicy};
+use super::kube_cluster::Eviction;
+use super::plan::{at_version, NodeClass, Plan, PlanOptions};
+use super::pool::{Instance, InstanceLifecycle};
+use super::report::BlockedNode;
+use super::scheduler::{
+    admit_with, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, CapacityView,
+    StartMode,
+};
+use super::sim_pool::instance_id_from_provider_id;
+use super::snapshot::{NodeInfo, PdbInfo, PdbStatus, PodInfo};
+use super::state::{decode, Event, MarkerError, NodePhase, ROLE_LABEL, RUN_ANNOTATION};
+use chrono::{DateTime, Utc};
+use patches::{mode_of, REPLACES_ANNOTATION};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Finished drains (marker + terminate) sent per round; the rest go in the next round, at
+/// once. A round ends when its slowest batch does, and the evictions of the next round
+/// (PDB tokens freed meanwhile) wait for it. Claims are not capped: every Ready
+/// replacement is claimed (longest drain first) as soon as it is seen.
+pub const FINISHED_PER_ROUND: usize = 32;
+/// Early clean-ups of new nodes ([`new_node_done`]) sent per round (never on the critical
+/// path: they only must not hold the round up).
+pub const CLEAN_PER_ROUND: usize = 32;
+
+/// The run's fixed facts, computed once when a process takes the run over.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The plan.
+    pub plan: Plan,
+    /// Its options (per-pool limits).
+    pub opts: PlanOptions,
+    /// Stuck-drain policy.
+    pub policy: StuckDrainPolicy,
+    /// A new node must pass the readiness gate continuously this long before it counts.
+    pub min_ready: Duration,
+    /// A surge replacement not Ready this long after it was requested fails.
+    pub ready_timeout: Duration,
+    /// The run id (adopted from the markers on resume).
+    pub run_id: String,
+    /// Each planned node's pool and zone.
+    pub place: BTreeMap<String, PoolZone>,
+    /// Each (pool, zone)'s desired size before the run (from the Lease on resume).
+    pub base: BTreeMap<PoolZone, u32>,
+    /// Pools whose nodes back a load balancer.
+    pub backs_lb: BTreeMap<String, bool>,
+    /// Pools that surge, and so evacuate hard (NoSchedule from the start).
+    pub hard_pools: BTreeSet<String>,
+    /// Planned nodes in drain order: stateless before stateful, then longest PDB chain.
+    pub order: Vec<String>,
+}
+
+impl RunContext {
+    /// The context of `plan`, with the drain order taken from the pods and PDBs seen at the
+    /// start.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: &Plan,
+        opts: &PlanOptions,
+        policy: &StuckDrainPolicy,
+        min_ready: Duration,
+        ready_timeout: Duration,
+        run_id: String,
+        base: BTreeMap<PoolZone, u32>,
+        backs_lb: BTreeMap<String, bool>,
+        pods: &[PodInfo],
+        pdbs: &[PdbInfo],
+    ) -> Self {
+        let place: BTreeMap<String, PoolZone> = plan
+            .outdated
+            .iter()
+            .map(|n| (n.name.clone(), (n.pool.clone(), n.zone.clone())))
+            .collect();
+        // Pools that surge evacuate hard: drained pods always have new capacity to go to. A
+        // pool that only drains without replacement (max-surge 0) keeps the soft taint, or its
+        // evicted pods would have nowhere to run.
+        let hard_pools = plan
+            .outdated
+            .iter()
+            .map(|n| n.pool.clone())
+            .filter(|p| opts.limits_for(p).max_surge > 0)
+            .collect();
+        let chains = pdb_chains(&place, pods, pdbs).0;
+        // Stateless nodes first, then stateful, primaries last (the plan's classes); longest
+        // expected drain first within a class. LPT alone put StatefulSet nodes first, whose
+        // pods then landed beside nodes still to be drained.
+        let class: BTreeMap<&str, NodeClass> = plan
+            .outdated
+            .iter()
+            .map(|n| (n.name.as_str(), n.class))
+            .collect();
+        let mut order = drain_order(&chains, &place.keys().cloned().collect::<Vec<_>>());
+        order.sort_by_key(|n| class.get(n.as_str()).copied());
+        RunContext {
+            plan: plan.clone(),
+            opts: opts.clone(),
+            policy: policy.clone(),
+            min_ready,
+            ready_timeout,
+            run_id,
+            place,
+            base,
+            backs_lb,
+            hard_pools,
+            order,
+        }
+    }
+}
+
+/// A PDB's part in the drain: pods it covers on planned nodes (`k`) and its steady-state
+/// budget (`a`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdbChain {
+    /// `namespace/name`.
+    pub key: String,
+    /// Evictable pods it covers on planned nodes.
+    pub pods: u64,
+    /// Disruptions it allows with every pod healthy.
+    pub allowed: i32,
+}
+
+/// Per planned node, the eviction rounds of each PDB covering its pods; and every PDB's
+/// chain.
+pub fn pdb_chains(
+    place: &BTreeMap<String, PoolZone>,
+    pods: &[PodInfo],
+    pdbs: &[PdbInfo],
+) -> (BTreeMap<String, Vec<u64>>, Vec<PdbChain>) {
+    let mut chains: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for b in pdbs {
+        let covered: Vec<&PodInfo> = pods
+            .iter()
+            .filter(|p| !p.terminated() && b.covers(p))
+            .collect();
+        let on_planned: Vec<&PodInfo> = covered
+            .iter()
+            .copied()
+            .filter(|p| p.evictable() && p.node.as_deref().is_some_and(|n| place.contains_key(n)))
+            .collect();
+        let k = on_planned.len() as u64;
+        let a = b.steady_state_allowed(covered.len() as i32);
+        for p in on_planned {
+            if let Some(n) = p.node.as_deref() {
+                chains
+                    .entry(n.to_string())
+                    .or_default()
+                    .push(pdb_rounds(k, a.max(0) as u64));
+            }
+        }
+        out.push(PdbChain {
+            key: b.key(),
+            pods: k,
+            allowed: a,
+        });
+    }
+    (chains, out)
+}
+
+/// What the watches (and the cloud, where a decision needs it) show at the start of a round.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// Monotonic time of the observation (the engine's clock seam).
+    pub now: Instant,
+    /// Wall time of the observation (for the markers' timestamps).
+    pub wall: DateTime<Utc>,
+    /// Every Node by name.
+    pub nodes: BTreeMap<String, NodeInfo>,
+    /// Every pod, with whether it is being deleted.
+    pub pods: Vec<(PodInfo, bool)>,
+    /// Every PDB, with its resourceVersion (a new version is a new status).
+    pub pdbs: Vec<(PdbInfo, String)>,
+    /// `(pdb, pod)` pairs PDB statuses listed in `disruptedPods` since the last round.
+    pub confirmations: Vec<(String, String)>,
+    /// Instances of the pools [`instance_pools`] named.
+    pub instances: BTreeMap<String, Vec<Instance>>,
+}
+
+/// What this process remembers between rounds. Lost on a restart: everything here is either
+/// re-derived from the markers or only makes the engine faster or quieter.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// The most advanced phase this process wrote per node (the cache may lag behind).
+    pub known: BTreeMap<String, NodePhase>,
+    /// Start modes this process wrote.
+    pub known_mode: BTreeMap<String, StartMode>,
+    /// New node → the old node that claimed it, as this process wrote it.
+    pub claimed_by: BTreeMap<String, String>,
+    /// PDB budget tokens.
+    pub tokens: EvictionTokens,
+    /// The last PDB resourceVersion seen.
+    pub pdb_seen: BTreeMap<String, String>,
+    /// When to let a refused PDB try again with no status change.
+    pub probe_at: BTreeMap<String, Instant>,
+    /// Per PDB, the jittered backoff after a refusal.
+    pub backoff: BTreeMap<String, EvictionBackoff>,
+    /// Since when each PDB has allowed nothing with every pod healthy.
+    pub never_seen: BTreeMap<String, Instant>,
+    /// Nodes whose stuck drain was reported.
+    pub stuck_reported: BTreeSet<String>,
+    /// When this process first saw each surge request.
+    pub surge_seen: BTreeMap<String, Instant>,
+    /// When each new node first passed every readiness check.
+    pub ready_seen: BTreeMap<String, Instant>,
+    /// Pods (by UID) this process evicted or found gone: never evicted again.
+    pub evicted_uids: BTreeSet<String>,
+    /// Instances this process asked to terminate.
+    pub terminated: BTreeSet<String>,
+    /// Terminating nodes already seen with their instance terminated.
+    pub seen_gone: BTreeSet<String>,
+    /// New nodes whose markers are off.
+    pub cleaned: BTreeSet<String>,
+    /// Since when the pools have been short of serving nodes with every node settled.
+    pub short_since: Option<Instant>,
+    /// Per old node, the PDBs its evictions touched (its drain ends when they are healthy).
+    pub touched_pdbs: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// One eviction to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evict {
+    /// The node being drained.
+    pub node: String,
+    /// The pod.
+    pub pod: PodInfo,
+    /// The PDBs covering it (their tokens are taken).
+    pub covering: Vec<String>,
+}
+
+/// One finished drain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// The drained node.
+    pub node: String,
+    /// Its instance, to terminate with decrement (none in the unavailable mode, whose
+    /// replacement is requested first, or when already asked).
+    pub terminate: Option<String>,
+    /// Drained without a replacement: stops at `Drained`, which holds the replacement's
+    /// capacity until the next round requested it.
+    pub unavailable: bool,
+}
+
+/// One round's decisions, in the order the engine carries them out.
+#[derive(Debug, Clone, Default)]
+pub struct Actions {
+    /// Each planned node's phase this round was decided from.
+    pub phases: BTreeMap<String, NodePhase>,
+    /// Serving nodes per (pool, zone) this round was decided from.
+    pub counts: BTreeMap<PoolZone, ZoneCounts>,
+    /// PDB statuses new this round (for the meters).
+    pub pdb_updates: Vec<(String, PdbStatus)>,
+    /// Nodes to start, with their mode (marker first, then the capacity).
+    pub starts: Vec<(String, StartMode)>,
+    /// The cloud's desired sizes; `None` while a resumed termination must go first.
+    pub want: Option<BTreeMap<PoolZone, u32>>,
+    /// New nodes whose part in the roll is over: markers off.
+    pub clean: Vec<String>,
+    /// Plain marker steps.
+    pub steps: Vec<(String, Vec<Event>)>,
+    /// Failure-ladder rungs: a Warning Event on the node, then the marker step.
+    pub rungs: Vec<(String, Event)>,
+    /// Nodes given up on, for the report.
+    pub blocked: Vec<BlockedNode>,
+    /// `(old, new)`: claim the new node, then taint, cordon and drain the old one.
+    pub claims: Vec<(String, String)>,
+    /// Evictions (tokens taken).
+    pub evictions: Vec<Evict>,
+    /// Finished drains.
+    pub finish: Vec<Finish>,
+    /// Drained nodes of a resumed run: marker, then terminate.
+    pub terminate_drained: Vec<(String, Option<String>)>,
+    /// Instances of Terminating nodes still alive.
+    pub terminate_ids: Vec<String>,
+    /// Node objects whose instance is gone.
+    pub delete_nodes: Vec<String>,
+    /// Work was left for the next round by a per-round cap: start it at once.
+    pub deferred: bool,
+    /// The run is over.
+    pub done: bool,
+}
+
+/// The answers to a round's requests, in the order of its [`Actions`].
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Nodes as written by the starts, steps, rungs and resumed terminations.
+    pub written: Vec<NodeInfo>,
+    /// Per claim, the old node as written (cordoned, draining); `None` when another node
+    /// had claimed the new one.
+    pub claims: Vec<Option<NodeInfo>>,
+    /// Per eviction, the API's answer.
+    pub evictions: Vec<Eviction>,
+    /// Per finished drain, the node as written and whether its instance was terminated.
+    pub finished: Vec<(NodeInfo, bool)>,
+    /// New nodes whose markers are off (or that are gone).
+    pub cleaned: Vec<String>,
+}
+
+/// The seed of a PDB's backoff jitter.
+fn seed(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+impl Memory {
+    /// Remembers that `node` was written at `phase` (phases only move forward).
+    pub fn bump(&mut self, node: &str, phase: NodePhase) {
+        let e = self.known.entry(node.to_string()).or_insert(phase);
+        *e = (*e).max(phase);
+    }
+
+    fn bump_written(&mut self, n: &NodeInfo) {
+        if let Ok(Some(m)) = decode(n) {
+            self.bump(&n.name, m.phase);
+        }
+    }
+
+    /// Takes in the answers to `actions`' requests.
+    pub fn absorb(&mut self, actions: &Actions, outcome: &Outcome, now: Instant) {
+        for (name, mode) in &actions.starts {
+            self.known_mode.insert(name.clone(), *mode);
+        }
+        for n in &outcome.written {
+            self.bump_written(n);
+        }
+        for n in &outcome.cleaned {
+            self.cleaned.insert(n.clone());
+        }
+        for ((old, new), r) in actions.claims.iter().zip(&outcome.claims) {
+            let Some(n) = r else {
+                tracing::info!(%old, %new, "replacement claimed by another node meanwhile; looking again");
+                continue;
+            };
+            self.claimed_by.insert(new.clone(), old.clone());
+            self.bump_written(n);
+        }
+        for (e, r) in actions.evictions.iter().zip(&outcome.evictions) {
+            self.absorb_eviction(e, r, now);
+        }
+        for (f, (n, did_terminate)) in actions.finish.iter().zip(&outcome.finished) {
+            self.bump_written(n);
+            if let (Some(id), true) = (&f.terminate, did_terminate) {
+                self.terminated.insert(id.clone());
+            }
+        }
+    }
+
+    fn absorb_eviction(&mut self, e: &Evict, r: &Eviction, now: Instant) {
+        match r {
+            Eviction::Evicted => {
+                self.evicted_uids.insert(e.pod.uid.clone());
+                // An unready pod's eviction uses no budget (no disruptedPods entry will
+                // confirm it).
+                if !e.pod.ready {
+                    for k in &e.covering {
+                        self.tokens.give_back(k, &e.pod.name);
+                    }
+                }
+                self.touched_pdbs
+                    .entry(e.node.clone())
+                    .or_default()
+                    .extend(e.covering.iter().cloned());
+            }
+            // Already gone (the pod watch lagged behind the PDB watch): nothing was disrupted,
+            // so the token goes back; kept, it would hold a budget that no later status
+            // change might ever release.
+            Eviction::Gone => {
+                self.evicted_uids.insert(e.pod.uid.clone());
+                for k in &e.covering {
+                    self.tokens.give_back(k, &e.pod.name);
+                }
+            }
+            Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
+                // Wait for the PDB watch; the jittered backoff is the safety net if no status
+                // change ever arrives.
+                if let [one] = e.covering.as_slice() {
+                    self.tokens.refused(one, &e.pod.name);
+                    let b = self
+                        .backoff
+                        .entry(one.clone())
+                        .or_insert_with(|| EvictionBackoff::new(seed(one)));
+                    let delay = b.next().unwrap_or(Duration::from_secs(60));
+                    self.probe_at.insert(one.clone(), now + delay);
+                }
+            }
+        }
+    }
+}
+
+/// Pools whose instances a round needs (a surge waiting for its replacement, a termination
+/// to check): the engine describes them into [`Observed::instances`].
+pub fn instance_pools(
+    run: &RunContext,
+    nodes: &BTreeMap<String, NodeInfo>,
+    mem: &Memory,
+) -> Result<BTreeSet<String>, MarkerError> {
+    let phases = phases(run, nodes, mem)?;
+    Ok(phases
+        .iter()
+        .filter(|(_, p)| matches!(p, NodePhase::SurgeRequested | NodePhase::Terminating))
+        .map(|(n, _)| run.place[n].0.clone())
+        .collect())
+}
+
+/// Each planned node's phase: its markers, never behind what this process wrote; a planned
+/// node that no longer exists is Gone.
+pub fn phases(
+    run: &RunContext,
+    nodes: &BTreeMap<String, NodeInfo>,
+    mem: &Memory,
+) -> Result<BTreeMap<String, NodePhase>, MarkerError> {
+    let mut out = BTreeMap::new();
+    for name in run.place.keys() {
+        let ph = match nodes.get(name) {
+            None => NodePhase::Gone,
+            Some(n) => decode(n)?.map(|m| m.phase).unwrap_or(NodePhase::Outdated),
+        };
+        let ph = mem.known.get(name).map_or(ph, |k| (*k).max(ph));
+        out.insert(name.clone(), ph);
+    }
+    Ok(out)
+}
+
+/// Serving capacity, counted the way the trials' observer counts it: nodes Ready and not
+/// cordoned. A planned node's cordon is read from its phase, which includes this process's
+/// own writes (the watch cache may not show a cordon made a moment ago).
+fn serving_counts(
+    run: &RunContext,
+    nodes: &BTreeMap<String, NodeInfo>,
+    phases: &BTreeMap<String, NodePhase>,
+) -> BTreeMap<PoolZone, ZoneCounts> {
+    let cordoned =
+        |n: &NodeInfo| n.unschedulable || phases.get(&n.name).is_some_and(|p| p.cordoned());
+    let mut counts: BTreeMap<PoolZone, ZoneCounts> = BTreeMap::new();
+    for n in nodes.values() {
+        let c = counts.entry((n.pool.clone(), n.zone.clone())).or_default();
+        if n.ready && !cordoned(n) {
+            c.serving += 1;
+        } else if !n.ready && !at_version(&n.kubelet_version, &run.plan.target_version) {
+            // An old node that is not Ready was not made so by us (we only cordon): it is not
+            // ours to make up for. Not Ready at the target = a replacement booting.
+            c.broken += 1;
+        }
+    }
+    counts
+}
+
+/// New PDB statuses feed the tokens; refused PDBs whose backoff ran out get a probe; PDBs
+/// that allow nothing with every pod healthy are timed.
+fn observe_pdbs(seen: &Observed, mem: &mut Memory, act: &mut Actions) {
+    // Confirmations first, then the statuses: a status may be newer than the confirmations
+    // (a token held back one round), never older.
+    for (pdb, pod) in &seen.confirmations {
+        mem.tokens.confirm(pdb, pod);
+    }
+    mem.tokens.settle_older_than(seen.now, UNCONFIRMED_GRACE);
+    for (b, rv) in &seen.pdbs {
+        if mem.pdb_seen.get(&b.key()) == Some(rv) {
+            continue;
+        }
+        if let Some(s) = b.status {
+            mem.tokens.observe(&b.key(), s.disruptions_allowed);
+            mem.probe_at.remove(&b.key());
+            if s.disruptions_allowed > 0 {
+                mem.backoff.remove(&b.key());
+            }
+            act.pdb_updates.push((b.key(), s));
+        }
+        mem.pdb_seen.insert(b.key(), rv.clone());
+    }
+    for (b, _) in &seen.pdbs {
+        if never_allows(b).is_some() {
+            mem.never_seen.entry(b.key()).or_insert(seen.now);
+        } else {
+            mem.never_seen.remove(&b.key());
+        }
+    }
+    let due: Vec<String> = mem
+        .probe_at
+        .iter()
+        .filter(|(_, t)| **t <= seen.now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in due {
+        mem.probe_at.remove(&k);
+        mem.tokens.probe(&k);
+    }
+}
+
+/// The cloud's desired sizes the markers call for, counting the nodes `starts` moves this
+/// round; `None` while a Terminating node's instance is still alive (a crash between marker
+/// and terminate): it still holds its extra, and is terminated first.
+fn capacity_want(
+    run: &RunContext,
+    seen: &Observed,
+    mem: &Memory,
+    phases: &BTreeMap<String, NodePhase>,
+    starts: &[(String, StartMode)],
+) -> Option<BTreeMap<PoolZone, u32>> {
+    let started_now: BTreeMap<&str, StartMode> =
+        starts.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+    let mut cap = Vec::new();
+    for (name, pz) in &run.place {
+        let Some(n) = seen.nodes.get(name) else {
+            continue;
+        };
+        let now = started_now.get(name.as_str()).copied();
+        let ph = match now {
+            Some(StartMode::Surge) => NodePhase::SurgeRequested,
+            Some(StartMode::Unavailable) => NodePhase::Tainted,
+            None => phases[name],
+        };
+        let mode = now
+            .or_else(|| mode_of(n))
+            .or_else(|| mem.known_mode.get(name).copied());
+        let Some(mode) = mode else { continue };
+        if ph == NodePhase::Terminating && instance_alive(seen, n, &pz.0) {
+            return None;
+        }
+        cap.push((pz.clone(), ph, mode));
+    }
+    Some(capacity::desired(&run.base, &cap))
+}
+
+/// Whether `n`'s instance in `pool` is still there and not terminated.
+fn instance_alive(seen: &Observed, n: &NodeInfo, pool: &str) -> bool {
+    let Some(insts) = seen.instances.get(pool) else {
+        return false;
+    };
+    n.provider_id
+        .as_deref()
+        .and_then(instance_id_from_provider_id)
+        .and_then(|id| insts.iter().find(|i| i.id == id))
+        .is_some_and(|i| i.lifecycle != InstanceLifecycle::Terminated)
+}
+
+/// New nodes of this run whose part in the roll is over: markers off now, while the last
+/// drains run, instead of all of them after the last drain.
+fn cleanups(
+    run: &RunContext,
+    seen: &Observed,
+    mem: &Memory,
+    phases: &BTreeMap<String, NodePhase>,
+    act: &mut Actions,
+) {
+    let mut pool_phases: BTreeMap<&str, Vec<NodePhase>> = BTreeMap::new();
+    for (n, (p, _)) in &run.place {
+        pool_phases.entry(p.as_str()).or_default().push(phases[n]);
+    }
+    for (name, n) in &seen.nodes {
+        if mem.cleaned.contains(name)
+            || n.labels.get(ROLE_LABEL).is_none_or(|r| r != "new")
+            || n.annotations.get(RUN_ANNOTATION) != Some(&run.run_id)
+        {
+            continue;
+        }
+        let Some(old) = n.annotations.get(REPLACES_ANNOTATION) else {
+            continue;
+        };
+        let old_phase = phases
+            .get(old)
+            .copied()
+            .unwrap_or(if seen.nodes.contains_key(old) {
+                NodePhase::Outdated
+            } else {
+                NodePhase::Gone
+            });
+        let Some(pp) = pool_phases.get(n.pool.as_str()) else {
+            continue;
+        };
+        if new_node_done(old_phase, pp) {
+            if act.clean.len() >= CLEAN_PER_ROUND {
+                act.deferred = true;
+                break;
+            }
+            act.clean.push(name.clone());
+        }
+    }
+}
+
+/// Whether the run is over: every node settled and every zone serving its base again (or
+/// given up on after `ready_timeout`), or the policy stopped the run and nothing is in flight.
+fn finish_check(
+    run: &RunContext,
+    seen: &Observed,
+    mem: &mut Memory,
+    stop: bool,
+    act: &mut Actions,
+) {
+    let phases = &act.phases;
+    let stopped = stopped_pools(&run.plan, phases);
+    let all_final = phases
+        .iter()
+        .all(|(n, p)| settled(*p, stopped.contains(&run.place[n].0)));
+    let in_flight = phases
+        .values()
+        .any(|p| *p != NodePhase::Outdated && !settled(*p, false));
+    // A run that ended while the last replacement still booted left the next step (smoke
+    // checks, a promotion) a node short.
+    let deficit = capacity::room(&run.base, &act.counts, |_| 0);
+    let still_short: Vec<String> = deficit
+        .iter()
+        .filter(|(p, n)| **n < 0 && !stopped.contains(*p))
+        .map(|(p, n)| format!("{p} ({} node(s))", -n))
+        .collect();
+    let mut gave_up = false;
+    if all_final && !still_short.is_empty() {
+        let since = *mem.short_since.get_or_insert(seen.now);
+        let waited = seen.now.saturating_duration_since(since);
+        if waited > run.ready_timeout {
+            let reason = format!(
+                "replacements still not serving {}s after the last drain: {}",
+                waited.as_secs(),
+                still_short.join(", ")
+            );
+            tracing::error!("{reason}");
+            act.blocked.push(BlockedNode {
+                node: String::new(),
+                reason,
+            });
+            gave_up = true;
+        }
+    }
+    let capacity_back = still_short.is_empty() || gave_up;
+    act.done = (all_final && capacity_back) || (stop && !in_flight);
+}
+
+/// One round: see the module documentation.
+pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Actions, MarkerError> {
+    let mut act = Actions::default();
+    observe_pdbs(seen, mem, &mut act);
+    act.phases = phases(run, &seen.nodes, mem)?;
+    act.counts = serving_counts(run, &seen.nodes, &act.phases);
+    let mut started_modes: BTreeMap<String, StartMode> = mem.known_mode.clone();
+    for name in run.place.keys() {
+        if let Some(m) = seen.nodes.get(name).and_then(mode_of) {
+            started_modes.insert(name.clone(), m);
+        }
+    }
+    let room = capacity::room(&run.base, &act.counts, |p| {
+        run.opts.limits_for(p).max_unavailable
+    });
+    let adm = admit_with(
+        &run.plan,
+        &run.opts,
+        &act.phases,
+        &started_modes,
+        &run.policy,
+        &CapacityView { room },
+    );
+    act.starts = adm
+        .start
+        .iter()
+        .filter(|(n, _)| seen.nodes.contains_key(n))
+        .cloned()
+        .collect();
+    act.want = capacity_want(run, seen, mem, &act.phases, &act.starts);
+    cleanups(run, seen, mem, &act.phases.clone(), &mut act);
+    // What the claims of this round may still take: the room left after the starts.
+    let mut claim_room = adm.room_left.clone();
+    per_node::decide_nodes(run, seen, mem, &mut claim_room, &mut act)?;
+    finish_check(run, seen, mem, adm.stop, &mut act);
+    Ok(act)
+}

@@ -1,0 +1,108 @@
+//! Pure: the marker patches the engine writes, as functions of the node *as stored* (the
+//! fresh read the patch is made against), shared by the engine's adapters and the model the
+//! property tests drive.
+
+use crate::upgrade::node_patch::NodePatch;
+use crate::upgrade::scheduler::StartMode;
+use crate::upgrade::snapshot::NodeInfo;
+use crate::upgrade::state::{decode, encode_new, encode_with, Event, NodeMarkers};
+use chrono::{DateTime, Utc};
+
+/// On a new node: the old node it replaces.
+pub const REPLACES_ANNOTATION: &str = "upgrade.e2e-gate.io/replaces";
+/// On an old node: `surge` or `unavailable` (how its replacement is provided).
+pub const MODE_ANNOTATION: &str = "upgrade.e2e-gate.io/mode";
+
+/// The annotation value of a start mode.
+pub fn mode_str(m: StartMode) -> &'static str {
+    match m {
+        StartMode::Surge => "surge",
+        StartMode::Unavailable => "unavailable",
+    }
+}
+
+/// The start mode written on an old node, if any.
+pub fn mode_of(n: &NodeInfo) -> Option<StartMode> {
+    match n.annotations.get(MODE_ANNOTATION).map(String::as_str) {
+        Some("surge") => Some(StartMode::Surge),
+        Some("unavailable") => Some(StartMode::Unavailable),
+        _ => None,
+    }
+}
+
+/// What every marker write of a run needs besides the node: the run id, and whether the
+/// node's pool evacuates hard (see [`encode_with`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Marking<'a> {
+    /// Run id written on new markers.
+    pub run_id: &'a str,
+    /// NoSchedule instead of PreferNoSchedule on the outdated node.
+    pub hard: bool,
+}
+
+/// `events` (in order) applied to `fresh`'s markers, and `mode` written with them, as one
+/// patch. An event that is not legal any more stops the sequence, so a stale view can never
+/// move a node backwards; no phase change, no patch.
+pub fn step_patch(
+    fresh: &NodeInfo,
+    mark: Marking<'_>,
+    events: &[Event],
+    mode: Option<StartMode>,
+    now: DateTime<Utc>,
+) -> NodePatch {
+    let mut m = match decode(fresh) {
+        Ok(Some(m)) => m,
+        Ok(None) => NodeMarkers::new(fresh, mark.run_id, now),
+        Err(_) => return NodePatch::default(),
+    };
+    let before = m.phase;
+    for event in events {
+        if m.apply(&fresh.name, event, now, fresh.unschedulable)
+            .is_err()
+        {
+            break;
+        }
+    }
+    if m.phase == before {
+        return NodePatch::default();
+    }
+    tracing::info!(node = %fresh.name, from = %before, to = %m.phase, "node step");
+    let mut p = encode_with(&m, mark.hard);
+    if let Some(mode) = mode {
+        p.annotations
+            .insert(MODE_ANNOTATION.into(), Some(mode_str(mode).into()));
+    }
+    p
+}
+
+/// The first markers of a planned node that has none (`Outdated`: soft or hard taint,
+/// autoscaler scale-down disabled); nothing on a node already marked.
+pub fn mark_patch(fresh: &NodeInfo, mark: Marking<'_>, now: DateTime<Utc>) -> NodePatch {
+    match decode(fresh) {
+        Ok(None) => encode_with(&NodeMarkers::new(fresh, mark.run_id, now), mark.hard),
+        _ => NodePatch::default(),
+    }
+}
+
+/// Marks new node `fresh` as the replacement of `old`; nothing when another old node
+/// claimed it meanwhile (a cache a round behind showed it free).
+pub fn claim_patch(fresh: &NodeInfo, old: &str, run_id: &str) -> NodePatch {
+    if fresh
+        .annotations
+        .get(REPLACES_ANNOTATION)
+        .is_some_and(|r| r != old)
+    {
+        return NodePatch::default();
+    }
+    let mut p = encode_new(fresh, run_id);
+    p.annotations
+        .insert(REPLACES_ANNOTATION.into(), Some(old.to_string()));
+    p
+}
+
+/// Whether `n` (as the claim patch left it) is `old`'s replacement.
+pub fn claimed_for(n: &NodeInfo, old: &str) -> bool {
+    n.annotations
+        .get(REPLACES_ANNOTATION)
+        .is_some_and(|r| r == old)
+}

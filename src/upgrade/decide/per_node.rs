@@ -1,0 +1,346 @@
+//! Pure: each planned node's next step in a round, in drain order: claim a Ready
+//! replacement, start a drain, evict what the PDB budgets allow, finish a drain, terminate.
+
+use super::patches::{mode_of, REPLACES_ANNOTATION};
+use super::{instance_alive, Actions, Evict, Finish, Memory, Observed, RunContext};
+use super::{PoolZone, FINISHED_PER_ROUND};
+use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, ForceGuard, StuckAction};
+use crate::upgrade::plan::at_version;
+use crate::upgrade::readiness::{gate, GateInput, Readiness};
+use crate::upgrade::report::BlockedNode;
+use crate::upgrade::scheduler::StartMode;
+use crate::upgrade::sim_pool::instance_id_from_provider_id;
+use crate::upgrade::snapshot::{NodeInfo, PdbInfo, PodInfo};
+use crate::upgrade::state::{decode, Event, MarkerError, NodePhase};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Pods per node, for the readiness gate (DaemonSet pods) and the drains.
+type PodsByNode<'a> = BTreeMap<&'a str, Vec<PodInfo>>;
+
+/// Every planned node's step this round, in drain order.
+pub(super) fn decide_nodes(
+    run: &RunContext,
+    seen: &Observed,
+    mem: &mut Memory,
+    claim_room: &mut BTreeMap<String, i64>,
+    act: &mut Actions,
+) -> Result<(), MarkerError> {
+    let mut pods_by_node: PodsByNode<'_> = BTreeMap::new();
+    for (p, _) in &seen.pods {
+        if let Some(n) = p.node.as_deref() {
+            pods_by_node.entry(n).or_default().push(p.clone());
+        }
+    }
+    let mut claimed_now: BTreeSet<String> = BTreeSet::new();
+    for name in &run.order {
+        let ph = act.phases[name];
+        let Some(node) = seen.nodes.get(name) else {
+            continue;
+        };
+        match ph {
+            NodePhase::SurgeRequested => {
+                let c = Claim {
+                    run,
+                    seen,
+                    pods_by_node: &pods_by_node,
+                    old: node,
+                    place: &run.place[name],
+                };
+                c.decide(mem, &mut claimed_now, claim_room, act)?;
+            }
+            NodePhase::Tainted => act.steps.push((name.clone(), vec![Event::DrainStarted])),
+            NodePhase::Draining | NodePhase::Blocked => drain(run, seen, mem, node, ph, act)?,
+            NodePhase::Drained => {
+                // Marker first: a crash after it resumes at Terminating, which terminates
+                // (idempotently) before the capacity is recomputed.
+                let id = instance_of(node)
+                    .filter(|id| mem.terminated.insert(id.to_string()))
+                    .map(str::to_string);
+                act.terminate_drained.push((name.clone(), id));
+            }
+            NodePhase::Terminating => {
+                if instance_alive(seen, node, &run.place[name].0) {
+                    if let Some(id) = instance_of(node) {
+                        if mem.terminated.insert(id.to_string()) {
+                            act.terminate_ids.push(id.to_string());
+                        }
+                    }
+                } else if !mem.seen_gone.insert(name.clone()) {
+                    // Instance gone, Node still cached: the cloud (or the watch) is usually a
+                    // moment behind; delete it if it is still there a round later (each delete
+                    // of a Node already gone is a write).
+                    act.delete_nodes.push(name.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn instance_of(n: &NodeInfo) -> Option<&str> {
+    n.provider_id
+        .as_deref()
+        .and_then(instance_id_from_provider_id)
+}
+
+/// An old node waiting for its surge replacement.
+struct Claim<'a> {
+    run: &'a RunContext,
+    seen: &'a Observed,
+    pods_by_node: &'a PodsByNode<'a>,
+    old: &'a NodeInfo,
+    place: &'a PoolZone,
+}
+
+impl Claim<'_> {
+    /// A new node of the old node's pool and zone, at the target, not another node's.
+    fn eligible(&self, c: &NodeInfo, mem: &Memory, claimed_now: &BTreeSet<String>) -> bool {
+        let (pool, zone) = self.place;
+        let name = &self.old.name;
+        c.pool == *pool
+            && c.zone == *zone
+            && at_version(&c.kubelet_version, &self.run.plan.target_version)
+            && !claimed_now.contains(&c.name)
+            && mem.claimed_by.get(&c.name).is_none_or(|o| o == name)
+            && c.annotations
+                .get(REPLACES_ANNOTATION)
+                .is_none_or(|r| r == name)
+    }
+
+    fn gate_of(&self, c: &NodeInfo) -> Readiness {
+        let pool = &self.place.0;
+        let ds_expected = self
+            .pods_by_node
+            .get(self.old.name.as_str())
+            .map_or(0, |ps| ps.iter().filter(|p| p.daemonset).count());
+        let inst = instance_of(c).and_then(|id| {
+            self.seen
+                .instances
+                .get(pool)
+                .and_then(|is| is.iter().find(|i| i.id == id))
+        });
+        gate(&GateInput {
+            node: c,
+            ready_since: None,
+            pods: self
+                .pods_by_node
+                .get(c.name.as_str())
+                .map_or(&[], Vec::as_slice),
+            expected_daemonset_pods: ds_expected,
+            instance: inst,
+            backs_load_balancer: self.run.backs_lb.get(pool).copied().unwrap_or(false),
+            min_ready: Duration::ZERO,
+            now: self.seen.wall,
+        })
+    }
+
+    fn decide(
+        &self,
+        mem: &mut Memory,
+        claimed_now: &mut BTreeSet<String>,
+        claim_room: &mut BTreeMap<String, i64>,
+        act: &mut Actions,
+    ) -> Result<(), MarkerError> {
+        let (pool, zone) = self.place;
+        let name = &self.old.name;
+        let now = self.seen.now;
+        let mut candidate = None;
+        for c in self.seen.nodes.values() {
+            if !self.eligible(c, mem, claimed_now) || self.gate_of(c) != Readiness::Ready {
+                continue;
+            }
+            // Hold `min_ready` from the first time every check passed.
+            let first = *mem.ready_seen.entry(c.name.clone()).or_insert(now);
+            if now.saturating_duration_since(first) >= self.run.min_ready {
+                candidate = Some(c);
+                break;
+            }
+        }
+        // Counted from this process's first sight of the request at the latest: a resumed
+        // run gives a replacement its full --new-node-timeout instead of failing a healthy
+        // one at once on an earlier run's marker.
+        let by_marker = decode(self.old)?
+            .and_then(|m| m.since)
+            .and_then(|t| (self.seen.wall - t).to_std().ok())
+            .unwrap_or_default();
+        let first_seen = *mem.surge_seen.entry(name.clone()).or_insert(now);
+        let waited = by_marker.min(now.saturating_duration_since(first_seen));
+        if candidate.is_none() && waited > self.run.ready_timeout {
+            // Never a drain without ready replacement capacity: the node keeps serving, its
+            // pool stops, the run fails with the checks that failed.
+            let unready: Vec<String> = self
+                .seen
+                .nodes
+                .values()
+                .filter(|c| self.eligible(c, mem, claimed_now))
+                .filter_map(|c| match self.gate_of(c) {
+                    Readiness::NotYet(why) => Some(format!("{}: {}", c.name, why.join(", "))),
+                    Readiness::Ready => None,
+                })
+                .take(3)
+                .collect();
+            let detail = if unready.is_empty() {
+                format!(
+                    "no node at {} registered in the zone",
+                    self.run.plan.target_version
+                )
+            } else {
+                unready.join("; ")
+            };
+            let reason = format!(
+                "no replacement in {pool}/{zone} passed the readiness gate within {}s \
+                 ({detail}); pool {pool} stopped, {name} keeps serving",
+                waited.as_secs()
+            );
+            tracing::error!(node = %name, %pool, "{reason}");
+            act.blocked.push(BlockedNode {
+                node: name.clone(),
+                reason: reason.clone(),
+            });
+            act.rungs
+                .push((name.clone(), Event::ReplacementFailed { reason }));
+            return Ok(());
+        }
+        if let Some(c) = candidate {
+            // Its cordon takes a serving node away: only with room to spare (a Ready surge
+            // node is the room; another node's replacement is not).
+            let r = claim_room.entry(pool.clone()).or_default();
+            if *r > 0 {
+                *r -= 1;
+                claimed_now.insert(c.name.clone());
+                act.claims.push((name.clone(), c.name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A draining (or blocked) node: finish it, evict what the budgets allow, climb the
+/// stuck-drain ladder.
+fn drain(
+    run: &RunContext,
+    seen: &Observed,
+    mem: &mut Memory,
+    node: &NodeInfo,
+    ph: NodePhase,
+    act: &mut Actions,
+) -> Result<(), MarkerError> {
+    let name = &node.name;
+    let pdbs: Vec<&PdbInfo> = seen.pdbs.iter().map(|(b, _)| b).collect();
+    let left: Vec<&PodInfo> = seen
+        .pods
+        .iter()
+        .filter(|(p, deleting)| p.node.as_deref() == Some(name) && p.evictable() && !deleting)
+        .map(|(p, _)| p)
+        .collect();
+    let replacements_ready = mem.touched_pdbs.get(name).is_none_or(|keys| {
+        keys.iter().all(|k| {
+            pdbs.iter()
+                .find(|b| b.key() == *k)
+                .and_then(|b| b.status)
+                .is_none_or(|s| s.current_healthy >= s.expected_pods)
+        })
+    });
+    // A PDB that can never allow a disruption is reported: at once when its spec says so,
+    // after a short hold when only its status does.
+    let hopeless = left.iter().find_map(|p| {
+        pdbs.iter().filter(|b| b.covers(p)).find_map(|b| {
+            let held = mem
+                .never_seen
+                .get(&b.key())
+                .map_or(Duration::ZERO, |t| seen.now.saturating_duration_since(*t));
+            pdb_hopeless(b, held)
+        })
+    });
+    let terminating_here = seen
+        .pods
+        .iter()
+        .any(|(p, d)| p.node.as_deref() == Some(name) && *d && p.evictable());
+    if left.is_empty() && replacements_ready && !terminating_here {
+        if act.finish.len() < FINISHED_PER_ROUND {
+            let unavailable = mode_of(node).or_else(|| mem.known_mode.get(name).copied())
+                == Some(StartMode::Unavailable);
+            let terminate = instance_of(node)
+                .filter(|id| !unavailable && !mem.terminated.contains(*id))
+                .map(str::to_string);
+            act.finish.push(Finish {
+                node: name.clone(),
+                terminate,
+                unavailable,
+            });
+        } else {
+            act.deferred = true;
+        }
+        return Ok(());
+    }
+    for p in left {
+        // The pod cache may lag behind a successful eviction.
+        if mem.evicted_uids.contains(&p.uid) {
+            continue;
+        }
+        let covering: Vec<String> = pdbs
+            .iter()
+            .filter(|b| b.covers(p))
+            .map(|b| b.key())
+            .collect();
+        if mem.tokens.try_take(&p.name, &covering, seen.now).is_err() {
+            continue;
+        }
+        act.evictions.push(Evict {
+            node: name.clone(),
+            pod: p.clone(),
+            covering,
+        });
+    }
+    let markers = decode(node)?;
+    let stuck_for = markers
+        .as_ref()
+        .and_then(|m| m.drain_started)
+        .and_then(|t| (seen.wall - t).to_std().ok())
+        .unwrap_or_default();
+    let guard = ForceGuard {
+        pod_age: Duration::ZERO,
+        siblings_ready: false,
+        since_last_force: None,
+    };
+    let reported = mem.stuck_reported.contains(name);
+    match run
+        .policy
+        .decide_hopeless(stuck_for, reported, &guard, hopeless.is_some())
+    {
+        StuckAction::Report if ph == NodePhase::Draining => {
+            let reason = match &hopeless {
+                Some(why) => format!("drain of {name} cannot finish: {why}"),
+                None => format!(
+                    "drain of {name} made no progress for {}s",
+                    stuck_for.as_secs()
+                ),
+            };
+            tracing::warn!(node = %name, "{reason}");
+            act.rungs.push((name.clone(), Event::Stuck { reason }));
+            mem.stuck_reported.insert(name.clone());
+        }
+        StuckAction::LeaveCordoned => {
+            let why = markers
+                .and_then(|m| m.reason)
+                .filter(|_| ph == NodePhase::Blocked)
+                .unwrap_or_default();
+            let reason = format!(
+                "left cordoned after {}s{}{why}",
+                stuck_for.as_secs(),
+                if why.is_empty() { "" } else { ": " }
+            );
+            tracing::error!(node = %name, "{reason}");
+            act.blocked.push(BlockedNode {
+                node: name.clone(),
+                reason: reason.clone(),
+            });
+            act.rungs
+                .push((name.clone(), Event::LeftCordoned { reason }));
+        }
+        _ => {}
+    }
+    Ok(())
+}
