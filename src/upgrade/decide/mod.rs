@@ -111,7 +111,7 @@ impl RunContext {
         RunContext {
             plan: plan.clone(),
             opts: opts.clone(),
-            policy: policy.clone(),
+            policy: *policy,
             min_ready,
             ready_timeout,
             run_id,
