@@ -151,17 +151,12 @@ impl Actor<'_> {
         self.step(old, &events, None).await
     }
 
-    /// A finished drain: the marker, then terminate-with-decrement. A node drained without a
-    /// replacement (unavailable mode) stops at Drained: that phase holds its replacement's
-    /// capacity, which the next round's capacity sync requests before the
-    /// terminate-with-decrement. Skipping the phase shrank the pool by one node per drain.
+    /// A finished drain: the marker, then terminate-with-decrement (the capacity sync puts
+    /// the size back to what the markers want, which launches an unavailable-mode node's
+    /// replacement).
     async fn finish(&self, f: &super::decide::Finish) -> Result<(NodeInfo, bool), EngineError> {
-        let events: &[Event] = if f.unavailable {
-            &[Event::DrainCompleted]
-        } else {
-            &[Event::DrainCompleted, Event::TerminateRequested]
-        };
-        let n = self.step(&f.node, events, None).await?;
+        let events = [Event::DrainCompleted, Event::TerminateRequested];
+        let n = self.step(&f.node, &events, None).await?;
         let n = n.unwrap_or_else(|| self.seen.nodes[&f.node].clone());
         let terminated = match &f.terminate {
             Some(id) => {

@@ -29,8 +29,12 @@ pub fn holds_extra(phase: NodePhase, mode: StartMode) -> bool {
                 | CordonedLeft
                 | Drained
         ),
-        // Replacement requested once the node is drained.
-        StartMode::Unavailable => phase == Drained,
+        // No extra at any time: the drained node's terminate-with-decrement takes the size
+        // one below base, and the next capacity sync (the cloud is read again after every
+        // decrement) brings it back to base, which launches the replacement. Holding an
+        // extra at Drained requested the replacement while the old instance still ran:
+        // base + max-surge + max-unavailable instances, over the window the user allowed.
+        StartMode::Unavailable => false,
     }
 }
 
@@ -158,13 +162,13 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_mode_adds_only_after_the_drain() {
+    fn unavailable_mode_never_adds_to_the_base() {
         let base = BTreeMap::from([(pz("a"), 2)]);
         for (phase, want) in [
             (NodePhase::Outdated, 2),
             (NodePhase::Tainted, 2),
             (NodePhase::Draining, 2),
-            (NodePhase::Drained, 3),
+            (NodePhase::Drained, 2),
             (NodePhase::Terminating, 2),
             (NodePhase::Gone, 2),
         ] {

@@ -572,7 +572,9 @@ async fn finish_run(
     let (nodes, node_rv) = w.nodes();
     let more = setup::given_up(&nodes, final_phases, &report.blocked_nodes);
     report.blocked_nodes.extend(more);
-    report.stopped_pools = stopped_pools(&run.plan, final_phases).into_iter().collect();
+    let mut stopped = stopped_pools(&run.plan, final_phases);
+    stopped.extend(mem.stalled.iter().cloned());
+    report.stopped_pools = stopped.into_iter().collect();
     // Restore the autoscaler annotation and drop markers on the new nodes (in parallel: one
     // after the other, a few hundred new nodes took seconds).
     let ours = setup::leftover_new_nodes(&nodes, &mem.cleaned);

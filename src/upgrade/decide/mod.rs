@@ -12,6 +12,11 @@ pub mod patches;
 pub mod per_node;
 pub mod setup;
 
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod props;
+
 use super::capacity::{self, PoolZone, ZoneCounts};
 use super::drain_policy::UNCONFIRMED_GRACE;
 use super::drain_policy::{never_allows, EvictionBackoff, EvictionTokens, StuckDrainPolicy};
@@ -231,6 +236,11 @@ pub struct Memory {
     pub short_since: Option<Instant>,
     /// Per old node, the PDBs its evictions touched (its drain ends when they are healthy).
     pub touched_pdbs: BTreeMap<String, BTreeSet<String>>,
+    /// Since when each pool has had nodes left to start, none in flight and none it may
+    /// start (see [`stalls`]).
+    pub stall_since: BTreeMap<String, Instant>,
+    /// Pools given up on: they stayed short of serving nodes with nothing in flight.
+    pub stalled: BTreeSet<String>,
 }
 
 /// One eviction to send.
@@ -249,12 +259,8 @@ pub struct Evict {
 pub struct Finish {
     /// The drained node.
     pub node: String,
-    /// Its instance, to terminate with decrement (none in the unavailable mode, whose
-    /// replacement is requested first, or when already asked).
+    /// Its instance, to terminate with decrement (none when already asked).
     pub terminate: Option<String>,
-    /// Drained without a replacement: stops at `Drained`, which holds the replacement's
-    /// capacity until the next round requested it.
-    pub unavailable: bool,
 }
 
 /// One round's decisions, in the order the engine carries them out.
@@ -595,6 +601,71 @@ fn cleanups(
     }
 }
 
+/// A pool with nodes left to start, none in flight and none started this round cannot go on
+/// by itself: it is short of serving nodes (replacements that never came up took its room).
+/// After `ready_timeout` it is given up on and reported, its remaining nodes keep serving,
+/// and the run ends instead of waiting for room that never comes.
+fn stalls(run: &RunContext, seen: &Observed, mem: &mut Memory, act: &mut Actions) {
+    let stopped = stopped_pools(&run.plan, &act.phases);
+    let pools: BTreeSet<&String> = run.place.values().map(|p| &p.0).collect();
+    for pool in pools {
+        let phases: Vec<NodePhase> = run
+            .place
+            .iter()
+            .filter(|(_, pz)| pz.0 == *pool)
+            .map(|(n, _)| act.phases[n])
+            .collect();
+        let pending = phases.contains(&NodePhase::Outdated);
+        let in_flight = phases
+            .iter()
+            .any(|p| *p != NodePhase::Outdated && !settled(*p, false));
+        let started = act.starts.iter().any(|(n, _)| run.place[n].0 == *pool);
+        if !pending || in_flight || started || stopped.contains(pool) || mem.stalled.contains(pool)
+        {
+            mem.stall_since.remove(pool);
+            continue;
+        }
+        let since = *mem.stall_since.entry(pool.clone()).or_insert(seen.now);
+        let waited = seen.now.saturating_duration_since(since);
+        if waited <= run.ready_timeout {
+            continue;
+        }
+        let (serving, base): (u32, u32) = act
+            .counts
+            .iter()
+            .filter(|(pz, _)| pz.0 == *pool)
+            .fold((0, 0), |(s, b), (pz, c)| {
+                (s + c.serving, b + run.base.get(pz).copied().unwrap_or(0))
+            });
+        let booting: Vec<&str> = seen
+            .nodes
+            .values()
+            .filter(|n| n.pool == *pool && !n.ready)
+            .filter(|n| at_version(&n.kubelet_version, &run.plan.target_version))
+            .map(|n| n.name.as_str())
+            .take(3)
+            .collect();
+        let reason = format!(
+            "pool {pool} cannot go on: it serves {serving} nodes against a base of {base} with \
+             --max-unavailable {}, and no replacement came up for {}s (not Ready: {}); its \
+             remaining nodes keep serving",
+            run.opts.limits_for(pool).max_unavailable,
+            waited.as_secs(),
+            if booting.is_empty() {
+                "none registered".to_string()
+            } else {
+                booting.join(", ")
+            }
+        );
+        tracing::error!(%pool, "{reason}");
+        act.blocked.push(BlockedNode {
+            node: String::new(),
+            reason,
+        });
+        mem.stalled.insert(pool.clone());
+    }
+}
+
 /// Whether the run is over: every node settled and every zone serving its base again (or
 /// given up on after `ready_timeout`), or the policy stopped the run and nothing is in flight.
 fn finish_check(
@@ -605,7 +676,8 @@ fn finish_check(
     act: &mut Actions,
 ) {
     let phases = &act.phases;
-    let stopped = stopped_pools(&run.plan, phases);
+    let mut stopped = stopped_pools(&run.plan, phases);
+    stopped.extend(mem.stalled.iter().cloned());
     let all_final = phases
         .iter()
         .all(|(n, p)| settled(*p, stopped.contains(&run.place[n].0)));
@@ -676,6 +748,7 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
     // What the claims of this round may still take: the room left after the starts.
     let mut claim_room = adm.room_left.clone();
     per_node::decide_nodes(run, seen, mem, &mut claim_room, &mut act)?;
+    stalls(run, seen, mem, &mut act);
     finish_check(run, seen, mem, adm.stop, &mut act);
     Ok(act)
 }

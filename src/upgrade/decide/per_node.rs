@@ -1,14 +1,13 @@
 //! Pure: each planned node's next step in a round, in drain order: claim a Ready
 //! replacement, start a drain, evict what the PDB budgets allow, finish a drain, terminate.
 
-use super::patches::{mode_of, REPLACES_ANNOTATION};
+use super::patches::REPLACES_ANNOTATION;
 use super::{instance_alive, Actions, Evict, Finish, Memory, Observed, RunContext};
 use super::{PoolZone, FINISHED_PER_ROUND};
 use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, ForceGuard, StuckAction};
 use crate::upgrade::plan::at_version;
 use crate::upgrade::readiness::{gate, GateInput, Readiness};
 use crate::upgrade::report::BlockedNode;
-use crate::upgrade::scheduler::StartMode;
 use crate::upgrade::sim_pool::instance_id_from_provider_id;
 use crate::upgrade::snapshot::{NodeInfo, PdbInfo, PodInfo};
 use crate::upgrade::state::{decode, Event, MarkerError, NodePhase};
@@ -136,6 +135,41 @@ impl Claim<'_> {
         })
     }
 
+    /// Why no replacement passed the gate: the first unready candidates' checks.
+    fn no_replacement(
+        &self,
+        mem: &Memory,
+        claimed_now: &BTreeSet<String>,
+        waited: Duration,
+    ) -> String {
+        let (pool, zone) = self.place;
+        let unready: Vec<String> = self
+            .seen
+            .nodes
+            .values()
+            .filter(|c| self.eligible(c, mem, claimed_now))
+            .filter_map(|c| match self.gate_of(c) {
+                Readiness::NotYet(why) => Some(format!("{}: {}", c.name, why.join(", "))),
+                Readiness::Ready => None,
+            })
+            .take(3)
+            .collect();
+        let detail = if unready.is_empty() {
+            format!(
+                "no node at {} registered in the zone",
+                self.run.plan.target_version
+            )
+        } else {
+            unready.join("; ")
+        };
+        format!(
+            "no replacement in {pool}/{zone} passed the readiness gate within {}s \
+             ({detail}); pool {pool} stopped, {} keeps serving",
+            waited.as_secs(),
+            self.old.name
+        )
+    }
+
     fn decide(
         &self,
         mem: &mut Memory,
@@ -143,7 +177,7 @@ impl Claim<'_> {
         claim_room: &mut BTreeMap<String, i64>,
         act: &mut Actions,
     ) -> Result<(), MarkerError> {
-        let (pool, zone) = self.place;
+        let pool = &self.place.0;
         let name = &self.old.name;
         let now = self.seen.now;
         let mut candidate = None;
@@ -167,33 +201,24 @@ impl Claim<'_> {
             .unwrap_or_default();
         let first_seen = *mem.surge_seen.entry(name.clone()).or_insert(now);
         let waited = by_marker.min(now.saturating_duration_since(first_seen));
-        if candidate.is_none() && waited > self.run.ready_timeout {
+        // Its cordon takes a serving node away: only with room to spare (a Ready surge node
+        // is the room; another node's replacement is not).
+        let room = claim_room.get(pool).copied().unwrap_or(0);
+        if (candidate.is_none() || room <= 0) && waited > self.run.ready_timeout {
             // Never a drain without ready replacement capacity: the node keeps serving, its
-            // pool stops, the run fails with the checks that failed.
-            let unready: Vec<String> = self
-                .seen
-                .nodes
-                .values()
-                .filter(|c| self.eligible(c, mem, claimed_now))
-                .filter_map(|c| match self.gate_of(c) {
-                    Readiness::NotYet(why) => Some(format!("{}: {}", c.name, why.join(", "))),
-                    Readiness::Ready => None,
-                })
-                .take(3)
-                .collect();
-            let detail = if unready.is_empty() {
-                format!(
-                    "no node at {} registered in the zone",
-                    self.run.plan.target_version
-                )
-            } else {
-                unready.join("; ")
+            // pool stops, the run fails with the checks that failed. A Ready replacement
+            // with no room means the pool is short (other replacements never came up):
+            // waiting for room that may never come hung the run.
+            let reason = match candidate {
+                None => self.no_replacement(mem, claimed_now, waited),
+                Some(c) => format!(
+                    "{} is Ready but {pool} has no serving node to spare for {}s (it serves \
+                     fewer nodes than its base minus --max-unavailable: replacements elsewhere \
+                     in the pool are not serving); pool {pool} stopped, {name} keeps serving",
+                    c.name,
+                    waited.as_secs()
+                ),
             };
-            let reason = format!(
-                "no replacement in {pool}/{zone} passed the readiness gate within {}s \
-                 ({detail}); pool {pool} stopped, {name} keeps serving",
-                waited.as_secs()
-            );
             tracing::error!(node = %name, %pool, "{reason}");
             act.blocked.push(BlockedNode {
                 node: name.clone(),
@@ -204,8 +229,6 @@ impl Claim<'_> {
             return Ok(());
         }
         if let Some(c) = candidate {
-            // Its cordon takes a serving node away: only with room to spare (a Ready surge
-            // node is the room; another node's replacement is not).
             let r = claim_room.entry(pool.clone()).or_default();
             if *r > 0 {
                 *r -= 1;
@@ -260,15 +283,12 @@ fn drain(
         .any(|(p, d)| p.node.as_deref() == Some(name) && *d && p.evictable());
     if left.is_empty() && replacements_ready && !terminating_here {
         if act.finish.len() < FINISHED_PER_ROUND {
-            let unavailable = mode_of(node).or_else(|| mem.known_mode.get(name).copied())
-                == Some(StartMode::Unavailable);
             let terminate = instance_of(node)
-                .filter(|id| !unavailable && !mem.terminated.contains(*id))
+                .filter(|id| !mem.terminated.contains(*id))
                 .map(str::to_string);
             act.finish.push(Finish {
                 node: name.clone(),
                 terminate,
-                unavailable,
             });
         } else {
             act.deferred = true;
