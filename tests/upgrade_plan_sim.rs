@@ -889,5 +889,56 @@ async fn stuck_drain_is_reported_then_left_cordoned_never_forced() {
                 .as_deref()
                 .is_some_and(|n| n.starts_with("db-"))
     }));
+
+    // Once the PDB is relaxed, a later apply retries the drain it left cordoned (it used to
+    // count the node as settled for good).
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let pdbs = Api::<PodDisruptionBudget>::all(cluster.client())
+        .list(&Default::default())
+        .await
+        .expect("PDBs");
+    let db = pdbs
+        .items
+        .iter()
+        .find(|b| {
+            b.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("db"))
+        })
+        .expect("the db PDB");
+    let ns = db.metadata.namespace.clone().expect("namespaced");
+    Api::<PodDisruptionBudget>::namespaced(cluster.client(), &ns)
+        .patch(
+            db.metadata.name.as_deref().expect("named"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({
+                "spec": {"minAvailable": null, "maxUnavailable": 1}
+            })),
+        )
+        .await
+        .expect("PDB relaxed");
+    let snap = Snapshot::from_k8s(&cluster.list_objects().await.expect("lists")).expect("snapshot");
+    let p = plan(&snap, &o).expect("plan");
+    assert!(p.blockers.is_empty(), "{:#?}", p.blockers);
+    let cfg = EngineConfig {
+        run_id: "run-retry".into(),
+        ..cfg
+    };
+    let report = apply(&cluster, &pool, &p, &o, &cfg, |_| {})
+        .await
+        .expect("report");
+    assert!(report.blocked_nodes.is_empty(), "{report:#?}");
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(cluster.client())
+        .list(&Default::default())
+        .await
+        .expect("nodes");
+    assert!(
+        !nodes
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some(blocked.as_str())),
+        "the node left cordoned was drained and replaced"
+    );
     sim.shutdown().await;
 }

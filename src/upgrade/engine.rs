@@ -22,7 +22,7 @@ use super::run_meters::RunMeters;
 use super::scheduler::stopped_pools;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo};
 use super::state::{
-    abort_patch, decode, Event, MarkerError, NodePhase, TransitionError, ANNOTATION_PREFIX,
+    abort_patch, decode, MarkerError, NodePhase, TransitionError, ANNOTATION_PREFIX,
 };
 use super::watch::Watched;
 use futures::StreamExt;
@@ -346,24 +346,25 @@ async fn prepare_nodes(
     clock: &Clock,
 ) -> Result<(), EngineError> {
     let (nodes, _) = w.nodes();
-    let retried = setup::failed_replacements(run, &nodes)?;
-    for name in &retried {
-        tracing::info!(node = %name, "retrying the replacement that failed in an earlier run");
+    let retried = setup::retries(run, &nodes)?;
+    for (name, event) in &retried {
+        tracing::info!(node = %name, "retrying what an earlier run gave up on");
         let n = patch_markers(cluster, run, &nodes[name], |fresh, mark| {
-            step_patch(fresh, mark, &[Event::SurgeRequested], None, clock.wall())
+            step_patch(fresh, mark, std::slice::from_ref(event), None, clock.wall())
         })
         .await?;
         if let Ok(Some(m)) = decode(&n) {
             mem.bump(&n.name, m.phase);
         }
     }
-    // Phases only move forward within a run, and ReplacementFailed is past SurgeRequested:
-    // read no phase before the cache shows the retries.
+    // Phases only move forward within a run, and the phases retried are past those the
+    // retries write: read no phase before the cache shows the retries.
+    let names: Vec<&String> = retried.iter().map(|(n, _)| n).collect();
     let seen_by = clock.now() + Duration::from_secs(10);
     while clock.now() < seen_by
-        && setup::failed_replacements(run, &w.nodes().0)?
+        && setup::retries(run, &w.nodes().0)?
             .iter()
-            .any(|n| retried.contains(n))
+            .any(|(n, _)| names.contains(&n))
     {
         w.changed(Duration::from_millis(100)).await;
     }

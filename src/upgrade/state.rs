@@ -243,6 +243,7 @@ pub fn transition(
                 | (Blocked, Drained)
                 | (Draining, CordonedLeft)
                 | (Blocked, CordonedLeft)
+                | (CordonedLeft, Draining)
                 | (Drained, Terminating)
                 | (Terminating, Gone)
         );
@@ -344,6 +345,11 @@ impl NodeMarkers {
         if to == NodePhase::Draining && self.drain_started.is_none() {
             self.drain_started = Some(now);
             self.cordoned_by_us = !was_unschedulable;
+        }
+        // A later run retries a drain an earlier one left cordoned: its stuck-drain clock
+        // starts again (the cordon is still this engine's).
+        if to == NodePhase::Draining && self.phase == NodePhase::CordonedLeft {
+            self.drain_started = Some(now);
         }
         self.reason = match event {
             Event::Stuck { reason }
@@ -653,6 +659,7 @@ mod tests {
             (Blocked, Drained),
             (Draining, CordonedLeft),
             (Blocked, CordonedLeft),
+            (CordonedLeft, Draining),
             (Drained, Terminating),
             (Terminating, Gone),
         ];
@@ -707,13 +714,31 @@ mod tests {
     }
 
     #[test]
+    fn a_later_run_retries_a_drain_left_cordoned_with_a_fresh_clock() {
+        let mut m = NodeMarkers::new(&node(), "r", t(0));
+        for ev in [Event::Tainted, Event::DrainStarted] {
+            m.apply("n1", &ev, t(1), false).expect("legal");
+        }
+        let left = Event::LeftCordoned {
+            reason: "left cordoned after 1800s".into(),
+        };
+        m.apply("n1", &left, t(1801), false).expect("legal");
+        assert_eq!(m.drain_started, Some(t(1)));
+        m.apply("n1", &Event::DrainStarted, t(4000), true)
+            .expect("a later run retries");
+        assert_eq!(m.phase, NodePhase::Draining);
+        assert_eq!(
+            m.drain_started,
+            Some(t(4000)),
+            "the stuck-drain clock starts again"
+        );
+        assert!(m.cordoned_by_us, "the cordon is still the engine's to lift");
+        assert_eq!(m.reason, None);
+    }
+
+    #[test]
     fn resume_never_drains_a_drained_node_again() {
-        for phase in [
-            NodePhase::Drained,
-            NodePhase::Terminating,
-            NodePhase::Gone,
-            NodePhase::CordonedLeft,
-        ] {
+        for phase in [NodePhase::Drained, NodePhase::Terminating, NodePhase::Gone] {
             assert_ne!(next_action(phase), Action::Drain, "{phase}");
             assert!(!phase.drain_allowed());
             assert!(

@@ -868,11 +868,10 @@ impl World {
             &self.pdbs,
         );
         let mut mem = Memory::default();
-        let retried = setup::failed_replacements(&run, &self.nodes).expect("markers");
-        for name in retried {
-            self.write(&run, &name, |n, m, wall| {
-                step_patch(n, m, &[Event::SurgeRequested], None, wall)
-            });
+        let retried = setup::retries(&run, &self.nodes).expect("markers");
+        for (name, event) in retried {
+            let evs = [event];
+            self.write(&run, &name, |n, m, wall| step_patch(n, m, &evs, None, wall));
             if let Some(ph) = self.nodes.get(&name).and_then(|n| decode(n).ok().flatten()) {
                 mem.bump(&name, ph.phase);
             }
@@ -880,6 +879,8 @@ impl World {
         for name in setup::nodes_to_mark(&run, &self.nodes).expect("markers") {
             self.write(&run, &name, mark_patch);
         }
+        // The engine waits until its cache shows the retries before its first round.
+        self.push_view();
         let last = self.last_index();
         self.proc = Some(Process {
             run,

@@ -127,6 +127,14 @@ pub fn check(seed: u64) -> Result<(), String> {
         return Ok(());
     }
     let t = &w.tally;
+    if std::env::var_os("E2E_GATE_PROPS_STATS").is_some() {
+        let nodes: u32 = c
+            .pools
+            .iter()
+            .map(|p| p.per_zone * p.zones.len() as u32)
+            .sum();
+        eprintln!("case {seed}: nodes={nodes} t={} rounds={}", w.t, t.rounds);
+    }
     fails.extend(t.violations.iter().cloned());
     fails.extend(
         t.killed

@@ -6,7 +6,7 @@ use super::{phases, Memory, RunContext};
 use crate::upgrade::report::BlockedNode;
 use crate::upgrade::scheduler::admit;
 use crate::upgrade::snapshot::NodeInfo;
-use crate::upgrade::state::{decode, MarkerError, NodePhase, ROLE_LABEL, RUN_ANNOTATION};
+use crate::upgrade::state::{decode, Event, MarkerError, NodePhase, ROLE_LABEL, RUN_ANNOTATION};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The run id to use: the one found on any marker (an old node's phase, or a new node's
@@ -29,18 +29,24 @@ pub fn adopt_run_id<'a>(
         .unwrap_or_else(|| fresh.to_string())
 }
 
-/// Planned nodes whose replacement failed in an earlier run: retried (their surge instance
-/// is still there, so the capacity does not change).
-pub fn failed_replacements(
+/// Planned nodes an earlier run gave up on, with the event that retries them: a replacement
+/// that failed is requested again (its surge instance is still there, so the capacity does
+/// not change); a drain left cordoned starts again (its PDB may have been relaxed since).
+pub fn retries(
     run: &RunContext,
     nodes: &BTreeMap<String, NodeInfo>,
-) -> Result<Vec<String>, MarkerError> {
+) -> Result<Vec<(String, Event)>, MarkerError> {
     let mut out = Vec::new();
     for n in nodes.values() {
-        if run.place.contains_key(&n.name)
-            && decode(n)?.is_some_and(|m| m.phase == NodePhase::ReplacementFailed)
-        {
-            out.push(n.name.clone());
+        if !run.place.contains_key(&n.name) {
+            continue;
+        }
+        match decode(n)?.map(|m| m.phase) {
+            Some(NodePhase::ReplacementFailed) => {
+                out.push((n.name.clone(), Event::SurgeRequested));
+            }
+            Some(NodePhase::CordonedLeft) => out.push((n.name.clone(), Event::DrainStarted)),
+            _ => {}
         }
     }
     Ok(out)
