@@ -11,8 +11,12 @@ use crate::upgrade::report::BlockedNode;
 use crate::upgrade::sim_pool::instance_id_from_provider_id;
 use crate::upgrade::snapshot::{NodeInfo, PdbInfo, PodInfo};
 use crate::upgrade::state::{decode, Event, MarkerError, NodePhase};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+/// New node and DaemonSet pods expected on it → its gate this round.
+type GateCache = RefCell<BTreeMap<(String, usize), Readiness>>;
 
 /// Pods per node, for the readiness gate (DaemonSet pods) and the drains.
 type PodsByNode<'a> = BTreeMap<&'a str, Vec<PodInfo>>;
@@ -32,6 +36,10 @@ pub(super) fn decide_nodes(
         }
     }
     let mut claimed_now: BTreeSet<String> = BTreeSet::new();
+    // Each new node's gate, computed once per round: with hundreds of surges waiting in one
+    // zone, evaluating every candidate for every waiting node cost the engine seconds of a
+    // 300-node run.
+    let gates: GateCache = RefCell::default();
     for name in &run.order {
         let ph = act.phases[name];
         let Some(node) = seen.nodes.get(name) else {
@@ -43,6 +51,7 @@ pub(super) fn decide_nodes(
                     run,
                     seen,
                     pods_by_node: &pods_by_node,
+                    gates: &gates,
                     old: node,
                     place: &run.place[name],
                 };
@@ -89,6 +98,7 @@ struct Claim<'a> {
     run: &'a RunContext,
     seen: &'a Observed,
     pods_by_node: &'a PodsByNode<'a>,
+    gates: &'a GateCache,
     old: &'a NodeInfo,
     place: &'a PoolZone,
 }
@@ -114,13 +124,17 @@ impl Claim<'_> {
             .pods_by_node
             .get(self.old.name.as_str())
             .map_or(0, |ps| ps.iter().filter(|p| p.daemonset).count());
+        let key = (c.name.clone(), ds_expected);
+        if let Some(r) = self.gates.borrow().get(&key) {
+            return r.clone();
+        }
         let inst = instance_of(c).and_then(|id| {
             self.seen
                 .instances
                 .get(pool)
                 .and_then(|is| is.iter().find(|i| i.id == id))
         });
-        gate(&GateInput {
+        let r = gate(&GateInput {
             node: c,
             ready_since: None,
             pods: self
@@ -132,7 +146,9 @@ impl Claim<'_> {
             backs_load_balancer: self.run.backs_lb.get(pool).copied().unwrap_or(false),
             min_ready: Duration::ZERO,
             now: self.seen.wall,
-        })
+        });
+        self.gates.borrow_mut().insert(key, r.clone());
+        r
     }
 
     /// Why no replacement passed the gate: the first unready candidates' checks.
