@@ -69,26 +69,48 @@ pub struct ClusterArgs {
     pub cloud: Option<CloudOpt>,
 }
 
-/// A per-pool value: `N` (every pool) or `POOL=N`.
+/// A per-pool value: `N` or `N%` (every pool), or `POOL=N` / `POOL=N%`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolValue {
     /// The pool, or `None` for the default.
     pub pool: Option<String>,
-    /// The number.
+    /// The number (a percentage of the pool's nodes when `percent`).
     pub n: u32,
+    /// `N%`: resolved against each pool's size once the cluster is read (surge rounds up,
+    /// unavailable rounds down, as Deployments do).
+    pub percent: bool,
 }
 
 fn parse_pool_value(s: &str) -> Result<PoolValue, String> {
     let (pool, n) = match s.split_once('=') {
         Some((p, n)) if !p.trim().is_empty() => (Some(p.trim().to_string()), n),
-        Some(_) => return Err(format!("{s:?}: want N or POOL=N")),
+        Some(_) => return Err(format!("{s:?}: want N, N%, POOL=N or POOL=N%")),
         None => (None, s),
     };
-    let n = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?}: want N or POOL=N with N a non-negative integer"))?;
-    Ok(PoolValue { pool, n })
+    let (n, percent) = match n.trim().strip_suffix('%') {
+        Some(p) => (p, true),
+        None => (n.trim(), false),
+    };
+    let n: u32 = n.trim().parse().map_err(|_| {
+        format!("{s:?}: want N, N%, POOL=N or POOL=N% with N a non-negative integer")
+    })?;
+    if percent && n > 100 {
+        return Err(format!("{s:?}: a percentage is at most 100%"));
+    }
+    Ok(PoolValue { pool, n, percent })
+}
+
+/// `value` for a pool of `size` nodes: a percentage rounded up (`up`) or down.
+fn resolve_value(v: &PoolValue, size: u32, up: bool) -> u32 {
+    if !v.percent {
+        return v.n;
+    }
+    let scaled = u64::from(size) * u64::from(v.n);
+    (if up {
+        scaled.div_ceil(100)
+    } else {
+        scaled / 100
+    }) as u32
 }
 
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
@@ -111,10 +133,12 @@ pub struct PlanArgs {
     /// Only these pools (repeatable) [default: all].
     #[arg(long = "pool", value_name = "NAME")]
     pub pools: Vec<String>,
-    /// New nodes above pool size at once: N for every pool or POOL=N (repeatable).
+    /// New nodes above pool size at once: N or N% (of each pool's nodes, rounded up) for every
+    /// pool, or POOL=N / POOL=N% (repeatable).
     #[arg(long, value_name = "[POOL=]N", default_value = "1", value_parser = parse_pool_value)]
     pub max_surge: Vec<PoolValue>,
-    /// Old nodes drained without a ready replacement at once: N or POOL=N (repeatable).
+    /// Old nodes drained without a ready replacement at once: N or N% (rounded down) for
+    /// every pool, or POOL=N / POOL=N% (repeatable).
     #[arg(long, value_name = "[POOL=]N", default_value = "0", value_parser = parse_pool_value)]
     pub max_unavailable: Vec<PoolValue>,
     /// Estimated drain time of one node.
@@ -199,8 +223,13 @@ fn kube_failure(e: &KubeError) -> u8 {
     }
 }
 
-/// Resolves flags into planner options (pure).
-fn plan_options(a: &PlanArgs) -> Result<PlanOptions, String> {
+/// Resolves flags into planner options (pure). `sizes` (nodes per pool, once the cluster is
+/// read) turn percentages into counts; without them a percentage only counts as non-zero for
+/// the checks that can be made before connecting.
+fn plan_options(
+    a: &PlanArgs,
+    sizes: Option<&BTreeMap<String, u32>>,
+) -> Result<PlanOptions, String> {
     let mut default_limits = PoolLimits::default();
     let mut limits: BTreeMap<String, PoolLimits> = BTreeMap::new();
     let mut seen_default = (false, false);
@@ -223,23 +252,66 @@ fn plan_options(a: &PlanArgs) -> Result<PlanOptions, String> {
                 ));
             }
             *seen = true;
+            // Before the sizes are known a percentage stands for "some".
+            let n = if v.percent { u32::from(v.n > 0) } else { v.n };
             if i == 0 {
-                default_limits.max_surge = v.n;
+                default_limits.max_surge = n;
             } else {
-                default_limits.max_unavailable = v.n;
+                default_limits.max_unavailable = n;
+            }
+        }
+    }
+    // With the sizes known, every pool gets its own entry: a default percentage resolves
+    // differently per pool.
+    if let Some(sizes) = sizes {
+        for (pool, size) in sizes {
+            let mut l = default_limits;
+            for v in a.max_surge.iter().filter(|v| v.pool.is_none()) {
+                l.max_surge = resolve_value(v, *size, true);
+            }
+            for v in a.max_unavailable.iter().filter(|v| v.pool.is_none()) {
+                l.max_unavailable = resolve_value(v, *size, false);
+            }
+            if l != default_limits {
+                limits.insert(pool.clone(), l);
             }
         }
     }
     for (i, values) in [&a.max_surge, &a.max_unavailable].into_iter().enumerate() {
         for v in values {
             if let Some(p) = &v.pool {
+                let size = sizes.and_then(|s| s.get(p)).copied();
+                let n = match size {
+                    Some(size) => resolve_value(v, size, i == 0),
+                    None if v.percent => u32::from(v.n > 0),
+                    None => v.n,
+                };
                 let l = limits.entry(p.clone()).or_insert(default_limits);
                 if i == 0 {
-                    l.max_surge = v.n;
+                    l.max_surge = n;
                 } else {
-                    l.max_unavailable = v.n;
+                    l.max_unavailable = n;
                 }
             }
+        }
+    }
+    if let Some(sizes) = sizes {
+        let zero: Vec<String> = sizes
+            .iter()
+            .filter(|(p, _)| a.pools.is_empty() || a.pools.contains(*p))
+            .filter(|(p, _)| {
+                let l = limits.get(*p).copied().unwrap_or(default_limits);
+                l.max_surge == 0 && l.max_unavailable == 0
+            })
+            .map(|(p, n)| format!("{p} ({n} nodes)"))
+            .collect();
+        if !zero.is_empty() {
+            return Err(format!(
+                "--max-surge and --max-unavailable resolve to 0 for pool {}: nothing there could \
+                 ever be replaced (a percentage of a small pool rounds down for \
+                 --max-unavailable; give a count, or a surge)",
+                zero.join(", ")
+            ));
         }
     }
     if default_limits.max_surge == 0 && default_limits.max_unavailable == 0 && limits.is_empty() {
@@ -280,7 +352,8 @@ struct Planned {
 }
 
 async fn compute_plan(a: &PlanArgs) -> Result<Planned, u8> {
-    let opts = plan_options(a).map_err(|e| usage(&e))?;
+    // Flag errors first, before connecting; percentages are resolved once the pools are known.
+    plan_options(a, None).map_err(|e| usage(&e))?;
     let cluster = connect(&a.cluster).await?;
     let objects = cluster.list_objects().await.map_err(|e| kube_failure(&e))?;
     let mut snapshot = Snapshot::from_k8s(&objects).map_err(|e| {
@@ -299,6 +372,12 @@ async fn compute_plan(a: &PlanArgs) -> Result<Planned, u8> {
         cloud_calls = pool.cloud_calls();
         sim_pool = Some(pool);
     }
+    let sizes: BTreeMap<String, u32> = snapshot
+        .pools
+        .iter()
+        .map(|p| (p.name.clone(), p.nodes_per_zone.values().sum()))
+        .collect();
+    let opts = plan_options(a, Some(&sizes)).map_err(|e| usage(&e))?;
     let plan = plan(&snapshot, &opts).map_err(|e| usage(&e.to_string()))?;
     // Kubelets must not be newer than kube-apiserver (the version skew policy).
     match cluster.client().apiserver_version().await {
@@ -604,7 +683,52 @@ mod tests {
         let mut v = vec!["t", "--target-version", "v1.34.1"];
         v.extend_from_slice(args);
         let t = T::try_parse_from(v).map_err(|e| e.to_string())?;
-        plan_options(&t.a)
+        plan_options(&t.a, None)
+    }
+
+    fn parse_sized(args: &[&str], sizes: &[(&str, u32)]) -> Result<PlanOptions, String> {
+        let mut v = vec!["t", "--target-version", "v1.34.1"];
+        v.extend_from_slice(args);
+        let t = T::try_parse_from(v).map_err(|e| e.to_string())?;
+        let sizes = sizes.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        plan_options(&t.a, Some(&sizes))
+    }
+
+    #[test]
+    fn percentages_resolve_per_pool_surge_up_unavailable_down() {
+        let o = parse_sized(
+            &["--max-surge", "10%", "--max-unavailable", "25%"],
+            &[("big", 300), ("small", 3)],
+        )
+        .expect("ok");
+        assert_eq!(
+            o.limits_for("big"),
+            PoolLimits {
+                max_surge: 30,
+                max_unavailable: 75
+            }
+        );
+        assert_eq!(
+            o.limits_for("small"),
+            PoolLimits {
+                max_surge: 1,
+                max_unavailable: 0
+            },
+            "10% of 3 rounds up to 1 surge, 25% of 3 down to 0 unavailable"
+        );
+        let o = parse_sized(&["--max-surge", "gpu=50%"], &[("gpu", 5), ("w", 9)]).expect("ok");
+        assert_eq!(o.limits_for("gpu").max_surge, 3);
+        assert_eq!(o.limits_for("w").max_surge, 1, "the default count");
+        let e = parse_sized(
+            &["--max-surge", "0", "--max-unavailable", "10%"],
+            &[("small", 4), ("big", 40)],
+        )
+        .expect_err("rounds to nothing");
+        assert!(e.contains("small (4 nodes)") && !e.contains("big"), "{e}");
+        assert!(parse(&["--max-surge", "150%"])
+            .expect_err("over 100")
+            .contains("at most 100%"));
+        assert!(parse(&["--max-surge", "0", "--max-unavailable", "10%"]).is_ok());
     }
 
     #[test]
