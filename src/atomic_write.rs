@@ -10,6 +10,15 @@ use std::path::Path;
 
 /// Writes `contents` to `path` atomically, creating its directory when missing.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_atomically_with(path, |w| w.write_all(contents))
+}
+
+/// As [`write_atomically`], with the contents written by `write` (for contents too big to
+/// hold in memory).
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -25,7 +34,11 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         .suffix(".tmp")
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
-    tmp.write_all(contents)?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut w)?;
+        w.flush()?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

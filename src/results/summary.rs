@@ -135,7 +135,8 @@ pub struct RunSummary {
     pub steps: Vec<StepSummary>,
 }
 
-fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
+/// One suite's summary (its counts, failures and flakes; not its specs).
+pub fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
     // One walk over the specs gives the counts, the names and the dry-run listings
     // (a suite holds thousands of specs; the summary is on the hot path of `report`).
     let mut c = Counts::default();
@@ -205,10 +206,17 @@ pub fn summarize(suites: &[SuiteResult]) -> RunSummary {
 
 /// Summarises suites; with `fail_on_flaky` a suite with a flaky spec is failed.
 pub fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary {
-    let suites: Vec<SuiteSummary> = suites
-        .iter()
-        .map(|s| suite_summary(s, fail_on_flaky))
-        .collect();
+    summarize_summaries(
+        suites
+            .iter()
+            .map(|s| suite_summary(s, fail_on_flaky))
+            .collect(),
+    )
+}
+
+/// The run's summary from its suites' summaries (so a caller can drop each suite once it is
+/// summarised: `report` over a thousand result directories holds one at a time).
+pub fn summarize_summaries(suites: Vec<SuiteSummary>) -> RunSummary {
     let mut totals = Totals::default();
     for s in &suites {
         totals.passed += s.passed;

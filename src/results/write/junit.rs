@@ -306,6 +306,84 @@ pub fn to_junit(suites: &[SuiteResult], opts: &JunitOptions) -> Report {
     report
 }
 
+/// A combined report written one suite at a time, so memory holds one suite, not all: each
+/// suite's `<testsuite>` goes to a temporary file when it is added, and [`Self::finish`]
+/// writes the `<testsuites>` element with the totals around them — the same bytes as
+/// [`write_junit_string`] over all the suites at once.
+pub struct JunitStream {
+    opts: JunitOptions,
+    /// Aggregates only: each suite is popped as soon as it is counted.
+    totals: Report,
+    time: Duration,
+    body: std::io::BufWriter<std::fs::File>,
+}
+
+fn serialize(report: &Report) -> std::io::Result<String> {
+    report
+        .to_string()
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+impl JunitStream {
+    /// An empty stream.
+    pub fn new(opts: &JunitOptions) -> std::io::Result<Self> {
+        Ok(JunitStream {
+            opts: opts.clone(),
+            totals: Report::new(opts.report_name.as_str()),
+            time: Duration::ZERO,
+            body: std::io::BufWriter::new(tempfile::tempfile()?),
+        })
+    }
+
+    /// Adds `suite` (written out now; the caller may drop it).
+    pub fn add(&mut self, suite: &SuiteResult) -> std::io::Result<()> {
+        use std::io::Write;
+        let ts = suite_to_junit(suite, &self.opts);
+        self.time += suite.total_duration();
+        let mut one = Report::new(self.opts.report_name.as_str());
+        one.add_test_suite(ts.clone());
+        let text = serialize(&one)?;
+        // Between the `<testsuites …>` line and the closing `</testsuites>`.
+        let start = text.find("<testsuite ").unwrap_or(text.len());
+        let end = text.rfind("</testsuites>").unwrap_or(text.len());
+        let block = text[start..end].trim_end();
+        write!(self.body, "\n    {block}")?;
+        self.totals.add_test_suite(ts);
+        self.totals.test_suites.clear();
+        Ok(())
+    }
+
+    /// Writes the whole report to `out`.
+    pub fn finish(mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use std::io::{Read, Seek};
+        if self.time > Duration::ZERO {
+            self.totals.set_time(self.time);
+        }
+        let frame = serialize(&self.totals)?;
+        let close = frame.rfind("</testsuites>").unwrap_or(frame.len());
+        let head = frame[..close].trim_end();
+        // An empty `<testsuites/>` has no body to wrap: write it as it is.
+        if self.body.get_ref().metadata()?.len() == 0 && self.body.buffer().is_empty() {
+            return out.write_all(frame.as_bytes());
+        }
+        out.write_all(head.as_bytes())?;
+        let mut file = self
+            .body
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        file.rewind()?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])?;
+        }
+        out.write_all(b"\n</testsuites>\n")
+    }
+}
+
 /// The combined report as an XML string.
 pub fn write_junit_string(suites: &[SuiteResult], opts: &JunitOptions) -> String {
     match to_junit(suites, opts).to_string() {
@@ -321,6 +399,45 @@ pub fn write_junit_string(suites: &[SuiteResult], opts: &JunitOptions) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_writes_the_same_bytes_as_the_whole_report() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/results");
+        let mut suites = Vec::new();
+        for f in [
+            "v1/junit_01.xml",
+            "v2-parallel/junit_01.xml",
+            "dry-run/junit_01.xml",
+            "ginkgo-v1-fixture/flake-attempts-2/junit_01.xml",
+            "truncated/junit_01.xml",
+        ] {
+            let text = std::fs::read_to_string(dir.join(f)).expect("fixture");
+            suites.push(read_junit_str(&text, f, &ReadOptions::default()));
+        }
+        for opts in [
+            JunitOptions {
+                style: JunitStyle::Jenkins,
+                max_output_bytes: 4096,
+                report_name: "e2e-gate".into(),
+            },
+            JunitOptions {
+                style: JunitStyle::Testgrid,
+                max_output_bytes: 0,
+                report_name: "e2e-gate".into(),
+            },
+        ] {
+            for n in 0..=suites.len() {
+                let whole = write_junit_string(&suites[..n], &opts);
+                let mut stream = JunitStream::new(&opts).expect("temp file");
+                for s in &suites[..n] {
+                    stream.add(s).expect("added");
+                }
+                let mut out = Vec::new();
+                stream.finish(&mut out).expect("written");
+                assert_eq!(String::from_utf8(out).expect("utf-8"), whole, "{n} suites");
+            }
+        }
+    }
     use crate::results::model::{Incomplete, SuiteNode, DRY_RUN_KIND};
     use crate::results::read::junit::read_junit_str;
     use crate::results::read::ReadOptions;
