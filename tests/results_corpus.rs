@@ -480,3 +480,37 @@ fn real_ginkgo_v1_fixture_image() {
     let s = real("verbose");
     assert_eq!(counts(&s), (6, 0, 3, 5, 0));
 }
+
+/// Hardening item 11: a log whose summary contradicts the report beside it is named; the real
+/// pairs of the corpus (flakes counted among the passed, dry runs, v1 and v2) are not.
+#[test]
+fn a_log_from_another_run_is_named_and_real_pairs_are_not() {
+    use e2e_gate::results::summary::suite_summary;
+    let Some(files) = corpus(&["01", "02", "05", "06", "08", "09", "10", "11"]) else {
+        return;
+    };
+    for pair in [[0, 1], [2, 3], [4, 5], [6, 7]] {
+        let s = load_files(&[files[pair[0]].clone(), files[pair[1]].clone()], "e2e");
+        let w = suite_summary(&s, false).warnings;
+        assert!(w.is_empty(), "{:?}: {w:?}", files[pair[0]]);
+    }
+    // Stopped runs: ginkgo v1 counts the spec it interrupted as passed; not a contradiction.
+    for d in [
+        "ginkgo-v1-fixture/hang-stop",
+        "ginkgo-v1-fixture/hang-alone-stop",
+    ] {
+        let s = load_dir(&Path::new(FIXTURES).join(d), "e2e");
+        assert!(suite_summary(&s, false).warnings.is_empty(), "{d}");
+    }
+    // The v1 log of corpus 06 beside the v2 JUnit of corpus 02.
+    let s = load_files(&[files[3].clone(), files[1].clone()], "e2e");
+    let w = suite_summary(&s, false).warnings;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("06-v1")
+            && w[0].contains("300 Passed | 3 Failed")
+            && w[0].contains("411 passed"),
+        "{}",
+        w[0]
+    );
+}

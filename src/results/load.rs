@@ -1,7 +1,9 @@
 //! The only file with filesystem I/O: reads a results directory or a set of files into one
 //! [`SuiteResult`]. Unreadable or missing inputs make the suite incomplete, naming the path.
 
-use crate::results::merge::{add_missing_as_not_run, apply_log};
+use crate::results::merge::{
+    add_missing_as_not_run, apply_log, log_contradiction, WARNING_PROPERTY,
+};
 use crate::results::model::{AttemptState, SuiteNode, SuiteResult};
 use crate::results::read::json_report::read_json_report;
 use crate::results::read::junit::{read_junit, read_junit_bytes};
@@ -297,6 +299,10 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -
                 fallback.properties = b.properties;
                 fallback
             } else {
+                if let Some(w) = log_contradiction(&b, l, label) {
+                    tracing::warn!("{w}");
+                    b.properties.push((WARNING_PROPERTY.to_string(), w));
+                }
                 apply_log(&mut b, l, label);
                 if opts.missing_as_not_run {
                     add_missing_as_not_run(&mut b, l);

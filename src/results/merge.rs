@@ -73,6 +73,44 @@ pub fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container: u32) {
     }
 }
 
+/// Property key of a warning about the inputs (shown by the summary, kept in the JUnit).
+pub const WARNING_PROPERTY: &str = "e2e_gate_warning";
+
+/// A warning when the log's summary line contradicts the specs read from the JUnit or JSON
+/// report (a log copied from another run, files of two runs mixed up). Ginkgo counts flaked
+/// specs among the passed ones and unselected specs among the skipped ones; a dry run, a
+/// stopped run, a damaged report or a log without a summary line is not compared.
+pub fn log_contradiction(suite: &SuiteResult, log: &LogSummary, source: &str) -> Option<String> {
+    let c = log.counts.as_ref()?;
+    // A stopped run's counts are ginkgo's guess: v1 counts the spec it interrupted as passed
+    // ("FAIL! -- 1 Passed | 0 Failed" after a signal).
+    let stopped = log.interrupted
+        || log.special_failure.is_some()
+        || (log.success == Some(false) && c.failed == 0);
+    if stopped || suite.dry_run || suite.is_damaged() || suite.specs.is_empty() {
+        return None;
+    }
+    let (mut passed, mut failed, mut skipped, mut pending) = (0, 0, 0, 0);
+    for s in &suite.specs {
+        match s.outcome() {
+            SpecOutcome::Passed | SpecOutcome::Flaky => passed += 1,
+            SpecOutcome::Failed => failed += 1,
+            SpecOutcome::Skipped => skipped += 1,
+            SpecOutcome::Pending => pending += 1,
+            SpecOutcome::NotRun => {}
+        }
+    }
+    if passed == c.passed && failed == c.failed && skipped + pending == c.skipped + c.pending {
+        return None;
+    }
+    Some(format!(
+        "{source}: its summary ({} Passed | {} Failed | {} Pending | {} Skipped) does not match \
+         the report beside it ({passed} passed, {failed} failed, {pending} pending, {skipped} \
+         skipped): are both from the same run?",
+        c.passed, c.failed, c.pending, c.skipped
+    ))
+}
+
 /// Applies what a console log of the same run knows to JUnit/JSON-based results:
 /// flaky specs (v2 JUnit hides them) get their failed attempts, and the Kubernetes
 /// version, duration and dry-run flag are filled in. Returns the names of log flakes

@@ -103,6 +103,10 @@ pub struct SuiteSummary {
     /// Kubernetes version when known.
     #[serde(default)]
     pub kubernetes_version: Option<String>,
+    /// Inputs that contradict each other (e.g. an `e2e.log` whose summary does not match its
+    /// JUnit): the verdict stands, but someone should look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One step of a gate (`Up`, `Upgrade`, `Availability`, `Suite smoke`, `Down`, …).
@@ -196,6 +200,12 @@ pub fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
             .map(|n| n.name.clone())
             .collect(),
         kubernetes_version: s.kubernetes_version.clone(),
+        warnings: s
+            .properties
+            .iter()
+            .filter(|(k, _)| k == crate::results::merge::WARNING_PROPERTY)
+            .map(|(_, v)| v.clone())
+            .collect(),
     }
 }
 
@@ -353,6 +363,9 @@ pub fn render_human_styled(summary: &RunSummary, colour: bool) -> String {
         }
         if let Some(r) = &s.incomplete_reason {
             let _ = writeln!(out, "  incomplete: {r}");
+        }
+        for w in &s.warnings {
+            let _ = writeln!(out, "  warning: {w}");
         }
         for n in &s.failed_suite_nodes {
             let _ = writeln!(out, "  failed suite node: {n}");
