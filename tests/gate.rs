@@ -511,3 +511,97 @@ unready_on_kubelet = { version = "v1.34.1", after_seconds = 80, for_seconds = 60
     assert_eq!(word("Down"), Some("passed"));
     assert!(cluster_gone(&name).await);
 }
+
+/// A gate file with one sim profile whose `[profile.t.upgrade]` table is `upgrade`.
+fn gate_file_with_upgrade(dir: &Path, upgrade: &str) -> std::path::PathBuf {
+    let path = dir.join("gate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[profile.t]\nprovider = \"sim\"\ntopology = \"{ROOT}/fixtures/sim/default.toml\"\n\
+             time_scale = 0.05\ntarget_version = \"v1.34.1\"\nsuites = [\"smoke\"]\n\
+             [profile.t.upgrade]\n{upgrade}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn gate_with_file(dir: &Path, cluster: &str, gate_file: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(BIN);
+    c.env_remove("KUBECONFIG")
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("GIT_COMMIT")
+        .env_remove("CHANGE_ID")
+        .arg("gate")
+        .arg("--gate-file")
+        .arg(gate_file)
+        .args(["--profile", "t", "--suites-dir", &format!("{ROOT}/suites")])
+        .args(["--cluster-name", cluster, "--format", "json", "--artifacts"])
+        .arg(dir.join("artifacts"));
+    c
+}
+
+/// The gate runs the upgrade in-process with the profile's engine options: `max_surge = 2`
+/// reaches the engine (its report records the limits each pool ran with).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_s_upgrade_options_reach_the_engine() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = gate_file_with_upgrade(dir.path(), "max_surge = 2\nnew_node_timeout = \"10m\"");
+    let name = format!("gate-opts-{}", std::process::id());
+    let out = gate_with_file(dir.path(), &name, &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("[upgrade]"),
+        "plan and progress forwarded: {stderr}"
+    );
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/upgrade-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["nodes_replaced"], report["nodes_total"], "{report}");
+    let limits = report["limits"].as_object().expect("limits recorded");
+    assert!(!limits.is_empty(), "{report}");
+    for (pool, l) in limits {
+        assert_eq!(l["max_surge"], 2, "{pool}: {report}");
+        assert_eq!(l["max_unavailable"], 0, "{pool}: {report}");
+    }
+    assert!(cluster_gone(&name).await, "the cluster was left running");
+}
+
+/// A wrong key in the profile's upgrade table stops the gate before anything starts (exit 2),
+/// naming the file, the key and the valid keys; so does a value the flags would refuse.
+#[tokio::test]
+async fn a_wrong_upgrade_option_in_a_profile_is_refused_naming_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = gate_file_with_upgrade(dir.path(), "max_surg = 1");
+    let out = gate_with_file(dir.path(), "never-up", &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("gate.toml") && stderr.contains("max_surg") && stderr.contains("max_surge"),
+        "{stderr}"
+    );
+    let file = gate_file_with_upgrade(dir.path(), "max_surge = 0");
+    let out = gate_with_file(dir.path(), "never-up", &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[profile.t.upgrade]")
+            && stderr.contains("max_surge and max_unavailable are both 0"),
+        "{stderr}"
+    );
+}

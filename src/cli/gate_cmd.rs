@@ -9,6 +9,8 @@ use crate::gate::{self, profile, GateInputs, Provider};
 use crate::runner::{ContainerRunner, DockerRunner};
 use crate::smoke::image as smoke_image;
 use crate::suite;
+use crate::upgrade::options::UpgradeOptions;
+use crate::upgrade::use_case::{self, Cloud, Target};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -172,6 +174,21 @@ pub async fn run(mut args: GateArgs) -> u8 {
             return exit_code::USAGE;
         }
     };
+    // The profile's engine options, validated as the flags of `upgrade apply` are.
+    let upgrade_options = match profile.upgrade.options(
+        profile.target_version.as_deref().unwrap_or("v0"),
+        super::args::duration,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "error: {} [profile.{}.upgrade]: {e}",
+                args.gate_file.display(),
+                profile.name
+            );
+            return exit_code::USAGE;
+        }
+    };
     let suites = match suite::select(&args.suites_dir, &profile.suites) {
         Ok(s) => s,
         Err(e) => {
@@ -218,7 +235,8 @@ pub async fn run(mut args: GateArgs) -> u8 {
     let mut pre_steps = gate::StepRecorder::new();
     ensure_smoke_image(&docker, &suites, &mut pre_steps).await;
     let cluster = super::cluster_cmd::cluster_provider(profile.provider, profile.time_scale);
-    let upgrader = SubprocessUpgrade {
+    let upgrader = InProcessUpgrade {
+        options: upgrade_options,
         cancel: cancel.clone(),
     };
     let inputs = GateInputs {
@@ -314,74 +332,94 @@ pub async fn run(mut args: GateArgs) -> u8 {
     .await
 }
 
-/// Runs `e2e-gate upgrade apply --cloud sim` (this binary) against the gate's cluster: the same
-/// engine and flags a person would use, its progress lines forwarded to stderr.
-struct SubprocessUpgrade {
+/// Runs the upgrade use case in-process against the gate's cluster and its simulated cloud,
+/// with the profile's engine options; its plan and progress lines go to stderr.
+struct InProcessUpgrade {
+    options: UpgradeOptions,
     cancel: tokio_util::sync::CancellationToken,
 }
 
 #[async_trait::async_trait]
-impl gate::UpgradeRunner for SubprocessUpgrade {
+impl gate::UpgradeRunner for InProcessUpgrade {
     async fn upgrade(
         &self,
         cluster: &crate::cluster::ClusterHandle,
         target_version: &str,
         report: &Path,
     ) -> Result<gate::UpgradeSummary, String> {
-        use tokio::io::AsyncBufReadExt;
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-        if let Some(dir) = report.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+        let options = UpgradeOptions {
+            target_version: target_version.to_string(),
+            ..self.options.clone()
+        };
+        let target = Target {
+            kubeconfig: Some(cluster.kubeconfig.clone()),
+            context: None,
+            cloud: Some(Cloud::Sim),
+        };
         // A report left by an earlier run must not be read as this run's.
         let _ = std::fs::remove_file(report);
-        let mut child = tokio::process::Command::new(exe)
-            .args(["upgrade", "apply", "--cloud", "sim", "--kubeconfig"])
-            .arg(&cluster.kubeconfig)
-            .args(["--target-version", target_version, "--report"])
-            .arg(report)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start `upgrade apply`: {e}"))?;
-        let mut lines = child
-            .stderr
-            .take()
-            .map(|e| tokio::io::BufReader::new(e).lines());
-        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let forward = async {
-            if let Some(lines) = lines.as_mut() {
-                while let Ok(Some(line)) = lines.next_line().await {
-                    eprintln!("[upgrade] {line}");
-                    if tail.len() == 20 {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
-                }
-            }
-        };
-        let status = tokio::select! {
-            (status, ()) = async { tokio::join!(child.wait(), forward) } => status,
-            _ = self.cancel.cancelled() => {
-                let _ = child.kill().await;
-                return Err("interrupted".into());
-            }
-        };
-        let status = status.map_err(|e| format!("`upgrade apply` did not finish: {e}"))?;
-        if !status.success() {
-            let tail: Vec<String> = tail.into_iter().collect();
-            let written = std::fs::read_to_string(report).ok();
-            return Err(format!(
-                "{}\n`upgrade apply` exited with {status}:\n{}",
-                gate::failure_headline(written.as_deref(), &tail),
-                tail.join("\n")
-            ));
+        // The engine runs on a runtime of its own thread: its request streams borrow across
+        // awaits in ways the compiler cannot prove `Send` for the gate's multi-threaded runtime.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let cancel = self.cancel.clone();
+        let spawned = std::thread::Builder::new()
+            .name("upgrade".into())
+            .spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(async {
+                        let run = use_case::apply(
+                            &target,
+                            &options,
+                            |plan| {
+                                for line in crate::upgrade::render::render_plan(plan).lines() {
+                                    eprintln!("[upgrade] {line}");
+                                }
+                            },
+                            |p| eprintln!("[upgrade] {}", p.line()),
+                        );
+                        tokio::select! {
+                            r = run => Some(r),
+                            _ = cancel.cancelled() => None,
+                        }
+                    }),
+                    Err(e) => Some(Err(use_case::UpgradeError::Infra(format!(
+                        "cannot start the upgrade's runtime: {e}"
+                    )))),
+                };
+                let _ = tx.send(result);
+            });
+        if let Err(e) = spawned {
+            return Err(format!("cannot start the upgrade: {e}"));
         }
-        let text = std::fs::read_to_string(report)
-            .map_err(|e| format!("cannot read {}: {e}", report.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))
+        let result = match rx.await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err("interrupted".into()),
+            Err(_) => return Err("the upgrade stopped without a result".into()),
+        };
+        let write = |r: &crate::upgrade::UpgradeReport| {
+            let text = serde_json::to_string_pretty(r).unwrap_or_default() + "\n";
+            crate::atomic_write::write_atomically(report, text.as_bytes())
+                .map_err(|e| format!("{}: cannot write: {e}", report.display()))
+        };
+        match result {
+            Ok(r) => {
+                write(&r)?;
+                Ok(gate::UpgradeSummary::from_report(&r))
+            }
+            Err(e) => {
+                let written = match &e {
+                    use_case::UpgradeError::Engine { report, .. } => {
+                        write(report)?;
+                        Some(report.as_ref())
+                    }
+                    _ => None,
+                };
+                Err(gate::failure_headline(written, &e.to_string()))
+            }
+        }
     }
 }
 

@@ -10,17 +10,16 @@
 use super::args::Format;
 use crate::exit_code;
 use crate::upgrade::abort::{abort, AbortError};
-use crate::upgrade::drain_policy::StuckDrainPolicy;
-use crate::upgrade::engine::{self, EngineConfig, EngineError};
 use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
 use crate::upgrade::lease::LEASE_SECONDS;
-use crate::upgrade::plan::{plan, PlanOptions, PoolLimits, Timings};
-use crate::upgrade::pool::{NodePool, PoolGroup};
+use crate::upgrade::options::{parse_pool_amount, PoolAmount, UpgradeOptions};
+use crate::upgrade::plan::Timings;
+use crate::upgrade::pool::NodePool;
 use crate::upgrade::render::render_plan;
 use crate::upgrade::sim_pool::SimNodePool;
-use crate::upgrade::snapshot::{PoolInfo, Snapshot, DEFAULT_BOOT_SECONDS};
+use crate::upgrade::use_case::{self, Cloud, Target, UpgradeError};
 use clap::{Args, Subcommand, ValueEnum};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -69,50 +68,6 @@ pub struct ClusterArgs {
     pub cloud: Option<CloudOpt>,
 }
 
-/// A per-pool value: `N` or `N%` (every pool), or `POOL=N` / `POOL=N%`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolValue {
-    /// The pool, or `None` for the default.
-    pub pool: Option<String>,
-    /// The number (a percentage of the pool's nodes when `percent`).
-    pub n: u32,
-    /// `N%`: resolved against each pool's size once the cluster is read (surge rounds up,
-    /// unavailable rounds down, as Deployments do).
-    pub percent: bool,
-}
-
-fn parse_pool_value(s: &str) -> Result<PoolValue, String> {
-    let (pool, n) = match s.split_once('=') {
-        Some((p, n)) if !p.trim().is_empty() => (Some(p.trim().to_string()), n),
-        Some(_) => return Err(format!("{s:?}: want N, N%, POOL=N or POOL=N%")),
-        None => (None, s),
-    };
-    let (n, percent) = match n.trim().strip_suffix('%') {
-        Some(p) => (p, true),
-        None => (n.trim(), false),
-    };
-    let n: u32 = n.trim().parse().map_err(|_| {
-        format!("{s:?}: want N, N%, POOL=N or POOL=N% with N a non-negative integer")
-    })?;
-    if percent && n > 100 {
-        return Err(format!("{s:?}: a percentage is at most 100%"));
-    }
-    Ok(PoolValue { pool, n, percent })
-}
-
-/// `value` for a pool of `size` nodes: a percentage rounded up (`up`) or down.
-fn resolve_value(v: &PoolValue, size: u32, up: bool) -> u32 {
-    if !v.percent {
-        return v.n;
-    }
-    let scaled = u64::from(size) * u64::from(v.n);
-    (if up {
-        scaled.div_ceil(100)
-    } else {
-        scaled / 100
-    }) as u32
-}
-
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
     let d = super::args::duration(s)?;
     if d < Duration::from_secs(1) {
@@ -135,12 +90,12 @@ pub struct PlanArgs {
     pub pools: Vec<String>,
     /// New nodes above pool size at once: N or N% (of each pool's nodes, rounded up) for every
     /// pool, or POOL=N / POOL=N% (repeatable).
-    #[arg(long, value_name = "[POOL=]N", default_value = "1", value_parser = parse_pool_value)]
-    pub max_surge: Vec<PoolValue>,
+    #[arg(long, value_name = "[POOL=]N", default_value = "1", value_parser = parse_pool_amount)]
+    pub max_surge: Vec<PoolAmount>,
     /// Old nodes drained without a ready replacement at once: N or N% (rounded down) for
     /// every pool, or POOL=N / POOL=N% (repeatable).
-    #[arg(long, value_name = "[POOL=]N", default_value = "0", value_parser = parse_pool_value)]
-    pub max_unavailable: Vec<PoolValue>,
+    #[arg(long, value_name = "[POOL=]N", default_value = "0", value_parser = parse_pool_amount)]
+    pub max_unavailable: Vec<PoolAmount>,
     /// Estimated drain time of one node.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::args::duration)]
     pub drain_estimate: Duration,
@@ -209,11 +164,6 @@ pub async fn run(args: UpgradeArgs) -> u8 {
     }
 }
 
-fn usage(msg: &str) -> u8 {
-    eprintln!("error: {msg}");
-    exit_code::USAGE
-}
-
 fn kube_failure(e: &KubeError) -> u8 {
     eprintln!("error: {e}");
     if e.is_infra() {
@@ -223,117 +173,41 @@ fn kube_failure(e: &KubeError) -> u8 {
     }
 }
 
-/// Resolves flags into planner options (pure). `sizes` (nodes per pool, once the cluster is
-/// read) turn percentages into counts; without them a percentage only counts as non-zero for
-/// the checks that can be made before connecting.
-fn plan_options(
-    a: &PlanArgs,
-    sizes: Option<&BTreeMap<String, u32>>,
-) -> Result<PlanOptions, String> {
-    let mut default_limits = PoolLimits::default();
-    let mut limits: BTreeMap<String, PoolLimits> = BTreeMap::new();
-    let mut seen_default = (false, false);
-    // Pool-specific values start from the resolved defaults, so apply defaults first.
-    for (i, values) in [&a.max_surge, &a.max_unavailable].into_iter().enumerate() {
-        for v in values.iter().filter(|v| v.pool.is_none()) {
-            let flag = if i == 0 {
-                "--max-surge"
-            } else {
-                "--max-unavailable"
-            };
-            let seen = if i == 0 {
-                &mut seen_default.0
-            } else {
-                &mut seen_default.1
-            };
-            if *seen {
-                return Err(format!(
-                    "{flag}: the default (N without POOL=) is given twice"
-                ));
-            }
-            *seen = true;
-            // Before the sizes are known a percentage stands for "some".
-            let n = if v.percent { u32::from(v.n > 0) } else { v.n };
-            if i == 0 {
-                default_limits.max_surge = n;
-            } else {
-                default_limits.max_unavailable = n;
-            }
+impl PlanArgs {
+    /// The typed options these flags give (validated by the use case).
+    pub fn options(&self) -> UpgradeOptions {
+        UpgradeOptions {
+            target_version: self.target_version.trim().to_string(),
+            pools: self.pools.iter().cloned().collect::<BTreeSet<_>>(),
+            max_surge: self.max_surge.clone(),
+            max_unavailable: self.max_unavailable.clone(),
+            timings: Timings {
+                drain_seconds: self.drain_estimate.as_secs(),
+                terminate_seconds: self.terminate_estimate.as_secs(),
+                pod_ready_seconds: self.pod_ready_estimate.as_secs(),
+                min_ready_seconds: self.min_ready.as_secs(),
+            },
+            min_ready: self.min_ready,
+            lease_namespace: self.lease_namespace.clone(),
+            stuck_report_after: self.stuck_report_after,
+            stuck_leave_after: self.stuck_leave_after,
+            max_blocked_nodes: self.max_blocked_nodes,
+            new_node_timeout: self.new_node_timeout,
+            lease_duration: self.lease_duration,
+            timeout: self.timeout,
         }
     }
-    // With the sizes known, every pool gets its own entry: a default percentage resolves
-    // differently per pool.
-    if let Some(sizes) = sizes {
-        for (pool, size) in sizes {
-            let mut l = default_limits;
-            for v in a.max_surge.iter().filter(|v| v.pool.is_none()) {
-                l.max_surge = resolve_value(v, *size, true);
-            }
-            for v in a.max_unavailable.iter().filter(|v| v.pool.is_none()) {
-                l.max_unavailable = resolve_value(v, *size, false);
-            }
-            if l != default_limits {
-                limits.insert(pool.clone(), l);
-            }
+}
+
+impl ClusterArgs {
+    /// The cluster and cloud these flags name.
+    pub fn target(&self) -> Target {
+        Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cloud: self.cloud.map(|CloudOpt::Sim| Cloud::Sim),
         }
     }
-    for (i, values) in [&a.max_surge, &a.max_unavailable].into_iter().enumerate() {
-        for v in values {
-            if let Some(p) = &v.pool {
-                let size = sizes.and_then(|s| s.get(p)).copied();
-                let n = match size {
-                    Some(size) => resolve_value(v, size, i == 0),
-                    None if v.percent => u32::from(v.n > 0),
-                    None => v.n,
-                };
-                let l = limits.entry(p.clone()).or_insert(default_limits);
-                if i == 0 {
-                    l.max_surge = n;
-                } else {
-                    l.max_unavailable = n;
-                }
-            }
-        }
-    }
-    if let Some(sizes) = sizes {
-        let zero: Vec<String> = sizes
-            .iter()
-            .filter(|(p, _)| a.pools.is_empty() || a.pools.contains(*p))
-            .filter(|(p, _)| {
-                let l = limits.get(*p).copied().unwrap_or(default_limits);
-                l.max_surge == 0 && l.max_unavailable == 0
-            })
-            .map(|(p, n)| format!("{p} ({n} nodes)"))
-            .collect();
-        if !zero.is_empty() {
-            return Err(format!(
-                "--max-surge and --max-unavailable resolve to 0 for pool {}: nothing there could \
-                 ever be replaced (a percentage of a small pool rounds down for \
-                 --max-unavailable; give a count, or a surge)",
-                zero.join(", ")
-            ));
-        }
-    }
-    if default_limits.max_surge == 0 && default_limits.max_unavailable == 0 && limits.is_empty() {
-        return Err(
-            "--max-surge and --max-unavailable are both 0: nothing could ever be replaced".into(),
-        );
-    }
-    if a.target_version.trim().trim_start_matches('v').is_empty() {
-        return Err("--target-version: must not be empty".into());
-    }
-    Ok(PlanOptions {
-        target_version: a.target_version.trim().to_string(),
-        pools: a.pools.iter().cloned().collect::<BTreeSet<_>>(),
-        default_limits,
-        limits,
-        timings: Timings {
-            drain_seconds: a.drain_estimate.as_secs(),
-            terminate_seconds: a.terminate_estimate.as_secs(),
-            pod_ready_seconds: a.pod_ready_estimate.as_secs(),
-            min_ready_seconds: a.min_ready.as_secs(),
-        },
-    })
 }
 
 async fn connect(c: &ClusterArgs) -> Result<KubeCluster, u8> {
@@ -342,65 +216,9 @@ async fn connect(c: &ClusterArgs) -> Result<KubeCluster, u8> {
         .map_err(|e| kube_failure(&e))
 }
 
-/// Everything `plan` and `apply` share: connect, LIST once, snapshot, (cloud pools), plan.
-struct Planned {
-    cluster: KubeCluster,
-    sim_pool: Option<SimNodePool>,
-    plan: crate::upgrade::plan::Plan,
-    opts: PlanOptions,
-    cloud_calls: BTreeMap<String, u64>,
-}
-
-async fn compute_plan(a: &PlanArgs) -> Result<Planned, u8> {
-    // Flag errors first, before connecting; percentages are resolved once the pools are known.
-    plan_options(a, None).map_err(|e| usage(&e))?;
-    let cluster = connect(&a.cluster).await?;
-    let objects = cluster.list_objects().await.map_err(|e| kube_failure(&e))?;
-    let mut snapshot = Snapshot::from_k8s(&objects).map_err(|e| {
-        eprintln!("error: {e}");
-        exit_code::INFRA
-    })?;
-    let mut cloud_calls = BTreeMap::new();
-    let mut sim_pool = None;
-    if a.cluster.cloud == Some(CloudOpt::Sim) {
-        let pool = SimNodePool::new(cluster.client());
-        let groups = pool.groups().await.map_err(|e| {
-            eprintln!("error: --cloud sim: {e}");
-            exit_code::INFRA
-        })?;
-        snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect());
-        cloud_calls = pool.cloud_calls();
-        sim_pool = Some(pool);
-    }
-    let sizes: BTreeMap<String, u32> = snapshot
-        .pools
-        .iter()
-        .map(|p| (p.name.clone(), p.nodes_per_zone.values().sum()))
-        .collect();
-    let opts = plan_options(a, Some(&sizes)).map_err(|e| usage(&e))?;
-    let plan = plan(&snapshot, &opts).map_err(|e| usage(&e.to_string()))?;
-    // Kubelets must not be newer than kube-apiserver (the version skew policy).
-    match cluster.client().apiserver_version().await {
-        Ok(info) => {
-            crate::upgrade::version::check_target(
-                &opts.target_version,
-                &[],
-                Some(&info.git_version),
-            )
-            .map_err(|e| usage(&e))?;
-        }
-        Err(e) => tracing::warn!(
-            "cannot read the control plane's version ({e}); version skew not checked"
-        ),
-    }
-    eprint!("{}", render_plan(&plan));
-    Ok(Planned {
-        cluster,
-        sim_pool,
-        plan,
-        opts,
-        cloud_calls,
-    })
+fn failed(e: &UpgradeError) -> u8 {
+    eprintln!("error: {e}");
+    e.exit_code()
 }
 
 fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), u8> {
@@ -414,10 +232,11 @@ fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), u8> {
 }
 
 async fn run_plan(a: PlanArgs) -> u8 {
-    let p = match compute_plan(&a).await {
+    let p = match use_case::plan(&a.cluster.target(), &a.options()).await {
         Ok(p) => p,
-        Err(code) => return code,
+        Err(e) => return failed(&e),
     };
+    eprint!("{}", render_plan(&p.plan));
     let mut json = match serde_json::to_value(&p.plan) {
         Ok(v) => v,
         Err(e) => {
@@ -438,95 +257,26 @@ async fn run_plan(a: PlanArgs) -> u8 {
     }
 }
 
-fn identity() -> String {
-    format!(
-        "e2e-gate@{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-        std::process::id()
-    )
-}
-
 async fn run_apply(a: PlanArgs) -> u8 {
-    if a.cluster.cloud.is_none() {
-        return usage("`upgrade apply` needs --cloud to create and terminate instances (implemented: --cloud sim)");
-    }
-    let p = match compute_plan(&a).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    if !p.plan.blockers.is_empty() {
-        eprintln!(
-            "error: refusing to apply: the plan has {} blocker(s); fix them (see above) and run again",
-            p.plan.blockers.len()
-        );
-        return exit_code::FAILED;
-    }
-    let Some(pool) = p.sim_pool else {
-        return usage("`upgrade apply` needs --cloud sim");
-    };
-    let cfg = EngineConfig {
-        run_id: format!(
-            "{}-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            std::process::id()
-        ),
-        identity: identity(),
-        lease_namespace: a.lease_namespace.clone(),
-        policy: StuckDrainPolicy {
-            report_after: a.stuck_report_after,
-            force: None,
-            leave_cordoned_after: a.stuck_leave_after,
-            max_blocked_nodes: a.max_blocked_nodes,
-        },
-        min_ready: a.min_ready,
-        ready_timeout: a.new_node_timeout,
-        lease_duration: a.lease_duration,
-        tick: Duration::from_secs(1),
-        deadline: a.timeout,
-    };
-    let result = engine::apply(&p.cluster, &pool, &p.plan, &p.opts, &cfg, |pr| {
-        eprintln!("{}", pr.line())
-    })
+    let result = use_case::apply(
+        &a.cluster.target(),
+        &a.options(),
+        |plan| eprint!("{}", render_plan(plan)),
+        |pr| eprintln!("{}", pr.line()),
+    )
     .await;
-    let mut report = match result {
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
-            // The report is written on failure too (the gate and Jenkins archive it): the
-            // error, and how many planned nodes the cluster no longer has.
-            let mut failed = crate::upgrade::report::UpgradeReport::new(
-                &p.plan.target_version,
-                p.plan.outdated.len() as u64,
-            );
-            failed.error = Some(e.to_string());
-            if let Ok(nodes) = p.cluster.list_nodes().await {
-                let present: BTreeSet<&str> = nodes
-                    .iter()
-                    .filter_map(|n| n.metadata.name.as_deref())
-                    .collect();
-                failed.nodes_found_replaced = p
-                    .plan
-                    .outdated
-                    .iter()
-                    .filter(|n| !present.contains(n.name.as_str()))
-                    .count() as u64;
+            // The report is written on failure too (the gate and Jenkins archive it).
+            if let UpgradeError::Engine { report, .. } = &e {
+                if let Ok(json) = serde_json::to_value(report) {
+                    let _ = emit(&a, &json);
+                }
             }
-            if let Ok(json) = serde_json::to_value(&failed) {
-                let _ = emit(&a, &json);
-            }
-            return match e {
-                EngineError::Deadline(_) => exit_code::FAILED,
-                EngineError::Kube(k) if !k.is_infra() => exit_code::USAGE,
-                _ => exit_code::INFRA,
-            };
+            return failed(&e);
         }
     };
-    for (k, v) in pool.cloud_calls() {
-        *report.cloud_api_calls.entry(k).or_default() += v;
-    }
-    for (k, v) in &p.cloud_calls {
-        *report.cloud_api_calls.entry(k.clone()).or_default() += v;
-    }
     let json = serde_json::to_value(&report).unwrap_or_default();
     if let Err(code) = emit(&a, &json) {
         return code;
@@ -534,30 +284,8 @@ async fn run_apply(a: PlanArgs) -> u8 {
     for b in &report.blocked_nodes {
         eprintln!("apply: blocked: {}: {}", b.node, b.reason);
     }
-    eprintln!(
-        "apply: {}/{} node(s) replaced in {:.0}s{}, {} eviction(s), {} blocked{}",
-        report.nodes_replaced + report.nodes_found_replaced,
-        report.nodes_total,
-        report.duration_seconds,
-        if report.nodes_found_replaced > 0 {
-            format!(
-                " ({} by this run, {} already replaced when it took over)",
-                report.nodes_replaced, report.nodes_found_replaced
-            )
-        } else {
-            String::new()
-        },
-        report.evictions,
-        report.blocked_nodes.len(),
-        if report.stopped_pools.is_empty() {
-            String::new()
-        } else {
-            format!("; stopped pool(s): {}", report.stopped_pools.join(", "))
-        }
-    );
-    if report.blocked_nodes.is_empty()
-        && report.nodes_replaced + report.nodes_found_replaced == report.nodes_total
-    {
+    eprintln!("apply: {}", report.headline());
+    if report.complete() {
         exit_code::OK
     } else {
         exit_code::FAILED
@@ -570,15 +298,6 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
         eprintln!("error: failed to write --report {}: {e}", path.display());
         exit_code::INFRA
     })
-}
-
-/// The planner's view of a cloud pool.
-fn pool_info(g: &PoolGroup) -> PoolInfo {
-    PoolInfo {
-        name: g.name.clone(),
-        nodes_per_zone: g.desired_per_zone.clone(),
-        boot_seconds: g.boot_seconds.unwrap_or(DEFAULT_BOOT_SECONDS),
-    }
 }
 
 async fn run_abort(a: AbortArgs) -> u8 {
@@ -596,7 +315,7 @@ async fn run_abort(a: AbortArgs) -> u8 {
         match abort(
             &cluster,
             &a.lease_namespace,
-            &identity(),
+            &use_case::identity(),
             chrono::Utc::now(),
             pool,
         )
@@ -671,6 +390,7 @@ async fn run_abort(a: AbortArgs) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upgrade::plan::{PlanOptions, PoolLimits};
     use clap::Parser;
 
     #[derive(Debug, Parser)]
@@ -683,52 +403,7 @@ mod tests {
         let mut v = vec!["t", "--target-version", "v1.34.1"];
         v.extend_from_slice(args);
         let t = T::try_parse_from(v).map_err(|e| e.to_string())?;
-        plan_options(&t.a, None)
-    }
-
-    fn parse_sized(args: &[&str], sizes: &[(&str, u32)]) -> Result<PlanOptions, String> {
-        let mut v = vec!["t", "--target-version", "v1.34.1"];
-        v.extend_from_slice(args);
-        let t = T::try_parse_from(v).map_err(|e| e.to_string())?;
-        let sizes = sizes.iter().map(|(p, n)| (p.to_string(), *n)).collect();
-        plan_options(&t.a, Some(&sizes))
-    }
-
-    #[test]
-    fn percentages_resolve_per_pool_surge_up_unavailable_down() {
-        let o = parse_sized(
-            &["--max-surge", "10%", "--max-unavailable", "25%"],
-            &[("big", 300), ("small", 3)],
-        )
-        .expect("ok");
-        assert_eq!(
-            o.limits_for("big"),
-            PoolLimits {
-                max_surge: 30,
-                max_unavailable: 75
-            }
-        );
-        assert_eq!(
-            o.limits_for("small"),
-            PoolLimits {
-                max_surge: 1,
-                max_unavailable: 0
-            },
-            "10% of 3 rounds up to 1 surge, 25% of 3 down to 0 unavailable"
-        );
-        let o = parse_sized(&["--max-surge", "gpu=50%"], &[("gpu", 5), ("w", 9)]).expect("ok");
-        assert_eq!(o.limits_for("gpu").max_surge, 3);
-        assert_eq!(o.limits_for("w").max_surge, 1, "the default count");
-        let e = parse_sized(
-            &["--max-surge", "0", "--max-unavailable", "10%"],
-            &[("small", 4), ("big", 40)],
-        )
-        .expect_err("rounds to nothing");
-        assert!(e.contains("small (4 nodes)") && !e.contains("big"), "{e}");
-        assert!(parse(&["--max-surge", "150%"])
-            .expect_err("over 100")
-            .contains("at most 100%"));
-        assert!(parse(&["--max-surge", "0", "--max-unavailable", "10%"]).is_ok());
+        t.a.options().plan_options(None)
     }
 
     #[test]

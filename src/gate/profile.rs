@@ -1,6 +1,7 @@
 //! Gate profiles (`ci/gate.toml`): typed, unknown keys rejected, `inherits` chains resolved,
 //! then overridden by `E2E_GATE_*` variables and flags. Pure.
 
+use crate::upgrade::options::UpgradeSettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ pub struct ProfileFile {
     pub max_disruption_seconds: Option<f64>,
     /// Simulated cluster only: real seconds per simulated second (0.05 = 20× faster).
     pub time_scale: Option<f64>,
+    /// The upgrade engine's options (`[profile.NAME.upgrade]`, as `upgrade apply`'s flags).
+    pub upgrade: Option<UpgradeSettings>,
 }
 
 /// The gate file: `[profile.NAME]` tables.
@@ -108,6 +111,8 @@ pub struct Profile {
     pub max_disruption_seconds: f64,
     /// Simulated cluster only: real seconds per simulated second.
     pub time_scale: Option<f64>,
+    /// The upgrade engine's options, inherited key by key.
+    pub upgrade: UpgradeSettings,
 }
 
 /// A profile could not be loaded or resolved.
@@ -214,6 +219,13 @@ pub fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, Pr
             }
             t => t,
         },
+        upgrade: chain
+            .iter()
+            .rev()
+            .filter_map(|(_, p)| p.upgrade.as_ref())
+            .fold(UpgradeSettings::default(), |parent, child| {
+                child.over(&parent)
+            }),
     })
 }
 
@@ -316,6 +328,35 @@ jobs = 2
             .unwrap_err()
             .to_string();
         assert!(e.contains("nightly") && e.contains("ci, default"), "{e}");
+    }
+
+    #[test]
+    fn the_upgrade_table_is_inherited_key_by_key_and_checked_for_unknown_keys() {
+        let g = parse(
+            "[profile.a]\nsuites = ['s']\n[profile.a.upgrade]\nmax_surge = 2\ntimeout = '1h'\n\
+             [profile.b]\ninherits = 'a'\n[profile.b.upgrade]\nmax_surge = '10%'\n",
+            Path::new("g.toml"),
+        )
+        .expect("parses");
+        let b = resolve(&g, "b", Path::new("g.toml")).expect("resolves");
+        assert_eq!(
+            b.upgrade.max_surge,
+            Some(crate::upgrade::options::AmountList::One("10%".into()))
+        );
+        assert_eq!(b.upgrade.timeout.as_deref(), Some("1h"), "inherited from a");
+        let e = parse(
+            "[profile.a]\nsuites = ['s']\n[profile.a.upgrade]\nmax_surg = 1\n",
+            Path::new("g.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("g.toml")
+                && e.contains("max_surg")
+                && e.contains("max_surge")
+                && e.contains("max_unavailable"),
+            "the valid keys are named: {e}"
+        );
     }
 
     #[test]

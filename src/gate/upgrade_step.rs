@@ -2,16 +2,16 @@
 //! the disruption it measured.
 
 use crate::cluster::ClusterHandle;
+use crate::upgrade::report::{BlockedNode, UpgradeReport};
 use async_trait::async_trait;
 use std::path::Path;
 
-/// What the gate needs to know about a finished upgrade (the engine's JSON report has more).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+/// What the gate needs to know about a finished upgrade (the engine's report has more).
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpgradeSummary {
     /// Nodes replaced by this run.
     pub nodes_replaced: u64,
     /// Nodes an earlier, interrupted run had already replaced.
-    #[serde(default)]
     pub nodes_found_replaced: u64,
     /// Nodes that needed replacing.
     pub nodes_total: u64,
@@ -21,13 +21,30 @@ pub struct UpgradeSummary {
     pub pdb_violation_seconds: f64,
     /// Evictions made.
     pub evictions: u64,
+    /// Nodes given up on, with the reason.
+    pub blocked: Vec<BlockedNode>,
+}
+
+impl UpgradeSummary {
+    /// The gate's view of the engine's report.
+    pub fn from_report(r: &UpgradeReport) -> Self {
+        UpgradeSummary {
+            nodes_replaced: r.nodes_replaced,
+            nodes_found_replaced: r.nodes_found_replaced,
+            nodes_total: r.nodes_total,
+            duration_seconds: r.duration_seconds,
+            pdb_violation_seconds: r.pdb_violation_seconds,
+            evictions: r.evictions,
+            blocked: r.blocked_nodes.clone(),
+        }
+    }
 }
 
 /// Runs a rolling upgrade of a cluster to a version.
 #[async_trait]
 pub trait UpgradeRunner: Send + Sync {
-    /// Upgrades every outdated node; writes the engine's report to `report`. `Err` carries
-    /// what went wrong (the engine's own words).
+    /// Upgrades every outdated node; writes the engine's report to `report`. `Err` is the
+    /// one-line reason the run did not finish (see [`failure_headline`]).
     async fn upgrade(
         &self,
         cluster: &ClusterHandle,
@@ -36,33 +53,24 @@ pub trait UpgradeRunner: Send + Sync {
     ) -> Result<UpgradeSummary, String>;
 }
 
-/// Pure: the first line of a failed `upgrade apply` for the step and the GitHub status:
-/// from its report when it wrote one (nodes replaced and the first blocked node with its
-/// reason), else its last `error:` line.
-pub fn failure_headline(report_json: Option<&str>, stderr_tail: &[String]) -> String {
-    let report = report_json.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
-    if let Some(r) = report {
-        let blocked = r["blocked_nodes"].as_array().cloned().unwrap_or_default();
-        if let Some(first) = blocked.first() {
-            let more = match blocked.len() {
+/// Pure: the first line of an upgrade that did not finish, for the step and the GitHub
+/// status: the nodes replaced and the first blocked node with its reason when there is one,
+/// else the error.
+pub fn failure_headline(report: Option<&UpgradeReport>, error: &str) -> String {
+    match report.map(|r| (r, r.blocked_nodes.first())) {
+        Some((r, Some(first))) => format!(
+            "upgrade incomplete: {}/{} nodes replaced; blocked: {}: {}{}",
+            r.nodes_replaced + r.nodes_found_replaced,
+            r.nodes_total,
+            first.node,
+            first.reason,
+            match r.blocked_nodes.len() {
                 1 => String::new(),
                 n => format!(" (+{} more)", n - 1),
-            };
-            return format!(
-                "upgrade incomplete: {}/{} nodes replaced; blocked: {}: {}{more}",
-                r["nodes_replaced"],
-                r["nodes_total"],
-                first["node"].as_str().unwrap_or("?"),
-                first["reason"].as_str().unwrap_or("?")
-            );
-        }
+            }
+        ),
+        _ => error.to_string(),
     }
-    stderr_tail
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix("error: "))
-        .map(str::to_string)
-        .unwrap_or_else(|| "`upgrade apply` failed".to_string())
 }
 
 /// Pure: whether the upgrade replaced every node and, when `max_disruption_seconds` is given,
@@ -78,6 +86,11 @@ pub fn judge(s: &UpgradeSummary, max_disruption_seconds: Option<f64>) -> Result<
         Err(format!(
             "disruption: PDB-protected workloads spent {:.1}s below minAvailable (allowed {:.1}s); {facts}",
             s.pdb_violation_seconds, max_disruption_seconds
+        ))
+    } else if let Some(b) = s.blocked.first() {
+        Err(format!(
+            "upgrade incomplete: blocked: {}: {}; {facts}",
+            b.node, b.reason
         ))
     } else if s.nodes_replaced + s.nodes_found_replaced < s.nodes_total {
         Err(format!("upgrade incomplete: {facts}"))
@@ -98,31 +111,42 @@ mod tests {
             duration_seconds: 42.0,
             pdb_violation_seconds: violation,
             evictions: 6,
+            blocked: Vec::new(),
         }
     }
 
     #[test]
     fn a_failed_apply_is_summed_up_in_one_line() {
-        let report = r#"{"nodes_replaced": 2, "nodes_total": 4, "blocked_nodes": [
-            {"node": "stuck-a", "reason": "no replacement in stuck/zone-a passed the readiness gate"},
-            {"node": "stuck-b", "reason": "x"}]}"#;
+        let mut r = UpgradeReport::new("v1.34.1", 4);
+        r.nodes_replaced = 2;
+        for (node, reason) in [
+            (
+                "stuck-a",
+                "no replacement in stuck/zone-a passed the readiness gate",
+            ),
+            ("stuck-b", "x"),
+        ] {
+            r.blocked_nodes.push(BlockedNode {
+                node: node.into(),
+                reason: reason.into(),
+            });
+        }
         assert_eq!(
-            failure_headline(Some(report), &[]),
+            failure_headline(Some(&r), "ignored"),
             "upgrade incomplete: 2/4 nodes replaced; blocked: stuck-a: no replacement in \
              stuck/zone-a passed the readiness gate (+1 more)"
         );
-        let tail = [
-            "blocker: PDB default/db allows no disruption".to_string(),
-            "error: refusing to apply: the plan has 1 blocker(s); fix them (see above)".to_string(),
-        ];
+        let refused = "refusing to apply: the plan has 1 blocker(s); fix them (see the plan)";
+        assert_eq!(failure_headline(None, refused), refused);
         assert_eq!(
-            failure_headline(None, &tail),
-            "refusing to apply: the plan has 1 blocker(s); fix them (see above)"
+            failure_headline(Some(&UpgradeReport::new("v1.34.1", 4)), "deadline"),
+            "deadline"
         );
-        assert_eq!(
-            failure_headline(Some("not json"), &[]),
-            "`upgrade apply` failed"
-        );
+        let mut s = UpgradeSummary::from_report(&r);
+        s.nodes_replaced = 4;
+        assert!(judge(&s, None)
+            .unwrap_err()
+            .starts_with("upgrade incomplete: blocked: stuck-a: no replacement"));
     }
 
     #[test]

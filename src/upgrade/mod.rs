@@ -29,6 +29,7 @@ pub mod kube_cluster;
 pub mod lease;
 pub mod measure;
 pub mod node_patch;
+pub mod options;
 pub mod physics;
 pub mod plan;
 pub mod pool;
@@ -43,6 +44,7 @@ pub mod selector;
 pub mod sim_pool;
 pub mod snapshot;
 pub mod state;
+pub mod use_case;
 pub mod version;
 pub mod watch;
 

@@ -33,7 +33,7 @@ pub const EVACUATION_TAINT_KEYS: &[&str] = &[
 ];
 
 /// Surge and unavailability limits of one pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PoolLimits {
     /// New nodes that may exist above the pool's size at once.
     pub max_surge: u32,
@@ -165,6 +165,35 @@ pub struct Blocker {
     pub node: Option<String>,
     /// Why, and what to do about it.
     pub explanation: String,
+}
+
+impl BlockerKind {
+    /// The name users read (as in the JSON plan).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockerKind::PdbNeverAllowsDisruption => "pdb_never_allows_disruption",
+            BlockerKind::PodUnderMultiplePdbs => "pod_under_multiple_pdbs",
+            BlockerKind::UnmanagedPod => "unmanaged_pod",
+            BlockerKind::ZonalVolumeNoCapacity => "zonal_volume_no_capacity",
+            BlockerKind::ToleratesEverything => "tolerates_everything",
+        }
+    }
+}
+
+impl Blocker {
+    /// One line: kind, object, node, and why.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {}{}: {}",
+            self.kind.as_str(),
+            self.object,
+            self.node
+                .as_ref()
+                .map(|n| format!(" on {n}"))
+                .unwrap_or_default(),
+            self.explanation
+        )
+    }
 }
 
 /// An outdated node and why it sits where it does in the order.

@@ -57,17 +57,7 @@ pub fn render_plan(p: &Plan) -> String {
     } else {
         let _ = writeln!(o, "{} blocker(s):", p.blockers.len());
         for b in &p.blockers {
-            let _ = writeln!(
-                o,
-                "  {:?} {}{}: {}",
-                b.kind,
-                b.object,
-                b.node
-                    .as_ref()
-                    .map(|n| format!(" on {n}"))
-                    .unwrap_or_default(),
-                b.explanation
-            );
+            let _ = writeln!(o, "  {}", b.line());
         }
     }
     o

@@ -74,6 +74,9 @@ pub struct UpgradeReport {
     /// Pools stopped because a replacement never became Ready (their old nodes serve on).
     #[serde(default)]
     pub stopped_pools: Vec<String>,
+    /// The surge and unavailability limits each planned pool ran with (percentages resolved).
+    #[serde(default)]
+    pub limits: BTreeMap<String, crate::upgrade::plan::PoolLimits>,
 }
 
 /// `efficiency = lower bound / actual`, `None` unless both are positive and finite.
@@ -107,7 +110,40 @@ impl UpgradeReport {
             forced_action_details: Vec::new(),
             blocked_nodes: Vec::new(),
             stopped_pools: Vec::new(),
+            limits: BTreeMap::new(),
         }
+    }
+
+    /// Whether every planned node was replaced (by this run or an earlier one) and none was
+    /// given up on.
+    pub fn complete(&self) -> bool {
+        self.blocked_nodes.is_empty()
+            && self.nodes_replaced + self.nodes_found_replaced == self.nodes_total
+    }
+
+    /// One line: nodes replaced, time, evictions, blocked nodes, stopped pools.
+    pub fn headline(&self) -> String {
+        format!(
+            "{}/{} node(s) replaced in {:.0}s{}, {} eviction(s), {} blocked{}",
+            self.nodes_replaced + self.nodes_found_replaced,
+            self.nodes_total,
+            self.duration_seconds,
+            if self.nodes_found_replaced > 0 {
+                format!(
+                    " ({} by this run, {} already replaced when it took over)",
+                    self.nodes_replaced, self.nodes_found_replaced
+                )
+            } else {
+                String::new()
+            },
+            self.evictions,
+            self.blocked_nodes.len(),
+            if self.stopped_pools.is_empty() {
+                String::new()
+            } else {
+                format!("; stopped pool(s): {}", self.stopped_pools.join(", "))
+            }
+        )
     }
 
     /// Sets the durations and derives `efficiency`.

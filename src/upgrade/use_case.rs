@@ -1,0 +1,240 @@
+//! The upgrade use case, in the library: connect, read the cluster (and its cloud) once, plan,
+//! refuse blockers, apply, report. `upgrade plan|apply` and the gate's Upgrade step call it
+//! in-process with typed [`UpgradeOptions`] and get a typed outcome or [`UpgradeError`].
+
+use super::engine::{self, EngineError};
+use super::kube_cluster::{KubeCluster, KubeError};
+use super::options::UpgradeOptions;
+use super::plan::{plan as make_plan, Plan, PlanOptions};
+use super::pool::{NodePool, PoolGroup};
+use super::progress::Progress;
+use super::report::UpgradeReport;
+use super::sim_pool::SimNodePool;
+use super::snapshot::{PoolInfo, Snapshot, DEFAULT_BOOT_SECONDS};
+use crate::exit_code;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// Node-pool providers the engine can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// The simulated cloud of the embedded cluster (`/sim/cloud` on its API server).
+    Sim,
+}
+
+/// Which cluster, and which cloud its pools are in.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Kubeconfig file (default: `$KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+    /// Node-pool provider; without it pools and zones come from node labels only, and
+    /// nothing can be applied.
+    pub cloud: Option<Cloud>,
+}
+
+/// Why an upgrade could not be planned or did not finish; [`UpgradeError::exit_code`] maps
+/// each to the documented exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    /// Bad options, a bad target version, or a cluster that refuses us (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The cluster or cloud could not be reached or read (exit 3).
+    #[error("{0}")]
+    Infra(String),
+    /// The plan has blockers (one line each): nothing was applied (exit 1).
+    #[error(
+        "refusing to apply: the plan has {} blocker(s); fix them and run again:\n  {}",
+        .0.len(),
+        .0.join("\n  ")
+    )]
+    Blocked(Vec<String>),
+    /// The engine stopped without finishing; `report` says how far it got (written too).
+    #[error("{error}")]
+    Engine {
+        /// What stopped it.
+        error: EngineError,
+        /// The run so far: nodes already gone, the error.
+        report: Box<UpgradeReport>,
+    },
+}
+
+impl UpgradeError {
+    /// The exit code (see `exit_code`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            UpgradeError::Usage(_) => exit_code::USAGE,
+            UpgradeError::Infra(_) => exit_code::INFRA,
+            UpgradeError::Blocked(_) => exit_code::FAILED,
+            UpgradeError::Engine { error, .. } => match error {
+                EngineError::Deadline(_) => exit_code::FAILED,
+                EngineError::Kube(k) if !k.is_infra() => exit_code::USAGE,
+                _ => exit_code::INFRA,
+            },
+        }
+    }
+}
+
+fn kube(e: KubeError) -> UpgradeError {
+    if e.is_infra() {
+        UpgradeError::Infra(e.to_string())
+    } else {
+        UpgradeError::Usage(e.to_string())
+    }
+}
+
+/// A computed plan and what computing it opened.
+pub struct Planned {
+    /// The cluster.
+    pub cluster: KubeCluster,
+    /// The cloud's pools, when a cloud was named.
+    pub pool: Option<SimNodePool>,
+    /// The plan.
+    pub plan: Plan,
+    /// The options it was computed with (percentages resolved).
+    pub opts: PlanOptions,
+    /// Cloud calls made while planning.
+    pub cloud_calls: BTreeMap<String, u64>,
+}
+
+/// The planner's view of a cloud pool.
+fn pool_info(g: &PoolGroup) -> PoolInfo {
+    PoolInfo {
+        name: g.name.clone(),
+        nodes_per_zone: g.desired_per_zone.clone(),
+        boot_seconds: g.boot_seconds.unwrap_or(DEFAULT_BOOT_SECONDS),
+    }
+}
+
+/// Connects, lists nodes, pods, PDBs and volumes once, reads the cloud's pools, and plans.
+pub async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, UpgradeError> {
+    // Option errors first, before connecting; percentages are resolved once the pools are known.
+    o.plan_options(None).map_err(UpgradeError::Usage)?;
+    let cluster = KubeCluster::connect(target.kubeconfig.as_deref(), target.context.as_deref())
+        .await
+        .map_err(kube)?;
+    let objects = cluster.list_objects().await.map_err(kube)?;
+    let mut snapshot =
+        Snapshot::from_k8s(&objects).map_err(|e| UpgradeError::Infra(e.to_string()))?;
+    let mut cloud_calls = BTreeMap::new();
+    let mut pool = None;
+    if target.cloud == Some(Cloud::Sim) {
+        let p = SimNodePool::new(cluster.client());
+        let groups = p
+            .groups()
+            .await
+            .map_err(|e| UpgradeError::Infra(format!("--cloud sim: {e}")))?;
+        snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect());
+        cloud_calls = p.cloud_calls();
+        pool = Some(p);
+    }
+    let sizes: BTreeMap<String, u32> = snapshot
+        .pools
+        .iter()
+        .map(|p| (p.name.clone(), p.nodes_per_zone.values().sum()))
+        .collect();
+    let opts = o.plan_options(Some(&sizes)).map_err(UpgradeError::Usage)?;
+    let plan = make_plan(&snapshot, &opts).map_err(|e| UpgradeError::Usage(e.to_string()))?;
+    // Kubelets must not be newer than kube-apiserver (the version skew policy).
+    match cluster.client().apiserver_version().await {
+        Ok(info) => {
+            super::version::check_target(&opts.target_version, &[], Some(&info.git_version))
+                .map_err(UpgradeError::Usage)?;
+        }
+        Err(e) => tracing::warn!(
+            "cannot read the control plane's version ({e}); version skew not checked"
+        ),
+    }
+    Ok(Planned {
+        cluster,
+        pool,
+        plan,
+        opts,
+        cloud_calls,
+    })
+}
+
+/// The Lease holder's identity of this process.
+pub fn identity() -> String {
+    format!(
+        "e2e-gate@{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        std::process::id()
+    )
+}
+
+/// Plans (`on_plan` sees the plan, blockers included), refuses a plan with blockers, and runs
+/// the engine to the end. The report of a run that stopped early comes with the error.
+pub async fn apply(
+    target: &Target,
+    o: &UpgradeOptions,
+    on_plan: impl FnOnce(&Plan),
+    on_progress: impl FnMut(&Progress),
+) -> Result<UpgradeReport, UpgradeError> {
+    if target.cloud.is_none() {
+        return Err(UpgradeError::Usage(
+            "`upgrade apply` needs --cloud to create and terminate instances (implemented: --cloud sim)"
+                .into(),
+        ));
+    }
+    let p = plan(target, o).await?;
+    on_plan(&p.plan);
+    if !p.plan.blockers.is_empty() {
+        return Err(UpgradeError::Blocked(
+            p.plan.blockers.iter().map(|b| b.line()).collect(),
+        ));
+    }
+    let Some(pool) = p.pool else {
+        return Err(UpgradeError::Usage(
+            "`upgrade apply` needs --cloud sim".into(),
+        ));
+    };
+    let run_id = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let cfg = o.engine_config(run_id, identity());
+    let result = engine::apply(&p.cluster, &pool, &p.plan, &p.opts, &cfg, on_progress).await;
+    let mut report = match result {
+        Ok(r) => r,
+        Err(error) => {
+            // The report of a failed run: the error, and how many planned nodes the cluster no
+            // longer has (the gate and Jenkins archive it).
+            let mut failed =
+                UpgradeReport::new(&p.plan.target_version, p.plan.outdated.len() as u64);
+            failed.error = Some(error.to_string());
+            if let Ok(nodes) = p.cluster.list_nodes().await {
+                let present: BTreeSet<&str> = nodes
+                    .iter()
+                    .filter_map(|n| n.metadata.name.as_deref())
+                    .collect();
+                failed.nodes_found_replaced = p
+                    .plan
+                    .outdated
+                    .iter()
+                    .filter(|n| !present.contains(n.name.as_str()))
+                    .count() as u64;
+            }
+            return Err(UpgradeError::Engine {
+                error,
+                report: Box::new(failed),
+            });
+        }
+    };
+    report.limits = p
+        .plan
+        .outdated
+        .iter()
+        .map(|n| (n.pool.clone(), p.opts.limits_for(&n.pool)))
+        .collect();
+    for (k, v) in pool.cloud_calls() {
+        *report.cloud_api_calls.entry(k).or_default() += v;
+    }
+    for (k, v) in &p.cloud_calls {
+        *report.cloud_api_calls.entry(k.clone()).or_default() += v;
+    }
+    Ok(report)
+}
