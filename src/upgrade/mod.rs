@@ -11,8 +11,7 @@
 //! (single-writer decision), [`progress`] (progress line, ETA), [`measure`]
 //! (PDB-violation seconds, measured lower bound), [`report`] (JSON report).
 //!
-//! Seams and adapters: [`pool`] (the `NodePool` cloud trait; [`fake_pool`] in memory,
-//! [`sim_pool`] over the simulator's cloud API), [`kube_cluster`] (kube client with the
+//! Seams and adapters: [`pool`] (the `NodePool` cloud trait; [`sim_pool`] over the simulator's cloud API), [`kube_cluster`] (kube client with the
 //! [`api_count`] layer), [`watch`] (reflector caches that wake the engine), [`abort`],
 //! and [`engine`] (the `apply` loop tying the pure parts to the adapters).
 
@@ -24,7 +23,6 @@ pub mod clock;
 pub mod decide;
 pub mod drain_policy;
 pub mod engine;
-pub mod fake_pool;
 pub mod kube_cluster;
 pub mod lease;
 pub mod measure;

@@ -1,6 +1,6 @@
 //! The cloud seam: node pools (ASGs, managed node groups, the simulator's pools).
-//! Implementations: [`super::fake_pool::FakeNodePool`] (in memory, for tests); the
-//! simulator's HTTP cloud API comes next. Calls are few and batched per pool.
+//! Implementation: [`super::sim_pool::SimNodePool`] (the simulator's HTTP cloud API). Calls
+//! are few and batched per pool.
 
 use async_trait::async_trait;
 use serde::Serialize;

@@ -6,16 +6,12 @@
 //!
 //! Sub-modules: [`per_node`] (each planned node's next step), [`patches`] (the marker
 //! patches, as functions of the node as stored), [`setup`] (what a starting process does
-//! before its first round: adopt the run, retry failed replacements, mark the plan).
+//! before its first round: adopt the run, retry failed replacements, mark the plan). The
+//! property tests (`tests/upgrade_decide_props.rs`) drive it against a model of the cluster.
 
 pub mod patches;
 pub mod per_node;
 pub mod setup;
-
-#[cfg(test)]
-mod model;
-#[cfg(test)]
-mod props;
 
 use super::capacity::{self, PoolZone, ZoneCounts};
 use super::drain_policy::UNCONFIRMED_GRACE;

@@ -1,4 +1,4 @@
-//! Property tests of [`decide`](super::decide) against the cluster [`model`](super::model):
+//! Property tests of `upgrade::decide` against a model of the cluster (`common/cluster_model.rs`):
 //! random topologies (1–5 pools × 1–3 zones × 1–6 nodes per zone, Deployments and
 //! StatefulSets with PDBs, a DaemonSet), random options (`max-surge` 0..all,
 //! `max-unavailable` 0..2, never both 0), watches that lag, slow rounds, replacements that
@@ -7,10 +7,13 @@
 //! `E2E_GATE_PROPS_CASES` (default 2000) sets the number of cases, `E2E_GATE_PROPS_SEED`
 //! replays one case; a failure prints the seed.
 
-use super::model::{Case, Kind, PoolSpec, Rng, Workload, World};
-use crate::upgrade::drain_policy::StuckDrainPolicy;
-use crate::upgrade::plan::PoolLimits;
-use crate::upgrade::snapshot::IntOrPercent;
+#[path = "common/cluster_model.rs"]
+mod cluster_model;
+
+use cluster_model::{Case, Kind, PoolSpec, Rng, Workload, World};
+use e2e_gate::upgrade::drain_policy::StuckDrainPolicy;
+use e2e_gate::upgrade::plan::PoolLimits;
+use e2e_gate::upgrade::snapshot::IntOrPercent;
 use std::time::Duration;
 
 fn pick<T: Clone>(r: &mut Rng, xs: &[T]) -> T {

@@ -1,29 +1,36 @@
+#![allow(dead_code)]
 //! Test only: a small, deterministic model of a cluster and its cloud for the property tests
-//! of [`decide`](super::decide). It plays the parts the engine does not control — the
+//! of `upgrade::decide`. It plays the parts the engine does not control — the
 //! cloud (launches after a boot time, terminate-with-decrement, scale-in when the desired
 //! size drops below what runs), the kubelet (Ready after registration), the controllers
 //! (Deployments replace a pod as soon as it terminates, StatefulSets once it is gone, one
 //! DaemonSet pod per node), the scheduler (taints, cordons, zones of volumes, pod slots),
 //! the disruption controller and the Eviction API (429 without budget) — and the watches,
-//! which may lag by a few steps each. It carries out [`Actions`] the way `act` does, using the
+//! which may lag by a few steps each. It carries out `Actions` the way `act` does, using the
 //! same patch functions, and it can kill the process between any two requests.
 //!
 //! Its observer counts from the model's truth, never from the engine's view: serving nodes,
 //! desired sizes, evictions per pod, pods killed by a termination, PDB health by readiness.
 
-use super::patches::{claim_patch, claimed_for, mark_patch, step_patch, Marking};
-use super::{decide, instance_pools, setup, Actions, Memory, Observed, Outcome, RunContext};
-use crate::upgrade::capacity::{self, PoolZone};
-use crate::upgrade::drain_policy::StuckDrainPolicy;
-use crate::upgrade::kube_cluster::Eviction;
-use crate::upgrade::plan::{at_version, plan, Plan, PlanOptions, PoolLimits};
-use crate::upgrade::pool::{Instance, InstanceLifecycle};
-use crate::upgrade::selector::Selector;
-use crate::upgrade::snapshot::{
+use chrono::{DateTime, TimeZone, Utc};
+use e2e_gate::upgrade::capacity::{self, PoolZone};
+use e2e_gate::upgrade::decide::patches::{
+    claim_patch, claimed_for, mark_patch, step_patch, Marking, REPLACES_ANNOTATION,
+};
+use e2e_gate::upgrade::decide::{
+    decide, instance_pools, setup, Actions, Memory, Observed, Outcome, RunContext,
+};
+use e2e_gate::upgrade::drain_policy::StuckDrainPolicy;
+use e2e_gate::upgrade::kube_cluster::Eviction;
+use e2e_gate::upgrade::plan::{at_version, plan, Plan, PlanOptions, PoolLimits};
+use e2e_gate::upgrade::pool::{Instance, InstanceLifecycle};
+use e2e_gate::upgrade::selector::Selector;
+use e2e_gate::upgrade::snapshot::{
     IntOrPercent, NodeInfo, OwnerInfo, PdbInfo, PdbStatus, PodInfo, PoolInfo, Resources, Snapshot,
 };
-use crate::upgrade::state::{abort_patch, decode, Event, NodePhase, ANNOTATION_PREFIX, ROLE_LABEL};
-use chrono::{DateTime, TimeZone, Utc};
+use e2e_gate::upgrade::state::{
+    abort_patch, decode, Event, NodePhase, ANNOTATION_PREFIX, ROLE_LABEL,
+};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -895,7 +902,11 @@ impl World {
         &mut self,
         run: &RunContext,
         name: &str,
-        patch: impl Fn(&NodeInfo, Marking<'_>, DateTime<Utc>) -> crate::upgrade::node_patch::NodePatch,
+        patch: impl Fn(
+            &NodeInfo,
+            Marking<'_>,
+            DateTime<Utc>,
+        ) -> e2e_gate::upgrade::node_patch::NodePatch,
     ) -> Option<NodeInfo> {
         let wall = self.wall();
         let n = self.nodes.get_mut(name)?;
@@ -1062,7 +1073,7 @@ impl World {
         for (name, mode) in &actions.starts {
             request!();
             let evs: &[Event] = match mode {
-                crate::upgrade::scheduler::StartMode::Surge => &[Event::SurgeRequested],
+                e2e_gate::upgrade::scheduler::StartMode::Surge => &[Event::SurgeRequested],
                 _ => &[Event::Tainted, Event::DrainStarted],
             };
             let m = *mode;
@@ -1289,7 +1300,7 @@ impl World {
                     n.kubelet_version,
                     n.ready,
                     n.unschedulable,
-                    n.annotations.get(super::patches::REPLACES_ANNOTATION)
+                    n.annotations.get(REPLACES_ANNOTATION)
                 )
             })
             .collect()
