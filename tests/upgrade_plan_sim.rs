@@ -655,7 +655,7 @@ async fn apply_replaces_every_node_against_the_simulator() {
     let lists = report.kube_api_calls.get("list").copied().unwrap_or(0)
         - before.get("list").copied().unwrap_or(0);
     assert_eq!(lists, 3, "{:?}", report.kube_api_calls);
-    assert!(report.efficiency.is_some());
+    assert!(report.duration_seconds > 0.0);
     let g = pool.groups().await.expect("groups");
     assert_eq!(
         g[0].desired_per_zone.values().sum::<u32>(),

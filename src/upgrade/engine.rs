@@ -444,7 +444,7 @@ async fn apply_held(
     );
     let mut mem = Memory::default();
     prepare_nodes(cluster, &mut w, &run, &mut mem, &clock).await?;
-    let mut meters = RunMeters::new(&run, &pods0, &pdbs0);
+    let mut meters = RunMeters::new(&pods0);
     let mut report = UpgradeReport::new(&plan.target_version, plan.outdated.len() as u64);
     let final_phases = run_rounds(
         cluster,
@@ -521,7 +521,7 @@ async fn run_rounds(
         };
         let outcome = actor.carry_out(&actions, &mut capacity).await?;
         mem.absorb(&actions, &outcome, clock.now());
-        meters.answered(&actions, &outcome, report, clock.elapsed().as_secs_f64());
+        meters.answered(&actions, &outcome, report);
         report.blocked_nodes.extend(actions.blocked.iter().cloned());
         tracing::debug!(
             claims = actions.claims.len(),

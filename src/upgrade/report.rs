@@ -45,10 +45,6 @@ pub struct UpgradeReport {
     pub nodes_total: u64,
     /// Wall-clock seconds of the run.
     pub duration_seconds: f64,
-    /// `LB_policy` from the run's measured durations.
-    pub lower_bound_seconds: f64,
-    /// `lower_bound_seconds / duration_seconds`; `None` when the run took no time.
-    pub efficiency: Option<f64>,
     /// Σ over PDBs of the time `currentHealthy < desiredHealthy` during the run.
     pub pdb_violation_seconds: f64,
     /// Eviction API calls answered 2xx.
@@ -79,15 +75,6 @@ pub struct UpgradeReport {
     pub limits: BTreeMap<String, crate::upgrade::plan::PoolLimits>,
 }
 
-/// `efficiency = lower bound / actual`, `None` unless both are positive and finite.
-pub fn efficiency(lower_bound_seconds: f64, actual_seconds: f64) -> Option<f64> {
-    (lower_bound_seconds.is_finite()
-        && actual_seconds.is_finite()
-        && actual_seconds > 0.0
-        && lower_bound_seconds >= 0.0)
-        .then(|| lower_bound_seconds / actual_seconds)
-}
-
 impl UpgradeReport {
     /// An empty report for `target_version` with `nodes_total` planned nodes.
     pub fn new(target_version: &str, nodes_total: u64) -> Self {
@@ -99,8 +86,6 @@ impl UpgradeReport {
             error: None,
             nodes_total,
             duration_seconds: 0.0,
-            lower_bound_seconds: 0.0,
-            efficiency: None,
             pdb_violation_seconds: 0.0,
             evictions: 0,
             replicas_moved: 0,
@@ -146,13 +131,6 @@ impl UpgradeReport {
         )
     }
 
-    /// Sets the durations and derives `efficiency`.
-    pub fn set_durations(&mut self, duration_seconds: f64, lower_bound_seconds: f64) {
-        self.duration_seconds = duration_seconds;
-        self.lower_bound_seconds = lower_bound_seconds;
-        self.efficiency = efficiency(lower_bound_seconds, duration_seconds);
-    }
-
     /// Records a forced action (count and detail stay in step).
     pub fn record_force(&mut self, f: ForcedAction) {
         self.forced_actions += 1;
@@ -170,17 +148,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn efficiency_formula() {
-        assert_eq!(efficiency(80.0, 100.0), Some(0.8));
-        assert_eq!(efficiency(0.0, 100.0), Some(0.0));
-        assert_eq!(efficiency(80.0, 0.0), None);
-        assert_eq!(efficiency(f64::NAN, 10.0), None);
-    }
-
-    #[test]
     fn json_has_the_issue_fields_and_round_trips() {
         let mut r = UpgradeReport::new("v1.34.0", 3);
-        r.set_durations(400.0, 300.0);
+        r.duration_seconds = 400.0;
         r.kube_api_calls.insert("evict".into(), 7);
         r.record_force(ForcedAction {
             object: "Pod/ns/a".into(),
@@ -195,8 +165,6 @@ mod tests {
         for k in [
             "nodes_replaced",
             "duration_seconds",
-            "lower_bound_seconds",
-            "efficiency",
             "pdb_violation_seconds",
             "evictions",
             "replicas_moved",
@@ -206,7 +174,10 @@ mod tests {
         ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
-        assert_eq!(v["efficiency"], 0.75);
+        assert!(
+            v.get("efficiency").is_none(),
+            "no figure judged against the run's own timings"
+        );
         assert_eq!(v["forced_actions"], 1);
         let back: UpgradeReport = serde_json::from_value(v).expect("deserializes");
         assert_eq!(back, r);

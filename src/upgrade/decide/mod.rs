@@ -98,7 +98,7 @@ impl RunContext {
             .map(|n| n.pool.clone())
             .filter(|p| opts.limits_for(p).max_surge > 0)
             .collect();
-        let chains = pdb_chains(&place, pods, pdbs).0;
+        let chains = pdb_chains(&place, pods, pdbs);
         // Stateless nodes first, then stateful, primaries last (the plan's classes); longest
         // expected drain first within a class. LPT alone put StatefulSet nodes first, whose
         // pods then landed beside nodes still to be drained.
@@ -125,27 +125,14 @@ impl RunContext {
     }
 }
 
-/// A PDB's part in the drain: pods it covers on planned nodes (`k`) and its steady-state
-/// budget (`a`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PdbChain {
-    /// `namespace/name`.
-    pub key: String,
-    /// Evictable pods it covers on planned nodes.
-    pub pods: u64,
-    /// Disruptions it allows with every pod healthy.
-    pub allowed: i32,
-}
-
-/// Per planned node, the eviction rounds of each PDB covering its pods; and every PDB's
-/// chain.
+/// Per planned node, the eviction rounds `ceil(k / a)` of each PDB covering its pods (`k`: the
+/// PDB's evictable pods on planned nodes, `a`: its steady-state budget).
 pub fn pdb_chains(
     place: &BTreeMap<String, PoolZone>,
     pods: &[PodInfo],
     pdbs: &[PdbInfo],
-) -> (BTreeMap<String, Vec<u64>>, Vec<PdbChain>) {
+) -> BTreeMap<String, Vec<u64>> {
     let mut chains: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut out = Vec::new();
     for b in pdbs {
         let covered: Vec<&PodInfo> = pods
             .iter()
@@ -166,13 +153,8 @@ pub fn pdb_chains(
                     .push(pdb_rounds(k, a.max(0) as u64));
             }
         }
-        out.push(PdbChain {
-            key: b.key(),
-            pods: k,
-            allowed: a,
-        });
     }
-    (chains, out)
+    chains
 }
 
 /// What the watches (and the cloud, where a decision needs it) show at the start of a round.
