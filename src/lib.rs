@@ -10,12 +10,14 @@
 //! - [`status`] posts GitHub commit statuses; [`promote`] moves channel branches;
 //! - [`upgrade`] plans and applies rolling node upgrades (`e2e-gate upgrade plan|apply|abort`).
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod atomic_write;
 pub mod cli;
 pub mod cluster;
 pub mod exit_code;
 pub mod gate;
+pub mod process_control;
 pub mod promote;
 pub mod results;
 pub mod runner;

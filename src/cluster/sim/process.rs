@@ -4,6 +4,7 @@
 //! kubeconfig in the state directory (`$E2E_GATE_STATE_DIR`, else
 //! `$XDG_RUNTIME_DIR/e2e-gate/clusters`, else `~/.cache/e2e-gate/clusters`, plus `/<name>`).
 
+use crate::process_control::{self, Signal};
 use super::super::provider::{
     ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus,
 };
@@ -44,8 +45,7 @@ pub fn state_root() -> PathBuf {
 /// Whether a process is alive (signal 0). A zombie (exited, not yet reaped: the simulator is a
 /// child of `e2e-gate gate`, which reaps it later) counts as gone.
 pub fn alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 && !zombie(pid)
+    crate::process_control::exists(pid) && !zombie(pid)
 }
 
 /// `/proc/<pid>/stat` says state `Z`. The state follows the command name in parentheses.
@@ -254,16 +254,16 @@ impl ClusterProvider for SimProvider {
             });
         };
         if sim_alive(pid) {
-            // SAFETY: sending SIGTERM to the simulator we started (pid from our state
-            // dir, command line checked by `sim_alive`).
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            // The simulator we started: pid from our state dir, command line checked by
+            // `sim_alive`.
+            process_control::send(pid, Signal::Term);
             let deadline = Instant::now() + Duration::from_secs(10);
             while alive(pid) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             if alive(pid) {
-                // SAFETY: as above; the process ignored SIGTERM for 10 s.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                // As above; it ignored SIGTERM for 10 s.
+                process_control::send(pid, Signal::Kill);
             }
         } else {
             tracing::warn!(cluster = %name, pid, "stale pid file: process {pid} was already gone (or is not a simulator)");
@@ -314,8 +314,7 @@ impl SimProvider {
     /// Names of all clusters with a state directory.
     pub fn names(&self) -> Vec<String> {
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let me = unsafe { libc::getuid() };
+        let me = process_control::current_uid();
         let mut out: Vec<String> = std::fs::read_dir(&self.root)
             .into_iter()
             .flatten()
