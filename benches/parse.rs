@@ -166,7 +166,7 @@ fn main() {
                 floor[0]
             );
             println!(
-                "breakdown: parse in memory best {:?}, summarize best {:?}",
+                "breakdown: parse from memory (the streaming reader over a slice) best {:?}, summarize best {:?}",
                 parse[0], summ[0]
             );
         }

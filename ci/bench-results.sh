@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Results parsing benchmark, side by side in one run:
-#   e2e-gate (Rust: its in-memory scanner at this size, quick-xml streaming for the synthetic
-#   file) versus Python's junitparser (PyPI) on corpus #02,
+#   e2e-gate (Rust: its one JUnit reader, quick-xml streaming, for every file) versus
+#   Python's junitparser (PyPI) on corpus #02,
 #   and a synthetic ~100 MB JUnit (50,000 testcases with large outputs) summarised in
 #   bounded memory. Prints time and peak RSS for both tools. Not a pass/fail test.
 #

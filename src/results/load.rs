@@ -6,7 +6,7 @@ use crate::results::merge::{
 };
 use crate::results::model::{AttemptState, SuiteNode, SuiteResult};
 use crate::results::read::json_report::read_json_report;
-use crate::results::read::junit::{read_junit, read_junit_bytes};
+use crate::results::read::junit::read_junit;
 use crate::results::read::log::{log_to_suite, read_log, LogSummary};
 use crate::results::read::{detect, push_suite_node, ReadOptions, Shape};
 use std::fs::File;
@@ -134,10 +134,6 @@ pub fn load_attempt(dir: &Path, name: &str) -> (SuiteResult, Option<LogSummary>)
     (combine(name, inputs, None, &opts), log)
 }
 
-/// JUnit files up to this size are read into memory and parsed zero-copy (faster); larger
-/// ones are streamed so memory stays bounded.
-pub const IN_MEMORY_MAX_BYTES: u64 = 16 * 1024 * 1024;
-
 #[derive(Default)]
 struct Inputs {
     junits: Vec<SuiteResult>,
@@ -186,20 +182,8 @@ fn read_path(path: &Path, opts: &ReadOptions, inputs: &mut Inputs, from_dir: boo
         return;
     }
     match shape {
-        Shape::Junit => {
-            // Files that fit comfortably in memory are parsed zero-copy; bigger ones stream.
-            let size = path.metadata().map(|m| m.len()).ok();
-            if let Some(size) = size.filter(|s| *s <= IN_MEMORY_MAX_BYTES) {
-                // Sized once: growing by doubling would copy the file several times.
-                let mut bytes = Vec::with_capacity(size as usize + 1);
-                match reader.read_to_end(&mut bytes) {
-                    Ok(_) => inputs.junits.push(read_junit_bytes(&bytes, &label, opts)),
-                    Err(e) => inputs.errors.push(format!("{label}: cannot read: {e}")),
-                }
-            } else {
-                inputs.junits.push(read_junit(reader, &label, opts));
-            }
-        }
+        // Streamed whatever the size: memory stays bounded.
+        Shape::Junit => inputs.junits.push(read_junit(reader, &label, opts)),
         Shape::JsonReport => {
             let mut text = String::new();
             match reader.read_to_string(&mut text) {

@@ -1,5 +1,5 @@
-//! Fast attribute reading for JUnit start tags (both readers): one pass over the raw bytes
-//! for the plain `key="value"` lists ginkgo writes, quick-xml's checked iterator otherwise.
+//! Attribute reading for the JUnit reader's start tags: one pass over the raw bytes for the
+//! plain `key="value"` lists ginkgo writes, quick-xml's checked iterator otherwise.
 
 use quick_xml::events::BytesStart;
 use std::borrow::Cow;
@@ -28,61 +28,6 @@ pub fn attrs_raw<'a, const N: usize>(raw: &'a [u8], keys: [&[u8]; N]) -> [Option
         }
     }
     out
-}
-
-/// An element's attributes as a tokenizer found them: the raw bytes, and the (key, raw
-/// value) pairs when the tokenizer already split a plain list while finding the tag's end.
-#[derive(Debug, Clone, Copy)]
-pub struct Attrs<'a> {
-    raw: &'a [u8],
-    pairs: Option<&'a [(&'a [u8], &'a [u8])]>,
-}
-
-impl<'a> Attrs<'a> {
-    /// Attributes known only as raw bytes.
-    pub fn raw(raw: &'a [u8]) -> Self {
-        Attrs { raw, pairs: None }
-    }
-
-    /// Attributes already split into pairs (`None`: not a plain list, read `raw`).
-    pub fn split(raw: &'a [u8], pairs: Option<&'a [(&'a [u8], &'a [u8])]>) -> Self {
-        Attrs { raw, pairs }
-    }
-
-    /// The raw (undecoded) values of the wanted attributes, when the tokenizer split a
-    /// plain list; `None` otherwise (use [`Self::get`]). For values whose consumers
-    /// recognise plain bytes without decoding them ([`known_word`], [`plain_decimal`]).
-    // Inlined: out of line (it has two callers) it cost ~6% of a corpus parse.
-    #[inline(always)]
-    pub fn get_raw<const N: usize>(&self, keys: [&[u8]; N]) -> Option<[Option<&'a [u8]>; N]> {
-        let pairs = self.pairs?;
-        let mut out: [Option<&'a [u8]>; N] = [None; N];
-        for (k, v) in pairs {
-            if let Some(i) = keys.iter().position(|w| short_eq(w, k)) {
-                if out[i].is_none() {
-                    out[i] = Some(*v);
-                }
-            }
-        }
-        Some(out)
-    }
-
-    /// The values of the wanted attributes (see [`attrs_raw`]).
-    pub fn get<const N: usize>(&self, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
-        let Some(raw) = self.get_raw(keys) else {
-            return attrs_raw(self.raw, keys);
-        };
-        let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-        for (slot, v) in out.iter_mut().zip(raw) {
-            if let Some(v) = v {
-                match decode_value(v) {
-                    Some(d) => *slot = Some(d),
-                    None => return attrs_raw(self.raw, keys),
-                }
-            }
-        }
-        out
-    }
 }
 
 /// `None` when the attribute list is not a plain `key="value"` sequence.
@@ -135,8 +80,8 @@ fn scan_attrs<'a, const N: usize>(
     }
 }
 
-/// Whether every byte is printable ASCII other than `&`: such a value is valid UTF-8 and
-/// needs neither entity decoding nor attribute-value normalisation. Checked 16 bytes at a
+/// Whether every byte is printable ASCII other than `&`: such a value needs neither entity
+/// decoding nor attribute-value normalisation. Checked 16 bytes at a
 /// time without early exit so the compiler vectorises it (names are ~150 bytes; this is
 /// the hot path of every testcase).
 fn plain_ascii(v: &[u8]) -> bool {
@@ -157,12 +102,13 @@ fn plain_ascii(v: &[u8]) -> bool {
 /// A raw attribute value decoded (entities, normalised blanks); `None` when it cannot be
 /// (the caller then reads the attribute list the careful way).
 pub fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
-    if plain_ascii(v) {
-        // SAFETY: every byte is below 0x80 (checked just above), and ASCII is valid UTF-8.
-        // A second, checked pass cost as much as the whole check on every attribute.
-        return Some(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(v) }));
+    let utf8 = std::str::from_utf8(v);
+    // Plain values (most names, every classname) skip the scan for bytes to rewrite; they
+    // are still checked as UTF-8 (cheap on ASCII, about 5% of a corpus parse).
+    if let (true, Ok(s)) = (plain_ascii(v), utf8) {
+        return Some(Cow::Borrowed(s));
     }
-    let s = match std::str::from_utf8(v) {
+    let s = match utf8 {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(v),
     };
@@ -183,18 +129,6 @@ pub fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
     quick_xml::escape::unescape(&spaced)
         .ok()
         .map(|u| Cow::Owned(u.into_owned()))
-}
-
-/// A raw attribute value that is one of [`word`]'s known words (such bytes need no
-/// decoding); `None` for anything else.
-pub fn known_word(raw: &[u8]) -> Option<&'static str> {
-    Some(match raw {
-        b"passed" => "passed",
-        b"skipped" => "skipped",
-        b"pending" => "pending",
-        b"failed" => "failed",
-        _ => return None,
-    })
 }
 
 /// Known words as static strings (no allocation per testcase).
@@ -273,10 +207,10 @@ pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// The attributes of a tag's inner text, as the streaming reader passes them.
+    /// The attributes of a tag's inner text, as the reader passes them.
     fn attrs<'a, const N: usize>(xml: &'a str, keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
         let name_len = xml.find(' ').unwrap_or(xml.len());
-        Attrs::raw(&xml.as_bytes()[name_len..]).get(keys)
+        attrs_raw(&xml.as_bytes()[name_len..], keys)
     }
 
     #[test]

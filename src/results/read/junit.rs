@@ -1,9 +1,8 @@
 //! Streaming JUnit reader (quick-xml): ginkgo v1, ginkgo v2, runner steps and our own
 //! Surefire-style output. Counts attributes are ignored; everything comes from testcases.
 
-use super::attrs::{decode_value, known_word, plain_decimal, short_eq, to_f64, word, Attrs};
+use super::attrs::{attrs_raw, short_eq, to_f64, word};
 use super::naming::{split_it_prefix, IT_PREFIX};
-use super::xml_scan::{Scanner, Token};
 use super::{is_suite_node, push_suite_node, BoundedText, ReadOptions};
 use crate::results::model::{
     Attempt, AttemptOrigin, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
@@ -83,8 +82,6 @@ struct Gathered {
     properties: Vec<(String, String)>,
     /// The classname of the previous testcase: usually every testcase has the same one.
     classname: Option<Arc<str>>,
-    /// The raw attribute bytes [`Gathered::classname`] was decoded from, when known.
-    classname_raw: Option<Vec<u8>>,
 }
 
 impl Gathered {
@@ -95,81 +92,15 @@ impl Gathered {
             _ => {
                 let new: Arc<str> = Arc::from(c);
                 self.classname = Some(new.clone());
-                self.classname_raw = None;
                 new
             }
         }
     }
-
-    /// [`Self::classname`] from raw attribute bytes: the same bytes as the previous
-    /// testcase's are not decoded again. `None` when they cannot be decoded.
-    fn classname_raw(&mut self, raw: &[u8]) -> Option<Arc<str>> {
-        if let (Some(last), Some(last_raw)) = (&self.classname, &self.classname_raw) {
-            if short_eq(last_raw, raw) {
-                return Some(last.clone());
-            }
-        }
-        let c = self.classname(&decode_value(raw)?);
-        self.classname_raw = Some(raw.to_vec());
-        Some(c)
-    }
 }
 
-/// The attributes of a testcase the reader uses.
-struct CaseAttrs<'a> {
-    name: Option<Cow<'a, str>>,
-    classname: Option<Arc<str>>,
-    time: Option<f64>,
-    status: Option<Cow<'static, str>>,
-}
-
-/// The attributes of a testcase, read from the raw values (the hot path: one pass over
-/// the pairs; plain `time` and `status` values and a repeated `classname` are used
-/// without decoding); `None` when the list is not plain or a value needs the careful
-/// reader.
-fn testcase_attrs_raw<'a>(attrs: &Attrs<'a>, g: &mut Gathered) -> Option<CaseAttrs<'a>> {
-    let [name, classname, time, status] =
-        attrs.get_raw([b"name", b"classname", b"time", b"status"])?;
-    let name = match name {
-        Some(n) => Some(decode_value(n)?),
-        None => None,
-    };
-    let time = match time {
-        Some(t) => match plain_decimal(t) {
-            Some(v) => Some(v),
-            None => to_f64(Some(decode_value(t)?)),
-        },
-        None => None,
-    };
-    let status = match status {
-        Some(st) => Some(match known_word(st) {
-            Some(w) => Cow::Borrowed(w),
-            None => word(decode_value(st)?),
-        }),
-        None => None,
-    };
-    // Last: it updates the classname cache, and nothing after it can fail.
-    let classname = match classname {
-        Some(c) => Some(g.classname_raw(c)?),
-        None => None,
-    };
-    Some(CaseAttrs {
-        name,
-        classname,
-        time,
-        status,
-    })
-}
-
-/// `type` and `message` of a failure, error or skipped element; known words (ginkgo's
-/// `skipped` on every skipped spec) without decoding.
-fn child_attrs(attrs: &Attrs<'_>) -> (Option<Cow<'static, str>>, Option<Cow<'static, str>>) {
-    if let Some([None, Some(m)]) = attrs.get_raw([b"type", b"message"]) {
-        if let Some(w) = known_word(m) {
-            return (None, Some(Cow::Borrowed(w)));
-        }
-    }
-    let [ty, message] = attrs.get([b"type", b"message"]);
+/// `type` and `message` of a failure, error or skipped element.
+fn child_attrs(attrs: &[u8]) -> (Option<Cow<'static, str>>, Option<Cow<'static, str>>) {
+    let [ty, message] = attrs_raw(attrs, [b"type", b"message"]);
     (ty.map(word), message.map(word))
 }
 
@@ -190,30 +121,12 @@ pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> Sui
     suite
 }
 
-/// Reads a JUnit document held in memory (zero-copy parsing).
+/// Reads a JUnit document held in memory (the same streaming driver, over the bytes).
 pub fn read_junit_str(xml: &str, source: &str, opts: &ReadOptions) -> SuiteResult {
-    read_junit_bytes(xml.as_bytes(), source, opts)
+    read_junit(xml.as_bytes(), source, opts)
 }
 
-/// Reads a JUnit document held in memory as bytes (zero-copy parsing).
-pub fn read_junit_bytes(xml: &[u8], source: &str, opts: &ReadOptions) -> SuiteResult {
-    let mut g = Gathered {
-        source: source.to_string(),
-        all_runner_class: true,
-        ..Gathered::default()
-    };
-    // A ginkgo testcase takes a few hundred bytes: reserving for one per 256 bytes avoids
-    // regrowing (and copying) the spec list; pages never written are never resident.
-    g.suite.specs.reserve(xml.len() / 256);
-    let damage = gather_slice(xml, &mut g, opts).err();
-    let mut suite = finish(g, source);
-    if let Some(d) = damage {
-        suite.mark_damaged(format!("{source}: {d}"));
-    }
-    suite
-}
-
-/// Parser position shared by the streaming and the in-memory drivers.
+/// Parser position: element depth, the open testcase and where text goes.
 #[derive(Default)]
 struct Cursor {
     depth: usize,
@@ -223,7 +136,7 @@ struct Cursor {
     rerun: Option<Rerun>,
 }
 
-/// Streaming driver: bounded memory whatever the file size.
+/// The driver: quick-xml events, bounded memory whatever the file size.
 fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
     let mut reader = Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
@@ -243,66 +156,6 @@ fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<
     finish_cursor(&cur, reader.buffer_position())
 }
 
-/// In-memory driver: [`Scanner`] tokens, text looked at only while it is being captured
-/// (the fast path for files that fit in memory).
-fn gather_slice(input: &[u8], g: &mut Gathered, opts: &ReadOptions) -> Result<(), String> {
-    let mut sc = Scanner::new(input);
-    let mut cur = Cursor::default();
-    loop {
-        let want_text = !matches!(cur.target, Target::None);
-        let Some(tok) = sc.next(want_text).map_err(|e| e.to_string())? else {
-            break;
-        };
-        handle_token(tok, sc.attr_pairs(), &mut cur, g, opts);
-    }
-    finish_cursor(&cur, sc.position() as u64)
-}
-
-/// [`handle`] for a [`Token`] of the in-memory scanner.
-fn handle_token(
-    tok: Token<'_>,
-    pairs: Option<&[(&[u8], &[u8])]>,
-    cur: &mut Cursor,
-    g: &mut Gathered,
-    opts: &ReadOptions,
-) {
-    let Cursor {
-        depth,
-        saw_root,
-        case,
-        target,
-        rerun,
-    } = cur;
-    match tok {
-        Token::Start { name, attrs, empty } => {
-            if !empty {
-                *depth += 1;
-            }
-            *saw_root = true;
-            let attrs = Attrs::split(attrs, pairs);
-            open(local(name), attrs, empty, g, case, target, rerun, opts);
-        }
-        Token::End { name } => {
-            *depth = depth.saturating_sub(1);
-            close(local(name), g, case, target, rerun);
-        }
-        Token::Text(raw) => {
-            if let Some(text) = target_text(target) {
-                if text.wants() {
-                    push_escaped(text, raw);
-                }
-            }
-        }
-        Token::CData(raw) => {
-            if let Some(text) = target_text(target) {
-                if text.wants() {
-                    text.push(&String::from_utf8_lossy(raw));
-                }
-            }
-        }
-    }
-}
-
 /// A v2 testcase name without its `[It] ` prefix, copied once; whether it had one.
 fn strip_it_prefix(name: Cow<'_, str>) -> (String, bool) {
     match name {
@@ -314,48 +167,6 @@ fn strip_it_prefix(name: Cow<'_, str>) -> (String, bool) {
             let (n, p) = split_it_prefix(n);
             (n, p.is_some())
         }
-    }
-}
-
-/// The element name without its namespace prefix.
-fn local(name: &[u8]) -> &[u8] {
-    // Names are a few bytes: a plain walk beats a vector search's setup.
-    match name.iter().rposition(|&b| b == b':') {
-        Some(i) => &name[i + 1..],
-        None => name,
-    }
-}
-
-/// Appends raw character data: line ends normalised to `\n` (XML 1.0 §2.11), character
-/// and predefined entity references resolved, unknown references dropped (as the
-/// streaming reader does).
-fn push_escaped(text: &mut BoundedText, raw: &[u8]) {
-    let mut rest = raw;
-    while !rest.is_empty() {
-        let amp = memchr::memchr(b'&', rest).unwrap_or(rest.len());
-        push_normalised(text, &rest[..amp]);
-        rest = &rest[amp..];
-        if rest.is_empty() {
-            break;
-        }
-        let Some(semi) = memchr::memchr(b';', rest) else {
-            // The scanner rejects a lone `&`; kept as text should one ever get here.
-            text.push("&");
-            rest = &rest[1..];
-            continue;
-        };
-        let name = String::from_utf8_lossy(&rest[1..semi]);
-        push_reference(text, &BytesRef::new(name));
-        rest = &rest[semi + 1..];
-    }
-}
-
-fn push_normalised(text: &mut BoundedText, raw: &[u8]) {
-    let s = String::from_utf8_lossy(raw);
-    if memchr::memchr(b'\r', raw).is_none() {
-        text.push(&s);
-    } else {
-        text.push(&s.replace("\r\n", "\n").replace('\r', "\n"));
     }
 }
 
@@ -388,10 +199,9 @@ fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions)
                 *depth += 1;
             }
             *saw_root = true;
-            let attrs = Attrs::raw(e.attributes_raw());
             open(
                 e.local_name().as_ref(),
-                attrs,
+                e.attributes_raw(),
                 empty,
                 g,
                 case,
@@ -435,8 +245,7 @@ fn handle(ev: Event<'_>, cur: &mut Cursor, g: &mut Gathered, opts: &ReadOptions)
     false
 }
 
-/// A character or predefined entity reference, resolved; unknown ones are dropped. Both
-/// readers go through here so they decode text identically.
+/// A character or predefined entity reference, resolved; unknown ones are dropped.
 fn push_reference(text: &mut BoundedText, r: &BytesRef<'_>) {
     if r.is_char_ref() {
         if let Ok(Some(c)) = r.resolve_char_ref() {
@@ -461,7 +270,7 @@ fn target_text(t: &mut Target) -> Option<&mut BoundedText> {
 #[allow(clippy::too_many_arguments)]
 fn open(
     name: &[u8],
-    attrs: Attrs<'_>,
+    attrs: &[u8],
     empty: bool,
     g: &mut Gathered,
     case: &mut Option<RawCase>,
@@ -472,7 +281,7 @@ fn open(
     match name {
         b"testsuites" => g.root_testsuites = true,
         b"testsuite" => {
-            let [name, time] = attrs.get([b"name", b"time"]);
+            let [name, time] = attrs_raw(attrs, [b"name", b"time"]);
             if g.suite_name.is_none() {
                 g.suite_name = name.filter(|n| !n.is_empty()).map(Cow::into_owned);
             }
@@ -481,31 +290,18 @@ fn open(
             }
         }
         b"property" if case.is_none() => {
-            if let [Some(n), Some(v)] = attrs.get([b"name", b"value"]) {
+            if let [Some(n), Some(v)] = attrs_raw(attrs, [b"name", b"value"]) {
                 if !g.properties.iter().any(|(k, _)| *k == n) {
                     g.properties.push((n.into_owned(), v.into_owned()));
                 }
             }
         }
         b"testcase" => {
-            let CaseAttrs {
-                name,
-                classname,
-                time,
-                status,
-            } = match testcase_attrs_raw(&attrs, g) {
-                Some(fast) => fast,
-                None => {
-                    let [name, classname, time, status] =
-                        attrs.get([b"name", b"classname", b"time", b"status"]);
-                    CaseAttrs {
-                        name,
-                        classname: classname.map(|c| g.classname(&c)),
-                        time: to_f64(time),
-                        status: status.map(word),
-                    }
-                }
-            };
+            let [name, classname, time, status] =
+                attrs_raw(attrs, [b"name", b"classname", b"time", b"status"]);
+            let classname = classname.map(|c| g.classname(&c));
+            let time = to_f64(time);
+            let status = status.map(word);
             if status.is_some() {
                 g.saw_status = true;
             }
@@ -545,7 +341,7 @@ fn open(
                 // failure/error beat skipped when both appear
                 if c.child == Child::None || kind != Child::Skipped {
                     c.child = kind;
-                    let (ty, message) = child_attrs(&attrs);
+                    let (ty, message) = child_attrs(attrs);
                     c.child_type = ty;
                     c.message = message;
                 }
@@ -559,7 +355,7 @@ fn open(
         b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
             if let Some(c) = case.as_mut() {
                 g.saw_rerun_elements = true;
-                let [message, ty, time] = attrs.get([b"message", b"type", b"time"]);
+                let [message, ty, time] = attrs_raw(attrs, [b"message", b"type", b"time"]);
                 let r = Rerun {
                     flaky: name.starts_with(b"flaky"),
                     message: message.map(Cow::into_owned),
@@ -1036,8 +832,8 @@ mod tests {
       </testsuite>
   </testsuites>"#;
 
-    /// Regression: the classname cache keyed by raw bytes must forget them when a
-    /// testcase read the careful way (not a plain attribute list) changed the classname.
+    /// Regression: the shared classname follows every change, whether the attribute list
+    /// is plain or needs quick-xml's careful reading.
     #[test]
     fn classname_cache_follows_both_attribute_paths() {
         let xml = r#"<testsuite>
@@ -1096,8 +892,10 @@ mod tests {
             .contains(&("flake_attempts".into(), "3".into())));
     }
 
+    /// quick-xml's buffer boundaries (a 16-byte buffer crosses every one it can) change
+    /// nothing: a file read through a `BufReader` reads like the same bytes in memory.
     #[test]
-    fn streaming_and_in_memory_drivers_agree() {
+    fn buffer_boundaries_change_nothing() {
         for xml in [V1, V2, &V1[..V1.find("broken").unwrap_or(0)]] {
             let a = read(xml);
             let b = read_junit(

@@ -1,13 +1,11 @@
 //! Readers for every result shape, with format detection and shared helpers.
 
 pub mod attrs;
-pub mod byte_class;
 pub mod json_report;
 pub mod junit;
 pub mod log;
 pub mod naming;
 pub mod text;
-pub mod xml_scan;
 
 pub use naming::{
     apply_suite_verdict, is_suite_node, names_match, push_suite_node, split_it_prefix,
