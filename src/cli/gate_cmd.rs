@@ -241,6 +241,7 @@ pub async fn run(mut args: GateArgs) -> u8 {
     };
     let inputs = GateInputs {
         cluster: cluster.as_ref(),
+        ready: &gate::KubeReadiness,
         runner: &docker as &dyn ContainerRunner,
         // The engine drives the simulated cluster's cloud; other providers have none yet.
         upgrade: (profile.provider == Provider::Sim)

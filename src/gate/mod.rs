@@ -8,7 +8,9 @@ mod steps;
 mod suites;
 mod upgrade_step;
 
-pub use orchestrator::{run_gate, GateInputs, GateReport};
+pub use orchestrator::{
+    run_gate, GateInputs, GateReport, KubeReadiness, ReadyProbe, UPGRADE_CONTEXT,
+};
 pub use profile::{Profile, Provider};
 pub use steps::{Step, StepOutcome, StepRecorder, RUNNER_SUITE};
 pub use suites::{run_suites, suite_state, SuiteRun};

@@ -48,10 +48,51 @@ pub fn upgrade_status(
     }
 }
 
+/// Waits until a cluster that is up can take the suites.
+#[async_trait::async_trait]
+pub trait ReadyProbe: Send + Sync {
+    /// `Ok` once ready; `Err` says what was still wrong at `timeout` (or on `cancel`).
+    async fn wait_ready(
+        &self,
+        handle: &ClusterHandle,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), String>;
+}
+
+/// The real probe: reads the cluster through its kubeconfig until every node is Ready and
+/// every workload available.
+pub struct KubeReadiness;
+
+#[async_trait::async_trait]
+impl ReadyProbe for KubeReadiness {
+    async fn wait_ready(
+        &self,
+        handle: &ClusterHandle,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
+        wait_ready(handle, timeout, cancel).await
+    }
+}
+
+/// The checks that say a cluster can take suites: nodes Ready and workloads available, not
+/// the kubelet version (the upgrade comes after) nor upgrade markers (it may be mid-upgrade).
+const READY_CHECKS: &[&str] = &[
+    "[Smoke] every node is Ready",
+    "[Smoke] no pod is Pending for long",
+    "[Smoke] every Deployment is available",
+    "[Smoke] every StatefulSet is ready",
+    "[Smoke] every DaemonSet is scheduled and ready",
+    "[Smoke] every PodDisruptionBudget is healthy",
+];
+
 /// Everything the gate needs, real or fake.
 pub struct GateInputs<'a> {
     /// Brings the cluster up and down.
     pub cluster: &'a dyn ClusterProvider,
+    /// Says when the cluster is ready after Up.
+    pub ready: &'a dyn ReadyProbe,
     /// Runs suite containers.
     pub runner: &'a dyn ContainerRunner,
     /// Rolls the cluster's nodes to the profile's target version, when it has one.
@@ -133,7 +174,7 @@ async fn wait_ready(
         .await
         .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;
-    let readiness = |name: &str| name != smoke::CHECK_NAMES[1] && name != smoke::CHECK_NAMES[7];
+    let readiness = |name: &str| READY_CHECKS.contains(&name);
     // The API server answered during Up: one that cannot be reached now (a closed port, a
     // wrong kubeconfig) will not start answering by waiting for nodes. Fail after a short
     // grace, naming the server and the kubeconfig, instead of retrying a context-free
@@ -217,7 +258,10 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
     let ready = match &handle {
         Ok(h) => {
             let t = Instant::now();
-            let r = wait_ready(h, inp.ready_timeout, &inp.cancel).await;
+            let r = inp
+                .ready
+                .wait_ready(h, inp.ready_timeout, &inp.cancel)
+                .await;
             let outcome = match &r {
                 Ok(()) => StepOutcome::Passed,
                 Err(why) => StepOutcome::Failed(why.clone()),
@@ -439,6 +483,13 @@ mod tests {
                 && e.contains(&kubeconfig.display().to_string()),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ready_checks_are_smoke_checks() {
+        for c in READY_CHECKS {
+            assert!(smoke::CHECK_NAMES.contains(c), "{c}");
+        }
     }
 
     #[test]
