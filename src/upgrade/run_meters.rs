@@ -41,8 +41,7 @@ impl RunMeters {
         for (e, r) in actions.evictions.iter().zip(&outcome.evictions) {
             if *r == Eviction::Evicted {
                 report.evictions += 1;
-                if self.original_pods.contains(&e.pod.uid) && self.moved.insert(e.pod.uid.clone())
-                {
+                if self.original_pods.contains(&e.pod.uid) && self.moved.insert(e.pod.uid.clone()) {
                     report.replicas_moved += 1;
                 }
             }

@@ -4,12 +4,12 @@
 //! kubeconfig in the state directory (`$E2E_GATE_STATE_DIR`, else
 //! `$XDG_RUNTIME_DIR/e2e-gate/clusters`, else `~/.cache/e2e-gate/clusters`, plus `/<name>`).
 
-use crate::process_control::{self, Signal};
 use super::super::provider::{
     ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus,
 };
 use super::topology::Topology;
 use super::{kubeconfig_yaml, SimCluster, SimOptions};
+use crate::process_control::{self, Signal};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
