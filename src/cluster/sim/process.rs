@@ -355,9 +355,7 @@ pub async fn serve(
     let pid = std::process::id();
     let write = |file: &str, text: String| {
         let p = state_dir.join(file);
-        let tmp = state_dir.join(format!(".{file}.tmp"));
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &p))
+        crate::atomic_write::write_atomically(&p, text.as_bytes())
             .map_err(io(format!("cannot write {}", p.display())))
     };
     write("kubeconfig", kubeconfig_yaml(name, &url))?;
