@@ -576,29 +576,29 @@ async fn a_profile_s_upgrade_options_reach_the_engine() {
     assert!(cluster_gone(&name).await, "the cluster was left running");
 }
 
+/// The gate's stderr when it refuses the upgrade table `upgrade` (exit 2 asserted).
+async fn refused(upgrade: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = gate_file_with_upgrade(dir.path(), upgrade);
+    let out = gate_with_file(dir.path(), "never-up", &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 /// A wrong key in the profile's upgrade table stops the gate before anything starts (exit 2),
 /// naming the file, the key and the valid keys; so does a value the flags would refuse.
 #[tokio::test]
 async fn a_wrong_upgrade_option_in_a_profile_is_refused_naming_the_valid_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = gate_file_with_upgrade(dir.path(), "max_surg = 1");
-    let out = gate_with_file(dir.path(), "never-up", &file)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused("max_surg = 1").await;
     assert!(
         stderr.contains("gate.toml") && stderr.contains("max_surg") && stderr.contains("max_surge"),
         "{stderr}"
     );
-    let file = gate_file_with_upgrade(dir.path(), "max_surge = 0");
-    let out = gate_with_file(dir.path(), "never-up", &file)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused("max_surge = 0").await;
     assert!(
         stderr.contains("[profile.t.upgrade]")
             && stderr.contains("max_surge and max_unavailable are both 0"),
