@@ -396,21 +396,9 @@ pub fn instance_pools(
     mem: &Memory,
 ) -> Result<BTreeSet<String>, MarkerError> {
     let phases = phases(run, nodes, mem)?;
-    // A surge needs its pool's instances only once a node at the target has registered there
-    // (the gate checks that node's instance); before that every round would describe the pool
-    // for nothing — 10 calls per node with the default one-at-a-time window.
-    let registered: BTreeSet<&str> = nodes
-        .values()
-        .filter(|n| at_version(&n.kubelet_version, &run.plan.target_version))
-        .map(|n| n.pool.as_str())
-        .collect();
     Ok(phases
         .iter()
-        .filter(|(n, p)| match p {
-            NodePhase::Terminating => true,
-            NodePhase::SurgeRequested => registered.contains(run.place[*n].0.as_str()),
-            _ => false,
-        })
+        .filter(|(_, p)| matches!(p, NodePhase::SurgeRequested | NodePhase::Terminating))
         .map(|(n, _)| run.place[n].0.clone())
         .collect())
 }
