@@ -126,12 +126,6 @@ fn has_suite_dirs(dir: &Path) -> bool {
     })
 }
 
-/// Writes `content` to `path` atomically (see [`crate::atomic_write`]); errors name the path.
-pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), String> {
-    crate::atomic_write::write_atomically(path, content)
-        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
-}
-
 /// Runs `report`.
 pub fn run(args: ReportArgs) -> u8 {
     let opts = ReadOptions {
@@ -216,23 +210,6 @@ pub fn run(args: ReportArgs) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_replaces_and_names_path() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("out.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(
-            std::fs::read_dir(d.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
-        // A missing directory is created, like every other artifact's.
-        write_atomic(&d.path().join("missing/out.json"), b"x").unwrap();
-        assert!(d.path().join("missing/out.json").is_file());
-    }
 
     #[test]
     fn missing_path_is_named() {
