@@ -176,7 +176,7 @@ pub async fn run(mut args: GateArgs) -> u8 {
     };
     // The profile's engine options, validated as the flags of `upgrade apply` are.
     let upgrade_options = match profile.upgrade.options(
-        profile.target_version.as_deref().unwrap_or("v0"),
+        profile.target_version.as_deref().unwrap_or_default(),
         super::args::duration,
     ) {
         Ok(o) => o,

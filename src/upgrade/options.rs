@@ -328,7 +328,8 @@ impl UpgradeSettings {
         )
     }
 
-    /// The options for `target_version`, validated as the flags are; errors name the key.
+    /// The options for `target_version` (empty when the profile has none), validated as the
+    /// flags are; errors name the key.
     pub fn options(
         &self,
         target_version: &str,
@@ -381,8 +382,9 @@ impl UpgradeSettings {
         if let Some(n) = self.max_blocked_nodes {
             o.max_blocked_nodes = n;
         }
-        // The same checks as the flags, before any cluster is touched.
-        o.plan_options(None).map_err(|e| {
+        // The same limit checks as the flags, before any cluster is touched (the target version
+        // is the profile's own key, checked where it is used).
+        resolve_limits(&o.max_surge, &o.max_unavailable, None, &o.pools).map_err(|e| {
             e.replace("--max-surge", "max_surge")
                 .replace("--max-unavailable", "max_unavailable")
         })?;
