@@ -537,13 +537,9 @@ fn instance_alive(seen: &Observed, n: &NodeInfo, pool: &str) -> bool {
 
 /// New nodes of this run whose part in the roll is over: markers off now, while the last
 /// drains run, instead of all of them after the last drain.
-fn cleanups(
-    run: &RunContext,
-    seen: &Observed,
-    mem: &Memory,
-    phases: &BTreeMap<String, NodePhase>,
-    act: &mut Actions,
-) {
+fn cleanups(run: &RunContext, seen: &Observed, mem: &Memory, act: &mut Actions) {
+    let phases = &act.phases;
+    let mut clean = Vec::new();
     let mut pool_phases: BTreeMap<&str, Vec<NodePhase>> = BTreeMap::new();
     for (n, (p, _)) in &run.place {
         pool_phases.entry(p.as_str()).or_default().push(phases[n]);
@@ -570,13 +566,14 @@ fn cleanups(
             continue;
         };
         if new_node_done(old_phase, pp) {
-            if act.clean.len() >= CLEAN_PER_ROUND {
+            if clean.len() >= CLEAN_PER_ROUND {
                 act.deferred = true;
                 break;
             }
-            act.clean.push(name.clone());
+            clean.push(name.clone());
         }
     }
+    act.clean = clean;
 }
 
 /// A pool with nodes left to start, none in flight and none started this round cannot go on
@@ -722,7 +719,7 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
         .cloned()
         .collect();
     act.want = capacity_want(run, seen, mem, &act.phases, &act.starts);
-    cleanups(run, seen, mem, &act.phases.clone(), &mut act);
+    cleanups(run, seen, mem, &mut act);
     // What the claims of this round may still take: the room left after the starts.
     let mut claim_room = adm.room_left.clone();
     per_node::decide_nodes(run, seen, mem, &mut claim_room, &mut act)?;
