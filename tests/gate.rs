@@ -32,21 +32,35 @@ fn gate_with_suites(
     suites_dir: &str,
     extra: &[&str],
 ) -> tokio::process::Command {
+    let mut c = gate_from(
+        Path::new(&format!("{ROOT}/ci/gate.toml")),
+        suites_dir,
+        dir,
+        cluster,
+    );
+    c.args(extra);
+    c
+}
+
+/// `e2e-gate gate` with `gate_file` and `suites_dir`, JSON output and artifacts under `dir`,
+/// nothing from the caller's environment (kubeconfig, GitHub, Jenkins).
+fn gate_from(
+    gate_file: &Path,
+    suites_dir: &str,
+    dir: &Path,
+    cluster: &str,
+) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(BIN);
     c.env_remove("KUBECONFIG")
         .env_remove("GITHUB_TOKEN")
         .env_remove("GIT_COMMIT")
         .env_remove("CHANGE_ID")
         .arg("gate")
-        .args([
-            "--gate-file",
-            &format!("{ROOT}/ci/gate.toml"),
-            "--suites-dir",
-            suites_dir,
-        ])
+        .arg("--gate-file")
+        .arg(gate_file)
+        .args(["--suites-dir", suites_dir])
         .args(["--cluster-name", cluster, "--format", "json", "--artifacts"])
-        .arg(dir.join("artifacts"))
-        .args(extra);
+        .arg(dir.join("artifacts"));
     c
 }
 
@@ -528,17 +542,8 @@ fn gate_file_with_upgrade(dir: &Path, upgrade: &str) -> std::path::PathBuf {
 }
 
 fn gate_with_file(dir: &Path, cluster: &str, gate_file: &Path) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(BIN);
-    c.env_remove("KUBECONFIG")
-        .env_remove("GITHUB_TOKEN")
-        .env_remove("GIT_COMMIT")
-        .env_remove("CHANGE_ID")
-        .arg("gate")
-        .arg("--gate-file")
-        .arg(gate_file)
-        .args(["--profile", "t", "--suites-dir", &format!("{ROOT}/suites")])
-        .args(["--cluster-name", cluster, "--format", "json", "--artifacts"])
-        .arg(dir.join("artifacts"));
+    let mut c = gate_from(gate_file, &format!("{ROOT}/suites"), dir, cluster);
+    c.args(["--profile", "t"]);
     c
 }
 
