@@ -19,6 +19,7 @@ pub mod exit_code;
 pub mod gate;
 pub mod process_control;
 pub mod promote;
+pub mod quantity;
 pub mod results;
 pub mod runner;
 pub mod smoke;

@@ -3,7 +3,7 @@
 //! One job per file; `mod.rs` only declares and re-exports.
 //!
 //! Pure (no I/O, no async): [`snapshot`] (owned cluster view from k8s-openapi objects),
-//! [`quantity`], [`selector`], [`mod@plan`] (the planner shared by `plan` and `apply`),
+//! [`selector`], [`mod@plan`] (the planner shared by `plan` and `apply`),
 //! [`render`] (human plan), [`state`] (per-node state machine and its Node markers),
 //! [`node_patch`] (marker patches as JSON merge patches), [`scheduler`] (which nodes start
 //! now), [`capacity`] (desired cloud size, recomputed from markers), [`drain_policy`]
@@ -32,7 +32,7 @@ pub mod physics;
 pub mod plan;
 pub mod pool;
 pub mod progress;
-pub mod quantity;
+
 pub mod readiness;
 pub mod render;
 pub mod report;

@@ -3,8 +3,8 @@
 //! ([`Snapshot::from_k8s`]) so a real cluster, the simulated one and unit tests all
 //! feed the planner the same way. No I/O here.
 
-use super::quantity::{self, QuantityError};
 use super::selector::{Selector, SelectorError};
+use crate::quantity::{self, QuantityError};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -13,7 +13,7 @@ pub mod machinery;
 pub mod metrics;
 pub mod patch;
 pub mod process;
-pub mod quantity;
+
 pub mod resources;
 pub mod selector;
 pub mod store;

@@ -394,7 +394,7 @@ impl Topology {
             for z in &p.zones {
                 check_name(z).map_err(|m| (f("zones"), m))?;
             }
-            if super::quantity::cpu_milli(&p.cpu).is_none_or(|c| c <= 0) {
+            if !crate::quantity::cpu_millis(&p.cpu).is_ok_and(|c| c > 0) {
                 return Err((
                     f("cpu"),
                     format!(
@@ -403,7 +403,7 @@ impl Topology {
                     ),
                 ));
             }
-            if super::quantity::bytes(&p.memory).is_none_or(|c| c <= 0) {
+            if !crate::quantity::base_units(&p.memory).is_ok_and(|c| c > 0) {
                 return Err((
                     f("memory"),
                     format!(
@@ -457,7 +457,7 @@ impl Topology {
                 ));
             }
             names.push((&w.namespace, &w.name));
-            if super::quantity::cpu_milli(&w.cpu).is_none_or(|c| c < 0) {
+            if crate::quantity::cpu_millis(&w.cpu).is_err() {
                 return Err((
                     f("cpu"),
                     format!(
@@ -466,7 +466,7 @@ impl Topology {
                     ),
                 ));
             }
-            if super::quantity::bytes(&w.memory).is_none_or(|c| c < 0) {
+            if crate::quantity::base_units(&w.memory).is_err() {
                 return Err((
                     f("memory"),
                     format!(
@@ -485,7 +485,7 @@ impl Topology {
                         ),
                     ));
                 }
-                if super::quantity::bytes(v).is_none_or(|c| c <= 0) {
+                if !crate::quantity::base_units(v).is_ok_and(|c| c > 0) {
                     return Err((
                         f("zonal_volume"),
                         format!("{v:?} is not a storage size: use e.g. \"10Gi\""),

@@ -4,12 +4,12 @@
 //! fit nowhere stay Pending with a `FailedScheduling` event.
 
 use super::super::clock::SimTime;
-use super::super::quantity;
 use super::super::resources::id;
 use super::super::selector::LabelSelector;
 use super::super::store::meta_str;
 use super::super::SimState;
 use super::{condition_true, deleting, set_condition, LABEL_ZONE};
+use crate::quantity;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,12 +31,8 @@ pub fn pod_requests(pod: &Value) -> (i64, i64) {
     let mut mem = 0;
     for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
         let r = &c["resources"]["requests"];
-        cpu += quantity::json_str(&r["cpu"])
-            .and_then(|s| quantity::cpu_milli(&s))
-            .unwrap_or(0);
-        mem += quantity::json_str(&r["memory"])
-            .and_then(|s| quantity::bytes(&s))
-            .unwrap_or(0);
+        cpu += quantity::json_cpu_millis(&r["cpu"]).unwrap_or(0);
+        mem += quantity::json_base_units(&r["memory"]).unwrap_or(0);
     }
     (cpu, mem)
 }
@@ -91,15 +87,9 @@ impl SimState {
             .iter(id::NODES)
             .map(|((_, name), n)| {
                 let a = &n["status"]["allocatable"];
-                let cpu = quantity::json_str(&a["cpu"])
-                    .and_then(|s| quantity::cpu_milli(&s))
-                    .unwrap_or(0);
-                let mem = quantity::json_str(&a["memory"])
-                    .and_then(|s| quantity::bytes(&s))
-                    .unwrap_or(0);
-                let pods = quantity::json_str(&a["pods"])
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(110);
+                let cpu = quantity::json_cpu_millis(&a["cpu"]).unwrap_or(0);
+                let mem = quantity::json_base_units(&a["memory"]).unwrap_or(0);
+                let pods = quantity::json_base_units(&a["pods"]).unwrap_or(110);
                 let u = used.get(name.as_str()).copied().unwrap_or_default();
                 NodeInfo {
                     name: name.clone(),

@@ -1,5 +1,6 @@
 //! Kubernetes resource quantities ("250m", "1.5", "128Mi", "1G", "1e3") as integers:
-//! CPU in millicores, everything else in base units. Only what the planner needs.
+//! CPU in millicores, everything else in base units. The one parser: the planner reads
+//! nodes and pods with it, and the simulated cluster schedules with it.
 
 /// A quantity that could not be parsed; names the text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +73,29 @@ pub fn base_units(text: &str) -> Result<u64, QuantityError> {
     Ok(v.ceil() as u64)
 }
 
+/// A quantity as the simulated cluster stores it (a JSON string or number), in millicores;
+/// `None` when absent or unreadable.
+pub fn json_cpu_millis(v: &serde_json::Value) -> Option<i64> {
+    json_text(v)
+        .and_then(|t| cpu_millis(&t).ok())
+        .map(|m| m as i64)
+}
+
+/// As [`json_cpu_millis`], in base units (bytes, pods).
+pub fn json_base_units(v: &serde_json::Value) -> Option<i64> {
+    json_text(v)
+        .and_then(|t| base_units(&t).ok())
+        .map(|m| m as i64)
+}
+
+fn json_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +125,18 @@ mod tests {
         ] {
             assert_eq!(base_units(text), Ok(want), "{text}");
         }
+    }
+
+    #[test]
+    fn the_simulated_cluster_reads_json_strings_and_numbers_alike() {
+        // "1k" CPU was None in the sim's old parser and 1,000,000m in the planner's.
+        assert_eq!(json_cpu_millis(&serde_json::json!("1k")), Some(1_000_000));
+        assert_eq!(json_cpu_millis(&serde_json::json!(2)), Some(2000));
+        assert_eq!(
+            json_base_units(&serde_json::json!("128Mi")),
+            Some(134_217_728)
+        );
+        assert_eq!(json_base_units(&serde_json::Value::Null), None);
     }
 
     #[test]
