@@ -249,6 +249,25 @@ async fn selectors_and_pagination() {
     assert_eq!(seen.len(), 9);
     seen.dedup();
     assert_eq!(seen.len(), 9);
+
+    // An object selector kube cannot read is refused at admission, naming the operator.
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let bad: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "gt"},
+        "spec": {"selector": {"matchExpressions": [{"key": "tier", "operator": "Gt", "values": ["1"]}]},
+                 "maxUnavailable": 1}}))
+    .unwrap();
+    match pdbs.create(&PostParams::default(), &bad).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{}", s.message);
+            assert!(
+                s.message.contains("\"Gt\"") && s.message.contains("spec.selector"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("a Gt selector was not refused: {other:?}"),
+    }
+    assert!(pdbs.get_opt("gt").await.unwrap().is_none());
     sim.shutdown().await;
 }
 

@@ -3,7 +3,7 @@
 //! One job per file; `mod.rs` only declares and re-exports.
 //!
 //! Pure (no I/O, no async): [`snapshot`] (owned cluster view from k8s-openapi objects),
-//! [`selector`], [`mod@plan`] (the planner shared by `plan` and `apply`),
+//! [`mod@plan`] (the planner shared by `plan` and `apply`),
 //! [`render`] (human plan), [`state`] (per-node state machine and its Node markers),
 //! [`node_patch`] (marker patches as JSON merge patches), [`scheduler`] (which nodes start
 //! now), [`capacity`] (desired cloud size, recomputed from markers), [`drain_policy`]
@@ -38,7 +38,6 @@ pub mod render;
 pub mod report;
 pub mod run_meters;
 pub mod scheduler;
-pub mod selector;
 pub mod sim_pool;
 pub mod snapshot;
 pub mod state;

@@ -1,10 +1,10 @@
 //! Table and property tests of the planner.
 
 use super::*;
-use crate::upgrade::selector::Selector;
 use crate::upgrade::snapshot::{
     IntOrPercent, OwnerInfo, PdbInfo, PdbStatus, PodInfo, PoolInfo, Resources, TolerationInfo,
 };
+use kube::core::Selector;
 use rand::{Rng, SeedableRng};
 
 const OLD: &str = "v1.33.2";
@@ -69,10 +69,7 @@ fn pdb(ns_name: &str, app: &str, min: Option<IntOrPercent>, max: Option<IntOrPer
     PdbInfo {
         namespace: ns.into(),
         name: name.into(),
-        selector: Some(Selector {
-            labels: BTreeMap::from([("app".to_string(), app.to_string())]),
-            requirements: vec![],
-        }),
+        selector: Some(Selector::from_iter([("app".to_string(), app.to_string())])),
         min_available: min,
         max_unavailable: max,
         always_allow_unhealthy: false,

@@ -3,11 +3,11 @@
 //! ([`Snapshot::from_k8s`]) so a real cluster, the simulated one and unit tests all
 //! feed the planner the same way. No I/O here.
 
-use super::selector::{Selector, SelectorError};
 use crate::quantity::{self, QuantityError};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,14 +48,18 @@ pub enum SnapshotError {
         #[source]
         source: QuantityError,
     },
-    /// A label selector used an unknown operator.
-    #[error("{object}: {source}")]
+    /// A label selector used an unknown operator (or In/NotIn without values).
+    #[error(
+        "{object}: label selector with operators {operators:?}: {reason} \
+         (valid operators: In, NotIn with values; Exists, DoesNotExist)"
+    )]
     Selector {
         /// `kind/namespace/name`.
         object: String,
-        /// The selector error.
-        #[source]
-        source: SelectorError,
+        /// The operators the selector's expressions use, as found.
+        operators: Vec<String>,
+        /// kube's parse error, as text.
+        reason: String,
     },
     /// `minAvailable` / `maxUnavailable` was neither an integer nor a percentage.
     #[error("{object}: invalid {field} {value:?} (want an integer or \"N%\")")]
@@ -635,12 +639,18 @@ fn pdb_info(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
     let spec = b.spec.as_ref();
     let selector = match spec.and_then(|s| s.selector.as_ref()) {
         None => None,
-        Some(s) => Some(
-            Selector::from_k8s(s).map_err(|source| SnapshotError::Selector {
+        Some(s) => Some(Selector::try_from(s.clone()).map_err(|source| {
+            SnapshotError::Selector {
                 object: object.clone(),
-                source,
-            })?,
-        ),
+                operators: s
+                    .match_expressions
+                    .iter()
+                    .flatten()
+                    .map(|e| e.operator.clone())
+                    .collect(),
+                reason: source.to_string(),
+            }
+        })?),
     };
     let min_available = spec
         .and_then(|s| s.min_available.as_ref())
@@ -894,6 +904,31 @@ mod tests {
         assert!(
             e.to_string().contains("PodDisruptionBudget/shop/web")
                 && e.to_string().contains("maxUnavailable"),
+            "{e}"
+        );
+
+        let mut o = fixture_objects();
+        if let Some(spec) = o.pdbs[0].spec.as_mut() {
+            spec.selector = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_expressions: Some(vec![
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                            key: "tier".into(),
+                            operator: "Gt".into(),
+                            values: Some(vec!["1".into()]),
+                        },
+                    ]),
+                    match_labels: None,
+                },
+            );
+        }
+        let e = Snapshot::from_k8s(&o)
+            .expect_err("unknown operator")
+            .to_string();
+        assert!(
+            e.contains("PodDisruptionBudget/shop/web")
+                && e.contains("\"Gt\"")
+                && e.contains("Exists"),
             "{e}"
         );
     }

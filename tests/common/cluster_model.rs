@@ -24,13 +24,13 @@ use e2e_gate::upgrade::drain_policy::StuckDrainPolicy;
 use e2e_gate::upgrade::kube_cluster::Eviction;
 use e2e_gate::upgrade::plan::{at_version, plan, Plan, PlanOptions, PoolLimits};
 use e2e_gate::upgrade::pool::{Instance, InstanceLifecycle};
-use e2e_gate::upgrade::selector::Selector;
 use e2e_gate::upgrade::snapshot::{
     IntOrPercent, NodeInfo, OwnerInfo, PdbInfo, PdbStatus, PodInfo, PoolInfo, Resources, Snapshot,
 };
 use e2e_gate::upgrade::state::{
     abort_patch, decode, Event, NodePhase, ANNOTATION_PREFIX, ROLE_LABEL,
 };
+use kube::core::Selector;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -253,10 +253,7 @@ impl World {
                 w.pdbs.push(PdbInfo {
                     namespace: "ns".into(),
                     name: wl.name.clone(),
-                    selector: Some(Selector {
-                        labels: wl_labels(wl),
-                        requirements: Vec::new(),
-                    }),
+                    selector: Some(Selector::from_iter(wl_labels(wl))),
                     min_available: min,
                     max_unavailable: max,
                     always_allow_unhealthy: false,

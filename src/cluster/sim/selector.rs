@@ -1,23 +1,17 @@
 //! Label selectors (string form and `LabelSelector` objects) and field selectors.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as LabelSelectorObject;
+use kube::core::{Expression, Selector, SelectorExt};
 use serde_json::Value;
 
-/// One label requirement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Req {
-    /// `key=value` / `key==value` / `key in (a,b)`.
-    In(String, Vec<String>),
-    /// `key!=value` / `key notin (a,b)`.
-    NotIn(String, Vec<String>),
-    /// `key`.
-    Exists(String),
-    /// `!key`.
-    NotExists(String),
-}
-
 /// A parsed label selector (all requirements must hold; empty matches everything).
+/// Matching is kube's own ([`kube::core::Selector`]), so the simulated API server and
+/// the engine's planner agree on every operator; only the query-string form is parsed here
+/// (kube-core builds that form but does not read it).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LabelSelector(pub Vec<Req>);
+pub struct LabelSelector(pub Selector);
 
 fn split_top(s: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -42,7 +36,7 @@ fn split_top(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn set_values(s: &str) -> Result<Vec<String>, String> {
+fn set_values(s: &str) -> Result<BTreeSet<String>, String> {
     let s = s.trim();
     let inner = s
         .strip_prefix('(')
@@ -58,62 +52,55 @@ fn set_values(s: &str) -> Result<Vec<String>, String> {
 impl LabelSelector {
     /// Parses the query-string form (`app=web,tier!=db,env in (a,b),!legacy`).
     pub fn parse(s: &str) -> Result<Self, String> {
-        let mut reqs = Vec::new();
+        let mut exprs = Vec::new();
         for part in split_top(s) {
-            if let Some(k) = part.strip_prefix('!') {
-                reqs.push(Req::NotExists(k.trim().to_string()));
+            exprs.push(if let Some(k) = part.strip_prefix('!') {
+                Expression::DoesNotExist(k.trim().to_string())
             } else if let Some((k, v)) = part.split_once("!=") {
-                reqs.push(Req::NotIn(k.trim().into(), vec![v.trim().into()]));
-            } else if let Some((k, v)) = part.split_once("==") {
-                reqs.push(Req::In(k.trim().into(), vec![v.trim().into()]));
-            } else if let Some((k, v)) = part.split_once('=') {
-                reqs.push(Req::In(k.trim().into(), vec![v.trim().into()]));
+                Expression::NotEqual(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                Expression::Equal(k.trim().into(), v.trim().into())
             } else if let Some((k, v)) = part.split_once(" notin ") {
-                reqs.push(Req::NotIn(k.trim().into(), set_values(v)?));
+                Expression::NotIn(k.trim().into(), set_values(v)?)
             } else if let Some((k, v)) = part.split_once(" in ") {
-                reqs.push(Req::In(k.trim().into(), set_values(v)?));
+                Expression::In(k.trim().into(), set_values(v)?)
             } else if part.contains(' ') || part.contains('(') {
                 return Err(format!("unable to parse requirement: {part:?}"));
             } else {
-                reqs.push(Req::Exists(part));
-            }
+                Expression::Exists(part)
+            });
         }
-        Ok(Self(reqs))
+        Ok(Self(exprs.into_iter().collect()))
     }
 
-    /// From a `metav1.LabelSelector` JSON object. `None`/null selects nothing
-    /// (as for PDBs); `{}` selects everything.
+    /// From a `metav1.LabelSelector` JSON object. `None`/null selects nothing (as for
+    /// PDBs); `{}` selects everything. A selector kube cannot read (an unknown operator,
+    /// `In` without values) selects nothing too: admission ([`Self::check`]) keeps such
+    /// objects out of the store, so only node-affinity terms (`Gt`, `Lt`) reach here.
     pub fn from_object(v: Option<&Value>) -> Option<Self> {
         let v = v.filter(|v| v.is_object())?;
-        let mut reqs = Vec::new();
-        if let Some(m) = v.get("matchLabels").and_then(Value::as_object) {
-            for (k, val) in m {
-                reqs.push(Req::In(
-                    k.clone(),
-                    vec![val.as_str().unwrap_or("").to_string()],
-                ));
-            }
-        }
-        if let Some(exprs) = v.get("matchExpressions").and_then(Value::as_array) {
-            for e in exprs {
-                let key = e["key"].as_str().unwrap_or("").to_string();
-                let values: Vec<String> = e["values"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                reqs.push(match e["operator"].as_str().unwrap_or("") {
-                    "In" => Req::In(key, values),
-                    "NotIn" => Req::NotIn(key, values),
-                    "Exists" => Req::Exists(key),
-                    _ => Req::NotExists(key),
-                });
-            }
-        }
-        Some(Self(reqs))
+        Self::read(v).ok()
+    }
+
+    /// Admission: why `v` (a `metav1.LabelSelector` JSON object) is not a valid selector.
+    pub fn check(v: &Value) -> Result<(), String> {
+        Self::read(v).map(|_| ())
+    }
+
+    fn read(v: &Value) -> Result<Self, String> {
+        let ls: LabelSelectorObject =
+            serde_json::from_value(v.clone()).map_err(|e| format!("invalid selector: {e}"))?;
+        let operators: Vec<String> = ls
+            .match_expressions
+            .iter()
+            .flatten()
+            .map(|e| e.operator.clone())
+            .collect();
+        Selector::try_from(ls).map(Self).map_err(|e| {
+            format!(
+                "{e} (operators {operators:?}; valid: In, NotIn with values; Exists, DoesNotExist)"
+            )
+        })
     }
 
     /// Whether the labels of `obj` (`metadata.labels`) match.
@@ -124,18 +111,18 @@ impl LabelSelector {
 
     /// Whether a labels map matches.
     pub fn matches_labels(&self, labels: Option<&Value>) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.0.iter().all(|r| match r {
-            Req::In(k, vs) => get(k).is_some_and(|v| vs.iter().any(|x| x == v)),
-            Req::NotIn(k, vs) => get(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
-            Req::Exists(k) => get(k).is_some(),
-            Req::NotExists(k) => get(k).is_none(),
-        })
+        let map: BTreeMap<String, String> = labels
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect();
+        self.0.matches(&map)
     }
 
     /// Whether this selector is empty (matches everything).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.selects_all()
     }
 }
 
@@ -210,6 +197,14 @@ mod tests {
         assert!(sel.matches(&json!({"metadata":{"labels":{"app":"web","env":"prod"}}})));
         assert!(!sel.matches(&json!({"metadata":{"labels":{"app":"web"}}})));
         assert!(LabelSelector::from_object(None).is_none());
+        // The old sim read an unknown operator as DoesNotExist; kube's reading refuses it.
+        let gt = json!({"matchExpressions":[{"key":"tier","operator":"Gt","values":["1"]}]});
+        assert!(LabelSelector::from_object(Some(&gt)).is_none());
+        let why = LabelSelector::check(&gt).unwrap_err();
+        assert!(
+            why.contains("\"Gt\"") && why.contains("DoesNotExist"),
+            "{why}"
+        );
     }
 
     #[test]

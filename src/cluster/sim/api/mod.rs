@@ -320,6 +320,7 @@ fn dispatch(
         }
         (Method::POST, None) => {
             let obj = parse_body(body)?;
+            admit_selector(def, &obj)?;
             let mut st = sim.state.lock();
             st.metrics.request("create", &res_name);
             if is_dry_run(query) {
@@ -354,6 +355,7 @@ fn dispatch(
             } else {
                 UpdateMode::Main
             };
+            admit_selector(def, &obj)?;
             let mut st = sim.state.lock();
             st.metrics.request("update", &res_name);
             if is_dry_run(query) {
@@ -397,6 +399,7 @@ fn dispatch(
                     format!("the patch could not be applied: {e}"),
                 )
             })?;
+            admit_selector(def, &patched)?;
             // A patch carrying metadata.resourceVersion is a precondition; otherwise
             // it applies to the current version.
             let precondition = p["metadata"]["resourceVersion"].as_str().map(String::from);
@@ -460,18 +463,7 @@ fn dispatch(
 /// The `autoscaling/v1` Scale view of a Deployment, StatefulSet or ReplicaSet.
 fn scale_of(obj: &Value) -> Value {
     let selector = LabelSelector::from_object(obj["spec"].get("selector"))
-        .map(|s| {
-            s.0.iter()
-                .map(|r| match r {
-                    super::selector::Req::In(k, v) if v.len() == 1 => format!("{k}={}", v[0]),
-                    super::selector::Req::In(k, v) => format!("{k} in ({})", v.join(",")),
-                    super::selector::Req::NotIn(k, v) => format!("{k} notin ({})", v.join(",")),
-                    super::selector::Req::Exists(k) => k.clone(),
-                    super::selector::Req::NotExists(k) => format!("!{k}"),
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+        .map(|s| s.0.to_string())
         .unwrap_or_default();
     json!({
         "kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -547,6 +539,31 @@ fn scale(
     obj["spec"]["replicas"] = json!(replicas);
     let updated = st.store.update(res, ns, name, obj, UpdateMode::Main)?;
     Ok(Reply::Json(200, scale_of(&updated)))
+}
+
+/// The kinds whose `spec.selector` is a `metav1.LabelSelector` refuse one kube cannot read
+/// (an unknown operator, `In` without values) with 422 Invalid, naming the field, as the
+/// real API server's validation does; nothing unreadable reaches the store.
+fn admit_selector(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
+    const SELECTING: &[&str] = &[
+        "PodDisruptionBudget",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+    ];
+    match obj["spec"].get("selector") {
+        Some(sel) if SELECTING.contains(&def.kind) && !sel.is_null() => LabelSelector::check(sel)
+            .map_err(|why| {
+                ApiError::invalid(format!(
+                    "{}.{} {:?} is invalid: spec.selector: {why}",
+                    def.kind,
+                    def.group,
+                    meta_str(obj, "name").unwrap_or("")
+                ))
+            }),
+        _ => Ok(()),
+    }
 }
 
 fn is_dry_run(query: &HashMap<String, String>) -> bool {
