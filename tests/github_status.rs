@@ -1,9 +1,9 @@
 //! Commit statuses through the real octocrab client against a wiremock GitHub.
 
+use e2e_gate::cli::github_args::{reporter_from_args, AuthArgs, GithubArgs};
 use e2e_gate::status::{
-    reporter_from_args, Auth, AuthArgs, ClientConfig, GithubArgs, GithubClient,
-    GithubStatusReporter, RetryPolicy, Secret, StatusError, StatusPublisher, StatusReporter,
-    StatusState,
+    Auth, ClientConfig, GithubClient, GithubStatusReporter, RetryPolicy, Secret, StatusError,
+    StatusPublisher, StatusReporter, StatusState,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;

@@ -225,7 +225,7 @@ pub struct RunArgs {
     pub common: CommonRunArgs,
     /// GitHub commit statuses: one per suite plus the aggregate `e2e-gate` context.
     #[command(flatten)]
-    pub github: crate::status::GithubArgs,
+    pub github: super::github_args::GithubArgs,
 }
 
 /// Options `run` and `gate` share.

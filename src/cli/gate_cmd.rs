@@ -74,7 +74,7 @@ pub struct GateArgs {
     pub common: super::args::CommonRunArgs,
     /// GitHub commit statuses: one per suite plus `e2e-gate/gate`.
     #[command(flatten)]
-    pub github: crate::status::GithubArgs,
+    pub github: super::github_args::GithubArgs,
 }
 
 fn resolve_profile(

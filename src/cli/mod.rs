@@ -5,6 +5,7 @@ mod args;
 mod artifacts;
 mod cluster_cmd;
 mod gate_cmd;
+pub mod github_args;
 mod output;
 mod promote_cmd;
 pub mod report_cmd;

@@ -1,10 +1,11 @@
 //! `e2e-gate promote`: move a channel branch when its required contexts are green.
 
 use super::args::Format;
+use super::github_args::AuthArgs;
 use crate::exit_code;
 use crate::promote::{audit, promote, Decision, GithubPromotionApi, Mode, Outcome, PromoteRequest};
 use crate::status::target::parse_repo;
-use crate::status::{AuthArgs, GithubClient, RepoId, StatusError};
+use crate::status::{GithubClient, RepoId, StatusError};
 use clap::Args;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,8 +31,8 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "DURATION", value_parser = super::args::duration)]
     pub soak: Option<std::time::Duration>,
     /// How the target moves.
-    #[arg(long, value_enum, default_value_t = Mode::FastForward)]
-    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = ModeArg::FastForward)]
+    pub mode: ModeArg,
     /// Print the decision and the write calls it would make; make none.
     #[arg(long)]
     pub dry_run: bool,
@@ -47,6 +48,25 @@ pub struct PromoteArgs {
     /// Credentials and API endpoint.
     #[command(flatten)]
     pub auth: AuthArgs,
+}
+
+/// `--mode`: the flag's spelling of [`Mode`] (clap stays in `cli/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Update the target ref to the tested commit (`force=false`): the promoted SHA is
+    /// exactly the tested SHA.
+    FastForward,
+    /// Open, or update, one promotion PR from source to target (hotfixes on channels allowed).
+    PullRequest,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::FastForward => Mode::FastForward,
+            ModeArg::PullRequest => Mode::PullRequest,
+        }
+    }
 }
 
 fn parse_branch(s: &str) -> Result<String, String> {
@@ -102,7 +122,7 @@ pub async fn run(a: PromoteArgs) -> u8 {
         to: a.to.clone(),
         required,
         soak: a.soak,
-        mode: a.mode,
+        mode: a.mode.into(),
         dry_run: a.dry_run,
         target_url: a
             .target_url

@@ -126,14 +126,14 @@ fn print_dry_run(results: &[SuiteResult], format: Format) {
 /// Builds the status publisher, or none when no repository/commit is known or for dry runs.
 /// A GitHub that cannot be reached does not stop the tests; it only costs exit code 4.
 pub(super) async fn publisher(
-    github: &status::GithubArgs,
+    github: &super::github_args::GithubArgs,
     dry_run: bool,
 ) -> Result<(Option<StatusPublisher>, Option<String>), String> {
     if dry_run {
         return Ok((None, None));
     }
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    match status::reporter_from_args(github, &env).await {
+    match super::github_args::reporter_from_args(github, &env).await {
         Ok(Some((reporter, target_url))) => {
             Ok((Some(StatusPublisher::new(reporter, target_url)), None))
         }

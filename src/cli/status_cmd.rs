@@ -1,11 +1,12 @@
 //! `e2e-gate status set`: post one commit status by hand.
 
 use super::args::Format;
+use super::github_args::AuthArgs;
 use crate::exit_code;
 use crate::status::target::{parse_repo, parse_sha};
 use crate::status::{
-    truncate_description, AuthArgs, CommitStatus, GithubClient, GithubStatusReporter, RepoId,
-    StatusError, StatusReporter, StatusState,
+    truncate_description, CommitStatus, GithubClient, GithubStatusReporter, RepoId, StatusError,
+    StatusReporter, StatusState,
 };
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::HashMap;

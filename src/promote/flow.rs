@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// How the target branch moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Update the target ref to the tested commit (`force=false`): the promoted SHA is

@@ -7,9 +7,7 @@
 use super::retry::{classify, FailureFacts, RetryPolicy, Verdict};
 use super::StatusError;
 use octocrab::Octocrab;
-use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The public GitHub API.
@@ -89,94 +87,6 @@ impl ClientConfig {
             token_refresh_margin: Duration::from_secs(5 * 60),
         }
     }
-}
-
-/// Authentication and endpoint flags shared by `run`, `status set` and `promote`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct AuthArgs {
-    /// File holding a GitHub token (instead of the GITHUB_TOKEN variable; the file wins).
-    #[arg(long, value_name = "FILE", env = "GITHUB_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
-    /// GitHub API root; for GitHub Enterprise Server use https://HOST/api/v3 [default: https://api.github.com].
-    #[arg(long, value_name = "URL", env = "GITHUB_API_URL")]
-    pub github_api_url: Option<String>,
-    /// GitHub App id (App auth; needs --github-app-key-file and --github-installation-id).
-    #[arg(long, value_name = "ID", env = "GITHUB_APP_ID")]
-    pub github_app_id: Option<u64>,
-    /// PEM file with the GitHub App's RSA private key.
-    #[arg(long, value_name = "FILE", env = "GITHUB_APP_KEY_FILE")]
-    pub github_app_key_file: Option<PathBuf>,
-    /// GitHub App installation id for the repository's owner.
-    #[arg(long, value_name = "ID", env = "GITHUB_INSTALLATION_ID")]
-    pub github_installation_id: Option<u64>,
-}
-
-impl AuthArgs {
-    /// Credentials from the flags and `env` (`GITHUB_TOKEN`). App flags win over tokens,
-    /// `--token-file` over `GITHUB_TOKEN`.
-    pub fn auth(&self, env: &HashMap<String, String>) -> Result<Auth, StatusError> {
-        let any_app = self.github_app_id.is_some()
-            || self.github_app_key_file.is_some()
-            || self.github_installation_id.is_some();
-        if any_app {
-            let (Some(app_id), Some(key_file), Some(installation_id)) = (
-                self.github_app_id,
-                self.github_app_key_file.as_ref(),
-                self.github_installation_id,
-            ) else {
-                return Err(StatusError::Config(
-                    "GitHub App auth needs all of --github-app-id, --github-app-key-file and \
-                     --github-installation-id"
-                        .into(),
-                ));
-            };
-            let pem = read_secret(key_file, "--github-app-key-file")?;
-            if !pem.expose().contains("PRIVATE KEY") {
-                return Err(StatusError::Config(format!(
-                    "--github-app-key-file: {} is not a PEM private key",
-                    key_file.display()
-                )));
-            }
-            return Ok(Auth::App {
-                app_id,
-                key_pem: pem,
-                installation_id,
-            });
-        }
-        if let Some(file) = &self.token_file {
-            let token = read_secret(file, "--token-file")?;
-            if token.expose().is_empty() {
-                return Err(StatusError::Config(format!(
-                    "--token-file: {} is empty",
-                    file.display()
-                )));
-            }
-            return Ok(Auth::Token(token));
-        }
-        match env.get("GITHUB_TOKEN").map(|t| t.trim()) {
-            Some(t) if !t.is_empty() => Ok(Auth::Token(Secret::new(t))),
-            _ => Ok(Auth::None),
-        }
-    }
-
-    /// The API root, validated.
-    pub fn api_url(&self) -> Result<String, StatusError> {
-        validate_api_url(self.github_api_url.as_deref().unwrap_or(DEFAULT_API_URL))
-    }
-
-    /// A full client configuration.
-    pub fn client_config(
-        &self,
-        env: &HashMap<String, String>,
-    ) -> Result<ClientConfig, StatusError> {
-        Ok(ClientConfig::new(self.api_url()?, self.auth(env)?))
-    }
-}
-
-fn read_secret(path: &Path, flag: &str) -> Result<Secret, StatusError> {
-    std::fs::read_to_string(path)
-        .map(Secret::new)
-        .map_err(|e| StatusError::Config(format!("{flag}: cannot read {}: {e}", path.display())))
 }
 
 /// Checks an API root URL: http(s), a host, no query; trailing `/` removed.
@@ -453,31 +363,5 @@ mod tests {
             e.contains("--github-api-url") && e.contains("/api/v3"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn auth_sources() {
-        let mut env = HashMap::new();
-        let args = AuthArgs::default();
-        assert_eq!(args.auth(&env).unwrap(), Auth::None);
-        env.insert("GITHUB_TOKEN".into(), "t0k".into());
-        assert_eq!(args.auth(&env).unwrap(), Auth::Token(Secret::new("t0k")));
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("tok");
-        std::fs::write(&f, "fromfile\n").unwrap();
-        let args = AuthArgs {
-            token_file: Some(f),
-            ..AuthArgs::default()
-        };
-        assert_eq!(
-            args.auth(&env).unwrap(),
-            Auth::Token(Secret::new("fromfile"))
-        );
-        let args = AuthArgs {
-            github_app_id: Some(1),
-            ..AuthArgs::default()
-        };
-        let e = args.auth(&env).unwrap_err().to_string();
-        assert!(e.contains("--github-installation-id"), "{e}");
     }
 }

@@ -1,7 +1,6 @@
 //! GitHub commit statuses: what to post (descriptions, dedup, abort), where (repository and
 //! commit), and how (octocrab with retries and rate-limit handling, or printing).
 
-pub mod args;
 pub mod client;
 pub mod describe;
 pub mod github;
@@ -11,8 +10,7 @@ pub mod reporter;
 pub mod retry;
 pub mod target;
 
-pub use args::{reporter_from_args, GithubArgs};
-pub use client::{Auth, AuthArgs, ClientConfig, GithubClient, Secret};
+pub use client::{Auth, ClientConfig, GithubClient, Secret};
 pub use describe::{describe_run, describe_suite, truncate_description};
 pub use github::GithubStatusReporter;
 pub use print::PrintReporter;

@@ -42,12 +42,12 @@ impl std::str::FromStr for RepoId {
     }
 }
 
-/// clap value parser for `--repo` / `--github-repo`.
+/// Reads `OWNER/NAME` (`--repo`, `--github-repo`); the error says what would be valid.
 pub fn parse_repo(s: &str) -> Result<RepoId, String> {
     s.parse().map_err(|e: StatusError| e.to_string())
 }
 
-/// clap value parser for `--sha`: a full commit SHA (40 or 64 hex characters).
+/// Reads a full commit SHA (`--sha`: 40 or 64 hex characters).
 pub fn parse_sha(s: &str) -> Result<String, String> {
     let s = s.trim();
     if (s.len() == 40 || s.len() == 64) && s.chars().all(|c| c.is_ascii_hexdigit()) {
