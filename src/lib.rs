@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cluster;
 pub mod exit_code;
 pub mod gate;
+pub mod kube_time;
 pub mod process_control;
 pub mod promote;
 pub mod quantity;

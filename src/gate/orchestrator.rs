@@ -207,7 +207,7 @@ async fn wait_ready(
                 let opts = SmokeOptions {
                     target_version: None,
                     pending_grace: timeout,
-                    now: k8s_openapi::jiff::Timestamp::now(),
+                    now: chrono::Utc::now(),
                 };
                 smoke::checks::run_checks(&state, &opts, &readiness)
                     .into_iter()

@@ -1,10 +1,10 @@
 //! Pure: the health checks that matter after an upgrade, over a snapshot of cluster objects.
 //! Each check is one spec of the smoke suite; a failing check names every offending object.
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::jiff::Timestamp;
 use std::time::Duration;
 
 /// Annotation, label and taint prefix of the upgrade engine's markers.
@@ -35,7 +35,7 @@ pub struct SmokeOptions {
     /// A pod Pending longer than this fails the pending check.
     pub pending_grace: Duration,
     /// The time the snapshot was taken.
-    pub now: Timestamp,
+    pub now: DateTime<Utc>,
 }
 
 /// One check's outcome.
@@ -137,8 +137,9 @@ fn pods_not_pending(s: &ClusterState, o: &SmokeOptions) -> CheckOutcome {
             .iter()
             .filter(|p| p.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Pending"))
             .filter_map(|p| {
-                let created = p.metadata.creation_timestamp.as_ref()?.0;
-                let age = o.now.duration_since(created).unsigned_abs();
+                let created =
+                    crate::kube_time::to_chrono(p.metadata.creation_timestamp.as_ref()?.0);
+                let age = (o.now - created).to_std().unwrap_or_default();
                 (age > o.pending_grace).then(|| {
                     let why = p
                         .status

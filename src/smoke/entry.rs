@@ -59,7 +59,7 @@ pub async fn run(cfg: &SmokeRun) -> u8 {
     let opts = SmokeOptions {
         target_version: cfg.target_version.clone(),
         pending_grace: cfg.pending_grace,
-        now: k8s_openapi::jiff::Timestamp::now(),
+        now: chrono::Utc::now(),
     };
     let mut unreadable: Option<String> = None;
     let checks: Vec<Check> = if cfg.dry_run {

@@ -123,8 +123,6 @@ impl GithubClient {
         let builder = Octocrab::builder()
             .base_uri(api_url.as_str())
             .map_err(|_| validate_api_url("").unwrap_err())?
-            // our own policy in retry.rs is the only retry layer
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
             .set_connect_timeout(Some(cfg.connect_timeout))
             .set_read_timeout(Some(cfg.read_timeout))
             .set_write_timeout(Some(cfg.read_timeout));

@@ -513,19 +513,13 @@ impl KubeCluster {
     }
 }
 
-/// k8s-openapi times are jiff; go through their RFC 3339 form to stay on chrono.
 fn lease_view(l: &Lease) -> LeaseView {
     let spec = l.spec.as_ref();
     LeaseView {
         holder: spec.and_then(|s| s.holder_identity.clone()),
         renew_time: spec
             .and_then(|s| s.renew_time.as_ref())
-            .and_then(|t| serde_json::to_value(t).ok())
-            .and_then(|v| {
-                v.as_str()
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            })
-            .map(|t| t.with_timezone(&Utc)),
+            .map(|t| crate::kube_time::to_chrono(t.0)),
         duration_seconds: spec.and_then(|s| s.lease_duration_seconds).map(i64::from),
     }
 }
