@@ -1,4 +1,15 @@
-//! The one table of process exit codes. README.md and `--help` list the same table.
+//! The one table of process exit codes and the one place each layer's error is mapped to
+//! one (exhaustive matches: a new variant does not compile until it is given a code).
+//! README.md and `--help` list the same table; `--help` renders it from [`TABLE`].
+
+use crate::cluster::ClusterError;
+use crate::gate::profile::ProfileError;
+use crate::results::summary::{ResultWord, RunSummary};
+use crate::runner::RunnerError;
+use crate::status::StatusError;
+use crate::suite::SuiteError;
+use crate::upgrade::engine::EngineError;
+use crate::upgrade::use_case::UpgradeError;
 
 /// Everything passed (flaky specs are allowed unless `--fail-on-flaky`); a promotion
 /// was made or there was nothing to do.
@@ -50,4 +61,87 @@ pub fn help_table() -> String {
         s.push_str(&format!("  {code:>3}  {meaning}\n"));
     }
     s
+}
+
+/// An error (or verdict) of a layer that ends the process with a code from [`TABLE`].
+pub trait HasExitCode {
+    /// The exit code.
+    fn exit_code(&self) -> u8;
+}
+
+impl HasExitCode for RunSummary {
+    /// The verdict decides, so a summary made with `summarize_with(…, true)` already fails
+    /// on flaky specs.
+    fn exit_code(&self) -> u8 {
+        match self.result {
+            ResultWord::Incomplete => INFRA,
+            ResultWord::Failed => FAILED,
+            ResultWord::Passed => OK,
+        }
+    }
+}
+
+impl HasExitCode for SuiteError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            SuiteError::Dir { .. }
+            | SuiteError::Parse { .. }
+            | SuiteError::Invalid { .. }
+            | SuiteError::Flag { .. }
+            | SuiteError::Unknown { .. } => USAGE,
+        }
+    }
+}
+
+impl HasExitCode for ProfileError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ProfileError::File { .. } | ProfileError::Invalid { .. } => USAGE,
+        }
+    }
+}
+
+impl HasExitCode for RunnerError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            RunnerError::Daemon(_)
+            | RunnerError::ImageMissing { .. }
+            | RunnerError::Engine { .. } => INFRA,
+        }
+    }
+}
+
+impl HasExitCode for ClusterError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ClusterError::AlreadyRunning { .. }
+            | ClusterError::Config(_)
+            | ClusterError::NotFound { .. } => USAGE,
+            ClusterError::Command { .. } | ClusterError::Infra(_) => INFRA,
+        }
+    }
+}
+
+impl HasExitCode for StatusError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            StatusError::Config(_) => USAGE,
+            StatusError::Rejected { .. } | StatusError::Unavailable { .. } => STATUS_POST_FAILED,
+        }
+    }
+}
+
+impl HasExitCode for UpgradeError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            UpgradeError::Usage(_) => USAGE,
+            UpgradeError::Infra(_) => INFRA,
+            UpgradeError::Blocked(_) => FAILED,
+            UpgradeError::Engine { error, .. } => match error {
+                EngineError::Deadline(_) => FAILED,
+                EngineError::Kube(k) if !k.is_infra() => USAGE,
+                _ => INFRA,
+            },
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use e2e_gate::exit_code::HasExitCode;
 use e2e_gate::results::load::{load_dir, load_dir_with, load_files};
 use e2e_gate::results::model::{SourceFormat, SpecOutcome, SuiteResult};
 use e2e_gate::results::read::junit::read_junit_str;

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
+const EXAMPLES: &str = "\
 Examples:
   e2e-gate gate                                the whole gate, embedded cluster (ci/gate.toml)
   e2e-gate gate --profile pr --no-upgrade      the gate against $KUBECONFIG's cluster
@@ -16,17 +16,17 @@ Examples:
   e2e-gate upgrade plan --kubeconfig K --target-version v1.34.1
   e2e-gate promote --repo org/cfg --from alpha --to beta --require e2e-gate --soak 24h
   e2e-gate completions bash                    shell completions (also: e2e-gate man)
+";
 
-Exit codes:
-    0  passed (flaky allowed unless --fail-on-flaky); promoted or nothing to do
-    1  a spec failed; the promotion gate is closed; an upgrade plan has blockers
-    2  usage or configuration error (flag, suite file, regex)
-    3  infrastructure error (Docker, image, cluster, API) or incomplete results
-    4  verdict known, but a GitHub status could not be posted
-  130  interrupted by SIGINT/SIGTERM; partial results were written
-
+const LOGS: &str = "\
 Logs and progress go to stderr (filter with E2E_GATE_LOG, e.g. E2E_GATE_LOG=debug);
 --format json prints the run summary on stdout.";
+
+/// The epilogue of `--help`: examples, the exit-code table rendered from
+/// [`crate::exit_code::TABLE`], where logs and machine output go.
+fn after_help() -> String {
+    format!("{EXAMPLES}\n{}\n{LOGS}", crate::exit_code::help_table())
+}
 
 /// clap value parser for durations: `90s`, `15m`, `1h30m`; a wrong value says how to write one
 /// (humantime alone said "expected number at 0").
@@ -54,7 +54,7 @@ pub(crate) fn locate(path: &std::path::Path) -> std::path::PathBuf {
 
 /// e2e-gate: run Kubernetes e2e suites in Docker, read their results, and gate promotion.
 #[derive(Debug, Parser)]
-#[command(name = "e2e-gate", version = VERSION, about, after_help = AFTER_HELP)]
+#[command(name = "e2e-gate", version = VERSION, about, after_help = after_help())]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 #[command(arg_required_else_help = true)]
 pub struct Cli {
@@ -89,7 +89,7 @@ pub enum Shell {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run suites in Docker with focus, skip, flake retries and reruns (the default command).
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = after_help())]
     Run(Box<RunArgs>),
     /// The whole gate: cluster up → ready → upgrade (with the availability probe watching) →
     /// suites → cluster down (always); one combined JUnit with a runner testsuite of the steps,
@@ -295,9 +295,11 @@ mod tests {
 
     #[test]
     fn help_lists_exit_codes_matching_table() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
         for (code, meaning) in crate::exit_code::TABLE {
             let row = format!("{code:>3}  {meaning}");
-            assert!(AFTER_HELP.contains(&row), "help misses {row:?}");
+            assert!(help.contains(&row), "help misses {row:?}");
         }
     }
 }

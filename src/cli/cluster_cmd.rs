@@ -5,6 +5,7 @@ use crate::cluster::sim::process::{self, SimProvider};
 use crate::cluster::sim::SimOptions;
 use crate::cluster::{existing::ExistingProvider, ClusterProvider, ClusterSpec};
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;

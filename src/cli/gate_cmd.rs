@@ -5,6 +5,7 @@ use super::args::JunitStyleOpt;
 use super::run_cmd::{artifacts_dir, conclude, junit_options_for, publisher, run_id, Conclusion};
 use super::signals;
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use crate::gate::{self, profile, GateInputs, Provider};
 use crate::runner::{ContainerRunner, DockerRunner};
 use crate::smoke::image as smoke_image;
@@ -193,7 +194,7 @@ pub async fn run(mut args: GateArgs) -> u8 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit_code::USAGE;
+            return e.exit_code();
         }
     };
     let (statuses, status_setup_error) = match publisher(&args.github, false).await {
@@ -207,7 +208,7 @@ pub async fn run(mut args: GateArgs) -> u8 {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit_code::INFRA;
+            return e.exit_code();
         }
     };
     let cancel = signals::cancel_on_signals();

@@ -3,6 +3,7 @@
 use super::args::Format;
 use super::github_args::AuthArgs;
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use crate::promote::{audit, promote, Decision, GithubPromotionApi, Mode, Outcome, PromoteRequest};
 use crate::status::target::parse_repo;
 use crate::status::{GithubClient, RepoId, StatusError};
@@ -112,7 +113,7 @@ pub async fn run(a: PromoteArgs) -> u8 {
         Ok(c) => Arc::new(c),
         Err(e) => {
             eprintln!("error: {e}");
-            return exit_code::USAGE;
+            return e.exit_code();
         }
     };
     let api = GithubPromotionApi::new(client, a.repo.clone());

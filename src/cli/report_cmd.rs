@@ -2,6 +2,7 @@
 
 use super::args::JunitStyleOpt;
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use crate::results::load::{is_suite_dir, load_dir_with, load_files_with, load_suite_dir};
 use crate::results::model::SuiteResult;
 use crate::results::read::ReadOptions;

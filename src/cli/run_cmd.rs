@@ -5,6 +5,7 @@
 use super::args::{Format, JunitStyleOpt, RunArgs};
 use super::signals;
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use crate::results::summary::{render_human_styled, summarize_with};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use crate::results::SuiteResult;
@@ -171,7 +172,7 @@ pub async fn run(mut args: RunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
-            return exit_code::INFRA;
+            return e.exit_code();
         }
     };
     match super::artifacts::clear_previous(&resolved.artifacts) {

@@ -3,6 +3,7 @@
 use super::args::Format;
 use super::github_args::AuthArgs;
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use crate::status::target::{parse_repo, parse_sha};
 use crate::status::{
     truncate_description, CommitStatus, GithubClient, GithubStatusReporter, RepoId, StatusError,
@@ -88,13 +89,9 @@ pub async fn run(args: StatusArgs) -> u8 {
     }
 }
 
-fn fail(e: &StatusError, code_if_not_config: u8) -> u8 {
+fn fail(e: &StatusError) -> u8 {
     eprintln!("error: {e}");
-    if e.is_config() {
-        exit_code::USAGE
-    } else {
-        code_if_not_config
-    }
+    e.exit_code()
 }
 
 async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
@@ -104,11 +101,11 @@ async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
     }
     let cfg = match a.auth.client_config(env) {
         Ok(c) => c,
-        Err(e) => return fail(&e, exit_code::USAGE),
+        Err(e) => return fail(&e),
     };
     let client = match GithubClient::new(&cfg) {
         Ok(c) => Arc::new(c),
-        Err(e) => return fail(&e, exit_code::USAGE),
+        Err(e) => return fail(&e),
     };
     let status = CommitStatus {
         context: a.context.trim().to_string(),
@@ -127,7 +124,7 @@ async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
         }
         Ok(None) => false,
         // GitHub unreachable: posting would fail the same way
-        Err(e @ StatusError::Unavailable { .. }) => return fail(&e, exit_code::STATUS_POST_FAILED),
+        Err(e @ StatusError::Unavailable { .. }) => return fail(&e),
         Err(e) => {
             tracing::warn!("cannot read the latest status of {}: {e}", status.context);
             false
@@ -169,6 +166,6 @@ async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
             }
             exit_code::OK
         }
-        Err(e) => fail(&e, exit_code::STATUS_POST_FAILED),
+        Err(e) => fail(&e),
     }
 }

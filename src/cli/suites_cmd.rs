@@ -2,6 +2,7 @@
 
 use super::args::{SuitesArgs, SuitesCommand};
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use crate::suite;
 
 /// Runs `suites …`.
@@ -13,7 +14,7 @@ pub fn run(args: SuitesArgs) -> u8 {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return exit_code::USAGE;
+                    return e.exit_code();
                 }
             };
             if format == super::args::Format::Json {

@@ -9,6 +9,7 @@
 
 use super::args::Format;
 use crate::exit_code;
+use crate::exit_code::HasExitCode;
 use crate::upgrade::abort::{abort, AbortError};
 use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
 use crate::upgrade::lease::LEASE_SECONDS;

@@ -180,6 +180,7 @@ impl ClusterProvider for KindProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit_code::HasExitCode;
     use parking_lot::Mutex;
 
     #[derive(Default)]

@@ -108,19 +108,6 @@ pub enum ClusterError {
     Infra(String),
 }
 
-impl ClusterError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ClusterError::AlreadyRunning { .. } | ClusterError::Config(_) => {
-                crate::exit_code::USAGE
-            }
-            ClusterError::NotFound { .. } => crate::exit_code::USAGE,
-            ClusterError::Command { .. } | ClusterError::Infra(_) => crate::exit_code::INFRA,
-        }
-    }
-}
-
 /// Lifecycle of the cluster under test.
 #[async_trait]
 pub trait ClusterProvider: Send + Sync {

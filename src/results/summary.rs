@@ -1,6 +1,5 @@
 //! The run summary: JSON for `--format json` and `<artifacts>/summary.json`, and human text.
 
-use crate::exit_code;
 use crate::results::model::{Counts, SpecOutcome, SuiteResult, SuiteVerdict};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -272,16 +271,6 @@ impl RunSummary {
         self
     }
 
-    /// Process exit code: 3 incomplete, 1 failed, 0 passed; the verdict decides, so a summary
-    /// made with [`summarize_with`]`(…, true)` already fails on flaky specs.
-    pub fn exit_code(&self) -> u8 {
-        match self.result {
-            ResultWord::Incomplete => exit_code::INFRA,
-            ResultWord::Failed => exit_code::FAILED,
-            ResultWord::Passed => exit_code::OK,
-        }
-    }
-
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -427,6 +416,7 @@ pub fn render_human_styled(summary: &RunSummary, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit_code::HasExitCode;
     use crate::results::model::{Attempt, AttemptState, Spec};
 
     fn suites() -> Vec<SuiteResult> {

@@ -11,7 +11,6 @@ use super::progress::Progress;
 use super::report::UpgradeReport;
 use super::sim_pool::SimNodePool;
 use super::snapshot::{PoolInfo, Snapshot, DEFAULT_BOOT_SECONDS};
-use crate::exit_code;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -59,22 +58,6 @@ pub enum UpgradeError {
         /// The run so far: nodes already gone, the error.
         report: Box<UpgradeReport>,
     },
-}
-
-impl UpgradeError {
-    /// The exit code (see `exit_code`).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            UpgradeError::Usage(_) => exit_code::USAGE,
-            UpgradeError::Infra(_) => exit_code::INFRA,
-            UpgradeError::Blocked(_) => exit_code::FAILED,
-            UpgradeError::Engine { error, .. } => match error {
-                EngineError::Deadline(_) => exit_code::FAILED,
-                EngineError::Kube(k) if !k.is_infra() => exit_code::USAGE,
-                _ => exit_code::INFRA,
-            },
-        }
-    }
 }
 
 fn kube(e: KubeError) -> UpgradeError {
