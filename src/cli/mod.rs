@@ -50,7 +50,10 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Promote(args)) => promote_cmd::run(args).await,
         Some(Command::Upgrade(args)) => upgrade_cmd::run(args).await,
         Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
-        Some(Command::Report(args)) => report_cmd::run(args),
+        // Reading large result files is blocking work: off the async threads.
+        Some(Command::Report(args)) => tokio::task::spawn_blocking(move || report_cmd::run(args))
+            .await
+            .unwrap_or(crate::exit_code::INFRA),
         Some(Command::Completions { shell }) => completions(shell),
         Some(Command::Man) => man_page(),
     }
