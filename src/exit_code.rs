@@ -13,21 +13,21 @@ use crate::upgrade::use_case::UpgradeError;
 
 /// Everything passed (flaky specs are allowed unless `--fail-on-flaky`); a promotion
 /// was made or there was nothing to do.
-pub const OK: u8 = 0;
+pub(crate) const OK: u8 = 0;
 /// A spec failed, the gate is closed, or an upgrade plan has blockers.
 pub const FAILED: u8 = 1;
 /// Usage or configuration error: bad flag, bad suite file, bad regex.
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 /// Infrastructure error (Docker gone, missing image, cluster or API unreachable)
 /// or incomplete results (truncated JUnit, aborted run).
-pub const INFRA: u8 = 3;
+pub(crate) const INFRA: u8 = 3;
 /// The tests' verdict is known, but a GitHub commit status could not be posted.
-pub const STATUS_POST_FAILED: u8 = 4;
+pub(crate) const STATUS_POST_FAILED: u8 = 4;
 /// Interrupted by SIGINT or SIGTERM; results gathered so far were written.
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// Rows for the help text and README: `(code, meaning)`.
-pub const TABLE: &[(u8, &str)] = &[
+pub(crate) const TABLE: &[(u8, &str)] = &[
     (
         OK,
         "passed (flaky allowed unless --fail-on-flaky); promoted or nothing to do",
@@ -55,7 +55,7 @@ pub const TABLE: &[(u8, &str)] = &[
 ];
 
 /// The table rendered for `--help` epilogues.
-pub fn help_table() -> String {
+pub(crate) fn help_table() -> String {
     let mut s = String::from("Exit codes:\n");
     for (code, meaning) in TABLE {
         s.push_str(&format!("  {code:>3}  {meaning}\n"));

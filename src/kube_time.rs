@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 /// A k8s-openapi timestamp (`metav1.Time`, `MicroTime`) as chrono, to the nanosecond
 /// (jiff gives a negative fraction before 1970, so go through total nanoseconds; i64
 /// nanoseconds span 1677–2262, past which the nearest end is taken).
-pub fn to_chrono(t: Timestamp) -> DateTime<Utc> {
+pub(crate) fn to_chrono(t: Timestamp) -> DateTime<Utc> {
     let nanos = t.as_nanosecond();
     let clamped = nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
     DateTime::from_timestamp_nanos(clamped)

@@ -30,7 +30,7 @@ pub fn send(pid: u32, signal: Signal) -> bool {
 }
 
 /// This process's real user id.
-pub fn current_uid() -> u32 {
+pub(crate) fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
 }

@@ -63,7 +63,7 @@ pub fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
 }
 
 /// Any other quantity (memory, pods, storage) in base units, rounded up.
-pub fn base_units(text: &str) -> Result<u64, QuantityError> {
+pub(crate) fn base_units(text: &str) -> Result<u64, QuantityError> {
     let v = parse_f64(text)?;
     if v < 0.0 {
         return Err(QuantityError {
@@ -75,14 +75,14 @@ pub fn base_units(text: &str) -> Result<u64, QuantityError> {
 
 /// A quantity as the simulated cluster stores it (a JSON string or number), in millicores;
 /// `None` when absent or unreadable.
-pub fn json_cpu_millis(v: &serde_json::Value) -> Option<i64> {
+pub(crate) fn json_cpu_millis(v: &serde_json::Value) -> Option<i64> {
     json_text(v)
         .and_then(|t| cpu_millis(&t).ok())
         .map(|m| m as i64)
 }
 
 /// As [`json_cpu_millis`], in base units (bytes, pods).
-pub fn json_base_units(v: &serde_json::Value) -> Option<i64> {
+pub(crate) fn json_base_units(v: &serde_json::Value) -> Option<i64> {
     json_text(v)
         .and_then(|t| base_units(&t).ok())
         .map(|m| m as i64)

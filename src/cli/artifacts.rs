@@ -22,7 +22,7 @@ fn is_suite_dir(dir: &Path) -> bool {
 }
 
 /// Removes the previous run's results from `artifacts`; returns what was removed.
-pub fn clear_previous(artifacts: &Path) -> std::io::Result<Vec<String>> {
+pub(crate) fn clear_previous(artifacts: &Path) -> std::io::Result<Vec<String>> {
     let mut removed = Vec::new();
     let entries = match std::fs::read_dir(artifacts) {
         Ok(e) => e,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Aggregate status context of a gate run.
-pub const GATE_CONTEXT: &str = "e2e-gate/gate";
+pub(crate) const GATE_CONTEXT: &str = "e2e-gate/gate";
 
 /// Options of `gate`.
 #[derive(Debug, Args)]

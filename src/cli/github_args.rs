@@ -149,7 +149,7 @@ impl AuthArgs {
     }
 
     /// A full client configuration.
-    pub fn client_config(
+    pub(crate) fn client_config(
         &self,
         env: &HashMap<String, String>,
     ) -> Result<ClientConfig, StatusError> {

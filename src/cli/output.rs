@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 
 /// Installs the global subscriber. Safe to call once per process.
-pub fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("E2E_GATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,octocrab=off"));
     let _ = tracing_subscriber::fmt()

@@ -111,7 +111,8 @@ fn sources(paths: &[PathBuf], name: &str) -> Result<Vec<Source>, String> {
 }
 
 /// Reads every PATH into suites: files given directly form one suite, each directory one.
-pub fn load_paths(
+#[cfg(test)]
+pub(crate) fn load_paths(
     paths: &[PathBuf],
     name: &str,
     opts: &ReadOptions,

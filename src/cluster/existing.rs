@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 /// Uses an existing cluster.
 #[derive(Debug, Default)]
-pub struct ExistingProvider;
+pub(crate) struct ExistingProvider;
 
 #[async_trait]
 impl ClusterProvider for ExistingProvider {

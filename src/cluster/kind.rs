@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// A command to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandSpec {
+pub(crate) struct CommandSpec {
     /// Program.
     pub program: String,
     /// Arguments.
@@ -31,7 +31,7 @@ impl CommandSpec {
 
 /// Captured result of a finished command.
 #[derive(Debug, Clone, Default)]
-pub struct CommandOutput {
+pub(crate) struct CommandOutput {
     /// Exit code (None when killed by a signal).
     pub code: Option<i32>,
     /// Stdout.
@@ -42,14 +42,14 @@ pub struct CommandOutput {
 
 /// Runs subprocesses (injected, so tests can script them).
 #[async_trait]
-pub trait CommandRunner: Send + Sync {
+pub(crate) trait CommandRunner: Send + Sync {
     /// Runs to completion; `Err` only when the program cannot be started.
     async fn run(&self, cmd: &CommandSpec) -> std::io::Result<CommandOutput>;
 }
 
 /// Runs real processes with tokio.
 #[derive(Debug, Default)]
-pub struct TokioCommandRunner;
+pub(crate) struct TokioCommandRunner;
 
 #[async_trait]
 impl CommandRunner for TokioCommandRunner {
@@ -68,7 +68,7 @@ impl CommandRunner for TokioCommandRunner {
 }
 
 /// kind clusters; kubeconfigs are written under `state_root/<name>/`.
-pub struct KindProvider {
+pub(crate) struct KindProvider {
     runner: Arc<dyn CommandRunner>,
     kind: String,
     state_root: PathBuf,

@@ -122,7 +122,7 @@ pub trait ClusterProvider: Send + Sync {
 }
 
 /// The `server:` URL of the current cluster in a kubeconfig (first cluster entry).
-pub fn server_of_kubeconfig(text: &str) -> Option<String> {
+pub(crate) fn server_of_kubeconfig(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .find_map(|l| l.strip_prefix("server:"))

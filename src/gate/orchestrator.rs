@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Set in every suite container when the profile has a target version.
-pub const TARGET_VERSION_ENV: &str = "E2E_GATE_TARGET_VERSION";
+pub(crate) const TARGET_VERSION_ENV: &str = "E2E_GATE_TARGET_VERSION";
 
 /// The upgrade's own GitHub status context (the rolling upgrade and the availability
 /// measured while it ran), so promotion can require it apart from the suites.
@@ -27,7 +27,7 @@ pub const UPGRADE_CONTEXT: &str = "e2e-gate/upgrade";
 /// Pure: the upgrade status from the Upgrade and Availability steps. A failure to measure is
 /// an `error` (we could not find out); a measured disruption or an unfinished upgrade is a
 /// `failure`. The description is the first line of the reason, or the upgrade's facts.
-pub fn upgrade_status(
+pub(crate) fn upgrade_status(
     upgrade: &StepOutcome,
     availability: Option<&StepOutcome>,
     not_measured: bool,

@@ -230,7 +230,7 @@ pub fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, Pr
 }
 
 /// Applies `E2E_GATE_*` variables (lower precedence than flags, which the caller applies after).
-pub fn apply_env(
+pub(crate) fn apply_env(
     mut p: Profile,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Profile, ProfileError> {

@@ -60,7 +60,7 @@ impl StepRecorder {
     }
 
     /// Appends steps recorded elsewhere (already logged there).
-    pub fn append(&mut self, other: &StepRecorder) {
+    pub(crate) fn append(&mut self, other: &StepRecorder) {
         self.steps.extend(other.steps.iter().cloned());
     }
 
@@ -72,7 +72,7 @@ impl StepRecorder {
     /// The runner testsuite: one testcase per step; its time is the gate's wall time `wall`
     /// (steps overlap — suites run side by side, the availability probe during the upgrade — so
     /// their sum overstated it: 48 s for a 27 s gate).
-    pub fn to_suite(&self, wall: std::time::Duration) -> SuiteResult {
+    pub(crate) fn to_suite(&self, wall: std::time::Duration) -> SuiteResult {
         let specs = self
             .steps
             .iter()

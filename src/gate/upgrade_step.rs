@@ -27,7 +27,7 @@ pub struct UpgradeSummary {
 
 impl UpgradeSummary {
     /// The gate's view of the engine's report.
-    pub fn from_report(r: &UpgradeReport) -> Self {
+    pub(crate) fn from_report(r: &UpgradeReport) -> Self {
         UpgradeSummary {
             nodes_replaced: r.nodes_replaced,
             nodes_found_replaced: r.nodes_found_replaced,

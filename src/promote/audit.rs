@@ -19,7 +19,7 @@ pub fn line(outcome: &Outcome, now: DateTime<Utc>) -> String {
 }
 
 /// Appends one line to `path` (created if missing).
-pub fn append(path: &Path, outcome: &Outcome, now: DateTime<Utc>) -> std::io::Result<()> {
+pub(crate) fn append(path: &Path, outcome: &Outcome, now: DateTime<Utc>) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

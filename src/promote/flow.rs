@@ -146,7 +146,7 @@ pub struct Outcome {
 }
 
 /// Context posted on the promoted commit.
-pub fn promoted_context(to: &str) -> String {
+pub(crate) fn promoted_context(to: &str) -> String {
     format!("e2e-gate/promoted-to-{to}")
 }
 

@@ -26,7 +26,7 @@ pub fn load_files(files: &[PathBuf], name: &str) -> SuiteResult {
 
 /// The result files of one attempt directory the runner wrote: the container's reports in
 /// `results/`, and the streamed `e2e.log`.
-pub fn attempt_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn attempt_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("results"))
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
@@ -46,14 +46,14 @@ pub fn attempt_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Whether `dir` is a suite directory `e2e-gate run` or `gate` wrote (`attempt-0/`).
-pub fn is_suite_dir(dir: &Path) -> bool {
+pub(crate) fn is_suite_dir(dir: &Path) -> bool {
     dir.join("attempt-0").is_dir()
 }
 
 /// Reads a suite directory the runner wrote: `attempt-0` is the first container, `attempt-1…`
 /// the reruns, merged the way the runner merges them (a rerun's specs that ran are appended
 /// to the same-named specs).
-pub fn load_suite_dir(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult {
+pub(crate) fn load_suite_dir(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult {
     let mut base = load_files_with(&attempt_files(&dir.join("attempt-0")), name, opts);
     for n in 1.. {
         let attempt = dir.join(format!("attempt-{n}"));
@@ -119,7 +119,7 @@ pub fn load_files_with(files: &[PathBuf], name: &str, opts: &ReadOptions) -> Sui
 
 /// One attempt directory the runner wrote, as one suite, and what its `e2e.log` says on its own
 /// (the runner needs its `Running Suite` and `Will run` lines): every file is read once.
-pub fn load_attempt(dir: &Path, name: &str) -> (SuiteResult, Option<LogSummary>) {
+pub(crate) fn load_attempt(dir: &Path, name: &str) -> (SuiteResult, Option<LogSummary>) {
     let opts = ReadOptions::default();
     let mut inputs = Inputs::default();
     for f in attempt_files(dir) {

@@ -9,7 +9,7 @@ use crate::results::read::names_match;
 /// `base` with the same name (same-named specs: match in order, preferring specs that did
 /// not pass). Specs of the rerun that are not in base are added. Skipped/pending attempts of
 /// the rerun (everything it did not select) are not appended to existing specs.
-pub fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container: u32) {
+pub(crate) fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container: u32) {
     let mut used = vec![false; base.specs.len()];
     for mut spec in rerun.specs {
         for a in &mut spec.attempts {
@@ -74,13 +74,17 @@ pub fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container: u32) {
 }
 
 /// Property key of a warning about the inputs (shown by the summary, kept in the JUnit).
-pub const WARNING_PROPERTY: &str = "e2e_gate_warning";
+pub(crate) const WARNING_PROPERTY: &str = "e2e_gate_warning";
 
 /// A warning when the log's summary line contradicts the specs read from the JUnit or JSON
 /// report (a log copied from another run, files of two runs mixed up). Ginkgo counts flaked
 /// specs among the passed ones and unselected specs among the skipped ones; a dry run, a
 /// stopped run, a damaged report or a log without a summary line is not compared.
-pub fn log_contradiction(suite: &SuiteResult, log: &LogSummary, source: &str) -> Option<String> {
+pub(crate) fn log_contradiction(
+    suite: &SuiteResult,
+    log: &LogSummary,
+    source: &str,
+) -> Option<String> {
     let c = log.counts.as_ref()?;
     // A stopped run's counts are ginkgo's guess: v1 counts the spec it interrupted as passed
     // ("FAIL! -- 1 Passed | 0 Failed" after a signal).
@@ -115,7 +119,7 @@ pub fn log_contradiction(suite: &SuiteResult, log: &LogSummary, source: &str) ->
 /// flaky specs (v2 JUnit hides them) get their failed attempts, and the Kubernetes
 /// version, duration and dry-run flag are filled in. Returns the names of log flakes
 /// that matched no spec.
-pub fn apply_log(suite: &mut SuiteResult, log: &LogSummary, source: &str) -> Vec<String> {
+pub(crate) fn apply_log(suite: &mut SuiteResult, log: &LogSummary, source: &str) -> Vec<String> {
     let mut unmatched = Vec::new();
     for flake in &log.flakes {
         let target = suite.specs.iter_mut().find(|s| {
@@ -173,7 +177,7 @@ pub fn apply_log(suite: &mut SuiteResult, log: &LogSummary, source: &str) -> Vec
 /// run (ginkgo v1 leaves the interrupted spec out): adds them as `NotRun` placeholders.
 /// For callers that do not know the selected spec names (`e2e-gate report`); the runner
 /// knows them and marks the missing specs by name instead.
-pub fn add_missing_as_not_run(suite: &mut SuiteResult, log: &LogSummary) {
+pub(crate) fn add_missing_as_not_run(suite: &mut SuiteResult, log: &LogSummary) {
     let Some((selected, total)) = log.will_run else {
         return;
     };

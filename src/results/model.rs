@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// [`Attempt::failure_kind`] of a spec a dry run listed but did not execute.
-pub const DRY_RUN_KIND: &str = "dry-run";
+pub(crate) const DRY_RUN_KIND: &str = "dry-run";
 
 /// How one attempt of one spec ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -167,14 +167,14 @@ impl Spec {
 
     /// Whether this spec was only listed by a dry run (its attempt is `Skipped` with
     /// `failure_kind == "dry-run"`).
-    pub fn is_dry_run(&self) -> bool {
+    pub(crate) fn is_dry_run(&self) -> bool {
         self.attempts.last().is_some_and(|a| {
             a.state == AttemptState::Skipped && a.failure_kind.as_deref() == Some(DRY_RUN_KIND)
         })
     }
 
     /// The attempts that failed, in order.
-    pub fn failed_attempts(&self) -> impl Iterator<Item = &Attempt> {
+    pub(crate) fn failed_attempts(&self) -> impl Iterator<Item = &Attempt> {
         self.attempts
             .iter()
             .filter(|a| a.state == AttemptState::Failed)
@@ -321,7 +321,7 @@ impl SuiteResult {
     }
 
     /// Whether a suite node failed.
-    pub fn suite_node_failed(&self) -> bool {
+    pub(crate) fn suite_node_failed(&self) -> bool {
         self.suite_nodes
             .iter()
             .any(|n| n.attempt.state == AttemptState::Failed)
@@ -334,7 +334,7 @@ impl SuiteResult {
 
     /// [`SuiteResult::verdict`] from this suite's counts when the caller already has them
     /// (saves a walk over every spec).
-    pub fn verdict_with(&self, c: &Counts) -> SuiteVerdict {
+    pub(crate) fn verdict_with(&self, c: &Counts) -> SuiteVerdict {
         if self.incomplete.is_some() || c.not_run > 0 {
             SuiteVerdict::Incomplete
         } else if c.failed > 0 || self.suite_node_failed() {
@@ -355,7 +355,7 @@ impl SuiteResult {
     }
 
     /// Marks the results incomplete because a result file is damaged (see [`Incomplete::damaged`]).
-    pub fn mark_damaged(&mut self, reason: impl Into<String>) {
+    pub(crate) fn mark_damaged(&mut self, reason: impl Into<String>) {
         self.mark_incomplete(reason);
         if let Some(i) = &mut self.incomplete {
             i.damaged = true;
@@ -363,12 +363,12 @@ impl SuiteResult {
     }
 
     /// Whether a result file behind this suite was damaged.
-    pub fn is_damaged(&self) -> bool {
+    pub(crate) fn is_damaged(&self) -> bool {
         self.incomplete.as_ref().is_some_and(|i| i.damaged)
     }
 
     /// Marks the suite incomplete, appending to an existing reason.
-    pub fn mark_incomplete(&mut self, reason: impl Into<String>) {
+    pub(crate) fn mark_incomplete(&mut self, reason: impl Into<String>) {
         let reason = reason.into();
         match &mut self.incomplete {
             Some(i) if !i.reason.contains(&reason) => {
@@ -381,7 +381,7 @@ impl SuiteResult {
     }
 
     /// Total wall time: the suite duration if known, else the sum of attempt durations.
-    pub fn total_duration(&self) -> Duration {
+    pub(crate) fn total_duration(&self) -> Duration {
         if let Some(d) = self.duration {
             return d;
         }
@@ -405,11 +405,13 @@ mod shared_str {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::sync::Arc;
 
-    pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
         v.as_deref().serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<str>>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.map(Arc::from))
     }
 }

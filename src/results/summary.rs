@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// Current `format_version` of [`RunSummary`].
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Verdict word of a suite or of the whole run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,7 +214,7 @@ pub fn summarize(suites: &[SuiteResult]) -> RunSummary {
 }
 
 /// Summarises suites; with `fail_on_flaky` a suite with a flaky spec is failed.
-pub fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary {
+pub(crate) fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary {
     summarize_summaries(
         suites
             .iter()
@@ -225,7 +225,7 @@ pub fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary
 
 /// The run's summary from its suites' summaries (so a caller can drop each suite once it is
 /// summarised: `report` over a thousand result directories holds one at a time).
-pub fn summarize_summaries(suites: Vec<SuiteSummary>) -> RunSummary {
+pub(crate) fn summarize_summaries(suites: Vec<SuiteSummary>) -> RunSummary {
     let mut totals = Totals::default();
     for s in &suites {
         totals.passed += s.passed;
@@ -256,7 +256,7 @@ impl RunSummary {
     /// fails a passed run; a failed infrastructure step (up, ready, down) makes it incomplete.
     /// One verdict everywhere: `summary.json`, stdout and the last human line agree with the
     /// exit code.
-    pub fn with_steps(
+    pub(crate) fn with_steps(
         mut self,
         steps: Vec<StepSummary>,
         verdict_failed: bool,
@@ -272,7 +272,7 @@ impl RunSummary {
     }
 
     /// Pretty JSON.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
@@ -304,7 +304,8 @@ fn counts_line(
 }
 
 /// Multi-line human summary naming failed and flaky specs, plain.
-pub fn render_human(summary: &RunSummary) -> String {
+#[cfg(test)]
+pub(crate) fn render_human(summary: &RunSummary) -> String {
     render_human_styled(summary, false)
 }
 
@@ -324,7 +325,7 @@ fn paint(word: &str, colour: bool) -> String {
 
 /// [`render_human`]; with `colour` (a terminal, `NO_COLOR` unset) the verdicts are coloured.
 /// Each failed spec is followed by the first line of its failure.
-pub fn render_human_styled(summary: &RunSummary, colour: bool) -> String {
+pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String {
     let mut out = String::new();
     for s in &summary.suites {
         let word = if s.dry_run {

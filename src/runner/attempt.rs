@@ -105,7 +105,7 @@ fn progress_line(
 }
 
 /// Runs one container, writing its output to `log_path`. `label` prefixes progress lines.
-pub async fn run_attempt(
+pub(crate) async fn run_attempt(
     runner: &dyn ContainerRunner,
     spec: &ContainerSpec,
     log_path: &Path,

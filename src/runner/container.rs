@@ -102,16 +102,11 @@ impl StopSignal {
     }
 
     /// Asks the container to stop with this grace period before SIGKILL.
-    pub fn fire(&self, grace: Duration) {
+    pub(crate) fn fire(&self, grace: Duration) {
         if let Ok(mut g) = self.grace.lock() {
             *g = grace;
         }
         self.token.cancel();
-    }
-
-    /// Whether it was fired.
-    pub fn fired(&self) -> bool {
-        self.token.is_cancelled()
     }
 
     /// Resolves once fired.

@@ -7,7 +7,7 @@ use crate::suite::GinkgoVersion;
 
 /// What a run's output and reports say about the ginkgo that produced them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Detected {
+pub(crate) struct Detected {
     /// The major version, when any source shows one.
     pub ginkgo: Option<GinkgoVersion>,
     /// `Running Suite: <description>`, or the classname ginkgo gave its testcases.
@@ -46,7 +46,7 @@ pub fn detect(result: &SuiteResult, log: Option<&LogSummary>) -> Detected {
 }
 
 /// The version reruns use, and a warning when it contradicts the suite file.
-pub fn settle(
+pub(crate) fn settle(
     declared: Option<GinkgoVersion>,
     detected: Option<GinkgoVersion>,
 ) -> (GinkgoVersion, Option<String>) {

@@ -44,7 +44,7 @@ fn engine(op: &'static str, target: &str, e: BollardError) -> RunnerError {
 impl DockerRunner {
     /// Connects with the usual defaults (`DOCKER_HOST` or the local socket) and checks the
     /// daemon answers, negotiating the API version down for older engines.
-    pub async fn connect() -> Result<DockerRunner, RunnerError> {
+    pub(crate) async fn connect() -> Result<DockerRunner, RunnerError> {
         let docker =
             Docker::connect_with_defaults().map_err(|e| RunnerError::Daemon(e.to_string()))?;
         let docker = docker
@@ -62,7 +62,11 @@ impl DockerRunner {
     /// or from a local image).
     /// The image `tag` pointed to before is removed when the build leaves it untagged, so
     /// rebuilding never piles up dangling images on a CI agent.
-    pub async fn build_image(&self, context_tar: Vec<u8>, tag: &str) -> Result<(), RunnerError> {
+    pub(crate) async fn build_image(
+        &self,
+        context_tar: Vec<u8>,
+        tag: &str,
+    ) -> Result<(), RunnerError> {
         let previous = self.image_id(tag).await;
         self.build(context_tar, tag).await?;
         let now = self.image_id(tag).await;
@@ -77,7 +81,7 @@ impl DockerRunner {
     }
 
     /// A label of a local image, if the image and the label exist.
-    pub async fn image_label(&self, tag: &str, key: &str) -> Option<String> {
+    pub(crate) async fn image_label(&self, tag: &str, key: &str) -> Option<String> {
         let image = self.docker.inspect_image(tag).await.ok()?;
         image.config?.labels?.get(key).cloned()
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Where the results directory is mounted inside the container (the conformance default).
 pub const RESULTS_DIR: &str = "/tmp/results";
 /// Where the kubeconfig is mounted inside the container.
-pub const KUBECONFIG_PATH: &str = "/tmp/e2e-gate/kubeconfig";
+pub(crate) const KUBECONFIG_PATH: &str = "/tmp/e2e-gate/kubeconfig";
 
 /// What differs between the containers of one suite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct Attempt {
 
 /// Host-side facts for building the container.
 #[derive(Debug, Clone)]
-pub struct Host {
+pub(crate) struct Host {
     /// Identifies this e2e-gate run (label value, container name part).
     pub run_id: String,
     /// Host directory mounted at [`RESULTS_DIR`].
@@ -37,7 +37,7 @@ pub struct Host {
 }
 
 /// Several regexes as one Go (RE2) regex that matches when any does.
-pub fn or_regex(list: &[String]) -> String {
+pub(crate) fn or_regex(list: &[String]) -> String {
     match list {
         [] => String::new(),
         [one] => one.clone(),
@@ -71,7 +71,7 @@ fn flake_args(suite: &SuiteSpec, attempt: &Attempt) -> Vec<String> {
 }
 
 /// Builds the container for one attempt of a suite.
-pub fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -> ContainerSpec {
+pub(crate) fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -> ContainerSpec {
     let (focus, skip) = match &attempt.focus_override {
         Some(f) => (f.clone(), String::new()),
         None => (or_regex(&suite.focus), or_regex(&suite.skip)),

@@ -22,7 +22,7 @@ pub struct Progress {
 
 /// Feeds bytes, yields progress.
 #[derive(Debug, Default)]
-pub struct ProgressParser {
+pub(crate) struct ProgressParser {
     line: String,
     pending_utf8: Vec<u8>,
     /// Counted (done, skipped) on the current unfinished line.
@@ -67,7 +67,7 @@ impl ProgressParser {
     }
 
     /// The last non-empty output, including an unfinished line (shown when a spec runs long).
-    pub fn last_line(&self) -> String {
+    pub(crate) fn last_line(&self) -> String {
         let partial = strip_ansi(&self.line);
         let partial = partial.trim();
         if partial.is_empty() {
@@ -78,7 +78,7 @@ impl ProgressParser {
     }
 
     /// Feeds a chunk; returns how many specs finished in it.
-    pub fn feed(&mut self, bytes: &[u8]) -> usize {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> usize {
         let before = self.progress.done;
         self.pending_utf8.extend_from_slice(bytes);
         let text = match std::str::from_utf8(&self.pending_utf8) {

@@ -16,14 +16,14 @@
 use crate::suite::GinkgoVersion;
 
 /// Longest regex put in one container (the environment/argv limit is 128 KiB per string).
-pub const MAX_FOCUS_LEN: usize = 32 * 1024;
+pub(crate) const MAX_FOCUS_LEN: usize = 32 * 1024;
 
 /// The text of ginkgo v1's root container, quoted.
 const V1_ROOT: &str = r"\[Top Level\]";
 
 /// A spec to rerun, as the results reader saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RerunTarget {
+pub(crate) struct RerunTarget {
     /// The spec text (v2 `[It] ` prefix already removed).
     pub name: String,
     /// The JUnit classname; ginkgo (v1 and v2) writes the suite description there.
@@ -32,7 +32,7 @@ pub struct RerunTarget {
 
 /// How the ginkgo that ran the first container matches a focus.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FocusRule {
+pub(crate) struct FocusRule {
     /// The major version detected from the first container (or declared by the suite file).
     pub ginkgo: GinkgoVersion,
     /// The suite description (`Running Suite: <description>`), used when a target has no
@@ -41,7 +41,7 @@ pub struct FocusRule {
 }
 
 /// Quotes every RE2 metacharacter, exactly like Go's `regexp.QuoteMeta`.
-pub fn quote_meta(s: &str) -> String {
+pub(crate) fn quote_meta(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 2);
     for c in s.chars() {
         if matches!(
@@ -77,7 +77,7 @@ fn alternative(t: &RerunTarget, rule: &FocusRule) -> String {
 /// Anchored focus regexes selecting exactly `targets`, each at most `max_len` bytes (a single
 /// over-long name still gets its own chunk), each with the targets it selects. Duplicate names
 /// collapse.
-pub fn focus_chunks(
+pub(crate) fn focus_chunks(
     targets: &[RerunTarget],
     rule: &FocusRule,
     max_len: usize,

@@ -8,7 +8,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use std::time::Duration;
 
 /// Annotation, label and taint prefix of the upgrade engine's markers.
-pub const MARKER_PREFIX: &str = "upgrade.e2e-gate.io/";
+pub(crate) const MARKER_PREFIX: &str = "upgrade.e2e-gate.io/";
 
 /// Objects the checks read (one LIST each).
 #[derive(Debug, Clone, Default)]
@@ -287,7 +287,7 @@ fn run_check(index: usize, s: &ClusterState, o: &SmokeOptions) -> CheckOutcome {
 }
 
 /// Runs every check whose name `selected` accepts, in [`CHECK_NAMES`] order.
-pub fn run_checks(
+pub(crate) fn run_checks(
     s: &ClusterState,
     o: &SmokeOptions,
     selected: &dyn Fn(&str) -> bool,

@@ -15,11 +15,11 @@ const CA_BUNDLES: [&str; 2] = [
 ];
 
 /// Default tag of the smoke image.
-pub const DEFAULT_TAG: &str = "e2e-gate-smoke:local";
+pub(crate) const DEFAULT_TAG: &str = "e2e-gate-smoke:local";
 
 /// Building the image failed before Docker saw it.
 #[derive(Debug, thiserror::Error)]
-pub enum ImageError {
+pub(crate) enum ImageError {
     /// `ldd` could not be run or did not understand the binary.
     #[error("cannot list the shared libraries of {binary} with ldd: {message}")]
     Ldd {
@@ -39,7 +39,7 @@ pub enum ImageError {
 }
 
 /// Shared libraries named by `ldd` output (absolute paths only; the vDSO has none).
-pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
+pub(crate) fn parse_ldd(output: &str) -> Vec<PathBuf> {
     output
         .lines()
         .filter_map(|line| {
@@ -54,12 +54,12 @@ pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
 }
 
 /// Image label holding the fingerprint of the binary inside ([`fingerprint`]).
-pub const BINARY_LABEL: &str = "io.e2e-gate.binary-fnv64";
+pub(crate) const BINARY_LABEL: &str = "io.e2e-gate.binary-fnv64";
 
 /// A fingerprint of the binary's bytes (FNV-1a, 64 bits): the smoke image is rebuilt when the
 /// binary that would go into it differs from the one it holds (it went stale after every
 /// code change while only a missing image was rebuilt).
-pub fn fingerprint(bytes: &[u8]) -> String {
+pub(crate) fn fingerprint(bytes: &[u8]) -> String {
     let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
     });
@@ -67,7 +67,7 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 }
 
 /// The Dockerfile of the image; `fingerprint` labels the binary it holds.
-pub fn dockerfile(fingerprint: &str) -> String {
+pub(crate) fn dockerfile(fingerprint: &str) -> String {
     format!(
         "FROM scratch\nCOPY rootfs/ /\nLABEL {BINARY_LABEL}=\"{fingerprint}\"\nENTRYPOINT [\"/e2e-gate\", \"smoke\", \"run\"]\n"
     )
@@ -87,7 +87,7 @@ fn add_file(
 }
 
 /// The build context (a tar): Dockerfile, the binary, its libraries, `/etc/nsswitch.conf`.
-pub fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<u8>, ImageError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|e| ImageError::Context {
             path: p.display().to_string(),
@@ -137,7 +137,7 @@ pub fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<u8>, Im
 }
 
 /// Runs `ldd` on the binary.
-pub fn libraries_of(binary: &Path) -> Result<Vec<PathBuf>, ImageError> {
+pub(crate) fn libraries_of(binary: &Path) -> Result<Vec<PathBuf>, ImageError> {
     let err = |message: String| ImageError::Ldd {
         binary: binary.display().to_string(),
         message,

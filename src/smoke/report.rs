@@ -6,10 +6,10 @@ use crate::results::{Attempt, AttemptState, Spec, SuiteResult, DRY_RUN_KIND};
 use std::time::Duration;
 
 /// The suite name written in JUnit.
-pub const SUITE_NAME: &str = "e2e-gate smoke";
+pub(crate) const SUITE_NAME: &str = "e2e-gate smoke";
 
 /// Checks as a suite: selected checks with their outcome; unselected ones as skipped.
-pub fn to_suite(checks: &[Check], dry_run: bool, elapsed: Duration) -> SuiteResult {
+pub(crate) fn to_suite(checks: &[Check], dry_run: bool, elapsed: Duration) -> SuiteResult {
     let specs = CHECK_NAMES
         .iter()
         .map(|&name| {
@@ -48,7 +48,7 @@ pub fn to_suite(checks: &[Check], dry_run: bool, elapsed: Duration) -> SuiteResu
 }
 
 /// The console lines ginkgo v2 would print for this run (header, a line per spec, summary).
-pub fn console_lines(checks: &[Check], dry_run: bool, elapsed: Duration) -> Vec<String> {
+pub(crate) fn console_lines(checks: &[Check], dry_run: bool, elapsed: Duration) -> Vec<String> {
     let mut lines = vec![
         format!("Running Suite: {SUITE_NAME}"),
         format!("Will run {} of {} specs", checks.len(), CHECK_NAMES.len()),

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// The public GitHub API.
-pub const DEFAULT_API_URL: &str = "https://api.github.com";
+pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
 
 /// A secret string: never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ impl Secret {
         Secret(s.into().trim().to_string())
     }
     /// The secret itself: only for handing to the HTTP client.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -90,7 +90,7 @@ impl ClientConfig {
 }
 
 /// Checks an API root URL: http(s), a host, no query; trailing `/` removed.
-pub fn validate_api_url(url: &str) -> Result<String, StatusError> {
+pub(crate) fn validate_api_url(url: &str) -> Result<String, StatusError> {
     let trimmed = url.trim().trim_end_matches('/');
     let bad = || {
         StatusError::Config(format!(
@@ -179,7 +179,7 @@ impl GithubClient {
     }
 
     /// Removes any secret from a text.
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {
             // very short "secrets" would mangle every message; real tokens are long

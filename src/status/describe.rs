@@ -4,10 +4,10 @@ use crate::results::{SpecOutcome, SuiteResult, SuiteVerdict};
 use std::time::Duration;
 
 /// GitHub rejects longer descriptions with 422.
-pub const MAX_DESCRIPTION_CHARS: usize = 140;
+pub(crate) const MAX_DESCRIPTION_CHARS: usize = 140;
 
 /// Truncates to at most `max` characters on a char boundary, ending in '…' when cut.
-pub fn truncate_chars(s: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -25,7 +25,7 @@ pub fn truncate_description(s: &str) -> String {
 }
 
 /// Compact duration: `45s`, `43m`, `2h05m`.
-pub fn short_duration(d: Duration) -> String {
+pub(crate) fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
         format!("{secs}s")

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// GitHub asks for at least one second between content-creating requests.
-pub const MIN_POST_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const MIN_POST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Posts statuses on one commit of one repository, at most one per [`MIN_POST_INTERVAL`].
 #[derive(Debug, Clone)]
@@ -109,7 +109,7 @@ impl StatusReporter for GithubStatusReporter {
 }
 
 /// `POST /repos/{o}/{r}/statuses/{sha}`.
-pub async fn post_status(
+pub(crate) async fn post_status(
     client: &GithubClient,
     repo: &RepoId,
     sha: &str,
@@ -132,7 +132,7 @@ pub async fn post_status(
 
 /// Looks up PR heads through the API (`GET /repos/{o}/{r}/pulls/{n}` → `.head.sha`).
 #[derive(Debug, Clone)]
-pub struct GithubPullHeadLookup(pub Arc<GithubClient>);
+pub(crate) struct GithubPullHeadLookup(pub Arc<GithubClient>);
 
 #[derive(Debug, Deserialize)]
 struct RawPull {

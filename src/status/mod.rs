@@ -20,9 +20,4 @@ pub use retry::RetryPolicy;
 pub use target::RepoId;
 
 /// Context of the aggregate status for a whole run.
-pub const RUN_CONTEXT: &str = "e2e-gate";
-
-/// Context of one suite's status: `e2e-gate/<suite>`.
-pub fn suite_context(suite: &str) -> String {
-    format!("{RUN_CONTEXT}/{suite}")
-}
+pub(crate) const RUN_CONTEXT: &str = "e2e-gate";

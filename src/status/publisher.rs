@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Description posted by [`StatusPublisher::abort`].
-pub const ABORTED: &str = "aborted";
+pub(crate) const ABORTED: &str = "aborted";
 
 /// Time [`StatusPublisher::abort`] may take in total: Jenkins kills the process soon after
 /// SIGTERM, so rate-limit waits are not honoured past this.
-pub const ABORT_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const ABORT_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Default)]
 struct Inner {
@@ -67,7 +67,7 @@ impl StatusPublisher {
     }
 
     /// [`StatusPublisher::abort`] with a custom time budget.
-    pub async fn abort_within(&self, budget: std::time::Duration) {
+    pub(crate) async fn abort_within(&self, budget: std::time::Duration) {
         let pending: Vec<String> = {
             let mut inner = self.inner();
             inner.aborted = true;

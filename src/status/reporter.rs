@@ -87,11 +87,6 @@ pub enum StatusError {
 }
 
 impl StatusError {
-    /// Whether this is a usage/configuration error (exit code 2).
-    pub fn is_config(&self) -> bool {
-        matches!(self, StatusError::Config(_))
-    }
-
     /// HTTP status of a rejection, if any.
     pub fn http_status(&self) -> Option<u16> {
         match self {

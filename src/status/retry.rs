@@ -43,7 +43,7 @@ impl RetryPolicy {
     }
 
     /// Backoff delays with a fixed jitter seed (tests).
-    pub fn backoff_seeded(&self, seed: u64) -> Backoff {
+    pub(crate) fn backoff_seeded(&self, seed: u64) -> Backoff {
         Backoff {
             next: self.base_delay,
             max: self.max_delay,
@@ -84,7 +84,7 @@ impl Iterator for Backoff {
 
 /// What we know about one failed call.
 #[derive(Debug, Clone, Default)]
-pub struct FailureFacts<'a> {
+pub(crate) struct FailureFacts<'a> {
     /// HTTP status, `None` for a transport error (connect, reset, timeout).
     pub status: Option<u16>,
     /// `Retry-After` header.
@@ -99,7 +99,7 @@ pub struct FailureFacts<'a> {
 
 /// What to do after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Retry after the next backoff delay.
     Backoff,
     /// Rate limited: retry after exactly this wait.
@@ -110,7 +110,7 @@ pub enum Verdict {
 
 /// Classifies a failure: 5xx and transport errors back off; 429 and rate-limit 403s wait as
 /// GitHub says; every other 4xx gives up.
-pub fn classify(f: &FailureFacts<'_>, now_unix: i64, policy: &RetryPolicy) -> Verdict {
+pub(crate) fn classify(f: &FailureFacts<'_>, now_unix: i64, policy: &RetryPolicy) -> Verdict {
     let Some(status) = f.status else {
         return Verdict::Backoff;
     };
@@ -136,7 +136,7 @@ pub fn classify(f: &FailureFacts<'_>, now_unix: i64, policy: &RetryPolicy) -> Ve
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -148,7 +148,7 @@ pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
 }
 
 /// `x-ratelimit-reset` (Unix seconds) → wait from now, plus one second of slack.
-pub fn reset_wait(value: &str, now_unix: i64) -> Option<Duration> {
+pub(crate) fn reset_wait(value: &str, now_unix: i64) -> Option<Duration> {
     let reset: i64 = value.trim().parse().ok()?;
     Some(Duration::from_secs((reset - now_unix).max(0) as u64 + 1))
 }

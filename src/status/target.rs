@@ -43,12 +43,12 @@ impl std::str::FromStr for RepoId {
 }
 
 /// Reads `OWNER/NAME` (`--repo`, `--github-repo`); the error says what would be valid.
-pub fn parse_repo(s: &str) -> Result<RepoId, String> {
+pub(crate) fn parse_repo(s: &str) -> Result<RepoId, String> {
     s.parse().map_err(|e: StatusError| e.to_string())
 }
 
 /// Reads a full commit SHA (`--sha`: 40 or 64 hex characters).
-pub fn parse_sha(s: &str) -> Result<String, String> {
+pub(crate) fn parse_sha(s: &str) -> Result<String, String> {
     let s = s.trim();
     if (s.len() == 40 || s.len() == 64) && s.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(s.to_ascii_lowercase())
@@ -60,7 +60,7 @@ pub fn parse_sha(s: &str) -> Result<String, String> {
 }
 
 /// The repository from Jenkins' environment: `GIT_URL`, else `CHANGE_URL`.
-pub fn repo_from_env(env: &HashMap<String, String>) -> Option<RepoId> {
+pub(crate) fn repo_from_env(env: &HashMap<String, String>) -> Option<RepoId> {
     ["GIT_URL", "CHANGE_URL"]
         .iter()
         .filter_map(|k| env.get(*k))
@@ -68,7 +68,7 @@ pub fn repo_from_env(env: &HashMap<String, String>) -> Option<RepoId> {
 }
 
 /// `https://github.com/o/r(.git)`, `git@host:o/r.git`, `https://host/o/r/pull/5` → `o/r`.
-pub fn repo_from_url(url: &str) -> Option<RepoId> {
+pub(crate) fn repo_from_url(url: &str) -> Option<RepoId> {
     let url = url.trim();
     let path = if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
         rest.split_once('/')?.1
@@ -83,7 +83,7 @@ pub fn repo_from_url(url: &str) -> Option<RepoId> {
 
 /// Where the commit comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitPlan {
+pub(crate) enum CommitPlan {
     /// Known: `--sha` or `GIT_COMMIT`.
     Known {
         /// The SHA.
@@ -96,7 +96,7 @@ pub enum CommitPlan {
 }
 
 /// Decides which commit to use from the flag and the environment; `None` when unknown.
-pub fn plan_commit(
+pub(crate) fn plan_commit(
     sha_flag: Option<&str>,
     env: &HashMap<String, String>,
 ) -> Result<Option<CommitPlan>, StatusError> {
@@ -138,13 +138,13 @@ pub fn plan_commit(
 
 /// Looks up a pull request's head commit.
 #[async_trait::async_trait]
-pub trait PullHeadLookup: Send + Sync {
+pub(crate) trait PullHeadLookup: Send + Sync {
     /// The head SHA of pull request `number`.
     async fn pull_head(&self, repo: &RepoId, number: u64) -> Result<String, StatusError>;
 }
 
 /// Resolves a plan to a SHA.
-pub async fn resolve_commit(
+pub(crate) async fn resolve_commit(
     plan: &CommitPlan,
     repo: &RepoId,
     lookup: &dyn PullHeadLookup,

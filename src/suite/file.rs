@@ -29,7 +29,7 @@ pub enum GinkgoVersion {
 /// One suite file as written. See README "Suite files" for every key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SuiteFile {
+pub(crate) struct SuiteFile {
     /// Suite name; what `--suite NAME` selects.
     pub name: String,
     /// One line saying what the suite checks (shown by `suites list`).

@@ -10,17 +10,17 @@ use std::time::Duration;
 pub mod defaults {
     use std::time::Duration;
     /// One in-process attempt: no ginkgo retry.
-    pub const FLAKE_ATTEMPTS: u32 = 1;
+    pub(crate) const FLAKE_ATTEMPTS: u32 = 1;
     /// No rerun containers.
-    pub const RERUNS: u32 = 0;
+    pub(crate) const RERUNS: u32 = 0;
     /// Serial.
-    pub const PARALLEL: u32 = 1;
+    pub(crate) const PARALLEL: u32 = 1;
     /// Three hours: conformance takes 1–2 h on a small cluster.
-    pub const TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+    pub(crate) const TIMEOUT: Duration = Duration::from_secs(3 * 3600);
     /// Thirty minutes without a finished spec: the longest real conformance specs take ~15 min.
-    pub const STALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+    pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     /// The conformance image's `e2e.test` path.
-    pub const COMMAND: &str = "/usr/local/bin/e2e.test";
+    pub(crate) const COMMAND: &str = "/usr/local/bin/e2e.test";
 }
 
 /// A suite ready to run.
@@ -128,7 +128,7 @@ fn at_least_one(source: &Path, field: &str, v: u32) -> Result<u32, SuiteError> {
 
 impl SuiteSpec {
     /// Validates a parsed file. `source` names the file in every error.
-    pub fn from_file(file: SuiteFile, source: &Path) -> Result<SuiteSpec, SuiteError> {
+    pub(crate) fn from_file(file: SuiteFile, source: &Path) -> Result<SuiteSpec, SuiteError> {
         let invalid = |field: &str, message: String| SuiteError::Invalid {
             file: source.to_path_buf(),
             field: field.into(),

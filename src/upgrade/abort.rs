@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 /// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
 pub const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";
 /// Lease annotation holding each pool's kubelet version before the run (JSON).
-pub const PRIOR_VERSION_ANNOTATION: &str = "upgrade.e2e-gate.io/prior-version";
+pub(crate) const PRIOR_VERSION_ANNOTATION: &str = "upgrade.e2e-gate.io/prior-version";
 
 /// What `abort` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub enum AbortError {
 }
 
 /// Parses the base capacity as stored on the Lease (`"pool/zone": n`).
-pub fn parse_base(json: &str) -> BTreeMap<PoolZone, u32> {
+pub(crate) fn parse_base(json: &str) -> BTreeMap<PoolZone, u32> {
     serde_json::from_str::<BTreeMap<String, u32>>(json)
         .unwrap_or_default()
         .into_iter()
@@ -55,7 +55,7 @@ pub fn parse_base(json: &str) -> BTreeMap<PoolZone, u32> {
 }
 
 /// Serialises the base capacity for the Lease.
-pub fn format_base(base: &BTreeMap<PoolZone, u32>) -> String {
+pub(crate) fn format_base(base: &BTreeMap<PoolZone, u32>) -> String {
     let json: BTreeMap<String, u32> = base
         .iter()
         .map(|((p, z), v)| (format!("{p}/{z}"), *v))

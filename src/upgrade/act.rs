@@ -19,12 +19,12 @@ use std::collections::BTreeMap;
 /// Patches at most this many nodes (or evicts this many pods) at once: with hundreds of
 /// nodes moving together, one request after the other would make the engine, not the
 /// cluster, the bottleneck.
-pub const PARALLEL_REQUESTS: usize = 16;
+pub(crate) const PARALLEL_REQUESTS: usize = 16;
 
 /// Keeps the cloud's desired sizes where the markers want them, reading the cloud only when
 /// the wanted sizes changed or a terminate-with-decrement moved the cloud's own size.
 #[derive(Debug, Default)]
-pub struct CapacitySync {
+pub(crate) struct CapacitySync {
     last_want: Option<BTreeMap<PoolZone, u32>>,
 }
 
@@ -57,13 +57,13 @@ impl CapacitySync {
     }
 
     /// The cloud decremented its desired size on its own: compare with it again.
-    pub fn invalidate(&mut self) {
+    pub(crate) fn invalidate(&mut self) {
         self.last_want = None;
     }
 }
 
 /// What a round's requests need besides the actions.
-pub struct Actor<'a> {
+pub(crate) struct Actor<'a> {
     /// The cluster.
     pub cluster: &'a KubeCluster,
     /// The cloud.

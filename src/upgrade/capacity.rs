@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub type PoolZone = (String, String);
 
 /// Whether a node in `phase`, started with `mode`, holds one extra instance of capacity.
-pub fn holds_extra(phase: NodePhase, mode: StartMode) -> bool {
+pub(crate) fn holds_extra(phase: NodePhase, mode: StartMode) -> bool {
     use NodePhase::*;
     match mode {
         // Replacement requested before the drain; released by terminate-with-decrement.
@@ -68,7 +68,7 @@ pub struct ZoneCounts {
 /// whatever the phases say: a drained node's replacement that still boots is not serving, and
 /// a Ready new node that is another node's replacement is no room either, so serving nodes
 /// never drop below base − `max-unavailable`. Negative when the pool is short.
-pub fn room(
+pub(crate) fn room(
     base: &BTreeMap<PoolZone, u32>,
     counts: &BTreeMap<PoolZone, ZoneCounts>,
     max_unavailable: impl Fn(&str) -> u32,

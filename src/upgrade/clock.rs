@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Monotonic and wall time from one origin.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     origin: tokio::time::Instant,
     origin_wall: DateTime<Utc>,
 }

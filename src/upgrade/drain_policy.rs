@@ -119,7 +119,7 @@ impl StuckDrainPolicy {
     /// As [`Self::decide`], except that a drain that can never finish by waiting
     /// (`hopeless`: a PDB that never allows a disruption, see [`never_allows`]) is reported
     /// at once instead of after `report_after`; the rest of the ladder is unchanged.
-    pub fn decide_hopeless(
+    pub(crate) fn decide_hopeless(
         &self,
         stuck_for: Duration,
         reported: bool,
@@ -134,7 +134,7 @@ impl StuckDrainPolicy {
     }
 
     /// Whether the run must stop starting new drains (too many nodes left cordoned).
-    pub fn stop_early(&self, blocked_nodes: u32) -> bool {
+    pub(crate) fn stop_early(&self, blocked_nodes: u32) -> bool {
         blocked_nodes >= self.max_blocked_nodes.max(1)
     }
 }
@@ -164,10 +164,6 @@ impl EvictionBackoff {
             rng: rand::rngs::StdRng::seed_from_u64(seed),
         }
     }
-    /// Honours a server `Retry-After` (bounded by the cap) instead of the next step.
-    pub fn retry_after(&self, server: Duration) -> Duration {
-        server.min(self.cap)
-    }
 }
 
 impl Iterator for EvictionBackoff {
@@ -185,7 +181,7 @@ impl Iterator for EvictionBackoff {
 /// How long an eviction may stay unconfirmed by the PDB watch before its token is
 /// settled anyway (see [`EvictionTokens`]): long enough for the watch to deliver the
 /// eviction's own status write, short enough that a missed one costs little.
-pub const UNCONFIRMED_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const UNCONFIRMED_GRACE: Duration = Duration::from_secs(5);
 
 /// Per-PDB eviction tokens: the last `disruptionsAllowed` seen on the PDB watch minus
 /// this engine's evictions that the status does not count yet.
@@ -238,7 +234,7 @@ impl EvictionTokens {
     }
 
     /// Settles every eviction unconfirmed for `grace` or longer at `now`.
-    pub fn settle_older_than(&mut self, now: Instant, grace: Duration) {
+    pub(crate) fn settle_older_than(&mut self, now: Instant, grace: Duration) {
         for m in self.unconfirmed.values_mut() {
             m.retain(|_, at| now.saturating_duration_since(*at) < grace);
         }
@@ -286,7 +282,7 @@ impl EvictionTokens {
 
     /// Gives `pod`'s token back: its eviction failed, found the pod gone, or used no
     /// budget.
-    pub fn give_back(&mut self, pdb: &str, pod: &str) {
+    pub(crate) fn give_back(&mut self, pdb: &str, pod: &str) {
         self.confirm(pdb, pod);
     }
 }
@@ -302,11 +298,11 @@ fn spell(v: IntOrPercent) -> String {
 /// healthy, before the drain is reported hopeless. While a StatefulSet pod is recreated its
 /// PDB briefly counts one pod fewer (expectedPods = currentHealthy = minAvailable), which
 /// looks exactly like `minAvailable` = replicas for a moment.
-pub const HOPELESS_HOLD: Duration = Duration::from_secs(5);
+pub(crate) const HOPELESS_HOLD: Duration = Duration::from_secs(5);
 
 /// Whether the PDB's spec alone forbids every disruption whatever the workload's size
 /// (`maxUnavailable: 0` or `0%`, `minAvailable: 100%`): no transient status can cause that.
-pub fn forbids_by_spec(pdb: &PdbInfo) -> bool {
+pub(crate) fn forbids_by_spec(pdb: &PdbInfo) -> bool {
     use super::snapshot::IntOrPercent::{Int, Percent};
     match (pdb.min_available, pdb.max_unavailable) {
         (Some(Percent(p)), _) => p >= 100,
@@ -320,7 +316,7 @@ pub fn forbids_by_spec(pdb: &PdbInfo) -> bool {
 /// [`never_allows`] as a verdict the engine may act on: at once when the spec forbids every
 /// disruption, otherwise only after the condition held for [`HOPELESS_HOLD`] (`held`: how long
 /// it has been observed without a break).
-pub fn hopeless(pdb: &PdbInfo, held: Duration) -> Option<String> {
+pub(crate) fn hopeless(pdb: &PdbInfo, held: Duration) -> Option<String> {
     let why = never_allows(pdb)?;
     (forbids_by_spec(pdb) || held >= HOPELESS_HOLD).then_some(why)
 }
@@ -329,7 +325,7 @@ pub fn hopeless(pdb: &PdbInfo, held: Duration) -> Option<String> {
 /// with every expected pod healthy it still allows none (`minAvailable` = replicas,
 /// `maxUnavailable: 0`), and its status agrees. `None` while it allows one, when it only
 /// waits for pods to become healthy again, or before the controller wrote a status.
-pub fn never_allows(pdb: &PdbInfo) -> Option<String> {
+pub(crate) fn never_allows(pdb: &PdbInfo) -> Option<String> {
     let st = pdb.status?;
     if st.expected_pods <= 0
         || st.disruptions_allowed > 0
@@ -551,7 +547,6 @@ mod tests {
         let other: Vec<Duration> = EvictionBackoff::new(8).take(30).collect();
         assert_ne!(delays, other, "jitter differs by seed");
         assert_eq!(delays, EvictionBackoff::new(7).take(30).collect::<Vec<_>>());
-        assert_eq!(EvictionBackoff::new(1).retry_after(s(600)), s(60));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Attempts for a marker patch that meets a concurrent writer (409).
-pub const PATCH_ATTEMPTS: u32 = 5;
+pub(crate) const PATCH_ATTEMPTS: u32 = 5;
 
 /// A kube-side failure; names the file, object and action.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ pub enum KubeError {
 impl KubeError {
     /// Whether the failure means "cluster unreachable or refused us" (exit 3) as opposed to
     /// a problem the user can fix in the arguments.
-    pub fn is_infra(&self) -> bool {
+    pub(crate) fn is_infra(&self) -> bool {
         !matches!(self, KubeError::Kubeconfig { .. } | KubeError::Context(_))
     }
 }
@@ -147,7 +147,7 @@ impl std::fmt::Debug for KubeCluster {
 impl KubeCluster {
     /// Connects with `kubeconfig` (else `$KUBECONFIG` / `~/.kube/config` / in-cluster)
     /// and `context` (else the current one).
-    pub async fn connect(
+    pub(crate) async fn connect(
         kubeconfig: Option<&Path>,
         context: Option<&str>,
     ) -> Result<Self, KubeError> {
@@ -289,7 +289,7 @@ impl KubeCluster {
     /// every patch whose cache is current (the usual case: one writer, the engine). A patch
     /// that is a no-op for the cached view is checked against a fresh GET too (the cache
     /// may lag behind a change that makes it necessary).
-    pub async fn patch_node_cached(
+    pub(crate) async fn patch_node_cached(
         &self,
         cached: &NodeInfo,
         resource_version: Option<&str>,
@@ -322,7 +322,7 @@ impl KubeCluster {
     }
 
     /// Deletes a Node object (404 is fine: already gone).
-    pub async fn delete_node(&self, name: &str) -> Result<(), KubeError> {
+    pub(crate) async fn delete_node(&self, name: &str) -> Result<(), KubeError> {
         match Api::<Node>::all(self.client.clone())
             .delete(name, &DeleteParams::default())
             .await
@@ -336,7 +336,7 @@ impl KubeCluster {
     /// Records a Warning Event on a Node (`kubectl describe node` and `kubectl get events`
     /// show it), e.g. a drain that cannot finish. Best effort: an Event that cannot be
     /// written is logged, never a reason to stop the upgrade.
-    pub async fn warn_on_node(&self, node: &str, reason: &str, message: &str) {
+    pub(crate) async fn warn_on_node(&self, node: &str, reason: &str, message: &str) {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let name = format!("{node}.e2e-gate.{}", Utc::now().timestamp_micros());
         let event = serde_json::json!({
@@ -368,7 +368,7 @@ impl KubeCluster {
     }
 
     /// Reads one annotation of the Lease (run-wide state such as the base capacity).
-    pub async fn lease_annotation(
+    pub(crate) async fn lease_annotation(
         &self,
         namespace: &str,
         key: &str,
@@ -383,7 +383,7 @@ impl KubeCluster {
     }
 
     /// Sets one annotation on the Lease (merge patch).
-    pub async fn set_lease_annotation(
+    pub(crate) async fn set_lease_annotation(
         &self,
         namespace: &str,
         key: &str,
@@ -413,7 +413,7 @@ impl KubeCluster {
 
     /// Takes (or renews) the single-writer Lease in `namespace` for identity `me`; a 409 from a
     /// concurrent writer re-decides.
-    pub async fn acquire_lease(
+    pub(crate) async fn acquire_lease(
         &self,
         namespace: &str,
         me: &str,
@@ -477,7 +477,7 @@ impl KubeCluster {
     /// Releases the Lease if `me` holds it: deletes it, or with `keep_state` only clears
     /// the holder, so run-wide state (the base capacity) survives for the next run while
     /// nodes are still marked (left cordoned, replacement failed).
-    pub async fn release_lease(
+    pub(crate) async fn release_lease(
         &self,
         namespace: &str,
         me: &str,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 /// Default lease duration; the holder renews at a third of it.
-pub const LEASE_SECONDS: i64 = 30;
+pub(crate) const LEASE_SECONDS: i64 = 30;
 
 /// The fields of a `coordination.k8s.io/v1` Lease that matter.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// Integrates Σ_b time with `currentHealthy < desiredHealthy` from PDB status observations
 /// (the watch), in seconds since the run started.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PdbViolationMeter {
+pub(crate) struct PdbViolationMeter {
     /// PDB → since when it is violated (if it is now).
     open: BTreeMap<String, f64>,
     closed_seconds: f64,

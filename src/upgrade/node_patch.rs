@@ -39,7 +39,7 @@ pub struct NodePatch {
 
 impl NodePatch {
     /// Whether the patch changes nothing on `node`.
-    pub fn is_noop_for(&self, node: &NodeInfo) -> bool {
+    pub(crate) fn is_noop_for(&self, node: &NodeInfo) -> bool {
         let mut n = node.clone();
         self.apply_to(&mut n);
         n == *node
@@ -66,7 +66,7 @@ impl NodePatch {
     }
 
     /// The taint list after the changes.
-    pub fn taints_after(&self, current: &[TaintInfo]) -> Vec<TaintInfo> {
+    pub(crate) fn taints_after(&self, current: &[TaintInfo]) -> Vec<TaintInfo> {
         let mut out = current.to_vec();
         for c in &self.taints {
             match c {
@@ -86,7 +86,7 @@ impl NodePatch {
 
     /// JSON merge patch (`application/merge-patch+json`) against `node` as read at
     /// `resource_version`.
-    pub fn to_merge_patch(&self, node: &NodeInfo, resource_version: Option<&str>) -> Value {
+    pub(crate) fn to_merge_patch(&self, node: &NodeInfo, resource_version: Option<&str>) -> Value {
         let mut meta = Map::new();
         if let Some(rv) = resource_version {
             meta.insert("resourceVersion".into(), json!(rv));

@@ -55,7 +55,7 @@ impl PoolAmount {
 }
 
 /// Parses `N`, `N%`, `POOL=N` or `POOL=N%`.
-pub fn parse_pool_amount(s: &str) -> Result<PoolAmount, String> {
+pub(crate) fn parse_pool_amount(s: &str) -> Result<PoolAmount, String> {
     let (pool, n) = match s.split_once('=') {
         Some((p, n)) if !p.trim().is_empty() => (Some(p.trim().to_string()), n),
         Some(_) => return Err(format!("{s:?}: want N, N%, POOL=N or POOL=N%")),
@@ -129,7 +129,7 @@ impl Default for UpgradeOptions {
 impl UpgradeOptions {
     /// The planner's options. `sizes` (nodes per pool, once the pools are read) turn
     /// percentages into counts; without them only what can be checked before connecting is.
-    pub fn plan_options(
+    pub(crate) fn plan_options(
         &self,
         sizes: Option<&BTreeMap<String, u32>>,
     ) -> Result<PlanOptions, String> {
@@ -153,7 +153,7 @@ impl UpgradeOptions {
     }
 
     /// The engine's settings for a run with this id and Lease identity.
-    pub fn engine_config(&self, run_id: String, identity: String) -> EngineConfig {
+    pub(crate) fn engine_config(&self, run_id: String, identity: String) -> EngineConfig {
         EngineConfig {
             run_id,
             identity,
@@ -177,7 +177,7 @@ impl UpgradeOptions {
 /// values: a default given twice is an error, pool values start from the defaults, and with
 /// `sizes` every pool's percentages are resolved and a pool left with nothing to replace with
 /// is refused by name.
-pub fn resolve_limits(
+pub(crate) fn resolve_limits(
     surge: &[PoolAmount],
     unavailable: &[PoolAmount],
     sizes: Option<&BTreeMap<String, u32>>,

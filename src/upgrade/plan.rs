@@ -16,10 +16,10 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Label of control-plane nodes; they are not part of node pools and are skipped.
-pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+pub(crate) const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 /// Pod label keys whose value `primary`, `master` or `leader` marks a stateful primary
 /// (Zalando postgres-operator, CloudNativePG, common charts).
-pub const PRIMARY_LABELS: &[&str] = &[
+pub(crate) const PRIMARY_LABELS: &[&str] = &[
     "spilo-role",
     "cnpg.io/instanceRole",
     "role",
@@ -27,7 +27,7 @@ pub const PRIMARY_LABELS: &[&str] = &[
 ];
 const PRIMARY_VALUES: &[&str] = &["primary", "master", "leader"];
 /// Taint keys that, when tolerated, let a pod come back to a node being drained.
-pub const EVACUATION_TAINT_KEYS: &[&str] = &[
+pub(crate) const EVACUATION_TAINT_KEYS: &[&str] = &[
     "node.kubernetes.io/unschedulable",
     super::state::OUTDATED_TAINT_KEY,
 ];
@@ -91,7 +91,7 @@ pub struct PlanOptions {
 
 impl PlanOptions {
     /// The limits that apply to `pool`.
-    pub fn limits_for(&self, pool: &str) -> PoolLimits {
+    pub(crate) fn limits_for(&self, pool: &str) -> PoolLimits {
         self.limits
             .get(pool)
             .copied()
@@ -291,7 +291,7 @@ pub fn at_version(kubelet: &str, target: &str) -> bool {
 }
 
 /// Whether the pod is a primary/leader by its labels.
-pub fn is_primary(pod: &PodInfo) -> bool {
+pub(crate) fn is_primary(pod: &PodInfo) -> bool {
     PRIMARY_LABELS.iter().any(|k| {
         pod.labels
             .get(*k)
@@ -300,7 +300,7 @@ pub fn is_primary(pod: &PodInfo) -> bool {
 }
 
 /// Stateful: owned by a StatefulSet or mounting a PVC.
-pub fn is_stateful(pod: &PodInfo) -> bool {
+pub(crate) fn is_stateful(pod: &PodInfo) -> bool {
     pod.has_pvc || pod.owner.as_ref().is_some_and(|o| o.kind == "StatefulSet")
 }
 

@@ -36,14 +36,14 @@ pub struct Progress {
 /// subtracts the time elapsed since: recomputed from "now" alone it grew by a second every
 /// second while a wave was in flight, and jumped from the plan's 18m to 12s at the first wave.
 #[derive(Debug, Clone, Default)]
-pub struct EtaTracker {
+pub(crate) struct EtaTracker {
     /// `(estimated seconds done, elapsed seconds when that was reached)`.
     done_at: Option<(u64, u64)>,
 }
 
 impl EtaTracker {
     /// The ETA for `p` after `elapsed` seconds (`None` when nothing is left).
-    pub fn eta(&mut self, p: &Progress, elapsed: u64) -> Option<u64> {
+    pub(crate) fn eta(&mut self, p: &Progress, elapsed: u64) -> Option<u64> {
         let (done, left) = p.estimate;
         if left == 0 {
             return None;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Taints that mean "not ready yet" (kubelet, node lifecycle controller, cloud provider).
-pub const NOT_READY_TAINTS: &[&str] = &[
+pub(crate) const NOT_READY_TAINTS: &[&str] = &[
     "node.kubernetes.io/not-ready",
     "node.kubernetes.io/unreachable",
     "node.kubernetes.io/network-unavailable",

@@ -12,7 +12,7 @@ fn hms(s: u64) -> String {
 }
 
 /// The plan as a few human-readable sections.
-pub fn render_plan(p: &Plan) -> String {
+pub(crate) fn render_plan(p: &Plan) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the report layout.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// A PDB-bypassing delete or a termination of a node with pods left, with its reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ impl UpgradeReport {
     }
 
     /// One line: nodes replaced, time, evictions, blocked nodes, stopped pools.
-    pub fn headline(&self) -> String {
+    pub(crate) fn headline(&self) -> String {
         format!(
             "{}/{} node(s) replaced in {:.0}s{}, {} eviction(s), {} blocked{}",
             self.nodes_replaced + self.nodes_found_replaced,
@@ -130,17 +130,6 @@ impl UpgradeReport {
             }
         )
     }
-
-    /// Records a forced action (count and detail stay in step).
-    pub fn record_force(&mut self, f: ForcedAction) {
-        self.forced_actions += 1;
-        self.forced_action_details.push(f);
-    }
-
-    /// Evictions per replica moved (target 1.0); `None` before anything moved.
-    pub fn eviction_amplification(&self) -> Option<f64> {
-        (self.replicas_moved > 0).then(|| self.evictions as f64 / self.replicas_moved as f64)
-    }
 }
 
 #[cfg(test)]
@@ -152,7 +141,8 @@ mod tests {
         let mut r = UpgradeReport::new("v1.34.0", 3);
         r.duration_seconds = 400.0;
         r.kube_api_calls.insert("evict".into(), 7);
-        r.record_force(ForcedAction {
+        r.forced_actions += 1;
+        r.forced_action_details.push(ForcedAction {
             object: "Pod/ns/a".into(),
             action: "delete-pod".into(),
             justification: "stuck 900s".into(),

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 /// The run's meters.
 #[derive(Debug, Default)]
-pub struct RunMeters {
+pub(crate) struct RunMeters {
     meter: PdbViolationMeter,
     /// Pods present at the start (by UID): evicting one of them moves a distinct replica;
     /// evicting a pod created during the run moves a replica again.
@@ -29,7 +29,7 @@ impl RunMeters {
     }
 
     /// A round was decided at `t` seconds into the run.
-    pub fn decided(&mut self, actions: &Actions, t: f64) {
+    pub(crate) fn decided(&mut self, actions: &Actions, t: f64) {
         for (k, s) in &actions.pdb_updates {
             self.meter
                 .observe(k, s.current_healthy, s.desired_healthy, t);
@@ -37,7 +37,12 @@ impl RunMeters {
     }
 
     /// A round's requests were answered.
-    pub fn answered(&mut self, actions: &Actions, outcome: &Outcome, report: &mut UpgradeReport) {
+    pub(crate) fn answered(
+        &mut self,
+        actions: &Actions,
+        outcome: &Outcome,
+        report: &mut UpgradeReport,
+    ) {
         for (e, r) in actions.evictions.iter().zip(&outcome.evictions) {
             if *r == Eviction::Evicted {
                 report.evictions += 1;

@@ -30,7 +30,7 @@ pub enum StartMode {
 
 /// The decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Admission {
+pub(crate) struct Admission {
     /// Nodes to move out of `Outdated` now, with their mode.
     pub start: Vec<(String, StartMode)>,
     /// The wave in flight, if any.
@@ -43,7 +43,7 @@ pub struct Admission {
 }
 
 /// Done for wave-gating purposes.
-pub fn is_done(p: NodePhase) -> bool {
+pub(crate) fn is_done(p: NodePhase) -> bool {
     matches!(
         p,
         NodePhase::Drained
@@ -79,7 +79,7 @@ fn phase_of(phases: &BTreeMap<String, NodePhase>, node: &str) -> NodePhase {
 
 /// Decides which nodes to start, given every planned node's phase (absent = `Outdated`)
 /// and the start mode of the nodes already started (absent = surge).
-pub fn admit(
+pub(crate) fn admit(
     plan: &Plan,
     opts: &PlanOptions,
     phases: &BTreeMap<String, NodePhase>,
@@ -98,7 +98,7 @@ pub fn admit(
 
 /// What the cluster serves with, for [`admit_with`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CapacityView {
+pub(crate) struct CapacityView {
     /// Per pool, serving nodes that may still be taken away (see [`super::capacity::room`]).
     /// A pool absent here is not limited by it.
     pub room: BTreeMap<String, i64>,
@@ -108,7 +108,7 @@ pub struct CapacityView {
 /// only while its pool has room (serving nodes above base − `max-unavailable`), so a drained
 /// node keeps its slot until its replacement serves, not just until the old node is gone.
 /// Surges are admitted first.
-pub fn admit_with(
+pub(crate) fn admit_with(
     plan: &Plan,
     opts: &PlanOptions,
     phases: &BTreeMap<String, NodePhase>,
@@ -219,7 +219,7 @@ pub fn admit_with(
 /// each planned node to the rounds of the PDBs of its evictable pods (one entry per pod);
 /// the key is (most rounds, pods to evict), highest first, ties in name order. Nodes
 /// absent from `chains` (nothing to evict) go last.
-pub fn drain_order(chains: &BTreeMap<String, Vec<u64>>, nodes: &[String]) -> Vec<String> {
+pub(crate) fn drain_order(chains: &BTreeMap<String, Vec<u64>>, nodes: &[String]) -> Vec<String> {
     let mut keyed: Vec<(u64, usize, &String)> = nodes
         .iter()
         .map(|n| {
@@ -232,7 +232,7 @@ pub fn drain_order(chains: &BTreeMap<String, Vec<u64>>, nodes: &[String]) -> Vec
 }
 
 /// Eviction rounds a PDB needs: `ceil(k / a)` (`a` = 0 counts as `k` rounds).
-pub fn pdb_rounds(pods: u64, allowed: u64) -> u64 {
+pub(crate) fn pdb_rounds(pods: u64, allowed: u64) -> u64 {
     pods.div_ceil(allowed.max(1))
 }
 
@@ -243,7 +243,7 @@ pub fn pdb_rounds(pods: u64, allowed: u64) -> u64 {
 /// is retried by the next run). The markers only guard claims and the surge capacity the
 /// roll waits on; this node is neither. Cleaned while the last drains run, the few
 /// hundred patches of a large pool no longer queue up after the last drain.
-pub fn new_node_done(old_phase: NodePhase, pool_phases: &[NodePhase]) -> bool {
+pub(crate) fn new_node_done(old_phase: NodePhase, pool_phases: &[NodePhase]) -> bool {
     old_phase == NodePhase::Gone
         && pool_phases.iter().all(|p| {
             !matches!(

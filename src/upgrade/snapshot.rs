@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Node labels that name the node's pool, first match wins. Nodes without any of them
 /// belong to the pool [`DEFAULT_POOL`].
-pub const POOL_LABELS: &[&str] = &[
+pub(crate) const POOL_LABELS: &[&str] = &[
     "e2e-gate.io/pool",
     "eks.amazonaws.com/nodegroup",
     "cloud.google.com/gke-nodepool",
@@ -21,20 +21,20 @@ pub const POOL_LABELS: &[&str] = &[
     "karpenter.sh/nodepool",
 ];
 /// Pool name for nodes without a pool label.
-pub const DEFAULT_POOL: &str = "default";
+pub(crate) const DEFAULT_POOL: &str = "default";
 /// Node and PV labels / PV node-affinity keys that name the availability zone.
-pub const ZONE_KEYS: &[&str] = &[
+pub(crate) const ZONE_KEYS: &[&str] = &[
     "topology.kubernetes.io/zone",
     "failure-domain.beta.kubernetes.io/zone",
     "topology.ebs.csi.aws.com/zone",
     "topology.gke.io/zone",
 ];
 /// Zone of a node without a zone label.
-pub const UNKNOWN_ZONE: &str = "unknown";
+pub(crate) const UNKNOWN_ZONE: &str = "unknown";
 /// Boot-time estimate (launch → ready) for pools derived from node labels only.
-pub const DEFAULT_BOOT_SECONDS: u64 = 180;
+pub(crate) const DEFAULT_BOOT_SECONDS: u64 = 180;
 /// Annotation the kubelet puts on mirror (static) pods.
-pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+pub(crate) const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// A snapshot could not be built; names the object and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,7 +92,7 @@ pub struct Resources {
 
 impl Resources {
     /// Component-wise sum.
-    pub fn plus(self, o: Resources) -> Resources {
+    pub(crate) fn plus(self, o: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis + o.cpu_millis,
             memory_bytes: self.memory_bytes + o.memory_bytes,
@@ -108,7 +108,7 @@ impl Resources {
         }
     }
     /// Whether `need` fits into `self` (pods: one slot per request).
-    pub fn fits(&self, need: &Resources) -> bool {
+    pub(crate) fn fits(&self, need: &Resources) -> bool {
         self.cpu_millis >= need.cpu_millis
             && self.memory_bytes >= need.memory_bytes
             && self.pods >= need.pods
@@ -140,24 +140,9 @@ pub struct TolerationInfo {
 }
 
 impl TolerationInfo {
-    /// Whether this toleration tolerates `taint` (the scheduler's rule).
-    pub fn tolerates(&self, taint: &TaintInfo) -> bool {
-        if self.effect.as_ref().is_some_and(|e| *e != taint.effect) {
-            return false;
-        }
-        match &self.key {
-            None => self.exists,
-            Some(k) if *k != taint.key => false,
-            Some(_) => {
-                self.exists
-                    || self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-            }
-        }
-    }
-
     /// Whether this toleration tolerates every `NoSchedule` taint whatever its key
     /// (`operator: Exists` without a key, effect empty or `NoSchedule`).
-    pub fn tolerates_every_no_schedule(&self) -> bool {
+    pub(crate) fn tolerates_every_no_schedule(&self) -> bool {
         self.key.is_none()
             && self.exists
             && self.effect.as_deref().is_none_or(|e| e == "NoSchedule")
@@ -244,7 +229,7 @@ impl PodInfo {
         self.phase == "Succeeded" || self.phase == "Failed"
     }
     /// A pod a drain must evict: not DaemonSet, not mirror, not terminated.
-    pub fn evictable(&self) -> bool {
+    pub(crate) fn evictable(&self) -> bool {
         !self.daemonset && !self.mirror && !self.terminated()
     }
 }
@@ -318,7 +303,7 @@ impl PdbInfo {
     }
     /// Disruptions allowed when all `expected` pods are healthy (the steady state `a_b`).
     /// `expected` comes from the status when present, else from the caller's count.
-    pub fn steady_state_allowed(&self, counted: i32) -> i32 {
+    pub(crate) fn steady_state_allowed(&self, counted: i32) -> i32 {
         let expected = self.status.map(|s| s.expected_pods).unwrap_or(counted);
         if let Some(min) = self.min_available {
             expected - min.resolve(expected)
@@ -727,7 +712,7 @@ impl Snapshot {
     }
 
     /// Replaces the pool list (e.g. from the cloud's [`super::pool::NodePool`]).
-    pub fn with_pools(mut self, mut pools: Vec<PoolInfo>) -> Snapshot {
+    pub(crate) fn with_pools(mut self, mut pools: Vec<PoolInfo>) -> Snapshot {
         pools.sort_by(|a, b| a.name.cmp(&b.name));
         self.pools = pools;
         self
@@ -739,14 +724,17 @@ impl Snapshot {
     }
 
     /// Pods scheduled on `node`.
-    pub fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a PodInfo> + 'a {
+    pub(crate) fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a PodInfo> + 'a {
         self.pods
             .iter()
             .filter(move |p| p.node.as_deref() == Some(node))
     }
 
     /// PDBs covering `pod`.
-    pub fn pdbs_of<'a>(&'a self, pod: &'a PodInfo) -> impl Iterator<Item = &'a PdbInfo> + 'a {
+    pub(crate) fn pdbs_of<'a>(
+        &'a self,
+        pod: &'a PodInfo,
+    ) -> impl Iterator<Item = &'a PdbInfo> + 'a {
         self.pdbs.iter().filter(move |b| b.covers(pod))
     }
 }

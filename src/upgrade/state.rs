@@ -12,8 +12,9 @@
 //! Everything needed to resume is on the Node itself (annotations under
 //! [`ANNOTATION_PREFIX`], the [`ROLE_LABEL`], the [`OUTDATED_TAINT_KEY`] taint, the
 //! autoscaler annotation); one Lease ([`LEASE_NAME`]) makes the engine the single writer.
-//! A restarted `apply` decodes the markers ([`decode`]) and continues with
-//! [`next_action`]; `abort` applies [`abort_patch`] to every marked node.
+//! A restarted `apply` decodes the markers ([`decode`]) and `decide`'s setup continues from
+//! each node's phase (a node at `Drained` or later never drains again); `abort` applies
+//! [`abort_patch`] to every marked node.
 
 use super::node_patch::{NodePatch, TaintChange};
 use super::snapshot::NodeInfo;
@@ -25,19 +26,19 @@ use std::fmt;
 /// Prefix of every annotation the engine writes.
 pub const ANNOTATION_PREFIX: &str = "upgrade.e2e-gate.io/";
 /// Current phase of the node ([`NodePhase::as_str`]).
-pub const PHASE_ANNOTATION: &str = "upgrade.e2e-gate.io/phase";
+pub(crate) const PHASE_ANNOTATION: &str = "upgrade.e2e-gate.io/phase";
 /// Id of the run that owns the node.
-pub const RUN_ANNOTATION: &str = "upgrade.e2e-gate.io/run-id";
+pub(crate) const RUN_ANNOTATION: &str = "upgrade.e2e-gate.io/run-id";
 /// RFC 3339 time the current phase was entered.
-pub const SINCE_ANNOTATION: &str = "upgrade.e2e-gate.io/phase-since";
+pub(crate) const SINCE_ANNOTATION: &str = "upgrade.e2e-gate.io/phase-since";
 /// RFC 3339 time the drain started (stuck-drain deadlines count from here).
-pub const DRAIN_STARTED_ANNOTATION: &str = "upgrade.e2e-gate.io/drain-started";
+pub(crate) const DRAIN_STARTED_ANNOTATION: &str = "upgrade.e2e-gate.io/drain-started";
 /// Why the node is `Blocked` or `CordonedLeft`.
-pub const REASON_ANNOTATION: &str = "upgrade.e2e-gate.io/reason";
+pub(crate) const REASON_ANNOTATION: &str = "upgrade.e2e-gate.io/reason";
 /// The autoscaler annotation's value before the run (`<absent>` if there was none).
-pub const AUTOSCALER_PRIOR_ANNOTATION: &str = "upgrade.e2e-gate.io/autoscaler-prior";
+pub(crate) const AUTOSCALER_PRIOR_ANNOTATION: &str = "upgrade.e2e-gate.io/autoscaler-prior";
 /// `true` when the engine set `spec.unschedulable` (so abort uncordons only then).
-pub const CORDONED_ANNOTATION: &str = "upgrade.e2e-gate.io/cordoned";
+pub(crate) const CORDONED_ANNOTATION: &str = "upgrade.e2e-gate.io/cordoned";
 /// `old` on nodes being replaced, `new` on replacement nodes the run created.
 pub const ROLE_LABEL: &str = "upgrade.e2e-gate.io/role";
 /// Soft-evacuation taint: `PreferNoSchedule` while the node waits for its replacement,
@@ -45,7 +46,8 @@ pub const ROLE_LABEL: &str = "upgrade.e2e-gate.io/role";
 pub const OUTDATED_TAINT_KEY: &str = "upgrade.e2e-gate.io/outdated";
 /// cluster-autoscaler: keep scale-up, block scale-down of nodes being replaced and of
 /// fresh surge nodes.
-pub const AUTOSCALER_ANNOTATION: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+pub(crate) const AUTOSCALER_ANNOTATION: &str =
+    "cluster-autoscaler.kubernetes.io/scale-down-disabled";
 /// Name of the Lease that serialises writers.
 pub const LEASE_NAME: &str = "e2e-gate-upgrade";
 const ABSENT: &str = "<absent>";
@@ -81,7 +83,7 @@ pub enum NodePhase {
 
 impl NodePhase {
     /// Every phase, in walk order.
-    pub const ALL: [NodePhase; 11] = [
+    pub(crate) const ALL: [NodePhase; 11] = [
         NodePhase::Outdated,
         NodePhase::SurgeRequested,
         NodePhase::ReplacementFailed,
@@ -131,7 +133,7 @@ impl NodePhase {
     }
 
     /// Effect of the evacuation taint in this phase.
-    pub fn taint_effect(self) -> &'static str {
+    pub(crate) fn taint_effect(self) -> &'static str {
         match self {
             NodePhase::Outdated
             | NodePhase::SurgeRequested
@@ -139,14 +141,6 @@ impl NodePhase {
             | NodePhase::ReplacementReady => "PreferNoSchedule",
             _ => "NoSchedule",
         }
-    }
-
-    /// Whether pods may still be evicted from a node in this phase.
-    pub fn drain_allowed(self) -> bool {
-        matches!(
-            self,
-            NodePhase::Tainted | NodePhase::Draining | NodePhase::Blocked
-        )
     }
 }
 
@@ -221,7 +215,7 @@ pub struct TransitionError {
 
 /// The next phase for `event`, or an error. Re-delivering the event that led to the
 /// current phase is allowed and changes nothing (idempotent after a crash).
-pub fn transition(
+pub(crate) fn transition(
     node: &str,
     from: NodePhase,
     event: &Event,
@@ -255,43 +249,6 @@ pub fn transition(
             from,
             event: to,
         })
-    }
-}
-
-/// What a (re)started engine does next for a node in a phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    /// Ask the pool for surge capacity (or taint directly when using the unavailability budget).
-    RequestSurge,
-    /// Wait for the replacement's readiness gate.
-    AwaitReplacement,
-    /// Set the NoSchedule taint.
-    Taint,
-    /// Cordon (if not yet) and evict the remaining pods.
-    Drain,
-    /// Terminate the instance with decrement.
-    Terminate,
-    /// Wait until the instance is gone.
-    AwaitGone,
-    /// Delete the Node object and clear markers.
-    DeleteNode,
-    /// Nothing: the node stays cordoned and is reported as blocked.
-    None,
-}
-
-/// The resume rule. A node at `Drained` or later never drains again.
-pub fn next_action(phase: NodePhase) -> Action {
-    match phase {
-        NodePhase::Outdated => Action::RequestSurge,
-        NodePhase::SurgeRequested => Action::AwaitReplacement,
-        NodePhase::ReplacementFailed => Action::None,
-        NodePhase::ReplacementReady => Action::Taint,
-        NodePhase::Tainted | NodePhase::Draining | NodePhase::Blocked => Action::Drain,
-        NodePhase::CordonedLeft => Action::None,
-        NodePhase::Drained => Action::Terminate,
-        NodePhase::Terminating => Action::AwaitGone,
-        NodePhase::Gone => Action::DeleteNode,
     }
 }
 
@@ -382,7 +339,7 @@ pub fn encode(m: &NodeMarkers) -> NodePatch {
 /// pod has new capacity to go to, and a preference alone let the scheduler put evicted pods on
 /// other outdated nodes, from which they moved a second time. A node whose replacement failed
 /// keeps serving and goes back to the soft taint.
-pub fn encode_with(m: &NodeMarkers, hard_evacuation: bool) -> NodePatch {
+pub(crate) fn encode_with(m: &NodeMarkers, hard_evacuation: bool) -> NodePatch {
     let effect = match m.phase {
         NodePhase::Outdated | NodePhase::SurgeRequested | NodePhase::ReplacementReady
             if hard_evacuation =>
@@ -695,9 +652,8 @@ mod tests {
         )
         .expect("legal");
         assert_eq!(m.phase, NodePhase::ReplacementFailed);
-        assert!(!m.phase.cordoned() && !m.phase.drain_allowed());
+        assert!(!m.phase.cordoned());
         assert_eq!(m.phase.taint_effect(), "PreferNoSchedule");
-        assert_eq!(next_action(m.phase), Action::None);
         let mut n = node();
         encode(&m).apply_to(&mut n);
         assert!(!n.unschedulable, "the old node keeps serving");
@@ -739,8 +695,6 @@ mod tests {
     #[test]
     fn resume_never_drains_a_drained_node_again() {
         for phase in [NodePhase::Drained, NodePhase::Terminating, NodePhase::Gone] {
-            assert_ne!(next_action(phase), Action::Drain, "{phase}");
-            assert!(!phase.drain_allowed());
             assert!(
                 transition("n", phase, &Event::DrainStarted).is_err(),
                 "{phase}"
@@ -755,7 +709,6 @@ mod tests {
         encode(&m).apply_to(&mut n);
         let resumed = decode(&n).expect("decodes").expect("marked");
         assert_eq!(resumed.phase, NodePhase::Drained);
-        assert_eq!(next_action(resumed.phase), Action::Terminate);
         // Re-delivering the last event is a no-op, not a second drain.
         let mut again = resumed.clone();
         again

@@ -52,7 +52,7 @@ impl Version {
 
 /// Checks `--target-version` against the nodes' kubelets and the control plane. Errors say
 /// which value is wrong and what would be valid.
-pub fn check_target(
+pub(crate) fn check_target(
     target: &str,
     kubelets: &[(&str, &str)],
     control_plane: Option<&str>,

@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::{Duration, Instant};
 
 /// Simulated time since start, in seconds.
-pub type SimTime = f64;
+pub(crate) type SimTime = f64;
 
 /// A clock that runs `1 / time_scale` times faster than the wall clock.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Serves a `/sim/...` request (`rest` = path segments after `sim`).
-pub fn handle(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Response {
+pub(crate) fn handle(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Response {
     match run(sim, method, rest, body) {
         Ok(v) => json_response(200, &v),
         Err(e) => error_response(&e),

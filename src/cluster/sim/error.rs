@@ -29,13 +29,13 @@ impl ApiError {
         }
     }
     /// 404 `<resource> "<name>" not found`.
-    pub fn not_found(qualified: &str, name: &str) -> Self {
+    pub(crate) fn not_found(qualified: &str, name: &str) -> Self {
         let mut e = Self::new(404, "NotFound", format!("{qualified} \"{name}\" not found"));
         e.details = Some(details(qualified, name));
         e
     }
     /// 409 AlreadyExists.
-    pub fn already_exists(qualified: &str, name: &str) -> Self {
+    pub(crate) fn already_exists(qualified: &str, name: &str) -> Self {
         let mut e = Self::new(
             409,
             "AlreadyExists",
@@ -45,7 +45,7 @@ impl ApiError {
         e
     }
     /// 409 Conflict on a stale resourceVersion.
-    pub fn conflict(qualified: &str, name: &str) -> Self {
+    pub(crate) fn conflict(qualified: &str, name: &str) -> Self {
         let mut e = Self::new(
             409,
             "Conflict",
@@ -55,7 +55,7 @@ impl ApiError {
         e
     }
     /// 400 BadRequest.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
     /// 422 Invalid.
@@ -63,7 +63,7 @@ impl ApiError {
         Self::new(422, "Invalid", message)
     }
     /// 405 MethodNotAllowed.
-    pub fn method_not_allowed() -> Self {
+    pub(crate) fn method_not_allowed() -> Self {
         Self::new(
             405,
             "MethodNotAllowed",
@@ -71,11 +71,11 @@ impl ApiError {
         )
     }
     /// 500 InternalError.
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }
     /// The `Status` JSON body.
-    pub fn to_status(&self) -> Value {
+    pub(crate) fn to_status(&self) -> Value {
         let mut v = json!({
             "kind": "Status",
             "apiVersion": "v1",

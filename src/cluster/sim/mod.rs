@@ -152,7 +152,7 @@ impl Sim {
     /// Serialises every current object version that is not cached yet and drops
     /// cached versions that are no longer current, so LISTs are served from memory.
     /// Returns the store's resourceVersion it looked at (nothing to do if unchanged).
-    pub fn warm_json_cache(&self, last_rv: u64) -> u64 {
+    pub(crate) fn warm_json_cache(&self, last_rv: u64) -> u64 {
         let (rv, items) = {
             let st = self.state.lock();
             if st.store.rv() == last_rv {
@@ -181,7 +181,7 @@ impl Sim {
     }
 
     /// The JSON bytes of an object version (cached by resourceVersion).
-    pub fn object_json(&self, obj: &serde_json::Value) -> axum::body::Bytes {
+    pub(crate) fn object_json(&self, obj: &serde_json::Value) -> axum::body::Bytes {
         let rv = store::meta_str(obj, "resourceVersion").and_then(|r| r.parse::<u64>().ok());
         if let Some(rv) = rv {
             if let Some(b) = self.json_cache.lock().get(&rv) {
@@ -263,11 +263,6 @@ impl SimCluster {
         format!("http://{}", self.addr)
     }
 
-    /// The socket address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The simulator (state, clock, metrics).
     pub fn sim(&self) -> &Arc<Sim> {
         &self.sim
@@ -294,7 +289,7 @@ impl SimCluster {
 }
 
 /// A minimal kubeconfig for a plain-HTTP server without authentication.
-pub fn kubeconfig_yaml(name: &str, server: &str) -> String {
+pub(crate) fn kubeconfig_yaml(name: &str, server: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: {server}\n  name: {name}\ncontexts:\n- context:\n    cluster: {name}\n    user: {name}\n  name: {name}\ncurrent-context: {name}\npreferences: {{}}\nusers:\n- name: {name}\n  user: {{}}\n"
     )

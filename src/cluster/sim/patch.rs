@@ -19,7 +19,7 @@ pub enum PatchKind {
 
 impl PatchKind {
     /// From a Content-Type header value.
-    pub fn from_content_type(ct: &str) -> Option<Self> {
+    pub(crate) fn from_content_type(ct: &str) -> Option<Self> {
         let ct = ct.split(';').next().unwrap_or("").trim();
         match ct {
             "application/merge-patch+json" => Some(Self::Merge),
@@ -49,7 +49,7 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, St
 }
 
 /// RFC 7386 merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(p) = patch else {
         *target = patch.clone();
         return;
@@ -98,7 +98,7 @@ fn merges_primitives(field: &str) -> bool {
 }
 
 /// Strategic merge patch (the subset needed by kubectl and controllers).
-pub fn strategic_merge(target: &mut Value, patch: &Value, path: &str) {
+pub(crate) fn strategic_merge(target: &mut Value, patch: &Value, path: &str) {
     let Value::Object(p) = patch else {
         *target = patch.clone();
         return;
@@ -201,7 +201,7 @@ fn strip_directives(v: &mut Value) {
 }
 
 /// RFC 6902 JSON patch.
-pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
+pub(crate) fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
     let ops = patch
         .as_array()
         .ok_or("a JSON patch must be an array of operations")?;

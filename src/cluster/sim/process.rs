@@ -29,7 +29,7 @@ pub struct SimState {
 }
 
 /// Root directory of all cluster state directories.
-pub fn state_root() -> PathBuf {
+pub(crate) fn state_root() -> PathBuf {
     if let Some(d) = std::env::var_os("E2E_GATE_STATE_DIR") {
         return PathBuf::from(d);
     }
@@ -61,7 +61,7 @@ fn zombie(pid: u32) -> bool {
 
 /// Whether `pid` is alive *and* is a simulator (`serve-sim` in its command line), so
 /// a recycled pid of an unrelated process counts as stale and is never signalled.
-pub fn sim_alive(pid: u32) -> bool {
+pub(crate) fn sim_alive(pid: u32) -> bool {
     if !alive(pid) {
         return false;
     }
@@ -84,7 +84,7 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
 }
 
 /// Answers `GET /version` with 200 (plain HTTP/1.0 over TCP).
-pub async fn answers_version(api_url: &str) -> bool {
+pub(crate) async fn answers_version(api_url: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Some(addr) = api_url.strip_prefix("http://") else {
         return false;
@@ -106,7 +106,7 @@ pub async fn answers_version(api_url: &str) -> bool {
 
 /// The `sim` provider (background processes).
 #[derive(Debug, Clone)]
-pub struct SimProvider {
+pub(crate) struct SimProvider {
     /// Root of the state directories.
     pub root: PathBuf,
     /// Binary to re-execute (default: the current executable).

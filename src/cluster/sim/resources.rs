@@ -25,7 +25,7 @@ pub struct ResourceDef {
 
 impl ResourceDef {
     /// `apiVersion` string ("v1", "apps/v1").
-    pub fn api_version(&self) -> String {
+    pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_string()
         } else {
@@ -33,7 +33,7 @@ impl ResourceDef {
         }
     }
     /// Human name used in Status messages ("pods", "deployments.apps").
-    pub fn qualified(&self) -> String {
+    pub(crate) fn qualified(&self) -> String {
         if self.group.is_empty() {
             self.plural.to_string()
         } else {
@@ -68,7 +68,7 @@ const fn def(
 }
 
 /// Every served resource. Indices into this table are the store's resource ids.
-pub const RESOURCES: &[ResourceDef] = &[
+pub(crate) const RESOURCES: &[ResourceDef] = &[
     def(
         "",
         "v1",
@@ -240,22 +240,20 @@ pub const RESOURCES: &[ResourceDef] = &[
 /// Resource ids of the resources the machinery touches.
 #[allow(missing_docs)]
 pub mod id {
-    pub const NAMESPACES: usize = 0;
-    pub const NODES: usize = 1;
-    pub const PODS: usize = 2;
-    pub const EVENTS: usize = 3;
-    pub const PVS: usize = 4;
-    pub const PVCS: usize = 5;
-    pub const SERVICES: usize = 6;
-    pub const CONFIGMAPS: usize = 7;
-    pub const DEPLOYMENTS: usize = 8;
-    pub const REPLICASETS: usize = 9;
-    pub const STATEFULSETS: usize = 10;
-    pub const DAEMONSETS: usize = 11;
-    pub const PDBS: usize = 12;
-    pub const LEASES: usize = 13;
-    pub const VOLUMEATTACHMENTS: usize = 14;
-    pub const ENDPOINTSLICES: usize = 15;
+    pub(crate) const NAMESPACES: usize = 0;
+    pub(crate) const NODES: usize = 1;
+    pub(crate) const PODS: usize = 2;
+    pub(crate) const EVENTS: usize = 3;
+    pub(crate) const PVS: usize = 4;
+    pub(crate) const PVCS: usize = 5;
+    pub(crate) const SERVICES: usize = 6;
+    pub(crate) const DEPLOYMENTS: usize = 8;
+    pub(crate) const REPLICASETS: usize = 9;
+    pub(crate) const STATEFULSETS: usize = 10;
+    pub(crate) const DAEMONSETS: usize = 11;
+    pub(crate) const PDBS: usize = 12;
+    pub(crate) const VOLUMEATTACHMENTS: usize = 14;
+    pub(crate) const ENDPOINTSLICES: usize = 15;
 }
 
 /// Finds a resource by group, version and plural.
@@ -266,7 +264,7 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<usize> {
 }
 
 /// Group/versions served, in discovery order: `(group, version)`.
-pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
     for r in RESOURCES {
         if !out.contains(&(r.group, r.version)) {
@@ -284,9 +282,9 @@ mod tests {
         assert_eq!(RESOURCES[id::PODS].plural, "pods");
         assert_eq!(RESOURCES[id::NODES].plural, "nodes");
         assert_eq!(RESOURCES[id::PDBS].plural, "poddisruptionbudgets");
-        assert_eq!(RESOURCES[id::LEASES].plural, "leases");
         assert_eq!(RESOURCES[id::VOLUMEATTACHMENTS].plural, "volumeattachments");
-        assert_eq!(RESOURCES[id::CONFIGMAPS].plural, "configmaps");
+        assert_eq!(RESOURCES[7].plural, "configmaps");
+        assert_eq!(RESOURCES[13].plural, "leases");
         assert_eq!(find("apps", "v1", "daemonsets"), Some(id::DAEMONSETS));
         assert_eq!(
             find("discovery.k8s.io", "v1", "endpointslices"),

@@ -11,7 +11,7 @@ use serde_json::Value;
 /// the engine's planner agree on every operator; only the query-string form is parsed here
 /// (kube-core builds that form but does not read it).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LabelSelector(pub Selector);
+pub(crate) struct LabelSelector(pub Selector);
 
 fn split_top(s: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -77,7 +77,7 @@ impl LabelSelector {
     /// PDBs); `{}` selects everything. A selector kube cannot read (an unknown operator,
     /// `In` without values) selects nothing too: admission ([`Self::check`]) keeps such
     /// objects out of the store, so only node-affinity terms (`Gt`, `Lt`) reach here.
-    pub fn from_object(v: Option<&Value>) -> Option<Self> {
+    pub(crate) fn from_object(v: Option<&Value>) -> Option<Self> {
         let v = v.filter(|v| v.is_object())?;
         Self::read(v).ok()
     }
@@ -110,7 +110,7 @@ impl LabelSelector {
     }
 
     /// Whether a labels map matches.
-    pub fn matches_labels(&self, labels: Option<&Value>) -> bool {
+    pub(crate) fn matches_labels(&self, labels: Option<&Value>) -> bool {
         let map: BTreeMap<String, String> = labels
             .and_then(Value::as_object)
             .into_iter()
@@ -119,16 +119,11 @@ impl LabelSelector {
             .collect();
         self.0.matches(&map)
     }
-
-    /// Whether this selector is empty (matches everything).
-    pub fn is_empty(&self) -> bool {
-        self.0.selects_all()
-    }
 }
 
 /// A parsed field selector: `(path, equal?, value)`.
 #[derive(Debug, Clone, Default)]
-pub struct FieldSelector(pub Vec<(String, bool, String)>);
+pub(crate) struct FieldSelector(pub Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses `spec.nodeName=n1,status.phase!=Failed`.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// (namespace, name); namespace is "" for cluster-scoped objects.
-pub type ObjKey = (String, String);
+pub(crate) type ObjKey = (String, String);
 
 /// Watch event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +70,12 @@ pub struct Store {
 }
 
 /// Reads `metadata.<field>` as a string.
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
 }
 
 /// `(namespace, name)` of an object.
-pub fn key_of(obj: &Value) -> ObjKey {
+pub(crate) fn key_of(obj: &Value) -> ObjKey {
     (
         meta_str(obj, "namespace").unwrap_or("").to_string(),
         meta_str(obj, "name").unwrap_or("").to_string(),
@@ -103,7 +103,7 @@ impl Store {
     }
 
     /// A fresh uid in UUID format.
-    pub fn new_uid(&mut self) -> String {
+    pub(crate) fn new_uid(&mut self) -> String {
         self.uid_seq += 1;
         let a = self.uid_salt ^ self.uid_seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         format!(
@@ -118,7 +118,7 @@ impl Store {
 
     /// Subscribes to live events and returns the retained history after `after_rv`,
     /// or `None` when `after_rv` is older than the history (410 Gone).
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         after_rv: u64,
     ) -> (
@@ -389,7 +389,7 @@ impl Store {
     }
 
     /// Applies `f` to a copy of the object and writes it if it changed.
-    pub fn modify(
+    pub(crate) fn modify(
         &mut self,
         res: usize,
         ns: &str,
@@ -418,7 +418,7 @@ impl Store {
 }
 
 /// Five lowercase alphanumerics, as Kubernetes' generateName uses.
-pub fn random_suffix() -> String {
+pub(crate) fn random_suffix() -> String {
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..5)
         .map(|_| CHARS[rand::random_range(0..CHARS.len())] as char)

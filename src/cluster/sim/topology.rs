@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The topology shipped for the quick start (`fixtures/sim/default.toml`).
-pub const DEFAULT_TOPOLOGY: &str = include_str!("../../../fixtures/sim/default.toml");
+pub(crate) const DEFAULT_TOPOLOGY: &str = include_str!("../../../fixtures/sim/default.toml");
 
 /// A whole simulated cluster.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -194,7 +194,7 @@ pub enum IntOrPercent {
 
 impl IntOrPercent {
     /// As JSON for the PDB spec.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             IntOrPercent::Int(i) => serde_json::json!(i),
             IntOrPercent::Str(s) => serde_json::json!(s),
@@ -326,7 +326,7 @@ impl Topology {
     }
 
     /// The built-in default topology.
-    pub fn default_topology() -> Self {
+    pub(crate) fn default_topology() -> Self {
         Self::parse(DEFAULT_TOPOLOGY, Path::new("fixtures/sim/default.toml"))
             .expect("the shipped default topology is valid")
     }
@@ -586,12 +586,6 @@ fn check_name(name: &str) -> Result<(), String> {
             "{name:?} is not allowed: use a DNS label (lowercase letters, digits and '-', 1-63 characters)"
         ))
     }
-}
-
-/// Where a topology came from (for messages).
-pub fn describe_source(path: Option<&PathBuf>) -> String {
-    path.map(|p| p.display().to_string())
-        .unwrap_or_else(|| "built-in default topology".into())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Starts [`KubeWatchRun`]s with the cluster's kubeconfig.
-pub struct KubeAvailabilityWatch;
+pub(crate) struct KubeAvailabilityWatch;
 
 #[async_trait::async_trait]
 impl AvailabilityWatch for KubeAvailabilityWatch {
@@ -64,7 +64,7 @@ enum Change {
 }
 
 /// A running probe.
-pub struct KubeWatchRun {
+pub(crate) struct KubeWatchRun {
     stop: CancellationToken,
     task: JoinHandle<Timeline>,
     started: Instant,

@@ -86,7 +86,7 @@ pub struct AvailabilityReport {
 }
 
 /// How many worst moments the report keeps.
-pub const WORST_MOMENTS: usize = 5;
+pub(crate) const WORST_MOMENTS: usize = 5;
 
 #[derive(Debug, Default)]
 struct Track {
@@ -157,7 +157,7 @@ impl Timeline {
     }
 
     /// The subject disappeared (deleted): an open stretch ends at `t`.
-    pub fn forget(&mut self, subject: &Subject, t: f64) {
+    pub(crate) fn forget(&mut self, subject: &Subject, t: f64) {
         if let Some(track) = self.tracks.get_mut(subject) {
             if let Some(mut m) = track.open.take() {
                 m.duration_seconds = (t - m.start_seconds).max(0.0);

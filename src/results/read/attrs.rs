@@ -9,7 +9,10 @@ use std::borrow::Cow;
 /// for anything unusual). Entities are decoded only when a value holds `&`.
 ///
 /// `raw`: the bytes between an element's name and the end of its tag.
-pub fn attrs_raw<'a, const N: usize>(raw: &'a [u8], keys: [&[u8]; N]) -> [Option<Cow<'a, str>>; N] {
+pub(crate) fn attrs_raw<'a, const N: usize>(
+    raw: &'a [u8],
+    keys: [&[u8]; N],
+) -> [Option<Cow<'a, str>>; N] {
     let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
     if scan_attrs(raw, &keys, &mut out).is_none() {
         out = std::array::from_fn(|_| None);
@@ -101,7 +104,7 @@ fn plain_ascii(v: &[u8]) -> bool {
 
 /// A raw attribute value decoded (entities, normalised blanks); `None` when it cannot be
 /// (the caller then reads the attribute list the careful way).
-pub fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
+pub(crate) fn decode_value(v: &[u8]) -> Option<Cow<'_, str>> {
     let utf8 = std::str::from_utf8(v);
     // Plain values (most names, every classname) skip the scan for bytes to rewrite; they
     // are still checked as UTF-8 (cheap on ASCII, about 5% of a corpus parse).
@@ -152,7 +155,7 @@ pub fn word(v: Cow<'_, str>) -> Cow<'static, str> {
 }
 
 /// A numeric attribute (`time="1.5"`), `None` when absent or not a number.
-pub fn to_f64(v: Option<Cow<'_, str>>) -> Option<f64> {
+pub(crate) fn to_f64(v: Option<Cow<'_, str>>) -> Option<f64> {
     let v = v?;
     let s = v.trim();
     plain_decimal(s.as_bytes()).or_else(|| s.parse::<f64>().ok())
@@ -162,7 +165,7 @@ pub fn to_f64(v: Option<Cow<'_, str>>) -> Option<f64> {
 /// such a mantissa and a power of ten up to 10^15 are exact doubles, so one division is
 /// correctly rounded (Clinger's fast path). Every testcase has a `time`; the general
 /// parser's setup cost showed in profiles.
-pub fn plain_decimal(b: &[u8]) -> Option<f64> {
+pub(crate) fn plain_decimal(b: &[u8]) -> Option<f64> {
     const POW10: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
@@ -199,7 +202,7 @@ pub fn plain_decimal(b: &[u8]) -> Option<f64> {
 /// Equality of short byte strings (attribute keys, element names) without a call into
 /// libc's `memcmp`, whose call overhead dominated at these lengths.
 #[inline]
-pub fn short_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -91,7 +91,7 @@ fn state_of(word: &str) -> AttemptState {
 
 /// Reads a ginkgo JSON report (an array of suite reports, or one report) into one suite.
 /// Unparsable JSON gives an incomplete suite naming `source`.
-pub fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> SuiteResult {
+pub(crate) fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> SuiteResult {
     let reports: Vec<Report> = match serde_json::from_str::<Vec<Report>>(text) {
         Ok(r) => r,
         Err(first) => match serde_json::from_str::<Report>(text) {

@@ -107,7 +107,7 @@ fn child_attrs(attrs: &[u8]) -> (Option<Cow<'static, str>>, Option<Cow<'static, 
 /// Reads one JUnit document into a suite. Malformed or truncated XML sets
 /// [`SuiteResult::incomplete`] naming `source` and the byte position; what was read
 /// before the damage is kept.
-pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> SuiteResult {
+pub(crate) fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> SuiteResult {
     let mut g = Gathered {
         source: source.to_string(),
         all_runner_class: true,
@@ -748,7 +748,7 @@ fn looks_like_dry_run(suite: &SuiteResult) -> bool {
 }
 
 /// Turns the "passes" of a dry run into dry-run listings (never passes).
-pub fn mark_dry_run(suite: &mut SuiteResult) {
+pub(crate) fn mark_dry_run(suite: &mut SuiteResult) {
     suite.dry_run = true;
     for a in suite.specs.iter_mut().flat_map(|s| s.attempts.iter_mut()) {
         if a.state == AttemptState::Passed {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// The counts of the final summary line (`SUCCESS! -- 411 Passed | 0 Failed | 2 Flaked | …`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LogCounts {
+pub(crate) struct LogCounts {
     /// Passed (ginkgo includes flaked specs here).
     pub passed: usize,
     /// Failed.
@@ -27,7 +27,7 @@ pub struct LogCounts {
 
 /// A spec that passed after retries, as the log names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogFlake {
+pub(crate) struct LogFlake {
     /// Spec text as printed (may carry a trailing ` [label, …]` list).
     pub name: String,
     /// Attempts it took (≥ 2).
@@ -40,7 +40,7 @@ pub struct LogFlake {
 
 /// Everything read from a console log.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct LogSummary {
+pub(crate) struct LogSummary {
     /// v1 or v2 console format.
     pub format: Option<SourceFormat>,
     /// `Running Suite: <description>`.
@@ -80,7 +80,7 @@ pub struct LogSummary {
 
 impl LogSummary {
     /// A dry run: specs were "run" but none passed or failed.
-    pub fn is_dry_run(&self) -> bool {
+    pub(crate) fn is_dry_run(&self) -> bool {
         match (self.ran, self.counts) {
             (Some((ran, _)), Some(c)) => ran > 0 && c.passed == 0 && c.failed == 0,
             _ => false,
@@ -131,7 +131,7 @@ fn patterns() -> &'static Patterns {
 }
 
 /// Removes ANSI escape sequences.
-pub fn strip_ansi(line: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn strip_ansi(line: &str) -> std::borrow::Cow<'_, str> {
     if !line.contains('\x1b') {
         return std::borrow::Cow::Borrowed(line);
     }
@@ -154,7 +154,7 @@ enum Expect {
 }
 
 /// Reads a console log. Lines are decoded lossily (logs may hold invalid UTF-8).
-pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
+pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
     let p = patterns();
     let mut s = LogSummary::default();
     let mut raw = Vec::with_capacity(4096);
@@ -350,7 +350,8 @@ pub fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> {
 }
 
 /// Reads a log held in memory.
-pub fn read_log_str(text: &str) -> LogSummary {
+#[cfg(test)]
+pub(crate) fn read_log_str(text: &str) -> LogSummary {
     // Reading from a slice cannot fail.
     read_log(text.as_bytes()).unwrap_or_default()
 }
@@ -364,14 +365,14 @@ fn placeholder(kind: &str, i: usize, n: usize) -> String {
 }
 
 /// Whether `name` is a placeholder [`log_to_suite`] made up for a spec the log did not name.
-pub fn is_placeholder(name: &str) -> bool {
+pub(crate) fn is_placeholder(name: &str) -> bool {
     name.starts_with('(') && name.ends_with(PLACEHOLDER_SUFFIX)
 }
 
 /// A suite built from the log alone (the fallback when no usable JUnit exists). Counts
 /// match the summary line; specs the log does not name get placeholder names. Without a
 /// summary line the suite is incomplete.
-pub fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) -> SuiteResult {
+pub(crate) fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) -> SuiteResult {
     let mut suite = SuiteResult {
         name: log.suite_description.clone().unwrap_or_default(),
         duration: log.duration,
@@ -474,7 +475,7 @@ pub fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) -> Suit
 }
 
 /// A spec with `attempts - 1` failed attempts then a pass.
-pub fn flaky_spec(f: &LogFlake, source: &str) -> Spec {
+pub(crate) fn flaky_spec(f: &LogFlake, source: &str) -> Spec {
     let mut spec = Spec {
         name: f.name.clone(),
         location: f.location.clone(),
@@ -485,7 +486,7 @@ pub fn flaky_spec(f: &LogFlake, source: &str) -> Spec {
 }
 
 /// The attempts a flake block implies: `attempts - 1` failures, then a pass.
-pub fn flaky_attempts(f: &LogFlake, source: &str) -> Vec<Attempt> {
+pub(crate) fn flaky_attempts(f: &LogFlake, source: &str) -> Vec<Attempt> {
     let n = f.attempts.max(2);
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n - 1 {

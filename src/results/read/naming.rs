@@ -5,7 +5,7 @@ use crate::results::model::SuiteResult;
 use std::borrow::Cow;
 
 /// Ginkgo v2 leaf-type prefix of spec testcases.
-pub const IT_PREFIX: &str = "[It] ";
+pub(crate) const IT_PREFIX: &str = "[It] ";
 
 /// Splits a v2 JUnit testcase name into (`Spec.name`, `Spec.junit_prefix`), in place.
 pub fn split_it_prefix(mut junit_name: String) -> (String, Option<Cow<'static, str>>) {

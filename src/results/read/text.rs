@@ -29,7 +29,7 @@ impl BoundedText {
 
     /// Whether text must be decoded and pushed: it is kept, or (once a kept head is full)
     /// counted for the "bytes truncated" note. Only a zero cap needs nothing.
-    pub fn wants(&self) -> bool {
+    pub(crate) fn wants(&self) -> bool {
         self.cap > 0
     }
 
@@ -57,7 +57,7 @@ impl BoundedText {
     }
 
     /// Appends one character.
-    pub fn push_char(&mut self, c: char) {
+    pub(crate) fn push_char(&mut self, c: char) {
         let mut b = [0u8; 4];
         self.push(c.encode_utf8(&mut b));
     }

@@ -41,11 +41,11 @@ impl Default for JunitOptions {
 }
 
 /// Name of the error testcase written for an incomplete suite.
-pub const INCOMPLETE_TESTCASE: &str = "[e2e-gate] results incomplete";
+pub(crate) const INCOMPLETE_TESTCASE: &str = "[e2e-gate] results incomplete";
 
 /// Keeps the last `max` bytes of `s`, noting how much was cut (including what a reader
 /// already cut, noted the same way at the start).
-pub fn truncate_output(s: &str, max: usize) -> Option<String> {
+pub(crate) fn truncate_output(s: &str, max: usize) -> Option<String> {
     if max == 0 || s.trim().is_empty() {
         return None;
     }
@@ -293,7 +293,7 @@ fn suite_to_junit(suite: &SuiteResult, opts: &JunitOptions) -> TestSuite {
 }
 
 /// The combined report: a `<testsuite>` per suite.
-pub fn to_junit(suites: &[SuiteResult], opts: &JunitOptions) -> Report {
+pub(crate) fn to_junit(suites: &[SuiteResult], opts: &JunitOptions) -> Report {
     let mut report = Report::new(opts.report_name.as_str());
     let mut total = Duration::ZERO;
     for s in suites {
@@ -310,7 +310,7 @@ pub fn to_junit(suites: &[SuiteResult], opts: &JunitOptions) -> Report {
 /// suite's `<testsuite>` goes to a temporary file when it is added, and [`Self::finish`]
 /// writes the `<testsuites>` element with the totals around them — the same bytes as
 /// [`write_junit_string`] over all the suites at once.
-pub struct JunitStream {
+pub(crate) struct JunitStream {
     opts: JunitOptions,
     /// Aggregates only: each suite is popped as soon as it is counted.
     totals: Report,

@@ -36,10 +36,10 @@ use std::time::{Duration, Instant};
 /// once. A round ends when its slowest batch does, and the evictions of the next round
 /// (PDB tokens freed meanwhile) wait for it. Claims are not capped: every Ready
 /// replacement is claimed (longest drain first) as soon as it is seen.
-pub const FINISHED_PER_ROUND: usize = 32;
+pub(crate) const FINISHED_PER_ROUND: usize = 32;
 /// Early clean-ups of new nodes ([`new_node_done`]) sent per round (never on the critical
 /// path: they only must not hold the round up).
-pub const CLEAN_PER_ROUND: usize = 32;
+pub(crate) const CLEAN_PER_ROUND: usize = 32;
 
 /// The run's fixed facts, computed once when a process takes the run over.
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ impl RunContext {
 
 /// Per planned node, the eviction rounds `ceil(k / a)` of each PDB covering its pods (`k`: the
 /// PDB's evictable pods on planned nodes, `a`: its steady-state budget).
-pub fn pdb_chains(
+pub(crate) fn pdb_chains(
     place: &BTreeMap<String, PoolZone>,
     pods: &[PodInfo],
     pdbs: &[PdbInfo],

@@ -14,7 +14,7 @@ pub const REPLACES_ANNOTATION: &str = "upgrade.e2e-gate.io/replaces";
 pub const MODE_ANNOTATION: &str = "upgrade.e2e-gate.io/mode";
 
 /// The annotation value of a start mode.
-pub fn mode_str(m: StartMode) -> &'static str {
+pub(crate) fn mode_str(m: StartMode) -> &'static str {
     match m {
         StartMode::Surge => "surge",
         StartMode::Unavailable => "unavailable",
@@ -22,7 +22,7 @@ pub fn mode_str(m: StartMode) -> &'static str {
 }
 
 /// The start mode written on an old node, if any.
-pub fn mode_of(n: &NodeInfo) -> Option<StartMode> {
+pub(crate) fn mode_of(n: &NodeInfo) -> Option<StartMode> {
     match n.annotations.get(MODE_ANNOTATION).map(String::as_str) {
         Some("surge") => Some(StartMode::Surge),
         Some("unavailable") => Some(StartMode::Unavailable),

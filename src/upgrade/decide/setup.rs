@@ -91,7 +91,7 @@ pub fn never_started(final_phases: &BTreeMap<String, NodePhase>) -> Vec<String> 
 }
 
 /// Nodes given up on, in this run or an earlier one, that `reported` does not list yet.
-pub fn given_up(
+pub(crate) fn given_up(
     nodes: &BTreeMap<String, NodeInfo>,
     final_phases: &BTreeMap<String, NodePhase>,
     reported: &[BlockedNode],

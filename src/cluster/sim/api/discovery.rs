@@ -20,7 +20,7 @@ pub fn version(kubernetes_version: &str) -> Value {
 }
 
 /// `/api`.
-pub fn core_versions(server: &str) -> Value {
+pub(crate) fn core_versions(server: &str) -> Value {
     json!({
         "kind": "APIVersions", "versions": ["v1"],
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server}],
@@ -37,7 +37,7 @@ fn group_doc(group: &str) -> Value {
 }
 
 /// `/apis`.
-pub fn group_list() -> Value {
+pub(crate) fn group_list() -> Value {
     let mut groups: Vec<&str> = Vec::new();
     for (g, _) in group_versions() {
         if !g.is_empty() && !groups.contains(&g) {
@@ -59,7 +59,7 @@ pub fn group(group: &str) -> Option<Value> {
 }
 
 /// `/api/v1`, `/apis/<group>/<version>`.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
     let defs: Vec<_> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)

@@ -24,12 +24,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The router of the whole server (Kubernetes API plus the `/sim` endpoints).
-pub fn router(sim: Arc<Sim>) -> Router {
+pub(crate) fn router(sim: Arc<Sim>) -> Router {
     Router::new().fallback(handle).with_state(sim)
 }
 
 /// A JSON response.
-pub fn json_response(code: u16, v: &Value) -> Response {
+pub(crate) fn json_response(code: u16, v: &Value) -> Response {
     bytes_response(code, serde_json::to_vec(v).unwrap_or_default())
 }
 
@@ -42,7 +42,7 @@ fn bytes_response(code: u16, body: Vec<u8>) -> Response {
 }
 
 /// An error response with a `Status` body.
-pub fn error_response(e: &ApiError) -> Response {
+pub(crate) fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.code, &e.to_status());
     if let Some(s) = e.retry_after {
         r.headers_mut()

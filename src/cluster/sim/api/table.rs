@@ -13,7 +13,7 @@ fn col(name: &str, ty: &str, priority: i32, desc: &str) -> Value {
 }
 
 /// kubectl-style age ("5s", "3m", "2h", "4d").
-pub fn age(created: Option<&str>, now: DateTime<Utc>) -> String {
+pub(crate) fn age(created: Option<&str>, now: DateTime<Utc>) -> String {
     let Some(t) = created.and_then(|c| DateTime::parse_from_rfc3339(c).ok()) else {
         return "<unknown>".into();
     };

@@ -95,7 +95,7 @@ pub struct Cloud {
 
 impl Cloud {
     /// Adds the groups of a pool (one per zone).
-    pub fn add_pool(&mut self, pool: &Pool) {
+    pub(crate) fn add_pool(&mut self, pool: &Pool) {
         for zone in &pool.zones {
             let name = format!("{}-{}", pool.name, zone);
             self.groups.insert(
@@ -152,7 +152,7 @@ impl Cloud {
 
 impl SimState {
     /// Creates the initial instances, already InService with Ready nodes.
-    pub fn cloud_init(&mut self) {
+    pub(crate) fn cloud_init(&mut self) {
         let groups: Vec<(String, u32)> = self
             .mach
             .cloud
@@ -246,7 +246,7 @@ impl SimState {
     }
 
     /// Advances groups and instances.
-    pub fn cloud_step(&mut self, now: SimTime) {
+    pub(crate) fn cloud_step(&mut self, now: SimTime) {
         // Scale groups to their desired size.
         let groups: Vec<String> = self.mach.cloud.groups.keys().cloned().collect();
         for g in &groups {
@@ -329,7 +329,12 @@ impl SimState {
 
     /// Terminates an instance: its Node and every pod on it disappear at once.
     /// With `decrement`, the group's desired size shrinks by one (no replacement).
-    pub fn terminate_instance(&mut self, instance: &str, decrement: bool, now: SimTime) -> bool {
+    pub(crate) fn terminate_instance(
+        &mut self,
+        instance: &str,
+        decrement: bool,
+        now: SimTime,
+    ) -> bool {
         let Some(inst) = self.mach.cloud.instances.get_mut(instance) else {
             return false;
         };
@@ -350,7 +355,7 @@ impl SimState {
     }
 
     /// Removes a node and force-deletes its pods.
-    pub fn remove_node_and_pods(&mut self, node: &str, _now: SimTime) {
+    pub(crate) fn remove_node_and_pods(&mut self, node: &str, _now: SimTime) {
         let pods: Vec<(String, String)> = self
             .store
             .iter(id::PODS)

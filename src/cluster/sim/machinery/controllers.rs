@@ -66,7 +66,7 @@ fn pod_from_template(
 
 impl SimState {
     /// One pass of every controller.
-    pub fn run_controllers(&mut self, now: SimTime) {
+    pub(crate) fn run_controllers(&mut self, now: SimTime) {
         // Index pods by controller uid.
         let mut owned: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
         for (_, p) in self.store.iter(id::PODS) {

@@ -11,16 +11,16 @@ use super::{deleting, pod_ready, terminal};
 use serde_json::{json, Value};
 
 /// Label linking a slice to its Service (`discovery.k8s.io/v1`).
-pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+pub(crate) const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
 
 /// Name of the simulator's single slice for a Service.
-pub fn slice_name(service: &str) -> String {
+pub(crate) fn slice_name(service: &str) -> String {
     format!("{service}-sim")
 }
 
 impl SimState {
     /// Brings every Service's EndpointSlice in line with its pods (writes only on change).
-    pub fn update_endpoint_slices(&mut self) {
+    pub(crate) fn update_endpoint_slices(&mut self) {
         let ts = self.ts(self.mach.last_tick);
         for svc in self.store.list(id::SERVICES, None) {
             let Some(sel) = svc["spec"]["selector"]

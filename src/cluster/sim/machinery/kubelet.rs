@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// How long a well-behaved container takes to exit after SIGTERM (simulated seconds).
-pub const SIGTERM_EXIT_SECONDS: f64 = 1.0;
+pub(crate) const SIGTERM_EXIT_SECONDS: f64 = 1.0;
 
 /// Per-pod kubelet progress.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ fn unready_fault(pod: &Value, kubelet: &str) -> Option<(f64, f64)> {
 
 impl SimState {
     /// Advances pod lifecycles.
-    pub fn kubelet_step(&mut self, now: SimTime) {
+    pub(crate) fn kubelet_step(&mut self, now: SimTime) {
         if self.store.rv() != self.mach.kubelet_rv {
             self.kubelet_adopt(now);
             self.mach.kubelet_rv = self.store.rv();
@@ -218,7 +218,7 @@ impl SimState {
     /// Deletes a pod as the API server and kubelet do: unbound, finished or
     /// zero-grace pods go at once; others get a deletionTimestamp and stop after
     /// SIGTERM (or after the grace period when they ignore SIGTERM).
-    pub fn delete_pod(
+    pub(crate) fn delete_pod(
         &mut self,
         ns: &str,
         name: &str,

@@ -17,16 +17,16 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// Annotation: the pod ignores SIGTERM (stops only when its grace period ends).
-pub const ANN_IGNORE_SIGTERM: &str = "sim.e2e-gate.io/ignore-sigterm";
+pub(crate) const ANN_IGNORE_SIGTERM: &str = "sim.e2e-gate.io/ignore-sigterm";
 /// Annotation: pod startup (bind → Ready) in simulated seconds.
-pub const ANN_STARTUP: &str = "sim.e2e-gate.io/startup-seconds";
+pub(crate) const ANN_STARTUP: &str = "sim.e2e-gate.io/startup-seconds";
 /// Annotation: `VERSION:AFTER:FOR` — on a node with kubelet VERSION the pod turns NotReady
 /// AFTER simulated seconds after Ready, for FOR seconds, once (topology `unready_on_kubelet`).
-pub const ANN_UNREADY_ON_KUBELET: &str = "sim.e2e-gate.io/unready-on-kubelet";
+pub(crate) const ANN_UNREADY_ON_KUBELET: &str = "sim.e2e-gate.io/unready-on-kubelet";
 /// Label: the pool of a node.
-pub const LABEL_POOL: &str = "e2e-gate.io/pool";
+pub(crate) const LABEL_POOL: &str = "e2e-gate.io/pool";
 /// Zone label.
-pub const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
+pub(crate) const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 
 /// Machinery state that is not stored as API objects.
 #[derive(Default)]
@@ -86,7 +86,7 @@ impl SimState {
     }
 
     /// Records a core/v1 Event about `obj`.
-    pub fn record_event(
+    pub(crate) fn record_event(
         &mut self,
         obj: &Value,
         etype: &str,
@@ -118,12 +118,12 @@ impl SimState {
 }
 
 /// Whether a pod is Ready (condition Ready=True).
-pub fn pod_ready(pod: &Value) -> bool {
+pub(crate) fn pod_ready(pod: &Value) -> bool {
     condition_true(pod, "Ready")
 }
 
 /// Whether `status.conditions[type]` is True.
-pub fn condition_true(obj: &Value, ctype: &str) -> bool {
+pub(crate) fn condition_true(obj: &Value, ctype: &str) -> bool {
     obj["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
             .any(|c| c["type"] == ctype && c["status"] == "True")
@@ -138,7 +138,7 @@ pub fn deleting(obj: &Value) -> bool {
 }
 
 /// Whether a pod is Succeeded or Failed.
-pub fn terminal(pod: &Value) -> bool {
+pub(crate) fn terminal(pod: &Value) -> bool {
     matches!(
         pod["status"]["phase"].as_str(),
         Some("Succeeded" | "Failed")
@@ -146,7 +146,7 @@ pub fn terminal(pod: &Value) -> bool {
 }
 
 /// The controller ownerReference `(kind, name, uid)` of an object.
-pub fn controller_of(obj: &Value) -> Option<(&str, &str, &str)> {
+pub(crate) fn controller_of(obj: &Value) -> Option<(&str, &str, &str)> {
     obj["metadata"]["ownerReferences"]
         .as_array()?
         .iter()
@@ -162,7 +162,7 @@ pub fn controller_of(obj: &Value) -> Option<(&str, &str, &str)> {
 
 /// Sets (or replaces) a condition in `status.conditions`; keeps lastTransitionTime
 /// when the status does not change.
-pub fn set_condition(obj: &mut Value, ctype: &str, status: bool, reason: &str, ts: &str) {
+pub(crate) fn set_condition(obj: &mut Value, ctype: &str, status: bool, reason: &str, ts: &str) {
     let st = if status { "True" } else { "False" };
     if !obj["status"].is_object() {
         obj["status"] = json!({});

@@ -111,7 +111,7 @@ impl SimState {
     }
 
     /// Writes every PDB's status when it changed.
-    pub fn update_pdb_status(&mut self) {
+    pub(crate) fn update_pdb_status(&mut self) {
         let ts = self.ts(self.mach.last_tick);
         for pdb in self.store.list(id::PDBS, None) {
             let b = self.budget(&pdb);
@@ -140,7 +140,7 @@ impl SimState {
     }
 
     /// Adds `dt` simulated seconds of "below desiredHealthy" per PDB.
-    pub fn account_availability(&mut self, dt: f64) {
+    pub(crate) fn account_availability(&mut self, dt: f64) {
         for (_, pdb) in self.store.iter(id::PDBS) {
             let key = format!(
                 "{}/{}",

@@ -26,7 +26,7 @@ struct NodeInfo {
 }
 
 /// Resource requests of a pod: (cpu millicores, memory bytes).
-pub fn pod_requests(pod: &Value) -> (i64, i64) {
+pub(crate) fn pod_requests(pod: &Value) -> (i64, i64) {
     let mut cpu = 0;
     let mut mem = 0;
     for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
@@ -38,7 +38,7 @@ pub fn pod_requests(pod: &Value) -> (i64, i64) {
 }
 
 /// Whether `tolerations` tolerate `taint`.
-pub fn tolerates(tolerations: &Value, taint: &Value) -> bool {
+pub(crate) fn tolerates(tolerations: &Value, taint: &Value) -> bool {
     tolerations.as_array().into_iter().flatten().any(|t| {
         let effect_ok = t["effect"]
             .as_str()
