@@ -29,6 +29,13 @@ pub fn send(pid: u32, signal: Signal) -> bool {
     pid > 0 && unsafe { libc::kill(pid as libc::pid_t, sig) } == 0
 }
 
+/// Kills the process group `pgid` leads (a child started with `process_group(0)`) and
+/// everything in it; whether the signal was delivered.
+pub fn kill_group(pgid: u32) -> bool {
+    // SAFETY: as in `send`; a negative pid addresses the process group of a child we started.
+    pgid > 1 && unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) } == 0
+}
+
 /// This process's real user id.
 pub(crate) fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.

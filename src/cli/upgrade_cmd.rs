@@ -2,9 +2,9 @@
 //!
 //! `plan` lists nodes, pods, PDBs, PVCs and PVs once, builds the snapshot, prints the plan
 //! (human on stderr, JSON on stdout with `--format json`) and exits 1 when there are
-//! blockers; with `--cloud sim` the pools, zones and sizes come from the simulator's cloud.
-//! `apply` runs the engine (needs `--cloud sim`, the only `NodePool` so far; without a
-//! cloud it exits 2), refuses plans with blockers, prints progress on stderr and the report
+//! blockers; with `--cloud` the pools, zones and sizes come from the cloud (`sim`: the
+//! simulator's; `exec`: an external command). `apply` runs the engine (needs `--cloud`;
+//! without one it exits 2), refuses plans with blockers, prints progress on stderr and the report
 //! as JSON. `abort` removes every marker a run left on the nodes.
 
 use super::args::Format;
@@ -15,9 +15,7 @@ use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
 use crate::upgrade::lease::LEASE_SECONDS;
 use crate::upgrade::options::{parse_pool_amount, PoolAmount, UpgradeOptions};
 use crate::upgrade::plan::Timings;
-use crate::upgrade::pool::NodePool;
 use crate::upgrade::render::render_plan;
-use crate::upgrade::sim_pool::SimNodePool;
 use crate::upgrade::use_case::{self, Cloud, Target, UpgradeError};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeSet;
@@ -39,7 +37,7 @@ pub enum UpgradeCommand {
     /// duration and blockers. Exits 1 when there are blockers.
     Plan(PlanArgs),
     /// Execute the plan: surge per zone, soft-evacuate, drain through the Eviction API
-    /// paced by PDBs, terminate with decrement. Needs --cloud (only `sim` so far).
+    /// paced by PDBs, terminate with decrement. Needs --cloud (sim, or exec with --pool-command).
     /// Refuses plans with blockers (exit 1). Resumable: run it again after a crash.
     Apply(PlanArgs),
     /// Remove every marker (annotations, labels, taints, autoscaler marks) a run added; with
@@ -52,6 +50,8 @@ pub enum UpgradeCommand {
 pub enum CloudOpt {
     /// The simulated cloud of the embedded cluster (`/sim/cloud` on its API server).
     Sim,
+    /// Any cloud behind --pool-command (a small JSON protocol; see README).
+    Exec,
 }
 
 /// Cluster connection flags.
@@ -64,9 +64,17 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// Node-pool provider (pools, zones and sizes from the cloud). Without it, pools and
-    /// zones come from node labels only. `apply` and `abort --cloud` need it; implemented: sim.
+    /// zones come from node labels only. `apply` and `abort --cloud` need it.
     #[arg(long, value_enum, value_name = "PROVIDER")]
     pub cloud: Option<CloudOpt>,
+    /// With --cloud exec: the command that manages the pools, called as `CMD groups`,
+    /// `CMD instances POOL`, `CMD set-desired POOL ZONE N`, `CMD terminate ID`,
+    /// `CMD set-version POOL VERSION`; JSON on stdout (README: "Node pools through a command").
+    #[arg(long, value_name = "CMD", required_if_eq("cloud", "exec"))]
+    pub pool_command: Option<String>,
+    /// With --cloud exec: the longest one call of --pool-command may take; it is then killed.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::args::duration)]
+    pub pool_command_timeout: Duration,
 }
 
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
@@ -202,12 +210,28 @@ impl PlanArgs {
 
 impl ClusterArgs {
     /// The cluster and cloud these flags name.
-    pub fn target(&self) -> Target {
-        Target {
+    pub fn target(&self) -> Result<Target, String> {
+        let cloud = match (self.cloud, &self.pool_command) {
+            (None, None) => None,
+            (Some(CloudOpt::Sim), None) => Some(Cloud::Sim),
+            (Some(CloudOpt::Exec), Some(command)) if !command.trim().is_empty() => {
+                Some(Cloud::Exec {
+                    command: command.clone(),
+                    timeout: self.pool_command_timeout,
+                })
+            }
+            (Some(CloudOpt::Exec), _) => {
+                return Err("--cloud exec needs --pool-command CMD (a non-empty command)".into())
+            }
+            (_, Some(_)) => {
+                return Err("--pool-command is for --cloud exec; add --cloud exec".into())
+            }
+        };
+        Ok(Target {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
-            cloud: self.cloud.map(|CloudOpt::Sim| Cloud::Sim),
-        }
+            cloud,
+        })
     }
 }
 
@@ -232,8 +256,20 @@ fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), u8> {
     }
 }
 
+/// The target the flags name, or the usage error (exit 2).
+fn target_of(c: &ClusterArgs) -> Result<Target, u8> {
+    c.target().map_err(|e| {
+        eprintln!("error: {e}");
+        exit_code::USAGE
+    })
+}
+
 async fn run_plan(a: PlanArgs) -> u8 {
-    let p = match use_case::plan(&a.cluster.target(), &a.options()).await {
+    let target = match target_of(&a.cluster) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let p = match use_case::plan(&target, &a.options()).await {
         Ok(p) => p,
         Err(e) => return failed(&e),
     };
@@ -259,8 +295,12 @@ async fn run_plan(a: PlanArgs) -> u8 {
 }
 
 async fn run_apply(a: PlanArgs) -> u8 {
+    let target = match target_of(&a.cluster) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let result = use_case::apply(
-        &a.cluster.target(),
+        &target,
         &a.options(),
         |plan| eprint!("{}", render_plan(plan)),
         |pr| eprintln!("{}", pr.line()),
@@ -302,13 +342,16 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
 }
 
 async fn run_abort(a: AbortArgs) -> u8 {
+    let target = match target_of(&a.cluster) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let cluster = match connect(&a.cluster).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let sim_pool =
-        (a.cluster.cloud == Some(CloudOpt::Sim)).then(|| SimNodePool::new(cluster.client()));
-    let pool = sim_pool.as_ref().map(|p| p as &dyn NodePool);
+    let opened = target.cloud.as_ref().map(|c| c.open(cluster.client()));
+    let pool = opened.as_deref();
     // A Lease left by an `apply` that was killed expires after --lease-duration; wait it out
     // (as `apply` does) instead of refusing, but never longer than one Lease term.
     let mut waited = false;

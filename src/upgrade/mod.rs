@@ -23,6 +23,7 @@ pub mod clock;
 pub mod decide;
 pub mod drain_policy;
 pub mod engine;
+pub mod exec_pool;
 pub mod kube_cluster;
 pub mod lease;
 pub mod measure;

@@ -1,6 +1,7 @@
 //! The cloud seam: node pools (ASGs, managed node groups, the simulator's pools).
-//! Implementation: [`super::sim_pool::SimNodePool`] (the simulator's HTTP cloud API). Calls
-//! are few and batched per pool.
+//! Implementations: [`super::sim_pool::SimNodePool`] (the simulator's HTTP cloud API) and
+//! [`super::exec_pool::ExecNodePool`] (any cloud behind an external command). Calls are few
+//! and batched per pool.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -124,4 +125,6 @@ pub trait NodePool: Send + Sync {
     async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError>;
     /// Makes new instances of `pool` start with `kubelet_version` (launch template).
     async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError>;
+    /// Calls made so far, by operation (for the report's `cloud_api_calls`).
+    fn cloud_calls(&self) -> BTreeMap<String, u64>;
 }

@@ -63,11 +63,6 @@ impl SimNodePool {
         }
     }
 
-    /// Cloud calls so far, by operation.
-    pub fn cloud_calls(&self) -> BTreeMap<String, u64> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     async fn call(
         &self,
         op: &str,
@@ -139,6 +134,11 @@ fn lb(s: Option<&str>) -> Option<LbState> {
 impl NodePool for SimNodePool {
     fn provider(&self) -> &'static str {
         "sim"
+    }
+
+    /// Cloud calls so far, by operation.
+    fn cloud_calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {

@@ -3,6 +3,7 @@
 //! in-process with typed [`UpgradeOptions`] and get a typed outcome or [`UpgradeError`].
 
 use super::engine::{self, EngineError};
+use super::exec_pool::ExecNodePool;
 use super::kube_cluster::{KubeCluster, KubeError};
 use super::options::UpgradeOptions;
 use super::plan::{plan as make_plan, Plan, PlanOptions};
@@ -13,12 +14,39 @@ use super::sim_pool::SimNodePool;
 use super::snapshot::{PoolInfo, Snapshot, DEFAULT_BOOT_SECONDS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Node-pool providers the engine can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cloud {
     /// The simulated cloud of the embedded cluster (`/sim/cloud` on its API server).
     Sim,
+    /// Any cloud behind an external command ([`ExecNodePool`]'s JSON protocol).
+    Exec {
+        /// The command line (run through `sh -c`, the call's words appended).
+        command: String,
+        /// The longest one call may take.
+        timeout: Duration,
+    },
+}
+
+impl Cloud {
+    /// The flag value naming this provider, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cloud::Sim => "sim",
+            Cloud::Exec { .. } => "exec",
+        }
+    }
+
+    /// The node pools of this cloud; `client` reaches the cluster (the simulated cloud is
+    /// served by the simulated API server).
+    pub fn open(&self, client: kube::Client) -> Box<dyn NodePool> {
+        match self {
+            Cloud::Sim => Box::new(SimNodePool::new(client)),
+            Cloud::Exec { command, timeout } => Box::new(ExecNodePool::new(command, *timeout)),
+        }
+    }
 }
 
 /// Which cluster, and which cloud its pools are in.
@@ -73,7 +101,7 @@ pub struct Planned {
     /// The cluster.
     pub cluster: KubeCluster,
     /// The cloud's pools, when a cloud was named.
-    pub pool: Option<SimNodePool>,
+    pub pool: Option<Box<dyn NodePool>>,
     /// The plan.
     pub plan: Plan,
     /// The options it was computed with (percentages resolved).
@@ -103,12 +131,12 @@ pub async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, Upgrad
         Snapshot::from_k8s(&objects).map_err(|e| UpgradeError::Infra(e.to_string()))?;
     let mut cloud_calls = BTreeMap::new();
     let mut pool = None;
-    if target.cloud == Some(Cloud::Sim) {
-        let p = SimNodePool::new(cluster.client());
+    if let Some(cloud) = &target.cloud {
+        let p = cloud.open(cluster.client());
         let groups = p
             .groups()
             .await
-            .map_err(|e| UpgradeError::Infra(format!("--cloud sim: {e}")))?;
+            .map_err(|e| UpgradeError::Infra(format!("--cloud {}: {e}", cloud.name())))?;
         snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect());
         cloud_calls = p.cloud_calls();
         pool = Some(p);
@@ -158,7 +186,7 @@ pub async fn apply(
 ) -> Result<UpgradeReport, UpgradeError> {
     if target.cloud.is_none() {
         return Err(UpgradeError::Usage(
-            "`upgrade apply` needs --cloud to create and terminate instances (implemented: --cloud sim)"
+            "`upgrade apply` needs --cloud to create and terminate instances (sim, or exec with --pool-command)"
                 .into(),
         ));
     }
@@ -170,9 +198,7 @@ pub async fn apply(
         ));
     }
     let Some(pool) = p.pool else {
-        return Err(UpgradeError::Usage(
-            "`upgrade apply` needs --cloud sim".into(),
-        ));
+        return Err(UpgradeError::Usage("`upgrade apply` needs --cloud".into()));
     };
     let run_id = format!(
         "{}-{}",
@@ -180,7 +206,15 @@ pub async fn apply(
         std::process::id()
     );
     let cfg = o.engine_config(run_id, identity());
-    let result = engine::apply(&p.cluster, &pool, &p.plan, &p.opts, &cfg, on_progress).await;
+    let result = engine::apply(
+        &p.cluster,
+        pool.as_ref(),
+        &p.plan,
+        &p.opts,
+        &cfg,
+        on_progress,
+    )
+    .await;
     let mut report = match result {
         Ok(r) => r,
         Err(error) => {

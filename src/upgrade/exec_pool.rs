@@ -1,0 +1,265 @@
+//! [`NodePool`] over an external command (`--cloud exec --pool-command CMD`), in the spirit of
+//! kubetest2's external deployers: Terraform, doctl, gcloud or an in-house tool can back a
+//! pool. One process per call, JSON on stdout, a human message on stderr, a timeout per call.
+//!
+//! The protocol (README "Node pools through a command" has examples):
+//!
+//! | call                          | stdout on success                                       |
+//! |-------------------------------|---------------------------------------------------------|
+//! | `groups`                      | `{"groups": [{"name", "zones": {ZONE: desired}, "max_size", "version", "load_balancer"?, "boot_seconds"?}]}` |
+//! | `instances POOL`              | `{"instances": [{"id", "zone", "version", "state", "lb"?}]}` (`state`: pending, in-service, terminating, terminated; `lb`: registering, in-service, out-of-service, deregistering) |
+//! | `set-desired POOL ZONE N`     | a JSON object (`{}`)                                    |
+//! | `terminate ID`                | a JSON object; terminates and decrements the instance's group; an instance already gone succeeds |
+//! | `set-version POOL VERSION`    | a JSON object; new instances of POOL start at VERSION  |
+//!
+//! CMD runs through `sh -c` with the call's words as its arguments, so it may carry its own
+//! flags (`--pool-command 'my-pools --workspace prod'`). Exit status 0 is success; any other
+//! status, output that is not the JSON above, or a call over the timeout is an error naming
+//! the command and the call. A call that times out is killed with its process group.
+
+use super::pool::{Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup};
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How much of a failing command's stderr an error quotes.
+const STDERR_QUOTED: usize = 2000;
+
+/// The node pools an external command manages.
+#[derive(Debug, Clone)]
+pub struct ExecNodePool {
+    command: String,
+    timeout: Duration,
+    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsReply {
+    groups: Vec<GroupReply>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupReply {
+    name: String,
+    zones: BTreeMap<String, u32>,
+    max_size: u32,
+    version: String,
+    #[serde(default)]
+    load_balancer: bool,
+    #[serde(default)]
+    boot_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstancesReply {
+    instances: Vec<InstanceReply>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceReply {
+    id: String,
+    zone: String,
+    version: String,
+    state: StateReply,
+    #[serde(default)]
+    lb: Option<LbReply>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum StateReply {
+    Pending,
+    InService,
+    Terminating,
+    Terminated,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum LbReply {
+    Registering,
+    InService,
+    OutOfService,
+    Deregistering,
+}
+
+impl ExecNodePool {
+    /// Pools behind `command` (a shell command line); each call may take up to `timeout`.
+    pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
+        ExecNodePool {
+            command: command.into(),
+            timeout,
+            calls: Arc::default(),
+        }
+    }
+
+    fn err(&self, words: &[&str], what: impl std::fmt::Display) -> PoolError {
+        PoolError::Api {
+            message: format!(
+                "pool command `{} {}`: {what}",
+                self.command,
+                words.join(" ")
+            ),
+        }
+    }
+
+    /// Runs one call and returns its stdout.
+    async fn run(&self, words: &[&str]) -> Result<Vec<u8>, PoolError> {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(words[0].to_string())
+            .or_default() += 1;
+        tracing::debug!(command = %self.command, call = ?words, "pool command");
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{} \"$@\"", self.command))
+            .arg("e2e-gate-pool")
+            .args(words)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so a timeout kills what the shell started too.
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| self.err(words, format!("cannot start: {e}")))?;
+        let pid = child.id();
+        let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(r) => r.map_err(|e| self.err(words, e))?,
+            Err(_) => {
+                if let Some(pid) = pid {
+                    crate::process_control::kill_group(pid);
+                }
+                return Err(self.err(
+                    words,
+                    format!(
+                        "no answer within {}s (--pool-command-timeout); the call was killed",
+                        self.timeout.as_secs_f64()
+                    ),
+                ));
+            }
+        };
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = stderr.trim();
+            let quoted = match stderr.char_indices().nth_back(STDERR_QUOTED) {
+                Some((i, _)) => &stderr[i..],
+                None => stderr,
+            };
+            return Err(self.err(
+                words,
+                format!(
+                    "{}{}",
+                    match out.status.code() {
+                        Some(c) => format!("exited with status {c}"),
+                        None => "was killed by a signal".to_string(),
+                    },
+                    if quoted.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {quoted}")
+                    }
+                ),
+            ));
+        }
+        Ok(out.stdout)
+    }
+
+    async fn call<T: DeserializeOwned>(&self, words: &[&str], shape: &str) -> Result<T, PoolError> {
+        let stdout = self.run(words).await?;
+        serde_json::from_slice(&stdout).map_err(|e| {
+            let text = String::from_utf8_lossy(&stdout);
+            let shown: String = text.trim().chars().take(200).collect();
+            self.err(
+                words,
+                format!("printed {shown:?}, not {shape} ({e}); see the protocol in README"),
+            )
+        })
+    }
+
+    async fn write(&self, words: &[&str]) -> Result<(), PoolError> {
+        self.call::<serde_json::Map<String, serde_json::Value>>(words, "a JSON object")
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl NodePool for ExecNodePool {
+    fn provider(&self) -> &'static str {
+        "exec"
+    }
+
+    /// Calls so far, by protocol call (`groups`, `instances`, …).
+    fn cloud_calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {
+        let reply: GroupsReply = self.call(&["groups"], r#"{"groups": [...]}"#).await?;
+        Ok(reply
+            .groups
+            .into_iter()
+            .map(|g| PoolGroup {
+                name: g.name,
+                desired_per_zone: g.zones,
+                max_size: g.max_size,
+                version: g.version,
+                backs_load_balancer: g.load_balancer,
+                boot_seconds: g.boot_seconds,
+            })
+            .collect())
+    }
+
+    async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError> {
+        let reply: InstancesReply = self
+            .call(&["instances", pool], r#"{"instances": [...]}"#)
+            .await?;
+        Ok(reply
+            .instances
+            .into_iter()
+            .map(|i| Instance {
+                id: i.id,
+                pool: pool.to_string(),
+                zone: i.zone,
+                version: i.version,
+                lifecycle: match i.state {
+                    StateReply::Pending => InstanceLifecycle::Pending,
+                    StateReply::InService => InstanceLifecycle::InService,
+                    StateReply::Terminating => InstanceLifecycle::Terminating,
+                    StateReply::Terminated => InstanceLifecycle::Terminated,
+                },
+                lb: i.lb.map(|l| match l {
+                    LbReply::Registering => LbState::Registering,
+                    LbReply::InService => LbState::InService,
+                    LbReply::OutOfService => LbState::OutOfService,
+                    LbReply::Deregistering => LbState::Deregistering,
+                }),
+            })
+            .collect())
+    }
+
+    async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError> {
+        self.write(&["set-desired", pool, zone, &desired.to_string()])
+            .await
+    }
+
+    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
+        self.write(&["terminate", instance]).await
+    }
+
+    async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
+        self.write(&["set-version", pool, kubelet_version]).await
+    }
+}
