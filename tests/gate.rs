@@ -581,6 +581,40 @@ async fn a_profile_s_upgrade_options_reach_the_engine() {
     assert!(cluster_gone(&name).await, "the cluster was left running");
 }
 
+/// A profile's `pool_command` drives the pools through `--cloud exec`: the shipped example
+/// command rolls the embedded cluster (it finds the server through the KUBECONFIG e2e-gate
+/// sets for it), and the report counts the protocol's calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_s_pool_command_rolls_the_cluster_through_the_exec_protocol() {
+    if !docker_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "python3 {}/ci/pool-commands/sim-pool.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let file = gate_file_with_upgrade(dir.path(), &format!("pool_command = {command:?}"));
+    let name = format!("gate-exec-{}", std::process::id());
+    let out = gate_with_file(dir.path(), &name, &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/upgrade-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["nodes_replaced"], report["nodes_total"], "{report}");
+    let calls = report["cloud_api_calls"].as_object().expect("calls");
+    assert!(
+        calls.contains_key("set-desired") && !calls.contains_key("describe_groups"),
+        "driven through the command, not the sim adapter: {report}"
+    );
+    assert!(cluster_gone(&name).await, "the cluster was left running");
+}
+
 /// The gate's stderr when it refuses the upgrade table `upgrade` (exit 2 asserted).
 async fn refused(upgrade: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -601,6 +635,11 @@ async fn a_wrong_upgrade_option_in_a_profile_is_refused_naming_the_valid_ones() 
     let stderr = refused("max_surg = 1").await;
     assert!(
         stderr.contains("gate.toml") && stderr.contains("max_surg") && stderr.contains("max_surge"),
+        "{stderr}"
+    );
+    let stderr = refused("pool_command_timeout = \"5s\"").await;
+    assert!(
+        stderr.contains("pool_command_timeout") && stderr.contains("without pool_command"),
         "{stderr}"
     );
     let stderr = refused("max_surge = 0").await;

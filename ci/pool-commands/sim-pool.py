@@ -8,7 +8,8 @@ simulated cloud's HTTP API (`/sim/cloud` on the embedded cluster's API server).
     sim-pool.py [--server URL] terminate ID
     sim-pool.py [--server URL] set-version POOL VERSION
 
-URL defaults to $SIM_SERVER. JSON on stdout; on failure a message on stderr and exit 1.
+URL defaults to $SIM_SERVER, else to the server of $KUBECONFIG (e2e-gate sets it to the
+cluster being upgraded). JSON on stdout; on failure a message on stderr and exit 1.
 The simulated cloud has one group per pool and zone (`<pool>-<zone>`); this command shows
 e2e-gate one pool with a desired size per zone, which is the protocol's shape. Standard
 library only, so it runs wherever python3 does; a Terraform- or doctl-backed command has the
@@ -116,12 +117,28 @@ CALLS = {
 }
 
 
+def kubeconfig_server():
+    """The first `server:` of $KUBECONFIG (the embedded cluster writes a one-cluster file)."""
+    path = os.environ.get("KUBECONFIG", "").split(":")[0]
+    if not path:
+        return ""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.strip().partition(":")
+                if key == "server":
+                    return value.strip().strip('"')
+    except OSError as e:
+        raise Failure(f"cannot read KUBECONFIG {path}: {e}")
+    return ""
+
+
 def main(argv):
-    server = os.environ.get("SIM_SERVER", "")
+    server = os.environ.get("SIM_SERVER", "") or kubeconfig_server()
     if len(argv) >= 2 and argv[0] == "--server":
         server, argv = argv[1], argv[2:]
     if not server:
-        raise Failure("no server: pass --server URL or set SIM_SERVER")
+        raise Failure("no server: pass --server URL, or set SIM_SERVER or KUBECONFIG")
     if not argv or argv[0] not in CALLS:
         raise Failure(f"unknown call {argv[:1]}; valid: {', '.join(CALLS)}")
     fn, arity = CALLS[argv[0]]

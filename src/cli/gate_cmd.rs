@@ -113,13 +113,16 @@ fn resolve_profile(
     if args.no_upgrade {
         p.target_version = None;
     }
-    if p.target_version.is_some() && p.provider != Provider::Sim {
+    if p.target_version.is_some() && p.provider != Provider::Sim && p.upgrade.pool_command.is_none()
+    {
         return Err(format!(
-            "profile {}: target_version {} needs node pools the upgrade engine can drive, and \
-             only the simulated cluster's can be so far (provider sim); with provider {} run \
-             without the upgrade: --no-upgrade, or E2E_GATE_TARGET_VERSION= (empty)",
+            "profile {}: target_version {} needs node pools the upgrade engine can drive: \
+             provider sim (the simulated cloud), or a pool command in [profile.{}.upgrade] \
+             pool_command (README: \"Node pools through a command\"); with provider {} and no \
+             pool command run without the upgrade: --no-upgrade, or E2E_GATE_TARGET_VERSION= (empty)",
             p.name,
             p.target_version.as_deref().unwrap_or(""),
+            p.name,
             p.provider.as_str()
         ));
     }
@@ -176,11 +179,19 @@ pub async fn run(mut args: GateArgs) -> u8 {
         }
     };
     // The profile's engine options, validated as the flags of `upgrade apply` are.
-    let upgrade_options = match profile.upgrade.options(
-        profile.target_version.as_deref().unwrap_or_default(),
-        super::args::duration,
-    ) {
-        Ok(o) => o,
+    let upgrade_options = match profile
+        .upgrade
+        .options(
+            profile.target_version.as_deref().unwrap_or_default(),
+            super::args::duration,
+        )
+        .and_then(|o| Ok((o, profile.upgrade.cloud(super::args::duration)?)))
+    {
+        // The simulated cluster's own cloud unless the profile names a pool command.
+        Ok((o, cloud)) => (
+            o,
+            cloud.or((profile.provider == Provider::Sim).then_some(Cloud::Sim)),
+        ),
         Err(e) => {
             eprintln!(
                 "error: {} [profile.{}.upgrade]: {e}",
@@ -236,17 +247,18 @@ pub async fn run(mut args: GateArgs) -> u8 {
     let mut pre_steps = gate::StepRecorder::new();
     ensure_smoke_image(&docker, &suites, &mut pre_steps).await;
     let cluster = super::cluster_cmd::cluster_provider(profile.provider, profile.time_scale);
-    let upgrader = InProcessUpgrade {
+    let (upgrade_options, cloud) = upgrade_options;
+    let upgrader = cloud.map(|cloud| InProcessUpgrade {
         options: upgrade_options,
+        cloud,
         cancel: cancel.clone(),
-    };
+    });
     let inputs = GateInputs {
         cluster: cluster.as_ref(),
         ready: &gate::KubeReadiness,
         runner: &docker as &dyn ContainerRunner,
-        // The engine drives the simulated cluster's cloud; other providers have none yet.
-        upgrade: (profile.provider == Provider::Sim)
-            .then_some(&upgrader as &dyn gate::UpgradeRunner),
+        // The engine needs a cloud: the simulated cluster's, or the profile's pool command.
+        upgrade: upgrader.as_ref().map(|u| u as &dyn gate::UpgradeRunner),
         availability: Some(&gate::availability::kube_watch::KubeAvailabilityWatch),
         statuses: statuses.as_ref(),
         profile: &profile,
@@ -334,10 +346,11 @@ pub async fn run(mut args: GateArgs) -> u8 {
     .await
 }
 
-/// Runs the upgrade use case in-process against the gate's cluster and its simulated cloud,
+/// Runs the upgrade use case in-process against the gate's cluster and its cloud,
 /// with the profile's engine options; its plan and progress lines go to stderr.
 struct InProcessUpgrade {
     options: UpgradeOptions,
+    cloud: Cloud,
     cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -356,7 +369,7 @@ impl gate::UpgradeRunner for InProcessUpgrade {
         let target = Target {
             kubeconfig: Some(cluster.kubeconfig.clone()),
             context: None,
-            cloud: Some(Cloud::Sim),
+            cloud: Some(self.cloud.clone()),
         };
         // A report left by an earlier run must not be read as this run's.
         let _ = std::fs::remove_file(report);

@@ -350,7 +350,10 @@ async fn run_abort(a: AbortArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opened = target.cloud.as_ref().map(|c| c.open(cluster.client()));
+    let opened = target
+        .cloud
+        .as_ref()
+        .map(|c| c.open(cluster.client(), target.kubeconfig.as_deref()));
     let pool = opened.as_deref();
     // A Lease left by an `apply` that was killed expires after --lease-duration; wait it out
     // (as `apply` does) instead of refusing, but never longer than one Lease term.

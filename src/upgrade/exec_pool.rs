@@ -13,7 +13,8 @@
 //! | `set-version POOL VERSION`    | a JSON object; new instances of POOL start at VERSION  |
 //!
 //! CMD runs through `sh -c` with the call's words as its arguments, so it may carry its own
-//! flags (`--pool-command 'my-pools --workspace prod'`). Exit status 0 is success; any other
+//! flags (`--pool-command 'my-pools --workspace prod'`), and with `KUBECONFIG` set to the
+//! cluster being upgraded when one was named. Exit status 0 is success; any other
 //! status, output that is not the JSON above, or a call over the timeout is an error naming
 //! the command and the call. A call that times out is killed with its process group.
 
@@ -34,6 +35,7 @@ const STDERR_QUOTED: usize = 2000;
 pub struct ExecNodePool {
     command: String,
     timeout: Duration,
+    kubeconfig: Option<std::path::PathBuf>,
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
@@ -97,8 +99,16 @@ impl ExecNodePool {
         ExecNodePool {
             command: command.into(),
             timeout,
+            kubeconfig: None,
             calls: Arc::default(),
         }
+    }
+
+    /// The command runs with `KUBECONFIG` set to the cluster being upgraded (a command may
+    /// need to know which cluster its pools belong to).
+    pub fn with_kubeconfig(mut self, path: Option<&std::path::Path>) -> Self {
+        self.kubeconfig = path.map(|p| p.to_path_buf());
+        self
     }
 
     fn err(&self, words: &[&str], what: impl std::fmt::Display) -> PoolError {
@@ -131,6 +141,9 @@ impl ExecNodePool {
             .kill_on_drop(true)
             // Its own process group, so a timeout kills what the shell started too.
             .process_group(0);
+        if let Some(k) = &self.kubeconfig {
+            cmd.env("KUBECONFIG", k);
+        }
         let child = cmd
             .spawn()
             .map_err(|e| self.err(words, format!("cannot start: {e}")))?;

@@ -284,7 +284,14 @@ pub struct UpgradeSettings {
     pub lease_duration: Option<String>,
     /// `--timeout`.
     pub timeout: Option<String>,
+    /// `--pool-command` (with it the pools are driven through `--cloud exec`).
+    pub pool_command: Option<String>,
+    /// `--pool-command-timeout`.
+    pub pool_command_timeout: Option<String>,
 }
+
+/// How long one call of a pool command may take unless told (`--pool-command-timeout`).
+pub const DEFAULT_POOL_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One amount or several, as TOML allows them to be written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -324,8 +331,35 @@ impl UpgradeSettings {
             stuck_leave_after,
             max_blocked_nodes,
             lease_duration,
-            timeout
+            timeout,
+            pool_command,
+            pool_command_timeout
         )
+    }
+
+    /// The cloud this table names: `--cloud exec` when `pool_command` is set, else none (the
+    /// caller's default). Errors name the key.
+    pub fn cloud(
+        &self,
+        duration: impl Fn(&str) -> Result<Duration, String>,
+    ) -> Result<Option<crate::upgrade::use_case::Cloud>, String> {
+        let timeout = match &self.pool_command_timeout {
+            Some(t) => duration(t).map_err(|e| format!("pool_command_timeout: {e}"))?,
+            None => DEFAULT_POOL_COMMAND_TIMEOUT,
+        };
+        match &self.pool_command {
+            Some(c) if c.trim().is_empty() => {
+                Err("pool_command: empty; name the command that manages the pools".into())
+            }
+            Some(c) => Ok(Some(crate::upgrade::use_case::Cloud::Exec {
+                command: c.clone(),
+                timeout,
+            })),
+            None if self.pool_command_timeout.is_some() => {
+                Err("pool_command_timeout: set without pool_command".into())
+            }
+            None => Ok(None),
+        }
     }
 
     /// The options for `target_version` (empty when the profile has none), validated as the

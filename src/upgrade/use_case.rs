@@ -40,11 +40,17 @@ impl Cloud {
     }
 
     /// The node pools of this cloud; `client` reaches the cluster (the simulated cloud is
-    /// served by the simulated API server).
-    pub fn open(&self, client: kube::Client) -> Box<dyn NodePool> {
+    /// served by the simulated API server), `kubeconfig` names it to a pool command.
+    pub fn open(
+        &self,
+        client: kube::Client,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Box<dyn NodePool> {
         match self {
             Cloud::Sim => Box::new(SimNodePool::new(client)),
-            Cloud::Exec { command, timeout } => Box::new(ExecNodePool::new(command, *timeout)),
+            Cloud::Exec { command, timeout } => {
+                Box::new(ExecNodePool::new(command, *timeout).with_kubeconfig(kubeconfig))
+            }
         }
     }
 }
@@ -132,7 +138,7 @@ pub async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, Upgrad
     let mut cloud_calls = BTreeMap::new();
     let mut pool = None;
     if let Some(cloud) = &target.cloud {
-        let p = cloud.open(cluster.client());
+        let p = cloud.open(cluster.client(), target.kubeconfig.as_deref());
         let groups = p
             .groups()
             .await
