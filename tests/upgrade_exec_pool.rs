@@ -6,24 +6,14 @@
 
 mod common;
 
-use e2e_gate::cluster::sim::{SimCluster, SimOptions, Topology};
-use e2e_gate::upgrade::snapshot::NodeInfo;
+use common::sim::{nodes, start, Sim};
 use e2e_gate::upgrade::state::{is_marked, LEASE_NAME, OUTDATED_TAINT_KEY};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams};
-use std::path::{Path, PathBuf};
+use kube::api::Api;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const TARGET: &str = "v1.34.0";
-
-struct Sim {
-    sim: SimCluster,
-    client: kube::Client,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-}
 
 fn python3() -> bool {
     common::require(
@@ -34,68 +24,6 @@ fn python3() -> bool {
         "python3",
         "install python3 (the example pool command uses its standard library only)",
     )
-}
-
-async fn start(file: &str) -> Sim {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/sim")
-        .join(file);
-    let text = std::fs::read_to_string(&path).expect("topology file");
-    let t = Topology::parse(&text, &path).expect("topology");
-    let sim = SimCluster::start(t, SimOptions::default())
-        .await
-        .expect("sim starts");
-    let mut config = kube::Config::new(sim.url().parse().expect("url"));
-    config.default_retry = false;
-    let client = kube::Client::try_from(config).expect("client");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sim.kubeconfig("sim")).expect("write kubeconfig");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pods = Api::<Pod>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .expect("pods");
-        let ready = |p: &Pod| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        };
-        if !pods.items.is_empty()
-            && pods.items.iter().all(ready)
-            && nodes(&client).await.iter().all(|n| n.ready)
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "cluster never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Sim {
-        sim,
-        client,
-        kubeconfig,
-        dir,
-    }
-}
-
-async fn nodes(client: &kube::Client) -> Vec<NodeInfo> {
-    Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .expect("nodes")
-        .items
-        .iter()
-        .map(|n| NodeInfo::from_k8s(n).expect("node"))
-        .collect()
-}
-
-async fn metrics(client: &kube::Client) -> serde_json::Value {
-    let req = http::Request::get("/sim/metrics")
-        .body(Vec::new())
-        .expect("request");
-    client.request(req).await.expect("metrics")
 }
 
 /// The shipped example, pointed at this simulator.
@@ -176,22 +104,8 @@ async fn assert_fully_replaced(s: &Sim, old: &[String]) {
         .await
         .expect("lease");
     assert!(lease.is_none(), "Lease left: {lease:?}");
-    let m = metrics(&s.client).await;
-    let allowed: u64 = m["evictions"]
-        .as_object()
-        .expect("evictions")
-        .values()
-        .map(|e| e["allowed"].as_u64().unwrap_or(0))
-        .sum();
     // 6 web replicas + 3 db replicas; DaemonSet pods are not evicted.
-    assert_eq!(allowed, 9, "each replica moved once: {}", m["evictions"]);
-    for (pdb, a) in m["availability"].as_object().expect("availability") {
-        assert_eq!(
-            a["seconds_below_min"].as_f64(),
-            Some(0.0),
-            "PDB {pdb} below its minimum: {a}"
-        );
-    }
+    common::sim::assert_moved_once_and_no_pdb_below_min(&s.client, 9, "exec").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,91 +3,25 @@
 //! `minAvailable` = replicas while the upgrade runs, and an `apply` killed with SIGKILL at
 //! random moments and started again.
 
-use e2e_gate::cluster::sim::{SimCluster, SimOptions, Topology};
+mod common;
+
+use common::sim::{nodes, start, Sim};
 use e2e_gate::upgrade::pool::NodePool;
 use e2e_gate::upgrade::sim_pool::SimNodePool;
 use e2e_gate::upgrade::snapshot::NodeInfo;
 use e2e_gate::upgrade::state::{self, is_marked, NodePhase, LEASE_NAME, OUTDATED_TAINT_KEY};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const TARGET: &str = "v1.34.0";
-
-struct Sim {
-    sim: SimCluster,
-    client: kube::Client,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-/// Starts the topology `fixtures/sim/<file>` and waits until every node and pod is Ready.
-async fn start(file: &str) -> Sim {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/sim")
-        .join(file);
-    let text = std::fs::read_to_string(&path).expect("topology file");
-    let t = Topology::parse(&text, &path).expect("topology");
-    let sim = SimCluster::start(t, SimOptions::default())
-        .await
-        .expect("sim starts");
-    let mut config = kube::Config::new(sim.url().parse().expect("url"));
-    config.default_retry = false;
-    let client = kube::Client::try_from(config).expect("client");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, sim.kubeconfig("sim")).expect("write kubeconfig");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pods = Api::<Pod>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .expect("pods");
-        let nodes = nodes(&client).await;
-        let ready = |p: &Pod| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        };
-        if !pods.items.is_empty() && pods.items.iter().all(ready) && nodes.iter().all(|n| n.ready) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "cluster never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Sim {
-        sim,
-        client,
-        kubeconfig,
-        dir,
-    }
-}
-
-async fn nodes(client: &kube::Client) -> Vec<NodeInfo> {
-    Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .expect("nodes")
-        .items
-        .iter()
-        .map(|n| NodeInfo::from_k8s(n).expect("node"))
-        .collect()
-}
-
-async fn metrics(client: &kube::Client) -> serde_json::Value {
-    let req = http::Request::get("/sim/metrics")
-        .body(Vec::new())
-        .expect("request");
-    client.request(req).await.expect("metrics")
-}
 
 async fn lease(client: &kube::Client) -> Option<Lease> {
     Api::<Lease>::namespaced(client.clone(), "kube-system")
@@ -483,21 +417,8 @@ async fn apply_killed_at_random_points_resumes_without_draining_twice() {
     assert_eq!(inst.len(), 6, "seed {seed}: {inst:#?}");
     // Every workload replica moved exactly once (3 web + 3 db), never from a new node,
     // and no PDB ever went below its minimum.
-    let m = metrics(&s.client).await;
-    let allowed: u64 = m["evictions"]
-        .as_object()
-        .expect("evictions")
-        .values()
-        .map(|e| e["allowed"].as_u64().unwrap_or(0))
-        .sum();
-    assert_eq!(allowed, 6, "seed {seed}: {}", m["evictions"]);
-    for (pdb, a) in m["availability"].as_object().expect("availability") {
-        assert_eq!(
-            a["seconds_below_min"].as_f64(),
-            Some(0.0),
-            "seed {seed}: PDB {pdb} below its minimum: {a}"
-        );
-    }
+    common::sim::assert_moved_once_and_no_pdb_below_min(&s.client, 6, &format!("seed {seed}"))
+        .await;
     s.sim.shutdown().await;
 }
 
