@@ -246,3 +246,94 @@ fn exec_without_a_command_and_a_command_without_exec_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--cloud exec"), "{}", stderr(&out));
 }
+
+/// Each simulated group's desired size and kubelet version, read raw from the simulated cloud
+/// (neither adapter in between).
+async fn cloud_groups(s: &Sim) -> Vec<(String, u64, String)> {
+    let req = http::Request::get("/sim/cloud/groups")
+        .body(Vec::new())
+        .expect("request");
+    let v: serde_json::Value = s.client.request(req).await.expect("groups");
+    v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().expect("name").to_string(),
+                g["desired"].as_u64().expect("desired"),
+                g["kubelet_version"].as_str().expect("version").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// An apply through the command killed with SIGKILL after it surged: `abort --cloud exec`
+/// puts every group back to its size and launch version before the run, removes every
+/// marker and lets go of the Lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_through_the_command_restores_what_a_killed_apply_changed() {
+    if !python3() {
+        return;
+    }
+    let s = start("test-3az-2-per-zone.toml").await;
+    let before = cloud_groups(&s).await;
+    let example = example_command(&s);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e2e-gate"))
+        .args([
+            "upgrade",
+            "apply",
+            "--cloud",
+            "exec",
+            "--pool-command",
+            &example,
+        ])
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["--target-version", TARGET, "--lease-duration", "2s"])
+        .env("E2E_GATE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn apply");
+    let total = |g: &[(String, u64, String)]| g.iter().map(|(_, d, _)| d).sum::<u64>();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if total(&cloud_groups(&s).await) > total(&before) {
+            break;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "apply ended before it surged"
+        );
+        assert!(Instant::now() < deadline, "apply never surged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SIGKILL: no cleanup of any kind runs.
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert_ne!(
+        cloud_groups(&s).await,
+        before,
+        "the killed run left changes"
+    );
+
+    let out = upgrade(&s, "abort", &example, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        cloud_groups(&s).await,
+        before,
+        "sizes and versions restored"
+    );
+    for n in nodes(&s.client).await {
+        assert!(!is_marked(&n), "marker left on {n:?}");
+        assert!(!n.unschedulable, "{} left cordoned", n.name);
+        assert!(!n.taints.iter().any(|t| t.key == OUTDATED_TAINT_KEY));
+    }
+    let lease = Api::<Lease>::namespaced(s.client.clone(), "kube-system")
+        .get_opt(LEASE_NAME)
+        .await
+        .expect("lease");
+    assert!(lease.is_none(), "Lease left: {lease:?}");
+    s.sim.shutdown().await;
+}
