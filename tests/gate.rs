@@ -615,6 +615,48 @@ async fn a_profile_s_pool_command_rolls_the_cluster_through_the_exec_protocol() 
     assert!(cluster_gone(&name).await, "the cluster was left running");
 }
 
+/// A cluster the gate did not create (`provider = "existing"`) is rolled when its profile
+/// names a pool command, and is left running (the gate never deletes what it did not create).
+/// The "existing" cluster is an embedded simulated one started by the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_cluster_is_rolled_through_the_profile_s_pool_command() {
+    if !docker_ready() {
+        return;
+    }
+    let s = common::sim::start("test-3az-2-per-zone.toml").await;
+    let old: Vec<String> = common::sim::nodes(&s.client)
+        .await
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[profile.t]\nprovider = \"existing\"\nkubeconfig = {:?}\n\
+             target_version = \"v1.34.0\"\nsuites = [\"smoke\"]\n\
+             [profile.t.upgrade]\npool_command = \"python3 {ROOT}/ci/pool-commands/sim-pool.py\"\n",
+            s.kubeconfig.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = gate_with_file(dir.path(), "existing-exec", &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let now = common::sim::nodes(&s.client).await;
+    assert_eq!(now.len(), 6, "{now:#?}");
+    for n in &now {
+        assert_eq!(n.kubelet_version, "v1.34.0", "{}", n.name);
+        assert!(!old.contains(&n.name), "old node {} still there", n.name);
+    }
+    common::sim::assert_moved_once_and_no_pdb_below_min(&s.client, 9, "existing").await;
+    s.sim.shutdown().await;
+}
+
 /// The gate's stderr when it refuses the upgrade table `upgrade` (exit 2 asserted).
 async fn refused(upgrade: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
