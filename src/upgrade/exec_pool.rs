@@ -70,27 +70,9 @@ struct InstanceReply {
     id: String,
     zone: String,
     version: String,
-    state: StateReply,
+    state: InstanceLifecycle,
     #[serde(default)]
-    lb: Option<LbReply>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum StateReply {
-    Pending,
-    InService,
-    Terminating,
-    Terminated,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum LbReply {
-    Registering,
-    InService,
-    OutOfService,
-    Deregistering,
+    lb: Option<LbState>,
 }
 
 impl ExecNodePool {
@@ -247,18 +229,8 @@ impl NodePool for ExecNodePool {
                 pool: pool.to_string(),
                 zone: i.zone,
                 version: i.version,
-                lifecycle: match i.state {
-                    StateReply::Pending => InstanceLifecycle::Pending,
-                    StateReply::InService => InstanceLifecycle::InService,
-                    StateReply::Terminating => InstanceLifecycle::Terminating,
-                    StateReply::Terminated => InstanceLifecycle::Terminated,
-                },
-                lb: i.lb.map(|l| match l {
-                    LbReply::Registering => LbState::Registering,
-                    LbReply::InService => LbState::InService,
-                    LbReply::OutOfService => LbState::OutOfService,
-                    LbReply::Deregistering => LbState::Deregistering,
-                }),
+                lifecycle: i.state,
+                lb: i.lb,
             })
             .collect())
     }

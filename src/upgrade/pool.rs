@@ -4,11 +4,11 @@
 //! and batched per pool.
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Lifecycle of a cloud instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Lifecycle of a cloud instance (as the exec protocol spells it, too: `in-service`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceLifecycle {
     /// Launching.
@@ -22,7 +22,7 @@ pub enum InstanceLifecycle {
 }
 
 /// Registration of an instance at the pool's load balancer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LbState {
     /// Registering / health checks not yet passed.
