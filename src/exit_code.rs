@@ -140,7 +140,10 @@ impl HasExitCode for UpgradeError {
             UpgradeError::Engine { error, .. } => match error {
                 EngineError::Deadline(_) => FAILED,
                 EngineError::Kube(k) if !k.is_infra() => USAGE,
-                _ => INFRA,
+                EngineError::Kube(_)
+                | EngineError::Pool(_)
+                | EngineError::Marker(_)
+                | EngineError::Transition(_) => INFRA,
             },
         }
     }
