@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as LabelSelectorObject;
 use kube::core::{Expression, Selector, SelectorExt};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// A parsed label selector (all requirements must hold; empty matches everything).
@@ -88,8 +89,10 @@ impl LabelSelector {
     }
 
     fn read(v: &Value) -> Result<Self, String> {
-        let ls: LabelSelectorObject =
-            serde_json::from_value(v.clone()).map_err(|e| format!("invalid selector: {e}"))?;
+        // Read from the borrowed value: this runs for every PDB and spread constraint per
+        // machinery tick, so no copy of the JSON.
+        let ls =
+            LabelSelectorObject::deserialize(v).map_err(|e| format!("invalid selector: {e}"))?;
         let operators: Vec<String> = ls
             .match_expressions
             .iter()
