@@ -547,6 +547,27 @@ fn gate_with_file(dir: &Path, cluster: &str, gate_file: &Path) -> tokio::process
     c
 }
 
+/// Runs the gate on the embedded cluster with the upgrade table `upgrade`, expects it to pass
+/// with every node replaced and the cluster gone, and returns its stderr and upgrade report.
+async fn upgraded_by_the_gate(name: &str, upgrade: &str) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = gate_file_with_upgrade(dir.path(), upgrade);
+    let name = format!("{name}-{}", std::process::id());
+    let out = gate_with_file(dir.path(), &name, &file)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/upgrade-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["nodes_replaced"], report["nodes_total"], "{report}");
+    assert!(cluster_gone(&name).await, "the cluster was left running");
+    (stderr, report)
+}
+
 /// The gate runs the upgrade in-process with the profile's engine options: `max_surge = 2`
 /// reaches the engine (its report records the limits each pool ran with).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,31 +575,18 @@ async fn a_profile_s_upgrade_options_reach_the_engine() {
     if !docker_ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = gate_file_with_upgrade(dir.path(), "max_surge = 2\nnew_node_timeout = \"10m\"");
-    let name = format!("gate-opts-{}", std::process::id());
-    let out = gate_with_file(dir.path(), &name, &file)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (stderr, report) =
+        upgraded_by_the_gate("gate-opts", "max_surge = 2\nnew_node_timeout = \"10m\"").await;
     assert!(
         stderr.contains("[upgrade]"),
         "plan and progress forwarded: {stderr}"
     );
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("artifacts/upgrade-report.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(report["nodes_replaced"], report["nodes_total"], "{report}");
     let limits = report["limits"].as_object().expect("limits recorded");
     assert!(!limits.is_empty(), "{report}");
     for (pool, l) in limits {
         assert_eq!(l["max_surge"], 2, "{pool}: {report}");
         assert_eq!(l["max_unavailable"], 0, "{pool}: {report}");
     }
-    assert!(cluster_gone(&name).await, "the cluster was left running");
 }
 
 /// A profile's `pool_command` drives the pools through `--cloud exec`: the shipped example
@@ -589,30 +597,14 @@ async fn a_profile_s_pool_command_rolls_the_cluster_through_the_exec_protocol() 
     if !docker_ready() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let command = format!(
-        "python3 {}/ci/pool-commands/sim-pool.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let file = gate_file_with_upgrade(dir.path(), &format!("pool_command = {command:?}"));
-    let name = format!("gate-exec-{}", std::process::id());
-    let out = gate_with_file(dir.path(), &name, &file)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let report: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("artifacts/upgrade-report.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(report["nodes_replaced"], report["nodes_total"], "{report}");
+    let command = format!("python3 {ROOT}/ci/pool-commands/sim-pool.py");
+    let (_, report) =
+        upgraded_by_the_gate("gate-exec", &format!("pool_command = {command:?}")).await;
     let calls = report["cloud_api_calls"].as_object().expect("calls");
     assert!(
         calls.contains_key("set-desired") && !calls.contains_key("describe_groups"),
         "driven through the command, not the sim adapter: {report}"
     );
-    assert!(cluster_gone(&name).await, "the cluster was left running");
 }
 
 /// A cluster the gate did not create (`provider = "existing"`) is rolled when its profile
