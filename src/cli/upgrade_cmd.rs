@@ -11,6 +11,7 @@ use super::args::Format;
 use crate::exit_code;
 use crate::exit_code::HasExitCode;
 use crate::upgrade::abort::{abort, AbortError};
+use crate::upgrade::aws_pool::AwsSettings;
 use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
 use crate::upgrade::lease::LEASE_SECONDS;
 use crate::upgrade::options::{parse_pool_amount, PoolAmount, UpgradeOptions};
@@ -52,6 +53,9 @@ pub enum CloudOpt {
     Sim,
     /// Any cloud behind --pool-command (a small JSON protocol; see README).
     Exec,
+    /// AWS Auto Scaling groups tagged kubernetes.io/cluster/<--aws-cluster>, one per pool
+    /// and zone (credentials from the standard AWS chain).
+    Aws,
 }
 
 /// Cluster connection flags.
@@ -75,6 +79,25 @@ pub struct ClusterArgs {
     /// With --cloud exec: the longest one call of --pool-command may take; it is then killed.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::args::duration)]
     pub pool_command_timeout: Duration,
+    /// With --cloud aws: the cluster name in the `kubernetes.io/cluster/NAME` tag of its
+    /// Auto Scaling groups.
+    #[arg(long, value_name = "NAME", required_if_eq("cloud", "aws"))]
+    pub aws_cluster: Option<String>,
+    /// With --cloud aws: the tag whose value names a group's pool (the Nodes' pool label)
+    /// [default: the first of e2e-gate.io/pool, eks:nodegroup-name, kops.k8s.io/instancegroup].
+    #[arg(long, value_name = "KEY")]
+    pub aws_pool_tag: Option<String>,
+    /// With --cloud aws: the launch template version the groups are pointed at (the one your
+    /// infrastructure code made for the target version): a number, $Latest or $Default.
+    #[arg(long, value_name = "VERSION", default_value = "$Latest")]
+    pub aws_launch_template_version: String,
+    /// With --cloud aws: the region [default: AWS_REGION, the profile's].
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// With --cloud aws: the endpoint of every AWS call (a VPC endpoint, a test server)
+    /// [default: AWS_ENDPOINT_URL, the public endpoints].
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
 }
 
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
@@ -211,6 +234,9 @@ impl PlanArgs {
 impl ClusterArgs {
     /// The cluster and cloud these flags name.
     pub fn target(&self) -> Result<Target, String> {
+        if self.cloud != Some(CloudOpt::Aws) && self.aws_cluster.is_some() {
+            return Err("--aws-cluster is for --cloud aws; add --cloud aws".into());
+        }
         let cloud = match (self.cloud, &self.pool_command) {
             (None, None) => None,
             (Some(CloudOpt::Sim), None) => Some(Cloud::Sim),
@@ -223,6 +249,16 @@ impl ClusterArgs {
             (Some(CloudOpt::Exec), _) => {
                 return Err("--cloud exec needs --pool-command CMD (a non-empty command)".into())
             }
+            (Some(CloudOpt::Aws), None) => match &self.aws_cluster {
+                Some(cluster) if !cluster.trim().is_empty() => Some(Cloud::Aws(AwsSettings {
+                    cluster: cluster.trim().to_string(),
+                    region: self.aws_region.clone(),
+                    endpoint_url: self.aws_endpoint_url.clone(),
+                    pool_tag: self.aws_pool_tag.clone(),
+                    launch_template_version: self.aws_launch_template_version.clone(),
+                })),
+                _ => return Err("--cloud aws needs --aws-cluster NAME (the cluster tag of its Auto Scaling groups)".into()),
+            },
             (_, Some(_)) => {
                 return Err("--pool-command is for --cloud exec; add --cloud exec".into())
             }
@@ -350,10 +386,16 @@ async fn run_abort(a: AbortArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opened = target
-        .cloud
-        .as_ref()
-        .map(|c| c.open(cluster.client(), target.kubeconfig.as_deref()));
+    let opened = match &target.cloud {
+        Some(c) => match c.open(cluster.client(), target.kubeconfig.as_deref()).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!("--cloud {}: {e}", c.name());
+                return exit_code::INFRA;
+            }
+        },
+        None => None,
+    };
     let pool = opened.as_deref();
     // A Lease left by an `apply` that was killed expires after --lease-duration; wait it out
     // (as `apply` does) instead of refusing, but never longer than one Lease term.

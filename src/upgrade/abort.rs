@@ -6,11 +6,14 @@
 
 use super::capacity::PoolZone;
 use super::kube_cluster::{KubeCluster, KubeError};
-use super::pool::{NodePool, PoolError};
+use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
+use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::NodeInfo;
 use super::state::{abort_patch, is_marked};
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Node;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
 pub const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";
@@ -94,6 +97,9 @@ pub async fn abort(
         .and_then(|j| serde_json::from_str(&j).ok());
     match pool {
         Some(pool) => {
+            if let Some(base) = &base {
+                remove_surge(pool, base, &nodes, &out.cleaned).await?;
+            }
             for ((p, z), n) in base.iter().flatten() {
                 pool.set_desired(p, z, *n).await?;
                 out.capacity_restored.push((p.clone(), z.clone(), *n));
@@ -102,6 +108,9 @@ pub async fn abort(
                 pool.set_version(p, v).await?;
                 out.versions_restored.push((p.clone(), v.clone()));
             }
+            let pools: BTreeSet<String> =
+                base.iter().flatten().map(|((p, _), _)| p.clone()).collect();
+            pool.restore(&pools.into_iter().collect::<Vec<_>>()).await?;
         }
         None => out.state_kept = base.is_some() || versions.is_some(),
     }
@@ -109,6 +118,79 @@ pub async fn abort(
         .release_lease(lease_namespace, me, out.state_kept)
         .await?;
     Ok(out)
+}
+
+/// Terminates (with decrement) the instances a run added beyond each zone's size before the
+/// run: instances with no Node yet first, then the newest Nodes the run did not mark. The
+/// cloud is not left to choose: AWS's default termination policy picks the oldest launch
+/// template first, which are the old nodes still serving.
+async fn remove_surge(
+    pool: &dyn NodePool,
+    base: &BTreeMap<PoolZone, u32>,
+    nodes: &[Node],
+    marked: &[String],
+) -> Result<(), PoolError> {
+    // Instance id → (the run marked its Node, its Node's creation time).
+    let by_instance: BTreeMap<&str, (bool, Option<DateTime<Utc>>)> = nodes
+        .iter()
+        .filter_map(|n| {
+            let id = n
+                .spec
+                .as_ref()?
+                .provider_id
+                .as_deref()
+                .and_then(instance_id_from_provider_id)?;
+            let name = n.metadata.name.as_deref().unwrap_or_default();
+            let created = n
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| crate::kube_time::to_chrono(t.0));
+            Some((id, (marked.iter().any(|m| m == name), created)))
+        })
+        .collect();
+    let pools: BTreeSet<&str> = base.keys().map(|(p, _)| p.as_str()).collect();
+    for p in pools {
+        let live: Vec<Instance> = pool
+            .instances(p)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                matches!(
+                    i.lifecycle,
+                    InstanceLifecycle::Pending | InstanceLifecycle::InService
+                )
+            })
+            .collect();
+        for ((bp, zone), size) in base {
+            if bp != p {
+                continue;
+            }
+            let mut candidates: Vec<(&Instance, Option<DateTime<Utc>>)> = live
+                .iter()
+                .filter(|i| &i.zone == zone)
+                .filter_map(|i| match by_instance.get(i.id.as_str()) {
+                    Some((true, _)) => None,
+                    Some((false, created)) => Some((i, *created)),
+                    None => Some((i, None)),
+                })
+                .collect();
+            let in_zone = live.iter().filter(|i| &i.zone == zone).count();
+            let excess = in_zone.saturating_sub(*size as usize);
+            // No Node first (None sorts first, so reverse the time order by hand), then newest.
+            candidates.sort_by(|a, b| match (a.1, b.1) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => y.cmp(&x),
+            });
+            for (i, _) in candidates.into_iter().take(excess) {
+                tracing::info!(instance = %i.id, pool = %p, %zone, "terminating an instance the run added");
+                pool.terminate_with_decrement(&i.id).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -276,6 +276,12 @@ async fn take_lease(
     }
 }
 
+/// The pools the plan replaces nodes in.
+pub(crate) fn rolled_pools(plan: &Plan) -> Vec<String> {
+    let pools: BTreeSet<&str> = plan.outdated.iter().map(|n| n.pool.as_str()).collect();
+    pools.into_iter().map(str::to_string).collect()
+}
+
 /// Records the run-wide state on the Lease the first time (the versions before the run, for
 /// `abort --cloud`; the base capacity), points the pools' launch templates at the target,
 /// and returns the base capacity and which pools back a load balancer.
@@ -286,6 +292,7 @@ async fn take_over_cloud(
     ns: &str,
 ) -> Result<(BTreeMap<PoolZone, u32>, BTreeMap<String, bool>), EngineError> {
     let pools: BTreeSet<String> = plan.outdated.iter().map(|n| n.pool.clone()).collect();
+    pool.hold(&rolled_pools(plan)).await?;
     let groups = pool.groups().await?;
     if cluster
         .lease_annotation(ns, PRIOR_VERSION_ANNOTATION)
@@ -466,6 +473,11 @@ async fn apply_held(
     report.nodes_found_replaced = found_gone.min(gone);
     report.nodes_replaced = gone - report.nodes_found_replaced;
     finish_run(cluster, &run, cfg, &w, &mem, &final_phases, &mut report).await?;
+    if !setup::keep_state(&final_phases) {
+        // Every planned node is settled: the groups get back what the roll held still
+        // (processes, max sizes). A run that leaves nodes for the next one keeps them held.
+        pool.restore(&rolled_pools(plan)).await?;
+    }
     tracing::debug!(at_s = clock.elapsed().as_secs_f64(), "lease released");
     meters.finish(&mut report, clock.elapsed().as_secs_f64());
     // Cloud calls that went through the same client are reported by the NodePool.

@@ -18,6 +18,8 @@
 pub mod abort;
 pub mod act;
 pub mod api_count;
+pub mod aws_layout;
+pub mod aws_pool;
 pub mod capacity;
 pub mod clock;
 pub mod decide;

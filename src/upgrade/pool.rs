@@ -125,6 +125,17 @@ pub trait NodePool: Send + Sync {
     async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError>;
     /// Makes new instances of `pool` start with `kubelet_version` (launch template).
     async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError>;
+    /// Before a run changes anything: holds still what would fight the roll (AWS: suspends
+    /// AZRebalance, alarms and scheduled actions), recording what it changed where a resumed
+    /// run or `abort` finds it. Idempotent; clouds with nothing to hold do nothing.
+    async fn hold(&self, _pools: &[String]) -> Result<(), PoolError> {
+        Ok(())
+    }
+    /// After the run, or on `abort`: puts back what [`NodePool::hold`] and the surge changed
+    /// (processes, max sizes), exactly as recorded. Idempotent.
+    async fn restore(&self, _pools: &[String]) -> Result<(), PoolError> {
+        Ok(())
+    }
     /// Calls made so far, by operation (for the report's `cloud_api_calls`).
     fn cloud_calls(&self) -> BTreeMap<String, u64>;
 }

@@ -2,12 +2,13 @@
 //! refuse blockers, apply, report. `upgrade plan|apply` and the gate's Upgrade step call it
 //! in-process with typed [`UpgradeOptions`] and get a typed outcome or [`UpgradeError`].
 
+use super::aws_pool::{AwsNodePool, AwsSettings};
 use super::engine::{self, EngineError};
 use super::exec_pool::ExecNodePool;
 use super::kube_cluster::{KubeCluster, KubeError};
 use super::options::UpgradeOptions;
 use super::plan::{plan as make_plan, Plan, PlanOptions};
-use super::pool::{NodePool, PoolGroup};
+use super::pool::{NodePool, PoolError, PoolGroup};
 use super::progress::Progress;
 use super::report::UpgradeReport;
 use super::sim_pool::SimNodePool;
@@ -28,6 +29,8 @@ pub enum Cloud {
         /// The longest one call may take.
         timeout: Duration,
     },
+    /// AWS Auto Scaling groups, one per pool and zone ([`AwsNodePool`]).
+    Aws(AwsSettings),
 }
 
 impl Cloud {
@@ -36,22 +39,24 @@ impl Cloud {
         match self {
             Cloud::Sim => "sim",
             Cloud::Exec { .. } => "exec",
+            Cloud::Aws(_) => "aws",
         }
     }
 
     /// The node pools of this cloud; `client` reaches the cluster (the simulated cloud is
     /// served by the simulated API server), `kubeconfig` names it to a pool command.
-    pub fn open(
+    pub async fn open(
         &self,
         client: kube::Client,
         kubeconfig: Option<&std::path::Path>,
-    ) -> Box<dyn NodePool> {
-        match self {
+    ) -> Result<Box<dyn NodePool>, PoolError> {
+        Ok(match self {
             Cloud::Sim => Box::new(SimNodePool::new(client)),
             Cloud::Exec { command, timeout } => {
                 Box::new(ExecNodePool::new(command, *timeout).with_kubeconfig(kubeconfig))
             }
-        }
+            Cloud::Aws(settings) => Box::new(AwsNodePool::connect(settings.clone()).await?),
+        })
     }
 }
 
@@ -138,7 +143,10 @@ pub async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, Upgrad
     let mut cloud_calls = BTreeMap::new();
     let mut pool = None;
     if let Some(cloud) = &target.cloud {
-        let p = cloud.open(cluster.client(), target.kubeconfig.as_deref());
+        let p = cloud
+            .open(cluster.client(), target.kubeconfig.as_deref())
+            .await
+            .map_err(|e| UpgradeError::Infra(format!("--cloud {}: {e}", cloud.name())))?;
         let groups = p
             .groups()
             .await

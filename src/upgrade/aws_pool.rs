@@ -1,0 +1,591 @@
+//! [`NodePool`] over AWS Auto Scaling (`--cloud aws`), with the official SDK. Pools are the
+//! groups tagged `kubernetes.io/cluster/<cluster>`, named by a pool tag
+//! ([`aws_layout::DEFAULT_POOL_TAGS`] or `--aws-pool-tag`), one group per zone. Ready needs
+//! the group's `InService` and `healthy` in every ELBv2 target group of the group (the
+//! engine adds Node Ready). Credentials come from the standard chain (environment, shared
+//! profile, web identity, instance metadata) and are never logged.
+//!
+//! What a careful operator does is done here: the roll suspends AZRebalance, alarm
+//! notifications and scheduled actions, raises a group's MaxSize when the surge needs it,
+//! and records both on the group (tag [`aws_layout::HELD_TAG`]) before changing them, so
+//! the end of the run or `abort` restores exactly that.
+
+use super::aws_layout::{
+    self as layout, AsgInstance, AsgView, Held, LaunchTemplateRef, PoolLayout,
+};
+use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, PoolGroup};
+use async_trait::async_trait;
+use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_autoscaling::types as asg;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where and how to reach AWS, and which groups are the cluster's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// The cluster name in the `kubernetes.io/cluster/<name>` tag of its groups.
+    pub cluster: String,
+    /// Region (else the standard chain: `AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// Endpoint override (a VPC endpoint, or a test server).
+    pub endpoint_url: Option<String>,
+    /// The tag naming a group's pool; empty: [`layout::DEFAULT_POOL_TAGS`].
+    pub pool_tag: Option<String>,
+    /// The launch template version the groups go to (`$Latest` unless told).
+    pub launch_template_version: String,
+}
+
+/// The cluster's Auto Scaling groups.
+#[derive(Clone)]
+pub struct AwsNodePool {
+    asg: aws_sdk_autoscaling::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    settings: AwsSettings,
+    pool_tags: Vec<String>,
+    layout: Arc<Mutex<BTreeMap<String, PoolLayout>>>,
+    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl std::fmt::Debug for AwsNodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsNodePool")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often a call that meets another scaling activity is tried.
+const BUSY_ATTEMPTS: u32 = 6;
+
+impl AwsNodePool {
+    /// Loads the standard credential and region chain and makes the clients.
+    pub async fn connect(settings: AwsSettings) -> Result<Self, PoolError> {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            // Throttling and transient errors: the SDK's standard mode, with backoff.
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+        if let Some(r) = &settings.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(u) = &settings.endpoint_url {
+            loader = loader.endpoint_url(u.clone());
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(PoolError::Api {
+                message: "--cloud aws: no region; give --aws-region or set AWS_REGION".into(),
+            });
+        }
+        let pool_tags = match &settings.pool_tag {
+            Some(t) => vec![t.clone()],
+            None => layout::DEFAULT_POOL_TAGS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        Ok(AwsNodePool {
+            asg: aws_sdk_autoscaling::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            settings,
+            pool_tags,
+            layout: Arc::default(),
+            calls: Arc::default(),
+        })
+    }
+
+    fn count(&self, op: &str) {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op.to_string())
+            .or_default() += 1;
+    }
+
+    /// Reads groups: all of the cluster's (by tag), or the named ones.
+    async fn describe(&self, names: &[String]) -> Result<Vec<AsgView>, PoolError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            self.count("DescribeAutoScalingGroups");
+            let mut req = self.asg.describe_auto_scaling_groups().max_records(100);
+            if names.is_empty() {
+                req = req.filters(
+                    asg::Filter::builder()
+                        .name("tag-key")
+                        .values(format!("kubernetes.io/cluster/{}", self.settings.cluster))
+                        .build(),
+                );
+            } else {
+                req = req.set_auto_scaling_group_names(Some(names.to_vec()));
+            }
+            let page = req
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
+            out.extend(page.auto_scaling_groups().iter().map(view));
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The pool's layout, reading the groups the first time.
+    async fn pool(&self, pool: &str) -> Result<PoolLayout, PoolError> {
+        if let Some(p) = self.cached(pool) {
+            return Ok(p);
+        }
+        self.groups().await?;
+        self.cached(pool).ok_or_else(|| PoolError::UnknownPool {
+            pool: pool.to_string(),
+        })
+    }
+
+    fn cached(&self, pool: &str) -> Option<PoolLayout> {
+        self.layout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pool)
+            .cloned()
+    }
+
+    /// Re-reads the pool's groups (one call) and refreshes the cache.
+    async fn refresh(&self, pool: &str) -> Result<PoolLayout, PoolError> {
+        let known = self.pool(pool).await?;
+        let names: Vec<String> = known.zones.values().map(|g| g.name.clone()).collect();
+        let fresh = self.describe(&names).await?;
+        let mut p = PoolLayout {
+            zones: BTreeMap::new(),
+        };
+        for g in fresh {
+            if let Some(z) = g.zones.first() {
+                p.zones.insert(z.clone(), g);
+            }
+        }
+        self.layout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pool.to_string(), p.clone());
+        Ok(p)
+    }
+
+    /// Runs a write, trying again while another scaling activity is in progress.
+    async fn write<F, Fut, T, E>(&self, op: &str, what: &str, f: F) -> Result<T, PoolError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, aws_sdk_autoscaling::error::SdkError<E>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut wait = Duration::from_secs(1);
+        for attempt in 1.. {
+            self.count(op);
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < BUSY_ATTEMPTS && layout::is_busy(e.code()) => {
+                    tracing::info!(%op, %what, wait_s = wait.as_secs(), "scaling activity in progress; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(api_error(&format!("{op} {what}"), e)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn group_in(&self, pool: &str, zone: &str) -> Result<AsgView, PoolError> {
+        self.pool(pool)
+            .await?
+            .zones
+            .get(zone)
+            .cloned()
+            .ok_or_else(|| PoolError::UnknownZone {
+                pool: pool.to_string(),
+                zone: zone.to_string(),
+            })
+    }
+
+    async fn tag(&self, group: &str, key: &str, value: &str) -> Result<(), PoolError> {
+        let tag = asg::Tag::builder()
+            .resource_id(group)
+            .resource_type("auto-scaling-group")
+            .key(key)
+            .value(value)
+            .propagate_at_launch(false)
+            .build();
+        self.write("CreateOrUpdateTags", group, || {
+            self.asg.create_or_update_tags().tags(tag.clone()).send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The health of each instance in each of `target_groups`.
+    async fn target_health(
+        &self,
+        target_groups: &BTreeSet<String>,
+    ) -> Result<BTreeMap<(String, String), String>, PoolError> {
+        let mut out = BTreeMap::new();
+        for tg in target_groups {
+            self.count("DescribeTargetHealth");
+            let r = self
+                .elb
+                .describe_target_health()
+                .target_group_arn(tg)
+                .send()
+                .await
+                .map_err(|e| api_error(&format!("DescribeTargetHealth {tg}"), e))?;
+            for d in r.target_health_descriptions() {
+                let (Some(id), Some(state)) = (
+                    d.target().and_then(|t| t.id()),
+                    d.target_health().and_then(|h| h.state()),
+                ) else {
+                    continue;
+                };
+                out.insert((tg.clone(), id.to_string()), state.as_str().to_string());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An SDK error as a [`PoolError`]: the call, AWS's code and message (never credentials).
+fn api_error<E>(call: &str, e: aws_sdk_autoscaling::error::SdkError<E>) -> PoolError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let detail = match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => DisplayErrorContext(&e).to_string(),
+    };
+    PoolError::Api {
+        message: format!("AWS {call}: {detail}"),
+    }
+}
+
+fn view(g: &asg::AutoScalingGroup) -> AsgView {
+    let launch_template = g.launch_template().map(|t| LaunchTemplateRef {
+        id: t.launch_template_id().map(str::to_string),
+        name: t.launch_template_name().map(str::to_string),
+        version: t.version().unwrap_or("$Default").to_string(),
+    });
+    let not_a_template = if g.mixed_instances_policy().is_some() {
+        Some("it uses a mixed instances policy".to_string())
+    } else if let Some(lc) = g.launch_configuration_name() {
+        Some(format!("it uses launch configuration {lc:?}"))
+    } else if launch_template.is_none() {
+        Some("it has no launch template".to_string())
+    } else {
+        None
+    };
+    AsgView {
+        name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+        zones: g.availability_zones().to_vec(),
+        desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
+        max: g.max_size().unwrap_or(0).max(0) as u32,
+        launch_template,
+        not_a_template,
+        tags: g
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+            .collect(),
+        target_groups: g.target_group_arns().to_vec(),
+        classic_lbs: g.load_balancer_names().to_vec(),
+        suspended: g
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name().map(str::to_string))
+            .collect(),
+        instances: g
+            .instances()
+            .iter()
+            .map(|i| AsgInstance {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                zone: i.availability_zone().unwrap_or_default().to_string(),
+                lifecycle: i
+                    .lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                version: i
+                    .launch_template()
+                    .and_then(|t| t.version())
+                    .unwrap_or_default()
+                    .to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn template_spec(t: &LaunchTemplateRef, version: &str) -> asg::LaunchTemplateSpecification {
+    asg::LaunchTemplateSpecification::builder()
+        .set_launch_template_id(t.id.clone())
+        .set_launch_template_name(if t.id.is_some() { None } else { t.name.clone() })
+        .version(version)
+        .build()
+}
+
+#[async_trait]
+impl NodePool for AwsNodePool {
+    fn provider(&self) -> &'static str {
+        "aws"
+    }
+
+    /// Calls so far, by AWS operation.
+    fn cloud_calls(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {
+        let groups = self.describe(&[]).await?;
+        let l = layout::layout(&groups, &self.pool_tags)?;
+        let out = l.iter().map(|(n, p)| layout::pool_group(n, p)).collect();
+        *self.layout.lock().unwrap_or_else(|e| e.into_inner()) = l;
+        Ok(out)
+    }
+
+    async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError> {
+        let p = self.refresh(pool).await?;
+        if let Some(g) = p.zones.values().find(|g| !g.classic_lbs.is_empty()) {
+            return Err(PoolError::Api {
+                message: format!(
+                    "Auto Scaling group {:?} uses classic load balancers ({}): --cloud aws reads \
+                     ELBv2 target health only, and would not know when a new node serves",
+                    g.name,
+                    g.classic_lbs.join(", ")
+                ),
+            });
+        }
+        let tgs: BTreeSet<String> = p
+            .zones
+            .values()
+            .flat_map(|g| g.target_groups.iter().cloned())
+            .collect();
+        let health = if tgs.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.target_health(&tgs).await?
+        };
+        Ok(p.zones
+            .values()
+            .flat_map(|g| {
+                let health = &health;
+                g.instances.iter().map(move |i| Instance {
+                    id: i.id.clone(),
+                    pool: pool.to_string(),
+                    zone: i.zone.clone(),
+                    version: i.version.clone(),
+                    lifecycle: layout::lifecycle(&i.lifecycle),
+                    lb: (!g.target_groups.is_empty()).then(|| {
+                        layout::lb_state(
+                            g.target_groups.iter().map(|tg| {
+                                health.get(&(tg.clone(), i.id.clone())).map(String::as_str)
+                            }),
+                        )
+                    }),
+                })
+            })
+            .collect())
+    }
+
+    async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError> {
+        let g = self.group_in(pool, zone).await?;
+        let n = i32::try_from(desired).unwrap_or(i32::MAX);
+        if desired > g.max {
+            // The surge needs room: MaxSize goes up with the desired size. `hold` recorded
+            // the max before the run on the group; make sure a record exists first.
+            if !g.tags.contains_key(layout::HELD_TAG) {
+                self.tag(&g.name, layout::HELD_TAG, &Held::before(&g).to_tag())
+                    .await?;
+            }
+            self.write("UpdateAutoScalingGroup", &g.name, || {
+                self.asg
+                    .update_auto_scaling_group()
+                    .auto_scaling_group_name(&g.name)
+                    .max_size(n)
+                    .desired_capacity(n)
+                    .send()
+            })
+            .await?;
+        } else {
+            self.write("SetDesiredCapacity", &g.name, || {
+                self.asg
+                    .set_desired_capacity()
+                    .auto_scaling_group_name(&g.name)
+                    .desired_capacity(n)
+                    .honor_cooldown(false)
+                    .send()
+            })
+            .await?;
+        }
+        self.refresh(pool).await.map(|_| ())
+    }
+
+    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
+        let result = self
+            .write("TerminateInstanceInAutoScalingGroup", instance, || {
+                self.asg
+                    .terminate_instance_in_auto_scaling_group()
+                    .instance_id(instance)
+                    .should_decrement_desired_capacity(true)
+                    .send()
+            })
+            .await;
+        if let Err(e) = result {
+            // Gone already (a resumed run terminates again): success. Asked of the groups,
+            // not read from the error, whose wording differs between AWS and look-alikes.
+            let pools: Vec<String> = self
+                .layout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            for p in pools {
+                let fresh = self.refresh(&p).await?;
+                let live = fresh.zones.values().flat_map(|g| &g.instances).any(|i| {
+                    i.id == instance
+                        && layout::lifecycle(&i.lifecycle) != InstanceLifecycle::Terminated
+                });
+                if live {
+                    return Err(e);
+                }
+            }
+            tracing::debug!(%instance, "already gone");
+        }
+        Ok(())
+    }
+
+    async fn set_version(&self, pool: &str, version: &str) -> Result<(), PoolError> {
+        let p = self.pool(pool).await?;
+        let want = layout::versions_to_set(&p, version, &self.settings.launch_template_version)
+            .map_err(|message| PoolError::Api { message })?;
+        for (zone, v) in want {
+            let Some(g) = p.zones.get(&zone) else {
+                continue;
+            };
+            let t = match (&g.launch_template, &g.not_a_template) {
+                (Some(t), None) => t,
+                (_, why) => {
+                    return Err(PoolError::Api {
+                        message: format!(
+                            "Auto Scaling group {:?} cannot be pointed at launch template \
+                             version {v:?}: {}",
+                            g.name,
+                            why.as_deref().unwrap_or("it has no launch template")
+                        ),
+                    })
+                }
+            };
+            if t.version == v {
+                continue;
+            }
+            let spec = template_spec(t, &v);
+            self.write("UpdateAutoScalingGroup", &g.name, || {
+                self.asg
+                    .update_auto_scaling_group()
+                    .auto_scaling_group_name(&g.name)
+                    .launch_template(spec.clone())
+                    .send()
+            })
+            .await?;
+        }
+        self.refresh(pool).await.map(|_| ())
+    }
+
+    async fn hold(&self, pools: &[String]) -> Result<(), PoolError> {
+        for pool in pools {
+            for g in self.pool(pool).await?.zones.values() {
+                // The record goes first: a crash after it and before the suspension leaves a
+                // record of processes not suspended yet, which resuming does no harm to.
+                let held = match g.tags.get(layout::HELD_TAG).and_then(|v| Held::from_tag(v)) {
+                    Some(h) => h,
+                    None => {
+                        let h = Held::before(g);
+                        self.tag(&g.name, layout::HELD_TAG, &h.to_tag()).await?;
+                        h
+                    }
+                };
+                let missing: Vec<String> = held
+                    .suspended
+                    .iter()
+                    .filter(|p| !g.suspended.contains(p))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    tracing::info!(group = %g.name, processes = ?missing, "suspending for the roll");
+                    self.write("SuspendProcesses", &g.name, || {
+                        self.asg
+                            .suspend_processes()
+                            .auto_scaling_group_name(&g.name)
+                            .set_scaling_processes(Some(missing.clone()))
+                            .send()
+                    })
+                    .await?;
+                }
+            }
+            self.refresh(pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, pools: &[String]) -> Result<(), PoolError> {
+        for pool in pools {
+            for g in self.refresh(pool).await?.zones.values() {
+                let Some(held) = g.tags.get(layout::HELD_TAG).and_then(|v| Held::from_tag(v))
+                else {
+                    continue;
+                };
+                if g.max != held.max {
+                    if g.desired > held.max {
+                        // Never below what runs: the surge is still there (abort removes it
+                        // first); the max stays recorded for the next restore.
+                        tracing::warn!(group = %g.name, desired = g.desired, max_before = held.max,
+                            "max size not restored: the group still runs more than it allowed before");
+                        continue;
+                    }
+                    let max = i32::try_from(held.max).unwrap_or(i32::MAX);
+                    self.write("UpdateAutoScalingGroup", &g.name, || {
+                        self.asg
+                            .update_auto_scaling_group()
+                            .auto_scaling_group_name(&g.name)
+                            .max_size(max)
+                            .send()
+                    })
+                    .await?;
+                }
+                if !held.suspended.is_empty() {
+                    self.write("ResumeProcesses", &g.name, || {
+                        self.asg
+                            .resume_processes()
+                            .auto_scaling_group_name(&g.name)
+                            .set_scaling_processes(Some(held.suspended.clone()))
+                            .send()
+                    })
+                    .await?;
+                }
+                // The record goes last: a crash before this restores again, which is a no-op.
+                let tag = asg::Tag::builder()
+                    .resource_id(&g.name)
+                    .resource_type("auto-scaling-group")
+                    .key(layout::HELD_TAG)
+                    .build();
+                self.write("DeleteTags", &g.name, || {
+                    self.asg.delete_tags().tags(tag.clone()).send()
+                })
+                .await?;
+                tracing::info!(group = %g.name, max = held.max, resumed = ?held.suspended, "group restored");
+            }
+            self.refresh(pool).await?;
+        }
+        Ok(())
+    }
+}
