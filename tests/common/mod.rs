@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses a part of this module
 
+pub mod aws;
 pub mod sim;
 pub mod suite_dir;
 

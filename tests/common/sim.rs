@@ -18,14 +18,17 @@ pub struct Sim {
 
 /// Starts the topology `fixtures/sim/<file>` and waits until every node and pod is Ready.
 pub async fn start(file: &str) -> Sim {
+    start_with(file, SimOptions::default()).await
+}
+
+/// [`start`] with options (a mirrored cloud, say).
+pub async fn start_with(file: &str, opts: SimOptions) -> Sim {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/sim")
         .join(file);
     let text = std::fs::read_to_string(&path).expect("topology file");
     let t = Topology::parse(&text, &path).expect("topology");
-    let sim = SimCluster::start(t, SimOptions::default())
-        .await
-        .expect("sim starts");
+    let sim = SimCluster::start(t, opts).await.expect("sim starts");
     let mut config = kube::Config::new(sim.url().parse().expect("url"));
     config.default_retry = false;
     let client = kube::Client::try_from(config).expect("client");

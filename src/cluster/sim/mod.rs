@@ -6,6 +6,7 @@
 //! `e2e-gate cluster up --provider sim` (see [`process`]).
 
 pub mod api;
+pub mod aws_mirror;
 pub mod clock;
 pub mod cloud_api;
 pub mod error;
@@ -79,6 +80,9 @@ pub struct SimOptions {
     pub bookmark_interval: Duration,
     /// Watch events kept for resuming watches from an older resourceVersion.
     pub history: usize,
+    /// Nodes mirror these AWS groups' instances instead of the topology's own groups
+    /// (the pools of the topology give the groups' names, node shapes and timings).
+    pub mirror: Option<aws_mirror::AwsMirror>,
 }
 
 impl Default for SimOptions {
@@ -89,6 +93,7 @@ impl Default for SimOptions {
             tick: Duration::from_millis(20),
             bookmark_interval: Duration::from_secs(1),
             history: 5_000,
+            mirror: None,
         }
     }
 }
@@ -133,7 +138,10 @@ impl Sim {
         for p in &topology.pools {
             state.mach.cloud.add_pool(p);
         }
-        state.cloud_init();
+        state.mach.cloud.mirrored = opts.mirror.is_some();
+        if !state.mach.cloud.mirrored {
+            state.cloud_init();
+        }
         for w in &topology.workloads {
             workloads::create(&mut state, w, &ts);
         }
@@ -251,11 +259,11 @@ impl SimCluster {
                 }
             })
         };
-        Ok(Self {
-            sim,
-            addr,
-            tasks: vec![server, ticker, warmer],
-        })
+        let mut tasks = vec![server, ticker, warmer];
+        if let Some(m) = opts.mirror {
+            tasks.push(start_mirror(&sim, m).await?);
+        }
+        Ok(Self { sim, addr, tasks })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -286,6 +294,48 @@ impl SimCluster {
             }
         }
     }
+}
+
+/// Reads the mirrored groups once (their instances are up at once, as a cluster that was
+/// running), then keeps following them.
+async fn start_mirror(
+    sim: &Arc<Sim>,
+    m: aws_mirror::AwsMirror,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let client = m.client();
+    let first = m
+        .read(&client)
+        .await
+        .map_err(|e| std::io::Error::other(format!("mirror of {}: {e}", m.endpoint_url)))?;
+    {
+        let now = sim.clock.now();
+        let mut st = sim.state.lock();
+        let unknown = st.mirror(&first, true, now);
+        if !unknown.is_empty() {
+            tracing::warn!(
+                ?unknown,
+                "mirrored instances of groups the topology does not have"
+            );
+        }
+        st.tick(now);
+    }
+    let sim = sim.clone();
+    Ok(tokio::spawn(async move {
+        let mut iv = tokio::time::interval(Duration::from_millis(100));
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = sim.shutdown.cancelled() => break,
+                _ = iv.tick() => match m.read(&client).await {
+                    Ok(seen) => {
+                        let now = sim.clock.now();
+                        sim.state.lock().mirror(&seen, false, now);
+                    }
+                    Err(e) => tracing::warn!("mirror read failed: {e}"),
+                },
+            }
+        }
+    }))
 }
 
 /// A minimal kubeconfig for a plain-HTTP server without authentication.

@@ -91,6 +91,9 @@ pub struct Cloud {
     /// Instances by id.
     pub instances: BTreeMap<String, Instance>,
     seq: u64,
+    /// Instances come from another cloud's groups ([`super::mirror`]): the groups do not
+    /// scale themselves, and Nodes carry `aws:///ZONE/ID` provider ids.
+    pub mirrored: bool,
 }
 
 impl Cloud {
@@ -114,9 +117,22 @@ impl Cloud {
     }
 
     fn launch(&mut self, group: &str, now: SimTime, initial: bool) -> String {
+        let id = format!("i-{:07x}", self.seq + 1);
+        let version = self.groups[group].kubelet_version.clone();
+        self.launch_as(group, id, version, now, initial)
+    }
+
+    /// Starts instance `id` in `group` running `kubelet_version` (booting unless `initial`).
+    pub(crate) fn launch_as(
+        &mut self,
+        group: &str,
+        id: String,
+        kubelet_version: String,
+        now: SimTime,
+        initial: bool,
+    ) -> String {
         self.seq += 1;
         let g = &self.groups[group];
-        let id = format!("i-{:07x}", self.seq);
         let node_name = format!("{}-{}-{:05}", g.pool, g.zone, self.seq);
         let boot = if initial { 0.0 } else { g.spec.boot_seconds };
         self.instances.insert(
@@ -128,7 +144,7 @@ impl Cloud {
                 lifecycle: Lifecycle::Pending,
                 lb_state: LbState::OutOfService,
                 launch_template_version: g.launch_template_version,
-                kubelet_version: g.kubelet_version.clone(),
+                kubelet_version,
                 node_name,
                 launched_at: now,
                 in_service_at: now + boot,
@@ -163,13 +179,18 @@ impl SimState {
         for (g, n) in groups {
             for _ in 0..n {
                 let id = self.mach.cloud.launch(&g, 0.0, true);
-                let inst = self.mach.cloud.instances.get_mut(&id).expect("launched");
-                inst.lifecycle = Lifecycle::InService;
-                inst.lb_state = LbState::InService;
-                inst.ready_at = Some(0.0);
-                self.register_node(&id, 0.0, true);
+                self.bring_up(&id, 0.0);
             }
         }
+    }
+
+    /// An instance that was there from the start: in service with a Ready Node at once.
+    pub(crate) fn bring_up(&mut self, id: &str, now: SimTime) {
+        let inst = self.mach.cloud.instances.get_mut(id).expect("launched");
+        inst.lifecycle = Lifecycle::InService;
+        inst.lb_state = LbState::InService;
+        inst.ready_at = Some(now);
+        self.register_node(id, now, true);
     }
 
     fn register_node(&mut self, instance: &str, now: SimTime, ready: bool) {
@@ -205,7 +226,7 @@ impl SimState {
         let mut node = json!({
             "metadata": {"name": inst.node_name, "labels": labels,
                           "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
-            "spec": {"providerID": format!("sim:///{}/{}", inst.zone, inst.id), "taints": taints},
+            "spec": {"providerID": format!("{}:///{}/{}", if self.mach.cloud.mirrored { "aws" } else { "sim" }, inst.zone, inst.id), "taints": taints},
             "status": {
                 "capacity": res, "allocatable": res,
                 "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": inst.node_name}],
@@ -247,8 +268,12 @@ impl SimState {
 
     /// Advances groups and instances.
     pub(crate) fn cloud_step(&mut self, now: SimTime) {
-        // Scale groups to their desired size.
-        let groups: Vec<String> = self.mach.cloud.groups.keys().cloned().collect();
+        // Scale groups to their desired size (a mirrored cloud scales itself).
+        let groups: Vec<String> = if self.mach.cloud.mirrored {
+            Vec::new()
+        } else {
+            self.mach.cloud.groups.keys().cloned().collect()
+        };
         for g in &groups {
             let desired = self.mach.cloud.groups[g].desired as usize;
             let live: Vec<String> = self

@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod controllers;
 pub mod endpoints;
 pub mod kubelet;
+pub mod mirror;
 pub mod pdb;
 pub mod scheduler;
 

@@ -1,0 +1,282 @@
+//! `upgrade apply|abort --cloud aws` through the real binary and the official AWS SDK against
+//! moto's server, with a simulated cluster whose nodes mirror the groups' instances (boot,
+//! NotReady, Ready; `aws:///ZONE/ID` provider ids; pods; gone with their instance). Default
+//! flags, two nodes per zone, per-zone groups whose MaxSize leaves no room for a surge, one
+//! group that had AZRebalance suspended before the run, a target group, and an untagged
+//! bastion group. What changed in AWS is read with boto3 (`ci/aws-rig/cluster.py dump`),
+//! availability from the simulator's own counts: neither is e2e-gate's code.
+
+mod common;
+
+use common::aws::{Moto, REGION};
+use common::sim::{nodes, start_with, Sim};
+use e2e_gate::cluster::sim::aws_mirror::AwsMirror;
+use e2e_gate::cluster::sim::SimOptions;
+use e2e_gate::upgrade::state::{is_marked, LEASE_NAME};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TARGET: &str = "v1.34.0";
+const CLUSTER: &str = "rig";
+
+/// The rig's groups for `topology`, and a simulated cluster mirroring them.
+async fn rig(moto: &Moto, topology: &str, extra: &[&str]) -> Sim {
+    let path = format!("{}/fixtures/sim/{topology}", env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec![
+        "create",
+        "--cluster",
+        CLUSTER,
+        "--topology",
+        &path,
+        "--target-version",
+        TARGET,
+    ];
+    args.extend_from_slice(extra);
+    let made = moto.rig(&args);
+    let versions: BTreeMap<String, String> =
+        serde_json::from_value(made["versions"].clone()).expect("versions");
+    start_with(
+        topology,
+        SimOptions {
+            mirror: Some(AwsMirror {
+                endpoint_url: moto.url.clone(),
+                region: REGION.into(),
+                cluster: CLUSTER.into(),
+                pool_tag: "e2e-gate.io/pool".into(),
+                versions,
+            }),
+            ..SimOptions::default()
+        },
+    )
+    .await
+}
+
+fn command(s: &Sim, moto: &Moto, verb: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_e2e-gate"));
+    c.args(["upgrade", verb, "--cloud", "aws", "--aws-cluster", CLUSTER])
+        .args(["--aws-endpoint-url", &moto.url, "--aws-region", REGION])
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(extra)
+        // The standard chain finds these first; no profile or instance metadata is asked.
+        .env("AWS_ACCESS_KEY_ID", "rig")
+        .env("AWS_SECRET_ACCESS_KEY", "rig-secret")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("E2E_GATE_LOG", "warn");
+    if verb != "abort" {
+        c.args(["--target-version", TARGET]);
+    }
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("run e2e-gate")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The node groups (not the bastion) with what a run may change left out: sizes, max sizes,
+/// suspended processes and tags must come back exactly.
+fn settings(groups: &Value) -> BTreeMap<String, Value> {
+    groups
+        .as_object()
+        .expect("groups")
+        .iter()
+        .map(|(name, g)| {
+            (
+                name.clone(),
+                serde_json::json!({
+                    "desired": g["desired"], "min": g["min"], "max": g["max"],
+                    "suspended": g["suspended"], "tags": g["tags"],
+                }),
+            )
+        })
+        .collect()
+}
+
+fn instance_ids(groups: &Value, group: &str) -> Vec<String> {
+    groups[group]["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// Nothing of the run left in the cluster: no markers, cordons, or Lease.
+async fn assert_cluster_clean(s: &Sim) {
+    for n in nodes(&s.client).await {
+        assert!(!is_marked(&n), "markers left on {n:?}");
+        assert!(!n.unschedulable, "{} cordoned", n.name);
+    }
+    let lease = Api::<Lease>::namespaced(s.client.clone(), "kube-system")
+        .get_opt(LEASE_NAME)
+        .await
+        .expect("lease");
+    assert!(lease.is_none(), "Lease left: {lease:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_is_replaced_through_auto_scaling_and_the_groups_are_put_back() {
+    let Some(moto) = Moto::start() else { return };
+    let s = rig(
+        &moto,
+        "test-aws.toml",
+        &[
+            "--lb-pool",
+            "workers",
+            "--suspended",
+            "workers-us-east-1a=AZRebalance",
+        ],
+    )
+    .await;
+    let before = moto.groups();
+    let old: Vec<String> = nodes(&s.client).await.into_iter().map(|n| n.name).collect();
+    assert_eq!(old.len(), 6);
+    let report = s.dir.path().join("report.json");
+    let out = run(&mut command(
+        &s,
+        &moto,
+        "apply",
+        &["--report", report.to_str().expect("utf-8 path")],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // The cluster: six new nodes at the target, on new instances, nothing left behind.
+    let all = nodes(&s.client).await;
+    assert_eq!(all.len(), 6, "{all:#?}");
+    let after = moto.groups();
+    for n in &all {
+        assert_eq!(n.kubelet_version, TARGET, "{}", n.name);
+        assert!(!old.contains(&n.name), "old node {} still there", n.name);
+        let id = n.provider_id.as_deref().expect("providerID");
+        assert!(id.starts_with("aws:///us-east-1"), "{id}");
+    }
+    assert_cluster_clean(&s).await;
+    common::sim::assert_moved_once_and_no_pdb_below_min(&s.client, 9, "aws").await;
+
+    // AWS: every group's size, max size, suspended processes and tags as before; the launch
+    // template moved (that is the upgrade); every instance new; the bastion untouched.
+    assert_eq!(settings(&after), settings(&before), "{after:#}");
+    for z in ["us-east-1a", "us-east-1b", "us-east-1c"] {
+        let g = format!("workers-{z}");
+        assert_eq!(after[&g]["version"], "$Latest", "{g}");
+        let (was, now) = (instance_ids(&before, &g), instance_ids(&after, &g));
+        assert_eq!(now.len(), 2, "{g}: {now:?}");
+        assert!(
+            now.iter().all(|i| !was.contains(i)),
+            "{g}: {was:?} -> {now:?}"
+        );
+    }
+    assert_eq!(after["bastion"], before["bastion"]);
+
+    // The report counts the AWS calls by operation.
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("JSON");
+    assert_eq!(r["nodes_replaced"], 6, "{r:#}");
+    let calls = r["cloud_api_calls"].as_object().expect("cloud_api_calls");
+    for op in [
+        "DescribeAutoScalingGroups",
+        "DescribeTargetHealth",
+        "UpdateAutoScalingGroup",
+        "TerminateInstanceInAutoScalingGroup",
+        "SuspendProcesses",
+        "ResumeProcesses",
+    ] {
+        assert!(calls.contains_key(op), "{op} never called: {calls:?}");
+    }
+    s.sim.shutdown().await;
+}
+
+/// Instances the mirroring simulator runs now (it follows AWS within 100 ms; boto3 from
+/// Python takes longer than a surge lasts at this time scale).
+async fn mirrored_instances(s: &Sim) -> u64 {
+    let req = http::Request::get("/sim/cloud/groups")
+        .body(Vec::new())
+        .expect("request");
+    let v: Value = s.client.request(req).await.expect("groups");
+    v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["desired"].as_u64().expect("desired"))
+        .sum()
+}
+
+/// Starts `apply`, SIGKILLs it once a group has grown past its size (the first surge), and
+/// returns the old nodes still there at that moment.
+async fn kill_at_first_surge(s: &Sim, moto: &Moto, old: &[String]) -> Vec<String> {
+    let base = mirrored_instances(s).await;
+    let mut child = command(s, moto, "apply", &["--lease-duration", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start apply");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mirrored_instances(s).await <= base {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "apply ended before any surge"
+        );
+        assert!(Instant::now() < deadline, "no surge within 60s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SIGKILL: no cleanup of any kind runs.
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let present: Vec<String> = nodes(&s.client).await.into_iter().map(|n| n.name).collect();
+    old.iter()
+        .filter(|n| present.contains(n))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_after_a_sigkill_puts_every_group_back_and_keeps_the_old_nodes() {
+    let Some(moto) = Moto::start() else { return };
+    let s = rig(&moto, "test-aws.toml", &["--lb-pool", "workers"]).await;
+    let before = moto.groups();
+    let old: Vec<String> = nodes(&s.client).await.into_iter().map(|n| n.name).collect();
+    let alive = kill_at_first_surge(&s, &moto, &old).await;
+    assert_ne!(
+        settings(&moto.groups()),
+        settings(&before),
+        "the killed run changed nothing"
+    );
+
+    let out = run(&mut command(&s, &moto, "abort", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = moto.groups();
+    assert_eq!(settings(&after), settings(&before), "{after:#}");
+    for (name, g) in before.as_object().expect("groups") {
+        assert_eq!(
+            after[name]["version"], g["version"],
+            "{name}: launch template back"
+        );
+    }
+    // The surge went, not the old instances: every old node alive at the kill is still there.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let present = loop {
+        // The mirror follows AWS within 100 ms.
+        let present: Vec<String> = nodes(&s.client).await.into_iter().map(|n| n.name).collect();
+        if present.len() == old.len() || Instant::now() > deadline {
+            break present;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for n in &alive {
+        assert!(
+            present.contains(n),
+            "old node {n} was terminated; left: {present:?}"
+        );
+    }
+    assert_eq!(present.len(), old.len(), "{present:?}");
+    assert_cluster_clean(&s).await;
+    s.sim.shutdown().await;
+}
