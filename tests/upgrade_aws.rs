@@ -280,3 +280,134 @@ async fn abort_after_a_sigkill_puts_every_group_back_and_keeps_the_old_nodes() {
     assert_cluster_clean(&s).await;
     s.sim.shutdown().await;
 }
+
+/// SIGKILL at seeded random moments, then a run to the end: every node replaced once, each
+/// replica moved once (no node drained twice), no PDB below its minimum, and AWS left as it
+/// was but for the launch template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkills_at_random_moments_then_a_rerun_finish_with_nothing_left_changed() {
+    let Some(moto) = Moto::start() else { return };
+    let s = rig(&moto, "test-aws.toml", &["--lb-pool", "workers"]).await;
+    let before = moto.groups();
+    let old: Vec<String> = nodes(&s.client).await.into_iter().map(|n| n.name).collect();
+    let seed: u64 = std::env::var("E2E_GATE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_a105);
+    let mut rng = seed;
+    let mut next = |below: u64| {
+        // splitmix64: reproducible from the seed printed on failure.
+        rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % below
+    };
+    for kill in 0..5 {
+        let mut child = command(&s, &moto, "apply", &["--lease-duration", "2s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start apply");
+        // A run after a kill first waits out the killed run's Lease (2 s); the kill lands
+        // somewhere in the ~1.5 s of rolling after that.
+        let lease = if kill == 0 { 0 } else { 2000 };
+        let wait = Duration::from_millis(lease + 100 + next(1500));
+        tokio::time::sleep(wait).await;
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        eprintln!("seed {seed:#x}: kill {kill} after {wait:?}");
+    }
+    let left = nodes(&s.client)
+        .await
+        .iter()
+        .filter(|n| old.contains(&n.name))
+        .count();
+    eprintln!("seed {seed:#x}: {left} old nodes left for the last run");
+    let out = run(&mut command(
+        &s,
+        &moto,
+        "apply",
+        &["--lease-duration", "2s"],
+    ));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "seed {seed:#x}: {}",
+        stderr(&out)
+    );
+    let all = nodes(&s.client).await;
+    assert_eq!(all.len(), 6, "seed {seed:#x}: {all:#?}");
+    for n in &all {
+        assert_eq!(n.kubelet_version, TARGET, "seed {seed:#x}: {}", n.name);
+        assert!(
+            !old.contains(&n.name),
+            "seed {seed:#x}: old node {}",
+            n.name
+        );
+    }
+    assert_cluster_clean(&s).await;
+    common::sim::assert_moved_once_and_no_pdb_below_min(&s.client, 9, &format!("seed {seed:#x}"))
+        .await;
+    let after = moto.groups();
+    assert_eq!(
+        settings(&after),
+        settings(&before),
+        "seed {seed:#x}: {after:#}"
+    );
+    s.sim.shutdown().await;
+}
+
+/// A pool whose new instances never become healthy stops, with its old nodes serving; the
+/// other pool is rolled; the stopped pool's groups stay held (processes suspended, recorded)
+/// for the next run or `abort`, which puts them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_whose_new_nodes_never_get_ready_stops_and_the_old_nodes_serve() {
+    let Some(moto) = Moto::start() else { return };
+    let s = rig(&moto, "test-aws-never-ready.toml", &[]).await;
+    let before = moto.groups();
+    let old_stuck: Vec<String> = nodes(&s.client)
+        .await
+        .into_iter()
+        .filter(|n| n.pool == "stuck")
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(old_stuck.len(), 2);
+    let report = s.dir.path().join("report.json");
+    let out = run(&mut command(
+        &s,
+        &moto,
+        "apply",
+        &[
+            "--new-node-timeout",
+            "2s",
+            "--report",
+            report.to_str().expect("utf-8 path"),
+        ],
+    ));
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("JSON");
+    assert_eq!(r["stopped_pools"], serde_json::json!(["stuck"]), "{r:#}");
+    let all = nodes(&s.client).await;
+    for n in &all {
+        if n.pool == "workers" {
+            assert_eq!(n.kubelet_version, TARGET, "{}", n.name);
+        }
+    }
+    for name in &old_stuck {
+        let n = all
+            .iter()
+            .find(|n| &n.name == name)
+            .expect("old stuck node kept");
+        assert!(n.ready && !n.unschedulable, "{name} does not serve: {n:?}");
+    }
+    let out = run(&mut command(&s, &moto, "abort", &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = moto.groups();
+    assert_eq!(settings(&after), settings(&before), "{after:#}");
+    assert_cluster_clean(&s).await;
+    s.sim.shutdown().await;
+}
