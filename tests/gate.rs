@@ -649,6 +649,79 @@ async fn an_existing_cluster_is_rolled_through_the_profile_s_pool_command() {
     s.sim.shutdown().await;
 }
 
+/// A cluster on AWS (`provider = "existing"`, `aws_cluster` in the profile's upgrade table):
+/// the gate rolls its Auto Scaling groups through the SDK and leaves them as they were but for
+/// the launch template. The cluster is the moto rig's: a simulated cluster whose nodes mirror
+/// moto's groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_cluster_on_aws_is_rolled_through_its_auto_scaling_groups() {
+    if !docker_ready() {
+        return;
+    }
+    let Some(moto) = common::aws::Moto::start() else {
+        return;
+    };
+    let topology = format!("{ROOT}/fixtures/sim/test-aws.toml");
+    let made = moto.rig(&[
+        "create",
+        "--cluster",
+        "dev",
+        "--topology",
+        &topology,
+        "--target-version",
+        "v1.34.0",
+    ]);
+    let s = common::sim::start_with(
+        "test-aws.toml",
+        e2e_gate::cluster::sim::SimOptions {
+            mirror: Some(e2e_gate::cluster::sim::aws_mirror::AwsMirror {
+                endpoint_url: moto.url.clone(),
+                region: common::aws::REGION.into(),
+                cluster: "dev".into(),
+                pool_tag: "e2e-gate.io/pool".into(),
+                versions: serde_json::from_value(made["versions"].clone()).unwrap(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let before = moto.groups();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[profile.t]\nprovider = \"existing\"\nkubeconfig = {:?}\n\
+             target_version = \"v1.34.0\"\nsuites = [\"smoke\"]\n\
+             [profile.t.upgrade]\naws_cluster = \"dev\"\naws_region = {:?}\naws_endpoint_url = {:?}\n",
+            s.kubeconfig.display().to_string(),
+            common::aws::REGION,
+            moto.url,
+        ),
+    )
+    .unwrap();
+    let out = gate_with_file(dir.path(), "existing-aws", &file)
+        .env("AWS_ACCESS_KEY_ID", "rig")
+        .env("AWS_SECRET_ACCESS_KEY", "rig-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for n in common::sim::nodes(&s.client).await {
+        assert_eq!(n.kubelet_version, "v1.34.0", "{}", n.name);
+    }
+    common::sim::assert_moved_once_and_no_pdb_below_min(&s.client, 9, "existing aws").await;
+    let after = moto.groups();
+    for (name, g) in before.as_object().unwrap() {
+        for key in ["desired", "max", "suspended", "tags"] {
+            assert_eq!(after[name][key], g[key], "{name}.{key}: {after:#}");
+        }
+    }
+    s.sim.shutdown().await;
+}
+
 /// The gate's stderr when it refuses the upgrade table `upgrade` (exit 2 asserted).
 async fn refused(upgrade: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -676,6 +749,13 @@ async fn a_wrong_upgrade_option_in_a_profile_is_refused_naming_the_valid_ones() 
         stderr.contains("pool_command_timeout") && stderr.contains("without pool_command"),
         "{stderr}"
     );
+    let stderr = refused("aws_region = \"eu-west-1\"").await;
+    assert!(
+        stderr.contains("aws_region") && stderr.contains("without aws_cluster"),
+        "{stderr}"
+    );
+    let stderr = refused("aws_cluster = \"dev\"\npool_command = \"x\"").await;
+    assert!(stderr.contains("name one cloud, not both"), "{stderr}");
     let stderr = refused("max_surge = 0").await;
     assert!(
         stderr.contains("[profile.t.upgrade]")

@@ -113,13 +113,17 @@ fn resolve_profile(
     if args.no_upgrade {
         p.target_version = None;
     }
-    if p.target_version.is_some() && p.provider != Provider::Sim && p.upgrade.pool_command.is_none()
+    if p.target_version.is_some()
+        && p.provider != Provider::Sim
+        && p.upgrade.pool_command.is_none()
+        && p.upgrade.aws_cluster.is_none()
     {
         return Err(format!(
             "profile {}: target_version {} needs node pools the upgrade engine can drive: \
-             provider sim (the simulated cloud), or a pool command in [profile.{}.upgrade] \
-             pool_command (README: \"Node pools through a command\"); with provider {} and no \
-             pool command run without the upgrade: --no-upgrade, or E2E_GATE_TARGET_VERSION= (empty)",
+             provider sim (the simulated cloud), AWS Auto Scaling groups (aws_cluster in \
+             [profile.{}.upgrade]), or a pool command (pool_command there; README: \"Node pools \
+             through a command\"); with provider {} and neither, run without the upgrade: \
+             --no-upgrade, or E2E_GATE_TARGET_VERSION= (empty)",
             p.name,
             p.target_version.as_deref().unwrap_or(""),
             p.name,

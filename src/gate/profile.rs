@@ -303,6 +303,31 @@ jobs = 2
     }
 
     #[test]
+    fn the_shipped_aws_profile_rolls_through_auto_scaling_with_the_pr_checks() {
+        let file = Path::new("ci/gate.toml");
+        let shipped = parse(include_str!("../../ci/gate.toml"), file).unwrap();
+        let p = resolve(&shipped, "aws", file).unwrap();
+        let pr = resolve(&shipped, "pr", file).unwrap();
+        assert_eq!(p.provider, Provider::Existing);
+        assert_eq!(p.suites, pr.suites);
+        assert_eq!(p.target_version.as_deref(), Some("v1.34.1"));
+        let cloud = p
+            .upgrade
+            .cloud(|s| humantime::parse_duration(s).map_err(|e| e.to_string()))
+            .unwrap();
+        match cloud {
+            Some(crate::upgrade::use_case::Cloud::Aws(a)) => {
+                assert_eq!(a.cluster, "dev");
+                assert_eq!(a.launch_template_version, "$Latest");
+                assert_eq!(a.region, None, "the region comes from AWS_REGION");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The engine options come from the default profile's upgrade table.
+        assert_eq!(p.upgrade.new_node_timeout.as_deref(), Some("20m"));
+    }
+
+    #[test]
     fn inherits_fills_unset_keys_and_paths_are_relative_to_the_file() {
         let p = resolve(&gate(), "ci", Path::new("ci/gate.toml")).unwrap();
         assert_eq!(p.suites, vec!["smoke", "custom"]);

@@ -288,6 +288,16 @@ pub struct UpgradeSettings {
     pub pool_command: Option<String>,
     /// `--pool-command-timeout`.
     pub pool_command_timeout: Option<String>,
+    /// `--aws-cluster` (with it the pools are the cluster's Auto Scaling groups: `--cloud aws`).
+    pub aws_cluster: Option<String>,
+    /// `--aws-region`.
+    pub aws_region: Option<String>,
+    /// `--aws-endpoint-url`.
+    pub aws_endpoint_url: Option<String>,
+    /// `--aws-pool-tag`.
+    pub aws_pool_tag: Option<String>,
+    /// `--aws-launch-template-version`.
+    pub aws_launch_template_version: Option<String>,
 }
 
 /// How long one call of a pool command may take unless told (`--pool-command-timeout`).
@@ -333,16 +343,60 @@ impl UpgradeSettings {
             lease_duration,
             timeout,
             pool_command,
-            pool_command_timeout
+            pool_command_timeout,
+            aws_cluster,
+            aws_region,
+            aws_endpoint_url,
+            aws_pool_tag,
+            aws_launch_template_version
         )
     }
 
-    /// The cloud this table names: `--cloud exec` when `pool_command` is set, else none (the
-    /// caller's default). Errors name the key.
+    /// The cloud this table names: `--cloud exec` when `pool_command` is set, `--cloud aws`
+    /// when `aws_cluster` is, else none (the caller's default). Errors name the key.
     pub fn cloud(
         &self,
         duration: impl Fn(&str) -> Result<Duration, String>,
     ) -> Result<Option<crate::upgrade::use_case::Cloud>, String> {
+        let aws_keys = [
+            ("aws_region", &self.aws_region),
+            ("aws_endpoint_url", &self.aws_endpoint_url),
+            ("aws_pool_tag", &self.aws_pool_tag),
+            (
+                "aws_launch_template_version",
+                &self.aws_launch_template_version,
+            ),
+        ];
+        match &self.aws_cluster {
+            Some(_) if self.pool_command.is_some() => {
+                return Err("pool_command and aws_cluster: name one cloud, not both".into())
+            }
+            Some(c) if c.trim().is_empty() => {
+                return Err(
+                    "aws_cluster: empty; name the cluster of the kubernetes.io/cluster/NAME tag"
+                        .into(),
+                )
+            }
+            Some(c) => {
+                return Ok(Some(crate::upgrade::use_case::Cloud::Aws(
+                    crate::upgrade::aws_pool::AwsSettings {
+                        cluster: c.trim().to_string(),
+                        region: self.aws_region.clone(),
+                        endpoint_url: self.aws_endpoint_url.clone(),
+                        pool_tag: self.aws_pool_tag.clone(),
+                        launch_template_version: self
+                            .aws_launch_template_version
+                            .clone()
+                            .unwrap_or_else(|| "$Latest".into()),
+                    },
+                )))
+            }
+            None => {
+                if let Some((key, _)) = aws_keys.iter().find(|(_, v)| v.is_some()) {
+                    return Err(format!("{key}: set without aws_cluster"));
+                }
+            }
+        }
         let timeout = match &self.pool_command_timeout {
             Some(t) => duration(t).map_err(|e| format!("pool_command_timeout: {e}"))?,
             None => DEFAULT_POOL_COMMAND_TIMEOUT,
