@@ -26,8 +26,11 @@
 //! `UPGRADE_BENCH_SKIP_BASELINE=1` (engine only), `UPGRADE_BENCH_OUT` (directory for the
 //! two reports, default a temporary one).
 
-use e2e_gate::cluster::sim::topology::{IntOrPercent, Topology, WorkloadKind};
-use e2e_gate::upgrade::physics::{lower_bound, widest, PdbFacts, PoolFacts};
+use e2e_gate::cluster::sim::topology::{Topology, WorkloadKind};
+#[path = "support/physics.rs"]
+mod physics;
+
+use physics::{facts, lower_bound, widest, window};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,72 +84,6 @@ fn declared_pods(t: &Topology) -> u64 {
             _ => u64::from(w.replicas),
         })
         .sum()
-}
-
-/// `--max-surge N` and `--max-unavailable M` of the engine's flags (defaults 1 and 0).
-fn window(engine_args: &str) -> u64 {
-    let words: Vec<&str> = engine_args.split_whitespace().collect();
-    let flag = |name: &str, default: u64| {
-        words
-            .windows(2)
-            .find(|w| w[0] == name)
-            .and_then(|w| w[1].parse().ok())
-            .unwrap_or(default)
-    };
-    flag("--max-surge", 1) + flag("--max-unavailable", 0)
-}
-
-/// The physical facts of the topology (see `e2e_gate::upgrade::physics`): every node is
-/// outdated, a new node serves after boot + kubelet + load-balancer readiness, and each PDB's
-/// pods restart in their workload's startup time.
-fn facts(t: &Topology, window: u64) -> (Vec<PoolFacts>, Vec<PdbFacts>) {
-    let boot = |p: &e2e_gate::cluster::sim::topology::Pool| {
-        p.boot_seconds + p.kubelet_ready_seconds + p.lb_health_seconds
-    };
-    let pools: Vec<PoolFacts> = t
-        .pools
-        .iter()
-        .map(|p| PoolFacts {
-            nodes: p.zones.len() as u64 * u64::from(p.size_per_zone),
-            window,
-            boot_seconds: boot(p),
-        })
-        .collect();
-    let fastest_boot = t.pools.iter().map(boot).fold(f64::INFINITY, f64::min);
-    let resolve = |v: &IntOrPercent, k: u64, up: bool| -> u64 {
-        match v {
-            IntOrPercent::Int(i) => (*i).max(0) as u64,
-            IntOrPercent::Str(s) => {
-                let p: u64 = s.trim_end_matches('%').parse().unwrap_or(0);
-                if up {
-                    (k * p).div_ceil(100)
-                } else {
-                    k * p / 100
-                }
-            }
-        }
-    };
-    let pdbs = t
-        .workloads
-        .iter()
-        .filter(|w| w.kind != WorkloadKind::DaemonSet)
-        .filter_map(|w| {
-            let pdb = w.pdb.as_ref()?;
-            let k = u64::from(w.replicas);
-            let budget = match (&pdb.min_available, &pdb.max_unavailable) {
-                (Some(min), _) => k.saturating_sub(resolve(min, k, true)),
-                (None, Some(max)) => resolve(max, k, true),
-                (None, None) => k.saturating_sub(1),
-            };
-            Some(PdbFacts {
-                pods: k,
-                budget,
-                startup_seconds: w.startup_seconds.unwrap_or(t.sim.pod_startup_seconds),
-                boot_seconds: fastest_boot,
-            })
-        })
-        .collect();
-    (pools, pdbs)
 }
 
 /// Starts a simulator from `topo` and waits until every node and every declared pod is Ready.
@@ -478,7 +415,7 @@ fn main() {
             verdict(floor / es.sim_seconds >= 3.0)
         );
     }
-    // Efficiency against physics: bounds from the topology alone (see upgrade::physics).
+    // Efficiency against physics: bounds from the topology alone (see support/physics.rs).
     let topology = Topology::load(&topo).expect("topology");
     let (pools, pdbs) = facts(&topology, window(&engine_args));
     let at_window = lower_bound(&pools, &pdbs);

@@ -1,5 +1,5 @@
 //! PDB-violation seconds from the PDB status stream, for the report. **Pure.** (The run is
-//! judged against physics by the benchmark, `upgrade::physics`: a bound timed on the run's
+//! judged against physics by the benchmark (`benches/support/physics.rs`): a bound timed on the run's
 //! own durations moved with the engine and could not show that it was slow.)
 
 use std::collections::BTreeMap;

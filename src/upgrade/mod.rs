@@ -31,7 +31,6 @@ pub mod lease;
 pub mod measure;
 pub mod node_patch;
 pub mod options;
-pub mod physics;
 pub mod plan;
 pub mod pool;
 pub mod progress;

@@ -1,4 +1,5 @@
-//! Pure: a lower bound on how long a rolling upgrade must take, from facts the engine cannot
+//! The benchmarks' yardstick (`benches/upgrade.rs`, `benches/upgrade_aws.rs`; its arithmetic is
+//! tested in `tests/physics_bound.rs`). Pure: a lower bound on how long a rolling upgrade must take, from facts the engine cannot
 //! influence — how long a new node takes to serve (boot, kubelet and load-balancer readiness:
 //! the cloud's or topology's figure), each PDB's pods, budget and pod startup time (the
 //! workload's), and the window the options allow. Used to judge the engine: a bound timed on
@@ -11,6 +12,8 @@
 //! - **PDB chain**: a PDB with `k` pods on outdated nodes and a budget of `a` disruptions needs
 //!   `ceil(k / a)` eviction rounds, each lasting at least its pods' startup time, and the first
 //!   eviction can only follow the first new node: `boot + ceil(k / a) × startup`.
+
+use e2e_gate::cluster::sim::topology::{IntOrPercent, Topology, WorkloadKind};
 
 /// One pool's facts.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,48 +82,68 @@ pub fn widest(pools: &[PoolFacts], pdbs: &[PdbFacts]) -> Bound {
     lower_bound(&wide, pdbs)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `--max-surge N` and `--max-unavailable M` of the engine's flags (defaults 1 and 0).
+pub fn window(engine_args: &str) -> u64 {
+    let words: Vec<&str> = engine_args.split_whitespace().collect();
+    let flag = |name: &str, default: u64| {
+        words
+            .windows(2)
+            .find(|w| w[0] == name)
+            .and_then(|w| w[1].parse().ok())
+            .unwrap_or(default)
+    };
+    flag("--max-surge", 1) + flag("--max-unavailable", 0)
+}
 
-    fn pool(nodes: u64, window: u64) -> PoolFacts {
-        PoolFacts {
-            nodes,
+/// The physical facts of the topology (see the module doc): every node is
+/// outdated, a new node serves after boot + kubelet + load-balancer readiness, and each PDB's
+/// pods restart in their workload's startup time.
+pub fn facts(t: &Topology, window: u64) -> (Vec<PoolFacts>, Vec<PdbFacts>) {
+    let boot = |p: &e2e_gate::cluster::sim::topology::Pool| {
+        p.boot_seconds + p.kubelet_ready_seconds + p.lb_health_seconds
+    };
+    let pools: Vec<PoolFacts> = t
+        .pools
+        .iter()
+        .map(|p| PoolFacts {
+            nodes: p.zones.len() as u64 * u64::from(p.size_per_zone),
             window,
-            boot_seconds: 85.0,
+            boot_seconds: boot(p),
+        })
+        .collect();
+    let fastest_boot = t.pools.iter().map(boot).fold(f64::INFINITY, f64::min);
+    let resolve = |v: &IntOrPercent, k: u64, up: bool| -> u64 {
+        match v {
+            IntOrPercent::Int(i) => (*i).max(0) as u64,
+            IntOrPercent::Str(s) => {
+                let p: u64 = s.trim_end_matches('%').parse().unwrap_or(0);
+                if up {
+                    (k * p).div_ceil(100)
+                } else {
+                    k * p / 100
+                }
+            }
         }
-    }
-
-    #[test]
-    fn the_issue_s_bench_300_figures() {
-        // 300 nodes, a new node serves after 85 s; the longest PDB chain is 10 rounds of 10 s:
-        // at the widest window ≈ 185 s.
-        let pdb = PdbFacts {
-            pods: 10,
-            budget: 1,
-            startup_seconds: 10.0,
-            boot_seconds: 85.0,
-        };
-        let b = widest(&[pool(300, 1)], std::slice::from_ref(&pdb));
-        assert_eq!(b.seconds(), 185.0);
-        // With one node at a time, 300 boots one after the other.
-        assert_eq!(
-            lower_bound(&[pool(300, 1)], std::slice::from_ref(&pdb)).seconds(),
-            300.0 * 85.0
-        );
-        // A 10 % window: 10 waves.
-        assert_eq!(lower_bound(&[pool(300, 30)], &[pdb]).seconds(), 850.0);
-    }
-
-    #[test]
-    fn nothing_to_do_is_zero_and_a_zero_budget_counts_as_one() {
-        assert_eq!(lower_bound(&[], &[]).seconds(), 0.0);
-        let b = PdbFacts {
-            pods: 3,
-            budget: 0,
-            startup_seconds: 2.0,
-            boot_seconds: 0.0,
-        };
-        assert_eq!(lower_bound(&[pool(0, 1)], &[b]).seconds(), 6.0);
-    }
+    };
+    let pdbs = t
+        .workloads
+        .iter()
+        .filter(|w| w.kind != WorkloadKind::DaemonSet)
+        .filter_map(|w| {
+            let pdb = w.pdb.as_ref()?;
+            let k = u64::from(w.replicas);
+            let budget = match (&pdb.min_available, &pdb.max_unavailable) {
+                (Some(min), _) => k.saturating_sub(resolve(min, k, true)),
+                (None, Some(max)) => resolve(max, k, true),
+                (None, None) => k.saturating_sub(1),
+            };
+            Some(PdbFacts {
+                pods: k,
+                budget,
+                startup_seconds: w.startup_seconds.unwrap_or(t.sim.pod_startup_seconds),
+                boot_seconds: fastest_boot,
+            })
+        })
+        .collect();
+    (pools, pdbs)
 }
