@@ -21,10 +21,13 @@ use std::collections::BTreeMap;
 /// cluster, the bottleneck.
 pub(crate) const PARALLEL_REQUESTS: usize = 16;
 
-/// Keeps the cloud's desired sizes where the markers want them, reading the cloud only when
-/// the wanted sizes changed or a terminate-with-decrement moved the cloud's own size.
+/// Keeps the cloud's desired sizes where the markers want them. The cloud is read once;
+/// after that its sizes are known from this process's own calls (a set-desired sets them, a
+/// terminate-with-decrement lowers its place by one), so a round costs no cloud read. A
+/// termination whose place is not known makes the next sync read the cloud again.
 #[derive(Debug, Default)]
 pub(crate) struct CapacitySync {
+    observed: Option<BTreeMap<PoolZone, u32>>,
     last_want: Option<BTreeMap<PoolZone, u32>>,
 }
 
@@ -36,28 +39,47 @@ impl CapacitySync {
         want: Option<&BTreeMap<PoolZone, u32>>,
     ) -> Result<(), EngineError> {
         let Some(want) = want else { return Ok(()) };
-        if self.last_want.as_ref() == Some(want) {
+        if self.observed.is_some() && self.last_want.as_ref() == Some(want) {
             return Ok(());
         }
-        let observed: BTreeMap<PoolZone, u32> = pool
-            .groups()
-            .await?
-            .iter()
-            .flat_map(|g| {
-                g.desired_per_zone
-                    .iter()
-                    .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
-            })
-            .collect();
+        let mut observed = match self.observed.take() {
+            Some(o) => o,
+            None => pool
+                .groups()
+                .await?
+                .iter()
+                .flat_map(|g| {
+                    g.desired_per_zone
+                        .iter()
+                        .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
+                })
+                .collect(),
+        };
         for ((p, z), n) in capacity::changes(&observed, want) {
             pool.set_desired(&p, &z, n).await?;
+            observed.insert((p, z), n);
         }
+        self.observed = Some(observed);
         self.last_want = Some(want.clone());
         Ok(())
     }
 
-    /// The cloud decremented its desired size on its own: compare with it again.
+    /// A terminate-with-decrement at `place` lowered the cloud's size there by one.
+    pub(crate) fn decremented(&mut self, place: Option<&PoolZone>) {
+        match (place, self.observed.as_mut()) {
+            (Some(pz), Some(o)) => {
+                if let Some(n) = o.get_mut(pz) {
+                    *n = n.saturating_sub(1);
+                }
+                self.last_want = None;
+            }
+            _ => self.invalidate(),
+        }
+    }
+
+    /// The cloud's sizes moved in a way this process cannot tell: read them again.
     pub(crate) fn invalidate(&mut self) {
+        self.observed = None;
         self.last_want = None;
     }
 }
@@ -261,15 +283,16 @@ impl Actor<'_> {
         for r in evictions {
             out.evictions.push(r?);
         }
-        let mut decremented =
-            !actions.terminate_drained.is_empty() || !actions.terminate_ids.is_empty();
         for r in finished {
             let (n, terminated) = r?;
-            decremented |= terminated;
+            if terminated {
+                capacity.decremented(self.run.place.get(&n.name));
+            }
             out.finished.push((n, terminated));
         }
         out.written.extend(resumed?);
-        if decremented {
+        if !actions.terminate_drained.is_empty() || !actions.terminate_ids.is_empty() {
+            // Resumed terminations of an earlier run: some may have been decremented already.
             capacity.invalidate();
         }
         Ok(out)

@@ -157,6 +157,19 @@ impl AwsNodePool {
             .cloned()
     }
 
+    /// Changes the cached group of `pool` in `zone` as a write just changed the real one.
+    fn update_cached(&self, pool: &str, zone: &str, f: impl FnOnce(&mut AsgView)) {
+        if let Some(g) = self
+            .layout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(pool)
+            .and_then(|p| p.zones.get_mut(zone))
+        {
+            f(g);
+        }
+    }
+
     /// Re-reads the pool's groups (one call) and refreshes the cache.
     async fn refresh(&self, pool: &str) -> Result<PoolLayout, PoolError> {
         let known = self.pool(pool).await?;
@@ -426,7 +439,12 @@ impl NodePool for AwsNodePool {
             })
             .await?;
         }
-        self.refresh(pool).await.map(|_| ())
+        // The cache follows the write: the next read of the pool is the engine's to ask for.
+        self.update_cached(pool, zone, |g| {
+            g.desired = desired;
+            g.max = g.max.max(desired);
+        });
+        Ok(())
     }
 
     async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
@@ -497,8 +515,13 @@ impl NodePool for AwsNodePool {
                     .send()
             })
             .await?;
+            self.update_cached(pool, &zone, |g| {
+                if let Some(t) = g.launch_template.as_mut() {
+                    t.version = v.clone();
+                }
+            });
         }
-        self.refresh(pool).await.map(|_| ())
+        Ok(())
     }
 
     async fn hold(&self, pools: &[String]) -> Result<(), PoolError> {

@@ -75,6 +75,8 @@ pub fn gate(i: &GateInput<'_>) -> Readiness {
         ));
     }
     match i.instance {
+        // The cloud is asked about a node once it is Ready (the engine reads the pool then).
+        None if !i.node.ready => {}
         None => why.push("no cloud instance matches the node".into()),
         Some(inst) => {
             if inst.lifecycle != InstanceLifecycle::InService {

@@ -396,9 +396,29 @@ pub fn instance_pools(
     mem: &Memory,
 ) -> Result<BTreeSet<String>, MarkerError> {
     let phases = phases(run, nodes, mem)?;
+    // A replacement is judged by the cloud only once its Node is Ready at the target and
+    // nobody's replacement yet (the gate fails on the Node before it asks the cloud), so a
+    // boot costs no cloud reads.
+    let ready_new: BTreeSet<(&str, &str)> = nodes
+        .values()
+        .filter(|c| c.ready && at_version(&c.kubelet_version, &run.plan.target_version))
+        // Not already another node's replacement (as `Claim::eligible` reads it).
+        .filter(|c| {
+            !mem.claimed_by.contains_key(&c.name)
+                && !c.annotations.contains_key(REPLACES_ANNOTATION)
+        })
+        .map(|c| (c.pool.as_str(), c.zone.as_str()))
+        .collect();
     Ok(phases
         .iter()
-        .filter(|(_, p)| matches!(p, NodePhase::SurgeRequested | NodePhase::Terminating))
+        .filter(|(n, p)| match p {
+            NodePhase::SurgeRequested => {
+                let (pool, zone) = &run.place[*n];
+                ready_new.contains(&(pool.as_str(), zone.as_str()))
+            }
+            NodePhase::Terminating => true,
+            _ => false,
+        })
         .map(|(n, _)| run.place[n].0.clone())
         .collect())
 }
