@@ -44,8 +44,14 @@ pub struct AwsNodePool {
     settings: AwsSettings,
     pool_tags: Vec<String>,
     layout: Arc<Mutex<BTreeMap<String, PoolLayout>>>,
+    /// (target group, instance) last seen `healthy`, and when: a read that only awaits a
+    /// termination need not ask the load balancer about instances it saw healthy a moment ago.
+    healthy: Arc<Mutex<BTreeMap<(String, String), std::time::Instant>>>,
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
 }
+
+/// How long a `healthy` target health answer is trusted.
+const HEALTHY_FOR: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for AwsNodePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +101,7 @@ impl AwsNodePool {
             settings,
             pool_tags,
             layout: Arc::default(),
+            healthy: Arc::default(),
             calls: Arc::default(),
         })
     }
@@ -382,10 +389,42 @@ impl NodePool for AwsNodePool {
             .values()
             .flat_map(|g| g.target_groups.iter().cloned())
             .collect();
+        // Ask the load balancers only when a live instance's health is not known fresh.
+        let now = std::time::Instant::now();
+        let known = {
+            let healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            p.zones.values().all(|g| {
+                g.instances
+                    .iter()
+                    .filter(|i| layout::lifecycle(&i.lifecycle) == InstanceLifecycle::InService)
+                    .all(|i| {
+                        g.target_groups.iter().all(|tg| {
+                            healthy
+                                .get(&(tg.clone(), i.id.clone()))
+                                .is_some_and(|at| now.duration_since(*at) < HEALTHY_FOR)
+                        })
+                    })
+            })
+        };
         let health = if tgs.is_empty() {
             BTreeMap::new()
+        } else if known {
+            let healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            healthy
+                .keys()
+                .map(|k| (k.clone(), "healthy".to_string()))
+                .collect()
         } else {
-            self.target_health(&tgs).await?
+            let h = self.target_health(&tgs).await?;
+            let mut healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, state) in &h {
+                if state == "healthy" {
+                    healthy.insert(k.clone(), now);
+                } else {
+                    healthy.remove(k);
+                }
+            }
+            h
         };
         Ok(p.zones
             .values()

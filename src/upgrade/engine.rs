@@ -10,12 +10,12 @@ use super::act::{Actor, CapacitySync, PARALLEL_REQUESTS};
 use super::capacity::PoolZone;
 use super::clock::Clock;
 use super::decide::patches::{mark_patch, step_patch, Marking};
-use super::decide::{decide, instance_pools, setup, Memory, Observed, RunContext};
+use super::decide::{decide, instance_pools, setup, CloudNeed, Memory, Observed, RunContext};
 use super::drain_policy::StuckDrainPolicy;
 use super::kube_cluster::{KubeCluster, KubeError};
 use super::node_patch::NodePatch;
 use super::plan::{Plan, PlanOptions};
-use super::pool::{NodePool, PoolError};
+use super::pool::{Instance, NodePool, PoolError};
 use super::progress::{progress, EtaTracker, Progress};
 use super::report::UpgradeReport;
 use super::run_meters::RunMeters;
@@ -90,7 +90,14 @@ struct Watches {
     pods: Watched<Pod>,
     pdbs: Watched<PodDisruptionBudget>,
     confirmations: Arc<Mutex<Vec<(String, String)>>>,
+    /// Each pool's last read, reused for [`CloudNeed::Termination`] within
+    /// [`TERMINATION_POLL`].
+    instances_read: Mutex<BTreeMap<String, (std::time::Instant, Vec<Instance>)>>,
 }
+
+/// How often a terminating instance is looked for: a real termination takes a minute or more,
+/// and a read every round (every watch event) spent the cloud's API rate on it.
+const TERMINATION_POLL: Duration = Duration::from_secs(5);
 
 impl Watches {
     async fn start(cluster: &KubeCluster) -> Self {
@@ -123,6 +130,7 @@ impl Watches {
             pods: Watched::spawn(Api::<Pod>::all(client), None),
             pdbs,
             confirmations,
+            instances_read: Mutex::default(),
         };
         w.nodes.ready().await;
         w.pods.ready().await;
@@ -190,16 +198,37 @@ impl Watches {
         let confirmations =
             std::mem::take(&mut *self.confirmations.lock().unwrap_or_else(|e| e.into_inner()));
         let (nodes, node_rv) = self.nodes();
+        let pods = self.pods();
         let mut instances = BTreeMap::new();
-        for p in instance_pools(run, &nodes, mem)? {
-            let i = pool.instances(&p).await?;
+        let now = clock.now();
+        for (p, need) in instance_pools(run, &nodes, &pods, mem)? {
+            let recent = self
+                .instances_read
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&p)
+                .filter(|(at, _)| {
+                    need == CloudNeed::Termination && now.duration_since(*at) < TERMINATION_POLL
+                })
+                .map(|(_, i)| i.clone());
+            let i = match recent {
+                Some(i) => i,
+                None => {
+                    let i = pool.instances(&p).await?;
+                    self.instances_read
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(p.clone(), (now, i.clone()));
+                    i
+                }
+            };
             instances.insert(p, i);
         }
         let seen = Observed {
             now: clock.now(),
             wall: clock.wall(),
             nodes,
-            pods: self.pods(),
+            pods,
             pdbs: self.pdbs(),
             confirmations,
             instances,

@@ -50,30 +50,64 @@ pub enum Readiness {
 
 /// Evaluates the gate.
 pub fn gate(i: &GateInput<'_>) -> Readiness {
+    let mut why = node_checks(i.node, i.pods, i.expected_daemonset_pods);
+    cloud_checks(i, &mut why);
+    if why.is_empty() && !i.min_ready.is_zero() {
+        let held = i
+            .ready_since
+            .and_then(|s| (i.now - s).to_std().ok())
+            .unwrap_or_default();
+        if held < i.min_ready {
+            why.push(format!(
+                "ready for {}s of the required {}s",
+                held.as_secs(),
+                i.min_ready.as_secs()
+            ));
+        }
+    }
+    if why.is_empty() {
+        Readiness::Ready
+    } else {
+        Readiness::NotYet(why)
+    }
+}
+
+/// The checks the cluster alone answers (the node, its taints, its DaemonSet pods), each
+/// failing one named. The engine asks the cloud about a node only once these pass.
+pub(crate) fn node_checks(
+    node: &NodeInfo,
+    pods: &[PodInfo],
+    expected_daemonset_pods: usize,
+) -> Vec<String> {
     let mut why = Vec::new();
-    if !i.node.ready {
+    if !node.ready {
         why.push("NodeReady is not True".to_string());
     }
-    for t in &i.node.taints {
+    for t in &node.taints {
         if NOT_READY_TAINTS.contains(&t.key.as_str()) {
             why.push(format!("taint {} still set", t.key));
         }
     }
-    let ds: Vec<&PodInfo> = i
-        .pods
+    let ds: Vec<&PodInfo> = pods
         .iter()
-        .filter(|p| p.daemonset && p.node.as_deref() == Some(i.node.name.as_str()))
+        .filter(|p| p.daemonset && p.node.as_deref() == Some(node.name.as_str()))
         .collect();
     for p in ds.iter().filter(|p| !p.ready) {
         why.push(format!("DaemonSet pod {} not Ready", p.key()));
     }
-    if ds.len() < i.expected_daemonset_pods {
+    if ds.len() < expected_daemonset_pods {
         why.push(format!(
             "{} of {} DaemonSet pods present",
             ds.len(),
-            i.expected_daemonset_pods
+            expected_daemonset_pods
         ));
     }
+    why
+}
+
+/// The cloud's half: the instance in service and, when the pool backs a load balancer, in
+/// service there.
+fn cloud_checks(i: &GateInput<'_>, why: &mut Vec<String>) {
     match i.instance {
         // The cloud is asked about a node once it is Ready (the engine reads the pool then).
         None if !i.node.ready => {}
@@ -92,24 +126,6 @@ pub fn gate(i: &GateInput<'_>) -> Readiness {
                 ));
             }
         }
-    }
-    if why.is_empty() && !i.min_ready.is_zero() {
-        let held = i
-            .ready_since
-            .and_then(|s| (i.now - s).to_std().ok())
-            .unwrap_or_default();
-        if held < i.min_ready {
-            why.push(format!(
-                "ready for {}s of the required {}s",
-                held.as_secs(),
-                i.min_ready.as_secs()
-            ));
-        }
-    }
-    if why.is_empty() {
-        Readiness::Ready
-    } else {
-        Readiness::NotYet(why)
     }
 }
 

@@ -1006,9 +1006,9 @@ impl World {
         for i in self.history_base..=bi {
             confirmations.extend(self.view(i).confirmations.iter().cloned());
         }
-        let instances = instance_pools(&proc.run, &nodes, &proc.mem)
+        let instances = instance_pools(&proc.run, &nodes, &pods, &proc.mem)
             .expect("markers")
-            .into_iter()
+            .into_keys()
             .map(|p| {
                 let is = self
                     .instances

@@ -19,6 +19,7 @@ use super::drain_policy::{never_allows, EvictionBackoff, EvictionTokens, StuckDr
 use super::kube_cluster::Eviction;
 use super::plan::{at_version, NodeClass, Plan, PlanOptions};
 use super::pool::{Instance, InstanceLifecycle};
+use super::readiness::node_checks;
 use super::report::BlockedNode;
 use super::scheduler::{
     admit_with, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, CapacityView,
@@ -389,17 +390,29 @@ impl Memory {
 }
 
 /// Pools whose instances a round needs (a surge waiting for its replacement, a termination
-/// to check): the engine describes them into [`Observed::instances`].
+/// to check): the engine describes them into [`Observed::instances`]. A replacement is judged
+/// by the cloud only once the cluster's half of the gate passes for a new node at the target
+/// that is nobody's replacement yet (Ready, no not-ready taint, its DaemonSet pods Ready), so
+/// a boot costs no cloud reads.
 pub fn instance_pools(
     run: &RunContext,
     nodes: &BTreeMap<String, NodeInfo>,
+    pods: &[(PodInfo, bool)],
     mem: &Memory,
-) -> Result<BTreeSet<String>, MarkerError> {
+) -> Result<BTreeMap<String, CloudNeed>, MarkerError> {
     let phases = phases(run, nodes, mem)?;
-    // A replacement is judged by the cloud only once its Node is Ready at the target and
-    // nobody's replacement yet (the gate fails on the Node before it asks the cloud), so a
-    // boot costs no cloud reads.
-    let ready_new: BTreeSet<(&str, &str)> = nodes
+    let daemon_pods: Vec<PodInfo> = pods
+        .iter()
+        .filter(|(p, _)| p.daemonset)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let on = |node: &str| {
+        daemon_pods
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(node))
+            .count()
+    };
+    let candidates: Vec<&NodeInfo> = nodes
         .values()
         .filter(|c| c.ready && at_version(&c.kubelet_version, &run.plan.target_version))
         // Not already another node's replacement (as `Claim::eligible` reads it).
@@ -407,20 +420,39 @@ pub fn instance_pools(
             !mem.claimed_by.contains_key(&c.name)
                 && !c.annotations.contains_key(REPLACES_ANNOTATION)
         })
-        .map(|c| (c.pool.as_str(), c.zone.as_str()))
         .collect();
-    Ok(phases
-        .iter()
-        .filter(|(n, p)| match p {
+    let mut out = BTreeMap::new();
+    for (n, p) in &phases {
+        let need = match p {
             NodePhase::SurgeRequested => {
-                let (pool, zone) = &run.place[*n];
-                ready_new.contains(&(pool.as_str(), zone.as_str()))
+                let (pool, zone) = &run.place[n];
+                let expected = on(n);
+                let judged = candidates.iter().any(|c| {
+                    &c.pool == pool
+                        && &c.zone == zone
+                        && node_checks(c, &daemon_pods, expected).is_empty()
+                });
+                judged.then_some(CloudNeed::Gate)
             }
-            NodePhase::Terminating => true,
-            _ => false,
-        })
-        .map(|(n, _)| run.place[n].0.clone())
-        .collect())
+            NodePhase::Terminating => Some(CloudNeed::Termination),
+            _ => None,
+        };
+        if let Some(need) = need {
+            let e = out.entry(run.place[n].0.clone()).or_insert(need);
+            *e = (*e).max(need);
+        }
+    }
+    Ok(out)
+}
+
+/// Why a round needs a pool's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CloudNeed {
+    /// A terminated instance is awaited: a read a few seconds old will do (the next node's
+    /// surge does not wait for it; a stale read only says "still there").
+    Termination,
+    /// A replacement is judged by the readiness gate: read now.
+    Gate,
 }
 
 /// Each planned node's phase: its markers, never behind what this process wrote; a planned
