@@ -178,19 +178,18 @@ async fn every_node_is_replaced_through_auto_scaling_and_the_groups_are_put_back
     assert_eq!(after["bastion"], before["bastion"]);
 
     // The report counts the AWS calls by operation.
-    let r: Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("JSON");
-    assert_eq!(r["nodes_replaced"], 6, "{r:#}");
-    let calls = r["cloud_api_calls"].as_object().expect("cloud_api_calls");
-    for op in [
-        "DescribeAutoScalingGroups",
-        "DescribeTargetHealth",
-        "UpdateAutoScalingGroup",
-        "TerminateInstanceInAutoScalingGroup",
-        "SuspendProcesses",
-        "ResumeProcesses",
-    ] {
-        assert!(calls.contains_key(op), "{op} never called: {calls:?}");
-    }
+    common::assert_report_replaced_through(
+        &report,
+        6,
+        &[
+            "DescribeAutoScalingGroups",
+            "DescribeTargetHealth",
+            "UpdateAutoScalingGroup",
+            "TerminateInstanceInAutoScalingGroup",
+            "SuspendProcesses",
+            "ResumeProcesses",
+        ],
+    );
     s.sim.shutdown().await;
 }
 
@@ -410,4 +409,24 @@ async fn a_pool_whose_new_nodes_never_get_ready_stops_and_the_old_nodes_serve() 
     assert_eq!(settings(&after), settings(&before), "{after:#}");
     assert_cluster_clean(&s).await;
     s.sim.shutdown().await;
+}
+
+/// Flags that cannot work are refused before anything is read: exit 2, naming the flag.
+#[test]
+fn aws_flags_used_wrong_are_usage_errors() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_e2e-gate"))
+            .args(["upgrade", "plan", "--target-version", TARGET])
+            .args(args)
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .expect("run e2e-gate");
+        (out.status.code(), stderr(&out))
+    };
+    let (code, err) = run(&["--cloud", "aws"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--aws-cluster"), "{err}");
+    let (code, err) = run(&["--aws-cluster", "dev"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--aws-cluster is for --cloud aws"), "{err}");
 }

@@ -124,19 +124,17 @@ async fn the_example_command_rolls_every_node_with_default_flags() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_fully_replaced(&s, &old).await;
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("JSON");
-    assert_eq!(r["nodes_replaced"], 6, "{r:#}");
-    let calls = r["cloud_api_calls"].as_object().expect("cloud_api_calls");
-    for call in [
-        "groups",
-        "instances",
-        "set-desired",
-        "terminate",
-        "set-version",
-    ] {
-        assert!(calls.contains_key(call), "{call} never called: {calls:?}");
-    }
+    common::assert_report_replaced_through(
+        &report,
+        6,
+        &[
+            "groups",
+            "instances",
+            "set-desired",
+            "terminate",
+            "set-version",
+        ],
+    );
     s.sim.shutdown().await;
 }
 

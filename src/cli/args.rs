@@ -106,7 +106,7 @@ pub enum Command {
     #[command(after_help = PROMOTE_HELP)]
     Promote(super::promote_cmd::PromoteArgs),
     /// Rolling node upgrade: plan, apply, abort.
-    Upgrade(super::upgrade_cmd::UpgradeArgs),
+    Upgrade(Box<super::upgrade_cmd::UpgradeArgs>),
     /// Bring clusters up and down (sim, kind, existing).
     Cluster(super::cluster_cmd::ClusterArgs),
     /// Read e2e results (ginkgo v1/v2 JUnit, e2e.log, JSON report, runner steps) into a

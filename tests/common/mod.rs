@@ -49,3 +49,18 @@ pub fn docker_image(image: &str, how: &str) -> bool {
         .unwrap_or(false);
     require(present, &format!("image {image}"), how)
 }
+
+/// The JSON report `upgrade apply --report` wrote: `replaced` nodes replaced, and each of
+/// `calls` counted in `cloud_api_calls` (the cloud was driven through those calls).
+pub fn assert_report_replaced_through(report: &Path, replaced: u64, calls: &[&str]) {
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report).expect("report")).expect("JSON");
+    assert_eq!(r["nodes_replaced"], replaced, "{r:#}");
+    let counted = r["cloud_api_calls"].as_object().expect("cloud_api_calls");
+    for call in calls {
+        assert!(
+            counted.contains_key(*call),
+            "{call} never called: {counted:?}"
+        );
+    }
+}
