@@ -38,7 +38,8 @@ pub enum UpgradeCommand {
     /// duration and blockers. Exits 1 when there are blockers.
     Plan(PlanArgs),
     /// Execute the plan: surge per zone, soft-evacuate, drain through the Eviction API
-    /// paced by PDBs, terminate with decrement. Needs --cloud (sim, or exec with --pool-command).
+    /// paced by PDBs, terminate with decrement. Needs --cloud (sim, aws with --aws-cluster, or
+    /// exec with --pool-command).
     /// Refuses plans with blockers (exit 1). Resumable: run it again after a crash.
     Apply(PlanArgs),
     /// Remove every marker (annotations, labels, taints, autoscaler marks) a run added; with

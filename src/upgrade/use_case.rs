@@ -200,7 +200,7 @@ pub async fn apply(
 ) -> Result<UpgradeReport, UpgradeError> {
     if target.cloud.is_none() {
         return Err(UpgradeError::Usage(
-            "`upgrade apply` needs --cloud to create and terminate instances (sim, or exec with --pool-command)"
+            "`upgrade apply` needs --cloud to create and terminate instances (sim, aws with --aws-cluster, or exec with --pool-command)"
                 .into(),
         ));
     }
