@@ -415,11 +415,6 @@ pub fn instance_pools(
     let candidates: Vec<&NodeInfo> = nodes
         .values()
         .filter(|c| c.ready && at_version(&c.kubelet_version, &run.plan.target_version))
-        // Not already another node's replacement (as `Claim::eligible` reads it).
-        .filter(|c| {
-            !mem.claimed_by.contains_key(&c.name)
-                && !c.annotations.contains_key(REPLACES_ANNOTATION)
-        })
         .collect();
     let mut out = BTreeMap::new();
     for (n, p) in &phases {
@@ -427,9 +422,15 @@ pub fn instance_pools(
             NodePhase::SurgeRequested => {
                 let (pool, zone) = &run.place[n];
                 let expected = on(n);
+                // Not another node's replacement, as `Claim::eligible` reads it: a node this
+                // one claimed before a crash (its annotation names this node) still counts.
                 let judged = candidates.iter().any(|c| {
                     &c.pool == pool
                         && &c.zone == zone
+                        && mem.claimed_by.get(&c.name).is_none_or(|o| o == n)
+                        && c.annotations
+                            .get(REPLACES_ANNOTATION)
+                            .is_none_or(|r| r == n)
                         && node_checks(c, &daemon_pods, expected).is_empty()
                 });
                 judged.then_some(CloudNeed::Gate)
