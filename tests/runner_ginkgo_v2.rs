@@ -357,10 +357,14 @@ fn a_stalled_spec_is_stopped_quoting_the_real_last_line() {
         .unwrap()
         .to_string();
     assert!(reason.contains("stall_timeout"), "{reason}");
-    let quoted = Regex::new(r#"last output: "([^"]+)""#).unwrap();
-    let line = &quoted
+    // The line is quoted with escapes (`report-dir=\"/tmp/results\"` when the last line
+    // holds quotes): take the whole quoted string and undo them.
+    let quoted = Regex::new(r#"last output: "((?:[^"\\]|\\.)*)""#).unwrap();
+    let line = quoted
         .captures(&reason)
-        .unwrap_or_else(|| panic!("{reason}"))[1];
+        .unwrap_or_else(|| panic!("{reason}"))[1]
+        .replace("\\\"", "\"")
+        .replace("\\\\", "\\");
     let log = std::fs::read_to_string(suite.attempt_dir(0).join("e2e.log")).unwrap();
     assert!(
         log.contains(line.trim()),
