@@ -455,8 +455,12 @@ impl NodePool for AwsNodePool {
             // The surge needs room: MaxSize goes up with the desired size. `hold` recorded
             // the max before the run on the group; make sure a record exists first.
             if !g.tags.contains_key(layout::HELD_TAG) {
-                self.tag(&g.name, layout::HELD_TAG, &Held::before(&g).to_tag())
-                    .await?;
+                let held = Held::before(&g).to_tag();
+                self.tag(&g.name, layout::HELD_TAG, &held).await?;
+                // Cached too: a second surge must not record the raised max as the original.
+                self.update_cached(pool, zone, |g| {
+                    g.tags.insert(layout::HELD_TAG.to_string(), held);
+                });
             }
             self.write("UpdateAutoScalingGroup", &g.name, || {
                 self.asg
