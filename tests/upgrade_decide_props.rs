@@ -109,6 +109,8 @@ pub fn case(seed: u64) -> Case {
             0.0
         },
         broken_launches: r.chance(0.1),
+        // Drawn last: earlier seeds keep their cases.
+        replace_on_terminate: r.chance(0.5),
         ready_timeout: 60,
         policy: StuckDrainPolicy {
             report_after: Duration::from_secs(120),
@@ -136,7 +138,10 @@ pub fn check(seed: u64) -> Result<(), String> {
             .iter()
             .map(|p| p.per_zone * p.zones.len() as u32)
             .sum();
-        eprintln!("case {seed}: nodes={nodes} t={} rounds={}", w.t, t.rounds);
+        eprintln!(
+            "case {seed}: nodes={nodes} t={} rounds={} kept_size={}",
+            w.t, t.rounds, t.kept_size
+        );
     }
     fails.extend(t.violations.iter().cloned());
     fails.extend(

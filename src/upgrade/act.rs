@@ -173,14 +173,18 @@ impl Actor<'_> {
         self.step(old, &events, None).await
     }
 
-    /// A finished drain: the marker, then terminate-with-decrement (the capacity sync puts
-    /// the size back to what the markers want, which launches an unavailable-mode node's
-    /// replacement).
+    /// A finished drain: the marker, then the terminate: keeping the size when the decision
+    /// wants the cloud to launch the replacement at once, else with decrement (the capacity
+    /// sync then puts the size where the markers want it).
     async fn finish(&self, f: &super::decide::Finish) -> Result<(NodeInfo, bool), EngineError> {
         let events = [Event::DrainCompleted, Event::TerminateRequested];
         let n = self.step(&f.node, &events, None).await?;
         let n = n.unwrap_or_else(|| self.seen.nodes[&f.node].clone());
         let terminated = match &f.terminate {
+            Some(id) if f.keep_size => {
+                self.pool.terminate_keeping_size(id).await?;
+                true
+            }
             Some(id) => {
                 self.pool.terminate_with_decrement(id).await?;
                 true
@@ -283,9 +287,10 @@ impl Actor<'_> {
         for r in evictions {
             out.evictions.push(r?);
         }
-        for r in finished {
+        for (f, r) in actions.finish.iter().zip(finished) {
             let (n, terminated) = r?;
-            if terminated {
+            // Kept its size: the cloud's sizes are what the sync left them.
+            if terminated && !f.keep_size {
                 capacity.decremented(self.run.place.get(&n.name));
             }
             out.finished.push((n, terminated));

@@ -466,7 +466,7 @@ async fn apply_held(
     let (base, backs_lb) = take_over_cloud(cluster, pool, plan, ns).await?;
     let pods0: Vec<PodInfo> = w.pods().into_iter().map(|(p, _)| p).collect();
     let pdbs0: Vec<PdbInfo> = w.pdbs().into_iter().map(|(b, _)| b).collect();
-    let run = RunContext::new(
+    let mut run = RunContext::new(
         plan,
         opts,
         &cfg.policy,
@@ -478,6 +478,7 @@ async fn apply_held(
         &pods0,
         &pdbs0,
     );
+    run.replace_on_terminate = pool.replaces_on_terminate();
     let mut mem = Memory::default();
     prepare_nodes(cluster, &mut w, &run, &mut mem, &clock).await?;
     let mut meters = RunMeters::new(&pods0);

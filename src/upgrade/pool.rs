@@ -123,6 +123,24 @@ pub trait NodePool: Send + Sync {
     async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError>;
     /// Terminates `instance` and decrements its pool's desired capacity in its zone.
     async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError>;
+    /// Whether [`NodePool::terminate_keeping_size`] works here. Clouds that cannot (the exec
+    /// protocol has no such call) get a terminate-with-decrement and a set-desired instead.
+    fn replaces_on_terminate(&self) -> bool {
+        false
+    }
+    /// Terminates `instance` and leaves its group's size as it is: the cloud launches a
+    /// replacement from the group's current template, where it would launch one (the zone
+    /// of a per-zone group). One call where decrement-then-raise takes two; the engine uses
+    /// it only when it wants that replacement (the next node of the zone starts, or the node
+    /// left without one). Idempotent like the decrementing call.
+    async fn terminate_keeping_size(&self, instance: &str) -> Result<(), PoolError> {
+        Err(PoolError::Api {
+            message: format!(
+                "{}: terminating {instance} without a decrement is not supported",
+                self.provider()
+            ),
+        })
+    }
     /// Makes new instances of `pool` start with `kubelet_version` (launch template).
     async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError>;
     /// Before a run changes anything: holds still what would fight the roll (AWS: suspends

@@ -205,13 +205,41 @@ impl NodePool for SimNodePool {
     }
 
     async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
+        self.terminate(instance, true).await
+    }
+
+    fn replaces_on_terminate(&self) -> bool {
+        true
+    }
+
+    async fn terminate_keeping_size(&self, instance: &str) -> Result<(), PoolError> {
+        self.terminate(instance, false).await
+    }
+
+    async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
+        let path = format!("/sim/cloud/groups/{pool}/launch-template");
+        self.call(
+            "set_launch_template",
+            http::Method::PUT,
+            &path,
+            Some(serde_json::json!({"kubelet_version": kubelet_version})),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+impl SimNodePool {
+    /// Terminates `instance`, with or without a decrement of its group; an instance the
+    /// cloud still lists (already terminated) is a success.
+    async fn terminate(&self, instance: &str, decrement: bool) -> Result<(), PoolError> {
         let path = format!("/sim/cloud/instances/{instance}/terminate");
         match self
             .call(
                 "terminate",
                 http::Method::POST,
                 &path,
-                Some(serde_json::json!({"decrement": true})),
+                Some(serde_json::json!({"decrement": decrement})),
             )
             .await
         {
@@ -235,18 +263,6 @@ impl NodePool for SimNodePool {
                 }
             }
         }
-    }
-
-    async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
-        let path = format!("/sim/cloud/groups/{pool}/launch-template");
-        self.call(
-            "set_launch_template",
-            http::Method::PUT,
-            &path,
-            Some(serde_json::json!({"kubelet_version": kubelet_version})),
-        )
-        .await
-        .map(|_| ())
     }
 }
 

@@ -104,6 +104,8 @@ pub struct Case {
     pub skip_chance: f64,
     /// Some replacement nodes never become Ready (their pool must stop, not hang).
     pub broken_launches: bool,
+    /// The cloud terminates keeping the size (`NodePool::replaces_on_terminate`).
+    pub replace_on_terminate: bool,
     pub ready_timeout: u64,
     pub policy: StuckDrainPolicy,
 }
@@ -145,6 +147,8 @@ pub struct Tally {
     pub killed: Vec<String>,
     /// Instances the cloud terminated on a scale-in (the engine lowered a size under what ran).
     pub scale_ins: u64,
+    /// Terminations that kept the group's size (the cloud launched the replacement).
+    pub kept_size: u64,
     pub launched: u64,
     /// Old nodes replaced (gone).
     pub replaced: u64,
@@ -871,6 +875,8 @@ impl World {
             &pods0,
             &self.pdbs,
         );
+        let mut run = run;
+        run.replace_on_terminate = self.case.replace_on_terminate;
         let mut mem = Memory::default();
         let retried = setup::retries(&run, &self.nodes).expect("markers");
         for (name, event) in retried {
@@ -1141,9 +1147,14 @@ impl World {
                     let mut did = false;
                     if let Some(id) = &f.terminate {
                         request!();
-                        self.terminate_with_decrement(id);
+                        if f.keep_size {
+                            assert!(self.case.replace_on_terminate, "keep_size on a cloud without it");
+                            self.terminate_keeping_size(id);
+                        } else {
+                            self.terminate_with_decrement(id);
+                            decremented = true;
+                        }
                         did = true;
-                        decremented = true;
                     }
                     finished[i] = Some((n, did));
                 }
@@ -1189,6 +1200,21 @@ impl World {
             proc.last_want = None;
         }
         (out, false)
+    }
+
+    /// The group keeps its size: the next cloud step launches a replacement.
+    fn terminate_keeping_size(&mut self, id: &str) {
+        let Some(i) = self.instances.get(id).cloned() else {
+            return;
+        };
+        if i.lifecycle == InstanceLifecycle::Terminated {
+            return;
+        }
+        if i.version == OLD {
+            self.tally.replaced += 1;
+        }
+        self.tally.kept_size += 1;
+        self.terminate(id);
     }
 
     fn terminate_with_decrement(&mut self, id: &str) {

@@ -67,6 +67,9 @@ pub struct RunContext {
     pub hard_pools: BTreeSet<String>,
     /// Planned nodes in drain order: stateless before stateful, then longest PDB chain.
     pub order: Vec<String>,
+    /// The cloud can terminate an instance keeping its group's size (the cloud launches the
+    /// replacement): a finished drain whose zone starts its next node then costs one call.
+    pub replace_on_terminate: bool,
 }
 
 impl RunContext {
@@ -122,6 +125,7 @@ impl RunContext {
             backs_lb,
             hard_pools,
             order,
+            replace_on_terminate: false,
         }
     }
 }
@@ -238,8 +242,11 @@ pub struct Evict {
 pub struct Finish {
     /// The drained node.
     pub node: String,
-    /// Its instance, to terminate with decrement (none when already asked).
+    /// Its instance, to terminate (none when already asked).
     pub terminate: Option<String>,
+    /// Terminate it keeping the group's size: the cloud launches its replacement, which the
+    /// next node of its zone (started this round) or the node itself (no surge) wanted.
+    pub keep_size: bool,
 }
 
 /// One round's decisions, in the order the engine carries them out.
@@ -550,6 +557,7 @@ fn capacity_want(
     mem: &Memory,
     phases: &BTreeMap<String, NodePhase>,
     starts: &[(String, StartMode)],
+    released: &BTreeSet<String>,
 ) -> Option<BTreeMap<PoolZone, u32>> {
     let started_now: BTreeMap<&str, StartMode> =
         starts.iter().map(|(n, m)| (n.as_str(), *m)).collect();
@@ -558,6 +566,10 @@ fn capacity_want(
         let Some(n) = seen.nodes.get(name) else {
             continue;
         };
+        // Terminated this round keeping the size: its slot passes to its zone's next node.
+        if released.contains(name) {
+            continue;
+        }
         let now = started_now.get(name.as_str()).copied();
         let ph = match now {
             Some(StartMode::Surge) => NodePhase::SurgeRequested,
@@ -574,6 +586,73 @@ fn capacity_want(
         cap.push((pz.clone(), ph, mode));
     }
     Some(capacity::desired(&run.base, &cap))
+}
+
+/// Finished drains whose instance the cloud may replace in place, so one terminate keeping
+/// the size does what a terminate-with-decrement and a set-desired did: a node drained
+/// without a surge (its replacement is due at once), and a surge node whose zone starts its
+/// next node this round — the scheduler's own choice once the finished node's slot is free,
+/// started now instead of a round later. A surge node with no successor in its zone is
+/// decremented: a size left one too high would make the cloud pick what to scale in, and it
+/// picks old instances that still serve. Returns the nodes whose extra passes on.
+fn replace_in_place(
+    run: &RunContext,
+    seen: &Observed,
+    started_modes: &BTreeMap<String, StartMode>,
+    act: &mut Actions,
+) -> BTreeSet<String> {
+    let mut released = BTreeSet::new();
+    if act.finish.iter().all(|f| f.terminate.is_none()) {
+        return released;
+    }
+    let mut phases = act.phases.clone();
+    let mut modes = started_modes.clone();
+    for (n, m) in &act.starts {
+        let ph = match m {
+            StartMode::Surge => NodePhase::SurgeRequested,
+            StartMode::Unavailable => NodePhase::Tainted,
+        };
+        phases.insert(n.clone(), ph);
+        modes.insert(n.clone(), *m);
+    }
+    for f in act.finish.iter().filter(|f| f.terminate.is_some()) {
+        phases.insert(f.node.clone(), NodePhase::Terminating);
+    }
+    let next = admit_with(
+        &run.plan,
+        &run.opts,
+        &phases,
+        &modes,
+        &run.policy,
+        &CapacityView::default(),
+    );
+    let mut successors: Vec<&String> = next
+        .start
+        .iter()
+        .filter(|(n, m)| {
+            *m == StartMode::Surge
+                && seen.nodes.contains_key(n)
+                && !act.starts.iter().any(|(s, _)| s == n)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    let mut started = Vec::new();
+    for f in act.finish.iter_mut().filter(|f| f.terminate.is_some()) {
+        match modes.get(&f.node) {
+            Some(StartMode::Unavailable) => f.keep_size = true,
+            Some(StartMode::Surge) => {
+                let place = &run.place[&f.node];
+                if let Some(i) = successors.iter().position(|y| run.place[*y] == *place) {
+                    started.push((successors.remove(i).clone(), StartMode::Surge));
+                    f.keep_size = true;
+                    released.insert(f.node.clone());
+                }
+            }
+            None => {}
+        }
+    }
+    act.starts.extend(started);
+    released
 }
 
 /// Whether `n`'s instance in `pool` is still there and not terminated.
@@ -771,11 +850,17 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
         .filter(|(n, _)| seen.nodes.contains_key(n))
         .cloned()
         .collect();
-    act.want = capacity_want(run, seen, mem, &act.phases, &act.starts);
+    act.want = capacity_want(run, seen, mem, &act.phases, &act.starts, &BTreeSet::new());
     cleanups(run, seen, mem, &mut act);
     // What the claims of this round may still take: the room left after the starts.
     let mut claim_room = adm.room_left.clone();
     per_node::decide_nodes(run, seen, mem, &mut claim_room, &mut act)?;
+    if run.replace_on_terminate && act.want.is_some() {
+        let released = replace_in_place(run, seen, &started_modes, &mut act);
+        if !released.is_empty() {
+            act.want = capacity_want(run, seen, mem, &act.phases, &act.starts, &released);
+        }
+    }
     stalls(run, seen, mem, &mut act);
     finish_check(run, seen, mem, adm.stop, &mut act);
     Ok(act)

@@ -305,6 +305,7 @@ fn drain(
             act.finish.push(Finish {
                 node: name.clone(),
                 terminate,
+                keep_size: false,
             });
         } else {
             act.deferred = true;
