@@ -45,6 +45,7 @@ pub fn case(seed: u64) -> Case {
                 max_unavailable,
             },
             slots: 0,
+            spread: false,
         });
     }
     let mut workloads = Vec::new();
@@ -94,7 +95,7 @@ pub fn case(seed: u64) -> Case {
         p.slots = slots.max(sts_in_zone + 1);
     }
     let hostile = r.chance(0.6);
-    Case {
+    let mut c = Case {
         pools,
         workloads,
         max_lag: if hostile { r.range(0, 3) as usize } else { 0 },
@@ -118,7 +119,13 @@ pub fn case(seed: u64) -> Case {
             leave_cordoned_after: Duration::from_secs(240),
             max_blocked_nodes: 1,
         },
+    };
+    // Drawn last: earlier seeds keep their cases. A pool over several zones is one group
+    // (an EKS managed node group) in some cases.
+    for p in &mut c.pools {
+        p.spread = p.zones.len() > 1 && r.chance(0.4) && std::env::var_os("NOSPREAD").is_none();
     }
+    c
 }
 
 /// Runs case `seed`; the reasons it fails, if any.
@@ -139,9 +146,21 @@ pub fn check(seed: u64) -> Result<(), String> {
             .map(|p| p.per_zone * p.zones.len() as u32)
             .sum();
         eprintln!(
-            "case {seed}: nodes={nodes} t={} rounds={} kept_size={}",
-            w.t, t.rounds, t.kept_size
+            "case {seed}: nodes={nodes} t={} rounds={} kept_size={} spread={} blocked={} done={}",
+            w.t,
+            t.rounds,
+            t.kept_size,
+            c.pools.iter().filter(|p| p.spread).count(),
+            t.blocked.len(),
+            w.done
         );
+        if std::env::var_os("E2E_GATE_PROPS_BLOCKED").is_some() {
+            eprintln!("  broken_launches={} blocked: {:?}", c.broken_launches, t.blocked);
+            eprintln!("{c:#?}");
+            for d in w.describe() {
+                eprintln!("  {d}");
+            }
+        }
     }
     fails.extend(t.violations.iter().cloned());
     fails.extend(

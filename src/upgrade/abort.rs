@@ -100,9 +100,13 @@ pub async fn abort(
             if let Some(base) = &base {
                 remove_surge(pool, base, &nodes, &out.cleaned).await?;
             }
+            let mut by_pool: BTreeMap<&str, BTreeMap<String, u32>> = BTreeMap::new();
             for ((p, z), n) in base.iter().flatten() {
-                pool.set_desired(p, z, *n).await?;
+                by_pool.entry(p).or_default().insert(z.clone(), *n);
                 out.capacity_restored.push((p.clone(), z.clone(), *n));
+            }
+            for (p, sizes) in by_pool {
+                pool.set_sizes(p, &sizes).await?;
             }
             for (p, v) in versions.iter().flatten() {
                 pool.set_version(p, v).await?;
@@ -150,6 +154,13 @@ async fn remove_surge(
         })
         .collect();
     let pools: BTreeSet<&str> = base.keys().map(|(p, _)| p.as_str()).collect();
+    let spread: BTreeSet<String> = pool
+        .groups()
+        .await?
+        .into_iter()
+        .filter(|g| g.spread)
+        .map(|g| g.name)
+        .collect();
     for p in pools {
         let live: Vec<Instance> = pool
             .instances(p)
@@ -162,21 +173,30 @@ async fn remove_surge(
                 )
             })
             .collect();
-        for ((bp, zone), size) in base {
-            if bp != p {
-                continue;
-            }
+        // A group over several zones put its replacements where it chose: its surplus is
+        // counted over the pool, not per zone.
+        let sizes: Vec<(Option<&str>, u32)> = if spread.contains(p) {
+            let total = base.iter().filter(|((bp, _), _)| bp == p).map(|(_, n)| n).sum();
+            vec![(None, total)]
+        } else {
+            base.iter()
+                .filter(|((bp, _), _)| bp == p)
+                .map(|((_, z), n)| (Some(z.as_str()), *n))
+                .collect()
+        };
+        for (zone, size) in sizes {
+            let here = |i: &&Instance| zone.is_none_or(|z| i.zone == z);
             let mut candidates: Vec<(&Instance, Option<DateTime<Utc>>)> = live
                 .iter()
-                .filter(|i| &i.zone == zone)
+                .filter(here)
                 .filter_map(|i| match by_instance.get(i.id.as_str()) {
                     Some((true, _)) => None,
                     Some((false, created)) => Some((i, *created)),
                     None => Some((i, None)),
                 })
                 .collect();
-            let in_zone = live.iter().filter(|i| &i.zone == zone).count();
-            let excess = in_zone.saturating_sub(*size as usize);
+            let in_zone = live.iter().filter(here).count();
+            let excess = in_zone.saturating_sub(size as usize);
             // No Node first (None sorts first, so reverse the time order by hand), then newest.
             candidates.sort_by(|a, b| match (a.1, b.1) {
                 (None, None) => std::cmp::Ordering::Equal,
@@ -185,7 +205,7 @@ async fn remove_surge(
                 (Some(x), Some(y)) => y.cmp(&x),
             });
             for (i, _) in candidates.into_iter().take(excess) {
-                tracing::info!(instance = %i.id, pool = %p, %zone, "terminating an instance the run added");
+                tracing::info!(instance = %i.id, pool = %p, zone = %i.zone, "terminating an instance the run added");
                 pool.terminate_with_decrement(&i.id).await?;
             }
         }

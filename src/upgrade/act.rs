@@ -4,7 +4,8 @@
 //! [`decide`](super::decide::decide).
 
 use super::capacity::{self, PoolZone};
-use super::decide::patches::{claim_patch, claimed_for, step_patch, Marking};
+use super::decide::patches::{claim_patch, claimed_for, start_patch, step_patch, Marking};
+use super::node_patch::NodePatch;
 use super::decide::{Actions, Observed, Outcome, RunContext};
 use super::engine::EngineError;
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
@@ -14,7 +15,7 @@ use super::snapshot::NodeInfo;
 use super::state::{abort_patch, Event};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Patches at most this many nodes (or evicts this many pods) at once: with hundreds of
 /// nodes moving together, one request after the other would make the engine, not the
@@ -29,6 +30,8 @@ pub(crate) const PARALLEL_REQUESTS: usize = 16;
 pub(crate) struct CapacitySync {
     observed: Option<BTreeMap<PoolZone, u32>>,
     last_want: Option<BTreeMap<PoolZone, u32>>,
+    /// Pools whose one group spans zones: sized by their total.
+    spread: BTreeSet<String>,
 }
 
 impl CapacitySync {
@@ -44,20 +47,49 @@ impl CapacitySync {
         }
         let mut observed = match self.observed.take() {
             Some(o) => o,
-            None => pool
-                .groups()
-                .await?
-                .iter()
-                .flat_map(|g| {
-                    g.desired_per_zone
-                        .iter()
-                        .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
-                })
-                .collect(),
+            None => {
+                let groups = pool.groups().await?;
+                self.spread = groups
+                    .iter()
+                    .filter(|g| g.spread)
+                    .map(|g| g.name.clone())
+                    .collect();
+                groups
+                    .iter()
+                    .flat_map(|g| {
+                        g.desired_per_zone
+                            .iter()
+                            .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
+                    })
+                    .collect()
+            }
         };
+        let total = |m: &BTreeMap<PoolZone, u32>, p: &str| -> u32 {
+            m.iter().filter(|((q, _), _)| q == p).map(|(_, n)| n).sum()
+        };
+        let mut spread_changed = BTreeSet::new();
         for ((p, z), n) in capacity::changes(&observed, want) {
-            pool.set_desired(&p, &z, n).await?;
-            observed.insert((p, z), n);
+            if self.spread.contains(&p) {
+                spread_changed.insert(p.clone());
+            } else {
+                pool.set_desired(&p, &z, n).await?;
+                observed.insert((p, z), n);
+            }
+        }
+        // A group over several zones has one size: set when its total moved, not when only
+        // the zones its size is counted in did (a replacement that landed elsewhere).
+        for p in spread_changed {
+            let sizes: BTreeMap<String, u32> = want
+                .iter()
+                .filter(|((q, _), _)| *q == p)
+                .map(|((_, z), n)| (z.clone(), *n))
+                .collect();
+            if total(want, &p) != total(&observed, &p) {
+                pool.set_sizes(&p, &sizes).await?;
+            }
+            for (z, n) in sizes {
+                observed.insert((p.clone(), z), n);
+            }
         }
         self.observed = Some(observed);
         self.last_want = Some(want.clone());
@@ -112,6 +144,18 @@ impl Actor<'_> {
         events: &[Event],
         mode: Option<StartMode>,
     ) -> Result<Option<NodeInfo>, EngineError> {
+        self.write(name, |fresh, mark, now| {
+            step_patch(fresh, mark, events, mode, now)
+        })
+        .await
+    }
+
+    /// One node's patch made by `f` from the node as stored.
+    async fn write(
+        &self,
+        name: &str,
+        f: impl Fn(&NodeInfo, Marking<'_>, DateTime<Utc>) -> NodePatch,
+    ) -> Result<Option<NodeInfo>, EngineError> {
         let Some(node) = self.seen.nodes.get(name) else {
             return Ok(None);
         };
@@ -123,7 +167,7 @@ impl Actor<'_> {
                     run_id,
                     hard: self.run.hard_pools.contains(&fresh.pool),
                 };
-                step_patch(fresh, mark, events, mode, now)
+                f(fresh, mark, now)
             })
             .await;
         match patched {
@@ -137,12 +181,15 @@ impl Actor<'_> {
     async fn starts(&self, actions: &Actions) -> Result<Vec<NodeInfo>, EngineError> {
         let results: Vec<_> = futures::stream::iter(&actions.starts)
             .map(|(name, mode)| async move {
-                // Unavailable mode: taint and cordon at once (no replacement to wait for).
-                let evs: &[Event] = match mode {
-                    StartMode::Surge => &[Event::SurgeRequested],
-                    StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
-                };
-                self.step(name, evs, Some(*mode)).await
+                let from = actions
+                    .handed_over
+                    .iter()
+                    .find(|(_, y)| *y == name)
+                    .map(|(x, _)| x.as_str());
+                self.write(name, |fresh, mark, now| {
+                    start_patch(fresh, mark, *mode, from, now)
+                })
+                .await
             })
             .buffered(PARALLEL_REQUESTS)
             .collect()

@@ -75,11 +75,31 @@ pub struct AsgView {
     pub instances: Vec<AsgInstance>,
 }
 
-/// A node pool: one group per zone (CLM and kops style).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node pool: one group per zone (CLM and kops style), or one group over several zones
+/// (an EKS managed node group).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PoolLayout {
-    /// Zone → group.
-    pub zones: BTreeMap<String, AsgView>,
+    /// Group name → group.
+    pub groups: BTreeMap<String, AsgView>,
+}
+
+impl PoolLayout {
+    /// The group that launches in `zone`.
+    pub fn group_in(&self, zone: &str) -> Option<&AsgView> {
+        self.groups.values().find(|g| g.zones.iter().any(|z| z == zone))
+    }
+
+    /// Mutable [`PoolLayout::group_in`].
+    pub fn group_in_mut(&mut self, zone: &str) -> Option<&mut AsgView> {
+        self.groups
+            .values_mut()
+            .find(|g| g.zones.iter().any(|z| z == zone))
+    }
+
+    /// One group over several zones: the cloud picks each new instance's zone.
+    pub fn spread(&self) -> bool {
+        self.groups.values().any(|g| g.zones.len() > 1)
+    }
 }
 
 /// The pool a group belongs to: the first of `pool_tags` it carries.
@@ -91,8 +111,9 @@ pub fn pool_of<'a>(g: &'a AsgView, pool_tags: &[String]) -> Option<&'a str> {
 }
 
 /// Groups the cluster's groups into pools. A group without a pool tag is not a node pool the
-/// engine may drive and is left out; a group over several zones, or two groups of one pool
-/// in one zone, are errors naming them.
+/// engine may drive and is left out. A pool is one group per zone or one group over several
+/// zones; a pool mixing the two, or two groups of one pool in one zone, are errors naming
+/// them.
 pub fn layout(
     groups: &[AsgView],
     pool_tags: &[String],
@@ -103,30 +124,37 @@ pub fn layout(
             tracing::debug!(group = %g.name, tags = ?pool_tags, "group has no pool tag; left alone");
             continue;
         };
-        let [zone] = g.zones.as_slice() else {
+        let entry = out.entry(pool.to_string()).or_default();
+        if let Some(other) = entry.groups.values().find(|o| o.zones.len() > 1 || g.zones.len() > 1)
+        {
+            let (multi, single) = if other.zones.len() > 1 {
+                (other, g)
+            } else {
+                (g, other)
+            };
             return Err(PoolError::Api {
                 message: format!(
-                    "Auto Scaling group {:?} (pool {pool:?}) launches in {} zones ({}); \
-                     --cloud aws rolls one group per zone (the engine surges in the zone of \
-                     the node it replaces), so give the pool one group per zone",
-                    g.name,
-                    g.zones.len(),
-                    g.zones.join(", ")
-                ),
-            });
-        };
-        let entry = out.entry(pool.to_string()).or_insert_with(|| PoolLayout {
-            zones: BTreeMap::new(),
-        });
-        if let Some(other) = entry.zones.insert(zone.clone(), g.clone()) {
-            return Err(PoolError::Api {
-                message: format!(
-                    "pool {pool:?} has two Auto Scaling groups in zone {zone:?}: {:?} and {:?}; \
+                    "pool {pool:?} has Auto Scaling group {:?} over zones {} and also group \
+                     {:?}; a pool is one group per zone or one group over several zones, so \
                      tag only one of them with the pool",
-                    other.name, g.name
+                    multi.name,
+                    multi.zones.join(", "),
+                    single.name
                 ),
             });
         }
+        for zone in &g.zones {
+            if let Some(other) = entry.group_in(zone) {
+                return Err(PoolError::Api {
+                    message: format!(
+                        "pool {pool:?} has two Auto Scaling groups in zone {zone:?}: {:?} and \
+                         {:?}; tag only one of them with the pool",
+                        other.name, g.name
+                    ),
+                });
+            }
+        }
+        entry.groups.insert(g.name.clone(), g.clone());
     }
     Ok(out)
 }
@@ -134,9 +162,11 @@ pub fn layout(
 /// The launch template version a pool's groups point at: one version, or
 /// `zone=version,…` when they differ (what [`versions_to_set`] reads back).
 pub fn pool_version(p: &PoolLayout) -> String {
+    // Keyed by each group's first zone: the zone of a per-zone group.
     let versions: BTreeMap<&str, &str> = p
-        .zones
-        .iter()
+        .groups
+        .values()
+        .filter_map(|g| Some((g.zones.first()?, g)))
         .map(|(z, g)| {
             (
                 z.as_str(),
@@ -161,21 +191,56 @@ pub fn pool_version(p: &PoolLayout) -> String {
 
 /// The engine's view of a pool.
 pub fn pool_group(name: &str, p: &PoolLayout) -> PoolGroup {
+    let mut desired_per_zone = BTreeMap::new();
+    for g in p.groups.values() {
+        match g.zones.as_slice() {
+            [zone] => {
+                desired_per_zone.insert(zone.clone(), g.desired);
+            }
+            zones => desired_per_zone.extend(spread_sizes(g, zones)),
+        }
+    }
     PoolGroup {
         name: name.to_string(),
-        desired_per_zone: p
-            .zones
-            .iter()
-            .map(|(z, g)| (z.clone(), g.desired))
-            .collect(),
-        max_size: p.zones.values().map(|g| g.max).sum(),
+        desired_per_zone,
+        max_size: p.groups.values().map(|g| g.max).sum(),
         version: pool_version(p),
         backs_load_balancer: p
-            .zones
+            .groups
             .values()
             .any(|g| !g.target_groups.is_empty() || !g.classic_lbs.is_empty()),
         boot_seconds: None,
+        spread: p.spread(),
     }
+}
+
+/// A group over several zones, split per zone as the engine counts capacity: its live
+/// instances per zone, made to add up to its desired size (instances still to launch go to
+/// the zones with fewest, a pending scale-in comes off the zones with most).
+fn spread_sizes(g: &AsgView, zones: &[String]) -> BTreeMap<String, u32> {
+    let mut out: BTreeMap<String, u32> = zones.iter().map(|z| (z.clone(), 0)).collect();
+    for i in &g.instances {
+        if matches!(
+            lifecycle(&i.lifecycle),
+            InstanceLifecycle::Pending | InstanceLifecycle::InService
+        ) {
+            *out.entry(i.zone.clone()).or_default() += 1;
+        }
+    }
+    let mut total: u32 = out.values().sum();
+    while total < g.desired {
+        if let Some(n) = out.values_mut().min() {
+            *n += 1;
+        }
+        total += 1;
+    }
+    while total > g.desired {
+        if let Some(n) = out.values_mut().max() {
+            *n -= 1;
+        }
+        total -= 1;
+    }
+    out
 }
 
 /// What `set_version(pool, v)` points each zone's group at. The engine passes the target
@@ -199,8 +264,9 @@ pub fn versions_to_set(
         return Ok(out);
     }
     let ver = if is_kubelet { template_version } else { v };
-    Ok(p.zones
-        .keys()
+    Ok(p.groups
+        .values()
+        .filter_map(|g| g.zones.first())
         .map(|z| (z.clone(), ver.to_string()))
         .collect())
 }
@@ -343,10 +409,56 @@ mod tests {
         assert!(!g.backs_load_balancer);
     }
 
+    fn instance(id: &str, zone: &str, state: &str) -> AsgInstance {
+        AsgInstance {
+            id: id.into(),
+            zone: zone.into(),
+            lifecycle: state.into(),
+            version: "3".into(),
+        }
+    }
+
     #[test]
-    fn multi_zone_groups_and_two_groups_in_a_zone_are_named() {
-        let e = layout(&[group("ng", Some("ng"), &["a", "b"], 2)], &tags()).unwrap_err();
-        assert!(e.to_string().contains("\"ng\"") && e.to_string().contains("2 zones (a, b)"));
+    fn a_multi_zone_group_is_a_spread_pool_sized_per_zone_by_its_instances() {
+        let mut ng = group("ng", Some("ng"), &["a", "b", "c"], 5);
+        ng.instances = vec![
+            instance("i-1", "a", "InService"),
+            instance("i-2", "a", "InService"),
+            instance("i-3", "b", "InService"),
+            instance("i-4", "b", "Terminating:Wait"),
+        ];
+        let l = layout(&[ng.clone()], &tags()).unwrap();
+        let g = pool_group("ng", &l["ng"]);
+        assert!(g.spread);
+        // 3 live; the 2 still to launch go to the zones with fewest (c, then b or c).
+        assert_eq!(g.desired_per_zone.values().sum::<u32>(), 5);
+        assert_eq!(g.desired_per_zone["a"], 2);
+        assert!(g.desired_per_zone["c"] >= 1, "{:?}", g.desired_per_zone);
+        // A pending scale-in comes off the zone with most.
+        ng.desired = 2;
+        let l = layout(&[ng], &tags()).unwrap();
+        let g = pool_group("ng", &l["ng"]);
+        assert_eq!(
+            g.desired_per_zone,
+            BTreeMap::from([("a".into(), 1), ("b".into(), 1), ("c".into(), 0)])
+        );
+        assert_eq!(l["ng"].group_in("c").map(|g| g.name.as_str()), Some("ng"));
+    }
+
+    #[test]
+    fn mixed_pools_and_two_groups_in_a_zone_are_named() {
+        let e = layout(
+            &[
+                group("ng", Some("ng"), &["a", "b"], 2),
+                group("ng-c", Some("ng"), &["c"], 1),
+            ],
+            &tags(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("group \"ng\" over zones a, b and also group \"ng-c\""),
+            "{e}"
+        );
         let e = layout(
             &[
                 group("x1", Some("x"), &["a"], 1),
@@ -385,8 +497,7 @@ mod tests {
                 ("b".into(), "$Latest".into())
             ])
         );
-        p.zones
-            .get_mut("b")
+        p.group_in_mut("b")
             .unwrap()
             .launch_template
             .as_mut()

@@ -164,14 +164,14 @@ impl AwsNodePool {
             .cloned()
     }
 
-    /// Changes the cached group of `pool` in `zone` as a write just changed the real one.
-    fn update_cached(&self, pool: &str, zone: &str, f: impl FnOnce(&mut AsgView)) {
+    /// Changes the cached group `group` of `pool` as a write just changed the real one.
+    fn update_cached(&self, pool: &str, group: &str, f: impl FnOnce(&mut AsgView)) {
         if let Some(g) = self
             .layout
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_mut(pool)
-            .and_then(|p| p.zones.get_mut(zone))
+            .and_then(|p| p.groups.get_mut(group))
         {
             f(g);
         }
@@ -180,16 +180,11 @@ impl AwsNodePool {
     /// Re-reads the pool's groups (one call) and refreshes the cache.
     async fn refresh(&self, pool: &str) -> Result<PoolLayout, PoolError> {
         let known = self.pool(pool).await?;
-        let names: Vec<String> = known.zones.values().map(|g| g.name.clone()).collect();
+        let names: Vec<String> = known.groups.keys().cloned().collect();
         let fresh = self.describe(&names).await?;
-        let mut p = PoolLayout {
-            zones: BTreeMap::new(),
+        let p = PoolLayout {
+            groups: fresh.into_iter().map(|g| (g.name.clone(), g)).collect(),
         };
-        for g in fresh {
-            if let Some(z) = g.zones.first() {
-                p.zones.insert(z.clone(), g);
-            }
-        }
         self.layout
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -223,13 +218,55 @@ impl AwsNodePool {
     async fn group_in(&self, pool: &str, zone: &str) -> Result<AsgView, PoolError> {
         self.pool(pool)
             .await?
-            .zones
-            .get(zone)
+            .group_in(zone)
             .cloned()
             .ok_or_else(|| PoolError::UnknownZone {
                 pool: pool.to_string(),
                 zone: zone.to_string(),
             })
+    }
+
+    /// Sets one group's desired size, raising its MaxSize (recorded first) when the surge
+    /// needs it.
+    async fn set_group_desired(&self, pool: &str, g: &AsgView, desired: u32) -> Result<(), PoolError> {
+        let n = i32::try_from(desired).unwrap_or(i32::MAX);
+        if desired > g.max {
+            // The surge needs room: MaxSize goes up with the desired size. `hold` recorded
+            // the max before the run on the group; make sure a record exists first.
+            if !g.tags.contains_key(layout::HELD_TAG) {
+                let held = Held::before(g).to_tag();
+                self.tag(&g.name, layout::HELD_TAG, &held).await?;
+                // Cached too: a second surge must not record the raised max as the original.
+                self.update_cached(pool, &g.name, |g| {
+                    g.tags.insert(layout::HELD_TAG.to_string(), held);
+                });
+            }
+            self.write("UpdateAutoScalingGroup", &g.name, || {
+                self.asg
+                    .update_auto_scaling_group()
+                    .auto_scaling_group_name(&g.name)
+                    .max_size(n)
+                    .desired_capacity(n)
+                    .send()
+            })
+            .await?;
+        } else {
+            self.write("SetDesiredCapacity", &g.name, || {
+                self.asg
+                    .set_desired_capacity()
+                    .auto_scaling_group_name(&g.name)
+                    .desired_capacity(n)
+                    .honor_cooldown(false)
+                    .send()
+            })
+            .await?;
+        }
+        // The cache follows the write: the next read of the pool is the engine's to ask for.
+        self.update_cached(pool, &g.name, |g| {
+            g.desired = desired;
+            g.max = g.max.max(desired);
+        });
+        Ok(())
     }
 
     /// `TerminateInstanceInAutoScalingGroup`; without `decrement` the group launches a
@@ -256,7 +293,7 @@ impl AwsNodePool {
                 .collect();
             for p in pools {
                 let fresh = self.refresh(&p).await?;
-                let live = fresh.zones.values().flat_map(|g| &g.instances).any(|i| {
+                let live = fresh.groups.values().flat_map(|g| &g.instances).any(|i| {
                     i.id == instance
                         && layout::lifecycle(&i.lifecycle) != InstanceLifecycle::Terminated
                 });
@@ -411,7 +448,7 @@ impl NodePool for AwsNodePool {
 
     async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError> {
         let p = self.refresh(pool).await?;
-        if let Some(g) = p.zones.values().find(|g| !g.classic_lbs.is_empty()) {
+        if let Some(g) = p.groups.values().find(|g| !g.classic_lbs.is_empty()) {
             return Err(PoolError::Api {
                 message: format!(
                     "Auto Scaling group {:?} uses classic load balancers ({}): --cloud aws reads \
@@ -422,7 +459,7 @@ impl NodePool for AwsNodePool {
             });
         }
         let tgs: BTreeSet<String> = p
-            .zones
+            .groups
             .values()
             .flat_map(|g| g.target_groups.iter().cloned())
             .collect();
@@ -430,7 +467,7 @@ impl NodePool for AwsNodePool {
         let now = std::time::Instant::now();
         let known = {
             let healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
-            p.zones.values().all(|g| {
+            p.groups.values().all(|g| {
                 g.instances
                     .iter()
                     .filter(|i| layout::lifecycle(&i.lifecycle) == InstanceLifecycle::InService)
@@ -463,7 +500,7 @@ impl NodePool for AwsNodePool {
             }
             h
         };
-        Ok(p.zones
+        Ok(p.groups
             .values()
             .flat_map(|g| {
                 let health = &health;
@@ -487,43 +524,29 @@ impl NodePool for AwsNodePool {
 
     async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError> {
         let g = self.group_in(pool, zone).await?;
-        let n = i32::try_from(desired).unwrap_or(i32::MAX);
-        if desired > g.max {
-            // The surge needs room: MaxSize goes up with the desired size. `hold` recorded
-            // the max before the run on the group; make sure a record exists first.
-            if !g.tags.contains_key(layout::HELD_TAG) {
-                let held = Held::before(&g).to_tag();
-                self.tag(&g.name, layout::HELD_TAG, &held).await?;
-                // Cached too: a second surge must not record the raised max as the original.
-                self.update_cached(pool, zone, |g| {
-                    g.tags.insert(layout::HELD_TAG.to_string(), held);
-                });
-            }
-            self.write("UpdateAutoScalingGroup", &g.name, || {
-                self.asg
-                    .update_auto_scaling_group()
-                    .auto_scaling_group_name(&g.name)
-                    .max_size(n)
-                    .desired_capacity(n)
-                    .send()
-            })
-            .await?;
-        } else {
-            self.write("SetDesiredCapacity", &g.name, || {
-                self.asg
-                    .set_desired_capacity()
-                    .auto_scaling_group_name(&g.name)
-                    .desired_capacity(n)
-                    .honor_cooldown(false)
-                    .send()
-            })
-            .await?;
+        if g.zones.len() > 1 {
+            return Err(PoolError::Api {
+                message: format!(
+                    "Auto Scaling group {:?} spans zones {}: its size is set for the pool as \
+                     a whole, not for zone {zone:?}",
+                    g.name,
+                    g.zones.join(", ")
+                ),
+            });
         }
-        // The cache follows the write: the next read of the pool is the engine's to ask for.
-        self.update_cached(pool, zone, |g| {
-            g.desired = desired;
-            g.max = g.max.max(desired);
-        });
+        self.set_group_desired(pool, &g, desired).await
+    }
+
+    async fn set_sizes(&self, pool: &str, sizes: &BTreeMap<String, u32>) -> Result<(), PoolError> {
+        let p = self.pool(pool).await?;
+        for g in p.groups.values() {
+            if g.zones.len() > 1 {
+                let total = g.zones.iter().filter_map(|z| sizes.get(z)).sum();
+                self.set_group_desired(pool, g, total).await?;
+            } else if let Some(n) = g.zones.first().and_then(|z| sizes.get(z)) {
+                self.set_group_desired(pool, g, *n).await?;
+            }
+        }
         Ok(())
     }
 
@@ -544,7 +567,7 @@ impl NodePool for AwsNodePool {
         let want = layout::versions_to_set(&p, version, &self.settings.launch_template_version)
             .map_err(|message| PoolError::Api { message })?;
         for (zone, v) in want {
-            let Some(g) = p.zones.get(&zone) else {
+            let Some(g) = p.group_in(&zone) else {
                 continue;
             };
             let t = match (&g.launch_template, &g.not_a_template) {
@@ -572,7 +595,7 @@ impl NodePool for AwsNodePool {
                     .send()
             })
             .await?;
-            self.update_cached(pool, &zone, |g| {
+            self.update_cached(pool, &g.name, |g| {
                 if let Some(t) = g.launch_template.as_mut() {
                     t.version = v.clone();
                 }
@@ -583,7 +606,7 @@ impl NodePool for AwsNodePool {
 
     async fn hold(&self, pools: &[String]) -> Result<(), PoolError> {
         for pool in pools {
-            for g in self.pool(pool).await?.zones.values() {
+            for g in self.pool(pool).await?.groups.values() {
                 // The record goes first: a crash after it and before the suspension leaves a
                 // record of processes not suspended yet, which resuming does no harm to.
                 let held = match g.tags.get(layout::HELD_TAG).and_then(|v| Held::from_tag(v)) {
@@ -619,7 +642,7 @@ impl NodePool for AwsNodePool {
 
     async fn restore(&self, pools: &[String]) -> Result<(), PoolError> {
         for pool in pools {
-            for g in self.refresh(pool).await?.zones.values() {
+            for g in self.refresh(pool).await?.groups.values() {
                 let Some(held) = g.tags.get(layout::HELD_TAG).and_then(|v| Held::from_tag(v))
                 else {
                     continue;

@@ -319,7 +319,7 @@ async fn take_over_cloud(
     pool: &dyn NodePool,
     plan: &Plan,
     ns: &str,
-) -> Result<(BTreeMap<PoolZone, u32>, BTreeMap<String, bool>), EngineError> {
+) -> Result<CloudFacts, EngineError> {
     let pools: BTreeSet<String> = plan.outdated.iter().map(|n| n.pool.clone()).collect();
     pool.hold(&rolled_pools(plan)).await?;
     let groups = pool.groups().await?;
@@ -348,6 +348,11 @@ async fn take_over_cloud(
         .iter()
         .map(|g| (g.name.clone(), g.backs_load_balancer))
         .collect();
+    let spread = groups
+        .iter()
+        .filter(|g| g.spread)
+        .map(|g| g.name.clone())
+        .collect();
     let base = match cluster
         .lease_annotation(ns, BASE_CAPACITY_ANNOTATION)
         .await?
@@ -369,7 +374,21 @@ async fn take_over_cloud(
             b
         }
     };
-    Ok((base, backs_lb))
+    Ok(CloudFacts {
+        base,
+        backs_lb,
+        spread,
+    })
+}
+
+/// What the cloud says about the rolled pools when a process takes the run over.
+struct CloudFacts {
+    /// Each (pool, zone)'s size before the run.
+    base: BTreeMap<PoolZone, u32>,
+    /// Pools whose instances back a load balancer.
+    backs_lb: BTreeMap<String, bool>,
+    /// Pools whose one group spans zones.
+    spread: BTreeSet<String>,
 }
 
 /// Before the first round: retries replacements that failed in an earlier run, and marks
@@ -463,7 +482,7 @@ async fn apply_held(
         .iter()
         .filter(|n| !nodes0.contains_key(&n.name))
         .count() as u64;
-    let (base, backs_lb) = take_over_cloud(cluster, pool, plan, ns).await?;
+    let cloud = take_over_cloud(cluster, pool, plan, ns).await?;
     let pods0: Vec<PodInfo> = w.pods().into_iter().map(|(p, _)| p).collect();
     let pdbs0: Vec<PdbInfo> = w.pdbs().into_iter().map(|(b, _)| b).collect();
     let mut run = RunContext::new(
@@ -473,12 +492,13 @@ async fn apply_held(
         cfg.min_ready,
         cfg.ready_timeout,
         setup::adopt_run_id(nodes0.values(), &cfg.run_id),
-        base,
-        backs_lb,
+        cloud.base,
+        cloud.backs_lb,
         &pods0,
         &pdbs0,
     );
     run.replace_on_terminate = pool.replaces_on_terminate();
+    run.spread_pools = cloud.spread;
     let mut mem = Memory::default();
     prepare_nodes(cluster, &mut w, &run, &mut mem, &clock).await?;
     let mut meters = RunMeters::new(&pods0);

@@ -213,6 +213,7 @@ impl NodePool for ExecNodePool {
                 version: g.version,
                 backs_load_balancer: g.load_balancer,
                 boot_seconds: g.boot_seconds,
+                spread: false,
             })
             .collect())
     }

@@ -57,8 +57,14 @@ pub struct Instance {
 pub struct PoolGroup {
     /// Name.
     pub name: String,
-    /// Desired capacity per zone (zones the pool can launch in, possibly 0).
+    /// Desired capacity per zone (zones the pool can launch in, possibly 0). For a pool
+    /// whose group spans zones ([`PoolGroup::spread`]): its live instances per zone, the
+    /// group's desired size in total.
     pub desired_per_zone: BTreeMap<String, u32>,
+    /// One group spans the zones (an EKS managed node group): its size is one number and the
+    /// cloud picks each new instance's zone, so a replacement may land in another zone than
+    /// the node it replaces.
+    pub spread: bool,
     /// Upper bound of the pool's total size.
     pub max_size: u32,
     /// Kubelet version new instances get.
@@ -121,6 +127,16 @@ pub trait NodePool: Send + Sync {
     async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError>;
     /// Sets the desired capacity of `pool` in `zone`.
     async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError>;
+    /// Sets `pool`'s sizes in the zones named, all in one change. A pool whose one group
+    /// spans zones ([`PoolGroup::spread`]) is given every zone and set to their sum once:
+    /// zone by zone, a size moving from one zone to another would lower the group for a
+    /// moment, and the cloud would pick what to scale in.
+    async fn set_sizes(&self, pool: &str, sizes: &BTreeMap<String, u32>) -> Result<(), PoolError> {
+        for (zone, n) in sizes {
+            self.set_desired(pool, zone, *n).await?;
+        }
+        Ok(())
+    }
     /// Terminates `instance` and decrements its pool's desired capacity in its zone.
     async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError>;
     /// Whether [`NodePool::terminate_keeping_size`] works here. Clouds that cannot (the exec

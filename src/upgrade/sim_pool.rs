@@ -152,6 +152,7 @@ impl NodePool for SimNodePool {
                 version: g.kubelet_version.clone(),
                 backs_load_balancer: lb,
                 boot_seconds: None,
+                spread: false,
             });
             e.desired_per_zone.insert(g.zone.clone(), g.desired);
             e.backs_load_balancer |= lb;

@@ -182,6 +182,9 @@ pub enum Event {
     TerminateRequested,
     /// The instance is gone.
     InstanceGone,
+    /// In a pool whose group spans zones, the cloud put this node's surge in another zone:
+    /// an old node there took the request over, and this one waits its turn again.
+    SurgeHandedOver,
 }
 
 impl Event {
@@ -197,6 +200,7 @@ impl Event {
             Event::LeftCordoned { .. } => NodePhase::CordonedLeft,
             Event::TerminateRequested => NodePhase::Terminating,
             Event::InstanceGone => NodePhase::Gone,
+            Event::SurgeHandedOver => NodePhase::Outdated,
         }
     }
 }
@@ -240,6 +244,7 @@ pub(crate) fn transition(
                 | (CordonedLeft, Draining)
                 | (Drained, Terminating)
                 | (Terminating, Gone)
+                | (SurgeRequested, Outdated)
         );
     if ok {
         Ok(to)
@@ -602,6 +607,7 @@ mod tests {
             Event::LeftCordoned { reason: "r".into() },
             Event::TerminateRequested,
             Event::InstanceGone,
+            Event::SurgeHandedOver,
         ];
         let legal: &[(NodePhase, NodePhase)] = &[
             (Outdated, SurgeRequested),
@@ -619,6 +625,7 @@ mod tests {
             (CordonedLeft, Draining),
             (Drained, Terminating),
             (Terminating, Gone),
+            (SurgeRequested, Outdated),
         ];
         let mut checked = 0;
         for from in NodePhase::ALL {
@@ -635,7 +642,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 110);
+        assert_eq!(checked, 121);
     }
 
     #[test]

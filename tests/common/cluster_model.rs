@@ -15,7 +15,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use e2e_gate::upgrade::capacity::{self, PoolZone};
 use e2e_gate::upgrade::decide::patches::{
-    claim_patch, claimed_for, mark_patch, step_patch, Marking, REPLACES_ANNOTATION,
+    claim_patch, claimed_for, mark_patch, start_patch, step_patch, Marking, REPLACES_ANNOTATION,
 };
 use e2e_gate::upgrade::decide::{
     decide, instance_pools, setup, Actions, Memory, Observed, Outcome, RunContext,
@@ -89,6 +89,10 @@ pub struct PoolSpec {
     pub limits: PoolLimits,
     /// Pods one node runs (besides its DaemonSet pod).
     pub slots: u64,
+    /// One group over the pool's zones: its size is the sum, and each launch lands in a
+    /// random zone of the pool (as moto does; AWS balances, which the engine cannot rely on
+    /// either).
+    pub spread: bool,
 }
 
 /// A case: topology, options, and how hostile the run is.
@@ -520,7 +524,36 @@ impl World {
     }
 
     fn cloud(&mut self) {
+        for p in self.case.pools.clone().iter().filter(|p| p.spread) {
+            let want: u32 = self
+                .desired
+                .iter()
+                .filter(|((q, _), _)| *q == p.name)
+                .map(|(_, n)| n)
+                .sum();
+            let live: Vec<String> = self
+                .instances
+                .values()
+                .filter(|i| i.pool == p.name && i.lifecycle != InstanceLifecycle::Terminated)
+                .map(|i| i.id.clone())
+                .collect();
+            if (live.len() as u32) < want {
+                let v = self.launch_version[&p.name].clone();
+                for _ in live.len() as u32..want {
+                    let z = p.zones[self.rng.range(0, p.zones.len() as u64 - 1) as usize].clone();
+                    self.launch(&p.name, &z, &v);
+                }
+            } else {
+                for id in live.iter().skip(want as usize) {
+                    self.tally.scale_ins += 1;
+                    self.terminate(id);
+                }
+            }
+        }
         for (pz, want) in self.desired.clone() {
+            if self.case.pools.iter().any(|p| p.spread && p.name == pz.0) {
+                continue;
+            }
             let live: Vec<String> = self
                 .instances
                 .values()
@@ -877,6 +910,13 @@ impl World {
         );
         let mut run = run;
         run.replace_on_terminate = self.case.replace_on_terminate;
+        run.spread_pools = self
+            .case
+            .pools
+            .iter()
+            .filter(|p| p.spread)
+            .map(|p| p.name.clone())
+            .collect();
         let mut mem = Memory::default();
         let retried = setup::retries(&run, &self.nodes).expect("markers");
         for (name, event) in retried {
@@ -1036,6 +1076,21 @@ impl World {
         };
         let actions = decide(&proc.run, &seen, &mut proc.mem).expect("decide");
         self.tally.rounds += 1;
+        if std::env::var_os("MODEL_DEBUG").is_some() {
+            let ph: Vec<String> = actions
+                .phases
+                .iter()
+                .filter(|(_, p)| **p != NodePhase::Outdated && **p != NodePhase::Gone)
+                .map(|(n, p)| format!("{n}:{p}"))
+                .collect();
+            eprintln!(
+                "t={} starts={:?} handed={:?} claims={:?} finish={:?} want={:?} desired={:?} phases={:?}",
+                self.t, actions.starts, actions.handed_over, actions.claims,
+                actions.finish.iter().map(|f| (&f.node, f.keep_size)).collect::<Vec<_>>(),
+                actions.want.as_ref().map(|w| w.values().sum::<u32>()),
+                self.desired.values().sum::<u32>(), ph
+            );
+        }
         self.tally
             .blocked
             .extend(actions.blocked.iter().map(|b| b.reason.clone()));
@@ -1075,17 +1130,30 @@ impl World {
         let run = &proc.run;
         for (name, mode) in &actions.starts {
             request!();
-            let evs: &[Event] = match mode {
-                e2e_gate::upgrade::scheduler::StartMode::Surge => &[Event::SurgeRequested],
-                _ => &[Event::Tainted, Event::DrainStarted],
-            };
             let m = *mode;
-            out.written
-                .extend(self.write(run, name, |n, mk, w| step_patch(n, mk, evs, Some(m), w)));
+            let from = actions
+                .handed_over
+                .iter()
+                .find(|(_, y)| *y == name)
+                .map(|(x, _)| x.clone());
+            out.written.extend(self.write(run, name, |n, mk, w| {
+                start_patch(n, mk, m, from.as_deref(), w)
+            }));
         }
         if let Some(want) = &actions.want {
             if proc.last_want.as_ref() != Some(want) {
+                // A group over several zones is sized in one call (`NodePool::set_sizes`).
+                let mut spread_done = BTreeSet::new();
                 for ((p, z), n) in capacity::changes(&self.desired.clone(), want) {
+                    if self.case.pools.iter().any(|s| s.spread && s.name == p) {
+                        if spread_done.insert(p.clone()) {
+                            request!();
+                            for ((q, z2), m) in want.iter().filter(|((q, _), _)| *q == p) {
+                                self.desired.insert((q.clone(), z2.clone()), *m);
+                            }
+                        }
+                        continue;
+                    }
                     request!();
                     self.desired.insert((p, z), n);
                 }
@@ -1224,7 +1292,20 @@ impl World {
         if i.lifecycle == InstanceLifecycle::Terminated {
             return;
         }
-        let pz = (i.pool.clone(), i.zone.clone());
+        let mut pz = (i.pool.clone(), i.zone.clone());
+        if self.case.pools.iter().any(|p| p.spread && p.name == i.pool)
+            && self.desired.get(&pz).copied().unwrap_or(0) == 0
+        {
+            // One size for the group: any zone's share goes down.
+            if let Some((k, _)) = self
+                .desired
+                .iter()
+                .filter(|((q, _), n)| *q == i.pool && **n > 0)
+                .max_by_key(|(_, n)| **n)
+            {
+                pz = k.clone();
+            }
+        }
         if let Some(d) = self.desired.get_mut(&pz) {
             *d = d.saturating_sub(1);
         }

@@ -70,6 +70,9 @@ pub struct RunContext {
     /// The cloud can terminate an instance keeping its group's size (the cloud launches the
     /// replacement): a finished drain whose zone starts its next node then costs one call.
     pub replace_on_terminate: bool,
+    /// Pools whose one group spans zones: the cloud picks where a new instance lands, so a
+    /// replacement may be in another zone of the pool (see [`RunContext::may_replace`]).
+    pub spread_pools: BTreeSet<String>,
 }
 
 impl RunContext {
@@ -126,7 +129,16 @@ impl RunContext {
             hard_pools,
             order,
             replace_on_terminate: false,
+            spread_pools: BTreeSet::new(),
         }
+    }
+
+    /// Whether a new node in `zone` may replace an old node of `place`: the same zone, or,
+    /// in a pool whose group spans zones, any zone where no old node waits for it
+    /// (`waiting`: zones of the pool with a surge request still open). A replacement the
+    /// cloud put elsewhere is taken where it is not another node's own.
+    pub fn may_replace(&self, place: &PoolZone, zone: &str, waiting: &BTreeSet<&str>) -> bool {
+        place.1 == zone || (self.spread_pools.contains(&place.0) && !waiting.contains(zone))
     }
 }
 
@@ -224,6 +236,9 @@ pub struct Memory {
     pub stall_since: BTreeMap<String, Instant>,
     /// Pools given up on: they stayed short of serving nodes with nothing in flight.
     pub stalled: BTreeSet<String>,
+    /// Nodes that handed their surge request over (read as Outdated until started again,
+    /// whatever a lagging cache shows).
+    pub handed_over: BTreeSet<String>,
 }
 
 /// One eviction to send.
@@ -276,6 +291,10 @@ pub struct Actions {
     pub evictions: Vec<Evict>,
     /// Finished drains.
     pub finish: Vec<Finish>,
+    /// Old nodes whose surge landed in another zone of a pool whose group spans zones,
+    /// with the old node there that takes the request over (started in [`Actions::starts`]
+    /// with [`patches::SURGE_FROM_ANNOTATION`]): back to Outdated.
+    pub handed_over: BTreeMap<String, String>,
     /// Drained nodes of a resumed run: marker, then terminate.
     pub terminate_drained: Vec<(String, Option<String>)>,
     /// Instances of Terminating nodes still alive.
@@ -328,6 +347,7 @@ impl Memory {
     pub fn absorb(&mut self, actions: &Actions, outcome: &Outcome, now: Instant) {
         for (name, mode) in &actions.starts {
             self.known_mode.insert(name.clone(), *mode);
+            self.handed_over.remove(name);
         }
         for n in &outcome.written {
             self.bump_written(n);
@@ -351,6 +371,13 @@ impl Memory {
             if let (Some(id), true) = (&f.terminate, did_terminate) {
                 self.terminated.insert(id.clone());
             }
+        }
+        // Phases only move forward, except a handed-over surge request: forget it.
+        for name in actions.handed_over.keys() {
+            self.known.remove(name);
+            self.known_mode.remove(name);
+            self.surge_seen.remove(name);
+            self.handed_over.insert(name.clone());
         }
     }
 
@@ -431,9 +458,11 @@ pub fn instance_pools(
                 let expected = on(n);
                 // Not another node's replacement, as `Claim::eligible` reads it: a node this
                 // one claimed before a crash (its annotation names this node) still counts.
+                // Any zone of a pool whose group spans zones (a superset of what the claim
+                // may take there: a read too many, never one too few).
                 let judged = candidates.iter().any(|c| {
                     &c.pool == pool
-                        && &c.zone == zone
+                        && (&c.zone == zone || run.spread_pools.contains(pool))
                         && mem.claimed_by.get(&c.name).is_none_or(|o| o == n)
                         && c.annotations
                             .get(REPLACES_ANNOTATION)
@@ -471,15 +500,48 @@ pub fn phases(
     mem: &Memory,
 ) -> Result<BTreeMap<String, NodePhase>, MarkerError> {
     let mut out = BTreeMap::new();
+    let pending = handovers_pending(run, nodes);
     for name in run.place.keys() {
         let ph = match nodes.get(name) {
             None => NodePhase::Gone,
             Some(n) => decode(n)?.map(|m| m.phase).unwrap_or(NodePhase::Outdated),
         };
+        // A surge request handed over is gone, whatever the cache still shows: this process
+        // remembers its own handovers; an earlier process's is read from the node that took
+        // the request over.
+        let ph = if ph == NodePhase::SurgeRequested
+            && (mem.handed_over.contains(name) || pending.contains(name))
+        {
+            NodePhase::Outdated
+        } else {
+            ph
+        };
         let ph = mem.known.get(name).map_or(ph, |k| (*k).max(ph));
         out.insert(name.clone(), ph);
     }
     Ok(out)
+}
+
+/// Old nodes still at SurgeRequested although another node took their request over (a
+/// crash between the two writes of a handover): the taker names them with a time later
+/// than their own request. A request made again after the handover is newer, and stands.
+pub(crate) fn handovers_pending(
+    run: &RunContext,
+    nodes: &BTreeMap<String, NodeInfo>,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for y in run.place.keys() {
+        let Some((from, at)) = nodes.get(y).and_then(patches::surge_from) else {
+            continue;
+        };
+        let Some(x) = nodes.get(from) else { continue };
+        if let Ok(Some(m)) = decode(x) {
+            if m.phase == NodePhase::SurgeRequested && m.since.is_some_and(|s| s < at) {
+                out.insert(from.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Serving capacity, counted the way the trials' observer counts it: nodes Ready and not
@@ -577,8 +639,8 @@ fn capacity_want(
             None => phases[name],
         };
         let mode = now
-            .or_else(|| mode_of(n))
-            .or_else(|| mem.known_mode.get(name).copied());
+            .or_else(|| mem.known_mode.get(name).copied())
+            .or_else(|| mode_of(n));
         let Some(mode) = mode else { continue };
         if ph == NodePhase::Terminating && instance_alive(seen, n, &pz.0) {
             return None;
@@ -633,6 +695,7 @@ fn replace_in_place(
             *m == StartMode::Surge
                 && seen.nodes.contains_key(n)
                 && !act.starts.iter().any(|(s, _)| s == n)
+                && !act.steps.iter().any(|(s, _)| s == n)
         })
         .map(|(n, _)| n)
         .collect();
@@ -641,8 +704,14 @@ fn replace_in_place(
         match modes.get(&f.node) {
             Some(StartMode::Unavailable) => f.keep_size = true,
             Some(StartMode::Surge) => {
+                // Same zone; in a group over several zones any zone of the pool (the cloud
+                // puts the replacement where it balances to, either way).
                 let place = &run.place[&f.node];
-                if let Some(i) = successors.iter().position(|y| run.place[*y] == *place) {
+                let spread = run.spread_pools.contains(&place.0);
+                if let Some(i) = successors.iter().position(|y| {
+                    let p = &run.place[*y];
+                    p == place || (spread && p.0 == place.0)
+                }) {
                     started.push((successors.remove(i).clone(), StartMode::Surge));
                     f.keep_size = true;
                     released.insert(f.node.clone());
@@ -826,13 +895,25 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
     let mut act = Actions::default();
     observe_pdbs(seen, mem, &mut act);
     act.phases = phases(run, &seen.nodes, mem)?;
+    // A handover an earlier process left half-written: finish it (and start the node
+    // again next round at the earliest, from its written Outdated).
+    let recovering: BTreeSet<String> = handovers_pending(run, &seen.nodes)
+        .into_iter()
+        .filter(|x| !mem.handed_over.contains(x))
+        .collect();
+    for x in &recovering {
+        act.steps.push((x.clone(), vec![Event::SurgeHandedOver]));
+    }
     act.counts = serving_counts(run, &seen.nodes, &act.phases);
-    let mut started_modes: BTreeMap<String, StartMode> = mem.known_mode.clone();
+    // This process's own starts first: the annotation may lag behind them, and a node
+    // whose surge was handed over may start again in the other mode.
+    let mut started_modes: BTreeMap<String, StartMode> = BTreeMap::new();
     for name in run.place.keys() {
         if let Some(m) = seen.nodes.get(name).and_then(mode_of) {
             started_modes.insert(name.clone(), m);
         }
     }
+    started_modes.extend(mem.known_mode.iter().map(|(n, m)| (n.clone(), *m)));
     let room = capacity::room(&run.base, &act.counts, |p| {
         run.opts.limits_for(p).max_unavailable
     });
@@ -847,7 +928,7 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
     act.starts = adm
         .start
         .iter()
-        .filter(|(n, _)| seen.nodes.contains_key(n))
+        .filter(|(n, _)| seen.nodes.contains_key(n) && !recovering.contains(n))
         .cloned()
         .collect();
     act.want = capacity_want(run, seen, mem, &act.phases, &act.starts, &BTreeSet::new());
@@ -855,11 +936,14 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
     // What the claims of this round may still take: the room left after the starts.
     let mut claim_room = adm.room_left.clone();
     per_node::decide_nodes(run, seen, mem, &mut claim_room, &mut act)?;
+    // Capacity that passes from one node to another this round: a handed-over surge, a
+    // finished drain whose replacement the cloud launches in place.
+    let mut released: BTreeSet<String> = act.handed_over.keys().cloned().collect();
     if run.replace_on_terminate && act.want.is_some() {
-        let released = replace_in_place(run, seen, &started_modes, &mut act);
-        if !released.is_empty() {
-            act.want = capacity_want(run, seen, mem, &act.phases, &act.starts, &released);
-        }
+        released.extend(replace_in_place(run, seen, &started_modes, &mut act));
+    }
+    if !released.is_empty() && act.want.is_some() {
+        act.want = capacity_want(run, seen, mem, &act.phases, &act.starts, &released);
     }
     stalls(run, seen, mem, &mut act);
     finish_check(run, seen, mem, adm.stop, &mut act);

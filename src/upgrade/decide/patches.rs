@@ -12,6 +12,22 @@ use chrono::{DateTime, Utc};
 pub const REPLACES_ANNOTATION: &str = "upgrade.e2e-gate.io/replaces";
 /// On an old node: `surge` or `unavailable` (how its replacement is provided).
 pub const MODE_ANNOTATION: &str = "upgrade.e2e-gate.io/mode";
+/// On an old node that took another's surge request over (a pool whose group spans zones):
+/// `<node>@<time>`. Written before the other node goes back to Outdated, so a run that
+/// crashed between the two writes finishes the handover instead of counting the surge twice.
+pub const SURGE_FROM_ANNOTATION: &str = "upgrade.e2e-gate.io/surge-from";
+
+/// The [`SURGE_FROM_ANNOTATION`] value: `from` handed its request over at `at`.
+pub fn surge_from_value(from: &str, at: DateTime<Utc>) -> String {
+    format!("{from}@{}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// Reads [`SURGE_FROM_ANNOTATION`]: the node that handed over and when.
+pub(crate) fn surge_from(n: &NodeInfo) -> Option<(&str, DateTime<Utc>)> {
+    let (from, at) = n.annotations.get(SURGE_FROM_ANNOTATION)?.split_once('@')?;
+    let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+    Some((from, at))
+}
 
 /// The annotation value of a start mode.
 pub(crate) fn mode_str(m: StartMode) -> &'static str {
@@ -71,6 +87,31 @@ pub fn step_patch(
     if let Some(mode) = mode {
         p.annotations
             .insert(MODE_ANNOTATION.into(), Some(mode_str(mode).into()));
+    }
+    p
+}
+
+/// A node's start: SurgeRequested, or (no replacement to wait for) taint and cordon at
+/// once; a start that takes over another node's surge request names it (`from`, `at`).
+pub fn start_patch(
+    fresh: &NodeInfo,
+    mark: Marking<'_>,
+    mode: StartMode,
+    from: Option<&str>,
+    now: DateTime<Utc>,
+) -> NodePatch {
+    let events: &[Event] = match mode {
+        StartMode::Surge => &[Event::SurgeRequested],
+        StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
+    };
+    let mut p = step_patch(fresh, mark, events, Some(mode), now);
+    if let Some(from) = from {
+        if p != NodePatch::default() {
+            p.annotations.insert(
+                SURGE_FROM_ANNOTATION.into(),
+                Some(surge_from_value(from, now)),
+            );
+        }
     }
     p
 }

@@ -5,7 +5,8 @@ use super::patches::REPLACES_ANNOTATION;
 use super::{instance_alive, Actions, Evict, Finish, Memory, Observed, RunContext};
 use super::{PoolZone, FINISHED_PER_ROUND};
 use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, ForceGuard, StuckAction};
-use crate::upgrade::plan::at_version;
+use crate::upgrade::plan::{at_version, NodeClass};
+use crate::upgrade::scheduler::StartMode;
 use crate::upgrade::readiness::{gate, GateInput, Readiness};
 use crate::upgrade::report::BlockedNode;
 use crate::upgrade::sim_pool::instance_id_from_provider_id;
@@ -36,6 +37,15 @@ pub(super) fn decide_nodes(
         }
     }
     let mut claimed_now: BTreeSet<String> = BTreeSet::new();
+    // Per pool, the zones where an old node waits for its replacement.
+    let mut waiting: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (name, ph) in &act.phases {
+        if *ph == NodePhase::SurgeRequested {
+            let (pool, zone) = &run.place[name];
+            waiting.entry(pool).or_default().insert(zone);
+        }
+    }
+    let none = BTreeSet::new();
     // Each new node's gate, computed once per round: with hundreds of surges waiting in one
     // zone, evaluating every candidate for every waiting node cost the engine seconds of a
     // 300-node run.
@@ -47,13 +57,15 @@ pub(super) fn decide_nodes(
         };
         match ph {
             NodePhase::SurgeRequested => {
+                let place = &run.place[name];
                 let c = Claim {
                     run,
                     seen,
                     pods_by_node: &pods_by_node,
                     gates: &gates,
                     old: node,
-                    place: &run.place[name],
+                    place,
+                    waiting: waiting.get(place.0.as_str()).unwrap_or(&none),
                 };
                 c.decide(mem, &mut claimed_now, claim_room, act)?;
             }
@@ -101,15 +113,18 @@ struct Claim<'a> {
     gates: &'a GateCache,
     old: &'a NodeInfo,
     place: &'a PoolZone,
+    /// Zones of the pool where an old node waits for its replacement.
+    waiting: &'a BTreeSet<&'a str>,
 }
 
 impl Claim<'_> {
-    /// A new node of the old node's pool and zone, at the target, not another node's.
+    /// A new node of the old node's pool and zone (see [`RunContext::may_replace`]), at the
+    /// target, not another node's.
     fn eligible(&self, c: &NodeInfo, mem: &Memory, claimed_now: &BTreeSet<String>) -> bool {
-        let (pool, zone) = self.place;
+        let pool = &self.place.0;
         let name = &self.old.name;
         c.pool == *pool
-            && c.zone == *zone
+            && self.run.may_replace(self.place, &c.zone, self.waiting)
             && at_version(&c.kubelet_version, &self.run.plan.target_version)
             && !claimed_now.contains(&c.name)
             && mem.claimed_by.get(&c.name).is_none_or(|o| o == name)
@@ -149,6 +164,32 @@ impl Claim<'_> {
         });
         self.gates.borrow_mut().insert(key, r.clone());
         r
+    }
+
+    /// The first old node of this pool in `zone`, in drain order, that has not started and
+    /// is not starting this round: the one a surge that landed in `zone` belongs to.
+    fn successor_in(&self, zone: &str, act: &Actions) -> Option<String> {
+        let pool = &self.place.0;
+        self.run
+            .order
+            .iter()
+            .find(|y| {
+                let (p, z) = &self.run.place[*y];
+                p == pool
+                    && z == zone
+                    && act.phases.get(*y) == Some(&NodePhase::Outdated)
+                    && self.seen.nodes.contains_key(*y)
+                    && !act.starts.iter().any(|(s, _)| s == *y)
+                    && !act.handed_over.contains_key(*y)
+                    && !act.steps.iter().any(|(n, _)| n == *y)
+                    && self
+                        .run
+                        .plan
+                        .outdated
+                        .iter()
+                        .any(|n| n.name == **y && n.class != NodeClass::StatefulPrimary)
+            })
+            .cloned()
     }
 
     /// Why no replacement passed the gate: the first unready candidates' checks.
@@ -197,7 +238,13 @@ impl Claim<'_> {
         let name = &self.old.name;
         let now = self.seen.now;
         let mut candidate = None;
-        for c in self.seen.nodes.values() {
+        // Its own zone first; another zone only in a pool whose group spans zones.
+        let (here, elsewhere): (Vec<&NodeInfo>, Vec<&NodeInfo>) = self
+            .seen
+            .nodes
+            .values()
+            .partition(|c| c.zone == self.place.1);
+        for c in here.into_iter().chain(elsewhere) {
             if !self.eligible(c, mem, claimed_now) || self.gate_of(c) != Readiness::Ready {
                 continue;
             }
@@ -215,6 +262,26 @@ impl Claim<'_> {
             .and_then(|m| m.since)
             .and_then(|t| (self.seen.wall - t).to_std().ok())
             .unwrap_or_default();
+        // The cloud put a replacement in another zone: an old node there takes the request
+        // over, so each zone keeps its size; only where no old node is left there does this
+        // one take it across zones.
+        if let Some(c) = candidate.filter(|c| c.zone != self.place.1) {
+            if let Some(y) = self.successor_in(&c.zone, act) {
+                tracing::info!(
+                    node = %name, to = %y, zone = %c.zone, new = %c.name,
+                    "replacement landed in another zone; its surge request goes to a node there"
+                );
+                act.starts.push((y.clone(), StartMode::Surge));
+                act.steps.push((name.clone(), vec![Event::SurgeHandedOver]));
+                act.handed_over.insert(name.clone(), y.clone());
+                claimed_now.insert(c.name.clone());
+                return Ok(());
+            }
+            tracing::info!(
+                node = %name, new = %c.name, zone = %c.zone,
+                "replacement landed in another zone with no old node left there; taking it"
+            );
+        }
         let first_seen = *mem.surge_seen.entry(name.clone()).or_insert(now);
         let waited = by_marker.min(now.saturating_duration_since(first_seen));
         // Its cordon takes a serving node away: only with room to spare (a Ready surge node
