@@ -2,8 +2,9 @@
 //! moto's server, with a simulated cluster whose nodes mirror the groups' instances (boot,
 //! NotReady, Ready; `aws:///ZONE/ID` provider ids; pods; gone with their instance). Default
 //! flags, two nodes per zone, per-zone groups whose MaxSize leaves no room for a surge, one
-//! group that had AZRebalance suspended before the run, a target group, and an untagged
-//! bastion group. What changed in AWS is read with boto3 (`ci/aws-rig/cluster.py dump`),
+//! group over three zones (an EKS managed node group: moto puts each launch in a random
+//! zone), one group that had AZRebalance suspended before the run, a target group, and an
+//! untagged bastion group. What changed in AWS is read with boto3 (`ci/aws-rig/cluster.py dump`),
 //! availability from the simulator's own counts: neither is e2e-gate's code.
 
 mod common;
@@ -34,6 +35,8 @@ async fn rig(moto: &Moto, topology: &str, extra: &[&str]) -> Sim {
         &path,
         "--target-version",
         TARGET,
+        "--multi-zone-pool",
+        "general",
     ];
     args.extend_from_slice(extra);
     let made = moto.rig(&args);
@@ -139,7 +142,8 @@ async fn every_node_is_replaced_through_auto_scaling_and_the_groups_are_put_back
     .await;
     let before = moto.groups();
     let old: Vec<String> = nodes(&s.client).await.into_iter().map(|n| n.name).collect();
-    assert_eq!(old.len(), 6);
+    assert_eq!(old.len(), 9);
+    assert_eq!(instance_ids(&before, "general").len(), 3, "{before:#}");
     let report = s.dir.path().join("report.json");
     let out = run(&mut command(
         &s,
@@ -149,9 +153,9 @@ async fn every_node_is_replaced_through_auto_scaling_and_the_groups_are_put_back
     ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
-    // The cluster: six new nodes at the target, on new instances, nothing left behind.
+    // The cluster: nine new nodes at the target, on new instances, nothing left behind.
     let all = nodes(&s.client).await;
-    assert_eq!(all.len(), 6, "{all:#?}");
+    assert_eq!(all.len(), 9, "{all:#?}");
     let after = moto.groups();
     for n in &all {
         assert_eq!(n.kubelet_version, TARGET, "{}", n.name);
@@ -175,12 +179,21 @@ async fn every_node_is_replaced_through_auto_scaling_and_the_groups_are_put_back
             "{g}: {was:?} -> {now:?}"
         );
     }
+    // The group over three zones: as many instances as before, all new, wherever moto put
+    // them (the engine found each one in the zone it landed in).
+    let (was, now) = (
+        instance_ids(&before, "general"),
+        instance_ids(&after, "general"),
+    );
+    assert_eq!(now.len(), 3, "general: {now:?}");
+    assert!(now.iter().all(|i| !was.contains(i)), "{was:?} -> {now:?}");
+    assert_eq!(after["general"]["version"], "$Latest");
     assert_eq!(after["bastion"], before["bastion"]);
 
     // The report counts the AWS calls by operation.
     common::assert_report_replaced_through(
         &report,
-        6,
+        9,
         &[
             "DescribeAutoScalingGroups",
             "DescribeTargetHealth",
@@ -339,7 +352,7 @@ async fn sigkills_at_random_moments_then_a_rerun_finish_with_nothing_left_change
         stderr(&out)
     );
     let all = nodes(&s.client).await;
-    assert_eq!(all.len(), 6, "seed {seed:#x}: {all:#?}");
+    assert_eq!(all.len(), 9, "seed {seed:#x}: {all:#?}");
     for n in &all {
         assert_eq!(n.kubelet_version, TARGET, "seed {seed:#x}: {}", n.name);
         assert!(
@@ -366,7 +379,13 @@ async fn sigkills_at_random_moments_then_a_rerun_finish_with_nothing_left_change
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_whose_new_nodes_never_get_ready_stops_and_the_old_nodes_serve() {
     let Some(moto) = Moto::start() else { return };
-    let s = rig(&moto, "test-aws-never-ready.toml", &[]).await;
+    // The stuck pool is one group over its zones: a pool of that kind stops the same way.
+    let s = rig(
+        &moto,
+        "test-aws-never-ready.toml",
+        &["--multi-zone-pool", "stuck"],
+    )
+    .await;
     let before = moto.groups();
     let old_stuck: Vec<String> = nodes(&s.client)
         .await
@@ -407,6 +426,39 @@ async fn a_pool_whose_new_nodes_never_get_ready_stops_and_the_old_nodes_serve() 
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let after = moto.groups();
     assert_eq!(settings(&after), settings(&before), "{after:#}");
+    assert_cluster_clean(&s).await;
+    s.sim.shutdown().await;
+}
+
+/// A run killed after its last node but before every group was put back leaves a group
+/// held that no later plan names (every node is at the target): the next `apply` restores
+/// it anyway. Found by the seeded SIGKILL test once a pool was one group over three zones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_left_held_by_a_killed_run_is_put_back_when_nothing_is_left_to_roll() {
+    let Some(moto) = Moto::start() else { return };
+    let s = rig(&moto, "test-aws.toml", &["--held", "general"]).await;
+    let held = moto.groups();
+    assert_eq!(held["general"]["suspended"], serde_json::json!(["AZRebalance"]));
+    assert_eq!(held["general"]["max"], 4);
+    // Every node already runs this version: nothing to roll.
+    let mut c = command(&s, &moto, "apply", &[]);
+    let args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().replace(TARGET, "v1.33.5"))
+        .collect();
+    let mut c = Command::new(c.get_program());
+    c.args(&args)
+        .env("AWS_ACCESS_KEY_ID", "rig")
+        .env("AWS_SECRET_ACCESS_KEY", "rig-secret")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = moto.groups();
+    let g = &after["general"];
+    assert_eq!(g["suspended"], serde_json::json!([]), "{g:#}");
+    assert_eq!(g["max"], 3, "{g:#}");
+    assert!(g["tags"].get("e2e-gate.io/held").is_none(), "{g:#}");
     assert_cluster_clean(&s).await;
     s.sim.shutdown().await;
 }

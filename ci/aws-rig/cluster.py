@@ -5,11 +5,17 @@ groups through this script to check what the engine changed and restored.
 
   cluster.py create --endpoint URL --cluster NAME --topology FILE --target-version V
                     [--lb-pool POOL]... [--suspended GROUP=PROCESS]...
+                    [--multi-zone-pool POOL]... [--held GROUP]...
       Makes, for each pool of a simulated-cluster topology, a launch template with two
       versions (1 boots the pool's kubelet, 2 boots V), one Auto Scaling group per zone named
       <pool>-<zone> (desired = max = size_per_zone, so a surge must raise MaxSize), tagged
       kubernetes.io/cluster/NAME and e2e-gate.io/pool=<pool>; a target group for each
-      --lb-pool; an untagged bastion group the engine must leave alone. Prints
+      --lb-pool; an untagged bastion group the engine must leave alone. A --multi-zone-pool
+      is instead one group named <pool> over all its zones (EKS managed node group style,
+      desired = max = size_per_zone x zones); moto puts each launch in a random one of them.
+      A --held group is left as a run killed before restoring it leaves it: MaxSize one
+      above its size, AZRebalance suspended, and e2e-gate's record of both.
+      Prints
       {"versions": {"1": kubelet, "2": V}} (what the mirroring simulator maps versions with).
   cluster.py dump --endpoint URL
       Prints every group: desired, min, max, launch template version, suspended processes,
@@ -56,6 +62,19 @@ def create(a):
             tgs = [elb.create_target_group(Name=f"tg-{p['name']}", Protocol="HTTP", Port=80,
                                            VpcId=vpc, TargetType="instance")
                    ["TargetGroups"][0]["TargetGroupArn"]]
+        tags = [{"Key": f"kubernetes.io/cluster/{a.cluster}", "Value": "owned",
+                 "PropagateAtLaunch": True},
+                {"Key": "e2e-gate.io/pool", "Value": p["name"], "PropagateAtLaunch": True}]
+        if p["name"] in a.multi_zone_pool:
+            # Zones, not subnets: moto puts every instance of a multi-subnet group in the
+            # first subnet, but picks a random zone per launch from AvailabilityZones.
+            n = p["size_per_zone"] * len(p["zones"])
+            asg.create_auto_scaling_group(
+                AutoScalingGroupName=p["name"],
+                LaunchTemplate={"LaunchTemplateName": lt, "Version": "1"},
+                MinSize=0, MaxSize=n, DesiredCapacity=n,
+                AvailabilityZones=p["zones"], TargetGroupARNs=tgs, Tags=tags)
+            continue
         for z in p["zones"]:
             name = f"{p['name']}-{z}"
             n = p["size_per_zone"]
@@ -63,13 +82,17 @@ def create(a):
                 AutoScalingGroupName=name,
                 LaunchTemplate={"LaunchTemplateName": lt, "Version": "1"},
                 MinSize=0, MaxSize=n, DesiredCapacity=n,
-                VPCZoneIdentifier=subnets[z], TargetGroupARNs=tgs,
-                Tags=[{"Key": f"kubernetes.io/cluster/{a.cluster}", "Value": "owned",
-                       "PropagateAtLaunch": True},
-                      {"Key": "e2e-gate.io/pool", "Value": p["name"], "PropagateAtLaunch": True}])
+                VPCZoneIdentifier=subnets[z], TargetGroupARNs=tgs, Tags=tags)
             if name in suspended:
                 asg.suspend_processes(AutoScalingGroupName=name,
                                       ScalingProcesses=[suspended[name]])
+    for g in a.held:
+        size = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[g])["AutoScalingGroups"][0]
+        asg.create_or_update_tags(Tags=[{
+            "ResourceId": g, "ResourceType": "auto-scaling-group", "Key": "e2e-gate.io/held",
+            "Value": f"max={size['MaxSize']};suspended=AZRebalance", "PropagateAtLaunch": False}])
+        asg.update_auto_scaling_group(AutoScalingGroupName=g, MaxSize=size["MaxSize"] + 1)
+        asg.suspend_processes(AutoScalingGroupName=g, ScalingProcesses=["AZRebalance"])
     ec2.create_launch_template(LaunchTemplateName="lt-bastion",
                                LaunchTemplateData={"ImageId": "ami-12c6146b"})
     asg.create_auto_scaling_group(
@@ -108,6 +131,8 @@ def main():
     c.add_argument("--target-version", required=True)
     c.add_argument("--lb-pool", action="append", default=[])
     c.add_argument("--suspended", action="append", default=[])
+    c.add_argument("--multi-zone-pool", action="append", default=[])
+    c.add_argument("--held", action="append", default=[])
     d = sub.add_parser("dump")
     d.add_argument("--endpoint", required=True)
     a = ap.parse_args()

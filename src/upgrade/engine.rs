@@ -353,6 +353,7 @@ async fn take_over_cloud(
         .filter(|g| g.spread)
         .map(|g| g.name.clone())
         .collect();
+    let all_pools = groups.iter().map(|g| g.name.clone()).collect();
     let base = match cluster
         .lease_annotation(ns, BASE_CAPACITY_ANNOTATION)
         .await?
@@ -378,6 +379,7 @@ async fn take_over_cloud(
         base,
         backs_lb,
         spread,
+        all_pools,
     })
 }
 
@@ -389,6 +391,8 @@ struct CloudFacts {
     backs_lb: BTreeMap<String, bool>,
     /// Pools whose one group spans zones.
     spread: BTreeSet<String>,
+    /// Every pool the cloud has.
+    all_pools: Vec<String>,
 }
 
 /// Before the first round: retries replacements that failed in an earlier run, and marks
@@ -483,6 +487,7 @@ async fn apply_held(
         .filter(|n| !nodes0.contains_key(&n.name))
         .count() as u64;
     let cloud = take_over_cloud(cluster, pool, plan, ns).await?;
+    let all_pools = cloud.all_pools.clone();
     let pods0: Vec<PodInfo> = w.pods().into_iter().map(|(p, _)| p).collect();
     let pdbs0: Vec<PdbInfo> = w.pdbs().into_iter().map(|(b, _)| b).collect();
     let mut run = RunContext::new(
@@ -526,7 +531,9 @@ async fn apply_held(
     if !setup::keep_state(&final_phases) {
         // Every planned node is settled: the groups get back what the roll held still
         // (processes, max sizes). A run that leaves nodes for the next one keeps them held.
-        pool.restore(&rolled_pools(plan)).await?;
+        // Every pool, not just this plan's: a run killed after its last node, between two
+        // pools' restores, leaves a pool held that no later plan names.
+        pool.restore(&all_pools).await?;
     }
     tracing::debug!(at_s = clock.elapsed().as_secs_f64(), "lease released");
     meters.finish(&mut report, clock.elapsed().as_secs_f64());
