@@ -438,7 +438,10 @@ async fn a_group_left_held_by_a_killed_run_is_put_back_when_nothing_is_left_to_r
     let Some(moto) = Moto::start() else { return };
     let s = rig(&moto, "test-aws.toml", &["--held", "general"]).await;
     let held = moto.groups();
-    assert_eq!(held["general"]["suspended"], serde_json::json!(["AZRebalance"]));
+    assert_eq!(
+        held["general"]["suspended"],
+        serde_json::json!(["AZRebalance"])
+    );
     assert_eq!(held["general"]["max"], 4);
     // Every node already runs this version: nothing to roll.
     let mut c = command(&s, &moto, "apply", &[]);

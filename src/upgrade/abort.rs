@@ -176,7 +176,11 @@ async fn remove_surge(
         // A group over several zones put its replacements where it chose: its surplus is
         // counted over the pool, not per zone.
         let sizes: Vec<(Option<&str>, u32)> = if spread.contains(p) {
-            let total = base.iter().filter(|((bp, _), _)| bp == p).map(|(_, n)| n).sum();
+            let total = base
+                .iter()
+                .filter(|((bp, _), _)| bp == p)
+                .map(|(_, n)| n)
+                .sum();
             vec![(None, total)]
         } else {
             base.iter()

@@ -5,10 +5,10 @@
 
 use super::capacity::{self, PoolZone};
 use super::decide::patches::{claim_patch, claimed_for, start_patch, step_patch, Marking};
-use super::node_patch::NodePatch;
 use super::decide::{Actions, Observed, Outcome, RunContext};
 use super::engine::EngineError;
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
+use super::node_patch::NodePatch;
 use super::pool::NodePool;
 use super::scheduler::StartMode;
 use super::snapshot::NodeInfo;
@@ -223,10 +223,15 @@ impl Actor<'_> {
     /// A finished drain: the marker, then the terminate: keeping the size when the decision
     /// wants the cloud to launch the replacement at once, else with decrement (the capacity
     /// sync then puts the size where the markers want it).
-    async fn finish(&self, f: &super::decide::Finish) -> Result<(NodeInfo, bool), EngineError> {
-        let events = [Event::DrainCompleted, Event::TerminateRequested];
-        let n = self.step(&f.node, &events, None).await?;
-        let n = n.unwrap_or_else(|| self.seen.nodes[&f.node].clone());
+    async fn finish(
+        &self,
+        f: &super::decide::Finish,
+        written: Option<&NodeInfo>,
+    ) -> Result<(NodeInfo, bool), EngineError> {
+        let n = match written {
+            Some(n) => n.clone(),
+            None => self.finish_marker(&f.node).await?,
+        };
         let terminated = match &f.terminate {
             Some(id) if f.keep_size => {
                 self.pool.terminate_keeping_size(id).await?;
@@ -239,6 +244,13 @@ impl Actor<'_> {
             None => false,
         };
         Ok((n, terminated))
+    }
+
+    /// A finished drain's marker: DrainCompleted, TerminateRequested.
+    async fn finish_marker(&self, node: &str) -> Result<NodeInfo, EngineError> {
+        let events = [Event::DrainCompleted, Event::TerminateRequested];
+        let n = self.step(node, &events, None).await?;
+        Ok(n.unwrap_or_else(|| self.seen.nodes[node].clone()))
     }
 
     /// Resumed terminations, one after the other (rare).
@@ -280,6 +292,11 @@ impl Actor<'_> {
         actions: &Actions,
         capacity: &mut CapacitySync,
     ) -> Result<Outcome, EngineError> {
+        // A finished drain whose slot passes to a node started now: its marker first.
+        let mut pre: BTreeMap<&str, NodeInfo> = BTreeMap::new();
+        for f in actions.finish.iter().filter(|f| f.successor.is_some()) {
+            pre.insert(&f.node, self.finish_marker(&f.node).await?);
+        }
         let mut out = Outcome {
             written: self.starts(actions).await?,
             ..Outcome::default()
@@ -316,7 +333,7 @@ impl Actor<'_> {
             .buffered(PARALLEL_REQUESTS * 2)
             .collect::<Vec<Result<Eviction, KubeError>>>();
         let finished = futures::stream::iter(&actions.finish)
-            .map(|f| self.finish(f))
+            .map(|f| self.finish(f, pre.get(f.node.as_str())))
             .buffered(PARALLEL_REQUESTS)
             .collect::<Vec<_>>();
         let cleans = futures::stream::iter(&actions.clean)

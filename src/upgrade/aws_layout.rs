@@ -86,7 +86,9 @@ pub struct PoolLayout {
 impl PoolLayout {
     /// The group that launches in `zone`.
     pub fn group_in(&self, zone: &str) -> Option<&AsgView> {
-        self.groups.values().find(|g| g.zones.iter().any(|z| z == zone))
+        self.groups
+            .values()
+            .find(|g| g.zones.iter().any(|z| z == zone))
     }
 
     /// Mutable [`PoolLayout::group_in`].
@@ -125,7 +127,10 @@ pub fn layout(
             continue;
         };
         let entry = out.entry(pool.to_string()).or_default();
-        if let Some(other) = entry.groups.values().find(|o| o.zones.len() > 1 || g.zones.len() > 1)
+        if let Some(other) = entry
+            .groups
+            .values()
+            .find(|o| o.zones.len() > 1 || g.zones.len() > 1)
         {
             let (multi, single) = if other.zones.len() > 1 {
                 (other, g)
@@ -456,7 +461,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.to_string().contains("group \"ng\" over zones a, b and also group \"ng-c\""),
+            e.to_string()
+                .contains("group \"ng\" over zones a, b and also group \"ng-c\""),
             "{e}"
         );
         let e = layout(

@@ -228,7 +228,12 @@ impl AwsNodePool {
 
     /// Sets one group's desired size, raising its MaxSize (recorded first) when the surge
     /// needs it.
-    async fn set_group_desired(&self, pool: &str, g: &AsgView, desired: u32) -> Result<(), PoolError> {
+    async fn set_group_desired(
+        &self,
+        pool: &str,
+        g: &AsgView,
+        desired: u32,
+    ) -> Result<(), PoolError> {
         let n = i32::try_from(desired).unwrap_or(i32::MAX);
         if desired > g.max {
             // The surge needs room: MaxSize goes up with the desired size. `hold` recorded

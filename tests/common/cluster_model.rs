@@ -1128,6 +1128,17 @@ impl World {
             };
         }
         let run = &proc.run;
+        // As the engine: a finished drain whose slot passes on is marked before its
+        // successor starts.
+        let mut pre: BTreeMap<String, NodeInfo> = BTreeMap::new();
+        for f in actions.finish.iter().filter(|f| f.successor.is_some()) {
+            request!();
+            let evs: &[Event] = &[Event::DrainCompleted, Event::TerminateRequested];
+            let n = self
+                .write(run, &f.node, |n, mk, w| step_patch(n, mk, evs, None, w))
+                .unwrap_or_else(|| seen.nodes[&f.node].clone());
+            pre.insert(f.node.clone(), n);
+        }
         for (name, mode) in &actions.starts {
             request!();
             let m = *mode;
@@ -1206,17 +1217,24 @@ impl World {
                     evictions[i] = self.evict(&actions.evictions[i].pod);
                 }
                 2 => {
-                    request!();
                     let f = &actions.finish[i];
-                    let evs: &[Event] = &[Event::DrainCompleted, Event::TerminateRequested];
-                    let n = self
-                        .write(run, &f.node, |n, mk, w| step_patch(n, mk, evs, None, w))
-                        .unwrap_or_else(|| seen.nodes[&f.node].clone());
+                    let n = match pre.get(&f.node) {
+                        Some(n) => n.clone(),
+                        None => {
+                            request!();
+                            let evs: &[Event] = &[Event::DrainCompleted, Event::TerminateRequested];
+                            self.write(run, &f.node, |n, mk, w| step_patch(n, mk, evs, None, w))
+                                .unwrap_or_else(|| seen.nodes[&f.node].clone())
+                        }
+                    };
                     let mut did = false;
                     if let Some(id) = &f.terminate {
                         request!();
                         if f.keep_size {
-                            assert!(self.case.replace_on_terminate, "keep_size on a cloud without it");
+                            assert!(
+                                self.case.replace_on_terminate,
+                                "keep_size on a cloud without it"
+                            );
                             self.terminate_keeping_size(id);
                         } else {
                             self.terminate_with_decrement(id);

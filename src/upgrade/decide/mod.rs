@@ -262,6 +262,10 @@ pub struct Finish {
     /// Terminate it keeping the group's size: the cloud launches its replacement, which the
     /// next node of its zone (started this round) or the node itself (no surge) wanted.
     pub keep_size: bool,
+    /// The node started this round in its place (its surge slot passes on). This node's
+    /// marker is written before the successor's start: a crash between the two then leaves
+    /// this one Terminating (no extra), never both holding one.
+    pub successor: Option<String>,
 }
 
 /// One round's decisions, in the order the engine carries them out.
@@ -712,7 +716,9 @@ fn replace_in_place(
                     let p = &run.place[*y];
                     p == place || (spread && p.0 == place.0)
                 }) {
-                    started.push((successors.remove(i).clone(), StartMode::Surge));
+                    let y = successors.remove(i).clone();
+                    f.successor = Some(y.clone());
+                    started.push((y, StartMode::Surge));
                     f.keep_size = true;
                     released.insert(f.node.clone());
                 }

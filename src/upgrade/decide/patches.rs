@@ -19,7 +19,10 @@ pub const SURGE_FROM_ANNOTATION: &str = "upgrade.e2e-gate.io/surge-from";
 
 /// The [`SURGE_FROM_ANNOTATION`] value: `from` handed its request over at `at`.
 pub fn surge_from_value(from: &str, at: DateTime<Utc>) -> String {
-    format!("{from}@{}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    format!(
+        "{from}@{}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
 }
 
 /// Reads [`SURGE_FROM_ANNOTATION`]: the node that handed over and when.

@@ -6,9 +6,9 @@ use super::{instance_alive, Actions, Evict, Finish, Memory, Observed, RunContext
 use super::{PoolZone, FINISHED_PER_ROUND};
 use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, ForceGuard, StuckAction};
 use crate::upgrade::plan::{at_version, NodeClass};
-use crate::upgrade::scheduler::StartMode;
 use crate::upgrade::readiness::{gate, GateInput, Readiness};
 use crate::upgrade::report::BlockedNode;
+use crate::upgrade::scheduler::StartMode;
 use crate::upgrade::sim_pool::instance_id_from_provider_id;
 use crate::upgrade::snapshot::{NodeInfo, PdbInfo, PodInfo};
 use crate::upgrade::state::{decode, Event, MarkerError, NodePhase};
@@ -373,6 +373,7 @@ fn drain(
                 node: name.clone(),
                 terminate,
                 keep_size: false,
+                successor: None,
             });
         } else {
             act.deferred = true;
@@ -409,7 +410,9 @@ fn drain(
         siblings_ready: false,
         since_last_force: None,
     };
-    let reported = mem.stuck_reported.contains(name);
+    // Blocked is the report's own marker: a process that took over after a crash must not
+    // wait for a report it will never make (the ladder stood still, the run never ended).
+    let reported = mem.stuck_reported.contains(name) || ph == NodePhase::Blocked;
     match run
         .policy
         .decide_hopeless(stuck_for, reported, &guard, hopeless.is_some())
