@@ -444,7 +444,7 @@ async fn a_group_left_held_by_a_killed_run_is_put_back_when_nothing_is_left_to_r
     );
     assert_eq!(held["general"]["max"], 4);
     // Every node already runs this version: nothing to roll.
-    let mut c = command(&s, &moto, "apply", &[]);
+    let c = command(&s, &moto, "apply", &[]);
     let args: Vec<String> = c
         .get_args()
         .map(|a| a.to_string_lossy().replace(TARGET, "v1.33.5"))
