@@ -503,7 +503,7 @@ async fn watch_driven_evictions_follow_the_pdb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_node_pool_surges_and_terminates_with_decrement() {
-    use e2e_gate::upgrade::pool::{InstanceLifecycle, NodePool, PoolError};
+    use e2e_gate::upgrade::pool::{InstanceLifecycle, NodePool, PoolError, SizeAfter};
     use e2e_gate::upgrade::sim_pool::{instance_id_from_provider_id, SimNodePool};
 
     let (sim, cluster, _) = start().await;
@@ -559,14 +559,14 @@ async fn sim_node_pool_surges_and_terminates_with_decrement() {
         .and_then(instance_id_from_provider_id)
         .expect("provider id")
         .to_string();
-    pool.terminate_with_decrement(&old_id)
+    pool.terminate(&old_id, SizeAfter::Decrement)
         .await
         .expect("terminate");
-    pool.terminate_with_decrement(&old_id)
+    pool.terminate(&old_id, SizeAfter::Decrement)
         .await
         .expect("idempotent");
     assert!(matches!(
-        pool.terminate_with_decrement("i-nope").await,
+        pool.terminate("i-nope", SizeAfter::Decrement).await,
         Err(PoolError::UnknownInstance { .. })
     ));
     let g = pool.groups().await.expect("groups");

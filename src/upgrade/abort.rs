@@ -6,7 +6,7 @@
 
 use super::capacity::PoolZone;
 use super::kube_cluster::{KubeCluster, KubeError};
-use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError};
+use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, SizeAfter};
 use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::NodeInfo;
 use super::state::{abort_patch, is_marked};
@@ -210,7 +210,7 @@ async fn remove_surge(
             });
             for (i, _) in candidates.into_iter().take(excess) {
                 tracing::info!(instance = %i.id, pool = %p, zone = %i.zone, "terminating an instance the run added");
-                pool.terminate_with_decrement(&i.id).await?;
+                pool.terminate(&i.id, SizeAfter::Decrement).await?;
             }
         }
     }

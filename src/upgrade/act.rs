@@ -9,7 +9,7 @@ use super::decide::{Actions, Observed, Outcome, RunContext};
 use super::engine::EngineError;
 use super::kube_cluster::{Eviction, KubeCluster, KubeError};
 use super::node_patch::NodePatch;
-use super::pool::NodePool;
+use super::pool::{NodePool, SizeAfter};
 use super::scheduler::StartMode;
 use super::snapshot::NodeInfo;
 use super::state::{abort_patch, Event};
@@ -232,13 +232,14 @@ impl Actor<'_> {
             Some(n) => n.clone(),
             None => self.finish_marker(&f.node).await?,
         };
+        let size = if f.keep_size {
+            SizeAfter::Keep
+        } else {
+            SizeAfter::Decrement
+        };
         let terminated = match &f.terminate {
-            Some(id) if f.keep_size => {
-                self.pool.terminate_keeping_size(id).await?;
-                true
-            }
             Some(id) => {
-                self.pool.terminate_with_decrement(id).await?;
+                self.pool.terminate(id, size).await?;
                 true
             }
             None => false,
@@ -259,11 +260,11 @@ impl Actor<'_> {
         for (name, id) in &actions.terminate_drained {
             out.extend(self.step(name, &[Event::TerminateRequested], None).await?);
             if let Some(id) = id {
-                self.pool.terminate_with_decrement(id).await?;
+                self.pool.terminate(id, SizeAfter::Decrement).await?;
             }
         }
         for id in &actions.terminate_ids {
-            self.pool.terminate_with_decrement(id).await?;
+            self.pool.terminate(id, SizeAfter::Decrement).await?;
         }
         for name in &actions.delete_nodes {
             self.cluster.delete_node(name).await?;

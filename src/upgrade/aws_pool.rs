@@ -13,7 +13,7 @@
 use super::aws_layout::{
     self as layout, AsgInstance, AsgView, Held, LaunchTemplateRef, PoolLayout,
 };
-use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, PoolGroup};
+use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_autoscaling::types as asg;
@@ -274,43 +274,6 @@ impl AwsNodePool {
         Ok(())
     }
 
-    /// `TerminateInstanceInAutoScalingGroup`; without `decrement` the group launches a
-    /// replacement from its current template.
-    async fn terminate(&self, instance: &str, decrement: bool) -> Result<(), PoolError> {
-        let result = self
-            .write("TerminateInstanceInAutoScalingGroup", instance, || {
-                self.asg
-                    .terminate_instance_in_auto_scaling_group()
-                    .instance_id(instance)
-                    .should_decrement_desired_capacity(decrement)
-                    .send()
-            })
-            .await;
-        if let Err(e) = result {
-            // Gone already (a resumed run terminates again): success. Asked of the groups,
-            // not read from the error, whose wording differs between AWS and look-alikes.
-            let pools: Vec<String> = self
-                .layout
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .cloned()
-                .collect();
-            for p in pools {
-                let fresh = self.refresh(&p).await?;
-                let live = fresh.groups.values().flat_map(|g| &g.instances).any(|i| {
-                    i.id == instance
-                        && layout::lifecycle(&i.lifecycle) != InstanceLifecycle::Terminated
-                });
-                if live {
-                    return Err(e);
-                }
-            }
-            tracing::debug!(%instance, "already gone");
-        }
-        Ok(())
-    }
-
     async fn tag(&self, group: &str, key: &str, value: &str) -> Result<(), PoolError> {
         let tag = asg::Tag::builder()
             .resource_id(group)
@@ -555,16 +518,45 @@ impl NodePool for AwsNodePool {
         Ok(())
     }
 
-    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
-        self.terminate(instance, true).await
-    }
-
     fn replaces_on_terminate(&self) -> bool {
         true
     }
 
-    async fn terminate_keeping_size(&self, instance: &str) -> Result<(), PoolError> {
-        self.terminate(instance, false).await
+    /// `TerminateInstanceInAutoScalingGroup`; keeping the size, the group launches a
+    /// replacement from its current template.
+    async fn terminate(&self, instance: &str, size: SizeAfter) -> Result<(), PoolError> {
+        let result = self
+            .write("TerminateInstanceInAutoScalingGroup", instance, || {
+                self.asg
+                    .terminate_instance_in_auto_scaling_group()
+                    .instance_id(instance)
+                    .should_decrement_desired_capacity(size == SizeAfter::Decrement)
+                    .send()
+            })
+            .await;
+        if let Err(e) = result {
+            // Gone already (a resumed run terminates again): success. Asked of the groups,
+            // not read from the error, whose wording differs between AWS and look-alikes.
+            let pools: Vec<String> = self
+                .layout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            for p in pools {
+                let fresh = self.refresh(&p).await?;
+                let live = fresh.groups.values().flat_map(|g| &g.instances).any(|i| {
+                    i.id == instance
+                        && layout::lifecycle(&i.lifecycle) != InstanceLifecycle::Terminated
+                });
+                if live {
+                    return Err(e);
+                }
+            }
+            tracing::debug!(%instance, "already gone");
+        }
+        Ok(())
     }
 
     async fn set_version(&self, pool: &str, version: &str) -> Result<(), PoolError> {

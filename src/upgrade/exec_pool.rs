@@ -18,7 +18,9 @@
 //! status, output that is not the JSON above, or a call over the timeout is an error naming
 //! the command and the call. A call that times out is killed with its process group.
 
-use super::pool::{Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup};
+use super::pool::{
+    Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup, SizeAfter,
+};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -241,7 +243,16 @@ impl NodePool for ExecNodePool {
             .await
     }
 
-    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
+    async fn terminate(&self, instance: &str, size: SizeAfter) -> Result<(), PoolError> {
+        // The protocol's `terminate` always decrements; the engine asks for nothing else here
+        // (`replaces_on_terminate` is false).
+        if size == SizeAfter::Keep {
+            return Err(PoolError::Api {
+                message: format!(
+                    "exec: terminating {instance} keeping its group's size is not in the protocol"
+                ),
+            });
+        }
         self.write(&["terminate", instance]).await
     }
 

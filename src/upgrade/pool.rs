@@ -75,6 +75,18 @@ pub struct PoolGroup {
     pub boot_seconds: Option<u64>,
 }
 
+/// What a terminate does to its group's desired size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeAfter {
+    /// One less: no replacement (`ShouldDecrementDesiredCapacity=true`).
+    Decrement,
+    /// Unchanged: the cloud launches a replacement from the group's current template, where
+    /// it would launch one (the zone of a per-zone group). One call where decrement-then-raise
+    /// takes two; the engine asks for it only when it wants that replacement (the next node
+    /// of the zone starts, or the node left without one).
+    Keep,
+}
+
 /// A cloud call failed; names the pool or instance.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
@@ -137,25 +149,13 @@ pub trait NodePool: Send + Sync {
         }
         Ok(())
     }
-    /// Terminates `instance` and decrements its pool's desired capacity in its zone.
-    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError>;
-    /// Whether [`NodePool::terminate_keeping_size`] works here. Clouds that cannot (the exec
-    /// protocol has no such call) get a terminate-with-decrement and a set-desired instead.
+    /// Terminates `instance`, decrementing its group's desired capacity or keeping it (see
+    /// [`SizeAfter`]). Idempotent: an instance already gone is a success.
+    async fn terminate(&self, instance: &str, size: SizeAfter) -> Result<(), PoolError>;
+    /// Whether [`SizeAfter::Keep`] works here. Clouds that cannot (the exec protocol has no
+    /// such call) get a decrement and a set-desired instead.
     fn replaces_on_terminate(&self) -> bool {
         false
-    }
-    /// Terminates `instance` and leaves its group's size as it is: the cloud launches a
-    /// replacement from the group's current template, where it would launch one (the zone
-    /// of a per-zone group). One call where decrement-then-raise takes two; the engine uses
-    /// it only when it wants that replacement (the next node of the zone starts, or the node
-    /// left without one). Idempotent like the decrementing call.
-    async fn terminate_keeping_size(&self, instance: &str) -> Result<(), PoolError> {
-        Err(PoolError::Api {
-            message: format!(
-                "{}: terminating {instance} without a decrement is not supported",
-                self.provider()
-            ),
-        })
     }
     /// Makes new instances of `pool` start with `kubelet_version` (launch template).
     async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError>;

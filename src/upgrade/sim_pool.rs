@@ -3,7 +3,9 @@
 //! named `<pool>-<zone>`). Requests go through the (counted) kube client, so no second
 //! HTTP stack is needed; cloud calls are also counted here, by operation.
 
-use super::pool::{Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup};
+use super::pool::{
+    Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup, SizeAfter,
+};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -205,42 +207,19 @@ impl NodePool for SimNodePool {
         .map(|_| ())
     }
 
-    async fn terminate_with_decrement(&self, instance: &str) -> Result<(), PoolError> {
-        self.terminate(instance, true).await
-    }
-
     fn replaces_on_terminate(&self) -> bool {
         true
     }
 
-    async fn terminate_keeping_size(&self, instance: &str) -> Result<(), PoolError> {
-        self.terminate(instance, false).await
-    }
-
-    async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
-        let path = format!("/sim/cloud/groups/{pool}/launch-template");
-        self.call(
-            "set_launch_template",
-            http::Method::PUT,
-            &path,
-            Some(serde_json::json!({"kubelet_version": kubelet_version})),
-        )
-        .await
-        .map(|_| ())
-    }
-}
-
-impl SimNodePool {
-    /// Terminates `instance`, with or without a decrement of its group; an instance the
-    /// cloud still lists (already terminated) is a success.
-    async fn terminate(&self, instance: &str, decrement: bool) -> Result<(), PoolError> {
+    /// An instance the cloud still lists (already terminated) is a success.
+    async fn terminate(&self, instance: &str, size: SizeAfter) -> Result<(), PoolError> {
         let path = format!("/sim/cloud/instances/{instance}/terminate");
         match self
             .call(
                 "terminate",
                 http::Method::POST,
                 &path,
-                Some(serde_json::json!({"decrement": decrement})),
+                Some(serde_json::json!({"decrement": size == SizeAfter::Decrement})),
             )
             .await
         {
@@ -264,6 +243,18 @@ impl SimNodePool {
                 }
             }
         }
+    }
+
+    async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
+        let path = format!("/sim/cloud/groups/{pool}/launch-template");
+        self.call(
+            "set_launch_template",
+            http::Method::PUT,
+            &path,
+            Some(serde_json::json!({"kubelet_version": kubelet_version})),
+        )
+        .await
+        .map(|_| ())
     }
 }
 

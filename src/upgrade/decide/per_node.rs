@@ -238,13 +238,14 @@ impl Claim<'_> {
         let name = &self.old.name;
         let now = self.seen.now;
         let mut candidate = None;
-        // Its own zone first; another zone only in a pool whose group spans zones.
-        let (here, elsewhere): (Vec<&NodeInfo>, Vec<&NodeInfo>) = self
-            .seen
-            .nodes
-            .values()
-            .partition(|c| c.zone == self.place.1);
-        for c in here.into_iter().chain(elsewhere) {
+        // Its own zone first; another zone only in a pool whose group spans zones (no second
+        // pass elsewhere: this runs for every waiting node every round).
+        let zone = self.place.1.as_str();
+        let spread = self.run.spread_pools.contains(&self.place.0);
+        let nodes = self.seen.nodes.values();
+        let here = nodes.clone().filter(|c| c.zone == zone);
+        let elsewhere = nodes.filter(|c| spread && c.zone != zone);
+        for c in here.chain(elsewhere) {
             if !self.eligible(c, mem, claimed_now) || self.gate_of(c) != Readiness::Ready {
                 continue;
             }
