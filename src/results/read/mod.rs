@@ -1,6 +1,5 @@
 //! Readers for every result shape, with format detection and shared helpers.
 
-pub mod attrs;
 pub mod json_report;
 pub mod junit;
 pub mod log;
