@@ -40,22 +40,9 @@ impl ResultWord {
     }
 }
 
-/// Counts over all suites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Totals {
-    /// Specs that passed first time.
-    pub passed: usize,
-    /// Specs that failed every attempt.
-    pub failed: usize,
-    /// Specs that failed, then passed.
-    pub flaky: usize,
-    /// Skipped specs (a dry run's listed specs are its suite's `dry_run_specs`, not skipped).
-    pub skipped: usize,
-    /// Pending specs.
-    pub pending: usize,
-    /// Selected specs that never ran.
-    pub not_run: usize,
-}
+/// Counts over all suites (skipped: a dry run's listed specs are its suite's
+/// `dry_run_specs`, not skipped).
+pub type Totals = Counts;
 
 /// One suite in the summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,19 +51,11 @@ pub struct SuiteSummary {
     pub name: String,
     /// Verdict.
     pub result: ResultWord,
-    /// Specs that passed first time.
-    pub passed: usize,
-    /// Specs that failed every attempt.
-    pub failed: usize,
-    /// Specs that failed, then passed.
-    pub flaky: usize,
-    /// Skipped specs. A dry run's listed specs are in `dry_run_specs`, not here, as ginkgo's
-    /// own summary counts them ("Will run 204 of 3585" → 3381 skipped).
-    pub skipped: usize,
-    /// Pending specs.
-    pub pending: usize,
-    /// Selected specs that never ran.
-    pub not_run: usize,
+    /// Counts by outcome, flattened into the suite's object. A dry run's listed specs are in
+    /// `dry_run_specs`, not in `skipped`, as ginkgo's own summary counts them ("Will run 204
+    /// of 3585" → 3381 skipped).
+    #[serde(flatten)]
+    pub counts: Counts,
     /// The run was a dry run: nothing executed.
     pub dry_run: bool,
     /// Specs a dry run listed as "would run" (0 unless `dry_run`).
@@ -174,12 +153,10 @@ pub fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
     SuiteSummary {
         name: s.name.clone(),
         result: verdict.into(),
-        passed: c.passed,
-        failed: c.failed,
-        flaky: c.flaky,
-        skipped: c.skipped.saturating_sub(dry_run_specs),
-        pending: c.pending,
-        not_run: c.not_run,
+        counts: Counts {
+            skipped: c.skipped.saturating_sub(dry_run_specs),
+            ..c
+        },
         dry_run: s.dry_run,
         dry_run_specs,
         incomplete: verdict == SuiteVerdict::Incomplete,
@@ -228,12 +205,7 @@ pub(crate) fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> Run
 pub(crate) fn summarize_summaries(suites: Vec<SuiteSummary>) -> RunSummary {
     let mut totals = Totals::default();
     for s in &suites {
-        totals.passed += s.passed;
-        totals.failed += s.failed;
-        totals.flaky += s.flaky;
-        totals.skipped += s.skipped;
-        totals.pending += s.pending;
-        totals.not_run += s.not_run;
+        totals.merge(&s.counts);
     }
     let result = if suites.iter().any(|s| s.result == ResultWord::Incomplete) || suites.is_empty() {
         ResultWord::Incomplete
@@ -286,19 +258,13 @@ fn human_duration(secs: f64) -> String {
     }
 }
 
-fn counts_line(
-    passed: usize,
-    failed: usize,
-    flaky: usize,
-    skipped: usize,
-    pending: usize,
-    not_run: usize,
-) -> String {
+fn counts_line(c: &Counts) -> String {
     let mut line = format!(
-        "{passed} passed, {failed} failed, {flaky} flaky, {skipped} skipped, {pending} pending"
+        "{} passed, {} failed, {} flaky, {} skipped, {} pending",
+        c.passed, c.failed, c.flaky, c.skipped, c.pending
     );
-    if not_run > 0 {
-        let _ = write!(line, ", {not_run} not run");
+    if c.not_run > 0 {
+        let _ = write!(line, ", {} not run", c.not_run);
     }
     line
 }
@@ -338,7 +304,7 @@ pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String 
             out,
             "{}: {word} — {} ({})",
             s.name,
-            counts_line(s.passed, s.failed, s.flaky, s.skipped, s.pending, s.not_run),
+            counts_line(&s.counts),
             human_duration(s.duration_seconds)
         );
         if s.dry_run {
@@ -375,8 +341,8 @@ pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String 
             let _ = writeln!(out, "  FLAKY   {n}");
         }
         if s.result == ResultWord::Failed
-            && s.failed == 0
-            && s.flaky > 0
+            && s.counts.failed == 0
+            && s.counts.flaky > 0
             && s.failed_suite_nodes.is_empty()
         {
             let _ = writeln!(
@@ -385,7 +351,6 @@ pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String 
             );
         }
     }
-    let t = &summary.totals;
     let all_dry = !summary.suites.is_empty() && summary.suites.iter().all(|s| s.dry_run);
     let word = if all_dry && summary.result == ResultWord::Passed {
         "DRY RUN (nothing executed)".to_string()
@@ -406,11 +371,7 @@ pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String 
         );
     }
     let word = paint(&word, colour);
-    let _ = writeln!(
-        out,
-        "result: {word} — {}",
-        counts_line(t.passed, t.failed, t.flaky, t.skipped, t.pending, t.not_run)
-    );
+    let _ = writeln!(out, "result: {word} — {}", counts_line(&summary.totals));
     out
 }
 
