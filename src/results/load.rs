@@ -278,7 +278,7 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -
             let junit_damaged = b.is_damaged() && l.counts.is_some() && !b.is_runner_steps();
             if junit_damaged {
                 let reason = b.incomplete.take().map(|i| i.reason).unwrap_or_default();
-                let mut fallback = log_to_suite(l, label, &ReadOptions::default());
+                let mut fallback = log_to_suite(l, label);
                 fallback.mark_incomplete(format!("{reason}; counts from {label}"));
                 fallback.properties = b.properties;
                 fallback
@@ -296,7 +296,7 @@ fn combine(name: &str, inputs: Inputs, dir: Option<&Path>, opts: &ReadOptions) -
         }
         (Some(b), None) => b,
         (None, Some((label, l))) => {
-            let mut s = log_to_suite(l, label, &ReadOptions::default());
+            let mut s = log_to_suite(l, label);
             if let Some(d) = dir {
                 s.mark_incomplete(format!(
                     "{}: no JUnit or JSON report; counts from {label}",

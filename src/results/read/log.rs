@@ -1,7 +1,6 @@
 //! Ginkgo v1/v2 console output (`e2e.log`): summary lines, flaky blocks, failure lists,
 //! the Kubernetes version. ANSI codes and trailing banners are tolerated.
 
-use super::ReadOptions;
 use crate::results::model::{
     Attempt, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
 };
@@ -51,8 +50,6 @@ pub(crate) struct LogSummary {
     pub ran: Option<(usize, usize)>,
     /// Suite run time from the `Ran` line.
     pub duration: Option<Duration>,
-    /// Parallel processes.
-    pub parallel: Option<u32>,
     /// The summary counts, when the summary line was printed.
     pub counts: Option<LogCounts>,
     /// `SUCCESS!` (true) or `FAIL!` (false).
@@ -63,16 +60,12 @@ pub(crate) struct LogSummary {
     pub flakes: Vec<LogFlake>,
     /// Spec names from the `Summarizing N Failures` list (`[It]` token removed).
     pub failures: Vec<String>,
-    /// `Attempt #N Failed.  Retrying` lines seen.
-    pub retries: usize,
     /// Names from v1 progress lines `{"msg":"PASSED …"}`.
     pub passed_names: Vec<String>,
     /// A suite node failed (`A BeforeSuite node failed …`, `[BeforeSuite] [FAILED]`).
     pub suite_node_failure: Option<String>,
     /// `kube-apiserver version: vX`.
     pub kubernetes_version: Option<String>,
-    /// `Test Suite Passed` / `Test Suite Failed` printed.
-    pub finished: bool,
     /// The run was interrupted (`Received interrupt.`, `Interrupted by …`): specs that were
     /// running or not yet started have no result, whatever the summary counts say.
     pub interrupted: bool,
@@ -112,13 +105,13 @@ fn patterns() -> &'static Patterns {
             ansi: re(r"\x1b\[[0-9;?]*[ -/]*[@-~]"),
             running_suite: re(r"^Running Suite: (.+?)(?: - (/\S*))?\s*$"),
             will_run: re(r"Will run (\d+)(?: of (\d+))? specs"),
-            parallel: re(r"Running in parallel across (\d+) (processes|nodes)"),
+            parallel: re(r"Running in parallel across \d+ (processes|nodes)"),
             ran: re(r"Ran (\d+) of (\d+) Specs in ([0-9.]+) seconds"),
             summary: re(
                 r"(SUCCESS!|FAIL!)(?: - ([^-\n]+?))?(?: --)? ?(?:(\d+) Passed \| (\d+) Failed \|(?: (\d+) Flaked \|)?(?: (\d+) Repeated \|)? (\d+) Pending \| (\d+) Skipped)",
             ),
             flakey: re(r"(?:↺|R) \[FLAKEY TEST - TOOK (\d+) ATTEMPTS TO PASS\](?: \[([0-9.]+) seconds\])?"),
-            attempt_failed: re(r"^\s*Attempt #(\d+) Failed\.\s+Retrying"),
+            attempt_failed: re(r"^\s*Attempt #\d+ Failed\.\s+Retrying"),
             summarizing: re(r"^Summarizing (\d+) Failures?:"),
             fail_entry: re(r"^\s*\[(Fail|FAIL|FAILED|TIMEDOUT|PANICKED|INTERRUPTED|ABORTED|Panic!|Timeout)\] (.+?)\s*$"),
             apiserver: re(r"kube-apiserver version: (v\S+)"),
@@ -205,11 +198,7 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
             }
             in_failures = false;
         }
-        if let Some(c) = line
-            .contains("FLAKEY")
-            .then(|| p.flakey.captures(line))
-            .flatten()
-        {
+        if let Some(c) = p.flakey.captures(line) {
             v2_markers = true;
             let n = c[1].parse().unwrap_or(2);
             let d = c
@@ -219,9 +208,8 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
             expect = Expect::FlakeName(n, d);
             continue;
         }
-        if line.contains("Attempt #") && p.attempt_failed.is_match(line) {
+        if p.attempt_failed.is_match(line) {
             v2_markers = true;
-            s.retries += 1;
             continue;
         }
         if let Some(i) = line.find("{\"msg\":\"") {
@@ -243,45 +231,25 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
                 continue;
             }
         }
-        if let Some(c) = line
-            .contains("Will run")
-            .then(|| p.will_run.captures(line))
-            .flatten()
-        {
+        if let Some(c) = p.will_run.captures(line) {
             let n = c[1].parse().unwrap_or(0);
             let total = c.get(2).and_then(|m| m.as_str().parse().ok()).unwrap_or(n);
             s.will_run = Some((n, total));
             continue;
         }
-        if (trimmed.contains("nterrupt") || trimmed.contains("INTERRUPTED"))
-            && p.interrupted.is_match(trimmed)
-        {
+        if p.interrupted.is_match(trimmed) {
             s.interrupted = true;
         }
-        if let Some(c) = line
-            .contains("in parallel")
-            .then(|| p.parallel.captures(line))
-            .flatten()
-        {
-            s.parallel = c[1].parse().ok();
-            if &c[2] == "processes" {
-                v2_markers = true;
-            }
+        if let Some(c) = p.parallel.captures(line) {
+            v2_markers |= &c[1] == "processes";
             continue;
         }
-        if let Some(c) = line
-            .contains("Ran ")
-            .then(|| p.ran.captures(line))
-            .flatten()
-        {
+        if let Some(c) = p.ran.captures(line) {
             s.ran = Some((c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0)));
             s.duration = c[3].parse::<f64>().ok().map(Duration::from_secs_f64);
             continue;
         }
-        if let Some(c) = (line.contains("SUCCESS!") || line.contains("FAIL!"))
-            .then(|| p.summary.captures(line))
-            .flatten()
-        {
+        if let Some(c) = p.summary.captures(line) {
             s.success = Some(&c[1] == "SUCCESS!");
             s.special_failure = c.get(2).map(|m| m.as_str().trim().to_string());
             if s.special_failure
@@ -310,11 +278,7 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
             in_failures = true;
             continue;
         }
-        if let Some(c) = trimmed
-            .contains("Suite")
-            .then(|| p.suite_node_failed.captures(trimmed))
-            .flatten()
-        {
+        if let Some(c) = p.suite_node_failed.captures(trimmed) {
             let which = c
                 .get(1)
                 .or(c.get(2))
@@ -325,17 +289,10 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
             continue;
         }
         if s.kubernetes_version.is_none() {
-            if let Some(c) = line
-                .contains("kube-apiserver")
-                .then(|| p.apiserver.captures(line))
-                .flatten()
-            {
+            if let Some(c) = p.apiserver.captures(line) {
                 s.kubernetes_version = Some(c[1].to_string());
                 continue;
             }
-        }
-        if trimmed == "Test Suite Passed" || trimmed == "Test Suite Failed" {
-            s.finished = true;
         }
         if trimmed.starts_with("• [FAILED]") || trimmed.starts_with("Timeline >>") {
             v2_markers = true;
@@ -372,7 +329,7 @@ pub(crate) fn is_placeholder(name: &str) -> bool {
 /// A suite built from the log alone (the fallback when no usable JUnit exists). Counts
 /// match the summary line; specs the log does not name get placeholder names. Without a
 /// summary line the suite is incomplete.
-pub(crate) fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) -> SuiteResult {
+pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
     let mut suite = SuiteResult {
         name: log.suite_description.clone().unwrap_or_default(),
         duration: log.duration,
@@ -459,17 +416,15 @@ pub(crate) fn log_to_suite(log: &LogSummary, source: &str, _opts: &ReadOptions) 
             .unwrap_or_else(|| placeholder("passed", i + 1, passed));
         suite.specs.push(Spec::single(name, AttemptState::Passed));
     }
-    for i in 0..c.pending {
-        suite.specs.push(Spec::single(
-            placeholder("pending", i + 1, c.pending),
-            AttemptState::Pending,
-        ));
-    }
-    for i in 0..c.skipped {
-        suite.specs.push(Spec::single(
-            placeholder("skipped", i + 1, c.skipped),
-            AttemptState::Skipped,
-        ));
+    for (kind, n, state) in [
+        ("pending", c.pending, AttemptState::Pending),
+        ("skipped", c.skipped, AttemptState::Skipped),
+    ] {
+        for i in 1..=n {
+            suite
+                .specs
+                .push(Spec::single(placeholder(kind, i, n), state));
+        }
     }
     suite
 }
@@ -542,7 +497,6 @@ Test Suite Failed
         let s = read_log_str(V2);
         assert_eq!(s.format, Some(SourceFormat::GinkgoV2Log));
         assert_eq!(s.will_run, Some((4, 10)));
-        assert_eq!(s.parallel, Some(2));
         assert_eq!(
             s.counts,
             Some(LogCounts {
@@ -564,9 +518,7 @@ Test Suite Failed
             Some("k8s.io/kubernetes/test/e2e/apimachinery/field_validation.go:472")
         );
         assert_eq!(s.failures, vec!["[sig-x] Foo bar [Conformance]"]);
-        assert_eq!(s.retries, 1);
-        assert!(s.finished);
-        let suite = log_to_suite(&s, "e2e.log", &ReadOptions::default());
+        let suite = log_to_suite(&s, "e2e.log");
         let c = suite.counts();
         assert_eq!((c.passed, c.flaky, c.failed, c.skipped), (2, 1, 1, 6));
         assert!(suite.incomplete.is_none());
@@ -587,7 +539,7 @@ SUCCESS! -- 2 Passed | 0 Failed | 0 Flaked | 0 Pending | 3 Skipped PASS
         assert_eq!(s.kubernetes_version.as_deref(), Some("v1.19.16"));
         assert_eq!(s.counts.unwrap().passed, 2);
         assert_eq!(s.passed_names, vec!["[sig-a] one"]);
-        let suite = log_to_suite(&s, "e2e.log", &ReadOptions::default());
+        let suite = log_to_suite(&s, "e2e.log");
         assert_eq!(suite.specs[0].name, "[sig-a] one");
         assert_eq!(suite.counts().skipped, 3);
         assert_eq!(suite.specs_with(SpecOutcome::Passed).count(), 2);
@@ -599,12 +551,12 @@ SUCCESS! -- 2 Passed | 0 Failed | 0 Flaked | 0 Pending | 3 Skipped PASS
             "Will run 2 of 5 specs\nRan 2 of 5 Specs in 0.011 seconds\nSUCCESS! -- 0 Passed | 0 Failed | 0 Pending | 3 Skipped PASS\n",
         );
         assert!(s.is_dry_run());
-        let suite = log_to_suite(&s, "e2e.log", &ReadOptions::default());
+        let suite = log_to_suite(&s, "e2e.log");
         assert!(suite.dry_run);
         assert_eq!(suite.counts().passed, 0);
         assert_eq!(suite.dry_run_specs(), 2);
         let s = read_log_str("Will run 2 of 5 specs\n\u{2022}\n");
-        let suite = log_to_suite(&s, "e2e.log", &ReadOptions::default());
+        let suite = log_to_suite(&s, "e2e.log");
         assert!(suite.incomplete.is_some());
     }
 
