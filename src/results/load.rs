@@ -225,11 +225,7 @@ fn concat(parts: Vec<SuiteResult>) -> Option<SuiteResult> {
             }
         }
         base.kubernetes_version = base.kubernetes_version.or(p.kubernetes_version);
-        for s in p.sources {
-            if !base.sources.contains(&s) {
-                base.sources.push(s);
-            }
-        }
+        base.add_sources(p.sources);
     }
     Some(base)
 }

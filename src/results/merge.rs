@@ -66,11 +66,7 @@ pub(crate) fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container:
     if base.kubernetes_version.is_none() {
         base.kubernetes_version = rerun.kubernetes_version;
     }
-    for s in rerun.sources {
-        if !base.sources.contains(&s) {
-            base.sources.push(s);
-        }
-    }
+    base.add_sources(rerun.sources);
 }
 
 /// Property key of a warning about the inputs (shown by the summary, kept in the JUnit).
@@ -117,39 +113,26 @@ pub(crate) fn log_contradiction(
 
 /// Applies what a console log of the same run knows to JUnit/JSON-based results:
 /// flaky specs (v2 JUnit hides them) get their failed attempts, and the Kubernetes
-/// version, duration and dry-run flag are filled in. Returns the names of log flakes
-/// that matched no spec.
-pub(crate) fn apply_log(suite: &mut SuiteResult, log: &LogSummary, source: &str) -> Vec<String> {
-    let mut unmatched = Vec::new();
+/// version, duration and dry-run flag are filled in. A flake matching no passed spec is
+/// already flaky (JSON report / v1 attempts) or absent.
+pub(crate) fn apply_log(suite: &mut SuiteResult, log: &LogSummary, source: &str) {
     for flake in &log.flakes {
         let target = suite.specs.iter_mut().find(|s| {
             s.outcome() == SpecOutcome::Passed
                 && s.attempts.len() == 1
                 && names_match(&s.name, &flake.name)
         });
-        match target {
-            Some(spec) => {
-                let passed = spec.attempts.pop();
-                let mut attempts = flaky_attempts(flake, source);
-                if let (Some(p), Some(last)) = (passed, attempts.last_mut()) {
-                    let in_process = last.origin.in_process;
-                    *last = p;
-                    last.origin.in_process = in_process;
-                }
-                spec.attempts = attempts;
-                if spec.location.is_none() {
-                    spec.location = flake.location.clone();
-                }
+        if let Some(spec) = target {
+            let passed = spec.attempts.pop();
+            let mut attempts = flaky_attempts(flake, source);
+            if let (Some(p), Some(last)) = (passed, attempts.last_mut()) {
+                let in_process = last.origin.in_process;
+                *last = p;
+                last.origin.in_process = in_process;
             }
-            None => {
-                // Already flaky (JSON report / v1 attempts) or absent.
-                let known = suite
-                    .specs
-                    .iter()
-                    .any(|s| names_match(&s.name, &flake.name));
-                if !known {
-                    unmatched.push(flake.name.clone());
-                }
+            spec.attempts = attempts;
+            if spec.location.is_none() {
+                spec.location = flake.location.clone();
             }
         }
     }
@@ -165,12 +148,7 @@ pub(crate) fn apply_log(suite: &mut SuiteResult, log: &LogSummary, source: &str)
     if log.is_dry_run() && !suite.dry_run {
         crate::results::read::junit::mark_dry_run(suite);
     }
-    if let Some(f) = log.format {
-        if !suite.sources.contains(&f) {
-            suite.sources.push(f);
-        }
-    }
-    unmatched
+    suite.add_sources(log.format);
 }
 
 /// Specs the log says exist (`Will run N of M`) but the JUnit does not hold were never
@@ -275,8 +253,7 @@ mod tests {
         let log = read_log_str(
             "\u{21ba} [FLAKEY TEST - TOOK 3 ATTEMPTS TO PASS] [1.0 seconds]\n[sig-a] x [Conformance] [sig-a, Conformance]\nx.go:1\nkube-apiserver version: v1.32.1\n",
         );
-        let unmatched = apply_log(&mut s, &log, "e2e.log");
-        assert!(unmatched.is_empty());
+        apply_log(&mut s, &log, "e2e.log");
         add_missing_as_not_run(&mut s, &log);
         assert_eq!(s.counts().not_run, 0, "no Will run line: nothing to add");
         assert_eq!(s.specs[0].outcome(), SpecOutcome::Flaky);

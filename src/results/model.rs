@@ -393,6 +393,15 @@ impl SuiteResult {
             .sum()
     }
 
+    /// Records the shapes this suite was (also) read from, each once.
+    pub(crate) fn add_sources(&mut self, formats: impl IntoIterator<Item = SourceFormat>) {
+        for f in formats {
+            if !self.sources.contains(&f) {
+                self.sources.push(f);
+            }
+        }
+    }
+
     /// Specs with the given outcome, in order.
     pub fn specs_with(&self, outcome: SpecOutcome) -> impl Iterator<Item = &Spec> {
         self.specs.iter().filter(move |s| s.outcome() == outcome)

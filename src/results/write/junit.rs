@@ -355,7 +355,7 @@ impl JunitStream {
 
     /// Writes the whole report to `out`.
     pub fn finish(mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use std::io::{Read, Seek};
+        use std::io::Seek;
         if self.time > Duration::ZERO {
             self.totals.set_time(self.time);
         }
@@ -372,14 +372,7 @@ impl JunitStream {
             .into_inner()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         file.rewind()?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n])?;
-        }
+        std::io::copy(&mut file, out)?;
         out.write_all(b"\n</testsuites>\n")
     }
 }
