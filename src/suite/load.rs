@@ -81,11 +81,10 @@ pub fn select(dir: &Path, names: &[String]) -> Result<Vec<SuiteSpec>, SuiteError
         match all.iter().find(|s| &s.name == n) {
             Some(s) => out.push(s.clone()),
             None => {
-                if let Some((_, e)) = broken.iter().find(|(p, _)| stem(p).as_deref() == Some(n)) {
-                    return Err(e.clone());
-                }
-                if let Some((_, e)) = broken.first() {
-                    // The wanted suite may be the one that does not parse: say so.
+                // The wanted suite may be the one that does not parse: say so (the file
+                // named like it first).
+                let own = broken.iter().find(|(p, _)| stem(p).as_deref() == Some(n));
+                if let Some((_, e)) = own.or(broken.first()) {
                     return Err(e.clone());
                 }
                 return Err(SuiteError::Unknown {

@@ -83,49 +83,6 @@ pub struct Overrides {
     pub stall_timeout: Option<Duration>,
 }
 
-fn check_regexes(source: &Path, field: &str, list: &[String]) -> Result<(), SuiteError> {
-    for (i, re) in list.iter().enumerate() {
-        if let Err(e) = regex::Regex::new(re) {
-            return Err(SuiteError::Invalid {
-                file: source.to_path_buf(),
-                field: format!("{field}[{i}]"),
-                message: format!("invalid regex {re:?}: {e}"),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn parse_duration(
-    source: &Path,
-    field: &str,
-    value: &Option<String>,
-) -> Result<Option<Duration>, SuiteError> {
-    match value {
-        None => Ok(None),
-        Some(v) => humantime::parse_duration(v)
-            .map(Some)
-            .map_err(|e| SuiteError::Invalid {
-                file: source.to_path_buf(),
-                field: field.into(),
-                message: format!(
-                    "invalid duration {v:?} ({e}); use forms like \"90s\", \"15m\", \"1h30m\""
-                ),
-            }),
-    }
-}
-
-fn at_least_one(source: &Path, field: &str, v: u32) -> Result<u32, SuiteError> {
-    if v == 0 {
-        return Err(SuiteError::Invalid {
-            file: source.to_path_buf(),
-            field: field.into(),
-            message: "must be at least 1".into(),
-        });
-    }
-    Ok(v)
-}
-
 impl SuiteSpec {
     /// Validates a parsed file. `source` names the file in every error.
     pub(crate) fn from_file(file: SuiteFile, source: &Path) -> Result<SuiteSpec, SuiteError> {
@@ -151,28 +108,49 @@ impl SuiteSpec {
         if file.image.trim().is_empty() {
             return Err(invalid("image", "must not be empty".into()));
         }
-        check_regexes(source, "focus", &file.focus)?;
-        check_regexes(source, "skip", &file.skip)?;
+        for (field, list) in [("focus", &file.focus), ("skip", &file.skip)] {
+            for (i, re) in list.iter().enumerate() {
+                regex::Regex::new(re).map_err(|e| {
+                    invalid(
+                        &format!("{field}[{i}]"),
+                        format!("invalid regex {re:?}: {e}"),
+                    )
+                })?;
+            }
+        }
+        let at_least_one = |field: &str, v: Option<u32>, default: u32| match v.unwrap_or(default) {
+            0 => Err(invalid(field, "must be at least 1".into())),
+            v => Ok(v),
+        };
+        let duration = |field: &str, v: &Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(v) => humantime::parse_duration(v).map_err(|e| {
+                invalid(
+                    field,
+                    format!(
+                        "invalid duration {v:?} ({e}); use forms like \"90s\", \"15m\", \"1h30m\""
+                    ),
+                )
+            }),
+        };
         let flake_attempts = at_least_one(
-            source,
             "flake_attempts",
-            file.flake_attempts.unwrap_or(defaults::FLAKE_ATTEMPTS),
+            file.flake_attempts,
+            defaults::FLAKE_ATTEMPTS,
         )?;
-        let parallel = at_least_one(
-            source,
-            "parallel",
-            file.parallel.unwrap_or(defaults::PARALLEL),
-        )?;
+        let parallel = at_least_one("parallel", file.parallel, defaults::PARALLEL)?;
         if parallel > 1 && file.contract == Contract::GinkgoBinary {
             return Err(invalid(
                 "parallel",
                 "parallel > 1 needs the ginkgo CLI; use contract = \"conformance-image\" or parallel = 1".into(),
             ));
         }
-        let timeout =
-            parse_duration(source, "timeout", &file.timeout)?.unwrap_or(defaults::TIMEOUT);
-        let stall_timeout = parse_duration(source, "stall_timeout", &file.stall_timeout)?
-            .unwrap_or(defaults::STALL_TIMEOUT);
+        let timeout = duration("timeout", &file.timeout, defaults::TIMEOUT)?;
+        let stall_timeout = duration(
+            "stall_timeout",
+            &file.stall_timeout,
+            defaults::STALL_TIMEOUT,
+        )?;
         let command = file
             .command
             .unwrap_or_else(|| vec![defaults::COMMAND.to_string()]);
