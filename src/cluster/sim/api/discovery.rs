@@ -76,7 +76,7 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
             verbs.insert(1, "deletecollection");
         }
         let mut main = json!({
-            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
+            "name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind,
             "verbs": verbs, "storageVersionHash": "c2ltLXN0b3JhZ2U=",
         });
         if !r.short_names.is_empty() {

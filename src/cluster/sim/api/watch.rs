@@ -3,10 +3,9 @@
 //! or `sendInitialEvents=true`, periodic BOOKMARKs and `timeoutSeconds`.
 
 use super::super::resources::RESOURCES;
-use super::super::selector::{FieldSelector, LabelSelector};
 use super::super::store::{meta_str, EventType, WatchEvent};
 use super::super::Sim;
-use super::{error_response, ApiError, Target};
+use super::{error_response, ApiError, Selectors, Target};
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::Response;
@@ -19,8 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 struct Filter {
     res: usize,
     ns: Option<String>,
-    ls: Option<LabelSelector>,
-    fs: Option<FieldSelector>,
+    selectors: Selectors,
 }
 
 impl Filter {
@@ -30,8 +28,7 @@ impl Filter {
                 .ns
                 .as_deref()
                 .is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
-            && self.ls.as_ref().is_none_or(|s| s.matches(obj))
-            && self.fs.as_ref().is_none_or(|s| s.matches(obj))
+            && self.selectors.matches(obj)
     }
 
     /// The event type this watcher sees (a change that moves an object into or out
@@ -85,26 +82,12 @@ fn bookmark(res: usize, rv: u64, initial_end: bool) -> Bytes {
 /// Starts a watch stream.
 pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) -> Response {
     let def = &RESOURCES[t.res];
-    let parse = || -> Result<Filter, ApiError> {
-        Ok(Filter {
+    let filter = match Selectors::from_query(&query) {
+        Ok(selectors) => Filter {
             res: t.res,
             ns: t.ns.clone().filter(|_| def.namespaced),
-            ls: match query.get("labelSelector") {
-                Some(s) if !s.is_empty() => {
-                    Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?)
-                }
-                _ => None,
-            },
-            fs: match query.get("fieldSelector") {
-                Some(s) if !s.is_empty() => {
-                    Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?)
-                }
-                _ => None,
-            },
-        })
-    };
-    let filter = match parse() {
-        Ok(f) => f,
+            selectors,
+        },
         Err(e) => return error_response(&e),
     };
     let flag = |k: &str| matches!(query.get(k).map(String::as_str), Some("1" | "true"));

@@ -12,7 +12,7 @@ pub mod scheduler;
 
 use super::clock::SimTime;
 use super::resources::id;
-use super::store::meta_str;
+use super::store::{key_of, meta_str};
 use super::SimState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -84,6 +84,14 @@ impl SimState {
         self.clock
             .at(t)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// Writes `status` into the stored object when it differs.
+    pub(crate) fn set_status(&mut self, res: usize, obj: &Value, status: Value) {
+        if obj["status"] != status {
+            let (ns, name) = key_of(obj);
+            self.store.modify(res, &ns, &name, |o| o["status"] = status);
+        }
     }
 
     /// Records a core/v1 Event about `obj`.

@@ -130,12 +130,7 @@ impl SimState {
                 status["conditions"][0]["lastTransitionTime"] =
                     old["conditions"][0]["lastTransitionTime"].clone();
             }
-            if *old != status {
-                let ns = meta_str(&pdb, "namespace").unwrap_or("").to_string();
-                let n = meta_str(&pdb, "name").unwrap_or("").to_string();
-                self.store
-                    .modify(id::PDBS, &ns, &n, |p| p["status"] = status);
-            }
+            self.set_status(id::PDBS, &pdb, status);
         }
     }
 
