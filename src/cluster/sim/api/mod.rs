@@ -249,16 +249,11 @@ fn dispatch(
                 sim.state.lock().metrics.request("watch", &res_name);
                 return Ok(Reply::Watch);
             }
-            let items;
-            let rv;
-            {
-                let mut st = sim.state.lock();
-                st.metrics.request("list", &res_name);
-                items = st
-                    .store
-                    .list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
-                rv = st.store.rv();
-            }
+            let mut st = sim.state.lock();
+            st.metrics.request("list", &res_name);
+            let items = st.store.list(t.res, t.ns.as_deref());
+            let rv = st.store.rv();
+            drop(st);
             list(sim, def, items, rv, query, accept)
         }
         (Method::GET, Some(name)) => {
@@ -382,10 +377,7 @@ fn dispatch(
         (Method::DELETE, None) => {
             let mut st = sim.state.lock();
             st.metrics.request("deletecollection", &res_name);
-            let items = st
-                .store
-                .list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
-            let items = filter_items(items, query)?;
+            let items = filter_items(st.store.list(t.res, t.ns.as_deref()), query)?;
             for o in &items {
                 let k = super::store::key_of(o);
                 let _ = delete_one(&mut st, t.res, &k.0, &k.1, None, now);
