@@ -79,6 +79,10 @@ fn read_pid(dir: &Path) -> Option<u32> {
         .ok()
 }
 
+fn read_state(dir: &Path) -> Option<SimState> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).ok()?).ok()
+}
+
 fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
     move |e| ClusterError::Infra(format!("{context}: {e}"))
 }
@@ -245,17 +249,15 @@ impl ClusterProvider for SimProvider {
                     tail.trim()
                 )));
             }
-            if let Ok(text) = std::fs::read_to_string(dir.join("state.json")) {
-                if let Ok(st) = serde_json::from_str::<SimState>(&text) {
-                    if answers_version(&st.api_url).await {
-                        return Ok(ClusterHandle {
-                            name: name.clone(),
-                            kubeconfig: dir.join("kubeconfig"),
-                            kubeconfig_internal: dir.join("kubeconfig"),
-                            network: None,
-                            api_url: st.api_url,
-                        });
-                    }
+            if let Some(st) = read_state(&dir) {
+                if answers_version(&st.api_url).await {
+                    return Ok(ClusterHandle {
+                        name: name.clone(),
+                        kubeconfig: dir.join("kubeconfig"),
+                        kubeconfig_internal: dir.join("kubeconfig"),
+                        network: None,
+                        api_url: st.api_url,
+                    });
                 }
             }
             if Instant::now() > deadline {
@@ -292,22 +294,14 @@ impl ClusterProvider for SimProvider {
 
     async fn status(&self, name: &str) -> Result<ClusterStatus, ClusterError> {
         let (dir, pid) = self.dir_and_pid(name)?;
-        let st: Option<SimState> = std::fs::read_to_string(dir.join("state.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let api_url = st.map(|s| s.api_url);
+        let api_url = read_state(&dir).map(|s| s.api_url);
         let (running, detail) = if !sim_alive(pid) {
             (false, format!("stale pid file: process {pid} is gone or is not a simulator (run `e2e-gate cluster down --name {name}` to clean up)"))
         } else if let Some(u) = api_url.as_deref() {
-            let ok = answers_version(u).await;
-            (
-                ok,
-                if ok {
-                    "answering /version".into()
-                } else {
-                    "process alive but /version does not answer".into()
-                },
-            )
+            match answers_version(u).await {
+                true => (true, "answering /version".into()),
+                false => (false, "process alive but /version does not answer".into()),
+            }
         } else {
             (false, "starting".into())
         };

@@ -5,7 +5,6 @@
 pub struct ResourceDef {
     /// API group ("" for core).
     pub group: &'static str,
-    /// API version.
     pub version: &'static str,
     /// Plural resource name (URL segment).
     pub plural: &'static str,
@@ -13,7 +12,6 @@ pub struct ResourceDef {
     pub kind: &'static str,
     /// Namespaced or cluster-scoped.
     pub namespaced: bool,
-    /// kubectl short names.
     pub short_names: &'static [&'static str],
     /// Has a `/status` subresource (main-resource writes keep the stored status).
     pub has_status: bool,
@@ -156,7 +154,6 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
 ];
 
 /// Resource ids of the resources the machinery touches.
-#[allow(missing_docs)]
 pub mod id {
     pub(crate) const NAMESPACES: usize = 0;
     pub(crate) const NODES: usize = 1;

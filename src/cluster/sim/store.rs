@@ -23,7 +23,6 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
@@ -38,7 +37,6 @@ impl EventType {
 pub struct WatchEvent {
     /// Resource id (index into [`RESOURCES`]).
     pub res: usize,
-    /// Type.
     pub etype: EventType,
     /// The resourceVersion of this change.
     pub rv: u64,

@@ -124,20 +124,15 @@ async fn handle(
         ["sim", rest @ ..] => return super::cloud_api::handle(&sim, &method, rest, &body),
         _ => {}
     }
-    // Deprecated `/api/v1/watch/...` paths mean `?watch=1`.
-    let mut legacy_watch = false;
     let (group, version, rest) = match segs.as_slice() {
-        ["api", "v1", "watch", rest @ ..] => {
-            legacy_watch = true;
-            ("", "v1", rest)
-        }
-        ["apis", g, v, "watch", rest @ ..] => {
-            legacy_watch = true;
-            (*g, *v, rest)
-        }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return error_response(&ApiError::no_resource()),
+    };
+    // Deprecated `/api/v1/watch/...` paths mean `?watch=1`.
+    let (legacy_watch, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        rest => (false, rest),
     };
     let target = match parse_target(group, version, rest) {
         Ok(t) => t,
@@ -206,14 +201,8 @@ fn dispatch(
     body: &Bytes,
 ) -> Result<Reply, ApiError> {
     let def = &RESOURCES[t.res];
-    let ns = if def.namespaced {
-        t.ns.clone().unwrap_or_default()
-    } else {
-        if t.ns.is_some() {
-            return Err(ApiError::no_resource());
-        }
-        String::new()
-    };
+    // Only namespaced resources are found under `namespaces/<ns>/` (see `parse_target`).
+    let ns = t.ns.clone().unwrap_or_default();
     let res_name = match &t.sub {
         Some(s) => format!("{}/{s}", def.plural),
         None => def.plural.to_string(),

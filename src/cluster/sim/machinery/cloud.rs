@@ -36,11 +36,8 @@ pub enum LbState {
 pub struct Group {
     /// `<pool>-<zone>`.
     pub name: String,
-    /// Pool name.
     pub pool: String,
-    /// Zone.
     pub zone: String,
-    /// Desired capacity.
     pub desired: u32,
     /// Launch template version new instances get.
     pub launch_template_version: u32,
@@ -55,13 +52,9 @@ pub struct Group {
 pub struct Instance {
     /// `i-0000001`.
     pub id: String,
-    /// Group name.
     pub group: String,
-    /// Zone.
     pub zone: String,
-    /// Lifecycle.
     pub lifecycle: Lifecycle,
-    /// Load-balancer target state.
     pub lb_state: LbState,
     /// Launch template version it was launched with.
     pub launch_template_version: u32,
@@ -158,7 +151,7 @@ impl Cloud {
     }
 
     /// Live (not terminated) instances of a group.
-    pub fn live(&self, group: &str) -> Vec<&Instance> {
+    pub(crate) fn live(&self, group: &str) -> Vec<&Instance> {
         self.instances
             .values()
             .filter(|i| i.group == group && i.lifecycle != Lifecycle::Terminated)

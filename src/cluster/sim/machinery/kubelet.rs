@@ -20,9 +20,7 @@ pub(crate) const SIGTERM_EXIT_SECONDS: f64 = 1.0;
 /// Per-pod kubelet progress.
 #[derive(Debug, Clone, Default)]
 pub struct PodTimer {
-    /// Namespace.
     pub ns: String,
-    /// Name.
     pub name: String,
     /// When containers start (phase Running).
     pub running_at: SimTime,

@@ -60,7 +60,7 @@ impl SimState {
     }
 
     /// The budget of a PDB, computed from the current pods.
-    pub fn budget(&self, pdb: &Value) -> Budget {
+    pub(crate) fn budget(&self, pdb: &Value) -> Budget {
         let pods = self.pdb_pods(pdb);
         let ns = meta_str(pdb, "namespace").unwrap_or("");
         let spec = &pdb["spec"];
@@ -161,7 +161,7 @@ impl SimState {
     }
 
     /// POST pods/<name>/eviction.
-    pub fn evict(
+    pub(crate) fn evict(
         &mut self,
         ns: &str,
         name: &str,

@@ -162,7 +162,7 @@ impl SimState {
     }
 
     /// Binds every schedulable Pending pod.
-    pub fn schedule(&mut self, now: SimTime) {
+    pub(crate) fn schedule(&mut self, now: SimTime) {
         let pending: Vec<(String, String)> = self
             .store
             .iter(id::PODS)
