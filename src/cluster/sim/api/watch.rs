@@ -136,9 +136,9 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
                         "Expired",
                         format!("too old resource version: {after} ({cur})"),
                     );
-                    first.push(line("ERROR", &gone.to_status()));
-                    drop(st);
-                    return stream_response(first, None);
+                    let (tx, rx) = mpsc::channel(1);
+                    let _ = tx.try_send(line("ERROR", &gone.to_status()));
+                    return stream_response(rx);
                 }
             }
         }
@@ -196,20 +196,17 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
             .entry(reason.to_string())
             .or_default() += 1;
     });
-    stream_response(Vec::new(), Some(body_rx))
+    stream_response(body_rx)
 }
 
-fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Response {
-    let head = futures::stream::iter(first.into_iter().map(Ok::<_, std::io::Error>));
-    let tail = futures::stream::unfold(rx, |rx| async move {
-        let mut rx = rx?;
+fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response {
+    let body = futures::stream::unfold(rx, |mut rx| async move {
         let b = rx.recv().await?;
-        Some((Ok::<_, std::io::Error>(b), Some(rx)))
+        Some((Ok::<_, std::io::Error>(b), rx))
     });
-    use futures::StreamExt;
     Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::TRANSFER_ENCODING, "chunked")
-        .body(Body::from_stream(head.chain(tail)))
+        .body(Body::from_stream(body))
         .expect("response")
 }

@@ -351,7 +351,7 @@ impl SimState {
                 }
             }
             // Scale down from the highest ordinal.
-            let mut extra: Vec<(i64, String)> = pods
+            let highest_extra = pods
                 .iter()
                 .filter(|p| !deleting(p))
                 .filter_map(|p| {
@@ -359,10 +359,9 @@ impl SimState {
                     let ord: i64 = n.rsplit('-').next()?.parse().ok()?;
                     (ord >= want).then(|| (ord, n.to_string()))
                 })
-                .collect();
-            extra.sort();
-            if let Some((_, n)) = extra.last() {
-                let _ = self.delete_pod(&ns, n, None, now);
+                .max();
+            if let Some((_, n)) = highest_extra {
+                let _ = self.delete_pod(&ns, &n, None, now);
             }
             let live: Vec<&Arc<Value>> = pods.iter().filter(|p| !deleting(p)).collect();
             let ready = live.iter().filter(|p| pod_ready(p)).count();
