@@ -168,11 +168,10 @@ impl ClusterProvider for KindProvider {
             running,
             api_url: None,
             pid: None,
-            detail: if running {
-                "listed by `kind get clusters`".into()
-            } else {
-                "not listed by `kind get clusters`".into()
-            },
+            detail: format!(
+                "{} by `kind get clusters`",
+                if running { "listed" } else { "not listed" }
+            ),
         })
     }
 }

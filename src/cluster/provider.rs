@@ -52,14 +52,7 @@ pub struct ClusterStatus {
 /// (kind), so they are one DNS label: lowercase letters, digits and `-`, at most 63 characters,
 /// starting and ending with a letter or digit. `../x` or `/some/dir` must never become a path.
 pub fn validate_cluster_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+    if is_dns_label(name) {
         Ok(())
     } else {
         Err(format!(
@@ -67,6 +60,18 @@ pub fn validate_cluster_name(name: &str) -> Result<(), String> {
              and ending with a letter or digit (e.g. \"e2e-gate\", \"pr-1234\")"
         ))
     }
+}
+
+/// Whether `name` is one DNS label (RFC 1123: 1-63 lowercase letters, digits and `-`,
+/// starting and ending with a letter or digit).
+pub(crate) fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 /// Errors of cluster providers. Each names what failed and what to do.

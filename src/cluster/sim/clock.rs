@@ -2,7 +2,7 @@
 //! so with `time_scale = 0.001` a 90 s boot takes 90 ms.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Simulated time since start, in seconds.
 pub(crate) type SimTime = f64;
@@ -44,20 +44,17 @@ impl SimClock {
     pub fn timestamp(&self) -> String {
         self.wall().to_rfc3339_opts(SecondsFormat::Secs, true)
     }
-    /// Real duration of `sim_seconds` simulated seconds.
-    pub fn real(&self, sim_seconds: f64) -> Duration {
-        Duration::from_secs_f64((sim_seconds * self.time_scale).max(0.0))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     #[test]
     fn scaled_clock_runs_fast() {
         let c = SimClock::new(0.001);
         std::thread::sleep(Duration::from_millis(20));
         assert!(c.now() >= 19.0, "{}", c.now());
-        assert_eq!(c.real(90.0), Duration::from_millis(90));
     }
 }

@@ -30,29 +30,36 @@ impl ApiError {
     }
     /// 404 `<resource> "<name>" not found`.
     pub(crate) fn not_found(qualified: &str, name: &str) -> Self {
-        let mut e = Self::new(404, "NotFound", format!("{qualified} \"{name}\" not found"));
-        e.details = Some(details(qualified, name));
-        e
+        Self::new(404, "NotFound", format!("{qualified} \"{name}\" not found"))
+            .about(qualified, name)
+    }
+    /// 404 for a path that names no resource.
+    pub(crate) fn no_resource() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
     /// 409 AlreadyExists.
     pub(crate) fn already_exists(qualified: &str, name: &str) -> Self {
-        let mut e = Self::new(
-            409,
-            "AlreadyExists",
-            format!("{qualified} \"{name}\" already exists"),
-        );
-        e.details = Some(details(qualified, name));
-        e
+        let message = format!("{qualified} \"{name}\" already exists");
+        Self::new(409, "AlreadyExists", message).about(qualified, name)
     }
     /// 409 Conflict on a stale resourceVersion.
     pub(crate) fn conflict(qualified: &str, name: &str) -> Self {
-        let mut e = Self::new(
+        Self::new(
             409,
             "Conflict",
             format!("Operation cannot be fulfilled on {qualified} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
-        );
-        e.details = Some(details(qualified, name));
-        e
+        )
+        .about(qualified, name)
+    }
+    /// `Status.details` naming the object.
+    fn about(mut self, qualified: &str, name: &str) -> Self {
+        let (kind, group) = qualified.split_once('.').unwrap_or((qualified, ""));
+        self.details = Some(json!({"name": name, "group": group, "kind": kind}));
+        self
     }
     /// 400 BadRequest.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -61,6 +68,10 @@ impl ApiError {
     /// 422 Invalid.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(422, "Invalid", message)
+    }
+    /// 415 UnsupportedMediaType.
+    pub(crate) fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
     }
     /// 405 MethodNotAllowed.
     pub(crate) fn method_not_allowed() -> Self {
@@ -90,14 +101,6 @@ impl ApiError {
         }
         v
     }
-}
-
-fn details(qualified: &str, name: &str) -> Value {
-    let (kind, group) = match qualified.split_once('.') {
-        Some((k, g)) => (k, g),
-        None => (qualified, ""),
-    };
-    json!({"name": name, "group": group, "kind": kind})
 }
 
 impl std::fmt::Display for ApiError {

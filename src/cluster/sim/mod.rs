@@ -5,19 +5,19 @@
 //! Start it in-process with [`SimCluster::start`], or as a background process with
 //! `e2e-gate cluster up --provider sim` (see [`process`]).
 
-pub mod api;
+pub(crate) mod api;
 pub mod aws_mirror;
-pub mod clock;
-pub mod cloud_api;
-pub mod error;
-pub mod machinery;
+pub(crate) mod clock;
+pub(crate) mod cloud_api;
+pub(crate) mod error;
+pub(crate) mod machinery;
 pub mod metrics;
-pub mod patch;
+pub(crate) mod patch;
 pub mod process;
 
-pub mod resources;
-pub mod selector;
-pub mod store;
+pub(crate) mod resources;
+pub(crate) mod selector;
+pub(crate) mod store;
 pub mod topology;
 mod workloads;
 
@@ -36,35 +36,29 @@ pub use topology::Topology;
 
 /// Mutable simulator state: the store, the machinery and the counters.
 pub struct SimState {
-    /// Objects.
-    pub store: Store,
-    /// Machinery state.
-    pub mach: Machinery,
+    pub(crate) store: Store,
+    pub(crate) mach: Machinery,
     /// Introspection counters.
     pub metrics: Metrics,
-    /// The clock.
-    pub clock: SimClock,
-    /// Settings from the topology.
-    pub settings: topology::SimSettings,
+    pub(crate) clock: SimClock,
+    pub(crate) settings: topology::SimSettings,
 }
 
 /// The shared simulator.
 pub struct Sim {
     /// State behind one lock (API handlers and the tick loop take it briefly).
     pub state: Mutex<SimState>,
-    /// The clock.
-    pub clock: SimClock,
-    /// Settings from the topology.
-    pub settings: topology::SimSettings,
+    pub(crate) clock: SimClock,
+    pub(crate) settings: topology::SimSettings,
     /// How often watch streams get a BOOKMARK (real time).
-    pub bookmark_interval: Duration,
+    pub(crate) bookmark_interval: Duration,
     /// Cancelled on shutdown: ends watch streams.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// `127.0.0.1:PORT` once bound.
-    pub addr: Mutex<String>,
+    pub(crate) addr: Mutex<String>,
     /// Serialised JSON of object versions, keyed by their (globally unique)
     /// resourceVersion: LISTs and watch streams serialise each version once.
-    pub json_cache: Mutex<std::collections::HashMap<u64, axum::body::Bytes>>,
+    pub(crate) json_cache: Mutex<std::collections::HashMap<u64, axum::body::Bytes>>,
 }
 
 /// Options of an in-process simulator.

@@ -33,19 +33,13 @@ impl PatchKind {
 
 /// Applies a patch of the given kind to `target`.
 pub fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, String> {
+    let mut t = target.clone();
     match kind {
-        PatchKind::Merge | PatchKind::Apply => {
-            let mut t = target.clone();
-            merge_patch(&mut t, patch);
-            Ok(t)
-        }
-        PatchKind::Strategic => {
-            let mut t = target.clone();
-            strategic_merge(&mut t, patch, "");
-            Ok(t)
-        }
-        PatchKind::Json => json_patch(target, patch),
+        PatchKind::Merge | PatchKind::Apply => merge_patch(&mut t, patch),
+        PatchKind::Strategic => strategic_merge(&mut t, patch, ""),
+        PatchKind::Json => return json_patch(target, patch),
     }
+    Ok(t)
 }
 
 /// RFC 7386 merge patch.
@@ -92,11 +86,6 @@ fn merge_key(field: &str, path: &str) -> Option<&'static str> {
     })
 }
 
-/// Primitive lists merged as sets.
-fn merges_primitives(field: &str) -> bool {
-    field == "finalizers"
-}
-
 /// Strategic merge patch (the subset needed by kubectl and controllers).
 pub(crate) fn strategic_merge(target: &mut Value, patch: &Value, path: &str) {
     let Value::Object(p) = patch else {
@@ -141,7 +130,8 @@ pub(crate) fn strategic_merge(target: &mut Value, patch: &Value, path: &str) {
             (Some(Value::Array(cur)), Value::Array(items)) => {
                 if let Some(mk) = merge_key(k, path) {
                     merge_list(cur, items, mk, &sub);
-                } else if merges_primitives(k) {
+                } else if k == "finalizers" {
+                    // The one primitive list merged as a set.
                     for it in items {
                         if !cur.contains(it) {
                             cur.push(it.clone());

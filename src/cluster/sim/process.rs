@@ -79,6 +79,10 @@ fn read_pid(dir: &Path) -> Option<u32> {
         .ok()
 }
 
+fn read_state(dir: &Path) -> Option<SimState> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).ok()?).ok()
+}
+
 fn io(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
     move |e| ClusterError::Infra(format!("{context}: {e}"))
 }
@@ -109,8 +113,6 @@ pub(crate) async fn answers_version(api_url: &str) -> bool {
 pub(crate) struct SimProvider {
     /// Root of the state directories.
     pub root: PathBuf,
-    /// Binary to re-execute (default: the current executable).
-    pub exe: Option<PathBuf>,
     /// Real seconds per simulated second (None: from the topology).
     pub time_scale: Option<f64>,
 }
@@ -119,7 +121,6 @@ impl Default for SimProvider {
     fn default() -> Self {
         Self {
             root: state_root(),
-            exe: None,
             time_scale: None,
         }
     }
@@ -133,6 +134,37 @@ impl SimProvider {
     fn dir(&self, name: &str) -> Result<PathBuf, ClusterError> {
         super::super::validate_cluster_name(name).map_err(ClusterError::Config)?;
         Ok(self.root.join(name))
+    }
+
+    /// Names of all clusters with a state directory.
+    pub fn names(&self) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let me = process_control::current_uid();
+        let mut out: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("pid").exists())
+            // A shared state root (E2E_GATE_STATE_DIR on a CI agent) holds other users'
+            // clusters: only this user's are listed.
+            .filter(|e| e.metadata().is_ok_and(|m| m.uid() == me))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| super::super::validate_cluster_name(n).is_ok())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The state directory and the pid of cluster `name` (NotFound without a pid file).
+    fn dir_and_pid(&self, name: &str) -> Result<(PathBuf, u32), ClusterError> {
+        let dir = self.dir(name)?;
+        match read_pid(&dir) {
+            Some(pid) => Ok((dir, pid)),
+            None => Err(ClusterError::NotFound {
+                name: name.to_string(),
+                detail: format!("no pid file in {}", dir.display()),
+            }),
+        }
     }
 }
 
@@ -184,12 +216,8 @@ impl ClusterProvider for SimProvider {
         let log_path = dir.join("sim.log");
         let log = std::fs::File::create(&log_path)
             .map_err(io(format!("cannot create {}", log_path.display())))?;
-        let exe = match &self.exe {
-            Some(e) => e.clone(),
-            None => {
-                std::env::current_exe().map_err(io("cannot find the current executable".into()))?
-            }
-        };
+        let exe =
+            std::env::current_exe().map_err(io("cannot find the current executable".into()))?;
         let mut cmd = std::process::Command::new(exe);
         cmd.args(["cluster", "serve-sim", "--name", name, "--state-dir"])
             .arg(&dir);
@@ -221,17 +249,15 @@ impl ClusterProvider for SimProvider {
                     tail.trim()
                 )));
             }
-            if let Ok(text) = std::fs::read_to_string(dir.join("state.json")) {
-                if let Ok(st) = serde_json::from_str::<SimState>(&text) {
-                    if answers_version(&st.api_url).await {
-                        return Ok(ClusterHandle {
-                            name: name.clone(),
-                            kubeconfig: dir.join("kubeconfig"),
-                            kubeconfig_internal: dir.join("kubeconfig"),
-                            network: None,
-                            api_url: st.api_url,
-                        });
-                    }
+            if let Some(st) = read_state(&dir) {
+                if answers_version(&st.api_url).await {
+                    return Ok(ClusterHandle {
+                        name: name.clone(),
+                        kubeconfig: dir.join("kubeconfig"),
+                        kubeconfig_internal: dir.join("kubeconfig"),
+                        network: None,
+                        api_url: st.api_url,
+                    });
                 }
             }
             if Instant::now() > deadline {
@@ -246,13 +272,7 @@ impl ClusterProvider for SimProvider {
     }
 
     async fn down(&self, name: &str) -> Result<(), ClusterError> {
-        let dir = self.dir(name)?;
-        let Some(pid) = read_pid(&dir) else {
-            return Err(ClusterError::NotFound {
-                name: name.to_string(),
-                detail: format!("no pid file in {}", dir.display()),
-            });
-        };
+        let (dir, pid) = self.dir_and_pid(name)?;
         if sim_alive(pid) {
             // The simulator we started: pid from our state dir, command line checked by
             // `sim_alive`.
@@ -273,29 +293,15 @@ impl ClusterProvider for SimProvider {
     }
 
     async fn status(&self, name: &str) -> Result<ClusterStatus, ClusterError> {
-        let dir = self.dir(name)?;
-        let Some(pid) = read_pid(&dir) else {
-            return Err(ClusterError::NotFound {
-                name: name.to_string(),
-                detail: format!("no pid file in {}", dir.display()),
-            });
-        };
-        let st: Option<SimState> = std::fs::read_to_string(dir.join("state.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let api_url = st.map(|s| s.api_url);
+        let (dir, pid) = self.dir_and_pid(name)?;
+        let api_url = read_state(&dir).map(|s| s.api_url);
         let (running, detail) = if !sim_alive(pid) {
             (false, format!("stale pid file: process {pid} is gone or is not a simulator (run `e2e-gate cluster down --name {name}` to clean up)"))
         } else if let Some(u) = api_url.as_deref() {
-            let ok = answers_version(u).await;
-            (
-                ok,
-                if ok {
-                    "answering /version".into()
-                } else {
-                    "process alive but /version does not answer".into()
-                },
-            )
+            match answers_version(u).await {
+                true => (true, "answering /version".into()),
+                false => (false, "process alive but /version does not answer".into()),
+            }
         } else {
             (false, "starting".into())
         };
@@ -307,27 +313,6 @@ impl ClusterProvider for SimProvider {
             pid: Some(pid),
             detail,
         })
-    }
-}
-
-impl SimProvider {
-    /// Names of all clusters with a state directory.
-    pub fn names(&self) -> Vec<String> {
-        use std::os::unix::fs::MetadataExt;
-        let me = process_control::current_uid();
-        let mut out: Vec<String> = std::fs::read_dir(&self.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().join("pid").exists())
-            // A shared state root (E2E_GATE_STATE_DIR on a CI agent) holds other users'
-            // clusters: only this user's are listed.
-            .filter(|e| e.metadata().is_ok_and(|m| m.uid() == me))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| super::super::validate_cluster_name(n).is_ok())
-            .collect();
-        out.sort();
-        out
     }
 }
 

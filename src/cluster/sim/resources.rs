@@ -5,17 +5,13 @@
 pub struct ResourceDef {
     /// API group ("" for core).
     pub group: &'static str,
-    /// API version.
     pub version: &'static str,
     /// Plural resource name (URL segment).
     pub plural: &'static str,
-    /// Singular name.
-    pub singular: &'static str,
-    /// Kind.
+    /// Kind (lowercased: the singular name).
     pub kind: &'static str,
     /// Namespaced or cluster-scoped.
     pub namespaced: bool,
-    /// kubectl short names.
     pub short_names: &'static [&'static str],
     /// Has a `/status` subresource (main-resource writes keep the stored status).
     pub has_status: bool,
@@ -42,12 +38,10 @@ impl ResourceDef {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A resource served at `v1` (every resource of the simulator is).
 const fn def(
     group: &'static str,
-    version: &'static str,
     plural: &'static str,
-    singular: &'static str,
     kind: &'static str,
     namespaced: bool,
     short_names: &'static [&'static str],
@@ -56,9 +50,8 @@ const fn def(
 ) -> ResourceDef {
     ResourceDef {
         group,
-        version,
+        version: "v1",
         plural,
-        singular,
         kind,
         namespaced,
         short_names,
@@ -68,46 +61,15 @@ const fn def(
 }
 
 /// Every served resource. Indices into this table are the store's resource ids.
+/// Columns: group, plural, kind, namespaced, short names, has status, generation.
 pub(crate) const RESOURCES: &[ResourceDef] = &[
+    def("", "namespaces", "Namespace", false, &["ns"], true, false),
+    def("", "nodes", "Node", false, &["no"], true, false),
+    def("", "pods", "Pod", true, &["po"], true, false),
+    def("", "events", "Event", true, &["ev"], false, false),
     def(
         "",
-        "v1",
-        "namespaces",
-        "namespace",
-        "Namespace",
-        false,
-        &["ns"],
-        true,
-        false,
-    ),
-    def(
-        "",
-        "v1",
-        "nodes",
-        "node",
-        "Node",
-        false,
-        &["no"],
-        true,
-        false,
-    ),
-    def("", "v1", "pods", "pod", "Pod", true, &["po"], true, false),
-    def(
-        "",
-        "v1",
-        "events",
-        "event",
-        "Event",
-        true,
-        &["ev"],
-        false,
-        false,
-    ),
-    def(
-        "",
-        "v1",
         "persistentvolumes",
-        "persistentvolume",
         "PersistentVolume",
         false,
         &["pv"],
@@ -116,42 +78,18 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
     ),
     def(
         "",
-        "v1",
         "persistentvolumeclaims",
-        "persistentvolumeclaim",
         "PersistentVolumeClaim",
         true,
         &["pvc"],
         true,
         false,
     ),
-    def(
-        "",
-        "v1",
-        "services",
-        "service",
-        "Service",
-        true,
-        &["svc"],
-        true,
-        false,
-    ),
-    def(
-        "",
-        "v1",
-        "configmaps",
-        "configmap",
-        "ConfigMap",
-        true,
-        &["cm"],
-        false,
-        false,
-    ),
+    def("", "services", "Service", true, &["svc"], true, false),
+    def("", "configmaps", "ConfigMap", true, &["cm"], false, false),
     def(
         "apps",
-        "v1",
         "deployments",
-        "deployment",
         "Deployment",
         true,
         &["deploy"],
@@ -160,9 +98,7 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
     ),
     def(
         "apps",
-        "v1",
         "replicasets",
-        "replicaset",
         "ReplicaSet",
         true,
         &["rs"],
@@ -171,31 +107,17 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
     ),
     def(
         "apps",
-        "v1",
         "statefulsets",
-        "statefulset",
         "StatefulSet",
         true,
         &["sts"],
         true,
         true,
     ),
-    def(
-        "apps",
-        "v1",
-        "daemonsets",
-        "daemonset",
-        "DaemonSet",
-        true,
-        &["ds"],
-        true,
-        true,
-    ),
+    def("apps", "daemonsets", "DaemonSet", true, &["ds"], true, true),
     def(
         "policy",
-        "v1",
         "poddisruptionbudgets",
-        "poddisruptionbudget",
         "PodDisruptionBudget",
         true,
         &["pdb"],
@@ -204,9 +126,7 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
     ),
     def(
         "coordination.k8s.io",
-        "v1",
         "leases",
-        "lease",
         "Lease",
         true,
         &[],
@@ -215,9 +135,7 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
     ),
     def(
         "storage.k8s.io",
-        "v1",
         "volumeattachments",
-        "volumeattachment",
         "VolumeAttachment",
         false,
         &[],
@@ -226,9 +144,7 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
     ),
     def(
         "discovery.k8s.io",
-        "v1",
         "endpointslices",
-        "endpointslice",
         "EndpointSlice",
         true,
         &[],
@@ -238,7 +154,6 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
 ];
 
 /// Resource ids of the resources the machinery touches.
-#[allow(missing_docs)]
 pub mod id {
     pub(crate) const NAMESPACES: usize = 0;
     pub(crate) const NODES: usize = 1;

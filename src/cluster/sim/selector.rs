@@ -133,15 +133,14 @@ impl FieldSelector {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if let Some((k, v)) = part.split_once("!=") {
-                out.push((k.trim().to_string(), false, v.trim().to_string()));
-            } else if let Some((k, v)) = part.split_once("==") {
-                out.push((k.trim().to_string(), true, v.trim().to_string()));
-            } else if let Some((k, v)) = part.split_once('=') {
-                out.push((k.trim().to_string(), true, v.trim().to_string()));
+            let (k, eq, v) = if let Some((k, v)) = part.split_once("!=") {
+                (k, false, v)
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                (k, true, v)
             } else {
                 return Err(format!("invalid field selector: {part:?}"));
-            }
+            };
+            out.push((k.trim().to_string(), eq, v.trim().to_string()));
         }
         Ok(Self(out))
     }

@@ -23,7 +23,6 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
@@ -38,7 +37,6 @@ impl EventType {
 pub struct WatchEvent {
     /// Resource id (index into [`RESOURCES`]).
     pub res: usize,
-    /// Type.
     pub etype: EventType,
     /// The resourceVersion of this change.
     pub rv: u64,
@@ -316,28 +314,13 @@ impl Store {
         }
         match mode {
             UpdateMode::Status => {
-                let status = obj.get("status").cloned();
                 let mut merged = (*old).clone();
-                match status {
-                    Some(s) => merged["status"] = s,
-                    None => {
-                        if let Some(m) = merged.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
-                }
+                copy_field(&mut merged, &obj, "status");
                 obj = merged;
             }
             UpdateMode::Main => {
                 if def.has_status {
-                    match old.get("status") {
-                        Some(s) => obj["status"] = s.clone(),
-                        None => {
-                            if let Some(m) = obj.as_object_mut() {
-                                m.remove("status");
-                            }
-                        }
-                    }
+                    copy_field(&mut obj, &old, "status");
                 }
                 if !obj.get("metadata").is_some_and(Value::is_object) {
                     obj["metadata"] = json!({});
@@ -351,14 +334,7 @@ impl Store {
                     "namespace",
                     "name",
                 ] {
-                    match old["metadata"].get(f) {
-                        Some(v) => obj["metadata"][f] = v.clone(),
-                        None => {
-                            if let Some(m) = obj["metadata"].as_object_mut() {
-                                m.remove(f);
-                            }
-                        }
-                    }
+                    copy_field(&mut obj["metadata"], &old["metadata"], f);
                 }
                 if def.generation {
                     let gen = old["metadata"]["generation"].as_i64().unwrap_or(1);
@@ -415,6 +391,17 @@ impl Store {
         self.emit(res, EventType::Deleted, last.clone(), None);
         Some(last)
     }
+}
+
+/// Sets `to[key]` to `from[key]`, or removes it when `from` has none (`to` is an object).
+fn copy_field(to: &mut Value, from: &Value, key: &str) {
+    let Some(to) = to.as_object_mut() else {
+        return;
+    };
+    match from.get(key) {
+        Some(v) => to.insert(key.to_string(), v.clone()),
+        None => to.remove(key),
+    };
 }
 
 /// Five lowercase alphanumerics, as Kubernetes' generateName uses.

@@ -23,24 +23,19 @@ pub struct Topology {
     pub workloads: Vec<Workload>,
 }
 
-/// Global settings.
+/// Global settings (a field left out takes its value from [`SimSettings::default`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SimSettings {
     /// Real seconds per simulated second (0.001: a 90 s boot takes 90 ms).
-    #[serde(default = "one")]
     pub time_scale: f64,
     /// Fraction of API requests (0..1) answered with a 500 (fault injection).
-    #[serde(default)]
     pub api_error_rate: f64,
     /// Pod startup delay when a workload sets none, in simulated seconds.
-    #[serde(default = "two")]
     pub pod_startup_seconds: f64,
     /// Region label of every node.
-    #[serde(default = "region")]
     pub region: String,
     /// Version reported by `/version`.
-    #[serde(default = "k8s_version")]
     pub kubernetes_version: String,
 }
 
@@ -50,21 +45,12 @@ impl Default for SimSettings {
             time_scale: 1.0,
             api_error_rate: 0.0,
             pod_startup_seconds: 2.0,
-            region: region(),
+            region: "sim-region-1".into(),
             kubernetes_version: k8s_version(),
         }
     }
 }
 
-fn one() -> f64 {
-    1.0
-}
-fn two() -> f64 {
-    2.0
-}
-fn region() -> String {
-    "sim-region-1".into()
-}
 fn k8s_version() -> String {
     "v1.34.1".into()
 }
@@ -358,88 +344,63 @@ impl Topology {
 
     /// Semantic checks: `Err((field, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
+        use crate::quantity::{base_units, cpu_millis};
         let s = &self.sim;
-        if !(s.time_scale > 0.0 && s.time_scale.is_finite()) {
-            return Err((
-                "sim.time_scale".into(),
-                format!("{} is not allowed: must be a number > 0 (real seconds per simulated second, e.g. 0.001)", s.time_scale),
-            ));
-        }
-        if !(0.0..1.0).contains(&s.api_error_rate) {
-            return Err((
-                "sim.api_error_rate".into(),
-                format!("{} is not allowed: must be in [0, 1)", s.api_error_rate),
-            ));
-        }
+        let ts = s.time_scale;
+        ensure(ts > 0.0 && ts.is_finite(), "sim.time_scale".into(), || {
+            format!("{ts} is not allowed: must be a number > 0 (real seconds per simulated second, e.g. 0.001)")
+        })?;
+        let rate = s.api_error_rate;
+        ensure(
+            (0.0..1.0).contains(&rate),
+            "sim.api_error_rate".into(),
+            || format!("{rate} is not allowed: must be in [0, 1)"),
+        )?;
         let mut pool_names = Vec::new();
         for (i, p) in self.pools.iter().enumerate() {
             let f = |name: &str| format!("pools[{i}].{name}");
             check_name(&p.name).map_err(|m| (f("name"), m))?;
-            if pool_names.contains(&&p.name) {
-                return Err((
-                    f("name"),
-                    format!(
-                        "duplicate pool name {:?}: pool names must be unique",
-                        p.name
-                    ),
-                ));
-            }
+            ensure(!pool_names.contains(&&p.name), f("name"), || {
+                format!(
+                    "duplicate pool name {:?}: pool names must be unique",
+                    p.name
+                )
+            })?;
             pool_names.push(&p.name);
-            if p.zones.is_empty() {
-                return Err((
-                    f("zones"),
-                    "is empty: list at least one zone, e.g. [\"eu-central-1a\"]".into(),
-                ));
-            }
+            ensure(!p.zones.is_empty(), f("zones"), || {
+                "is empty: list at least one zone, e.g. [\"eu-central-1a\"]".into()
+            })?;
             for z in &p.zones {
                 check_name(z).map_err(|m| (f("zones"), m))?;
             }
-            if !crate::quantity::cpu_millis(&p.cpu).is_ok_and(|c| c > 0) {
-                return Err((
-                    f("cpu"),
-                    format!(
-                        "{:?} is not a CPU quantity: use e.g. \"4\", \"3500m\"",
-                        p.cpu
-                    ),
-                ));
-            }
-            if !crate::quantity::base_units(&p.memory).is_ok_and(|c| c > 0) {
-                return Err((
-                    f("memory"),
-                    format!(
-                        "{:?} is not a memory quantity: use e.g. \"16Gi\", \"512Mi\"",
-                        p.memory
-                    ),
-                ));
-            }
-            if !p.kubelet_version.starts_with('v') {
-                return Err((
-                    f("kubelet_version"),
-                    format!(
-                        "{:?} is not allowed: use a version like \"v1.34.1\"",
-                        p.kubelet_version
-                    ),
-                ));
-            }
+            let (cpu, memory, kubelet) = (&p.cpu, &p.memory, &p.kubelet_version);
+            ensure(cpu_millis(cpu).is_ok_and(|c| c > 0), f("cpu"), || {
+                format!("{cpu:?} is not a CPU quantity: use e.g. \"4\", \"3500m\"")
+            })?;
+            ensure(base_units(memory).is_ok_and(|c| c > 0), f("memory"), || {
+                format!("{memory:?} is not a memory quantity: use e.g. \"16Gi\", \"512Mi\"")
+            })?;
+            ensure(kubelet.starts_with('v'), f("kubelet_version"), || {
+                format!("{kubelet:?} is not allowed: use a version like \"v1.34.1\"")
+            })?;
             for (name, v) in [
                 ("boot_seconds", p.boot_seconds),
                 ("kubelet_ready_seconds", p.kubelet_ready_seconds),
                 ("lb_health_seconds", p.lb_health_seconds),
             ] {
-                if !(v >= 0.0 && v.is_finite()) {
-                    return Err((f(name), format!("{v} is not allowed: must be ≥ 0 seconds")));
-                }
+                ensure(v >= 0.0 && v.is_finite(), f(name), || {
+                    format!("{v} is not allowed: must be ≥ 0 seconds")
+                })?;
             }
             for (j, t) in p.taints.iter().enumerate() {
-                if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&t.effect.as_str()) {
-                    return Err((
-                        format!("pools[{i}].taints[{j}].effect"),
-                        format!(
-                            "{:?} is not allowed: use NoSchedule, PreferNoSchedule or NoExecute",
-                            t.effect
-                        ),
-                    ));
-                }
+                let effect = &t.effect;
+                let known =
+                    ["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect.as_str());
+                ensure(known, format!("pools[{i}].taints[{j}].effect"), || {
+                    format!(
+                        "{effect:?} is not allowed: use NoSchedule, PreferNoSchedule or NoExecute"
+                    )
+                })?;
             }
         }
         let mut names = Vec::new();
@@ -447,50 +408,34 @@ impl Topology {
             let f = |name: &str| format!("workloads[{i}].{name}");
             check_name(&w.name).map_err(|m| (f("name"), m))?;
             check_name(&w.namespace).map_err(|m| (f("namespace"), m))?;
-            if names.contains(&(&w.namespace, &w.name)) {
-                return Err((
-                    f("name"),
-                    format!(
-                        "duplicate workload {}/{}: names must be unique per namespace",
-                        w.namespace, w.name
-                    ),
-                ));
-            }
-            names.push((&w.namespace, &w.name));
-            if crate::quantity::cpu_millis(&w.cpu).is_err() {
-                return Err((
-                    f("cpu"),
-                    format!(
-                        "{:?} is not a CPU quantity: use e.g. \"100m\", \"1\"",
-                        w.cpu
-                    ),
-                ));
-            }
-            if crate::quantity::base_units(&w.memory).is_err() {
-                return Err((
-                    f("memory"),
-                    format!(
-                        "{:?} is not a memory quantity: use e.g. \"128Mi\"",
-                        w.memory
-                    ),
-                ));
-            }
+            let (ns, name) = (&w.namespace, &w.name);
+            ensure(!names.contains(&(ns, name)), f("name"), || {
+                format!("duplicate workload {ns}/{name}: names must be unique per namespace")
+            })?;
+            names.push((ns, name));
+            let (cpu, memory) = (&w.cpu, &w.memory);
+            ensure(cpu_millis(cpu).is_ok(), f("cpu"), || {
+                format!("{cpu:?} is not a CPU quantity: use e.g. \"100m\", \"1\"")
+            })?;
+            ensure(base_units(memory).is_ok(), f("memory"), || {
+                format!("{memory:?} is not a memory quantity: use e.g. \"128Mi\"")
+            })?;
             if let Some(v) = &w.zonal_volume {
-                if w.kind != WorkloadKind::StatefulSet {
-                    return Err((
-                        f("zonal_volume"),
+                ensure(
+                    w.kind == WorkloadKind::StatefulSet,
+                    f("zonal_volume"),
+                    || {
                         format!(
                             "is only allowed for kind = \"StatefulSet\" (this workload is a {:?})",
                             w.kind
-                        ),
-                    ));
-                }
-                if !crate::quantity::base_units(v).is_ok_and(|c| c > 0) {
-                    return Err((
-                        f("zonal_volume"),
-                        format!("{v:?} is not a storage size: use e.g. \"10Gi\""),
-                    ));
-                }
+                        )
+                    },
+                )?;
+                ensure(
+                    base_units(v).is_ok_and(|c| c > 0),
+                    f("zonal_volume"),
+                    || format!("{v:?} is not a storage size: use e.g. \"10Gi\""),
+                )?;
             }
             if let Some(p) = &w.pdb {
                 match (&p.min_available, &p.max_unavailable) {
@@ -500,59 +445,55 @@ impl Topology {
                             "set exactly one of min_available or max_unavailable".into(),
                         ))
                     }
-                    (Some(v), None) | (None, Some(v)) => check_int_or_percent(v).map_err(|m| {
-                        (
-                            f(if p.min_available.is_some() {
-                                "pdb.min_available"
-                            } else {
-                                "pdb.max_unavailable"
-                            }),
-                            m,
-                        )
-                    })?,
+                    (Some(v), None) => {
+                        check_int_or_percent(v).map_err(|m| (f("pdb.min_available"), m))?
+                    }
+                    (None, Some(v)) => {
+                        check_int_or_percent(v).map_err(|m| (f("pdb.max_unavailable"), m))?
+                    }
                 }
             }
-            if w.termination_grace_seconds < 0 {
-                return Err((
-                    f("termination_grace_seconds"),
-                    format!(
-                        "{} is not allowed: must be ≥ 0",
-                        w.termination_grace_seconds
-                    ),
-                ));
-            }
+            let grace = w.termination_grace_seconds;
+            ensure(grace >= 0, f("termination_grace_seconds"), || {
+                format!("{grace} is not allowed: must be ≥ 0")
+            })?;
             if let Some(s) = w.startup_seconds {
-                if !(s >= 0.0 && s.is_finite()) {
-                    return Err((
-                        f("startup_seconds"),
-                        format!("{s} is not allowed: must be ≥ 0"),
-                    ));
-                }
+                ensure(s >= 0.0 && s.is_finite(), f("startup_seconds"), || {
+                    format!("{s} is not allowed: must be ≥ 0")
+                })?;
             }
             if let Some(u) = &w.unready_on_kubelet {
-                if !u.version.starts_with('v') {
-                    return Err((
-                        f("unready_on_kubelet.version"),
-                        format!(
-                            "{:?} is not a kubelet version: use e.g. \"v1.34.1\"",
-                            u.version
-                        ),
-                    ));
-                }
+                let version = &u.version;
+                ensure(
+                    version.starts_with('v'),
+                    f("unready_on_kubelet.version"),
+                    || format!("{version:?} is not a kubelet version: use e.g. \"v1.34.1\""),
+                )?;
                 for (name, v) in [
                     ("after_seconds", u.after_seconds),
                     ("for_seconds", u.for_seconds),
                 ] {
-                    if !(v >= 0.0 && v.is_finite()) {
-                        return Err((
-                            f(&format!("unready_on_kubelet.{name}")),
-                            format!("{v} is not allowed: must be ≥ 0"),
-                        ));
-                    }
+                    let field = f(&format!("unready_on_kubelet.{name}"));
+                    ensure(v >= 0.0 && v.is_finite(), field, || {
+                        format!("{v} is not allowed: must be ≥ 0")
+                    })?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// `Err((field, message()))` unless `ok`.
+fn ensure(
+    ok: bool,
+    field: String,
+    message: impl FnOnce() -> String,
+) -> Result<(), (String, String)> {
+    if ok {
+        Ok(())
+    } else {
+        Err((field, message()))
     }
 }
 
@@ -572,14 +513,7 @@ fn check_int_or_percent(v: &IntOrPercent) -> Result<(), String> {
 }
 
 fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+    if crate::cluster::provider::is_dns_label(name) {
         Ok(())
     } else {
         Err(format!(

@@ -38,13 +38,13 @@ fn group_doc(group: &str) -> Value {
 
 /// `/apis`.
 pub(crate) fn group_list() -> Value {
-    let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in group_versions() {
-        if !g.is_empty() && !groups.contains(&g) {
-            groups.push(g);
-        }
-    }
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups.iter().map(|g| group_doc(g)).collect::<Vec<_>>()})
+    // Every resource is served at one version (v1), so each group is listed once.
+    let groups: Vec<Value> = group_versions()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, _)| group_doc(g))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>`.
@@ -76,7 +76,7 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
             verbs.insert(1, "deletecollection");
         }
         let mut main = json!({
-            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
+            "name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced, "kind": r.kind,
             "verbs": verbs, "storageVersionHash": "c2ltLXN0b3JhZ2U=",
         });
         if !r.short_names.is_empty() {

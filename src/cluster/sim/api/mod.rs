@@ -67,18 +67,11 @@ pub(crate) fn parse_query(uri: &Uri) -> HashMap<String, String> {
 }
 
 fn parse_target(group: &str, version: &str, segs: &[&str]) -> Result<Target, ApiError> {
-    let nf = || {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-    };
     if segs.len() >= 3 && segs[0] == "namespaces" {
         if let Some(res) = resources::find(group, version, segs[2]) {
             if RESOURCES[res].namespaced {
                 if segs.len() > 5 {
-                    return Err(nf());
+                    return Err(ApiError::no_resource());
                 }
                 return Ok(Target {
                     res,
@@ -92,9 +85,9 @@ fn parse_target(group: &str, version: &str, segs: &[&str]) -> Result<Target, Api
     let res = segs
         .first()
         .and_then(|r| resources::find(group, version, r))
-        .ok_or_else(nf)?;
+        .ok_or_else(ApiError::no_resource)?;
     if segs.len() > 3 {
-        return Err(nf());
+        return Err(ApiError::no_resource());
     }
     Ok(Target {
         res,
@@ -131,26 +124,15 @@ async fn handle(
         ["sim", rest @ ..] => return super::cloud_api::handle(&sim, &method, rest, &body),
         _ => {}
     }
-    // Deprecated `/api/v1/watch/...` paths mean `?watch=1`.
-    let mut legacy_watch = false;
     let (group, version, rest) = match segs.as_slice() {
-        ["api", "v1", "watch", rest @ ..] => {
-            legacy_watch = true;
-            ("", "v1", rest)
-        }
-        ["apis", g, v, "watch", rest @ ..] => {
-            legacy_watch = true;
-            (*g, *v, rest)
-        }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => {
-            return error_response(&ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ))
-        }
+        _ => return error_response(&ApiError::no_resource()),
+    };
+    // Deprecated `/api/v1/watch/...` paths mean `?watch=1`.
+    let (legacy_watch, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        rest => (false, rest),
     };
     let target = match parse_target(group, version, rest) {
         Ok(t) => t,
@@ -167,25 +149,13 @@ async fn handle(
             "simulated API error (fault injection: sim.api_error_rate)",
         ));
     }
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
-    match dispatch(
-        &sim,
-        &method,
-        &target,
-        &query,
-        &accept,
-        &content_type,
-        &body,
-    ) {
+    let header = |name: header::HeaderName, default: &'static str| {
+        let value = headers.get(name).and_then(|v| v.to_str().ok());
+        value.unwrap_or(default)
+    };
+    let accept = header(header::ACCEPT, "");
+    let content_type = header(header::CONTENT_TYPE, "application/json");
+    match dispatch(&sim, &method, &target, &query, accept, content_type, &body) {
         Ok(Reply::Json(code, v)) => json_response(code, &v),
         Ok(Reply::Bytes(code, b)) => bytes_response(code, b),
         Ok(Reply::Watch) => watch::watch(sim, target, query),
@@ -196,11 +166,7 @@ async fn handle(
 fn opt(v: Option<Value>) -> Response {
     match v {
         Some(v) => json_response(200, &v),
-        None => error_response(&ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )),
+        None => error_response(&ApiError::no_resource()),
     }
 }
 
@@ -235,18 +201,8 @@ fn dispatch(
     body: &Bytes,
 ) -> Result<Reply, ApiError> {
     let def = &RESOURCES[t.res];
-    let ns = if def.namespaced {
-        t.ns.clone().unwrap_or_default()
-    } else {
-        if t.ns.is_some() {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ));
-        }
-        String::new()
-    };
+    // Only namespaced resources are found under `namespaces/<ns>/` (see `parse_target`).
+    let ns = t.ns.clone().unwrap_or_default();
     let res_name = match &t.sub {
         Some(s) => format!("{}/{s}", def.plural),
         None => def.plural.to_string(),
@@ -257,23 +213,22 @@ fn dispatch(
             || (sub == "eviction" && t.res == id::PODS)
             || (sub == "scale" && scalable);
         if !ok {
-            return Err(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ));
+            return Err(ApiError::no_resource());
         }
     }
     let now = sim.clock.now();
+    let mode = if t.sub.as_deref() == Some("status") {
+        UpdateMode::Status
+    } else {
+        UpdateMode::Main
+    };
     if let (Some("scale"), Some(name)) = (t.sub.as_deref(), &t.name) {
         return scale(sim, method, t.res, &ns, name, content_type, body);
     }
     if body.starts_with(b"k8s\x00")
         || content_type.starts_with("application/vnd.kubernetes.protobuf")
     {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
+        return Err(ApiError::unsupported_media_type(
             "the simulated API server accepts JSON request bodies only, not protobuf (kubectl create <kind> sends protobuf: use `kubectl create -f` or `kubectl apply --validate=false -f` instead)",
         ));
     }
@@ -283,16 +238,11 @@ fn dispatch(
                 sim.state.lock().metrics.request("watch", &res_name);
                 return Ok(Reply::Watch);
             }
-            let items;
-            let rv;
-            {
-                let mut st = sim.state.lock();
-                st.metrics.request("list", &res_name);
-                items = st
-                    .store
-                    .list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
-                rv = st.store.rv();
-            }
+            let mut st = sim.state.lock();
+            st.metrics.request("list", &res_name);
+            let items = st.store.list(t.res, t.ns.as_deref());
+            let rv = st.store.rv();
+            drop(st);
             list(sim, def, items, rv, query, accept)
         }
         (Method::GET, Some(name)) => {
@@ -350,11 +300,6 @@ fn dispatch(
         }
         (Method::PUT, Some(name)) => {
             let obj = parse_body(body)?;
-            let mode = if t.sub.as_deref() == Some("status") {
-                UpdateMode::Status
-            } else {
-                UpdateMode::Main
-            };
             admit_selector(def, &obj)?;
             let mut st = sim.state.lock();
             st.metrics.request("update", &res_name);
@@ -366,39 +311,21 @@ fn dispatch(
         }
         (Method::PATCH, Some(name)) => {
             let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
-                ApiError::new(
-                    415,
-                    "UnsupportedMediaType",
-                    format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"),
-                )
+                ApiError::unsupported_media_type(format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})"))
             })?;
-            let p: Value = if kind == PatchKind::Apply && !body.starts_with(b"{") {
-                return Err(ApiError::new(
-                    415,
-                    "UnsupportedMediaType",
+            if kind == PatchKind::Apply && !body.starts_with(b"{") {
+                return Err(ApiError::unsupported_media_type(
                     "server-side apply is only supported with a JSON body",
                 ));
-            } else {
-                parse_body(body)?
-            };
-            let mode = if t.sub.as_deref() == Some("status") {
-                UpdateMode::Status
-            } else {
-                UpdateMode::Main
-            };
+            }
+            let p = parse_body(body)?;
             let mut st = sim.state.lock();
             st.metrics.request("patch", &res_name);
             let cur = st
                 .store
                 .get(t.res, &ns, name)
                 .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
-            let mut patched = patch::apply(kind, &cur, &p).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the patch could not be applied: {e}"),
-                )
-            })?;
+            let mut patched = apply_patch(kind, &cur, &p)?;
             admit_selector(def, &patched)?;
             // A patch carrying metadata.resourceVersion is a precondition; otherwise
             // it applies to the current version.
@@ -421,13 +348,9 @@ fn dispatch(
                 .store
                 .get(t.res, &ns, name)
                 .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
-            if let Some(uid) = opts["preconditions"]["uid"].as_str() {
-                if Some(uid) != meta_str(&cur, "uid") {
-                    return Err(ApiError::conflict(&def.qualified(), name));
-                }
-            }
-            if let Some(rv) = opts["preconditions"]["resourceVersion"].as_str() {
-                if Some(rv) != meta_str(&cur, "resourceVersion") {
+            for field in ["uid", "resourceVersion"] {
+                let want = opts["preconditions"][field].as_str();
+                if want.is_some_and(|w| Some(w) != meta_str(&cur, field)) {
                     return Err(ApiError::conflict(&def.qualified(), name));
                 }
             }
@@ -443,10 +366,7 @@ fn dispatch(
         (Method::DELETE, None) => {
             let mut st = sim.state.lock();
             st.metrics.request("deletecollection", &res_name);
-            let items = st
-                .store
-                .list(t.res, t.ns.as_deref().filter(|_| def.namespaced));
-            let items = filter_items(items, query)?;
+            let items = filter_items(st.store.list(t.res, t.ns.as_deref()), query)?;
             for o in &items {
                 let k = super::store::key_of(o);
                 let _ = delete_one(&mut st, t.res, &k.0, &k.1, None, now);
@@ -505,19 +425,9 @@ fn scale(
         Method::PATCH => {
             st.metrics.request("patch", &res_name);
             let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
-                ApiError::new(
-                    415,
-                    "UnsupportedMediaType",
-                    format!("unsupported patch type {content_type}"),
-                )
+                ApiError::unsupported_media_type(format!("unsupported patch type {content_type}"))
             })?;
-            patch::apply(kind, &view, &parse_body(body)?).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the patch could not be applied: {e}"),
-                )
-            })?
+            apply_patch(kind, &view, &parse_body(body)?)?
         }
         _ => return Err(ApiError::method_not_allowed()),
     };
@@ -566,6 +476,11 @@ fn admit_selector(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
     }
 }
 
+fn apply_patch(kind: PatchKind, target: &Value, p: &Value) -> Result<Value, ApiError> {
+    patch::apply(kind, target, p)
+        .map_err(|e| ApiError::invalid(format!("the patch could not be applied: {e}")))
+}
+
 fn is_dry_run(query: &HashMap<String, String>) -> bool {
     query.get("dryRun").is_some_and(|v| !v.is_empty())
 }
@@ -612,27 +527,41 @@ fn delete_one(
         .ok_or_else(|| ApiError::not_found(&RESOURCES[res].qualified(), name))
 }
 
+/// The `labelSelector` and `fieldSelector` of a request.
+pub(crate) struct Selectors {
+    ls: Option<LabelSelector>,
+    fs: Option<FieldSelector>,
+}
+
+impl Selectors {
+    pub(crate) fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let get = |k: &str| query.get(k).filter(|s| !s.is_empty());
+        let bad = ApiError::bad_request;
+        Ok(Self {
+            ls: get("labelSelector")
+                .map(|s| LabelSelector::parse(s))
+                .transpose()
+                .map_err(bad)?,
+            fs: get("fieldSelector")
+                .map(|s| FieldSelector::parse(s))
+                .transpose()
+                .map_err(bad)?,
+        })
+    }
+
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
+        self.ls.as_ref().is_none_or(|s| s.matches(obj))
+            && self.fs.as_ref().is_none_or(|s| s.matches(obj))
+    }
+}
+
 fn filter_items(
-    items: Vec<Arc<Value>>,
+    mut items: Vec<Arc<Value>>,
     query: &HashMap<String, String>,
 ) -> Result<Vec<Arc<Value>>, ApiError> {
-    let ls = match query.get("labelSelector") {
-        Some(s) if !s.is_empty() => Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?),
-        _ => None,
-    };
-    let fs = match query.get("fieldSelector") {
-        Some(s) if !s.is_empty() => Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?),
-        _ => None,
-    };
-    if ls.is_none() && fs.is_none() {
-        return Ok(items);
-    }
-    Ok(items
-        .into_iter()
-        .filter(|o| {
-            ls.as_ref().is_none_or(|s| s.matches(o)) && fs.as_ref().is_none_or(|s| s.matches(o))
-        })
-        .collect())
+    let selectors = Selectors::from_query(query)?;
+    items.retain(|o| selectors.matches(o));
+    Ok(items)
 }
 
 fn list(

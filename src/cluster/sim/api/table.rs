@@ -7,9 +7,17 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fn col(name: &str, ty: &str, priority: i32, desc: &str) -> Value {
+/// A string column (`priority` 1: shown by `-o wide` only).
+fn col(name: &str, priority: i32, desc: &str) -> Value {
     let format = if name == "Name" { "name" } else { "" };
-    json!({"name": name, "type": ty, "format": format, "description": desc, "priority": priority})
+    json!({"name": name, "type": "string", "format": format, "description": desc, "priority": priority})
+}
+
+/// An integer column.
+fn int_col(name: &str, desc: &str) -> Value {
+    let mut c = col(name, 0, desc);
+    c["type"] = json!("integer");
+    c
 }
 
 /// kubectl-style age ("5s", "3m", "2h", "4d").
@@ -123,75 +131,52 @@ pub fn table(
     let (columns, row_fn): (Vec<Value>, RowFn) = match def.plural {
         "pods" => (
             vec![
-                col(
-                    "Name",
-                    "string",
-                    0,
-                    "Name must be unique within a namespace.",
-                ),
+                col("Name", 0, "Name must be unique within a namespace."),
                 col(
                     "Ready",
-                    "string",
                     0,
                     "The aggregate readiness state of this pod for accepting traffic.",
                 ),
                 col(
                     "Status",
-                    "string",
                     0,
                     "The aggregate status of the containers in this pod.",
                 ),
                 col(
                     "Restarts",
-                    "string",
                     0,
                     "The number of times the containers in this pod have been restarted.",
                 ),
-                col("Age", "string", 0, "CreationTimestamp"),
-                col("IP", "string", 1, "IP address allocated to the pod."),
-                col(
-                    "Node",
-                    "string",
-                    1,
-                    "Name of the Node this pod is assigned to.",
-                ),
-                col("Nominated Node", "string", 1, "Nominated node name."),
-                col("Readiness Gates", "string", 1, "Pod readiness gates."),
+                col("Age", 0, "CreationTimestamp"),
+                col("IP", 1, "IP address allocated to the pod."),
+                col("Node", 1, "Name of the Node this pod is assigned to."),
+                col("Nominated Node", 1, "Nominated node name."),
+                col("Readiness Gates", 1, "Pod readiness gates."),
             ],
             pod_row,
         ),
         "nodes" => (
             vec![
-                col("Name", "string", 0, "Name must be unique."),
-                col("Status", "string", 0, "The status of the node"),
-                col("Roles", "string", 0, "The roles of the node"),
-                col("Age", "string", 0, "CreationTimestamp"),
-                col(
-                    "Version",
-                    "string",
-                    0,
-                    "Kubelet Version reported by the node.",
-                ),
-                col("Internal-IP", "string", 1, "List of internal IPs."),
-                col("External-IP", "string", 1, "List of external IPs."),
-                col("OS-Image", "string", 1, "OS Image."),
-                col("Kernel-Version", "string", 1, "Kernel version."),
-                col("Container-Runtime", "string", 1, "Container runtime."),
+                col("Name", 0, "Name must be unique."),
+                col("Status", 0, "The status of the node"),
+                col("Roles", 0, "The roles of the node"),
+                col("Age", 0, "CreationTimestamp"),
+                col("Version", 0, "Kubelet Version reported by the node."),
+                col("Internal-IP", 1, "List of internal IPs."),
+                col("External-IP", 1, "List of external IPs."),
+                col("OS-Image", 1, "OS Image."),
+                col("Kernel-Version", 1, "Kernel version."),
+                col("Container-Runtime", 1, "Container runtime."),
             ],
             node_row,
         ),
         "events" => (
             vec![
-                col("Last Seen", "string", 0, "Time of the last occurrence."),
-                col("Type", "string", 0, "Type of this event."),
-                col(
-                    "Reason",
-                    "string",
-                    0,
-                    "Short, machine understandable string.",
-                ),
-                col("Object", "string", 0, "The object this event is about."),
-                col("Message", "string", 0, "A human-readable description."),
+                col("Last Seen", 0, "Time of the last occurrence."),
+                col("Type", 0, "Type of this event."),
+                col("Reason", 0, "Short, machine understandable string."),
+                col("Object", 0, "The object this event is about."),
+                col("Message", 0, "A human-readable description."),
             ],
             |e, now| {
                 let io = &e["involvedObject"];
@@ -210,31 +195,22 @@ pub fn table(
         ),
         "poddisruptionbudgets" => (
             vec![
-                col(
-                    "Name",
-                    "string",
-                    0,
-                    "Name must be unique within a namespace.",
-                ),
+                col("Name", 0, "Name must be unique within a namespace."),
                 col(
                     "Min Available",
-                    "string",
                     0,
                     "The minimum number of pods that must be available.",
                 ),
                 col(
                     "Max Unavailable",
-                    "string",
                     0,
                     "The maximum number of pods that may be unavailable.",
                 ),
-                col(
+                int_col(
                     "Allowed Disruptions",
-                    "integer",
-                    0,
                     "Number of pod disruptions that are currently allowed.",
                 ),
-                col("Age", "string", 0, "CreationTimestamp"),
+                col("Age", 0, "CreationTimestamp"),
             ],
             |p, now| {
                 let show = |v: &Value| match v {
@@ -253,14 +229,9 @@ pub fn table(
         ),
         "deployments" | "statefulsets" | "replicasets" => (
             vec![
-                col(
-                    "Name",
-                    "string",
-                    0,
-                    "Name must be unique within a namespace.",
-                ),
-                col("Ready", "string", 0, "Ready replicas / desired replicas."),
-                col("Age", "string", 0, "CreationTimestamp"),
+                col("Name", 0, "Name must be unique within a namespace."),
+                col("Ready", 0, "Ready replicas / desired replicas."),
+                col("Age", 0, "CreationTimestamp"),
             ],
             |d, now| {
                 vec![
@@ -276,8 +247,8 @@ pub fn table(
         ),
         _ => (
             vec![
-                col("Name", "string", 0, "Name must be unique."),
-                col("Age", "string", 0, "CreationTimestamp"),
+                col("Name", 0, "Name must be unique."),
+                col("Age", 0, "CreationTimestamp"),
             ],
             |o, now| {
                 vec![

@@ -3,10 +3,9 @@
 //! or `sendInitialEvents=true`, periodic BOOKMARKs and `timeoutSeconds`.
 
 use super::super::resources::RESOURCES;
-use super::super::selector::{FieldSelector, LabelSelector};
 use super::super::store::{meta_str, EventType, WatchEvent};
 use super::super::Sim;
-use super::{error_response, ApiError, Target};
+use super::{error_response, ApiError, Selectors, Target};
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::Response;
@@ -19,8 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 struct Filter {
     res: usize,
     ns: Option<String>,
-    ls: Option<LabelSelector>,
-    fs: Option<FieldSelector>,
+    selectors: Selectors,
 }
 
 impl Filter {
@@ -30,8 +28,7 @@ impl Filter {
                 .ns
                 .as_deref()
                 .is_none_or(|ns| meta_str(obj, "namespace") == Some(ns))
-            && self.ls.as_ref().is_none_or(|s| s.matches(obj))
-            && self.fs.as_ref().is_none_or(|s| s.matches(obj))
+            && self.selectors.matches(obj)
     }
 
     /// The event type this watcher sees (a change that moves an object into or out
@@ -85,26 +82,12 @@ fn bookmark(res: usize, rv: u64, initial_end: bool) -> Bytes {
 /// Starts a watch stream.
 pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) -> Response {
     let def = &RESOURCES[t.res];
-    let parse = || -> Result<Filter, ApiError> {
-        Ok(Filter {
+    let filter = match Selectors::from_query(&query) {
+        Ok(selectors) => Filter {
             res: t.res,
             ns: t.ns.clone().filter(|_| def.namespaced),
-            ls: match query.get("labelSelector") {
-                Some(s) if !s.is_empty() => {
-                    Some(LabelSelector::parse(s).map_err(ApiError::bad_request)?)
-                }
-                _ => None,
-            },
-            fs: match query.get("fieldSelector") {
-                Some(s) if !s.is_empty() => {
-                    Some(FieldSelector::parse(s).map_err(ApiError::bad_request)?)
-                }
-                _ => None,
-            },
-        })
-    };
-    let filter = match parse() {
-        Ok(f) => f,
+            selectors,
+        },
         Err(e) => return error_response(&e),
     };
     let flag = |k: &str| matches!(query.get(k).map(String::as_str), Some("1" | "true"));
@@ -153,9 +136,9 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
                         "Expired",
                         format!("too old resource version: {after} ({cur})"),
                     );
-                    first.push(line("ERROR", &gone.to_status()));
-                    drop(st);
-                    return stream_response(first, None);
+                    let (tx, rx) = mpsc::channel(1);
+                    let _ = tx.try_send(line("ERROR", &gone.to_status()));
+                    return stream_response(rx);
                 }
             }
         }
@@ -213,20 +196,17 @@ pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) ->
             .entry(reason.to_string())
             .or_default() += 1;
     });
-    stream_response(Vec::new(), Some(body_rx))
+    stream_response(body_rx)
 }
 
-fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Response {
-    let head = futures::stream::iter(first.into_iter().map(Ok::<_, std::io::Error>));
-    let tail = futures::stream::unfold(rx, |rx| async move {
-        let mut rx = rx?;
+fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response {
+    let body = futures::stream::unfold(rx, |mut rx| async move {
         let b = rx.recv().await?;
-        Some((Ok::<_, std::io::Error>(b), Some(rx)))
+        Some((Ok::<_, std::io::Error>(b), rx))
     });
-    use futures::StreamExt;
     Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::TRANSFER_ENCODING, "chunked")
-        .body(Body::from_stream(head.chain(tail)))
+        .body(Body::from_stream(body))
         .expect("response")
 }

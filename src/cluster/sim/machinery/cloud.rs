@@ -36,11 +36,8 @@ pub enum LbState {
 pub struct Group {
     /// `<pool>-<zone>`.
     pub name: String,
-    /// Pool name.
     pub pool: String,
-    /// Zone.
     pub zone: String,
-    /// Desired capacity.
     pub desired: u32,
     /// Launch template version new instances get.
     pub launch_template_version: u32,
@@ -55,13 +52,9 @@ pub struct Group {
 pub struct Instance {
     /// `i-0000001`.
     pub id: String,
-    /// Group name.
     pub group: String,
-    /// Zone.
     pub zone: String,
-    /// Lifecycle.
     pub lifecycle: Lifecycle,
-    /// Load-balancer target state.
     pub lb_state: LbState,
     /// Launch template version it was launched with.
     pub launch_template_version: u32,
@@ -158,7 +151,7 @@ impl Cloud {
     }
 
     /// Live (not terminated) instances of a group.
-    pub fn live(&self, group: &str) -> Vec<&Instance> {
+    pub(crate) fn live(&self, group: &str) -> Vec<&Instance> {
         self.instances
             .values()
             .filter(|i| i.group == group && i.lifecycle != Lifecycle::Terminated)
@@ -184,9 +177,17 @@ impl SimState {
         }
     }
 
+    fn instance_mut(&mut self, id: &str) -> &mut Instance {
+        self.mach
+            .cloud
+            .instances
+            .get_mut(id)
+            .expect("launched instance")
+    }
+
     /// An instance that was there from the start: in service with a Ready Node at once.
     pub(crate) fn bring_up(&mut self, id: &str, now: SimTime) {
-        let inst = self.mach.cloud.instances.get_mut(id).expect("launched");
+        let inst = self.instance_mut(id);
         inst.lifecycle = Lifecycle::InService;
         inst.lb_state = LbState::InService;
         inst.ready_at = Some(now);
@@ -256,12 +257,7 @@ impl SimState {
             }
         }
         let _ = self.store.create(id::NODES, "", node, &ts);
-        let inst = self
-            .mach
-            .cloud
-            .instances
-            .get_mut(instance)
-            .expect("instance");
+        let inst = self.instance_mut(instance);
         inst.registered = true;
         inst.node_ready = ready;
     }
@@ -304,22 +300,11 @@ impl SimState {
             .map(|(k, _)| k.clone())
             .collect();
         for id in ids {
-            let (lifecycle, in_service_at, registered, ready_at, node_ready, lb_at, group) = {
-                let i = &self.mach.cloud.instances[&id];
-                (
-                    i.lifecycle,
-                    i.in_service_at,
-                    i.registered,
-                    i.ready_at,
-                    i.node_ready,
-                    i.lb_at,
-                    i.group.clone(),
-                )
-            };
-            let spec = self.mach.cloud.groups.get(&group).map(|g| g.spec.clone());
+            let i = self.mach.cloud.instances[&id].clone();
+            let spec = self.mach.cloud.groups.get(&i.group).map(|g| g.spec.clone());
             let Some(spec) = spec else { continue };
-            if lifecycle == Lifecycle::Pending && now >= in_service_at {
-                let i = self.mach.cloud.instances.get_mut(&id).expect("instance");
+            if i.lifecycle == Lifecycle::Pending && now >= i.in_service_at {
+                let i = self.instance_mut(&id);
                 i.lifecycle = Lifecycle::InService;
                 if !spec.new_nodes_never_ready {
                     i.ready_at = Some(now + spec.kubelet_ready_seconds);
@@ -327,27 +312,21 @@ impl SimState {
                 self.register_node(&id, now, false);
                 continue;
             }
-            if registered && !node_ready && ready_at.is_some_and(|t| now >= t) {
-                let name = self.mach.cloud.instances[&id].node_name.clone();
+            if i.registered && !i.node_ready && i.ready_at.is_some_and(|t| now >= t) {
                 let ts = self.ts(now);
-                self.store.modify(id::NODES, "", &name, |n| {
+                self.store.modify(id::NODES, "", &i.node_name, |n| {
                     set_condition(n, "Ready", true, "KubeletReady", &ts);
                     if let Some(t) = n["spec"]["taints"].as_array_mut() {
                         t.retain(|t| t["key"] != "node.kubernetes.io/not-ready");
                     }
                 });
-                let i = self.mach.cloud.instances.get_mut(&id).expect("instance");
+                let i = self.instance_mut(&id);
                 i.node_ready = true;
                 i.lb_at = Some(now + spec.lb_health_seconds);
                 continue;
             }
-            if node_ready && lb_at.is_some_and(|t| now >= t) {
-                self.mach
-                    .cloud
-                    .instances
-                    .get_mut(&id)
-                    .expect("instance")
-                    .lb_state = LbState::InService;
+            if i.node_ready && i.lb_at.is_some_and(|t| now >= t) {
+                self.instance_mut(&id).lb_state = LbState::InService;
             }
         }
     }

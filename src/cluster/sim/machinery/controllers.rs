@@ -4,10 +4,10 @@
 
 use super::super::clock::SimTime;
 use super::super::resources::id;
-use super::super::store::{meta_str, random_suffix};
+use super::super::store::{key_of, meta_str, random_suffix};
 use super::super::SimState;
 use super::scheduler::tolerates;
-use super::{condition_true, controller_of, deleting, pod_ready, terminal};
+use super::{controller_of, deleting, pod_ready, terminal};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -64,7 +64,20 @@ fn pod_from_template(
     pod
 }
 
+/// The pods a controller owns (by its uid).
+fn owned_by<'a>(owned: &'a HashMap<String, Vec<Arc<Value>>>, owner: &Value) -> &'a [Arc<Value>] {
+    let uid = meta_str(owner, "uid").unwrap_or("");
+    owned.get(uid).map_or(&[], Vec::as_slice)
+}
+
 impl SimState {
+    /// Objects of a resource that are not being deleted.
+    fn live(&self, res: usize) -> Vec<Arc<Value>> {
+        let mut objects = self.store.list(res, None);
+        objects.retain(|o| !deleting(o));
+        objects
+    }
+
     /// One pass of every controller.
     pub(crate) fn run_controllers(&mut self, now: SimTime) {
         // Index pods by controller uid.
@@ -170,12 +183,8 @@ impl SimState {
 
     fn deployments(&mut self, now: SimTime) {
         let ts = self.ts(now);
-        for d in self.store.list(id::DEPLOYMENTS, None) {
-            if deleting(&d) {
-                continue;
-            }
-            let ns = meta_str(&d, "namespace").unwrap_or("").to_string();
-            let dname = meta_str(&d, "name").unwrap_or("").to_string();
+        for d in self.live(id::DEPLOYMENTS) {
+            let (ns, dname) = key_of(&d);
             let duid = meta_str(&d, "uid").unwrap_or("").to_string();
             let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
             let hash = template_hash(&d["spec"]["template"]);
@@ -194,8 +203,7 @@ impl SimState {
                 template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
                 let mut selector = d["spec"]["selector"].clone();
                 selector["matchLabels"]["pod-template-hash"] = json!(hash);
-                let mut labels = template["metadata"]["labels"].clone();
-                labels["pod-template-hash"] = json!(hash);
+                let labels = template["metadata"]["labels"].clone();
                 let rs = json!({
                     "metadata": {"name": rs_name, "labels": labels, "ownerReferences": [owner_ref(&d)],
                                  "annotations": {"deployment.kubernetes.io/revision": "1"}},
@@ -203,12 +211,10 @@ impl SimState {
                 });
                 let _ = self.store.create(id::REPLICASETS, &ns, rs, &ts);
             }
+            // A ReplicaSet created just now already has its replicas and no status yet.
             let mut ready = 0;
             let mut total = 0;
-            for rs in self.store.list(id::REPLICASETS, Some(&ns)) {
-                if controller_of(&rs).is_none_or(|(_, _, u)| u != duid) {
-                    continue;
-                }
+            for rs in rss {
                 let want = if meta_str(&rs, "name") == Some(rs_name.as_str()) {
                     replicas
                 } else {
@@ -234,24 +240,15 @@ impl SimState {
                     {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
                 ],
             });
-            if d["status"] != status {
-                self.store
-                    .modify(id::DEPLOYMENTS, &ns, &dname, |x| x["status"] = status);
-            }
+            self.set_status(id::DEPLOYMENTS, &d, status);
         }
     }
 
     fn replicasets(&mut self, owned: &HashMap<String, Vec<Arc<Value>>>, now: SimTime) {
         let ts = self.ts(now);
-        let empty = Vec::new();
-        for rs in self.store.list(id::REPLICASETS, None) {
-            if deleting(&rs) {
-                continue;
-            }
-            let ns = meta_str(&rs, "namespace").unwrap_or("").to_string();
-            let name = meta_str(&rs, "name").unwrap_or("").to_string();
-            let uid = meta_str(&rs, "uid").unwrap_or("");
-            let pods = owned.get(uid).unwrap_or(&empty);
+        for rs in self.live(id::REPLICASETS) {
+            let (ns, name) = key_of(&rs);
+            let pods = owned_by(owned, &rs);
             let active: Vec<&Arc<Value>> = pods
                 .iter()
                 .filter(|p| !deleting(p) && !terminal(p))
@@ -286,26 +283,17 @@ impl SimState {
                 "readyReplicas": ready, "availableReplicas": ready,
                 "observedGeneration": rs["metadata"]["generation"],
             });
-            if rs["status"] != status {
-                self.store
-                    .modify(id::REPLICASETS, &ns, &name, |x| x["status"] = status);
-            }
+            self.set_status(id::REPLICASETS, &rs, status);
         }
     }
 
     fn statefulsets(&mut self, owned: &HashMap<String, Vec<Arc<Value>>>, now: SimTime) {
         let ts = self.ts(now);
-        let empty = Vec::new();
-        for sts in self.store.list(id::STATEFULSETS, None) {
-            if deleting(&sts) {
-                continue;
-            }
-            let ns = meta_str(&sts, "namespace").unwrap_or("").to_string();
-            let name = meta_str(&sts, "name").unwrap_or("").to_string();
-            let uid = meta_str(&sts, "uid").unwrap_or("");
+        for sts in self.live(id::STATEFULSETS) {
+            let (ns, name) = key_of(&sts);
             let want = sts["spec"]["replicas"].as_i64().unwrap_or(1);
             let parallel = sts["spec"]["podManagementPolicy"] == "Parallel";
-            let pods = owned.get(uid).unwrap_or(&empty);
+            let pods = owned_by(owned, &sts);
             let by_name: HashMap<&str, &Arc<Value>> = pods
                 .iter()
                 .map(|p| (meta_str(p, "name").unwrap_or(""), p))
@@ -363,7 +351,7 @@ impl SimState {
                 }
             }
             // Scale down from the highest ordinal.
-            let mut extra: Vec<(i64, String)> = pods
+            let highest_extra = pods
                 .iter()
                 .filter(|p| !deleting(p))
                 .filter_map(|p| {
@@ -371,10 +359,9 @@ impl SimState {
                     let ord: i64 = n.rsplit('-').next()?.parse().ok()?;
                     (ord >= want).then(|| (ord, n.to_string()))
                 })
-                .collect();
-            extra.sort();
-            if let Some((_, n)) = extra.last() {
-                let _ = self.delete_pod(&ns, n, None, now);
+                .max();
+            if let Some((_, n)) = highest_extra {
+                let _ = self.delete_pod(&ns, &n, None, now);
             }
             let live: Vec<&Arc<Value>> = pods.iter().filter(|p| !deleting(p)).collect();
             let ready = live.iter().filter(|p| pod_ready(p)).count();
@@ -383,25 +370,16 @@ impl SimState {
                 "readyReplicas": ready, "currentReplicas": live.len(), "updatedReplicas": live.len(),
                 "availableReplicas": ready, "currentRevision": format!("{name}-1"), "updateRevision": format!("{name}-1"),
             });
-            if sts["status"] != status {
-                self.store
-                    .modify(id::STATEFULSETS, &ns, &name, |x| x["status"] = status);
-            }
+            self.set_status(id::STATEFULSETS, &sts, status);
         }
     }
 
     fn daemonsets(&mut self, owned: &HashMap<String, Vec<Arc<Value>>>, now: SimTime) {
         let ts = self.ts(now);
         let nodes = self.store.list(id::NODES, None);
-        let empty = Vec::new();
-        for ds in self.store.list(id::DAEMONSETS, None) {
-            if deleting(&ds) {
-                continue;
-            }
-            let ns = meta_str(&ds, "namespace").unwrap_or("").to_string();
-            let name = meta_str(&ds, "name").unwrap_or("").to_string();
-            let uid = meta_str(&ds, "uid").unwrap_or("");
-            let pods = owned.get(uid).unwrap_or(&empty);
+        for ds in self.live(id::DAEMONSETS) {
+            let (ns, name) = key_of(&ds);
+            let pods = owned_by(owned, &ds);
             let mut on_node: HashSet<&str> = HashSet::new();
             for p in pods.iter() {
                 if let Some(n) = p["spec"]["nodeName"].as_str() {
@@ -462,10 +440,7 @@ impl SimState {
                 "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": on_node.len(),
                 "numberMisscheduled": 0, "observedGeneration": ds["metadata"]["generation"],
             });
-            if ds["status"] != status {
-                self.store
-                    .modify(id::DAEMONSETS, &ns, &name, |x| x["status"] = status);
-            }
+            self.set_status(id::DAEMONSETS, &ds, status);
         }
     }
 
@@ -492,8 +467,7 @@ impl SimState {
                     matches!(k, "ReplicaSet" | "StatefulSet" | "DaemonSet")
                 });
                 if known && !deleting(p) {
-                    let ns = meta_str(p, "namespace").unwrap_or("").to_string();
-                    let n = meta_str(p, "name").unwrap_or("").to_string();
+                    let (ns, n) = key_of(p);
                     let _ = self.delete_pod(&ns, &n, None, now);
                 }
             }
@@ -523,6 +497,5 @@ impl SimState {
         for (ns, n) in gone {
             self.store.remove(id::PODS, &ns, &n);
         }
-        let _ = condition_true;
     }
 }

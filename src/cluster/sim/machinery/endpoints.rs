@@ -13,11 +13,6 @@ use serde_json::{json, Value};
 /// Label linking a slice to its Service (`discovery.k8s.io/v1`).
 pub(crate) const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
 
-/// Name of the simulator's single slice for a Service.
-pub(crate) fn slice_name(service: &str) -> String {
-    format!("{service}-sim")
-}
-
 impl SimState {
     /// Brings every Service's EndpointSlice in line with its pods (writes only on change).
     pub(crate) fn update_endpoint_slices(&mut self) {
@@ -62,32 +57,26 @@ impl SimState {
                                 "port": p.get("targetPort").cloned().unwrap_or_else(|| p["port"].clone()),
                                 "protocol": p.get("protocol").cloned().unwrap_or(json!("TCP"))}))
                 .collect();
-            let slice = slice_name(&name);
-            match self.store.get(id::ENDPOINTSLICES, &ns, &slice) {
-                Some(old) => {
-                    if old["endpoints"] != Value::Array(endpoints.clone())
-                        || old["ports"] != Value::Array(ports.clone())
-                    {
-                        self.store.modify(id::ENDPOINTSLICES, &ns, &slice, |s| {
-                            s["endpoints"] = Value::Array(endpoints);
-                            s["ports"] = Value::Array(ports);
-                        });
-                    }
-                }
-                None => {
-                    let obj = json!({
-                        "metadata": {"name": slice, "namespace": ns,
-                                     "labels": {LABEL_SERVICE_NAME: name,
-                                                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
-                                     "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": name,
-                                                          "uid": meta_str(&svc, "uid"), "controller": true,
-                                                          "blockOwnerDeletion": true}]},
-                        "addressType": "IPv4",
-                        "endpoints": endpoints,
-                        "ports": ports,
-                    });
-                    let _ = self.store.create(id::ENDPOINTSLICES, &ns, obj, &ts);
-                }
+            let slice = format!("{name}-sim"); // the simulator's single slice of the Service
+                                               // `modify` writes only when something changed.
+            if self.store.contains(id::ENDPOINTSLICES, &ns, &slice) {
+                self.store.modify(id::ENDPOINTSLICES, &ns, &slice, |s| {
+                    s["endpoints"] = Value::Array(endpoints);
+                    s["ports"] = Value::Array(ports);
+                });
+            } else {
+                let obj = json!({
+                    "metadata": {"name": slice, "namespace": ns,
+                                 "labels": {LABEL_SERVICE_NAME: name,
+                                            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                                 "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": name,
+                                                      "uid": meta_str(&svc, "uid"), "controller": true,
+                                                      "blockOwnerDeletion": true}]},
+                    "addressType": "IPv4",
+                    "endpoints": endpoints,
+                    "ports": ports,
+                });
+                let _ = self.store.create(id::ENDPOINTSLICES, &ns, obj, &ts);
             }
         }
         // Slices whose Service is gone.

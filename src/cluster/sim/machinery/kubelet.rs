@@ -18,11 +18,9 @@ use std::sync::Arc;
 pub(crate) const SIGTERM_EXIT_SECONDS: f64 = 1.0;
 
 /// Per-pod kubelet progress.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PodTimer {
-    /// Namespace.
     pub ns: String,
-    /// Name.
     pub name: String,
     /// When containers start (phase Running).
     pub running_at: SimTime,
@@ -202,11 +200,9 @@ impl SimState {
                     name: name.clone(),
                     running_at: now + startup * 0.5,
                     ready_at: now + startup,
-                    delete_at: None,
                     started: already_running,
                     ready: already_ready,
-                    unready_at: None,
-                    recover_at: None,
+                    ..Default::default()
                 },
             ));
         }
@@ -266,11 +262,9 @@ impl SimState {
             name: name.to_string(),
             running_at: now,
             ready_at: now,
-            delete_at: None,
             started: true,
             ready: true,
-            unready_at: None,
-            recover_at: None,
+            ..Default::default()
         });
         t.delete_at = Some(now + stop_after);
         Ok(obj)

@@ -22,7 +22,7 @@ impl SimState {
     /// Brings the simulated instances in line with `seen`: new ones boot (or, `initial`, are
     /// up at once), missing ones are terminated with their Node and pods. Instances of groups
     /// the topology does not know are left out (and returned, for a warning).
-    pub fn mirror(
+    pub(crate) fn mirror(
         &mut self,
         seen: &[MirroredInstance],
         initial: bool,

@@ -12,7 +12,7 @@ pub mod scheduler;
 
 use super::clock::SimTime;
 use super::resources::id;
-use super::store::meta_str;
+use super::store::{key_of, meta_str};
 use super::SimState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -32,7 +32,6 @@ pub(crate) const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 /// Machinery state that is not stored as API objects.
 #[derive(Default)]
 pub struct Machinery {
-    /// The cloud side.
     pub cloud: cloud::Cloud,
     /// Kubelet timers per pod uid.
     pub pods: HashMap<String, kubelet::PodTimer>,
@@ -42,7 +41,6 @@ pub struct Machinery {
     pub default_startup: f64,
     /// Pod IP counter.
     pub ip_seq: u32,
-    /// Last tick time.
     pub last_tick: SimTime,
     /// Store resourceVersion after the last controller/scheduler pass.
     pub last_rv: u64,
@@ -56,7 +54,7 @@ pub struct Machinery {
 
 impl SimState {
     /// One step of every simulated component.
-    pub fn tick(&mut self, now: SimTime) {
+    pub(crate) fn tick(&mut self, now: SimTime) {
         let dt = (now - self.mach.last_tick).max(0.0);
         self.mach.last_tick = now;
         self.cloud_step(now);
@@ -80,10 +78,18 @@ impl SimState {
     }
 
     /// Timestamp string for simulated instant `t`.
-    pub fn ts(&self, t: SimTime) -> String {
+    pub(crate) fn ts(&self, t: SimTime) -> String {
         self.clock
             .at(t)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// Writes `status` into the stored object when it differs.
+    pub(crate) fn set_status(&mut self, res: usize, obj: &Value, status: Value) {
+        if obj["status"] != status {
+            let (ns, name) = key_of(obj);
+            self.store.modify(res, &ns, &name, |o| o["status"] = status);
+        }
     }
 
     /// Records a core/v1 Event about `obj`.

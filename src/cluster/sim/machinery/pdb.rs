@@ -27,18 +27,12 @@ pub struct Budget {
     pub disruptions_allowed: i64,
 }
 
-fn resolve(v: &Value, expected: i64, round_up: bool) -> i64 {
+/// An int-or-percent of `expected`, percentages rounded up (as the disruption controller does).
+fn resolve(v: &Value, expected: i64) -> i64 {
     match v {
         Value::Number(n) => n.as_i64().unwrap_or(0),
         Value::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
-            Some(p) => {
-                let x = p * expected;
-                if round_up {
-                    (x + 99) / 100
-                } else {
-                    x / 100
-                }
-            }
+            Some(p) => (p * expected + 99) / 100,
             None => s.parse().unwrap_or(0),
         },
         _ => 0,
@@ -60,7 +54,7 @@ impl SimState {
     }
 
     /// The budget of a PDB, computed from the current pods.
-    pub fn budget(&self, pdb: &Value) -> Budget {
+    pub(crate) fn budget(&self, pdb: &Value) -> Budget {
         let pods = self.pdb_pods(pdb);
         let ns = meta_str(pdb, "namespace").unwrap_or("");
         let spec = &pdb["spec"];
@@ -96,8 +90,8 @@ impl SimState {
             total
         };
         let desired = match (min, max) {
-            (Some(m), _) => resolve(m, expected, true),
-            (None, Some(m)) => expected - resolve(m, expected, true),
+            (Some(m), _) => resolve(m, expected),
+            (None, Some(m)) => expected - resolve(m, expected),
             (None, None) => expected,
         }
         .max(0);
@@ -130,12 +124,7 @@ impl SimState {
                 status["conditions"][0]["lastTransitionTime"] =
                     old["conditions"][0]["lastTransitionTime"].clone();
             }
-            if *old != status {
-                let ns = meta_str(&pdb, "namespace").unwrap_or("").to_string();
-                let n = meta_str(&pdb, "name").unwrap_or("").to_string();
-                self.store
-                    .modify(id::PDBS, &ns, &n, |p| p["status"] = status);
-            }
+            self.set_status(id::PDBS, &pdb, status);
         }
     }
 
@@ -166,7 +155,7 @@ impl SimState {
     }
 
     /// POST pods/<name>/eviction.
-    pub fn evict(
+    pub(crate) fn evict(
         &mut self,
         ns: &str,
         name: &str,
@@ -308,10 +297,9 @@ mod tests {
 
     #[test]
     fn int_or_percent_rounds_like_the_disruption_controller() {
-        assert_eq!(resolve(&json!(2), 10, true), 2);
-        assert_eq!(resolve(&json!("90%"), 4500, true), 4050);
-        assert_eq!(resolve(&json!("10%"), 5, true), 1); // 0.5 rounds up
-        assert_eq!(resolve(&json!("10%"), 5, false), 0);
-        assert_eq!(resolve(&json!("100%"), 3, true), 3);
+        assert_eq!(resolve(&json!(2), 10), 2);
+        assert_eq!(resolve(&json!("90%"), 4500), 4050);
+        assert_eq!(resolve(&json!("10%"), 5), 1); // 0.5 rounds up
+        assert_eq!(resolve(&json!("100%"), 3), 3);
     }
 }

@@ -68,6 +68,31 @@ fn node_terms_match(terms: &Value, labels: &Value) -> bool {
     })
 }
 
+/// Sets phase Pending and the PodScheduled condition: True, or False with the message of
+/// an `unschedulable` pod.
+fn set_scheduled(p: &mut Value, unschedulable: Option<&str>, ts: &str) {
+    let reason = if unschedulable.is_some() {
+        "Unschedulable"
+    } else {
+        ""
+    };
+    set_condition(p, "PodScheduled", unschedulable.is_none(), reason, ts);
+    p["status"]["phase"] = json!("Pending");
+    let conditions = p["status"]["conditions"]
+        .as_array_mut()
+        .into_iter()
+        .flatten();
+    for c in conditions.filter(|c| c["type"] == "PodScheduled") {
+        let c = c.as_object_mut().expect("object");
+        if let Some(m) = unschedulable {
+            c.insert("message".into(), json!(m));
+        } else {
+            c.remove("message");
+            c.remove("reason");
+        }
+    }
+}
+
 impl SimState {
     fn node_infos(&self) -> Vec<NodeInfo> {
         let mut used: HashMap<&str, (i64, i64, i64)> = HashMap::new();
@@ -137,7 +162,7 @@ impl SimState {
     }
 
     /// Binds every schedulable Pending pod.
-    pub fn schedule(&mut self, now: SimTime) {
+    pub(crate) fn schedule(&mut self, now: SimTime) {
         let pending: Vec<(String, String)> = self
             .store
             .iter(id::PODS)
@@ -296,17 +321,7 @@ impl SimState {
                     self.bind_volumes(&pod, &ns, &zone, now);
                     self.store.modify(id::PODS, &ns, &name, |p| {
                         p["spec"]["nodeName"] = json!(node_name);
-                        if !p["status"].is_object() {
-                            p["status"] = json!({});
-                        }
-                        p["status"]["phase"] = json!("Pending");
-                        set_condition(p, "PodScheduled", true, "", &ts);
-                        if let Some(c) = p["status"]["conditions"].as_array_mut() {
-                            for c in c.iter_mut().filter(|c| c["type"] == "PodScheduled") {
-                                c.as_object_mut().expect("object").remove("message");
-                                c.as_object_mut().expect("object").remove("reason");
-                            }
-                        }
+                        set_scheduled(p, None, &ts);
                     });
                     if let Some(uid) = meta_str(&pod, "uid") {
                         self.mach.sched_msgs.remove(uid);
@@ -325,18 +340,8 @@ impl SimState {
                     let uid = meta_str(&pod, "uid").unwrap_or("").to_string();
                     if self.mach.sched_msgs.get(&uid) != Some(&msg) {
                         self.mach.sched_msgs.insert(uid, msg.clone());
-                        self.store.modify(id::PODS, &ns, &name, |p| {
-                            if !p["status"].is_object() {
-                                p["status"] = json!({});
-                            }
-                            p["status"]["phase"] = json!("Pending");
-                            set_condition(p, "PodScheduled", false, "Unschedulable", &ts);
-                            if let Some(c) = p["status"]["conditions"].as_array_mut() {
-                                for c in c.iter_mut().filter(|c| c["type"] == "PodScheduled") {
-                                    c["message"] = json!(msg);
-                                }
-                            }
-                        });
+                        self.store
+                            .modify(id::PODS, &ns, &name, |p| set_scheduled(p, Some(&msg), &ts));
                         self.record_event(&pod, "Warning", "FailedScheduling", &msg, now);
                     }
                 }
