@@ -3,6 +3,7 @@
 //! results beside the new ones read as part of this run. Only what e2e-gate itself writes is
 //! removed; anything else in the directory stays.
 
+use super::Exit;
 use std::path::Path;
 
 /// Top-level files a run or a gate writes.
@@ -21,8 +22,18 @@ fn is_suite_dir(dir: &Path) -> bool {
         .any(|a| dir.join(a).join("container.json").is_file())
 }
 
+/// [`clear_previous`], logged; a failure stops the command (exit 3).
+pub(crate) fn clear(artifacts: &Path) -> Result<(), Exit> {
+    let removed = clear_previous(artifacts)
+        .map_err(|e| Exit::infra(format!("cannot clear {}: {e}", artifacts.display())))?;
+    if !removed.is_empty() {
+        tracing::info!(artifacts = %artifacts.display(), ?removed, "previous results removed");
+    }
+    Ok(())
+}
+
 /// Removes the previous run's results from `artifacts`; returns what was removed.
-pub(crate) fn clear_previous(artifacts: &Path) -> std::io::Result<Vec<String>> {
+fn clear_previous(artifacts: &Path) -> std::io::Result<Vec<String>> {
     let mut removed = Vec::new();
     let entries = match std::fs::read_dir(artifacts) {
         Ok(e) => e,

@@ -1,11 +1,11 @@
 //! `e2e-gate cluster up|down|status` (and the hidden `serve-sim` used by `up --provider sim`).
 
+use super::Exit;
 use crate::cluster::kind::{KindProvider, TokioCommandRunner};
 use crate::cluster::sim::process::{self, SimProvider};
 use crate::cluster::sim::SimOptions;
 use crate::cluster::{existing::ExistingProvider, ClusterProvider, ClusterSpec};
 use crate::exit_code;
-use crate::exit_code::HasExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -107,15 +107,6 @@ pub enum ClusterCommand {
     },
 }
 
-fn provider(p: ProviderOpt) -> Box<dyn ClusterProvider> {
-    let kind = match p {
-        ProviderOpt::Sim => crate::gate::Provider::Sim,
-        ProviderOpt::Kind => crate::gate::Provider::Kind,
-        ProviderOpt::Existing => crate::gate::Provider::Existing,
-    };
-    cluster_provider(kind, None)
-}
-
 /// The real provider of a kind (`time_scale` only matters to the simulated cluster).
 pub(super) fn cluster_provider(
     kind: crate::gate::Provider,
@@ -134,8 +125,17 @@ pub(super) fn cluster_provider(
     }
 }
 
+fn provider(p: ProviderOpt, time_scale: Option<f64>) -> Box<dyn ClusterProvider> {
+    let kind = match p {
+        ProviderOpt::Sim => crate::gate::Provider::Sim,
+        ProviderOpt::Kind => crate::gate::Provider::Kind,
+        ProviderOpt::Existing => crate::gate::Provider::Existing,
+    };
+    cluster_provider(kind, time_scale)
+}
+
 /// Runs `cluster …`.
-pub async fn run(args: ClusterArgs) -> u8 {
+pub async fn run(args: ClusterArgs) -> Result<u8, Exit> {
     match args.command {
         ClusterCommand::Up {
             provider: p,
@@ -147,8 +147,7 @@ pub async fn run(args: ClusterArgs) -> u8 {
             time_scale,
         } => {
             if time_scale.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
-                eprintln!("error: --time-scale must be a number > 0 (real seconds per simulated second, e.g. 0.01)");
-                return exit_code::USAGE;
+                return Err(Exit::usage("--time-scale must be a number > 0 (real seconds per simulated second, e.g. 0.01)"));
             }
             let spec = ClusterSpec {
                 name,
@@ -156,36 +155,17 @@ pub async fn run(args: ClusterArgs) -> u8 {
                 kubernetes_version,
                 kubeconfig,
             };
-            let prov: Box<dyn ClusterProvider> = match p {
-                ProviderOpt::Sim => Box::new(SimProvider {
-                    time_scale,
-                    ..Default::default()
-                }),
-                other => provider(other),
-            };
-            let h = match prov.up(&spec).await {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return e.exit_code();
-                }
-            };
-            let text = match std::fs::read_to_string(&h.kubeconfig) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot read kubeconfig {}: {e}",
-                        h.kubeconfig.display()
-                    );
-                    return exit_code::INFRA;
-                }
-            };
+            let h = provider(p, time_scale).up(&spec).await?;
+            let text = std::fs::read_to_string(&h.kubeconfig).map_err(|e| {
+                Exit::infra(format!(
+                    "cannot read kubeconfig {}: {e}",
+                    h.kubeconfig.display()
+                ))
+            })?;
             match kubeconfig_out {
                 Some(out) => {
-                    if let Err(e) = std::fs::write(&out, text) {
-                        eprintln!("error: cannot write {}: {e}", out.display());
-                        return exit_code::INFRA;
-                    }
+                    std::fs::write(&out, text)
+                        .map_err(|e| Exit::infra(format!("cannot write {}: {e}", out.display())))?;
                     eprintln!(
                         "cluster {:?} is up at {}; kubeconfig written to {}",
                         h.name,
@@ -198,23 +178,15 @@ pub async fn run(args: ClusterArgs) -> u8 {
                     print!("{text}");
                 }
             }
-            exit_code::OK
         }
-        ClusterCommand::Down { provider: p, name } => match provider(p).down(&name).await {
-            Ok(()) => {
-                eprintln!("cluster {name:?} is down");
-                exit_code::OK
-            }
+        ClusterCommand::Down { provider: p, name } => match provider(p, None).down(&name).await {
+            Ok(()) => eprintln!("cluster {name:?} is down"),
             // Idempotent, like `kind delete cluster`: what should be gone is gone. A cleanup
             // step that runs twice (a retried Jenkins post step) must not fail the build.
             Err(crate::cluster::ClusterError::NotFound { detail, .. }) => {
-                eprintln!("cluster {name:?} is not running ({detail}); nothing to take down");
-                exit_code::OK
+                eprintln!("cluster {name:?} is not running ({detail}); nothing to take down")
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                e.exit_code()
-            }
+            Err(e) => return Err(e.into()),
         },
         ClusterCommand::Status {
             provider: p,
@@ -225,20 +197,15 @@ pub async fn run(args: ClusterArgs) -> u8 {
                 (Some(n), _) => vec![n.clone()],
                 (None, ProviderOpt::Sim) => SimProvider::default().names(),
                 (None, _) => {
-                    eprintln!("error: --name is required with --provider kind|existing");
-                    return exit_code::USAGE;
+                    return Err(Exit::usage(
+                        "--name is required with --provider kind|existing",
+                    ))
                 }
             };
-            let prov = provider(p);
+            let prov = provider(p, None);
             let mut rows = Vec::new();
             for n in &names {
-                match prov.status(n).await {
-                    Ok(s) => rows.push(s),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return e.exit_code();
-                    }
-                }
+                rows.push(prov.status(n).await?);
             }
             if format == super::args::Format::Json {
                 println!(
@@ -266,7 +233,6 @@ pub async fn run(args: ClusterArgs) -> u8 {
                     );
                 }
             }
-            exit_code::OK
         }
         ClusterCommand::ServeSim {
             name,
@@ -281,21 +247,15 @@ pub async fn run(args: ClusterArgs) -> u8 {
                 time_scale,
                 ..Default::default()
             };
-            match process::serve(
+            process::serve(
                 &name,
                 &state_dir,
                 topology.as_deref(),
                 kubernetes_version,
                 opts,
             )
-            .await
-            {
-                Ok(()) => exit_code::OK,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    e.exit_code()
-                }
-            }
+            .await?;
         }
     }
+    Ok(exit_code::OK)
 }

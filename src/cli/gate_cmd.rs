@@ -3,9 +3,7 @@
 
 use super::args::JunitStyleOpt;
 use super::run_cmd::{artifacts_dir, conclude, junit_options_for, publisher, run_id, Conclusion};
-use super::signals;
-use crate::exit_code;
-use crate::exit_code::HasExitCode;
+use super::{signals, Exit};
 use crate::gate::{self, profile, GateInputs, Provider};
 use crate::runner::{ContainerRunner, DockerRunner};
 use crate::smoke::image as smoke_image;
@@ -165,7 +163,7 @@ async fn ensure_smoke_image(
 }
 
 /// Runs the gate.
-pub async fn run(mut args: GateArgs) -> u8 {
+pub async fn run(mut args: GateArgs) -> Result<u8, Exit> {
     args.gate_file = super::args::locate(&args.gate_file);
     args.suites_dir = super::args::locate(&args.suites_dir);
     // Empty variables count as unset, except E2E_GATE_TARGET_VERSION: set empty, it is an
@@ -175,71 +173,32 @@ pub async fn run(mut args: GateArgs) -> u8 {
             .ok()
             .filter(|v| !v.is_empty() || k == "E2E_GATE_TARGET_VERSION")
     };
-    let profile = match resolve_profile(&args, &env) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::USAGE;
-        }
-    };
+    let profile = resolve_profile(&args, &env).map_err(Exit::usage)?;
     // The profile's engine options, validated as the flags of `upgrade apply` are.
-    let upgrade_options = match profile
+    let (upgrade_options, cloud) = profile
         .upgrade
         .options(
             profile.target_version.as_deref().unwrap_or_default(),
             super::args::duration,
         )
         .and_then(|o| Ok((o, profile.upgrade.cloud(super::args::duration)?)))
-    {
-        // The simulated cluster's own cloud unless the profile names a pool command.
-        Ok((o, cloud)) => (
-            o,
-            cloud.or((profile.provider == Provider::Sim).then_some(Cloud::Sim)),
-        ),
-        Err(e) => {
-            eprintln!(
-                "error: {} [profile.{}.upgrade]: {e}",
+        .map_err(|e| {
+            Exit::usage(format!(
+                "{} [profile.{}.upgrade]: {e}",
                 args.gate_file.display(),
                 profile.name
-            );
-            return exit_code::USAGE;
-        }
-    };
-    let suites = match suite::select(&args.suites_dir, &profile.suites) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
-    };
-    let (statuses, status_setup_error) = match publisher(&args.github, false).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::USAGE;
-        }
-    };
-    let docker = match DockerRunner::connect().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
-    };
+            ))
+        })?;
+    // The simulated cluster's own cloud unless the profile names a pool command.
+    let cloud = cloud.or((profile.provider == Provider::Sim).then_some(Cloud::Sim));
+    let suites = suite::select(&args.suites_dir, &profile.suites)?;
+    let (statuses, status_setup_error) = publisher(&args.github, false).await?;
+    let docker = DockerRunner::connect().await?;
     let cancel = signals::cancel_on_signals();
     let started = tokio::time::Instant::now();
     let id = run_id();
     let artifacts = artifacts_dir(&args.common, &env);
-    match super::artifacts::clear_previous(&artifacts) {
-        Ok(removed) if !removed.is_empty() => {
-            tracing::info!(artifacts = %artifacts.display(), ?removed, "previous results removed")
-        }
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("error: cannot clear {}: {e}", artifacts.display());
-            return exit_code::INFRA;
-        }
-    }
+    super::artifacts::clear(&artifacts)?;
     tracing::info!(profile = %profile.name, provider = ?profile.provider, suites = ?profile.suites, run = %id, "gate starting");
     if let Some(p) = &statuses {
         p.pending(
@@ -251,7 +210,6 @@ pub async fn run(mut args: GateArgs) -> u8 {
     let mut pre_steps = gate::StepRecorder::new();
     ensure_smoke_image(&docker, &suites, &mut pre_steps).await;
     let cluster = super::cluster_cmd::cluster_provider(profile.provider, profile.time_scale);
-    let (upgrade_options, cloud) = upgrade_options;
     let upgrader = cloud.map(|cloud| InProcessUpgrade {
         options: upgrade_options,
         cloud,
@@ -313,7 +271,7 @@ pub async fn run(mut args: GateArgs) -> u8 {
                 && !verdict_step(&s.name)
                 && matches!(s.outcome, gate::StepOutcome::Failed(_))
         });
-    conclude(
+    let code = conclude(
         &report.suites,
         Conclusion {
             artifacts: Path::new(&artifacts),
@@ -347,7 +305,8 @@ pub async fn run(mut args: GateArgs) -> u8 {
             status_setup_error,
         },
     )
-    .await
+    .await;
+    Ok(code)
 }
 
 /// Runs the upgrade use case in-process against the gate's cluster and its cloud,

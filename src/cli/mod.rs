@@ -8,7 +8,7 @@ mod gate_cmd;
 pub mod github_args;
 mod output;
 mod promote_cmd;
-pub mod report_cmd;
+mod report_cmd;
 mod run_cmd;
 mod signals;
 mod smoke_cmd;
@@ -18,8 +18,51 @@ mod upgrade_cmd;
 
 pub use args::{Cli, Command};
 
+use crate::exit_code::{self, HasExitCode};
 use clap::Parser;
 use std::process::ExitCode;
+
+/// Why a command stopped early: printed as `error: {message}`, the process ends with `code`.
+/// Every layer's error converts with `?` (its code from [`HasExitCode`]).
+pub(crate) struct Exit {
+    code: u8,
+    message: String,
+}
+
+impl Exit {
+    /// A usage or configuration error (exit 2).
+    pub(crate) fn usage(message: impl std::fmt::Display) -> Exit {
+        Exit {
+            code: exit_code::USAGE,
+            message: message.to_string(),
+        }
+    }
+
+    /// An infrastructure error (exit 3).
+    pub(crate) fn infra(message: impl std::fmt::Display) -> Exit {
+        Exit {
+            code: exit_code::INFRA,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl<E: HasExitCode + std::fmt::Display> From<E> for Exit {
+    fn from(e: E) -> Exit {
+        Exit {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A command's exit code; an [`Exit`] is printed first.
+fn exit(result: Result<u8, Exit>) -> u8 {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {}", e.message);
+        e.code
+    })
+}
 
 /// Entry point of the `e2e-gate` binary.
 pub fn main() -> ExitCode {
@@ -32,7 +75,7 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(crate::exit_code::INFRA);
+            return ExitCode::from(exit_code::INFRA);
         }
     };
     let code = runtime.block_on(dispatch(cli));
@@ -40,7 +83,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> u8 {
-    match cli.command {
+    exit(match cli.command {
         None => run_cmd::run(cli.run).await,
         Some(Command::Run(args)) => run_cmd::run(*args).await,
         Some(Command::Gate(args)) => gate_cmd::run(*args).await,
@@ -48,19 +91,19 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Smoke(args)) => smoke_cmd::run(args).await,
         Some(Command::Status(args)) => status_cmd::run(args).await,
         Some(Command::Promote(args)) => promote_cmd::run(args).await,
-        Some(Command::Upgrade(args)) => upgrade_cmd::run(*args).await,
+        Some(Command::Upgrade(args)) => Ok(upgrade_cmd::run(*args).await),
         Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
         // Reading large result files is blocking work: off the async threads.
         Some(Command::Report(args)) => tokio::task::spawn_blocking(move || report_cmd::run(args))
             .await
-            .unwrap_or(crate::exit_code::INFRA),
+            .unwrap_or(Ok(exit_code::INFRA)),
         Some(Command::Completions { shell }) => completions(shell),
         Some(Command::Man) => man_page(),
-    }
+    })
 }
 
 /// Writes the completion script for `shell` to stdout.
-fn completions(shell: args::Shell) -> u8 {
+fn completions(shell: args::Shell) -> Result<u8, Exit> {
     use clap::CommandFactory;
     let shell = match shell {
         args::Shell::Bash => clap_complete::Shell::Bash,
@@ -74,25 +117,22 @@ fn completions(shell: args::Shell) -> u8 {
 }
 
 /// Writes the man page to stdout.
-fn man_page() -> u8 {
+fn man_page() -> Result<u8, Exit> {
     use clap::CommandFactory;
     let mut buf = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut buf) {
-        eprintln!("error: cannot render the man page: {e}");
-        return crate::exit_code::INFRA;
-    }
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut buf)
+        .map_err(|e| Exit::infra(format!("cannot render the man page: {e}")))?;
     write_stdout(&buf, "the man page")
 }
 
 /// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
-fn write_stdout(bytes: &[u8], what: &str) -> u8 {
+fn write_stdout(bytes: &[u8], what: &str) -> Result<u8, Exit> {
     use std::io::Write;
     match std::io::stdout().write_all(bytes) {
-        Ok(()) => crate::exit_code::OK,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => crate::exit_code::OK,
-        Err(e) => {
-            eprintln!("error: cannot write {what}: {e}");
-            crate::exit_code::INFRA
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Exit::infra(format!("cannot write {what}: {e}")))
         }
+        _ => Ok(exit_code::OK),
     }
 }

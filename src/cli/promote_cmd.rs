@@ -2,8 +2,8 @@
 
 use super::args::Format;
 use super::github_args::AuthArgs;
+use super::Exit;
 use crate::exit_code;
-use crate::exit_code::HasExitCode;
 use crate::promote::{audit, promote, Decision, GithubPromotionApi, Mode, Outcome, PromoteRequest};
 use crate::status::target::parse_repo;
 use crate::status::{GithubClient, RepoId, StatusError};
@@ -86,14 +86,13 @@ fn parse_branch(s: &str) -> Result<String, String> {
 }
 
 /// Runs `promote`.
-pub async fn run(a: PromoteArgs) -> u8 {
+pub async fn run(a: PromoteArgs) -> Result<u8, Exit> {
     let env: HashMap<String, String> = std::env::vars().collect();
     if a.from == a.to {
-        eprintln!(
-            "error: --from and --to are both {:?}; they must differ",
+        return Err(Exit::usage(format!(
+            "--from and --to are both {:?}; they must differ",
             a.from
-        );
-        return exit_code::USAGE;
+        )));
     }
     let required: Vec<String> = a
         .require
@@ -102,20 +101,11 @@ pub async fn run(a: PromoteArgs) -> u8 {
         .filter(|c| !c.is_empty())
         .collect();
     if required.is_empty() {
-        eprintln!("error: --require needs at least one non-empty context");
-        return exit_code::USAGE;
+        return Err(Exit::usage(
+            "--require needs at least one non-empty context",
+        ));
     }
-    let client = match a
-        .auth
-        .client_config(&env)
-        .and_then(|cfg| GithubClient::new(&cfg))
-    {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
-    };
+    let client = Arc::new(GithubClient::new(&a.auth.client_config(&env)?)?);
     let api = GithubPromotionApi::new(client, a.repo.clone());
     let req = PromoteRequest {
         repo: a.repo.clone(),
@@ -131,10 +121,7 @@ pub async fn run(a: PromoteArgs) -> u8 {
             .or_else(|| env.get("BUILD_URL").cloned()),
     };
     let now = chrono::Utc::now();
-    let outcome = match promote(&api, &req, now).await {
-        Ok(o) => o,
-        Err(e) => return infra(&a, &e),
-    };
+    let outcome = promote(&api, &req, now).await.map_err(|e| infra(&a, &e))?;
     eprint!("{}", human(&outcome));
     if a.format == Format::Json {
         println!(
@@ -143,36 +130,31 @@ pub async fn run(a: PromoteArgs) -> u8 {
         );
     }
     if let Some(path) = &a.audit_log {
-        if let Err(e) = audit::append(path, &outcome, now) {
-            eprintln!(
-                "error: --audit-log: cannot append to {}: {e}",
+        audit::append(path, &audit::line(&outcome, now)).map_err(|e| {
+            Exit::infra(format!(
+                "--audit-log: cannot append to {}: {e}",
                 path.display()
-            );
-            return exit_code::INFRA;
-        }
+            ))
+        })?;
     }
-    match (&outcome.decision, &outcome.status_error) {
+    Ok(match (&outcome.decision, &outcome.status_error) {
         (Decision::Closed { .. }, _) => exit_code::FAILED,
         (_, Some(_)) => exit_code::STATUS_POST_FAILED,
         _ => exit_code::OK,
-    }
+    })
 }
 
-fn infra(a: &PromoteArgs, e: &StatusError) -> u8 {
-    eprintln!("error: promoting {} {} → {}: {e}", a.repo, a.from, a.to);
+/// A promotion GitHub did not let finish (exit 3), also written to the audit log.
+fn infra(a: &PromoteArgs, e: &StatusError) -> Exit {
     if let Some(path) = &a.audit_log {
         let line = serde_json::json!({
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "repo": a.repo.to_string(), "from": a.from, "to": a.to,
             "decision": "error", "error": e.to_string(), "dry_run": a.dry_run,
         });
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+        let _ = audit::append(path, &line.to_string());
     }
-    exit_code::INFRA
+    Exit::infra(format!("promoting {} {} → {}: {e}", a.repo, a.from, a.to))
 }
 
 /// The human rendering of an outcome (stderr).

@@ -1,13 +1,14 @@
 //! `e2e-gate report`: read result files/directories, print a summary, write JUnit.
 
 use super::args::JunitStyleOpt;
-use crate::exit_code;
+use super::run_cmd::{colour_stderr, junit_options_for};
+use super::Exit;
 use crate::exit_code::HasExitCode;
 use crate::results::load::{is_suite_dir, load_dir_with, load_files_with, load_suite_dir};
 use crate::results::model::SuiteResult;
 use crate::results::read::ReadOptions;
 use crate::results::summary::{render_human_styled, suite_summary, summarize_summaries};
-use crate::results::write::junit::{JunitOptions, JunitStream, JunitStyle};
+use crate::results::write::junit::JunitStream;
 use clap::ValueEnum;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -129,7 +130,7 @@ fn has_suite_dirs(dir: &Path) -> bool {
 }
 
 /// Runs `report`.
-pub fn run(args: ReportArgs) -> u8 {
+pub fn run(args: ReportArgs) -> Result<u8, Exit> {
     let opts = ReadOptions {
         max_output_bytes: if args.format == ReportFormat::Junit {
             args.max_output_bytes
@@ -139,29 +140,14 @@ pub fn run(args: ReportArgs) -> u8 {
         missing_as_not_run: true,
         ..ReadOptions::default()
     };
-    let sources = match sources(&args.paths, &args.name) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::USAGE;
-        }
-    };
-    let junit_opts = JunitOptions {
-        style: match args.junit_style {
-            JunitStyleOpt::Jenkins => JunitStyle::Jenkins,
-            JunitStyleOpt::Testgrid => JunitStyle::Testgrid,
-        },
-        max_output_bytes: args.max_output_bytes,
-        report_name: "e2e-gate".to_string(),
-    };
+    let sources = sources(&args.paths, &args.name).map_err(Exit::usage)?;
+    let junit_opts = junit_options_for(args.junit_style, args.max_output_bytes);
     let mut junit = match args.format {
-        ReportFormat::Junit => match JunitStream::new(&junit_opts) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                eprintln!("error: cannot create a temporary file for the JUnit report: {e}");
-                return exit_code::INFRA;
-            }
-        },
+        ReportFormat::Junit => Some(JunitStream::new(&junit_opts).map_err(|e| {
+            Exit::infra(format!(
+                "cannot create a temporary file for the JUnit report: {e}"
+            ))
+        })?),
         _ => None,
     };
     // One suite at a time: read, summarise, write out, drop. Holding them all took 3.8 GB
@@ -171,17 +157,15 @@ pub fn run(args: ReportArgs) -> u8 {
         let suite = source.load(&opts);
         summaries.push(suite_summary(&suite, args.fail_on_flaky));
         if let Some(j) = junit.as_mut() {
-            if let Err(e) = j.add(&suite) {
-                eprintln!("error: cannot write the JUnit report's temporary file: {e}");
-                return exit_code::INFRA;
-            }
+            j.add(&suite).map_err(|e| {
+                Exit::infra(format!(
+                    "cannot write the JUnit report's temporary file: {e}"
+                ))
+            })?;
         }
     }
     let summary = summarize_summaries(summaries);
-    eprint!(
-        "{}",
-        render_human_styled(&summary, super::run_cmd::colour_stderr())
-    );
+    eprint!("{}", render_human_styled(&summary, colour_stderr()));
     let write = |w: &mut dyn Write| -> std::io::Result<()> {
         match (args.format, junit) {
             (ReportFormat::Json, _) => w.write_all((summary.to_json() + "\n").as_bytes()),
@@ -191,22 +175,17 @@ pub fn run(args: ReportArgs) -> u8 {
     };
     if args.format != ReportFormat::Human {
         match &args.output {
-            Some(path) => {
-                if let Err(e) = crate::atomic_write::write_atomically_with(path, write) {
-                    eprintln!("error: {}: cannot write: {e}", path.display());
-                    return exit_code::INFRA;
-                }
-            }
+            Some(path) => crate::atomic_write::write_atomically_with(path, write)
+                .map_err(|e| Exit::infra(format!("{}: cannot write: {e}", path.display())))?,
             None => {
                 let mut out = std::io::stdout().lock();
-                if let Err(e) = write(&mut out).and_then(|_| out.flush()) {
-                    eprintln!("error: stdout: {e}");
-                    return exit_code::INFRA;
-                }
+                write(&mut out)
+                    .and_then(|_| out.flush())
+                    .map_err(|e| Exit::infra(format!("stdout: {e}")))?;
             }
         }
     }
-    summary.exit_code()
+    Ok(summary.exit_code())
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! `junit.xml` and `summary.json`, and maps the verdict to an exit code.
 
 use super::args::{Format, JunitStyleOpt, RunArgs};
-use super::signals;
-use crate::exit_code;
-use crate::exit_code::HasExitCode;
+use super::{signals, Exit};
+use crate::atomic_write::write_atomically;
+use crate::exit_code::{self, HasExitCode};
 use crate::results::summary::{render_human_styled, summarize_with};
 use crate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use crate::results::SuiteResult;
@@ -84,8 +84,6 @@ pub(super) fn artifacts_dir(
         .unwrap_or_else(|| PathBuf::from("artifacts"))
 }
 
-pub(crate) use crate::atomic_write::write_atomically;
-
 pub(super) fn run_id() -> String {
     use rand::Rng;
     let n: u32 = rand::rng().random();
@@ -101,10 +99,6 @@ pub(super) fn junit_options_for(style: JunitStyleOpt, max_output_bytes: usize) -
         max_output_bytes,
         report_name: "e2e-gate".into(),
     }
-}
-
-fn junit_options(args: &RunArgs) -> JunitOptions {
-    junit_options_for(args.junit_style, args.max_output_bytes)
 }
 
 fn print_dry_run(results: &[SuiteResult], format: Format) {
@@ -129,7 +123,7 @@ fn print_dry_run(results: &[SuiteResult], format: Format) {
 pub(super) async fn publisher(
     github: &super::github_args::GithubArgs,
     dry_run: bool,
-) -> Result<(Option<StatusPublisher>, Option<String>), String> {
+) -> Result<(Option<StatusPublisher>, Option<String>), Exit> {
     if dry_run {
         return Ok((None, None));
     }
@@ -139,7 +133,7 @@ pub(super) async fn publisher(
             Ok((Some(StatusPublisher::new(reporter, target_url)), None))
         }
         Ok(None) => Ok((None, None)),
-        Err(e @ status::StatusError::Config(_)) => Err(e.to_string()),
+        Err(e @ status::StatusError::Config(_)) => Err(e.into()),
         Err(e) => Ok((
             None,
             Some(format!("GitHub statuses will not be posted: {e}")),
@@ -148,43 +142,16 @@ pub(super) async fn publisher(
 }
 
 /// Runs the selected suites.
-pub async fn run(mut args: RunArgs) -> u8 {
+pub async fn run(mut args: RunArgs) -> Result<u8, Exit> {
     args.suites_dir = super::args::locate(&args.suites_dir);
     let env = |k: &str| std::env::var(k).ok();
-    let resolved = match resolve(&args, &env) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::USAGE;
-        }
-    };
-    let (statuses, status_setup_error) = match publisher(&args.github, args.dry_run).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::USAGE;
-        }
-    };
+    let resolved = resolve(&args, &env).map_err(Exit::usage)?;
+    let (statuses, status_setup_error) = publisher(&args.github, args.dry_run).await?;
     if let Some(e) = &status_setup_error {
         tracing::error!("{e}");
     }
-    let docker = match DockerRunner::connect().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
-    };
-    match super::artifacts::clear_previous(&resolved.artifacts) {
-        Ok(removed) if !removed.is_empty() => {
-            tracing::info!(artifacts = %resolved.artifacts.display(), ?removed, "previous results removed")
-        }
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("error: cannot clear {}: {e}", resolved.artifacts.display());
-            return exit_code::INFRA;
-        }
-    }
+    let docker = DockerRunner::connect().await?;
+    super::artifacts::clear(&resolved.artifacts)?;
     let cancel = signals::cancel_on_signals();
     let ctx = RunContext {
         runner: &docker,
@@ -207,40 +174,37 @@ pub async fn run(mut args: RunArgs) -> u8 {
         )
         .await;
     }
-    let ctx_ref = &ctx;
-    let fail_on_flaky = args.common.fail_on_flaky;
-    let dry_run = args.dry_run;
     let runs = crate::gate::run_suites(
-        ctx_ref,
+        &ctx,
         statuses.as_ref(),
         &resolved.suites,
         args.jobs,
-        dry_run,
-        fail_on_flaky,
+        args.dry_run,
+        args.common.fail_on_flaky,
     )
     .await;
-    let infra_errors: Vec<String> = runs.iter().filter_map(|(_, e)| e.clone()).collect();
+    let infra_failed = runs.iter().any(|(_, e)| e.is_some());
     let suites: Vec<SuiteResult> = runs.into_iter().map(|(r, _)| r).collect();
 
-    if dry_run {
+    if args.dry_run {
         print_dry_run(&suites, args.common.format);
     }
     let conclusion = Conclusion {
         artifacts: &ctx.artifacts,
         extra_junit_suites: Vec::new(),
-        junit: junit_options(&args),
+        junit: junit_options_for(args.junit_style, args.max_output_bytes),
         format: args.common.format,
         fail_on_flaky: args.common.fail_on_flaky,
         statuses: statuses.as_ref(),
         aggregate_context: status::RUN_CONTEXT,
         started,
         cancel: &cancel,
-        infra_failed: !infra_errors.is_empty(),
+        infra_failed,
         failed_steps: Vec::new(),
         steps: Vec::new(),
         status_setup_error,
     };
-    conclude(&suites, conclusion).await
+    Ok(conclude(&suites, conclusion).await)
 }
 
 /// Whether stderr is a terminal that wants colour (`NO_COLOR` unset, `TERM` not `dumb`): Jenkins

@@ -1,6 +1,7 @@
 //! `e2e-gate smoke run` (the smoke image's entrypoint, usable on a host too) and
 //! `e2e-gate smoke image` (builds the image from this binary).
 
+use super::Exit;
 use crate::exit_code;
 use crate::runner::DockerRunner;
 use crate::smoke::{image, SmokeRun};
@@ -62,7 +63,7 @@ pub struct SmokeRunArgs {
 }
 
 /// Runs `smoke …`.
-pub async fn run(args: SmokeArgs) -> u8 {
+pub async fn run(args: SmokeArgs) -> Result<u8, Exit> {
     match args.command {
         SmokeCommand::Run(a) => {
             let cfg = SmokeRun {
@@ -74,28 +75,15 @@ pub async fn run(args: SmokeArgs) -> u8 {
                 target_version: a.target_version.filter(|v| !v.is_empty()),
                 pending_grace: a.pending_grace,
             };
-            crate::smoke::entry::run(&cfg).await
+            Ok(crate::smoke::entry::run(&cfg).await)
         }
-        SmokeCommand::Image { tag } => build_image(&tag).await,
-    }
-}
-
-async fn build_image(tag: &str) -> u8 {
-    let docker = match DockerRunner::connect().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_code::INFRA;
-        }
-    };
-    match build_smoke_image(&docker, tag).await {
-        Ok(binary) => {
+        SmokeCommand::Image { tag } => {
+            let docker = DockerRunner::connect().await?;
+            let binary = build_smoke_image(&docker, &tag)
+                .await
+                .map_err(Exit::infra)?;
             eprintln!("built {tag} from {}", binary.display());
-            exit_code::OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit_code::INFRA
+            Ok(exit_code::OK)
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use super::args::Format;
 use super::github_args::AuthArgs;
+use super::Exit;
 use crate::exit_code;
-use crate::exit_code::HasExitCode;
 use crate::status::target::{parse_repo, parse_sha};
 use crate::status::{
     truncate_description, CommitStatus, GithubClient, GithubStatusReporter, RepoId, StatusError,
@@ -82,31 +82,18 @@ pub struct StatusSetArgs {
 }
 
 /// Runs `status …`.
-pub async fn run(args: StatusArgs) -> u8 {
+pub async fn run(args: StatusArgs) -> Result<u8, Exit> {
     let env: HashMap<String, String> = std::env::vars().collect();
     match args.command {
         StatusCommand::Set(a) => set(a, &env).await,
     }
 }
 
-fn fail(e: &StatusError) -> u8 {
-    eprintln!("error: {e}");
-    e.exit_code()
-}
-
-async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
+async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> Result<u8, Exit> {
     if a.context.trim().is_empty() {
-        eprintln!("error: --context must not be empty");
-        return exit_code::USAGE;
+        return Err(Exit::usage("--context must not be empty"));
     }
-    let cfg = match a.auth.client_config(env) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let client = match GithubClient::new(&cfg) {
-        Ok(c) => Arc::new(c),
-        Err(e) => return fail(&e),
-    };
+    let client = Arc::new(GithubClient::new(&a.auth.client_config(env)?)?);
     let status = CommitStatus {
         context: a.context.trim().to_string(),
         state: a.state.into(),
@@ -124,48 +111,35 @@ async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> u8 {
         }
         Ok(None) => false,
         // GitHub unreachable: posting would fail the same way
-        Err(e @ StatusError::Unavailable { .. }) => return fail(&e),
+        Err(e @ StatusError::Unavailable { .. }) => return Err(e.into()),
         Err(e) => {
             tracing::warn!("cannot read the latest status of {}: {e}", status.context);
             false
         }
     };
-    let result = if unchanged {
+    let (repo, sha, context, state, description) = (
+        &a.repo,
+        &a.sha,
+        &status.context,
+        status.state,
+        &status.description,
+    );
+    if unchanged {
         tracing::info!(
-            "{}@{}: {} is already {} \"{}\"; not posted again",
-            a.repo,
-            a.sha,
-            status.context,
-            status.state,
-            status.description
+            "{repo}@{sha}: {context} is already {state} \"{description}\"; not posted again"
         );
-        Ok(false)
     } else {
-        reporter.post(&status).await.map(|()| true)
-    };
-    match result {
-        Ok(posted) => {
-            if posted {
-                tracing::info!(
-                    "{}@{}: {} = {} \"{}\"",
-                    a.repo,
-                    a.sha,
-                    status.context,
-                    status.state,
-                    status.description
-                );
-            }
-            if a.format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "repo": a.repo.to_string(), "sha": a.sha, "posted": posted,
-                        "status": status,
-                    })
-                );
-            }
-            exit_code::OK
-        }
-        Err(e) => fail(&e),
+        reporter.post(&status).await?;
+        tracing::info!("{repo}@{sha}: {context} = {state} \"{description}\"");
     }
+    if a.format == Format::Json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "repo": a.repo.to_string(), "sha": a.sha, "posted": !unchanged,
+                "status": status,
+            })
+        );
+    }
+    Ok(exit_code::OK)
 }

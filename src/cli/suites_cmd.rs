@@ -1,22 +1,15 @@
 //! `e2e-gate suites list`.
 
 use super::args::{SuitesArgs, SuitesCommand};
+use super::Exit;
 use crate::exit_code;
-use crate::exit_code::HasExitCode;
 use crate::suite;
 
 /// Runs `suites …`.
-pub fn run(args: SuitesArgs) -> u8 {
+pub fn run(args: SuitesArgs) -> Result<u8, Exit> {
     match args.command {
         SuitesCommand::List { suites_dir, format } => {
-            let suites_dir = super::args::locate(&suites_dir);
-            let suites = match suite::load_all(&suites_dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return e.exit_code();
-                }
-            };
+            let suites = suite::load_all(&super::args::locate(&suites_dir))?;
             if format == super::args::Format::Json {
                 let rows: Vec<_> = suites
                     .iter()
@@ -49,7 +42,7 @@ pub fn run(args: SuitesArgs) -> u8 {
                     );
                 }
             }
-            exit_code::OK
+            Ok(exit_code::OK)
         }
     }
 }

@@ -18,13 +18,11 @@ pub fn line(outcome: &Outcome, now: DateTime<Utc>) -> String {
     v.to_string()
 }
 
-/// Appends one line to `path` (created if missing).
-pub(crate) fn append(path: &Path, outcome: &Outcome, now: DateTime<Utc>) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+/// Appends `line` and a newline to `path` (created if missing).
+pub(crate) fn append(path: &Path, line: &str) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)?;
-    let mut l = line(outcome, now);
-    l.push('\n');
-    f.write_all(l.as_bytes())
+        .open(path)?
+        .write_all(format!("{line}\n").as_bytes())
 }
