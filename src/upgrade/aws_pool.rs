@@ -10,6 +10,7 @@
 //! and records both on the group (tag [`aws_layout::HELD_TAG`]) before changing them, so
 //! the end of the run or `abort` restores exactly that.
 
+use super::api_count::ApiCallCounter;
 use super::aws_layout::{
     self as layout, AsgInstance, AsgView, Held, LaunchTemplateRef, PoolLayout,
 };
@@ -17,8 +18,9 @@ use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, PoolGroup, S
 use async_trait::async_trait;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_autoscaling::types as asg;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where and how to reach AWS, and which groups are the cluster's.
@@ -47,7 +49,7 @@ pub struct AwsNodePool {
     /// (target group, instance) last seen `healthy`, and when: a read that only awaits a
     /// termination need not ask the load balancer about instances it saw healthy a moment ago.
     healthy: Arc<Mutex<BTreeMap<(String, String), std::time::Instant>>>,
-    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    calls: ApiCallCounter,
 }
 
 /// How long a `healthy` target health answer is trusted.
@@ -102,17 +104,8 @@ impl AwsNodePool {
             pool_tags,
             layout: Arc::default(),
             healthy: Arc::default(),
-            calls: Arc::default(),
+            calls: ApiCallCounter::default(),
         })
-    }
-
-    fn count(&self, op: &str) {
-        *self
-            .calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(op.to_string())
-            .or_default() += 1;
     }
 
     /// Reads groups: all of the cluster's (by tag), or the named ones.
@@ -120,7 +113,7 @@ impl AwsNodePool {
         let mut out = Vec::new();
         let mut token = None;
         loop {
-            self.count("DescribeAutoScalingGroups");
+            self.calls.record("DescribeAutoScalingGroups");
             let mut req = self.asg.describe_auto_scaling_groups().max_records(100);
             if names.is_empty() {
                 req = req.filters(
@@ -157,11 +150,7 @@ impl AwsNodePool {
     }
 
     fn cached(&self, pool: &str) -> Option<PoolLayout> {
-        self.layout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(pool)
-            .cloned()
+        self.layout.lock().get(pool).cloned()
     }
 
     /// Changes the cached group `group` of `pool` as a write just changed the real one.
@@ -169,7 +158,6 @@ impl AwsNodePool {
         if let Some(g) = self
             .layout
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .get_mut(pool)
             .and_then(|p| p.groups.get_mut(group))
         {
@@ -185,10 +173,7 @@ impl AwsNodePool {
         let p = PoolLayout {
             groups: fresh.into_iter().map(|g| (g.name.clone(), g)).collect(),
         };
-        self.layout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pool.to_string(), p.clone());
+        self.layout.lock().insert(pool.to_string(), p.clone());
         Ok(p)
     }
 
@@ -201,7 +186,7 @@ impl AwsNodePool {
     {
         let mut wait = Duration::from_secs(1);
         for attempt in 1.. {
-            self.count(op);
+            self.calls.record(op);
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < BUSY_ATTEMPTS && layout::is_busy(e.code()) => {
@@ -296,7 +281,7 @@ impl AwsNodePool {
     ) -> Result<BTreeMap<(String, String), String>, PoolError> {
         let mut out = BTreeMap::new();
         for tg in target_groups {
-            self.count("DescribeTargetHealth");
+            self.calls.record("DescribeTargetHealth");
             let r = self
                 .elb
                 .describe_target_health()
@@ -397,20 +382,16 @@ fn template_spec(t: &LaunchTemplateRef, version: &str) -> asg::LaunchTemplateSpe
 
 #[async_trait]
 impl NodePool for AwsNodePool {
-    fn provider(&self) -> &'static str {
-        "aws"
-    }
-
     /// Calls so far, by AWS operation.
     fn cloud_calls(&self) -> BTreeMap<String, u64> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.calls.counts()
     }
 
     async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {
         let groups = self.describe(&[]).await?;
         let l = layout::layout(&groups, &self.pool_tags)?;
         let out = l.iter().map(|(n, p)| layout::pool_group(n, p)).collect();
-        *self.layout.lock().unwrap_or_else(|e| e.into_inner()) = l;
+        *self.layout.lock() = l;
         Ok(out)
     }
 
@@ -434,7 +415,7 @@ impl NodePool for AwsNodePool {
         // Ask the load balancers only when a live instance's health is not known fresh.
         let now = std::time::Instant::now();
         let known = {
-            let healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            let healthy = self.healthy.lock();
             p.groups.values().all(|g| {
                 g.instances
                     .iter()
@@ -451,14 +432,14 @@ impl NodePool for AwsNodePool {
         let health = if tgs.is_empty() {
             BTreeMap::new()
         } else if known {
-            let healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            let healthy = self.healthy.lock();
             healthy
                 .keys()
                 .map(|k| (k.clone(), "healthy".to_string()))
                 .collect()
         } else {
             let h = self.target_health(&tgs).await?;
-            let mut healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            let mut healthy = self.healthy.lock();
             for (k, state) in &h {
                 if state == "healthy" {
                     healthy.insert(k.clone(), now);
@@ -537,13 +518,7 @@ impl NodePool for AwsNodePool {
         if let Err(e) = result {
             // Gone already (a resumed run terminates again): success. Asked of the groups,
             // not read from the error, whose wording differs between AWS and look-alikes.
-            let pools: Vec<String> = self
-                .layout
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .cloned()
-                .collect();
+            let pools: Vec<String> = self.layout.lock().keys().cloned().collect();
             for p in pools {
                 let fresh = self.refresh(&p).await?;
                 let live = fresh.groups.values().flat_map(|g| &g.instances).any(|i| {

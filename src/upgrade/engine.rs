@@ -29,8 +29,9 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::abort::BASE_CAPACITY_ANNOTATION;
@@ -120,7 +121,7 @@ impl Watches {
                         b.metadata.namespace.as_deref().unwrap_or(""),
                         b.metadata.name.as_deref().unwrap_or("")
                     );
-                    let mut c = confirmations.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut c = confirmations.lock();
                     c.extend(pods.keys().map(|p| (key.clone(), p.clone())));
                 },
             )
@@ -195,8 +196,7 @@ impl Watches {
         pool: &dyn NodePool,
         clock: &Clock,
     ) -> Result<(Observed, BTreeMap<String, String>), EngineError> {
-        let confirmations =
-            std::mem::take(&mut *self.confirmations.lock().unwrap_or_else(|e| e.into_inner()));
+        let confirmations = std::mem::take(&mut *self.confirmations.lock());
         let (nodes, node_rv) = self.nodes();
         let pods = self.pods();
         let mut instances = BTreeMap::new();
@@ -205,7 +205,6 @@ impl Watches {
             let recent = self
                 .instances_read
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .get(&p)
                 .filter(|(at, _)| {
                     need == CloudNeed::Termination && now.duration_since(*at) < TERMINATION_POLL
@@ -217,7 +216,6 @@ impl Watches {
                     let i = pool.instances(&p).await?;
                     self.instances_read
                         .lock()
-                        .unwrap_or_else(|e| e.into_inner())
                         .insert(p.clone(), (now, i.clone()));
                     i
                 }
@@ -599,8 +597,7 @@ async fn run_rounds(
             "round"
         );
         let elapsed = clock.elapsed().as_secs();
-        let mut prog = progress(&run.plan, &actions.phases, elapsed);
-        prog.eta_seconds = eta.eta(&prog, elapsed);
+        let prog = progress(&run.plan, &actions.phases, elapsed, &mut eta);
         let line = prog.line();
         if line != last_line {
             on_progress(&prog);

@@ -10,8 +10,7 @@ use super::snapshot::{ClusterObjects, NodeInfo, SnapshotError};
 use super::state::LEASE_NAME;
 use chrono::{DateTime, SecondsFormat, Utc};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
@@ -199,45 +198,32 @@ impl KubeCluster {
         self.counter.counts()
     }
 
-    /// One LIST of nodes.
-    pub async fn list_nodes(&self) -> Result<Vec<Node>, KubeError> {
-        Ok(Api::<Node>::all(self.client.clone())
+    /// One LIST of every `K` (all namespaces).
+    async fn list<K>(&self, what: &str) -> Result<Vec<K>, KubeError>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        Ok(Api::<K>::all(self.client.clone())
             .list(&ListParams::default())
             .await
-            .map_err(api_err("list", "nodes"))?
+            .map_err(api_err("list", what))?
             .items)
+    }
+
+    /// One LIST of nodes.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, KubeError> {
+        self.list("nodes").await
     }
 
     /// One LIST of each resource the snapshot needs (5 calls).
     pub async fn list_objects(&self) -> Result<ClusterObjects, KubeError> {
-        let lp = ListParams::default();
-        let c = &self.client;
         Ok(ClusterObjects {
-            nodes: Api::<Node>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "nodes"))?
-                .items,
-            pods: Api::<Pod>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "pods"))?
-                .items,
-            pdbs: Api::<PodDisruptionBudget>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "poddisruptionbudgets"))?
-                .items,
-            pvcs: Api::<PersistentVolumeClaim>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "persistentvolumeclaims"))?
-                .items,
-            pvs: Api::<PersistentVolume>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "persistentvolumes"))?
-                .items,
+            nodes: self.list("nodes").await?,
+            pods: self.list("pods").await?,
+            pdbs: self.list("poddisruptionbudgets").await?,
+            pvcs: self.list("persistentvolumeclaims").await?,
+            pvs: self.list("persistentvolumes").await?,
         })
     }
 
