@@ -34,9 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::abort::BASE_CAPACITY_ANNOTATION;
-use super::abort::{format_base, parse_base, PRIOR_VERSION_ANNOTATION};
-pub use super::decide::patches::{MODE_ANNOTATION, REPLACES_ANNOTATION};
+use super::abort::{format_base, parse_base, BASE_CAPACITY_ANNOTATION, PRIOR_VERSION_ANNOTATION};
 
 /// Engine settings.
 #[derive(Debug, Clone)]

@@ -9,8 +9,10 @@ use super::node_patch::NodePatch;
 use super::snapshot::{ClusterObjects, NodeInfo, SnapshotError};
 use super::state::LEASE_NAME;
 use chrono::{DateTime, SecondsFormat, Utc};
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
@@ -56,14 +58,6 @@ pub enum KubeError {
     /// An object from the API did not make sense.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
-    /// An object the engine writes could not be built (a bug, not the cluster's fault).
-    #[error("failed to encode {object}: {message}")]
-    Encode {
-        /// `Kind/ns/name`.
-        object: String,
-        /// Why.
-        message: String,
-    },
     /// The Node no longer exists (terminated while we were about to patch it).
     #[error("Node/{node} no longer exists")]
     NodeGone {
@@ -423,7 +417,7 @@ impl KubeCluster {
             let body = |rv: Option<&str>| lease_object(namespace, me, now, lease_seconds, rv);
             let written = match lease::decide(view.as_ref(), me, now) {
                 LeaseDecision::Create => api
-                    .create(&PostParams::default(), &body(None)?)
+                    .create(&PostParams::default(), &body(None))
                     .await
                     .map(|_| ()),
                 LeaseDecision::Renew | LeaseDecision::TakeOver { .. } => {
@@ -431,7 +425,7 @@ impl KubeCluster {
                         .as_ref()
                         .and_then(|l| l.metadata.resource_version.as_deref());
                     // Keep run-wide state stored on the Lease (e.g. the base capacity).
-                    let mut lease = body(rv)?;
+                    let mut lease = body(rv);
                     lease.metadata.annotations = current
                         .as_ref()
                         .and_then(|l| l.metadata.annotations.clone());
@@ -516,25 +510,27 @@ fn lease_object(
     now: DateTime<Utc>,
     lease_seconds: i64,
     rv: Option<&str>,
-) -> Result<Lease, KubeError> {
-    let mut v = serde_json::json!({
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": LEASE_NAME, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": "e2e-gate"}},
-        "spec": {
-            "holderIdentity": me,
-            "leaseDurationSeconds": lease_seconds,
-            "renewTime": now.to_rfc3339_opts(SecondsFormat::Micros, true),
-        }
-    });
-    if let Some(rv) = rv {
-        v["metadata"]["resourceVersion"] = serde_json::json!(rv);
+) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(LEASE_NAME.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".into(),
+                "e2e-gate".into(),
+            )])),
+            resource_version: rv.map(str::to_string),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(me.into()),
+            lease_duration_seconds: Some(i32::try_from(lease_seconds).unwrap_or(i32::MAX)),
+            renew_time: Timestamp::from_microsecond(now.timestamp_micros())
+                .ok()
+                .map(MicroTime),
+            ..LeaseSpec::default()
+        }),
     }
-    serde_json::from_value(v).map_err(|e| KubeError::Encode {
-        object: format!("Lease/{namespace}/{LEASE_NAME}"),
-        message: e.to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -551,8 +547,7 @@ mod tests {
             now,
             lease::LEASE_SECONDS,
             Some("7"),
-        )
-        .expect("lease");
+        );
         assert_eq!(l.metadata.resource_version.as_deref(), Some("7"));
         let v = lease_view(&l);
         assert_eq!(v.holder.as_deref(), Some("me@host"));

@@ -46,7 +46,4 @@ pub mod use_case;
 pub mod version;
 pub mod watch;
 
-pub use plan::{plan, Blocker, BlockerKind, Plan, PlanError, PlanOptions, PoolLimits, Timings};
-pub use pool::{NodePool, PoolError};
 pub use report::UpgradeReport;
-pub use snapshot::{ClusterObjects, Snapshot, SnapshotError};

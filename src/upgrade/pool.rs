@@ -110,16 +110,6 @@ pub enum PoolError {
         /// The zone.
         zone: String,
     },
-    /// Capacity beyond `max_size`.
-    #[error("pool {pool:?}: desired {desired} exceeds max size {max}")]
-    OverMax {
-        /// The pool.
-        pool: String,
-        /// Requested total.
-        desired: u32,
-        /// Limit.
-        max: u32,
-    },
     /// Transport or API error.
     #[error("cloud API: {message}")]
     Api {

@@ -120,16 +120,6 @@ pub(crate) fn admit_with(
         .count() as u32;
     let stop = left_cordoned > 0 && policy.stop_early(left_cordoned);
     let stopped = stopped_pools(plan, phases);
-    let pool_of: BTreeMap<&str, &str> = plan
-        .outdated
-        .iter()
-        .map(|n| (n.name.as_str(), n.pool.as_str()))
-        .collect();
-    // Nodes of a stopped pool that were never started will not start in this run.
-    let wont_start = |n: &str| {
-        phase_of(phases, n) == NodePhase::Outdated
-            && pool_of.get(n).is_some_and(|p| stopped.contains(*p))
-    };
     if stop {
         return Admission {
             start: vec![],
@@ -150,10 +140,12 @@ pub(crate) fn admit_with(
             _ => e.0 += 1,
         }
     }
+    // Nodes of a stopped pool that were never started will not start in this run.
     let others_pending = plan.outdated.iter().any(|n| {
+        let ph = phase_of(phases, &n.name);
         n.class != NodeClass::StatefulPrimary
-            && !is_done(phase_of(phases, &n.name))
-            && !wont_start(&n.name)
+            && !is_done(ph)
+            && !(ph == NodePhase::Outdated && stopped.contains(&n.pool))
     });
     let mut start = Vec::new();
     let mut room = capacity.room.clone();
