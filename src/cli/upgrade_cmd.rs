@@ -198,15 +198,6 @@ pub async fn run(args: UpgradeArgs) -> u8 {
     code.unwrap_or_else(|code| code)
 }
 
-fn kube_failure(e: &KubeError) -> u8 {
-    eprintln!("error: {e}");
-    if e.is_infra() {
-        exit_code::INFRA
-    } else {
-        exit_code::USAGE
-    }
-}
-
 impl PlanArgs {
     /// The typed options these flags give (validated by the use case).
     pub fn options(&self) -> UpgradeOptions {
@@ -362,7 +353,7 @@ async fn run_abort(a: AbortArgs) -> Exit {
     let target = target_of(&a.cluster)?;
     let cluster = KubeCluster::connect(target.kubeconfig.as_deref(), target.context.as_deref())
         .await
-        .map_err(|e| kube_failure(&e))?;
+        .map_err(|e| failed(&e.into()))?;
     let opened = match &target.cloud {
         Some(c) => Some(
             c.open(cluster.client(), target.kubeconfig.as_deref())
@@ -446,7 +437,7 @@ async fn run_abort(a: AbortArgs) -> Exit {
             eprintln!("error: {e}");
             exit_code::FAILED
         }
-        Err(AbortError::Kube(e)) => kube_failure(&e),
+        Err(AbortError::Kube(e)) => failed(&e.into()),
         Err(AbortError::Pool(e)) => {
             eprintln!("error: cloud: {e}");
             exit_code::INFRA
