@@ -17,6 +17,7 @@ use super::aws_layout::{
 use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_autoscaling::operation::update_auto_scaling_group::builders::UpdateAutoScalingGroupFluentBuilder as UpdateGroup;
 use aws_sdk_autoscaling::types as asg;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
@@ -231,15 +232,8 @@ impl AwsNodePool {
                     g.tags.insert(layout::HELD_TAG.to_string(), held);
                 });
             }
-            self.write("UpdateAutoScalingGroup", &g.name, || {
-                self.asg
-                    .update_auto_scaling_group()
-                    .auto_scaling_group_name(&g.name)
-                    .max_size(n)
-                    .desired_capacity(n)
-                    .send()
-            })
-            .await?;
+            self.update_group(&g.name, |u| u.max_size(n).desired_capacity(n))
+                .await?;
         } else {
             self.write("SetDesiredCapacity", &g.name, || {
                 self.asg
@@ -257,6 +251,23 @@ impl AwsNodePool {
             g.max = g.max.max(desired);
         });
         Ok(())
+    }
+
+    /// `UpdateAutoScalingGroup` of `group`, with what `set` puts in the request.
+    async fn update_group(
+        &self,
+        group: &str,
+        set: impl Fn(UpdateGroup) -> UpdateGroup,
+    ) -> Result<(), PoolError> {
+        self.write("UpdateAutoScalingGroup", group, || {
+            set(self
+                .asg
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(group))
+            .send()
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn tag(&self, group: &str, key: &str, value: &str) -> Result<(), PoolError> {
@@ -559,14 +570,8 @@ impl NodePool for AwsNodePool {
                 continue;
             }
             let spec = template_spec(t, &v);
-            self.write("UpdateAutoScalingGroup", &g.name, || {
-                self.asg
-                    .update_auto_scaling_group()
-                    .auto_scaling_group_name(&g.name)
-                    .launch_template(spec.clone())
-                    .send()
-            })
-            .await?;
+            self.update_group(&g.name, |u| u.launch_template(spec.clone()))
+                .await?;
             self.update_cached(pool, &g.name, |g| {
                 if let Some(t) = g.launch_template.as_mut() {
                     t.version = v.clone();
@@ -628,14 +633,7 @@ impl NodePool for AwsNodePool {
                         continue;
                     }
                     let max = i32::try_from(held.max).unwrap_or(i32::MAX);
-                    self.write("UpdateAutoScalingGroup", &g.name, || {
-                        self.asg
-                            .update_auto_scaling_group()
-                            .auto_scaling_group_name(&g.name)
-                            .max_size(max)
-                            .send()
-                    })
-                    .await?;
+                    self.update_group(&g.name, |u| u.max_size(max)).await?;
                 }
                 if !held.suspended.is_empty() {
                     self.write("ResumeProcesses", &g.name, || {

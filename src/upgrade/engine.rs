@@ -301,12 +301,6 @@ async fn take_lease(
     }
 }
 
-/// The pools the plan replaces nodes in.
-pub(crate) fn rolled_pools(plan: &Plan) -> Vec<String> {
-    let pools: BTreeSet<&str> = plan.outdated.iter().map(|n| n.pool.as_str()).collect();
-    pools.into_iter().map(str::to_string).collect()
-}
-
 /// Records the run-wide state on the Lease the first time (the versions before the run, for
 /// `abort --cloud`; the base capacity), points the pools' launch templates at the target,
 /// and returns the base capacity and which pools back a load balancer.
@@ -317,7 +311,8 @@ async fn take_over_cloud(
     ns: &str,
 ) -> Result<CloudFacts, EngineError> {
     let pools: BTreeSet<String> = plan.outdated.iter().map(|n| n.pool.clone()).collect();
-    pool.hold(&rolled_pools(plan)).await?;
+    pool.hold(&pools.iter().cloned().collect::<Vec<_>>())
+        .await?;
     let groups = pool.groups().await?;
     if cluster
         .lease_annotation(ns, PRIOR_VERSION_ANNOTATION)
