@@ -56,14 +56,6 @@ pub struct AwsNodePool {
 /// How long a `healthy` target health answer is trusted.
 const HEALTHY_FOR: Duration = Duration::from_secs(30);
 
-impl std::fmt::Debug for AwsNodePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsNodePool")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
 /// How often a call that meets another scaling activity is tried.
 const BUSY_ATTEMPTS: u32 = 6;
 

@@ -129,14 +129,6 @@ pub struct KubeCluster {
     counter: ApiCallCounter,
 }
 
-impl std::fmt::Debug for KubeCluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeCluster")
-            .field("api_calls", &self.counter.counts())
-            .finish()
-    }
-}
-
 impl KubeCluster {
     /// Connects with `kubeconfig` (else `$KUBECONFIG` / `~/.kube/config` / in-cluster)
     /// and `context` (else the current one).

@@ -46,14 +46,6 @@ pub struct SimNodePool {
     calls: ApiCallCounter,
 }
 
-impl std::fmt::Debug for SimNodePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimNodePool")
-            .field("calls", &self.cloud_calls())
-            .finish()
-    }
-}
-
 impl SimNodePool {
     /// Talks to the simulator behind `client` (the same server as its API).
     pub fn new(client: kube::Client) -> Self {
