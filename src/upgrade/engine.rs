@@ -12,7 +12,7 @@ use super::clock::Clock;
 use super::decide::patches::{mark_patch, step_patch, Marking};
 use super::decide::{decide, instance_pools, setup, CloudNeed, Memory, Observed, RunContext};
 use super::drain_policy::StuckDrainPolicy;
-use super::kube_cluster::{KubeCluster, KubeError};
+use super::kube_cluster::{unless_gone, KubeCluster, KubeError};
 use super::node_patch::NodePatch;
 use super::plan::{Plan, PlanOptions};
 use super::pool::{Instance, NodePool, PoolError};
@@ -403,9 +403,7 @@ async fn prepare_nodes(
             step_patch(fresh, mark, std::slice::from_ref(event), None, clock.wall())
         })
         .await?;
-        if let Ok(Some(m)) = decode(&n) {
-            mem.bump(&n.name, m.phase);
-        }
+        mem.bump_written(&n);
     }
     // Phases only move forward within a run, and the phases retried are past those the
     // retries write: read no phase before the cache shows the retries.
@@ -451,11 +449,7 @@ async fn patch_markers(
             patch(fresh, mark)
         })
         .await;
-    match r {
-        Ok(n) => Ok(n),
-        Err(KubeError::NodeGone { .. }) => Ok(node.clone()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(unless_gone(r)?.unwrap_or_else(|| node.clone()))
 }
 
 async fn apply_held(
@@ -624,10 +618,7 @@ async fn finish_run(
                 _ => NodePatch::default(),
             })
             .await;
-        match cleaned {
-            Ok(_) | Err(KubeError::NodeGone { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        unless_gone(cleaned)?;
     }
     let (nodes, node_rv) = w.nodes();
     let more = setup::given_up(&nodes, final_phases, &report.blocked_nodes);
@@ -648,10 +639,7 @@ async fn finish_run(
         .collect()
         .await;
     for r in results {
-        match r {
-            Ok(_) | Err(KubeError::NodeGone { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        unless_gone(r)?;
     }
     debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
     cluster

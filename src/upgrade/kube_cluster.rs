@@ -90,6 +90,15 @@ impl KubeError {
     }
 }
 
+/// `r`, with a Node gone meanwhile read as `None`: nothing is left to patch there.
+pub(crate) fn unless_gone<T>(r: Result<T, KubeError>) -> Result<Option<T>, KubeError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(KubeError::NodeGone { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn api_err(
     action: &'static str,
     object: impl Into<String>,

@@ -99,7 +99,7 @@ pub(super) fn decide_nodes(
     Ok(())
 }
 
-fn instance_of(n: &NodeInfo) -> Option<&str> {
+pub(super) fn instance_of(n: &NodeInfo) -> Option<&str> {
     n.provider_id
         .as_deref()
         .and_then(instance_id_from_provider_id)
