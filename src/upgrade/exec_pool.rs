@@ -79,20 +79,19 @@ struct InstanceReply {
 
 impl ExecNodePool {
     /// Pools behind `command` (a shell command line); each call may take up to `timeout`.
-    pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
+    /// The command runs with `KUBECONFIG` set to `kubeconfig`, the cluster being upgraded (a
+    /// command may need to know which cluster its pools belong to).
+    pub fn new(
+        command: impl Into<String>,
+        timeout: Duration,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Self {
         ExecNodePool {
             command: command.into(),
             timeout,
-            kubeconfig: None,
+            kubeconfig: kubeconfig.map(|p| p.to_path_buf()),
             calls: ApiCallCounter::default(),
         }
-    }
-
-    /// The command runs with `KUBECONFIG` set to the cluster being upgraded (a command may
-    /// need to know which cluster its pools belong to).
-    pub fn with_kubeconfig(mut self, path: Option<&std::path::Path>) -> Self {
-        self.kubeconfig = path.map(|p| p.to_path_buf());
-        self
     }
 
     fn err(&self, words: &[&str], what: impl std::fmt::Display) -> PoolError {

@@ -53,7 +53,7 @@ impl Cloud {
         Ok(match self {
             Cloud::Sim => Box::new(SimNodePool::new(client)),
             Cloud::Exec { command, timeout } => {
-                Box::new(ExecNodePool::new(command, *timeout).with_kubeconfig(kubeconfig))
+                Box::new(ExecNodePool::new(command, *timeout, kubeconfig))
             }
             Cloud::Aws(settings) => Box::new(AwsNodePool::connect(settings.clone()).await?),
         })
