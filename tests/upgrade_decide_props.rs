@@ -115,7 +115,6 @@ pub fn case(seed: u64) -> Case {
         ready_timeout: 60,
         policy: StuckDrainPolicy {
             report_after: Duration::from_secs(120),
-            force: None,
             leave_cordoned_after: Duration::from_secs(240),
             max_blocked_nodes: 1,
         },

@@ -850,7 +850,6 @@ async fn stuck_drain_is_reported_then_left_cordoned_never_forced() {
         lease_namespace: "kube-system".into(),
         policy: StuckDrainPolicy {
             report_after: Duration::from_millis(300),
-            force: None,
             leave_cordoned_after: Duration::from_millis(1500),
             max_blocked_nodes: 1,
         },

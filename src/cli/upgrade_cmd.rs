@@ -190,20 +190,12 @@ pub struct AbortArgs {
 
 /// Runs `upgrade …` and returns the exit code.
 pub async fn run(args: UpgradeArgs) -> u8 {
-    match args.command {
+    let code = match args.command {
         UpgradeCommand::Plan(a) => run_plan(a).await,
         UpgradeCommand::Apply(a) => run_apply(a).await,
         UpgradeCommand::Abort(a) => run_abort(a).await,
-    }
-}
-
-fn kube_failure(e: &KubeError) -> u8 {
-    eprintln!("error: {e}");
-    if e.is_infra() {
-        exit_code::INFRA
-    } else {
-        exit_code::USAGE
-    }
+    };
+    code.unwrap_or_else(|code| code)
 }
 
 impl PlanArgs {
@@ -272,12 +264,6 @@ impl ClusterArgs {
     }
 }
 
-async fn connect(c: &ClusterArgs) -> Result<KubeCluster, u8> {
-    KubeCluster::connect(c.kubeconfig.as_deref(), c.context.as_deref())
-        .await
-        .map_err(|e| kube_failure(&e))
-}
-
 fn failed(e: &UpgradeError) -> u8 {
     eprintln!("error: {e}");
     e.exit_code()
@@ -301,41 +287,32 @@ fn target_of(c: &ClusterArgs) -> Result<Target, u8> {
     })
 }
 
-async fn run_plan(a: PlanArgs) -> u8 {
-    let target = match target_of(&a.cluster) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let p = match use_case::plan(&target, &a.options()).await {
-        Ok(p) => p,
-        Err(e) => return failed(&e),
-    };
+/// An exit code, or the exit code of a failure already reported on stderr.
+type Exit = Result<u8, u8>;
+
+async fn run_plan(a: PlanArgs) -> Exit {
+    let target = target_of(&a.cluster)?;
+    let p = use_case::plan(&target, &a.options())
+        .await
+        .map_err(|e| failed(&e))?;
     eprint!("{}", render_plan(&p.plan));
-    let mut json = match serde_json::to_value(&p.plan) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: failed to encode the plan: {e}");
-            return exit_code::INFRA;
-        }
-    };
+    let mut json = serde_json::to_value(&p.plan).map_err(|e| {
+        eprintln!("error: failed to encode the plan: {e}");
+        exit_code::INFRA
+    })?;
     json["format_version"] = serde_json::json!(1);
     json["kube_api_calls"] = serde_json::json!(p.cluster.api_calls());
     json["cloud_api_calls"] = serde_json::json!(p.cloud_calls);
-    if let Err(code) = emit(&a, &json) {
-        return code;
-    }
-    if p.plan.blockers.is_empty() {
+    emit(&a, &json)?;
+    Ok(if p.plan.blockers.is_empty() {
         exit_code::OK
     } else {
         exit_code::FAILED
-    }
+    })
 }
 
-async fn run_apply(a: PlanArgs) -> u8 {
-    let target = match target_of(&a.cluster) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+async fn run_apply(a: PlanArgs) -> Exit {
+    let target = target_of(&a.cluster)?;
     let result = use_case::apply(
         &target,
         &a.options(),
@@ -343,31 +320,25 @@ async fn run_apply(a: PlanArgs) -> u8 {
         |pr| eprintln!("{}", pr.line()),
     )
     .await;
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            // The report is written on failure too (the gate and Jenkins archive it).
-            if let UpgradeError::Engine { report, .. } = &e {
-                if let Ok(json) = serde_json::to_value(report) {
-                    let _ = emit(&a, &json);
-                }
+    let report = result.map_err(|e| {
+        // The report is written on failure too (the gate and Jenkins archive it).
+        if let UpgradeError::Engine { report, .. } = &e {
+            if let Ok(json) = serde_json::to_value(report) {
+                let _ = emit(&a, &json);
             }
-            return failed(&e);
         }
-    };
-    let json = serde_json::to_value(&report).unwrap_or_default();
-    if let Err(code) = emit(&a, &json) {
-        return code;
-    }
+        failed(&e)
+    })?;
+    emit(&a, &serde_json::to_value(&report).unwrap_or_default())?;
     for b in &report.blocked_nodes {
         eprintln!("apply: blocked: {}: {}", b.node, b.reason);
     }
     eprintln!("apply: {}", report.headline());
-    if report.complete() {
+    Ok(if report.complete() {
         exit_code::OK
     } else {
         exit_code::FAILED
-    }
+    })
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
@@ -378,23 +349,20 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
     })
 }
 
-async fn run_abort(a: AbortArgs) -> u8 {
-    let target = match target_of(&a.cluster) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let cluster = match connect(&a.cluster).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+async fn run_abort(a: AbortArgs) -> Exit {
+    let target = target_of(&a.cluster)?;
+    let cluster = KubeCluster::connect(target.kubeconfig.as_deref(), target.context.as_deref())
+        .await
+        .map_err(|e| failed(&e.into()))?;
     let opened = match &target.cloud {
-        Some(c) => match c.open(cluster.client(), target.kubeconfig.as_deref()).await {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::error!("--cloud {}: {e}", c.name());
-                return exit_code::INFRA;
-            }
-        },
+        Some(c) => Some(
+            c.open(cluster.client(), target.kubeconfig.as_deref())
+                .await
+                .map_err(|e| {
+                    tracing::error!("--cloud {}: {e}", c.name());
+                    exit_code::INFRA
+                })?,
+        ),
         None => None,
     };
     let pool = opened.as_deref();
@@ -419,7 +387,7 @@ async fn run_abort(a: AbortArgs) -> u8 {
                         "error: the upgrade Lease is held by {holder} until {until}; \
                          is an `apply` still running? Stop it first"
                     );
-                    return exit_code::FAILED;
+                    return Ok(exit_code::FAILED);
                 }
                 eprintln!(
                     "abort: the upgrade Lease is held by {holder} until {until} (an `apply` that \
@@ -432,7 +400,7 @@ async fn run_abort(a: AbortArgs) -> u8 {
             other => break other,
         }
     };
-    match outcome {
+    Ok(match outcome {
         Ok(o) => {
             eprintln!(
                 "abort: removed upgrade markers from {} node(s){}{}",
@@ -469,12 +437,12 @@ async fn run_abort(a: AbortArgs) -> u8 {
             eprintln!("error: {e}");
             exit_code::FAILED
         }
-        Err(AbortError::Kube(e)) => kube_failure(&e),
+        Err(AbortError::Kube(e)) => failed(&e.into()),
         Err(AbortError::Pool(e)) => {
             eprintln!("error: cloud: {e}");
             exit_code::INFRA
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -201,13 +201,8 @@ async fn remove_surge(
                 .collect();
             let in_zone = live.iter().filter(here).count();
             let excess = in_zone.saturating_sub(size as usize);
-            // No Node first (None sorts first, so reverse the time order by hand), then newest.
-            candidates.sort_by(|a, b| match (a.1, b.1) {
-                (None, None) => std::cmp::Ordering::Equal,
-                (None, Some(_)) => std::cmp::Ordering::Less,
-                (Some(_), None) => std::cmp::Ordering::Greater,
-                (Some(x), Some(y)) => y.cmp(&x),
-            });
+            // No Node first, then newest.
+            candidates.sort_by_key(|(_, created)| (created.is_some(), std::cmp::Reverse(*created)));
             for (i, _) in candidates.into_iter().take(excess) {
                 tracing::info!(instance = %i.id, pool = %p, zone = %i.zone, "terminating an instance the run added");
                 pool.terminate(&i.id, SizeAfter::Decrement).await?;

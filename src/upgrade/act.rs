@@ -7,7 +7,7 @@ use super::capacity::{self, PoolZone};
 use super::decide::patches::{claim_patch, claimed_for, start_patch, step_patch, Marking};
 use super::decide::{Actions, Observed, Outcome, RunContext};
 use super::engine::EngineError;
-use super::kube_cluster::{Eviction, KubeCluster, KubeError};
+use super::kube_cluster::{unless_gone, Eviction, KubeCluster, KubeError};
 use super::node_patch::NodePatch;
 use super::pool::{NodePool, SizeAfter};
 use super::scheduler::StartMode;
@@ -170,11 +170,7 @@ impl Actor<'_> {
                 f(fresh, mark, now)
             })
             .await;
-        match patched {
-            Ok(n) => Ok(Some(n)),
-            Err(KubeError::NodeGone { .. }) => Ok(Some(node.clone())),
-            Err(e) => Err(e.into()),
-        }
+        Ok(Some(unless_gone(patched)?.unwrap_or_else(|| node.clone())))
     }
 
     /// Marks the started nodes (in parallel: a wide window starts hundreds at once).
@@ -278,10 +274,8 @@ impl Actor<'_> {
             return Ok(());
         };
         let rv = self.node_rv.get(name).map(String::as_str);
-        match self.cluster.patch_node_cached(n, rv, abort_patch).await {
-            Ok(_) | Err(KubeError::NodeGone { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        unless_gone(self.cluster.patch_node_cached(n, rv, abort_patch).await)?;
+        Ok(())
     }
 
     /// Carries out `actions`: starts, then the capacity they need (marker first, then the

@@ -5,28 +5,26 @@
 //! `deletecollection`, `evict` (POST …/pods/NAME/eviction), `cloud` (the simulator's
 //! cloud API under `/sim`, reported separately), `other`.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
-/// Shared counters; clones count into the same map.
+/// Calls by verb or operation, shared: clones count into the same map (the kube client's
+/// layer, and each cloud's [`super::pool::NodePool::cloud_calls`]).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ApiCallCounter {
-    counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
-}
+pub(crate) struct ApiCallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl ApiCallCounter {
     /// Records one call.
-    pub fn record(&self, verb: &'static str) {
-        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry(verb).or_default() += 1;
+    pub fn record(&self, op: &str) {
+        *self.0.lock().entry(op.to_string()).or_default() += 1;
     }
 
-    /// The counts so far, by verb.
+    /// The counts so far.
     pub fn counts(&self) -> BTreeMap<String, u64> {
-        let m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        m.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        self.0.lock().clone()
     }
 }
 

@@ -285,26 +285,17 @@ pub fn lifecycle(state: &str) -> InstanceLifecycle {
 /// An instance's load-balancer state over all of its group's target groups: in service only
 /// when every target group says `healthy`; not registered yet counts as registering.
 pub fn lb_state<'a>(per_group: impl IntoIterator<Item = Option<&'a str>>) -> LbState {
-    let mut out = LbState::InService;
-    for state in per_group {
-        let s = match state {
+    // The worst wins: out of service, then deregistering, then registering.
+    per_group
+        .into_iter()
+        .map(|state| match state {
             Some("healthy") => LbState::InService,
             None | Some("initial") => LbState::Registering,
             Some("draining") => LbState::Deregistering,
             Some(_) => LbState::OutOfService,
-        };
-        // The worst wins: out of service, then deregistering, then registering.
-        let rank = |s: LbState| match s {
-            LbState::InService => 0,
-            LbState::Registering => 1,
-            LbState::Deregistering => 2,
-            LbState::OutOfService => 3,
-        };
-        if rank(s) > rank(out) {
-            out = s;
-        }
-    }
-    out
+        })
+        .max()
+        .unwrap_or(LbState::InService)
 }
 
 /// What a run changed on one group, as kept in [`HELD_TAG`].

@@ -10,15 +10,18 @@
 //! and records both on the group (tag [`aws_layout::HELD_TAG`]) before changing them, so
 //! the end of the run or `abort` restores exactly that.
 
+use super::api_count::ApiCallCounter;
 use super::aws_layout::{
     self as layout, AsgInstance, AsgView, Held, LaunchTemplateRef, PoolLayout,
 };
 use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_autoscaling::operation::update_auto_scaling_group::builders::UpdateAutoScalingGroupFluentBuilder as UpdateGroup;
 use aws_sdk_autoscaling::types as asg;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where and how to reach AWS, and which groups are the cluster's.
@@ -47,19 +50,11 @@ pub struct AwsNodePool {
     /// (target group, instance) last seen `healthy`, and when: a read that only awaits a
     /// termination need not ask the load balancer about instances it saw healthy a moment ago.
     healthy: Arc<Mutex<BTreeMap<(String, String), std::time::Instant>>>,
-    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    calls: ApiCallCounter,
 }
 
 /// How long a `healthy` target health answer is trusted.
 const HEALTHY_FOR: Duration = Duration::from_secs(30);
-
-impl std::fmt::Debug for AwsNodePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsNodePool")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
 
 /// How often a call that meets another scaling activity is tried.
 const BUSY_ATTEMPTS: u32 = 6;
@@ -102,17 +97,8 @@ impl AwsNodePool {
             pool_tags,
             layout: Arc::default(),
             healthy: Arc::default(),
-            calls: Arc::default(),
+            calls: ApiCallCounter::default(),
         })
-    }
-
-    fn count(&self, op: &str) {
-        *self
-            .calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(op.to_string())
-            .or_default() += 1;
     }
 
     /// Reads groups: all of the cluster's (by tag), or the named ones.
@@ -120,7 +106,7 @@ impl AwsNodePool {
         let mut out = Vec::new();
         let mut token = None;
         loop {
-            self.count("DescribeAutoScalingGroups");
+            self.calls.record("DescribeAutoScalingGroups");
             let mut req = self.asg.describe_auto_scaling_groups().max_records(100);
             if names.is_empty() {
                 req = req.filters(
@@ -157,11 +143,7 @@ impl AwsNodePool {
     }
 
     fn cached(&self, pool: &str) -> Option<PoolLayout> {
-        self.layout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(pool)
-            .cloned()
+        self.layout.lock().get(pool).cloned()
     }
 
     /// Changes the cached group `group` of `pool` as a write just changed the real one.
@@ -169,7 +151,6 @@ impl AwsNodePool {
         if let Some(g) = self
             .layout
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .get_mut(pool)
             .and_then(|p| p.groups.get_mut(group))
         {
@@ -185,10 +166,7 @@ impl AwsNodePool {
         let p = PoolLayout {
             groups: fresh.into_iter().map(|g| (g.name.clone(), g)).collect(),
         };
-        self.layout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pool.to_string(), p.clone());
+        self.layout.lock().insert(pool.to_string(), p.clone());
         Ok(p)
     }
 
@@ -201,7 +179,7 @@ impl AwsNodePool {
     {
         let mut wait = Duration::from_secs(1);
         for attempt in 1.. {
-            self.count(op);
+            self.calls.record(op);
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < BUSY_ATTEMPTS && layout::is_busy(e.code()) => {
@@ -246,15 +224,8 @@ impl AwsNodePool {
                     g.tags.insert(layout::HELD_TAG.to_string(), held);
                 });
             }
-            self.write("UpdateAutoScalingGroup", &g.name, || {
-                self.asg
-                    .update_auto_scaling_group()
-                    .auto_scaling_group_name(&g.name)
-                    .max_size(n)
-                    .desired_capacity(n)
-                    .send()
-            })
-            .await?;
+            self.update_group(&g.name, |u| u.max_size(n).desired_capacity(n))
+                .await?;
         } else {
             self.write("SetDesiredCapacity", &g.name, || {
                 self.asg
@@ -272,6 +243,23 @@ impl AwsNodePool {
             g.max = g.max.max(desired);
         });
         Ok(())
+    }
+
+    /// `UpdateAutoScalingGroup` of `group`, with what `set` puts in the request.
+    async fn update_group(
+        &self,
+        group: &str,
+        set: impl Fn(UpdateGroup) -> UpdateGroup,
+    ) -> Result<(), PoolError> {
+        self.write("UpdateAutoScalingGroup", group, || {
+            set(self
+                .asg
+                .update_auto_scaling_group()
+                .auto_scaling_group_name(group))
+            .send()
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn tag(&self, group: &str, key: &str, value: &str) -> Result<(), PoolError> {
@@ -296,7 +284,7 @@ impl AwsNodePool {
     ) -> Result<BTreeMap<(String, String), String>, PoolError> {
         let mut out = BTreeMap::new();
         for tg in target_groups {
-            self.count("DescribeTargetHealth");
+            self.calls.record("DescribeTargetHealth");
             let r = self
                 .elb
                 .describe_target_health()
@@ -397,20 +385,16 @@ fn template_spec(t: &LaunchTemplateRef, version: &str) -> asg::LaunchTemplateSpe
 
 #[async_trait]
 impl NodePool for AwsNodePool {
-    fn provider(&self) -> &'static str {
-        "aws"
-    }
-
     /// Calls so far, by AWS operation.
     fn cloud_calls(&self) -> BTreeMap<String, u64> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.calls.counts()
     }
 
     async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {
         let groups = self.describe(&[]).await?;
         let l = layout::layout(&groups, &self.pool_tags)?;
         let out = l.iter().map(|(n, p)| layout::pool_group(n, p)).collect();
-        *self.layout.lock().unwrap_or_else(|e| e.into_inner()) = l;
+        *self.layout.lock() = l;
         Ok(out)
     }
 
@@ -434,7 +418,7 @@ impl NodePool for AwsNodePool {
         // Ask the load balancers only when a live instance's health is not known fresh.
         let now = std::time::Instant::now();
         let known = {
-            let healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            let healthy = self.healthy.lock();
             p.groups.values().all(|g| {
                 g.instances
                     .iter()
@@ -451,14 +435,14 @@ impl NodePool for AwsNodePool {
         let health = if tgs.is_empty() {
             BTreeMap::new()
         } else if known {
-            let healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            let healthy = self.healthy.lock();
             healthy
                 .keys()
                 .map(|k| (k.clone(), "healthy".to_string()))
                 .collect()
         } else {
             let h = self.target_health(&tgs).await?;
-            let mut healthy = self.healthy.lock().unwrap_or_else(|e| e.into_inner());
+            let mut healthy = self.healthy.lock();
             for (k, state) in &h {
                 if state == "healthy" {
                     healthy.insert(k.clone(), now);
@@ -537,13 +521,7 @@ impl NodePool for AwsNodePool {
         if let Err(e) = result {
             // Gone already (a resumed run terminates again): success. Asked of the groups,
             // not read from the error, whose wording differs between AWS and look-alikes.
-            let pools: Vec<String> = self
-                .layout
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .cloned()
-                .collect();
+            let pools: Vec<String> = self.layout.lock().keys().cloned().collect();
             for p in pools {
                 let fresh = self.refresh(&p).await?;
                 let live = fresh.groups.values().flat_map(|g| &g.instances).any(|i| {
@@ -584,14 +562,8 @@ impl NodePool for AwsNodePool {
                 continue;
             }
             let spec = template_spec(t, &v);
-            self.write("UpdateAutoScalingGroup", &g.name, || {
-                self.asg
-                    .update_auto_scaling_group()
-                    .auto_scaling_group_name(&g.name)
-                    .launch_template(spec.clone())
-                    .send()
-            })
-            .await?;
+            self.update_group(&g.name, |u| u.launch_template(spec.clone()))
+                .await?;
             self.update_cached(pool, &g.name, |g| {
                 if let Some(t) = g.launch_template.as_mut() {
                     t.version = v.clone();
@@ -653,14 +625,7 @@ impl NodePool for AwsNodePool {
                         continue;
                     }
                     let max = i32::try_from(held.max).unwrap_or(i32::MAX);
-                    self.write("UpdateAutoScalingGroup", &g.name, || {
-                        self.asg
-                            .update_auto_scaling_group()
-                            .auto_scaling_group_name(&g.name)
-                            .max_size(max)
-                            .send()
-                    })
-                    .await?;
+                    self.update_group(&g.name, |u| u.max_size(max)).await?;
                 }
                 if !held.suspended.is_empty() {
                     self.write("ResumeProcesses", &g.name, || {

@@ -12,12 +12,6 @@ pub(crate) struct Clock {
     origin_wall: DateTime<Utc>,
 }
 
-impl Default for Clock {
-    fn default() -> Self {
-        Self::start()
-    }
-}
-
 impl Clock {
     /// A clock whose wall time is the system's now.
     pub fn start() -> Self {

@@ -2,8 +2,8 @@
 //! after a 429, and how many evictions each PDB allows in flight right now.
 //!
 //! Stuck drains escalate explicitly and never silently: first *report* (Event, status,
-//! progress line), then, only if configured and guarded, *force* after a deadline, or
-//! *leave the node cordoned*, continue with the others and fail at the end. A PDB that can
+//! progress line), then *leave the node cordoned*, continue with the others and fail at the
+//! end (a PDB-bypassing force is never done). A PDB that can
 //! never allow a disruption ([`never_allows`]) is reported at once, not after the report
 //! deadline: waiting cannot help it, and the operator should hear within seconds.
 
@@ -13,24 +13,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Guarded force: PDB-bypassing delete of the pods that block a drain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ForcePolicy {
-    /// Stuck this long before a force is considered.
-    pub after: Duration,
-    /// Never force a pod younger than this (it may still be starting).
-    pub min_pod_age: Duration,
-    /// At most one force per this interval (across the run).
-    pub min_interval: Duration,
-}
-
 /// The stuck-drain policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct StuckDrainPolicy {
     /// Report after the drain made no progress this long.
     pub report_after: Duration,
-    /// Optional guarded force.
-    pub force: Option<ForcePolicy>,
     /// Give up on the node after this long: leave it cordoned and continue.
     pub leave_cordoned_after: Duration,
     /// Fail the run early once this many nodes are left cordoned.
@@ -41,22 +28,10 @@ impl Default for StuckDrainPolicy {
     fn default() -> Self {
         StuckDrainPolicy {
             report_after: Duration::from_secs(5 * 60),
-            force: None,
             leave_cordoned_after: Duration::from_secs(30 * 60),
             max_blocked_nodes: 1,
         }
     }
-}
-
-/// What the guard knows about the pod a force would hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ForceGuard {
-    /// Age of the blocking pod.
-    pub pod_age: Duration,
-    /// Every sibling (same owner) is Ready on a non-outdated node.
-    pub siblings_ready: bool,
-    /// Time since the last force in this run, if any.
-    pub since_last_force: Option<Duration>,
 }
 
 /// The decision for a drain that has made no progress for a while.
@@ -67,69 +42,24 @@ pub enum StuckAction {
     Wait,
     /// Publish the blocker (Event + status + progress line); keep waiting.
     Report,
-    /// Delete the blocking pod bypassing the PDB; the justification goes in the report.
-    Force {
-        /// Why the guard allowed it.
-        justification: String,
-    },
     /// Leave the node cordoned, continue with the others, fail at the end.
     LeaveCordoned,
 }
 
 impl StuckDrainPolicy {
     /// Decides for a drain stuck for `stuck_for`. `reported` says whether the blocker
-    /// was already reported (reports happen once). Force is tried before leaving the node,
-    /// and only when every guard holds; otherwise the ladder moves on to leave-cordoned.
-    pub fn decide(&self, stuck_for: Duration, reported: bool, guard: &ForceGuard) -> StuckAction {
-        if stuck_for < self.report_after {
-            return StuckAction::Wait;
-        }
-        if !reported {
-            return StuckAction::Report;
-        }
-        self.after_report(stuck_for, guard)
-    }
-
-    /// The rungs after the report: a guarded force, then leave cordoned.
-    fn after_report(&self, stuck_for: Duration, guard: &ForceGuard) -> StuckAction {
-        if let Some(f) = &self.force {
-            if stuck_for >= f.after
-                && guard.pod_age >= f.min_pod_age
-                && guard.siblings_ready
-                && guard.since_last_force.is_none_or(|d| d >= f.min_interval)
-            {
-                return StuckAction::Force {
-                    justification: format!(
-                        "stuck {}s ≥ {}s, pod age {}s ≥ {}s, all siblings Ready",
-                        stuck_for.as_secs(),
-                        f.after.as_secs(),
-                        guard.pod_age.as_secs(),
-                        f.min_pod_age.as_secs()
-                    ),
-                };
-            }
-        }
-        if stuck_for >= self.leave_cordoned_after {
+    /// was already reported (reports happen once). A drain that can never finish by waiting
+    /// (`hopeless`: a PDB that never allows a disruption, see [`never_allows`]) is reported
+    /// at once instead of after `report_after`; the rest of the ladder is unchanged.
+    pub fn decide(&self, stuck_for: Duration, reported: bool, hopeless: bool) -> StuckAction {
+        if !hopeless && stuck_for < self.report_after {
+            StuckAction::Wait
+        } else if !reported {
+            StuckAction::Report
+        } else if stuck_for >= self.leave_cordoned_after {
             StuckAction::LeaveCordoned
         } else {
             StuckAction::Wait
-        }
-    }
-
-    /// As [`Self::decide`], except that a drain that can never finish by waiting
-    /// (`hopeless`: a PDB that never allows a disruption, see [`never_allows`]) is reported
-    /// at once instead of after `report_after`; the rest of the ladder is unchanged.
-    pub(crate) fn decide_hopeless(
-        &self,
-        stuck_for: Duration,
-        reported: bool,
-        guard: &ForceGuard,
-        hopeless: bool,
-    ) -> StuckAction {
-        match (hopeless, reported) {
-            (true, false) => StuckAction::Report,
-            (true, true) => self.after_report(stuck_for, guard),
-            (false, _) => self.decide(stuck_for, reported, guard),
         }
     }
 
@@ -287,13 +217,6 @@ impl EvictionTokens {
     }
 }
 
-fn spell(v: IntOrPercent) -> String {
-    match v {
-        IntOrPercent::Int(n) => n.to_string(),
-        IntOrPercent::Percent(p) => format!("{p}%"),
-    }
-}
-
 /// How long an integer `minAvailable` must keep allowing nothing, with every expected pod
 /// healthy, before the drain is reported hopeless. While a StatefulSet pod is recreated its
 /// PDB briefly counts one pod fewer (expectedPods = currentHealthy = minAvailable), which
@@ -303,7 +226,7 @@ pub(crate) const HOPELESS_HOLD: Duration = Duration::from_secs(5);
 /// Whether the PDB's spec alone forbids every disruption whatever the workload's size
 /// (`maxUnavailable: 0` or `0%`, `minAvailable: 100%`): no transient status can cause that.
 pub(crate) fn forbids_by_spec(pdb: &PdbInfo) -> bool {
-    use super::snapshot::IntOrPercent::{Int, Percent};
+    use IntOrPercent::{Int, Percent};
     match (pdb.min_available, pdb.max_unavailable) {
         (Some(Percent(p)), _) => p >= 100,
         (Some(Int(_)), _) => false,
@@ -335,8 +258,8 @@ pub(crate) fn never_allows(pdb: &PdbInfo) -> Option<String> {
         return None;
     }
     let rule = match (pdb.min_available, pdb.max_unavailable) {
-        (Some(m), _) => format!("minAvailable {}", spell(m)),
-        (None, Some(m)) => format!("maxUnavailable {}", spell(m)),
+        (Some(m), _) => format!("minAvailable {m}"),
+        (None, Some(m)) => format!("maxUnavailable {m}"),
         (None, None) => "minAvailable 1 (the default)".to_string(),
     };
     Some(format!(
@@ -409,26 +332,19 @@ mod tests {
     #[test]
     fn a_hopeless_drain_is_reported_at_once_then_follows_the_ladder() {
         let p = StuckDrainPolicy::default();
-        let g = guard(false);
-        assert_eq!(
-            p.decide_hopeless(s(0), false, &g, true),
-            StuckAction::Report
-        );
-        assert_eq!(p.decide_hopeless(s(0), false, &g, false), StuckAction::Wait);
+        assert_eq!(p.decide(s(0), false, true), StuckAction::Report);
+        assert_eq!(p.decide(s(0), false, false), StuckAction::Wait);
         // Reported already: waits for the leave-cordoned deadline like any stuck drain.
-        assert_eq!(p.decide_hopeless(s(60), true, &g, true), StuckAction::Wait);
+        assert_eq!(p.decide(s(60), true, true), StuckAction::Wait);
         // ... even when it comes before the (skipped) report deadline.
         let quick = StuckDrainPolicy {
             leave_cordoned_after: s(2),
             ..StuckDrainPolicy::default()
         };
+        assert_eq!(quick.decide(s(2), true, true), StuckAction::LeaveCordoned);
+        assert_eq!(quick.decide(s(2), true, false), StuckAction::Wait);
         assert_eq!(
-            quick.decide_hopeless(s(2), true, &g, true),
-            StuckAction::LeaveCordoned
-        );
-        assert_eq!(quick.decide(s(2), true, &g), StuckAction::Wait);
-        assert_eq!(
-            p.decide_hopeless(p.leave_cordoned_after, true, &g, true),
+            p.decide(p.leave_cordoned_after, true, true),
             StuckAction::LeaveCordoned
         );
     }
@@ -463,67 +379,16 @@ mod tests {
         Duration::from_secs(n)
     }
 
-    fn guard(ok: bool) -> ForceGuard {
-        ForceGuard {
-            pod_age: s(3600),
-            siblings_ready: ok,
-            since_last_force: None,
-        }
-    }
-
     #[test]
-    fn ladder_without_force() {
+    fn ladder() {
         let p = StuckDrainPolicy::default();
-        let g = guard(true);
-        assert_eq!(p.decide(s(10), false, &g), StuckAction::Wait);
-        assert_eq!(p.decide(s(300), false, &g), StuckAction::Report);
-        assert_eq!(p.decide(s(301), true, &g), StuckAction::Wait);
-        assert_eq!(p.decide(s(1800), true, &g), StuckAction::LeaveCordoned);
-        // Never a force unless configured, whatever the time.
-        assert_eq!(p.decide(s(100_000), true, &g), StuckAction::LeaveCordoned);
-    }
-
-    #[test]
-    fn ladder_with_guarded_force() {
-        let p = StuckDrainPolicy {
-            force: Some(ForcePolicy {
-                after: s(600),
-                min_pod_age: s(120),
-                min_interval: s(300),
-            }),
-            ..StuckDrainPolicy::default()
-        };
+        assert_eq!(p.decide(s(10), false, false), StuckAction::Wait);
+        assert_eq!(p.decide(s(300), false, false), StuckAction::Report);
+        assert_eq!(p.decide(s(301), true, false), StuckAction::Wait);
+        assert_eq!(p.decide(s(1800), true, false), StuckAction::LeaveCordoned);
+        // Never a force, whatever the time.
         assert_eq!(
-            p.decide(s(700), false, &guard(true)),
-            StuckAction::Report,
-            "report first"
-        );
-        assert!(matches!(
-            p.decide(s(700), true, &guard(true)),
-            StuckAction::Force { .. }
-        ));
-        assert_eq!(
-            p.decide(s(500), true, &guard(true)),
-            StuckAction::Wait,
-            "before deadline"
-        );
-        assert_eq!(
-            p.decide(s(700), true, &guard(false)),
-            StuckAction::Wait,
-            "siblings not ready"
-        );
-        let young = ForceGuard {
-            pod_age: s(10),
-            ..guard(true)
-        };
-        assert_eq!(p.decide(s(700), true, &young), StuckAction::Wait);
-        let recent = ForceGuard {
-            since_last_force: Some(s(60)),
-            ..guard(true)
-        };
-        assert_eq!(p.decide(s(700), true, &recent), StuckAction::Wait);
-        assert_eq!(
-            p.decide(s(1800), true, &guard(false)),
+            p.decide(s(100_000), true, false),
             StuckAction::LeaveCordoned
         );
         assert!(

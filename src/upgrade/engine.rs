@@ -12,7 +12,7 @@ use super::clock::Clock;
 use super::decide::patches::{mark_patch, step_patch, Marking};
 use super::decide::{decide, instance_pools, setup, CloudNeed, Memory, Observed, RunContext};
 use super::drain_policy::StuckDrainPolicy;
-use super::kube_cluster::{KubeCluster, KubeError};
+use super::kube_cluster::{unless_gone, KubeCluster, KubeError};
 use super::node_patch::NodePatch;
 use super::plan::{Plan, PlanOptions};
 use super::pool::{Instance, NodePool, PoolError};
@@ -29,13 +29,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::abort::BASE_CAPACITY_ANNOTATION;
-use super::abort::{format_base, parse_base, PRIOR_VERSION_ANNOTATION};
-pub use super::decide::patches::{MODE_ANNOTATION, REPLACES_ANNOTATION};
+use super::abort::{format_base, parse_base, BASE_CAPACITY_ANNOTATION, PRIOR_VERSION_ANNOTATION};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -120,7 +119,7 @@ impl Watches {
                         b.metadata.namespace.as_deref().unwrap_or(""),
                         b.metadata.name.as_deref().unwrap_or("")
                     );
-                    let mut c = confirmations.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut c = confirmations.lock();
                     c.extend(pods.keys().map(|p| (key.clone(), p.clone())));
                 },
             )
@@ -195,8 +194,7 @@ impl Watches {
         pool: &dyn NodePool,
         clock: &Clock,
     ) -> Result<(Observed, BTreeMap<String, String>), EngineError> {
-        let confirmations =
-            std::mem::take(&mut *self.confirmations.lock().unwrap_or_else(|e| e.into_inner()));
+        let confirmations = std::mem::take(&mut *self.confirmations.lock());
         let (nodes, node_rv) = self.nodes();
         let pods = self.pods();
         let mut instances = BTreeMap::new();
@@ -205,7 +203,6 @@ impl Watches {
             let recent = self
                 .instances_read
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .get(&p)
                 .filter(|(at, _)| {
                     need == CloudNeed::Termination && now.duration_since(*at) < TERMINATION_POLL
@@ -217,7 +214,6 @@ impl Watches {
                     let i = pool.instances(&p).await?;
                     self.instances_read
                         .lock()
-                        .unwrap_or_else(|e| e.into_inner())
                         .insert(p.clone(), (now, i.clone()));
                     i
                 }
@@ -305,12 +301,6 @@ async fn take_lease(
     }
 }
 
-/// The pools the plan replaces nodes in.
-pub(crate) fn rolled_pools(plan: &Plan) -> Vec<String> {
-    let pools: BTreeSet<&str> = plan.outdated.iter().map(|n| n.pool.as_str()).collect();
-    pools.into_iter().map(str::to_string).collect()
-}
-
 /// Records the run-wide state on the Lease the first time (the versions before the run, for
 /// `abort --cloud`; the base capacity), points the pools' launch templates at the target,
 /// and returns the base capacity and which pools back a load balancer.
@@ -321,7 +311,8 @@ async fn take_over_cloud(
     ns: &str,
 ) -> Result<CloudFacts, EngineError> {
     let pools: BTreeSet<String> = plan.outdated.iter().map(|n| n.pool.clone()).collect();
-    pool.hold(&rolled_pools(plan)).await?;
+    pool.hold(&pools.iter().cloned().collect::<Vec<_>>())
+        .await?;
     let groups = pool.groups().await?;
     if cluster
         .lease_annotation(ns, PRIOR_VERSION_ANNOTATION)
@@ -412,9 +403,7 @@ async fn prepare_nodes(
             step_patch(fresh, mark, std::slice::from_ref(event), None, clock.wall())
         })
         .await?;
-        if let Ok(Some(m)) = decode(&n) {
-            mem.bump(&n.name, m.phase);
-        }
+        mem.bump_written(&n);
     }
     // Phases only move forward within a run, and the phases retried are past those the
     // retries write: read no phase before the cache shows the retries.
@@ -460,11 +449,7 @@ async fn patch_markers(
             patch(fresh, mark)
         })
         .await;
-    match r {
-        Ok(n) => Ok(n),
-        Err(KubeError::NodeGone { .. }) => Ok(node.clone()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(unless_gone(r)?.unwrap_or_else(|| node.clone()))
 }
 
 async fn apply_held(
@@ -599,8 +584,7 @@ async fn run_rounds(
             "round"
         );
         let elapsed = clock.elapsed().as_secs();
-        let mut prog = progress(&run.plan, &actions.phases, elapsed);
-        prog.eta_seconds = eta.eta(&prog, elapsed);
+        let prog = progress(&run.plan, &actions.phases, elapsed, &mut eta);
         let line = prog.line();
         if line != last_line {
             on_progress(&prog);
@@ -634,10 +618,7 @@ async fn finish_run(
                 _ => NodePatch::default(),
             })
             .await;
-        match cleaned {
-            Ok(_) | Err(KubeError::NodeGone { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        unless_gone(cleaned)?;
     }
     let (nodes, node_rv) = w.nodes();
     let more = setup::given_up(&nodes, final_phases, &report.blocked_nodes);
@@ -658,10 +639,7 @@ async fn finish_run(
         .collect()
         .await;
     for r in results {
-        match r {
-            Ok(_) | Err(KubeError::NodeGone { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        unless_gone(r)?;
     }
     debug_assert!(ANNOTATION_PREFIX.ends_with('/'));
     cluster

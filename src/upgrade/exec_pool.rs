@@ -18,6 +18,7 @@
 //! status, output that is not the JSON above, or a call over the timeout is an error naming
 //! the command and the call. A call that times out is killed with its process group.
 
+use super::api_count::ApiCallCounter;
 use super::pool::{
     Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup, SizeAfter,
 };
@@ -26,7 +27,6 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How much of a failing command's stderr an error quotes.
@@ -38,7 +38,7 @@ pub struct ExecNodePool {
     command: String,
     timeout: Duration,
     kubeconfig: Option<std::path::PathBuf>,
-    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    calls: ApiCallCounter,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,20 +79,19 @@ struct InstanceReply {
 
 impl ExecNodePool {
     /// Pools behind `command` (a shell command line); each call may take up to `timeout`.
-    pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
+    /// The command runs with `KUBECONFIG` set to `kubeconfig`, the cluster being upgraded (a
+    /// command may need to know which cluster its pools belong to).
+    pub fn new(
+        command: impl Into<String>,
+        timeout: Duration,
+        kubeconfig: Option<&std::path::Path>,
+    ) -> Self {
         ExecNodePool {
             command: command.into(),
             timeout,
-            kubeconfig: None,
-            calls: Arc::default(),
+            kubeconfig: kubeconfig.map(|p| p.to_path_buf()),
+            calls: ApiCallCounter::default(),
         }
-    }
-
-    /// The command runs with `KUBECONFIG` set to the cluster being upgraded (a command may
-    /// need to know which cluster its pools belong to).
-    pub fn with_kubeconfig(mut self, path: Option<&std::path::Path>) -> Self {
-        self.kubeconfig = path.map(|p| p.to_path_buf());
-        self
     }
 
     fn err(&self, words: &[&str], what: impl std::fmt::Display) -> PoolError {
@@ -107,12 +106,7 @@ impl ExecNodePool {
 
     /// Runs one call and returns its stdout.
     async fn run(&self, words: &[&str]) -> Result<Vec<u8>, PoolError> {
-        *self
-            .calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(words[0].to_string())
-            .or_default() += 1;
+        self.calls.record(words[0]);
         tracing::debug!(command = %self.command, call = ?words, "pool command");
         let mut cmd = tokio::process::Command::new("sh");
         cmd.arg("-c")
@@ -194,13 +188,9 @@ impl ExecNodePool {
 
 #[async_trait]
 impl NodePool for ExecNodePool {
-    fn provider(&self) -> &'static str {
-        "exec"
-    }
-
     /// Calls so far, by protocol call (`groups`, `instances`, …).
     fn cloud_calls(&self) -> BTreeMap<String, u64> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.calls.counts()
     }
 
     async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {

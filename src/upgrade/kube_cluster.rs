@@ -9,9 +9,10 @@ use super::node_patch::NodePatch;
 use super::snapshot::{ClusterObjects, NodeInfo, SnapshotError};
 use super::state::LEASE_NAME;
 use chrono::{DateTime, SecondsFormat, Utc};
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
@@ -57,14 +58,6 @@ pub enum KubeError {
     /// An object from the API did not make sense.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
-    /// An object the engine writes could not be built (a bug, not the cluster's fault).
-    #[error("failed to encode {object}: {message}")]
-    Encode {
-        /// `Kind/ns/name`.
-        object: String,
-        /// Why.
-        message: String,
-    },
     /// The Node no longer exists (terminated while we were about to patch it).
     #[error("Node/{node} no longer exists")]
     NodeGone {
@@ -94,6 +87,15 @@ impl KubeError {
     /// a problem the user can fix in the arguments.
     pub(crate) fn is_infra(&self) -> bool {
         !matches!(self, KubeError::Kubeconfig { .. } | KubeError::Context(_))
+    }
+}
+
+/// `r`, with a Node gone meanwhile read as `None`: nothing is left to patch there.
+pub(crate) fn unless_gone<T>(r: Result<T, KubeError>) -> Result<Option<T>, KubeError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(KubeError::NodeGone { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -134,14 +136,6 @@ pub enum Eviction {
 pub struct KubeCluster {
     client: Client,
     counter: ApiCallCounter,
-}
-
-impl std::fmt::Debug for KubeCluster {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeCluster")
-            .field("api_calls", &self.counter.counts())
-            .finish()
-    }
 }
 
 impl KubeCluster {
@@ -199,45 +193,32 @@ impl KubeCluster {
         self.counter.counts()
     }
 
-    /// One LIST of nodes.
-    pub async fn list_nodes(&self) -> Result<Vec<Node>, KubeError> {
-        Ok(Api::<Node>::all(self.client.clone())
+    /// One LIST of every `K` (all namespaces).
+    async fn list<K>(&self, what: &str) -> Result<Vec<K>, KubeError>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        Ok(Api::<K>::all(self.client.clone())
             .list(&ListParams::default())
             .await
-            .map_err(api_err("list", "nodes"))?
+            .map_err(api_err("list", what))?
             .items)
+    }
+
+    /// One LIST of nodes.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, KubeError> {
+        self.list("nodes").await
     }
 
     /// One LIST of each resource the snapshot needs (5 calls).
     pub async fn list_objects(&self) -> Result<ClusterObjects, KubeError> {
-        let lp = ListParams::default();
-        let c = &self.client;
         Ok(ClusterObjects {
-            nodes: Api::<Node>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "nodes"))?
-                .items,
-            pods: Api::<Pod>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "pods"))?
-                .items,
-            pdbs: Api::<PodDisruptionBudget>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "poddisruptionbudgets"))?
-                .items,
-            pvcs: Api::<PersistentVolumeClaim>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "persistentvolumeclaims"))?
-                .items,
-            pvs: Api::<PersistentVolume>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(api_err("list", "persistentvolumes"))?
-                .items,
+            nodes: self.list("nodes").await?,
+            pods: self.list("pods").await?,
+            pdbs: self.list("poddisruptionbudgets").await?,
+            pvcs: self.list("persistentvolumeclaims").await?,
+            pvs: self.list("persistentvolumes").await?,
         })
     }
 
@@ -437,7 +418,7 @@ impl KubeCluster {
             let body = |rv: Option<&str>| lease_object(namespace, me, now, lease_seconds, rv);
             let written = match lease::decide(view.as_ref(), me, now) {
                 LeaseDecision::Create => api
-                    .create(&PostParams::default(), &body(None)?)
+                    .create(&PostParams::default(), &body(None))
                     .await
                     .map(|_| ()),
                 LeaseDecision::Renew | LeaseDecision::TakeOver { .. } => {
@@ -445,7 +426,7 @@ impl KubeCluster {
                         .as_ref()
                         .and_then(|l| l.metadata.resource_version.as_deref());
                     // Keep run-wide state stored on the Lease (e.g. the base capacity).
-                    let mut lease = body(rv)?;
+                    let mut lease = body(rv);
                     lease.metadata.annotations = current
                         .as_ref()
                         .and_then(|l| l.metadata.annotations.clone());
@@ -530,25 +511,27 @@ fn lease_object(
     now: DateTime<Utc>,
     lease_seconds: i64,
     rv: Option<&str>,
-) -> Result<Lease, KubeError> {
-    let mut v = serde_json::json!({
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {"name": LEASE_NAME, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": "e2e-gate"}},
-        "spec": {
-            "holderIdentity": me,
-            "leaseDurationSeconds": lease_seconds,
-            "renewTime": now.to_rfc3339_opts(SecondsFormat::Micros, true),
-        }
-    });
-    if let Some(rv) = rv {
-        v["metadata"]["resourceVersion"] = serde_json::json!(rv);
+) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(LEASE_NAME.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".into(),
+                "e2e-gate".into(),
+            )])),
+            resource_version: rv.map(str::to_string),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(me.into()),
+            lease_duration_seconds: Some(i32::try_from(lease_seconds).unwrap_or(i32::MAX)),
+            renew_time: Timestamp::from_microsecond(now.timestamp_micros())
+                .ok()
+                .map(MicroTime),
+            ..LeaseSpec::default()
+        }),
     }
-    serde_json::from_value(v).map_err(|e| KubeError::Encode {
-        object: format!("Lease/{namespace}/{LEASE_NAME}"),
-        message: e.to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -565,8 +548,7 @@ mod tests {
             now,
             lease::LEASE_SECONDS,
             Some("7"),
-        )
-        .expect("lease");
+        );
         assert_eq!(l.metadata.resource_version.as_deref(), Some("7"));
         let v = lease_view(&l);
         assert_eq!(v.holder.as_deref(), Some("me@host"));

@@ -8,12 +8,12 @@
 //! [`node_patch`] (marker patches as JSON merge patches), [`scheduler`] (which nodes start
 //! now), [`capacity`] (desired cloud size, recomputed from markers), [`drain_policy`]
 //! (stuck drains, 429 backoff, PDB tokens), [`readiness`] (new-node gate), [`lease`]
-//! (single-writer decision), [`progress`] (progress line, ETA), [`measure`]
-//! (PDB-violation seconds, measured lower bound), [`report`] (JSON report).
+//! (single-writer decision), [`progress`] (progress line, ETA), [`report`] (JSON report).
 //!
 //! Seams and adapters: [`pool`] (the `NodePool` cloud trait; [`sim_pool`] over the simulator's cloud API), [`kube_cluster`] (kube client with the
 //! [`api_count`] layer), [`watch`] (reflector caches that wake the engine), [`abort`],
-//! and [`engine`] (the `apply` loop tying the pure parts to the adapters).
+//! and [`engine`] (the `apply` loop tying the pure parts to the adapters; [`run_meters`]:
+//! PDB-violation seconds, evictions, replicas moved).
 
 pub mod abort;
 pub mod act;
@@ -28,7 +28,6 @@ pub mod engine;
 pub mod exec_pool;
 pub mod kube_cluster;
 pub mod lease;
-pub mod measure;
 pub mod node_patch;
 pub mod options;
 pub mod plan;
@@ -47,7 +46,4 @@ pub mod use_case;
 pub mod version;
 pub mod watch;
 
-pub use plan::{plan, Blocker, BlockerKind, Plan, PlanError, PlanOptions, PoolLimits, Timings};
-pub use pool::{NodePool, PoolError};
 pub use report::UpgradeReport;
-pub use snapshot::{ClusterObjects, Snapshot, SnapshotError};

@@ -137,16 +137,13 @@ mod tests {
             zone: "a".into(),
             kubelet_version: "v1.33.0".into(),
             ready: true,
-            unschedulable: false,
-            provider_id: None,
             taints: vec![TaintInfo {
                 key: "dedicated".into(),
                 value: Some("db".into()),
                 effect: "NoSchedule".into(),
             }],
-            labels: BTreeMap::new(),
             annotations: BTreeMap::from([("keep".to_string(), "1".to_string())]),
-            allocatable: Default::default(),
+            ..NodeInfo::default()
         }
     }
 

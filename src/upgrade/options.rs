@@ -160,7 +160,6 @@ impl UpgradeOptions {
             lease_namespace: self.lease_namespace.clone(),
             policy: StuckDrainPolicy {
                 report_after: self.stuck_report_after,
-                force: None,
                 leave_cordoned_after: self.stuck_leave_after,
                 max_blocked_nodes: self.max_blocked_nodes,
             },

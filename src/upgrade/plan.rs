@@ -340,9 +340,8 @@ impl<'a> Ctx<'a> {
         self.snap.pods_on(node).filter(|p| p.evictable())
     }
 
-    fn class_of(&self, node: &str) -> NodeClass {
-        self.evictable_on_owned(node)
-            .into_iter()
+    fn class_of(&self, node: &'a str) -> NodeClass {
+        self.evictable_on(node)
             .filter(|p| is_stateful(p) && self.snap.pdbs_of(p).next().is_some())
             .map(|p| {
                 if is_primary(p) {
@@ -353,14 +352,6 @@ impl<'a> Ctx<'a> {
             })
             .max()
             .unwrap_or(NodeClass::Stateless)
-    }
-
-    fn evictable_on_owned(&self, node: &str) -> Vec<&'a PodInfo> {
-        self.snap
-            .pods
-            .iter()
-            .filter(|p| p.node.as_deref() == Some(node) && p.evictable())
-            .collect()
     }
 }
 
@@ -700,8 +691,8 @@ fn pod_blockers(
         if allowed <= 0 && pdb_seen.insert(key.clone()) {
             let expected = b.status.map(|s| s.expected_pods);
             let rule = match (b.min_available, b.max_unavailable) {
-                (Some(m), _) => format!("minAvailable {}", fmt_iop(m)),
-                (None, Some(m)) => format!("maxUnavailable {}", fmt_iop(m)),
+                (Some(m), _) => format!("minAvailable {m}"),
+                (None, Some(m)) => format!("maxUnavailable {m}"),
                 (None, None) => {
                     "no minAvailable/maxUnavailable (defaults to minAvailable 1)".into()
                 }
@@ -776,13 +767,6 @@ fn pod_blockers(
                 "tolerates {what}: cordon and the evacuation taint do not keep it off outdated nodes, so it can be rescheduled onto a node being drained and keep the drain from finishing. Narrow its tolerations."
             ),
         ));
-    }
-}
-
-fn fmt_iop(v: super::snapshot::IntOrPercent) -> String {
-    match v {
-        super::snapshot::IntOrPercent::Int(n) => n.to_string(),
-        super::snapshot::IntOrPercent::Percent(p) => format!("{p}%"),
     }
 }
 

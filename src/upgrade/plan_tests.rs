@@ -17,16 +17,12 @@ fn node(name: &str, pool: &str, zone: &str, version: &str) -> NodeInfo {
         zone: zone.into(),
         kubelet_version: version.into(),
         ready: true,
-        unschedulable: false,
-        provider_id: None,
-        taints: vec![],
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
         allocatable: Resources {
             cpu_millis: 4000,
             memory_bytes: 8 << 30,
             pods: 110,
         },
+        ..NodeInfo::default()
     }
 }
 
@@ -46,17 +42,14 @@ fn pod(ns_name: &str, node: &str, owner: Option<(&str, &str)>, labels: &[(&str, 
             memory_bytes: 1 << 20,
             pods: 1,
         },
-        tolerations: vec![],
-        volume_zones: None,
-        has_pvc: false,
         ready: true,
         phase: "Running".into(),
         daemonset: owner.is_some_and(|(k, _)| k == "DaemonSet"),
-        mirror: false,
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..PodInfo::default()
     }
 }
 

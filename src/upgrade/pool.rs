@@ -21,18 +21,18 @@ pub enum InstanceLifecycle {
     Terminated,
 }
 
-/// Registration of an instance at the pool's load balancer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Registration of an instance at the pool's load balancer, best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LbState {
-    /// Registering / health checks not yet passed.
-    Registering,
     /// Healthy and serving.
     InService,
-    /// Unhealthy.
-    OutOfService,
+    /// Registering / health checks not yet passed.
+    Registering,
     /// Connection draining before removal.
     Deregistering,
+    /// Unhealthy.
+    OutOfService,
 }
 
 /// One instance of a pool.
@@ -110,16 +110,6 @@ pub enum PoolError {
         /// The zone.
         zone: String,
     },
-    /// Capacity beyond `max_size`.
-    #[error("pool {pool:?}: desired {desired} exceeds max size {max}")]
-    OverMax {
-        /// The pool.
-        pool: String,
-        /// Requested total.
-        desired: u32,
-        /// Limit.
-        max: u32,
-    },
     /// Transport or API error.
     #[error("cloud API: {message}")]
     Api {
@@ -131,8 +121,6 @@ pub enum PoolError {
 /// Node-pool operations the engine needs. Every call is idempotent for the same input.
 #[async_trait]
 pub trait NodePool: Send + Sync {
-    /// Short provider name for logs and reports (`sim`, `fake`, `aws`).
-    fn provider(&self) -> &'static str;
     /// All pools.
     async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError>;
     /// Instances of `pool` (one call per pool, not per instance).

@@ -62,11 +62,12 @@ impl EtaTracker {
     }
 }
 
-/// Computes progress after `elapsed_seconds` of the run.
-pub fn progress(
+/// Computes progress after `elapsed_seconds` of the run, the ETA from `eta`.
+pub(crate) fn progress(
     plan: &Plan,
     phases: &BTreeMap<String, NodePhase>,
     elapsed_seconds: u64,
+    eta: &mut EtaTracker,
 ) -> Progress {
     let phase = |n: &str| phases.get(n).copied().unwrap_or(NodePhase::Outdated);
     // Nodes of a stopped pool that never started are not waited for.
@@ -112,22 +113,17 @@ pub fn progress(
             (d, l + w.estimated_seconds)
         }
     });
-    let eta_seconds = (left_est > 0).then(|| {
-        if done_est > 0 && elapsed_seconds > 0 {
-            (left_est as f64 * elapsed_seconds as f64 / done_est as f64).round() as u64
-        } else {
-            left_est
-        }
-    });
-    Progress {
+    let mut p = Progress {
         replaced,
         total: plan.outdated.len(),
         wave: current.map(|w| (w.index, plan.waves.len())),
         in_flight,
         blockers: plan.blockers.len() + stuck,
-        eta_seconds,
+        eta_seconds: None,
         estimate: (done_est, left_est),
-    }
+    };
+    p.eta_seconds = eta.eta(&p, elapsed_seconds);
+    p
 }
 
 impl Progress {
@@ -189,12 +185,7 @@ mod tests {
             zone: "a".into(),
             kubelet_version: "v1.33.0".into(),
             ready: true,
-            unschedulable: false,
-            provider_id: None,
-            taints: vec![],
-            labels: Default::default(),
-            annotations: Default::default(),
-            allocatable: Default::default(),
+            ..NodeInfo::default()
         };
         let nodes = vec![node("a1"), node("a2")];
         let snap = Snapshot {
@@ -250,7 +241,7 @@ mod tests {
     #[test]
     fn counts_waves_and_rescales_eta() {
         let p = two_waves();
-        let start = progress(&p, &BTreeMap::new(), 0);
+        let start = progress(&p, &BTreeMap::new(), 0, &mut EtaTracker::default());
         assert_eq!(
             (start.replaced, start.total, start.wave),
             (0, 2, Some((0, 2)))
@@ -269,7 +260,7 @@ mod tests {
             ("a1".to_string(), NodePhase::Gone),
             ("a2".to_string(), NodePhase::Blocked),
         ]);
-        let mid = progress(&p, &ph, 720);
+        let mid = progress(&p, &ph, 720, &mut EtaTracker::default());
         assert_eq!(mid.replaced, 1);
         assert_eq!(mid.eta_seconds, Some(720));
         assert_eq!(mid.blockers, 1);
@@ -283,7 +274,7 @@ mod tests {
             ("a1".to_string(), NodePhase::Gone),
             ("a2".to_string(), NodePhase::Gone),
         ]);
-        let end = progress(&p, &ph, 800);
+        let end = progress(&p, &ph, 800, &mut EtaTracker::default());
         assert_eq!((end.replaced, end.wave, end.eta_seconds), (2, None, None));
         assert!(
             end.line().ends_with("all waves done; 0 blocker(s); done"),
@@ -319,7 +310,7 @@ mod tests {
     fn a_stopped_pool_is_not_waited_for() {
         let p = two_waves();
         let ph = BTreeMap::from([("a1".to_string(), NodePhase::ReplacementFailed)]);
-        let pr = progress(&p, &ph, 30);
+        let pr = progress(&p, &ph, 30, &mut EtaTracker::default());
         assert_eq!((pr.wave, pr.blockers, pr.eta_seconds), (None, 1, None));
         assert!(!pr.line().contains("a2"), "{}", pr.line());
     }

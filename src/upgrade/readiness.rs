@@ -1,12 +1,11 @@
 //! The readiness gate for a new node, **pure**. A replacement counts only when all hold:
 //! NodeReady, no startup / not-ready taints, every DaemonSet pod on it Ready (and at
 //! least the expected number of them), the instance `InService` and, when the pool backs
-//! a load balancer, `InService` there; all for at least `min_ready`.
+//! a load balancer, `InService` there. (`--min-ready`, how long all must hold, is timed by
+//! the caller from the first round the gate passes.)
 
 use super::pool::{Instance, InstanceLifecycle, LbState};
 use super::snapshot::{NodeInfo, PodInfo};
-use chrono::{DateTime, Utc};
-use std::time::Duration;
 
 /// Taints that mean "not ready yet" (kubelet, node lifecycle controller, cloud provider).
 pub(crate) const NOT_READY_TAINTS: &[&str] = &[
@@ -23,8 +22,6 @@ pub(crate) const NOT_READY_TAINTS: &[&str] = &[
 pub struct GateInput<'a> {
     /// The new node.
     pub node: &'a NodeInfo,
-    /// When its Ready condition last became True.
-    pub ready_since: Option<DateTime<Utc>>,
     /// Pods on the node (the gate picks the DaemonSet ones).
     pub pods: &'a [PodInfo],
     /// DaemonSet pods expected on the node (from DaemonSets targeting it); 0 = unknown.
@@ -33,10 +30,6 @@ pub struct GateInput<'a> {
     pub instance: Option<&'a Instance>,
     /// The pool registers its instances at a load balancer.
     pub backs_load_balancer: bool,
-    /// Hold time.
-    pub min_ready: Duration,
-    /// Now.
-    pub now: DateTime<Utc>,
 }
 
 /// Gate result.
@@ -52,19 +45,6 @@ pub enum Readiness {
 pub fn gate(i: &GateInput<'_>) -> Readiness {
     let mut why = node_checks(i.node, i.pods, i.expected_daemonset_pods);
     cloud_checks(i, &mut why);
-    if why.is_empty() && !i.min_ready.is_zero() {
-        let held = i
-            .ready_since
-            .and_then(|s| (i.now - s).to_std().ok())
-            .unwrap_or_default();
-        if held < i.min_ready {
-            why.push(format!(
-                "ready for {}s of the required {}s",
-                held.as_secs(),
-                i.min_ready.as_secs()
-            ));
-        }
-    }
     if why.is_empty() {
         Readiness::Ready
     } else {
@@ -133,7 +113,6 @@ fn cloud_checks(i: &GateInput<'_>, why: &mut Vec<String>) {
 mod tests {
     use super::*;
     use crate::upgrade::snapshot::{OwnerInfo, TaintInfo};
-    use chrono::TimeZone;
 
     fn node() -> NodeInfo {
         NodeInfo {
@@ -142,12 +121,8 @@ mod tests {
             zone: "a".into(),
             kubelet_version: "v1.34.0".into(),
             ready: true,
-            unschedulable: false,
             provider_id: Some("sim:///a/i-1".into()),
-            taints: vec![],
-            labels: Default::default(),
-            annotations: Default::default(),
-            allocatable: Default::default(),
+            ..NodeInfo::default()
         }
     }
 
@@ -161,15 +136,10 @@ mod tests {
                 kind: "DaemonSet".into(),
                 name: "cni".into(),
             }),
-            requests: Default::default(),
-            tolerations: vec![],
-            volume_zones: None,
-            has_pvc: false,
             ready,
             phase: "Running".into(),
             daemonset: true,
-            mirror: false,
-            labels: Default::default(),
+            ..PodInfo::default()
         }
     }
 
@@ -186,20 +156,15 @@ mod tests {
 
     #[test]
     fn every_check_can_fail_alone() {
-        let now = Utc.timestamp_opt(1_700_000_100, 0).single().expect("time");
-        let since = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
         let good_inst = inst(InstanceLifecycle::InService, Some(LbState::InService));
         let pods = vec![ds_pod(true)];
         let n = node();
         let base = GateInput {
             node: &n,
-            ready_since: Some(since),
             pods: &pods,
             expected_daemonset_pods: 1,
             instance: Some(&good_inst),
             backs_load_balancer: true,
-            min_ready: Duration::from_secs(60),
-            now,
         };
         assert_eq!(gate(&base), Readiness::Ready);
 
@@ -263,13 +228,6 @@ mod tests {
                     ..base.clone()
                 },
                 "no cloud instance",
-            ),
-            (
-                GateInput {
-                    min_ready: Duration::from_secs(600),
-                    ..base.clone()
-                },
-                "ready for 100s",
             ),
         ];
         for (input, needle) in cases {

@@ -29,7 +29,7 @@ pub struct BlockedNode {
 }
 
 /// The report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeReport {
     /// [`FORMAT_VERSION`].
     pub format_version: u32,
@@ -81,21 +81,8 @@ impl UpgradeReport {
         UpgradeReport {
             format_version: FORMAT_VERSION,
             target_version: target_version.to_string(),
-            nodes_replaced: 0,
-            nodes_found_replaced: 0,
-            error: None,
             nodes_total,
-            duration_seconds: 0.0,
-            pdb_violation_seconds: 0.0,
-            evictions: 0,
-            replicas_moved: 0,
-            kube_api_calls: BTreeMap::new(),
-            cloud_api_calls: BTreeMap::new(),
-            forced_actions: 0,
-            forced_action_details: Vec::new(),
-            blocked_nodes: Vec::new(),
-            stopped_pools: Vec::new(),
-            limits: BTreeMap::new(),
+            ..UpgradeReport::default()
         }
     }
 

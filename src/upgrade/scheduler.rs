@@ -33,8 +33,6 @@ pub enum StartMode {
 pub(crate) struct Admission {
     /// Nodes to move out of `Outdated` now, with their mode.
     pub start: Vec<(String, StartMode)>,
-    /// The wave in flight, if any.
-    pub current_wave: Option<usize>,
     /// Stop starting nodes: too many nodes were left cordoned.
     pub stop: bool,
     /// [`CapacityView::room`] left after the nodes started now (what this round's claims
@@ -122,29 +120,9 @@ pub(crate) fn admit_with(
         .count() as u32;
     let stop = left_cordoned > 0 && policy.stop_early(left_cordoned);
     let stopped = stopped_pools(plan, phases);
-    let pool_of: BTreeMap<&str, &str> = plan
-        .outdated
-        .iter()
-        .map(|n| (n.name.as_str(), n.pool.as_str()))
-        .collect();
-    // Nodes of a stopped pool that were never started will not start in this run.
-    let wont_start = |n: &str| {
-        phase_of(phases, n) == NodePhase::Outdated
-            && pool_of.get(n).is_some_and(|p| stopped.contains(*p))
-    };
-    let current_wave = plan
-        .waves
-        .iter()
-        .find(|w| {
-            w.nodes
-                .iter()
-                .any(|n| !is_done(phase_of(phases, n)) && !wont_start(n))
-        })
-        .map(|w| w.index);
     if stop {
         return Admission {
             start: vec![],
-            current_wave,
             stop,
             room_left: capacity.room.clone(),
         };
@@ -162,10 +140,12 @@ pub(crate) fn admit_with(
             _ => e.0 += 1,
         }
     }
+    // Nodes of a stopped pool that were never started will not start in this run.
     let others_pending = plan.outdated.iter().any(|n| {
+        let ph = phase_of(phases, &n.name);
         n.class != NodeClass::StatefulPrimary
-            && !is_done(phase_of(phases, &n.name))
-            && !wont_start(&n.name)
+            && !is_done(ph)
+            && !(ph == NodePhase::Outdated && stopped.contains(&n.pool))
     });
     let mut start = Vec::new();
     let mut room = capacity.room.clone();
@@ -205,7 +185,6 @@ pub(crate) fn admit_with(
     }
     Admission {
         start,
-        current_wave,
         stop,
         room_left: room,
     }
@@ -339,7 +318,6 @@ mod tests {
             &no_modes(),
             &StuckDrainPolicy::default(),
         );
-        assert_eq!(a.current_wave, Some(0));
         // Three slots: two surge, one unavailable; c1 (a primary) waits for the others.
         assert_eq!(
             a.start,
@@ -402,7 +380,7 @@ mod tests {
             &no_modes(),
             &StuckDrainPolicy::default(),
         );
-        assert_eq!((a.current_wave, a.start.len()), (Some(0), 0));
+        assert!(a.start.is_empty(), "{a:?}");
         // Everything else done (one node left cordoned, under the limit of 2) → c1 starts.
         let policy = StuckDrainPolicy {
             max_blocked_nodes: 2,
@@ -415,14 +393,7 @@ mod tests {
             &no_modes(),
             &policy,
         );
-        assert_eq!(a.current_wave, Some(1));
         assert_eq!(a.start, vec![("c1".into(), StartMode::Surge)]);
-        // All done.
-        let all = phases(&[("a1", Gone), ("a2", Gone), ("b1", Gone), ("c1", Gone)]);
-        assert_eq!(
-            admit(&plan(), &o, &all, &no_modes(), &policy).current_wave,
-            None
-        );
     }
 
     #[test]
@@ -439,10 +410,9 @@ mod tests {
         // a2 is in the stopped pool; c1 (a primary, other pool) waits for b1.
         assert!(a.start.is_empty(), "{a:?}");
         assert!(!a.stop, "the run goes on for the other pools");
-        assert_eq!(a.current_wave, Some(0));
         let ph = phases(&[("a1", ReplacementFailed), ("b1", ReplacementFailed)]);
         let a = admit(&p, &o, &ph, &no_modes(), &policy);
-        assert_eq!(a.current_wave, Some(1), "a2 never starts: wave 0 is over");
+        // a2 never starts: c1 is the only node left to wait for.
         assert_eq!(a.start, vec![("c1".into(), StartMode::Surge)]);
         assert!(settled(ReplacementFailed, true));
         assert!(settled(Outdated, true) && !settled(Outdated, false));

@@ -3,13 +3,11 @@
 //! named `<pool>-<zone>`). Requests go through the (counted) kube client, so no second
 //! HTTP stack is needed; cloud calls are also counted here, by operation.
 
-use super::pool::{
-    Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup, SizeAfter,
-};
+use super::api_count::ApiCallCounter;
+use super::pool::{Instance, LbState, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Deserialize)]
 struct SimGroups {
@@ -45,15 +43,7 @@ pub fn instance_id_from_provider_id(provider_id: &str) -> Option<&str> {
 #[derive(Clone)]
 pub struct SimNodePool {
     client: kube::Client,
-    calls: Arc<Mutex<BTreeMap<String, u64>>>,
-}
-
-impl std::fmt::Debug for SimNodePool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimNodePool")
-            .field("calls", &self.cloud_calls())
-            .finish()
-    }
+    calls: ApiCallCounter,
 }
 
 impl SimNodePool {
@@ -61,7 +51,7 @@ impl SimNodePool {
     pub fn new(client: kube::Client) -> Self {
         SimNodePool {
             client,
-            calls: Arc::default(),
+            calls: ApiCallCounter::default(),
         }
     }
 
@@ -72,12 +62,7 @@ impl SimNodePool {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<String, PoolError> {
-        *self
-            .calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(op.to_string())
-            .or_default() += 1;
+        self.calls.record(op);
         tracing::debug!(op, path, body = ?body, "cloud call");
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let req = http::Request::builder()
@@ -114,15 +99,6 @@ impl SimNodePool {
     }
 }
 
-fn lifecycle(s: &str) -> InstanceLifecycle {
-    match s {
-        "InService" => InstanceLifecycle::InService,
-        "Terminated" => InstanceLifecycle::Terminated,
-        "Terminating" => InstanceLifecycle::Terminating,
-        _ => InstanceLifecycle::Pending,
-    }
-}
-
 fn lb(s: Option<&str>) -> Option<LbState> {
     s.map(|s| match s {
         "InService" => LbState::InService,
@@ -134,13 +110,9 @@ fn lb(s: Option<&str>) -> Option<LbState> {
 
 #[async_trait]
 impl NodePool for SimNodePool {
-    fn provider(&self) -> &'static str {
-        "sim"
-    }
-
     /// Cloud calls so far, by operation.
     fn cloud_calls(&self) -> BTreeMap<String, u64> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.calls.counts()
     }
 
     async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {
@@ -177,7 +149,8 @@ impl NodePool for SimNodePool {
                     pool: pool.clone(),
                     zone: i.zone,
                     version: i.kubelet_version,
-                    lifecycle: lifecycle(&i.lifecycle),
+                    // The simulator spells lifecycles as AWS does.
+                    lifecycle: super::aws_layout::lifecycle(&i.lifecycle),
                     lb: lb(i.lb_state.as_deref()),
                 })
             })

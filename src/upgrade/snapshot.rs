@@ -150,7 +150,7 @@ impl TolerationInfo {
 }
 
 /// What the engine needs to know about a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NodeInfo {
     /// Node name.
     pub name: String,
@@ -186,7 +186,7 @@ pub struct OwnerInfo {
 }
 
 /// What the engine needs to know about a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PodInfo {
     /// Namespace.
     pub namespace: String,
@@ -252,6 +252,15 @@ impl IntOrPercent {
                 let t = i64::from(total.max(0));
                 ((t * i64::from(p) + 99) / 100) as i32
             }
+        }
+    }
+}
+
+impl std::fmt::Display for IntOrPercent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntOrPercent::Int(n) => write!(f, "{n}"),
+            IntOrPercent::Percent(p) => write!(f, "{p}%"),
         }
     }
 }
@@ -409,13 +418,6 @@ fn int_or_percent(
     }
 }
 
-impl NodeInfo {
-    /// Builds the view of one Node (e.g. after a GET before patching markers).
-    pub fn from_k8s(n: &Node) -> Result<NodeInfo, SnapshotError> {
-        node_info(n)
-    }
-}
-
 impl PodInfo {
     /// Builds the view of one Pod without volume zones (watch-fed callers).
     pub fn from_k8s(p: &Pod) -> Result<PodInfo, SnapshotError> {
@@ -423,69 +425,65 @@ impl PodInfo {
     }
 }
 
-impl PdbInfo {
-    /// Builds the view of one PodDisruptionBudget.
-    pub fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
-        pdb_info(b)
-    }
-}
-
-fn node_info(n: &Node) -> Result<NodeInfo, SnapshotError> {
-    let name = n
-        .metadata
-        .name
-        .clone()
-        .ok_or(SnapshotError::Unnamed { kind: "Node" })?;
-    let object = format!("Node/{name}");
-    let labels = n.metadata.labels.clone().unwrap_or_default();
-    let status = n.status.as_ref();
-    let spec = n.spec.as_ref();
-    let mut allocatable = Resources::default();
-    for (k, q) in status
-        .and_then(|s| s.allocatable.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let wrap = |source| SnapshotError::Quantity {
-            object: object.clone(),
-            source,
-        };
-        match k.as_str() {
-            "cpu" => allocatable.cpu_millis = quantity::cpu_millis(&q.0).map_err(wrap)?,
-            "memory" => allocatable.memory_bytes = quantity::base_units(&q.0).map_err(wrap)?,
-            "pods" => allocatable.pods = quantity::base_units(&q.0).map_err(wrap)?,
-            _ => {}
+impl NodeInfo {
+    /// Builds the view of one Node (e.g. after a GET before patching markers).
+    pub fn from_k8s(n: &Node) -> Result<NodeInfo, SnapshotError> {
+        let name = n
+            .metadata
+            .name
+            .clone()
+            .ok_or(SnapshotError::Unnamed { kind: "Node" })?;
+        let object = format!("Node/{name}");
+        let labels = n.metadata.labels.clone().unwrap_or_default();
+        let status = n.status.as_ref();
+        let spec = n.spec.as_ref();
+        let mut allocatable = Resources::default();
+        for (k, q) in status
+            .and_then(|s| s.allocatable.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let wrap = |source| SnapshotError::Quantity {
+                object: object.clone(),
+                source,
+            };
+            match k.as_str() {
+                "cpu" => allocatable.cpu_millis = quantity::cpu_millis(&q.0).map_err(wrap)?,
+                "memory" => allocatable.memory_bytes = quantity::base_units(&q.0).map_err(wrap)?,
+                "pods" => allocatable.pods = quantity::base_units(&q.0).map_err(wrap)?,
+                _ => {}
+            }
         }
+        Ok(NodeInfo {
+            pool: first_label(&labels, POOL_LABELS).unwrap_or_else(|| DEFAULT_POOL.to_string()),
+            zone: first_label(&labels, ZONE_KEYS).unwrap_or_else(|| UNKNOWN_ZONE.to_string()),
+            kubelet_version: status
+                .and_then(|s| s.node_info.as_ref())
+                .map(|i| i.kubelet_version.clone())
+                .unwrap_or_default(),
+            ready: status
+                .and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+            unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+            provider_id: spec.and_then(|s| s.provider_id.clone()),
+            taints: spec
+                .and_then(|s| s.taints.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|t| TaintInfo {
+                    key: t.key.clone(),
+                    value: t.value.clone(),
+                    effect: t.effect.clone(),
+                })
+                .collect(),
+            annotations: n.metadata.annotations.clone().unwrap_or_default(),
+            labels,
+            allocatable,
+            name,
+        })
     }
-    Ok(NodeInfo {
-        pool: first_label(&labels, POOL_LABELS).unwrap_or_else(|| DEFAULT_POOL.to_string()),
-        zone: first_label(&labels, ZONE_KEYS).unwrap_or_else(|| UNKNOWN_ZONE.to_string()),
-        kubelet_version: status
-            .and_then(|s| s.node_info.as_ref())
-            .map(|i| i.kubelet_version.clone())
-            .unwrap_or_default(),
-        ready: status
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True"),
-        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
-        provider_id: spec.and_then(|s| s.provider_id.clone()),
-        taints: spec
-            .and_then(|s| s.taints.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|t| TaintInfo {
-                key: t.key.clone(),
-                value: t.value.clone(),
-                effect: t.effect.clone(),
-            })
-            .collect(),
-        annotations: n.metadata.annotations.clone().unwrap_or_default(),
-        labels,
-        allocatable,
-        name,
-    })
 }
 
 /// Zones a PV may be used in: its required node affinity on a zone key, else its zone label.
@@ -611,55 +609,58 @@ fn pod_info(
     })
 }
 
-fn pdb_info(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
-    let name = b.metadata.name.clone().ok_or(SnapshotError::Unnamed {
-        kind: "PodDisruptionBudget",
-    })?;
-    let namespace = b
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let object = format!("PodDisruptionBudget/{namespace}/{name}");
-    let spec = b.spec.as_ref();
-    let selector = match spec.and_then(|s| s.selector.as_ref()) {
-        None => None,
-        Some(s) => Some(Selector::try_from(s.clone()).map_err(|source| {
-            SnapshotError::Selector {
-                object: object.clone(),
-                operators: s
-                    .match_expressions
-                    .iter()
-                    .flatten()
-                    .map(|e| e.operator.clone())
-                    .collect(),
-                reason: source.to_string(),
-            }
-        })?),
-    };
-    let min_available = spec
-        .and_then(|s| s.min_available.as_ref())
-        .map(|v| int_or_percent(v, &object, "minAvailable"))
-        .transpose()?;
-    let max_unavailable = spec
-        .and_then(|s| s.max_unavailable.as_ref())
-        .map(|v| int_or_percent(v, &object, "maxUnavailable"))
-        .transpose()?;
-    Ok(PdbInfo {
-        selector,
-        min_available,
-        max_unavailable,
-        always_allow_unhealthy: spec.and_then(|s| s.unhealthy_pod_eviction_policy.as_deref())
-            == Some("AlwaysAllow"),
-        status: b.status.as_ref().map(|s| PdbStatus {
-            disruptions_allowed: s.disruptions_allowed,
-            expected_pods: s.expected_pods,
-            current_healthy: s.current_healthy,
-            desired_healthy: s.desired_healthy,
-        }),
-        namespace,
-        name,
-    })
+impl PdbInfo {
+    /// Builds the view of one PodDisruptionBudget.
+    pub fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
+        let name = b.metadata.name.clone().ok_or(SnapshotError::Unnamed {
+            kind: "PodDisruptionBudget",
+        })?;
+        let namespace = b
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let object = format!("PodDisruptionBudget/{namespace}/{name}");
+        let spec = b.spec.as_ref();
+        let selector = match spec.and_then(|s| s.selector.as_ref()) {
+            None => None,
+            Some(s) => Some(Selector::try_from(s.clone()).map_err(|source| {
+                SnapshotError::Selector {
+                    object: object.clone(),
+                    operators: s
+                        .match_expressions
+                        .iter()
+                        .flatten()
+                        .map(|e| e.operator.clone())
+                        .collect(),
+                    reason: source.to_string(),
+                }
+            })?),
+        };
+        let min_available = spec
+            .and_then(|s| s.min_available.as_ref())
+            .map(|v| int_or_percent(v, &object, "minAvailable"))
+            .transpose()?;
+        let max_unavailable = spec
+            .and_then(|s| s.max_unavailable.as_ref())
+            .map(|v| int_or_percent(v, &object, "maxUnavailable"))
+            .transpose()?;
+        Ok(PdbInfo {
+            selector,
+            min_available,
+            max_unavailable,
+            always_allow_unhealthy: spec.and_then(|s| s.unhealthy_pod_eviction_policy.as_deref())
+                == Some("AlwaysAllow"),
+            status: b.status.as_ref().map(|s| PdbStatus {
+                disruptions_allowed: s.disruptions_allowed,
+                expected_pods: s.expected_pods,
+                current_healthy: s.current_healthy,
+                desired_healthy: s.desired_healthy,
+            }),
+            namespace,
+            name,
+        })
+    }
 }
 
 impl Snapshot {
@@ -687,7 +688,7 @@ impl Snapshot {
         let mut nodes = objects
             .nodes
             .iter()
-            .map(node_info)
+            .map(NodeInfo::from_k8s)
             .collect::<Result<Vec<_>, _>>()?;
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         let mut pods = objects
@@ -699,7 +700,7 @@ impl Snapshot {
         let mut pdbs = objects
             .pdbs
             .iter()
-            .map(pdb_info)
+            .map(PdbInfo::from_k8s)
             .collect::<Result<Vec<_>, _>>()?;
         pdbs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let pools = PoolInfo::from_nodes(&nodes, DEFAULT_BOOT_SECONDS);

@@ -353,15 +353,6 @@ pub(crate) fn encode_with(m: &NodeMarkers, hard_evacuation: bool) -> NodePatch {
         }
         phase => phase.taint_effect(),
     };
-    let mut p = encode_soft(m);
-    p.taints = vec![TaintChange::Set {
-        key: OUTDATED_TAINT_KEY.into(),
-        effect: effect.into(),
-    }];
-    p
-}
-
-fn encode_soft(m: &NodeMarkers) -> NodePatch {
     let mut a: BTreeMap<String, Option<String>> = BTreeMap::new();
     a.insert(PHASE_ANNOTATION.into(), Some(m.phase.as_str().into()));
     a.insert(RUN_ANNOTATION.into(), Some(m.run_id.clone()));
@@ -382,7 +373,7 @@ fn encode_soft(m: &NodeMarkers) -> NodePatch {
         labels: BTreeMap::from([(ROLE_LABEL.to_string(), Some("old".to_string()))]),
         taints: vec![TaintChange::Set {
             key: OUTDATED_TAINT_KEY.into(),
-            effect: m.phase.taint_effect().into(),
+            effect: effect.into(),
         }],
         unschedulable: m.phase.cordoned().then_some(true),
     }
@@ -521,8 +512,6 @@ mod tests {
             zone: "a".into(),
             kubelet_version: "v1.33.0".into(),
             ready: true,
-            unschedulable: false,
-            provider_id: None,
             taints: vec![TaintInfo {
                 key: "dedicated".into(),
                 value: None,
@@ -530,7 +519,7 @@ mod tests {
             }],
             labels: BTreeMap::from([("app".to_string(), "x".to_string())]),
             annotations: BTreeMap::from([("foreign".to_string(), "1".to_string())]),
-            allocatable: Default::default(),
+            ..NodeInfo::default()
         }
     }
 

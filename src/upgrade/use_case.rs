@@ -53,7 +53,7 @@ impl Cloud {
         Ok(match self {
             Cloud::Sim => Box::new(SimNodePool::new(client)),
             Cloud::Exec { command, timeout } => {
-                Box::new(ExecNodePool::new(command, *timeout).with_kubeconfig(kubeconfig))
+                Box::new(ExecNodePool::new(command, *timeout, kubeconfig))
             }
             Cloud::Aws(settings) => Box::new(AwsNodePool::connect(settings.clone()).await?),
         })
@@ -99,11 +99,13 @@ pub enum UpgradeError {
     },
 }
 
-fn kube(e: KubeError) -> UpgradeError {
-    if e.is_infra() {
-        UpgradeError::Infra(e.to_string())
-    } else {
-        UpgradeError::Usage(e.to_string())
+impl From<KubeError> for UpgradeError {
+    fn from(e: KubeError) -> Self {
+        if e.is_infra() {
+            UpgradeError::Infra(e.to_string())
+        } else {
+            UpgradeError::Usage(e.to_string())
+        }
     }
 }
 
@@ -134,10 +136,9 @@ fn pool_info(g: &PoolGroup) -> PoolInfo {
 pub async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, UpgradeError> {
     // Option errors first, before connecting; percentages are resolved once the pools are known.
     o.plan_options(None).map_err(UpgradeError::Usage)?;
-    let cluster = KubeCluster::connect(target.kubeconfig.as_deref(), target.context.as_deref())
-        .await
-        .map_err(kube)?;
-    let objects = cluster.list_objects().await.map_err(kube)?;
+    let cluster =
+        KubeCluster::connect(target.kubeconfig.as_deref(), target.context.as_deref()).await?;
+    let objects = cluster.list_objects().await?;
     let mut snapshot =
         Snapshot::from_k8s(&objects).map_err(|e| UpgradeError::Infra(e.to_string()))?;
     let mut cloud_calls = BTreeMap::new();

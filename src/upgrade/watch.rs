@@ -94,19 +94,6 @@ where
     }
 }
 
-impl<K> std::fmt::Debug for Watched<K>
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watched")
-            .field("objects", &self.store.state().len())
-            .field("events", &*self.changes.borrow())
-            .finish()
-    }
-}
-
 impl<K> Drop for Watched<K>
 where
     K: kube::Resource + Clone + 'static,

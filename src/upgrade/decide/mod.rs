@@ -25,7 +25,6 @@ use super::scheduler::{
     admit_with, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, CapacityView,
     StartMode,
 };
-use super::sim_pool::instance_id_from_provider_id;
 use super::snapshot::{NodeInfo, PdbInfo, PdbStatus, PodInfo};
 use super::state::{decode, Event, MarkerError, NodePhase, ROLE_LABEL, RUN_ANNOTATION};
 use chrono::{DateTime, Utc};
@@ -341,7 +340,8 @@ impl Memory {
         *e = (*e).max(phase);
     }
 
-    fn bump_written(&mut self, n: &NodeInfo) {
+    /// Remembers `n`'s phase as this process wrote it.
+    pub(crate) fn bump_written(&mut self, n: &NodeInfo) {
         if let Ok(Some(m)) = decode(n) {
             self.bump(&n.name, m.phase);
         }
@@ -735,9 +735,7 @@ fn instance_alive(seen: &Observed, n: &NodeInfo, pool: &str) -> bool {
     let Some(insts) = seen.instances.get(pool) else {
         return false;
     };
-    n.provider_id
-        .as_deref()
-        .and_then(instance_id_from_provider_id)
+    per_node::instance_of(n)
         .and_then(|id| insts.iter().find(|i| i.id == id))
         .is_some_and(|i| i.lifecycle != InstanceLifecycle::Terminated)
 }

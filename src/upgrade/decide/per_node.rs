@@ -4,7 +4,7 @@
 use super::patches::REPLACES_ANNOTATION;
 use super::{instance_alive, Actions, Evict, Finish, Memory, Observed, RunContext};
 use super::{PoolZone, FINISHED_PER_ROUND};
-use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, ForceGuard, StuckAction};
+use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, StuckAction};
 use crate::upgrade::plan::{at_version, NodeClass};
 use crate::upgrade::readiness::{gate, GateInput, Readiness};
 use crate::upgrade::report::BlockedNode;
@@ -99,7 +99,7 @@ pub(super) fn decide_nodes(
     Ok(())
 }
 
-fn instance_of(n: &NodeInfo) -> Option<&str> {
+pub(super) fn instance_of(n: &NodeInfo) -> Option<&str> {
     n.provider_id
         .as_deref()
         .and_then(instance_id_from_provider_id)
@@ -151,7 +151,6 @@ impl Claim<'_> {
         });
         let r = gate(&GateInput {
             node: c,
-            ready_since: None,
             pods: self
                 .pods_by_node
                 .get(c.name.as_str())
@@ -159,8 +158,6 @@ impl Claim<'_> {
             expected_daemonset_pods: ds_expected,
             instance: inst,
             backs_load_balancer: self.run.backs_lb.get(pool).copied().unwrap_or(false),
-            min_ready: Duration::ZERO,
-            now: self.seen.wall,
         });
         self.gates.borrow_mut().insert(key, r.clone());
         r
@@ -406,18 +403,10 @@ fn drain(
         .and_then(|m| m.drain_started)
         .and_then(|t| (seen.wall - t).to_std().ok())
         .unwrap_or_default();
-    let guard = ForceGuard {
-        pod_age: Duration::ZERO,
-        siblings_ready: false,
-        since_last_force: None,
-    };
     // Blocked is the report's own marker: a process that took over after a crash must not
     // wait for a report it will never make (the ladder stood still, the run never ended).
     let reported = mem.stuck_reported.contains(name) || ph == NodePhase::Blocked;
-    match run
-        .policy
-        .decide_hopeless(stuck_for, reported, &guard, hopeless.is_some())
-    {
+    match run.policy.decide(stuck_for, reported, hopeless.is_some()) {
         StuckAction::Report if ph == NodePhase::Draining => {
             let reason = match &hopeless {
                 Some(why) => format!("drain of {name} cannot finish: {why}"),
