@@ -45,16 +45,10 @@ impl DockerRunner {
     /// Connects with the usual defaults (`DOCKER_HOST` or the local socket) and checks the
     /// daemon answers, negotiating the API version down for older engines.
     pub(crate) async fn connect() -> Result<DockerRunner, RunnerError> {
-        let docker =
-            Docker::connect_with_defaults().map_err(|e| RunnerError::Daemon(e.to_string()))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| RunnerError::Daemon(e.to_string()))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| RunnerError::Daemon(e.to_string()))?;
+        let daemon = |e: BollardError| RunnerError::Daemon(e.to_string());
+        let docker = Docker::connect_with_defaults().map_err(daemon)?;
+        let docker = docker.negotiate_version().await.map_err(daemon)?;
+        docker.ping().await.map_err(daemon)?;
         Ok(DockerRunner { docker })
     }
 
@@ -124,13 +118,11 @@ impl DockerRunner {
             .v(true)
             .build();
         match self.docker.remove_container(name, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            // 409 "removal already in progress" means someone else finishes it.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
+            // 404: already gone; 409 "removal already in progress": someone else finishes it.
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
             }) => Ok(()),
             Err(e) => Err(engine("remove", name, e)),
         }
@@ -314,10 +306,6 @@ impl ContainerRunner for DockerRunner {
         let result = self.create_and_stream(spec, output, stop).await;
         // Removal happens on every path, including failed starts.
         let removed = self.remove(&spec.name).await;
-        match (result, removed) {
-            (Ok(exit), Ok(())) => Ok(exit),
-            (Ok(_), Err(e)) => Err(e),
-            (Err(e), _) => Err(e),
-        }
+        result.and_then(|exit| removed.map(|()| exit))
     }
 }

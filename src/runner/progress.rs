@@ -5,6 +5,8 @@
 //! Denoter runs are counted as bytes arrive, so progress does not wait for a newline; a line that
 //! turns out to be a header is reconciled when it ends.
 
+use crate::results::read::log::strip_ansi;
+
 /// Counts seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -29,26 +31,6 @@ pub(crate) struct ProgressParser {
     counted: (usize, usize),
     progress: Progress,
     last_line: String,
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn is_denoter_run(s: &str) -> bool {
@@ -81,25 +63,13 @@ impl ProgressParser {
     pub(crate) fn feed(&mut self, bytes: &[u8]) -> usize {
         let before = self.progress.done;
         self.pending_utf8.extend_from_slice(bytes);
-        let text = match std::str::from_utf8(&self.pending_utf8) {
-            Ok(s) => {
-                let s = s.to_string();
-                self.pending_utf8.clear();
-                s
-            }
-            Err(e) if e.error_len().is_none() => {
-                // An incomplete multi-byte character at the end: keep it for the next chunk.
-                let valid = e.valid_up_to();
-                let s = String::from_utf8_lossy(&self.pending_utf8[..valid]).into_owned();
-                self.pending_utf8.drain(..valid);
-                s
-            }
-            Err(_) => {
-                let s = String::from_utf8_lossy(&self.pending_utf8).into_owned();
-                self.pending_utf8.clear();
-                s
-            }
+        let valid = match std::str::from_utf8(&self.pending_utf8) {
+            // An incomplete multi-byte character at the end: keep it for the next chunk.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            _ => self.pending_utf8.len(),
         };
+        let text = String::from_utf8_lossy(&self.pending_utf8[..valid]).into_owned();
+        self.pending_utf8.drain(..valid);
         for c in text.chars() {
             if c == '\n' {
                 self.end_line();
@@ -124,7 +94,7 @@ impl ProgressParser {
 
     fn end_line(&mut self) {
         self.count_partial();
-        let clean = strip_ansi(&self.line);
+        let clean = strip_ansi(&self.line).into_owned();
         let trimmed = clean.trim();
         if !is_denoter_run(&clean) {
             // Undo what an early look at this line counted as plain passes.
@@ -144,13 +114,16 @@ impl ProgressParser {
             if let Some(n) = rest.split_whitespace().next().and_then(|n| n.parse().ok()) {
                 self.progress.selected = Some(n);
             }
-        } else if line.starts_with("• Failure")
-            || line.starts_with("• [FAILED]")
-            || line.starts_with("• [TIMEDOUT]")
-            || line.starts_with("• [PANICKED]")
-            || line.starts_with("• [INTERRUPTED]")
-            || line.starts_with("• [ABORTED]")
-            || line.starts_with("• Failure in Spec")
+        } else if [
+            "• Failure",
+            "• [FAILED]",
+            "• [TIMEDOUT]",
+            "• [PANICKED]",
+            "• [INTERRUPTED]",
+            "• [ABORTED]",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p))
         {
             self.progress.done += 1;
             self.progress.failed += 1;

@@ -465,15 +465,20 @@ fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
     }
 }
 
-fn failed_attempt(c: &mut RawCase, kind: Option<String>) -> Attempt {
-    let (location, text) = match &c.failure {
-        Some(f) => {
-            let (loc, t) = split_location(f);
-            (loc, Some(t).filter(|t| !t.is_empty()))
-        }
+/// A failed attempt from a failure's `message` and body (`file.go:NN\ntext…`): the message
+/// leads the text unless the text already holds it.
+fn failed_attempt(
+    message: Option<&str>,
+    body: Option<&str>,
+    kind: Option<String>,
+    time: Option<f64>,
+    output: Option<String>,
+) -> Attempt {
+    let (location, text) = match body.map(split_location) {
+        Some((loc, t)) => (loc, Some(t).filter(|t| !t.is_empty())),
         None => (None, None),
     };
-    let message = c.message.as_deref().filter(|m| !m.trim().is_empty());
+    let message = message.filter(|m| !m.trim().is_empty());
     let failure = match (message, text) {
         (Some(m), Some(t)) if t.contains(m.trim()) => Some(t),
         (Some(m), Some(t)) => Some(format!("{m}\n{t}")),
@@ -482,31 +487,22 @@ fn failed_attempt(c: &mut RawCase, kind: Option<String>) -> Attempt {
     Attempt {
         state: AttemptState::Failed,
         failure_kind: kind,
-        duration: duration(c.time),
+        duration: duration(time),
         failure,
         location,
-        output: c.output.take(),
+        output,
         origin: AttemptOrigin::default(),
     }
 }
 
 fn rerun_attempt(r: &Rerun) -> Attempt {
-    let (location, text) = split_location(&r.text);
-    let message = r.message.clone().filter(|m| !m.trim().is_empty());
-    let failure = match (message, Some(text).filter(|t| !t.is_empty())) {
-        (Some(m), Some(t)) if t.contains(m.trim()) => Some(t),
-        (Some(m), Some(t)) => Some(format!("{m}\n{t}")),
-        (m, t) => m.or(t),
-    };
-    Attempt {
-        state: AttemptState::Failed,
-        failure_kind: r.ty.clone().filter(|t| !t.is_empty()),
-        duration: duration(r.time),
-        failure,
-        location,
-        output: r.output.clone(),
-        origin: AttemptOrigin::default(),
-    }
+    failed_attempt(
+        r.message.as_deref(),
+        Some(&r.text),
+        r.ty.clone().filter(|t| !t.is_empty()),
+        r.time,
+        r.output.clone(),
+    )
 }
 
 /// The attempt a testcase's own outcome describes (its output moves into it).
@@ -564,7 +560,13 @@ fn main_attempt(c: &mut RawCase) -> Attempt {
             } else {
                 Some(s.to_string())
             };
-            failed_attempt(c, kind)
+            failed_attempt(
+                c.message.as_deref(),
+                c.failure.as_deref(),
+                kind,
+                c.time,
+                c.output.take(),
+            )
         }
     }
 }

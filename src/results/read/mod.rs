@@ -9,7 +9,7 @@ pub mod text;
 pub use naming::{
     apply_suite_verdict, is_suite_node, names_match, push_suite_node, split_it_prefix,
 };
-pub use text::{ceil_char_boundary, floor_char_boundary, BoundedText};
+pub use text::BoundedText;
 
 /// Reader options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Bounded text accumulation (captured output, failure text) and char-boundary helpers.
+//! Bounded text accumulation (captured output, failure text).
 
 /// A bounded text accumulator: keeps the tail (outputs) or the head (failure text).
 #[derive(Debug, Default)]
@@ -44,7 +44,7 @@ impl BoundedText {
             if s.len() <= room {
                 self.buf.push_str(s);
             } else {
-                let cut = floor_char_boundary(s, room);
+                let cut = s.floor_char_boundary(room);
                 self.buf.push_str(&s[..cut]);
                 self.dropped += s.len() - cut;
             }
@@ -64,7 +64,7 @@ impl BoundedText {
 
     fn trim_front(&mut self) {
         if self.buf.len() > self.cap {
-            let cut = ceil_char_boundary(&self.buf, self.buf.len() - self.cap);
+            let cut = self.buf.ceil_char_boundary(self.buf.len() - self.cap);
             self.dropped += cut;
             self.buf.drain(..cut);
         }
@@ -89,27 +89,6 @@ impl BoundedText {
         }
         Some(self.buf)
     }
-}
-
-/// Largest index `<= i` on a char boundary.
-pub fn floor_char_boundary(s: &str, i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    let mut i = i;
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// Smallest index `>= i` on a char boundary.
-pub fn ceil_char_boundary(s: &str, i: usize) -> usize {
-    let mut i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]

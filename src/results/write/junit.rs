@@ -2,7 +2,6 @@
 //! Jenkins, or one testcase per attempt for TestGrid/Spyglass.
 
 use crate::results::model::{Attempt, AttemptState, Spec, SpecOutcome, SuiteResult};
-use crate::results::read::{ceil_char_boundary, floor_char_boundary};
 use quick_junit::{
     NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
@@ -53,7 +52,7 @@ pub(crate) fn truncate_output(s: &str, max: usize) -> Option<String> {
     if body.len() <= max {
         return Some(s.to_string());
     }
-    let cut = ceil_char_boundary(body, body.len() - max);
+    let cut = body.ceil_char_boundary(body.len() - max);
     Some(format!(
         "[… {} bytes truncated …]\n{}",
         already + cut,
@@ -76,7 +75,7 @@ fn bound_failure(s: &str) -> String {
     if s.len() <= MAX {
         s.to_string()
     } else {
-        format!("{}\n[… truncated …]", &s[..floor_char_boundary(s, MAX)])
+        format!("{}\n[… truncated …]", &s[..s.floor_char_boundary(MAX)])
     }
 }
 
