@@ -169,6 +169,12 @@ impl Store {
             .cloned()
     }
 
+    /// One object, or 404 NotFound.
+    pub(crate) fn found(&self, res: usize, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
+        self.get(res, ns, name)
+            .ok_or_else(|| ApiError::not_found(&RESOURCES[res].qualified(), name))
+    }
+
     /// Whether an object exists.
     pub fn contains(&self, res: usize, ns: &str, name: &str) -> bool {
         self.objects[res].contains_key(&(ns.to_string(), name.to_string()))
@@ -291,10 +297,7 @@ impl Store {
         mode: UpdateMode,
     ) -> Result<Arc<Value>, ApiError> {
         let def = &RESOURCES[res];
-        let key = (ns.to_string(), name.to_string());
-        let Some(old) = self.objects[res].get(&key).cloned() else {
-            return Err(ApiError::not_found(&def.qualified(), name));
-        };
+        let old = self.found(res, ns, name)?;
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the request body is not a JSON object",

@@ -178,16 +178,6 @@ pub enum IntOrPercent {
     Str(String),
 }
 
-impl IntOrPercent {
-    /// As JSON for the PDB spec.
-    pub(crate) fn to_json(&self) -> serde_json::Value {
-        match self {
-            IntOrPercent::Int(i) => serde_json::json!(i),
-            IntOrPercent::Str(s) => serde_json::json!(s),
-        }
-    }
-}
-
 /// A PodDisruptionBudget for a workload (exactly one field set).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

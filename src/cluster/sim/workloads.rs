@@ -83,10 +83,10 @@ pub fn create(state: &mut SimState, w: &Workload, ts: &str) {
     if let Some(p) = &w.pdb {
         let mut spec = json!({"selector": selector});
         if let Some(v) = &p.min_available {
-            spec["minAvailable"] = v.to_json();
+            spec["minAvailable"] = json!(v);
         }
         if let Some(v) = &p.max_unavailable {
-            spec["maxUnavailable"] = v.to_json();
+            spec["maxUnavailable"] = json!(v);
         }
         let pdb = json!({"metadata": {"name": w.name}, "spec": spec});
         let _ = state.store.create(id::PDBS, &w.namespace, pdb, ts);

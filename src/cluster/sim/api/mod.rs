@@ -176,10 +176,6 @@ enum Reply {
     Watch,
 }
 
-fn is_true(v: Option<&String>) -> bool {
-    matches!(v.map(String::as_str), Some("1" | "true" | "True"))
-}
-
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
@@ -234,7 +230,10 @@ fn dispatch(
     }
     match (method.clone(), &t.name) {
         (Method::GET, None) => {
-            if is_true(query.get("watch")) {
+            if matches!(
+                query.get("watch").map(String::as_str),
+                Some("1" | "true" | "True")
+            ) {
                 sim.state.lock().metrics.request("watch", &res_name);
                 return Ok(Reply::Watch);
             }
@@ -251,10 +250,7 @@ fn dispatch(
             }
             let mut st = sim.state.lock();
             st.metrics.request("get", &res_name);
-            let obj = st
-                .store
-                .get(t.res, &ns, name)
-                .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+            let obj = st.store.found(t.res, &ns, name)?;
             drop(st);
             if accept.contains("as=Table") {
                 let rv = meta_str(&obj, "resourceVersion").unwrap_or("").to_string();
@@ -321,10 +317,7 @@ fn dispatch(
             let p = parse_body(body)?;
             let mut st = sim.state.lock();
             st.metrics.request("patch", &res_name);
-            let cur = st
-                .store
-                .get(t.res, &ns, name)
-                .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+            let cur = st.store.found(t.res, &ns, name)?;
             let mut patched = apply_patch(kind, &cur, &p)?;
             admit_selector(def, &patched)?;
             // A patch carrying metadata.resourceVersion is a precondition; otherwise
@@ -344,10 +337,7 @@ fn dispatch(
             let opts = parse_body(body)?;
             let mut st = sim.state.lock();
             st.metrics.request("delete", &res_name);
-            let cur = st
-                .store
-                .get(t.res, &ns, name)
-                .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+            let cur = st.store.found(t.res, &ns, name)?;
             for field in ["uid", "resourceVersion"] {
                 let want = opts["preconditions"][field].as_str();
                 if want.is_some_and(|w| Some(w) != meta_str(&cur, field)) {
@@ -408,10 +398,7 @@ fn scale(
     let def = &RESOURCES[res];
     let mut st = sim.state.lock();
     let res_name = format!("{}/scale", def.plural);
-    let cur = st
-        .store
-        .get(res, ns, name)
-        .ok_or_else(|| ApiError::not_found(&def.qualified(), name))?;
+    let cur = st.store.found(res, ns, name)?;
     let view = scale_of(&cur);
     let wanted = match *method {
         Method::GET => {
@@ -498,10 +485,7 @@ fn delete_one(
     }
     if res == id::NODES {
         // Deleting a Node object does not stop the machine, but its pods go.
-        let last = st
-            .store
-            .get(id::NODES, "", name)
-            .ok_or_else(|| ApiError::not_found("nodes", name))?;
+        let last = st.store.found(id::NODES, "", name)?;
         st.remove_node_and_pods(name, now);
         return Ok(last);
     }

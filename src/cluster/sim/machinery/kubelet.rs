@@ -221,9 +221,7 @@ impl SimState {
         grace: Option<i64>,
         now: SimTime,
     ) -> Result<Arc<Value>, ApiError> {
-        let Some(pod) = self.store.get(id::PODS, ns, name) else {
-            return Err(ApiError::not_found("pods", name));
-        };
+        let pod = self.store.found(id::PODS, ns, name)?;
         let grace = grace
             .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
             .unwrap_or(30)

@@ -162,9 +162,7 @@ impl SimState {
         body: &Value,
         now: SimTime,
     ) -> Result<Value, ApiError> {
-        let Some(pod) = self.store.get(id::PODS, ns, name) else {
-            return Err(ApiError::not_found("pods", name));
-        };
+        let pod = self.store.found(id::PODS, ns, name)?;
         let opts = &body["deleteOptions"];
         if let Some(uid) = opts["preconditions"]["uid"].as_str() {
             if Some(uid) != meta_str(&pod, "uid") {
