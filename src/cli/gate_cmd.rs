@@ -324,7 +324,7 @@ impl gate::UpgradeRunner for InProcessUpgrade {
         cluster: &crate::cluster::ClusterHandle,
         target_version: &str,
         report: &Path,
-    ) -> Result<gate::UpgradeSummary, String> {
+    ) -> Result<crate::upgrade::UpgradeReport, String> {
         let options = UpgradeOptions {
             target_version: target_version.to_string(),
             ..self.options.clone()
@@ -385,7 +385,7 @@ impl gate::UpgradeRunner for InProcessUpgrade {
         match result {
             Ok(r) => {
                 write(&r)?;
-                Ok(gate::UpgradeSummary::from_report(&r))
+                Ok(r)
             }
             Err(e) => {
                 let written = match &e {

@@ -54,7 +54,7 @@ pub async fn reporter_from_args(
     let cfg = args.auth.client_config(env)?;
     if cfg.auth == Auth::None {
         let shown = match &plan {
-            CommitPlan::Known { sha, .. } => format!("{repo}@{sha}"),
+            CommitPlan::Known(sha) => format!("{repo}@{sha}"),
             CommitPlan::PullRequestHead(n) => format!("{repo} PR #{n} head"),
         };
         tracing::info!(
