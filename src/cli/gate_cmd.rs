@@ -154,11 +154,9 @@ async fn ensure_smoke_image(
         return;
     }
     let t = std::time::Instant::now();
-    let built = super::smoke_cmd::build_smoke_image(docker, smoke_image::DEFAULT_TAG).await;
-    let outcome = match built {
-        Ok(_) => gate::StepOutcome::Passed,
-        Err(e) => gate::StepOutcome::Failed(e),
-    };
+    let outcome = super::smoke_cmd::build_smoke_image(docker, smoke_image::DEFAULT_TAG)
+        .await
+        .map_or_else(gate::StepOutcome::Failed, |_| gate::StepOutcome::Passed);
     steps.record("Build smoke image", t.elapsed(), outcome);
 }
 

@@ -254,12 +254,10 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
                 .ready
                 .wait_ready(h, inp.ready_timeout, &inp.cancel)
                 .await;
-            let outcome = match &r {
-                Ok(()) => StepOutcome::Passed,
-                Err(why) => StepOutcome::Failed(why.clone()),
-            };
+            let ready = r.is_ok();
+            let outcome = r.map_or_else(StepOutcome::Failed, |()| StepOutcome::Passed);
             steps.record("Ready", t.elapsed(), outcome);
-            r.is_ok()
+            ready
         }
         Err(_) => false,
     };
