@@ -53,18 +53,15 @@ fn parse_f64(text: &str) -> Result<f64, QuantityError> {
 
 /// CPU quantity in millicores, rounded up (as the scheduler does).
 pub fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
-    let v = parse_f64(text)? * 1000.0;
-    if v < 0.0 {
-        return Err(QuantityError {
-            text: text.to_string(),
-        });
-    }
-    Ok(v.ceil() as u64)
+    rounded_up(text, parse_f64(text)? * 1000.0)
 }
 
 /// Any other quantity (memory, pods, storage) in base units, rounded up.
 pub(crate) fn base_units(text: &str) -> Result<u64, QuantityError> {
-    let v = parse_f64(text)?;
+    rounded_up(text, parse_f64(text)?)
+}
+
+fn rounded_up(text: &str, v: f64) -> Result<u64, QuantityError> {
     if v < 0.0 {
         return Err(QuantityError {
             text: text.to_string(),

@@ -70,7 +70,7 @@ impl gate::UpgradeRunner for FailingUpgrade {
         _: &ClusterHandle,
         _: &str,
         _: &Path,
-    ) -> Result<gate::UpgradeSummary, String> {
+    ) -> Result<e2e_gate::upgrade::UpgradeReport, String> {
         Err("refusing to apply: the plan has 1 blocker(s)".into())
     }
 }

@@ -154,11 +154,9 @@ async fn ensure_smoke_image(
         return;
     }
     let t = std::time::Instant::now();
-    let built = super::smoke_cmd::build_smoke_image(docker, smoke_image::DEFAULT_TAG).await;
-    let outcome = match built {
-        Ok(_) => gate::StepOutcome::Passed,
-        Err(e) => gate::StepOutcome::Failed(e),
-    };
+    let outcome = super::smoke_cmd::build_smoke_image(docker, smoke_image::DEFAULT_TAG)
+        .await
+        .map_or_else(gate::StepOutcome::Failed, |_| gate::StepOutcome::Passed);
     steps.record("Build smoke image", t.elapsed(), outcome);
 }
 
@@ -324,7 +322,7 @@ impl gate::UpgradeRunner for InProcessUpgrade {
         cluster: &crate::cluster::ClusterHandle,
         target_version: &str,
         report: &Path,
-    ) -> Result<gate::UpgradeSummary, String> {
+    ) -> Result<crate::upgrade::UpgradeReport, String> {
         let options = UpgradeOptions {
             target_version: target_version.to_string(),
             ..self.options.clone()
@@ -385,7 +383,7 @@ impl gate::UpgradeRunner for InProcessUpgrade {
         match result {
             Ok(r) => {
                 write(&r)?;
-                Ok(gate::UpgradeSummary::from_report(&r))
+                Ok(r)
             }
             Err(e) => {
                 let written = match &e {

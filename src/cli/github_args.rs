@@ -54,7 +54,7 @@ pub async fn reporter_from_args(
     let cfg = args.auth.client_config(env)?;
     if cfg.auth == Auth::None {
         let shown = match &plan {
-            CommitPlan::Known { sha, .. } => format!("{repo}@{sha}"),
+            CommitPlan::Known(sha) => format!("{repo}@{sha}"),
             CommitPlan::PullRequestHead(n) => format!("{repo} PR #{n} head"),
         };
         tracing::info!(
@@ -143,17 +143,13 @@ impl AuthArgs {
         }
     }
 
-    /// The API root, validated.
-    pub fn api_url(&self) -> Result<String, StatusError> {
-        validate_api_url(self.github_api_url.as_deref().unwrap_or(DEFAULT_API_URL))
-    }
-
-    /// A full client configuration.
+    /// A full client configuration: the API root (validated) and the credentials.
     pub(crate) fn client_config(
         &self,
         env: &HashMap<String, String>,
     ) -> Result<ClientConfig, StatusError> {
-        Ok(ClientConfig::new(self.api_url()?, self.auth(env)?))
+        let api_url = validate_api_url(self.github_api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
+        Ok(ClientConfig::new(api_url, self.auth(env)?))
     }
 }
 

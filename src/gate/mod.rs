@@ -14,4 +14,4 @@ pub use orchestrator::{
 pub use profile::{Profile, Provider};
 pub use steps::{Step, StepOutcome, StepRecorder, RUNNER_SUITE};
 pub use suites::{run_suites, suite_state, SuiteRun};
-pub use upgrade_step::{failure_headline, judge, UpgradeRunner, UpgradeSummary};
+pub use upgrade_step::{failure_headline, judge, UpgradeRunner};

@@ -64,18 +64,6 @@ pub trait ReadyProbe: Send + Sync {
 /// every workload available.
 pub struct KubeReadiness;
 
-#[async_trait::async_trait]
-impl ReadyProbe for KubeReadiness {
-    async fn wait_ready(
-        &self,
-        handle: &ClusterHandle,
-        timeout: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<(), String> {
-        wait_ready(handle, timeout, cancel).await
-    }
-}
-
 /// The checks that say a cluster can take suites: nodes Ready and workloads available, not
 /// the kubelet version (the upgrade comes after) nor upgrade markers (it may be mid-upgrade).
 const READY_CHECKS: &[&str] = &[
@@ -165,71 +153,75 @@ const UNREACHABLE_GRACE: Duration = Duration::from_secs(20);
 
 /// Waits until every node is Ready and every workload available (the smoke checks that say a
 /// cluster is usable), bounded by `timeout`. Returns what was still wrong on timeout.
-async fn wait_ready(
-    handle: &ClusterHandle,
-    timeout: Duration,
-    cancel: &CancellationToken,
-) -> Result<(), String> {
-    let client = smoke::collect::client(Some(&handle.kubeconfig))
-        .await
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + timeout;
-    let readiness = |name: &str| READY_CHECKS.contains(&name);
-    // The API server answered during Up: one that cannot be reached now (a closed port, a
-    // wrong kubeconfig) will not start answering by waiting for nodes. Fail after a short
-    // grace, naming the server and the kubeconfig, instead of retrying a context-free
-    // "client error (Connect)" every second until the timeout.
-    let mut unreachable_since: Option<Instant> = None;
-    let mut last_error = String::new();
-    loop {
-        let collected = smoke::collect::collect(&client).await;
-        match &collected {
-            Err(e) => {
-                let since = *unreachable_since.get_or_insert_with(Instant::now);
-                let text = e.to_string();
-                if text != last_error {
-                    tracing::warn!(api = %handle.api_url, "cannot read the cluster yet: {text}");
-                    last_error = text.clone();
+#[async_trait::async_trait]
+impl ReadyProbe for KubeReadiness {
+    async fn wait_ready(
+        &self,
+        handle: &ClusterHandle,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
+        let client = smoke::collect::client(Some(&handle.kubeconfig))
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + timeout;
+        let readiness = |name: &str| READY_CHECKS.contains(&name);
+        // The API server answered during Up: one that cannot be reached now (a closed port, a
+        // wrong kubeconfig) will not start answering by waiting for nodes. Fail after a short
+        // grace, naming the server and the kubeconfig, instead of retrying a context-free
+        // "client error (Connect)" every second until the timeout.
+        let mut unreachable_since: Option<Instant> = None;
+        let mut last_error = String::new();
+        loop {
+            let collected = smoke::collect::collect(&client).await;
+            match &collected {
+                Err(e) => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    let text = e.to_string();
+                    if text != last_error {
+                        tracing::warn!(api = %handle.api_url, "cannot read the cluster yet: {text}");
+                        last_error = text.clone();
+                    }
+                    if since.elapsed() >= UNREACHABLE_GRACE {
+                        return Err(format!(
+                            "cannot reach the API server {} (kubeconfig {}) for {}s: {text}",
+                            handle.api_url,
+                            handle.kubeconfig.display(),
+                            since.elapsed().as_secs()
+                        ));
+                    }
                 }
-                if since.elapsed() >= UNREACHABLE_GRACE {
-                    return Err(format!(
-                        "cannot reach the API server {} (kubeconfig {}) for {}s: {text}",
-                        handle.api_url,
-                        handle.kubeconfig.display(),
-                        since.elapsed().as_secs()
-                    ));
+                Ok(_) => unreachable_since = None,
+            }
+            let problems = match collected {
+                Ok(state) => {
+                    let opts = SmokeOptions {
+                        target_version: None,
+                        pending_grace: timeout,
+                        now: chrono::Utc::now(),
+                    };
+                    smoke::checks::run_checks(&state, &opts, &readiness)
+                        .into_iter()
+                        .filter_map(|c| match c.outcome {
+                            CheckOutcome::Failed(why) => Some(why),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
                 }
+                Err(e) => vec![e.to_string()],
+            };
+            if problems.is_empty() {
+                return Ok(());
             }
-            Ok(_) => unreachable_since = None,
-        }
-        let problems = match collected {
-            Ok(state) => {
-                let opts = SmokeOptions {
-                    target_version: None,
-                    pending_grace: timeout,
-                    now: chrono::Utc::now(),
-                };
-                smoke::checks::run_checks(&state, &opts, &readiness)
-                    .into_iter()
-                    .filter_map(|c| match c.outcome {
-                        CheckOutcome::Failed(why) => Some(why),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
+            if Instant::now() >= deadline || cancel.is_cancelled() {
+                return Err(format!(
+                    "not ready after {}s: {}",
+                    timeout.as_secs(),
+                    problems.join("; ")
+                ));
             }
-            Err(e) => vec![e.to_string()],
-        };
-        if problems.is_empty() {
-            return Ok(());
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        if Instant::now() >= deadline || cancel.is_cancelled() {
-            return Err(format!(
-                "not ready after {}s: {}",
-                timeout.as_secs(),
-                problems.join("; ")
-            ));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -262,12 +254,10 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
                 .ready
                 .wait_ready(h, inp.ready_timeout, &inp.cancel)
                 .await;
-            let outcome = match &r {
-                Ok(()) => StepOutcome::Passed,
-                Err(why) => StepOutcome::Failed(why.clone()),
-            };
+            let ready = r.is_ok();
+            let outcome = r.map_or_else(StepOutcome::Failed, |()| StepOutcome::Passed);
             steps.record("Ready", t.elapsed(), outcome);
-            r.is_ok()
+            ready
         }
         Err(_) => false,
     };
@@ -470,7 +460,8 @@ mod tests {
             api_url: "http://127.0.0.1:1".into(),
         };
         let started = std::time::Instant::now();
-        let e = wait_ready(&handle, Duration::from_secs(300), &CancellationToken::new())
+        let e = KubeReadiness
+            .wait_ready(&handle, Duration::from_secs(300), &CancellationToken::new())
             .await
             .unwrap_err();
         assert!(

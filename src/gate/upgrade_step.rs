@@ -2,55 +2,21 @@
 //! the disruption it measured.
 
 use crate::cluster::ClusterHandle;
-use crate::upgrade::report::{BlockedNode, UpgradeReport};
+use crate::upgrade::report::UpgradeReport;
 use async_trait::async_trait;
 use std::path::Path;
-
-/// What the gate needs to know about a finished upgrade (the engine's report has more).
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpgradeSummary {
-    /// Nodes replaced by this run.
-    pub nodes_replaced: u64,
-    /// Nodes an earlier, interrupted run had already replaced.
-    pub nodes_found_replaced: u64,
-    /// Nodes that needed replacing.
-    pub nodes_total: u64,
-    /// Wall time.
-    pub duration_seconds: f64,
-    /// Seconds any PDB-protected workload spent below its minimum available.
-    pub pdb_violation_seconds: f64,
-    /// Evictions made.
-    pub evictions: u64,
-    /// Nodes given up on, with the reason.
-    pub blocked: Vec<BlockedNode>,
-}
-
-impl UpgradeSummary {
-    /// The gate's view of the engine's report.
-    pub(crate) fn from_report(r: &UpgradeReport) -> Self {
-        UpgradeSummary {
-            nodes_replaced: r.nodes_replaced,
-            nodes_found_replaced: r.nodes_found_replaced,
-            nodes_total: r.nodes_total,
-            duration_seconds: r.duration_seconds,
-            pdb_violation_seconds: r.pdb_violation_seconds,
-            evictions: r.evictions,
-            blocked: r.blocked_nodes.clone(),
-        }
-    }
-}
 
 /// Runs a rolling upgrade of a cluster to a version.
 #[async_trait]
 pub trait UpgradeRunner: Send + Sync {
-    /// Upgrades every outdated node; writes the engine's report to `report`. `Err` is the
-    /// one-line reason the run did not finish (see [`failure_headline`]).
+    /// Upgrades every outdated node; writes the engine's report to `report` and returns it.
+    /// `Err` is the one-line reason the run did not finish (see [`failure_headline`]).
     async fn upgrade(
         &self,
         cluster: &ClusterHandle,
         target_version: &str,
         report: &Path,
-    ) -> Result<UpgradeSummary, String>;
+    ) -> Result<UpgradeReport, String>;
 }
 
 /// Pure: the first line of an upgrade that did not finish, for the step and the GitHub
@@ -75,7 +41,7 @@ pub fn failure_headline(report: Option<&UpgradeReport>, error: &str) -> String {
 
 /// Pure: whether the upgrade replaced every node and, when `max_disruption_seconds` is given,
 /// kept the engine's measured PDB violation within it.
-pub fn judge(s: &UpgradeSummary, max_disruption_seconds: Option<f64>) -> Result<String, String> {
+pub fn judge(s: &UpgradeReport, max_disruption_seconds: Option<f64>) -> Result<String, String> {
     let facts = format!(
         "{}/{} nodes replaced in {:.0}s, {} evictions, {:.1}s below minAvailable",
         s.nodes_replaced, s.nodes_total, s.duration_seconds, s.evictions, s.pdb_violation_seconds
@@ -87,7 +53,7 @@ pub fn judge(s: &UpgradeSummary, max_disruption_seconds: Option<f64>) -> Result<
             "disruption: PDB-protected workloads spent {:.1}s below minAvailable (allowed {:.1}s); {facts}",
             s.pdb_violation_seconds, max_disruption_seconds
         ))
-    } else if let Some(b) = s.blocked.first() {
+    } else if let Some(b) = s.blocked_nodes.first() {
         Err(format!(
             "upgrade incomplete: blocked: {}: {}; {facts}",
             b.node, b.reason
@@ -102,16 +68,15 @@ pub fn judge(s: &UpgradeSummary, max_disruption_seconds: Option<f64>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upgrade::report::BlockedNode;
 
-    fn s(replaced: u64, violation: f64) -> UpgradeSummary {
-        UpgradeSummary {
+    fn s(replaced: u64, violation: f64) -> UpgradeReport {
+        UpgradeReport {
             nodes_replaced: replaced,
-            nodes_found_replaced: 0,
-            nodes_total: 3,
             duration_seconds: 42.0,
             pdb_violation_seconds: violation,
             evictions: 6,
-            blocked: Vec::new(),
+            ..UpgradeReport::new("v1.34.1", 3)
         }
     }
 
@@ -142,9 +107,8 @@ mod tests {
             failure_headline(Some(&UpgradeReport::new("v1.34.1", 4)), "deadline"),
             "deadline"
         );
-        let mut s = UpgradeSummary::from_report(&r);
-        s.nodes_replaced = 4;
-        assert!(judge(&s, None)
+        r.nodes_replaced = 4;
+        assert!(judge(&r, None)
             .unwrap_err()
             .starts_with("upgrade incomplete: blocked: stuck-a: no replacement"));
     }

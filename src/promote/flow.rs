@@ -32,18 +32,6 @@ pub enum Ancestry {
     Diverged,
 }
 
-impl Ancestry {
-    /// GitHub's word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ancestry::Identical => "identical",
-            Ancestry::Ahead => "ahead",
-            Ancestry::Behind => "behind",
-            Ancestry::Diverged => "diverged",
-        }
-    }
-}
-
 /// Result of a ref update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefUpdate {

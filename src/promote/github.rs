@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// Pages read at most from paginated lists (100 items each).
 /// Pages of 100 read before the answer is called incomplete (an error, never a silent cut: a
 /// cut list can make a required context look missing or a soak look shorter).
 const MAX_PAGES: u32 = 200;
@@ -39,6 +38,29 @@ impl GithubPromotionApi {
         self.client
             .call(what, || self.client.crab().get(route, Some(query)))
             .await
+    }
+
+    /// The items of a list GitHub pages (100 a page, `query` added to every page's), and
+    /// whether it ended within [`MAX_PAGES`].
+    async fn pages<P: serde::de::DeserializeOwned, T>(
+        &self,
+        what: &str,
+        route: &str,
+        query: &[(&str, String)],
+        items: impl Fn(P) -> Vec<T>,
+    ) -> Result<(Vec<T>, bool), StatusError> {
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut q = vec![("per_page", "100".to_string()), ("page", page.to_string())];
+            q.extend_from_slice(query);
+            let list = items(self.get(what, route, &q).await?);
+            let n = list.len();
+            out.extend(list);
+            if n < 100 {
+                return Ok((out, true));
+            }
+        }
+        Ok((out, false))
     }
 }
 
@@ -108,65 +130,49 @@ impl PromotionApi for GithubPromotionApi {
 
     async fn statuses(&self, sha: &str) -> Result<Vec<Observed>, StatusError> {
         let route = self.route(&format!("commits/{sha}/statuses"));
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let list: Vec<RawStatus> = self
-                .get(
-                    "GET statuses",
-                    &route,
-                    &[("per_page", "100".into()), ("page", page.to_string())],
-                )
-                .await?;
-            let n = list.len();
-            out.extend(list.into_iter().filter_map(|s| {
+        let (list, complete) = self
+            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l)
+            .await?;
+        if !complete {
+            return Err(StatusError::Unavailable {
+                what: format!("GET statuses of {sha}"),
+                attempts: MAX_PAGES,
+                message: format!(
+                    "more than {} statuses; refusing to judge the commit on a partial list",
+                    MAX_PAGES * 100
+                ),
+            });
+        }
+        Ok(list
+            .into_iter()
+            .filter_map(|s| {
                 Some(Observed {
                     state: StatusState::parse(&s.state)?,
                     created_at: time(&s.created_at).unwrap_or(DateTime::<Utc>::MIN_UTC),
                     context: s.context,
                 })
-            }));
-            if n < 100 {
-                return Ok(out);
-            }
-        }
-        Err(StatusError::Unavailable {
-            what: format!("GET statuses of {sha}"),
-            attempts: MAX_PAGES,
-            message: format!(
-                "more than {} statuses; refusing to judge the commit on a partial list",
-                MAX_PAGES * 100
-            ),
-        })
+            })
+            .collect())
     }
 
     async fn check_runs(&self, sha: &str) -> Result<Vec<Check>, StatusError> {
         let route = self.route(&format!("commits/{sha}/check-runs"));
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let list: RawChecks = self
-                .get(
-                    "GET check runs",
-                    &route,
-                    &[
-                        ("per_page", "100".into()),
-                        ("page", page.to_string()),
-                        ("filter", "latest".into()),
-                    ],
-                )
-                .await?;
-            let n = list.check_runs.len();
-            out.extend(list.check_runs.into_iter().map(|c| Check {
+        let filter = [("filter", "latest".to_string())];
+        let (list, _) = self
+            .pages("GET check runs", &route, &filter, |l: RawChecks| {
+                l.check_runs
+            })
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| Check {
                 started_at: time(&c.started_at),
                 completed_at: time(&c.completed_at),
                 name: c.name,
                 status: c.status,
                 conclusion: c.conclusion,
-            }));
-            if n < 100 {
-                break;
-            }
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     async fn compare(&self, base: &str, head: &str) -> Result<Ancestry, StatusError> {

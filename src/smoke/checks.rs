@@ -164,48 +164,43 @@ fn pods_not_pending(s: &ClusterState, o: &SmokeOptions) -> CheckOutcome {
     )
 }
 
-fn deployments_available(s: &ClusterState) -> CheckOutcome {
+/// Workloads with fewer `have` replicas than `spec.replicas` (default 1), one line each:
+/// "deployment x/web has 1/2 available".
+fn replicas_short<T: kube::Resource>(
+    items: &[T],
+    kind: &str,
+    word: &str,
+    replicas: impl Fn(&T) -> (Option<i32>, Option<i32>),
+) -> CheckOutcome {
     verdict(
-        s.deployments
+        items
             .iter()
             .filter_map(|d| {
-                let want = d.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
-                let have = d
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.available_replicas)
-                    .unwrap_or(0);
-                (have < want).then(|| {
-                    format!(
-                        "deployment {} has {have}/{want} available",
-                        ns_name(&d.metadata)
-                    )
-                })
+                let (want, have) = replicas(d);
+                let (want, have) = (want.unwrap_or(1), have.unwrap_or(0));
+                (have < want)
+                    .then(|| format!("{kind} {} has {have}/{want} {word}", ns_name(d.meta())))
             })
             .collect(),
     )
 }
 
+fn deployments_available(s: &ClusterState) -> CheckOutcome {
+    replicas_short(&s.deployments, "deployment", "available", |d| {
+        (
+            d.spec.as_ref().and_then(|sp| sp.replicas),
+            d.status.as_ref().and_then(|st| st.available_replicas),
+        )
+    })
+}
+
 fn statefulsets_ready(s: &ClusterState) -> CheckOutcome {
-    verdict(
-        s.statefulsets
-            .iter()
-            .filter_map(|d| {
-                let want = d.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
-                let have = d
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.ready_replicas)
-                    .unwrap_or(0);
-                (have < want).then(|| {
-                    format!(
-                        "statefulset {} has {have}/{want} ready",
-                        ns_name(&d.metadata)
-                    )
-                })
-            })
-            .collect(),
-    )
+    replicas_short(&s.statefulsets, "statefulset", "ready", |d| {
+        (
+            d.spec.as_ref().and_then(|sp| sp.replicas),
+            d.status.as_ref().and_then(|st| st.ready_replicas),
+        )
+    })
 }
 
 fn daemonsets_ready(s: &ClusterState) -> CheckOutcome {

@@ -61,16 +61,20 @@ pub async fn run(cfg: &SmokeRun) -> u8 {
         pending_grace: cfg.pending_grace,
         now: chrono::Utc::now(),
     };
-    let mut unreadable: Option<String> = None;
-    let checks: Vec<Check> = if cfg.dry_run {
+    // The selected checks, not run: listed (dry run) or skipped.
+    let listed = |outcome: CheckOutcome| -> Vec<Check> {
         CHECK_NAMES
             .iter()
             .filter(|n| selected(n))
             .map(|n| Check {
                 name: n.to_string(),
-                outcome: CheckOutcome::Passed,
+                outcome: outcome.clone(),
             })
             .collect()
+    };
+    let mut unreadable: Option<String> = None;
+    let checks: Vec<Check> = if cfg.dry_run {
+        listed(CheckOutcome::Passed)
     } else {
         let state = match collect::client(cfg.kubeconfig.as_deref()).await {
             Ok(client) => collect::collect(&client).await,
@@ -90,14 +94,7 @@ pub async fn run(cfg: &SmokeRun) -> u8 {
                 );
                 eprintln!("error: {why}");
                 unreadable = Some(why.clone());
-                CHECK_NAMES
-                    .iter()
-                    .filter(|n| selected(n))
-                    .map(|n| Check {
-                        name: n.to_string(),
-                        outcome: CheckOutcome::Skipped(format!("not run: {why}")),
-                    })
-                    .collect()
+                listed(CheckOutcome::Skipped(format!("not run: {why}")))
             }
         }
     };

@@ -5,7 +5,6 @@
 //! glibc 2.34) needs `/etc/nsswitch.conf`; with it, the kube client resolves cluster host names
 //! such as a kind control plane on the `kind` network.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where hosts keep their CA bundle (Debian/Ubuntu, Fedora/RHEL); the first found is copied.
@@ -78,12 +77,20 @@ fn add_file(
     path_in_tar: &str,
     bytes: &[u8],
     mode: u32,
-) -> std::io::Result<()> {
+) -> Result<(), ImageError> {
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
     header.set_mode(mode);
     header.set_cksum();
     tar.append_data(&mut header, path_in_tar, bytes)
+        .map_err(context_error)
+}
+
+fn context_error(e: std::io::Error) -> ImageError {
+    ImageError::Context {
+        path: "build context".into(),
+        message: e.to_string(),
+    }
 }
 
 /// The build context (a tar): Dockerfile, the binary, its libraries, `/etc/nsswitch.conf`.
@@ -94,10 +101,6 @@ pub(crate) fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<
             message: e.to_string(),
         })
     };
-    let io = |e: std::io::Error| ImageError::Context {
-        path: "build context".into(),
-        message: e.to_string(),
-    };
     let mut tar = tar::Builder::new(Vec::new());
     let bin = read(binary)?;
     add_file(
@@ -105,21 +108,19 @@ pub(crate) fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<
         "Dockerfile",
         dockerfile(&fingerprint(&bin)).as_bytes(),
         0o644,
-    )
-    .map_err(io)?;
-    add_file(&mut tar, "rootfs/e2e-gate", &bin, 0o755).map_err(io)?;
+    )?;
+    add_file(&mut tar, "rootfs/e2e-gate", &bin, 0o755)?;
     for lib in libraries {
         // Follow symlinks: the image needs the file under the name the loader asks for.
         let inside = format!("rootfs{}", lib.display());
-        add_file(&mut tar, &inside, &read(lib)?, 0o755).map_err(io)?;
+        add_file(&mut tar, &inside, &read(lib)?, 0o755)?;
     }
     add_file(
         &mut tar,
         "rootfs/etc/nsswitch.conf",
         b"hosts: files dns\n",
         0o644,
-    )
-    .map_err(io)?;
+    )?;
     // The kube client's TLS stack loads the system roots even for plain-HTTP servers.
     if let Some(bundle) = CA_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
         add_file(
@@ -127,13 +128,10 @@ pub(crate) fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<
             "rootfs/etc/ssl/certs/ca-certificates.crt",
             &read(bundle)?,
             0o644,
-        )
-        .map_err(io)?;
+        )?;
     }
-    add_file(&mut tar, "rootfs/tmp/.keep", b"", 0o644).map_err(io)?;
-    let mut bytes = tar.into_inner().map_err(io)?;
-    bytes.flush().map_err(io)?;
-    Ok(bytes)
+    add_file(&mut tar, "rootfs/tmp/.keep", b"", 0o644)?;
+    tar.into_inner().map_err(context_error)
 }
 
 /// Runs `ldd` on the binary.

@@ -38,11 +38,6 @@ impl GithubStatusReporter {
         self
     }
 
-    /// The commit statuses go to.
-    pub fn sha(&self) -> &str {
-        &self.sha
-    }
-
     /// The latest status of `context` (case-insensitive) on the commit, if any.
     pub async fn latest(&self, context: &str) -> Result<Option<CommitStatus>, StatusError> {
         let route = format!(

@@ -85,12 +85,7 @@ pub(crate) fn repo_from_url(url: &str) -> Option<RepoId> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CommitPlan {
     /// Known: `--sha` or `GIT_COMMIT`.
-    Known {
-        /// The SHA.
-        sha: String,
-        /// `--sha` or `GIT_COMMIT`.
-        source: &'static str,
-    },
+    Known(String),
     /// The head commit of this pull request (ask the API).
     PullRequestHead(u64),
 }
@@ -100,18 +95,16 @@ pub(crate) fn plan_commit(
     sha_flag: Option<&str>,
     env: &HashMap<String, String>,
 ) -> Result<Option<CommitPlan>, StatusError> {
+    let known = |sha: &str, origin: &str| {
+        parse_sha(sha)
+            .map(CommitPlan::Known)
+            .map_err(|e| StatusError::Config(format!("{origin}: {e}")))
+    };
+    let var = |k: &str| env.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
     if let Some(sha) = sha_flag {
-        let sha = parse_sha(sha).map_err(|e| StatusError::Config(format!("--sha: {e}")))?;
-        return Ok(Some(CommitPlan::Known {
-            sha,
-            source: "--sha",
-        }));
+        return known(sha, "--sha").map(Some);
     }
-    if let Some(id) = env
-        .get("CHANGE_ID")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(id) = var("CHANGE_ID") {
         let n = id.parse::<u64>().map_err(|_| {
             StatusError::Config(format!(
                 "CHANGE_ID={id:?} is not a pull request number; pass --sha"
@@ -119,21 +112,9 @@ pub(crate) fn plan_commit(
         })?;
         return Ok(Some(CommitPlan::PullRequestHead(n)));
     }
-    match env
-        .get("GIT_COMMIT")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-    {
-        Some(sha) => {
-            let sha =
-                parse_sha(sha).map_err(|e| StatusError::Config(format!("GIT_COMMIT: {e}")))?;
-            Ok(Some(CommitPlan::Known {
-                sha,
-                source: "GIT_COMMIT",
-            }))
-        }
-        None => Ok(None),
-    }
+    var("GIT_COMMIT")
+        .map(|sha| known(sha, "GIT_COMMIT"))
+        .transpose()
 }
 
 /// Looks up a pull request's head commit.
@@ -150,7 +131,7 @@ pub(crate) async fn resolve_commit(
     lookup: &dyn PullHeadLookup,
 ) -> Result<String, StatusError> {
     match plan {
-        CommitPlan::Known { sha, .. } => Ok(sha.clone()),
+        CommitPlan::Known(sha) => Ok(sha.clone()),
         CommitPlan::PullRequestHead(n) => {
             let sha = lookup.pull_head(repo, *n).await?;
             tracing::info!("posting statuses on PR #{n}'s head commit {sha}");
@@ -178,10 +159,7 @@ mod tests {
         let e = env(&[("CHANGE_ID", "42"), ("GIT_COMMIT", B)]);
         assert_eq!(
             plan_commit(Some(A), &e).unwrap(),
-            Some(CommitPlan::Known {
-                sha: A.into(),
-                source: "--sha"
-            })
+            Some(CommitPlan::Known(A.into()))
         );
         assert_eq!(
             plan_commit(None, &e).unwrap(),
@@ -190,10 +168,7 @@ mod tests {
         let e = env(&[("GIT_COMMIT", B)]);
         assert_eq!(
             plan_commit(None, &e).unwrap(),
-            Some(CommitPlan::Known {
-                sha: B.into(),
-                source: "GIT_COMMIT"
-            })
+            Some(CommitPlan::Known(B.into()))
         );
         assert_eq!(plan_commit(None, &env(&[])).unwrap(), None);
         assert!(plan_commit(Some("abc"), &e).is_err());

@@ -63,6 +63,26 @@ enum Change {
     Failed(&'static str, String),
 }
 
+/// The watch of every `K` in the cluster, each event (or error) as a [`Change`].
+fn watch<K>(
+    client: Client,
+    what: &'static str,
+    change: fn(Event<K>) -> Change,
+) -> BoxStream<'static, Change>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    watcher(Api::<K>::all(client), watcher::Config::default())
+        .default_backoff()
+        .map(move |r| r.map_or_else(|e| Change::Failed(what, e.to_string()), change))
+        .boxed()
+}
+
 /// A running probe.
 pub(crate) struct KubeWatchRun {
     stop: CancellationToken,
@@ -75,41 +95,10 @@ impl KubeWatchRun {
     pub fn start(client: Client) -> Self {
         let started = Instant::now();
         let stop = CancellationToken::new();
-        let cfg = watcher::Config::default;
         let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
-        streams.push(
-            watcher(Api::<PodDisruptionBudget>::all(client.clone()), cfg())
-                .default_backoff()
-                .map(|r| {
-                    r.map_or_else(
-                        |e| Change::Failed("poddisruptionbudgets", e.to_string()),
-                        Change::Pdb,
-                    )
-                })
-                .boxed(),
-        );
-        streams.push(
-            watcher(Api::<EndpointSlice>::all(client.clone()), cfg())
-                .default_backoff()
-                .map(|r| {
-                    r.map_or_else(
-                        |e| Change::Failed("endpointslices", e.to_string()),
-                        Change::Slice,
-                    )
-                })
-                .boxed(),
-        );
-        streams.push(
-            watcher(Api::<Node>::all(client), cfg())
-                .default_backoff()
-                .map(|r| {
-                    r.map_or_else(
-                        |e| Change::Failed("nodes", e.to_string()),
-                        |ev| Change::Node(node_change(ev)),
-                    )
-                })
-                .boxed(),
-        );
+        streams.push(watch(client.clone(), "poddisruptionbudgets", Change::Pdb));
+        streams.push(watch(client.clone(), "endpointslices", Change::Slice));
+        streams.push(watch(client, "nodes", |ev| Change::Node(node_change(ev))));
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut state = State::default();
