@@ -9,12 +9,11 @@
 
 use super::snapshot::{IntOrPercent, PdbInfo};
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The stuck-drain policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StuckDrainPolicy {
     /// Report after the drain made no progress this long.
     pub report_after: Duration,
@@ -35,8 +34,7 @@ impl Default for StuckDrainPolicy {
 }
 
 /// The decision for a drain that has made no progress for a while.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "action")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StuckAction {
     /// Keep waiting (watch-driven).
     Wait,
@@ -134,8 +132,7 @@ pub struct EvictionTokens {
 }
 
 /// Why a pod may not be evicted now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "reason")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
     /// The PDB has no token left; wait for its status to change.
     Budget {

@@ -421,7 +421,7 @@ impl KubeCluster {
                     .create(&PostParams::default(), &body(None))
                     .await
                     .map(|_| ()),
-                LeaseDecision::Renew | LeaseDecision::TakeOver { .. } => {
+                LeaseDecision::Renew | LeaseDecision::TakeOver => {
                     let rv = current
                         .as_ref()
                         .and_then(|l| l.metadata.resource_version.as_deref());

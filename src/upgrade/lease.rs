@@ -25,11 +25,8 @@ pub enum LeaseDecision {
     Create,
     /// Ours: renew it.
     Renew,
-    /// Expired or released: take it over from the named previous holder.
-    TakeOver {
-        /// Previous holder, if any.
-        previous: Option<String>,
-    },
+    /// Expired or released: take it over.
+    TakeOver,
     /// Another live holder: do not write anything.
     HeldBy {
         /// The holder.
@@ -46,14 +43,12 @@ pub fn decide(current: Option<&LeaseView>, me: &str, now: DateTime<Utc>) -> Leas
     };
     match l.holder.as_deref().filter(|h| !h.is_empty()) {
         Some(h) if h == me => LeaseDecision::Renew,
-        None => LeaseDecision::TakeOver { previous: None },
+        None => LeaseDecision::TakeOver,
         Some(h) => {
             let until = l.renew_time.unwrap_or(now - Duration::days(365))
                 + Duration::seconds(l.duration_seconds.unwrap_or(LEASE_SECONDS));
             if until <= now {
-                LeaseDecision::TakeOver {
-                    previous: Some(h.to_string()),
-                }
+                LeaseDecision::TakeOver
             } else {
                 LeaseDecision::HeldBy {
                     holder: h.to_string(),
@@ -84,13 +79,11 @@ mod tests {
         );
         assert_eq!(
             decide(Some(&lease(None, 1)), "me", now),
-            LeaseDecision::TakeOver { previous: None }
+            LeaseDecision::TakeOver
         );
         assert_eq!(
             decide(Some(&lease(Some("other"), 31)), "me", now),
-            LeaseDecision::TakeOver {
-                previous: Some("other".into())
-            }
+            LeaseDecision::TakeOver
         );
         assert_eq!(
             decide(Some(&lease(Some("other"), 10)), "me", now),

@@ -5,14 +5,13 @@
 use super::plan::Plan;
 use super::scheduler::{is_done, stopped_pools};
 use super::state::NodePhase;
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Beyond this many nodes in flight, the line counts them per phase instead of naming them.
 const MAX_NAMED_NODES: usize = 8;
 
 /// A progress snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     /// Old nodes that reached `Gone`.
     pub replaced: usize,
@@ -27,7 +26,6 @@ pub struct Progress {
     /// Estimated seconds left; `None` when nothing is left.
     pub eta_seconds: Option<u64>,
     /// The plan's estimate of the waves done and of those left, in seconds (for [`EtaTracker`]).
-    #[serde(skip)]
     pub estimate: (u64, u64),
 }
 

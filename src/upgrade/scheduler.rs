@@ -15,12 +15,10 @@
 use super::drain_policy::StuckDrainPolicy;
 use super::plan::{NodeClass, Plan, PlanOptions};
 use super::state::NodePhase;
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How a node's replacement is provided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMode {
     /// Request surge capacity in its zone first; drain once it is Ready.
     Surge,
@@ -29,7 +27,7 @@ pub enum StartMode {
 }
 
 /// The decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Admission {
     /// Nodes to move out of `Outdated` now, with their mode.
     pub start: Vec<(String, StartMode)>,
