@@ -210,7 +210,7 @@ impl PlanArgs {
                 drain_seconds: self.drain_estimate.as_secs(),
                 terminate_seconds: self.terminate_estimate.as_secs(),
                 pod_ready_seconds: self.pod_ready_estimate.as_secs(),
-                min_ready_seconds: self.min_ready.as_secs(),
+                ..Timings::default()
             },
             min_ready: self.min_ready,
             lease_namespace: self.lease_namespace.clone(),

@@ -86,7 +86,7 @@ pub struct UpgradeOptions {
     pub max_surge: Vec<PoolAmount>,
     /// `--max-unavailable` values.
     pub max_unavailable: Vec<PoolAmount>,
-    /// Planner estimates.
+    /// Planner estimates (their `min_ready_seconds` always follows `min_ready`).
     pub timings: Timings,
     /// A new node must stay ready this long before it counts.
     pub min_ready: Duration,
@@ -148,7 +148,12 @@ impl UpgradeOptions {
             pools: self.pools.clone(),
             default_limits,
             limits,
-            timings: self.timings,
+            // `min_ready` is the one setting; the estimate follows it (a gate profile sets
+            // only `min_ready`, and its plan once estimated without it).
+            timings: Timings {
+                min_ready_seconds: self.min_ready.as_secs(),
+                ..self.timings
+            },
         })
     }
 
@@ -573,6 +578,16 @@ mod tests {
         assert!(
             e.contains("max_surg") && e.contains("max_surge") && e.contains("new_node_timeout"),
             "{e}"
+        );
+        let slow: UpgradeSettings = toml::from_str("min_ready = \"2m\"").expect("parses");
+        let plan = slow
+            .options("v1.34.1", d)
+            .expect("valid")
+            .plan_options(None)
+            .expect("valid");
+        assert_eq!(
+            plan.timings.min_ready_seconds, 120,
+            "the estimate counts min_ready"
         );
         let zero: UpgradeSettings = toml::from_str("max_surge = 0").expect("parses");
         assert!(zero
