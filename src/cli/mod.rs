@@ -91,7 +91,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Some(Command::Smoke(args)) => smoke_cmd::run(args).await,
         Some(Command::Status(args)) => status_cmd::run(args).await,
         Some(Command::Promote(args)) => promote_cmd::run(args).await,
-        Some(Command::Upgrade(args)) => Ok(upgrade_cmd::run(*args).await),
+        Some(Command::Upgrade(args)) => upgrade_cmd::run(*args).await,
         Some(Command::Cluster(args)) => cluster_cmd::run(args).await,
         // Reading large result files is blocking work: off the async threads.
         Some(Command::Report(args)) => tokio::task::spawn_blocking(move || report_cmd::run(args))

@@ -8,8 +8,8 @@
 //! as JSON. `abort` removes every marker a run left on the nodes.
 
 use super::args::Format;
+use super::Exit;
 use crate::exit_code;
-use crate::exit_code::HasExitCode;
 use crate::upgrade::abort::{abort, AbortError};
 use crate::upgrade::aws_pool::AwsSettings;
 use crate::upgrade::kube_cluster::{KubeCluster, KubeError};
@@ -189,13 +189,12 @@ pub struct AbortArgs {
 }
 
 /// Runs `upgrade …` and returns the exit code.
-pub async fn run(args: UpgradeArgs) -> u8 {
-    let code = match args.command {
+pub async fn run(args: UpgradeArgs) -> Result<u8, Exit> {
+    match args.command {
         UpgradeCommand::Plan(a) => run_plan(a).await,
         UpgradeCommand::Apply(a) => run_apply(a).await,
         UpgradeCommand::Abort(a) => run_abort(a).await,
-    };
-    code.unwrap_or_else(|code| code)
+    }
 }
 
 impl PlanArgs {
@@ -264,12 +263,7 @@ impl ClusterArgs {
     }
 }
 
-fn failed(e: &UpgradeError) -> u8 {
-    eprintln!("error: {e}");
-    e.exit_code()
-}
-
-fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), u8> {
+fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), Exit> {
     if a.format == Format::Json {
         println!("{json}");
     }
@@ -279,27 +273,12 @@ fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), u8> {
     }
 }
 
-/// The target the flags name, or the usage error (exit 2).
-fn target_of(c: &ClusterArgs) -> Result<Target, u8> {
-    c.target().map_err(|e| {
-        eprintln!("error: {e}");
-        exit_code::USAGE
-    })
-}
-
-/// An exit code, or the exit code of a failure already reported on stderr.
-type Exit = Result<u8, u8>;
-
-async fn run_plan(a: PlanArgs) -> Exit {
-    let target = target_of(&a.cluster)?;
-    let p = use_case::plan(&target, &a.options())
-        .await
-        .map_err(|e| failed(&e))?;
+async fn run_plan(a: PlanArgs) -> Result<u8, Exit> {
+    let target = a.cluster.target().map_err(Exit::usage)?;
+    let p = use_case::plan(&target, &a.options()).await?;
     eprint!("{}", render_plan(&p.plan));
-    let mut json = serde_json::to_value(&p.plan).map_err(|e| {
-        eprintln!("error: failed to encode the plan: {e}");
-        exit_code::INFRA
-    })?;
+    let mut json = serde_json::to_value(&p.plan)
+        .map_err(|e| Exit::infra(format!("failed to encode the plan: {e}")))?;
     json["format_version"] = serde_json::json!(1);
     json["kube_api_calls"] = serde_json::json!(p.cluster.api_calls());
     json["cloud_api_calls"] = serde_json::json!(p.cloud_calls);
@@ -311,8 +290,8 @@ async fn run_plan(a: PlanArgs) -> Exit {
     })
 }
 
-async fn run_apply(a: PlanArgs) -> Exit {
-    let target = target_of(&a.cluster)?;
+async fn run_apply(a: PlanArgs) -> Result<u8, Exit> {
+    let target = a.cluster.target().map_err(Exit::usage)?;
     let result = use_case::apply(
         &target,
         &a.options(),
@@ -327,7 +306,7 @@ async fn run_apply(a: PlanArgs) -> Exit {
                 let _ = emit(&a, &json);
             }
         }
-        failed(&e)
+        Exit::from(e)
     })?;
     emit(&a, &serde_json::to_value(&report).unwrap_or_default())?;
     for b in &report.blocked_nodes {
@@ -341,27 +320,23 @@ async fn run_apply(a: PlanArgs) -> Exit {
     })
 }
 
-fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), u8> {
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), Exit> {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-    crate::atomic_write::write_atomically(path, (text + "\n").as_bytes()).map_err(|e| {
-        eprintln!("error: failed to write --report {}: {e}", path.display());
-        exit_code::INFRA
-    })
+    crate::atomic_write::write_atomically(path, (text + "\n").as_bytes())
+        .map_err(|e| Exit::infra(format!("failed to write --report {}: {e}", path.display())))
 }
 
-async fn run_abort(a: AbortArgs) -> Exit {
-    let target = target_of(&a.cluster)?;
+async fn run_abort(a: AbortArgs) -> Result<u8, Exit> {
+    let target = a.cluster.target().map_err(Exit::usage)?;
     let cluster = KubeCluster::connect(target.kubeconfig.as_deref(), target.context.as_deref())
         .await
-        .map_err(|e| failed(&e.into()))?;
+        .map_err(UpgradeError::from)?;
     let opened = match &target.cloud {
+        // Named as `apply` names it.
         Some(c) => Some(
             c.open(cluster.client(), target.kubeconfig.as_deref())
                 .await
-                .map_err(|e| {
-                    tracing::error!("--cloud {}: {e}", c.name());
-                    exit_code::INFRA
-                })?,
+                .map_err(|e| Exit::infra(format!("--cloud {}: {e}", c.name())))?,
         ),
         None => None,
     };
@@ -383,11 +358,13 @@ async fn run_abort(a: AbortArgs) -> Exit {
                 let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default()
                     + Duration::from_millis(200);
                 if wait > Duration::from_secs(LEASE_SECONDS as u64 + 5) {
-                    eprintln!(
-                        "error: the upgrade Lease is held by {holder} until {until}; \
-                         is an `apply` still running? Stop it first"
-                    );
-                    return Ok(exit_code::FAILED);
+                    return Err(Exit {
+                        code: exit_code::FAILED,
+                        message: format!(
+                            "the upgrade Lease is held by {holder} until {until}; \
+                             is an `apply` still running? Stop it first"
+                        ),
+                    });
                 }
                 eprintln!(
                     "abort: the upgrade Lease is held by {holder} until {until} (an `apply` that \
@@ -400,7 +377,7 @@ async fn run_abort(a: AbortArgs) -> Exit {
             other => break other,
         }
     };
-    Ok(match outcome {
+    match outcome {
         Ok(o) => {
             eprintln!(
                 "abort: removed upgrade markers from {} node(s){}{}",
@@ -431,18 +408,15 @@ async fn run_abort(a: AbortArgs) -> Exit {
                                        "kube_api_calls": cluster.api_calls()})
                 );
             }
-            exit_code::OK
+            Ok(exit_code::OK)
         }
-        Err(AbortError::Kube(e @ KubeError::LeaseHeld { .. })) => {
-            eprintln!("error: {e}");
-            exit_code::FAILED
-        }
-        Err(AbortError::Kube(e)) => failed(&e.into()),
-        Err(AbortError::Pool(e)) => {
-            eprintln!("error: cloud: {e}");
-            exit_code::INFRA
-        }
-    })
+        Err(AbortError::Kube(e @ KubeError::LeaseHeld { .. })) => Err(Exit {
+            code: exit_code::FAILED,
+            message: e.to_string(),
+        }),
+        Err(AbortError::Kube(e)) => Err(UpgradeError::from(e).into()),
+        Err(AbortError::Pool(e)) => Err(Exit::infra(format!("cloud: {e}"))),
+    }
 }
 
 #[cfg(test)]
