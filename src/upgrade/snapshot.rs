@@ -6,6 +6,7 @@
 use crate::quantity::{self, QuantityError};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
@@ -513,21 +514,22 @@ fn pv_zones(pv: &PersistentVolume) -> Option<BTreeSet<String>> {
     first_label(&labels, ZONE_KEYS).map(|z| BTreeSet::from([z]))
 }
 
+/// Namespace, name and `Kind/namespace/name` (how errors name it) of a namespaced object.
+fn namespaced(
+    meta: &ObjectMeta,
+    kind: &'static str,
+) -> Result<(String, String, String), SnapshotError> {
+    let name = meta.name.clone().ok_or(SnapshotError::Unnamed { kind })?;
+    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    let object = format!("{kind}/{namespace}/{name}");
+    Ok((namespace, name, object))
+}
+
 fn pod_info(
     p: &Pod,
     claim_zones: &BTreeMap<(String, String), BTreeSet<String>>,
 ) -> Result<PodInfo, SnapshotError> {
-    let name = p
-        .metadata
-        .name
-        .clone()
-        .ok_or(SnapshotError::Unnamed { kind: "Pod" })?;
-    let namespace = p
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let object = format!("Pod/{namespace}/{name}");
+    let (namespace, name, object) = namespaced(&p.metadata, "Pod")?;
     let owner = p
         .metadata
         .owner_references
@@ -612,15 +614,7 @@ fn pod_info(
 impl PdbInfo {
     /// Builds the view of one PodDisruptionBudget.
     pub fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
-        let name = b.metadata.name.clone().ok_or(SnapshotError::Unnamed {
-            kind: "PodDisruptionBudget",
-        })?;
-        let namespace = b
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let object = format!("PodDisruptionBudget/{namespace}/{name}");
+        let (namespace, name, object) = namespaced(&b.metadata, "PodDisruptionBudget")?;
         let spec = b.spec.as_ref();
         let selector = match spec.and_then(|s| s.selector.as_ref()) {
             None => None,
