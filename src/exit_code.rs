@@ -15,7 +15,7 @@ use crate::upgrade::use_case::UpgradeError;
 /// was made or there was nothing to do.
 pub(crate) const OK: u8 = 0;
 /// A spec failed, the gate is closed, or an upgrade plan has blockers.
-pub const FAILED: u8 = 1;
+pub(crate) const FAILED: u8 = 1;
 /// Usage or configuration error: bad flag, bad suite file, bad regex.
 pub(crate) const USAGE: u8 = 2;
 /// Infrastructure error (Docker gone, missing image, cluster or API unreachable)

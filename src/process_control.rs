@@ -5,7 +5,7 @@
 
 /// Signals a process may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// Ask it to stop.
     Term,
     /// Stop it now.
@@ -13,13 +13,13 @@ pub enum Signal {
 }
 
 /// Whether a process with `pid` exists and we may signal it (signal 0).
-pub fn exists(pid: u32) -> bool {
+pub(crate) fn exists(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.
     pid > 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
 }
 
 /// Sends `signal` to `pid`; whether it was delivered.
-pub fn send(pid: u32, signal: Signal) -> bool {
+pub(crate) fn send(pid: u32, signal: Signal) -> bool {
     let sig = match signal {
         Signal::Term => libc::SIGTERM,
         Signal::Kill => libc::SIGKILL,
@@ -31,7 +31,7 @@ pub fn send(pid: u32, signal: Signal) -> bool {
 
 /// Kills the process group `pgid` leads (a child started with `process_group(0)`) and
 /// everything in it; whether the signal was delivered.
-pub fn kill_group(pgid: u32) -> bool {
+pub(crate) fn kill_group(pgid: u32) -> bool {
     // SAFETY: as in `send`; a negative pid addresses the process group of a child we started.
     pgid > 1 && unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) } == 0
 }

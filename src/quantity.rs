@@ -52,7 +52,7 @@ fn parse_f64(text: &str) -> Result<f64, QuantityError> {
 }
 
 /// CPU quantity in millicores, rounded up (as the scheduler does).
-pub fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
+pub(crate) fn cpu_millis(text: &str) -> Result<u64, QuantityError> {
     rounded_up(text, parse_f64(text)? * 1000.0)
 }
 

@@ -57,7 +57,7 @@ pub(crate) fn locate(path: &std::path::Path) -> std::path::PathBuf {
 #[command(name = "e2e-gate", version = VERSION, about, after_help = after_help())]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 #[command(arg_required_else_help = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Subcommand; without one, the arguments are those of `run`.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -76,7 +76,7 @@ const VERSION: &str = concat!(
 
 /// Shells `completions` writes a script for.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// bash: `source <(e2e-gate completions bash)`
     Bash,
     /// zsh: `e2e-gate completions zsh > "${fpath[1]}/_e2e-gate"`
@@ -87,7 +87,7 @@ pub enum Shell {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run suites in Docker with focus, skip, flake retries and reruns (the default command).
     #[command(after_help = after_help())]
     Run(Box<RunArgs>),
@@ -149,7 +149,7 @@ Exit codes: 0 promoted or nothing to do, 1 gate closed (reasons on stderr), 2 us
 
 /// Output format of the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
+pub(crate) enum Format {
     /// Human text on stderr.
     #[default]
     Human,
@@ -159,7 +159,7 @@ pub enum Format {
 
 /// JUnit layout for flaky and rerun attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum JunitStyleOpt {
+pub(crate) enum JunitStyleOpt {
     /// One testcase per spec with `<flakyFailure>` / `<rerunFailure>` (Jenkins, Surefire).
     #[default]
     Jenkins,
@@ -169,7 +169,7 @@ pub enum JunitStyleOpt {
 
 /// Options of `run`.
 #[derive(Debug, Args, Default)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Suite to run (repeatable); see `e2e-gate suites list`.
     #[arg(long = "suite", value_name = "NAME", required = true)]
     pub suites: Vec<String>,
@@ -230,7 +230,7 @@ pub struct RunArgs {
 
 /// Options `run` and `gate` share.
 #[derive(Debug, Args, Default)]
-pub struct CommonRunArgs {
+pub(crate) struct CommonRunArgs {
     /// Where results go [default: $ARTIFACTS, else ./artifacts].
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
@@ -251,7 +251,7 @@ pub struct CommonRunArgs {
 
 /// `suites` subcommands.
 #[derive(Debug, Args)]
-pub struct SuitesArgs {
+pub(crate) struct SuitesArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: SuitesCommand,
@@ -259,7 +259,7 @@ pub struct SuitesArgs {
 
 /// `suites` verbs.
 #[derive(Debug, Subcommand)]
-pub enum SuitesCommand {
+pub(crate) enum SuitesCommand {
     /// List the suites in the suites directory.
     List {
         /// Directory of suite files.

@@ -17,7 +17,7 @@ pub(crate) fn cluster_name(s: &str) -> Result<String, String> {
 
 /// `cluster` subcommands.
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
+pub(crate) struct ClusterArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: ClusterCommand,
@@ -25,7 +25,7 @@ pub struct ClusterArgs {
 
 /// Which provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ProviderOpt {
+pub(crate) enum ProviderOpt {
     /// The embedded simulated cluster (a background e2e-gate process).
     #[default]
     Sim,
@@ -37,7 +37,7 @@ pub enum ProviderOpt {
 
 /// `cluster` verbs.
 #[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
+pub(crate) enum ClusterCommand {
     /// Bring a cluster up and print its kubeconfig (or write it to --kubeconfig-out).
     Up {
         /// Provider.
@@ -135,7 +135,7 @@ fn provider(p: ProviderOpt, time_scale: Option<f64>) -> Box<dyn ClusterProvider>
 }
 
 /// Runs `cluster …`.
-pub async fn run(args: ClusterArgs) -> Result<u8, Exit> {
+pub(crate) async fn run(args: ClusterArgs) -> Result<u8, Exit> {
     match args.command {
         ClusterCommand::Up {
             provider: p,

@@ -19,7 +19,7 @@ pub(crate) const GATE_CONTEXT: &str = "e2e-gate/gate";
 
 /// Options of `gate`.
 #[derive(Debug, Args)]
-pub struct GateArgs {
+pub(crate) struct GateArgs {
     /// Profile in the gate file.
     #[arg(long, default_value = "default", env = "E2E_GATE_PROFILE")]
     pub profile: String,
@@ -161,7 +161,7 @@ async fn ensure_smoke_image(
 }
 
 /// Runs the gate.
-pub async fn run(mut args: GateArgs) -> Result<u8, Exit> {
+pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
     args.gate_file = super::args::locate(&args.gate_file);
     args.suites_dir = super::args::locate(&args.suites_dir);
     // Empty variables count as unset, except E2E_GATE_TARGET_VERSION: set empty, it is an

@@ -98,7 +98,7 @@ pub struct AuthArgs {
 impl AuthArgs {
     /// Credentials from the flags and `env` (`GITHUB_TOKEN`). App flags win over tokens,
     /// `--token-file` over `GITHUB_TOKEN`.
-    pub fn auth(&self, env: &HashMap<String, String>) -> Result<Auth, StatusError> {
+    pub(crate) fn auth(&self, env: &HashMap<String, String>) -> Result<Auth, StatusError> {
         let any_app = self.github_app_id.is_some()
             || self.github_app_key_file.is_some()
             || self.github_installation_id.is_some();

@@ -16,7 +16,7 @@ mod status_cmd;
 mod suites_cmd;
 mod upgrade_cmd;
 
-pub use args::{Cli, Command};
+pub(crate) use args::{Cli, Command};
 
 use crate::exit_code::{self, HasExitCode};
 use clap::Parser;

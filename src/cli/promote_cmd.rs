@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// Options of `promote`.
 #[derive(Debug, Args)]
-pub struct PromoteArgs {
+pub(crate) struct PromoteArgs {
     /// Repository holding the channel branches.
     #[arg(long, value_name = "OWNER/NAME", value_parser = parse_repo)]
     pub repo: RepoId,
@@ -53,7 +53,7 @@ pub struct PromoteArgs {
 
 /// `--mode`: the flag's spelling of [`Mode`] (clap stays in `cli/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModeArg {
+pub(crate) enum ModeArg {
     /// Update the target ref to the tested commit (`force=false`): the promoted SHA is
     /// exactly the tested SHA.
     FastForward,
@@ -86,7 +86,7 @@ fn parse_branch(s: &str) -> Result<String, String> {
 }
 
 /// Runs `promote`.
-pub async fn run(a: PromoteArgs) -> Result<u8, Exit> {
+pub(crate) async fn run(a: PromoteArgs) -> Result<u8, Exit> {
     let env: HashMap<String, String> = std::env::vars().collect();
     if a.from == a.to {
         return Err(Exit::usage(format!(
@@ -158,7 +158,7 @@ fn infra(a: &PromoteArgs, e: &StatusError) -> Exit {
 }
 
 /// The human rendering of an outcome (stderr).
-pub fn human(o: &Outcome) -> String {
+pub(crate) fn human(o: &Outcome) -> String {
     let short = &o.sha[..o.sha.len().min(12)];
     let head = format!("{} {} → {} at {short}", o.repo, o.from, o.to);
     let mut s = match &o.decision {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// What `report` prints on stdout (or writes to `-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     /// Human text on stderr only.
     #[default]
     Human,
@@ -27,7 +27,7 @@ pub enum ReportFormat {
 
 /// Options of `report`.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Output: human (stderr only), json or junit (stdout or -o). The human summary always goes to stderr.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     pub format: ReportFormat,
@@ -130,7 +130,7 @@ fn has_suite_dirs(dir: &Path) -> bool {
 }
 
 /// Runs `report`.
-pub fn run(args: ReportArgs) -> Result<u8, Exit> {
+pub(crate) fn run(args: ReportArgs) -> Result<u8, Exit> {
     let opts = ReadOptions {
         max_output_bytes: if args.format == ReportFormat::Junit {
             args.max_output_bytes

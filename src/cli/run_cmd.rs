@@ -142,7 +142,7 @@ pub(super) async fn publisher(
 }
 
 /// Runs the selected suites.
-pub async fn run(mut args: RunArgs) -> Result<u8, Exit> {
+pub(crate) async fn run(mut args: RunArgs) -> Result<u8, Exit> {
     args.suites_dir = super::args::locate(&args.suites_dir);
     let env = |k: &str| std::env::var(k).ok();
     let resolved = resolve(&args, &env).map_err(Exit::usage)?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// `smoke` subcommands.
 #[derive(Debug, Args)]
-pub struct SmokeArgs {
+pub(crate) struct SmokeArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: SmokeCommand,
@@ -18,7 +18,7 @@ pub struct SmokeArgs {
 
 /// `smoke` verbs.
 #[derive(Debug, Subcommand)]
-pub enum SmokeCommand {
+pub(crate) enum SmokeCommand {
     /// Check cluster health (nodes Ready and on the target version, no long-Pending pods,
     /// workloads available, PDBs healthy, no leftover upgrade markers); writes JUnit to
     /// RESULTS_DIR. Takes the conformance image's environment, so it runs as a suite container.
@@ -33,7 +33,7 @@ pub enum SmokeCommand {
 
 /// Options of `smoke run`.
 #[derive(Debug, Args)]
-pub struct SmokeRunArgs {
+pub(crate) struct SmokeRunArgs {
     /// Kubeconfig [default: in-cluster config, then ~/.kube/config].
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -63,7 +63,7 @@ pub struct SmokeRunArgs {
 }
 
 /// Runs `smoke …`.
-pub async fn run(args: SmokeArgs) -> Result<u8, Exit> {
+pub(crate) async fn run(args: SmokeArgs) -> Result<u8, Exit> {
     match args.command {
         SmokeCommand::Run(a) => {
             let cfg = SmokeRun {

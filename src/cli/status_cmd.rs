@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// `status` subcommands.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: StatusCommand,
@@ -23,14 +23,14 @@ pub struct StatusArgs {
 
 /// `status` verbs.
 #[derive(Debug, Subcommand)]
-pub enum StatusCommand {
+pub(crate) enum StatusCommand {
     /// Post one commit status (skipped when the latest status of the context is identical).
     Set(StatusSetArgs),
 }
 
 /// Commit status state on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StateOpt {
+pub(crate) enum StateOpt {
     /// Running.
     Pending,
     /// Passed.
@@ -54,7 +54,7 @@ impl From<StateOpt> for StatusState {
 
 /// Options of `status set`.
 #[derive(Debug, Args)]
-pub struct StatusSetArgs {
+pub(crate) struct StatusSetArgs {
     /// Repository.
     #[arg(long, value_name = "OWNER/NAME", value_parser = parse_repo)]
     pub repo: RepoId,
@@ -82,7 +82,7 @@ pub struct StatusSetArgs {
 }
 
 /// Runs `status …`.
-pub async fn run(args: StatusArgs) -> Result<u8, Exit> {
+pub(crate) async fn run(args: StatusArgs) -> Result<u8, Exit> {
     let env: HashMap<String, String> = std::env::vars().collect();
     match args.command {
         StatusCommand::Set(a) => set(a, &env).await,

@@ -6,7 +6,7 @@ use crate::exit_code;
 use crate::suite;
 
 /// Runs `suites …`.
-pub fn run(args: SuitesArgs) -> Result<u8, Exit> {
+pub(crate) fn run(args: SuitesArgs) -> Result<u8, Exit> {
     match args.command {
         SuitesCommand::List { suites_dir, format } => {
             let suites = suite::load_all(&super::args::locate(&suites_dir))?;

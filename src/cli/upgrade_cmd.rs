@@ -25,7 +25,7 @@ use std::time::Duration;
 
 /// `upgrade` subcommands.
 #[derive(Debug, Args)]
-pub struct UpgradeArgs {
+pub(crate) struct UpgradeArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: UpgradeCommand,
@@ -33,7 +33,7 @@ pub struct UpgradeArgs {
 
 /// `upgrade` verbs.
 #[derive(Debug, Subcommand)]
-pub enum UpgradeCommand {
+pub(crate) enum UpgradeCommand {
     /// Compute the rolling-upgrade plan: outdated nodes, waves, surge per zone, estimated
     /// duration and blockers. Exits 1 when there are blockers.
     Plan(PlanArgs),
@@ -49,7 +49,7 @@ pub enum UpgradeCommand {
 
 /// Cloud providers for node pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CloudOpt {
+pub(crate) enum CloudOpt {
     /// The simulated cloud of the embedded cluster (`/sim/cloud` on its API server).
     Sim,
     /// Any cloud behind --pool-command (a small JSON protocol; see README).
@@ -61,7 +61,7 @@ pub enum CloudOpt {
 
 /// Cluster connection flags.
 #[derive(Debug, Args, Clone)]
-pub struct ClusterArgs {
+pub(crate) struct ClusterArgs {
     /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, in-cluster].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -111,7 +111,7 @@ fn parse_lease_duration(s: &str) -> Result<Duration, String> {
 
 /// Flags of `plan` and `apply` (the same plan is computed for both).
 #[derive(Debug, Args, Clone)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Cluster connection.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -176,7 +176,7 @@ pub struct PlanArgs {
 
 /// Flags of `abort`.
 #[derive(Debug, Args, Clone)]
-pub struct AbortArgs {
+pub(crate) struct AbortArgs {
     /// Cluster connection.
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -189,7 +189,7 @@ pub struct AbortArgs {
 }
 
 /// Runs `upgrade …` and returns the exit code.
-pub async fn run(args: UpgradeArgs) -> Result<u8, Exit> {
+pub(crate) async fn run(args: UpgradeArgs) -> Result<u8, Exit> {
     match args.command {
         UpgradeCommand::Plan(a) => run_plan(a).await,
         UpgradeCommand::Apply(a) => run_apply(a).await,
@@ -199,7 +199,7 @@ pub async fn run(args: UpgradeArgs) -> Result<u8, Exit> {
 
 impl PlanArgs {
     /// The typed options these flags give (validated by the use case).
-    pub fn options(&self) -> UpgradeOptions {
+    pub(crate) fn options(&self) -> UpgradeOptions {
         UpgradeOptions {
             target_version: self.target_version.trim().to_string(),
             pools: self.pools.iter().cloned().collect::<BTreeSet<_>>(),
@@ -225,7 +225,7 @@ impl PlanArgs {
 
 impl ClusterArgs {
     /// The cluster and cloud these flags name.
-    pub fn target(&self) -> Result<Target, String> {
+    pub(crate) fn target(&self) -> Result<Target, String> {
         if self.cloud != Some(CloudOpt::Aws) && self.aws_cluster.is_some() {
             return Err("--aws-cluster is for --cloud aws; add --cloud aws".into());
         }

@@ -21,7 +21,7 @@ pub(crate) struct CommandSpec {
 
 impl CommandSpec {
     /// The command line for messages.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         std::iter::once(self.program.as_str())
             .chain(self.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
@@ -76,7 +76,7 @@ pub(crate) struct KindProvider {
 
 impl KindProvider {
     /// A provider using `kind` from `$PATH`.
-    pub fn new(runner: Arc<dyn CommandRunner>, state_root: PathBuf) -> Self {
+    pub(crate) fn new(runner: Arc<dyn CommandRunner>, state_root: PathBuf) -> Self {
         Self {
             runner,
             kind: "kind".into(),

@@ -1,9 +1,9 @@
 //! Clusters under test: the [`ClusterProvider`] trait and its providers
 //! (`sim`: the embedded simulated cluster, `kind`, `existing`).
 
-pub mod existing;
-pub mod kind;
-pub mod provider;
+pub(crate) mod existing;
+pub(crate) mod kind;
+pub(crate) mod provider;
 pub mod sim;
 
 pub use provider::{

@@ -1,9 +1,9 @@
 //! The gate: one command from cluster to verdict (cluster up → suites → cluster down, always),
 //! with every step recorded in a runner testsuite.
 
-pub mod availability;
+pub(crate) mod availability;
 mod orchestrator;
-pub mod profile;
+pub(crate) mod profile;
 mod steps;
 mod suites;
 mod upgrade_step;
@@ -13,5 +13,5 @@ pub use orchestrator::{
 };
 pub use profile::{Profile, Provider};
 pub use steps::{Step, StepOutcome, StepRecorder, RUNNER_SUITE};
-pub use suites::{run_suites, suite_state, SuiteRun};
+pub(crate) use suites::run_suites;
 pub use upgrade_step::{failure_headline, judge, UpgradeRunner};

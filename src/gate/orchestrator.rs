@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn ready_checks_are_smoke_checks() {
         for c in READY_CHECKS {
-            assert!(smoke::CHECK_NAMES.contains(c), "{c}");
+            assert!(smoke::checks::CHECK_NAMES.contains(c), "{c}");
         }
     }
 

@@ -20,7 +20,7 @@ pub enum Provider {
 
 impl Provider {
     /// The name users write (`sim`, `kind`, `existing`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Provider::Sim => "sim",
             Provider::Kind => "kind",
@@ -29,7 +29,7 @@ impl Provider {
     }
 
     /// Parses a provider name (for `E2E_GATE_PROVIDER` and `--provider`).
-    pub fn parse(s: &str) -> Option<Provider> {
+    pub(crate) fn parse(s: &str) -> Option<Provider> {
         match s {
             "sim" => Some(Provider::Sim),
             "kind" => Some(Provider::Kind),
@@ -42,7 +42,7 @@ impl Provider {
 /// One profile as written; every key optional so profiles can inherit.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProfileFile {
+pub(crate) struct ProfileFile {
     /// Profile to take unset keys from.
     pub inherits: Option<String>,
     /// Cluster provider.
@@ -76,7 +76,7 @@ pub struct ProfileFile {
 /// The gate file: `[profile.NAME]` tables.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GateFile {
+pub(crate) struct GateFile {
     /// Profiles by name.
     #[serde(default)]
     pub profile: BTreeMap<String, ProfileFile>,
@@ -117,7 +117,7 @@ pub struct Profile {
 
 /// A profile could not be loaded or resolved.
 #[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
+pub(crate) enum ProfileError {
     /// The file could not be read or parsed (unknown keys included).
     #[error("{file}: {message}")]
     File {
@@ -137,7 +137,7 @@ pub enum ProfileError {
 }
 
 /// Parses the gate file's text.
-pub fn parse(text: &str, file: &Path) -> Result<GateFile, ProfileError> {
+pub(crate) fn parse(text: &str, file: &Path) -> Result<GateFile, ProfileError> {
     toml::from_str(text).map_err(|e| ProfileError::File {
         file: file.display().to_string(),
         message: e.to_string().trim_end().to_string(),
@@ -145,7 +145,7 @@ pub fn parse(text: &str, file: &Path) -> Result<GateFile, ProfileError> {
 }
 
 /// Resolves `name` through its `inherits` chain; relative paths are taken from `base_dir`.
-pub fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, ProfileError> {
+pub(crate) fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, ProfileError> {
     let invalid = |profile: &str, message: String| ProfileError::Invalid {
         origin: format!("{} [profile.{profile}]", source.display()),
         message,

@@ -38,12 +38,17 @@ pub struct StepRecorder {
 
 impl StepRecorder {
     /// An empty recorder.
-    pub fn new() -> StepRecorder {
+    pub(crate) fn new() -> StepRecorder {
         StepRecorder::default()
     }
 
     /// Records a finished step.
-    pub fn record(&mut self, name: impl Into<String>, duration: Duration, outcome: StepOutcome) {
+    pub(crate) fn record(
+        &mut self,
+        name: impl Into<String>,
+        duration: Duration,
+        outcome: StepOutcome,
+    ) {
         let step = Step {
             name: name.into(),
             duration,

@@ -8,10 +8,10 @@ use crate::suite::SuiteSpec;
 use futures::StreamExt;
 
 /// A suite's result, and the infrastructure error that cut it short, if any.
-pub type SuiteRun = (SuiteResult, Option<String>);
+pub(crate) type SuiteRun = (SuiteResult, Option<String>);
 
 /// The state a suite's final status carries.
-pub fn suite_state(result: &SuiteResult, fail_on_flaky: bool) -> StatusState {
+pub(crate) fn suite_state(result: &SuiteResult, fail_on_flaky: bool) -> StatusState {
     match result.verdict() {
         SuiteVerdict::Passed if fail_on_flaky && result.counts().flaky > 0 => StatusState::Failure,
         SuiteVerdict::Passed => StatusState::Success,
@@ -65,7 +65,7 @@ async fn run_one(
 }
 
 /// Runs the suites, `jobs` at a time; results come back in the order given.
-pub async fn run_suites(
+pub(crate) async fn run_suites(
     ctx: &RunContext<'_>,
     statuses: Option<&StatusPublisher>,
     suites: &[SuiteSpec],

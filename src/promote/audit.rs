@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// The audit line for `outcome` at `now`.
-pub fn line(outcome: &Outcome, now: DateTime<Utc>) -> String {
+pub(crate) fn line(outcome: &Outcome, now: DateTime<Utc>) -> String {
     let mut v = serde_json::to_value(outcome).unwrap_or_default();
     if let Some(map) = v.as_object_mut() {
         map.insert(

@@ -1,10 +1,10 @@
 //! Channel promotion: evaluate required contexts on the source branch head and move the
 //! target branch (fast-forward) or open/update a promotion pull request.
 
-pub mod audit;
-pub mod evaluate;
-pub mod flow;
-pub mod github;
+pub(crate) mod audit;
+pub(crate) mod evaluate;
+pub(crate) mod flow;
+pub(crate) mod github;
 
 pub use evaluate::{evaluate_contexts, Check, Decision, Observed, Reason};
 pub use flow::{

@@ -1,10 +1,10 @@
 //! Results: one model for every ginkgo result shape, readers, the JUnit writer and the summary.
 
 pub mod load;
-pub mod merge;
+pub(crate) mod merge;
 pub mod model;
 pub mod read;
 pub mod summary;
 pub mod write;
 
-pub use model::*;
+pub(crate) use model::*;

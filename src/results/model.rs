@@ -59,7 +59,7 @@ pub struct Attempt {
 
 impl Attempt {
     /// An attempt in the given state, nothing else known.
-    pub fn new(state: AttemptState) -> Attempt {
+    pub(crate) fn new(state: AttemptState) -> Attempt {
         Attempt {
             state,
             ..Attempt::default()
@@ -121,7 +121,7 @@ pub struct Spec {
 
 impl Spec {
     /// A spec with a single attempt in the given state.
-    pub fn single(name: impl Into<String>, state: AttemptState) -> Spec {
+    pub(crate) fn single(name: impl Into<String>, state: AttemptState) -> Spec {
         Spec {
             name: name.into(),
             attempts: vec![Attempt {
@@ -205,7 +205,7 @@ pub struct Incomplete {
 
 impl Incomplete {
     /// An incomplete verdict whose files are intact.
-    pub fn new(reason: impl Into<String>) -> Incomplete {
+    pub(crate) fn new(reason: impl Into<String>) -> Incomplete {
         Incomplete {
             reason: reason.into(),
             damaged: false,
@@ -276,7 +276,7 @@ pub struct Counts {
 
 impl Counts {
     /// Adds one spec's outcome.
-    pub fn add(&mut self, outcome: SpecOutcome) {
+    pub(crate) fn add(&mut self, outcome: SpecOutcome) {
         match outcome {
             SpecOutcome::Passed => self.passed += 1,
             SpecOutcome::Failed => self.failed += 1,
@@ -288,7 +288,7 @@ impl Counts {
     }
 
     /// Sums two counts.
-    pub fn merge(&mut self, other: &Counts) {
+    pub(crate) fn merge(&mut self, other: &Counts) {
         self.passed += other.passed;
         self.failed += other.failed;
         self.flaky += other.flaky;
@@ -301,7 +301,7 @@ impl Counts {
 /// The verdict of one suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SuiteVerdict {
+pub(crate) enum SuiteVerdict {
     /// Everything that ran passed (flaky counts as passed here; policy is applied later).
     Passed,
     /// A spec or a suite node failed.
@@ -328,7 +328,7 @@ impl SuiteResult {
     }
 
     /// The verdict: incomplete beats failed beats passed.
-    pub fn verdict(&self) -> SuiteVerdict {
+    pub(crate) fn verdict(&self) -> SuiteVerdict {
         self.verdict_with(&self.counts())
     }
 

@@ -42,7 +42,7 @@ impl ResultWord {
 
 /// Counts over all suites (skipped: a dry run's listed specs are its suite's
 /// `dry_run_specs`, not skipped).
-pub type Totals = Counts;
+pub(crate) type Totals = Counts;
 
 /// One suite in the summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

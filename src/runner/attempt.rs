@@ -1,7 +1,7 @@
 //! One container attempt: output streamed live into `e2e.log`, progress on stderr, and the
 //! watchdog that enforces `timeout`, `stall_timeout` and cancellation (Ctrl-C, Jenkins abort).
 
-use super::container::{ContainerExit, ContainerRunner, ContainerSpec, RunnerError, StopSignal};
+use super::container::{ContainerRunner, ContainerSpec, RunnerError, StopSignal};
 use super::progress::{Progress, ProgressParser};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Why e2e-gate stopped a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// The suite's `timeout` elapsed.
     Timeout(Duration),
     /// No spec finished for `stall_timeout`; the last output line is kept.
@@ -43,7 +43,7 @@ impl std::fmt::Display for StopReason {
 
 /// Limits for one attempt.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Hard limit.
     pub timeout: Duration,
     /// No-progress limit.
@@ -56,15 +56,9 @@ pub struct Limits {
 
 /// What one attempt produced.
 #[derive(Debug, Clone)]
-pub struct AttemptOutcome {
-    /// The container's exit.
-    pub exit: ContainerExit,
+pub(crate) struct AttemptOutcome {
     /// Set when e2e-gate stopped it.
     pub stopped: Option<StopReason>,
-    /// Final progress counts from the live stream.
-    pub progress: Progress,
-    /// Wall time.
-    pub elapsed: Duration,
 }
 
 /// Progress lines are printed on change, but not more often than this (Jenkins consoles are long).
@@ -181,14 +175,10 @@ pub(crate) async fn run_attempt(
     };
     // The sender is gone once `run` returns; the writer drains and exits.
     let _ = writer.await;
+    // The verdict comes from the results; the exit code only helps whoever reads the log.
     let exit = result?;
-    let progress = live.lock().map(|l| l.parser.progress()).unwrap_or_default();
-    Ok(AttemptOutcome {
-        exit,
-        stopped,
-        progress,
-        elapsed: started.elapsed(),
-    })
+    tracing::info!(suite = label, code = exit.code, elapsed = ?started.elapsed(), "container exited");
+    Ok(AttemptOutcome { stopped })
 }
 
 #[cfg(test)]

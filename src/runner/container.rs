@@ -94,7 +94,7 @@ pub struct StopSignal {
 
 impl StopSignal {
     /// A new, unfired signal.
-    pub fn new() -> StopSignal {
+    pub(crate) fn new() -> StopSignal {
         StopSignal {
             token: CancellationToken::new(),
             grace: std::sync::Arc::new(std::sync::Mutex::new(Duration::from_secs(10))),
@@ -115,7 +115,7 @@ impl StopSignal {
     }
 
     /// The grace period asked for.
-    pub fn grace(&self) -> Duration {
+    pub(crate) fn grace(&self) -> Duration {
         self.grace
             .lock()
             .map(|g| *g)

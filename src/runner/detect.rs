@@ -26,7 +26,7 @@ fn version_of(format: SourceFormat) -> Option<GinkgoVersion> {
 
 /// Reads the version and description from a container's results and console log. Reports
 /// (JUnit, JSON) are trusted over the log: their shape differs more between versions.
-pub fn detect(result: &SuiteResult, log: Option<&LogSummary>) -> Detected {
+pub(crate) fn detect(result: &SuiteResult, log: Option<&LogSummary>) -> Detected {
     let from_reports = result.sources.iter().copied().find_map(version_of);
     let from_log = log.and_then(|l| l.format).and_then(version_of);
     let description = log

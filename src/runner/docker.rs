@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Runs containers on the local Docker engine.
-pub struct DockerRunner {
+pub(crate) struct DockerRunner {
     docker: Docker,
 }
 

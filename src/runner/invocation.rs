@@ -8,13 +8,13 @@ use crate::suite::{Contract, GinkgoVersion, SuiteSpec};
 use std::path::PathBuf;
 
 /// Where the results directory is mounted inside the container (the conformance default).
-pub const RESULTS_DIR: &str = "/tmp/results";
+pub(crate) const RESULTS_DIR: &str = "/tmp/results";
 /// Where the kubeconfig is mounted inside the container.
 pub(crate) const KUBECONFIG_PATH: &str = "/tmp/e2e-gate/kubeconfig";
 
 /// What differs between the containers of one suite.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// 0 = the first run, 1.. = reruns of failed specs.
     pub container: u32,
     /// Replaces the suite's focus and drops its skip (reruns select exact spec names).

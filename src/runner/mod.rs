@@ -4,15 +4,14 @@ mod attempt;
 mod container;
 mod detect;
 mod docker;
-pub mod invocation;
-pub mod progress;
-pub mod rerun;
+pub(crate) mod invocation;
+pub(crate) mod progress;
+pub(crate) mod rerun;
 mod suite_run;
 
-pub use attempt::{AttemptOutcome, Limits, StopReason};
 pub use container::{
     BindMount, ContainerExit, ContainerRunner, ContainerSpec, RunnerError, StopSignal,
     LABEL_ATTEMPT, LABEL_RUN, LABEL_SUITE,
 };
-pub use docker::DockerRunner;
-pub use suite_run::{dry_run_suite, run_suite, RunContext};
+pub(crate) use docker::DockerRunner;
+pub(crate) use suite_run::{dry_run_suite, run_suite, RunContext};

@@ -9,7 +9,7 @@ use crate::results::read::log::strip_ansi;
 
 /// Counts seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Specs selected (`Will run N of M specs`), when printed.
     pub selected: Option<usize>,
     /// Specs finished (passed, failed or flaky; v1 prints one per attempt).
@@ -39,12 +39,12 @@ fn is_denoter_run(s: &str) -> bool {
 
 impl ProgressParser {
     /// A parser with nothing seen.
-    pub fn new() -> ProgressParser {
+    pub(crate) fn new() -> ProgressParser {
         ProgressParser::default()
     }
 
     /// Current counts.
-    pub fn progress(&self) -> Progress {
+    pub(crate) fn progress(&self) -> Progress {
         self.progress
     }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Everything a suite run needs from outside.
-pub struct RunContext<'a> {
+pub(crate) struct RunContext<'a> {
     /// The container engine.
     pub runner: &'a dyn ContainerRunner,
     /// Identifies this e2e-gate run (container names and labels).
@@ -242,7 +242,7 @@ fn properties(suite: &SuiteSpec, ginkgo: crate::suite::GinkgoVersion) -> Vec<(St
 }
 
 /// Lists the specs the suite would run (ginkgo dry run in the same image). Runs nothing.
-pub async fn dry_run_suite(
+pub(crate) async fn dry_run_suite(
     ctx: &RunContext<'_>,
     suite: &SuiteSpec,
 ) -> Result<SuiteResult, RunnerError> {
@@ -278,7 +278,7 @@ pub async fn dry_run_suite(
 
 /// Runs the suite: first container, then up to `reruns` rounds of fresh containers for the
 /// specs that still fail. Infrastructure failures are errors; failing specs are data.
-pub async fn run_suite(
+pub(crate) async fn run_suite(
     ctx: &RunContext<'_>,
     suite: &SuiteSpec,
 ) -> Result<SuiteResult, RunnerError> {

@@ -12,7 +12,7 @@ pub(crate) const MARKER_PREFIX: &str = "upgrade.e2e-gate.io/";
 
 /// Objects the checks read (one LIST each).
 #[derive(Debug, Clone, Default)]
-pub struct ClusterState {
+pub(crate) struct ClusterState {
     /// Nodes.
     pub nodes: Vec<Node>,
     /// Pods in all namespaces.
@@ -29,7 +29,7 @@ pub struct ClusterState {
 
 /// What "healthy" means for this run.
 #[derive(Debug, Clone)]
-pub struct SmokeOptions {
+pub(crate) struct SmokeOptions {
     /// Every node must run this kubelet version (`v1.34.1`); the check is skipped when unset.
     pub target_version: Option<String>,
     /// A pod Pending longer than this fails the pending check.
@@ -40,7 +40,7 @@ pub struct SmokeOptions {
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckOutcome {
+pub(crate) enum CheckOutcome {
     /// Healthy.
     Passed,
     /// Unhealthy: what is wrong, one object per line.
@@ -51,7 +51,7 @@ pub enum CheckOutcome {
 
 /// A named check result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     /// Spec-style name, e.g. `[Smoke] every node is Ready`.
     pub name: String,
     /// Outcome.
@@ -59,7 +59,7 @@ pub struct Check {
 }
 
 /// The names of every check, in run order (for focus/skip and dry runs).
-pub const CHECK_NAMES: [&str; 8] = [
+pub(crate) const CHECK_NAMES: [&str; 8] = [
     "[Smoke] every node is Ready",
     "[Smoke] every node runs the target kubelet version",
     "[Smoke] no pod is Pending for long",

@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// The cluster could not be reached or read.
 #[derive(Debug, thiserror::Error)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     /// The kubeconfig could not be loaded.
     #[error("kubeconfig {path}: {message}")]
     Kubeconfig {
@@ -32,7 +32,7 @@ pub enum CollectError {
 
 /// A client from a kubeconfig file, or the default chain (KUBECONFIG, in-cluster) when `None`:
 /// the same connection the upgrade engine makes (timeouts, counted calls).
-pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, CollectError> {
+pub(crate) async fn client(kubeconfig: Option<&Path>) -> Result<Client, CollectError> {
     KubeCluster::connect(kubeconfig, None)
         .await
         .map(|c| c.client())
@@ -75,7 +75,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Lists nodes, pods, Deployments, StatefulSets, DaemonSets and PDBs.
-pub async fn collect(client: &Client) -> Result<ClusterState, CollectError> {
+pub(crate) async fn collect(client: &Client) -> Result<ClusterState, CollectError> {
     Ok(ClusterState {
         nodes: list::<Node>(client, "nodes").await?,
         pods: list::<Pod>(client, "pods").await?,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Everything one smoke run needs.
 #[derive(Debug, Clone)]
-pub struct SmokeRun {
+pub(crate) struct SmokeRun {
     /// Kubeconfig; `None` uses the default chain (in-cluster, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
     /// Where `junit_01.xml`, `e2e.log` and `done` go.
@@ -43,7 +43,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 
 /// Runs the smoke checks; returns the process exit code (0 healthy, 1 unhealthy, 2 bad input,
 /// 3 the cluster could not be read or the results could not be written).
-pub async fn run(cfg: &SmokeRun) -> u8 {
+pub(crate) async fn run(cfg: &SmokeRun) -> u8 {
     let (focus, skip) = match (regex("E2E_FOCUS", &cfg.focus), regex("E2E_SKIP", &cfg.skip)) {
         (Ok(f), Ok(s)) => (f, s),
         (Err(e), _) | (_, Err(e)) => {

@@ -2,11 +2,11 @@
 //! container image built locally from e2e-gate's own binary, speaking the conformance-image
 //! contract like any other suite.
 
-pub mod checks;
-pub mod collect;
-pub mod entry;
-pub mod image;
-pub mod report;
+pub(crate) mod checks;
+pub(crate) mod collect;
+pub(crate) mod entry;
+pub(crate) mod image;
+pub(crate) mod report;
 
-pub use checks::{ClusterState, SmokeOptions, CHECK_NAMES};
-pub use entry::SmokeRun;
+pub(crate) use checks::SmokeOptions;
+pub(crate) use entry::SmokeRun;

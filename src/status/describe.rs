@@ -20,7 +20,7 @@ pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
 }
 
 /// Truncates a description to GitHub's 140-character limit.
-pub fn truncate_description(s: &str) -> String {
+pub(crate) fn truncate_description(s: &str) -> String {
     truncate_chars(s.trim(), MAX_DESCRIPTION_CHARS)
 }
 
@@ -38,7 +38,7 @@ pub(crate) fn short_duration(d: Duration) -> String {
 
 /// Describes a suite result: "409 passed, 2 flaky, 0 failed · 43m" /
 /// "3 failed (first: <spec>) · 12m"; at most 140 characters.
-pub fn describe_suite(s: &SuiteResult, elapsed: Duration) -> String {
+pub(crate) fn describe_suite(s: &SuiteResult, elapsed: Duration) -> String {
     let took = short_duration(elapsed);
     let c = s.counts();
     if s.dry_run {
@@ -82,7 +82,7 @@ pub fn describe_suite(s: &SuiteResult, elapsed: Duration) -> String {
 }
 
 /// Describes a whole run (the aggregate context) from its suites.
-pub fn describe_run(suites: &[SuiteResult], elapsed: Duration) -> String {
+pub(crate) fn describe_run(suites: &[SuiteResult], elapsed: Duration) -> String {
     let took = short_duration(elapsed);
     let mut total = crate::results::Counts::default();
     for s in suites {

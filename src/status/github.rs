@@ -39,7 +39,7 @@ impl GithubStatusReporter {
     }
 
     /// The latest status of `context` (case-insensitive) on the commit, if any.
-    pub async fn latest(&self, context: &str) -> Result<Option<CommitStatus>, StatusError> {
+    pub(crate) async fn latest(&self, context: &str) -> Result<Option<CommitStatus>, StatusError> {
         let route = format!(
             "/repos/{}/{}/commits/{}/statuses",
             self.repo.owner, self.repo.name, self.sha

@@ -4,7 +4,7 @@ use super::{CommitStatus, StatusError, StatusReporter};
 
 /// Prints each status as one log line.
 #[derive(Debug, Clone)]
-pub struct PrintReporter {
+pub(crate) struct PrintReporter {
     /// What the statuses would be posted on, e.g. `owner/name@sha`.
     pub target: String,
 }

@@ -18,7 +18,7 @@ pub enum StatusState {
 
 impl StatusState {
     /// GitHub's word for the state.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StatusState::Pending => "pending",
             StatusState::Success => "success",
@@ -28,7 +28,7 @@ impl StatusState {
     }
 
     /// Parses GitHub's word (case-insensitive).
-    pub fn parse(s: &str) -> Option<StatusState> {
+    pub(crate) fn parse(s: &str) -> Option<StatusState> {
         match s.to_ascii_lowercase().as_str() {
             "pending" => Some(StatusState::Pending),
             "success" => Some(StatusState::Success),

@@ -38,7 +38,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Backoff delays (attempts − 1 of them) with random jitter.
-    pub fn backoff(&self) -> Backoff {
+    pub(crate) fn backoff(&self) -> Backoff {
         self.backoff_seeded(rand::random())
     }
 
@@ -55,7 +55,7 @@ impl RetryPolicy {
 
 /// Exponential backoff delays with jitter in (50 %, 100 %] of the nominal delay.
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
     max: Duration,
     remaining: u32,

@@ -190,7 +190,7 @@ impl SuiteSpec {
     }
 
     /// Applies command-line overrides; regexes are validated and errors name the flag.
-    pub fn apply(mut self, o: &Overrides) -> Result<SuiteSpec, SuiteError> {
+    pub(crate) fn apply(mut self, o: &Overrides) -> Result<SuiteSpec, SuiteError> {
         let flag = |field: &str, message: String| SuiteError::Flag {
             flag: field.into(),
             message,

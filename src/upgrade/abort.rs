@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
 /// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
-pub const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";
+pub(crate) const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";
 /// Lease annotation holding each pool's kubelet version before the run (JSON).
 pub(crate) const PRIOR_VERSION_ANNOTATION: &str = "upgrade.e2e-gate.io/prior-version";
 

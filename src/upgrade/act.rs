@@ -36,7 +36,7 @@ pub(crate) struct CapacitySync {
 
 impl CapacitySync {
     /// Brings the cloud to `want` (nothing while `None`: a termination goes first).
-    pub async fn sync(
+    pub(crate) async fn sync(
         &mut self,
         pool: &dyn NodePool,
         want: Option<&BTreeMap<PoolZone, u32>>,
@@ -282,7 +282,7 @@ impl Actor<'_> {
     /// cloud), the marker steps and rungs, then the busy requests all at once (claims,
     /// evictions, finished drains, resumed terminations, clean-ups). Run one after the other,
     /// a few hundred claims held back the evictions of the drains already running.
-    pub async fn carry_out(
+    pub(crate) async fn carry_out(
         &self,
         actions: &Actions,
         capacity: &mut CapacitySync,

@@ -18,12 +18,12 @@ pub(crate) struct ApiCallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl ApiCallCounter {
     /// Records one call.
-    pub fn record(&self, op: &str) {
+    pub(crate) fn record(&self, op: &str) {
         *self.0.lock().entry(op.to_string()).or_default() += 1;
     }
 
     /// The counts so far.
-    pub fn counts(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn counts(&self) -> BTreeMap<String, u64> {
         self.0.lock().clone()
     }
 }

@@ -9,23 +9,24 @@ use std::collections::BTreeMap;
 /// Tag keys that name a group's node pool when `--aws-pool-tag` is not given, first match
 /// wins (ours, EKS managed node groups, kops instance groups). The value must equal the pool
 /// label of the group's Nodes.
-pub const DEFAULT_POOL_TAGS: &[&str] = &[
+pub(crate) const DEFAULT_POOL_TAGS: &[&str] = &[
     "e2e-gate.io/pool",
     "eks:nodegroup-name",
     "kops.k8s.io/instancegroup",
 ];
 
 /// The tag on a group that records what a run changed: `max=N;suspended=A,B`.
-pub const HELD_TAG: &str = "e2e-gate.io/held";
+pub(crate) const HELD_TAG: &str = "e2e-gate.io/held";
 
 /// Processes that would fight a roll: AZRebalance terminates instances to even out zones
 /// (it would undo the per-zone surge), alarms and scheduled actions change the desired size
 /// behind the engine's back.
-pub const PROCESSES_HELD: &[&str] = &["AZRebalance", "AlarmNotification", "ScheduledActions"];
+pub(crate) const PROCESSES_HELD: &[&str] =
+    &["AZRebalance", "AlarmNotification", "ScheduledActions"];
 
 /// A group's launch template reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchTemplateRef {
+pub(crate) struct LaunchTemplateRef {
     /// `lt-…`, when the group names the template by id.
     pub id: Option<String>,
     /// The template's name, when the group names it by name.
@@ -36,7 +37,7 @@ pub struct LaunchTemplateRef {
 
 /// One instance as the group reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsgInstance {
+pub(crate) struct AsgInstance {
     /// `i-…`.
     pub id: String,
     /// Availability zone.
@@ -49,7 +50,7 @@ pub struct AsgInstance {
 
 /// One Auto Scaling group, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsgView {
+pub(crate) struct AsgView {
     /// Group name.
     pub name: String,
     /// Availability zones it launches in.
@@ -78,27 +79,27 @@ pub struct AsgView {
 /// A node pool: one group per zone (CLM and kops style), or one group over several zones
 /// (an EKS managed node group).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PoolLayout {
+pub(crate) struct PoolLayout {
     /// Group name → group.
     pub groups: BTreeMap<String, AsgView>,
 }
 
 impl PoolLayout {
     /// The group that launches in `zone`.
-    pub fn group_in(&self, zone: &str) -> Option<&AsgView> {
+    pub(crate) fn group_in(&self, zone: &str) -> Option<&AsgView> {
         self.groups
             .values()
             .find(|g| g.zones.iter().any(|z| z == zone))
     }
 
     /// One group over several zones: the cloud picks each new instance's zone.
-    pub fn spread(&self) -> bool {
+    pub(crate) fn spread(&self) -> bool {
         self.groups.values().any(|g| g.zones.len() > 1)
     }
 }
 
 /// The pool a group belongs to: the first of `pool_tags` it carries.
-pub fn pool_of<'a>(g: &'a AsgView, pool_tags: &[String]) -> Option<&'a str> {
+pub(crate) fn pool_of<'a>(g: &'a AsgView, pool_tags: &[String]) -> Option<&'a str> {
     pool_tags
         .iter()
         .find_map(|k| g.tags.get(k))
@@ -109,7 +110,7 @@ pub fn pool_of<'a>(g: &'a AsgView, pool_tags: &[String]) -> Option<&'a str> {
 /// engine may drive and is left out. A pool is one group per zone or one group over several
 /// zones; a pool mixing the two, or two groups of one pool in one zone, are errors naming
 /// them.
-pub fn layout(
+pub(crate) fn layout(
     groups: &[AsgView],
     pool_tags: &[String],
 ) -> Result<BTreeMap<String, PoolLayout>, PoolError> {
@@ -159,7 +160,7 @@ pub fn layout(
 
 /// The launch template version a pool's groups point at: one version, or
 /// `zone=version,…` when they differ (what [`versions_to_set`] reads back).
-pub fn pool_version(p: &PoolLayout) -> String {
+pub(crate) fn pool_version(p: &PoolLayout) -> String {
     // Keyed by each group's first zone: the zone of a per-zone group.
     let versions: BTreeMap<&str, &str> = p
         .groups
@@ -188,7 +189,7 @@ pub fn pool_version(p: &PoolLayout) -> String {
 }
 
 /// The engine's view of a pool.
-pub fn pool_group(name: &str, p: &PoolLayout) -> PoolGroup {
+pub(crate) fn pool_group(name: &str, p: &PoolLayout) -> PoolGroup {
     let mut desired_per_zone = BTreeMap::new();
     for g in p.groups.values() {
         match g.zones.as_slice() {
@@ -245,7 +246,7 @@ fn spread_sizes(g: &AsgView, zones: &[String]) -> BTreeMap<String, u32> {
 /// kubelet version (`v1.34.1`): the groups go to `template_version` (the launch template
 /// version the user's infrastructure code made for it, `$Latest` unless told). `abort` passes
 /// back what [`pool_version`] recorded: one version, or `zone=version,…`.
-pub fn versions_to_set(
+pub(crate) fn versions_to_set(
     p: &PoolLayout,
     v: &str,
     template_version: &str,
@@ -271,7 +272,7 @@ pub fn versions_to_set(
 
 /// An instance's lifecycle as the engine reads it. What is not in service and not leaving
 /// (Standby, Warmed:*, Pending:Wait) counts as pending: not ready for the engine.
-pub fn lifecycle(state: &str) -> InstanceLifecycle {
+pub(crate) fn lifecycle(state: &str) -> InstanceLifecycle {
     match state {
         "InService" => InstanceLifecycle::InService,
         "Terminated" => InstanceLifecycle::Terminated,
@@ -284,7 +285,7 @@ pub fn lifecycle(state: &str) -> InstanceLifecycle {
 
 /// An instance's load-balancer state over all of its group's target groups: in service only
 /// when every target group says `healthy`; not registered yet counts as registering.
-pub fn lb_state<'a>(per_group: impl IntoIterator<Item = Option<&'a str>>) -> LbState {
+pub(crate) fn lb_state<'a>(per_group: impl IntoIterator<Item = Option<&'a str>>) -> LbState {
     // The worst wins: out of service, then deregistering, then registering.
     per_group
         .into_iter()
@@ -300,7 +301,7 @@ pub fn lb_state<'a>(per_group: impl IntoIterator<Item = Option<&'a str>>) -> LbS
 
 /// What a run changed on one group, as kept in [`HELD_TAG`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
+pub(crate) struct Held {
     /// The group's max size before the run.
     pub max: u32,
     /// The processes the run suspended (those already suspended are not listed: they stay).
@@ -309,7 +310,7 @@ pub struct Held {
 
 impl Held {
     /// What to record before holding `g`.
-    pub fn before(g: &AsgView) -> Held {
+    pub(crate) fn before(g: &AsgView) -> Held {
         Held {
             max: g.max,
             suspended: PROCESSES_HELD
@@ -321,12 +322,12 @@ impl Held {
     }
 
     /// The tag value.
-    pub fn to_tag(&self) -> String {
+    pub(crate) fn to_tag(&self) -> String {
         format!("max={};suspended={}", self.max, self.suspended.join(","))
     }
 
     /// Reads a tag value; `None` when it is not ours.
-    pub fn from_tag(v: &str) -> Option<Held> {
+    pub(crate) fn from_tag(v: &str) -> Option<Held> {
         let (max, suspended) = v.split_once(';')?;
         let max = max.strip_prefix("max=")?.parse().ok()?;
         let suspended = suspended.strip_prefix("suspended=")?;
@@ -342,7 +343,7 @@ impl Held {
 }
 
 /// An AWS error code a retry cures: another scaling activity or update is in progress.
-pub fn is_busy(code: Option<&str>) -> bool {
+pub(crate) fn is_busy(code: Option<&str>) -> bool {
     matches!(
         code,
         Some("ScalingActivityInProgress" | "ResourceContention" | "ScalingActivityInProgressFault")

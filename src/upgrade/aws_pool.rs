@@ -26,7 +26,7 @@ use std::time::Duration;
 
 /// Where and how to reach AWS, and which groups are the cluster's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsSettings {
+pub(crate) struct AwsSettings {
     /// The cluster name in the `kubernetes.io/cluster/<name>` tag of its groups.
     pub cluster: String,
     /// Region (else the standard chain: `AWS_REGION`, the profile).
@@ -41,7 +41,7 @@ pub struct AwsSettings {
 
 /// The cluster's Auto Scaling groups.
 #[derive(Clone)]
-pub struct AwsNodePool {
+pub(crate) struct AwsNodePool {
     asg: aws_sdk_autoscaling::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     settings: AwsSettings,
@@ -61,7 +61,7 @@ const BUSY_ATTEMPTS: u32 = 6;
 
 impl AwsNodePool {
     /// Loads the standard credential and region chain and makes the clients.
-    pub async fn connect(settings: AwsSettings) -> Result<Self, PoolError> {
+    pub(crate) async fn connect(settings: AwsSettings) -> Result<Self, PoolError> {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,

@@ -40,7 +40,7 @@ pub(crate) fn holds_extra(phase: NodePhase, mode: StartMode) -> bool {
 
 /// Desired capacity now. `base` is each (pool, zone)'s size before the run (recorded at
 /// start); `nodes` maps every planned node to its place, phase and start mode.
-pub fn desired(
+pub(crate) fn desired(
     base: &BTreeMap<PoolZone, u32>,
     nodes: &[(PoolZone, NodePhase, StartMode)],
 ) -> BTreeMap<PoolZone, u32> {

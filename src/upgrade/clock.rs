@@ -14,7 +14,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     /// A clock whose wall time is the system's now.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Clock {
             origin: tokio::time::Instant::now(),
             origin_wall: Utc::now(),
@@ -22,23 +22,23 @@ impl Clock {
     }
 
     /// Monotonic now (tokio's, as a std `Instant`).
-    pub fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Instant {
         tokio::time::Instant::now().into_std()
     }
 
     /// Time since the clock started.
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         tokio::time::Instant::now().saturating_duration_since(self.origin)
     }
 
     /// Wall time now: the origin's wall time plus the monotonic time since (so it advances
     /// with paused tokio time too).
-    pub fn wall(&self) -> DateTime<Utc> {
+    pub(crate) fn wall(&self) -> DateTime<Utc> {
         self.origin_wall + chrono::Duration::from_std(self.elapsed()).unwrap_or_default()
     }
 
     /// Sleeps `d` on tokio's clock.
-    pub async fn sleep(&self, d: Duration) {
+    pub(crate) async fn sleep(&self, d: Duration) {
         tokio::time::sleep(d).await;
     }
 }

@@ -35,7 +35,7 @@ impl Default for StuckDrainPolicy {
 
 /// The decision for a drain that has made no progress for a while.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StuckAction {
+pub(crate) enum StuckAction {
     /// Keep waiting (watch-driven).
     Wait,
     /// Publish the blocker (Event + status + progress line); keep waiting.
@@ -49,7 +49,12 @@ impl StuckDrainPolicy {
     /// was already reported (reports happen once). A drain that can never finish by waiting
     /// (`hopeless`: a PDB that never allows a disruption, see [`never_allows`]) is reported
     /// at once instead of after `report_after`; the rest of the ladder is unchanged.
-    pub fn decide(&self, stuck_for: Duration, reported: bool, hopeless: bool) -> StuckAction {
+    pub(crate) fn decide(
+        &self,
+        stuck_for: Duration,
+        reported: bool,
+        hopeless: bool,
+    ) -> StuckAction {
         if !hopeless && stuck_for < self.report_after {
             StuckAction::Wait
         } else if !reported {
@@ -80,11 +85,11 @@ pub struct EvictionBackoff {
 
 impl EvictionBackoff {
     /// Default: 1s base, 60s cap (reference/upgrade.md d.2).
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self::with(Duration::from_secs(1), Duration::from_secs(60), seed)
     }
     /// Custom base and cap; `seed` makes the jitter reproducible in tests.
-    pub fn with(base: Duration, cap: Duration, seed: u64) -> Self {
+    pub(crate) fn with(base: Duration, cap: Duration, seed: u64) -> Self {
         EvictionBackoff {
             base,
             cap,
@@ -202,7 +207,7 @@ impl EvictionTokens {
     }
 
     /// Safety net when no status change arrives: allow one eviction attempt.
-    pub fn probe(&mut self, pdb: &str) {
+    pub(crate) fn probe(&mut self, pdb: &str) {
         let a = self.allowed.entry(pdb.to_string()).or_insert(0);
         *a = (*a).max(1);
     }

@@ -34,7 +34,7 @@ const STDERR_QUOTED: usize = 2000;
 
 /// The node pools an external command manages.
 #[derive(Debug, Clone)]
-pub struct ExecNodePool {
+pub(crate) struct ExecNodePool {
     command: String,
     timeout: Duration,
     kubeconfig: Option<std::path::PathBuf>,
@@ -81,7 +81,7 @@ impl ExecNodePool {
     /// Pools behind `command` (a shell command line); each call may take up to `timeout`.
     /// The command runs with `KUBECONFIG` set to `kubeconfig`, the cluster being upgraded (a
     /// command may need to know which cluster its pools belong to).
-    pub fn new(
+    pub(crate) fn new(
         command: impl Into<String>,
         timeout: Duration,
         kubeconfig: Option<&std::path::Path>,

@@ -9,7 +9,7 @@ pub(crate) const LEASE_SECONDS: i64 = 30;
 
 /// The fields of a `coordination.k8s.io/v1` Lease that matter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseView {
+pub(crate) struct LeaseView {
     /// `spec.holderIdentity`.
     pub holder: Option<String>,
     /// `spec.renewTime`.
@@ -20,7 +20,7 @@ pub struct LeaseView {
 
 /// What to do with the Lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseDecision {
+pub(crate) enum LeaseDecision {
     /// No Lease: create it.
     Create,
     /// Ours: renew it.
@@ -37,7 +37,7 @@ pub enum LeaseDecision {
 }
 
 /// Decides for identity `me` at `now`.
-pub fn decide(current: Option<&LeaseView>, me: &str, now: DateTime<Utc>) -> LeaseDecision {
+pub(crate) fn decide(current: Option<&LeaseView>, me: &str, now: DateTime<Utc>) -> LeaseDecision {
     let Some(l) = current else {
         return LeaseDecision::Create;
     };

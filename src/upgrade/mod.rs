@@ -16,34 +16,34 @@
 //! PDB-violation seconds, evictions, replicas moved).
 
 pub mod abort;
-pub mod act;
-pub mod api_count;
-pub mod aws_layout;
-pub mod aws_pool;
+pub(crate) mod act;
+pub(crate) mod api_count;
+pub(crate) mod aws_layout;
+pub(crate) mod aws_pool;
 pub mod capacity;
-pub mod clock;
+pub(crate) mod clock;
 pub mod decide;
 pub mod drain_policy;
 pub mod engine;
-pub mod exec_pool;
+pub(crate) mod exec_pool;
 pub mod kube_cluster;
-pub mod lease;
+pub(crate) mod lease;
 pub mod node_patch;
-pub mod options;
+pub(crate) mod options;
 pub mod plan;
 pub mod pool;
-pub mod progress;
+pub(crate) mod progress;
 
-pub mod readiness;
-pub mod render;
-pub mod report;
-pub mod run_meters;
-pub mod scheduler;
+pub(crate) mod readiness;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod run_meters;
+pub(crate) mod scheduler;
 pub mod sim_pool;
 pub mod snapshot;
 pub mod state;
-pub mod use_case;
-pub mod version;
+pub(crate) mod use_case;
+pub(crate) mod version;
 pub mod watch;
 
 pub use report::UpgradeReport;

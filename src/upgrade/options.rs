@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// `N` or `N%` of a pool's nodes, for every pool or one (`POOL=N`, `POOL=N%`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolAmount {
+pub(crate) struct PoolAmount {
     /// The pool, or `None` for every pool.
     pub pool: Option<String>,
     /// The number (a percentage when `percent`).
@@ -23,7 +23,7 @@ pub struct PoolAmount {
 
 impl PoolAmount {
     /// A count for every pool.
-    pub fn count(n: u32) -> Self {
+    pub(crate) fn count(n: u32) -> Self {
         PoolAmount {
             pool: None,
             n,
@@ -76,7 +76,7 @@ pub(crate) fn parse_pool_amount(s: &str) -> Result<PoolAmount, String> {
 
 /// Everything an upgrade needs besides the cluster. Defaults are `upgrade apply`'s.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UpgradeOptions {
+pub(crate) struct UpgradeOptions {
     /// Kubelet version to reach.
     pub target_version: String,
     /// Only these pools (empty: all).
@@ -305,7 +305,7 @@ pub struct UpgradeSettings {
 }
 
 /// How long one call of a pool command may take unless told (`--pool-command-timeout`).
-pub const DEFAULT_POOL_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_POOL_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One amount or several, as TOML allows them to be written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -331,7 +331,7 @@ impl AmountList {
 
 impl UpgradeSettings {
     /// This table's keys over `parent`'s (inheritance: the child's set keys win).
-    pub fn over(&self, parent: &UpgradeSettings) -> UpgradeSettings {
+    pub(crate) fn over(&self, parent: &UpgradeSettings) -> UpgradeSettings {
         macro_rules! or {
             ($($f:ident),*) => { UpgradeSettings { $($f: self.$f.clone().or_else(|| parent.$f.clone())),* } };
         }
@@ -358,7 +358,7 @@ impl UpgradeSettings {
 
     /// The cloud this table names: `--cloud exec` when `pool_command` is set, `--cloud aws`
     /// when `aws_cluster` is, else none (the caller's default). Errors name the key.
-    pub fn cloud(
+    pub(crate) fn cloud(
         &self,
         duration: impl Fn(&str) -> Result<Duration, String>,
     ) -> Result<Option<crate::upgrade::use_case::Cloud>, String> {
@@ -422,7 +422,7 @@ impl UpgradeSettings {
 
     /// The options for `target_version` (empty when the profile has none), validated as the
     /// flags are; errors name the key.
-    pub fn options(
+    pub(crate) fn options(
         &self,
         target_version: &str,
         duration: impl Fn(&str) -> Result<Duration, String>,

@@ -169,7 +169,7 @@ pub struct Blocker {
 
 impl BlockerKind {
     /// The name users read (as in the JSON plan).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BlockerKind::PdbNeverAllowsDisruption => "pdb_never_allows_disruption",
             BlockerKind::PodUnderMultiplePdbs => "pod_under_multiple_pdbs",
@@ -182,7 +182,7 @@ impl BlockerKind {
 
 impl Blocker {
     /// One line: kind, object, node, and why.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "{} {}{}: {}",
             self.kind.as_str(),

@@ -19,7 +19,7 @@ pub(crate) const NOT_READY_TAINTS: &[&str] = &[
 
 /// What the gate looks at.
 #[derive(Debug, Clone)]
-pub struct GateInput<'a> {
+pub(crate) struct GateInput<'a> {
     /// The new node.
     pub node: &'a NodeInfo,
     /// Pods on the node (the gate picks the DaemonSet ones).
@@ -34,7 +34,7 @@ pub struct GateInput<'a> {
 
 /// Gate result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// Counts as capacity.
     Ready,
     /// Not yet, with every failing check named.
@@ -42,7 +42,7 @@ pub enum Readiness {
 }
 
 /// Evaluates the gate.
-pub fn gate(i: &GateInput<'_>) -> Readiness {
+pub(crate) fn gate(i: &GateInput<'_>) -> Readiness {
     let mut why = node_checks(i.node, i.pods, i.expected_daemonset_pods);
     cloud_checks(i, &mut why);
     if why.is_empty() {

@@ -77,7 +77,7 @@ pub struct UpgradeReport {
 
 impl UpgradeReport {
     /// An empty report for `target_version` with `nodes_total` planned nodes.
-    pub fn new(target_version: &str, nodes_total: u64) -> Self {
+    pub(crate) fn new(target_version: &str, nodes_total: u64) -> Self {
         UpgradeReport {
             format_version: FORMAT_VERSION,
             target_version: target_version.to_string(),
@@ -88,7 +88,7 @@ impl UpgradeReport {
 
     /// Whether every planned node was replaced (by this run or an earlier one) and none was
     /// given up on.
-    pub fn complete(&self) -> bool {
+    pub(crate) fn complete(&self) -> bool {
         self.blocked_nodes.is_empty()
             && self.nodes_replaced + self.nodes_found_replaced == self.nodes_total
     }

@@ -26,7 +26,7 @@ pub(crate) struct RunMeters {
 
 impl RunMeters {
     /// Meters for a run that starts with `pods`.
-    pub fn new(pods: &[PodInfo]) -> Self {
+    pub(crate) fn new(pods: &[PodInfo]) -> Self {
         RunMeters {
             original_pods: pods.iter().map(|p| p.uid.clone()).collect(),
             ..RunMeters::default()
@@ -83,7 +83,7 @@ impl RunMeters {
     }
 
     /// Writes the run's figures into `report`, the run having lasted `end` seconds.
-    pub fn finish(self, report: &mut UpgradeReport, end: f64) {
+    pub(crate) fn finish(self, report: &mut UpgradeReport, end: f64) {
         report.duration_seconds = end;
         report.pdb_violation_seconds = self.violation_seconds(end);
     }

@@ -52,7 +52,7 @@ pub(crate) fn is_done(p: NodePhase) -> bool {
 
 /// Pools that stopped because a replacement never became Ready: none of their nodes
 /// starts any more in this run (the others keep serving), the other pools go on.
-pub fn stopped_pools(plan: &Plan, phases: &BTreeMap<String, NodePhase>) -> BTreeSet<String> {
+pub(crate) fn stopped_pools(plan: &Plan, phases: &BTreeMap<String, NodePhase>) -> BTreeSet<String> {
     plan.outdated
         .iter()
         .filter(|n| phase_of(phases, &n.name) == NodePhase::ReplacementFailed)
@@ -62,7 +62,7 @@ pub fn stopped_pools(plan: &Plan, phases: &BTreeMap<String, NodePhase>) -> BTree
 
 /// Whether the node needs nothing more from this run: replaced, given up on (left
 /// cordoned, replacement failed), or never started because its pool stopped.
-pub fn settled(phase: NodePhase, pool_stopped: bool) -> bool {
+pub(crate) fn settled(phase: NodePhase, pool_stopped: bool) -> bool {
     matches!(
         phase,
         NodePhase::Gone | NodePhase::CordonedLeft | NodePhase::ReplacementFailed

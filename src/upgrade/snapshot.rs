@@ -101,7 +101,7 @@ impl Resources {
         }
     }
     /// Component-wise saturating difference.
-    pub fn saturating_sub(self, o: Resources) -> Resources {
+    pub(crate) fn saturating_sub(self, o: Resources) -> Resources {
         Resources {
             cpu_millis: self.cpu_millis.saturating_sub(o.cpu_millis),
             memory_bytes: self.memory_bytes.saturating_sub(o.memory_bytes),
@@ -222,11 +222,11 @@ pub struct PodInfo {
 
 impl PodInfo {
     /// `namespace/name`.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
     /// Terminated pods (Succeeded/Failed) need no eviction.
-    pub fn terminated(&self) -> bool {
+    pub(crate) fn terminated(&self) -> bool {
         self.phase == "Succeeded" || self.phase == "Failed"
     }
     /// A pod a drain must evict: not DaemonSet, not mirror, not terminated.
@@ -421,7 +421,7 @@ fn int_or_percent(
 
 impl PodInfo {
     /// Builds the view of one Pod without volume zones (watch-fed callers).
-    pub fn from_k8s(p: &Pod) -> Result<PodInfo, SnapshotError> {
+    pub(crate) fn from_k8s(p: &Pod) -> Result<PodInfo, SnapshotError> {
         pod_info(p, &BTreeMap::new())
     }
 }
@@ -613,7 +613,7 @@ fn pod_info(
 
 impl PdbInfo {
     /// Builds the view of one PodDisruptionBudget.
-    pub fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
+    pub(crate) fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
         let (namespace, name, object) = namespaced(&b.metadata, "PodDisruptionBudget")?;
         let spec = b.spec.as_ref();
         let selector = match spec.and_then(|s| s.selector.as_ref()) {
@@ -714,7 +714,8 @@ impl Snapshot {
     }
 
     /// The node named `name`.
-    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+    #[cfg(test)]
+    pub(crate) fn node(&self, name: &str) -> Option<&NodeInfo> {
         self.nodes.iter().find(|n| n.name == name)
     }
 

@@ -98,7 +98,7 @@ impl NodePhase {
     ];
 
     /// The annotation value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             NodePhase::Outdated => "outdated",
             NodePhase::SurgeRequested => "surge-requested",
@@ -115,12 +115,12 @@ impl NodePhase {
     }
 
     /// Parses an annotation value.
-    pub fn parse(s: &str) -> Option<NodePhase> {
+    pub(crate) fn parse(s: &str) -> Option<NodePhase> {
         NodePhase::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
     /// Whether the node is cordoned in this phase (cordon happens at drain start).
-    pub fn cordoned(self) -> bool {
+    pub(crate) fn cordoned(self) -> bool {
         matches!(
             self,
             NodePhase::Draining

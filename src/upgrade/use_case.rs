@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// Node-pool providers the engine can drive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cloud {
+pub(crate) enum Cloud {
     /// The simulated cloud of the embedded cluster (`/sim/cloud` on its API server).
     Sim,
     /// Any cloud behind an external command ([`ExecNodePool`]'s JSON protocol).
@@ -35,7 +35,7 @@ pub enum Cloud {
 
 impl Cloud {
     /// The flag value naming this provider, for messages.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Cloud::Sim => "sim",
             Cloud::Exec { .. } => "exec",
@@ -45,7 +45,7 @@ impl Cloud {
 
     /// The node pools of this cloud; `client` reaches the cluster (the simulated cloud is
     /// served by the simulated API server), `kubeconfig` names it to a pool command.
-    pub async fn open(
+    pub(crate) async fn open(
         &self,
         client: kube::Client,
         kubeconfig: Option<&std::path::Path>,
@@ -62,7 +62,7 @@ impl Cloud {
 
 /// Which cluster, and which cloud its pools are in.
 #[derive(Debug, Clone, Default)]
-pub struct Target {
+pub(crate) struct Target {
     /// Kubeconfig file (default: `$KUBECONFIG`, `~/.kube/config`, in-cluster).
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context.
@@ -75,7 +75,7 @@ pub struct Target {
 /// Why an upgrade could not be planned or did not finish; [`UpgradeError::exit_code`] maps
 /// each to the documented exit code.
 #[derive(Debug, thiserror::Error)]
-pub enum UpgradeError {
+pub(crate) enum UpgradeError {
     /// Bad options, a bad target version, or a cluster that refuses us (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -110,7 +110,7 @@ impl From<KubeError> for UpgradeError {
 }
 
 /// A computed plan and what computing it opened.
-pub struct Planned {
+pub(crate) struct Planned {
     /// The cluster.
     pub cluster: KubeCluster,
     /// The cloud's pools, when a cloud was named.
@@ -133,7 +133,7 @@ fn pool_info(g: &PoolGroup) -> PoolInfo {
 }
 
 /// Connects, lists nodes, pods, PDBs and volumes once, reads the cloud's pools, and plans.
-pub async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, UpgradeError> {
+pub(crate) async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, UpgradeError> {
     // Option errors first, before connecting; percentages are resolved once the pools are known.
     o.plan_options(None).map_err(UpgradeError::Usage)?;
     let cluster =
@@ -183,7 +183,7 @@ pub async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned, Upgrad
 }
 
 /// The Lease holder's identity of this process.
-pub fn identity() -> String {
+pub(crate) fn identity() -> String {
     format!(
         "e2e-gate@{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
@@ -193,7 +193,7 @@ pub fn identity() -> String {
 
 /// Plans (`on_plan` sees the plan, blockers included), refuses a plan with blockers, and runs
 /// the engine to the end. The report of a run that stopped early comes with the error.
-pub async fn apply(
+pub(crate) async fn apply(
     target: &Target,
     o: &UpgradeOptions,
     on_plan: impl FnOnce(&Plan),

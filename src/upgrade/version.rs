@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 /// `major.minor[.patch]`; a missing patch matches any patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Version {
+pub(crate) struct Version {
     /// Major.
     pub major: u32,
     /// Minor.
@@ -15,7 +15,7 @@ pub struct Version {
 }
 
 /// Parses `v1.34.1`, `1.34`, `v1.34.1-eks-abc`, `v1.34.1+k3s1`; `None` for anything else.
-pub fn parse(v: &str) -> Option<Version> {
+pub(crate) fn parse(v: &str) -> Option<Version> {
     let v = v.trim();
     let v = v.strip_prefix('v').unwrap_or(v);
     let core = v.split(['-', '+']).next()?;
@@ -40,7 +40,7 @@ pub fn parse(v: &str) -> Option<Version> {
 
 impl Version {
     /// Orders by major, minor, then patch where both have one (a missing patch compares equal).
-    pub fn compare(&self, other: &Version) -> Ordering {
+    pub(crate) fn compare(&self, other: &Version) -> Ordering {
         (self.major, self.minor)
             .cmp(&(other.major, other.minor))
             .then(match (self.patch, other.patch) {

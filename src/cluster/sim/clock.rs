@@ -9,7 +9,7 @@ pub(crate) type SimTime = f64;
 
 /// A clock that runs `1 / time_scale` times faster than the wall clock.
 #[derive(Debug, Clone)]
-pub struct SimClock {
+pub(crate) struct SimClock {
     start: Instant,
     start_wall: DateTime<Utc>,
     time_scale: f64,
@@ -17,7 +17,7 @@ pub struct SimClock {
 
 impl SimClock {
     /// A clock starting now. `time_scale` must be > 0.
-    pub fn new(time_scale: f64) -> Self {
+    pub(crate) fn new(time_scale: f64) -> Self {
         Self {
             start: Instant::now(),
             start_wall: Utc::now(),
@@ -25,23 +25,23 @@ impl SimClock {
         }
     }
     /// Real seconds per simulated second.
-    pub fn time_scale(&self) -> f64 {
+    pub(crate) fn time_scale(&self) -> f64 {
         self.time_scale
     }
     /// Simulated seconds since start.
-    pub fn now(&self) -> SimTime {
+    pub(crate) fn now(&self) -> SimTime {
         self.start.elapsed().as_secs_f64() / self.time_scale
     }
     /// Simulated wall-clock time (for timestamps in objects).
-    pub fn wall(&self) -> DateTime<Utc> {
+    pub(crate) fn wall(&self) -> DateTime<Utc> {
         self.at(self.now())
     }
     /// The wall-clock time of simulated instant `t`.
-    pub fn at(&self, t: SimTime) -> DateTime<Utc> {
+    pub(crate) fn at(&self, t: SimTime) -> DateTime<Utc> {
         self.start_wall + chrono::Duration::milliseconds((t * 1000.0) as i64)
     }
     /// RFC 3339 timestamp (seconds precision, as Kubernetes writes them).
-    pub fn timestamp(&self) -> String {
+    pub(crate) fn timestamp(&self) -> String {
         self.wall().to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 }

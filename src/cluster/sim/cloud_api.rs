@@ -37,7 +37,7 @@ fn body_json(body: &Bytes) -> Result<Value, ApiError> {
 }
 
 /// The groups document.
-pub fn groups(sim: &Sim) -> Value {
+pub(crate) fn groups(sim: &Sim) -> Value {
     let st = sim.state.lock();
     let cloud = &st.mach.cloud;
     let groups: Vec<Value> = cloud

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 /// An API error rendered as a `Status` body with the matching HTTP code.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status code.
     pub code: u16,
     /// `Status.reason` (NotFound, Conflict, ...).
@@ -19,7 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A generic error.
-    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             reason,
@@ -66,7 +66,7 @@ impl ApiError {
         Self::new(400, "BadRequest", message)
     }
     /// 422 Invalid.
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(422, "Invalid", message)
     }
     /// 415 UnsupportedMediaType.

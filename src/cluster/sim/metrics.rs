@@ -43,14 +43,14 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts one request.
-    pub fn request(&mut self, verb: &str, resource: &str) {
+    pub(crate) fn request(&mut self, verb: &str, resource: &str) {
         *self
             .requests
             .entry(format!("{verb} {resource}"))
             .or_default() += 1;
     }
     /// Counts one eviction.
-    pub fn eviction(&mut self, workload: &str, allowed: bool) {
+    pub(crate) fn eviction(&mut self, workload: &str, allowed: bool) {
         let e = self.evictions.entry(workload.to_string()).or_default();
         if allowed {
             e.allowed += 1;

@@ -11,7 +11,7 @@ pub(crate) mod clock;
 pub(crate) mod cloud_api;
 pub(crate) mod error;
 pub(crate) mod machinery;
-pub mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod patch;
 pub mod process;
 
@@ -101,7 +101,7 @@ pub struct SimCluster {
 
 impl Sim {
     /// Builds the simulator state from a topology (no server, no clock loop).
-    pub fn new(topology: &Topology, opts: &SimOptions) -> Arc<Self> {
+    pub(crate) fn new(topology: &Topology, opts: &SimOptions) -> Arc<Self> {
         let mut settings = topology.sim.clone();
         if let Some(ts) = opts.time_scale {
             settings.time_scale = ts;
@@ -202,7 +202,7 @@ impl Sim {
     }
 
     /// Runs one machinery tick now.
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         let now = self.clock.now();
         self.state.lock().tick(now);
     }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 /// The patch flavours of the `Content-Type` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     /// `application/merge-patch+json`.
     Merge,
     /// `application/json-patch+json`.
@@ -32,7 +32,7 @@ impl PatchKind {
 }
 
 /// Applies a patch of the given kind to `target`.
-pub fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, String> {
+pub(crate) fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, String> {
     let mut t = target.clone();
     match kind {
         PatchKind::Merge | PatchKind::Apply => merge_patch(&mut t, patch),

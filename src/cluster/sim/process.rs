@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// What a running simulator leaves in its state directory (`state.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SimState {
+pub(crate) struct SimState {
     /// Cluster name.
     pub name: String,
     /// Server process id.
@@ -137,7 +137,7 @@ impl SimProvider {
     }
 
     /// Names of all clusters with a state directory.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         use std::os::unix::fs::MetadataExt;
         let me = process_control::current_uid();
         let mut out: Vec<String> = std::fs::read_dir(&self.root)
@@ -317,7 +317,7 @@ impl ClusterProvider for SimProvider {
 }
 
 /// Body of the hidden `cluster serve-sim` subcommand: serves until SIGTERM/SIGINT.
-pub async fn serve(
+pub(crate) async fn serve(
     name: &str,
     state_dir: &Path,
     topology: Option<&Path>,

@@ -2,7 +2,7 @@
 
 /// One served resource (group/version/plural) with its discovery data.
 #[derive(Debug, Clone, Copy)]
-pub struct ResourceDef {
+pub(crate) struct ResourceDef {
     /// API group ("" for core).
     pub group: &'static str,
     pub version: &'static str,
@@ -154,7 +154,7 @@ pub(crate) const RESOURCES: &[ResourceDef] = &[
 ];
 
 /// Resource ids of the resources the machinery touches.
-pub mod id {
+pub(crate) mod id {
     pub(crate) const NAMESPACES: usize = 0;
     pub(crate) const NODES: usize = 1;
     pub(crate) const PODS: usize = 2;
@@ -172,7 +172,7 @@ pub mod id {
 }
 
 /// Finds a resource by group, version and plural.
-pub fn find(group: &str, version: &str, plural: &str) -> Option<usize> {
+pub(crate) fn find(group: &str, version: &str, plural: &str) -> Option<usize> {
     RESOURCES
         .iter()
         .position(|r| r.group == group && r.version == version && r.plural == plural)

@@ -52,7 +52,7 @@ fn set_values(s: &str) -> Result<BTreeSet<String>, String> {
 
 impl LabelSelector {
     /// Parses the query-string form (`app=web,tier!=db,env in (a,b),!legacy`).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let mut exprs = Vec::new();
         for part in split_top(s) {
             exprs.push(if let Some(k) = part.strip_prefix('!') {
@@ -84,7 +84,7 @@ impl LabelSelector {
     }
 
     /// Admission: why `v` (a `metav1.LabelSelector` JSON object) is not a valid selector.
-    pub fn check(v: &Value) -> Result<(), String> {
+    pub(crate) fn check(v: &Value) -> Result<(), String> {
         Self::read(v).map(|_| ())
     }
 
@@ -107,7 +107,7 @@ impl LabelSelector {
     }
 
     /// Whether the labels of `obj` (`metadata.labels`) match.
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         let labels = obj.get("metadata").and_then(|m| m.get("labels"));
         self.matches_labels(labels)
     }
@@ -130,7 +130,7 @@ pub(crate) struct FieldSelector(pub Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses `spec.nodeName=n1,status.phase!=Failed`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, eq, v) = if let Some((k, v)) = part.split_once("!=") {
@@ -146,7 +146,7 @@ impl FieldSelector {
     }
 
     /// Whether `obj` matches (missing fields compare as "").
-    pub fn matches(&self, obj: &Value) -> bool {
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, eq, want)| {
             let mut cur = Some(obj);
             for seg in path.split('.') {

@@ -13,7 +13,7 @@ pub(crate) type ObjKey = (String, String);
 
 /// Watch event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
+pub(crate) enum EventType {
     /// Object created.
     Added,
     /// Object changed.
@@ -23,7 +23,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
             EventType::Modified => "MODIFIED",
@@ -34,7 +34,7 @@ impl EventType {
 
 /// One change, as fanned out to watchers.
 #[derive(Debug)]
-pub struct WatchEvent {
+pub(crate) struct WatchEvent {
     /// Resource id (index into [`RESOURCES`]).
     pub res: usize,
     pub etype: EventType,
@@ -49,7 +49,7 @@ pub struct WatchEvent {
 
 /// Which part of an object an update may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateMode {
+pub(crate) enum UpdateMode {
     /// The main resource: status is kept when the resource has a status subresource.
     Main,
     /// The `/status` subresource: only status changes.
@@ -57,7 +57,7 @@ pub enum UpdateMode {
 }
 
 /// The store. Not thread-safe by itself: the simulator wraps it in a mutex.
-pub struct Store {
+pub(crate) struct Store {
     rv: u64,
     objects: Vec<BTreeMap<ObjKey, Arc<Value>>>,
     history: VecDeque<Arc<WatchEvent>>,
@@ -82,7 +82,7 @@ pub(crate) fn key_of(obj: &Value) -> ObjKey {
 
 impl Store {
     /// An empty store.
-    pub fn new(history_cap: usize) -> Self {
+    pub(crate) fn new(history_cap: usize) -> Self {
         let (tx, _) = broadcast::channel(65_536);
         Self {
             rv: 1,
@@ -96,7 +96,7 @@ impl Store {
     }
 
     /// The current (latest) resourceVersion.
-    pub fn rv(&self) -> u64 {
+    pub(crate) fn rv(&self) -> u64 {
         self.rv
     }
 
@@ -141,7 +141,7 @@ impl Store {
     }
 
     /// Number of live watch subscriptions.
-    pub fn watchers(&self) -> usize {
+    pub(crate) fn watchers(&self) -> usize {
         self.tx.receiver_count()
     }
 
@@ -163,7 +163,7 @@ impl Store {
     }
 
     /// One object.
-    pub fn get(&self, res: usize, ns: &str, name: &str) -> Option<Arc<Value>> {
+    pub(crate) fn get(&self, res: usize, ns: &str, name: &str) -> Option<Arc<Value>> {
         self.objects[res]
             .get(&(ns.to_string(), name.to_string()))
             .cloned()
@@ -176,12 +176,12 @@ impl Store {
     }
 
     /// Whether an object exists.
-    pub fn contains(&self, res: usize, ns: &str, name: &str) -> bool {
+    pub(crate) fn contains(&self, res: usize, ns: &str, name: &str) -> bool {
         self.objects[res].contains_key(&(ns.to_string(), name.to_string()))
     }
 
     /// All objects of a resource, optionally in one namespace, sorted by (namespace, name).
-    pub fn list(&self, res: usize, ns: Option<&str>) -> Vec<Arc<Value>> {
+    pub(crate) fn list(&self, res: usize, ns: Option<&str>) -> Vec<Arc<Value>> {
         match ns {
             None => self.objects[res].values().cloned().collect(),
             Some(ns) => self.objects[res]
@@ -193,17 +193,17 @@ impl Store {
     }
 
     /// Iterates over all objects of a resource.
-    pub fn iter(&self, res: usize) -> impl Iterator<Item = (&ObjKey, &Arc<Value>)> {
+    pub(crate) fn iter(&self, res: usize) -> impl Iterator<Item = (&ObjKey, &Arc<Value>)> {
         self.objects[res].iter()
     }
 
     /// Number of objects of a resource.
-    pub fn count(&self, res: usize) -> usize {
+    pub(crate) fn count(&self, res: usize) -> usize {
         self.objects[res].len()
     }
 
     /// Creates an object (metadata is completed: uid, resourceVersion, timestamps).
-    pub fn create(
+    pub(crate) fn create(
         &mut self,
         res: usize,
         ns: &str,
@@ -288,7 +288,7 @@ impl Store {
 
     /// Replaces an object from a client write (PUT or the result of a PATCH).
     /// A non-empty `metadata.resourceVersion` must equal the stored one (else 409).
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         res: usize,
         ns: &str,
@@ -355,7 +355,7 @@ impl Store {
     }
 
     /// Writes an object unconditionally (machinery), bumping its resourceVersion.
-    pub fn put(&mut self, res: usize, mut obj: Value) -> Arc<Value> {
+    pub(crate) fn put(&mut self, res: usize, mut obj: Value) -> Arc<Value> {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let key = key_of(&obj);
@@ -385,7 +385,7 @@ impl Store {
     }
 
     /// Removes an object (DELETED event carries a new resourceVersion).
-    pub fn remove(&mut self, res: usize, ns: &str, name: &str) -> Option<Arc<Value>> {
+    pub(crate) fn remove(&mut self, res: usize, ns: &str, name: &str) -> Option<Arc<Value>> {
         let old = self.objects[res].remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
         let mut last = (*old).clone();

@@ -333,7 +333,7 @@ impl Topology {
     }
 
     /// Semantic checks: `Err((field, message))`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
         use crate::quantity::{base_units, cpu_millis};
         let s = &self.sim;
         let ts = s.time_scale;

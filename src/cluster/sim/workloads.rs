@@ -7,7 +7,7 @@ use super::SimState;
 use serde_json::{json, Value};
 
 /// Creates the workload's controller object, its PDB and its Service.
-pub fn create(state: &mut SimState, w: &Workload, ts: &str) {
+pub(crate) fn create(state: &mut SimState, w: &Workload, ts: &str) {
     let labels = json!({"app": w.name});
     let mut annotations = json!({});
     if w.ignore_sigterm {

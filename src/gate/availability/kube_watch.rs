@@ -92,7 +92,7 @@ pub(crate) struct KubeWatchRun {
 
 impl KubeWatchRun {
     /// Starts watching with `client`; time 0 is now.
-    pub fn start(client: Client) -> Self {
+    pub(crate) fn start(client: Client) -> Self {
         let started = Instant::now();
         let stop = CancellationToken::new();
         let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();

@@ -2,10 +2,10 @@
 //! word): every PDB must keep `desiredHealthy`, every Service that had a ready endpoint must
 //! keep one. [`timeline`] is the pure accounting, [`kube_watch`] the watches that feed it.
 
-pub mod kube_watch;
-pub mod timeline;
+pub(crate) mod kube_watch;
+pub(crate) mod timeline;
 
-pub use timeline::{judge, AvailabilityReport, Moment, Subject, SubjectSummary, Timeline};
+pub(crate) use timeline::{judge, AvailabilityReport};
 
 use crate::cluster::ClusterHandle;
 

@@ -100,20 +100,20 @@ struct Track {
 
 /// Accumulates observations.
 #[derive(Debug, Default)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     tracks: BTreeMap<Subject, Track>,
     errors: Vec<String>,
 }
 
 impl Timeline {
     /// A new, empty timeline.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Records that at `t` the subject had `healthy` against `required`; `cordoned` is the set of
     /// cordoned nodes at that instant.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         subject: &Subject,
         t: f64,
@@ -167,14 +167,14 @@ impl Timeline {
     }
 
     /// Records a watch problem (reported, and it makes the measurement untrustworthy).
-    pub fn error(&mut self, e: String) {
+    pub(crate) fn error(&mut self, e: String) {
         if !self.errors.contains(&e) {
             self.errors.push(e);
         }
     }
 
     /// The report at `end` (open stretches are counted up to `end`).
-    pub fn finish(&self, end: f64) -> AvailabilityReport {
+    pub(crate) fn finish(&self, end: f64) -> AvailabilityReport {
         let mut subjects = Vec::new();
         let mut moments = Vec::new();
         let (mut pdbs, mut services) = (0, 0);
@@ -228,7 +228,7 @@ impl Timeline {
 
 impl Moment {
     /// One line: who, when, how long, how deep, what the upgrade was doing.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let depth = match self.subject {
             Subject::Pdb { .. } => format!("{} healthy of {} required", self.lowest, self.required),
             Subject::Service { .. } => "no ready endpoint".to_string(),

@@ -1,15 +1,13 @@
 //! Readers for every result shape, with format detection and shared helpers.
 
-pub mod json_report;
+pub(crate) mod json_report;
 pub mod junit;
-pub mod log;
-pub mod naming;
-pub mod text;
+pub(crate) mod log;
+pub(crate) mod naming;
+pub(crate) mod text;
 
-pub use naming::{
-    apply_suite_verdict, is_suite_node, names_match, push_suite_node, split_it_prefix,
-};
-pub use text::BoundedText;
+pub(crate) use naming::{apply_suite_verdict, is_suite_node, names_match, push_suite_node};
+pub(crate) use text::BoundedText;
 
 /// Reader options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +46,7 @@ impl ReadOptions {
 
 /// The shape of a result file, guessed from its name and first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// Any JUnit XML (ginkgo v1/v2, runner steps, our own output).
     Junit,
     /// Ginkgo JSON report.
@@ -58,7 +56,7 @@ pub enum Shape {
 }
 
 /// Guesses the shape from the first bytes of a file (BOM, blanks and comments skipped).
-pub fn detect(head: &[u8]) -> Shape {
+pub(crate) fn detect(head: &[u8]) -> Shape {
     let text = String::from_utf8_lossy(head);
     let t = text.trim_start_matches('\u{feff}').trim_start();
     if t.starts_with('<') {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 pub(crate) const IT_PREFIX: &str = "[It] ";
 
 /// Splits a v2 JUnit testcase name into (`Spec.name`, `Spec.junit_prefix`), in place.
-pub fn split_it_prefix(mut junit_name: String) -> (String, Option<Cow<'static, str>>) {
+pub(crate) fn split_it_prefix(mut junit_name: String) -> (String, Option<Cow<'static, str>>) {
     if junit_name.starts_with(IT_PREFIX) {
         junit_name.drain(..IT_PREFIX.len());
         (junit_name, Some(Cow::Borrowed(IT_PREFIX)))
@@ -18,7 +18,7 @@ pub fn split_it_prefix(mut junit_name: String) -> (String, Option<Cow<'static, s
 }
 
 /// Whether a testcase name is a suite setup/teardown node rather than a spec.
-pub fn is_suite_node(name: &str) -> bool {
+pub(crate) fn is_suite_node(name: &str) -> bool {
     const V2: &[&str] = &[
         "[BeforeSuite]",
         "[SynchronizedBeforeSuite]",
@@ -46,7 +46,7 @@ pub fn is_suite_node(name: &str) -> bool {
 
 /// Adds a suite node, deduplicating copies by name: the first copy is kept unless a later
 /// one failed (a failure in any copy is kept).
-pub fn push_suite_node(suite: &mut SuiteResult, node: crate::results::model::SuiteNode) {
+pub(crate) fn push_suite_node(suite: &mut SuiteResult, node: crate::results::model::SuiteNode) {
     use crate::results::model::AttemptState;
     match suite.suite_nodes.iter_mut().find(|n| n.name == node.name) {
         Some(existing) => {
@@ -63,7 +63,7 @@ pub fn push_suite_node(suite: &mut SuiteResult, node: crate::results::model::Sui
 /// Applies ginkgo's own suite verdict (`SuiteSucceeded`, `SpecialSuiteFailureReason(s)`):
 /// an interrupted/timed-out/aborted suite is incomplete; any other failure that no spec or
 /// suite node explains becomes a failed suite node, so the suite cannot pass.
-pub fn apply_suite_verdict(
+pub(crate) fn apply_suite_verdict(
     suite: &mut SuiteResult,
     succeeded: Option<bool>,
     reasons: &[String],
@@ -109,7 +109,7 @@ pub fn apply_suite_verdict(
 }
 
 /// Whether a log spec name (which may carry a trailing ` [label, …]` list) names the spec.
-pub fn names_match(spec_name: &str, log_name: &str) -> bool {
+pub(crate) fn names_match(spec_name: &str, log_name: &str) -> bool {
     let log_name = log_name.trim();
     if spec_name == log_name {
         return true;

@@ -2,7 +2,7 @@
 
 /// A bounded text accumulator: keeps the tail (outputs) or the head (failure text).
 #[derive(Debug, Default)]
-pub struct BoundedText {
+pub(crate) struct BoundedText {
     buf: String,
     cap: usize,
     keep_head: bool,
@@ -11,7 +11,7 @@ pub struct BoundedText {
 
 impl BoundedText {
     /// Keeps at most `cap` bytes of the end of the text.
-    pub fn tail(cap: usize) -> Self {
+    pub(crate) fn tail(cap: usize) -> Self {
         BoundedText {
             cap,
             ..Default::default()
@@ -19,7 +19,7 @@ impl BoundedText {
     }
 
     /// Keeps at most `cap` bytes of the start of the text.
-    pub fn head(cap: usize) -> Self {
+    pub(crate) fn head(cap: usize) -> Self {
         BoundedText {
             cap,
             keep_head: true,
@@ -34,7 +34,7 @@ impl BoundedText {
     }
 
     /// Appends text.
-    pub fn push(&mut self, s: &str) {
+    pub(crate) fn push(&mut self, s: &str) {
         if self.cap == 0 {
             self.dropped += s.len();
             return;
@@ -71,7 +71,7 @@ impl BoundedText {
     }
 
     /// The kept text, `None` when empty; notes how much was dropped.
-    pub fn finish(mut self) -> Option<String> {
+    pub(crate) fn finish(mut self) -> Option<String> {
         if !self.keep_head {
             self.trim_front();
         }

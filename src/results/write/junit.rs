@@ -325,7 +325,7 @@ fn serialize(report: &Report) -> std::io::Result<String> {
 
 impl JunitStream {
     /// An empty stream.
-    pub fn new(opts: &JunitOptions) -> std::io::Result<Self> {
+    pub(crate) fn new(opts: &JunitOptions) -> std::io::Result<Self> {
         Ok(JunitStream {
             opts: opts.clone(),
             totals: Report::new(opts.report_name.as_str()),
@@ -335,7 +335,7 @@ impl JunitStream {
     }
 
     /// Adds `suite` (written out now; the caller may drop it).
-    pub fn add(&mut self, suite: &SuiteResult) -> std::io::Result<()> {
+    pub(crate) fn add(&mut self, suite: &SuiteResult) -> std::io::Result<()> {
         use std::io::Write;
         let ts = suite_to_junit(suite, &self.opts);
         self.time += suite.total_duration();
@@ -353,7 +353,7 @@ impl JunitStream {
     }
 
     /// Writes the whole report to `out`.
-    pub fn finish(mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    pub(crate) fn finish(mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         use std::io::Seek;
         if self.time > Duration::ZERO {
             self.totals.set_time(self.time);

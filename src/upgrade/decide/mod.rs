@@ -10,7 +10,7 @@
 //! property tests (`tests/upgrade_decide_props.rs`) drive it against a model of the cluster.
 
 pub mod patches;
-pub mod per_node;
+pub(crate) mod per_node;
 pub mod setup;
 
 use super::capacity::{self, PoolZone, ZoneCounts};
@@ -136,7 +136,12 @@ impl RunContext {
     /// in a pool whose group spans zones, any zone where no old node waits for it
     /// (`waiting`: zones of the pool with a surge request still open). A replacement the
     /// cloud put elsewhere is taken where it is not another node's own.
-    pub fn may_replace(&self, place: &PoolZone, zone: &str, waiting: &BTreeSet<&str>) -> bool {
+    pub(crate) fn may_replace(
+        &self,
+        place: &PoolZone,
+        zone: &str,
+        waiting: &BTreeSet<&str>,
+    ) -> bool {
         place.1 == zone || (self.spread_pools.contains(&place.0) && !waiting.contains(zone))
     }
 }
@@ -498,7 +503,7 @@ pub enum CloudNeed {
 
 /// Each planned node's phase: its markers, never behind what this process wrote; a planned
 /// node that no longer exists is Gone.
-pub fn phases(
+pub(crate) fn phases(
     run: &RunContext,
     nodes: &BTreeMap<String, NodeInfo>,
     mem: &Memory,

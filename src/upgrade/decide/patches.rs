@@ -11,14 +11,14 @@ use chrono::{DateTime, Utc};
 /// On a new node: the old node it replaces.
 pub const REPLACES_ANNOTATION: &str = "upgrade.e2e-gate.io/replaces";
 /// On an old node: `surge` or `unavailable` (how its replacement is provided).
-pub const MODE_ANNOTATION: &str = "upgrade.e2e-gate.io/mode";
+pub(crate) const MODE_ANNOTATION: &str = "upgrade.e2e-gate.io/mode";
 /// On an old node that took another's surge request over (a pool whose group spans zones):
 /// `<node>@<time>`. Written before the other node goes back to Outdated, so a run that
 /// crashed between the two writes finishes the handover instead of counting the surge twice.
-pub const SURGE_FROM_ANNOTATION: &str = "upgrade.e2e-gate.io/surge-from";
+pub(crate) const SURGE_FROM_ANNOTATION: &str = "upgrade.e2e-gate.io/surge-from";
 
 /// The [`SURGE_FROM_ANNOTATION`] value: `from` handed its request over at `at`.
-pub fn surge_from_value(from: &str, at: DateTime<Utc>) -> String {
+pub(crate) fn surge_from_value(from: &str, at: DateTime<Utc>) -> String {
     format!(
         "{from}@{}",
         at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

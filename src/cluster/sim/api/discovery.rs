@@ -6,7 +6,7 @@ use super::super::resources::{group_versions, RESOURCES};
 use serde_json::{json, Value};
 
 /// `/version`.
-pub fn version(kubernetes_version: &str) -> Value {
+pub(crate) fn version(kubernetes_version: &str) -> Value {
     let v = kubernetes_version.trim_start_matches('v');
     let mut parts = v.split('.');
     let major = parts.next().unwrap_or("1");
@@ -48,7 +48,7 @@ pub(crate) fn group_list() -> Value {
 }
 
 /// `/apis/<group>`.
-pub fn group(group: &str) -> Option<Value> {
+pub(crate) fn group(group: &str) -> Option<Value> {
     if group.is_empty() || !RESOURCES.iter().any(|r| r.group == group) {
         return None;
     }

@@ -3,8 +3,8 @@
 //! subresources, the pod eviction subresource, selectors, pagination, server-side
 //! tables and `Status` error bodies.
 
-pub mod discovery;
-pub mod table;
+pub(crate) mod discovery;
+pub(crate) mod table;
 mod watch;
 
 use super::error::ApiError;

@@ -121,7 +121,7 @@ fn node_row(n: &Value, now: DateTime<Utc>) -> Vec<Value> {
 type RowFn = fn(&Value, DateTime<Utc>) -> Vec<Value>;
 
 /// A `meta.k8s.io/v1` Table of `items`.
-pub fn table(
+pub(crate) fn table(
     def: &ResourceDef,
     items: &[Arc<Value>],
     rv: &str,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 /// Instance lifecycle, as an auto-scaling group reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     /// Booting.
     Pending,
     /// Running and part of the group.
@@ -24,7 +24,7 @@ pub enum Lifecycle {
 
 /// Load-balancer target state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum LbState {
+pub(crate) enum LbState {
     /// Not (yet) healthy.
     OutOfService,
     /// Healthy.
@@ -33,7 +33,7 @@ pub enum LbState {
 
 /// One auto-scaling group (one pool in one zone).
 #[derive(Debug, Clone, Serialize)]
-pub struct Group {
+pub(crate) struct Group {
     /// `<pool>-<zone>`.
     pub name: String,
     pub pool: String,
@@ -49,7 +49,7 @@ pub struct Group {
 
 /// One instance.
 #[derive(Debug, Clone, Serialize)]
-pub struct Instance {
+pub(crate) struct Instance {
     /// `i-0000001`.
     pub id: String,
     pub group: String,
@@ -78,7 +78,7 @@ pub struct Instance {
 
 /// All groups and instances.
 #[derive(Debug, Default)]
-pub struct Cloud {
+pub(crate) struct Cloud {
     /// Groups by name.
     pub groups: BTreeMap<String, Group>,
     /// Instances by id.

@@ -19,7 +19,7 @@ pub(crate) const SIGTERM_EXIT_SECONDS: f64 = 1.0;
 
 /// Per-pod kubelet progress.
 #[derive(Debug, Clone, Default)]
-pub struct PodTimer {
+pub(crate) struct PodTimer {
     pub ns: String,
     pub name: String,
     /// When containers start (phase Running).

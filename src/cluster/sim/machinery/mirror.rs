@@ -9,7 +9,7 @@ use super::super::SimState;
 
 /// One instance of a mirrored group, as the other cloud reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MirroredInstance {
+pub(crate) struct MirroredInstance {
     /// Its id (the Node's provider id ends in it).
     pub id: String,
     /// The simulated group it belongs to (`<pool>-<zone>`).

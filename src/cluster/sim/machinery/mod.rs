@@ -2,13 +2,13 @@
 //! kubelet, scheduler, workload controllers and PDB status. Everything runs in
 //! [`SimState::tick`], driven by the scaled clock.
 
-pub mod cloud;
-pub mod controllers;
-pub mod endpoints;
-pub mod kubelet;
-pub mod mirror;
-pub mod pdb;
-pub mod scheduler;
+pub(crate) mod cloud;
+pub(crate) mod controllers;
+pub(crate) mod endpoints;
+pub(crate) mod kubelet;
+pub(crate) mod mirror;
+pub(crate) mod pdb;
+pub(crate) mod scheduler;
 
 use super::clock::SimTime;
 use super::resources::id;
@@ -31,7 +31,7 @@ pub(crate) const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 
 /// Machinery state that is not stored as API objects.
 #[derive(Default)]
-pub struct Machinery {
+pub(crate) struct Machinery {
     pub cloud: cloud::Cloud,
     /// Kubelet timers per pod uid.
     pub pods: HashMap<String, kubelet::PodTimer>,
@@ -138,7 +138,7 @@ pub(crate) fn condition_true(obj: &Value, ctype: &str) -> bool {
 }
 
 /// Whether an object is being deleted.
-pub fn deleting(obj: &Value) -> bool {
+pub(crate) fn deleting(obj: &Value) -> bool {
     obj["metadata"]
         .get("deletionTimestamp")
         .is_some_and(|v| !v.is_null())

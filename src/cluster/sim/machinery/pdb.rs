@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// Computed status of one PDB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Pods the budget expects.
     pub expected: i64,
     /// Ready, non-terminating pods.
