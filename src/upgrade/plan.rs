@@ -11,6 +11,7 @@
 //! Durations follow `reference/upgrade.md` d.3 with estimated `P` (boot + min-ready),
 //! `D` (drain), `T` (terminate) and `R` (evicted pod → replacement Ready).
 
+use super::scheduler::pdb_rounds;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo, Snapshot, UNKNOWN_ZONE};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -304,15 +305,11 @@ pub(crate) fn is_stateful(pod: &PodInfo) -> bool {
     pod.has_pvc || pod.owner.as_ref().is_some_and(|o| o.kind == "StatefulSet")
 }
 
-fn ceil_div(a: u64, b: u64) -> u64 {
-    a.div_ceil(b.max(1))
-}
-
 struct Ctx<'a> {
     snap: &'a Snapshot,
     opts: &'a PlanOptions,
-    /// PDB key → (pdb, steady-state allowed disruptions).
-    pdb_allowed: BTreeMap<String, (&'a PdbInfo, i32)>,
+    /// PDB key → steady-state allowed disruptions.
+    pdb_allowed: BTreeMap<String, i32>,
 }
 
 impl<'a> Ctx<'a> {
@@ -320,14 +317,7 @@ impl<'a> Ctx<'a> {
         let pdb_allowed = snap
             .pdbs
             .iter()
-            .map(|b| {
-                let counted = snap
-                    .pods
-                    .iter()
-                    .filter(|p| !p.terminated() && b.covers(p))
-                    .count() as i32;
-                (b.key(), (b, b.steady_state_allowed(counted)))
-            })
+            .map(|b| (b.key(), b.steady_state_allowed_among(&snap.pods)))
             .collect();
         Ctx {
             snap,
@@ -407,33 +397,21 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
     }
     let outdated_set: BTreeSet<&str> = outdated_nodes.iter().map(|n| n.name.as_str()).collect();
 
-    // Waves.
-    let mut by_class_pool: BTreeMap<(NodeClass, &str), Vec<&NodeInfo>> = BTreeMap::new();
-    let mut classes = BTreeMap::new();
+    // Waves, and the outdated nodes in wave order.
+    let mut by_class: BTreeMap<NodeClass, BTreeMap<&str, Vec<&NodeInfo>>> = BTreeMap::new();
     for n in &outdated_nodes {
-        let c = ctx.class_of(&n.name);
-        classes.insert(n.name.as_str(), c);
-        by_class_pool
-            .entry((c, n.pool.as_str()))
-            .or_default()
-            .push(n);
+        let pools = by_class.entry(ctx.class_of(&n.name)).or_default();
+        pools.entry(n.pool.as_str()).or_default().push(n);
     }
     let mut waves: Vec<Wave> = Vec::new();
-    for class in [
-        NodeClass::Stateless,
-        NodeClass::Stateful,
-        NodeClass::StatefulPrimary,
-    ] {
-        let mut chunks_per_pool: Vec<(&str, Vec<Vec<&NodeInfo>>)> = Vec::new();
-        for ((c, pool), nodes) in &by_class_pool {
-            if *c != class {
-                continue;
-            }
-            let mut nodes = nodes.clone();
+    let mut outdated = Vec::new();
+    for (class, pools) in &mut by_class {
+        let mut chunks_per_pool: Vec<(&str, Vec<&[&NodeInfo]>)> = Vec::new();
+        for (pool, nodes) in pools {
             nodes.sort_by(|a, b| (&a.zone, &a.name).cmp(&(&b.zone, &b.name)));
             let l = opts.limits_for(pool);
             let size = (l.max_surge + l.max_unavailable) as usize;
-            chunks_per_pool.push((pool, nodes.chunks(size).map(|c| c.to_vec()).collect()));
+            chunks_per_pool.push((pool, nodes.chunks(size).collect()));
         }
         let rounds = chunks_per_pool
             .iter()
@@ -444,14 +422,23 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
             let mut nodes = Vec::new();
             let mut surge = Vec::new();
             for (pool, chunks) in &chunks_per_pool {
-                if let Some(chunk) = chunks.get(i) {
-                    surge.extend(assign_surge(&ctx, pool, chunk));
-                    nodes.extend(chunk.iter().map(|n| n.name.clone()));
+                let Some(chunk) = chunks.get(i) else { continue };
+                surge.extend(assign_surge(&ctx, pool, chunk));
+                for n in *chunk {
+                    nodes.push(n.name.clone());
+                    outdated.push(OutdatedNode {
+                        name: n.name.clone(),
+                        pool: n.pool.clone(),
+                        zone: n.zone.clone(),
+                        kubelet_version: n.kubelet_version.clone(),
+                        class: *class,
+                        evictable_pods: ctx.evictable_on(&n.name).count() as u32,
+                    });
                 }
             }
             waves.push(Wave {
                 index: waves.len(),
-                class,
+                class: *class,
                 nodes,
                 surge,
                 estimated_seconds: 0,
@@ -502,8 +489,8 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
         }
         k.iter()
             .filter_map(|(key, k_b)| {
-                let a = ctx.pdb_allowed.get(key).map(|(_, a)| *a).unwrap_or(0);
-                (a > 0).then(|| ceil_div(*k_b, a as u64) * t.pod_ready_seconds)
+                let a = ctx.pdb_allowed.get(key).copied().unwrap_or(0);
+                (a > 0).then(|| pdb_rounds(*k_b, a as u64) * t.pod_ready_seconds)
             })
             .max()
             .unwrap_or(0)
@@ -545,42 +532,16 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
         .iter()
         .map(|(p, n)| {
             let l = opts.limits_for(p);
-            ceil_div(*n, u64::from(l.max_surge + l.max_unavailable)) * dt
+            n.div_ceil(u64::from(l.max_surge + l.max_unavailable).max(1)) * dt
         })
         .max()
         .unwrap_or(0);
 
     let mut peak: BTreeMap<(String, String), u32> = BTreeMap::new();
-    for w in &waves {
-        for s in &w.surge {
-            let e = peak.entry((s.pool.clone(), s.zone.clone())).or_default();
-            *e = (*e).max(s.nodes);
-        }
+    for s in waves.iter().flat_map(|w| &w.surge) {
+        let e = peak.entry((s.pool.clone(), s.zone.clone())).or_default();
+        *e = (*e).max(s.nodes);
     }
-    let order: BTreeMap<&str, usize> = waves
-        .iter()
-        .flat_map(|w| {
-            w.nodes
-                .iter()
-                .enumerate()
-                .map(move |(i, n)| (n.as_str(), w.index * 100_000 + i))
-        })
-        .collect();
-    let mut outdated: Vec<OutdatedNode> = outdated_nodes
-        .iter()
-        .map(|n| OutdatedNode {
-            name: n.name.clone(),
-            pool: n.pool.clone(),
-            zone: n.zone.clone(),
-            kubelet_version: n.kubelet_version.clone(),
-            class: classes
-                .get(n.name.as_str())
-                .copied()
-                .unwrap_or(NodeClass::Stateless),
-            evictable_pods: ctx.evictable_on(&n.name).count() as u32,
-        })
-        .collect();
-    outdated.sort_by_key(|n| order.get(n.name.as_str()).copied().unwrap_or(usize::MAX));
 
     Ok(Plan {
         target_version: opts.target_version.clone(),
@@ -687,7 +648,7 @@ fn pod_blockers(
     }
     for b in &pdbs {
         let key = b.key();
-        let allowed = ctx.pdb_allowed.get(&key).map(|(_, a)| *a).unwrap_or(0);
+        let allowed = ctx.pdb_allowed.get(&key).copied().unwrap_or(0);
         if allowed <= 0 && pdb_seen.insert(key.clone()) {
             let expected = b.status.map(|s| s.expected_pods);
             let rule = match (b.min_available, b.max_unavailable) {
@@ -701,16 +662,15 @@ fn pod_blockers(
                 || "counted pods".to_string(),
                 |e| format!("{e} expected pods"),
             );
-            out.push(Blocker {
-                kind: BlockerKind::PdbNeverAllowsDisruption,
-                object: format!("PodDisruptionBudget/{key}"),
-                node: Some(node.name.clone()),
-                explanation: format!(
+            out.push(at(
+                BlockerKind::PdbNeverAllowsDisruption,
+                format!("PodDisruptionBudget/{key}"),
+                format!(
                     "{rule} with {exp} allows no disruption even when every pod is healthy, so pod {} on outdated node {} can never be evicted. Raise replicas, lower minAvailable or use maxUnavailable ≥ 1.",
                     pod.key(),
                     node.name
                 ),
-            });
+            ));
         }
     }
     if pod.owner.is_none() {

@@ -26,6 +26,16 @@ pub enum StartMode {
     Unavailable,
 }
 
+impl StartMode {
+    /// The phase a node started in this mode is counted at in the round that starts it.
+    pub(crate) fn started_phase(self) -> NodePhase {
+        match self {
+            StartMode::Surge => NodePhase::SurgeRequested,
+            StartMode::Unavailable => NodePhase::Tainted,
+        }
+    }
+}
+
 /// The decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Admission {
@@ -33,8 +43,8 @@ pub(crate) struct Admission {
     pub start: Vec<(String, StartMode)>,
     /// Stop starting nodes: too many nodes were left cordoned.
     pub stop: bool,
-    /// [`CapacityView::room`] left after the nodes started now (what this round's claims
-    /// may still take).
+    /// The `room` [`admit`] was given, left after the nodes started now (what this round's
+    /// claims may still take).
     pub room_left: BTreeMap<String, i64>,
 }
 
@@ -69,62 +79,44 @@ pub(crate) fn settled(phase: NodePhase, pool_stopped: bool) -> bool {
     ) || (phase == NodePhase::Outdated && pool_stopped)
 }
 
+/// Started and not settled yet.
+pub(crate) fn in_flight(phase: NodePhase) -> bool {
+    phase != NodePhase::Outdated && !settled(phase, false)
+}
+
 fn phase_of(phases: &BTreeMap<String, NodePhase>, node: &str) -> NodePhase {
     phases.get(node).copied().unwrap_or(NodePhase::Outdated)
 }
 
 /// Decides which nodes to start, given every planned node's phase (absent = `Outdated`)
-/// and the start mode of the nodes already started (absent = surge).
+/// and the start mode of the nodes already started (absent = surge). `room` is what the
+/// cluster serves with: per pool, serving nodes that may still be taken away (see
+/// [`super::capacity::room`]; a pool absent is not limited by it). A node is drained without
+/// a replacement only while its pool has room (serving nodes above base − `max-unavailable`),
+/// so a drained node keeps its slot until its replacement serves, not just until the old node
+/// is gone. Surges are admitted first.
 pub(crate) fn admit(
     plan: &Plan,
     opts: &PlanOptions,
     phases: &BTreeMap<String, NodePhase>,
     started_modes: &BTreeMap<String, StartMode>,
     policy: &StuckDrainPolicy,
-) -> Admission {
-    admit_with(
-        plan,
-        opts,
-        phases,
-        started_modes,
-        policy,
-        &CapacityView::default(),
-    )
-}
-
-/// What the cluster serves with, for [`admit_with`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct CapacityView {
-    /// Per pool, serving nodes that may still be taken away (see [`super::capacity::room`]).
-    /// A pool absent here is not limited by it.
-    pub room: BTreeMap<String, i64>,
-}
-
-/// [`admit`], knowing what the cluster serves with: a node is drained without a replacement
-/// only while its pool has room (serving nodes above base − `max-unavailable`), so a drained
-/// node keeps its slot until its replacement serves, not just until the old node is gone.
-/// Surges are admitted first.
-pub(crate) fn admit_with(
-    plan: &Plan,
-    opts: &PlanOptions,
-    phases: &BTreeMap<String, NodePhase>,
-    started_modes: &BTreeMap<String, StartMode>,
-    policy: &StuckDrainPolicy,
-    capacity: &CapacityView,
+    room: &BTreeMap<String, i64>,
 ) -> Admission {
     let left_cordoned = phases
         .values()
         .filter(|p| **p == NodePhase::CordonedLeft)
         .count() as u32;
     let stop = left_cordoned > 0 && policy.stop_early(left_cordoned);
-    let stopped = stopped_pools(plan, phases);
+    let mut room = room.clone();
     if stop {
         return Admission {
             start: vec![],
             stop,
-            room_left: capacity.room.clone(),
+            room_left: room,
         };
     }
+    let stopped = stopped_pools(plan, phases);
     // In flight per pool: (surge, unavailable).
     let mut in_flight: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
     for n in &plan.outdated {
@@ -146,7 +138,6 @@ pub(crate) fn admit_with(
             && !(ph == NodePhase::Outdated && stopped.contains(&n.pool))
     });
     let mut start = Vec::new();
-    let mut room = capacity.room.clone();
     let candidates: Vec<_> = plan
         .outdated
         .iter()
@@ -303,19 +294,22 @@ mod tests {
         }
     }
 
-    fn no_modes() -> BTreeMap<String, StartMode> {
-        BTreeMap::new()
+    /// [`admit`] on `p` with the default policy, no room limit and `modes` for the nodes
+    /// already started.
+    fn admit_on(
+        p: &Plan,
+        o: &PlanOptions,
+        ph: &[(&str, NodePhase)],
+        modes: &[(&str, StartMode)],
+    ) -> Admission {
+        let modes = modes.iter().map(|(n, m)| (n.to_string(), *m)).collect();
+        let policy = StuckDrainPolicy::default();
+        admit(p, o, &phases(ph), &modes, &policy, &BTreeMap::new())
     }
 
     #[test]
     fn sliding_window_within_surge_and_unavailable() {
-        let a = admit(
-            &plan(),
-            &opts(2, 1),
-            &BTreeMap::new(),
-            &no_modes(),
-            &StuckDrainPolicy::default(),
-        );
+        let a = admit_on(&plan(), &opts(2, 1), &[], &[]);
         // Three slots: two surge, one unavailable; c1 (a primary) waits for the others.
         assert_eq!(
             a.start,
@@ -325,13 +319,7 @@ mod tests {
                 ("b1".into(), StartMode::Unavailable)
             ]
         );
-        let a = admit(
-            &plan(),
-            &opts(1, 0),
-            &BTreeMap::new(),
-            &no_modes(),
-            &StuckDrainPolicy::default(),
-        );
+        let a = admit_on(&plan(), &opts(1, 0), &[], &[]);
         assert_eq!(a.start, vec![("a1".into(), StartMode::Surge)]);
     }
 
@@ -339,22 +327,15 @@ mod tests {
     fn a_slot_frees_when_a_node_is_drained_not_when_its_wave_is() {
         use NodePhase::*;
         let o = opts(1, 0);
-        let p = StuckDrainPolicy::default();
         // a1 still draining: the only slot is taken.
-        let a = admit(&plan(), &o, &phases(&[("a1", Draining)]), &no_modes(), &p);
+        let a = admit_on(&plan(), &o, &[("a1", Draining)], &[]);
         assert!(a.start.is_empty(), "{a:?}");
         // a1 drained: a2 starts although wave 0 (a1, a2, b1) is not done.
-        let a = admit(&plan(), &o, &phases(&[("a1", Drained)]), &no_modes(), &p);
+        let a = admit_on(&plan(), &o, &[("a1", Drained)], &[]);
         assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
         // Unavailable slots are counted apart from surge slots.
-        let modes = BTreeMap::from([("a1".to_string(), StartMode::Unavailable)]);
-        let a = admit(
-            &plan(),
-            &opts(1, 1),
-            &phases(&[("a1", Tainted)]),
-            &modes,
-            &p,
-        );
+        let modes = [("a1", StartMode::Unavailable)];
+        let a = admit_on(&plan(), &opts(1, 1), &[("a1", Tainted)], &modes);
         assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
     }
 
@@ -362,34 +343,25 @@ mod tests {
     fn resume_never_restarts_and_primaries_go_last() {
         use NodePhase::*;
         let o = opts(10, 0);
-        let a = admit(
-            &plan(),
-            &o,
-            &phases(&[("a1", Draining), ("b1", Drained)]),
-            &no_modes(),
-            &StuckDrainPolicy::default(),
-        );
+        let a = admit_on(&plan(), &o, &[("a1", Draining), ("b1", Drained)], &[]);
         assert_eq!(a.start, vec![("a2".into(), StartMode::Surge)]);
         // c1 (primary) waits while any other node is not done, even with free slots.
-        let a = admit(
-            &plan(),
-            &o,
-            &phases(&[("a1", Draining), ("a2", Tainted), ("b1", Gone)]),
-            &no_modes(),
-            &StuckDrainPolicy::default(),
-        );
+        let ph = [("a1", Draining), ("a2", Tainted), ("b1", Gone)];
+        let a = admit_on(&plan(), &o, &ph, &[]);
         assert!(a.start.is_empty(), "{a:?}");
         // Everything else done (one node left cordoned, under the limit of 2) → c1 starts.
         let policy = StuckDrainPolicy {
             max_blocked_nodes: 2,
             ..StuckDrainPolicy::default()
         };
+        let ph = [("a1", Terminating), ("a2", CordonedLeft), ("b1", Gone)];
         let a = admit(
             &plan(),
             &o,
-            &phases(&[("a1", Terminating), ("a2", CordonedLeft), ("b1", Gone)]),
-            &no_modes(),
+            &phases(&ph),
+            &BTreeMap::new(),
             &policy,
+            &BTreeMap::new(),
         );
         assert_eq!(a.start, vec![("c1".into(), StartMode::Surge)]);
     }
@@ -401,15 +373,22 @@ mod tests {
         // c1 lives in another pool.
         p.outdated[3].pool = "other".into();
         p.waves[1].surge[0].pool = "other".into();
-        let ph = phases(&[("a1", ReplacementFailed), ("b1", SurgeRequested)]);
-        assert_eq!(stopped_pools(&p, &ph), BTreeSet::from(["w".to_string()]));
-        let (o, policy) = (opts(2, 0), StuckDrainPolicy::default());
-        let a = admit(&p, &o, &ph, &no_modes(), &policy);
+        let ph = [("a1", ReplacementFailed), ("b1", SurgeRequested)];
+        assert_eq!(
+            stopped_pools(&p, &phases(&ph)),
+            BTreeSet::from(["w".to_string()])
+        );
+        let o = opts(2, 0);
+        let a = admit_on(&p, &o, &ph, &[]);
         // a2 is in the stopped pool; c1 (a primary, other pool) waits for b1.
         assert!(a.start.is_empty(), "{a:?}");
         assert!(!a.stop, "the run goes on for the other pools");
-        let ph = phases(&[("a1", ReplacementFailed), ("b1", ReplacementFailed)]);
-        let a = admit(&p, &o, &ph, &no_modes(), &policy);
+        let a = admit_on(
+            &p,
+            &o,
+            &[("a1", ReplacementFailed), ("b1", ReplacementFailed)],
+            &[],
+        );
         // a2 never starts: c1 is the only node left to wait for.
         assert_eq!(a.start, vec![("c1".into(), StartMode::Surge)]);
         assert!(settled(ReplacementFailed, true));
@@ -420,13 +399,8 @@ mod tests {
     #[test]
     fn too_many_left_cordoned_stops_new_starts() {
         use NodePhase::*;
-        let a = admit(
-            &plan(),
-            &opts(10, 0),
-            &phases(&[("a1", CordonedLeft), ("a2", Gone), ("b1", Gone)]),
-            &no_modes(),
-            &StuckDrainPolicy::default(),
-        );
+        let ph = [("a1", CordonedLeft), ("a2", Gone), ("b1", Gone)];
+        let a = admit_on(&plan(), &opts(10, 0), &ph, &[]);
         assert!(a.stop);
         assert!(a.start.is_empty());
     }

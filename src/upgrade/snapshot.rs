@@ -324,6 +324,12 @@ impl PdbInfo {
             expected - 1
         }
     }
+    /// [`Self::steady_state_allowed`], counting the pods of `pods` it covers (terminated
+    /// ones excluded).
+    pub(crate) fn steady_state_allowed_among(&self, pods: &[PodInfo]) -> i32 {
+        let counted = pods.iter().filter(|p| !p.terminated() && self.covers(p));
+        self.steady_state_allowed(counted.count() as i32)
+    }
 }
 
 /// A node pool as the planner sees it.

@@ -22,8 +22,7 @@ use super::pool::{Instance, InstanceLifecycle};
 use super::readiness::node_checks;
 use super::report::BlockedNode;
 use super::scheduler::{
-    admit_with, drain_order, new_node_done, pdb_rounds, settled, stopped_pools, CapacityView,
-    StartMode,
+    admit, drain_order, in_flight, new_node_done, pdb_rounds, settled, stopped_pools, StartMode,
 };
 use super::snapshot::{NodeInfo, PdbInfo, PdbStatus, PodInfo};
 use super::state::{decode, Event, MarkerError, NodePhase, ROLE_LABEL, RUN_ANNOTATION};
@@ -155,24 +154,16 @@ pub(crate) fn pdb_chains(
 ) -> BTreeMap<String, Vec<u64>> {
     let mut chains: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for b in pdbs {
-        let covered: Vec<&PodInfo> = pods
+        let on_planned: Vec<&str> = pods
             .iter()
-            .filter(|p| !p.terminated() && b.covers(p))
+            .filter(|p| p.evictable() && b.covers(p))
+            .filter_map(|p| p.node.as_deref())
+            .filter(|n| place.contains_key(*n))
             .collect();
-        let on_planned: Vec<&PodInfo> = covered
-            .iter()
-            .copied()
-            .filter(|p| p.evictable() && p.node.as_deref().is_some_and(|n| place.contains_key(n)))
-            .collect();
-        let k = on_planned.len() as u64;
-        let a = b.steady_state_allowed(covered.len() as i32);
-        for p in on_planned {
-            if let Some(n) = p.node.as_deref() {
-                chains
-                    .entry(n.to_string())
-                    .or_default()
-                    .push(pdb_rounds(k, a.max(0) as u64));
-            }
+        let a = b.steady_state_allowed_among(pods).max(0) as u64;
+        let rounds = pdb_rounds(on_planned.len() as u64, a);
+        for n in on_planned {
+            chains.entry(n.to_string()).or_default().push(rounds);
         }
     }
     chains
@@ -642,11 +633,7 @@ fn capacity_want(
             continue;
         }
         let now = started_now.get(name.as_str()).copied();
-        let ph = match now {
-            Some(StartMode::Surge) => NodePhase::SurgeRequested,
-            Some(StartMode::Unavailable) => NodePhase::Tainted,
-            None => phases[name],
-        };
+        let ph = now.map_or(phases[name], StartMode::started_phase);
         let mode = now
             .or_else(|| mem.known_mode.get(name).copied())
             .or_else(|| mode_of(n));
@@ -679,23 +666,19 @@ fn replace_in_place(
     let mut phases = act.phases.clone();
     let mut modes = started_modes.clone();
     for (n, m) in &act.starts {
-        let ph = match m {
-            StartMode::Surge => NodePhase::SurgeRequested,
-            StartMode::Unavailable => NodePhase::Tainted,
-        };
-        phases.insert(n.clone(), ph);
+        phases.insert(n.clone(), m.started_phase());
         modes.insert(n.clone(), *m);
     }
     for f in act.finish.iter().filter(|f| f.terminate.is_some()) {
         phases.insert(f.node.clone(), NodePhase::Terminating);
     }
-    let next = admit_with(
+    let next = admit(
         &run.plan,
         &run.opts,
         &phases,
         &modes,
         &run.policy,
-        &CapacityView::default(),
+        &BTreeMap::new(),
     );
     let mut successors: Vec<&String> = next
         .start
@@ -801,9 +784,7 @@ fn stalls(run: &RunContext, seen: &Observed, mem: &mut Memory, act: &mut Actions
             .map(|(n, _)| act.phases[n])
             .collect();
         let pending = phases.contains(&NodePhase::Outdated);
-        let in_flight = phases
-            .iter()
-            .any(|p| *p != NodePhase::Outdated && !settled(*p, false));
+        let in_flight = phases.iter().any(|p| in_flight(*p));
         let started = act.starts.iter().any(|(n, _)| run.place[n].0 == *pool);
         if !pending || in_flight || started || stopped.contains(pool) || mem.stalled.contains(pool)
         {
@@ -866,9 +847,7 @@ fn finish_check(
     let all_final = phases
         .iter()
         .all(|(n, p)| settled(*p, stopped.contains(&run.place[n].0)));
-    let in_flight = phases
-        .values()
-        .any(|p| *p != NodePhase::Outdated && !settled(*p, false));
+    let in_flight = phases.values().any(|p| in_flight(*p));
     // A run that ended while the last replacement still booted left the next step (smoke
     // checks, a promotion) a node short.
     let deficit = capacity::room(&run.base, &act.counts, |_| 0);
@@ -926,13 +905,13 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
     let room = capacity::room(&run.base, &act.counts, |p| {
         run.opts.limits_for(p).max_unavailable
     });
-    let adm = admit_with(
+    let adm = admit(
         &run.plan,
         &run.opts,
         &act.phases,
         &started_modes,
         &run.policy,
-        &CapacityView { room },
+        &room,
     );
     act.starts = adm
         .start

@@ -66,11 +66,18 @@ pub fn nodes_to_mark(
         .keys()
         .filter_map(|n| nodes.get(n).and_then(mode_of).map(|m| (n.clone(), m)))
         .collect();
-    let first: BTreeSet<String> = admit(&run.plan, &run.opts, &phases, &modes, &run.policy)
-        .start
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let first: BTreeSet<String> = admit(
+        &run.plan,
+        &run.opts,
+        &phases,
+        &modes,
+        &run.policy,
+        &BTreeMap::new(),
+    )
+    .start
+    .into_iter()
+    .map(|(n, _)| n)
+    .collect();
     let mut out = Vec::new();
     for n in nodes.values() {
         if run.place.contains_key(&n.name) && decode(n)?.is_none() && !first.contains(&n.name) {
