@@ -9,7 +9,7 @@ use super::decide::{Actions, Observed, Outcome, RunContext};
 use super::engine::EngineError;
 use super::kube_cluster::{unless_gone, Eviction, KubeCluster, KubeError};
 use super::node_patch::NodePatch;
-use super::pool::{NodePool, SizeAfter};
+use super::pool::{NodePool, PoolGroup, SizeAfter};
 use super::scheduler::StartMode;
 use super::snapshot::NodeInfo;
 use super::state::{abort_patch, Event};
@@ -54,14 +54,7 @@ impl CapacitySync {
                     .filter(|g| g.spread)
                     .map(|g| g.name.clone())
                     .collect();
-                groups
-                    .iter()
-                    .flat_map(|g| {
-                        g.desired_per_zone
-                            .iter()
-                            .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
-                    })
-                    .collect()
+                sizes(groups.iter())
             }
         };
         let total = |m: &BTreeMap<PoolZone, u32>, p: &str| -> u32 {
@@ -116,13 +109,21 @@ impl CapacitySync {
     }
 }
 
+/// Each group's desired size per (pool, zone).
+pub(crate) fn sizes<'a>(groups: impl Iterator<Item = &'a PoolGroup>) -> BTreeMap<PoolZone, u32> {
+    groups
+        .flat_map(|g| {
+            g.desired_per_zone
+                .iter()
+                .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
+        })
+        .collect()
+}
+
 /// What a round's requests need besides the actions.
 pub(crate) struct Actor<'a> {
-    /// The cluster.
     pub cluster: &'a KubeCluster,
-    /// The cloud.
     pub pool: &'a dyn NodePool,
-    /// The run.
     pub run: &'a RunContext,
     /// The round's observation (the nodes patches start from).
     pub seen: &'a Observed,
@@ -132,10 +133,6 @@ pub(crate) struct Actor<'a> {
 }
 
 impl Actor<'_> {
-    fn wall(&self) -> DateTime<Utc> {
-        self.seen.wall
-    }
-
     /// One node's marker step (see [`step_patch`]); a node gone meanwhile is left as seen
     /// (the next round sees it Gone).
     async fn step(
@@ -159,7 +156,7 @@ impl Actor<'_> {
         let Some(node) = self.seen.nodes.get(name) else {
             return Ok(None);
         };
-        let (run_id, now) = (self.run.run_id.as_str(), self.wall());
+        let (run_id, now) = (self.run.run_id.as_str(), self.seen.wall);
         let patched = self
             .cluster
             .patch_node_cached(node, self.node_rv.get(name).map(String::as_str), |fresh| {
@@ -307,12 +304,7 @@ impl Actor<'_> {
                 Event::ReplacementFailed { .. } => "UpgradeReplacementFailed",
                 _ => "Upgrade",
             };
-            let reason = match event {
-                Event::Stuck { reason }
-                | Event::LeftCordoned { reason }
-                | Event::ReplacementFailed { reason } => reason.as_str(),
-                _ => "",
-            };
+            let reason = event.reason().unwrap_or_default();
             // A Warning Event on the Node (`kubectl describe node`), then the marker step
             // whose reason is the node's status.
             self.cluster.warn_on_node(name, kind, reason).await;

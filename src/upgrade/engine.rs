@@ -6,7 +6,7 @@
 //! readiness), [`EvictionTokens`] (PDB budget), [`StuckDrainPolicy`] (stuck drains).
 //! A restarted engine resumes from the markers; the base capacity lives on the Lease.
 
-use super::act::{Actor, CapacitySync, PARALLEL_REQUESTS};
+use super::act::{sizes, Actor, CapacitySync, PARALLEL_REQUESTS};
 use super::capacity::PoolZone;
 use super::clock::Clock;
 use super::decide::patches::{mark_patch, step_patch, Marking};
@@ -351,15 +351,7 @@ async fn take_over_cloud(
     {
         Some(json) => parse_base(&json),
         None => {
-            let b: BTreeMap<PoolZone, u32> = groups
-                .iter()
-                .filter(|g| pools.contains(&g.name))
-                .flat_map(|g| {
-                    g.desired_per_zone
-                        .iter()
-                        .map(|(z, n)| ((g.name.clone(), z.clone()), *n))
-                })
-                .collect();
+            let b = sizes(groups.iter().filter(|g| pools.contains(&g.name)));
             cluster
                 .set_lease_annotation(ns, BASE_CAPACITY_ANNOTATION, &format_base(&b))
                 .await?;

@@ -118,21 +118,12 @@ fn outdated_waves_and_surge_per_zone() {
         .iter()
         .all(|w| w.nodes.len() == 1 && w.surge.len() == 1 && w.surge[0].nodes == 1));
     assert_eq!(p.waves[2].surge[0].zone, "b");
-    assert_eq!(
-        p.surge,
-        vec![
-            ZoneSurge {
-                pool: "w".into(),
-                zone: "a".into(),
-                nodes: 1
-            },
-            ZoneSurge {
-                pool: "w".into(),
-                zone: "b".into(),
-                nodes: 1
-            },
-        ]
-    );
+    let peak: Vec<(&str, &str, u32)> = p
+        .surge
+        .iter()
+        .map(|s| (s.pool.as_str(), s.zone.as_str(), s.nodes))
+        .collect();
+    assert_eq!(peak, [("w", "a", 1), ("w", "b", 1)]);
     assert!(p.blockers.is_empty());
 
     let p = plan(&snap(three_nodes(), vec![], vec![]), &opts(2, 1)).expect("plan");
@@ -285,41 +276,27 @@ fn blocker_table() {
         Vec<(BlockerKind, &'static str)>,
     );
     let web = |n: &str, node: &str| rs(&format!("web/{n}"), node, "web");
-    let mut tolerate_all = web("tol", "a1");
-    tolerate_all.tolerations.push(TolerationInfo {
-        key: None,
-        exists: true,
-        value: None,
-        effect: None,
-    });
-    let mut tolerate_cordon = web("tolc", "a1");
-    tolerate_cordon.tolerations.push(TolerationInfo {
-        key: Some("node.kubernetes.io/unschedulable".into()),
-        exists: true,
-        value: None,
-        effect: Some("NoSchedule".into()),
-    });
-    let mut tolerate_narrow = web("toln", "a1");
-    tolerate_narrow.tolerations.push(TolerationInfo {
-        key: Some("dedicated".into()),
-        exists: false,
-        value: Some("web".into()),
-        effect: Some("NoSchedule".into()),
-    });
-    let mut tolerate_all_noexec = web("tolx", "a1");
-    tolerate_all_noexec.tolerations.push(TolerationInfo {
-        key: None,
-        exists: true,
-        value: None,
-        effect: Some("NoExecute".into()),
-    });
-    let mut ds_all = pod("kube-system/cni-a1", "a1", Some(("DaemonSet", "cni")), &[]);
-    ds_all.tolerations.push(TolerationInfo {
-        key: None,
-        exists: true,
-        value: None,
-        effect: None,
-    });
+    // A toleration: key, operator Exists, value, effect.
+    let tol = |p: PodInfo, key: Option<&str>, exists, value: Option<&str>, effect: Option<&str>| {
+        let t = TolerationInfo {
+            key: key.map(String::from),
+            exists,
+            value: value.map(String::from),
+            effect: effect.map(String::from),
+        };
+        PodInfo {
+            tolerations: vec![t],
+            ..p
+        }
+    };
+    let tolerate_all = tol(web("tol", "a1"), None, true, None, None);
+    let cordon = Some("node.kubernetes.io/unschedulable");
+    let tolerate_cordon = tol(web("tolc", "a1"), cordon, true, None, Some("NoSchedule"));
+    let narrow = (Some("dedicated"), Some("web"), Some("NoSchedule"));
+    let tolerate_narrow = tol(web("toln", "a1"), narrow.0, false, narrow.1, narrow.2);
+    let tolerate_all_noexec = tol(web("tolx", "a1"), None, true, None, Some("NoExecute"));
+    let cni = pod("kube-system/cni-a1", "a1", Some(("DaemonSet", "cni")), &[]);
+    let ds_all = tol(cni, None, true, None, None);
     let mut mirror = pod("kube-system/etcd-a1", "a1", None, &[]);
     mirror.mirror = true;
     let mut zonal = web("zonal", "a1");

@@ -20,7 +20,6 @@ pub(crate) const NOT_READY_TAINTS: &[&str] = &[
 /// What the gate looks at.
 #[derive(Debug, Clone)]
 pub(crate) struct GateInput<'a> {
-    /// The new node.
     pub node: &'a NodeInfo,
     /// Pods on the node (the gate picks the DaemonSet ones).
     pub pods: &'a [PodInfo],
@@ -41,7 +40,6 @@ pub(crate) enum Readiness {
     NotYet(Vec<String>),
 }
 
-/// Evaluates the gate.
 pub(crate) fn gate(i: &GateInput<'_>) -> Readiness {
     let mut why = node_checks(i.node, i.pods, i.expected_daemonset_pods);
     cloud_checks(i, &mut why);
@@ -180,55 +178,13 @@ mod tests {
         let pending = inst(InstanceLifecycle::Pending, Some(LbState::InService));
         let lb_reg = inst(InstanceLifecycle::InService, Some(LbState::Registering));
         let cases: Vec<(GateInput<'_>, &str)> = vec![
-            (
-                GateInput {
-                    node: &not_ready,
-                    ..base.clone()
-                },
-                "NodeReady",
-            ),
-            (
-                GateInput {
-                    node: &tainted,
-                    ..base.clone()
-                },
-                "uninitialized",
-            ),
-            (
-                GateInput {
-                    pods: &bad_pods,
-                    ..base.clone()
-                },
-                "not Ready",
-            ),
-            (
-                GateInput {
-                    pods: &[],
-                    ..base.clone()
-                },
-                "0 of 1",
-            ),
-            (
-                GateInput {
-                    instance: Some(&pending),
-                    ..base.clone()
-                },
-                "Pending",
-            ),
-            (
-                GateInput {
-                    instance: Some(&lb_reg),
-                    ..base.clone()
-                },
-                "load balancer",
-            ),
-            (
-                GateInput {
-                    instance: None,
-                    ..base.clone()
-                },
-                "no cloud instance",
-            ),
+            (with(&base, |g| g.node = &not_ready), "NodeReady"),
+            (with(&base, |g| g.node = &tainted), "uninitialized"),
+            (with(&base, |g| g.pods = &bad_pods), "not Ready"),
+            (with(&base, |g| g.pods = &[]), "0 of 1"),
+            (with(&base, |g| g.instance = Some(&pending)), "Pending"),
+            (with(&base, |g| g.instance = Some(&lb_reg)), "load balancer"),
+            (with(&base, |g| g.instance = None), "no cloud instance"),
         ];
         for (input, needle) in cases {
             match gate(&input) {
@@ -239,13 +195,17 @@ mod tests {
             }
         }
         // LB state is ignored for pools without a load balancer.
-        assert_eq!(
-            gate(&GateInput {
-                instance: Some(&lb_reg),
-                backs_load_balancer: false,
-                ..base.clone()
-            }),
-            Readiness::Ready
-        );
+        let no_lb = with(&base, |g| {
+            g.instance = Some(&lb_reg);
+            g.backs_load_balancer = false;
+        });
+        assert_eq!(gate(&no_lb), Readiness::Ready);
+    }
+
+    /// `base` changed by `f`.
+    fn with<'a>(base: &GateInput<'a>, f: impl FnOnce(&mut GateInput<'a>)) -> GateInput<'a> {
+        let mut g = base.clone();
+        f(&mut g);
+        g
     }
 }

@@ -188,6 +188,16 @@ pub enum Event {
 }
 
 impl Event {
+    /// The human reason a failure-ladder event carries.
+    pub(crate) fn reason(&self) -> Option<&str> {
+        match self {
+            Event::Stuck { reason }
+            | Event::LeftCordoned { reason }
+            | Event::ReplacementFailed { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
     fn target(&self) -> NodePhase {
         match self {
             Event::SurgeRequested => NodePhase::SurgeRequested,
@@ -313,12 +323,7 @@ impl NodeMarkers {
         if to == NodePhase::Draining && self.phase == NodePhase::CordonedLeft {
             self.drain_started = Some(now);
         }
-        self.reason = match event {
-            Event::Stuck { reason }
-            | Event::LeftCordoned { reason }
-            | Event::ReplacementFailed { reason } => Some(reason.clone()),
-            _ => None,
-        };
+        self.reason = event.reason().map(str::to_string);
         self.phase = to;
         self.since = Some(now);
         Ok(())
