@@ -421,40 +421,29 @@ mod tests {
         let now = Instant::now();
         let mut t = EvictionTokens::default();
         t.observe("ns/web", 2);
-        let c: Vec<(String, Vec<String>)> = vec![
-            ("a".into(), vec!["ns/web".into()]),
-            ("b".into(), vec!["ns/web".into()]),
-            ("c".into(), vec!["ns/web".into()]),
-            ("free".into(), vec![]),
-            ("x".into(), vec!["ns/web".into(), "ns/other".into()]),
-            ("d".into(), vec!["ns/db".into()]),
+        let c: [(&str, &[&str]); 6] = [
+            ("a", &["ns/web"]),
+            ("b", &["ns/web"]),
+            ("c", &["ns/web"]),
+            ("free", &[]),
+            ("x", &["ns/web", "ns/other"]),
+            ("d", &["ns/db"]),
         ];
         let mut go = Vec::new();
         let mut hold = Vec::new();
-        for (pod, pdbs) in &c {
-            match t.try_take(pod, pdbs, now) {
-                Ok(()) => go.push(pod.as_str()),
-                Err(h) => hold.push((pod.as_str(), h)),
+        for (pod, pdbs) in c {
+            let pdbs: Vec<String> = pdbs.iter().map(|p| p.to_string()).collect();
+            match t.try_take(pod, &pdbs, now) {
+                Ok(()) => go.push(pod),
+                Err(h) => hold.push((pod, h)),
             }
         }
         assert_eq!(go, vec!["a", "b", "free"]);
         assert_eq!(hold.len(), 3);
-        assert_eq!(
-            hold[0],
-            (
-                "c",
-                Hold::Budget {
-                    pdb: "ns/web".into()
-                }
-            )
-        );
+        let budget = |pdb: &str| Hold::Budget { pdb: pdb.into() };
+        assert_eq!(hold[0], ("c", budget("ns/web")));
         assert!(matches!(&hold[1].1, Hold::MultiplePdbs { pdbs } if pdbs.len() == 2));
-        assert_eq!(
-            hold[2].1,
-            Hold::Budget {
-                pdb: "ns/db".into()
-            }
-        );
+        assert_eq!(hold[2].1, budget("ns/db"));
         assert_eq!(t.available("ns/web"), 0);
         t.give_back("ns/web", "b");
         assert_eq!(t.available("ns/web"), 1);

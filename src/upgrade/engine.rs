@@ -278,17 +278,8 @@ async fn take_lease(
     cfg: &EngineConfig,
     clock: &Clock,
 ) -> Result<(), EngineError> {
-    let lease_seconds = cfg.lease_duration.as_secs().max(1) as i64;
     loop {
-        match cluster
-            .acquire_lease(
-                &cfg.lease_namespace,
-                &cfg.identity,
-                clock.wall(),
-                lease_seconds,
-            )
-            .await
-        {
+        match acquire_lease(cluster, cfg, clock).await {
             Ok(()) => return Ok(()),
             Err(KubeError::LeaseHeld { holder, until, .. }) if clock.elapsed() < cfg.deadline => {
                 let wait = (until - clock.wall()).to_std().unwrap_or_default()
@@ -299,6 +290,18 @@ async fn take_lease(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Takes or renews the Lease for `cfg.lease_duration`.
+async fn acquire_lease(
+    cluster: &KubeCluster,
+    cfg: &EngineConfig,
+    clock: &Clock,
+) -> Result<(), KubeError> {
+    let seconds = cfg.lease_duration.as_secs().max(1) as i64;
+    cluster
+        .acquire_lease(&cfg.lease_namespace, &cfg.identity, clock.wall(), seconds)
+        .await
 }
 
 /// Records the run-wide state on the Lease the first time (the versions before the run, for
@@ -534,8 +537,7 @@ async fn run_rounds(
     report: &mut UpgradeReport,
     on_progress: &mut impl FnMut(&Progress),
 ) -> Result<BTreeMap<String, NodePhase>, EngineError> {
-    let lease_seconds = cfg.lease_duration.as_secs().max(1) as i64;
-    let renew_every = Duration::from_secs(lease_seconds as u64) / 3;
+    let renew_every = Duration::from_secs(cfg.lease_duration.as_secs().max(1)) / 3;
     let mut last_renew = clock.now();
     let mut capacity = CapacitySync::default();
     let mut eta = EtaTracker::default();
@@ -545,14 +547,7 @@ async fn run_rounds(
             return Err(EngineError::Deadline(cfg.deadline));
         }
         if clock.now().saturating_duration_since(last_renew) > renew_every {
-            cluster
-                .acquire_lease(
-                    &cfg.lease_namespace,
-                    &cfg.identity,
-                    clock.wall(),
-                    lease_seconds,
-                )
-                .await?;
+            acquire_lease(cluster, cfg, clock).await?;
             last_renew = clock.now();
         }
         let (seen, node_rv) = w.observe(run, mem, pool, clock).await?;

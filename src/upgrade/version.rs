@@ -6,9 +6,7 @@ use std::cmp::Ordering;
 /// `major.minor[.patch]`; a missing patch matches any patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Version {
-    /// Major.
     pub major: u32,
-    /// Minor.
     pub minor: u32,
     /// Patch, when given.
     pub patch: Option<u32>,
@@ -91,22 +89,9 @@ mod tests {
 
     #[test]
     fn parses_the_spellings_kubernetes_uses() {
-        assert_eq!(
-            parse("v1.34.1"),
-            Some(Version {
-                major: 1,
-                minor: 34,
-                patch: Some(1)
-            })
-        );
-        assert_eq!(
-            parse("1.34"),
-            Some(Version {
-                major: 1,
-                minor: 34,
-                patch: None
-            })
-        );
+        let v = |v: &str| parse(v).map(|v| (v.major, v.minor, v.patch));
+        assert_eq!(v("v1.34.1"), Some((1, 34, Some(1))));
+        assert_eq!(v("1.34"), Some((1, 34, None)));
         assert_eq!(parse("v1.34.1-eks-a1b2"), parse("v1.34.1"));
         assert_eq!(parse("v1.34.1+k3s1"), parse("v1.34.1"));
         for bad in [

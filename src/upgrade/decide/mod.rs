@@ -383,27 +383,22 @@ impl Memory {
 
     fn absorb_eviction(&mut self, e: &Evict, r: &Eviction, now: Instant) {
         match r {
-            Eviction::Evicted => {
+            Eviction::Evicted | Eviction::Gone => {
                 self.evicted_uids.insert(e.pod.uid.clone());
                 // An unready pod's eviction uses no budget (no disruptedPods entry will
-                // confirm it).
-                if !e.pod.ready {
+                // confirm it). Already gone (the pod watch lagged behind the PDB watch):
+                // nothing was disrupted, so the token goes back; kept, it would hold a budget
+                // that no later status change might ever release.
+                if *r == Eviction::Gone || !e.pod.ready {
                     for k in &e.covering {
                         self.tokens.give_back(k, &e.pod.name);
                     }
                 }
-                self.touched_pdbs
-                    .entry(e.node.clone())
-                    .or_default()
-                    .extend(e.covering.iter().cloned());
-            }
-            // Already gone (the pod watch lagged behind the PDB watch): nothing was disrupted,
-            // so the token goes back; kept, it would hold a budget that no later status
-            // change might ever release.
-            Eviction::Gone => {
-                self.evicted_uids.insert(e.pod.uid.clone());
-                for k in &e.covering {
-                    self.tokens.give_back(k, &e.pod.name);
+                if *r == Eviction::Evicted {
+                    self.touched_pdbs
+                        .entry(e.node.clone())
+                        .or_default()
+                        .extend(e.covering.iter().cloned());
                 }
             }
             Eviction::Budget(_) | Eviction::MultiplePdbs(_) => {
@@ -423,6 +418,17 @@ impl Memory {
     }
 }
 
+/// The start modes written on the planned nodes.
+pub(crate) fn written_modes(
+    run: &RunContext,
+    nodes: &BTreeMap<String, NodeInfo>,
+) -> BTreeMap<String, StartMode> {
+    run.place
+        .keys()
+        .filter_map(|n| nodes.get(n).and_then(mode_of).map(|m| (n.clone(), m)))
+        .collect()
+}
+
 /// Pools whose instances a round needs (a surge waiting for its replacement, a termination
 /// to check): the engine describes them into [`Observed::instances`]. A replacement is judged
 /// by the cloud only once the cluster's half of the gate passes for a new node at the target
@@ -440,12 +446,6 @@ pub fn instance_pools(
         .filter(|(p, _)| p.daemonset)
         .map(|(p, _)| p.clone())
         .collect();
-    let on = |node: &str| {
-        daemon_pods
-            .iter()
-            .filter(|p| p.node.as_deref() == Some(node))
-            .count()
-    };
     let candidates: Vec<&NodeInfo> = nodes
         .values()
         .filter(|c| c.ready && at_version(&c.kubelet_version, &run.plan.target_version))
@@ -455,7 +455,10 @@ pub fn instance_pools(
         let need = match p {
             NodePhase::SurgeRequested => {
                 let (pool, zone) = &run.place[n];
-                let expected = on(n);
+                let expected = daemon_pods
+                    .iter()
+                    .filter(|p| p.node.as_deref() == Some(n))
+                    .count();
                 // Not another node's replacement, as `Claim::eligible` reads it: a node this
                 // one claimed before a crash (its annotation names this node) still counts.
                 // Any zone of a pool whose group spans zones (a superset of what the claim
@@ -895,12 +898,7 @@ pub fn decide(run: &RunContext, seen: &Observed, mem: &mut Memory) -> Result<Act
     act.counts = serving_counts(run, &seen.nodes, &act.phases);
     // This process's own starts first: the annotation may lag behind them, and a node
     // whose surge was handed over may start again in the other mode.
-    let mut started_modes: BTreeMap<String, StartMode> = BTreeMap::new();
-    for name in run.place.keys() {
-        if let Some(m) = seen.nodes.get(name).and_then(mode_of) {
-            started_modes.insert(name.clone(), m);
-        }
-    }
+    let mut started_modes = written_modes(run, &seen.nodes);
     started_modes.extend(mem.known_mode.iter().map(|(n, m)| (n.clone(), *m)));
     let room = capacity::room(&run.base, &act.counts, |p| {
         run.opts.limits_for(p).max_unavailable

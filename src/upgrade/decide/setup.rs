@@ -1,8 +1,7 @@
 //! Pure: what a process that takes a run over decides before its first round, and what it
 //! decides after its last.
 
-use super::patches::mode_of;
-use super::{phases, Memory, RunContext};
+use super::{phases, written_modes, Memory, RunContext};
 use crate::upgrade::report::BlockedNode;
 use crate::upgrade::scheduler::admit;
 use crate::upgrade::snapshot::NodeInfo;
@@ -61,11 +60,7 @@ pub fn nodes_to_mark(
 ) -> Result<Vec<String>, MarkerError> {
     let mem = Memory::default();
     let phases = phases(run, nodes, &mem)?;
-    let modes = run
-        .place
-        .keys()
-        .filter_map(|n| nodes.get(n).and_then(mode_of).map(|m| (n.clone(), m)))
-        .collect();
+    let modes = written_modes(run, nodes);
     let first: BTreeSet<String> = admit(
         &run.plan,
         &run.opts,
