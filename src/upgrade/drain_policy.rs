@@ -85,14 +85,11 @@ pub struct EvictionBackoff {
 
 impl EvictionBackoff {
     /// Default: 1s base, 60s cap (reference/upgrade.md d.2).
+    /// `seed` makes the jitter reproducible in tests.
     pub(crate) fn new(seed: u64) -> Self {
-        Self::with(Duration::from_secs(1), Duration::from_secs(60), seed)
-    }
-    /// Custom base and cap; `seed` makes the jitter reproducible in tests.
-    pub(crate) fn with(base: Duration, cap: Duration, seed: u64) -> Self {
         EvictionBackoff {
-            base,
-            cap,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
             attempt: 0,
             rng: rand::rngs::StdRng::seed_from_u64(seed),
         }

@@ -291,20 +291,6 @@ pub fn at_version(kubelet: &str, target: &str) -> bool {
             .is_some_and(|rest| rest.starts_with(['.', '+', '-']))
 }
 
-/// Whether the pod is a primary/leader by its labels.
-pub(crate) fn is_primary(pod: &PodInfo) -> bool {
-    PRIMARY_LABELS.iter().any(|k| {
-        pod.labels
-            .get(*k)
-            .is_some_and(|v| PRIMARY_VALUES.contains(&v.to_ascii_lowercase().as_str()))
-    })
-}
-
-/// Stateful: owned by a StatefulSet or mounting a PVC.
-pub(crate) fn is_stateful(pod: &PodInfo) -> bool {
-    pod.has_pvc || pod.owner.as_ref().is_some_and(|o| o.kind == "StatefulSet")
-}
-
 struct Ctx<'a> {
     snap: &'a Snapshot,
     opts: &'a PlanOptions,
@@ -331,14 +317,21 @@ impl<'a> Ctx<'a> {
     }
 
     fn class_of(&self, node: &'a str) -> NodeClass {
+        // Stateful: owned by a StatefulSet or mounting a PVC; a primary/leader by its labels.
+        let stateful =
+            |p: &PodInfo| p.has_pvc || p.owner.as_ref().is_some_and(|o| o.kind == "StatefulSet");
+        let primary = |p: &PodInfo| {
+            PRIMARY_LABELS.iter().any(|k| {
+                p.labels
+                    .get(*k)
+                    .is_some_and(|v| PRIMARY_VALUES.contains(&v.to_ascii_lowercase().as_str()))
+            })
+        };
         self.evictable_on(node)
-            .filter(|p| is_stateful(p) && self.snap.pdbs_of(p).next().is_some())
-            .map(|p| {
-                if is_primary(p) {
-                    NodeClass::StatefulPrimary
-                } else {
-                    NodeClass::Stateful
-                }
+            .filter(|p| stateful(p) && self.snap.pdbs_of(p).next().is_some())
+            .map(|p| match primary(p) {
+                true => NodeClass::StatefulPrimary,
+                false => NodeClass::Stateful,
             })
             .max()
             .unwrap_or(NodeClass::Stateless)
@@ -360,13 +353,11 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
     super::version::check_target(&opts.target_version, &kubelets, None)
         .map_err(PlanError::Target)?;
     let known: BTreeSet<&str> = snap.nodes.iter().map(|n| n.pool.as_str()).collect();
-    for p in &opts.pools {
-        if !known.contains(p.as_str()) {
-            return Err(PlanError::UnknownPool {
-                pool: p.clone(),
-                known: known.iter().copied().collect::<Vec<_>>().join(","),
-            });
-        }
+    if let Some(p) = opts.pools.iter().find(|p| !known.contains(p.as_str())) {
+        return Err(PlanError::UnknownPool {
+            pool: p.clone(),
+            known: known.iter().copied().collect::<Vec<_>>().join(","),
+        });
     }
     let ctx = Ctx::new(snap, opts);
 
@@ -517,12 +508,12 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
         .keys()
         .map(|p| {
             let l = opts.limits_for(p);
-            let pb = if l.max_unavailable == 0 && surged_pools.contains(p) {
-                boot(p)
+            let surge_first = l.max_unavailable == 0 && surged_pools.contains(p);
+            if surge_first {
+                boot(p) + dt
             } else {
-                0
-            };
-            pb + dt
+                dt
+            }
         })
         .max()
         .unwrap_or(0);
@@ -704,22 +695,18 @@ fn pod_blockers(
             ));
         }
     }
+    let evac = pod.tolerations.iter().find_map(|t| {
+        let k = t.key.as_deref()?;
+        (EVACUATION_TAINT_KEYS.contains(&k)
+            && t.effect.as_deref().is_none_or(|e| e == "NoSchedule"))
+        .then(|| format!("the taint {k}"))
+    });
     let all = pod
         .tolerations
         .iter()
-        .find(|t| t.tolerates_every_no_schedule());
-    let evac = pod.tolerations.iter().find(|t| {
-        t.key
-            .as_deref()
-            .is_some_and(|k| EVACUATION_TAINT_KEYS.contains(&k))
-            && t.effect.as_deref().is_none_or(|e| e == "NoSchedule")
-    });
-    if all.is_some() || evac.is_some() {
-        let what = match (all, evac.and_then(|t| t.key.clone())) {
-            (Some(_), _) => "every NoSchedule taint (operator Exists without a key)".to_string(),
-            (None, Some(k)) => format!("the taint {k}"),
-            (None, None) => String::new(),
-        };
+        .any(|t| t.tolerates_every_no_schedule());
+    let all = all.then(|| "every NoSchedule taint (operator Exists without a key)".to_string());
+    if let Some(what) = all.or(evac) {
         out.push(at(
             BlockerKind::ToleratesEverything,
             object,

@@ -17,27 +17,11 @@ pub(crate) const MODE_ANNOTATION: &str = "upgrade.e2e-gate.io/mode";
 /// crashed between the two writes finishes the handover instead of counting the surge twice.
 pub(crate) const SURGE_FROM_ANNOTATION: &str = "upgrade.e2e-gate.io/surge-from";
 
-/// The [`SURGE_FROM_ANNOTATION`] value: `from` handed its request over at `at`.
-pub(crate) fn surge_from_value(from: &str, at: DateTime<Utc>) -> String {
-    format!(
-        "{from}@{}",
-        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    )
-}
-
 /// Reads [`SURGE_FROM_ANNOTATION`]: the node that handed over and when.
 pub(crate) fn surge_from(n: &NodeInfo) -> Option<(&str, DateTime<Utc>)> {
     let (from, at) = n.annotations.get(SURGE_FROM_ANNOTATION)?.split_once('@')?;
     let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
     Some((from, at))
-}
-
-/// The annotation value of a start mode.
-pub(crate) fn mode_str(m: StartMode) -> &'static str {
-    match m {
-        StartMode::Surge => "surge",
-        StartMode::Unavailable => "unavailable",
-    }
 }
 
 /// The start mode written on an old node, if any.
@@ -88,8 +72,12 @@ pub fn step_patch(
     tracing::info!(node = %fresh.name, from = %before, to = %m.phase, "node step");
     let mut p = encode_with(&m, mark.hard);
     if let Some(mode) = mode {
+        let mode = match mode {
+            StartMode::Surge => "surge",
+            StartMode::Unavailable => "unavailable",
+        };
         p.annotations
-            .insert(MODE_ANNOTATION.into(), Some(mode_str(mode).into()));
+            .insert(MODE_ANNOTATION.into(), Some(mode.into()));
     }
     p
 }
@@ -112,7 +100,10 @@ pub fn start_patch(
         if p != NodePatch::default() {
             p.annotations.insert(
                 SURGE_FROM_ANNOTATION.into(),
-                Some(surge_from_value(from, now)),
+                Some(format!(
+                    "{from}@{}",
+                    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )),
             );
         }
     }
