@@ -225,19 +225,15 @@ impl Actor<'_> {
             Some(n) => n.clone(),
             None => self.finish_marker(&f.node).await?,
         };
-        let size = if f.keep_size {
-            SizeAfter::Keep
-        } else {
-            SizeAfter::Decrement
-        };
-        let terminated = match &f.terminate {
-            Some(id) => {
-                self.pool.terminate(id, size).await?;
-                true
-            }
-            None => false,
-        };
-        Ok((n, terminated))
+        if let Some(id) = &f.terminate {
+            let size = if f.keep_size {
+                SizeAfter::Keep
+            } else {
+                SizeAfter::Decrement
+            };
+            self.pool.terminate(id, size).await?;
+        }
+        Ok((n, f.terminate.is_some()))
     }
 
     /// A finished drain's marker: DrainCompleted, TerminateRequested.

@@ -29,7 +29,6 @@ pub(crate) enum LeaseDecision {
     TakeOver,
     /// Another live holder: do not write anything.
     HeldBy {
-        /// The holder.
         holder: String,
         /// When it expires unless renewed.
         until: DateTime<Utc>,

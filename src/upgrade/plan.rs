@@ -740,4 +740,4 @@ fn zone_has_room(ctx: &Ctx<'_>, zone: &str, pod: &PodInfo, outdated: &BTreeSet<&
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -80,7 +80,7 @@ fn snap(nodes: Vec<NodeInfo>, pods: Vec<PodInfo>, pdbs: Vec<PdbInfo>) -> Snapsho
     }
 }
 
-fn opts(surge: u32, unavailable: u32) -> PlanOptions {
+pub(crate) fn opts(surge: u32, unavailable: u32) -> PlanOptions {
     PlanOptions {
         target_version: NEW.into(),
         default_limits: PoolLimits {
@@ -557,21 +557,17 @@ fn property_invariants_on_random_clusters() {
             let on = &nodes[rng.random_range(0..nodes.len())].name;
             let app = ["web", "db", "cache"][rng.random_range(0..3)];
             let mut p = if app == "db" {
+                let role = if rng.random_bool(0.3) {
+                    "primary"
+                } else {
+                    "replica"
+                };
+                let labels = [("app", "db"), ("role", role)];
                 pod(
                     &format!("ns/p{i}"),
                     on,
                     Some(("StatefulSet", "db")),
-                    &[
-                        ("app", "db"),
-                        (
-                            "role",
-                            if rng.random_bool(0.3) {
-                                "primary"
-                            } else {
-                                "replica"
-                            },
-                        ),
-                    ],
+                    &labels,
                 )
             } else {
                 rs(&format!("ns/p{i}"), on, app)

@@ -224,7 +224,8 @@ pub(crate) fn new_node_done(old_phase: NodePhase, pool_phases: &[NodePhase]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upgrade::plan::{Estimate, OutdatedNode, PoolLimits, Wave, ZoneSurge};
+    use crate::upgrade::plan::tests::opts;
+    use crate::upgrade::plan::{Estimate, OutdatedNode, Wave, ZoneSurge};
 
     fn plan() -> Plan {
         let node = |name: &str, zone: &str| OutdatedNode {
@@ -281,17 +282,6 @@ mod tests {
 
     fn phases(p: &[(&str, NodePhase)]) -> BTreeMap<String, NodePhase> {
         p.iter().map(|(n, ph)| (n.to_string(), *ph)).collect()
-    }
-
-    fn opts(surge: u32, unavailable: u32) -> PlanOptions {
-        PlanOptions {
-            target_version: "v1.34.0".into(),
-            default_limits: PoolLimits {
-                max_surge: surge,
-                max_unavailable: unavailable,
-            },
-            ..PlanOptions::default()
-        }
     }
 
     /// [`admit`] on `p` with the default policy, no room limit and `modes` for the nodes

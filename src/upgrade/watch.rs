@@ -55,20 +55,17 @@ where
             let mut relist: Vec<K> = Vec::new();
             while let Some(ev) = stream.next().await {
                 match ev {
-                    Ok(ev) => {
-                        match ev {
-                            watcher::Event::Apply(o) => on_stored(&o),
-                            watcher::Event::Init => relist.clear(),
-                            watcher::Event::InitApply(o) => relist.push(o),
-                            watcher::Event::InitDone => {
-                                relist.drain(..).for_each(|o| on_stored(&o))
-                            }
-                            watcher::Event::Delete(_) => {}
-                        }
-                        tx.send_modify(|n| *n += 1);
+                    Ok(watcher::Event::Apply(o)) => on_stored(&o),
+                    Ok(watcher::Event::Init) => relist.clear(),
+                    Ok(watcher::Event::InitApply(o)) => relist.push(o),
+                    Ok(watcher::Event::InitDone) => relist.drain(..).for_each(|o| on_stored(&o)),
+                    Ok(watcher::Event::Delete(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watch error; backing off");
+                        continue;
                     }
-                    Err(e) => tracing::warn!(error = %e, "watch error; backing off"),
                 }
+                tx.send_modify(|n| *n += 1);
             }
         });
         Watched {

@@ -81,11 +81,8 @@ pub(super) fn decide_nodes(
             }
             NodePhase::Terminating => {
                 if instance_alive(seen, node, &run.place[name].0) {
-                    if let Some(id) = instance_of(node) {
-                        if mem.terminated.insert(id.to_string()) {
-                            act.terminate_ids.push(id.to_string());
-                        }
-                    }
+                    let id = instance_of(node).filter(|id| mem.terminated.insert(id.to_string()));
+                    act.terminate_ids.extend(id.map(str::to_string));
                 } else if !mem.seen_gone.insert(name.clone()) {
                     // Instance gone, Node still cached: the cloud (or the watch) is usually a
                     // moment behind; delete it if it is still there a round later (each delete
