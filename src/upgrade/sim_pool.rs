@@ -70,16 +70,12 @@ impl SimNodePool {
             .uri(path)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(bytes)
-            .map_err(|e| PoolError::Api {
-                message: format!("{op}: {e}"),
-            })?;
+            .map_err(|e| PoolError::api(format!("{op}: {e}")))?;
         self.client.request_text(req).await.map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 404 => PoolError::Api {
-                message: format!("{op}: 404 {}", s.message),
-            },
-            e => PoolError::Api {
-                message: format!("{op}: {e}"),
-            },
+            kube::Error::Api(s) if s.code == 404 => {
+                PoolError::api(format!("{op}: 404 {}", s.message))
+            }
+            e => PoolError::api(format!("{op}: {e}")),
         })
     }
 
@@ -92,9 +88,8 @@ impl SimNodePool {
                 None,
             )
             .await?;
-        let g: SimGroups = serde_json::from_str(&text).map_err(|e| PoolError::Api {
-            message: format!("describe_groups: unexpected body: {e}"),
-        })?;
+        let g: SimGroups = serde_json::from_str(&text)
+            .map_err(|e| PoolError::api(format!("describe_groups: unexpected body: {e}")))?;
         Ok(g.groups)
     }
 }
