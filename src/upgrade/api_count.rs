@@ -174,15 +174,13 @@ mod tests {
                 .body(())
                 .expect("request")
         };
-        svc.call(req(Method::GET, "/api/v1/nodes"))
-            .await
-            .expect("infallible");
-        svc.call(req(Method::GET, "/api/v1/nodes"))
-            .await
-            .expect("infallible");
-        svc.call(req(Method::PATCH, "/api/v1/nodes/a"))
-            .await
-            .expect("infallible");
+        for (m, p) in [
+            (Method::GET, "/api/v1/nodes"),
+            (Method::GET, "/api/v1/nodes"),
+            (Method::PATCH, "/api/v1/nodes/a"),
+        ] {
+            svc.call(req(m, p)).await.expect("infallible");
+        }
         assert_eq!(
             counter.counts(),
             BTreeMap::from([("list".to_string(), 2), ("patch".to_string(), 1)])

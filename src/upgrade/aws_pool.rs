@@ -371,14 +371,6 @@ fn view(g: &asg::AutoScalingGroup) -> AsgView {
     }
 }
 
-fn template_spec(t: &LaunchTemplateRef, version: &str) -> asg::LaunchTemplateSpecification {
-    asg::LaunchTemplateSpecification::builder()
-        .set_launch_template_id(t.id.clone())
-        .set_launch_template_name(if t.id.is_some() { None } else { t.name.clone() })
-        .version(version)
-        .build()
-}
-
 #[async_trait]
 impl NodePool for AwsNodePool {
     /// Calls so far, by AWS operation.
@@ -555,7 +547,11 @@ impl NodePool for AwsNodePool {
             if t.version == v {
                 continue;
             }
-            let spec = template_spec(t, &v);
+            let spec = asg::LaunchTemplateSpecification::builder()
+                .set_launch_template_id(t.id.clone())
+                .set_launch_template_name(if t.id.is_some() { None } else { t.name.clone() })
+                .version(&v)
+                .build();
             self.update_group(&g.name, |u| u.launch_template(spec.clone()))
                 .await?;
             self.update_cached(pool, &g.name, |g| {

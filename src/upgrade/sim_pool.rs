@@ -94,15 +94,6 @@ impl SimNodePool {
     }
 }
 
-fn lb(s: Option<&str>) -> Option<LbState> {
-    s.map(|s| match s {
-        "InService" => LbState::InService,
-        "OutOfService" => LbState::OutOfService,
-        "Deregistering" => LbState::Deregistering,
-        _ => LbState::Registering,
-    })
-}
-
 #[async_trait]
 impl NodePool for SimNodePool {
     /// Cloud calls so far, by operation.
@@ -146,7 +137,12 @@ impl NodePool for SimNodePool {
                     version: i.kubelet_version,
                     // The simulator spells lifecycles as AWS does.
                     lifecycle: super::aws_layout::lifecycle(&i.lifecycle),
-                    lb: lb(i.lb_state.as_deref()),
+                    lb: i.lb_state.map(|s| match s.as_str() {
+                        "InService" => LbState::InService,
+                        "OutOfService" => LbState::OutOfService,
+                        "Deregistering" => LbState::Deregistering,
+                        _ => LbState::Registering,
+                    }),
                 })
             })
             .collect())
