@@ -142,7 +142,6 @@ fn provider(p: ProviderOpt, time_scale: Option<f64>) -> Box<dyn ClusterProvider>
     cluster_provider(kind, time_scale)
 }
 
-/// Runs `cluster …`.
 pub(crate) async fn run(args: ClusterArgs) -> Result<u8, Exit> {
     match args.command {
         ClusterCommand::Up(a) => {

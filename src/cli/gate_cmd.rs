@@ -160,7 +160,6 @@ async fn ensure_smoke_image(
     steps.record("Build smoke image", t.elapsed(), outcome);
 }
 
-/// Runs the gate.
 pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
     args.gate_file = super::args::locate(&args.gate_file);
     args.suites_dir = super::args::locate(&args.suites_dir);

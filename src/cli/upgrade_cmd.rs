@@ -188,7 +188,6 @@ pub(crate) struct AbortArgs {
     pub format: Format,
 }
 
-/// Runs `upgrade …` and returns the exit code.
 pub(crate) async fn run(args: UpgradeArgs) -> Result<u8, Exit> {
     match args.command {
         UpgradeCommand::Plan(a) => run_plan(a).await,

@@ -17,12 +17,10 @@ use tower::{Layer, Service};
 pub(crate) struct ApiCallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl ApiCallCounter {
-    /// Records one call.
     pub(crate) fn record(&self, op: &str) {
         *self.0.lock().entry(op.to_string()).or_default() += 1;
     }
 
-    /// The counts so far.
     pub(crate) fn counts(&self) -> BTreeMap<String, u64> {
         self.0.lock().clone()
     }

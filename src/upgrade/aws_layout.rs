@@ -40,7 +40,6 @@ pub(crate) struct LaunchTemplateRef {
 pub(crate) struct AsgInstance {
     /// `i-…`.
     pub id: String,
-    /// Availability zone.
     pub zone: String,
     /// `Pending`, `InService`, `Terminating:Wait`, … as AWS spells it.
     pub lifecycle: String,

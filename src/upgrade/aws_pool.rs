@@ -424,7 +424,7 @@ impl NodePool for AwsNodePool {
             let healthy = self.healthy.lock();
             healthy
                 .keys()
-                .map(|k| (k.clone(), "healthy".to_string()))
+                .map(|k| (k.clone(), "healthy".into()))
                 .collect()
         } else {
             let h = self.target_health(&tgs).await?;

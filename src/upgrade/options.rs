@@ -102,7 +102,6 @@ pub(crate) struct UpgradeOptions {
     pub max_blocked_nodes: u32,
     /// A replacement not Ready this long after it was requested fails.
     pub new_node_timeout: Duration,
-    /// Duration of the Lease.
     pub lease_duration: Duration,
     /// Give up after this long.
     pub timeout: Duration,

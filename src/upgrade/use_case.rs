@@ -111,11 +111,9 @@ impl From<KubeError> for UpgradeError {
 
 /// A computed plan and what computing it opened.
 pub(crate) struct Planned {
-    /// The cluster.
     pub cluster: KubeCluster,
     /// The cloud's pools, when a cloud was named.
     pub pool: Option<Box<dyn NodePool>>,
-    /// The plan.
     pub plan: Plan,
     /// The options it was computed with (percentages resolved).
     pub opts: PlanOptions,
