@@ -39,29 +39,7 @@ pub(crate) enum ProviderOpt {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ClusterCommand {
     /// Bring a cluster up and print its kubeconfig (or write it to --kubeconfig-out).
-    Up {
-        /// Provider.
-        #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
-        provider: ProviderOpt,
-        /// Cluster name (lowercase letters, digits and '-').
-        #[arg(long, default_value = "e2e-gate", value_parser = cluster_name)]
-        name: String,
-        /// Topology file (sim; default: the built-in quick-start topology) or kind config (kind).
-        #[arg(long, value_name = "FILE")]
-        topology: Option<PathBuf>,
-        /// Kubernetes version (sim: reported by /version; kind: node image tag).
-        #[arg(long, value_name = "V")]
-        kubernetes_version: Option<String>,
-        /// Kubeconfig of the cluster (existing) [default: $KUBECONFIG].
-        #[arg(long, value_name = "FILE")]
-        kubeconfig: Option<PathBuf>,
-        /// Write the kubeconfig here instead of printing it.
-        #[arg(long, value_name = "FILE")]
-        kubeconfig_out: Option<PathBuf>,
-        /// sim: real seconds per simulated second, e.g. 0.01 [default: from the topology].
-        #[arg(long, value_name = "X")]
-        time_scale: Option<f64>,
-    },
+    Up(UpArgs),
     /// Tear a cluster down.
     Down {
         /// Provider.
@@ -85,26 +63,56 @@ pub(crate) enum ClusterCommand {
     },
     /// Serve a simulated cluster in the foreground (used by `up --provider sim`).
     #[command(hide = true)]
-    ServeSim {
-        /// Cluster name.
-        #[arg(long)]
-        name: String,
-        /// State directory (pid, state.json, kubeconfig).
-        #[arg(long)]
-        state_dir: PathBuf,
-        /// Topology file.
-        #[arg(long)]
-        topology: Option<PathBuf>,
-        /// Kubernetes version reported by /version.
-        #[arg(long)]
-        kubernetes_version: Option<String>,
-        /// Port on 127.0.0.1 (0 = random).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-        /// Overrides sim.time_scale of the topology.
-        #[arg(long)]
-        time_scale: Option<f64>,
-    },
+    ServeSim(ServeSimArgs),
+}
+
+/// Options of `cluster up`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Provider.
+    #[arg(long, value_enum, default_value_t = ProviderOpt::Sim)]
+    provider: ProviderOpt,
+    /// Cluster name (lowercase letters, digits and '-').
+    #[arg(long, default_value = "e2e-gate", value_parser = cluster_name)]
+    name: String,
+    /// Topology file (sim; default: the built-in quick-start topology) or kind config (kind).
+    #[arg(long, value_name = "FILE")]
+    topology: Option<PathBuf>,
+    /// Kubernetes version (sim: reported by /version; kind: node image tag).
+    #[arg(long, value_name = "V")]
+    kubernetes_version: Option<String>,
+    /// Kubeconfig of the cluster (existing) [default: $KUBECONFIG].
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Write the kubeconfig here instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig_out: Option<PathBuf>,
+    /// sim: real seconds per simulated second, e.g. 0.01 [default: from the topology].
+    #[arg(long, value_name = "X")]
+    time_scale: Option<f64>,
+}
+
+/// Options of the hidden `cluster serve-sim`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeSimArgs {
+    /// Cluster name.
+    #[arg(long)]
+    name: String,
+    /// State directory (pid, state.json, kubeconfig).
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Topology file.
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// Kubernetes version reported by /version.
+    #[arg(long)]
+    kubernetes_version: Option<String>,
+    /// Port on 127.0.0.1 (0 = random).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Overrides sim.time_scale of the topology.
+    #[arg(long)]
+    time_scale: Option<f64>,
 }
 
 /// The real provider of a kind (`time_scale` only matters to the simulated cluster).
@@ -134,35 +142,26 @@ fn provider(p: ProviderOpt, time_scale: Option<f64>) -> Box<dyn ClusterProvider>
     cluster_provider(kind, time_scale)
 }
 
-/// Runs `cluster …`.
 pub(crate) async fn run(args: ClusterArgs) -> Result<u8, Exit> {
     match args.command {
-        ClusterCommand::Up {
-            provider: p,
-            name,
-            topology,
-            kubernetes_version,
-            kubeconfig,
-            kubeconfig_out,
-            time_scale,
-        } => {
-            if time_scale.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+        ClusterCommand::Up(a) => {
+            if a.time_scale.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
                 return Err(Exit::usage("--time-scale must be a number > 0 (real seconds per simulated second, e.g. 0.01)"));
             }
             let spec = ClusterSpec {
-                name,
-                topology,
-                kubernetes_version,
-                kubeconfig,
+                name: a.name,
+                topology: a.topology,
+                kubernetes_version: a.kubernetes_version,
+                kubeconfig: a.kubeconfig,
             };
-            let h = provider(p, time_scale).up(&spec).await?;
+            let h = provider(a.provider, a.time_scale).up(&spec).await?;
             let text = std::fs::read_to_string(&h.kubeconfig).map_err(|e| {
                 Exit::infra(format!(
                     "cannot read kubeconfig {}: {e}",
                     h.kubeconfig.display()
                 ))
             })?;
-            match kubeconfig_out {
+            match a.kubeconfig_out {
                 Some(out) => {
                     std::fs::write(&out, text)
                         .map_err(|e| Exit::infra(format!("cannot write {}: {e}", out.display())))?;
@@ -234,27 +233,14 @@ pub(crate) async fn run(args: ClusterArgs) -> Result<u8, Exit> {
                 }
             }
         }
-        ClusterCommand::ServeSim {
-            name,
-            state_dir,
-            topology,
-            kubernetes_version,
-            port,
-            time_scale,
-        } => {
+        ClusterCommand::ServeSim(a) => {
             let opts = SimOptions {
-                port,
-                time_scale,
+                port: a.port,
+                time_scale: a.time_scale,
                 ..Default::default()
             };
-            process::serve(
-                &name,
-                &state_dir,
-                topology.as_deref(),
-                kubernetes_version,
-                opts,
-            )
-            .await?;
+            let topology = a.topology.as_deref();
+            process::serve(&a.name, &a.state_dir, topology, a.kubernetes_version, opts).await?;
         }
     }
     Ok(exit_code::OK)

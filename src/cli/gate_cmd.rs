@@ -160,7 +160,6 @@ async fn ensure_smoke_image(
     steps.record("Build smoke image", t.elapsed(), outcome);
 }
 
-/// Runs the gate.
 pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
     args.gate_file = super::args::locate(&args.gate_file);
     args.suites_dir = super::args::locate(&args.suites_dir);
@@ -338,7 +337,7 @@ impl gate::UpgradeRunner for InProcessUpgrade {
         // awaits in ways the compiler cannot prove `Send` for the gate's multi-threaded runtime.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let cancel = self.cancel.clone();
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("upgrade".into())
             .spawn(move || {
                 let result = match tokio::runtime::Builder::new_current_thread()
@@ -366,25 +365,19 @@ impl gate::UpgradeRunner for InProcessUpgrade {
                     )))),
                 };
                 let _ = tx.send(result);
-            });
-        if let Err(e) = spawned {
-            return Err(format!("cannot start the upgrade: {e}"));
-        }
+            })
+            .map_err(|e| format!("cannot start the upgrade: {e}"))?;
         let result = match rx.await {
             Ok(Some(r)) => r,
             Ok(None) => return Err("interrupted".into()),
             Err(_) => return Err("the upgrade stopped without a result".into()),
         };
         let write = |r: &crate::upgrade::UpgradeReport| {
-            let text = serde_json::to_string_pretty(r).unwrap_or_default() + "\n";
-            crate::atomic_write::write_atomically(report, text.as_bytes())
+            super::write_json(report, r)
                 .map_err(|e| format!("{}: cannot write: {e}", report.display()))
         };
         match result {
-            Ok(r) => {
-                write(&r)?;
-                Ok(r)
-            }
+            Ok(r) => write(&r).map(|()| r),
             Err(e) => {
                 let written = match &e {
                     use_case::UpgradeError::Engine { report, .. } => {
@@ -402,10 +395,7 @@ impl gate::UpgradeRunner for InProcessUpgrade {
 /// Writes `availability.json` next to the other artifacts (atomically: temp file + rename).
 fn write_availability(artifacts: &Path, report: &gate::availability::AvailabilityReport) {
     let path = artifacts.join("availability.json");
-    let written = serde_json::to_string_pretty(report)
-        .map_err(std::io::Error::other)
-        .and_then(|text| crate::atomic_write::write_atomically(&path, (text + "\n").as_bytes()));
-    match written {
+    match super::write_json(&path, report) {
         Ok(()) => {
             for m in &report.worst_moments {
                 tracing::warn!(moment = %m.describe(), "availability dipped during the upgrade");

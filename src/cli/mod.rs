@@ -126,6 +126,12 @@ fn man_page() -> Result<u8, Exit> {
     write_stdout(&buf, "the man page")
 }
 
+/// Writes `value` as pretty JSON and a newline to `path`, atomically.
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    crate::atomic_write::write_atomically(path, (text + "\n").as_bytes())
+}
+
 /// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
 fn write_stdout(bytes: &[u8], what: &str) -> Result<u8, Exit> {
     use std::io::Write;

@@ -85,7 +85,6 @@ fn parse_branch(s: &str) -> Result<String, String> {
     }
 }
 
-/// Runs `promote`.
 pub(crate) async fn run(a: PromoteArgs) -> Result<u8, Exit> {
     let env: HashMap<String, String> = std::env::vars().collect();
     if a.from == a.to {

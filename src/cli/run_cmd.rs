@@ -222,7 +222,6 @@ pub(super) struct Conclusion<'a> {
     pub artifacts: &'a Path,
     /// Suites written to JUnit but not counted in the summary (the gate's runner steps).
     pub extra_junit_suites: Vec<SuiteResult>,
-    /// JUnit layout.
     pub junit: JunitOptions,
     /// Summary format on stdout.
     pub format: Format,
@@ -230,9 +229,7 @@ pub(super) struct Conclusion<'a> {
     pub fail_on_flaky: bool,
     /// Where statuses go.
     pub statuses: Option<&'a StatusPublisher>,
-    /// Context of the aggregate status.
     pub aggregate_context: &'a str,
-    /// When the run started.
     pub started: tokio::time::Instant,
     /// Fired on SIGINT/SIGTERM.
     pub cancel: &'a tokio_util::sync::CancellationToken,

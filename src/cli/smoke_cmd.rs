@@ -62,7 +62,6 @@ pub(crate) struct SmokeRunArgs {
     pub pending_grace: std::time::Duration,
 }
 
-/// Runs `smoke …`.
 pub(crate) async fn run(args: SmokeArgs) -> Result<u8, Exit> {
     match args.command {
         SmokeCommand::Run(a) => {

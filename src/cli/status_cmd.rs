@@ -81,7 +81,6 @@ pub(crate) struct StatusSetArgs {
     pub auth: AuthArgs,
 }
 
-/// Runs `status …`.
 pub(crate) async fn run(args: StatusArgs) -> Result<u8, Exit> {
     let env: HashMap<String, String> = std::env::vars().collect();
     match args.command {

@@ -5,7 +5,6 @@ use super::Exit;
 use crate::exit_code;
 use crate::suite;
 
-/// Runs `suites …`.
 pub(crate) fn run(args: SuitesArgs) -> Result<u8, Exit> {
     match args.command {
         SuitesCommand::List { suites_dir, format } => {

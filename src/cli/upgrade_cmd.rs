@@ -20,7 +20,7 @@ use crate::upgrade::render::render_plan;
 use crate::upgrade::use_case::{self, Cloud, Target, UpgradeError};
 use clap::{Args, Subcommand, ValueEnum};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `upgrade` subcommands.
@@ -188,7 +188,6 @@ pub(crate) struct AbortArgs {
     pub format: Format,
 }
 
-/// Runs `upgrade …` and returns the exit code.
 pub(crate) async fn run(args: UpgradeArgs) -> Result<u8, Exit> {
     match args.command {
         UpgradeCommand::Plan(a) => run_plan(a).await,
@@ -268,7 +267,8 @@ fn emit(a: &PlanArgs, json: &serde_json::Value) -> Result<(), Exit> {
         println!("{json}");
     }
     match &a.report {
-        Some(path) => write_json(path, json),
+        Some(path) => super::write_json(path, json)
+            .map_err(|e| Exit::infra(format!("failed to write --report {}: {e}", path.display()))),
         None => Ok(()),
     }
 }
@@ -318,12 +318,6 @@ async fn run_apply(a: PlanArgs) -> Result<u8, Exit> {
     } else {
         exit_code::FAILED
     })
-}
-
-fn write_json(path: &Path, v: &serde_json::Value) -> Result<(), Exit> {
-    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-    crate::atomic_write::write_atomically(path, (text + "\n").as_bytes())
-        .map_err(|e| Exit::infra(format!("failed to write --report {}: {e}", path.display())))
 }
 
 async fn run_abort(a: AbortArgs) -> Result<u8, Exit> {

@@ -100,21 +100,20 @@ pub async fn abort(
             if let Some(base) = &base {
                 remove_surge(pool, base, &nodes, &out.cleaned).await?;
             }
-            let mut by_pool: BTreeMap<&str, BTreeMap<String, u32>> = BTreeMap::new();
+            let mut by_pool: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
             for ((p, z), n) in base.iter().flatten() {
-                by_pool.entry(p).or_default().insert(z.clone(), *n);
+                by_pool.entry(p.clone()).or_default().insert(z.clone(), *n);
                 out.capacity_restored.push((p.clone(), z.clone(), *n));
             }
-            for (p, sizes) in by_pool {
-                pool.set_sizes(p, &sizes).await?;
+            for (p, sizes) in &by_pool {
+                pool.set_sizes(p, sizes).await?;
             }
             for (p, v) in versions.iter().flatten() {
                 pool.set_version(p, v).await?;
                 out.versions_restored.push((p.clone(), v.clone()));
             }
-            let pools: BTreeSet<String> =
-                base.iter().flatten().map(|((p, _), _)| p.clone()).collect();
-            pool.restore(&pools.into_iter().collect::<Vec<_>>()).await?;
+            pool.restore(&by_pool.into_keys().collect::<Vec<_>>())
+                .await?;
         }
         None => out.state_kept = base.is_some() || versions.is_some(),
     }

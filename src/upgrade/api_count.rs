@@ -17,12 +17,10 @@ use tower::{Layer, Service};
 pub(crate) struct ApiCallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl ApiCallCounter {
-    /// Records one call.
     pub(crate) fn record(&self, op: &str) {
         *self.0.lock().entry(op.to_string()).or_default() += 1;
     }
 
-    /// The counts so far.
     pub(crate) fn counts(&self) -> BTreeMap<String, u64> {
         self.0.lock().clone()
     }
@@ -174,15 +172,13 @@ mod tests {
                 .body(())
                 .expect("request")
         };
-        svc.call(req(Method::GET, "/api/v1/nodes"))
-            .await
-            .expect("infallible");
-        svc.call(req(Method::GET, "/api/v1/nodes"))
-            .await
-            .expect("infallible");
-        svc.call(req(Method::PATCH, "/api/v1/nodes/a"))
-            .await
-            .expect("infallible");
+        for (m, p) in [
+            (Method::GET, "/api/v1/nodes"),
+            (Method::GET, "/api/v1/nodes"),
+            (Method::PATCH, "/api/v1/nodes/a"),
+        ] {
+            svc.call(req(m, p)).await.expect("infallible");
+        }
         assert_eq!(
             counter.counts(),
             BTreeMap::from([("list".to_string(), 2), ("patch".to_string(), 1)])

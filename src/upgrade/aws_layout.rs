@@ -40,7 +40,6 @@ pub(crate) struct LaunchTemplateRef {
 pub(crate) struct AsgInstance {
     /// `i-…`.
     pub id: String,
-    /// Availability zone.
     pub zone: String,
     /// `Pending`, `InService`, `Terminating:Wait`, … as AWS spells it.
     pub lifecycle: String,
@@ -51,28 +50,21 @@ pub(crate) struct AsgInstance {
 /// One Auto Scaling group, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AsgView {
-    /// Group name.
     pub name: String,
     /// Availability zones it launches in.
     pub zones: Vec<String>,
-    /// Desired capacity.
     pub desired: u32,
-    /// Max size.
     pub max: u32,
     /// Launch template, when it uses one.
     pub launch_template: Option<LaunchTemplateRef>,
     /// Why it cannot be pointed at a launch template version (launch configuration, mixed
     /// instances policy), when so.
     pub not_a_template: Option<String>,
-    /// Tags.
     pub tags: BTreeMap<String, String>,
     /// ELBv2 target groups.
     pub target_groups: Vec<String>,
-    /// Classic load balancers.
     pub classic_lbs: Vec<String>,
-    /// Suspended processes.
     pub suspended: Vec<String>,
-    /// Instances.
     pub instances: Vec<AsgInstance>,
 }
 
@@ -131,26 +123,22 @@ pub(crate) fn layout(
             } else {
                 (g, other)
             };
-            return Err(PoolError::Api {
-                message: format!(
-                    "pool {pool:?} has Auto Scaling group {:?} over zones {} and also group \
-                     {:?}; a pool is one group per zone or one group over several zones, so \
-                     tag only one of them with the pool",
-                    multi.name,
-                    multi.zones.join(", "),
-                    single.name
-                ),
-            });
+            return Err(PoolError::api(format!(
+                "pool {pool:?} has Auto Scaling group {:?} over zones {} and also group {:?}; a \
+                 pool is one group per zone or one group over several zones, so tag only one of \
+                 them with the pool",
+                multi.name,
+                multi.zones.join(", "),
+                single.name
+            )));
         }
         for zone in &g.zones {
             if let Some(other) = entry.group_in(zone) {
-                return Err(PoolError::Api {
-                    message: format!(
-                        "pool {pool:?} has two Auto Scaling groups in zone {zone:?}: {:?} and \
-                         {:?}; tag only one of them with the pool",
-                        other.name, g.name
-                    ),
-                });
+                return Err(PoolError::api(format!(
+                    "pool {pool:?} has two Auto Scaling groups in zone {zone:?}: {:?} and {:?}; \
+                     tag only one of them with the pool",
+                    other.name, g.name
+                )));
             }
         }
         entry.groups.insert(g.name.clone(), g.clone());
@@ -251,17 +239,16 @@ pub(crate) fn versions_to_set(
     v: &str,
     template_version: &str,
 ) -> Result<BTreeMap<String, String>, String> {
-    let is_kubelet = v.starts_with('v') && v[1..].starts_with(|c: char| c.is_ascii_digit());
     if v.contains('=') {
-        let mut out = BTreeMap::new();
-        for part in v.split(',') {
-            let (z, ver) = part
-                .split_once('=')
-                .ok_or_else(|| format!("bad recorded version {v:?}"))?;
-            out.insert(z.to_string(), ver.to_string());
-        }
-        return Ok(out);
+        return v
+            .split(',')
+            .map(|part| match part.split_once('=') {
+                Some((z, ver)) => Ok((z.to_string(), ver.to_string())),
+                None => Err(format!("bad recorded version {v:?}")),
+            })
+            .collect();
     }
+    let is_kubelet = v.starts_with('v') && v[1..].starts_with(|c: char| c.is_ascii_digit());
     let ver = if is_kubelet { template_version } else { v };
     Ok(p.groups
         .values()
@@ -309,6 +296,11 @@ pub(crate) struct Held {
 }
 
 impl Held {
+    /// The record on `g`, when it carries one of ours.
+    pub(crate) fn recorded(g: &AsgView) -> Option<Held> {
+        Held::from_tag(g.tags.get(HELD_TAG)?)
+    }
+
     /// What to record before holding `g`.
     pub(crate) fn before(g: &AsgView) -> Held {
         Held {

@@ -79,9 +79,9 @@ impl AwsNodePool {
         }
         let config = loader.load().await;
         if config.region().is_none() {
-            return Err(PoolError::Api {
-                message: "--cloud aws: no region; give --aws-region or set AWS_REGION".into(),
-            });
+            return Err(PoolError::api(
+                "--cloud aws: no region; give --aws-region or set AWS_REGION",
+            ));
         }
         let pool_tags = match &settings.pool_tag {
             Some(t) => vec![t.clone()],
@@ -171,7 +171,7 @@ impl AwsNodePool {
     }
 
     /// Runs a write, trying again while another scaling activity is in progress.
-    async fn write<F, Fut, T, E>(&self, op: &str, what: &str, f: F) -> Result<T, PoolError>
+    async fn write<F, Fut, T, E>(&self, op: &str, what: &str, f: F) -> Result<(), PoolError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, aws_sdk_autoscaling::error::SdkError<E>>>,
@@ -181,7 +181,7 @@ impl AwsNodePool {
         for attempt in 1.. {
             self.calls.record(op);
             match f().await {
-                Ok(v) => return Ok(v),
+                Ok(_) => return Ok(()),
                 Err(e) if attempt < BUSY_ATTEMPTS && layout::is_busy(e.code()) => {
                     tracing::info!(%op, %what, wait_s = wait.as_secs(), "scaling activity in progress; trying again");
                     tokio::time::sleep(wait).await;
@@ -191,17 +191,6 @@ impl AwsNodePool {
             }
         }
         unreachable!("the loop returns")
-    }
-
-    async fn group_in(&self, pool: &str, zone: &str) -> Result<AsgView, PoolError> {
-        self.pool(pool)
-            .await?
-            .group_in(zone)
-            .cloned()
-            .ok_or_else(|| PoolError::UnknownZone {
-                pool: pool.to_string(),
-                zone: zone.to_string(),
-            })
     }
 
     /// Sets one group's desired size, raising its MaxSize (recorded first) when the surge
@@ -217,11 +206,11 @@ impl AwsNodePool {
             // The surge needs room: MaxSize goes up with the desired size. `hold` recorded
             // the max before the run on the group; make sure a record exists first.
             if !g.tags.contains_key(layout::HELD_TAG) {
-                let held = Held::before(g).to_tag();
-                self.tag(&g.name, layout::HELD_TAG, &held).await?;
+                let held = Held::before(g);
+                self.record(&g.name, Some(&held)).await?;
                 // Cached too: a second surge must not record the raised max as the original.
                 self.update_cached(pool, &g.name, |g| {
-                    g.tags.insert(layout::HELD_TAG.to_string(), held);
+                    g.tags.insert(layout::HELD_TAG.to_string(), held.to_tag());
                 });
             }
             self.update_group(&g.name, |u| u.max_size(n).desired_capacity(n))
@@ -259,22 +248,31 @@ impl AwsNodePool {
             .send()
         })
         .await
-        .map(|_| ())
     }
 
-    async fn tag(&self, group: &str, key: &str, value: &str) -> Result<(), PoolError> {
+    /// Writes `held` as the group's [`layout::HELD_TAG`], or with `None` deletes the tag.
+    async fn record(&self, group: &str, held: Option<&Held>) -> Result<(), PoolError> {
         let tag = asg::Tag::builder()
             .resource_id(group)
             .resource_type("auto-scaling-group")
-            .key(key)
-            .value(value)
-            .propagate_at_launch(false)
+            .key(layout::HELD_TAG)
+            .set_value(held.map(Held::to_tag))
+            .set_propagate_at_launch(held.map(|_| false))
             .build();
-        self.write("CreateOrUpdateTags", group, || {
-            self.asg.create_or_update_tags().tags(tag.clone()).send()
-        })
-        .await
-        .map(|_| ())
+        match held {
+            Some(_) => {
+                self.write("CreateOrUpdateTags", group, || {
+                    self.asg.create_or_update_tags().tags(tag.clone()).send()
+                })
+                .await
+            }
+            None => {
+                self.write("DeleteTags", group, || {
+                    self.asg.delete_tags().tags(tag.clone()).send()
+                })
+                .await
+            }
+        }
     }
 
     /// The health of each instance in each of `target_groups`.
@@ -316,9 +314,7 @@ where
         (Some(c), None) => c.to_string(),
         _ => DisplayErrorContext(&e).to_string(),
     };
-    PoolError::Api {
-        message: format!("AWS {call}: {detail}"),
-    }
+    PoolError::api(format!("AWS {call}: {detail}"))
 }
 
 fn view(g: &asg::AutoScalingGroup) -> AsgView {
@@ -375,14 +371,6 @@ fn view(g: &asg::AutoScalingGroup) -> AsgView {
     }
 }
 
-fn template_spec(t: &LaunchTemplateRef, version: &str) -> asg::LaunchTemplateSpecification {
-    asg::LaunchTemplateSpecification::builder()
-        .set_launch_template_id(t.id.clone())
-        .set_launch_template_name(if t.id.is_some() { None } else { t.name.clone() })
-        .version(version)
-        .build()
-}
-
 #[async_trait]
 impl NodePool for AwsNodePool {
     /// Calls so far, by AWS operation.
@@ -401,14 +389,12 @@ impl NodePool for AwsNodePool {
     async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError> {
         let p = self.refresh(pool).await?;
         if let Some(g) = p.groups.values().find(|g| !g.classic_lbs.is_empty()) {
-            return Err(PoolError::Api {
-                message: format!(
-                    "Auto Scaling group {:?} uses classic load balancers ({}): --cloud aws reads \
-                     ELBv2 target health only, and would not know when a new node serves",
-                    g.name,
-                    g.classic_lbs.join(", ")
-                ),
-            });
+            return Err(PoolError::api(format!(
+                "Auto Scaling group {:?} uses classic load balancers ({}): --cloud aws reads \
+                 ELBv2 target health only, and would not know when a new node serves",
+                g.name,
+                g.classic_lbs.join(", ")
+            )));
         }
         let tgs: BTreeSet<String> = p
             .groups
@@ -438,7 +424,7 @@ impl NodePool for AwsNodePool {
             let healthy = self.healthy.lock();
             healthy
                 .keys()
-                .map(|k| (k.clone(), "healthy".to_string()))
+                .map(|k| (k.clone(), "healthy".into()))
                 .collect()
         } else {
             let h = self.target_health(&tgs).await?;
@@ -475,18 +461,20 @@ impl NodePool for AwsNodePool {
     }
 
     async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError> {
-        let g = self.group_in(pool, zone).await?;
+        let p = self.pool(pool).await?;
+        let g = p.group_in(zone).ok_or_else(|| PoolError::UnknownZone {
+            pool: pool.to_string(),
+            zone: zone.to_string(),
+        })?;
         if g.zones.len() > 1 {
-            return Err(PoolError::Api {
-                message: format!(
-                    "Auto Scaling group {:?} spans zones {}: its size is set for the pool as \
-                     a whole, not for zone {zone:?}",
-                    g.name,
-                    g.zones.join(", ")
-                ),
-            });
+            return Err(PoolError::api(format!(
+                "Auto Scaling group {:?} spans zones {}: its size is set for the pool as a \
+                 whole, not for zone {zone:?}",
+                g.name,
+                g.zones.join(", ")
+            )));
         }
-        self.set_group_desired(pool, &g, desired).await
+        self.set_group_desired(pool, g, desired).await
     }
 
     async fn set_sizes(&self, pool: &str, sizes: &BTreeMap<String, u32>) -> Result<(), PoolError> {
@@ -540,7 +528,7 @@ impl NodePool for AwsNodePool {
     async fn set_version(&self, pool: &str, version: &str) -> Result<(), PoolError> {
         let p = self.pool(pool).await?;
         let want = layout::versions_to_set(&p, version, &self.settings.launch_template_version)
-            .map_err(|message| PoolError::Api { message })?;
+            .map_err(PoolError::api)?;
         for (zone, v) in want {
             let Some(g) = p.group_in(&zone) else {
                 continue;
@@ -548,20 +536,22 @@ impl NodePool for AwsNodePool {
             let t = match (&g.launch_template, &g.not_a_template) {
                 (Some(t), None) => t,
                 (_, why) => {
-                    return Err(PoolError::Api {
-                        message: format!(
-                            "Auto Scaling group {:?} cannot be pointed at launch template \
-                             version {v:?}: {}",
-                            g.name,
-                            why.as_deref().unwrap_or("it has no launch template")
-                        ),
-                    })
+                    return Err(PoolError::api(format!(
+                        "Auto Scaling group {:?} cannot be pointed at launch template version \
+                         {v:?}: {}",
+                        g.name,
+                        why.as_deref().unwrap_or("it has no launch template")
+                    )))
                 }
             };
             if t.version == v {
                 continue;
             }
-            let spec = template_spec(t, &v);
+            let spec = asg::LaunchTemplateSpecification::builder()
+                .set_launch_template_id(t.id.clone())
+                .set_launch_template_name(if t.id.is_some() { None } else { t.name.clone() })
+                .version(&v)
+                .build();
             self.update_group(&g.name, |u| u.launch_template(spec.clone()))
                 .await?;
             self.update_cached(pool, &g.name, |g| {
@@ -578,11 +568,11 @@ impl NodePool for AwsNodePool {
             for g in self.pool(pool).await?.groups.values() {
                 // The record goes first: a crash after it and before the suspension leaves a
                 // record of processes not suspended yet, which resuming does no harm to.
-                let held = match g.tags.get(layout::HELD_TAG).and_then(|v| Held::from_tag(v)) {
+                let held = match Held::recorded(g) {
                     Some(h) => h,
                     None => {
                         let h = Held::before(g);
-                        self.tag(&g.name, layout::HELD_TAG, &h.to_tag()).await?;
+                        self.record(&g.name, Some(&h)).await?;
                         h
                     }
                 };
@@ -612,8 +602,7 @@ impl NodePool for AwsNodePool {
     async fn restore(&self, pools: &[String]) -> Result<(), PoolError> {
         for pool in pools {
             for g in self.refresh(pool).await?.groups.values() {
-                let Some(held) = g.tags.get(layout::HELD_TAG).and_then(|v| Held::from_tag(v))
-                else {
+                let Some(held) = Held::recorded(g) else {
                     continue;
                 };
                 if g.max != held.max {
@@ -638,15 +627,7 @@ impl NodePool for AwsNodePool {
                     .await?;
                 }
                 // The record goes last: a crash before this restores again, which is a no-op.
-                let tag = asg::Tag::builder()
-                    .resource_id(&g.name)
-                    .resource_type("auto-scaling-group")
-                    .key(layout::HELD_TAG)
-                    .build();
-                self.write("DeleteTags", &g.name, || {
-                    self.asg.delete_tags().tags(tag.clone()).send()
-                })
-                .await?;
+                self.record(&g.name, None).await?;
                 tracing::info!(group = %g.name, max = held.max, resumed = ?held.suspended, "group restored");
             }
             self.refresh(pool).await?;

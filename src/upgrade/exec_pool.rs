@@ -95,13 +95,11 @@ impl ExecNodePool {
     }
 
     fn err(&self, words: &[&str], what: impl std::fmt::Display) -> PoolError {
-        PoolError::Api {
-            message: format!(
-                "pool command `{} {}`: {what}",
-                self.command,
-                words.join(" ")
-            ),
-        }
+        PoolError::api(format!(
+            "pool command `{} {}`: {what}",
+            self.command,
+            words.join(" ")
+        ))
     }
 
     /// Runs one call and returns its stdout.
@@ -145,24 +143,15 @@ impl ExecNodePool {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let stderr = stderr.trim();
             let quoted = match stderr.char_indices().nth_back(STDERR_QUOTED) {
-                Some((i, _)) => &stderr[i..],
-                None => stderr,
+                Some((i, _)) => format!(": {}", &stderr[i..]),
+                None if stderr.is_empty() => String::new(),
+                None => format!(": {stderr}"),
             };
-            return Err(self.err(
-                words,
-                format!(
-                    "{}{}",
-                    match out.status.code() {
-                        Some(c) => format!("exited with status {c}"),
-                        None => "was killed by a signal".to_string(),
-                    },
-                    if quoted.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {quoted}")
-                    }
-                ),
-            ));
+            let how = match out.status.code() {
+                Some(c) => format!("exited with status {c}"),
+                None => "was killed by a signal".to_string(),
+            };
+            return Err(self.err(words, how + &quoted));
         }
         Ok(out.stdout)
     }
@@ -237,11 +226,9 @@ impl NodePool for ExecNodePool {
         // The protocol's `terminate` always decrements; the engine asks for nothing else here
         // (`replaces_on_terminate` is false).
         if size == SizeAfter::Keep {
-            return Err(PoolError::Api {
-                message: format!(
-                    "exec: terminating {instance} keeping its group's size is not in the protocol"
-                ),
-            });
+            return Err(PoolError::api(format!(
+                "exec: terminating {instance} keeping its group's size is not in the protocol"
+            )));
         }
         self.write(&["terminate", instance]).await
     }

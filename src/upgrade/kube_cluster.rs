@@ -348,17 +348,25 @@ impl KubeCluster {
         }
     }
 
+    /// The Lease API of `namespace`, and the Lease as errors name it.
+    fn lease_api(&self, namespace: &str) -> (Api<Lease>, String) {
+        (
+            Api::namespaced(self.client.clone(), namespace),
+            format!("Lease/{namespace}/{LEASE_NAME}"),
+        )
+    }
+
     /// Reads one annotation of the Lease (run-wide state such as the base capacity).
     pub(crate) async fn lease_annotation(
         &self,
         namespace: &str,
         key: &str,
     ) -> Result<Option<String>, KubeError> {
-        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let (api, object) = self.lease_api(namespace);
         let l = api
             .get_opt(LEASE_NAME)
             .await
-            .map_err(api_err("get", format!("Lease/{namespace}/{LEASE_NAME}")))?;
+            .map_err(api_err("get", object))?;
         Ok(l.and_then(|l| l.metadata.annotations)
             .and_then(|a| a.get(key).cloned()))
     }
@@ -370,11 +378,11 @@ impl KubeCluster {
         key: &str,
         value: &str,
     ) -> Result<(), KubeError> {
-        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let (api, object) = self.lease_api(namespace);
         let body = serde_json::json!({"metadata": {"annotations": {key: value}}});
         api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&body))
             .await
-            .map_err(api_err("patch", format!("Lease/{namespace}/{LEASE_NAME}")))?;
+            .map_err(api_err("patch", object))?;
         Ok(())
     }
 
@@ -401,8 +409,7 @@ impl KubeCluster {
         now: DateTime<Utc>,
         lease_seconds: i64,
     ) -> Result<(), KubeError> {
-        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
-        let object = format!("Lease/{namespace}/{LEASE_NAME}");
+        let (api, object) = self.lease_api(namespace);
         // A 409 (another writer created or updated the Lease between our read and our write)
         // is not an error: read again and decide again. Several `apply` started together
         // then see one winner; the others wait for its Lease like for any other holder.
@@ -464,8 +471,7 @@ impl KubeCluster {
         me: &str,
         keep_state: bool,
     ) -> Result<(), KubeError> {
-        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
-        let object = format!("Lease/{namespace}/{LEASE_NAME}");
+        let (api, object) = self.lease_api(namespace);
         let current = api
             .get_opt(LEASE_NAME)
             .await

@@ -47,17 +47,16 @@ impl NodePatch {
 
     /// Applies the patch to an owned node view (what the server will store).
     pub fn apply_to(&self, node: &mut NodeInfo) {
-        for (k, v) in &self.annotations {
-            match v {
-                Some(v) => node.annotations.insert(k.clone(), v.clone()),
-                None => node.annotations.remove(k),
-            };
-        }
-        for (k, v) in &self.labels {
-            match v {
-                Some(v) => node.labels.insert(k.clone(), v.clone()),
-                None => node.labels.remove(k),
-            };
+        for (map, changes) in [
+            (&mut node.annotations, &self.annotations),
+            (&mut node.labels, &self.labels),
+        ] {
+            for (k, v) in changes {
+                match v {
+                    Some(v) => map.insert(k.clone(), v.clone()),
+                    None => map.remove(k),
+                };
+            }
         }
         node.taints = self.taints_after(&node.taints);
         if let Some(u) = self.unschedulable {

@@ -2,9 +2,11 @@
 //! profile's `[profile.NAME.upgrade]` table set — with one validation for both, and their
 //! resolution into the planner's [`PlanOptions`] and the engine's [`EngineConfig`].
 
+use super::aws_pool::AwsSettings;
 use super::drain_policy::StuckDrainPolicy;
 use super::engine::EngineConfig;
 use super::plan::{PlanOptions, PoolLimits, Timings};
+use super::use_case::Cloud;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -100,7 +102,6 @@ pub(crate) struct UpgradeOptions {
     pub max_blocked_nodes: u32,
     /// A replacement not Ready this long after it was requested fails.
     pub new_node_timeout: Duration,
-    /// Duration of the Lease.
     pub lease_duration: Duration,
     /// Give up after this long.
     pub timeout: Duration,
@@ -187,9 +188,20 @@ pub(crate) fn resolve_limits(
     sizes: Option<&BTreeMap<String, u32>>,
     only: &BTreeSet<String>,
 ) -> Result<(PoolLimits, BTreeMap<String, PoolLimits>), String> {
-    let flags = [("--max-surge", surge), ("--max-unavailable", unavailable)];
+    /// The surge (`true`) or unavailable count of `l`.
+    fn of(l: &mut PoolLimits, surge: bool) -> &mut u32 {
+        if surge {
+            &mut l.max_surge
+        } else {
+            &mut l.max_unavailable
+        }
+    }
+    let flags = [
+        ("--max-surge", surge, true),
+        ("--max-unavailable", unavailable, false),
+    ];
     let mut default_limits = PoolLimits::default();
-    for (i, (flag, values)) in flags.iter().enumerate() {
+    for (flag, values, surge) in flags {
         let defaults: Vec<&PoolAmount> = values.iter().filter(|v| v.pool.is_none()).collect();
         if defaults.len() > 1 {
             return Err(format!(
@@ -197,11 +209,7 @@ pub(crate) fn resolve_limits(
             ));
         }
         if let Some(v) = defaults.first() {
-            if i == 0 {
-                default_limits.max_surge = v.unresolved();
-            } else {
-                default_limits.max_unavailable = v.unresolved();
-            }
+            *of(&mut default_limits, surge) = v.unresolved();
         }
     }
     let mut limits: BTreeMap<String, PoolLimits> = BTreeMap::new();
@@ -209,29 +217,23 @@ pub(crate) fn resolve_limits(
     // differently per pool.
     for (pool, size) in sizes.into_iter().flatten() {
         let mut l = default_limits;
-        for v in surge.iter().filter(|v| v.pool.is_none()) {
-            l.max_surge = v.resolve(*size, true);
-        }
-        for v in unavailable.iter().filter(|v| v.pool.is_none()) {
-            l.max_unavailable = v.resolve(*size, false);
+        for (_, values, surge) in flags {
+            for v in values.iter().filter(|v| v.pool.is_none()) {
+                *of(&mut l, surge) = v.resolve(*size, surge);
+            }
         }
         if l != default_limits {
             limits.insert(pool.clone(), l);
         }
     }
-    for (i, (_, values)) in flags.iter().enumerate() {
-        for v in values.iter() {
+    for (_, values, surge) in flags {
+        for v in values {
             let Some(p) = &v.pool else { continue };
             let n = match sizes.and_then(|s| s.get(p)) {
-                Some(size) => v.resolve(*size, i == 0),
+                Some(size) => v.resolve(*size, surge),
                 None => v.unresolved(),
             };
-            let l = limits.entry(p.clone()).or_insert(default_limits);
-            if i == 0 {
-                l.max_surge = n;
-            } else {
-                l.max_unavailable = n;
-            }
+            *of(limits.entry(p.clone()).or_insert(default_limits), surge) = n;
         }
     }
     if default_limits.max_surge == 0 && default_limits.max_unavailable == 0 && limits.is_empty() {
@@ -361,16 +363,7 @@ impl UpgradeSettings {
     pub(crate) fn cloud(
         &self,
         duration: impl Fn(&str) -> Result<Duration, String>,
-    ) -> Result<Option<crate::upgrade::use_case::Cloud>, String> {
-        let aws_keys = [
-            ("aws_region", &self.aws_region),
-            ("aws_endpoint_url", &self.aws_endpoint_url),
-            ("aws_pool_tag", &self.aws_pool_tag),
-            (
-                "aws_launch_template_version",
-                &self.aws_launch_template_version,
-            ),
-        ];
+    ) -> Result<Option<Cloud>, String> {
         match &self.aws_cluster {
             Some(_) if self.pool_command.is_some() => {
                 return Err("pool_command and aws_cluster: name one cloud, not both".into())
@@ -382,21 +375,28 @@ impl UpgradeSettings {
                 )
             }
             Some(c) => {
-                return Ok(Some(crate::upgrade::use_case::Cloud::Aws(
-                    crate::upgrade::aws_pool::AwsSettings {
-                        cluster: c.trim().to_string(),
-                        region: self.aws_region.clone(),
-                        endpoint_url: self.aws_endpoint_url.clone(),
-                        pool_tag: self.aws_pool_tag.clone(),
-                        launch_template_version: self
-                            .aws_launch_template_version
-                            .clone()
-                            .unwrap_or_else(|| "$Latest".into()),
-                    },
-                )))
+                return Ok(Some(Cloud::Aws(AwsSettings {
+                    cluster: c.trim().to_string(),
+                    region: self.aws_region.clone(),
+                    endpoint_url: self.aws_endpoint_url.clone(),
+                    pool_tag: self.aws_pool_tag.clone(),
+                    launch_template_version: self
+                        .aws_launch_template_version
+                        .clone()
+                        .unwrap_or_else(|| "$Latest".into()),
+                })))
             }
             None => {
-                if let Some((key, _)) = aws_keys.iter().find(|(_, v)| v.is_some()) {
+                let set = [
+                    ("aws_region", &self.aws_region),
+                    ("aws_endpoint_url", &self.aws_endpoint_url),
+                    ("aws_pool_tag", &self.aws_pool_tag),
+                    (
+                        "aws_launch_template_version",
+                        &self.aws_launch_template_version,
+                    ),
+                ];
+                if let Some((key, _)) = set.iter().find(|(_, v)| v.is_some()) {
                     return Err(format!("{key}: set without aws_cluster"));
                 }
             }
@@ -409,7 +409,7 @@ impl UpgradeSettings {
             Some(c) if c.trim().is_empty() => {
                 Err("pool_command: empty; name the command that manages the pools".into())
             }
-            Some(c) => Ok(Some(crate::upgrade::use_case::Cloud::Exec {
+            Some(c) => Ok(Some(Cloud::Exec {
                 command: c.clone(),
                 timeout,
             })),
@@ -440,34 +440,22 @@ impl UpgradeSettings {
         if let Some(p) = &self.pools {
             o.pools = p.iter().cloned().collect();
         }
-        let d = |key: &str, v: &Option<String>, into: &mut Duration| -> Result<(), String> {
-            if let Some(v) = v {
-                *into = duration(v).map_err(|e| format!("{key}: {e}"))?;
-            }
-            Ok(())
-        };
-        d("min_ready", &self.min_ready, &mut o.min_ready)?;
-        d(
-            "new_node_timeout",
-            &self.new_node_timeout,
-            &mut o.new_node_timeout,
-        )?;
-        d(
-            "stuck_report_after",
-            &self.stuck_report_after,
-            &mut o.stuck_report_after,
-        )?;
-        d(
-            "stuck_leave_after",
-            &self.stuck_leave_after,
-            &mut o.stuck_leave_after,
-        )?;
-        d(
-            "lease_duration",
-            &self.lease_duration,
-            &mut o.lease_duration,
-        )?;
-        d("timeout", &self.timeout, &mut o.timeout)?;
+        // Each duration key is named as its field.
+        macro_rules! durations {
+            ($($f:ident),*) => {$(
+                if let Some(v) = &self.$f {
+                    o.$f = duration(v).map_err(|e| format!("{}: {e}", stringify!($f)))?;
+                }
+            )*};
+        }
+        durations!(
+            min_ready,
+            new_node_timeout,
+            stuck_report_after,
+            stuck_leave_after,
+            lease_duration,
+            timeout
+        );
         if o.lease_duration < Duration::from_secs(1) {
             return Err("lease_duration: a Lease lasts at least 1s (e.g. 30s)".into());
         }

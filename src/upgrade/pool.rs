@@ -118,6 +118,15 @@ pub enum PoolError {
     },
 }
 
+impl PoolError {
+    /// An [`PoolError::Api`] saying `message`.
+    pub(crate) fn api(message: impl std::fmt::Display) -> Self {
+        PoolError::Api {
+            message: message.to_string(),
+        }
+    }
+}
+
 /// Node-pool operations the engine needs. Every call is idempotent for the same input.
 #[async_trait]
 pub trait NodePool: Send + Sync {

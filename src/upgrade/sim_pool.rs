@@ -70,16 +70,12 @@ impl SimNodePool {
             .uri(path)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(bytes)
-            .map_err(|e| PoolError::Api {
-                message: format!("{op}: {e}"),
-            })?;
+            .map_err(|e| PoolError::api(format!("{op}: {e}")))?;
         self.client.request_text(req).await.map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 404 => PoolError::Api {
-                message: format!("{op}: 404 {}", s.message),
-            },
-            e => PoolError::Api {
-                message: format!("{op}: {e}"),
-            },
+            kube::Error::Api(s) if s.code == 404 => {
+                PoolError::api(format!("{op}: 404 {}", s.message))
+            }
+            e => PoolError::api(format!("{op}: {e}")),
         })
     }
 
@@ -92,20 +88,10 @@ impl SimNodePool {
                 None,
             )
             .await?;
-        let g: SimGroups = serde_json::from_str(&text).map_err(|e| PoolError::Api {
-            message: format!("describe_groups: unexpected body: {e}"),
-        })?;
+        let g: SimGroups = serde_json::from_str(&text)
+            .map_err(|e| PoolError::api(format!("describe_groups: unexpected body: {e}")))?;
         Ok(g.groups)
     }
-}
-
-fn lb(s: Option<&str>) -> Option<LbState> {
-    s.map(|s| match s {
-        "InService" => LbState::InService,
-        "OutOfService" => LbState::OutOfService,
-        "Deregistering" => LbState::Deregistering,
-        _ => LbState::Registering,
-    })
 }
 
 #[async_trait]
@@ -151,7 +137,12 @@ impl NodePool for SimNodePool {
                     version: i.kubelet_version,
                     // The simulator spells lifecycles as AWS does.
                     lifecycle: super::aws_layout::lifecycle(&i.lifecycle),
-                    lb: lb(i.lb_state.as_deref()),
+                    lb: i.lb_state.map(|s| match s.as_str() {
+                        "InService" => LbState::InService,
+                        "OutOfService" => LbState::OutOfService,
+                        "Deregistering" => LbState::Deregistering,
+                        _ => LbState::Registering,
+                    }),
                 })
             })
             .collect())

@@ -8,7 +8,7 @@ use super::exec_pool::ExecNodePool;
 use super::kube_cluster::{KubeCluster, KubeError};
 use super::options::UpgradeOptions;
 use super::plan::{plan as make_plan, Plan, PlanOptions};
-use super::pool::{NodePool, PoolError, PoolGroup};
+use super::pool::{NodePool, PoolError};
 use super::progress::Progress;
 use super::report::UpgradeReport;
 use super::sim_pool::SimNodePool;
@@ -111,25 +111,14 @@ impl From<KubeError> for UpgradeError {
 
 /// A computed plan and what computing it opened.
 pub(crate) struct Planned {
-    /// The cluster.
     pub cluster: KubeCluster,
     /// The cloud's pools, when a cloud was named.
     pub pool: Option<Box<dyn NodePool>>,
-    /// The plan.
     pub plan: Plan,
     /// The options it was computed with (percentages resolved).
     pub opts: PlanOptions,
     /// Cloud calls made while planning.
     pub cloud_calls: BTreeMap<String, u64>,
-}
-
-/// The planner's view of a cloud pool.
-fn pool_info(g: &PoolGroup) -> PoolInfo {
-    PoolInfo {
-        name: g.name.clone(),
-        nodes_per_zone: g.desired_per_zone.clone(),
-        boot_seconds: g.boot_seconds.unwrap_or(DEFAULT_BOOT_SECONDS),
-    }
 }
 
 /// Connects, lists nodes, pods, PDBs and volumes once, reads the cloud's pools, and plans.
@@ -144,15 +133,22 @@ pub(crate) async fn plan(target: &Target, o: &UpgradeOptions) -> Result<Planned,
     let mut cloud_calls = BTreeMap::new();
     let mut pool = None;
     if let Some(cloud) = &target.cloud {
-        let p = cloud
-            .open(cluster.client(), target.kubeconfig.as_deref())
-            .await
-            .map_err(|e| UpgradeError::Infra(format!("--cloud {}: {e}", cloud.name())))?;
-        let groups = p
-            .groups()
-            .await
-            .map_err(|e| UpgradeError::Infra(format!("--cloud {}: {e}", cloud.name())))?;
-        snapshot = snapshot.with_pools(groups.iter().map(pool_info).collect());
+        let (p, groups) = async {
+            let p = cloud
+                .open(cluster.client(), target.kubeconfig.as_deref())
+                .await?;
+            let groups = p.groups().await?;
+            Ok::<_, PoolError>((p, groups))
+        }
+        .await
+        .map_err(|e| UpgradeError::Infra(format!("--cloud {}: {e}", cloud.name())))?;
+        // The planner's view of the cloud's pools.
+        let pools = groups.into_iter().map(|g| PoolInfo {
+            name: g.name,
+            nodes_per_zone: g.desired_per_zone,
+            boot_seconds: g.boot_seconds.unwrap_or(DEFAULT_BOOT_SECONDS),
+        });
+        snapshot = snapshot.with_pools(pools.collect());
         cloud_calls = p.cloud_calls();
         pool = Some(p);
     }
@@ -262,11 +258,8 @@ pub(crate) async fn apply(
         .iter()
         .map(|n| (n.pool.clone(), p.opts.limits_for(&n.pool)))
         .collect();
-    for (k, v) in pool.cloud_calls() {
+    for (k, v) in pool.cloud_calls().into_iter().chain(p.cloud_calls) {
         *report.cloud_api_calls.entry(k).or_default() += v;
-    }
-    for (k, v) in &p.cloud_calls {
-        *report.cloud_api_calls.entry(k.clone()).or_default() += v;
     }
     Ok(report)
 }
