@@ -486,7 +486,7 @@ fn delete_one(
     if res == id::NODES {
         // Deleting a Node object does not stop the machine, but its pods go.
         let last = st.store.found(id::NODES, "", name)?;
-        st.remove_node_and_pods(name, now);
+        st.remove_node_and_pods(name);
         return Ok(last);
     }
     if res == id::NAMESPACES {
@@ -497,13 +497,9 @@ fn delete_one(
                 format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
             ));
         }
-        for (r, def) in RESOURCES.iter().enumerate() {
-            if def.namespaced {
-                for o in st.store.list(r, Some(name)) {
-                    let k = super::store::key_of(&o);
-                    st.store.remove(r, &k.0, &k.1);
-                }
-            }
+        for r in (0..RESOURCES.len()).filter(|r| RESOURCES[*r].namespaced) {
+            st.store
+                .remove_where(r, |_, o| meta_str(o, "namespace") == Some(name));
         }
     }
     st.store

@@ -127,16 +127,9 @@ impl SimState {
                 }
             }
         }
-        let existing: Vec<String> = self
-            .store
-            .iter(id::VOLUMEATTACHMENTS)
-            .map(|((_, n), _)| n.clone())
-            .collect();
-        for name in existing {
-            if !attachments.contains_key(&name) {
-                self.store.remove(id::VOLUMEATTACHMENTS, "", &name);
-            }
-        }
+        self.store.remove_where(id::VOLUMEATTACHMENTS, |_, va| {
+            !attachments.contains_key(meta_str(va, "name").unwrap_or(""))
+        });
         let ts = self.ts(self.mach.last_tick);
         for (name, (pv, node)) in &attachments {
             if !self.store.contains(id::VOLUMEATTACHMENTS, "", name) {
@@ -445,19 +438,16 @@ impl SimState {
     }
 
     fn garbage_collect(&mut self, owned: &HashMap<String, Vec<Arc<Value>>>, now: SimTime) {
-        let mut owners: HashSet<String> = HashSet::new();
-        for res in [
+        let owners: HashSet<String> = [
             id::REPLICASETS,
             id::STATEFULSETS,
             id::DAEMONSETS,
             id::DEPLOYMENTS,
-        ] {
-            for (_, o) in self.store.iter(res) {
-                if let Some(u) = meta_str(o, "uid") {
-                    owners.insert(u.to_string());
-                }
-            }
-        }
+        ]
+        .into_iter()
+        .flat_map(|res| self.store.iter(res))
+        .filter_map(|(_, o)| meta_str(o, "uid").map(String::from))
+        .collect();
         for (uid, pods) in owned {
             if owners.contains(uid) {
                 continue;
@@ -472,30 +462,14 @@ impl SimState {
                 }
             }
         }
-        let orphan_rs: Vec<(String, String)> = self
-            .store
-            .iter(id::REPLICASETS)
-            .filter(|(_, rs)| {
-                controller_of(rs).is_some_and(|(k, _, u)| k == "Deployment" && !owners.contains(u))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (ns, n) in orphan_rs {
-            self.store.remove(id::REPLICASETS, &ns, &n);
-        }
-        // Nodes whose pods reference a vanished node: force-delete those pods.
-        let gone: Vec<(String, String)> = self
-            .store
-            .iter(id::PODS)
-            .filter(|(_, p)| {
-                p["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty() && !self.store.contains(id::NODES, "", n))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (ns, n) in gone {
-            self.store.remove(id::PODS, &ns, &n);
-        }
+        self.store.remove_where(id::REPLICASETS, |_, rs| {
+            controller_of(rs).is_some_and(|(k, _, u)| k == "Deployment" && !owners.contains(u))
+        });
+        // Pods that reference a vanished node: force-delete them.
+        self.store.remove_where(id::PODS, |store, p| {
+            p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty() && !store.contains(id::NODES, "", n))
+        });
     }
 }

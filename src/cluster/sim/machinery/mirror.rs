@@ -58,7 +58,7 @@ impl SimState {
             .map(|i| i.id.clone())
             .collect();
         for id in gone {
-            self.terminate_instance(&id, false, now);
+            self.terminate_instance(&id, false);
         }
         // Desired sizes follow what runs, for `/sim/cloud` readers.
         let groups: Vec<String> = self.mach.cloud.groups.keys().cloned().collect();
