@@ -117,7 +117,7 @@ impl Sim {
             clock: clock.clone(),
             settings: settings.clone(),
         };
-        let ts = clock.timestamp();
+        let ts = state.ts(clock.now());
         let mut namespaces = vec!["default", "kube-system", "kube-public", "kube-node-lease"];
         for w in &topology.workloads {
             if !namespaces.contains(&w.namespace.as_str()) {

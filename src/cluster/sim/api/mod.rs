@@ -28,7 +28,6 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
     Router::new().fallback(handle).with_state(sim)
 }
 
-/// A JSON response.
 pub(crate) fn json_response(code: u16, v: &Value) -> Response {
     bytes_response(code, serde_json::to_vec(v).unwrap_or_default())
 }

@@ -373,12 +373,10 @@ impl SimState {
         for ds in self.live(id::DAEMONSETS) {
             let (ns, name) = key_of(&ds);
             let pods = owned_by(owned, &ds);
-            let mut on_node: HashSet<&str> = HashSet::new();
-            for p in pods.iter() {
-                if let Some(n) = p["spec"]["nodeName"].as_str() {
-                    on_node.insert(n);
-                }
-            }
+            let on_node: HashSet<&str> = pods
+                .iter()
+                .filter_map(|p| p["spec"]["nodeName"].as_str())
+                .collect();
             let tmpl = &ds["spec"]["template"];
             let selector = tmpl["spec"]["nodeSelector"].as_object();
             let mut desired = 0;

@@ -26,7 +26,6 @@ pub(crate) const ANN_STARTUP: &str = "sim.e2e-gate.io/startup-seconds";
 pub(crate) const ANN_UNREADY_ON_KUBELET: &str = "sim.e2e-gate.io/unready-on-kubelet";
 /// Label: the pool of a node.
 pub(crate) const LABEL_POOL: &str = "e2e-gate.io/pool";
-/// Zone label.
 pub(crate) const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 
 /// Machinery state that is not stored as API objects.
