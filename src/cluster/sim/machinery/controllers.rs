@@ -142,13 +142,9 @@ impl SimState {
                 let _ = self.store.create(id::VOLUMEATTACHMENTS, "", va, &ts);
             }
         }
-        let nodes: Vec<(String, Arc<Value>)> = self
-            .store
-            .iter(id::NODES)
-            .map(|((_, n), v)| (n.clone(), v.clone()))
-            .collect();
-        for (name, node) in nodes {
-            let mut vols = by_node.remove(&name).unwrap_or_default();
+        for node in self.store.list(id::NODES, None) {
+            let name = meta_str(&node, "name").unwrap_or("");
+            let mut vols = by_node.remove(name).unwrap_or_default();
             vols.sort();
             let attached: Vec<Value> = vols
                 .iter()
@@ -159,7 +155,7 @@ impl SimState {
                 .cloned()
                 .unwrap_or_default();
             if cur != attached {
-                self.store.modify(id::NODES, "", &name, |n| {
+                self.store.modify(id::NODES, "", name, |n| {
                     if attached.is_empty() {
                         if let Some(s) = n["status"].as_object_mut() {
                             s.remove("volumesAttached");
@@ -272,7 +268,7 @@ impl SimState {
             }
             let ready = active.iter().filter(|p| pod_ready(p)).count();
             let status = json!({
-                "replicas": active.len().min(want.max(active.len())), "fullyLabeledReplicas": active.len(),
+                "replicas": active.len(), "fullyLabeledReplicas": active.len(),
                 "readyReplicas": ready, "availableReplicas": ready,
                 "observedGeneration": rs["metadata"]["generation"],
             });

@@ -177,20 +177,18 @@ pub(crate) fn set_condition(obj: &mut Value, ctype: &str, status: bool, reason: 
         obj["status"]["conditions"] = json!([]);
     }
     let cs = obj["status"]["conditions"].as_array_mut().expect("array");
-    if let Some(c) = cs.iter_mut().find(|c| c["type"] == ctype) {
-        if c["status"] != st {
-            c["status"] = json!(st);
-            c["lastTransitionTime"] = json!(ts);
+    let c = match cs.iter().position(|c| c["type"] == ctype) {
+        Some(i) => &mut cs[i],
+        None => {
+            cs.push(json!({"type": ctype, "lastProbeTime": null}));
+            cs.last_mut().expect("just pushed")
         }
-        if !reason.is_empty() {
-            c["reason"] = json!(reason);
-        }
-    } else {
-        let mut c =
-            json!({"type": ctype, "status": st, "lastProbeTime": null, "lastTransitionTime": ts});
-        if !reason.is_empty() {
-            c["reason"] = json!(reason);
-        }
-        cs.push(c);
+    };
+    if c["status"] != st {
+        c["status"] = json!(st);
+        c["lastTransitionTime"] = json!(ts);
+    }
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
     }
 }

@@ -205,16 +205,11 @@ impl SimState {
                     let sel =
                         LabelSelector::from_object(Some(&c["labelSelector"])).unwrap_or_default();
                     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-                    for p in self.store.list(id::PODS, Some(&ns)) {
+                    let pods = self.store.list(id::PODS, Some(&ns));
+                    for p in pods.iter().filter(|p| sel.matches(p) && !deleting(p)) {
                         if let Some(n) = p["spec"]["nodeName"].as_str() {
-                            if sel.matches(&p) && !deleting(&p) {
-                                let d = node_labels
-                                    .get(n)
-                                    .and_then(|l| l[&tk].as_str())
-                                    .unwrap_or("")
-                                    .to_string();
-                                *counts.entry(d).or_default() += 1;
-                            }
+                            let d = node_labels.get(n).and_then(|l| l[&tk].as_str());
+                            *counts.entry(d.unwrap_or("").to_string()).or_default() += 1;
                         }
                     }
                     spread.insert(key.clone(), counts);
