@@ -287,10 +287,6 @@ impl SimState {
                 .iter()
                 .map(|p| (meta_str(p, "name").unwrap_or(""), p))
                 .collect();
-            let templates = sts["spec"]["volumeClaimTemplates"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
             for i in 0..want {
                 let pname = format!("{name}-{i}");
                 if let Some(p) = by_name.get(pname.as_str()) {
@@ -312,7 +308,11 @@ impl SimState {
                     ],
                 );
                 pod["spec"]["hostname"] = json!(pname);
-                for t in &templates {
+                for t in sts["spec"]["volumeClaimTemplates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     let claim_tmpl = t["metadata"]["name"].as_str().unwrap_or("data");
                     let claim = format!("{claim_tmpl}-{name}-{i}");
                     if !self.store.contains(id::PVCS, &ns, &claim) {

@@ -245,21 +245,13 @@ impl SimState {
 }
 
 fn container_statuses(pod: &Value, ready: bool, ts: &str) -> Value {
-    let containers = pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    Value::Array(
-        containers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                json!({
-                    "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:0", c["image"].as_str().unwrap_or("")),
-                    "containerID": format!("containerd://{:064x}", i + 1), "ready": ready, "started": true,
-                    "restartCount": 0, "state": {"running": {"startedAt": ts}},
-                })
-            })
-            .collect(),
-    )
+    let containers = pod["spec"]["containers"].as_array().into_iter().flatten();
+    let statuses = containers.enumerate().map(|(i, c)| {
+        json!({
+            "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:0", c["image"].as_str().unwrap_or("")),
+            "containerID": format!("containerd://{:064x}", i + 1), "ready": ready, "started": true,
+            "restartCount": 0, "state": {"running": {"startedAt": ts}},
+        })
+    });
+    Value::Array(statuses.collect())
 }
