@@ -13,9 +13,7 @@ use std::sync::Arc;
 /// A command to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CommandSpec {
-    /// Program.
     pub program: String,
-    /// Arguments.
     pub args: Vec<String>,
 }
 
@@ -34,9 +32,7 @@ impl CommandSpec {
 pub(crate) struct CommandOutput {
     /// Exit code (None when killed by a signal).
     pub code: Option<i32>,
-    /// Stdout.
     pub stdout: String,
-    /// Stderr.
     pub stderr: String,
 }
 
@@ -70,23 +66,18 @@ impl CommandRunner for TokioCommandRunner {
 /// kind clusters; kubeconfigs are written under `state_root/<name>/`.
 pub(crate) struct KindProvider {
     runner: Arc<dyn CommandRunner>,
-    kind: String,
     state_root: PathBuf,
 }
 
 impl KindProvider {
     /// A provider using `kind` from `$PATH`.
     pub(crate) fn new(runner: Arc<dyn CommandRunner>, state_root: PathBuf) -> Self {
-        Self {
-            runner,
-            kind: "kind".into(),
-            state_root,
-        }
+        Self { runner, state_root }
     }
 
     async fn kind(&self, args: &[&str]) -> Result<String, ClusterError> {
         let cmd = CommandSpec {
-            program: self.kind.clone(),
+            program: "kind".into(),
             args: args.iter().map(|s| s.to_string()).collect(),
         };
         let out = self.runner.run(&cmd).await.map_err(|e| {

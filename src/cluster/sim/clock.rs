@@ -1,7 +1,7 @@
 //! The scaled simulation clock: `time_scale` real seconds pass per simulated second,
 //! so with `time_scale = 0.001` a 90 s boot takes 90 ms.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::time::Instant;
 
 /// Simulated time since start, in seconds.
@@ -39,10 +39,6 @@ impl SimClock {
     /// The wall-clock time of simulated instant `t`.
     pub(crate) fn at(&self, t: SimTime) -> DateTime<Utc> {
         self.start_wall + chrono::Duration::milliseconds((t * 1000.0) as i64)
-    }
-    /// RFC 3339 timestamp (seconds precision, as Kubernetes writes them).
-    pub(crate) fn timestamp(&self) -> String {
-        self.wall().to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 }
 

@@ -105,7 +105,7 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let b = body_json(body)?;
             let decrement = b["decrement"].as_bool().unwrap_or(false);
             let mut st = sim.state.lock();
-            if !st.terminate_instance(i, decrement, now) {
+            if !st.terminate_instance(i, decrement) {
                 return Err(ApiError::new(
                     404,
                     "NotFound",

@@ -18,7 +18,6 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    /// A generic error.
     pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,

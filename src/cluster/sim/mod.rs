@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 use resources::id;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
@@ -59,6 +60,8 @@ pub struct Sim {
     /// Serialised JSON of object versions, keyed by their (globally unique)
     /// resourceVersion: LISTs and watch streams serialise each version once.
     pub(crate) json_cache: Mutex<std::collections::HashMap<u64, axum::body::Bytes>>,
+    /// The store's resourceVersion the cache was last warmed at (nothing to do if unchanged).
+    warmed_rv: AtomicU64,
 }
 
 /// Options of an in-process simulator.
@@ -117,7 +120,7 @@ impl Sim {
             clock: clock.clone(),
             settings: settings.clone(),
         };
-        let ts = clock.timestamp();
+        let ts = state.ts(clock.now());
         let mut namespaces = vec!["default", "kube-system", "kube-public", "kube-node-lease"];
         for w in &topology.workloads {
             if !namespaces.contains(&w.namespace.as_str()) {
@@ -148,17 +151,17 @@ impl Sim {
             shutdown: CancellationToken::new(),
             addr: Mutex::new(String::new()),
             json_cache: Mutex::new(std::collections::HashMap::new()),
+            warmed_rv: AtomicU64::new(0),
         })
     }
 
     /// Serialises every current object version that is not cached yet and drops
     /// cached versions that are no longer current, so LISTs are served from memory.
-    /// Returns the store's resourceVersion it looked at (nothing to do if unchanged).
-    pub(crate) fn warm_json_cache(&self, last_rv: u64) -> u64 {
+    fn warm_json_cache(&self) {
         let (rv, items) = {
             let st = self.state.lock();
-            if st.store.rv() == last_rv {
-                return last_rv;
+            if st.store.rv() == self.warmed_rv.load(Ordering::Relaxed) {
+                return;
             }
             let items: Vec<Arc<serde_json::Value>> = (0..resources::RESOURCES.len())
                 .flat_map(|r| st.store.list(r, None))
@@ -179,7 +182,7 @@ impl Sim {
         self.json_cache
             .lock()
             .retain(|v, _| live.contains(v) || *v > floor);
-        rv
+        self.warmed_rv.store(rv, Ordering::Relaxed);
     }
 
     /// The JSON bytes of an object version (cached by resourceVersion).
@@ -222,37 +225,10 @@ impl SimCluster {
                 .with_graceful_shutdown(async move { token.cancelled().await })
                 .await;
         });
-        let ticker = {
-            let sim = sim.clone();
-            let tick = opts.tick;
-            tokio::spawn(async move {
-                let mut iv = tokio::time::interval(tick);
-                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                loop {
-                    tokio::select! {
-                        _ = sim.shutdown.cancelled() => break,
-                        _ = iv.tick() => sim.tick(),
-                    }
-                }
-            })
-        };
-        let warmer = {
-            let sim = sim.clone();
-            tokio::spawn(async move {
-                let mut iv = tokio::time::interval(Duration::from_millis(200));
-                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                let mut last_rv = 0;
-                loop {
-                    tokio::select! {
-                        _ = sim.shutdown.cancelled() => break,
-                        _ = iv.tick() => {
-                            let s = sim.clone();
-                            last_rv = tokio::task::spawn_blocking(move || s.warm_json_cache(last_rv)).await.unwrap_or(last_rv);
-                        }
-                    }
-                }
-            })
-        };
+        let ticker = every(&sim, opts.tick, |sim| async move { sim.tick() });
+        let warmer = every(&sim, Duration::from_millis(200), |sim| async move {
+            let _ = tokio::task::spawn_blocking(move || sim.warm_json_cache()).await;
+        });
         let mut tasks = vec![server, ticker, warmer];
         if let Some(m) = opts.mirror {
             tasks.push(start_mirror(&sim, m).await?);
@@ -313,23 +289,38 @@ async fn start_mirror(
         }
         st.tick(now);
     }
+    let mirror = Arc::new((m, client));
+    Ok(every(sim, Duration::from_millis(100), move |sim| {
+        let mirror = mirror.clone();
+        async move {
+            match mirror.0.read(&mirror.1).await {
+                Ok(seen) => {
+                    let now = sim.clock.now();
+                    sim.state.lock().mirror(&seen, false, now);
+                }
+                Err(e) => tracing::warn!("mirror read failed: {e}"),
+            }
+        }
+    }))
+}
+
+/// Runs `step` every `period` (real time; missed ticks are skipped) until shutdown.
+fn every<F, Fut>(sim: &Arc<Sim>, period: Duration, mut step: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut(Arc<Sim>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let sim = sim.clone();
-    Ok(tokio::spawn(async move {
-        let mut iv = tokio::time::interval(Duration::from_millis(100));
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(period);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = sim.shutdown.cancelled() => break,
-                _ = iv.tick() => match m.read(&client).await {
-                    Ok(seen) => {
-                        let now = sim.clock.now();
-                        sim.state.lock().mirror(&seen, false, now);
-                    }
-                    Err(e) => tracing::warn!("mirror read failed: {e}"),
-                },
+                _ = iv.tick() => step(sim.clone()).await,
             }
         }
-    }))
+    })
 }
 
 /// A minimal kubeconfig for a plain-HTTP server without authentication.

@@ -1,7 +1,8 @@
-//! Patches: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and strategic merge
-//! patch for the list fields clients actually patch (merge keys from the Kubernetes
+//! Patches: JSON merge patch (RFC 7386) and JSON patch (RFC 6902) by the `json-patch` crate,
+//! and strategic merge patch for the list fields clients patch (merge keys from the Kubernetes
 //! API types: conditions by `type`, containers by `name`, ownerReferences by `uid`, ...).
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// The patch flavours of the `Content-Type` header.
@@ -35,30 +36,14 @@ impl PatchKind {
 pub(crate) fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, String> {
     let mut t = target.clone();
     match kind {
-        PatchKind::Merge | PatchKind::Apply => merge_patch(&mut t, patch),
+        PatchKind::Merge | PatchKind::Apply => json_patch::merge(&mut t, patch),
         PatchKind::Strategic => strategic_merge(&mut t, patch, ""),
-        PatchKind::Json => return json_patch(target, patch),
-    }
-    Ok(t)
-}
-
-/// RFC 7386 merge patch.
-pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(p) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let t = target.as_object_mut().expect("object");
-    for (k, v) in p {
-        if v.is_null() {
-            t.remove(k);
-        } else {
-            merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        PatchKind::Json => {
+            let ops = json_patch::Patch::deserialize(patch).map_err(|e| e.to_string())?;
+            json_patch::patch(&mut t, &ops).map_err(|e| e.to_string())?;
         }
     }
+    Ok(t)
 }
 
 /// The merge key of a list field (by field name), from the Kubernetes API types.
@@ -190,113 +175,6 @@ fn strip_directives(v: &mut Value) {
     }
 }
 
-/// RFC 6902 JSON patch.
-pub(crate) fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
-    let ops = patch
-        .as_array()
-        .ok_or("a JSON patch must be an array of operations")?;
-    let mut doc = target.clone();
-    for (i, op) in ops.iter().enumerate() {
-        let name = op["op"]
-            .as_str()
-            .ok_or(format!("operation {i}: missing \"op\""))?;
-        let path = op["path"]
-            .as_str()
-            .ok_or(format!("operation {i}: missing \"path\""))?;
-        match name {
-            "add" => add(&mut doc, path, op["value"].clone())?,
-            "remove" => {
-                remove(&mut doc, path)?;
-            }
-            "replace" => {
-                remove(&mut doc, path)?;
-                add(&mut doc, path, op["value"].clone())?;
-            }
-            "move" => {
-                let from = op["from"].as_str().ok_or("move: missing \"from\"")?;
-                let v = remove(&mut doc, from)?;
-                add(&mut doc, path, v)?;
-            }
-            "copy" => {
-                let from = op["from"].as_str().ok_or("copy: missing \"from\"")?;
-                let v = doc
-                    .pointer(from)
-                    .cloned()
-                    .ok_or(format!("copy: path {from} does not exist"))?;
-                add(&mut doc, path, v)?;
-            }
-            "test" => {
-                if doc.pointer(path) != Some(&op["value"]) {
-                    return Err(format!("test operation failed at {path}"));
-                }
-            }
-            other => return Err(format!("operation {i}: unknown op {other:?}")),
-        }
-    }
-    Ok(doc)
-}
-
-fn split(path: &str) -> Result<(String, String), String> {
-    let idx = path
-        .rfind('/')
-        .ok_or(format!("invalid JSON pointer {path:?}"))?;
-    let last = path[idx + 1..].replace("~1", "/").replace("~0", "~");
-    Ok((path[..idx].to_string(), last))
-}
-
-fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
-    if path.is_empty() {
-        *doc = value;
-        return Ok(());
-    }
-    let (parent, last) = split(path)?;
-    let p = doc
-        .pointer_mut(&parent)
-        .ok_or(format!("add: parent of {path} does not exist"))?;
-    match p {
-        Value::Object(m) => {
-            m.insert(last, value);
-        }
-        Value::Array(a) => {
-            if last == "-" {
-                a.push(value);
-            } else {
-                let i: usize = last
-                    .parse()
-                    .map_err(|_| format!("add: bad array index in {path}"))?;
-                if i > a.len() {
-                    return Err(format!("add: index out of range in {path}"));
-                }
-                a.insert(i, value);
-            }
-        }
-        _ => return Err(format!("add: parent of {path} is not a container")),
-    }
-    Ok(())
-}
-
-fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
-    let (parent, last) = split(path)?;
-    let p = doc
-        .pointer_mut(&parent)
-        .ok_or(format!("remove: parent of {path} does not exist"))?;
-    match p {
-        Value::Object(m) => m
-            .remove(&last)
-            .ok_or(format!("remove: {path} does not exist")),
-        Value::Array(a) => {
-            let i: usize = last
-                .parse()
-                .map_err(|_| format!("remove: bad array index in {path}"))?;
-            if i >= a.len() {
-                return Err(format!("remove: index out of range in {path}"));
-            }
-            Ok(a.remove(i))
-        }
-        _ => Err(format!("remove: parent of {path} is not a container")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,8 +182,8 @@ mod tests {
 
     #[test]
     fn merge_removes_nulls() {
-        let mut t = json!({"a":1,"b":{"c":2,"d":3}});
-        merge_patch(&mut t, &json!({"a":null,"b":{"c":5}}));
+        let t = json!({"a":1,"b":{"c":2,"d":3}});
+        let t = apply(PatchKind::Merge, &t, &json!({"a":null,"b":{"c":5}})).unwrap();
         assert_eq!(t, json!({"b":{"c":5,"d":3}}));
     }
 
@@ -343,7 +221,8 @@ mod tests {
     #[test]
     fn json_patch_ops() {
         let t = json!({"metadata":{"labels":{"a":"1"}},"list":[1,2]});
-        let out = json_patch(
+        let out = apply(
+            PatchKind::Json,
             &t,
             &json!([
                 {"op":"add","path":"/metadata/labels/b~1c","value":"2"},
@@ -356,6 +235,7 @@ mod tests {
         .unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"a":"3","b/c":"2"}));
         assert_eq!(out["list"], json!([2, 3]));
-        assert!(json_patch(&t, &json!([{"op":"test","path":"/list/0","value":9}])).is_err());
+        let failed_test = json!([{"op":"test","path":"/list/0","value":9}]);
+        assert!(apply(PatchKind::Json, &t, &failed_test).is_err());
     }
 }

@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 /// What a running simulator leaves in its state directory (`state.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct SimState {
-    /// Cluster name.
     pub name: String,
-    /// Server process id.
     pub pid: u32,
     /// `http://127.0.0.1:PORT`.
     pub api_url: String,

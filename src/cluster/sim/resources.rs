@@ -10,7 +10,6 @@ pub(crate) struct ResourceDef {
     pub plural: &'static str,
     /// Kind (lowercased: the singular name).
     pub kind: &'static str,
-    /// Namespaced or cluster-scoped.
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
     /// Has a `/status` subresource (main-resource writes keep the stored status).

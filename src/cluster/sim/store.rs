@@ -11,14 +11,10 @@ use tokio::sync::broadcast;
 /// (namespace, name); namespace is "" for cluster-scoped objects.
 pub(crate) type ObjKey = (String, String);
 
-/// Watch event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EventType {
-    /// Object created.
     Added,
-    /// Object changed.
     Modified,
-    /// Object removed.
     Deleted,
 }
 
@@ -81,7 +77,6 @@ pub(crate) fn key_of(obj: &Value) -> ObjKey {
 }
 
 impl Store {
-    /// An empty store.
     pub(crate) fn new(history_cap: usize) -> Self {
         let (tx, _) = broadcast::channel(65_536);
         Self {
@@ -162,7 +157,6 @@ impl Store {
         let _ = self.tx.send(ev);
     }
 
-    /// One object.
     pub(crate) fn get(&self, res: usize, ns: &str, name: &str) -> Option<Arc<Value>> {
         self.objects[res]
             .get(&(ns.to_string(), name.to_string()))
@@ -175,7 +169,6 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&RESOURCES[res].qualified(), name))
     }
 
-    /// Whether an object exists.
     pub(crate) fn contains(&self, res: usize, ns: &str, name: &str) -> bool {
         self.objects[res].contains_key(&(ns.to_string(), name.to_string()))
     }
@@ -192,12 +185,10 @@ impl Store {
         }
     }
 
-    /// Iterates over all objects of a resource.
     pub(crate) fn iter(&self, res: usize) -> impl Iterator<Item = (&ObjKey, &Arc<Value>)> {
         self.objects[res].iter()
     }
 
-    /// Number of objects of a resource.
     pub(crate) fn count(&self, res: usize) -> usize {
         self.objects[res].len()
     }
@@ -252,11 +243,7 @@ impl Store {
             }
         }
         let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
+            if def.namespaced { ns } else { "" }.to_string(),
             name.clone(),
         );
         if self.objects[res].contains_key(&key) {
@@ -393,6 +380,22 @@ impl Store {
         let last = Arc::new(last);
         self.emit(res, EventType::Deleted, last.clone(), None);
         Some(last)
+    }
+
+    /// Removes every object of `res` that `doomed` picks (it sees the store before any removal).
+    pub(crate) fn remove_where(
+        &mut self,
+        res: usize,
+        doomed: impl Fn(&Self, &Value) -> bool,
+    ) -> Vec<Arc<Value>> {
+        let keys: Vec<ObjKey> = self.objects[res]
+            .iter()
+            .filter(|(_, o)| doomed(self, o))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.iter()
+            .filter_map(|(ns, name)| self.remove(res, ns, name))
+            .collect()
     }
 }
 

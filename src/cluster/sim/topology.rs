@@ -428,20 +428,15 @@ impl Topology {
                 )?;
             }
             if let Some(p) = &w.pdb {
-                match (&p.min_available, &p.max_unavailable) {
-                    (Some(_), Some(_)) | (None, None) => {
-                        return Err((
-                            f("pdb"),
-                            "set exactly one of min_available or max_unavailable".into(),
-                        ))
+                let (field, v) = match (&p.min_available, &p.max_unavailable) {
+                    (Some(v), None) => ("pdb.min_available", v),
+                    (None, Some(v)) => ("pdb.max_unavailable", v),
+                    _ => {
+                        let why = "set exactly one of min_available or max_unavailable";
+                        return Err((f("pdb"), why.into()));
                     }
-                    (Some(v), None) => {
-                        check_int_or_percent(v).map_err(|m| (f("pdb.min_available"), m))?
-                    }
-                    (None, Some(v)) => {
-                        check_int_or_percent(v).map_err(|m| (f("pdb.max_unavailable"), m))?
-                    }
-                }
+                };
+                check_int_or_percent(v).map_err(|m| (f(field), m))?;
             }
             let grace = w.termination_grace_seconds;
             ensure(grace >= 0, f("termination_grace_seconds"), || {

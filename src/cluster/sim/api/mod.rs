@@ -28,7 +28,6 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
     Router::new().fallback(handle).with_state(sim)
 }
 
-/// A JSON response.
 pub(crate) fn json_response(code: u16, v: &Value) -> Response {
     bytes_response(code, serde_json::to_vec(v).unwrap_or_default())
 }
@@ -486,7 +485,7 @@ fn delete_one(
     if res == id::NODES {
         // Deleting a Node object does not stop the machine, but its pods go.
         let last = st.store.found(id::NODES, "", name)?;
-        st.remove_node_and_pods(name, now);
+        st.remove_node_and_pods(name);
         return Ok(last);
     }
     if res == id::NAMESPACES {
@@ -497,13 +496,9 @@ fn delete_one(
                 format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
             ));
         }
-        for (r, def) in RESOURCES.iter().enumerate() {
-            if def.namespaced {
-                for o in st.store.list(r, Some(name)) {
-                    let k = super::store::key_of(&o);
-                    st.store.remove(r, &k.0, &k.1);
-                }
-            }
+        for r in (0..RESOURCES.len()).filter(|r| RESOURCES[*r].namespaced) {
+            st.store
+                .remove_where(r, |_, o| meta_str(o, "namespace") == Some(name));
         }
     }
     st.store

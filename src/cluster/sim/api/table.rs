@@ -1,6 +1,7 @@
 //! Server-side printing (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`) for
 //! pods and nodes with kubectl's columns; other resources get Name and Age.
 
+use super::super::machinery::deleting;
 use super::super::resources::ResourceDef;
 use super::super::store::meta_str;
 use chrono::{DateTime, Utc};
@@ -43,18 +44,14 @@ fn pod_row(p: &Value, now: DateTime<Utc>) -> Vec<Value> {
             .map(|c| c["restartCount"].as_i64().unwrap_or(0))
             .sum()
     });
-    let mut status = p["status"]["phase"]
-        .as_str()
-        .unwrap_or("Pending")
-        .to_string();
-    if p["metadata"]
-        .get("deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-    {
-        status = "Terminating".into();
-    } else if status == "Pending" && p["spec"]["nodeName"].is_string() {
-        status = "ContainerCreating".into();
-    }
+    let phase = p["status"]["phase"].as_str().unwrap_or("Pending");
+    let status = if deleting(p) {
+        "Terminating"
+    } else if phase == "Pending" && p["spec"]["nodeName"].is_string() {
+        "ContainerCreating"
+    } else {
+        phase
+    };
     vec![
         json!(meta_str(p, "name")),
         json!(format!("{ready}/{total}")),

@@ -47,7 +47,6 @@ pub(crate) struct Group {
     pub(crate) spec: Pool,
 }
 
-/// One instance.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Instance {
     /// `i-0000001`.
@@ -58,9 +57,7 @@ pub(crate) struct Instance {
     pub lb_state: LbState,
     /// Launch template version it was launched with.
     pub launch_template_version: u32,
-    /// Kubelet version it runs.
     pub kubelet_version: String,
-    /// Node name it registers.
     pub node_name: String,
     /// Simulated launch time.
     pub launched_at: SimTime,
@@ -227,7 +224,7 @@ impl SimState {
         let mut node = json!({
             "metadata": {"name": inst.node_name, "labels": labels,
                           "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
-            "spec": {"providerID": format!("{}:///{}/{}", if self.mach.cloud.mirrored { "aws" } else { "sim" }, inst.zone, inst.id), "taints": taints},
+            "spec": {"providerID": format!("{}:///{}/{}", if self.mach.cloud.mirrored { "aws" } else { "sim" }, inst.zone, inst.id)},
             "status": {
                 "capacity": res, "allocatable": res,
                 "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": inst.node_name}],
@@ -240,21 +237,14 @@ impl SimState {
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             }
         });
-        set_condition(
-            &mut node,
-            "Ready",
-            ready,
-            if ready {
-                "KubeletReady"
-            } else {
-                "KubeletNotReady"
-            },
-            &ts,
-        );
-        if let Some(taints) = node["spec"]["taints"].as_array() {
-            if taints.is_empty() {
-                node["spec"].as_object_mut().expect("spec").remove("taints");
-            }
+        let reason = if ready {
+            "KubeletReady"
+        } else {
+            "KubeletNotReady"
+        };
+        set_condition(&mut node, "Ready", ready, reason, &ts);
+        if !taints.is_empty() {
+            node["spec"]["taints"] = json!(taints);
         }
         let _ = self.store.create(id::NODES, "", node, &ts);
         let inst = self.instance_mut(instance);
@@ -286,7 +276,7 @@ impl SimState {
             } else if live.len() > desired {
                 // Terminate the newest first (keeps long-running capacity).
                 for id in live.iter().rev().take(live.len() - desired) {
-                    self.terminate_instance(id, false, now);
+                    self.terminate_instance(id, false);
                 }
             }
         }
@@ -333,12 +323,7 @@ impl SimState {
 
     /// Terminates an instance: its Node and every pod on it disappear at once.
     /// With `decrement`, the group's desired size shrinks by one (no replacement).
-    pub(crate) fn terminate_instance(
-        &mut self,
-        instance: &str,
-        decrement: bool,
-        now: SimTime,
-    ) -> bool {
+    pub(crate) fn terminate_instance(&mut self, instance: &str, decrement: bool) -> bool {
         let Some(inst) = self.mach.cloud.instances.get_mut(instance) else {
             return false;
         };
@@ -354,23 +339,18 @@ impl SimState {
                 g.desired = g.desired.saturating_sub(1);
             }
         }
-        self.remove_node_and_pods(&node, now);
+        self.remove_node_and_pods(&node);
         true
     }
 
     /// Removes a node and force-deletes its pods.
-    pub(crate) fn remove_node_and_pods(&mut self, node: &str, _now: SimTime) {
-        let pods: Vec<(String, String)> = self
+    pub(crate) fn remove_node_and_pods(&mut self, node: &str) {
+        for p in self
             .store
-            .iter(id::PODS)
-            .filter(|(_, p)| p["spec"]["nodeName"] == node)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (ns, name) in pods {
-            if let Some(p) = self.store.remove(id::PODS, &ns, &name) {
-                if let Some(uid) = super::super::store::meta_str(&p, "uid") {
-                    self.mach.pods.remove(uid);
-                }
+            .remove_where(id::PODS, |_, p| p["spec"]["nodeName"] == node)
+        {
+            if let Some(uid) = super::super::store::meta_str(&p, "uid") {
+                self.mach.pods.remove(uid);
             }
         }
         self.store.remove(id::NODES, "", node);

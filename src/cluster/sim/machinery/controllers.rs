@@ -127,16 +127,9 @@ impl SimState {
                 }
             }
         }
-        let existing: Vec<String> = self
-            .store
-            .iter(id::VOLUMEATTACHMENTS)
-            .map(|((_, n), _)| n.clone())
-            .collect();
-        for name in existing {
-            if !attachments.contains_key(&name) {
-                self.store.remove(id::VOLUMEATTACHMENTS, "", &name);
-            }
-        }
+        self.store.remove_where(id::VOLUMEATTACHMENTS, |_, va| {
+            !attachments.contains_key(meta_str(va, "name").unwrap_or(""))
+        });
         let ts = self.ts(self.mach.last_tick);
         for (name, (pv, node)) in &attachments {
             if !self.store.contains(id::VOLUMEATTACHMENTS, "", name) {
@@ -149,13 +142,9 @@ impl SimState {
                 let _ = self.store.create(id::VOLUMEATTACHMENTS, "", va, &ts);
             }
         }
-        let nodes: Vec<(String, Arc<Value>)> = self
-            .store
-            .iter(id::NODES)
-            .map(|((_, n), v)| (n.clone(), v.clone()))
-            .collect();
-        for (name, node) in nodes {
-            let mut vols = by_node.remove(&name).unwrap_or_default();
+        for node in self.store.list(id::NODES, None) {
+            let name = meta_str(&node, "name").unwrap_or("");
+            let mut vols = by_node.remove(name).unwrap_or_default();
             vols.sort();
             let attached: Vec<Value> = vols
                 .iter()
@@ -166,7 +155,7 @@ impl SimState {
                 .cloned()
                 .unwrap_or_default();
             if cur != attached {
-                self.store.modify(id::NODES, "", &name, |n| {
+                self.store.modify(id::NODES, "", name, |n| {
                     if attached.is_empty() {
                         if let Some(s) = n["status"].as_object_mut() {
                             s.remove("volumesAttached");
@@ -279,7 +268,7 @@ impl SimState {
             }
             let ready = active.iter().filter(|p| pod_ready(p)).count();
             let status = json!({
-                "replicas": active.len().min(want.max(active.len())), "fullyLabeledReplicas": active.len(),
+                "replicas": active.len(), "fullyLabeledReplicas": active.len(),
                 "readyReplicas": ready, "availableReplicas": ready,
                 "observedGeneration": rs["metadata"]["generation"],
             });
@@ -298,10 +287,6 @@ impl SimState {
                 .iter()
                 .map(|p| (meta_str(p, "name").unwrap_or(""), p))
                 .collect();
-            let templates = sts["spec"]["volumeClaimTemplates"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
             for i in 0..want {
                 let pname = format!("{name}-{i}");
                 if let Some(p) = by_name.get(pname.as_str()) {
@@ -323,7 +308,11 @@ impl SimState {
                     ],
                 );
                 pod["spec"]["hostname"] = json!(pname);
-                for t in &templates {
+                for t in sts["spec"]["volumeClaimTemplates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     let claim_tmpl = t["metadata"]["name"].as_str().unwrap_or("data");
                     let claim = format!("{claim_tmpl}-{name}-{i}");
                     if !self.store.contains(id::PVCS, &ns, &claim) {
@@ -380,12 +369,10 @@ impl SimState {
         for ds in self.live(id::DAEMONSETS) {
             let (ns, name) = key_of(&ds);
             let pods = owned_by(owned, &ds);
-            let mut on_node: HashSet<&str> = HashSet::new();
-            for p in pods.iter() {
-                if let Some(n) = p["spec"]["nodeName"].as_str() {
-                    on_node.insert(n);
-                }
-            }
+            let on_node: HashSet<&str> = pods
+                .iter()
+                .filter_map(|p| p["spec"]["nodeName"].as_str())
+                .collect();
             let tmpl = &ds["spec"]["template"];
             let selector = tmpl["spec"]["nodeSelector"].as_object();
             let mut desired = 0;
@@ -445,19 +432,16 @@ impl SimState {
     }
 
     fn garbage_collect(&mut self, owned: &HashMap<String, Vec<Arc<Value>>>, now: SimTime) {
-        let mut owners: HashSet<String> = HashSet::new();
-        for res in [
+        let owners: HashSet<String> = [
             id::REPLICASETS,
             id::STATEFULSETS,
             id::DAEMONSETS,
             id::DEPLOYMENTS,
-        ] {
-            for (_, o) in self.store.iter(res) {
-                if let Some(u) = meta_str(o, "uid") {
-                    owners.insert(u.to_string());
-                }
-            }
-        }
+        ]
+        .into_iter()
+        .flat_map(|res| self.store.iter(res))
+        .filter_map(|(_, o)| meta_str(o, "uid").map(String::from))
+        .collect();
         for (uid, pods) in owned {
             if owners.contains(uid) {
                 continue;
@@ -472,30 +456,14 @@ impl SimState {
                 }
             }
         }
-        let orphan_rs: Vec<(String, String)> = self
-            .store
-            .iter(id::REPLICASETS)
-            .filter(|(_, rs)| {
-                controller_of(rs).is_some_and(|(k, _, u)| k == "Deployment" && !owners.contains(u))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (ns, n) in orphan_rs {
-            self.store.remove(id::REPLICASETS, &ns, &n);
-        }
-        // Nodes whose pods reference a vanished node: force-delete those pods.
-        let gone: Vec<(String, String)> = self
-            .store
-            .iter(id::PODS)
-            .filter(|(_, p)| {
-                p["spec"]["nodeName"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty() && !self.store.contains(id::NODES, "", n))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (ns, n) in gone {
-            self.store.remove(id::PODS, &ns, &n);
-        }
+        self.store.remove_where(id::REPLICASETS, |_, rs| {
+            controller_of(rs).is_some_and(|(k, _, u)| k == "Deployment" && !owners.contains(u))
+        });
+        // Pods that reference a vanished node: force-delete them.
+        self.store.remove_where(id::PODS, |store, p| {
+            p["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty() && !store.contains(id::NODES, "", n))
+        });
     }
 }

@@ -57,8 +57,8 @@ impl SimState {
                                 "port": p.get("targetPort").cloned().unwrap_or_else(|| p["port"].clone()),
                                 "protocol": p.get("protocol").cloned().unwrap_or(json!("TCP"))}))
                 .collect();
-            let slice = format!("{name}-sim"); // the simulator's single slice of the Service
-                                               // `modify` writes only when something changed.
+            // The simulator's single slice of the Service; `modify` writes only on change.
+            let slice = format!("{name}-sim");
             if self.store.contains(id::ENDPOINTSLICES, &ns, &slice) {
                 self.store.modify(id::ENDPOINTSLICES, &ns, &slice, |s| {
                     s["endpoints"] = Value::Array(endpoints);
@@ -80,20 +80,11 @@ impl SimState {
             }
         }
         // Slices whose Service is gone.
-        let orphans: Vec<(String, String)> = self
-            .store
-            .iter(id::ENDPOINTSLICES)
-            .filter(|(_, s)| {
-                let svc = s["metadata"]["labels"][LABEL_SERVICE_NAME]
-                    .as_str()
-                    .unwrap_or("");
-                let ns = meta_str(s, "namespace").unwrap_or("");
-                !self.store.contains(id::SERVICES, ns, svc)
-            })
-            .map(|((ns, name), _)| (ns.clone(), name.clone()))
-            .collect();
-        for (ns, name) in orphans {
-            self.store.remove(id::ENDPOINTSLICES, &ns, &name);
-        }
+        self.store.remove_where(id::ENDPOINTSLICES, |store, s| {
+            let svc = s["metadata"]["labels"][LABEL_SERVICE_NAME]
+                .as_str()
+                .unwrap_or("");
+            !store.contains(id::SERVICES, meta_str(s, "namespace").unwrap_or(""), svc)
+        });
     }
 }

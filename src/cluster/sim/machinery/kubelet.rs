@@ -77,7 +77,7 @@ impl SimState {
             .map(|(k, _)| k.clone())
             .collect();
         for uid in due {
-            let t = self.mach.pods[&uid].clone();
+            let mut t = self.mach.pods[&uid].clone();
             let Some(pod) = self.store.get(id::PODS, &t.ns, &t.name) else {
                 self.mach.pods.remove(&uid);
                 continue;
@@ -101,14 +101,7 @@ impl SimState {
                     (n >> 8) & 255,
                     n & 255
                 );
-                let host_ip = self
-                    .node_of(&pod)
-                    .and_then(|n| {
-                        n["status"]["addresses"][0]["address"]
-                            .as_str()
-                            .map(String::from)
-                    })
-                    .unwrap_or_default();
+                let host_ip = self.node_field(&pod, "/status/addresses/0/address");
                 self.store.modify(id::PODS, &t.ns, &t.name, |p| {
                     p["status"]["phase"] = json!("Running");
                     p["status"]["podIP"] = json!(ip);
@@ -123,40 +116,30 @@ impl SimState {
                     set_condition(p, "ContainersReady", false, "ContainersNotReady", &ts);
                     p["status"]["containerStatuses"] = container_statuses(p, false, &ts);
                 });
-                self.mach.pods.get_mut(&uid).expect("timer").started = true;
+                t.started = true;
             } else if let Some((at, dur)) = t.unready_at.filter(|(u, _)| t.ready && now >= *u) {
                 self.set_pod_ready(&t.ns, &t.name, false, &ts);
-                let timer = self.mach.pods.get_mut(&uid).expect("timer");
-                timer.unready_at = None;
-                timer.recover_at = Some(at + dur);
+                t.unready_at = None;
+                t.recover_at = Some(at + dur);
             } else if t.recover_at.is_some_and(|r| t.ready && now >= r) {
                 self.set_pod_ready(&t.ns, &t.name, true, &ts);
-                self.mach.pods.get_mut(&uid).expect("timer").recover_at = None;
+                t.recover_at = None;
             } else {
                 self.set_pod_ready(&t.ns, &t.name, true, &ts);
-                let kubelet = self
-                    .node_of(&pod)
-                    .and_then(|n| {
-                        n["status"]["nodeInfo"]["kubeletVersion"]
-                            .as_str()
-                            .map(String::from)
-                    })
-                    .unwrap_or_default();
-                let fault = unready_fault(&pod, &kubelet);
-                let timer = self.mach.pods.get_mut(&uid).expect("timer");
-                timer.ready = true;
-                timer.unready_at = fault.map(|(after, dur)| (now + after, dur));
+                let kubelet = self.node_field(&pod, "/status/nodeInfo/kubeletVersion");
+                t.ready = true;
+                t.unready_at = unready_fault(&pod, &kubelet).map(|(after, dur)| (now + after, dur));
             }
+            self.mach.pods.insert(uid, t);
         }
     }
 
-    /// The node a pod is bound to, if it exists.
-    fn node_of(&self, pod: &Value) -> Option<Arc<Value>> {
-        self.store.get(
-            id::NODES,
-            "",
-            pod["spec"]["nodeName"].as_str().unwrap_or(""),
-        )
+    /// A string field (JSON pointer) of the node a pod is bound to; "" when either is missing.
+    fn node_field(&self, pod: &Value, pointer: &str) -> String {
+        let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        let node = self.store.get(id::NODES, "", node_name);
+        node.and_then(|n| Some(n.pointer(pointer)?.as_str()?.to_string()))
+            .unwrap_or_default()
     }
 
     /// Sets the pod's Ready and ContainersReady conditions (the readiness probe's verdict).
@@ -172,7 +155,6 @@ impl SimState {
     /// Starts timers for pods newly bound to Ready nodes.
     fn kubelet_adopt(&mut self, now: SimTime) {
         let default = self.mach.default_startup;
-        let mut new = Vec::new();
         for ((ns, name), p) in self.store.iter(id::PODS) {
             let Some(node) = p["spec"]["nodeName"].as_str() else {
                 continue;
@@ -191,23 +173,16 @@ impl SimState {
                 continue;
             }
             let startup = startup_of(p, default);
-            let already_ready = condition_true(p, "Ready");
-            let already_running = p["status"]["phase"] == "Running";
-            new.push((
-                uid.to_string(),
-                PodTimer {
-                    ns: ns.clone(),
-                    name: name.clone(),
-                    running_at: now + startup * 0.5,
-                    ready_at: now + startup,
-                    started: already_running,
-                    ready: already_ready,
-                    ..Default::default()
-                },
-            ));
-        }
-        for (uid, t) in new {
-            self.mach.pods.insert(uid, t);
+            let timer = PodTimer {
+                ns: ns.clone(),
+                name: name.clone(),
+                running_at: now + startup * 0.5,
+                ready_at: now + startup,
+                started: p["status"]["phase"] == "Running",
+                ready: condition_true(p, "Ready"),
+                ..Default::default()
+            };
+            self.mach.pods.insert(uid.to_string(), timer);
         }
     }
 
@@ -270,21 +245,13 @@ impl SimState {
 }
 
 fn container_statuses(pod: &Value, ready: bool, ts: &str) -> Value {
-    let containers = pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    Value::Array(
-        containers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                json!({
-                    "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:0", c["image"].as_str().unwrap_or("")),
-                    "containerID": format!("containerd://{:064x}", i + 1), "ready": ready, "started": true,
-                    "restartCount": 0, "state": {"running": {"startedAt": ts}},
-                })
-            })
-            .collect(),
-    )
+    let containers = pod["spec"]["containers"].as_array().into_iter().flatten();
+    let statuses = containers.enumerate().map(|(i, c)| {
+        json!({
+            "name": c["name"], "image": c["image"], "imageID": format!("{}@sha256:0", c["image"].as_str().unwrap_or("")),
+            "containerID": format!("containerd://{:064x}", i + 1), "ready": ready, "started": true,
+            "restartCount": 0, "state": {"running": {"startedAt": ts}},
+        })
+    });
+    Value::Array(statuses.collect())
 }

@@ -6,6 +6,7 @@
 
 use super::super::clock::SimTime;
 use super::super::SimState;
+use super::cloud::Lifecycle;
 
 /// One instance of a mirrored group, as the other cloud reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,20 +54,20 @@ impl SimState {
             .cloud
             .instances
             .values()
-            .filter(|i| i.lifecycle != super::cloud::Lifecycle::Terminated)
+            .filter(|i| i.lifecycle != Lifecycle::Terminated)
             .filter(|i| !seen.iter().any(|s| s.id == i.id))
             .map(|i| i.id.clone())
             .collect();
         for id in gone {
-            self.terminate_instance(&id, false, now);
+            self.terminate_instance(&id, false);
         }
         // Desired sizes follow what runs, for `/sim/cloud` readers.
-        let groups: Vec<String> = self.mach.cloud.groups.keys().cloned().collect();
-        for g in groups {
-            let n = self.mach.cloud.live(&g).len() as u32;
-            if let Some(group) = self.mach.cloud.groups.get_mut(&g) {
-                group.desired = n;
-            }
+        let cloud = &mut self.mach.cloud;
+        for g in cloud.groups.values_mut() {
+            let live = cloud.instances.values().filter(|i| i.group == g.name);
+            g.desired = live
+                .filter(|i| i.lifecycle != Lifecycle::Terminated)
+                .count() as u32;
         }
         unknown
     }

@@ -26,7 +26,6 @@ pub(crate) const ANN_STARTUP: &str = "sim.e2e-gate.io/startup-seconds";
 pub(crate) const ANN_UNREADY_ON_KUBELET: &str = "sim.e2e-gate.io/unready-on-kubelet";
 /// Label: the pool of a node.
 pub(crate) const LABEL_POOL: &str = "e2e-gate.io/pool";
-/// Zone label.
 pub(crate) const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 
 /// Machinery state that is not stored as API objects.
@@ -178,20 +177,18 @@ pub(crate) fn set_condition(obj: &mut Value, ctype: &str, status: bool, reason: 
         obj["status"]["conditions"] = json!([]);
     }
     let cs = obj["status"]["conditions"].as_array_mut().expect("array");
-    if let Some(c) = cs.iter_mut().find(|c| c["type"] == ctype) {
-        if c["status"] != st {
-            c["status"] = json!(st);
-            c["lastTransitionTime"] = json!(ts);
+    let c = match cs.iter().position(|c| c["type"] == ctype) {
+        Some(i) => &mut cs[i],
+        None => {
+            cs.push(json!({"type": ctype, "lastProbeTime": null}));
+            cs.last_mut().expect("just pushed")
         }
-        if !reason.is_empty() {
-            c["reason"] = json!(reason);
-        }
-    } else {
-        let mut c =
-            json!({"type": ctype, "status": st, "lastProbeTime": null, "lastTransitionTime": ts});
-        if !reason.is_empty() {
-            c["reason"] = json!(reason);
-        }
-        cs.push(c);
+    };
+    if c["status"] != st {
+        c["status"] = json!(st);
+        c["lastTransitionTime"] = json!(ts);
+    }
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
     }
 }

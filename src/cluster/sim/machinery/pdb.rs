@@ -130,12 +130,8 @@ impl SimState {
 
     /// Adds `dt` simulated seconds of "below desiredHealthy" per PDB.
     pub(crate) fn account_availability(&mut self, dt: f64) {
-        for (_, pdb) in self.store.iter(id::PDBS) {
-            let key = format!(
-                "{}/{}",
-                meta_str(pdb, "namespace").unwrap_or(""),
-                meta_str(pdb, "name").unwrap_or("")
-            );
+        for ((ns, name), pdb) in self.store.iter(id::PDBS) {
+            let key = format!("{ns}/{name}");
             let cur = pdb["status"]["currentHealthy"].as_i64().unwrap_or(0);
             let want = pdb["status"]["desiredHealthy"].as_i64().unwrap_or(0);
             let e = self.metrics.availability.entry(key).or_default();
@@ -172,104 +168,106 @@ impl SimState {
         let grace = opts["gracePeriodSeconds"].as_i64();
         let dry_run = opts["dryRun"].as_array().is_some_and(|a| !a.is_empty());
         let workload = workload_of(self, &pod);
-        let success = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        if let Err(e) = self.disrupt(&pod, dry_run, now) {
+            self.metrics.eviction(&workload, false);
+            return Err(e);
+        }
+        if !dry_run {
+            self.delete_pod(ns, name, grace, now)?;
+            self.metrics.eviction(&workload, true);
+        }
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                  "code": 201}),
+        )
+    }
+
+    /// Whether the PDB covering `pod` lets it go, and, unless `dry_run`, takes one disruption
+    /// from that budget.
+    fn disrupt(&mut self, pod: &Value, dry_run: bool, now: SimTime) -> Result<(), ApiError> {
         // Pods that can ignore PDBs: terminal, Pending, or already terminating.
         let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
-        if terminal(&pod) || phase == "Pending" || deleting(&pod) {
-            if !dry_run {
-                self.delete_pod(ns, name, grace, now)?;
-                self.metrics.eviction(&workload, true);
-            }
-            return Ok(success);
+        if terminal(pod) || phase == "Pending" || deleting(pod) {
+            return Ok(());
         }
+        let ns = meta_str(pod, "namespace").unwrap_or("");
         let pdbs: Vec<Arc<Value>> = self
             .store
             .list(id::PDBS, Some(ns))
             .into_iter()
             .filter(|pdb| {
                 LabelSelector::from_object(pdb["spec"].get("selector"))
-                    .is_some_and(|s| s.matches(&pod))
+                    .is_some_and(|s| s.matches(pod))
             })
             .collect();
         if pdbs.len() > 1 {
-            self.metrics.eviction(&workload, false);
             return Err(ApiError::internal(
                 "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
             ));
         }
-        if let Some(pdb) = pdbs.first() {
-            // Like the real API server, decide on the *stored* PDB status (kept current
-            // by the disruption controller, i.e. the tick), not on a fresh count.
-            let st = &pdb["status"];
-            let pdb_name = meta_str(pdb, "name").unwrap_or("");
-            let too_many = |message: String, retry: Option<u32>| {
-                let mut e = ApiError::new(
-                    429,
-                    "TooManyRequests",
-                    "Cannot evict pod as it would violate the pod's disruption budget.",
-                );
-                e.retry_after = retry;
-                let mut d = json!({"causes": [{"reason": "DisruptionBudget", "message": message}]});
-                if let Some(r) = retry {
-                    d["retryAfterSeconds"] = json!(r);
-                }
-                e.details = Some(d);
-                e
-            };
-            // The disruption controller has not processed the latest spec yet.
-            let observed = st["observedGeneration"].as_i64().unwrap_or(0);
-            if observed < pdb["metadata"]["generation"].as_i64().unwrap_or(1) {
-                self.metrics.eviction(&workload, false);
-                return Err(too_many(
-                    format!(
-                        "The disruption budget {pdb_name} is still being processed by the server."
-                    ),
-                    Some(10),
-                ));
+        let Some(pdb) = pdbs.first() else {
+            return Ok(());
+        };
+        // Like the real API server, decide on the *stored* PDB status (kept current by the
+        // disruption controller, i.e. the tick), not on a fresh count.
+        let st = &pdb["status"];
+        let pdb_name = meta_str(pdb, "name").unwrap_or("");
+        let too_many = |message: String, retry: Option<u32>| {
+            let mut e = ApiError::new(
+                429,
+                "TooManyRequests",
+                "Cannot evict pod as it would violate the pod's disruption budget.",
+            );
+            e.retry_after = retry;
+            let mut d = json!({"causes": [{"reason": "DisruptionBudget", "message": message}]});
+            if let Some(r) = retry {
+                d["retryAfterSeconds"] = json!(r);
             }
-            let current = st["currentHealthy"].as_i64().unwrap_or(0);
-            let desired = st["desiredHealthy"].as_i64().unwrap_or(0);
-            let allowed = st["disruptionsAllowed"].as_i64().unwrap_or(0);
-            let always_allow = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
-            let unhealthy_ok = !pod_ready(&pod) && (always_allow || current >= desired);
-            if !unhealthy_ok {
-                if allowed < 0 {
-                    self.metrics.eviction(&workload, false);
-                    return Err(ApiError::new(
-                        403,
-                        "Forbidden",
-                        "pdb disruptions allowed is negative",
-                    ));
-                }
-                if allowed == 0 {
-                    self.metrics.eviction(&workload, false);
-                    return Err(too_many(
-                        format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"),
-                        None,
-                    ));
-                }
-                if !dry_run {
-                    // Consume one disruption and remember the pod (DisruptedPods), as the
-                    // real eviction does, so concurrent evictions cannot overrun the budget.
-                    let pod_name = name.to_string();
-                    let ts = self.ts(now);
-                    let pdb_ns = meta_str(pdb, "namespace").unwrap_or("").to_string();
-                    let pdb_n = pdb_name.to_string();
-                    self.store.modify(id::PDBS, &pdb_ns, &pdb_n, |p| {
-                        p["status"]["disruptionsAllowed"] = json!(allowed - 1);
-                        if !p["status"]["disruptedPods"].is_object() {
-                            p["status"]["disruptedPods"] = json!({});
-                        }
-                        p["status"]["disruptedPods"][&pod_name] = json!(ts);
-                    });
-                }
-            }
+            e.details = Some(d);
+            e
+        };
+        // The disruption controller has not processed the latest spec yet.
+        let observed = st["observedGeneration"].as_i64().unwrap_or(0);
+        if observed < pdb["metadata"]["generation"].as_i64().unwrap_or(1) {
+            return Err(too_many(
+                format!("The disruption budget {pdb_name} is still being processed by the server."),
+                Some(10),
+            ));
+        }
+        let current = st["currentHealthy"].as_i64().unwrap_or(0);
+        let desired = st["desiredHealthy"].as_i64().unwrap_or(0);
+        let allowed = st["disruptionsAllowed"].as_i64().unwrap_or(0);
+        let always_allow = pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow";
+        if !pod_ready(pod) && (always_allow || current >= desired) {
+            return Ok(());
+        }
+        if allowed < 0 {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                "pdb disruptions allowed is negative",
+            ));
+        }
+        if allowed == 0 {
+            return Err(too_many(
+                format!("The disruption budget {pdb_name} needs {desired} healthy pods and has {current} currently"),
+                None,
+            ));
         }
         if !dry_run {
-            self.delete_pod(ns, name, grace, now)?;
-            self.metrics.eviction(&workload, true);
+            // Consume one disruption and remember the pod (DisruptedPods), as the real
+            // eviction does, so concurrent evictions cannot overrun the budget.
+            let pod_name = meta_str(pod, "name").unwrap_or("").to_string();
+            let ts = self.ts(now);
+            self.store.modify(id::PDBS, ns, pdb_name, |p| {
+                p["status"]["disruptionsAllowed"] = json!(allowed - 1);
+                if !p["status"]["disruptedPods"].is_object() {
+                    p["status"]["disruptedPods"] = json!({});
+                }
+                p["status"]["disruptedPods"][&pod_name] = json!(ts);
+            });
         }
-        Ok(success)
+        Ok(())
     }
 }
 

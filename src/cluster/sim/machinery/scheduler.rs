@@ -194,40 +194,27 @@ impl SimState {
             let affinity = &pod["spec"]["affinity"]["nodeAffinity"]
                 ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
             let pv_zone = self.pvc_zone(&pod, &ns);
-            let constraint = pod["spec"]["topologySpreadConstraints"].get(0).cloned();
-            let spread_key = constraint.as_ref().map(|c| {
-                format!(
-                    "{ns}|{}|{}",
-                    c["topologyKey"].as_str().unwrap_or(""),
-                    c["labelSelector"]
-                )
-            });
-            if let (Some(key), Some(c)) = (&spread_key, &constraint) {
+            let constraint = pod["spec"]["topologySpreadConstraints"].get(0);
+            let tk = constraint
+                .and_then(|c| c["topologyKey"].as_str())
+                .unwrap_or("")
+                .to_string();
+            let spread_key = constraint.map(|c| format!("{ns}|{tk}|{}", c["labelSelector"]));
+            if let (Some(key), Some(c)) = (&spread_key, constraint) {
                 if !spread.contains_key(key) {
-                    let tk = c["topologyKey"].as_str().unwrap_or("").to_string();
                     let sel =
                         LabelSelector::from_object(Some(&c["labelSelector"])).unwrap_or_default();
                     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-                    for p in self.store.list(id::PODS, Some(&ns)) {
+                    let pods = self.store.list(id::PODS, Some(&ns));
+                    for p in pods.iter().filter(|p| sel.matches(p) && !deleting(p)) {
                         if let Some(n) = p["spec"]["nodeName"].as_str() {
-                            if sel.matches(&p) && !deleting(&p) {
-                                let d = node_labels
-                                    .get(n)
-                                    .and_then(|l| l[&tk].as_str())
-                                    .unwrap_or("")
-                                    .to_string();
-                                *counts.entry(d).or_default() += 1;
-                            }
+                            let d = node_labels.get(n).and_then(|l| l[&tk].as_str());
+                            *counts.entry(d.unwrap_or("").to_string()).or_default() += 1;
                         }
                     }
                     spread.insert(key.clone(), counts);
                 }
             }
-            let tk = constraint
-                .as_ref()
-                .and_then(|c| c["topologyKey"].as_str())
-                .unwrap_or("")
-                .to_string();
             let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
             let mut best: Option<(usize, (i64, i64, i64))> = None;
             let n_nodes = nodes.len();
