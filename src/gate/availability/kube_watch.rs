@@ -129,7 +129,7 @@ impl RunningWatch for KubeWatchRun {
         match self.task.await {
             Ok(timeline) => timeline.finish(end),
             Err(e) => {
-                let mut t = Timeline::new();
+                let mut t = Timeline::default();
                 t.error(format!("availability probe task failed: {e}"));
                 t.finish(end)
             }

@@ -324,7 +324,6 @@ fn serialize(report: &Report) -> std::io::Result<String> {
 }
 
 impl JunitStream {
-    /// An empty stream.
     pub(crate) fn new(opts: &JunitOptions) -> std::io::Result<Self> {
         Ok(JunitStream {
             opts: opts.clone(),
