@@ -128,7 +128,6 @@ pub(crate) enum ProfileError {
     },
 }
 
-/// Parses the gate file's text.
 pub(crate) fn parse(text: &str, file: &Path) -> Result<GateFile, ProfileError> {
     toml::from_str(text).map_err(|e| ProfileError::File {
         file: file.display().to_string(),

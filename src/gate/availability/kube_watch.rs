@@ -83,7 +83,6 @@ where
         .boxed()
 }
 
-/// A running probe.
 pub(crate) struct KubeWatchRun {
     stop: CancellationToken,
     task: JoinHandle<Timeline>,
