@@ -30,12 +30,9 @@ impl Provider {
 
     /// Parses a provider name (for `E2E_GATE_PROVIDER` and `--provider`).
     pub(crate) fn parse(s: &str) -> Option<Provider> {
-        match s {
-            "sim" => Some(Provider::Sim),
-            "kind" => Some(Provider::Kind),
-            "existing" => Some(Provider::Existing),
-            _ => None,
-        }
+        [Provider::Sim, Provider::Kind, Provider::Existing]
+            .into_iter()
+            .find(|p| p.as_str() == s)
     }
 }
 
@@ -120,12 +117,7 @@ pub struct Profile {
 pub(crate) enum ProfileError {
     /// The file could not be read or parsed (unknown keys included).
     #[error("{file}: {message}")]
-    File {
-        /// The file.
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
+    File { file: String, message: String },
     /// A value is invalid.
     #[error("{origin}: {message}")]
     Invalid {
@@ -136,7 +128,6 @@ pub(crate) enum ProfileError {
     },
 }
 
-/// Parses the gate file's text.
 pub(crate) fn parse(text: &str, file: &Path) -> Result<GateFile, ProfileError> {
     toml::from_str(text).map_err(|e| ProfileError::File {
         file: file.display().to_string(),
@@ -150,7 +141,7 @@ pub(crate) fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Prof
         origin: format!("{} [profile.{profile}]", source.display()),
         message,
     };
-    let mut chain: Vec<(&str, &ProfileFile)> = Vec::new();
+    let mut chain: Vec<(String, &ProfileFile)> = Vec::new();
     let mut next = Some(name.to_string());
     while let Some(n) = next {
         let Some(p) = file.profile.get(&n) else {
@@ -163,13 +154,8 @@ pub(crate) fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Prof
         if chain.iter().any(|(seen, _)| *seen == n) {
             return Err(invalid(&n, "inherits forms a cycle".into()));
         }
-        let key = file
-            .profile
-            .get_key_value(&n)
-            .map(|(k, _)| k.as_str())
-            .unwrap_or("");
-        chain.push((key, p));
         next = p.inherits.clone();
+        chain.push((n, p));
     }
     macro_rules! pick {
         ($field:ident) => {

@@ -37,12 +37,10 @@ pub struct StepRecorder {
 }
 
 impl StepRecorder {
-    /// An empty recorder.
     pub(crate) fn new() -> StepRecorder {
         StepRecorder::default()
     }
 
-    /// Records a finished step.
     pub(crate) fn record(
         &mut self,
         name: impl Into<String>,

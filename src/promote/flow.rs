@@ -284,25 +284,18 @@ pub async fn promote(
 }
 
 fn pr_body(req: &PromoteRequest, sha: &str, now: DateTime<Utc>) -> String {
-    let mut body = format!(
-        "Promotes `{}` to `{}` at {sha}.\n\nRequired contexts, all `success` on {sha}",
-        req.from, req.to
-    );
-    if let Some(soak) = req.soak {
-        body.push_str(&format!(
-            " for at least {}",
-            humantime::format_duration(soak)
-        ));
-    }
-    body.push_str(":\n");
-    for c in &req.required {
-        body.push_str(&format!("- `{c}`\n"));
-    }
-    body.push_str(&format!(
-        "\nEvaluated by e2e-gate at {}.\n",
+    let soak = req
+        .soak
+        .map(|soak| format!(" for at least {}", humantime::format_duration(soak)))
+        .unwrap_or_default();
+    let contexts: String = req.required.iter().map(|c| format!("- `{c}`\n")).collect();
+    format!(
+        "Promotes `{}` to `{}` at {sha}.\n\nRequired contexts, all `success` on {sha}{soak}:\n\
+         {contexts}\nEvaluated by e2e-gate at {}.\n",
+        req.from,
+        req.to,
         now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    ));
-    body
+    )
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use crate::results::read::names_match;
 pub(crate) fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container: u32) {
     let mut used = vec![false; base.specs.len()];
     for mut spec in rerun.specs {
-        for a in &mut spec.attempts {
-            a.origin.container = container;
-        }
+        spec.attempts
+            .iter_mut()
+            .for_each(|a| a.origin.container = container);
         let candidates: Vec<usize> = (0..base.specs.len())
             .filter(|&i| !used[i] && base.specs[i].name == spec.name)
             .collect();
@@ -90,16 +90,8 @@ pub(crate) fn log_contradiction(
     if stopped || suite.dry_run || suite.is_damaged() || suite.specs.is_empty() {
         return None;
     }
-    let (mut passed, mut failed, mut skipped, mut pending) = (0, 0, 0, 0);
-    for s in &suite.specs {
-        match s.outcome() {
-            SpecOutcome::Passed | SpecOutcome::Flaky => passed += 1,
-            SpecOutcome::Failed => failed += 1,
-            SpecOutcome::Skipped => skipped += 1,
-            SpecOutcome::Pending => pending += 1,
-            SpecOutcome::NotRun => {}
-        }
-    }
+    let n = suite.counts();
+    let (passed, failed, skipped, pending) = (n.passed + n.flaky, n.failed, n.skipped, n.pending);
     if passed == c.passed && failed == c.failed && skipped + pending == c.skipped + c.pending {
         return None;
     }

@@ -124,10 +124,7 @@ impl Spec {
     pub(crate) fn single(name: impl Into<String>, state: AttemptState) -> Spec {
         Spec {
             name: name.into(),
-            attempts: vec![Attempt {
-                state,
-                ..Attempt::default()
-            }],
+            attempts: vec![Attempt::new(state)],
             ..Spec::default()
         }
     }
@@ -275,7 +272,6 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Adds one spec's outcome.
     pub(crate) fn add(&mut self, outcome: SpecOutcome) {
         match outcome {
             SpecOutcome::Passed => self.passed += 1,
@@ -287,7 +283,6 @@ impl Counts {
         }
     }
 
-    /// Sums two counts.
     pub(crate) fn merge(&mut self, other: &Counts) {
         self.passed += other.passed;
         self.failed += other.failed;
@@ -314,9 +309,7 @@ impl SuiteResult {
     /// Counts by category, recomputed from the specs.
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
-        for s in &self.specs {
-            c.add(s.outcome());
-        }
+        self.specs.iter().for_each(|s| c.add(s.outcome()));
         c
     }
 
@@ -432,13 +425,7 @@ mod tests {
     fn spec(states: &[AttemptState]) -> Spec {
         Spec {
             name: "s".into(),
-            attempts: states
-                .iter()
-                .map(|&state| Attempt {
-                    state,
-                    ..Attempt::default()
-                })
-                .collect(),
+            attempts: states.iter().map(|&s| Attempt::new(s)).collect(),
             ..Spec::default()
         }
     }
@@ -467,10 +454,7 @@ mod tests {
         assert_eq!(s.verdict(), SuiteVerdict::Passed);
         s.suite_nodes.push(SuiteNode {
             name: "[SynchronizedBeforeSuite]".into(),
-            attempt: Attempt {
-                state: Failed,
-                ..Attempt::default()
-            },
+            attempt: Attempt::new(Failed),
         });
         assert_eq!(s.verdict(), SuiteVerdict::Failed);
         s.incomplete = Some(Incomplete::new("x"));

@@ -327,15 +327,11 @@ pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String 
             let _ = writeln!(out, "  failed suite node: {n}");
         }
         for (i, n) in s.failed_specs.iter().enumerate() {
-            match s.failure_reasons.get(i).filter(|r| !r.is_empty()) {
-                Some(r) => {
-                    let r: String = r.chars().take(160).collect();
-                    let _ = writeln!(out, "  {}  {n} — {r}", paint("FAILED", colour));
-                }
-                None => {
-                    let _ = writeln!(out, "  {}  {n}", paint("FAILED", colour));
-                }
-            }
+            let why = match s.failure_reasons.get(i).filter(|r| !r.is_empty()) {
+                Some(r) => format!(" — {}", r.chars().take(160).collect::<String>()),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "  {}  {n}{why}", paint("FAILED", colour));
         }
         for n in &s.flaky_specs {
             let _ = writeln!(out, "  FLAKY   {n}");

@@ -44,9 +44,7 @@ impl std::fmt::Display for StopReason {
 /// Limits for one attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
-    /// Hard limit.
     pub timeout: Duration,
-    /// No-progress limit.
     pub stall_timeout: Duration,
     /// SIGTERM → SIGKILL grace when e2e-gate stops the container.
     pub stop_grace: Duration,
@@ -116,7 +114,7 @@ pub(crate) async fn run_attempt(
             message: e.to_string(),
         })?;
     let live = Arc::new(Mutex::new(Live {
-        parser: ProgressParser::new(),
+        parser: ProgressParser::default(),
         last_done_at: started,
     }));
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
@@ -135,7 +133,7 @@ pub(crate) async fn run_attempt(
         let _ = log.flush().await;
     });
 
-    let stop = StopSignal::new();
+    let stop = StopSignal::default();
     let run = runner.run(spec, tx, stop.clone());
     tokio::pin!(run);
     let mut stopped: Option<StopReason> = None;

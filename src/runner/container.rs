@@ -93,14 +93,6 @@ pub struct StopSignal {
 }
 
 impl StopSignal {
-    /// A new, unfired signal.
-    pub(crate) fn new() -> StopSignal {
-        StopSignal {
-            token: CancellationToken::new(),
-            grace: std::sync::Arc::new(std::sync::Mutex::new(Duration::from_secs(10))),
-        }
-    }
-
     /// Asks the container to stop with this grace period before SIGKILL.
     pub(crate) fn fire(&self, grace: Duration) {
         if let Ok(mut g) = self.grace.lock() {
@@ -124,8 +116,12 @@ impl StopSignal {
 }
 
 impl Default for StopSignal {
+    /// An unfired signal.
     fn default() -> Self {
-        StopSignal::new()
+        StopSignal {
+            token: CancellationToken::new(),
+            grace: std::sync::Arc::new(std::sync::Mutex::new(Duration::from_secs(10))),
+        }
     }
 }
 

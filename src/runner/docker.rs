@@ -20,24 +20,21 @@ pub(crate) struct DockerRunner {
 }
 
 fn engine(op: &'static str, target: &str, e: BollardError) -> RunnerError {
-    match e {
+    let message = match e {
         BollardError::DockerResponseServerError {
             status_code,
             message,
-        } => RunnerError::Engine {
-            op,
-            target: target.to_string(),
-            message: format!("{message} (HTTP {status_code})"),
-        },
+        } => format!("{message} (HTTP {status_code})"),
         e @ (BollardError::IOError { .. }
         | BollardError::HyperResponseError { .. }
         | BollardError::RequestTimeoutError
-        | BollardError::SocketNotFoundError(_)) => RunnerError::Daemon(e.to_string()),
-        other => RunnerError::Engine {
-            op,
-            target: target.to_string(),
-            message: other.to_string(),
-        },
+        | BollardError::SocketNotFoundError(_)) => return RunnerError::Daemon(e.to_string()),
+        other => other.to_string(),
+    };
+    RunnerError::Engine {
+        op,
+        target: target.to_string(),
+        message,
     }
 }
 

@@ -13,7 +13,7 @@ pub(crate) const RESULTS_DIR: &str = "/tmp/results";
 pub(crate) const KUBECONFIG_PATH: &str = "/tmp/e2e-gate/kubeconfig";
 
 /// What differs between the containers of one suite.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Attempt {
     /// 0 = the first run, 1.. = reruns of failed specs.
     pub container: u32,

@@ -38,12 +38,6 @@ fn is_denoter_run(s: &str) -> bool {
 }
 
 impl ProgressParser {
-    /// A parser with nothing seen.
-    pub(crate) fn new() -> ProgressParser {
-        ProgressParser::default()
-    }
-
-    /// Current counts.
     pub(crate) fn progress(&self) -> Progress {
         self.progress
     }
@@ -145,7 +139,7 @@ mod tests {
 
     #[test]
     fn counts_dots_before_newline() {
-        let mut p = ProgressParser::new();
+        let mut p = ProgressParser::default();
         p.feed(b"Will run 5 of 9 specs\n");
         assert_eq!(p.progress().selected, Some(5));
         assert_eq!(p.feed("••".as_bytes()), 2);
@@ -157,7 +151,7 @@ mod tests {
 
     #[test]
     fn failure_header_is_reconciled_not_double_counted() {
-        let mut p = ProgressParser::new();
+        let mut p = ProgressParser::default();
         p.feed("------------------------------\n•".as_bytes());
         assert_eq!(p.progress().done, 1);
         p.feed(" Failure [0.538 seconds]\n".as_bytes());
@@ -175,7 +169,7 @@ mod tests {
 
     #[test]
     fn v2_headers_and_ansi() {
-        let mut p = ProgressParser::new();
+        let mut p = ProgressParser::default();
         p.feed("\u{1b}[38;5;9m• [FAILED] [12.3 seconds]\u{1b}[0m\n".as_bytes());
         p.feed("↺ [FLAKEY TEST - TOOK 2 ATTEMPTS TO PASS] [13.5 seconds]\nspec name\n".as_bytes());
         p.feed("• [SLOW TEST:28.040 seconds]\n".as_bytes());
@@ -192,7 +186,7 @@ mod tests {
 
     #[test]
     fn split_utf8_bytes() {
-        let mut p = ProgressParser::new();
+        let mut p = ProgressParser::default();
         let dot = "•".as_bytes();
         p.feed(&dot[..1]);
         p.feed(&dot[1..]);
@@ -201,7 +195,7 @@ mod tests {
 
     #[test]
     fn text_with_s_is_not_a_skip() {
-        let mut p = ProgressParser::new();
+        let mut p = ProgressParser::default();
         p.feed(b"STEP: Creating a pod\nSS\n");
         assert_eq!(p.progress().skipped, 2);
         assert_eq!(p.progress().done, 0);

@@ -100,22 +100,18 @@ pub(crate) fn focus_chunks(
         );
         (regex, parts.iter().map(|(_, t)| t.clone()).collect())
     };
-    let mut chunks = Vec::new();
-    let mut current: Vec<(String, RerunTarget)> = Vec::new();
-    let mut len = 0;
+    // Per chunk: the bytes its alternatives take (each with its `|`), and the alternatives.
+    let mut chunks: Vec<(usize, Vec<(String, RerunTarget)>)> = Vec::new();
     for (a, t) in alts {
-        if !current.is_empty() && len + a.len() + 1 + 8 > max_len {
-            chunks.push(wrap(&current));
-            current.clear();
-            len = 0;
+        match chunks.last_mut() {
+            Some((len, parts)) if *len + a.len() + 1 + 8 <= max_len => {
+                *len += a.len() + 1;
+                parts.push((a, t));
+            }
+            _ => chunks.push((a.len() + 1, vec![(a, t)])),
         }
-        len += a.len() + 1;
-        current.push((a, t));
     }
-    if !current.is_empty() {
-        chunks.push(wrap(&current));
-    }
-    chunks
+    chunks.iter().map(|(_, parts)| wrap(parts)).collect()
 }
 
 #[cfg(test)]

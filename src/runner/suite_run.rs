@@ -19,21 +19,17 @@ use tokio_util::sync::CancellationToken;
 
 /// Everything a suite run needs from outside.
 pub(crate) struct RunContext<'a> {
-    /// The container engine.
     pub runner: &'a dyn ContainerRunner,
     /// Identifies this e2e-gate run (container names and labels).
     pub run_id: String,
-    /// Artifacts root.
     pub artifacts: PathBuf,
     /// Kubeconfig mounted into containers, if any.
     pub kubeconfig: Option<PathBuf>,
     /// Docker network mode.
     pub network: String,
-    /// Pull missing images.
     pub pull: bool,
     /// SIGTERM → SIGKILL grace when stopping a container.
     pub stop_grace: Duration,
-    /// Progress heartbeat interval.
     pub heartbeat: Duration,
     /// Fired on SIGINT/SIGTERM.
     pub cancel: CancellationToken,
@@ -178,6 +174,11 @@ fn mark_not_run(result: &mut SuiteResult, selected: &[String], reason: &str) {
         .iter()
         .filter(|s| is_placeholder(&s.name) && s.attempts.iter().any(ran))
         .count();
+    let not_run_spec = |name: String| Spec {
+        name,
+        attempts: vec![not_run_attempt(reason, None)],
+        ..Spec::default()
+    };
     let mut unknown = 0usize;
     for name in selected {
         match result.specs.iter_mut().find(|s| &s.name == name) {
@@ -192,23 +193,13 @@ fn mark_not_run(result: &mut SuiteResult, selected: &[String], reason: &str) {
                 spec.attempts = vec![not_run_attempt(reason, note)];
             }
             None if unnamed_ran > 0 => unknown += 1,
-            None => {
-                let mut spec = Spec::single(name.clone(), AttemptState::NotRun);
-                spec.attempts = vec![not_run_attempt(reason, None)];
-                result.specs.push(spec);
-            }
+            None => result.specs.push(not_run_spec(name.clone())),
         }
     }
-    for i in 0..unknown.saturating_sub(unnamed_ran) {
-        let mut spec = Spec::single(
-            format!(
-                "(selected spec {} not run, not named: no JUnit was written)",
-                i + 1
-            ),
-            AttemptState::NotRun,
-        );
-        spec.attempts = vec![not_run_attempt(reason, None)];
-        result.specs.push(spec);
+    for i in 1..=unknown.saturating_sub(unnamed_ran) {
+        result.specs.push(not_run_spec(format!(
+            "(selected spec {i} not run, not named: no JUnit was written)"
+        )));
     }
 }
 
@@ -249,9 +240,8 @@ pub(crate) async fn dry_run_suite(
     ctx.runner.ensure_image(&suite.image, ctx.pull).await?;
     let suite_dir = fresh_suite_dir(ctx, suite)?;
     let attempt = Attempt {
-        container: 0,
-        focus_override: None,
         dry_run: true,
+        ..Attempt::default()
     };
     let ContainerRun {
         outcome,
@@ -287,11 +277,6 @@ pub(crate) async fn run_suite(
     let limits = limits(ctx, suite);
     let started = tokio::time::Instant::now();
 
-    let first = Attempt {
-        container: 0,
-        focus_override: None,
-        dry_run: false,
-    };
     let ContainerRun {
         outcome,
         mut result,
@@ -299,7 +284,7 @@ pub(crate) async fn run_suite(
     } = run_container(
         ctx,
         suite,
-        &first,
+        &Attempt::default(),
         &suite_dir.join("attempt-0"),
         &limits,
         &ctx.cancel,
@@ -345,7 +330,7 @@ pub(crate) async fn run_suite(
             let attempt = Attempt {
                 container,
                 focus_override: Some(focus),
-                dry_run: false,
+                ..Attempt::default()
             };
             let dir = suite_dir.join(format!("attempt-{container}"));
             let run =
@@ -436,9 +421,8 @@ async fn complete_after_stop(
 ) {
     result.mark_incomplete(format!("container stopped: {reason}"));
     let listing = Attempt {
-        container: 0,
-        focus_override: None,
         dry_run: true,
+        ..Attempt::default()
     };
     let listing_limits = Limits {
         timeout: LISTING_DEADLINE,

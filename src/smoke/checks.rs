@@ -13,7 +13,6 @@ pub(crate) const MARKER_PREFIX: &str = "upgrade.e2e-gate.io/";
 /// Objects the checks read (one LIST each).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ClusterState {
-    /// Nodes.
     pub nodes: Vec<Node>,
     /// Pods in all namespaces.
     pub pods: Vec<Pod>,
@@ -54,7 +53,6 @@ pub(crate) enum CheckOutcome {
 pub(crate) struct Check {
     /// Spec-style name, e.g. `[Smoke] every node is Ready`.
     pub name: String,
-    /// Outcome.
     pub outcome: CheckOutcome,
 }
 

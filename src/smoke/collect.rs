@@ -17,13 +17,11 @@ pub(crate) enum CollectError {
     Kubeconfig {
         /// The file (or "in-cluster / default").
         path: String,
-        /// What went wrong.
         message: String,
     },
     /// A LIST failed.
     #[error("cannot list {kind}: {message}")]
     List {
-        /// The kind.
         kind: &'static str,
         /// The API's message.
         message: String,

@@ -104,12 +104,11 @@ pub(crate) async fn run(cfg: &SmokeRun) -> u8 {
     print!("{log}");
     let mut suite = report::to_suite(&checks, cfg.dry_run, elapsed);
     if let Some(why) = &unreadable {
-        for spec in &mut suite.specs {
-            if checks.iter().any(|c| c.name == spec.name) {
-                for a in &mut spec.attempts {
-                    a.state = crate::results::AttemptState::NotRun;
-                }
-            }
+        let listed = |s: &&mut crate::results::Spec| checks.iter().any(|c| c.name == s.name);
+        for spec in suite.specs.iter_mut().filter(listed) {
+            spec.attempts
+                .iter_mut()
+                .for_each(|a| a.state = crate::results::AttemptState::NotRun);
         }
         suite.mark_incomplete(why.clone());
     }
@@ -121,20 +120,15 @@ pub(crate) async fn run(cfg: &SmokeRun) -> u8 {
             report_name: report::SUITE_NAME.into(),
         },
     );
+    let junit_path = cfg.results_dir.join("junit_01.xml");
     let written = std::fs::create_dir_all(&cfg.results_dir)
         .map_err(|e| format!("cannot create {}: {e}", cfg.results_dir.display()))
         .and_then(|_| write(&cfg.results_dir.join("e2e.log"), log.as_bytes()))
-        .and_then(|_| write(&cfg.results_dir.join("junit_01.xml"), junit.as_bytes()))
+        .and_then(|_| write(&junit_path, junit.as_bytes()))
         // `done` last, as the upstream image does: its presence means the results are complete.
         .and_then(|_| {
-            write(
-                &cfg.results_dir.join("done"),
-                cfg.results_dir
-                    .join("junit_01.xml")
-                    .display()
-                    .to_string()
-                    .as_bytes(),
-            )
+            let done = junit_path.display().to_string();
+            write(&cfg.results_dir.join("done"), done.as_bytes())
         });
     if let Err(e) = written {
         eprintln!("error: {e}");

@@ -21,16 +21,10 @@ pub(crate) const DEFAULT_TAG: &str = "e2e-gate-smoke:local";
 pub(crate) enum ImageError {
     /// `ldd` could not be run or did not understand the binary.
     #[error("cannot list the shared libraries of {binary} with ldd: {message}")]
-    Ldd {
-        /// The binary.
-        binary: String,
-        /// What went wrong.
-        message: String,
-    },
+    Ldd { binary: String, message: String },
     /// A file could not be read into the build context.
     #[error("cannot add {path} to the image: {message}")]
     Context {
-        /// The file.
         path: String,
         /// The OS error.
         message: String,

@@ -29,13 +29,10 @@ impl StatusState {
 
     /// Parses GitHub's word (case-insensitive).
     pub(crate) fn parse(s: &str) -> Option<StatusState> {
-        match s.to_ascii_lowercase().as_str() {
-            "pending" => Some(StatusState::Pending),
-            "success" => Some(StatusState::Success),
-            "failure" => Some(StatusState::Failure),
-            "error" => Some(StatusState::Error),
-            _ => None,
-        }
+        use StatusState::*;
+        [Pending, Success, Failure, Error]
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
 }
 

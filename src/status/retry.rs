@@ -87,13 +87,10 @@ impl Iterator for Backoff {
 pub(crate) struct FailureFacts<'a> {
     /// HTTP status, `None` for a transport error (connect, reset, timeout).
     pub status: Option<u16>,
-    /// `Retry-After` header.
     pub retry_after: Option<&'a str>,
-    /// `x-ratelimit-remaining` header.
     pub ratelimit_remaining: Option<&'a str>,
     /// `x-ratelimit-reset` header (Unix seconds).
     pub ratelimit_reset: Option<&'a str>,
-    /// GitHub's message.
     pub message: &'a str,
 }
 

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 pub struct RepoId {
     /// Owner (user or organisation).
     pub owner: String,
-    /// Repository name.
     pub name: String,
 }
 

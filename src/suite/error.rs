@@ -8,7 +8,6 @@ pub enum SuiteError {
     /// The suites directory could not be read.
     #[error("cannot read suites directory {}: {message}", dir.display())]
     Dir {
-        /// The directory.
         dir: PathBuf,
         /// The OS error.
         message: String,
@@ -16,7 +15,6 @@ pub enum SuiteError {
     /// The file is not valid TOML or has unknown or mistyped keys.
     #[error("{}: {message}", file.display())]
     Parse {
-        /// The file.
         file: PathBuf,
         /// The parser's message (with line and column).
         message: String,
@@ -24,7 +22,6 @@ pub enum SuiteError {
     /// A field has an invalid value.
     #[error("{}: field {field}: {message}", file.display())]
     Invalid {
-        /// The file.
         file: PathBuf,
         /// The field, e.g. `skip[1]`.
         field: String,
@@ -36,7 +33,6 @@ pub enum SuiteError {
     Flag {
         /// The flag, e.g. `--focus`.
         flag: String,
-        /// What is wrong.
         message: String,
     },
     /// No suite has that name.

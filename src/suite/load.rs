@@ -126,78 +126,48 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_names_file_and_key() {
-        let e = parse_suite(
-            "name = \"x\"\nimage = \"i\"\ncontract = \"conformance-image\"\nflake_atempts = 2\n",
-            &p(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("suites/x.toml"), "{e}");
-        assert!(e.contains("flake_atempts"), "{e}");
-        assert!(e.contains("flake_attempts"), "should list valid keys: {e}");
-    }
-
-    #[test]
-    fn invalid_regex_names_field_and_index() {
-        let e = parse_suite(
-            "name = \"x\"\nimage = \"i\"\ncontract = \"conformance-image\"\nskip = ['ok', '[Serial']\n",
-            &p(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("suites/x.toml"), "{e}");
-        assert!(e.contains("skip[1]"), "{e}");
-    }
-
-    #[test]
-    fn bad_contract_lists_valid_values() {
-        let e = parse_suite("name = \"x\"\nimage = \"i\"\ncontract = \"docker\"\n", &p())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("conformance-image") && e.contains("ginkgo-binary"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn bad_duration_is_explained() {
-        let e = parse_suite(
-            "name = \"x\"\nimage = \"i\"\ncontract = \"conformance-image\"\ntimeout = \"soon\"\n",
-            &p(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("timeout") && e.contains("\"soon\"") && e.contains("15m"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn zero_flake_attempts_rejected() {
-        let e = parse_suite(
-            "name = \"x\"\nimage = \"i\"\ncontract = \"conformance-image\"\nflake_attempts = 0\n",
-            &p(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("flake_attempts") && e.contains("at least 1"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn parallel_needs_conformance_contract() {
-        let e = parse_suite(
-            "name = \"x\"\nimage = \"i\"\ncontract = \"ginkgo-binary\"\nparallel = 4\n",
-            &p(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("parallel"), "{e}");
+    fn invalid_files_are_explained() {
+        // (keys after `name` and `image`, what the error must say)
+        let cases: [(&str, &[&str]); 6] = [
+            // an unknown key names the file and the key, and lists the valid keys
+            (
+                "contract = \"conformance-image\"\nflake_atempts = 2\n",
+                &["suites/x.toml", "flake_atempts", "flake_attempts"],
+            ),
+            // an invalid regex names the field and its index
+            (
+                "contract = \"conformance-image\"\nskip = ['ok', '[Serial']\n",
+                &["suites/x.toml", "skip[1]"],
+            ),
+            // a bad contract lists the valid values
+            (
+                "contract = \"docker\"\n",
+                &["conformance-image", "ginkgo-binary"],
+            ),
+            // a bad duration is explained
+            (
+                "contract = \"conformance-image\"\ntimeout = \"soon\"\n",
+                &["timeout", "\"soon\"", "15m"],
+            ),
+            // zero flake attempts are rejected
+            (
+                "contract = \"conformance-image\"\nflake_attempts = 0\n",
+                &["flake_attempts", "at least 1"],
+            ),
+            // parallel needs the conformance contract
+            (
+                "contract = \"ginkgo-binary\"\nparallel = 4\n",
+                &["parallel"],
+            ),
+        ];
+        for (keys, says) in cases {
+            let e = parse_suite(&format!("name = \"x\"\nimage = \"i\"\n{keys}"), &p())
+                .unwrap_err()
+                .to_string();
+            for want in says {
+                assert!(e.contains(want), "{keys}: {e}");
+            }
+        }
     }
 
     #[test]

@@ -213,9 +213,7 @@ impl SuiteSpec {
             }
             self.flake_attempts = v;
         }
-        if let Some(v) = o.reruns {
-            self.reruns = v;
-        }
+        self.reruns = o.reruns.unwrap_or(self.reruns);
         if let Some(v) = o.parallel {
             if v == 0 {
                 return Err(flag("--parallel", "must be at least 1".into()));
@@ -231,12 +229,8 @@ impl SuiteSpec {
             }
             self.parallel = v;
         }
-        if let Some(v) = o.timeout {
-            self.timeout = v;
-        }
-        if let Some(v) = o.stall_timeout {
-            self.stall_timeout = v;
-        }
+        self.timeout = o.timeout.unwrap_or(self.timeout);
+        self.stall_timeout = o.stall_timeout.unwrap_or(self.stall_timeout);
         Ok(self)
     }
 }

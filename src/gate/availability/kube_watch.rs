@@ -83,7 +83,6 @@ where
         .boxed()
 }
 
-/// A running probe.
 pub(crate) struct KubeWatchRun {
     stop: CancellationToken,
     task: JoinHandle<Timeline>,
@@ -129,7 +128,7 @@ impl RunningWatch for KubeWatchRun {
         match self.task.await {
             Ok(timeline) => timeline.finish(end),
             Err(e) => {
-                let mut t = Timeline::new();
+                let mut t = Timeline::default();
                 t.error(format!("availability probe task failed: {e}"));
                 t.finish(end)
             }

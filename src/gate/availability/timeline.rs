@@ -10,19 +10,9 @@ use std::collections::BTreeMap;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
     /// A PodDisruptionBudget: `currentHealthy` must stay ≥ `desiredHealthy`.
-    Pdb {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-    },
+    Pdb { namespace: String, name: String },
     /// A Service with a selector: at least one ready endpoint.
-    Service {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-    },
+    Service { namespace: String, name: String },
 }
 
 impl std::fmt::Display for Subject {
@@ -37,7 +27,6 @@ impl std::fmt::Display for Subject {
 /// One stretch of time a subject spent below its minimum.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Moment {
-    /// Who.
     pub subject: Subject,
     /// Seconds after the probe started.
     pub start_seconds: f64,
@@ -56,7 +45,6 @@ pub struct Moment {
 /// Per-subject result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SubjectSummary {
-    /// Who.
     pub subject: Subject,
     /// Total seconds below the minimum.
     pub disrupted_seconds: f64,
@@ -106,11 +94,6 @@ pub(crate) struct Timeline {
 }
 
 impl Timeline {
-    /// A new, empty timeline.
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
     /// Records that at `t` the subject had `healthy` against `required`; `cordoned` is the set of
     /// cordoned nodes at that instant.
     pub(crate) fn observe(
@@ -311,7 +294,7 @@ mod tests {
 
     #[test]
     fn intervals_below_minimum_are_summed_per_subject() {
-        let mut t = Timeline::new();
+        let mut t = Timeline::default();
         t.observe(&pdb("web"), 0.0, 3, 2, &[]);
         t.observe(&pdb("web"), 1.0, 2, 2, &[]); // at the minimum is fine
         t.observe(&pdb("web"), 2.0, 1, 2, &nodes(&["n1"]));
@@ -345,7 +328,7 @@ mod tests {
 
     #[test]
     fn an_open_stretch_counts_until_the_end() {
-        let mut t = Timeline::new();
+        let mut t = Timeline::default();
         t.observe(&pdb("web"), 1.0, 1, 2, &[]);
         let r = t.finish(4.0);
         assert_eq!(r.disruption_seconds, 3.0);
@@ -355,7 +338,7 @@ mod tests {
 
     #[test]
     fn services_count_only_after_they_had_a_ready_endpoint() {
-        let mut t = Timeline::new();
+        let mut t = Timeline::default();
         // Never had an endpoint: not watched, not a disruption.
         t.observe(&svc("idle"), 0.0, 0, 1, &[]);
         t.observe(&svc("idle"), 5.0, 0, 1, &[]);
@@ -374,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_deleted_subject_closes_its_stretch() {
-        let mut t = Timeline::new();
+        let mut t = Timeline::default();
         t.observe(&pdb("gone"), 1.0, 0, 1, &[]);
         t.forget(&pdb("gone"), 2.0);
         let r = t.finish(9.0);
@@ -384,7 +367,7 @@ mod tests {
 
     #[test]
     fn worst_moments_are_the_longest_then_deepest_and_capped() {
-        let mut t = Timeline::new();
+        let mut t = Timeline::default();
         for i in 0..8 {
             let s = pdb(&format!("w{i}"));
             t.observe(&s, 0.0, 1 - (i % 2), 2, &[]);
@@ -402,7 +385,7 @@ mod tests {
 
     #[test]
     fn judge_names_subjects_and_worst_moments() {
-        let mut t = Timeline::new();
+        let mut t = Timeline::default();
         t.observe(&pdb("fragile"), 0.0, 3, 2, &[]);
         t.observe(&pdb("fragile"), 5.0, 1, 2, &nodes(&["old-b"]));
         t.observe(&pdb("fragile"), 8.0, 2, 2, &[]);
@@ -420,14 +403,14 @@ mod tests {
         assert!(!e.contains("calm"), "{e}");
         assert!(judge(&r, 3.0).is_ok());
         assert_eq!(
-            judge(&Timeline::new().finish(1.0), 0.0).unwrap(),
+            judge(&Timeline::default().finish(1.0), 0.0).unwrap(),
             "no disruption above 0.0s: 0.0s in total; 0 PDBs and 0 Services watched for 1.0s"
         );
     }
 
     #[test]
     fn watch_errors_make_the_measurement_fail() {
-        let mut t = Timeline::new();
+        let mut t = Timeline::default();
         t.error("watch poddisruptionbudgets: 403 Forbidden".into());
         t.error("watch poddisruptionbudgets: 403 Forbidden".into());
         let r = t.finish(1.0);

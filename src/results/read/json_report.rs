@@ -176,7 +176,7 @@ fn add_spec(suite: &mut SuiteResult, sr: SpecReport, opts: &ReadOptions) {
         }
         _ => (None, None),
     };
-    let last = Attempt {
+    let mut last = Attempt {
         state,
         failure_kind: (state == AttemptState::Failed).then(|| sr.state.clone()),
         duration: nanos(sr.run_time),
@@ -201,25 +201,20 @@ fn add_spec(suite: &mut SuiteResult, sr: SpecReport, opts: &ReadOptions) {
         );
         return;
     }
-    let mut texts = sr.container_hierarchy_texts.clone().unwrap_or_default();
-    texts.push(sr.leaf_node_text.clone());
-    let name = texts
-        .iter()
-        .filter(|t| !t.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut attempts = Vec::new();
-    let retried = sr.num_attempts > 1 && sr.max_must_pass_repeatedly <= 1;
-    if retried {
-        let earlier: Vec<&AdditionalFailure> = sr
-            .additional_failures
-            .as_ref()
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        for i in 0..sr.num_attempts - 1 {
-            let mut a = Attempt::new(AttemptState::Failed);
+    let mut texts = sr.container_hierarchy_texts.unwrap_or_default();
+    texts.push(sr.leaf_node_text);
+    texts.retain(|t| !t.is_empty());
+    let name = texts.join(" ");
+    // Earlier attempts are retries unless the spec had to pass repeatedly.
+    let retries = match sr.max_must_pass_repeatedly {
+        0 | 1 => sr.num_attempts.saturating_sub(1),
+        _ => 0,
+    };
+    let earlier = sr.additional_failures.as_deref().unwrap_or_default();
+    let mut attempts: Vec<Attempt> = (0..retries)
+        .map(|i| {
             let known = earlier.get(i as usize);
+            let mut a = Attempt::new(AttemptState::Failed);
             a.failure_kind = Some(
                 known
                     .map(|f| f.state.clone())
@@ -234,14 +229,13 @@ fn add_spec(suite: &mut SuiteResult, sr: SpecReport, opts: &ReadOptions) {
             );
             a.location = known.and_then(|f| f.failure.location.render());
             a.origin.in_process = i;
-            attempts.push(a);
-        }
-    }
-    let mut last = last;
+            a
+        })
+        .collect();
     last.origin.in_process = attempts.len() as u32;
     attempts.push(last);
     suite.specs.push(Spec {
-        name: name.clone(),
+        name,
         junit_prefix: Some(Cow::Owned(format!("[{node_type}] "))),
         classname: Some(suite.name.as_str())
             .filter(|n| !n.is_empty())

@@ -4,7 +4,7 @@
 use super::naming::{split_it_prefix, IT_PREFIX};
 use super::{is_suite_node, push_suite_node, BoundedText, ReadOptions};
 use crate::results::model::{
-    Attempt, AttemptOrigin, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
+    Attempt, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
 };
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
@@ -491,7 +491,7 @@ fn failed_attempt(
         failure,
         location,
         output,
-        origin: AttemptOrigin::default(),
+        ..Attempt::default()
     }
 }
 
@@ -520,11 +520,6 @@ fn main_attempt(c: &mut RawCase) -> Attempt {
                 .message
                 .as_deref()
                 .is_some_and(|m| m.starts_with("dry run"));
-            let kind = if dry {
-                Some(DRY_RUN_KIND.to_string())
-            } else {
-                None
-            };
             let state = if c.message.as_deref() == Some("pending") {
                 AttemptState::Pending
             } else {
@@ -532,7 +527,7 @@ fn main_attempt(c: &mut RawCase) -> Attempt {
             };
             Attempt {
                 state,
-                failure_kind: kind,
+                failure_kind: dry.then(|| DRY_RUN_KIND.to_string()),
                 failure: c
                     .message
                     .as_deref()
@@ -555,11 +550,7 @@ fn main_attempt(c: &mut RawCase) -> Attempt {
             ..Attempt::default()
         },
         (s, _) => {
-            let kind = if s.is_empty() {
-                ty()
-            } else {
-                Some(s.to_string())
-            };
+            let kind = Some(s.to_string()).filter(|s| !s.is_empty()).or_else(ty);
             failed_attempt(
                 c.message.as_deref(),
                 c.failure.as_deref(),

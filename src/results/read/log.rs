@@ -14,13 +14,10 @@ use std::time::Duration;
 pub(crate) struct LogCounts {
     /// Passed (ginkgo includes flaked specs here).
     pub passed: usize,
-    /// Failed.
     pub failed: usize,
     /// Flaked (0 when the column is absent).
     pub flaked: usize,
-    /// Pending.
     pub pending: usize,
-    /// Skipped.
     pub skipped: usize,
 }
 
@@ -387,19 +384,15 @@ pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
     for i in 0..flaked {
         match log.flakes.get(i) {
             Some(f) => suite.specs.push(flaky_spec(f, source)),
-            None => {
-                let mut spec = flaky_spec(
-                    &LogFlake {
-                        name: placeholder("flaky", i + 1, flaked),
-                        attempts: 2,
-                        location: None,
-                        duration: None,
-                    },
-                    source,
-                );
-                spec.attempts.truncate(2);
-                suite.specs.push(spec);
-            }
+            None => suite.specs.push(flaky_spec(
+                &LogFlake {
+                    name: placeholder("flaky", i + 1, flaked),
+                    attempts: 2,
+                    location: None,
+                    duration: None,
+                },
+                source,
+            )),
         }
     }
     let passed = c.passed.saturating_sub(flaked);
@@ -431,13 +424,12 @@ pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
 
 /// A spec with `attempts - 1` failed attempts then a pass.
 pub(crate) fn flaky_spec(f: &LogFlake, source: &str) -> Spec {
-    let mut spec = Spec {
+    Spec {
         name: f.name.clone(),
         location: f.location.clone(),
+        attempts: flaky_attempts(f, source),
         ..Spec::default()
-    };
-    spec.attempts = flaky_attempts(f, source);
-    spec
+    }
 }
 
 /// The attempts a flake block implies: `attempts - 1` failures, then a pass.

@@ -33,7 +33,6 @@ impl BoundedText {
         self.cap > 0
     }
 
-    /// Appends text.
     pub(crate) fn push(&mut self, s: &str) {
         if self.cap == 0 {
             self.dropped += s.len();
@@ -56,7 +55,6 @@ impl BoundedText {
         }
     }
 
-    /// Appends one character.
     pub(crate) fn push_char(&mut self, c: char) {
         let mut b = [0u8; 4];
         self.push(c.encode_utf8(&mut b));

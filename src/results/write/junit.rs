@@ -324,7 +324,6 @@ fn serialize(report: &Report) -> std::io::Result<String> {
 }
 
 impl JunitStream {
-    /// An empty stream.
     pub(crate) fn new(opts: &JunitOptions) -> std::io::Result<Self> {
         Ok(JunitStream {
             opts: opts.clone(),
@@ -407,15 +406,11 @@ mod tests {
             suites.push(read_junit_str(&text, f, &ReadOptions::default()));
         }
         for opts in [
-            JunitOptions {
-                style: JunitStyle::Jenkins,
-                max_output_bytes: 4096,
-                report_name: "e2e-gate".into(),
-            },
+            JunitOptions::default(),
             JunitOptions {
                 style: JunitStyle::Testgrid,
                 max_output_bytes: 0,
-                report_name: "e2e-gate".into(),
+                ..JunitOptions::default()
             },
         ] {
             for n in 0..=suites.len() {
