@@ -6,6 +6,7 @@
 use super::api_count::ApiCallCounter;
 use super::pool::{Instance, LbState, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
+use http::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -58,7 +59,7 @@ impl SimNodePool {
     async fn call(
         &self,
         op: &str,
-        method: http::Method,
+        method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<String, PoolError> {
@@ -81,12 +82,7 @@ impl SimNodePool {
 
     async fn sim_groups(&self) -> Result<Vec<SimGroup>, PoolError> {
         let text = self
-            .call(
-                "describe_groups",
-                http::Method::GET,
-                "/sim/cloud/groups",
-                None,
-            )
+            .call("describe_groups", Method::GET, "/sim/cloud/groups", None)
             .await?;
         let g: SimGroups = serde_json::from_str(&text)
             .map_err(|e| PoolError::api(format!("describe_groups: unexpected body: {e}")))?;
@@ -161,14 +157,10 @@ impl NodePool for SimNodePool {
             });
         };
         let path = format!("/sim/cloud/groups/{}/desired", g.name);
-        self.call(
-            "set_desired",
-            http::Method::PUT,
-            &path,
-            Some(serde_json::json!({"desired": desired})),
-        )
-        .await
-        .map(|_| ())
+        let body = serde_json::json!({"desired": desired});
+        self.call("set_desired", Method::PUT, &path, Some(body))
+            .await
+            .map(|_| ())
     }
 
     fn replaces_on_terminate(&self) -> bool {
@@ -178,47 +170,37 @@ impl NodePool for SimNodePool {
     /// An instance the cloud still lists (already terminated) is a success.
     async fn terminate(&self, instance: &str, size: SizeAfter) -> Result<(), PoolError> {
         let path = format!("/sim/cloud/instances/{instance}/terminate");
-        match self
-            .call(
-                "terminate",
-                http::Method::POST,
-                &path,
-                Some(serde_json::json!({"decrement": size == SizeAfter::Decrement})),
-            )
+        let body = serde_json::json!({"decrement": size == SizeAfter::Decrement});
+        let Err(e) = self
+            .call("terminate", Method::POST, &path, Some(body))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // 404 means unknown *or* already terminated: idempotent for the latter.
-                let known = self
-                    .sim_groups()
-                    .await?
-                    .into_iter()
-                    .flat_map(|g| g.instances)
-                    .any(|i| i.id == instance);
-                if known {
-                    Ok(())
-                } else if matches!(&e, PoolError::Api { message } if message.contains("404")) {
-                    Err(PoolError::UnknownInstance {
-                        id: instance.into(),
-                    })
-                } else {
-                    Err(e)
-                }
-            }
+        else {
+            return Ok(());
+        };
+        // 404 means unknown *or* already terminated: idempotent for the latter.
+        let known = self
+            .sim_groups()
+            .await?
+            .into_iter()
+            .flat_map(|g| g.instances)
+            .any(|i| i.id == instance);
+        if known {
+            Ok(())
+        } else if matches!(&e, PoolError::Api { message } if message.contains("404")) {
+            Err(PoolError::UnknownInstance {
+                id: instance.into(),
+            })
+        } else {
+            Err(e)
         }
     }
 
     async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
         let path = format!("/sim/cloud/groups/{pool}/launch-template");
-        self.call(
-            "set_launch_template",
-            http::Method::PUT,
-            &path,
-            Some(serde_json::json!({"kubelet_version": kubelet_version})),
-        )
-        .await
-        .map(|_| ())
+        let body = serde_json::json!({"kubelet_version": kubelet_version});
+        self.call("set_launch_template", Method::PUT, &path, Some(body))
+            .await
+            .map(|_| ())
     }
 }
 
