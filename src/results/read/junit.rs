@@ -614,22 +614,22 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
         return;
     }
     let v2 = c.status.is_some();
-    let (name, jname) = (junit_name, c.it_prefix.then_some(Cow::Borrowed(IT_PREFIX)));
     // v1 (and our testgrid style) write one testcase per attempt.
-    let continues = !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == name);
+    let continues =
+        !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == junit_name);
     g.prev_failed = last_failed;
     if continues {
         if let Some(spec) = suite.specs.last_mut() {
             let base = spec.attempts.len() as u32;
-            for (i, mut a) in attempts.into_iter().enumerate() {
-                a.origin.in_process = base + i as u32;
-                spec.attempts.push(a);
-            }
+            spec.attempts.extend(attempts.into_iter().map(|mut a| {
+                a.origin.in_process += base;
+                a
+            }));
         }
     } else {
         suite.specs.push(Spec {
-            name,
-            junit_prefix: jname,
+            name: junit_name,
+            junit_prefix: c.it_prefix.then_some(Cow::Borrowed(IT_PREFIX)),
             classname: c.classname.take(),
             location: None,
             attempts,
