@@ -239,9 +239,7 @@ impl Cursor {
             b"testsuites" => g.root_testsuites = true,
             b"testsuite" => {
                 let [name, time] = attrs(e, ["name", "time"]);
-                if g.suite_name.is_none() {
-                    g.suite_name = name.filter(|n| !n.is_empty());
-                }
+                g.suite_name = g.suite_name.take().or(name.filter(|n| !n.is_empty()));
                 if let Some(t) = to_f64(time) {
                     g.time = Some(g.time.unwrap_or(0.0) + t);
                 }
@@ -256,9 +254,7 @@ impl Cursor {
             b"testcase" => {
                 let [name, classname, time, status] =
                     attrs(e, ["name", "classname", "time", "status"]);
-                if status.is_some() {
-                    g.saw_status = true;
-                }
+                g.saw_status |= status.is_some();
                 let (name, it_prefix) = match name {
                     Some(n) if status.is_some() => {
                         let (n, p) = split_it_prefix(n);
@@ -447,9 +443,7 @@ fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
         "RandomSeed" => "random_seed",
         "LabelFilter" => "label_filter",
         "DryRun" | "dry_run" => {
-            if value == "true" {
-                suite.dry_run = true;
-            }
+            suite.dry_run |= value == "true";
             return;
         }
         "kubernetes_version" => {
@@ -657,9 +651,7 @@ fn finish(g: Gathered, source: &str) -> SuiteResult {
         SourceFormat::GinkgoV1Junit
     };
     suite.sources.push(format);
-    if !suite.dry_run && looks_like_dry_run(&suite) {
-        suite.dry_run = true;
-    }
+    suite.dry_run = suite.dry_run || looks_like_dry_run(&suite);
     if suite.dry_run {
         mark_dry_run(&mut suite);
     }
