@@ -4,7 +4,8 @@
 
 use crate::cluster::ClusterError;
 use crate::gate::profile::ProfileError;
-use crate::results::summary::{ResultWord, RunSummary};
+use crate::results::model::SuiteVerdict;
+use crate::results::summary::RunSummary;
 use crate::runner::RunnerError;
 use crate::status::StatusError;
 use crate::suite::SuiteError;
@@ -74,9 +75,9 @@ impl HasExitCode for RunSummary {
     /// on flaky specs.
     fn exit_code(&self) -> u8 {
         match self.result {
-            ResultWord::Incomplete => INFRA,
-            ResultWord::Failed => FAILED,
-            ResultWord::Passed => OK,
+            SuiteVerdict::Incomplete => INFRA,
+            SuiteVerdict::Failed => FAILED,
+            SuiteVerdict::Passed => OK,
         }
     }
 }

@@ -253,9 +253,8 @@ pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
     let failed_steps: Vec<String> = steps
         .steps()
         .iter()
-        .filter(|s| verdict_step(&s.name))
         .filter_map(|s| match &s.outcome {
-            gate::StepOutcome::Failed(why) => {
+            gate::StepOutcome::Failed(why) if verdict_step(&s.name) => {
                 Some(format!("{}: {}", s.name, why.lines().next().unwrap_or("")))
             }
             _ => None,

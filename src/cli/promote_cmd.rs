@@ -167,13 +167,11 @@ pub(crate) fn human(o: &Outcome) -> String {
             None => format!("promoted {head}\n"),
         },
         Decision::NothingToDo { why } => format!("nothing to do for {head}: {why}\n"),
-        Decision::Closed { reasons } => {
-            let mut s = format!("gate closed for {head}:\n");
-            for r in reasons {
-                s.push_str(&format!("  - {r}\n"));
-            }
-            s
-        }
+        Decision::Closed { reasons } => reasons
+            .iter()
+            .fold(format!("gate closed for {head}:\n"), |s, r| {
+                s + &format!("  - {r}\n")
+            }),
     };
     if !o.calls.is_empty() && matches!(o.decision, Decision::Promote) {
         s.push_str(if o.dry_run {

@@ -232,12 +232,8 @@ pub(crate) fn apply_env(
             )
         })?;
     }
-    if let Some(v) = env("E2E_GATE_TOPOLOGY") {
-        p.topology = Some(PathBuf::from(v));
-    }
-    if let Some(v) = env("E2E_GATE_KUBERNETES_VERSION") {
-        p.kubernetes_version = Some(v);
-    }
+    p.topology = env("E2E_GATE_TOPOLOGY").map(PathBuf::from).or(p.topology);
+    p.kubernetes_version = env("E2E_GATE_KUBERNETES_VERSION").or(p.kubernetes_version);
     if let Some(v) = env("E2E_GATE_SUITES") {
         let suites: Vec<String> = v
             .split([',', ' '])

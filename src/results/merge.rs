@@ -32,9 +32,7 @@ pub(crate) fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container:
             Some(i) => {
                 used[i] = true;
                 let target = &mut base.specs[i];
-                if target.location.is_none() {
-                    target.location = spec.location.take();
-                }
+                target.location = target.location.take().or(spec.location.take());
                 target.attempts.extend(
                     spec.attempts.into_iter().filter(|a| {
                         !matches!(a.state, AttemptState::Skipped | AttemptState::Pending)
@@ -63,9 +61,7 @@ pub(crate) fn merge_rerun(base: &mut SuiteResult, rerun: SuiteResult, container:
         (Some(a), Some(b)) => Some(a + b),
         (a, b) => a.or(b),
     };
-    if base.kubernetes_version.is_none() {
-        base.kubernetes_version = rerun.kubernetes_version;
-    }
+    base.kubernetes_version = base.kubernetes_version.take().or(rerun.kubernetes_version);
     base.add_sources(rerun.sources);
 }
 
@@ -123,17 +119,12 @@ pub(crate) fn apply_log(suite: &mut SuiteResult, log: &LogSummary, source: &str)
                 last.origin.in_process = in_process;
             }
             spec.attempts = attempts;
-            if spec.location.is_none() {
-                spec.location = flake.location.clone();
-            }
+            spec.location = spec.location.take().or_else(|| flake.location.clone());
         }
     }
-    if suite.kubernetes_version.is_none() {
-        suite.kubernetes_version = log.kubernetes_version.clone();
-    }
-    if suite.duration.is_none() {
-        suite.duration = log.duration;
-    }
+    let version = || log.kubernetes_version.clone();
+    suite.kubernetes_version = suite.kubernetes_version.take().or_else(version);
+    suite.duration = suite.duration.or(log.duration);
     if log.interrupted {
         suite.mark_incomplete(format!("{source}: the run was interrupted"));
     }

@@ -293,16 +293,27 @@ impl Counts {
     }
 }
 
-/// The verdict of one suite.
+/// The verdict of one suite or of a whole run (its word in the summary JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum SuiteVerdict {
+pub enum SuiteVerdict {
     /// Everything that ran passed (flaky counts as passed here; policy is applied later).
     Passed,
     /// A spec or a suite node failed.
     Failed,
     /// Results are incomplete: cannot say.
     Incomplete,
+}
+
+impl SuiteVerdict {
+    /// Lower-case word as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuiteVerdict::Passed => "passed",
+            SuiteVerdict::Failed => "failed",
+            SuiteVerdict::Incomplete => "incomplete",
+        }
+    }
 }
 
 impl SuiteResult {

@@ -7,39 +7,6 @@ use std::fmt::Write as _;
 /// Current `format_version` of [`RunSummary`].
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
-/// Verdict word of a suite or of the whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultWord {
-    /// Everything that ran passed (flaky allowed).
-    Passed,
-    /// A spec or suite node failed.
-    Failed,
-    /// Results are missing or truncated.
-    Incomplete,
-}
-
-impl From<SuiteVerdict> for ResultWord {
-    fn from(v: SuiteVerdict) -> Self {
-        match v {
-            SuiteVerdict::Passed => ResultWord::Passed,
-            SuiteVerdict::Failed => ResultWord::Failed,
-            SuiteVerdict::Incomplete => ResultWord::Incomplete,
-        }
-    }
-}
-
-impl ResultWord {
-    /// Lower-case word as in the JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResultWord::Passed => "passed",
-            ResultWord::Failed => "failed",
-            ResultWord::Incomplete => "incomplete",
-        }
-    }
-}
-
 /// Counts over all suites (skipped: a dry run's listed specs are its suite's
 /// `dry_run_specs`, not skipped).
 pub(crate) type Totals = Counts;
@@ -50,7 +17,7 @@ pub struct SuiteSummary {
     /// Suite name.
     pub name: String,
     /// Verdict.
-    pub result: ResultWord,
+    pub result: SuiteVerdict,
     /// Counts by outcome, flattened into the suite's object. A dry run's listed specs are in
     /// `dry_run_specs`, not in `skipped`, as ginkgo's own summary counts them ("Will run 204
     /// of 3585" → 3381 skipped).
@@ -107,7 +74,7 @@ pub struct RunSummary {
     /// Always [`FORMAT_VERSION`].
     pub format_version: u32,
     /// Verdict of the run: incomplete beats failed beats passed; a gate's failed steps count.
-    pub result: ResultWord,
+    pub result: SuiteVerdict,
     /// Per suite.
     pub suites: Vec<SuiteSummary>,
     /// Sums over suites.
@@ -152,7 +119,7 @@ pub fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
     };
     SuiteSummary {
         name: s.name.clone(),
-        result: verdict.into(),
+        result: verdict,
         counts: Counts {
             skipped: c.skipped.saturating_sub(dry_run_specs),
             ..c
@@ -207,12 +174,13 @@ pub(crate) fn summarize_summaries(suites: Vec<SuiteSummary>) -> RunSummary {
     for s in &suites {
         totals.merge(&s.counts);
     }
-    let result = if suites.iter().any(|s| s.result == ResultWord::Incomplete) || suites.is_empty() {
-        ResultWord::Incomplete
-    } else if suites.iter().any(|s| s.result == ResultWord::Failed) {
-        ResultWord::Failed
+    let result = if suites.iter().any(|s| s.result == SuiteVerdict::Incomplete) || suites.is_empty()
+    {
+        SuiteVerdict::Incomplete
+    } else if suites.iter().any(|s| s.result == SuiteVerdict::Failed) {
+        SuiteVerdict::Failed
     } else {
-        ResultWord::Passed
+        SuiteVerdict::Passed
     };
     RunSummary {
         format_version: FORMAT_VERSION,
@@ -235,9 +203,9 @@ impl RunSummary {
         infra_failed: bool,
     ) -> Self {
         if infra_failed {
-            self.result = ResultWord::Incomplete;
-        } else if verdict_failed && self.result == ResultWord::Passed {
-            self.result = ResultWord::Failed;
+            self.result = SuiteVerdict::Incomplete;
+        } else if verdict_failed && self.result == SuiteVerdict::Passed {
+            self.result = SuiteVerdict::Failed;
         }
         self.steps = steps;
         self
@@ -336,7 +304,7 @@ pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String 
         for n in &s.flaky_specs {
             let _ = writeln!(out, "  FLAKY   {n}");
         }
-        if s.result == ResultWord::Failed
+        if s.result == SuiteVerdict::Failed
             && s.counts.failed == 0
             && s.counts.flaky > 0
             && s.failed_suite_nodes.is_empty()
@@ -348,7 +316,7 @@ pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String 
         }
     }
     let all_dry = !summary.suites.is_empty() && summary.suites.iter().all(|s| s.dry_run);
-    let word = if all_dry && summary.result == ResultWord::Passed {
+    let word = if all_dry && summary.result == SuiteVerdict::Passed {
         "DRY RUN (nothing executed)".to_string()
     } else {
         summary.result.as_str().to_uppercase()
@@ -436,15 +404,15 @@ mod tests {
         let mut inc = suites();
         inc[0].mark_incomplete("cut");
         assert_eq!(summarize(&inc).exit_code(), 3);
-        assert_eq!(summarize(&[]).result, ResultWord::Incomplete);
+        assert_eq!(summarize(&[]).result, SuiteVerdict::Incomplete);
     }
 
     #[test]
     fn fail_on_flaky_is_one_verdict_in_json_text_and_exit_code() {
         // Regression: --fail-on-flaky exited 1 while summary.json and the last line said passed.
         let s = summarize_with(&suites()[..1], true);
-        assert_eq!(s.result, ResultWord::Failed);
-        assert_eq!(s.suites[0].result, ResultWord::Failed);
+        assert_eq!(s.result, SuiteVerdict::Failed);
+        assert_eq!(s.suites[0].result, SuiteVerdict::Failed);
         assert_eq!(s.exit_code(), 1);
         let text = render_human(&s);
         assert!(text.contains("a: FAILED"), "{text}");
@@ -453,7 +421,7 @@ mod tests {
         let allowed = summarize_with(&suites()[..1], false);
         assert_eq!(
             (allowed.result, allowed.exit_code()),
-            (ResultWord::Passed, 0)
+            (SuiteVerdict::Passed, 0)
         );
     }
 
@@ -467,7 +435,7 @@ mod tests {
             duration_seconds: 12.0,
         };
         let s = summarize(&suites()[..1]).with_steps(vec![step], true, false);
-        assert_eq!((s.result, s.exit_code()), (ResultWord::Failed, 1));
+        assert_eq!((s.result, s.exit_code()), (SuiteVerdict::Failed, 1));
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["result"], "failed");
         assert_eq!(v["steps"][0]["name"], "Upgrade");

@@ -93,17 +93,13 @@ impl DockerRunner {
             Some(bollard::body_full(bytes::Bytes::from(context_tar))),
         );
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                        return Err(RunnerError::Engine {
-                            op: "build",
-                            target: tag.into(),
-                            message: detail,
-                        });
-                    }
-                }
-                Err(e) => return Err(engine("build", tag, e)),
+            let info = item.map_err(|e| engine("build", tag, e))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(RunnerError::Engine {
+                    op: "build",
+                    target: tag.into(),
+                    message,
+                });
             }
         }
         Ok(())

@@ -497,16 +497,14 @@ impl NodePool for AwsNodePool {
     /// `TerminateInstanceInAutoScalingGroup`; keeping the size, the group launches a
     /// replacement from its current template.
     async fn terminate(&self, instance: &str, size: SizeAfter) -> Result<(), PoolError> {
-        let result = self
-            .write("TerminateInstanceInAutoScalingGroup", instance, || {
-                self.asg
-                    .terminate_instance_in_auto_scaling_group()
-                    .instance_id(instance)
-                    .should_decrement_desired_capacity(size == SizeAfter::Decrement)
-                    .send()
-            })
-            .await;
-        if let Err(e) = result {
+        let terminated = self.write("TerminateInstanceInAutoScalingGroup", instance, || {
+            self.asg
+                .terminate_instance_in_auto_scaling_group()
+                .instance_id(instance)
+                .should_decrement_desired_capacity(size == SizeAfter::Decrement)
+                .send()
+        });
+        if let Err(e) = terminated.await {
             // Gone already (a resumed run terminates again): success. Asked of the groups,
             // not read from the error, whose wording differs between AWS and look-alikes.
             let pools: Vec<String> = self.layout.lock().keys().cloned().collect();

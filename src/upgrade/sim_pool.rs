@@ -6,6 +6,7 @@
 use super::api_count::ApiCallCounter;
 use super::pool::{Instance, LbState, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
+use http::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -58,7 +59,7 @@ impl SimNodePool {
     async fn call(
         &self,
         op: &str,
-        method: http::Method,
+        method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<String, PoolError> {
@@ -81,12 +82,7 @@ impl SimNodePool {
 
     async fn sim_groups(&self) -> Result<Vec<SimGroup>, PoolError> {
         let text = self
-            .call(
-                "describe_groups",
-                http::Method::GET,
-                "/sim/cloud/groups",
-                None,
-            )
+            .call("describe_groups", Method::GET, "/sim/cloud/groups", None)
             .await?;
         let g: SimGroups = serde_json::from_str(&text)
             .map_err(|e| PoolError::api(format!("describe_groups: unexpected body: {e}")))?;
@@ -161,14 +157,10 @@ impl NodePool for SimNodePool {
             });
         };
         let path = format!("/sim/cloud/groups/{}/desired", g.name);
-        self.call(
-            "set_desired",
-            http::Method::PUT,
-            &path,
-            Some(serde_json::json!({"desired": desired})),
-        )
-        .await
-        .map(|_| ())
+        let body = serde_json::json!({"desired": desired});
+        self.call("set_desired", Method::PUT, &path, Some(body))
+            .await
+            .map(|_| ())
     }
 
     fn replaces_on_terminate(&self) -> bool {
@@ -178,47 +170,39 @@ impl NodePool for SimNodePool {
     /// An instance the cloud still lists (already terminated) is a success.
     async fn terminate(&self, instance: &str, size: SizeAfter) -> Result<(), PoolError> {
         let path = format!("/sim/cloud/instances/{instance}/terminate");
-        match self
-            .call(
-                "terminate",
-                http::Method::POST,
-                &path,
-                Some(serde_json::json!({"decrement": size == SizeAfter::Decrement})),
-            )
+        let body = serde_json::json!({"decrement": size == SizeAfter::Decrement});
+        let Err(e) = self
+            .call("terminate", Method::POST, &path, Some(body))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // 404 means unknown *or* already terminated: idempotent for the latter.
-                let known = self
-                    .sim_groups()
-                    .await?
-                    .into_iter()
-                    .flat_map(|g| g.instances)
-                    .any(|i| i.id == instance);
-                if known {
-                    Ok(())
-                } else if matches!(&e, PoolError::Api { message } if message.contains("404")) {
-                    Err(PoolError::UnknownInstance {
-                        id: instance.into(),
-                    })
-                } else {
-                    Err(e)
-                }
-            }
+        else {
+            return Ok(());
+        };
+        // 404 means unknown *or* already terminated: idempotent for the latter. Any other
+        // failure is the cloud's, even when the instance is listed (it may still be live).
+        if !matches!(&e, PoolError::Api { message } if message.contains("404")) {
+            return Err(e);
+        }
+        let known = self
+            .sim_groups()
+            .await?
+            .into_iter()
+            .flat_map(|g| g.instances)
+            .any(|i| i.id == instance);
+        if known {
+            Ok(())
+        } else {
+            Err(PoolError::UnknownInstance {
+                id: instance.into(),
+            })
         }
     }
 
     async fn set_version(&self, pool: &str, kubelet_version: &str) -> Result<(), PoolError> {
         let path = format!("/sim/cloud/groups/{pool}/launch-template");
-        self.call(
-            "set_launch_template",
-            http::Method::PUT,
-            &path,
-            Some(serde_json::json!({"kubelet_version": kubelet_version})),
-        )
-        .await
-        .map(|_| ())
+        let body = serde_json::json!({"kubelet_version": kubelet_version});
+        self.call("set_launch_template", Method::PUT, &path, Some(body))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -237,5 +221,51 @@ mod tests {
             Some("i-0abc")
         );
         assert_eq!(instance_id_from_provider_id("sim:///zone-a/"), None);
+    }
+
+    /// A cloud that lists `i-1` and answers its terminate with `status`.
+    async fn pool_whose_terminate_answers(status: u16) -> SimNodePool {
+        use axum::{http::StatusCode, routing::get, routing::post, Json, Router};
+        let code = StatusCode::from_u16(status).expect("status");
+        let groups = serde_json::json!({"groups": [{
+            "name": "w-a", "pool": "w", "zone": "a", "desired": 1, "kubelet_version": "v1.31.0",
+            "instances": [{"id": "i-1", "zone": "a", "lifecycle": "InService",
+                           "lb_state": null, "kubelet_version": "v1.31.0"}]}]});
+        let status_body = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "message": "boom", "code": status});
+        let app = Router::new()
+            .route(
+                "/sim/cloud/groups",
+                get(move || async move { Json(groups) }),
+            )
+            .route(
+                "/sim/cloud/instances/{id}/terminate",
+                post(move || async move { (code, Json(status_body)) }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = kube::Config::new(url.parse().expect("url"));
+        SimNodePool::new(kube::Client::try_from(config).expect("client"))
+    }
+
+    // Regression: a failed terminate of a listed (possibly live) instance was reported as done.
+    #[tokio::test]
+    async fn a_failed_terminate_of_a_listed_instance_is_an_error() {
+        let pool = pool_whose_terminate_answers(500).await;
+        let r = pool.terminate("i-1", SizeAfter::Decrement).await;
+        assert!(matches!(r, Err(PoolError::Api { .. })), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_404_for_a_listed_instance_means_already_terminated() {
+        let pool = pool_whose_terminate_answers(404).await;
+        pool.terminate("i-1", SizeAfter::Decrement)
+            .await
+            .expect("idempotent");
+        let r = pool.terminate("i-2", SizeAfter::Decrement).await;
+        assert!(matches!(r, Err(PoolError::UnknownInstance { .. })), "{r:?}");
     }
 }

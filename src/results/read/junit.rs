@@ -239,9 +239,7 @@ impl Cursor {
             b"testsuites" => g.root_testsuites = true,
             b"testsuite" => {
                 let [name, time] = attrs(e, ["name", "time"]);
-                if g.suite_name.is_none() {
-                    g.suite_name = name.filter(|n| !n.is_empty());
-                }
+                g.suite_name = g.suite_name.take().or(name.filter(|n| !n.is_empty()));
                 if let Some(t) = to_f64(time) {
                     g.time = Some(g.time.unwrap_or(0.0) + t);
                 }
@@ -256,9 +254,7 @@ impl Cursor {
             b"testcase" => {
                 let [name, classname, time, status] =
                     attrs(e, ["name", "classname", "time", "status"]);
-                if status.is_some() {
-                    g.saw_status = true;
-                }
+                g.saw_status |= status.is_some();
                 let (name, it_prefix) = match name {
                     Some(n) if status.is_some() => {
                         let (n, p) = split_it_prefix(n);
@@ -447,9 +443,7 @@ fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
         "RandomSeed" => "random_seed",
         "LabelFilter" => "label_filter",
         "DryRun" | "dry_run" => {
-            if value == "true" {
-                suite.dry_run = true;
-            }
+            suite.dry_run |= value == "true";
             return;
         }
         "kubernetes_version" => {
@@ -614,22 +608,22 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
         return;
     }
     let v2 = c.status.is_some();
-    let (name, jname) = (junit_name, c.it_prefix.then_some(Cow::Borrowed(IT_PREFIX)));
     // v1 (and our testgrid style) write one testcase per attempt.
-    let continues = !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == name);
+    let continues =
+        !v2 && g.prev_failed && suite.specs.last().is_some_and(|s| s.name == junit_name);
     g.prev_failed = last_failed;
     if continues {
         if let Some(spec) = suite.specs.last_mut() {
             let base = spec.attempts.len() as u32;
-            for (i, mut a) in attempts.into_iter().enumerate() {
-                a.origin.in_process = base + i as u32;
-                spec.attempts.push(a);
-            }
+            spec.attempts.extend(attempts.into_iter().map(|mut a| {
+                a.origin.in_process += base;
+                a
+            }));
         }
     } else {
         suite.specs.push(Spec {
-            name,
-            junit_prefix: jname,
+            name: junit_name,
+            junit_prefix: c.it_prefix.then_some(Cow::Borrowed(IT_PREFIX)),
             classname: c.classname.take(),
             location: None,
             attempts,
@@ -657,9 +651,7 @@ fn finish(g: Gathered, source: &str) -> SuiteResult {
         SourceFormat::GinkgoV1Junit
     };
     suite.sources.push(format);
-    if !suite.dry_run && looks_like_dry_run(&suite) {
-        suite.dry_run = true;
-    }
+    suite.dry_run = suite.dry_run || looks_like_dry_run(&suite);
     if suite.dry_run {
         mark_dry_run(&mut suite);
     }

@@ -209,15 +209,13 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
             v2_markers = true;
             continue;
         }
-        if let Some(i) = line.find("{\"msg\":\"") {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line[i..]) {
-                if let Some(msg) = v.get("msg").and_then(|m| m.as_str()) {
-                    if let Some(name) = msg.strip_prefix("PASSED ") {
-                        s.passed_names.push(name.to_string());
-                    }
-                }
-                continue;
+        let progress = line.find("{\"msg\":\"").map(|i| &line[i..]);
+        if let Some(Ok(v)) = progress.map(serde_json::from_str::<serde_json::Value>) {
+            let msg = v.get("msg").and_then(|m| m.as_str());
+            if let Some(name) = msg.and_then(|m| m.strip_prefix("PASSED ")) {
+                s.passed_names.push(name.to_string());
             }
+            continue;
         }
         if s.suite_description.is_none() {
             if let Some(c) = p.running_suite.captures(trimmed) {
@@ -234,9 +232,7 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
             s.will_run = Some((n, total));
             continue;
         }
-        if p.interrupted.is_match(trimmed) {
-            s.interrupted = true;
-        }
+        s.interrupted |= p.interrupted.is_match(trimmed);
         if let Some(c) = p.parallel.captures(line) {
             v2_markers |= &c[1] == "processes";
             continue;
@@ -249,12 +245,10 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
         if let Some(c) = p.summary.captures(line) {
             s.success = Some(&c[1] == "SUCCESS!");
             s.special_failure = c.get(2).map(|m| m.as_str().trim().to_string());
-            if s.special_failure
+            s.interrupted |= s
+                .special_failure
                 .as_deref()
-                .is_some_and(|f| f.contains("Interrupted"))
-            {
-                s.interrupted = true;
-            }
+                .is_some_and(|f| f.contains("Interrupted"));
             let n = |i: usize| {
                 c.get(i)
                     .and_then(|m| m.as_str().parse::<usize>().ok())

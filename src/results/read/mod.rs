@@ -39,7 +39,7 @@ impl ReadOptions {
         ReadOptions {
             max_output_bytes: 0,
             max_failure_bytes: 16 * 1024,
-            missing_as_not_run: false,
+            ..ReadOptions::default()
         }
     }
 }
