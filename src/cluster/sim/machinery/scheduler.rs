@@ -71,11 +71,7 @@ fn node_terms_match(terms: &Value, labels: &Value) -> bool {
 /// Sets phase Pending and the PodScheduled condition: True, or False with the message of
 /// an `unschedulable` pod.
 fn set_scheduled(p: &mut Value, unschedulable: Option<&str>, ts: &str) {
-    let reason = if unschedulable.is_some() {
-        "Unschedulable"
-    } else {
-        ""
-    };
+    let reason = unschedulable.map_or("", |_| "Unschedulable");
     set_condition(p, "PodScheduled", unschedulable.is_none(), reason, ts);
     p["status"]["phase"] = json!("Pending");
     let conditions = p["status"]["conditions"]
