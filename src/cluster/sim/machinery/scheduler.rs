@@ -55,16 +55,15 @@ pub(crate) fn tolerates(tolerations: &Value, taint: &Value) -> bool {
     })
 }
 
+/// Whether node labels match one of the required node affinity terms (no terms: any node).
 fn node_terms_match(terms: &Value, labels: &Value) -> bool {
-    let Some(terms) = terms.as_array() else {
-        return true;
-    };
-    if terms.is_empty() {
-        return true;
-    }
-    terms.iter().any(|term| {
-        LabelSelector::from_object(Some(&json!({"matchExpressions": term["matchExpressions"]})))
-            .is_some_and(|s| s.matches_labels(Some(labels)))
+    let terms = terms.as_array().filter(|t| !t.is_empty());
+    terms.is_none_or(|terms| {
+        terms.iter().any(|term| {
+            let expressions = json!({"matchExpressions": term["matchExpressions"]});
+            LabelSelector::from_object(Some(&expressions))
+                .is_some_and(|s| s.matches_labels(Some(labels)))
+        })
     })
 }
 
