@@ -66,10 +66,10 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
                 ApiError::bad_request("body must be {\"desired\": <integer ≥ 0>}")
             })?;
             let mut st = sim.state.lock();
-            let grp =
-                st.mach.cloud.groups.get_mut(*g).ok_or_else(|| {
-                    ApiError::new(404, "NotFound", format!("group {g:?} not found"))
-                })?;
+            let groups = &mut st.mach.cloud.groups;
+            let grp = groups
+                .get_mut(*g)
+                .ok_or_else(|| not_found(format!("group {g:?} not found")))?;
             grp.desired = desired as u32;
             st.cloud_step(now);
             Ok(json!({"group": g, "desired": desired}))
@@ -93,11 +93,7 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
                 }
             }
             if changed.is_empty() {
-                return Err(ApiError::new(
-                    404,
-                    "NotFound",
-                    format!("no group or pool named {g:?}"),
-                ));
+                return Err(not_found(format!("no group or pool named {g:?}")));
             }
             Ok(json!({"updated": changed}))
         }
@@ -106,11 +102,8 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let decrement = b["decrement"].as_bool().unwrap_or(false);
             let mut st = sim.state.lock();
             if !st.terminate_instance(i, decrement) {
-                return Err(ApiError::new(
-                    404,
-                    "NotFound",
-                    format!("instance {i:?} not found or already terminated"),
-                ));
+                let why = format!("instance {i:?} not found or already terminated");
+                return Err(not_found(why));
             }
             Ok(json!({"instance": i, "terminated": true, "decrement": decrement}))
         }
@@ -134,6 +127,11 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             m["sim_seconds"] = json!(now);
             Ok(m)
         }
-        _ => Err(ApiError::new(404, "NotFound", "unknown /sim endpoint")),
+        _ => Err(not_found("unknown /sim endpoint".into())),
     }
+}
+
+/// 404 NotFound about something of the simulated cloud (no Kubernetes resource details).
+fn not_found(message: String) -> ApiError {
+    ApiError::new(404, "NotFound", message)
 }

@@ -121,13 +121,10 @@ impl Sim {
             settings: settings.clone(),
         };
         let ts = state.ts(clock.now());
-        let mut namespaces = vec!["default", "kube-system", "kube-public", "kube-node-lease"];
-        for w in &topology.workloads {
-            if !namespaces.contains(&w.namespace.as_str()) {
-                namespaces.push(&w.namespace);
-            }
-        }
-        for ns in namespaces {
+        // A namespace named twice is created once (the second create is refused).
+        let builtin = ["default", "kube-system", "kube-public", "kube-node-lease"];
+        let workload_ns = topology.workloads.iter().map(|w| w.namespace.as_str());
+        for ns in builtin.into_iter().chain(workload_ns) {
             let obj = json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                              "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
             let _ = state.store.create(id::NAMESPACES, "", obj, &ts);

@@ -55,27 +55,22 @@ pub(crate) fn tolerates(tolerations: &Value, taint: &Value) -> bool {
     })
 }
 
+/// Whether node labels match one of the required node affinity terms (no terms: any node).
 fn node_terms_match(terms: &Value, labels: &Value) -> bool {
-    let Some(terms) = terms.as_array() else {
-        return true;
-    };
-    if terms.is_empty() {
-        return true;
-    }
-    terms.iter().any(|term| {
-        LabelSelector::from_object(Some(&json!({"matchExpressions": term["matchExpressions"]})))
-            .is_some_and(|s| s.matches_labels(Some(labels)))
+    let terms = terms.as_array().filter(|t| !t.is_empty());
+    terms.is_none_or(|terms| {
+        terms.iter().any(|term| {
+            let expressions = json!({"matchExpressions": term["matchExpressions"]});
+            LabelSelector::from_object(Some(&expressions))
+                .is_some_and(|s| s.matches_labels(Some(labels)))
+        })
     })
 }
 
 /// Sets phase Pending and the PodScheduled condition: True, or False with the message of
 /// an `unschedulable` pod.
 fn set_scheduled(p: &mut Value, unschedulable: Option<&str>, ts: &str) {
-    let reason = if unschedulable.is_some() {
-        "Unschedulable"
-    } else {
-        ""
-    };
+    let reason = unschedulable.map_or("", |_| "Unschedulable");
     set_condition(p, "PodScheduled", unschedulable.is_none(), reason, ts);
     p["status"]["phase"] = json!("Pending");
     let conditions = p["status"]["conditions"]
