@@ -804,6 +804,15 @@ async fn faults_never_ready_nodes_and_pods_ignoring_sigterm() {
         all_ready(&client, 2)
     })
     .await;
+    // Regression: a size past u32 was wrapped (2^32 + 2 became 2), not refused.
+    let req = http::Request::put("/sim/cloud/groups/stuck-zone-a/desired")
+        .body(serde_json::to_vec(&json!({"desired": (1u64 << 32) + 2})).unwrap())
+        .unwrap();
+    let err = client.request::<serde_json::Value>(req).await.unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 400),
+        "{err:?}"
+    );
     // Scale the stuck pool: the new node registers but never turns Ready.
     let req = http::Request::put("/sim/cloud/groups/stuck-zone-a/desired")
         .body(serde_json::to_vec(&json!({"desired": 2})).unwrap())

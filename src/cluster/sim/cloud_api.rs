@@ -62,15 +62,19 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
         (Method::GET, ["cloud", "groups"]) => Ok(groups(sim)),
         (Method::PUT, ["cloud", "groups", g, "desired"]) => {
             let b = body_json(body)?;
-            let desired = b["desired"].as_u64().ok_or_else(|| {
-                ApiError::bad_request("body must be {\"desired\": <integer ≥ 0>}")
-            })?;
+            // A size past u32 would wrap to a small one, not be refused.
+            let desired = b["desired"]
+                .as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("body must be {\"desired\": <integer 0..=4294967295>}")
+                })?;
             let mut st = sim.state.lock();
             let groups = &mut st.mach.cloud.groups;
             let grp = groups
                 .get_mut(*g)
                 .ok_or_else(|| not_found(format!("group {g:?} not found")))?;
-            grp.desired = desired as u32;
+            grp.desired = desired;
             st.cloud_step(now);
             Ok(json!({"group": g, "desired": desired}))
         }

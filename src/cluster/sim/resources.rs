@@ -8,7 +8,7 @@ pub(crate) struct ResourceDef {
     pub version: &'static str,
     /// Plural resource name (URL segment).
     pub plural: &'static str,
-    /// Kind (lowercased: the singular name).
+    /// Kind, CamelCase (its lowercase is the singular name).
     pub kind: &'static str,
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
