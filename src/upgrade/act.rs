@@ -325,15 +325,9 @@ impl Actor<'_> {
             .collect::<Vec<_>>();
         let (claims, evictions, finished, resumed, cleans) =
             futures::join!(claims, evictions, finished, self.resumed(actions), cleans);
-        for r in cleans {
-            out.cleaned.push(r?);
-        }
-        for r in claims {
-            out.claims.push(r?);
-        }
-        for r in evictions {
-            out.evictions.push(r?);
-        }
+        out.cleaned = cleans.into_iter().collect::<Result<_, _>>()?;
+        out.claims = claims.into_iter().collect::<Result<_, _>>()?;
+        out.evictions = evictions.into_iter().collect::<Result<_, _>>()?;
         for (f, r) in actions.finish.iter().zip(finished) {
             let (n, terminated) = r?;
             // Kept its size: the cloud's sizes are what the sync left them.

@@ -352,26 +352,14 @@ mod tests {
     fn a_pdb_that_only_waits_is_not_reported_early() {
         use IntOrPercent::*;
         // Allows one now.
-        assert_eq!(
-            never_allows(&pdb(Some(Int(2)), None, Some((1, 3, 3)))),
-            None
-        );
+        assert!(never_allows(&pdb(Some(Int(2)), None, Some((1, 3, 3)))).is_none());
         // Budget used up by an unhealthy pod: it recovers once the pod is Ready.
-        assert_eq!(
-            never_allows(&pdb(Some(Int(2)), None, Some((0, 3, 2)))),
-            None
-        );
+        assert!(never_allows(&pdb(Some(Int(2)), None, Some((0, 3, 2)))).is_none());
         // minAvailable = replicas but a pod is still starting: not decided yet.
-        assert_eq!(
-            never_allows(&pdb(Some(Int(3)), None, Some((0, 3, 2)))),
-            None
-        );
+        assert!(never_allows(&pdb(Some(Int(3)), None, Some((0, 3, 2)))).is_none());
         // No status yet, or no pods.
-        assert_eq!(never_allows(&pdb(Some(Int(3)), None, None)), None);
-        assert_eq!(
-            never_allows(&pdb(Some(Int(0)), None, Some((0, 0, 0)))),
-            None
-        );
+        assert!(never_allows(&pdb(Some(Int(3)), None, None)).is_none());
+        assert!(never_allows(&pdb(Some(Int(0)), None, Some((0, 0, 0)))).is_none());
     }
 
     fn s(n: u64) -> Duration {

@@ -80,13 +80,17 @@ fn snap(nodes: Vec<NodeInfo>, pods: Vec<PodInfo>, pdbs: Vec<PdbInfo>) -> Snapsho
     }
 }
 
+pub(crate) fn limits(max_surge: u32, max_unavailable: u32) -> PoolLimits {
+    PoolLimits {
+        max_surge,
+        max_unavailable,
+    }
+}
+
 pub(crate) fn opts(surge: u32, unavailable: u32) -> PlanOptions {
     PlanOptions {
         target_version: NEW.into(),
-        default_limits: PoolLimits {
-            max_surge: surge,
-            max_unavailable: unavailable,
-        },
+        default_limits: limits(surge, unavailable),
         ..PlanOptions::default()
     }
 }
@@ -180,13 +184,7 @@ fn pool_filter_control_plane_and_errors() {
         Err(PlanError::EmptyTargetVersion)
     );
     let mut o = opts(1, 0);
-    o.limits.insert(
-        "other".into(),
-        PoolLimits {
-            max_surge: 0,
-            max_unavailable: 0,
-        },
-    );
+    o.limits.insert("other".into(), limits(0, 0));
     assert_eq!(
         plan(&s, &o),
         Err(PlanError::NoConcurrency {
@@ -195,13 +193,7 @@ fn pool_filter_control_plane_and_errors() {
     );
     // Per-pool limits override the default.
     let mut o = opts(1, 0);
-    o.limits.insert(
-        "w".into(),
-        PoolLimits {
-            max_surge: 3,
-            max_unavailable: 0,
-        },
-    );
+    o.limits.insert("w".into(), limits(3, 0));
     let p = plan(&s, &o).expect("plan");
     assert_eq!(
         p.waves[0].nodes.len(),
@@ -596,13 +588,8 @@ fn property_invariants_on_random_clusters() {
         if o.default_limits.max_surge + o.default_limits.max_unavailable == 0 {
             o.default_limits.max_surge = 1;
         }
-        o.limits.insert(
-            "p1".into(),
-            PoolLimits {
-                max_surge: rng.random_range(1..5),
-                max_unavailable: rng.random_range(0..2),
-            },
-        );
+        let p1 = limits(rng.random_range(1..5), rng.random_range(0..2));
+        o.limits.insert("p1".into(), p1);
         let s = snap(nodes.clone(), pods, pdbs);
         let p = plan(&s, &o).unwrap_or_else(|e| panic!("round {round}: {e}"));
 

@@ -95,14 +95,10 @@ pub(crate) fn progress(
                 .collect()
         })
         .unwrap_or_default();
+    use NodePhase::{Blocked, CordonedLeft, ReplacementFailed};
     let stuck = phases
         .values()
-        .filter(|p| {
-            matches!(
-                p,
-                NodePhase::Blocked | NodePhase::CordonedLeft | NodePhase::ReplacementFailed
-            )
-        })
+        .filter(|p| matches!(p, Blocked | CordonedLeft | ReplacementFailed))
         .count();
     let (done_est, left_est): (u64, u64) = plan.waves.iter().fold((0, 0), |(d, l), w| {
         if w.nodes.iter().all(|n| is_done(n)) {

@@ -31,7 +31,6 @@ pub(crate) struct GateInput<'a> {
     pub backs_load_balancer: bool,
 }
 
-/// Gate result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Readiness {
     /// Counts as capacity.

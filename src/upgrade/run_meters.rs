@@ -10,7 +10,6 @@ use super::report::UpgradeReport;
 use super::snapshot::PodInfo;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The run's meters.
 #[derive(Debug, Default)]
 pub(crate) struct RunMeters {
     /// PDB → since when `currentHealthy < desiredHealthy` (if it is now), in seconds since

@@ -36,7 +36,6 @@ impl StartMode {
     }
 }
 
-/// The decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Admission {
     /// Nodes to move out of `Outdated` now, with their mode.

@@ -719,7 +719,6 @@ impl Snapshot {
         self
     }
 
-    /// The node named `name`.
     #[cfg(test)]
     pub(crate) fn node(&self, name: &str) -> Option<&NodeInfo> {
         self.nodes.iter().find(|n| n.name == name)
@@ -744,7 +743,8 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upgrade::plan::{plan, BlockerKind, NodeClass, PlanOptions, PoolLimits};
+    use crate::upgrade::plan::tests::limits;
+    use crate::upgrade::plan::{plan, BlockerKind, NodeClass, PlanOptions};
     use k8s_openapi::List;
 
     fn items<T: serde::de::DeserializeOwned + k8s_openapi::ListableResource>(json: &str) -> Vec<T> {
@@ -855,10 +855,7 @@ mod tests {
             ]
         );
         let o = PlanOptions {
-            default_limits: PoolLimits {
-                max_surge: 0,
-                max_unavailable: 1,
-            },
+            default_limits: limits(0, 1),
             ..o
         };
         let p = plan(&s, &o).expect("plan");

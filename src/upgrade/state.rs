@@ -256,15 +256,11 @@ pub(crate) fn transition(
                 | (Terminating, Gone)
                 | (SurgeRequested, Outdated)
         );
-    if ok {
-        Ok(to)
-    } else {
-        Err(TransitionError {
-            node: node.to_string(),
-            from,
-            event: to,
-        })
-    }
+    ok.then_some(to).ok_or_else(|| TransitionError {
+        node: node.to_string(),
+        from,
+        event: to,
+    })
 }
 
 /// Everything the engine records on an old node.
@@ -628,10 +624,9 @@ mod tests {
                 let want_ok = from == to || legal.contains(&(from, to));
                 let got = transition("n", from, ev);
                 assert_eq!(got.is_ok(), want_ok, "{from} --{to}");
-                if let Ok(p) = got {
-                    assert_eq!(p, to);
-                } else if let Err(e) = got {
-                    assert!(e.to_string().contains("node n"));
+                match got {
+                    Ok(p) => assert_eq!(p, to),
+                    Err(e) => assert!(e.to_string().contains("node n")),
                 }
                 checked += 1;
             }

@@ -306,6 +306,14 @@ pub struct Actions {
     pub done: bool,
 }
 
+impl Actions {
+    /// Reports `node` given up on (empty: a pool or the run).
+    fn give_up(&mut self, node: &str, reason: String) {
+        let node = node.to_string();
+        self.blocked.push(BlockedNode { node, reason });
+    }
+}
+
 /// The answers to a round's requests, in the order of its [`Actions`].
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -827,10 +835,7 @@ fn stalls(run: &RunContext, seen: &Observed, mem: &mut Memory, act: &mut Actions
             }
         );
         tracing::error!(%pool, "{reason}");
-        act.blocked.push(BlockedNode {
-            node: String::new(),
-            reason,
-        });
+        act.give_up("", reason);
         mem.stalled.insert(pool.clone());
     }
 }
@@ -870,10 +875,7 @@ fn finish_check(
                 still_short.join(", ")
             );
             tracing::error!("{reason}");
-            act.blocked.push(BlockedNode {
-                node: String::new(),
-                reason,
-            });
+            act.give_up("", reason);
             gave_up = true;
         }
     }

@@ -7,7 +7,6 @@ use super::{PoolZone, FINISHED_PER_ROUND};
 use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, StuckAction};
 use crate::upgrade::plan::{at_version, NodeClass};
 use crate::upgrade::readiness::{gate, GateInput, Readiness};
-use crate::upgrade::report::BlockedNode;
 use crate::upgrade::scheduler::StartMode;
 use crate::upgrade::sim_pool::instance_id_from_provider_id;
 use crate::upgrade::snapshot::{NodeInfo, PdbInfo, PodInfo};
@@ -298,10 +297,7 @@ impl Claim<'_> {
                 ),
             };
             tracing::error!(node = %name, %pool, "{reason}");
-            act.blocked.push(BlockedNode {
-                node: name.clone(),
-                reason: reason.clone(),
-            });
+            act.give_up(name, reason.clone());
             act.rungs
                 .push((name.clone(), Event::ReplacementFailed { reason }));
             return Ok(());
@@ -427,10 +423,7 @@ fn drain(
                 if why.is_empty() { "" } else { ": " }
             );
             tracing::error!(node = %name, "{reason}");
-            act.blocked.push(BlockedNode {
-                node: name.clone(),
-                reason: reason.clone(),
-            });
+            act.give_up(name, reason.clone());
             act.rungs
                 .push((name.clone(), Event::LeftCordoned { reason }));
         }
