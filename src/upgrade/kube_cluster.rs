@@ -256,6 +256,12 @@ impl KubeCluster {
                     tracing::debug!(node = name, "marker patch conflicted; re-reading");
                     continue;
                 }
+                // Deleted between the GET and the PATCH: gone, as a 404 on the GET says.
+                Err(e) if status_code(&e) == Some(404) => {
+                    return Err(KubeError::NodeGone {
+                        node: name.to_string(),
+                    })
+                }
                 Err(e) => return Err(api_err("patch", format!("Node/{name}"))(e)),
             }
         }
@@ -544,6 +550,37 @@ fn lease_object(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    // Regression: a node deleted between patch_node's GET and its PATCH was an API error
+    // (the run failed) instead of NodeGone (the engine moves on), as the cached path says.
+    #[tokio::test]
+    async fn a_node_deleted_between_get_and_patch_is_gone() {
+        use axum::{http::StatusCode, routing::get, Json, Router};
+        let node = serde_json::json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "n1", "resourceVersion": "7"}});
+        let gone = serde_json::json!({"kind": "Status", "apiVersion": "v1",
+            "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": "nodes \"n1\" not found"});
+        let app = Router::new().route(
+            "/api/v1/nodes/n1",
+            get(move || async move { Json(node) })
+                .patch(move || async move { (StatusCode::NOT_FOUND, Json(gone)) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let cluster =
+            KubeCluster::from_config(kube::Config::new(url.parse().expect("url"))).expect("client");
+        let r = cluster
+            .patch_node("n1", |_| NodePatch {
+                unschedulable: Some(true),
+                ..NodePatch::default()
+            })
+            .await;
+        assert!(matches!(r, Err(KubeError::NodeGone { .. })), "{r:?}");
+    }
 
     #[test]
     fn lease_object_round_trips_through_view() {
