@@ -329,9 +329,12 @@ impl<'a> Ctx<'a> {
         };
         self.evictable_on(node)
             .filter(|p| stateful(p) && self.snap.pdbs_of(p).next().is_some())
-            .map(|p| match primary(p) {
-                true => NodeClass::StatefulPrimary,
-                false => NodeClass::Stateful,
+            .map(|p| {
+                if primary(p) {
+                    NodeClass::StatefulPrimary
+                } else {
+                    NodeClass::Stateful
+                }
             })
             .max()
             .unwrap_or(NodeClass::Stateless)
@@ -701,12 +704,12 @@ fn pod_blockers(
             && t.effect.as_deref().is_none_or(|e| e == "NoSchedule"))
         .then(|| format!("the taint {k}"))
     });
-    let all = pod
+    let every = pod
         .tolerations
         .iter()
-        .any(|t| t.tolerates_every_no_schedule());
-    let all = all.then(|| "every NoSchedule taint (operator Exists without a key)".to_string());
-    if let Some(what) = all.or(evac) {
+        .any(|t| t.tolerates_every_no_schedule())
+        .then(|| "every NoSchedule taint (operator Exists without a key)".to_string());
+    if let Some(what) = every.or(evac) {
         out.push(at(
             BlockerKind::ToleratesEverything,
             object,

@@ -121,10 +121,14 @@ impl Sim {
             settings: settings.clone(),
         };
         let ts = state.ts(clock.now());
-        // A namespace named twice is created once (the second create is refused).
         let builtin = ["default", "kube-system", "kube-public", "kube-node-lease"];
         let workload_ns = topology.workloads.iter().map(|w| w.namespace.as_str());
-        for ns in builtin.into_iter().chain(workload_ns) {
+        let mut seen = std::collections::BTreeSet::new();
+        for ns in builtin
+            .into_iter()
+            .chain(workload_ns)
+            .filter(|ns| seen.insert(*ns))
+        {
             let obj = json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                              "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
             let _ = state.store.create(id::NAMESPACES, "", obj, &ts);

@@ -795,10 +795,9 @@ fn stalls(run: &RunContext, seen: &Observed, mem: &mut Memory, act: &mut Actions
             .map(|(n, _)| act.phases[n])
             .collect();
         let pending = phases.contains(&NodePhase::Outdated);
-        let in_flight = phases.iter().any(|p| in_flight(*p));
+        let busy = phases.iter().any(|p| in_flight(*p));
         let started = act.starts.iter().any(|(n, _)| run.place[n].0 == *pool);
-        if !pending || in_flight || started || stopped.contains(pool) || mem.stalled.contains(pool)
-        {
+        if !pending || busy || started || stopped.contains(pool) || mem.stalled.contains(pool) {
             mem.stall_since.remove(pool);
             continue;
         }
@@ -855,7 +854,7 @@ fn finish_check(
     let all_final = phases
         .iter()
         .all(|(n, p)| settled(*p, stopped.contains(&run.place[n].0)));
-    let in_flight = phases.values().any(|p| in_flight(*p));
+    let busy = phases.values().any(|p| in_flight(*p));
     // A run that ended while the last replacement still booted left the next step (smoke
     // checks, a promotion) a node short.
     let deficit = capacity::room(&run.base, &act.counts, |_| 0);
@@ -880,7 +879,7 @@ fn finish_check(
         }
     }
     let capacity_back = still_short.is_empty() || gave_up;
-    act.done = (all_final && capacity_back) || (stop && !in_flight);
+    act.done = (all_final && capacity_back) || (stop && !busy);
 }
 
 /// One round: see the module documentation.
