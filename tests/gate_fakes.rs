@@ -22,9 +22,6 @@ struct FakeCluster {
 
 #[async_trait]
 impl ClusterProvider for FakeCluster {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
     async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError> {
         self.calls.lock().unwrap().push(format!("up {}", spec.name));
         Ok(ClusterHandle {

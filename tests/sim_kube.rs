@@ -561,7 +561,7 @@ async fn eviction_201_429_and_500() {
     let m = sim.sim().state.lock().metrics.clone();
     assert_eq!(m.evictions["default/web"].allowed, 2);
     assert!(m.evictions["default/web"].refused >= 2);
-    assert!(m.count("evict", "pods/eviction") >= 5);
+    assert!(m.requests["evict pods/eviction"] >= 5);
     sim.shutdown().await;
 }
 

@@ -12,10 +12,6 @@ pub(crate) struct ExistingProvider;
 
 #[async_trait]
 impl ClusterProvider for ExistingProvider {
-    fn name(&self) -> &'static str {
-        "existing"
-    }
-
     async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError> {
         let path = spec
             .kubeconfig

@@ -99,10 +99,6 @@ impl KindProvider {
 
 #[async_trait]
 impl ClusterProvider for KindProvider {
-    fn name(&self) -> &'static str {
-        "kind"
-    }
-
     async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError> {
         let name = spec.name.as_str();
         let mut args = vec!["create", "cluster", "--name", name, "--wait", "5m"];

@@ -116,8 +116,6 @@ pub enum ClusterError {
 /// Lifecycle of the cluster under test.
 #[async_trait]
 pub trait ClusterProvider: Send + Sync {
-    /// Short, stable name ("sim", "kind", "existing").
-    fn name(&self) -> &'static str;
     /// Brings the cluster up and returns its handle.
     async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError>;
     /// Tears the cluster down. Tolerates "already gone" only where the provider can tell.

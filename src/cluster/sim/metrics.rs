@@ -58,11 +58,4 @@ impl Metrics {
             e.refused += 1;
         }
     }
-    /// Requests with this verb (all resources).
-    pub fn count(&self, verb: &str, resource: &str) -> u64 {
-        self.requests
-            .get(&format!("{verb} {resource}"))
-            .copied()
-            .unwrap_or(0)
-    }
 }

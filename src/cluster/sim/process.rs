@@ -189,10 +189,6 @@ fn remove_state(dir: &Path) -> std::io::Result<()> {
 
 #[async_trait]
 impl ClusterProvider for SimProvider {
-    fn name(&self) -> &'static str {
-        "sim"
-    }
-
     async fn up(&self, spec: &ClusterSpec) -> Result<ClusterHandle, ClusterError> {
         let name = &spec.name;
         let dir = self.dir(name)?;

@@ -16,6 +16,12 @@ pub(crate) struct ResourceDef {
     pub has_status: bool,
     /// Bumps `metadata.generation` when the spec changes.
     pub generation: bool,
+    /// Has an `autoscaling/v1` `/scale` subresource (`spec.replicas`).
+    pub scalable: bool,
+    /// `spec.selector` is a `metav1.LabelSelector` (checked on admission).
+    pub selecting: bool,
+    /// In the `all` discovery category (`kubectl get all`).
+    pub in_all: bool,
 }
 
 impl ResourceDef {
@@ -37,118 +43,103 @@ impl ResourceDef {
     }
 }
 
+/// Flags of [`def`] (one bit per boolean of [`ResourceDef`]).
+const NS: u8 = 1;
+const STATUS: u8 = 2;
+const GEN: u8 = 4;
+const SCALE: u8 = 8;
+const SELECTOR: u8 = 16;
+const ALL: u8 = 32;
+
 /// A resource served at `v1` (every resource of the simulator is).
 const fn def(
     group: &'static str,
     plural: &'static str,
     kind: &'static str,
-    namespaced: bool,
     short_names: &'static [&'static str],
-    has_status: bool,
-    generation: bool,
+    flags: u8,
 ) -> ResourceDef {
     ResourceDef {
         group,
         version: "v1",
         plural,
         kind,
-        namespaced,
+        namespaced: flags & NS != 0,
         short_names,
-        has_status,
-        generation,
+        has_status: flags & STATUS != 0,
+        generation: flags & GEN != 0,
+        scalable: flags & SCALE != 0,
+        selecting: flags & SELECTOR != 0,
+        in_all: flags & ALL != 0,
     }
 }
 
 /// Every served resource. Indices into this table are the store's resource ids.
-/// Columns: group, plural, kind, namespaced, short names, has status, generation.
+/// Columns: group, plural, kind, short names, flags.
 pub(crate) const RESOURCES: &[ResourceDef] = &[
-    def("", "namespaces", "Namespace", false, &["ns"], true, false),
-    def("", "nodes", "Node", false, &["no"], true, false),
-    def("", "pods", "Pod", true, &["po"], true, false),
-    def("", "events", "Event", true, &["ev"], false, false),
-    def(
-        "",
-        "persistentvolumes",
-        "PersistentVolume",
-        false,
-        &["pv"],
-        true,
-        false,
-    ),
+    def("", "namespaces", "Namespace", &["ns"], STATUS),
+    def("", "nodes", "Node", &["no"], STATUS),
+    def("", "pods", "Pod", &["po"], NS | STATUS | ALL),
+    def("", "events", "Event", &["ev"], NS),
+    def("", "persistentvolumes", "PersistentVolume", &["pv"], STATUS),
     def(
         "",
         "persistentvolumeclaims",
         "PersistentVolumeClaim",
-        true,
         &["pvc"],
-        true,
-        false,
+        NS | STATUS | ALL,
     ),
-    def("", "services", "Service", true, &["svc"], true, false),
-    def("", "configmaps", "ConfigMap", true, &["cm"], false, false),
+    def("", "services", "Service", &["svc"], NS | STATUS | ALL),
+    def("", "configmaps", "ConfigMap", &["cm"], NS | ALL),
     def(
         "apps",
         "deployments",
         "Deployment",
-        true,
         &["deploy"],
-        true,
-        true,
+        NS | STATUS | GEN | SCALE | SELECTOR | ALL,
     ),
     def(
         "apps",
         "replicasets",
         "ReplicaSet",
-        true,
         &["rs"],
-        true,
-        true,
+        NS | STATUS | GEN | SCALE | SELECTOR | ALL,
     ),
     def(
         "apps",
         "statefulsets",
         "StatefulSet",
-        true,
         &["sts"],
-        true,
-        true,
+        NS | STATUS | GEN | SCALE | SELECTOR | ALL,
     ),
-    def("apps", "daemonsets", "DaemonSet", true, &["ds"], true, true),
+    def(
+        "apps",
+        "daemonsets",
+        "DaemonSet",
+        &["ds"],
+        NS | STATUS | GEN | SELECTOR | ALL,
+    ),
     def(
         "policy",
         "poddisruptionbudgets",
         "PodDisruptionBudget",
-        true,
         &["pdb"],
-        true,
-        true,
+        NS | STATUS | GEN | SELECTOR | ALL,
     ),
-    def(
-        "coordination.k8s.io",
-        "leases",
-        "Lease",
-        true,
-        &[],
-        false,
-        false,
-    ),
+    def("coordination.k8s.io", "leases", "Lease", &[], NS),
     def(
         "storage.k8s.io",
         "volumeattachments",
         "VolumeAttachment",
-        false,
         &[],
-        true,
-        false,
+        STATUS,
     ),
     def(
         "discovery.k8s.io",
         "endpointslices",
         "EndpointSlice",
-        true,
         &[],
-        false,
-        false,
+        NS,
     ),
 ];
 

@@ -82,19 +82,7 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !r.short_names.is_empty() {
             main["shortNames"] = json!(r.short_names);
         }
-        if [
-            "pods",
-            "deployments",
-            "statefulsets",
-            "daemonsets",
-            "replicasets",
-            "services",
-            "configmaps",
-            "poddisruptionbudgets",
-            "persistentvolumeclaims",
-        ]
-        .contains(&r.plural)
-        {
+        if r.in_all {
             main["categories"] = json!(["all"]);
         }
         out.push(main);
@@ -106,7 +94,7 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
             out.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy",
                             "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
         }
-        if ["deployments", "statefulsets", "replicasets"].contains(&r.plural) {
+        if r.scalable {
             out.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": true,
                             "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
         }

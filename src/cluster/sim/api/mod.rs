@@ -203,10 +203,9 @@ fn dispatch(
         None => def.plural.to_string(),
     };
     if let Some(sub) = &t.sub {
-        let scalable = [id::DEPLOYMENTS, id::STATEFULSETS, id::REPLICASETS].contains(&t.res);
         let ok = (sub == "status" && def.has_status)
             || (sub == "eviction" && t.res == id::PODS)
-            || (sub == "scale" && scalable);
+            || (sub == "scale" && def.scalable);
         if !ok {
             return Err(ApiError::no_resource());
         }
@@ -441,23 +440,15 @@ fn scale(
 /// (an unknown operator, `In` without values) with 422 Invalid, naming the field, as the
 /// real API server's validation does; nothing unreadable reaches the store.
 fn admit_selector(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
-    const SELECTING: &[&str] = &[
-        "PodDisruptionBudget",
-        "Deployment",
-        "ReplicaSet",
-        "StatefulSet",
-        "DaemonSet",
-    ];
     match obj["spec"].get("selector") {
-        Some(sel) if SELECTING.contains(&def.kind) && !sel.is_null() => LabelSelector::check(sel)
-            .map_err(|why| {
-                ApiError::invalid(format!(
-                    "{}.{} {:?} is invalid: spec.selector: {why}",
-                    def.kind,
-                    def.group,
-                    meta_str(obj, "name").unwrap_or("")
-                ))
-            }),
+        Some(sel) if def.selecting && !sel.is_null() => LabelSelector::check(sel).map_err(|why| {
+            ApiError::invalid(format!(
+                "{}.{} {:?} is invalid: spec.selector: {why}",
+                def.kind,
+                def.group,
+                meta_str(obj, "name").unwrap_or("")
+            ))
+        }),
         _ => Ok(()),
     }
 }
