@@ -27,7 +27,6 @@ use metrics::Metrics;
 use parking_lot::Mutex;
 use resources::id;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,7 +97,6 @@ impl Default for SimOptions {
 /// A running simulator: its URL and a way to stop it.
 pub struct SimCluster {
     sim: Arc<Sim>,
-    addr: SocketAddr,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -112,10 +110,7 @@ impl Sim {
         let clock = SimClock::new(settings.time_scale);
         let mut state = SimState {
             store: Store::new(opts.history),
-            mach: Machinery {
-                default_startup: settings.pod_startup_seconds,
-                ..Default::default()
-            },
+            mach: Machinery::default(),
             metrics: Metrics::default(),
             clock: clock.clone(),
             settings: settings.clone(),
@@ -217,8 +212,7 @@ impl SimCluster {
     pub async fn start(topology: Topology, opts: SimOptions) -> std::io::Result<Self> {
         let sim = Sim::new(&topology, &opts);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
-        let addr = listener.local_addr()?;
-        *sim.addr.lock() = addr.to_string();
+        *sim.addr.lock() = listener.local_addr()?.to_string();
         let app = api::router(sim.clone());
         let token = sim.shutdown.clone();
         let server = tokio::spawn(async move {
@@ -234,12 +228,12 @@ impl SimCluster {
         if let Some(m) = opts.mirror {
             tasks.push(start_mirror(&sim, m).await?);
         }
-        Ok(Self { sim, addr, tasks })
+        Ok(Self { sim, tasks })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.sim.addr.lock())
     }
 
     /// The simulator (state, clock, metrics).

@@ -4,7 +4,7 @@ use super::machinery::{ANN_IGNORE_SIGTERM, ANN_STARTUP, ANN_UNREADY_ON_KUBELET, 
 use super::resources::id;
 use super::topology::{Spread, Workload, WorkloadKind};
 use super::SimState;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Creates the workload's controller object, its PDB and its Service.
 pub(crate) fn create(state: &mut SimState, w: &Workload, ts: &str) {
@@ -31,12 +31,8 @@ pub(crate) fn create(state: &mut SimState, w: &Workload, ts: &str) {
         spec["nodeSelector"] = json!(w.node_selector);
     }
     if !w.tolerations.is_empty() {
-        spec["tolerations"] = Value::Array(
-            w.tolerations
-                .iter()
-                .map(|t| json!({"key": t.key, "operator": t.operator, "value": t.value, "effect": t.effect}))
-                .collect(),
-        );
+        // The topology's field names are the API's (key, operator, value, effect).
+        spec["tolerations"] = json!(w.tolerations);
     }
     if let Some(s) = w.spread {
         let key = match s {

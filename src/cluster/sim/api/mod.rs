@@ -59,12 +59,6 @@ pub(crate) struct Target {
     pub sub: Option<String>,
 }
 
-pub(crate) fn parse_query(uri: &Uri) -> HashMap<String, String> {
-    uri.query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
 fn parse_target(group: &str, version: &str, segs: &[&str]) -> Result<Target, ApiError> {
     if segs.len() >= 3 && segs[0] == "namespaces" {
         if let Some(res) = resources::find(group, version, segs[2]) {
@@ -137,7 +131,10 @@ async fn handle(
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
-    let mut query = parse_query(&uri);
+    let mut query: HashMap<String, String> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
     if legacy_watch {
         query.insert("watch".into(), "1".into());
     }

@@ -210,11 +210,8 @@ impl SimState {
         for (k, v) in &p.labels {
             labels[k] = json!(v);
         }
-        let mut taints: Vec<_> = p
-            .taints
-            .iter()
-            .map(|t| json!({"key": t.key, "value": t.value, "effect": t.effect}))
-            .collect();
+        // The topology's field names are the API's (key, value, effect).
+        let mut taints: Vec<_> = p.taints.iter().map(|t| json!(t)).collect();
         if !ready {
             taints.push(json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule", "timeAdded": ts}));
         }

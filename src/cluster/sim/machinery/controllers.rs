@@ -7,7 +7,7 @@ use super::super::resources::id;
 use super::super::store::{key_of, meta_str, random_suffix};
 use super::super::SimState;
 use super::scheduler::tolerates;
-use super::{controller_of, deleting, pod_ready, terminal};
+use super::{claims, controller_of, deleting, pod_ready, terminal};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -109,10 +109,7 @@ impl SimState {
                 continue;
             }
             let ns = meta_str(p, "namespace").unwrap_or("");
-            for v in p["spec"]["volumes"].as_array().into_iter().flatten() {
-                let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
-                    continue;
-                };
+            for claim in claims(p) {
                 if let Some(pv) = self
                     .store
                     .get(id::PVCS, ns, claim)

@@ -154,7 +154,7 @@ impl SimState {
 
     /// Starts timers for pods newly bound to Ready nodes.
     fn kubelet_adopt(&mut self, now: SimTime) {
-        let default = self.mach.default_startup;
+        let default = self.settings.pod_startup_seconds;
         for ((ns, name), p) in self.store.iter(id::PODS) {
             let Some(node) = p["spec"]["nodeName"].as_str() else {
                 continue;

@@ -36,8 +36,6 @@ pub(crate) struct Machinery {
     pub pods: HashMap<String, kubelet::PodTimer>,
     /// Last FailedScheduling message per pod uid (one event per change).
     pub sched_msgs: HashMap<String, String>,
-    /// Default pod startup, simulated seconds.
-    pub default_startup: f64,
     /// Pod IP counter.
     pub ip_seq: u32,
     pub last_tick: SimTime,
@@ -134,6 +132,12 @@ pub(crate) fn condition_true(obj: &Value, ctype: &str) -> bool {
         cs.iter()
             .any(|c| c["type"] == ctype && c["status"] == "True")
     })
+}
+
+/// The claim names of a pod's `persistentVolumeClaim` volumes.
+pub(crate) fn claims(pod: &Value) -> impl Iterator<Item = &str> {
+    let volumes = pod["spec"]["volumes"].as_array().into_iter().flatten();
+    volumes.filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
 }
 
 /// Whether an object is being deleted.

@@ -14,19 +14,6 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Computed status of one PDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Budget {
-    /// Pods the budget expects.
-    pub expected: i64,
-    /// Ready, non-terminating pods.
-    pub current_healthy: i64,
-    /// Pods that must stay healthy.
-    pub desired_healthy: i64,
-    /// `max(0, current - desired)`.
-    pub disruptions_allowed: i64,
-}
-
 /// An int-or-percent of `expected`, percentages rounded up (as the disruption controller does).
 fn resolve(v: &Value, expected: i64) -> i64 {
     match v {
@@ -53,8 +40,8 @@ impl SimState {
             .collect()
     }
 
-    /// The budget of a PDB, computed from the current pods.
-    pub(crate) fn budget(&self, pdb: &Value) -> Budget {
+    /// The status of a PDB, computed from the current pods (`lastTransitionTime`: `ts`).
+    fn pdb_status(&self, pdb: &Value, ts: &str) -> Value {
         let pods = self.pdb_pods(pdb);
         let ns = meta_str(pdb, "namespace").unwrap_or("");
         let spec = &pdb["spec"];
@@ -96,29 +83,24 @@ impl SimState {
         }
         .max(0);
         let healthy = pods.iter().filter(|p| pod_ready(p) && !deleting(p)).count() as i64;
-        Budget {
-            expected,
-            current_healthy: healthy,
-            desired_healthy: desired,
-            disruptions_allowed: (healthy - desired).max(0),
-        }
+        let allowed = (healthy - desired).max(0);
+        let generation = &pdb["metadata"]["generation"];
+        json!({
+            "observedGeneration": generation,
+            "currentHealthy": healthy, "desiredHealthy": desired,
+            "expectedPods": expected, "disruptionsAllowed": allowed,
+            "conditions": [{"type": "DisruptionAllowed", "status": if allowed > 0 { "True" } else { "False" },
+                            "reason": if allowed > 0 { "SufficientPods" } else { "InsufficientPods" },
+                            "message": "", "observedGeneration": generation,
+                            "lastTransitionTime": ts}],
+        })
     }
 
     /// Writes every PDB's status when it changed.
     pub(crate) fn update_pdb_status(&mut self) {
         let ts = self.ts(self.mach.last_tick);
         for pdb in self.store.list(id::PDBS, None) {
-            let b = self.budget(&pdb);
-            let allowed = b.disruptions_allowed > 0;
-            let mut status = json!({
-                "observedGeneration": pdb["metadata"]["generation"],
-                "currentHealthy": b.current_healthy, "desiredHealthy": b.desired_healthy,
-                "expectedPods": b.expected, "disruptionsAllowed": b.disruptions_allowed,
-                "conditions": [{"type": "DisruptionAllowed", "status": if allowed { "True" } else { "False" },
-                                "reason": if allowed { "SufficientPods" } else { "InsufficientPods" },
-                                "message": "", "observedGeneration": pdb["metadata"]["generation"],
-                                "lastTransitionTime": ts}],
-            });
+            let mut status = self.pdb_status(&pdb, &ts);
             let old = &pdb["status"];
             if old["conditions"][0]["status"] == status["conditions"][0]["status"] {
                 status["conditions"][0]["lastTransitionTime"] =

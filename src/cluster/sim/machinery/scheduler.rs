@@ -8,7 +8,7 @@ use super::super::resources::id;
 use super::super::selector::LabelSelector;
 use super::super::store::meta_str;
 use super::super::SimState;
-use super::{condition_true, deleting, set_condition, LABEL_ZONE};
+use super::{claims, condition_true, deleting, set_condition, LABEL_ZONE};
 use crate::quantity;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -129,10 +129,7 @@ impl SimState {
     /// Zone required by the pod's bound PVCs (`Err` = conflicting zones).
     fn pvc_zone(&self, pod: &Value, ns: &str) -> Result<Option<String>, ()> {
         let mut zone: Option<String> = None;
-        for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-            let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
-                continue;
-            };
+        for claim in claims(pod) {
             let Some(pvc) = self.store.get(id::PVCS, ns, claim) else {
                 continue;
             };
@@ -333,10 +330,7 @@ impl SimState {
 
     /// Binds the pod's unbound claims to new PVs in `zone` (WaitForFirstConsumer).
     fn bind_volumes(&mut self, pod: &Value, ns: &str, zone: &str, now: SimTime) {
-        for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-            let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() else {
-                continue;
-            };
+        for claim in claims(pod) {
             let Some(pvc) = self.store.get(id::PVCS, ns, claim) else {
                 continue;
             };
