@@ -47,7 +47,7 @@ pub(crate) fn groups(sim: &Sim) -> Value {
             let instances: Vec<&super::machinery::cloud::Instance> =
                 cloud.instances.values().filter(|i| i.group == g.name).collect();
             json!({
-                "name": g.name, "pool": g.pool, "zone": g.zone, "desired": g.desired,
+                "name": g.name, "pool": g.spec.name, "zone": g.zone, "desired": g.desired,
                 "launch_template_version": g.launch_template_version, "kubelet_version": g.kubelet_version,
                 "instances": instances,
             })
@@ -90,7 +90,7 @@ fn run(sim: &Arc<Sim>, method: &Method, rest: &[&str], body: &Bytes) -> Result<V
             let mut st = sim.state.lock();
             let mut changed = Vec::new();
             for grp in st.mach.cloud.groups.values_mut() {
-                if grp.name == *g || grp.pool == *g {
+                if grp.name == *g || grp.spec.name == *g {
                     grp.launch_template_version += 1;
                     grp.kubelet_version = version.clone();
                     changed.push(json!({"group": grp.name, "launch_template_version": grp.launch_template_version}));

@@ -410,11 +410,13 @@ fn copy_field(to: &mut Value, from: &Value, key: &str) {
     };
 }
 
+/// The alphabet of generated name suffixes (Kubernetes' `rand.String`: no vowels).
+pub(crate) const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
 /// Five lowercase alphanumerics, as Kubernetes' generateName uses.
 pub(crate) fn random_suffix() -> String {
-    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..5)
-        .map(|_| CHARS[rand::random_range(0..CHARS.len())] as char)
+        .map(|_| NAME_CHARS[rand::random_range(0..NAME_CHARS.len())] as char)
         .collect()
 }
 

@@ -32,18 +32,17 @@ pub(crate) enum LbState {
 }
 
 /// One auto-scaling group (one pool in one zone).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Group {
     /// `<pool>-<zone>`.
     pub name: String,
-    pub pool: String,
     pub zone: String,
     pub desired: u32,
     /// Launch template version new instances get.
     pub launch_template_version: u32,
     /// Kubelet version of that launch template.
     pub kubelet_version: String,
-    #[serde(skip)]
+    /// The pool (`spec.name` is the pool's name).
     pub(crate) spec: Pool,
 }
 
@@ -95,7 +94,6 @@ impl Cloud {
                 name.clone(),
                 Group {
                     name,
-                    pool: pool.name.clone(),
                     zone: zone.clone(),
                     desired: pool.size_per_zone,
                     launch_template_version: 1,
@@ -123,7 +121,7 @@ impl Cloud {
     ) -> String {
         self.seq += 1;
         let g = &self.groups[group];
-        let node_name = format!("{}-{}-{:05}", g.pool, g.zone, self.seq);
+        let node_name = format!("{}-{}-{:05}", g.spec.name, g.zone, self.seq);
         let boot = if initial { 0.0 } else { g.spec.boot_seconds };
         self.instances.insert(
             id.clone(),
@@ -205,7 +203,7 @@ impl SimState {
             "node.kubernetes.io/instance-type": p.instance_type,
             LABEL_ZONE: inst.zone,
             "topology.kubernetes.io/region": self.settings.region,
-            LABEL_POOL: g.pool,
+            LABEL_POOL: g.spec.name,
         });
         for (k, v) in &p.labels {
             labels[k] = json!(v);

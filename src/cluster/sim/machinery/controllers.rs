@@ -4,7 +4,7 @@
 
 use super::super::clock::SimTime;
 use super::super::resources::id;
-use super::super::store::{key_of, meta_str, random_suffix};
+use super::super::store::{key_of, meta_str, random_suffix, NAME_CHARS};
 use super::super::SimState;
 use super::scheduler::tolerates;
 use super::{claims, controller_of, deleting, pod_ready, terminal};
@@ -23,12 +23,12 @@ fn template_hash(template: &Value) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     template.to_string().hash(&mut h);
-    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut x = h.finish();
+    let n = NAME_CHARS.len() as u64;
     (0..10)
         .map(|_| {
-            let c = CHARS[(x % CHARS.len() as u64) as usize] as char;
-            x /= CHARS.len() as u64;
+            let c = NAME_CHARS[(x % n) as usize] as char;
+            x /= n;
             c
         })
         .collect()
