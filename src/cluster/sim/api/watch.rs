@@ -81,11 +81,11 @@ fn bookmark(res: usize, rv: u64, initial_end: bool) -> Bytes {
 
 /// Starts a watch stream.
 pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) -> Response {
-    let def = &RESOURCES[t.res];
     let filter = match Selectors::from_query(&query) {
         Ok(selectors) => Filter {
             res: t.res,
-            ns: t.ns.clone().filter(|_| def.namespaced),
+            // Only namespaced resources are found under `namespaces/<ns>/` (see `parse_target`).
+            ns: t.ns.clone(),
             selectors,
         },
         Err(e) => return error_response(&e),
