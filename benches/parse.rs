@@ -9,9 +9,9 @@
 //! file is generated in a temp dir (and deleted); `-` skips it. `ci/bench-results.sh` runs this next to
 //! Python's junitparser.
 
-use e2e_gate::results::load::load_files_with;
+use e2e_gate::results::load::load_files;
 use e2e_gate::results::read::ReadOptions;
-use e2e_gate::results::summary::summarize;
+use e2e_gate::results::summary::summarize_with;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -59,8 +59,8 @@ fn measure<T>(f: impl FnOnce() -> T) -> (Duration, u64, T) {
 }
 
 fn summarise(path: &Path, opts: &ReadOptions) -> (usize, String) {
-    let suite = load_files_with(&[path.to_path_buf()], "bench", opts);
-    let s = summarize(std::slice::from_ref(&suite));
+    let suite = load_files(&[path.to_path_buf()], "bench", opts);
+    let s = summarize_with(std::slice::from_ref(&suite), false);
     let t = s.totals;
     (
         suite.specs.len() + suite.suite_nodes.len(),
@@ -138,10 +138,11 @@ fn main() {
             let mut summ = Vec::new();
             for _ in 0..30 {
                 let t = Instant::now();
-                let suite = e2e_gate::results::read::junit::read_junit_str(&text, "02", &opts);
+                let suite =
+                    e2e_gate::results::read::junit::read_junit(text.as_bytes(), "02", &opts);
                 parse.push(t.elapsed());
                 let t = Instant::now();
-                let _ = summarize(std::slice::from_ref(&suite));
+                let _ = summarize_with(std::slice::from_ref(&suite), false);
                 summ.push(t.elapsed());
             }
             parse.sort();
@@ -214,7 +215,12 @@ fn main() {
         }
     };
     let size = std::fs::metadata(&synthetic).map(|m| m.len()).unwrap_or(0);
-    let opts = ReadOptions::summary_only();
+    // Summaries only: no captured output kept.
+    let opts = ReadOptions {
+        max_output_bytes: 0,
+        max_failure_bytes: 16 * 1024,
+        ..ReadOptions::default()
+    };
     // warm the page cache so the figure is parse time, not disk time
     let _ = std::fs::read(&synthetic).map(|v| v.len());
     let mut best = Duration::MAX;

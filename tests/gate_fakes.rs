@@ -126,10 +126,7 @@ impl ContainerRunner for Runner {
             .push(format!("{}{focus}", if dry { "dry:" } else { "" }));
         let Some((log, junit, code)) = (self.script)(&focus, dry) else {
             stop.wait().await;
-            return Ok(ContainerExit {
-                code: 143,
-                stopped: true,
-            });
+            return Ok(ContainerExit { code: 143 });
         };
         let results = spec
             .mounts
@@ -141,10 +138,7 @@ impl ContainerRunner for Runner {
         std::fs::write(results.join("junit_01.xml"), junit).unwrap();
         std::fs::write(results.join("e2e.log"), &log).unwrap();
         let _ = output.send(log.into_bytes()).await;
-        Ok(ContainerExit {
-            code,
-            stopped: false,
-        })
+        Ok(ContainerExit { code })
     }
 }
 

@@ -3,11 +3,11 @@
 mod common;
 
 use e2e_gate::exit_code::HasExitCode;
-use e2e_gate::results::load::{load_dir, load_dir_with, load_files};
+use e2e_gate::results::load::{load_dir, load_files};
 use e2e_gate::results::model::{SourceFormat, SpecOutcome, SuiteResult};
-use e2e_gate::results::read::junit::read_junit_str;
+use e2e_gate::results::read::junit::read_junit;
 use e2e_gate::results::read::ReadOptions;
-use e2e_gate::results::summary::summarize;
+use e2e_gate::results::summary::summarize_with;
 use e2e_gate::results::write::junit::{write_junit_string, JunitOptions, JunitStyle};
 use std::path::{Path, PathBuf};
 
@@ -60,7 +60,7 @@ fn round_trip(s: &SuiteResult) {
             report_name: "e2e-gate".into(),
         };
         let xml = write_junit_string(std::slice::from_ref(s), &opts);
-        let back = read_junit_str(&xml, "out.xml", &ReadOptions::default());
+        let back = read_junit(xml.as_bytes(), "out.xml", &ReadOptions::default());
         assert_eq!(
             back.counts(),
             s.counts(),
@@ -79,7 +79,7 @@ fn c01_02_log_flakes_applied_to_v2_junit() {
     let Some(f) = corpus(&["01", "02"]) else {
         return;
     };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (409, 2, 0, 6213, 0));
     assert!(s.incomplete.is_none(), "{:?}", s.incomplete);
     let flaky: Vec<&str> = s
@@ -101,14 +101,17 @@ fn c01_02_log_flakes_applied_to_v2_junit() {
     assert!(s
         .properties
         .contains(&("flake_attempts".into(), "3".into())));
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 0);
+    assert_eq!(
+        summarize_with(std::slice::from_ref(&s), false).exit_code(),
+        0
+    );
     round_trip(&s);
 }
 
 #[test]
 fn c02_alone_hides_flakes() {
     let Some(f) = corpus(&["02"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (411, 0, 0, 6213, 0));
     assert_eq!(s.sources, vec![SourceFormat::GinkgoV2Junit]);
     // same-named distinct specs are never merged
@@ -116,13 +119,13 @@ fn c02_alone_hides_flakes() {
     assert!(s
         .specs
         .iter()
-        .all(|sp| sp.junit_name().starts_with("[It] ")));
+        .all(|sp| sp.junit_prefix.as_deref() == Some("[It] ")));
 }
 
 #[test]
 fn c01_log_alone() {
     let Some(f) = corpus(&["01"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (409, 2, 0, 6213, 0));
     assert_eq!(s.sources, vec![SourceFormat::GinkgoV2Log]);
 }
@@ -130,7 +133,7 @@ fn c01_log_alone() {
 #[test]
 fn c03_verbose_v2_log_with_banner() {
     let Some(f) = corpus(&["03"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (409, 2, 0, 6211, 0));
     assert_eq!(s.kubernetes_version.as_deref(), Some("v1.32.1"));
     assert!(s.specs.iter().any(|sp| sp
@@ -141,7 +144,7 @@ fn c03_verbose_v2_log_with_banner() {
 #[test]
 fn c04_v2_succinct_pass() {
     let Some(f) = corpus(&["04"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (404, 0, 0, 6199, 0));
 }
 
@@ -150,10 +153,10 @@ fn c05_06_v1_failures() {
     let Some(f) = corpus(&["05", "06"]) else {
         return;
     };
-    let alone = load_files(&f[..1], "e2e");
+    let alone = load_files(&f[..1], "e2e", &ReadOptions::default());
     assert_eq!(counts(&alone), (300, 0, 3, 5181, 0));
     assert_eq!(alone.sources, vec![SourceFormat::GinkgoV1Junit]);
-    let both = load_files(&f, "e2e");
+    let both = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&both), (300, 0, 3, 5181, 0));
     assert_eq!(both.kubernetes_version.as_deref(), Some("v1.19.16"));
     let failed: Vec<_> = both.specs_with(SpecOutcome::Failed).collect();
@@ -170,10 +173,13 @@ fn c05_06_v1_failures() {
         .as_deref()
         .unwrap()
         .ends_with("framework.go:597"));
-    assert_eq!(summarize(std::slice::from_ref(&both)).exit_code(), 1);
+    assert_eq!(
+        summarize_with(std::slice::from_ref(&both), false).exit_code(),
+        1
+    );
     round_trip(&both);
     // the log alone agrees, with the failures named
-    let log = load_files(&f[1..], "e2e");
+    let log = load_files(&f[1..], "e2e", &ReadOptions::default());
     assert_eq!(counts(&log), (300, 0, 3, 5181, 0));
     let names: Vec<_> = log
         .specs_with(SpecOutcome::Failed)
@@ -193,7 +199,7 @@ fn c05_06_v1_failures() {
 #[test]
 fn c07_v1_flaked_column() {
     let Some(f) = corpus(&["07"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (356, 0, 0, 6615, 0));
     assert_eq!(s.sources, vec![SourceFormat::GinkgoV1Log]);
     assert!(s.incomplete.is_none());
@@ -204,7 +210,7 @@ fn c08_09_nameless_v1_suite() {
     let Some(f) = corpus(&["08", "09"]) else {
         return;
     };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (1, 0, 0, 697, 0));
     assert_eq!(
         s.specs.len(),
@@ -212,7 +218,7 @@ fn c08_09_nameless_v1_suite() {
         "same-named distinct specs stay distinct"
     );
     assert!(!s.dry_run);
-    let log = load_files(&f[1..], "e2e");
+    let log = load_files(&f[1..], "e2e", &ReadOptions::default());
     assert_eq!(counts(&log), (1, 0, 0, 697, 0));
 }
 
@@ -222,12 +228,12 @@ fn c10_11_dry_run() {
         return;
     };
     for files in [&f[..1], &f[1..], &f[..]] {
-        let s = load_files(files, "e2e");
+        let s = load_files(files, "e2e", &ReadOptions::default());
         assert!(s.dry_run, "{files:?}");
         assert_eq!(s.counts().passed, 0, "{files:?}");
         assert_eq!(s.dry_run_specs(), 204, "{files:?}");
         assert_eq!(s.counts().skipped, 3585, "{files:?}");
-        let sum = summarize(std::slice::from_ref(&s));
+        let sum = summarize_with(std::slice::from_ref(&s), false);
         assert!(sum.suites[0].dry_run);
         assert_eq!(sum.totals.passed, 0);
         // As ginkgo's own summary counts them: "Will run 204 of 3585", "3381 Skipped"
@@ -238,28 +244,31 @@ fn c10_11_dry_run() {
             "{files:?}"
         );
     }
-    round_trip(&load_files(&f, "e2e"));
+    round_trip(&load_files(&f, "e2e", &ReadOptions::default()));
 }
 
 #[test]
 fn c12_counts_recomputed() {
     let Some(f) = corpus(&["12"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (1, 0, 1, 2, 0));
     assert!(!s.dry_run);
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 1);
+    assert_eq!(
+        summarize_with(std::slice::from_ref(&s), false).exit_code(),
+        1
+    );
 }
 
 #[test]
 fn c13_truncated_is_incomplete() {
     let Some(f) = corpus(&["13"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     let reason = s.incomplete.clone().expect("incomplete").reason;
     assert!(
         reason.contains("13-v1-prow-e2e-truncated-malformed.junit.xml"),
         "{reason}"
     );
-    let sum = summarize(std::slice::from_ref(&s));
+    let sum = summarize_with(std::slice::from_ref(&s), false);
     assert_eq!(sum.exit_code(), 3);
     assert_eq!(sum.suites[0].result.as_str(), "incomplete");
     round_trip(&s);
@@ -268,7 +277,7 @@ fn c13_truncated_is_incomplete() {
 #[test]
 fn c14_runner_steps() {
     let Some(f) = corpus(&["14"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert!(s.is_runner_steps());
     assert_eq!(s.specs.len(), 8);
     assert_eq!(counts(&s), (7, 0, 1, 0, 0));
@@ -281,18 +290,25 @@ fn c14_runner_steps() {
 #[test]
 fn c15_progress_post_errors_do_not_fail() {
     let Some(f) = corpus(&["15"]) else { return };
-    let s = load_files(&f, "e2e");
+    let s = load_files(&f, "e2e", &ReadOptions::default());
     assert_eq!(counts(&s), (277, 0, 0, 4715, 0));
     assert_eq!(s.kubernetes_version.as_deref(), Some("v1.18.6"));
     // passed specs are named from the progress lines
     assert!(s.specs.iter().any(|sp| sp.name == "[k8s.io] Docker Containers should be able to override the image's default command (docker entrypoint) [NodeConformance] [Conformance]"));
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 0);
+    assert_eq!(
+        summarize_with(std::slice::from_ref(&s), false).exit_code(),
+        0
+    );
 }
 
 // ---- small fixtures, one per shape (always present) ----
 
 fn fixture(shape: &str) -> SuiteResult {
-    load_dir(&Path::new(FIXTURES).join(shape), shape)
+    load_dir(
+        &Path::new(FIXTURES).join(shape),
+        shape,
+        &ReadOptions::default(),
+    )
 }
 
 #[test]
@@ -359,7 +375,11 @@ fn fixture_log_only_dirs_are_incomplete_fallbacks() {
     let v2 = fixture("log-only-v2");
     assert_eq!(counts(&v2), (3, 1, 0, 5, 0));
     assert!(v2.incomplete.is_some());
-    let direct = load_files(&[Path::new(FIXTURES).join("log-only-v2/e2e.log")], "e2e");
+    let direct = load_files(
+        &[Path::new(FIXTURES).join("log-only-v2/e2e.log")],
+        "e2e",
+        &ReadOptions::default(),
+    );
     assert!(direct.incomplete.is_none());
 }
 
@@ -383,7 +403,10 @@ fn fixture_dry_run_and_truncated_and_runner_steps() {
         (2, 0, 1, 1, 0),
         "log summary used as the fallback"
     );
-    assert_eq!(summarize(std::slice::from_ref(&t)).exit_code(), 3);
+    assert_eq!(
+        summarize_with(std::slice::from_ref(&t), false).exit_code(),
+        3
+    );
     let r = fixture("runner-steps");
     assert!(r.is_runner_steps());
     assert_eq!(counts(&r), (3, 0, 1, 0, 0));
@@ -394,6 +417,7 @@ fn real(dir: &str) -> SuiteResult {
     load_dir(
         &Path::new(FIXTURES).join("ginkgo-v1-fixture").join(dir),
         dir,
+        &ReadOptions::default(),
     )
 }
 
@@ -401,7 +425,10 @@ fn real(dir: &str) -> SuiteResult {
 fn real_ginkgo_v1_fixture_image() {
     let s = real("full-run");
     assert_eq!(counts(&s), (6, 0, 3, 5, 0));
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 1);
+    assert_eq!(
+        summarize_with(std::slice::from_ref(&s), false).exit_code(),
+        1
+    );
     round_trip(&s);
 
     let s = real("flake-attempts-2");
@@ -429,7 +456,10 @@ fn real_ginkgo_v1_fixture_image() {
     let s = real("dry-run");
     assert!(s.dry_run);
     assert_eq!(s.counts().passed, 0);
-    assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 0);
+    assert_eq!(
+        summarize_with(std::slice::from_ref(&s), false).exit_code(),
+        0
+    );
 
     let s = real("parallel-nodes2");
     assert_eq!(s.specs.len(), 14, "both node files are read");
@@ -456,14 +486,22 @@ fn real_ginkgo_v1_fixture_image() {
                 .contains("interrupted"),
             "{dir}"
         );
-        assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 3, "{dir}");
+        assert_eq!(
+            summarize_with(std::slice::from_ref(&s), false).exit_code(),
+            3,
+            "{dir}"
+        );
         let path = Path::new(FIXTURES).join("ginkgo-v1-fixture").join(dir);
-        let s = load_dir_with(&path, dir, &report_opts);
+        let s = load_dir(&path, dir, &report_opts);
         assert!(s.counts().not_run > 0, "{dir}");
-        assert_eq!(summarize(std::slice::from_ref(&s)).exit_code(), 3, "{dir}");
+        assert_eq!(
+            summarize_with(std::slice::from_ref(&s), false).exit_code(),
+            3,
+            "{dir}"
+        );
         round_trip(&s);
     }
-    let s = load_dir_with(
+    let s = load_dir(
         &Path::new(FIXTURES).join("ginkgo-v1-fixture/hang-alone-stop"),
         "h",
         &report_opts,
@@ -491,7 +529,11 @@ fn a_log_from_another_run_is_named_and_real_pairs_are_not() {
         return;
     };
     for pair in [[0, 1], [2, 3], [4, 5], [6, 7]] {
-        let s = load_files(&[files[pair[0]].clone(), files[pair[1]].clone()], "e2e");
+        let s = load_files(
+            &[files[pair[0]].clone(), files[pair[1]].clone()],
+            "e2e",
+            &ReadOptions::default(),
+        );
         let w = suite_summary(&s, false).warnings;
         assert!(w.is_empty(), "{:?}: {w:?}", files[pair[0]]);
     }
@@ -500,11 +542,15 @@ fn a_log_from_another_run_is_named_and_real_pairs_are_not() {
         "ginkgo-v1-fixture/hang-stop",
         "ginkgo-v1-fixture/hang-alone-stop",
     ] {
-        let s = load_dir(&Path::new(FIXTURES).join(d), "e2e");
+        let s = load_dir(&Path::new(FIXTURES).join(d), "e2e", &ReadOptions::default());
         assert!(suite_summary(&s, false).warnings.is_empty(), "{d}");
     }
     // The v1 log of corpus 06 beside the v2 JUnit of corpus 02.
-    let s = load_files(&[files[3].clone(), files[1].clone()], "e2e");
+    let s = load_files(
+        &[files[3].clone(), files[1].clone()],
+        "e2e",
+        &ReadOptions::default(),
+    );
     let w = suite_summary(&s, false).warnings;
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(

@@ -4,7 +4,7 @@ use super::args::JunitStyleOpt;
 use super::run_cmd::{colour_stderr, junit_options_for};
 use super::Exit;
 use crate::exit_code::HasExitCode;
-use crate::results::load::{is_suite_dir, load_dir_with, load_files_with, load_suite_dir};
+use crate::results::load::{is_suite_dir, load_dir, load_files, load_suite_dir};
 use crate::results::model::SuiteResult;
 use crate::results::read::ReadOptions;
 use crate::results::summary::{render_human_styled, suite_summary, summarize_summaries};
@@ -64,9 +64,9 @@ enum Source {
 impl Source {
     fn load(&self, opts: &ReadOptions) -> SuiteResult {
         match self {
-            Source::Files(files, name) => load_files_with(files, name, opts),
+            Source::Files(files, name) => load_files(files, name, opts),
             Source::SuiteDir(d, name) => load_suite_dir(d, name, opts),
-            Source::Dir(d, name) => load_dir_with(d, name, opts),
+            Source::Dir(d, name) => load_dir(d, name, opts),
         }
     }
 }

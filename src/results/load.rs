@@ -13,17 +13,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// Reads a results directory (junit_*.xml, e2e.log, ginkgo JSON report) into one SuiteResult named `name`.
-/// Missing JUnit with a log → log fallback + incomplete; nothing at all → incomplete naming the dir.
-pub fn load_dir(dir: &Path, name: &str) -> SuiteResult {
-    load_dir_with(dir, name, &ReadOptions::default())
-}
-
-/// The files given directly, as one suite.
-pub fn load_files(files: &[PathBuf], name: &str) -> SuiteResult {
-    load_files_with(files, name, &ReadOptions::default())
-}
-
 /// The result files of one attempt directory the runner wrote: the container's reports in
 /// `results/`, and the streamed `e2e.log`.
 pub(crate) fn attempt_files(dir: &Path) -> Vec<PathBuf> {
@@ -54,13 +43,13 @@ pub(crate) fn is_suite_dir(dir: &Path) -> bool {
 /// the reruns, merged the way the runner merges them (a rerun's specs that ran are appended
 /// to the same-named specs).
 pub(crate) fn load_suite_dir(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult {
-    let mut base = load_files_with(&attempt_files(&dir.join("attempt-0")), name, opts);
+    let mut base = load_files(&attempt_files(&dir.join("attempt-0")), name, opts);
     for n in 1.. {
         let attempt = dir.join(format!("attempt-{n}"));
         if !attempt.is_dir() {
             break;
         }
-        let mut rerun = load_files_with(&attempt_files(&attempt), name, opts);
+        let mut rerun = load_files(&attempt_files(&attempt), name, opts);
         // A rerun's JUnit lists every spec it did not select as skipped.
         rerun.specs.retain(|s| {
             s.attempts
@@ -73,9 +62,9 @@ pub(crate) fn load_suite_dir(dir: &Path, name: &str, opts: &ReadOptions) -> Suit
     base
 }
 
-/// [`load_dir`] with reader options (e.g. [`ReadOptions::summary_only`] for huge files).
-pub fn load_dir_with(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult {
-    let mut inputs = Inputs::default();
+/// Reads a results directory (junit_*.xml, e2e.log, ginkgo JSON report) into one SuiteResult named `name`.
+/// Missing JUnit with a log → log fallback + incomplete; nothing at all → incomplete naming the dir.
+pub fn load_dir(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -87,44 +76,43 @@ pub fn load_dir_with(dir: &Path, name: &str, opts: &ReadOptions) -> SuiteResult 
             return s;
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    for path in files {
-        let file_name = path
+    let wanted = |p: &Path| {
+        let file_name = p
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        let wanted = file_name.ends_with(".xml")
-            || file_name.ends_with(".json")
-            || (file_name.ends_with(".log") && file_name.contains("e2e"));
-        if wanted {
-            read_path(&path, opts, &mut inputs, true);
-        }
-    }
-    combine(name, inputs, Some(dir), opts)
+        p.is_file()
+            && (file_name.ends_with(".xml")
+                || file_name.ends_with(".json")
+                || (file_name.ends_with(".log") && file_name.contains("e2e")))
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| wanted(p))
+        .collect();
+    files.sort();
+    combine(name, read_files(&files, opts, true), Some(dir), opts)
 }
 
-/// [`load_files`] with reader options.
-pub fn load_files_with(files: &[PathBuf], name: &str, opts: &ReadOptions) -> SuiteResult {
+/// The files given directly, as one suite.
+pub fn load_files(files: &[PathBuf], name: &str, opts: &ReadOptions) -> SuiteResult {
+    combine(name, read_files(files, opts, false), None, opts)
+}
+
+/// Reads each of `files` by its shape (`from_dir`: found in a directory, not named by the user).
+fn read_files(files: &[PathBuf], opts: &ReadOptions, from_dir: bool) -> Inputs {
     let mut inputs = Inputs::default();
     for f in files {
-        read_path(f, opts, &mut inputs, false);
+        read_path(f, opts, &mut inputs, from_dir);
     }
-    combine(name, inputs, None, opts)
+    inputs
 }
 
 /// One attempt directory the runner wrote, as one suite, and what its `e2e.log` says on its own
 /// (the runner needs its `Running Suite` and `Will run` lines): every file is read once.
 pub(crate) fn load_attempt(dir: &Path, name: &str) -> (SuiteResult, Option<LogSummary>) {
     let opts = ReadOptions::default();
-    let mut inputs = Inputs::default();
-    for f in attempt_files(dir) {
-        read_path(&f, &opts, &mut inputs, false);
-    }
+    let inputs = read_files(&attempt_files(dir), &opts, false);
     let label = dir.join("e2e.log").display().to_string();
     let log = inputs
         .logs
@@ -344,7 +332,7 @@ mod tests {
         std::fs::write(d.path().join("junit_01.xml"), V2).unwrap();
         std::fs::write(d.path().join("e2e.log"), LOG).unwrap();
         std::fs::write(d.path().join("summary.json"), "{\"format_version\":1}").unwrap();
-        let s = load_dir(d.path(), "conf");
+        let s = load_dir(d.path(), "conf", &ReadOptions::default());
         assert_eq!(s.name, "conf");
         assert!(s.incomplete.is_none(), "{:?}", s.incomplete);
         assert_eq!(s.specs[0].outcome(), SpecOutcome::Flaky);
@@ -355,22 +343,22 @@ mod tests {
     fn dir_with_log_only_is_incomplete_fallback() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("e2e.log"), LOG).unwrap();
-        let s = load_dir(d.path(), "conf");
+        let s = load_dir(d.path(), "conf", &ReadOptions::default());
         assert!(s.incomplete.clone().unwrap().reason.contains("no JUnit"));
         assert_eq!(s.counts().flaky, 1);
         // given directly, the log is the result
-        let s = load_files(&[d.path().join("e2e.log")], "e2e");
+        let s = load_files(&[d.path().join("e2e.log")], "e2e", &ReadOptions::default());
         assert!(s.incomplete.is_none());
     }
 
     #[test]
     fn empty_or_missing() {
         let d = tempfile::tempdir().unwrap();
-        let s = load_dir(d.path(), "x");
+        let s = load_dir(d.path(), "x", &ReadOptions::default());
         assert!(s.incomplete.unwrap().reason.contains("no result files"));
-        let s = load_dir(&d.path().join("nope"), "x");
+        let s = load_dir(&d.path().join("nope"), "x", &ReadOptions::default());
         assert!(s.incomplete.unwrap().reason.contains("nope"));
-        let s = load_files(&[d.path().join("gone.xml")], "x");
+        let s = load_files(&[d.path().join("gone.xml")], "x", &ReadOptions::default());
         assert!(s.incomplete.unwrap().reason.contains("gone.xml"));
     }
 
@@ -389,7 +377,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("junit_01.xml"), junit).unwrap();
         std::fs::write(d.path().join("e2e.log"), log).unwrap();
-        let s = load_dir(d.path(), "conf");
+        let s = load_dir(d.path(), "conf", &ReadOptions::default());
         let names: Vec<&str> = s.specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["a", "b", "c"]);
         assert!(s
@@ -415,7 +403,7 @@ mod tests {
         for (name, bytes, says) in cases {
             let p = d.path().join(name);
             std::fs::write(&p, bytes).unwrap();
-            let s = load_files(&[p], "r");
+            let s = load_files(&[p], "r", &ReadOptions::default());
             let reason = s.incomplete.expect("incomplete").reason;
             assert!(reason.contains(name) && reason.contains(says), "{reason}");
             assert!(!reason.contains("did not finish"), "{reason}");
@@ -427,7 +415,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("junit_01.xml"), &V2[..60]).unwrap();
         std::fs::write(d.path().join("e2e.log"), LOG).unwrap();
-        let s = load_dir(d.path(), "c");
+        let s = load_dir(d.path(), "c", &ReadOptions::default());
         let reason = s.incomplete.clone().unwrap().reason;
         assert!(
             reason.contains("junit_01.xml") && reason.contains("counts from"),

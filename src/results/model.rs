@@ -12,8 +12,7 @@ use std::time::Duration;
 pub(crate) const DRY_RUN_KIND: &str = "dry-run";
 
 /// How one attempt of one spec ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AttemptState {
     /// The attempt passed.
     #[default]
@@ -30,7 +29,7 @@ pub enum AttemptState {
 }
 
 /// Where an attempt ran: which container, and which in-process ginkgo retry inside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AttemptOrigin {
     /// 0 = the first container of the suite; 1.. = rerun containers that ran only the failed specs.
     pub container: u32,
@@ -39,7 +38,7 @@ pub struct AttemptOrigin {
 }
 
 /// One attempt of one spec.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Attempt {
     /// How it ended.
     pub state: AttemptState,
@@ -82,8 +81,7 @@ impl Attempt {
 }
 
 /// The final, exclusive category of a spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpecOutcome {
     /// Every attempt that ran passed (normally exactly one).
     Passed,
@@ -100,18 +98,15 @@ pub enum SpecOutcome {
 }
 
 /// One spec and every attempt of it, in the order they ran.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Spec {
-    /// The spec's full text as the reader found it (ginkgo v2 JUnit `[It] ` prefix removed,
-    /// see [`Spec::junit_name`] for the original).
+    /// The spec's full text as the reader found it (ginkgo v2 JUnit `[It] ` prefix removed).
     pub name: String,
-    /// What the source put before [`Spec::name`] (`"[It] "` in v2 JUnit), if anything;
-    /// [`Spec::junit_name`] gives the whole original name. A prefix rather than a second
-    /// copy of the name: specs are the bulk of a big result file.
+    /// What the source put before [`Spec::name`] (`"[It] "` in v2 JUnit), if anything. A
+    /// prefix rather than a second copy of the name: specs are the bulk of a big result file.
     pub junit_prefix: Option<Cow<'static, str>>,
     /// JUnit classname, when the source had one (shared: every testcase of a suite
     /// usually has the same one).
-    #[serde(default, with = "shared_str")]
     pub classname: Option<Arc<str>>,
     /// Code location of the spec when known (JSON report), used to tell same-named specs apart.
     pub location: Option<String>,
@@ -126,14 +121,6 @@ impl Spec {
             name: name.into(),
             attempts: vec![Attempt::new(state)],
             ..Spec::default()
-        }
-    }
-
-    /// The name exactly as it appeared in the source JUnit (`[It] …` in v2).
-    pub fn junit_name(&self) -> Cow<'_, str> {
-        match &self.junit_prefix {
-            Some(p) => Cow::Owned(format!("{p}{}", self.name)),
-            None => Cow::Borrowed(&self.name),
         }
     }
 
@@ -180,7 +167,7 @@ impl Spec {
 
 /// A suite-level node (`[SynchronizedBeforeSuite]`, `[ReportAfterSuite] …`): not a spec,
 /// but a failing one fails the suite.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SuiteNode {
     /// Node name as written, e.g. `[SynchronizedBeforeSuite]`.
     pub name: String,
@@ -189,14 +176,13 @@ pub struct SuiteNode {
 }
 
 /// Why a suite's results cannot be trusted to be complete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incomplete {
     /// Human reason, naming the file or event, e.g. "junit_01.xml: unexpected end of file at byte 1107".
     pub reason: String,
     /// A result file itself is damaged (malformed or truncated), so what it holds cannot be
     /// trusted as a whole. Not set for a well-formed report of a run that was stopped: ginkgo v2
     /// writes every spec of such a run, which is better than anything rebuilt from the log.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub damaged: bool,
 }
 
@@ -211,7 +197,7 @@ impl Incomplete {
 }
 
 /// Everything known about one suite run (all containers of it, merged).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SuiteResult {
     /// Suite name (`conformance`, or the directory name for `report`).
     pub name: String,
@@ -230,13 +216,11 @@ pub struct SuiteResult {
     /// Kubernetes server version when known.
     pub kubernetes_version: Option<String>,
     /// The result shapes this suite was read from, in the order they were applied.
-    #[serde(default)]
     pub sources: Vec<SourceFormat>,
 }
 
 /// A result shape a reader understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceFormat {
     /// Ginkgo v1 JUnit: one `<testsuite>`, one testcase per attempt.
     GinkgoV1Junit,
@@ -409,23 +393,6 @@ impl SuiteResult {
     /// Specs with the given outcome, in order.
     pub fn specs_with(&self, outcome: SpecOutcome) -> impl Iterator<Item = &Spec> {
         self.specs.iter().filter(move |s| s.outcome() == outcome)
-    }
-}
-
-/// Serde for `Option<Arc<str>>` as a plain optional string (serde's `rc` feature would
-/// rebuild serde for every crate of the graph for this one field).
-mod shared_str {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::sync::Arc;
-
-    pub(crate) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
-        v.as_deref().serialize(s)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Arc<str>>, D::Error> {
-        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
     }
 }
 

@@ -7,10 +7,6 @@ use std::fmt::Write as _;
 /// Current `format_version` of [`RunSummary`].
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
-/// Counts over all suites (skipped: a dry run's listed specs are its suite's
-/// `dry_run_specs`, not skipped).
-pub(crate) type Totals = Counts;
-
 /// One suite in the summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuiteSummary {
@@ -77,8 +73,9 @@ pub struct RunSummary {
     pub result: SuiteVerdict,
     /// Per suite.
     pub suites: Vec<SuiteSummary>,
-    /// Sums over suites.
-    pub totals: Totals,
+    /// Sums over suites (skipped: a dry run's listed specs are its suite's `dry_run_specs`,
+    /// not skipped).
+    pub totals: Counts,
     /// A gate's steps, in order (empty for `run` and `report`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepSummary>,
@@ -152,13 +149,8 @@ pub fn suite_summary(s: &SuiteResult, fail_on_flaky: bool) -> SuiteSummary {
     }
 }
 
-/// Summarises suites (flaky specs allowed).
-pub fn summarize(suites: &[SuiteResult]) -> RunSummary {
-    summarize_with(suites, false)
-}
-
 /// Summarises suites; with `fail_on_flaky` a suite with a flaky spec is failed.
-pub(crate) fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary {
+pub fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> RunSummary {
     summarize_summaries(
         suites
             .iter()
@@ -170,7 +162,7 @@ pub(crate) fn summarize_with(suites: &[SuiteResult], fail_on_flaky: bool) -> Run
 /// The run's summary from its suites' summaries (so a caller can drop each suite once it is
 /// summarised: `report` over a thousand result directories holds one at a time).
 pub(crate) fn summarize_summaries(suites: Vec<SuiteSummary>) -> RunSummary {
-    let mut totals = Totals::default();
+    let mut totals = Counts::default();
     for s in &suites {
         totals.merge(&s.counts);
     }
@@ -373,7 +365,7 @@ mod tests {
 
     #[test]
     fn json_shape_and_exit_codes() {
-        let s = summarize(&suites());
+        let s = summarize_with(&suites(), false);
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["format_version"], 1);
         assert_eq!(v["result"], "failed");
@@ -399,12 +391,12 @@ mod tests {
         assert_eq!(s.exit_code(), 1);
         let back: RunSummary = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
-        let only_a = summarize(&suites()[..1]);
+        let only_a = summarize_with(&suites()[..1], false);
         assert_eq!(only_a.exit_code(), 0);
         let mut inc = suites();
         inc[0].mark_incomplete("cut");
-        assert_eq!(summarize(&inc).exit_code(), 3);
-        assert_eq!(summarize(&[]).result, SuiteVerdict::Incomplete);
+        assert_eq!(summarize_with(&inc, false).exit_code(), 3);
+        assert_eq!(summarize_with(&[], false).result, SuiteVerdict::Incomplete);
     }
 
     #[test]
@@ -434,7 +426,7 @@ mod tests {
             reason: Some("upgrade incomplete: 2/3 nodes replaced".into()),
             duration_seconds: 12.0,
         };
-        let s = summarize(&suites()[..1]).with_steps(vec![step], true, false);
+        let s = summarize_with(&suites()[..1], false).with_steps(vec![step], true, false);
         assert_eq!((s.result, s.exit_code()), (SuiteVerdict::Failed, 1));
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["result"], "failed");
@@ -452,7 +444,7 @@ mod tests {
                 .starts_with("result: FAILED"),
             "{text}"
         );
-        let infra = summarize(&suites()[..1]).with_steps(Vec::new(), false, true);
+        let infra = summarize_with(&suites()[..1], false).with_steps(Vec::new(), false, true);
         assert_eq!(infra.exit_code(), 3);
     }
 
@@ -461,11 +453,14 @@ mod tests {
         // Regression: the human summary named failed specs without why.
         let mut failed = Spec::single("x", AttemptState::Failed);
         failed.attempts[0].failure = Some("expected 42, got 0\nstack…".into());
-        let s = summarize(&[SuiteResult {
-            name: "b".into(),
-            specs: vec![failed],
-            ..SuiteResult::default()
-        }]);
+        let s = summarize_with(
+            &[SuiteResult {
+                name: "b".into(),
+                specs: vec![failed],
+                ..SuiteResult::default()
+            }],
+            false,
+        );
         let plain = render_human(&s);
         assert!(plain.contains("FAILED  x — expected 42, got 0"), "{plain}");
         assert!(!plain.contains('\x1b'), "no escape codes off a terminal");
@@ -475,7 +470,7 @@ mod tests {
 
     #[test]
     fn human_names_specs() {
-        let text = render_human(&summarize(&suites()));
+        let text = render_human(&summarize_with(&suites(), false));
         assert!(
             text.contains("a: PASSED — 1 passed, 0 failed, 1 flaky"),
             "{text}"

@@ -52,13 +52,6 @@ pub(crate) struct Limits {
     pub heartbeat: Duration,
 }
 
-/// What one attempt produced.
-#[derive(Debug, Clone)]
-pub(crate) struct AttemptOutcome {
-    /// Set when e2e-gate stopped it.
-    pub stopped: Option<StopReason>,
-}
-
 /// Progress lines are printed on change, but not more often than this (Jenkins consoles are long).
 const MIN_PRINT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -97,6 +90,7 @@ fn progress_line(
 }
 
 /// Runs one container, writing its output to `log_path`. `label` prefixes progress lines.
+/// Returns why e2e-gate stopped it, if it did.
 pub(crate) async fn run_attempt(
     runner: &dyn ContainerRunner,
     spec: &ContainerSpec,
@@ -104,7 +98,7 @@ pub(crate) async fn run_attempt(
     label: &str,
     limits: &Limits,
     cancel: &CancellationToken,
-) -> Result<AttemptOutcome, RunnerError> {
+) -> Result<Option<StopReason>, RunnerError> {
     let started = Instant::now();
     let mut log = tokio::fs::File::create(log_path)
         .await
@@ -176,7 +170,7 @@ pub(crate) async fn run_attempt(
     // The verdict comes from the results; the exit code only helps whoever reads the log.
     let exit = result?;
     tracing::info!(suite = label, code = exit.code, elapsed = ?started.elapsed(), "container exited");
-    Ok(AttemptOutcome { stopped })
+    Ok(stopped)
 }
 
 #[cfg(test)]

@@ -55,8 +55,6 @@ pub struct ContainerSpec {
 pub struct ContainerExit {
     /// The process exit code (137 after SIGKILL, 143 after SIGTERM, …).
     pub code: i64,
-    /// The container was stopped by us (timeout, stall or cancellation) rather than exiting alone.
-    pub stopped: bool,
 }
 
 /// Failures to run a container: infrastructure errors (exit code 3).

@@ -50,20 +50,14 @@ pub(crate) fn settle(
     declared: Option<GinkgoVersion>,
     detected: Option<GinkgoVersion>,
 ) -> (GinkgoVersion, Option<String>) {
-    let name = |v: GinkgoVersion| match v {
-        GinkgoVersion::V1 => "v1",
-        GinkgoVersion::V2 => "v2",
-    };
     match (declared, detected) {
         (Some(d), Some(found)) if d != found => (
             found,
             Some(format!(
-                "the suite file says ginkgo = \"{}\" but the image ran ginkgo {}; reruns use {} \
-                 (set ginkgo = \"{}\" or leave the key out to detect it)",
-                name(d),
-                name(found),
-                name(found),
-                name(found)
+                "the suite file says ginkgo = \"{}\" but the image ran ginkgo {f}; reruns use {f} \
+                 (set ginkgo = \"{f}\" or leave the key out to detect it)",
+                d.as_str(),
+                f = found.as_str(),
             )),
         ),
         (_, Some(found)) => (found, None),

@@ -222,11 +222,9 @@ impl DockerRunner {
             }
         };
         tokio::pin!(wait);
-        let mut stopped = false;
         let code = tokio::select! {
             code = &mut wait => code,
             _ = stop.wait() => {
-                stopped = true;
                 let grace = stop.grace();
                 let secs = i32::try_from(grace.as_secs().max(1)).unwrap_or(i32::MAX);
                 let opts = StopContainerOptionsBuilder::default().t(secs).build();
@@ -251,7 +249,7 @@ impl DockerRunner {
             }
         }
         let code = code?;
-        Ok(ContainerExit { code, stopped })
+        Ok(ContainerExit { code })
     }
 }
 

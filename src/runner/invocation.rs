@@ -145,7 +145,9 @@ pub(crate) fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -
                 args.push(format!("--kubeconfig={KUBECONFIG_PATH}"));
             }
             args.extend(suite.extra_args.iter().cloned());
-            (Some(vec![suite.command[0].clone()]), Some(args))
+            // extra command words after the binary (e.g. `e2e.test --` style wrappers) lead
+            let (binary, words) = suite.command.split_at(1);
+            (Some(binary.to_vec()), Some([words, &args].concat()))
         }
     };
     if host.kubeconfig.is_some() {
@@ -166,16 +168,7 @@ pub(crate) fn container_for(suite: &SuiteSpec, attempt: &Attempt, host: &Host) -
         ),
         image: suite.image.clone(),
         entrypoint,
-        cmd: cmd.map(|mut c| {
-            // extra command words after the binary (e.g. `e2e.test --` style wrappers)
-            if suite.command.len() > 1 {
-                let mut full = suite.command[1..].to_vec();
-                full.append(&mut c);
-                full
-            } else {
-                c
-            }
-        }),
+        cmd,
         env,
         mounts,
         labels,

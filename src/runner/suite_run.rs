@@ -4,7 +4,7 @@
 //! Artifacts: `<artifacts>/<suite>/attempt-<n>/e2e.log` (the live stream) and
 //! `<artifacts>/<suite>/attempt-<n>/results/` (the container's `RESULTS_DIR`: raw JUnit, `done`).
 
-use super::attempt::{run_attempt, AttemptOutcome, Limits, StopReason};
+use super::attempt::{run_attempt, Limits, StopReason};
 use super::container::{ContainerRunner, RunnerError};
 use super::detect::{detect, settle};
 use super::invocation::{container_for, Attempt, Host};
@@ -59,7 +59,8 @@ fn fresh_suite_dir(ctx: &RunContext<'_>, suite: &SuiteSpec) -> Result<PathBuf, R
 /// What one container left: how it ended, its results, and its console log read on its own
 /// (the runner needs the log's `Running Suite` and `Will run` lines whatever the reports hold).
 struct ContainerRun {
-    outcome: AttemptOutcome,
+    /// Set when e2e-gate stopped the container.
+    stopped: Option<StopReason>,
     result: SuiteResult,
     log: Option<LogSummary>,
 }
@@ -88,7 +89,7 @@ async fn run_container(
         suite = %suite.name, container = attempt.container, dry_run = attempt.dry_run,
         name = %spec.name, "starting container"
     );
-    let outcome = run_attempt(
+    let stopped = run_attempt(
         ctx.runner,
         &spec,
         &dir.join("e2e.log"),
@@ -108,7 +109,7 @@ async fn run_container(
             message: e.to_string(),
         })?;
     Ok(ContainerRun {
-        outcome,
+        stopped,
         result,
         log,
     })
@@ -217,12 +218,8 @@ fn not_run_attempt(reason: &str, interrupted_at: Option<String>) -> results::Att
 }
 
 fn properties(suite: &SuiteSpec, ginkgo: crate::suite::GinkgoVersion) -> Vec<(String, String)> {
-    let ginkgo = match ginkgo {
-        crate::suite::GinkgoVersion::V1 => "v1",
-        crate::suite::GinkgoVersion::V2 => "v2",
-    };
     vec![
-        ("ginkgo".into(), ginkgo.into()),
+        ("ginkgo".into(), ginkgo.as_str().into()),
         ("image".into(), suite.image.clone()),
         ("focus".into(), super::invocation::or_regex(&suite.focus)),
         ("skip".into(), super::invocation::or_regex(&suite.skip)),
@@ -244,7 +241,7 @@ pub(crate) async fn dry_run_suite(
         ..Attempt::default()
     };
     let ContainerRun {
-        outcome,
+        stopped,
         mut result,
         ..
     } = run_container(
@@ -260,7 +257,7 @@ pub(crate) async fn dry_run_suite(
     result.name = suite.name.clone();
     let ginkgo = settle(suite.ginkgo, detect(&result, None).ginkgo).0;
     result.properties = properties(suite, ginkgo);
-    if let Some(reason) = outcome.stopped {
+    if let Some(reason) = stopped {
         result.incomplete = Some(Incomplete::new(format!("dry run stopped: {reason}")));
     }
     Ok(result)
@@ -278,7 +275,7 @@ pub(crate) async fn run_suite(
     let started = tokio::time::Instant::now();
 
     let ContainerRun {
-        outcome,
+        stopped,
         mut result,
         log,
     } = run_container(
@@ -296,7 +293,7 @@ pub(crate) async fn run_suite(
     if let Some(warning) = &mismatch {
         tracing::warn!(suite = %suite.name, "{warning}");
     }
-    if let Some(reason) = &outcome.stopped {
+    if let Some(reason) = &stopped {
         complete_after_stop(ctx, suite, &suite_dir, &mut result, reason).await;
     }
     // Reruns speak the ginkgo the image really runs.
@@ -342,7 +339,7 @@ pub(crate) async fn run_suite(
             });
             let missed = not_rerun(&chunk, &rerun);
             results::merge::merge_rerun(&mut result, rerun, container);
-            if !missed.is_empty() && run.outcome.stopped.is_none() {
+            if !missed.is_empty() && run.stopped.is_none() {
                 report_not_rerun(
                     &mut result,
                     &missed,
@@ -351,7 +348,7 @@ pub(crate) async fn run_suite(
                     run.log.as_ref(),
                 );
             }
-            if let Some(reason) = run.outcome.stopped {
+            if let Some(reason) = run.stopped {
                 result.mark_incomplete(format!("rerun container {container} stopped: {reason}"));
                 break 'rounds;
             }

@@ -26,6 +26,16 @@ pub enum GinkgoVersion {
     V2,
 }
 
+impl GinkgoVersion {
+    /// The word a suite file uses (`v1`, `v2`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            GinkgoVersion::V1 => "v1",
+            GinkgoVersion::V2 => "v2",
+        }
+    }
+}
+
 /// One suite file as written. See README "Suite files" for every key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

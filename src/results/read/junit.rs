@@ -51,15 +51,20 @@ struct RawCase {
     reruns: Vec<Rerun>,
 }
 
-/// Where text events currently go.
-#[derive(Default)]
-enum Target {
-    #[default]
-    None,
-    Failure(BoundedText),
-    Output(BoundedText),
-    Rerun(BoundedText),
-    RerunOutput(BoundedText),
+/// Where text events currently go (with the text gathered so far).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Failure,
+    Output,
+    Rerun,
+    RerunOutput,
+}
+
+type Target = Option<(Dest, BoundedText)>;
+
+/// The text gathered for `dest`, when that is where text went (the target is then cleared).
+fn take(target: &mut Target, dest: Dest) -> Option<Option<String>> {
+    target.take_if(|(d, _)| *d == dest).map(|(_, t)| t.finish())
 }
 
 /// Everything the reader gathered from one file.
@@ -119,10 +124,10 @@ fn to_f64(v: Option<String>) -> Option<f64> {
     v?.trim().parse().ok()
 }
 
-/// Reads one JUnit document into a suite. Malformed or truncated XML sets
+/// Reads one JUnit document (a file, or bytes in memory) into a suite. Malformed or truncated XML sets
 /// [`SuiteResult::incomplete`] naming `source` and the byte position; what was read
 /// before the damage is kept.
-pub(crate) fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> SuiteResult {
+pub fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions) -> SuiteResult {
     let mut g = Gathered {
         source: source.to_string(),
         all_runner_class: true,
@@ -134,11 +139,6 @@ pub(crate) fn read_junit<R: BufRead>(input: R, source: &str, opts: &ReadOptions)
         suite.mark_damaged(format!("{source}: {d}"));
     }
     suite
-}
-
-/// Reads a JUnit document held in memory (the same streaming driver, over the bytes).
-pub fn read_junit_str(xml: &str, source: &str, opts: &ReadOptions) -> SuiteResult {
-    read_junit(xml.as_bytes(), source, opts)
 }
 
 /// Parser position: element depth, the open testcase and where text goes.
@@ -159,7 +159,7 @@ fn gather<R: BufRead>(input: R, g: &mut Gathered, opts: &ReadOptions) -> Result<
     let mut cur = Cursor::default();
     loop {
         // Whitespace between elements is noise: skip it unless text is being captured.
-        reader.config_mut().trim_text_start = matches!(cur.target, Target::None);
+        reader.config_mut().trim_text_start = cur.target.is_none();
         let ev = reader
             .read_event_into(&mut buf)
             .map_err(|e| format!("malformed XML at byte {}: {e}", reader.error_position()))?;
@@ -208,13 +208,9 @@ fn push_reference(text: &mut BoundedText, r: &BytesRef<'_>) {
 impl Cursor {
     /// Text, CDATA or a reference, into the current target.
     fn text(&mut self, ev: Event<'_>) {
-        let text = match &mut self.target {
-            Target::None => return,
-            Target::Failure(b) | Target::Output(b) | Target::Rerun(b) | Target::RerunOutput(b) => b,
-        };
-        if !text.wants() {
+        let Some((_, text)) = self.target.as_mut().filter(|(_, t)| t.wants()) else {
             return;
-        }
+        };
         match ev {
             Event::Text(t) => {
                 if let Ok(s) = t.xml10_content() {
@@ -291,10 +287,9 @@ impl Cursor {
                     c.child = kind;
                     [c.child_type, c.message] = attrs(e, ["type", "message"]);
                 }
-                if !empty && kind != Child::Skipped {
-                    self.target = Target::Failure(BoundedText::head(opts.max_failure_bytes));
-                } else if !empty {
-                    self.target = Target::None;
+                if !empty {
+                    self.target = (kind != Child::Skipped)
+                        .then(|| (Dest::Failure, BoundedText::head(opts.max_failure_bytes)));
                 }
             }
             b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
@@ -312,20 +307,20 @@ impl Cursor {
                         c.reruns.push(r);
                     } else {
                         self.rerun = Some(r);
-                        self.target = Target::Rerun(BoundedText::head(opts.max_failure_bytes));
+                        self.target =
+                            Some((Dest::Rerun, BoundedText::head(opts.max_failure_bytes)));
                     }
                 }
             }
             b"stackTrace" if self.rerun.is_some() && !empty => {
-                self.target = Target::Rerun(BoundedText::head(opts.max_failure_bytes));
+                self.target = Some((Dest::Rerun, BoundedText::head(opts.max_failure_bytes)));
             }
             b"system-out" | b"system-err" if self.case.is_some() && !empty => {
-                let text = BoundedText::tail(opts.max_output_bytes);
-                self.target = if self.rerun.is_some() {
-                    Target::RerunOutput(text)
-                } else {
-                    Target::Output(text)
+                let dest = match self.rerun {
+                    Some(_) => Dest::RerunOutput,
+                    None => Dest::Output,
                 };
+                self.target = Some((dest, BoundedText::tail(opts.max_output_bytes)));
             }
             _ => {}
         }
@@ -343,46 +338,35 @@ impl Cursor {
                 if let Some(c) = case.take() {
                     push_case(g, c);
                 }
-                *target = Target::None;
+                *target = None;
                 *rerun = None;
             }
+            // A failure, output or stack trace sets its target only inside its testcase/rerun.
             b"failure" | b"error" => {
-                if let (Some(c), Target::Failure(_)) = (case.as_mut(), &*target) {
-                    if let Target::Failure(b) = std::mem::replace(target, Target::None) {
-                        c.failure = join_text(c.failure.take(), b.finish());
-                    }
+                if let (Some(c), Some(t)) = (case.as_mut(), take(target, Dest::Failure)) {
+                    c.failure = join_text(c.failure.take(), t);
                 }
             }
-            b"system-out" | b"system-err" => match std::mem::replace(target, Target::None) {
-                Target::Output(b) => {
-                    if let Some(c) = case.as_mut() {
-                        c.output = join_text(c.output.take(), b.finish());
-                    }
+            b"system-out" | b"system-err" => {
+                if let (Some(c), Some(t)) = (case.as_mut(), take(target, Dest::Output)) {
+                    c.output = join_text(c.output.take(), t);
+                } else if let (Some(r), Some(t)) = (rerun.as_mut(), take(target, Dest::RerunOutput))
+                {
+                    r.output = join_text(r.output.take(), t);
                 }
-                Target::RerunOutput(b) => {
-                    if let Some(r) = rerun.as_mut() {
-                        r.output = join_text(r.output.take(), b.finish());
-                    }
-                }
-                other => *target = other,
-            },
+            }
             b"stackTrace" => {
-                if let (Some(r), Target::Rerun(_)) = (rerun.as_mut(), &*target) {
-                    if let Target::Rerun(b) = std::mem::replace(target, Target::None) {
-                        r.text = join_text(Some(std::mem::take(&mut r.text)), b.finish())
-                            .unwrap_or_default();
-                    }
+                if let (Some(r), Some(t)) = (rerun.as_mut(), take(target, Dest::Rerun)) {
+                    r.text = join_text(Some(std::mem::take(&mut r.text)), t).unwrap_or_default();
                 }
             }
             b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
                 if let Some(mut r) = rerun.take() {
-                    if let Target::Rerun(b) = std::mem::replace(target, Target::None) {
-                        if let Some(t) = b.finish() {
-                            if r.text.is_empty() {
-                                r.text = t;
-                            } else if !r.text.contains(t.trim()) {
-                                r.text = format!("{}\n{}", r.text, t);
-                            }
+                    if let Some(Some(t)) = take(target, Dest::Rerun) {
+                        if r.text.is_empty() {
+                            r.text = t;
+                        } else if !r.text.contains(t.trim()) {
+                            r.text = format!("{}\n{}", r.text, t);
                         }
                     }
                     if let Some(c) = case.as_mut() {
@@ -699,7 +683,7 @@ mod tests {
     use crate::results::model::SpecOutcome;
 
     fn read(xml: &str) -> SuiteResult {
-        read_junit_str(xml, "t.xml", &ReadOptions::default())
+        read_junit(xml.as_bytes(), "t.xml", &ReadOptions::default())
     }
 
     const V1: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -811,7 +795,7 @@ mod tests {
         assert_eq!(s.name, "Kubernetes e2e suite");
         assert_eq!(s.specs.len(), 4);
         assert_eq!(s.specs[0].name, "[sig-a] works");
-        assert_eq!(s.specs[0].junit_name(), "[It] [sig-a] works");
+        assert_eq!(s.specs[0].junit_prefix.as_deref(), Some("[It] "));
         let fail = &s.specs[1].attempts[0];
         assert_eq!(fail.failure_kind.as_deref(), Some("timedout"));
         assert_eq!(fail.message(), "[TIMEDOUT] A suite timeout occurred");

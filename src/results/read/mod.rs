@@ -33,17 +33,6 @@ impl Default for ReadOptions {
     }
 }
 
-impl ReadOptions {
-    /// Options for summaries only: no captured output kept.
-    pub fn summary_only() -> Self {
-        ReadOptions {
-            max_output_bytes: 0,
-            max_failure_bytes: 16 * 1024,
-            ..ReadOptions::default()
-        }
-    }
-}
-
 /// The shape of a result file, guessed from its name and first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {

@@ -70,14 +70,17 @@ pub(crate) fn apply_suite_verdict(
     source: &str,
 ) {
     use crate::results::model::{Attempt, AttemptState, SpecOutcome, SuiteNode};
-    let reasons: Vec<&String> = reasons.iter().filter(|r| !r.trim().is_empty()).collect();
+    let reasons: Vec<&str> = reasons
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.trim().is_empty())
+        .collect();
     let stopped = reasons.iter().any(|r| {
         let r = r.to_lowercase();
         r.contains("interrupt") || r.contains("timeout") || r.contains("abort")
     });
     if stopped {
-        let joined: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-        suite.mark_incomplete(format!("{source}: {}", joined.join(", ")));
+        suite.mark_incomplete(format!("{source}: {}", reasons.join(", ")));
         return;
     }
     let says_failed = (succeeded == Some(false) || !reasons.is_empty()) && !suite.dry_run;
@@ -93,8 +96,7 @@ pub(crate) fn apply_suite_verdict(
         let text = if reasons.is_empty() {
             "ginkgo reported the suite as failed (SuiteSucceeded=false)".to_string()
         } else {
-            let joined: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-            joined.join(", ")
+            reasons.join(", ")
         };
         suite.suite_nodes.push(SuiteNode {
             name: "[ginkgo] suite failed".to_string(),

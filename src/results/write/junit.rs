@@ -176,14 +176,10 @@ fn jenkins_case(
         }
         SpecOutcome::Failed => {
             let mut failed = spec.failed_attempts();
-            match failed.next() {
-                Some(first) => {
-                    let mut st = failure_status(first);
-                    st.add_reruns(failed.map(|a| rerun_of(a, opts)));
-                    st
-                }
-                None => not_run_status(None, suite),
-            }
+            let first = failed.next();
+            let mut st = first.map_or_else(|| not_run_status(None, suite), failure_status);
+            st.add_reruns(failed.map(|a| rerun_of(a, opts)));
+            st
         }
         SpecOutcome::Skipped | SpecOutcome::Pending => skipped_status(spec),
         SpecOutcome::NotRun => not_run_status(spec.attempts.last(), suite),
@@ -403,7 +399,7 @@ mod tests {
             "truncated/junit_01.xml",
         ] {
             let text = std::fs::read_to_string(dir.join(f)).expect("fixture");
-            suites.push(read_junit_str(&text, f, &ReadOptions::default()));
+            suites.push(read_junit(text.as_bytes(), f, &ReadOptions::default()));
         }
         for opts in [
             JunitOptions::default(),
@@ -426,7 +422,7 @@ mod tests {
         }
     }
     use crate::results::model::{Incomplete, SuiteNode, DRY_RUN_KIND};
-    use crate::results::read::junit::read_junit_str;
+    use crate::results::read::junit::read_junit;
     use crate::results::read::ReadOptions;
 
     fn attempt(state: AttemptState, failure: Option<&str>) -> Attempt {
@@ -520,7 +516,7 @@ mod tests {
         for style in [JunitStyle::Jenkins, JunitStyle::Testgrid] {
             let original = sample();
             let xml = write_junit_string(std::slice::from_ref(&original), &opts(style));
-            let back = read_junit_str(&xml, "out.xml", &ReadOptions::default());
+            let back = read_junit(xml.as_bytes(), "out.xml", &ReadOptions::default());
             assert_eq!(back.counts(), original.counts(), "{style:?}\n{xml}");
             assert_eq!(back.suite_nodes.len(), 1);
             assert_eq!(back.dry_run_specs(), 1);
@@ -565,7 +561,7 @@ mod tests {
         let xml = write_junit_string(&[s], &JunitOptions::default());
         assert!(xml.contains("<property name=\"dry_run\" value=\"true\""));
         assert!(xml.contains("dry run: would run"));
-        let back = read_junit_str(&xml, "o.xml", &ReadOptions::default());
+        let back = read_junit(xml.as_bytes(), "o.xml", &ReadOptions::default());
         assert!(back.dry_run);
         assert_eq!(back.counts().passed, 0);
         assert_eq!(back.dry_run_specs(), 1);
