@@ -82,9 +82,9 @@ fn resolve_profile(
 ) -> Result<gate::Profile, String> {
     let text = std::fs::read_to_string(&args.gate_file)
         .map_err(|e| format!("cannot read gate file {}: {e}", args.gate_file.display()))?;
-    let file = profile::parse(&text, &args.gate_file).map_err(|e| e.to_string())?;
-    let p = profile::resolve(&file, &args.profile, &args.gate_file).map_err(|e| e.to_string())?;
-    let mut p = profile::apply_env(p, env).map_err(|e| e.to_string())?;
+    let file = profile::parse(&text, &args.gate_file)?;
+    let p = profile::resolve(&file, &args.profile, &args.gate_file)?;
+    let mut p = profile::apply_env(p, env)?;
     if !args.suites.is_empty() {
         p.suites = args.suites.clone();
     }

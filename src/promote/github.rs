@@ -29,17 +29,6 @@ impl GithubPromotionApi {
         format!("/repos/{}/{}/{rest}", self.repo.owner, self.repo.name)
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        what: &str,
-        route: &str,
-        query: &[(&str, String)],
-    ) -> Result<T, StatusError> {
-        self.client
-            .call(what, || self.client.crab().get(route, Some(query)))
-            .await
-    }
-
     /// The items of a list GitHub pages (100 a page, `query` added to every page's), and
     /// whether it ended within [`MAX_PAGES`].
     async fn pages<P: serde::de::DeserializeOwned, T>(
@@ -53,7 +42,7 @@ impl GithubPromotionApi {
         for page in 1..=MAX_PAGES {
             let mut q = vec![("per_page", "100".to_string()), ("page", page.to_string())];
             q.extend_from_slice(query);
-            let list = items(self.get(what, route, &q).await?);
+            let list = items(self.client.get(what, route, &q).await?);
             let n = list.len();
             out.extend(list);
             if n < 100 {
@@ -119,6 +108,7 @@ impl From<RawPull> for PullRef {
 impl PromotionApi for GithubPromotionApi {
     async fn branch_head(&self, branch: &str) -> Result<String, StatusError> {
         let r: RawRef = self
+            .client
             .get(
                 &format!("GET branch {branch}"),
                 &self.route(&format!("git/ref/heads/{branch}")),
@@ -177,6 +167,7 @@ impl PromotionApi for GithubPromotionApi {
 
     async fn compare(&self, base: &str, head: &str) -> Result<Ancestry, StatusError> {
         let c: RawCompare = self
+            .client
             .get(
                 &format!("GET compare {base}...{head}"),
                 &self.route(&format!("compare/{base}...{head}")),
@@ -221,6 +212,7 @@ impl PromotionApi for GithubPromotionApi {
 
     async fn find_pull(&self, head: &str, base: &str) -> Result<Option<PullRef>, StatusError> {
         let list: Vec<RawPull> = self
+            .client
             .get(
                 "GET pull requests",
                 &self.route("pulls"),

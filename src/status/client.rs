@@ -271,6 +271,16 @@ impl GithubClient {
         }
     }
 
+    /// `GET route?query` through [`GithubClient::call`].
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, StatusError> {
+        self.call(what, || self.crab.get(route, Some(query))).await
+    }
+
     /// App auth: make sure the cached installation token is valid for the refresh margin.
     async fn refresh_token(&self) -> Result<(), octocrab::Error> {
         if self.app {
