@@ -161,9 +161,7 @@ impl ReadyProbe for KubeReadiness {
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<(), String> {
-        let client = smoke::collect::client(Some(&handle.kubeconfig))
-            .await
-            .map_err(|e| e.to_string())?;
+        let client = smoke::collect::client(Some(&handle.kubeconfig)).await?;
         let deadline = Instant::now() + timeout;
         let readiness = |name: &str| READY_CHECKS.contains(&name);
         // The API server answered during Up: one that cannot be reached now (a closed port, a

@@ -39,39 +39,31 @@ impl GithubStatusReporter {
         // Newest first, page after page until the context shows up: with more than 100 newer
         // statuses of other contexts on the commit, one page missed it and a duplicate was
         // posted. GitHub keeps at most 1000 statuses per context and commit.
-        for page in 1..=MAX_STATUS_PAGES {
-            let query = [("per_page", "100".to_string()), ("page", page.to_string())];
-            let list: Vec<RawStatus> = self.client.get("GET statuses", &route, &query).await?;
-            let n = list.len();
-            if let Some(s) = list
-                .into_iter()
-                .find(|s| s.context.eq_ignore_ascii_case(context))
-            {
-                return Ok(StatusState::parse(&s.state).map(|state| CommitStatus {
-                    context: s.context,
-                    state,
-                    description: s.description.unwrap_or_default(),
-                    target_url: s.target_url,
-                }));
-            }
-            if n < 100 {
-                break;
-            }
-        }
-        Ok(None)
+        let mine = |s: &RawStatus| s.context.eq_ignore_ascii_case(context);
+        let (list, _) = self
+            .client
+            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l, mine)
+            .await?;
+        Ok(list.into_iter().find(mine).and_then(|s| {
+            Some(CommitStatus {
+                state: StatusState::parse(&s.state)?,
+                context: s.context,
+                description: s.description.unwrap_or_default(),
+                target_url: s.target_url,
+            })
+        }))
     }
 }
 
-/// Pages of 100 statuses read before giving up on finding a context (a commit with this many
-/// statuses is far beyond anything a pipeline writes).
-const MAX_STATUS_PAGES: u32 = 200;
-
+/// A commit status as `GET /repos/{o}/{r}/commits/{sha}/statuses` lists it.
 #[derive(Debug, Deserialize)]
-struct RawStatus {
-    context: String,
-    state: String,
-    description: Option<String>,
-    target_url: Option<String>,
+pub(crate) struct RawStatus {
+    pub context: String,
+    pub state: String,
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+    /// RFC 3339.
+    pub created_at: Option<String>,
 }
 
 #[async_trait::async_trait]
