@@ -3,7 +3,6 @@
 //! README.md and `--help` list the same table; `--help` renders it from [`TABLE`].
 
 use crate::cluster::ClusterError;
-use crate::gate::profile::ProfileError;
 use crate::results::model::SuiteVerdict;
 use crate::results::summary::RunSummary;
 use crate::runner::RunnerError;
@@ -90,14 +89,6 @@ impl HasExitCode for SuiteError {
             | SuiteError::Invalid { .. }
             | SuiteError::Flag { .. }
             | SuiteError::Unknown { .. } => USAGE,
-        }
-    }
-}
-
-impl HasExitCode for ProfileError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            ProfileError::File { .. } | ProfileError::Invalid { .. } => USAGE,
         }
     }
 }

@@ -235,7 +235,7 @@ async fn run(
         ready: &Ready,
         runner: &runner,
         upgrade,
-        availability: None,
+        watch_availability: false,
         statuses: Some(&statuses),
         profile: p,
         suites,

@@ -36,10 +36,11 @@ fn token_client(api_url: String) -> Arc<GithubClient> {
 }
 
 fn reporter(api_url: String) -> Arc<GithubStatusReporter> {
-    Arc::new(
-        GithubStatusReporter::new(token_client(api_url), "o/r".parse().unwrap(), SHA.into())
-            .with_min_interval(Duration::ZERO),
-    )
+    Arc::new(GithubStatusReporter::new(
+        token_client(api_url),
+        "o/r".parse().unwrap(),
+        SHA.into(),
+    ))
 }
 
 fn created() -> ResponseTemplate {

@@ -2,7 +2,7 @@
 
 use chrono::{Duration as CDuration, Utc};
 use e2e_gate::promote::{promote, Decision, GithubPromotionApi, Mode, PromoteRequest, Reason};
-use e2e_gate::status::{Auth, ClientConfig, GithubClient, RetryPolicy, Secret};
+use e2e_gate::status::{Auth, ClientConfig, GithubClient, RetryPolicy, Secret, StatusError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -389,6 +389,9 @@ async fn missing_branch_is_an_infrastructure_error_not_retried() {
     let err = promote(&api(&server), &request(Mode::FastForward), Utc::now())
         .await
         .unwrap_err();
-    assert_eq!(err.http_status(), Some(404));
+    assert!(
+        matches!(err, StatusError::Rejected { status: 404, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("GET branch alpha"), "{err}");
 }

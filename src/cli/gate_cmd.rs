@@ -82,9 +82,9 @@ fn resolve_profile(
 ) -> Result<gate::Profile, String> {
     let text = std::fs::read_to_string(&args.gate_file)
         .map_err(|e| format!("cannot read gate file {}: {e}", args.gate_file.display()))?;
-    let file = profile::parse(&text, &args.gate_file).map_err(|e| e.to_string())?;
-    let p = profile::resolve(&file, &args.profile, &args.gate_file).map_err(|e| e.to_string())?;
-    let mut p = profile::apply_env(p, env).map_err(|e| e.to_string())?;
+    let file = profile::parse(&text, &args.gate_file)?;
+    let p = profile::resolve(&file, &args.profile, &args.gate_file)?;
+    let mut p = profile::apply_env(p, env)?;
     if !args.suites.is_empty() {
         p.suites = args.suites.clone();
     }
@@ -218,7 +218,7 @@ pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
         runner: &docker as &dyn ContainerRunner,
         // The engine needs a cloud: the simulated cluster's, or the profile's pool command.
         upgrade: upgrader.as_ref().map(|u| u as &dyn gate::UpgradeRunner),
-        availability: Some(&gate::availability::kube_watch::KubeAvailabilityWatch),
+        watch_availability: true,
         statuses: statuses.as_ref(),
         profile: &profile,
         suites: &suites,

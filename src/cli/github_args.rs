@@ -3,7 +3,7 @@
 
 use crate::status::client::DEFAULT_API_URL;
 use crate::status::client::{validate_api_url, Auth, ClientConfig, GithubClient, Secret};
-use crate::status::github::{GithubPullHeadLookup, GithubStatusReporter};
+use crate::status::github::{pull_head, GithubStatusReporter};
 use crate::status::print::PrintReporter;
 use crate::status::target::{self, parse_repo, CommitPlan, RepoId};
 use crate::status::{StatusError, StatusReporter};
@@ -67,8 +67,14 @@ pub async fn reporter_from_args(
         )));
     }
     let client = Arc::new(GithubClient::new(&cfg)?);
-    let lookup = GithubPullHeadLookup(client.clone());
-    let sha = target::resolve_commit(&plan, &repo, &lookup).await?;
+    let sha = match plan {
+        CommitPlan::Known(sha) => sha,
+        CommitPlan::PullRequestHead(n) => {
+            let sha = pull_head(&client, &repo, n).await?;
+            tracing::info!("posting statuses on PR #{n}'s head commit {sha}");
+            sha
+        }
+    };
     Ok(Some((
         Arc::new(GithubStatusReporter::new(client, repo, sha)),
         target_url,

@@ -90,9 +90,8 @@ pub(crate) async fn run(args: SmokeArgs) -> Result<u8, Exit> {
 /// Builds the smoke image from the running binary; returns the binary's path.
 pub(super) async fn build_smoke_image(docker: &DockerRunner, tag: &str) -> Result<PathBuf, String> {
     let binary = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let context = image::libraries_of(&binary)
-        .and_then(|libs| image::build_context(&binary, &libs))
-        .map_err(|e| e.to_string())?;
+    let context =
+        image::libraries_of(&binary).and_then(|libs| image::build_context(&binary, &libs))?;
     docker
         .build_image(context, tag)
         .await

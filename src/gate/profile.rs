@@ -112,34 +112,16 @@ pub struct Profile {
     pub upgrade: UpgradeSettings,
 }
 
-/// A profile could not be loaded or resolved.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ProfileError {
-    /// The file could not be read or parsed (unknown keys included).
-    #[error("{file}: {message}")]
-    File { file: String, message: String },
-    /// A value is invalid.
-    #[error("{origin}: {message}")]
-    Invalid {
-        /// File and profile, or the variable/flag.
-        origin: String,
-        /// What is wrong and what is valid.
-        message: String,
-    },
-}
-
-pub(crate) fn parse(text: &str, file: &Path) -> Result<GateFile, ProfileError> {
-    toml::from_str(text).map_err(|e| ProfileError::File {
-        file: file.display().to_string(),
-        message: e.to_string().trim_end().to_string(),
-    })
+/// Reads a gate file; an error names the file (unknown keys included).
+pub(crate) fn parse(text: &str, file: &Path) -> Result<GateFile, String> {
+    toml::from_str(text).map_err(|e| format!("{}: {}", file.display(), e.to_string().trim_end()))
 }
 
 /// Resolves `name` through its `inherits` chain; relative paths are taken from `base_dir`.
-pub(crate) fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, ProfileError> {
-    let invalid = |profile: &str, message: String| ProfileError::Invalid {
-        origin: format!("{} [profile.{profile}]", source.display()),
-        message,
+/// An error names the file and the profile, what is wrong and what is valid.
+pub(crate) fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Profile, String> {
+    let invalid = |profile: &str, message: String| {
+        format!("{} [profile.{profile}]: {message}", source.display())
     };
     let mut chain: Vec<(String, &ProfileFile)> = Vec::new();
     let mut next = Some(name.to_string());
@@ -215,15 +197,13 @@ pub(crate) fn resolve(file: &GateFile, name: &str, source: &Path) -> Result<Prof
     })
 }
 
-/// Applies `E2E_GATE_*` variables (lower precedence than flags, which the caller applies after).
+/// Applies `E2E_GATE_*` variables (lower precedence than flags, which the caller applies after);
+/// an error names the variable.
 pub(crate) fn apply_env(
     mut p: Profile,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Profile, ProfileError> {
-    let invalid = |var: &str, message: String| ProfileError::Invalid {
-        origin: var.to_string(),
-        message,
-    };
+) -> Result<Profile, String> {
+    let invalid = |var: &str, message: String| format!("{var}: {message}");
     if let Some(v) = env("E2E_GATE_PROVIDER") {
         p.provider = Provider::parse(&v).ok_or_else(|| {
             invalid(

@@ -19,6 +19,25 @@ pub enum StepOutcome {
     Skipped(String),
 }
 
+impl StepOutcome {
+    /// The attempt this outcome is in the result model: the reason of a failure or a skip is
+    /// its failure text.
+    pub(crate) fn attempt(&self) -> Attempt {
+        match self {
+            StepOutcome::Passed => Attempt::new(AttemptState::Passed),
+            StepOutcome::Skipped(why) => Attempt {
+                failure: Some(why.clone()),
+                ..Attempt::new(AttemptState::Skipped)
+            },
+            StepOutcome::Failed(why) => Attempt {
+                failure_kind: Some("failed".into()),
+                failure: Some(why.clone()),
+                ..Attempt::new(AttemptState::Failed)
+            },
+        }
+    }
+}
+
 /// One recorded step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -79,25 +98,18 @@ impl StepRecorder {
         let specs = self
             .steps
             .iter()
-            .map(|s| {
-                let (state, failure) = match &s.outcome {
-                    StepOutcome::Passed => (AttemptState::Passed, None),
-                    StepOutcome::Failed(why) => (AttemptState::Failed, Some(why.clone())),
-                    StepOutcome::Skipped(why) => (AttemptState::Skipped, Some(why.clone())),
-                };
-                Spec {
-                    name: s.name.clone(),
-                    classname: Some(RUNNER_SUITE.into()),
-                    attempts: vec![Attempt {
-                        state,
-                        failure_kind: (state == AttemptState::Failed).then(|| "failed".to_string()),
-                        duration: Some(s.duration),
-                        output: failure.clone().filter(|_| state == AttemptState::Failed),
-                        failure,
-                        ..Attempt::default()
-                    }],
-                    ..Spec::default()
-                }
+            .map(|s| Spec {
+                name: s.name.clone(),
+                classname: Some(RUNNER_SUITE.into()),
+                attempts: vec![Attempt {
+                    duration: Some(s.duration),
+                    output: match &s.outcome {
+                        StepOutcome::Failed(why) => Some(why.clone()),
+                        _ => None,
+                    },
+                    ..s.outcome.attempt()
+                }],
+                ..Spec::default()
             })
             .collect();
         SuiteResult {

@@ -4,7 +4,7 @@
 use super::evaluate::{evaluate_contexts, Check, Decision, Observed, Reason};
 use crate::status::{CommitStatus, RepoId, StatusError, StatusState};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How the target branch moves.
@@ -41,12 +41,13 @@ pub enum RefUpdate {
     NotFastForward,
 }
 
-/// A pull request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A pull request (also as GitHub's pulls API returns it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRef {
     /// Number.
     pub number: u64,
     /// Web URL.
+    #[serde(rename(deserialize = "html_url"))]
     pub url: String,
 }
 

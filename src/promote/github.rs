@@ -3,14 +3,12 @@
 
 use super::evaluate::{Check, Observed};
 use super::flow::{Ancestry, PromotionApi, PullRef, RefUpdate};
+use crate::status::client::MAX_PAGES;
+use crate::status::github::RawStatus;
 use crate::status::{CommitStatus, GithubClient, RepoId, StatusError, StatusState};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::sync::Arc;
-
-/// Pages of 100 read before the answer is called incomplete (an error, never a silent cut: a
-/// cut list can make a required context look missing or a soak look shorter).
-const MAX_PAGES: u32 = 200;
 
 /// [`PromotionApi`] over the real GitHub client.
 #[derive(Debug, Clone)]
@@ -27,40 +25,6 @@ impl GithubPromotionApi {
 
     fn route(&self, rest: &str) -> String {
         format!("/repos/{}/{}/{rest}", self.repo.owner, self.repo.name)
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        what: &str,
-        route: &str,
-        query: &[(&str, String)],
-    ) -> Result<T, StatusError> {
-        self.client
-            .call(what, || self.client.crab().get(route, Some(query)))
-            .await
-    }
-
-    /// The items of a list GitHub pages (100 a page, `query` added to every page's), and
-    /// whether it ended within [`MAX_PAGES`].
-    async fn pages<P: serde::de::DeserializeOwned, T>(
-        &self,
-        what: &str,
-        route: &str,
-        query: &[(&str, String)],
-        items: impl Fn(P) -> Vec<T>,
-    ) -> Result<(Vec<T>, bool), StatusError> {
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let mut q = vec![("per_page", "100".to_string()), ("page", page.to_string())];
-            q.extend_from_slice(query);
-            let list = items(self.get(what, route, &q).await?);
-            let n = list.len();
-            out.extend(list);
-            if n < 100 {
-                return Ok((out, true));
-            }
-        }
-        Ok((out, false))
     }
 }
 
@@ -79,12 +43,6 @@ struct RawObject {
     sha: String,
 }
 #[derive(Deserialize)]
-struct RawStatus {
-    context: String,
-    state: String,
-    created_at: Option<String>,
-}
-#[derive(Deserialize)]
 struct RawChecks {
     check_runs: Vec<RawCheck>,
 }
@@ -100,25 +58,11 @@ struct RawCheck {
 struct RawCompare {
     status: String,
 }
-#[derive(Deserialize)]
-struct RawPull {
-    number: u64,
-    html_url: String,
-}
-
-impl From<RawPull> for PullRef {
-    fn from(p: RawPull) -> PullRef {
-        PullRef {
-            number: p.number,
-            url: p.html_url,
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl PromotionApi for GithubPromotionApi {
     async fn branch_head(&self, branch: &str) -> Result<String, StatusError> {
         let r: RawRef = self
+            .client
             .get(
                 &format!("GET branch {branch}"),
                 &self.route(&format!("git/ref/heads/{branch}")),
@@ -131,7 +75,14 @@ impl PromotionApi for GithubPromotionApi {
     async fn statuses(&self, sha: &str) -> Result<Vec<Observed>, StatusError> {
         let route = self.route(&format!("commits/{sha}/statuses"));
         let (list, complete) = self
-            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l)
+            .client
+            .pages(
+                "GET statuses",
+                &route,
+                &[],
+                |l: Vec<RawStatus>| l,
+                |_| false,
+            )
             .await?;
         if !complete {
             return Err(StatusError::Unavailable {
@@ -159,9 +110,14 @@ impl PromotionApi for GithubPromotionApi {
         let route = self.route(&format!("commits/{sha}/check-runs"));
         let filter = [("filter", "latest".to_string())];
         let (list, _) = self
-            .pages("GET check runs", &route, &filter, |l: RawChecks| {
-                l.check_runs
-            })
+            .client
+            .pages(
+                "GET check runs",
+                &route,
+                &filter,
+                |l: RawChecks| l.check_runs,
+                |_| false,
+            )
             .await?;
         Ok(list
             .into_iter()
@@ -177,6 +133,7 @@ impl PromotionApi for GithubPromotionApi {
 
     async fn compare(&self, base: &str, head: &str) -> Result<Ancestry, StatusError> {
         let c: RawCompare = self
+            .client
             .get(
                 &format!("GET compare {base}...{head}"),
                 &self.route(&format!("compare/{base}...{head}")),
@@ -220,7 +177,8 @@ impl PromotionApi for GithubPromotionApi {
     }
 
     async fn find_pull(&self, head: &str, base: &str) -> Result<Option<PullRef>, StatusError> {
-        let list: Vec<RawPull> = self
+        let list: Vec<PullRef> = self
+            .client
             .get(
                 "GET pull requests",
                 &self.route("pulls"),
@@ -231,7 +189,7 @@ impl PromotionApi for GithubPromotionApi {
                 ],
             )
             .await?;
-        Ok(list.into_iter().next().map(PullRef::from))
+        Ok(list.into_iter().next())
     }
 
     async fn create_pull(
@@ -244,13 +202,11 @@ impl PromotionApi for GithubPromotionApi {
         let route = self.route("pulls");
         let payload =
             serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
-        let pr: RawPull = self
-            .client
+        self.client
             .call("POST pull request", || {
                 self.client.crab().post(route.as_str(), Some(&payload))
             })
-            .await?;
-        Ok(pr.into())
+            .await
     }
 
     async fn update_pull(
@@ -261,13 +217,11 @@ impl PromotionApi for GithubPromotionApi {
     ) -> Result<PullRef, StatusError> {
         let route = self.route(&format!("pulls/{number}"));
         let payload = serde_json::json!({ "title": title, "body": body });
-        let pr: RawPull = self
-            .client
+        self.client
             .call(&format!("PATCH pull request #{number}"), || {
                 self.client.crab().patch(route.as_str(), Some(&payload))
             })
-            .await?;
-        Ok(pr.into())
+            .await
     }
 
     async fn post_status(&self, sha: &str, status: &CommitStatus) -> Result<(), StatusError> {

@@ -37,16 +37,10 @@ pub(crate) struct SmokeOptions {
     pub now: DateTime<Utc>,
 }
 
-/// One check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CheckOutcome {
-    /// Healthy.
-    Passed,
-    /// Unhealthy: what is wrong, one object per line.
-    Failed(String),
-    /// Not applicable here, with the reason.
-    Skipped(String),
-}
+/// One check's outcome: `Passed` (healthy), `Failed` (what is wrong, one object per line) or
+/// `Skipped` (not applicable here, with the reason); the gate's step outcome, so checks and
+/// steps become JUnit attempts the same way.
+pub(crate) use crate::gate::StepOutcome as CheckOutcome;
 
 /// A named check result.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,40 +9,21 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use std::path::Path;
 
-/// The cluster could not be reached or read.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CollectError {
-    /// The kubeconfig could not be loaded.
-    #[error("kubeconfig {path}: {message}")]
-    Kubeconfig {
-        /// The file (or "in-cluster / default").
-        path: String,
-        message: String,
-    },
-    /// A LIST failed.
-    #[error("cannot list {kind}: {message}")]
-    List {
-        kind: &'static str,
-        /// The API's message.
-        message: String,
-    },
-}
-
 /// A client from a kubeconfig file, or the default chain (KUBECONFIG, in-cluster) when `None`:
-/// the same connection the upgrade engine makes (timeouts, counted calls).
-pub(crate) async fn client(kubeconfig: Option<&Path>) -> Result<Client, CollectError> {
+/// the same connection the upgrade engine makes (timeouts, counted calls). An error names the
+/// kubeconfig.
+pub(crate) async fn client(kubeconfig: Option<&Path>) -> Result<Client, String> {
     KubeCluster::connect(kubeconfig, None)
         .await
         .map(|c| c.client())
-        .map_err(|e| CollectError::Kubeconfig {
-            path: kubeconfig
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "in-cluster / default".into()),
-            message: chain(&e),
+        .map_err(|e| {
+            let path =
+                kubeconfig.map_or("in-cluster / default".into(), |p| p.display().to_string());
+            format!("kubeconfig {path}: {}", chain(&e))
         })
 }
 
-async fn list<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, CollectError>
+async fn list<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, String>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -50,10 +31,7 @@ where
         .list(&ListParams::default())
         .await
         .map(|l| l.items)
-        .map_err(|e| CollectError::List {
-            kind,
-            message: chain(&e),
-        })
+        .map_err(|e| format!("cannot list {kind}: {}", chain(&e)))
 }
 
 /// An error with its causes ("client error (Connect): tcp connect error: Connection refused"):
@@ -72,8 +50,8 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Lists nodes, pods, Deployments, StatefulSets, DaemonSets and PDBs.
-pub(crate) async fn collect(client: &Client) -> Result<ClusterState, CollectError> {
+/// Lists nodes, pods, Deployments, StatefulSets, DaemonSets and PDBs; an error names the kind.
+pub(crate) async fn collect(client: &Client) -> Result<ClusterState, String> {
     Ok(ClusterState {
         nodes: list::<Node>(client, "nodes").await?,
         pods: list::<Pod>(client, "pods").await?,

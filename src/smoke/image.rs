@@ -16,21 +16,6 @@ const CA_BUNDLES: [&str; 2] = [
 /// Default tag of the smoke image.
 pub(crate) const DEFAULT_TAG: &str = "e2e-gate-smoke:local";
 
-/// Building the image failed before Docker saw it.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ImageError {
-    /// `ldd` could not be run or did not understand the binary.
-    #[error("cannot list the shared libraries of {binary} with ldd: {message}")]
-    Ldd { binary: String, message: String },
-    /// A file could not be read into the build context.
-    #[error("cannot add {path} to the image: {message}")]
-    Context {
-        path: String,
-        /// The OS error.
-        message: String,
-    },
-}
-
 /// Shared libraries named by `ldd` output (absolute paths only; the vDSO has none).
 pub(crate) fn parse_ldd(output: &str) -> Vec<PathBuf> {
     output
@@ -71,7 +56,7 @@ fn add_file(
     path_in_tar: &str,
     bytes: &[u8],
     mode: u32,
-) -> Result<(), ImageError> {
+) -> Result<(), String> {
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
     header.set_mode(mode);
@@ -80,20 +65,15 @@ fn add_file(
         .map_err(context_error)
 }
 
-fn context_error(e: std::io::Error) -> ImageError {
-    ImageError::Context {
-        path: "build context".into(),
-        message: e.to_string(),
-    }
+fn context_error(e: std::io::Error) -> String {
+    format!("cannot add build context to the image: {e}")
 }
 
-/// The build context (a tar): Dockerfile, the binary, its libraries, `/etc/nsswitch.conf`.
-pub(crate) fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<u8>, ImageError> {
+/// The build context (a tar): Dockerfile, the binary, its libraries, `/etc/nsswitch.conf`. An
+/// error names the file that could not be added.
+pub(crate) fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<u8>, String> {
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| ImageError::Context {
-            path: p.display().to_string(),
-            message: e.to_string(),
-        })
+        std::fs::read(p).map_err(|e| format!("cannot add {} to the image: {e}", p.display()))
     };
     let mut tar = tar::Builder::new(Vec::new());
     let bin = read(binary)?;
@@ -128,11 +108,13 @@ pub(crate) fn build_context(binary: &Path, libraries: &[PathBuf]) -> Result<Vec<
     tar.into_inner().map_err(context_error)
 }
 
-/// Runs `ldd` on the binary.
-pub(crate) fn libraries_of(binary: &Path) -> Result<Vec<PathBuf>, ImageError> {
-    let err = |message: String| ImageError::Ldd {
-        binary: binary.display().to_string(),
-        message,
+/// Runs `ldd` on the binary; an error says it could not list the binary's libraries.
+pub(crate) fn libraries_of(binary: &Path) -> Result<Vec<PathBuf>, String> {
+    let err = |message: String| {
+        format!(
+            "cannot list the shared libraries of {} with ldd: {message}",
+            binary.display()
+        )
     };
     let out = std::process::Command::new("ldd")
         .arg(binary)

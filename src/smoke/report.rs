@@ -19,16 +19,7 @@ pub(crate) fn to_suite(checks: &[Check], dry_run: bool, elapsed: Duration) -> Su
                     failure_kind: Some(DRY_RUN_KIND.into()),
                     ..Attempt::new(AttemptState::Skipped)
                 },
-                Some(CheckOutcome::Passed) => Attempt::new(AttemptState::Passed),
-                Some(CheckOutcome::Skipped(why)) => Attempt {
-                    failure: Some(why.clone()),
-                    ..Attempt::new(AttemptState::Skipped)
-                },
-                Some(CheckOutcome::Failed(why)) => Attempt {
-                    failure_kind: Some("failed".into()),
-                    failure: Some(why.clone()),
-                    ..Attempt::new(AttemptState::Failed)
-                },
+                Some(outcome) => outcome.attempt(),
             };
             Spec {
                 name: name.to_string(),

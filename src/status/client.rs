@@ -10,6 +10,11 @@ use octocrab::Octocrab;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// Pages of 100 read before a list is called incomplete (a commit with this many statuses is
+/// far beyond anything a pipeline writes; promotion refuses to judge on a cut list, which can
+/// make a required context look missing or a soak look shorter).
+pub(crate) const MAX_PAGES: u32 = 200;
+
 /// The public GitHub API.
 pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
 
@@ -269,6 +274,41 @@ impl GithubClient {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// `GET route?query` through [`GithubClient::call`].
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, StatusError> {
+        self.call(what, || self.crab.get(route, Some(query))).await
+    }
+
+    /// The items of a list GitHub pages (100 a page, `query` added to every page's), read page
+    /// by page until a short page ends it or one holds an item `found` accepts; and whether
+    /// that happened within [`MAX_PAGES`].
+    pub(crate) async fn pages<P: serde::de::DeserializeOwned, T>(
+        &self,
+        what: &str,
+        route: &str,
+        query: &[(&str, String)],
+        items: impl Fn(P) -> Vec<T>,
+        found: impl Fn(&T) -> bool,
+    ) -> Result<(Vec<T>, bool), StatusError> {
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut q = vec![("per_page", "100".to_string()), ("page", page.to_string())];
+            q.extend_from_slice(query);
+            let list = items(self.get(what, route, &q).await?);
+            let done = list.len() < 100 || list.iter().any(&found);
+            out.extend(list);
+            if done {
+                return Ok((out, true));
+            }
+        }
+        Ok((out, false))
     }
 
     /// App auth: make sure the cached installation token is valid for the refresh margin.

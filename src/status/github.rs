@@ -1,7 +1,7 @@
 //! The octocrab adapter for commit statuses (the only status file that names octocrab routes).
 
 use super::client::GithubClient;
-use super::target::{PullHeadLookup, RepoId};
+use super::target::RepoId;
 use super::{CommitStatus, StatusError, StatusReporter, StatusState};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -16,7 +16,6 @@ pub struct GithubStatusReporter {
     client: Arc<GithubClient>,
     repo: RepoId,
     sha: String,
-    min_interval: Duration,
     last_post: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
@@ -27,15 +26,8 @@ impl GithubStatusReporter {
             client,
             repo,
             sha,
-            min_interval: MIN_POST_INTERVAL,
             last_post: Arc::default(),
         }
-    }
-
-    /// Changes the minimum time between two posts (tests use zero).
-    pub fn with_min_interval(mut self, min_interval: Duration) -> GithubStatusReporter {
-        self.min_interval = min_interval;
-        self
     }
 
     /// The latest status of `context` (case-insensitive) on the commit, if any.
@@ -47,44 +39,31 @@ impl GithubStatusReporter {
         // Newest first, page after page until the context shows up: with more than 100 newer
         // statuses of other contexts on the commit, one page missed it and a duplicate was
         // posted. GitHub keeps at most 1000 statuses per context and commit.
-        for page in 1..=MAX_STATUS_PAGES {
-            let query = [("per_page", "100".to_string()), ("page", page.to_string())];
-            let list: Vec<RawStatus> = self
-                .client
-                .call("GET statuses", || {
-                    self.client.crab().get(route.as_str(), Some(&query))
-                })
-                .await?;
-            let n = list.len();
-            if let Some(s) = list
-                .into_iter()
-                .find(|s| s.context.eq_ignore_ascii_case(context))
-            {
-                return Ok(StatusState::parse(&s.state).map(|state| CommitStatus {
-                    context: s.context,
-                    state,
-                    description: s.description.unwrap_or_default(),
-                    target_url: s.target_url,
-                }));
-            }
-            if n < 100 {
-                break;
-            }
-        }
-        Ok(None)
+        let mine = |s: &RawStatus| s.context.eq_ignore_ascii_case(context);
+        let (list, _) = self
+            .client
+            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l, mine)
+            .await?;
+        Ok(list.into_iter().find(mine).and_then(|s| {
+            Some(CommitStatus {
+                state: StatusState::parse(&s.state)?,
+                context: s.context,
+                description: s.description.unwrap_or_default(),
+                target_url: s.target_url,
+            })
+        }))
     }
 }
 
-/// Pages of 100 statuses read before giving up on finding a context (a commit with this many
-/// statuses is far beyond anything a pipeline writes).
-const MAX_STATUS_PAGES: u32 = 200;
-
+/// A commit status as `GET /repos/{o}/{r}/commits/{sha}/statuses` lists it.
 #[derive(Debug, Deserialize)]
-struct RawStatus {
-    context: String,
-    state: String,
-    description: Option<String>,
-    target_url: Option<String>,
+pub(crate) struct RawStatus {
+    pub context: String,
+    pub state: String,
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+    /// RFC 3339.
+    pub created_at: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -93,8 +72,8 @@ impl StatusReporter for GithubStatusReporter {
         let mut last = self.last_post.lock().await;
         if let Some(t) = *last {
             let since = t.elapsed();
-            if since < self.min_interval {
-                tokio::time::sleep(self.min_interval - since).await;
+            if since < MIN_POST_INTERVAL {
+                tokio::time::sleep(MIN_POST_INTERVAL - since).await;
             }
         }
         let result = post_status(&self.client, &self.repo, &self.sha, status).await;
@@ -125,10 +104,6 @@ pub(crate) async fn post_status(
     Ok(())
 }
 
-/// Looks up PR heads through the API (`GET /repos/{o}/{r}/pulls/{n}` → `.head.sha`).
-#[derive(Debug, Clone)]
-pub(crate) struct GithubPullHeadLookup(pub Arc<GithubClient>);
-
 #[derive(Debug, Deserialize)]
 struct RawPull {
     head: RawHead,
@@ -139,16 +114,17 @@ struct RawHead {
     sha: String,
 }
 
-#[async_trait::async_trait]
-impl PullHeadLookup for GithubPullHeadLookup {
-    async fn pull_head(&self, repo: &RepoId, number: u64) -> Result<String, StatusError> {
-        let route = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);
-        let pr: RawPull = self
-            .0
-            .call(&format!("GET pull request #{number}"), || {
-                self.0.crab().get(route.as_str(), None::<&()>)
-            })
-            .await?;
-        Ok(pr.head.sha)
-    }
+/// The head commit of pull request `number` (`GET /repos/{o}/{r}/pulls/{n}` → `.head.sha`).
+pub(crate) async fn pull_head(
+    client: &GithubClient,
+    repo: &RepoId,
+    number: u64,
+) -> Result<String, StatusError> {
+    let route = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);
+    let pr: RawPull = client
+        .call(&format!("GET pull request #{number}"), || {
+            client.crab().get(route.as_str(), None::<&()>)
+        })
+        .await?;
+    Ok(pr.head.sha)
 }

@@ -83,16 +83,6 @@ pub enum StatusError {
     },
 }
 
-impl StatusError {
-    /// HTTP status of a rejection, if any.
-    pub fn http_status(&self) -> Option<u16> {
-        match self {
-            StatusError::Rejected { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
-
 /// Posts one commit status somewhere (GitHub, stderr, a test fake).
 #[async_trait::async_trait]
 pub trait StatusReporter: Send + Sync {

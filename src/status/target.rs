@@ -1,5 +1,5 @@
-//! Which repository and which commit statuses go to. Pure except for the PR-head lookup,
-//! which goes through a narrow trait. The environment is passed in as a map.
+//! Which repository and which commit statuses go to. Pure: the PR-head lookup is
+//! `github::pull_head`. The environment is passed in as a map.
 //!
 //! Commit: `--sha` wins; for a Jenkins PR build (`CHANGE_ID` set) the PR's head commit, asked
 //! from the API (never Jenkins' local merge commit in `GIT_COMMIT`); otherwise `GIT_COMMIT`.
@@ -114,29 +114,6 @@ pub(crate) fn plan_commit(
     var("GIT_COMMIT")
         .map(|sha| known(sha, "GIT_COMMIT"))
         .transpose()
-}
-
-/// Looks up a pull request's head commit.
-#[async_trait::async_trait]
-pub(crate) trait PullHeadLookup: Send + Sync {
-    /// The head SHA of pull request `number`.
-    async fn pull_head(&self, repo: &RepoId, number: u64) -> Result<String, StatusError>;
-}
-
-/// Resolves a plan to a SHA.
-pub(crate) async fn resolve_commit(
-    plan: &CommitPlan,
-    repo: &RepoId,
-    lookup: &dyn PullHeadLookup,
-) -> Result<String, StatusError> {
-    match plan {
-        CommitPlan::Known(sha) => Ok(sha.clone()),
-        CommitPlan::PullRequestHead(n) => {
-            let sha = lookup.pull_head(repo, *n).await?;
-            tracing::info!("posting statuses on PR #{n}'s head commit {sha}");
-            Ok(sha)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! as an error, so "no disruption seen" never stands in for "could not look".
 
 use super::timeline::{AvailabilityReport, Subject, Timeline};
-use super::{AvailabilityWatch, RunningWatch};
 use crate::cluster::ClusterHandle;
 use futures::stream::{BoxStream, SelectAll, StreamExt};
 use k8s_openapi::api::core::v1::Node;
@@ -19,47 +18,20 @@ use tokio_util::sync::CancellationToken;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Starts [`KubeWatchRun`]s with the cluster's kubeconfig.
-pub(crate) struct KubeAvailabilityWatch;
-
-#[async_trait::async_trait]
-impl AvailabilityWatch for KubeAvailabilityWatch {
-    async fn start(&self, cluster: &ClusterHandle) -> Result<Box<dyn RunningWatch>, String> {
-        let kube =
-            crate::upgrade::kube_cluster::KubeCluster::connect(Some(&cluster.kubeconfig), None)
-                .await
-                .map_err(|e| format!("availability probe: {e}"))?;
-        Ok(Box::new(KubeWatchRun::start(kube.client())))
-    }
-}
-
-enum NodeChange {
-    Cordoned(String, bool),
-    Gone(String),
-    Synced,
-    Nothing,
-}
-
-fn node_change(ev: Event<Node>) -> NodeChange {
-    let cordoned = |n: &Node| {
-        n.spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false)
-    };
-    match ev {
-        Event::Apply(n) | Event::InitApply(n) => NodeChange::Cordoned(n.name_any(), cordoned(&n)),
-        Event::Delete(n) => NodeChange::Gone(n.name_any()),
-        Event::InitDone => NodeChange::Synced,
-        Event::Init => NodeChange::Nothing,
-    }
+/// Starts watching the cluster through its kubeconfig; time 0 is now. `Err` says why it cannot.
+pub(crate) async fn start(cluster: &ClusterHandle) -> Result<KubeWatchRun, String> {
+    let kube = crate::upgrade::kube_cluster::KubeCluster::connect(Some(&cluster.kubeconfig), None)
+        .await
+        .map_err(|e| format!("availability probe: {e}"))?;
+    Ok(KubeWatchRun::start(kube.client()))
 }
 
 enum Change {
     Pdb(Event<PodDisruptionBudget>),
     Slice(Event<EndpointSlice>),
-    /// Only what the probe keeps of a node: name → cordoned, deleted, or the list is complete.
-    Node(NodeChange),
+    Node(Event<Node>),
+    /// The initial list of this resource is complete.
+    Synced(&'static str),
     Failed(&'static str, String),
 }
 
@@ -79,7 +51,11 @@ where
 {
     watcher(Api::<K>::all(client), watcher::Config::default())
         .default_backoff()
-        .map(move |r| r.map_or_else(|e| Change::Failed(what, e.to_string()), change))
+        .map(move |r| match r {
+            Ok(Event::InitDone) => Change::Synced(what),
+            Ok(ev) => change(ev),
+            Err(e) => Change::Failed(what, e.to_string()),
+        })
         .boxed()
 }
 
@@ -97,7 +73,7 @@ impl KubeWatchRun {
         let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
         streams.push(watch(client.clone(), "poddisruptionbudgets", Change::Pdb));
         streams.push(watch(client.clone(), "endpointslices", Change::Slice));
-        streams.push(watch(client, "nodes", |ev| Change::Node(node_change(ev))));
+        streams.push(watch(client, "nodes", Change::Node));
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut state = State::default();
@@ -120,9 +96,9 @@ impl KubeWatchRun {
     }
 }
 
-#[async_trait::async_trait]
-impl RunningWatch for KubeWatchRun {
-    async fn stop(self: Box<Self>) -> AvailabilityReport {
+impl KubeWatchRun {
+    /// Stops watching and reports what was seen.
+    pub(crate) async fn stop(self) -> AvailabilityReport {
         let end = self.started.elapsed().as_secs_f64();
         self.stop.cancel();
         match self.task.await {
@@ -169,35 +145,28 @@ impl State {
     }
 
     fn apply(&mut self, change: Change, t: f64) {
+        let cordoned = |n: &Node| {
+            n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+        };
         match change {
-            Change::Pdb(ev) => match ev {
-                Event::Apply(p) | Event::InitApply(p) => self.pdb(&p, t),
-                Event::Delete(p) => self.timeline.forget(&pdb_subject(&p), t),
-                Event::Init => {}
-                Event::InitDone => {
-                    self.synced.insert("poddisruptionbudgets");
-                }
-            },
-            Change::Slice(ev) => match ev {
-                Event::Apply(s) | Event::InitApply(s) => self.slice(&s, false, t),
-                Event::Delete(s) => self.slice(&s, true, t),
-                Event::Init => {}
-                Event::InitDone => {
-                    self.synced.insert("endpointslices");
-                }
-            },
-            Change::Node(change) => match change {
-                NodeChange::Cordoned(name, true) => {
-                    self.cordoned.insert(name);
-                }
-                NodeChange::Cordoned(name, false) | NodeChange::Gone(name) => {
-                    self.cordoned.remove(&name);
-                }
-                NodeChange::Synced => {
-                    self.synced.insert("nodes");
-                }
-                NodeChange::Nothing => {}
-            },
+            Change::Pdb(Event::Apply(p) | Event::InitApply(p)) => self.pdb(&p, t),
+            Change::Pdb(Event::Delete(p)) => self.timeline.forget(&pdb_subject(&p), t),
+            Change::Slice(Event::Apply(s) | Event::InitApply(s)) => self.slice(&s, false, t),
+            Change::Slice(Event::Delete(s)) => self.slice(&s, true, t),
+            Change::Node(Event::Apply(n) | Event::InitApply(n)) if cordoned(&n) => {
+                self.cordoned.insert(n.name_any());
+            }
+            Change::Node(Event::Apply(n) | Event::InitApply(n) | Event::Delete(n)) => {
+                self.cordoned.remove(&n.name_any());
+            }
+            // The start of an initial list (its end came as `Synced`).
+            Change::Pdb(_) | Change::Slice(_) | Change::Node(_) => {}
+            Change::Synced(what) => {
+                self.synced.insert(what);
+            }
             Change::Failed(what, e) => {
                 tracing::warn!(resource = what, error = %e, "availability watch error (retrying)");
                 self.last_error.insert(what, e);
