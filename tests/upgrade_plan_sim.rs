@@ -161,7 +161,7 @@ async fn abort_removes_every_marker_under_the_lease() {
             .expect("legal");
     }
     let patched = cluster
-        .patch_node(&old.name, |_| encode(&m))
+        .patch_node(&old.name, |_| encode(&m, false))
         .await
         .expect("patch old");
     assert!(patched.unschedulable && is_marked(&patched));

@@ -4,7 +4,7 @@
 //! [`decide`](super::decide::decide).
 
 use super::capacity::{self, PoolZone};
-use super::decide::patches::{claim_patch, claimed_for, start_patch, step_patch, Marking};
+use super::decide::patches::{claim_patch, claimed_for, start_patch, step_patch};
 use super::decide::{Actions, Observed, Outcome, RunContext};
 use super::engine::EngineError;
 use super::kube_cluster::{unless_gone, Eviction, KubeCluster, KubeError};
@@ -13,7 +13,6 @@ use super::pool::{NodePool, PoolGroup, SizeAfter};
 use super::scheduler::StartMode;
 use super::snapshot::NodeInfo;
 use super::state::{abort_patch, Event};
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -141,32 +140,22 @@ impl Actor<'_> {
         events: &[Event],
         mode: Option<StartMode>,
     ) -> Result<Option<NodeInfo>, EngineError> {
-        self.write(name, |fresh, mark, now| {
-            step_patch(fresh, mark, events, mode, now)
-        })
-        .await
+        let (run, now) = (self.run, self.seen.wall);
+        self.write(name, |fresh| step_patch(fresh, run, events, mode, now))
+            .await
     }
 
     /// One node's patch made by `f` from the node as stored.
     async fn write(
         &self,
         name: &str,
-        f: impl Fn(&NodeInfo, Marking<'_>, DateTime<Utc>) -> NodePatch,
+        f: impl Fn(&NodeInfo) -> NodePatch,
     ) -> Result<Option<NodeInfo>, EngineError> {
         let Some(node) = self.seen.nodes.get(name) else {
             return Ok(None);
         };
-        let (run_id, now) = (self.run.run_id.as_str(), self.seen.wall);
-        let patched = self
-            .cluster
-            .patch_node_cached(node, self.node_rv.get(name).map(String::as_str), |fresh| {
-                let mark = Marking {
-                    run_id,
-                    hard: self.run.hard_pools.contains(&fresh.pool),
-                };
-                f(fresh, mark, now)
-            })
-            .await;
+        let rv = self.node_rv.get(name).map(String::as_str);
+        let patched = self.cluster.patch_node_cached(node, rv, f).await;
         Ok(Some(unless_gone(patched)?.unwrap_or_else(|| node.clone())))
     }
 
@@ -179,10 +168,9 @@ impl Actor<'_> {
                     .iter()
                     .find(|(_, y)| *y == name)
                     .map(|(x, _)| x.as_str());
-                self.write(name, |fresh, mark, now| {
-                    start_patch(fresh, mark, *mode, from, now)
-                })
-                .await
+                let (run, now) = (self.run, self.seen.wall);
+                self.write(name, |fresh| start_patch(fresh, run, *mode, from, now))
+                    .await
             })
             .buffered(PARALLEL_REQUESTS)
             .collect()
@@ -261,16 +249,6 @@ impl Actor<'_> {
         Ok(out)
     }
 
-    /// Markers off a new node whose part is over.
-    async fn clean(&self, name: &str) -> Result<(), EngineError> {
-        let Some(n) = self.seen.nodes.get(name) else {
-            return Ok(());
-        };
-        let rv = self.node_rv.get(name).map(String::as_str);
-        unless_gone(self.cluster.patch_node_cached(n, rv, abort_patch).await)?;
-        Ok(())
-    }
-
     /// Carries out `actions`: starts, then the capacity they need (marker first, then the
     /// cloud), the marker steps and rungs, then the busy requests all at once (claims,
     /// evictions, finished drains, resumed terminations, clean-ups). Run one after the other,
@@ -320,7 +298,7 @@ impl Actor<'_> {
             .buffered(PARALLEL_REQUESTS)
             .collect::<Vec<_>>();
         let cleans = futures::stream::iter(&actions.clean)
-            .map(|n| async move { self.clean(n).await.map(|()| n.clone()) })
+            .map(|n| async move { self.write(n, abort_patch).await.map(|_| n.clone()) })
             .buffered(PARALLEL_REQUESTS)
             .collect::<Vec<_>>();
         let (claims, evictions, finished, resumed, cleans) =

@@ -115,7 +115,6 @@ mod tests {
             Event::DrainStarted,
             Event::DrainCompleted,
             Event::TerminateRequested,
-            Event::InstanceGone,
         ];
         let mut phase = NodePhase::Outdated;
         let mut seen = vec![desired(&base, &[(pz("a"), phase, StartMode::Surge)])[&pz("a")]];
@@ -128,7 +127,9 @@ mod tests {
             seen.push(d[&pz("a")]);
         }
         // The cloud decrements on terminate, so after Terminating the computed value is base.
-        assert_eq!(seen, [2, 3, 3, 3, 3, 3, 2, 2]);
+        assert_eq!(seen, [2, 3, 3, 3, 3, 3, 2]);
+        let gone = desired(&base, &[(pz("a"), NodePhase::Gone, StartMode::Surge)]);
+        assert_eq!(gone[&pz("a")], 2);
     }
 
     fn serving(n: u32) -> ZoneCounts {

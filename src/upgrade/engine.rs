@@ -9,7 +9,7 @@
 use super::act::{sizes, Actor, CapacitySync, PARALLEL_REQUESTS};
 use super::capacity::PoolZone;
 use super::clock::Clock;
-use super::decide::patches::{mark_patch, step_patch, Marking};
+use super::decide::patches::{mark_patch, step_patch};
 use super::decide::{decide, instance_pools, setup, CloudNeed, Memory, Observed, RunContext};
 use super::drain_policy::StuckDrainPolicy;
 use super::kube_cluster::{unless_gone, KubeCluster, KubeError};
@@ -394,8 +394,8 @@ async fn prepare_nodes(
     let retried = setup::retries(run, &nodes)?;
     for (name, event) in &retried {
         tracing::info!(node = %name, "retrying what an earlier run gave up on");
-        let n = patch_markers(cluster, run, &nodes[name], |fresh, mark| {
-            step_patch(fresh, mark, std::slice::from_ref(event), None, clock.wall())
+        let n = patch_markers(cluster, &nodes[name], |fresh| {
+            step_patch(fresh, run, std::slice::from_ref(event), None, clock.wall())
         })
         .await?;
         mem.bump_written(&n);
@@ -415,8 +415,8 @@ async fn prepare_nodes(
     let to_mark = setup::nodes_to_mark(run, &nodes)?;
     let results: Vec<Result<NodeInfo, EngineError>> = futures::stream::iter(&to_mark)
         .map(|name| {
-            patch_markers(cluster, run, &nodes[name], |fresh, mark| {
-                mark_patch(fresh, mark, clock.wall())
+            patch_markers(cluster, &nodes[name], |fresh| {
+                mark_patch(fresh, run, clock.wall())
             })
         })
         .buffered(PARALLEL_REQUESTS)
@@ -431,19 +431,10 @@ async fn prepare_nodes(
 /// A marker patch made from the node as stored; a node gone meanwhile is left as it was.
 async fn patch_markers(
     cluster: &KubeCluster,
-    run: &RunContext,
     node: &NodeInfo,
-    patch: impl Fn(&NodeInfo, Marking<'_>) -> NodePatch,
+    patch: impl Fn(&NodeInfo) -> NodePatch,
 ) -> Result<NodeInfo, EngineError> {
-    let r = cluster
-        .patch_node(&node.name, |fresh| {
-            let mark = Marking {
-                run_id: &run.run_id,
-                hard: run.hard_pools.contains(&fresh.pool),
-            };
-            patch(fresh, mark)
-        })
-        .await;
+    let r = cluster.patch_node(&node.name, patch).await;
     Ok(unless_gone(r)?.unwrap_or_else(|| node.clone()))
 }
 

@@ -168,25 +168,13 @@ pub struct Blocker {
     pub explanation: String,
 }
 
-impl BlockerKind {
-    /// The name users read (as in the JSON plan).
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            BlockerKind::PdbNeverAllowsDisruption => "pdb_never_allows_disruption",
-            BlockerKind::PodUnderMultiplePdbs => "pod_under_multiple_pdbs",
-            BlockerKind::UnmanagedPod => "unmanaged_pod",
-            BlockerKind::ZonalVolumeNoCapacity => "zonal_volume_no_capacity",
-            BlockerKind::ToleratesEverything => "tolerates_everything",
-        }
-    }
-}
-
 impl Blocker {
-    /// One line: kind, object, node, and why.
+    /// One line: kind (named as in the JSON plan), object, node, and why.
     pub(crate) fn line(&self) -> String {
+        let kind = serde_json::to_value(self.kind).unwrap_or_default();
         format!(
             "{} {}{}: {}",
-            self.kind.as_str(),
+            kind.as_str().unwrap_or_default(),
             self.object,
             self.node
                 .as_ref()

@@ -31,22 +31,11 @@ pub(crate) struct GateInput<'a> {
     pub backs_load_balancer: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Readiness {
-    /// Counts as capacity.
-    Ready,
-    /// Not yet, with every failing check named.
-    NotYet(Vec<String>),
-}
-
-pub(crate) fn gate(i: &GateInput<'_>) -> Readiness {
+/// Every failing check, named; none: the node counts as capacity.
+pub(crate) fn gate(i: &GateInput<'_>) -> Vec<String> {
     let mut why = node_checks(i.node, i.pods, i.expected_daemonset_pods);
     cloud_checks(i, &mut why);
-    if why.is_empty() {
-        Readiness::Ready
-    } else {
-        Readiness::NotYet(why)
-    }
+    why
 }
 
 /// The checks the cluster alone answers (the node, its taints, its DaemonSet pods), each
@@ -163,7 +152,7 @@ mod tests {
             instance: Some(&good_inst),
             backs_load_balancer: true,
         };
-        assert_eq!(gate(&base), Readiness::Ready);
+        assert_eq!(gate(&base), Vec::<String>::new());
 
         let mut not_ready = node();
         not_ready.ready = false;
@@ -186,19 +175,16 @@ mod tests {
             (with(&base, |g| g.instance = None), "no cloud instance"),
         ];
         for (input, needle) in cases {
-            match gate(&input) {
-                Readiness::NotYet(why) => {
-                    assert!(why.iter().any(|w| w.contains(needle)), "{needle}: {why:?}")
-                }
-                Readiness::Ready => panic!("{needle}: should not be ready"),
-            }
+            let why = gate(&input);
+            assert!(!why.is_empty(), "{needle}: should not be ready");
+            assert!(why.iter().any(|w| w.contains(needle)), "{needle}: {why:?}");
         }
         // LB state is ignored for pools without a load balancer.
         let no_lb = with(&base, |g| {
             g.instance = Some(&lb_reg);
             g.backs_load_balancer = false;
         });
-        assert_eq!(gate(&no_lb), Readiness::Ready);
+        assert_eq!(gate(&no_lb), Vec::<String>::new());
     }
 
     /// `base` changed by `f`.

@@ -27,6 +27,14 @@ pub enum StartMode {
 }
 
 impl StartMode {
+    /// The value of the mode annotation.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StartMode::Surge => "surge",
+            StartMode::Unavailable => "unavailable",
+        }
+    }
+
     /// The phase a node started in this mode is counted at in the round that starts it.
     pub(crate) fn started_phase(self) -> NodePhase {
         match self {

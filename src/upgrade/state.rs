@@ -19,7 +19,6 @@
 use super::node_patch::{NodePatch, TaintChange};
 use super::snapshot::NodeInfo;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -53,8 +52,7 @@ pub const LEASE_NAME: &str = "e2e-gate-upgrade";
 const ABSENT: &str = "<absent>";
 
 /// Phase of an old node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodePhase {
     /// Marked for replacement; nothing requested yet.
     Outdated,
@@ -77,7 +75,7 @@ pub enum NodePhase {
     Drained,
     /// Instance terminate (with decrement) requested.
     Terminating,
-    /// Instance gone; the Node object is deleted next.
+    /// The Node is gone (never written: a planned node no longer in the cluster).
     Gone,
 }
 
@@ -180,8 +178,6 @@ pub enum Event {
     },
     /// Terminate-with-decrement requested.
     TerminateRequested,
-    /// The instance is gone.
-    InstanceGone,
     /// In a pool whose group spans zones, the cloud put this node's surge in another zone:
     /// an old node there took the request over, and this one waits its turn again.
     SurgeHandedOver,
@@ -209,7 +205,6 @@ impl Event {
             Event::DrainCompleted => NodePhase::Drained,
             Event::LeftCordoned { .. } => NodePhase::CordonedLeft,
             Event::TerminateRequested => NodePhase::Terminating,
-            Event::InstanceGone => NodePhase::Gone,
             Event::SurgeHandedOver => NodePhase::Outdated,
         }
     }
@@ -253,7 +248,6 @@ pub(crate) fn transition(
                 | (Blocked, CordonedLeft)
                 | (CordonedLeft, Draining)
                 | (Drained, Terminating)
-                | (Terminating, Gone)
                 | (SurgeRequested, Outdated)
         );
     ok.then_some(to).ok_or_else(|| TransitionError {
@@ -335,17 +329,12 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The patch that makes the node carry exactly `m`'s markers (soft evacuation).
-pub fn encode(m: &NodeMarkers) -> NodePatch {
-    encode_with(m, false)
-}
-
-/// [`encode`]; with `hard_evacuation` a node waiting for its turn (or for its replacement)
+/// The patch that makes the node carry exactly `m`'s markers. With `hard_evacuation` a node waiting for its turn (or for its replacement)
 /// already carries `NoSchedule`, not `PreferNoSchedule`: in a pool that surges, every drained
 /// pod has new capacity to go to, and a preference alone let the scheduler put evicted pods on
 /// other outdated nodes, from which they moved a second time. A node whose replacement failed
 /// keeps serving and goes back to the soft taint.
-pub(crate) fn encode_with(m: &NodeMarkers, hard_evacuation: bool) -> NodePatch {
+pub fn encode(m: &NodeMarkers, hard_evacuation: bool) -> NodePatch {
     let effect = match m.phase {
         NodePhase::Outdated | NodePhase::SurgeRequested | NodePhase::ReplacementReady
             if hard_evacuation =>
@@ -531,7 +520,6 @@ mod tests {
         Event::DrainStarted,
         Event::DrainCompleted,
         Event::TerminateRequested,
-        Event::InstanceGone,
     ];
 
     #[test]
@@ -546,7 +534,7 @@ mod tests {
                 m.apply("n1", ev, t(i as i64), n.unschedulable)
                     .expect("legal");
             }
-            encode(&m).apply_to(&mut n);
+            encode(&m, false).apply_to(&mut n);
             assert_eq!(
                 decode(&n).expect("decodes"),
                 Some(m.clone()),
@@ -561,7 +549,7 @@ mod tests {
                 .expect("taint");
             assert_eq!(taint.effect, m.phase.taint_effect());
         }
-        assert_eq!(m.phase, NodePhase::Gone);
+        assert_eq!(m.phase, NodePhase::Terminating);
         assert_eq!(m.drain_started, Some(t(4)));
         // Stuck and left-cordoned carry their reason through the annotation.
         let mut m = NodeMarkers::new(&node(), "r", t(0));
@@ -577,7 +565,7 @@ mod tests {
         ] {
             m.apply("n1", &ev, t(1), false).expect("legal");
             let mut n = node();
-            encode(&m).apply_to(&mut n);
+            encode(&m, false).apply_to(&mut n);
             assert_eq!(decode(&n).expect("decodes"), Some(m.clone()));
         }
         assert_eq!(m.reason.as_deref(), Some("deadline 30m"));
@@ -596,7 +584,6 @@ mod tests {
             Event::DrainCompleted,
             Event::LeftCordoned { reason: "r".into() },
             Event::TerminateRequested,
-            Event::InstanceGone,
             Event::SurgeHandedOver,
         ];
         let legal: &[(NodePhase, NodePhase)] = &[
@@ -614,7 +601,6 @@ mod tests {
             (Blocked, CordonedLeft),
             (CordonedLeft, Draining),
             (Drained, Terminating),
-            (Terminating, Gone),
             (SurgeRequested, Outdated),
         ];
         let mut checked = 0;
@@ -631,7 +617,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 121);
+        assert_eq!(checked, 110);
     }
 
     #[test]
@@ -651,7 +637,7 @@ mod tests {
         assert!(!m.phase.cordoned());
         assert_eq!(m.phase.taint_effect(), "PreferNoSchedule");
         let mut n = node();
-        encode(&m).apply_to(&mut n);
+        encode(&m, false).apply_to(&mut n);
         assert!(!n.unschedulable, "the old node keeps serving");
         let decoded = decode(&n).expect("decodes").expect("marked");
         assert_eq!(decoded.reason.as_deref(), Some(why));
@@ -702,7 +688,7 @@ mod tests {
         for ev in &WALK[..5] {
             m.apply("n1", ev, t(1), false).expect("legal");
         }
-        encode(&m).apply_to(&mut n);
+        encode(&m, false).apply_to(&mut n);
         let resumed = decode(&n).expect("decodes").expect("marked");
         assert_eq!(resumed.phase, NodePhase::Drained);
         // Re-delivering the last event is a no-op, not a second drain.
@@ -730,7 +716,7 @@ mod tests {
                     for ev in &WALK[..stop] {
                         m.apply("n1", ev, t(1), n.unschedulable).expect("legal");
                     }
-                    encode(&m).apply_to(&mut n);
+                    encode(&m, false).apply_to(&mut n);
                     assert!(is_marked(&n));
                     abort_patch(&n).apply_to(&mut n);
                     assert_eq!(
@@ -756,7 +742,7 @@ mod tests {
         m.apply("n1", &Event::Tainted, now, false).expect("legal");
         m.apply("n1", &Event::DrainStarted, now, false)
             .expect("legal");
-        encode(&m).apply_to(&mut n);
+        encode(&m, false).apply_to(&mut n);
         assert_eq!(decode(&n).expect("decodes"), Some(m));
     }
 

@@ -15,7 +15,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use e2e_gate::upgrade::capacity::{self, PoolZone};
 use e2e_gate::upgrade::decide::patches::{
-    claim_patch, claimed_for, mark_patch, start_patch, step_patch, Marking, REPLACES_ANNOTATION,
+    claim_patch, claimed_for, mark_patch, start_patch, step_patch, REPLACES_ANNOTATION,
 };
 use e2e_gate::upgrade::decide::{
     decide, instance_pools, setup, Actions, Memory, Observed, Outcome, RunContext,
@@ -947,17 +947,13 @@ impl World {
         name: &str,
         patch: impl Fn(
             &NodeInfo,
-            Marking<'_>,
+            &RunContext,
             DateTime<Utc>,
         ) -> e2e_gate::upgrade::node_patch::NodePatch,
     ) -> Option<NodeInfo> {
         let wall = self.wall();
         let n = self.nodes.get_mut(name)?;
-        let mark = Marking {
-            run_id: &run.run_id,
-            hard: run.hard_pools.contains(&n.pool),
-        };
-        let p = patch(n, mark, wall);
+        let p = patch(n, run, wall);
         p.apply_to(n);
         Some(n.clone())
     }

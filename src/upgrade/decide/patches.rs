@@ -2,10 +2,11 @@
 //! fresh read the patch is made against), shared by the engine's adapters and the model the
 //! property tests drive.
 
+use super::RunContext;
 use crate::upgrade::node_patch::NodePatch;
 use crate::upgrade::scheduler::StartMode;
 use crate::upgrade::snapshot::NodeInfo;
-use crate::upgrade::state::{decode, encode_new, encode_with, Event, NodeMarkers};
+use crate::upgrade::state::{decode, encode, encode_new, Event, NodeMarkers};
 use chrono::{DateTime, Utc};
 
 /// On a new node: the old node it replaces.
@@ -26,36 +27,30 @@ pub(crate) fn surge_from(n: &NodeInfo) -> Option<(&str, DateTime<Utc>)> {
 
 /// The start mode written on an old node, if any.
 pub(crate) fn mode_of(n: &NodeInfo) -> Option<StartMode> {
-    match n.annotations.get(MODE_ANNOTATION).map(String::as_str) {
-        Some("surge") => Some(StartMode::Surge),
-        Some("unavailable") => Some(StartMode::Unavailable),
-        _ => None,
-    }
+    let written = n.annotations.get(MODE_ANNOTATION)?;
+    [StartMode::Surge, StartMode::Unavailable]
+        .into_iter()
+        .find(|m| m.as_str() == written)
 }
 
-/// What every marker write of a run needs besides the node: the run id, and whether the
-/// node's pool evacuates hard (see [`encode_with`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Marking<'a> {
-    /// Run id written on new markers.
-    pub run_id: &'a str,
-    /// NoSchedule instead of PreferNoSchedule on the outdated node.
-    pub hard: bool,
+/// Whether `fresh`'s pool evacuates hard (see [`encode`]).
+fn hard(run: &RunContext, fresh: &NodeInfo) -> bool {
+    run.hard_pools.contains(&fresh.pool)
 }
 
-/// `events` (in order) applied to `fresh`'s markers, and `mode` written with them, as one
-/// patch. An event that is not legal any more stops the sequence, so a stale view can never
+/// `events` (in order) applied to `fresh`'s markers (new ones carry `run`'s id), and `mode`
+/// written with them, as one patch. An event that is not legal any more stops the sequence, so a stale view can never
 /// move a node backwards; no phase change, no patch.
 pub fn step_patch(
     fresh: &NodeInfo,
-    mark: Marking<'_>,
+    run: &RunContext,
     events: &[Event],
     mode: Option<StartMode>,
     now: DateTime<Utc>,
 ) -> NodePatch {
     let mut m = match decode(fresh) {
         Ok(Some(m)) => m,
-        Ok(None) => NodeMarkers::new(fresh, mark.run_id, now),
+        Ok(None) => NodeMarkers::new(fresh, &run.run_id, now),
         Err(_) => return NodePatch::default(),
     };
     let before = m.phase;
@@ -70,14 +65,10 @@ pub fn step_patch(
         return NodePatch::default();
     }
     tracing::info!(node = %fresh.name, from = %before, to = %m.phase, "node step");
-    let mut p = encode_with(&m, mark.hard);
+    let mut p = encode(&m, hard(run, fresh));
     if let Some(mode) = mode {
-        let mode = match mode {
-            StartMode::Surge => "surge",
-            StartMode::Unavailable => "unavailable",
-        };
         p.annotations
-            .insert(MODE_ANNOTATION.into(), Some(mode.into()));
+            .insert(MODE_ANNOTATION.into(), Some(mode.as_str().into()));
     }
     p
 }
@@ -86,7 +77,7 @@ pub fn step_patch(
 /// once; a start that takes over another node's surge request names it (`from`, `at`).
 pub fn start_patch(
     fresh: &NodeInfo,
-    mark: Marking<'_>,
+    run: &RunContext,
     mode: StartMode,
     from: Option<&str>,
     now: DateTime<Utc>,
@@ -95,7 +86,7 @@ pub fn start_patch(
         StartMode::Surge => &[Event::SurgeRequested],
         StartMode::Unavailable => &[Event::Tainted, Event::DrainStarted],
     };
-    let mut p = step_patch(fresh, mark, events, Some(mode), now);
+    let mut p = step_patch(fresh, run, events, Some(mode), now);
     if let Some(from) = from {
         if p != NodePatch::default() {
             p.annotations.insert(
@@ -112,9 +103,9 @@ pub fn start_patch(
 
 /// The first markers of a planned node that has none (`Outdated`: soft or hard taint,
 /// autoscaler scale-down disabled); nothing on a node already marked.
-pub fn mark_patch(fresh: &NodeInfo, mark: Marking<'_>, now: DateTime<Utc>) -> NodePatch {
+pub fn mark_patch(fresh: &NodeInfo, run: &RunContext, now: DateTime<Utc>) -> NodePatch {
     match decode(fresh) {
-        Ok(None) => encode_with(&NodeMarkers::new(fresh, mark.run_id, now), mark.hard),
+        Ok(None) => encode(&NodeMarkers::new(fresh, &run.run_id, now), hard(run, fresh)),
         _ => NodePatch::default(),
     }
 }

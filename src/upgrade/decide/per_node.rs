@@ -6,7 +6,7 @@ use super::{instance_alive, Actions, Evict, Finish, Memory, Observed, RunContext
 use super::{PoolZone, FINISHED_PER_ROUND};
 use crate::upgrade::drain_policy::{hopeless as pdb_hopeless, StuckAction};
 use crate::upgrade::plan::{at_version, NodeClass};
-use crate::upgrade::readiness::{gate, GateInput, Readiness};
+use crate::upgrade::readiness::{gate, GateInput};
 use crate::upgrade::scheduler::StartMode;
 use crate::upgrade::sim_pool::instance_id_from_provider_id;
 use crate::upgrade::snapshot::{NodeInfo, PdbInfo, PodInfo};
@@ -15,8 +15,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// New node and DaemonSet pods expected on it → its gate this round.
-type GateCache = RefCell<BTreeMap<(String, usize), Readiness>>;
+/// New node and DaemonSet pods expected on it → its gate's failing checks this round.
+type GateCache = RefCell<BTreeMap<(String, usize), Vec<String>>>;
 
 /// Pods per node, for the readiness gate (DaemonSet pods) and the drains.
 type PodsByNode<'a> = BTreeMap<&'a str, Vec<PodInfo>>;
@@ -129,7 +129,7 @@ impl Claim<'_> {
                 .is_none_or(|r| r == name)
     }
 
-    fn gate_of(&self, c: &NodeInfo) -> Readiness {
+    fn gate_of(&self, c: &NodeInfo) -> Vec<String> {
         let pool = &self.place.0;
         let ds_expected = self
             .pods_by_node
@@ -198,9 +198,9 @@ impl Claim<'_> {
             .nodes
             .values()
             .filter(|c| self.eligible(c, mem, claimed_now))
-            .filter_map(|c| match self.gate_of(c) {
-                Readiness::NotYet(why) => Some(format!("{}: {}", c.name, why.join(", "))),
-                Readiness::Ready => None,
+            .filter_map(|c| {
+                let why = self.gate_of(c);
+                (!why.is_empty()).then(|| format!("{}: {}", c.name, why.join(", ")))
             })
             .take(3)
             .collect();
@@ -239,7 +239,7 @@ impl Claim<'_> {
         let here = nodes.clone().filter(|c| c.zone == zone);
         let elsewhere = nodes.filter(|c| spread && c.zone != zone);
         for c in here.chain(elsewhere) {
-            if !self.eligible(c, mem, claimed_now) || self.gate_of(c) != Readiness::Ready {
+            if !self.eligible(c, mem, claimed_now) || !self.gate_of(c).is_empty() {
                 continue;
             }
             // Hold `min_ready` from the first time every check passed.
