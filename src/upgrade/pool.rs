@@ -36,7 +36,7 @@ pub enum LbState {
 }
 
 /// One instance of a pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     /// Cloud id (matches the Node's `spec.providerID` suffix).
     pub id: String,
@@ -53,7 +53,7 @@ pub struct Instance {
 }
 
 /// One pool (group) as the cloud reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolGroup {
     /// Name.
     pub name: String,
