@@ -487,8 +487,18 @@ impl KubeCluster {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Serves `app` on a local port (a stand-in API server); a client config for it.
+    pub(crate) async fn serve(app: axum::Router) -> kube::Config {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        kube::Config::new(url.parse().expect("url"))
+    }
 
     // Regression: a node deleted between patch_node's GET and its PATCH was an API error
     // (the run failed) instead of NodeGone (the engine moves on), as the cached path says.
@@ -505,13 +515,7 @@ mod tests {
             get(move || async move { Json(node) })
                 .patch(move || async move { (StatusCode::NOT_FOUND, Json(gone)) }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let cluster =
-            KubeCluster::from_config(kube::Config::new(url.parse().expect("url"))).expect("client");
+        let cluster = KubeCluster::from_config(serve(app).await).expect("client");
         let r = cluster
             .patch_node("n1", |_| NodePatch {
                 unschedulable: Some(true),
