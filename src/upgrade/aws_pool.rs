@@ -396,12 +396,8 @@ impl NodePool for AwsNodePool {
                 g.classic_lbs.join(", ")
             )));
         }
-        let tgs: BTreeSet<String> = p
-            .groups
-            .values()
-            .flat_map(|g| g.target_groups.iter().cloned())
-            .collect();
-        // Ask the load balancers only when a live instance's health is not known fresh.
+        // Ask the load balancers only when a live instance's health is not known fresh (never
+        // without target groups: no instance has an LB state then).
         let now = std::time::Instant::now();
         let known = {
             let healthy = self.healthy.lock();
@@ -418,16 +414,18 @@ impl NodePool for AwsNodePool {
                     })
             })
         };
-        let health = if tgs.is_empty() {
-            BTreeMap::new()
-        } else if known {
+        let health = if known {
             let healthy = self.healthy.lock();
             healthy
                 .keys()
                 .map(|k| (k.clone(), "healthy".into()))
                 .collect()
         } else {
-            let h = self.target_health(&tgs).await?;
+            let tgs = p
+                .groups
+                .values()
+                .flat_map(|g| g.target_groups.iter().cloned());
+            let h = self.target_health(&tgs.collect()).await?;
             let mut healthy = self.healthy.lock();
             for (k, state) in &h {
                 if state == "healthy" {

@@ -19,9 +19,7 @@
 //! the command and the call. A call that times out is killed with its process group.
 
 use super::api_count::ApiCallCounter;
-use super::pool::{
-    Instance, InstanceLifecycle, LbState, NodePool, PoolError, PoolGroup, SizeAfter,
-};
+use super::pool::{Instance, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -44,37 +42,13 @@ pub(crate) struct ExecNodePool {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GroupsReply {
-    groups: Vec<GroupReply>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GroupReply {
-    name: String,
-    zones: BTreeMap<String, u32>,
-    max_size: u32,
-    version: String,
-    #[serde(default)]
-    load_balancer: bool,
-    #[serde(default)]
-    boot_seconds: Option<u64>,
+    groups: Vec<PoolGroup>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InstancesReply {
-    instances: Vec<InstanceReply>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InstanceReply {
-    id: String,
-    zone: String,
-    version: String,
-    state: InstanceLifecycle,
-    #[serde(default)]
-    lb: Option<LbState>,
+    instances: Vec<Instance>,
 }
 
 impl ExecNodePool {
@@ -184,19 +158,7 @@ impl NodePool for ExecNodePool {
 
     async fn groups(&self) -> Result<Vec<PoolGroup>, PoolError> {
         let reply: GroupsReply = self.call(&["groups"], r#"{"groups": [...]}"#).await?;
-        Ok(reply
-            .groups
-            .into_iter()
-            .map(|g| PoolGroup {
-                name: g.name,
-                desired_per_zone: g.zones,
-                max_size: g.max_size,
-                version: g.version,
-                backs_load_balancer: g.load_balancer,
-                boot_seconds: g.boot_seconds,
-                spread: false,
-            })
-            .collect())
+        Ok(reply.groups)
     }
 
     async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError> {
@@ -207,12 +169,8 @@ impl NodePool for ExecNodePool {
             .instances
             .into_iter()
             .map(|i| Instance {
-                id: i.id,
                 pool: pool.to_string(),
-                zone: i.zone,
-                version: i.version,
-                lifecycle: i.state,
-                lb: i.lb,
+                ..i
             })
             .collect())
     }

@@ -4,15 +4,13 @@
 //! will drive watches from here.
 
 use super::api_count::ApiCallCounter;
-use super::lease::{self, LeaseDecision, LeaseView};
+use super::lease::{self, LeaseDecision};
 use super::node_patch::NodePatch;
 use super::snapshot::{ClusterObjects, NodeInfo, SnapshotError};
 use super::state::LEASE_NAME;
 use chrono::{DateTime, SecondsFormat, Utc};
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
@@ -108,6 +106,12 @@ fn api_err(
         action,
         object,
         source,
+    }
+}
+
+fn node_gone(node: &str) -> KubeError {
+    KubeError::NodeGone {
+        node: node.to_string(),
     }
 }
 
@@ -234,11 +238,7 @@ impl KubeCluster {
         for _ in 0..PATCH_ATTEMPTS {
             let node = match api.get(name).await {
                 Ok(n) => n,
-                Err(e) if status_code(&e) == Some(404) => {
-                    return Err(KubeError::NodeGone {
-                        node: name.to_string(),
-                    })
-                }
+                Err(e) if status_code(&e) == Some(404) => return Err(node_gone(name)),
                 Err(e) => return Err(api_err("get", format!("Node/{name}"))(e)),
             };
             let info = NodeInfo::from_k8s(&node)?;
@@ -247,22 +247,9 @@ impl KubeCluster {
                 return Ok(info);
             }
             let body = patch.to_merge_patch(&info, node.metadata.resource_version.as_deref());
-            match api
-                .patch(name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-            {
-                Ok(n) => return Ok(NodeInfo::from_k8s(&n)?),
-                Err(e) if status_code(&e) == Some(409) => {
-                    tracing::debug!(node = name, "marker patch conflicted; re-reading");
-                    continue;
-                }
-                // Deleted between the GET and the PATCH: gone, as a 404 on the GET says.
-                Err(e) if status_code(&e) == Some(404) => {
-                    return Err(KubeError::NodeGone {
-                        node: name.to_string(),
-                    })
-                }
-                Err(e) => return Err(api_err("patch", format!("Node/{name}"))(e)),
+            match self.merge_patch_node(name, &body).await? {
+                Some(n) => return Ok(n),
+                None => tracing::debug!(node = name, "marker patch conflicted; re-reading"),
             }
         }
         Err(KubeError::Conflict {
@@ -286,26 +273,33 @@ impl KubeCluster {
         if let Some(rv) = resource_version.filter(|rv| !rv.is_empty()) {
             let patch = make(cached);
             if !patch.is_noop_for(cached) {
-                let api = Api::<Node>::all(self.client.clone());
                 let body = patch.to_merge_patch(cached, Some(rv));
-                match api
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&body))
-                    .await
-                {
-                    Ok(n) => return Ok(NodeInfo::from_k8s(&n)?),
-                    Err(e) if status_code(&e) == Some(409) => {
-                        tracing::debug!(node = name, "cached view was stale; re-reading");
-                    }
-                    Err(e) if status_code(&e) == Some(404) => {
-                        return Err(KubeError::NodeGone {
-                            node: name.to_string(),
-                        })
-                    }
-                    Err(e) => return Err(api_err("patch", format!("Node/{name}"))(e)),
+                match self.merge_patch_node(name, &body).await? {
+                    Some(n) => return Ok(n),
+                    None => tracing::debug!(node = name, "cached view was stale; re-reading"),
                 }
             }
         }
         self.patch_node(name, make).await
+    }
+
+    /// One merge PATCH of Node `name`: the node as stored, or `None` on 409 (its
+    /// resourceVersion precondition failed: re-read). A 404 (deleted meanwhile) is
+    /// [`KubeError::NodeGone`].
+    async fn merge_patch_node(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<NodeInfo>, KubeError> {
+        match Api::<Node>::all(self.client.clone())
+            .patch(name, &PatchParams::default(), &Patch::Merge(body))
+            .await
+        {
+            Ok(n) => Ok(Some(NodeInfo::from_k8s(&n)?)),
+            Err(e) if status_code(&e) == Some(409) => Ok(None),
+            Err(e) if status_code(&e) == Some(404) => Err(node_gone(name)),
+            Err(e) => Err(api_err("patch", format!("Node/{name}"))(e)),
+        }
     }
 
     /// Deletes a Node object (404 is fine: already gone).
@@ -427,25 +421,11 @@ impl KubeCluster {
                 .get_opt(LEASE_NAME)
                 .await
                 .map_err(api_err("get", object.clone()))?;
-            let view = current.as_ref().map(lease_view);
-            let body = |rv: Option<&str>| lease_object(namespace, me, now, lease_seconds, rv);
-            let written = match lease::decide(view.as_ref(), me, now) {
-                LeaseDecision::Create => api
-                    .create(&PostParams::default(), &body(None))
-                    .await
-                    .map(|_| ()),
+            let body = lease::object(namespace, me, now, lease_seconds, current.as_ref());
+            let written = match lease::decide(current.as_ref(), me, now) {
+                LeaseDecision::Create => api.create(&PostParams::default(), &body).await,
                 LeaseDecision::Renew | LeaseDecision::TakeOver => {
-                    let rv = current
-                        .as_ref()
-                        .and_then(|l| l.metadata.resource_version.as_deref());
-                    // Keep run-wide state stored on the Lease (e.g. the base capacity).
-                    let mut lease = body(rv);
-                    lease.metadata.annotations = current
-                        .as_ref()
-                        .and_then(|l| l.metadata.annotations.clone());
-                    api.replace(LEASE_NAME, &PostParams::default(), &lease)
-                        .await
-                        .map(|_| ())
+                    api.replace(LEASE_NAME, &PostParams::default(), &body).await
                 }
                 LeaseDecision::HeldBy { holder, until } => {
                     return Err(KubeError::LeaseHeld {
@@ -456,7 +436,7 @@ impl KubeCluster {
                 }
             };
             match written {
-                Ok(()) => return Ok(()),
+                Ok(_) => return Ok(()),
                 Err(e) if conflict(&e) => continue,
                 Err(e) => return Err(api_err("update", object)(e)),
             }
@@ -506,50 +486,19 @@ impl KubeCluster {
     }
 }
 
-fn lease_view(l: &Lease) -> LeaseView {
-    let spec = l.spec.as_ref();
-    LeaseView {
-        holder: spec.and_then(|s| s.holder_identity.clone()),
-        renew_time: spec
-            .and_then(|s| s.renew_time.as_ref())
-            .map(|t| crate::kube_time::to_chrono(t.0)),
-        duration_seconds: spec.and_then(|s| s.lease_duration_seconds).map(i64::from),
-    }
-}
-
-fn lease_object(
-    namespace: &str,
-    me: &str,
-    now: DateTime<Utc>,
-    lease_seconds: i64,
-    rv: Option<&str>,
-) -> Lease {
-    Lease {
-        metadata: ObjectMeta {
-            name: Some(LEASE_NAME.into()),
-            namespace: Some(namespace.into()),
-            labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".into(),
-                "e2e-gate".into(),
-            )])),
-            resource_version: rv.map(str::to_string),
-            ..ObjectMeta::default()
-        },
-        spec: Some(LeaseSpec {
-            holder_identity: Some(me.into()),
-            lease_duration_seconds: Some(i32::try_from(lease_seconds).unwrap_or(i32::MAX)),
-            renew_time: Timestamp::from_microsecond(now.timestamp_micros())
-                .ok()
-                .map(MicroTime),
-            ..LeaseSpec::default()
-        }),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use chrono::TimeZone;
+
+    /// Serves `app` on a local port (a stand-in API server); a client config for it.
+    pub(crate) async fn serve(app: axum::Router) -> kube::Config {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        kube::Config::new(url.parse().expect("url"))
+    }
 
     // Regression: a node deleted between patch_node's GET and its PATCH was an API error
     // (the run failed) instead of NodeGone (the engine moves on), as the cached path says.
@@ -566,13 +515,7 @@ mod tests {
             get(move || async move { Json(node) })
                 .patch(move || async move { (StatusCode::NOT_FOUND, Json(gone)) }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let cluster =
-            KubeCluster::from_config(kube::Config::new(url.parse().expect("url"))).expect("client");
+        let cluster = KubeCluster::from_config(serve(app).await).expect("client");
         let r = cluster
             .patch_node("n1", |_| NodePatch {
                 unschedulable: Some(true),
@@ -580,22 +523,5 @@ mod tests {
             })
             .await;
         assert!(matches!(r, Err(KubeError::NodeGone { .. })), "{r:?}");
-    }
-
-    #[test]
-    fn lease_object_round_trips_through_view() {
-        let now = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
-        let l = lease_object(
-            "kube-system",
-            "me@host",
-            now,
-            lease::LEASE_SECONDS,
-            Some("7"),
-        );
-        assert_eq!(l.metadata.resource_version.as_deref(), Some("7"));
-        let v = lease_view(&l);
-        assert_eq!(v.holder.as_deref(), Some("me@host"));
-        assert_eq!(v.renew_time, Some(now));
-        assert_eq!(v.duration_seconds, Some(lease::LEASE_SECONDS));
     }
 }

@@ -1,22 +1,16 @@
-//! The single-writer lock, **pure** decision part: given the Lease as read, may this
-//! engine hold it? The kube calls (create / replace with resourceVersion) live in the
-//! adapter; a conflict (409) means another writer won and the decision is re-made.
+//! The single-writer lock, **pure** part: given the Lease as read, may this engine hold
+//! it, and the Lease it writes. The kube calls (create / replace with resourceVersion) live in
+//! the adapter; a conflict (409) means another writer won and the decision is re-made.
 
+use super::state::LEASE_NAME;
 use chrono::{DateTime, Duration, Utc};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use std::collections::BTreeMap;
 
 /// Default lease duration; the holder renews at a third of it.
 pub(crate) const LEASE_SECONDS: i64 = 30;
-
-/// The fields of a `coordination.k8s.io/v1` Lease that matter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LeaseView {
-    /// `spec.holderIdentity`.
-    pub holder: Option<String>,
-    /// `spec.renewTime`.
-    pub renew_time: Option<DateTime<Utc>>,
-    /// `spec.leaseDurationSeconds`.
-    pub duration_seconds: Option<i64>,
-}
 
 /// What to do with the Lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,17 +29,24 @@ pub(crate) enum LeaseDecision {
     },
 }
 
-/// Decides for identity `me` at `now`.
-pub(crate) fn decide(current: Option<&LeaseView>, me: &str, now: DateTime<Utc>) -> LeaseDecision {
+/// Decides for identity `me` at `now`, from the Lease as read (`None`: there is none).
+pub(crate) fn decide(current: Option<&Lease>, me: &str, now: DateTime<Utc>) -> LeaseDecision {
     let Some(l) = current else {
         return LeaseDecision::Create;
     };
-    match l.holder.as_deref().filter(|h| !h.is_empty()) {
+    let spec = l.spec.as_ref();
+    match spec
+        .and_then(|s| s.holder_identity.as_deref())
+        .filter(|h| !h.is_empty())
+    {
         Some(h) if h == me => LeaseDecision::Renew,
         None => LeaseDecision::TakeOver,
         Some(h) => {
-            let until = l.renew_time.unwrap_or(now - Duration::days(365))
-                + Duration::seconds(l.duration_seconds.unwrap_or(LEASE_SECONDS));
+            let renewed = spec.and_then(|s| s.renew_time.as_ref());
+            let seconds = spec.and_then(|s| s.lease_duration_seconds).map(i64::from);
+            let until = renewed.map_or(now - Duration::days(365), |t| {
+                crate::kube_time::to_chrono(t.0)
+            }) + Duration::seconds(seconds.unwrap_or(LEASE_SECONDS));
             if until <= now {
                 LeaseDecision::TakeOver
             } else {
@@ -58,6 +59,38 @@ pub(crate) fn decide(current: Option<&LeaseView>, me: &str, now: DateTime<Utc>) 
     }
 }
 
+/// The Lease `me` writes at `now`: over `current` (its resourceVersion as the precondition,
+/// and its annotations, the run-wide state such as the base capacity, kept), or a new one.
+pub(crate) fn object(
+    namespace: &str,
+    me: &str,
+    now: DateTime<Utc>,
+    lease_seconds: i64,
+    current: Option<&Lease>,
+) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(LEASE_NAME.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".into(),
+                "e2e-gate".into(),
+            )])),
+            resource_version: current.and_then(|l| l.metadata.resource_version.clone()),
+            annotations: current.and_then(|l| l.metadata.annotations.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(me.into()),
+            lease_duration_seconds: Some(i32::try_from(lease_seconds).unwrap_or(i32::MAX)),
+            renew_time: Timestamp::from_microsecond(now.timestamp_micros())
+                .ok()
+                .map(MicroTime),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,10 +99,18 @@ mod tests {
     #[test]
     fn table() {
         let now = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
-        let lease = |h: Option<&str>, ago: i64| LeaseView {
-            holder: h.map(str::to_string),
-            renew_time: Some(now - Duration::seconds(ago)),
-            duration_seconds: Some(30),
+        let lease = |h: Option<&str>, ago: i64| {
+            let mut l = object(
+                "kube-system",
+                h.unwrap_or(""),
+                now - Duration::seconds(ago),
+                30,
+                None,
+            );
+            if let Some(s) = l.spec.as_mut().filter(|_| h.is_none()) {
+                s.holder_identity = None;
+            }
+            l
         };
         assert_eq!(decide(None, "me", now), LeaseDecision::Create);
         assert_eq!(
@@ -89,6 +130,26 @@ mod tests {
             LeaseDecision::HeldBy {
                 holder: "other".into(),
                 until: now + Duration::seconds(20)
+            }
+        );
+    }
+
+    #[test]
+    fn a_written_lease_reads_back_and_keeps_the_run_state() {
+        let now = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
+        let mut before = object("kube-system", "old", now, LEASE_SECONDS, None);
+        before.metadata.resource_version = Some("7".into());
+        before.metadata.annotations = Some(BTreeMap::from([("k".into(), "v".into())]));
+        let l = object("kube-system", "me@host", now, LEASE_SECONDS, Some(&before));
+        assert_eq!(l.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(l.metadata.annotations, before.metadata.annotations);
+        // Holder, renew time and duration read back as written.
+        assert_eq!(decide(Some(&l), "me@host", now), LeaseDecision::Renew);
+        assert_eq!(
+            decide(Some(&l), "other", now),
+            LeaseDecision::HeldBy {
+                holder: "me@host".into(),
+                until: now + Duration::seconds(LEASE_SECONDS)
             }
         );
     }

@@ -33,26 +33,19 @@ impl PoolAmount {
         }
     }
 
-    /// For a pool of `size` nodes.
-    fn resolve(&self, size: u32, up: bool) -> u32 {
-        if !self.percent {
-            return self.n;
-        }
-        let scaled = u64::from(size) * u64::from(self.n);
+    /// For a pool of `size` nodes (rounding up for `up`). Before the sizes are known
+    /// (`None`) a percentage stands for "some".
+    fn resolve(&self, size: Option<u32>, up: bool) -> u32 {
+        let scaled = match size {
+            _ if !self.percent => return self.n,
+            None => return u32::from(self.n > 0),
+            Some(size) => u64::from(size) * u64::from(self.n),
+        };
         (if up {
             scaled.div_ceil(100)
         } else {
             scaled / 100
         }) as u32
-    }
-
-    /// Before the sizes are known a percentage stands for "some".
-    fn unresolved(&self) -> u32 {
-        if self.percent {
-            u32::from(self.n > 0)
-        } else {
-            self.n
-        }
     }
 }
 
@@ -209,7 +202,7 @@ pub(crate) fn resolve_limits(
             ));
         }
         if let Some(v) = defaults.first() {
-            *of(&mut default_limits, surge) = v.unresolved();
+            *of(&mut default_limits, surge) = v.resolve(None, surge);
         }
     }
     let mut limits: BTreeMap<String, PoolLimits> = BTreeMap::new();
@@ -219,7 +212,7 @@ pub(crate) fn resolve_limits(
         let mut l = default_limits;
         for (_, values, surge) in flags {
             for v in values.iter().filter(|v| v.pool.is_none()) {
-                *of(&mut l, surge) = v.resolve(*size, surge);
+                *of(&mut l, surge) = v.resolve(Some(*size), surge);
             }
         }
         if l != default_limits {
@@ -229,10 +222,7 @@ pub(crate) fn resolve_limits(
     for (_, values, surge) in flags {
         for v in values {
             let Some(p) = &v.pool else { continue };
-            let n = match sizes.and_then(|s| s.get(p)) {
-                Some(size) => v.resolve(*size, surge),
-                None => v.unresolved(),
-            };
+            let n = v.resolve(sizes.and_then(|s| s.get(p)).copied(), surge);
             *of(limits.entry(p.clone()).or_insert(default_limits), surge) = n;
         }
     }

@@ -35,41 +35,50 @@ pub enum LbState {
     OutOfService,
 }
 
-/// One instance of a pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One instance of a pool. Deserializes from the exec protocol's `instances` entries
+/// ([`super::exec_pool`]), which have no `pool`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// Cloud id (matches the Node's `spec.providerID` suffix).
     pub id: String,
     /// Pool.
+    #[serde(skip_deserializing)]
     pub pool: String,
     /// Zone.
     pub zone: String,
     /// Kubelet version of the launch template it was started from.
     pub version: String,
-    /// Lifecycle.
+    /// Lifecycle (the exec protocol's `state`).
+    #[serde(rename = "state")]
     pub lifecycle: InstanceLifecycle,
     /// LB state, when the pool backs a load balancer.
     pub lb: Option<LbState>,
 }
 
-/// One pool (group) as the cloud reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One pool (group) as the cloud reports it. Deserializes from the exec protocol's `groups`
+/// entries ([`super::exec_pool`]; `zones`, `load_balancer`; never spread).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PoolGroup {
     /// Name.
     pub name: String,
     /// Desired capacity per zone (zones the pool can launch in, possibly 0). For a pool
     /// whose group spans zones ([`PoolGroup::spread`]): its live instances per zone, the
     /// group's desired size in total.
+    #[serde(rename = "zones")]
     pub desired_per_zone: BTreeMap<String, u32>,
     /// One group spans the zones (an EKS managed node group): its size is one number and the
     /// cloud picks each new instance's zone, so a replacement may land in another zone than
     /// the node it replaces.
+    #[serde(skip_deserializing)]
     pub spread: bool,
     /// Upper bound of the pool's total size.
     pub max_size: u32,
     /// Kubelet version new instances get.
     pub version: String,
     /// Whether instances are registered at a load balancer.
+    #[serde(rename = "load_balancer", default)]
     pub backs_load_balancer: bool,
     /// Recent launch → InService seconds, if the cloud knows.
     pub boot_seconds: Option<u64>,

@@ -242,12 +242,7 @@ mod tests {
                 "/sim/cloud/instances/{id}/terminate",
                 post(move || async move { (code, Json(status_body)) }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let config = kube::Config::new(url.parse().expect("url"));
+        let config = crate::upgrade::kube_cluster::tests::serve(app).await;
         SimNodePool::new(kube::Client::try_from(config).expect("client"))
     }
 

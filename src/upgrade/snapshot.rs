@@ -6,10 +6,10 @@
 use crate::quantity::{self, QuantityError};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Node labels that name the node's pool, first match wins. Nodes without any of them
@@ -81,7 +81,7 @@ pub enum SnapshotError {
 }
 
 /// CPU, memory and pod-slot amounts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Resources {
     /// CPU in millicores.
     pub cpu_millis: u64,
@@ -117,7 +117,7 @@ impl Resources {
 }
 
 /// A node taint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaintInfo {
     /// Key.
     pub key: String,
@@ -128,7 +128,7 @@ pub struct TaintInfo {
 }
 
 /// A pod toleration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TolerationInfo {
     /// Key; `None` with `Exists` tolerates every key.
     pub key: Option<String>,
@@ -151,7 +151,7 @@ impl TolerationInfo {
 }
 
 /// What the engine needs to know about a node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     /// Node name.
     pub name: String,
@@ -178,7 +178,7 @@ pub struct NodeInfo {
 }
 
 /// The controlling owner of a pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerInfo {
     /// Owner kind (`ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`, …).
     pub kind: String,
@@ -187,7 +187,7 @@ pub struct OwnerInfo {
 }
 
 /// What the engine needs to know about a pod.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodInfo {
     /// Namespace.
     pub namespace: String,
@@ -236,7 +236,7 @@ impl PodInfo {
 }
 
 /// An integer or a percentage (`minAvailable`, `maxUnavailable`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntOrPercent {
     /// Absolute count.
     Int(i32),
@@ -267,7 +267,7 @@ impl std::fmt::Display for IntOrPercent {
 }
 
 /// `status` of a PodDisruptionBudget as last observed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PdbStatus {
     /// `disruptionsAllowed`.
     pub disruptions_allowed: i32,
@@ -280,7 +280,7 @@ pub struct PdbStatus {
 }
 
 /// What the engine needs to know about a PodDisruptionBudget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PdbInfo {
     /// Namespace.
     pub namespace: String,
@@ -333,7 +333,7 @@ impl PdbInfo {
 }
 
 /// A node pool as the planner sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolInfo {
     /// Pool name.
     pub name: String,
@@ -368,7 +368,7 @@ impl PoolInfo {
 }
 
 /// Everything the planner and the state machine read. Sorted by name for determinism.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// Nodes, sorted by name.
     pub nodes: Vec<NodeInfo>,
@@ -393,6 +393,28 @@ pub struct ClusterObjects {
     pub pvcs: Vec<PersistentVolumeClaim>,
     /// PersistentVolumes, for their zone affinity.
     pub pvs: Vec<PersistentVolume>,
+}
+
+/// The cpu, memory and pods amounts of a resource list (`allocatable`, a container's
+/// requests); a bad quantity names `object`.
+fn resources(
+    list: Option<&BTreeMap<String, Quantity>>,
+    object: &str,
+) -> Result<Resources, SnapshotError> {
+    let mut r = Resources::default();
+    for (k, q) in list.into_iter().flatten() {
+        let wrap = |source| SnapshotError::Quantity {
+            object: object.to_string(),
+            source,
+        };
+        match k.as_str() {
+            "cpu" => r.cpu_millis = quantity::cpu_millis(&q.0).map_err(wrap)?,
+            "memory" => r.memory_bytes = quantity::base_units(&q.0).map_err(wrap)?,
+            "pods" => r.pods = quantity::base_units(&q.0).map_err(wrap)?,
+            _ => {}
+        }
+    }
+    Ok(r)
 }
 
 fn first_label(labels: &BTreeMap<String, String>, keys: &[&str]) -> Option<String> {
@@ -444,23 +466,7 @@ impl NodeInfo {
         let labels = n.metadata.labels.clone().unwrap_or_default();
         let status = n.status.as_ref();
         let spec = n.spec.as_ref();
-        let mut allocatable = Resources::default();
-        for (k, q) in status
-            .and_then(|s| s.allocatable.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let wrap = |source| SnapshotError::Quantity {
-                object: object.clone(),
-                source,
-            };
-            match k.as_str() {
-                "cpu" => allocatable.cpu_millis = quantity::cpu_millis(&q.0).map_err(wrap)?,
-                "memory" => allocatable.memory_bytes = quantity::base_units(&q.0).map_err(wrap)?,
-                "pods" => allocatable.pods = quantity::base_units(&q.0).map_err(wrap)?,
-                _ => {}
-            }
-        }
+        let allocatable = resources(status.and_then(|s| s.allocatable.as_ref()), &object)?;
         Ok(NodeInfo {
             pool: first_label(&labels, POOL_LABELS).unwrap_or_else(|| DEFAULT_POOL.to_string()),
             zone: first_label(&labels, ZONE_KEYS).unwrap_or_else(|| UNKNOWN_ZONE.to_string()),
@@ -552,23 +558,11 @@ fn pod_info(
         ..Resources::default()
     };
     for c in spec.map(|s| s.containers.as_slice()).unwrap_or_default() {
-        for (k, q) in c
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let wrap = |source| SnapshotError::Quantity {
-                object: object.clone(),
-                source,
-            };
-            match k.as_str() {
-                "cpu" => requests.cpu_millis += quantity::cpu_millis(&q.0).map_err(wrap)?,
-                "memory" => requests.memory_bytes += quantity::base_units(&q.0).map_err(wrap)?,
-                _ => {}
-            }
-        }
+        let r = resources(
+            c.resources.as_ref().and_then(|r| r.requests.as_ref()),
+            &object,
+        )?;
+        requests = requests.plus(Resources { pods: 0, ..r });
     }
     let mut volume_zones: Option<BTreeSet<String>> = None;
     let mut has_pvc = false;
