@@ -29,7 +29,8 @@ pub(crate) async fn start(cluster: &ClusterHandle) -> Result<KubeWatchRun, Strin
 enum Change {
     Pdb(Event<PodDisruptionBudget>),
     Slice(Event<EndpointSlice>),
-    Node(Event<Node>),
+    /// Boxed: a Node is much larger than the other objects.
+    Node(Box<Event<Node>>),
     /// The initial list of this resource is complete.
     Synced(&'static str),
     Failed(&'static str, String),
@@ -73,7 +74,7 @@ impl KubeWatchRun {
         let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
         streams.push(watch(client.clone(), "poddisruptionbudgets", Change::Pdb));
         streams.push(watch(client.clone(), "endpointslices", Change::Slice));
-        streams.push(watch(client, "nodes", Change::Node));
+        streams.push(watch(client, "nodes", |ev| Change::Node(Box::new(ev))));
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut state = State::default();
@@ -156,14 +157,17 @@ impl State {
             Change::Pdb(Event::Delete(p)) => self.timeline.forget(&pdb_subject(&p), t),
             Change::Slice(Event::Apply(s) | Event::InitApply(s)) => self.slice(&s, false, t),
             Change::Slice(Event::Delete(s)) => self.slice(&s, true, t),
-            Change::Node(Event::Apply(n) | Event::InitApply(n)) if cordoned(&n) => {
-                self.cordoned.insert(n.name_any());
-            }
-            Change::Node(Event::Apply(n) | Event::InitApply(n) | Event::Delete(n)) => {
-                self.cordoned.remove(&n.name_any());
-            }
+            Change::Node(ev) => match *ev {
+                Event::Apply(n) | Event::InitApply(n) if cordoned(&n) => {
+                    self.cordoned.insert(n.name_any());
+                }
+                Event::Apply(n) | Event::InitApply(n) | Event::Delete(n) => {
+                    self.cordoned.remove(&n.name_any());
+                }
+                Event::Init | Event::InitDone => {}
+            },
             // The start of an initial list (its end came as `Synced`).
-            Change::Pdb(_) | Change::Slice(_) | Change::Node(_) => {}
+            Change::Pdb(_) | Change::Slice(_) => {}
             Change::Synced(what) => {
                 self.synced.insert(what);
             }
