@@ -235,7 +235,7 @@ async fn run(
         ready: &Ready,
         runner: &runner,
         upgrade,
-        watch_availability: false,
+        availability: None,
         statuses: Some(&statuses),
         profile: p,
         suites,

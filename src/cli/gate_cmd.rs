@@ -218,7 +218,7 @@ pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
         runner: &docker as &dyn ContainerRunner,
         // The engine needs a cloud: the simulated cluster's, or the profile's pool command.
         upgrade: upgrader.as_ref().map(|u| u as &dyn gate::UpgradeRunner),
-        watch_availability: true,
+        availability: Some(&gate::availability::kube_watch::KubeAvailabilityWatch),
         statuses: statuses.as_ref(),
         profile: &profile,
         suites: &suites,

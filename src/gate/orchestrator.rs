@@ -1,7 +1,7 @@
 //! The gate's steps in order: Up → Ready → Upgrade → each suite → Down. Down runs on every
 //! path (failure, SIGTERM) unless the profile keeps the cluster. Every step is recorded.
 
-use super::availability::{self, kube_watch, AvailabilityReport};
+use super::availability::{self, AvailabilityReport, AvailabilityWatch};
 use super::profile::Profile;
 use super::steps::{StepOutcome, StepRecorder};
 use super::suites::run_suites;
@@ -85,9 +85,9 @@ pub struct GateInputs<'a> {
     pub runner: &'a dyn ContainerRunner,
     /// Rolls the cluster's nodes to the profile's target version, when it has one.
     pub upgrade: Option<&'a dyn UpgradeRunner>,
-    /// Measure availability with the gate's own watches while the upgrade runs (without, the
-    /// engine's own `pdb_violation_seconds` is judged instead).
-    pub watch_availability: bool,
+    /// Measures availability while the upgrade runs (without one, the engine's own
+    /// `pdb_violation_seconds` is judged instead).
+    pub availability: Option<&'a dyn AvailabilityWatch>,
     /// GitHub statuses, when a repository and commit are known.
     pub statuses: Option<&'a StatusPublisher>,
     /// The resolved profile.
@@ -273,15 +273,15 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
                 st.pending(UPGRADE_CONTEXT, &format!("rolling every node to {v}"))
                     .await;
             }
-            let probe = match inp.watch_availability {
-                true => match kube_watch::start(h).await {
+            let probe = match inp.availability {
+                Some(a) => match a.start(h).await {
                     Ok(run) => Some(run),
                     Err(why) => {
                         availability_error = Some(why);
                         None
                     }
                 },
-                false => None,
+                None => None,
             };
             let result = u
                 .upgrade(h, v, &inp.artifacts.join("upgrade-report.json"))
@@ -290,7 +290,10 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
                 availability_report = Some(run.stop().await);
             }
             // With the gate's own probe, disruption is judged in the Availability step.
-            let engine_threshold = (!inp.watch_availability).then_some(p.max_disruption_seconds);
+            let engine_threshold = inp
+                .availability
+                .is_none()
+                .then_some(p.max_disruption_seconds);
             match result {
                 Ok(summary) => match judge(&summary, engine_threshold) {
                     Ok(facts) => {
@@ -309,7 +312,7 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
     let upgrade_ran = !matches!(upgrade, StepOutcome::Skipped(_));
     steps.record("Upgrade", upgrade_took, upgrade.clone());
     let mut availability_outcome = None;
-    if inp.watch_availability && upgrade_ran {
+    if inp.availability.is_some() && upgrade_ran {
         let outcome = match (&availability_report, &availability_error) {
             (_, Some(why)) => StepOutcome::Failed(format!("availability not measured: {why}")),
             (Some(r), None) => match availability::judge(r, p.max_disruption_seconds) {

@@ -3,6 +3,7 @@
 //! as an error, so "no disruption seen" never stands in for "could not look".
 
 use super::timeline::{AvailabilityReport, Subject, Timeline};
+use super::{AvailabilityWatch, RunningWatch};
 use crate::cluster::ClusterHandle;
 use futures::stream::{BoxStream, SelectAll, StreamExt};
 use k8s_openapi::api::core::v1::Node;
@@ -18,12 +19,18 @@ use tokio_util::sync::CancellationToken;
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Starts watching the cluster through its kubeconfig; time 0 is now. `Err` says why it cannot.
-pub(crate) async fn start(cluster: &ClusterHandle) -> Result<KubeWatchRun, String> {
-    let kube = crate::upgrade::kube_cluster::KubeCluster::connect(Some(&cluster.kubeconfig), None)
-        .await
-        .map_err(|e| format!("availability probe: {e}"))?;
-    Ok(KubeWatchRun::start(kube.client()))
+/// Starts [`KubeWatchRun`]s with the cluster's kubeconfig.
+pub(crate) struct KubeAvailabilityWatch;
+
+#[async_trait::async_trait]
+impl AvailabilityWatch for KubeAvailabilityWatch {
+    async fn start(&self, cluster: &ClusterHandle) -> Result<Box<dyn RunningWatch>, String> {
+        let kube =
+            crate::upgrade::kube_cluster::KubeCluster::connect(Some(&cluster.kubeconfig), None)
+                .await
+                .map_err(|e| format!("availability probe: {e}"))?;
+        Ok(Box::new(KubeWatchRun::start(kube.client())))
+    }
 }
 
 enum Change {
@@ -97,9 +104,9 @@ impl KubeWatchRun {
     }
 }
 
-impl KubeWatchRun {
-    /// Stops watching and reports what was seen.
-    pub(crate) async fn stop(self) -> AvailabilityReport {
+#[async_trait::async_trait]
+impl RunningWatch for KubeWatchRun {
+    async fn stop(self: Box<Self>) -> AvailabilityReport {
         let end = self.started.elapsed().as_secs_f64();
         self.stop.cancel();
         match self.task.await {
