@@ -3,7 +3,7 @@
 //! record of what a run changed on a group (kept as a tag on the group itself, so a resumed
 //! run or `abort` on another machine finds it). No I/O; [`super::aws_pool`] does the calls.
 
-use super::pool::{InstanceLifecycle, LbState, PoolError, PoolGroup};
+use super::pool::{Instance, InstanceLifecycle, LbState, PoolError, PoolGroup};
 use std::collections::BTreeMap;
 
 /// Tag keys that name a group's node pool when `--aws-pool-tag` is not given, first match
@@ -35,18 +35,6 @@ pub(crate) struct LaunchTemplateRef {
     pub version: String,
 }
 
-/// One instance as the group reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AsgInstance {
-    /// `i-…`.
-    pub id: String,
-    pub zone: String,
-    /// `Pending`, `InService`, `Terminating:Wait`, … as AWS spells it.
-    pub lifecycle: String,
-    /// The launch template version it was started from, if reported.
-    pub version: String,
-}
-
 /// One Auto Scaling group, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AsgView {
@@ -55,17 +43,17 @@ pub(crate) struct AsgView {
     pub zones: Vec<String>,
     pub desired: u32,
     pub max: u32,
-    /// Launch template, when it uses one.
-    pub launch_template: Option<LaunchTemplateRef>,
-    /// Why it cannot be pointed at a launch template version (launch configuration, mixed
-    /// instances policy), when so.
-    pub not_a_template: Option<String>,
+    /// Launch template, or why it cannot be pointed at a launch template version (launch
+    /// configuration, mixed instances policy, none).
+    pub launch_template: Result<LaunchTemplateRef, String>,
     pub tags: BTreeMap<String, String>,
     /// ELBv2 target groups.
     pub target_groups: Vec<String>,
     pub classic_lbs: Vec<String>,
     pub suspended: Vec<String>,
-    pub instances: Vec<AsgInstance>,
+    /// As the engine reads them ([`lifecycle`]; version: the launch template version); no
+    /// pool or LB state yet.
+    pub instances: Vec<Instance>,
 }
 
 /// A node pool: one group per zone (CLM and kops style), or one group over several zones
@@ -208,7 +196,7 @@ fn spread_sizes(g: &AsgView, zones: &[String]) -> BTreeMap<String, u32> {
     let mut out: BTreeMap<String, u32> = zones.iter().map(|z| (z.clone(), 0)).collect();
     for i in &g.instances {
         if matches!(
-            lifecycle(&i.lifecycle),
+            i.lifecycle,
             InstanceLifecycle::Pending | InstanceLifecycle::InService
         ) {
             *out.entry(i.zone.clone()).or_default() += 1;
@@ -352,12 +340,11 @@ mod tests {
             zones: zones.iter().map(|z| z.to_string()).collect(),
             desired,
             max: desired + 1,
-            launch_template: Some(LaunchTemplateRef {
+            launch_template: Ok(LaunchTemplateRef {
                 id: Some("lt-1".into()),
                 name: None,
                 version: "3".into(),
             }),
-            not_a_template: None,
             tags: pool
                 .map(|p| BTreeMap::from([("kops.k8s.io/instancegroup".into(), p.into())]))
                 .unwrap_or_default(),
@@ -391,12 +378,14 @@ mod tests {
         assert!(!g.backs_load_balancer);
     }
 
-    fn instance(id: &str, zone: &str, state: &str) -> AsgInstance {
-        AsgInstance {
+    fn instance(id: &str, zone: &str, state: &str) -> Instance {
+        Instance {
             id: id.into(),
+            pool: String::new(),
             zone: zone.into(),
-            lifecycle: state.into(),
             version: "3".into(),
+            lifecycle: lifecycle(state),
+            lb: None,
         }
     }
 

@@ -11,9 +11,7 @@
 //! the end of the run or `abort` restores exactly that.
 
 use super::api_count::ApiCallCounter;
-use super::aws_layout::{
-    self as layout, AsgInstance, AsgView, Held, LaunchTemplateRef, PoolLayout,
-};
+use super::aws_layout::{self as layout, AsgView, Held, LaunchTemplateRef, PoolLayout};
 use super::pool::{Instance, InstanceLifecycle, NodePool, PoolError, PoolGroup, SizeAfter};
 use async_trait::async_trait;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -103,32 +101,26 @@ impl AwsNodePool {
 
     /// Reads groups: all of the cluster's (by tag), or the named ones.
     async fn describe(&self, names: &[String]) -> Result<Vec<AsgView>, PoolError> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            self.calls.record("DescribeAutoScalingGroups");
-            let mut req = self.asg.describe_auto_scaling_groups().max_records(100);
-            if names.is_empty() {
-                req = req.filters(
-                    asg::Filter::builder()
-                        .name("tag-key")
-                        .values(format!("kubernetes.io/cluster/{}", self.settings.cluster))
-                        .build(),
-                );
-            } else {
-                req = req.set_auto_scaling_group_names(Some(names.to_vec()));
-            }
-            let page = req
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
-            out.extend(page.auto_scaling_groups().iter().map(view));
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
+        let mut req = self.asg.describe_auto_scaling_groups().max_records(100);
+        if names.is_empty() {
+            req = req.filters(
+                asg::Filter::builder()
+                    .name("tag-key")
+                    .values(format!("kubernetes.io/cluster/{}", self.settings.cluster))
+                    .build(),
+            );
+        } else {
+            req = req.set_auto_scaling_group_names(Some(names.to_vec()));
         }
+        let mut pages = req.into_paginator().send();
+        let mut out = Vec::new();
+        // One call per page.
+        while let Some(page) = pages.next().await {
+            self.calls.record("DescribeAutoScalingGroups");
+            let page = page.map_err(|e| api_error("DescribeAutoScalingGroups", e))?;
+            out.extend(page.auto_scaling_groups().iter().map(view));
+        }
+        Ok(out)
     }
 
     /// The pool's layout, reading the groups the first time.
@@ -318,19 +310,18 @@ where
 }
 
 fn view(g: &asg::AutoScalingGroup) -> AsgView {
-    let launch_template = g.launch_template().map(|t| LaunchTemplateRef {
-        id: t.launch_template_id().map(str::to_string),
-        name: t.launch_template_name().map(str::to_string),
-        version: t.version().unwrap_or("$Default").to_string(),
-    });
-    let not_a_template = if g.mixed_instances_policy().is_some() {
-        Some("it uses a mixed instances policy".to_string())
+    let launch_template = if g.mixed_instances_policy().is_some() {
+        Err("it uses a mixed instances policy".to_string())
     } else if let Some(lc) = g.launch_configuration_name() {
-        Some(format!("it uses launch configuration {lc:?}"))
-    } else if launch_template.is_none() {
-        Some("it has no launch template".to_string())
+        Err(format!("it uses launch configuration {lc:?}"))
+    } else if let Some(t) = g.launch_template() {
+        Ok(LaunchTemplateRef {
+            id: t.launch_template_id().map(str::to_string),
+            name: t.launch_template_name().map(str::to_string),
+            version: t.version().unwrap_or("$Default").to_string(),
+        })
     } else {
-        None
+        Err("it has no launch template".to_string())
     };
     AsgView {
         name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
@@ -338,7 +329,6 @@ fn view(g: &asg::AutoScalingGroup) -> AsgView {
         desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
         max: g.max_size().unwrap_or(0).max(0) as u32,
         launch_template,
-        not_a_template,
         tags: g
             .tags()
             .iter()
@@ -354,18 +344,17 @@ fn view(g: &asg::AutoScalingGroup) -> AsgView {
         instances: g
             .instances()
             .iter()
-            .map(|i| AsgInstance {
+            .map(|i| Instance {
                 id: i.instance_id().unwrap_or_default().to_string(),
+                pool: String::new(),
                 zone: i.availability_zone().unwrap_or_default().to_string(),
-                lifecycle: i
-                    .lifecycle_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
                 version: i
                     .launch_template()
                     .and_then(|t| t.version())
                     .unwrap_or_default()
                     .to_string(),
+                lifecycle: layout::lifecycle(i.lifecycle_state().map_or("", |s| s.as_str())),
+                lb: None,
             })
             .collect(),
     }
@@ -404,7 +393,7 @@ impl NodePool for AwsNodePool {
             p.groups.values().all(|g| {
                 g.instances
                     .iter()
-                    .filter(|i| layout::lifecycle(&i.lifecycle) == InstanceLifecycle::InService)
+                    .filter(|i| i.lifecycle == InstanceLifecycle::InService)
                     .all(|i| {
                         g.target_groups.iter().all(|tg| {
                             healthy
@@ -441,11 +430,7 @@ impl NodePool for AwsNodePool {
             .flat_map(|g| {
                 let health = &health;
                 g.instances.iter().map(move |i| Instance {
-                    id: i.id.clone(),
                     pool: pool.to_string(),
-                    zone: i.zone.clone(),
-                    version: i.version.clone(),
-                    lifecycle: layout::lifecycle(&i.lifecycle),
                     lb: (!g.target_groups.is_empty()).then(|| {
                         layout::lb_state(
                             g.target_groups.iter().map(|tg| {
@@ -453,6 +438,7 @@ impl NodePool for AwsNodePool {
                             }),
                         )
                     }),
+                    ..i.clone()
                 })
             })
             .collect())
@@ -508,10 +494,11 @@ impl NodePool for AwsNodePool {
             let pools: Vec<String> = self.layout.lock().keys().cloned().collect();
             for p in pools {
                 let fresh = self.refresh(&p).await?;
-                let live = fresh.groups.values().flat_map(|g| &g.instances).any(|i| {
-                    i.id == instance
-                        && layout::lifecycle(&i.lifecycle) != InstanceLifecycle::Terminated
-                });
+                let live = fresh
+                    .groups
+                    .values()
+                    .flat_map(|g| &g.instances)
+                    .any(|i| i.id == instance && i.lifecycle != InstanceLifecycle::Terminated);
                 if live {
                     return Err(e);
                 }
@@ -529,17 +516,13 @@ impl NodePool for AwsNodePool {
             let Some(g) = p.group_in(&zone) else {
                 continue;
             };
-            let t = match (&g.launch_template, &g.not_a_template) {
-                (Some(t), None) => t,
-                (_, why) => {
-                    return Err(PoolError::api(format!(
-                        "Auto Scaling group {:?} cannot be pointed at launch template version \
-                         {v:?}: {}",
-                        g.name,
-                        why.as_deref().unwrap_or("it has no launch template")
-                    )))
-                }
-            };
+            let t = g.launch_template.as_ref().map_err(|why| {
+                PoolError::api(format!(
+                    "Auto Scaling group {:?} cannot be pointed at launch template version \
+                     {v:?}: {why}",
+                    g.name
+                ))
+            })?;
             if t.version == v {
                 continue;
             }
@@ -551,7 +534,7 @@ impl NodePool for AwsNodePool {
             self.update_group(&g.name, |u| u.launch_template(spec.clone()))
                 .await?;
             self.update_cached(pool, &g.name, |g| {
-                if let Some(t) = g.launch_template.as_mut() {
+                if let Ok(t) = g.launch_template.as_mut() {
                     t.version = v.clone();
                 }
             });
