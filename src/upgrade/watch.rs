@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::Arc;
 use tokio::sync::watch as notify;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 /// A live cache of one resource kind.
 pub struct Watched<K>
@@ -21,7 +21,8 @@ where
 {
     store: Store<K>,
     changes: notify::Receiver<u64>,
-    task: JoinHandle<()>,
+    /// The watch: stops when the cache is dropped.
+    _task: AbortOnDropHandle<()>,
 }
 
 impl<K> Watched<K>
@@ -49,7 +50,7 @@ where
             cfg = cfg.labels(sel);
         }
         let stream = reflector::reflector(writer, watcher(api, cfg).default_backoff());
-        let task = tokio::spawn(async move {
+        let task = AbortOnDropHandle::new(tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             // A re-list's objects reach the cache together, at InitDone.
             let mut relist: Vec<K> = Vec::new();
@@ -67,11 +68,11 @@ where
                 }
                 tx.send_modify(|n| *n += 1);
             }
-        });
+        }));
         Watched {
             store,
             changes,
-            task,
+            _task: task,
         }
     }
 
@@ -88,15 +89,5 @@ where
     /// Waits for the next event after the last one seen by this handle.
     pub async fn changed(&mut self) {
         let _ = self.changes.changed().await;
-    }
-}
-
-impl<K> Drop for Watched<K>
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
