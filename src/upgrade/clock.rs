@@ -36,11 +36,6 @@ impl Clock {
     pub(crate) fn wall(&self) -> DateTime<Utc> {
         self.origin_wall + chrono::Duration::from_std(self.elapsed()).unwrap_or_default()
     }
-
-    /// Sleeps `d` on tokio's clock.
-    pub(crate) async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
 }
 
 #[cfg(test)]
@@ -51,7 +46,7 @@ mod tests {
     async fn paused_time_moves_monotonic_and_wall_time_together() {
         let c = Clock::start();
         let (t0, w0) = (c.now(), c.wall());
-        c.sleep(Duration::from_secs(3600)).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_eq!(c.now() - t0, Duration::from_secs(3600));
         assert_eq!((c.wall() - w0).num_seconds(), 3600);
         assert_eq!(c.elapsed(), Duration::from_secs(3600));

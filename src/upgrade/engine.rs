@@ -15,7 +15,7 @@ use super::drain_policy::StuckDrainPolicy;
 use super::kube_cluster::{unless_gone, KubeCluster, KubeError};
 use super::node_patch::NodePatch;
 use super::plan::{Plan, PlanOptions};
-use super::pool::{Instance, NodePool, PoolError};
+use super::pool::{Instance, NodePool, PoolError, PoolGroup};
 use super::progress::{progress, EtaTracker, Progress};
 use super::report::UpgradeReport;
 use super::run_meters::RunMeters;
@@ -285,7 +285,7 @@ async fn take_lease(
                 let wait = (until - clock.wall()).to_std().unwrap_or_default()
                     + Duration::from_millis(200);
                 tracing::warn!(%holder, wait_s = wait.as_secs(), "lease held; waiting for it to expire");
-                clock.sleep(wait).await;
+                tokio::time::sleep(wait).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -306,13 +306,13 @@ async fn acquire_lease(
 
 /// Records the run-wide state on the Lease the first time (the versions before the run, for
 /// `abort --cloud`; the base capacity), points the pools' launch templates at the target,
-/// and returns the base capacity and which pools back a load balancer.
+/// and returns every pool the cloud has and the base capacity.
 async fn take_over_cloud(
     cluster: &KubeCluster,
     pool: &dyn NodePool,
     plan: &Plan,
     ns: &str,
-) -> Result<CloudFacts, EngineError> {
+) -> Result<(Vec<PoolGroup>, BTreeMap<PoolZone, u32>), EngineError> {
     let pools: BTreeSet<String> = plan.outdated.iter().map(|n| n.pool.clone()).collect();
     pool.hold(&pools.iter().cloned().collect::<Vec<_>>())
         .await?;
@@ -338,16 +338,6 @@ async fn take_over_cloud(
     for p in &pools {
         pool.set_version(p, &plan.target_version).await?;
     }
-    let backs_lb = groups
-        .iter()
-        .map(|g| (g.name.clone(), g.backs_load_balancer))
-        .collect();
-    let spread = groups
-        .iter()
-        .filter(|g| g.spread)
-        .map(|g| g.name.clone())
-        .collect();
-    let all_pools = groups.iter().map(|g| g.name.clone()).collect();
     let base = match cluster
         .lease_annotation(ns, BASE_CAPACITY_ANNOTATION)
         .await?
@@ -361,24 +351,7 @@ async fn take_over_cloud(
             b
         }
     };
-    Ok(CloudFacts {
-        base,
-        backs_lb,
-        spread,
-        all_pools,
-    })
-}
-
-/// What the cloud says about the rolled pools when a process takes the run over.
-struct CloudFacts {
-    /// Each (pool, zone)'s size before the run.
-    base: BTreeMap<PoolZone, u32>,
-    /// Pools whose instances back a load balancer.
-    backs_lb: BTreeMap<String, bool>,
-    /// Pools whose one group spans zones.
-    spread: BTreeSet<String>,
-    /// Every pool the cloud has.
-    all_pools: Vec<String>,
+    Ok((groups, base))
 }
 
 /// Before the first round: retries replacements that failed in an earlier run, and marks
@@ -457,8 +430,7 @@ async fn apply_held(
         .iter()
         .filter(|n| !nodes0.contains_key(&n.name))
         .count() as u64;
-    let cloud = take_over_cloud(cluster, pool, plan, ns).await?;
-    let all_pools = cloud.all_pools.clone();
+    let (groups, base) = take_over_cloud(cluster, pool, plan, ns).await?;
     let pods0: Vec<PodInfo> = w.pods().into_iter().map(|(p, _)| p).collect();
     let pdbs0: Vec<PdbInfo> = w.pdbs().into_iter().map(|(b, _)| b).collect();
     let mut run = RunContext::new(
@@ -468,13 +440,20 @@ async fn apply_held(
         cfg.min_ready,
         cfg.ready_timeout,
         setup::adopt_run_id(nodes0.values(), &cfg.run_id),
-        cloud.base,
-        cloud.backs_lb,
+        base,
+        groups
+            .iter()
+            .map(|g| (g.name.clone(), g.backs_load_balancer))
+            .collect(),
         &pods0,
         &pdbs0,
     );
     run.replace_on_terminate = pool.replaces_on_terminate();
-    run.spread_pools = cloud.spread;
+    run.spread_pools = groups
+        .iter()
+        .filter(|g| g.spread)
+        .map(|g| g.name.clone())
+        .collect();
     let mut mem = Memory::default();
     prepare_nodes(cluster, &mut w, &run, &mut mem, &clock).await?;
     let mut meters = RunMeters::new(&pods0);
@@ -504,6 +483,7 @@ async fn apply_held(
         // (processes, max sizes). A run that leaves nodes for the next one keeps them held.
         // Every pool, not just this plan's: a run killed after its last node, between two
         // pools' restores, leaves a pool held that no later plan names.
+        let all_pools: Vec<String> = groups.into_iter().map(|g| g.name).collect();
         pool.restore(&all_pools).await?;
     }
     tracing::debug!(at_s = clock.elapsed().as_secs_f64(), "lease released");
