@@ -155,7 +155,8 @@ impl EvictionTokens {
     }
 
     /// A status of `pdb` listed `pod` in `disruptedPods`: it and every later status count
-    /// that pod's eviction.
+    /// that pod's eviction. Also gives `pod`'s token back when its eviction failed, found
+    /// the pod gone, or used no budget.
     pub fn confirm(&mut self, pdb: &str, pod: &str) {
         if let Some(m) = self.unconfirmed.get_mut(pdb) {
             m.remove(pod);
@@ -199,7 +200,7 @@ impl EvictionTokens {
     /// The API refused `pod`'s eviction under `pdb` (429): give the token back and hold
     /// the PDB at zero until the next status observation (or a [`Self::probe`]).
     pub fn refused(&mut self, pdb: &str, pod: &str) {
-        self.give_back(pdb, pod);
+        self.confirm(pdb, pod);
         self.allowed.insert(pdb.to_string(), 0);
     }
 
@@ -207,12 +208,6 @@ impl EvictionTokens {
     pub(crate) fn probe(&mut self, pdb: &str) {
         let a = self.allowed.entry(pdb.to_string()).or_insert(0);
         *a = (*a).max(1);
-    }
-
-    /// Gives `pod`'s token back: its eviction failed, found the pod gone, or used no
-    /// budget.
-    pub(crate) fn give_back(&mut self, pdb: &str, pod: &str) {
-        self.confirm(pdb, pod);
     }
 }
 
@@ -430,7 +425,7 @@ mod tests {
         assert!(matches!(&hold[1].1, Hold::MultiplePdbs { pdbs } if pdbs.len() == 2));
         assert_eq!(hold[2].1, budget("ns/db"));
         assert_eq!(t.available("ns/web"), 0);
-        t.give_back("ns/web", "b");
+        t.confirm("ns/web", "b");
         assert_eq!(t.available("ns/web"), 1);
         // The eviction's own write: a's entry in disruptedPods, the budget one lower.
         t.observe("ns/web", 1);

@@ -399,7 +399,7 @@ impl Memory {
                 // that no later status change might ever release.
                 if *r == Eviction::Gone || !e.pod.ready {
                     for k in &e.covering {
-                        self.tokens.give_back(k, &e.pod.name);
+                        self.tokens.confirm(k, &e.pod.name);
                     }
                 }
                 if *r == Eviction::Evicted {
