@@ -152,7 +152,6 @@ async fn remove_surge(
             Some((id, (marked.iter().any(|m| m == name), created)))
         })
         .collect();
-    let pools: BTreeSet<&str> = base.keys().map(|(p, _)| p.as_str()).collect();
     let spread: BTreeSet<String> = pool
         .groups()
         .await?
@@ -160,7 +159,14 @@ async fn remove_surge(
         .filter(|g| g.spread)
         .map(|g| g.name)
         .collect();
-    for p in pools {
+    // Per pool, the size before the run per zone; a group over several zones put its
+    // replacements where it chose: its surplus is counted over the pool (zone `None`).
+    let mut sizes: BTreeMap<&str, BTreeMap<Option<&str>, u32>> = BTreeMap::new();
+    for ((p, z), n) in base {
+        let zone = (!spread.contains(p)).then_some(z.as_str());
+        *sizes.entry(p).or_default().entry(zone).or_default() += n;
+    }
+    for (p, sizes) in sizes {
         let live: Vec<Instance> = pool
             .instances(p)
             .await?
@@ -172,21 +178,6 @@ async fn remove_surge(
                 )
             })
             .collect();
-        // A group over several zones put its replacements where it chose: its surplus is
-        // counted over the pool, not per zone.
-        let sizes: Vec<(Option<&str>, u32)> = if spread.contains(p) {
-            let total = base
-                .iter()
-                .filter(|((bp, _), _)| bp == p)
-                .map(|(_, n)| n)
-                .sum();
-            vec![(None, total)]
-        } else {
-            base.iter()
-                .filter(|((bp, _), _)| bp == p)
-                .map(|((_, z), n)| (Some(z.as_str()), *n))
-                .collect()
-        };
         for (zone, size) in sizes {
             let here = |i: &&Instance| zone.is_none_or(|z| i.zone == z);
             let mut candidates: Vec<(&Instance, Option<DateTime<Utc>>)> = live

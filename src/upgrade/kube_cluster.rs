@@ -236,11 +236,11 @@ impl KubeCluster {
     ) -> Result<NodeInfo, KubeError> {
         let api = Api::<Node>::all(self.client.clone());
         for _ in 0..PATCH_ATTEMPTS {
-            let node = match api.get(name).await {
-                Ok(n) => n,
-                Err(e) if status_code(&e) == Some(404) => return Err(node_gone(name)),
-                Err(e) => return Err(api_err("get", format!("Node/{name}"))(e)),
-            };
+            let node = api
+                .get_opt(name)
+                .await
+                .map_err(api_err("get", format!("Node/{name}")))?
+                .ok_or_else(|| node_gone(name))?;
             let info = NodeInfo::from_k8s(&node)?;
             let patch = make(&info);
             if patch.is_noop_for(&info) {
@@ -413,7 +413,6 @@ impl KubeCluster {
         // A 409 (another writer created or updated the Lease between our read and our write)
         // is not an error: read again and decide again. Several `apply` started together
         // then see one winner; the others wait for its Lease like for any other holder.
-        let conflict = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 409);
         // Reads and decisions before giving up on a Lease that keeps changing.
         const LEASE_RACE_RETRIES: usize = 5;
         for _ in 0..LEASE_RACE_RETRIES {
@@ -437,7 +436,7 @@ impl KubeCluster {
             };
             match written {
                 Ok(_) => return Ok(()),
-                Err(e) if conflict(&e) => continue,
+                Err(e) if status_code(&e) == Some(409) => continue,
                 Err(e) => return Err(api_err("update", object)(e)),
             }
         }

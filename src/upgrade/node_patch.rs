@@ -4,6 +4,7 @@
 //! a concurrent writer makes the patch fail with 409 instead of losing a taint.
 
 use super::snapshot::{NodeInfo, TaintInfo};
+use k8s_openapi::api::core::v1::Taint;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -99,19 +100,16 @@ impl NodePatch {
         let mut spec = Map::new();
         let after = self.taints_after(&node.taints);
         if after != node.taints {
-            let list: Vec<Value> = after
-                .iter()
-                .map(|t| {
-                    let mut m = Map::new();
-                    m.insert("key".into(), json!(t.key));
-                    if let Some(v) = &t.value {
-                        m.insert("value".into(), json!(v));
-                    }
-                    m.insert("effect".into(), json!(t.effect));
-                    Value::Object(m)
+            let list: Vec<Taint> = after
+                .into_iter()
+                .map(|t| Taint {
+                    key: t.key,
+                    value: t.value,
+                    effect: t.effect,
+                    time_added: None,
                 })
                 .collect();
-            spec.insert("taints".into(), Value::Array(list));
+            spec.insert("taints".into(), json!(list));
         }
         if let Some(u) = self.unschedulable {
             spec.insert("unschedulable".into(), json!(u));

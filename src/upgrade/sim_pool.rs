@@ -125,10 +125,9 @@ impl NodePool for SimNodePool {
             .into_iter()
             .filter(|g| g.pool == pool)
             .flat_map(|g| {
-                let pool = g.pool.clone();
-                g.instances.into_iter().map(move |i| Instance {
+                g.instances.into_iter().map(|i| Instance {
                     id: i.id,
-                    pool: pool.clone(),
+                    pool: pool.to_string(),
                     zone: i.zone,
                     version: i.kubelet_version,
                     // The simulator spells lifecycles as AWS does.

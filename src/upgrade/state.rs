@@ -18,7 +18,7 @@
 
 use super::node_patch::{NodePatch, TaintChange};
 use super::snapshot::NodeInfo;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -322,7 +322,7 @@ impl NodeMarkers {
 
 /// Markers store whole seconds; truncate in memory too so decode(encode(m)) == m.
 fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+    t.trunc_subsecs(0)
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -343,23 +343,21 @@ pub fn encode(m: &NodeMarkers, hard_evacuation: bool) -> NodePatch {
         }
         phase => phase.taint_effect(),
     };
-    let mut a: BTreeMap<String, Option<String>> = BTreeMap::new();
-    a.insert(PHASE_ANNOTATION.into(), Some(m.phase.as_str().into()));
-    a.insert(RUN_ANNOTATION.into(), Some(m.run_id.clone()));
-    a.insert(SINCE_ANNOTATION.into(), m.since.map(ts));
-    a.insert(DRAIN_STARTED_ANNOTATION.into(), m.drain_started.map(ts));
-    a.insert(REASON_ANNOTATION.into(), m.reason.clone());
-    a.insert(
-        AUTOSCALER_PRIOR_ANNOTATION.into(),
-        Some(m.autoscaler_prior.clone().unwrap_or_else(|| ABSENT.into())),
-    );
-    a.insert(
-        CORDONED_ANNOTATION.into(),
-        m.cordoned_by_us.then(|| "true".to_string()),
-    );
-    a.insert(AUTOSCALER_ANNOTATION.into(), Some("true".into()));
+    let a = [
+        (PHASE_ANNOTATION, Some(m.phase.as_str().into())),
+        (RUN_ANNOTATION, Some(m.run_id.clone())),
+        (SINCE_ANNOTATION, m.since.map(ts)),
+        (DRAIN_STARTED_ANNOTATION, m.drain_started.map(ts)),
+        (REASON_ANNOTATION, m.reason.clone()),
+        (
+            AUTOSCALER_PRIOR_ANNOTATION,
+            Some(m.autoscaler_prior.clone().unwrap_or_else(|| ABSENT.into())),
+        ),
+        (CORDONED_ANNOTATION, m.cordoned_by_us.then(|| "true".into())),
+        (AUTOSCALER_ANNOTATION, Some("true".into())),
+    ];
     NodePatch {
-        annotations: a,
+        annotations: a.map(|(k, v)| (k.to_string(), v)).into(),
         labels: BTreeMap::from([(ROLE_LABEL.to_string(), Some("old".to_string()))]),
         taints: vec![TaintChange::Set {
             key: OUTDATED_TAINT_KEY.into(),
