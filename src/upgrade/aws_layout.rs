@@ -56,26 +56,13 @@ pub(crate) struct AsgView {
     pub instances: Vec<Instance>,
 }
 
-/// A node pool: one group per zone (CLM and kops style), or one group over several zones
-/// (an EKS managed node group).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct PoolLayout {
-    /// Group name → group.
-    pub groups: BTreeMap<String, AsgView>,
-}
+/// A node pool, group name → group: one group per zone (CLM and kops style), or one group
+/// over several zones (an EKS managed node group).
+pub(crate) type PoolLayout = BTreeMap<String, AsgView>;
 
-impl PoolLayout {
-    /// The group that launches in `zone`.
-    pub(crate) fn group_in(&self, zone: &str) -> Option<&AsgView> {
-        self.groups
-            .values()
-            .find(|g| g.zones.iter().any(|z| z == zone))
-    }
-
-    /// One group over several zones: the cloud picks each new instance's zone.
-    pub(crate) fn spread(&self) -> bool {
-        self.groups.values().any(|g| g.zones.len() > 1)
-    }
+/// The group of pool `p` that launches in `zone`.
+pub(crate) fn group_in<'a>(p: &'a PoolLayout, zone: &str) -> Option<&'a AsgView> {
+    p.values().find(|g| g.zones.iter().any(|z| z == zone))
 }
 
 /// The pool a group belongs to: the first of `pool_tags` it carries.
@@ -102,7 +89,6 @@ pub(crate) fn layout(
         };
         let entry = out.entry(pool.to_string()).or_default();
         if let Some(other) = entry
-            .groups
             .values()
             .find(|o| o.zones.len() > 1 || g.zones.len() > 1)
         {
@@ -121,7 +107,7 @@ pub(crate) fn layout(
             )));
         }
         for zone in &g.zones {
-            if let Some(other) = entry.group_in(zone) {
+            if let Some(other) = group_in(entry, zone) {
                 return Err(PoolError::api(format!(
                     "pool {pool:?} has two Auto Scaling groups in zone {zone:?}: {:?} and {:?}; \
                      tag only one of them with the pool",
@@ -129,7 +115,7 @@ pub(crate) fn layout(
                 )));
             }
         }
-        entry.groups.insert(g.name.clone(), g.clone());
+        entry.insert(g.name.clone(), g.clone());
     }
     Ok(out)
 }
@@ -139,7 +125,6 @@ pub(crate) fn layout(
 pub(crate) fn pool_version(p: &PoolLayout) -> String {
     // Keyed by each group's first zone: the zone of a per-zone group.
     let versions: BTreeMap<&str, &str> = p
-        .groups
         .values()
         .filter_map(|g| Some((g.zones.first()?, g)))
         .map(|(z, g)| {
@@ -167,7 +152,7 @@ pub(crate) fn pool_version(p: &PoolLayout) -> String {
 /// The engine's view of a pool.
 pub(crate) fn pool_group(name: &str, p: &PoolLayout) -> PoolGroup {
     let mut desired_per_zone = BTreeMap::new();
-    for g in p.groups.values() {
+    for g in p.values() {
         match g.zones.as_slice() {
             [zone] => {
                 desired_per_zone.insert(zone.clone(), g.desired);
@@ -178,14 +163,14 @@ pub(crate) fn pool_group(name: &str, p: &PoolLayout) -> PoolGroup {
     PoolGroup {
         name: name.to_string(),
         desired_per_zone,
-        max_size: p.groups.values().map(|g| g.max).sum(),
+        max_size: p.values().map(|g| g.max).sum(),
         version: pool_version(p),
         backs_load_balancer: p
-            .groups
             .values()
             .any(|g| !g.target_groups.is_empty() || !g.classic_lbs.is_empty()),
         boot_seconds: None,
-        spread: p.spread(),
+        // One group over several zones: the cloud picks each new instance's zone.
+        spread: p.values().any(|g| g.zones.len() > 1),
     }
 }
 
@@ -238,8 +223,7 @@ pub(crate) fn versions_to_set(
     }
     let is_kubelet = v.starts_with('v') && v[1..].starts_with(|c: char| c.is_ascii_digit());
     let ver = if is_kubelet { template_version } else { v };
-    Ok(p.groups
-        .values()
+    Ok(p.values()
         .filter_map(|g| g.zones.first())
         .map(|z| (z.clone(), ver.to_string()))
         .collect())
@@ -415,7 +399,7 @@ mod tests {
             g.desired_per_zone,
             BTreeMap::from([("a".into(), 1), ("b".into(), 1), ("c".into(), 0)])
         );
-        assert_eq!(l["ng"].group_in("c").map(|g| g.name.as_str()), Some("ng"));
+        assert_eq!(group_in(&l["ng"], "c").map(|g| g.name.as_str()), Some("ng"));
     }
 
     #[test]
@@ -471,8 +455,7 @@ mod tests {
                 ("b".into(), "$Latest".into())
             ])
         );
-        p.groups
-            .get_mut("b")
+        p.get_mut("b")
             .unwrap()
             .launch_template
             .as_mut()

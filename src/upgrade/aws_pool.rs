@@ -144,7 +144,7 @@ impl AwsNodePool {
             .layout
             .lock()
             .get_mut(pool)
-            .and_then(|p| p.groups.get_mut(group))
+            .and_then(|p| p.get_mut(group))
         {
             f(g);
         }
@@ -153,11 +153,9 @@ impl AwsNodePool {
     /// Re-reads the pool's groups (one call) and refreshes the cache.
     async fn refresh(&self, pool: &str) -> Result<PoolLayout, PoolError> {
         let known = self.pool(pool).await?;
-        let names: Vec<String> = known.groups.keys().cloned().collect();
+        let names: Vec<String> = known.keys().cloned().collect();
         let fresh = self.describe(&names).await?;
-        let p = PoolLayout {
-            groups: fresh.into_iter().map(|g| (g.name.clone(), g)).collect(),
-        };
+        let p: PoolLayout = fresh.into_iter().map(|g| (g.name.clone(), g)).collect();
         self.layout.lock().insert(pool.to_string(), p.clone());
         Ok(p)
     }
@@ -377,7 +375,7 @@ impl NodePool for AwsNodePool {
 
     async fn instances(&self, pool: &str) -> Result<Vec<Instance>, PoolError> {
         let p = self.refresh(pool).await?;
-        if let Some(g) = p.groups.values().find(|g| !g.classic_lbs.is_empty()) {
+        if let Some(g) = p.values().find(|g| !g.classic_lbs.is_empty()) {
             return Err(PoolError::api(format!(
                 "Auto Scaling group {:?} uses classic load balancers ({}): --cloud aws reads \
                  ELBv2 target health only, and would not know when a new node serves",
@@ -390,7 +388,7 @@ impl NodePool for AwsNodePool {
         let now = std::time::Instant::now();
         let known = {
             let healthy = self.healthy.lock();
-            p.groups.values().all(|g| {
+            p.values().all(|g| {
                 g.instances
                     .iter()
                     .filter(|i| i.lifecycle == InstanceLifecycle::InService)
@@ -410,10 +408,7 @@ impl NodePool for AwsNodePool {
                 .map(|k| (k.clone(), "healthy".into()))
                 .collect()
         } else {
-            let tgs = p
-                .groups
-                .values()
-                .flat_map(|g| g.target_groups.iter().cloned());
+            let tgs = p.values().flat_map(|g| g.target_groups.iter().cloned());
             let h = self.target_health(&tgs.collect()).await?;
             let mut healthy = self.healthy.lock();
             for (k, state) in &h {
@@ -425,8 +420,7 @@ impl NodePool for AwsNodePool {
             }
             h
         };
-        Ok(p.groups
-            .values()
+        Ok(p.values()
             .flat_map(|g| {
                 let health = &health;
                 g.instances.iter().map(move |i| Instance {
@@ -446,7 +440,7 @@ impl NodePool for AwsNodePool {
 
     async fn set_desired(&self, pool: &str, zone: &str, desired: u32) -> Result<(), PoolError> {
         let p = self.pool(pool).await?;
-        let g = p.group_in(zone).ok_or_else(|| PoolError::UnknownZone {
+        let g = layout::group_in(&p, zone).ok_or_else(|| PoolError::UnknownZone {
             pool: pool.to_string(),
             zone: zone.to_string(),
         })?;
@@ -463,7 +457,7 @@ impl NodePool for AwsNodePool {
 
     async fn set_sizes(&self, pool: &str, sizes: &BTreeMap<String, u32>) -> Result<(), PoolError> {
         let p = self.pool(pool).await?;
-        for g in p.groups.values() {
+        for g in p.values() {
             if g.zones.len() > 1 {
                 let total = g.zones.iter().filter_map(|z| sizes.get(z)).sum();
                 self.set_group_desired(pool, g, total).await?;
@@ -495,7 +489,6 @@ impl NodePool for AwsNodePool {
             for p in pools {
                 let fresh = self.refresh(&p).await?;
                 let live = fresh
-                    .groups
                     .values()
                     .flat_map(|g| &g.instances)
                     .any(|i| i.id == instance && i.lifecycle != InstanceLifecycle::Terminated);
@@ -513,7 +506,7 @@ impl NodePool for AwsNodePool {
         let want = layout::versions_to_set(&p, version, &self.settings.launch_template_version)
             .map_err(PoolError::api)?;
         for (zone, v) in want {
-            let Some(g) = p.group_in(&zone) else {
+            let Some(g) = layout::group_in(&p, &zone) else {
                 continue;
             };
             let t = g.launch_template.as_ref().map_err(|why| {
@@ -544,7 +537,7 @@ impl NodePool for AwsNodePool {
 
     async fn hold(&self, pools: &[String]) -> Result<(), PoolError> {
         for pool in pools {
-            for g in self.pool(pool).await?.groups.values() {
+            for g in self.pool(pool).await?.values() {
                 // The record goes first: a crash after it and before the suspension leaves a
                 // record of processes not suspended yet, which resuming does no harm to.
                 let held = match Held::recorded(g) {
@@ -580,7 +573,7 @@ impl NodePool for AwsNodePool {
 
     async fn restore(&self, pools: &[String]) -> Result<(), PoolError> {
         for pool in pools {
-            for g in self.refresh(pool).await?.groups.values() {
+            for g in self.refresh(pool).await?.values() {
                 let Some(held) = Held::recorded(g) else {
                     continue;
                 };
