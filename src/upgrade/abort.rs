@@ -12,8 +12,7 @@ use super::snapshot::NodeInfo;
 use super::state::{abort_patch, is_marked};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Node;
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Lease annotation holding the per-(pool, zone) capacity before the run (JSON).
 pub(crate) const BASE_CAPACITY_ANNOTATION: &str = "upgrade.e2e-gate.io/base-capacity";

@@ -161,7 +161,7 @@ impl Actor<'_> {
 
     /// Marks the started nodes (in parallel: a wide window starts hundreds at once).
     async fn starts(&self, actions: &Actions) -> Result<Vec<NodeInfo>, EngineError> {
-        let results: Vec<_> = futures::stream::iter(&actions.starts)
+        let results: Vec<Result<_, _>> = futures::stream::iter(&actions.starts)
             .map(|(name, mode)| async move {
                 let from = actions
                     .handed_over
@@ -175,11 +175,8 @@ impl Actor<'_> {
             .buffered(PARALLEL_REQUESTS)
             .collect()
             .await;
-        let mut out = Vec::new();
-        for r in results {
-            out.extend(r?);
-        }
-        Ok(out)
+        let written: Vec<Option<NodeInfo>> = results.into_iter().collect::<Result<_, _>>()?;
+        Ok(written.into_iter().flatten().collect())
     }
 
     /// Claims `new` for `old`, then (replacement ready → NoSchedule taint → cordon + drain)

@@ -395,10 +395,7 @@ async fn prepare_nodes(
         .buffered(PARALLEL_REQUESTS)
         .collect()
         .await;
-    for r in results {
-        r?;
-    }
-    Ok(())
+    results.into_iter().try_for_each(|r| r.map(drop))
 }
 
 /// A marker patch made from the node as stored; a node gone meanwhile is left as it was.

@@ -304,13 +304,12 @@ impl KubeCluster {
 
     /// Deletes a Node object (404 is fine: already gone).
     pub(crate) async fn delete_node(&self, name: &str) -> Result<(), KubeError> {
-        match Api::<Node>::all(self.client.clone())
-            .delete(name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(api_err("delete", format!("Node/{name}"))(e)),
+        let api = Api::<Node>::all(self.client.clone());
+        match api.delete(name, &DeleteParams::default()).await {
+            Err(e) if status_code(&e) != Some(404) => {
+                Err(api_err("delete", format!("Node/{name}"))(e))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -461,27 +460,20 @@ impl KubeCluster {
             .get_opt(LEASE_NAME)
             .await
             .map_err(api_err("get", object.clone()))?;
-        if current
-            .as_ref()
-            .and_then(|l| l.spec.as_ref())
-            .and_then(|s| s.holder_identity.as_deref())
-            == Some(me)
-        {
-            if keep_state {
-                let release =
-                    serde_json::json!({"spec": {"holderIdentity": null, "renewTime": null}});
-                api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&release))
-                    .await
-                    .map_err(api_err("patch", object))?;
-                return Ok(());
-            }
-            match api.delete(LEASE_NAME, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(e) if status_code(&e) == Some(404) => {}
-                Err(e) => return Err(api_err("delete", object)(e)),
-            }
+        if current.and_then(|l| l.spec?.holder_identity).as_deref() != Some(me) {
+            return Ok(());
         }
-        Ok(())
+        if keep_state {
+            let release = serde_json::json!({"spec": {"holderIdentity": null, "renewTime": null}});
+            api.patch(LEASE_NAME, &PatchParams::default(), &Patch::Merge(&release))
+                .await
+                .map_err(api_err("patch", object))?;
+            return Ok(());
+        }
+        match api.delete(LEASE_NAME, &DeleteParams::default()).await {
+            Err(e) if status_code(&e) != Some(404) => Err(api_err("delete", object)(e)),
+            _ => Ok(()),
+        }
     }
 }
 

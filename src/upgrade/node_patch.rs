@@ -5,7 +5,7 @@
 
 use super::snapshot::{NodeInfo, TaintInfo};
 use k8s_openapi::api::core::v1::Taint;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// What to do with one taint key.
@@ -87,17 +87,17 @@ impl NodePatch {
     /// JSON merge patch (`application/merge-patch+json`) against `node` as read at
     /// `resource_version`.
     pub(crate) fn to_merge_patch(&self, node: &NodeInfo, resource_version: Option<&str>) -> Value {
-        let mut meta = Map::new();
+        // Indexing a missing key of an object inserts it (a `spec` only when it changes).
+        let mut patch = json!({"metadata": {}});
         if let Some(rv) = resource_version {
-            meta.insert("resourceVersion".into(), json!(rv));
+            patch["metadata"]["resourceVersion"] = json!(rv);
         }
         if !self.annotations.is_empty() {
-            meta.insert("annotations".into(), json!(self.annotations));
+            patch["metadata"]["annotations"] = json!(self.annotations);
         }
         if !self.labels.is_empty() {
-            meta.insert("labels".into(), json!(self.labels));
+            patch["metadata"]["labels"] = json!(self.labels);
         }
-        let mut spec = Map::new();
         let after = self.taints_after(&node.taints);
         if after != node.taints {
             let list: Vec<Taint> = after
@@ -109,17 +109,12 @@ impl NodePatch {
                     time_added: None,
                 })
                 .collect();
-            spec.insert("taints".into(), json!(list));
+            patch["spec"]["taints"] = json!(list);
         }
         if let Some(u) = self.unschedulable {
-            spec.insert("unschedulable".into(), json!(u));
+            patch["spec"]["unschedulable"] = json!(u);
         }
-        let mut root = Map::new();
-        root.insert("metadata".into(), Value::Object(meta));
-        if !spec.is_empty() {
-            root.insert("spec".into(), Value::Object(spec));
-        }
-        Value::Object(root)
+        patch
     }
 }
 

@@ -14,8 +14,9 @@ pub(crate) mod per_node;
 pub mod setup;
 
 use super::capacity::{self, PoolZone, ZoneCounts};
-use super::drain_policy::UNCONFIRMED_GRACE;
-use super::drain_policy::{never_allows, EvictionBackoff, EvictionTokens, StuckDrainPolicy};
+use super::drain_policy::{
+    never_allows, EvictionBackoff, EvictionTokens, StuckDrainPolicy, UNCONFIRMED_GRACE,
+};
 use super::kube_cluster::Eviction;
 use super::plan::{at_version, NodeClass, Plan, PlanOptions};
 use super::pool::{Instance, InstanceLifecycle};
