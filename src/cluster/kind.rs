@@ -8,58 +8,28 @@ use super::provider::{
 };
 use async_trait::async_trait;
 use std::path::PathBuf;
+use std::process::Output;
 use std::sync::Arc;
 
-/// A command to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CommandSpec {
-    pub program: String,
-    pub args: Vec<String>,
-}
-
-impl CommandSpec {
-    /// The command line for messages.
-    pub(crate) fn display(&self) -> String {
-        std::iter::once(self.program.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// Captured result of a finished command.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CommandOutput {
-    /// Exit code (None when killed by a signal).
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs subprocesses (injected, so tests can script them).
+/// Runs `kind` (injected, so tests can script it).
 #[async_trait]
 pub(crate) trait CommandRunner: Send + Sync {
-    /// Runs to completion; `Err` only when the program cannot be started.
-    async fn run(&self, cmd: &CommandSpec) -> std::io::Result<CommandOutput>;
+    /// Runs `kind <args>` to completion; `Err` only when it cannot be started.
+    async fn run(&self, args: &[&str]) -> std::io::Result<Output>;
 }
 
-/// Runs real processes with tokio.
+/// Runs the real `kind` with tokio.
 #[derive(Debug, Default)]
 pub(crate) struct TokioCommandRunner;
 
 #[async_trait]
 impl CommandRunner for TokioCommandRunner {
-    async fn run(&self, cmd: &CommandSpec) -> std::io::Result<CommandOutput> {
-        let out = tokio::process::Command::new(&cmd.program)
-            .args(&cmd.args)
+    async fn run(&self, args: &[&str]) -> std::io::Result<Output> {
+        tokio::process::Command::new("kind")
+            .args(args)
             .stdin(std::process::Stdio::null())
             .output()
-            .await?;
-        Ok(CommandOutput {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+            .await
     }
 }
 
@@ -76,24 +46,20 @@ impl KindProvider {
     }
 
     async fn kind(&self, args: &[&str]) -> Result<String, ClusterError> {
-        let cmd = CommandSpec {
-            program: "kind".into(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-        };
-        let out = self.runner.run(&cmd).await.map_err(|e| {
+        let command = format!("kind {}", args.join(" "));
+        let out = self.runner.run(args).await.map_err(|e| {
             ClusterError::Infra(format!(
-                "cannot run `{}`: {e} (is kind installed and on $PATH?)",
-                cmd.display()
+                "cannot run `{command}`: {e} (is kind installed and on $PATH?)"
             ))
         })?;
-        if out.code != Some(0) {
+        if !out.status.success() {
             return Err(ClusterError::Command {
-                command: cmd.display(),
-                code: out.code,
-                stderr: out.stderr.trim().to_string(),
+                command,
+                code: out.status.code(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        Ok(out.stdout)
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
@@ -168,6 +134,8 @@ mod tests {
     use super::*;
     use crate::exit_code::HasExitCode;
     use parking_lot::Mutex;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
 
     #[derive(Default)]
     struct Scripted {
@@ -177,14 +145,14 @@ mod tests {
 
     #[async_trait]
     impl CommandRunner for Scripted {
-        async fn run(&self, cmd: &CommandSpec) -> std::io::Result<CommandOutput> {
-            let line = cmd.display();
+        async fn run(&self, args: &[&str]) -> std::io::Result<Output> {
+            let line = format!("kind {}", args.join(" "));
             self.calls.lock().push(line.clone());
             if self.fail_on.is_some_and(|f| line.contains(f)) {
-                return Ok(CommandOutput {
-                    code: Some(1),
-                    stdout: String::new(),
-                    stderr: "ERROR: boom\n".into(),
+                return Ok(Output {
+                    status: ExitStatus::from_raw(1 << 8),
+                    stdout: Vec::new(),
+                    stderr: b"ERROR: boom\n".to_vec(),
                 });
             }
             let stdout = if line.contains("--internal") {
@@ -196,10 +164,10 @@ mod tests {
             } else {
                 String::new()
             };
-            Ok(CommandOutput {
-                code: Some(0),
-                stdout,
-                stderr: String::new(),
+            Ok(Output {
+                status: ExitStatus::from_raw(0),
+                stdout: stdout.into_bytes(),
+                stderr: Vec::new(),
             })
         }
     }

@@ -74,51 +74,47 @@ impl AwsMirror {
         &self,
         client: &aws_sdk_autoscaling::Client,
     ) -> Result<Vec<MirroredInstance>, String> {
+        let groups = client
+            .describe_auto_scaling_groups()
+            .filters(
+                Filter::builder()
+                    .name("tag-key")
+                    .values(format!("kubernetes.io/cluster/{}", self.cluster))
+                    .build(),
+            )
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| aws_sdk_autoscaling::error::DisplayErrorContext(&e).to_string())?;
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = client
-                .describe_auto_scaling_groups()
-                .filters(
-                    Filter::builder()
-                        .name("tag-key")
-                        .values(format!("kubernetes.io/cluster/{}", self.cluster))
-                        .build(),
-                )
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| aws_sdk_autoscaling::error::DisplayErrorContext(&e).to_string())?;
-            for g in page.auto_scaling_groups() {
-                let Some(pool) = g
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some(self.pool_tag.as_str()))
-                    .and_then(|t| t.value())
-                else {
+        for g in &groups {
+            let Some(pool) = g
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(self.pool_tag.as_str()))
+                .and_then(|t| t.value())
+            else {
+                continue;
+            };
+            let version = g
+                .launch_template()
+                .and_then(|t| t.version())
+                .unwrap_or("$Default");
+            let kubelet = self.kubelet_for(version).cloned().unwrap_or_default();
+            for i in g.instances() {
+                let state = i.lifecycle_state().map(|s| s.as_str()).unwrap_or_default();
+                if state.starts_with("Terminat") {
                     continue;
-                };
-                let version = g
-                    .launch_template()
-                    .and_then(|t| t.version())
-                    .unwrap_or("$Default");
-                let kubelet = self.kubelet_for(version).cloned().unwrap_or_default();
-                for i in g.instances() {
-                    let state = i.lifecycle_state().map(|s| s.as_str()).unwrap_or_default();
-                    if state.starts_with("Terminat") {
-                        continue;
-                    }
-                    out.push(MirroredInstance {
-                        id: i.instance_id().unwrap_or_default().to_string(),
-                        group: format!("{pool}-{}", i.availability_zone().unwrap_or_default()),
-                        kubelet_version: kubelet.clone(),
-                    });
                 }
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
+                out.push(MirroredInstance {
+                    id: i.instance_id().unwrap_or_default().to_string(),
+                    group: format!("{pool}-{}", i.availability_zone().unwrap_or_default()),
+                    kubelet_version: kubelet.clone(),
+                });
             }
         }
+        Ok(out)
     }
 }

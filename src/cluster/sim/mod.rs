@@ -199,12 +199,6 @@ impl Sim {
         }
         b
     }
-
-    /// Runs one machinery tick now.
-    pub(crate) fn tick(&self) {
-        let now = self.clock.now();
-        self.state.lock().tick(now);
-    }
 }
 
 impl SimCluster {
@@ -220,7 +214,10 @@ impl SimCluster {
                 .with_graceful_shutdown(async move { token.cancelled().await })
                 .await;
         });
-        let ticker = every(&sim, opts.tick, |sim| async move { sim.tick() });
+        let ticker = every(&sim, opts.tick, |sim| async move {
+            let now = sim.clock.now();
+            sim.state.lock().tick(now);
+        });
         let warmer = every(&sim, Duration::from_millis(200), |sim| async move {
             let _ = tokio::task::spawn_blocking(move || sim.warm_json_cache()).await;
         });

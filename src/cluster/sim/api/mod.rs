@@ -151,12 +151,8 @@ async fn handle(
     };
     let accept = header(header::ACCEPT, "");
     let content_type = header(header::CONTENT_TYPE, "application/json");
-    match dispatch(&sim, &method, &target, &query, accept, content_type, &body) {
-        Ok(Reply::Json(code, v)) => json_response(code, &v),
-        Ok(Reply::Bytes(code, b)) => bytes_response(code, b),
-        Ok(Reply::Watch) => watch::watch(sim, target, query),
-        Err(e) => error_response(&e),
-    }
+    dispatch(&sim, &method, &target, &query, accept, content_type, &body)
+        .unwrap_or_else(|e| error_response(&e))
 }
 
 fn opt(v: Option<Value>) -> Response {
@@ -164,12 +160,6 @@ fn opt(v: Option<Value>) -> Response {
         Some(v) => json_response(200, &v),
         None => error_response(&ApiError::no_resource()),
     }
-}
-
-enum Reply {
-    Json(u16, Value),
-    Bytes(u16, Vec<u8>),
-    Watch,
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -191,7 +181,7 @@ fn dispatch(
     accept: &str,
     content_type: &str,
     body: &Bytes,
-) -> Result<Reply, ApiError> {
+) -> Result<Response, ApiError> {
     let def = &RESOURCES[t.res];
     // Only namespaced resources are found under `namespaces/<ns>/` (see `parse_target`).
     let ns = t.ns.clone().unwrap_or_default();
@@ -230,7 +220,7 @@ fn dispatch(
                 Some("1" | "true" | "True")
             ) {
                 sim.state.lock().metrics.request("watch", &res_name);
-                return Ok(Reply::Watch);
+                return Ok(watch::watch(sim.clone(), t, query));
             }
             let mut st = sim.state.lock();
             st.metrics.request("list", &res_name);
@@ -249,15 +239,10 @@ fn dispatch(
             drop(st);
             if accept.contains("as=Table") {
                 let rv = meta_str(&obj, "resourceVersion").unwrap_or("").to_string();
-                return Ok(Reply::Json(
-                    200,
-                    table::table(def, &[obj], &rv, None, sim.clock.wall()),
-                ));
+                let table = table::table(def, &[obj], &rv, None, sim.clock.wall());
+                return Ok(json_response(200, &table));
             }
-            Ok(Reply::Bytes(
-                200,
-                serde_json::to_vec(&*obj).unwrap_or_default(),
-            ))
+            Ok(json_response(200, &obj))
         }
         (Method::POST, None) => {
             let obj = parse_body(body)?;
@@ -265,11 +250,11 @@ fn dispatch(
             let mut st = sim.state.lock();
             st.metrics.request("create", &res_name);
             if is_dry_run(query) {
-                return Ok(Reply::Json(201, obj));
+                return Ok(json_response(201, &obj));
             }
             let ts = st.ts(now);
             let created = st.store.create(t.res, &ns, obj, &ts)?;
-            Ok(Reply::Json(201, (*created).clone()))
+            Ok(json_response(201, &created))
         }
         (Method::POST, Some(name)) if t.sub.as_deref() == Some("eviction") => {
             let ev = parse_body(body)?;
@@ -287,7 +272,7 @@ fn dispatch(
                 ev["deleteOptions"]["dryRun"] = json!(["All"]);
             }
             let status = st.evict(&ns, name, &ev, now)?;
-            Ok(Reply::Json(201, status))
+            Ok(json_response(201, &status))
         }
         (Method::PUT, Some(name)) => {
             let obj = parse_body(body)?;
@@ -295,10 +280,10 @@ fn dispatch(
             let mut st = sim.state.lock();
             st.metrics.request("update", &res_name);
             if is_dry_run(query) {
-                return Ok(Reply::Json(200, obj));
+                return Ok(json_response(200, &obj));
             }
             let updated = st.store.update(t.res, &ns, name, obj, mode)?;
-            Ok(Reply::Json(200, (*updated).clone()))
+            Ok(json_response(200, &updated))
         }
         (Method::PATCH, Some(name)) => {
             let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
@@ -323,10 +308,10 @@ fn dispatch(
                 None => cur["metadata"]["resourceVersion"].clone(),
             };
             if is_dry_run(query) {
-                return Ok(Reply::Json(200, patched));
+                return Ok(json_response(200, &patched));
             }
             let updated = st.store.update(t.res, &ns, name, patched, mode)?;
-            Ok(Reply::Json(200, (*updated).clone()))
+            Ok(json_response(200, &updated))
         }
         (Method::DELETE, Some(name)) => {
             let opts = parse_body(body)?;
@@ -340,13 +325,13 @@ fn dispatch(
                 }
             }
             if is_dry_run(query) {
-                return Ok(Reply::Json(200, (*cur).clone()));
+                return Ok(json_response(200, &cur));
             }
             let grace = opts["gracePeriodSeconds"]
                 .as_i64()
                 .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
             let out = delete_one(&mut st, t.res, &ns, name, grace, now)?;
-            Ok(Reply::Json(200, (*out).clone()))
+            Ok(json_response(200, &out))
         }
         (Method::DELETE, None) => {
             let mut st = sim.state.lock();
@@ -356,10 +341,9 @@ fn dispatch(
                 let k = super::store::key_of(o);
                 let _ = delete_one(&mut st, t.res, &k.0, &k.1, None, now);
             }
-            Ok(Reply::Json(
-                200,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
-            ))
+            let status =
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"});
+            Ok(json_response(200, &status))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -389,7 +373,7 @@ fn scale(
     name: &str,
     content_type: &str,
     body: &Bytes,
-) -> Result<Reply, ApiError> {
+) -> Result<Response, ApiError> {
     let def = &RESOURCES[res];
     let mut st = sim.state.lock();
     let res_name = format!("{}/scale", def.plural);
@@ -398,7 +382,7 @@ fn scale(
     let wanted = match *method {
         Method::GET => {
             st.metrics.request("get", &res_name);
-            return Ok(Reply::Json(200, view));
+            return Ok(json_response(200, &view));
         }
         Method::PUT => {
             st.metrics.request("update", &res_name);
@@ -430,7 +414,7 @@ fn scale(
     let mut obj = (*cur).clone();
     obj["spec"]["replicas"] = json!(replicas);
     let updated = st.store.update(res, ns, name, obj, UpdateMode::Main)?;
-    Ok(Reply::Json(200, scale_of(&updated)))
+    Ok(json_response(200, &scale_of(&updated)))
 }
 
 /// The kinds whose `spec.selector` is a `metav1.LabelSelector` refuse one kube cannot read
@@ -538,7 +522,7 @@ fn list(
     rv: u64,
     query: &HashMap<String, String>,
     accept: &str,
-) -> Result<Reply, ApiError> {
+) -> Result<Response, ApiError> {
     let mut items = filter_items(items, query)?;
     if let Some(c) = query.get("continue").filter(|c| !c.is_empty()) {
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -570,10 +554,8 @@ fn list(
     }
     let rv = rv.to_string();
     if accept.contains("as=Table") {
-        return Ok(Reply::Json(
-            200,
-            table::table(def, &items, &rv, cont.as_deref(), sim.clock.wall()),
-        ));
+        let table = table::table(def, &items, &rv, cont.as_deref(), sim.clock.wall());
+        return Ok(json_response(200, &table));
     }
     let mut meta = json!({"resourceVersion": rv});
     if let Some(c) = &cont {
@@ -609,5 +591,5 @@ fn list(
         out.extend_from_slice(b);
     }
     out.extend_from_slice(b"]}");
-    Ok(Reply::Bytes(200, out))
+    Ok(bytes_response(200, out))
 }

@@ -8,17 +8,94 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// A string column (`priority` 1: shown by `-o wide` only).
-fn col(name: &str, priority: i32, desc: &str) -> Value {
-    let format = if name == "Name" { "name" } else { "" };
-    json!({"name": name, "type": "string", "format": format, "description": desc, "priority": priority})
-}
+/// Table columns: name, priority (1: shown by `-o wide` only), description.
+type Columns = &'static [(&'static str, i32, &'static str)];
 
-/// An integer column.
-fn int_col(name: &str, desc: &str) -> Value {
-    let mut c = col(name, 0, desc);
-    c["type"] = json!("integer");
-    c
+const POD_COLUMNS: Columns = &[
+    ("Name", 0, "Name must be unique within a namespace."),
+    (
+        "Ready",
+        0,
+        "The aggregate readiness state of this pod for accepting traffic.",
+    ),
+    (
+        "Status",
+        0,
+        "The aggregate status of the containers in this pod.",
+    ),
+    (
+        "Restarts",
+        0,
+        "The number of times the containers in this pod have been restarted.",
+    ),
+    ("Age", 0, "CreationTimestamp"),
+    ("IP", 1, "IP address allocated to the pod."),
+    ("Node", 1, "Name of the Node this pod is assigned to."),
+    ("Nominated Node", 1, "Nominated node name."),
+    ("Readiness Gates", 1, "Pod readiness gates."),
+];
+
+const NODE_COLUMNS: Columns = &[
+    ("Name", 0, "Name must be unique."),
+    ("Status", 0, "The status of the node"),
+    ("Roles", 0, "The roles of the node"),
+    ("Age", 0, "CreationTimestamp"),
+    ("Version", 0, "Kubelet Version reported by the node."),
+    ("Internal-IP", 1, "List of internal IPs."),
+    ("External-IP", 1, "List of external IPs."),
+    ("OS-Image", 1, "OS Image."),
+    ("Kernel-Version", 1, "Kernel version."),
+    ("Container-Runtime", 1, "Container runtime."),
+];
+
+const EVENT_COLUMNS: Columns = &[
+    ("Last Seen", 0, "Time of the last occurrence."),
+    ("Type", 0, "Type of this event."),
+    ("Reason", 0, "Short, machine understandable string."),
+    ("Object", 0, "The object this event is about."),
+    ("Message", 0, "A human-readable description."),
+];
+
+const PDB_COLUMNS: Columns = &[
+    ("Name", 0, "Name must be unique within a namespace."),
+    (
+        "Min Available",
+        0,
+        "The minimum number of pods that must be available.",
+    ),
+    (
+        "Max Unavailable",
+        0,
+        "The maximum number of pods that may be unavailable.",
+    ),
+    (
+        "Allowed Disruptions",
+        0,
+        "Number of pod disruptions that are currently allowed.",
+    ),
+    ("Age", 0, "CreationTimestamp"),
+];
+
+const REPLICAS_COLUMNS: Columns = &[
+    ("Name", 0, "Name must be unique within a namespace."),
+    ("Ready", 0, "Ready replicas / desired replicas."),
+    ("Age", 0, "CreationTimestamp"),
+];
+
+const DEFAULT_COLUMNS: Columns = &[
+    ("Name", 0, "Name must be unique."),
+    ("Age", 0, "CreationTimestamp"),
+];
+
+/// A column definition; "Allowed Disruptions" is the one integer column.
+fn col(&(name, priority, desc): &(&str, i32, &str)) -> Value {
+    let format = if name == "Name" { "name" } else { "" };
+    let kind = if name == "Allowed Disruptions" {
+        "integer"
+    } else {
+        "string"
+    };
+    json!({"name": name, "type": kind, "format": format, "description": desc, "priority": priority})
 }
 
 /// kubectl-style age ("5s", "3m", "2h", "4d").
@@ -125,135 +202,54 @@ pub(crate) fn table(
     cont: Option<&str>,
     now: DateTime<Utc>,
 ) -> Value {
-    let (columns, row_fn): (Vec<Value>, RowFn) = match def.plural {
-        "pods" => (
+    let (columns, row_fn): (Columns, RowFn) = match def.plural {
+        "pods" => (POD_COLUMNS, pod_row),
+        "nodes" => (NODE_COLUMNS, node_row),
+        "events" => (EVENT_COLUMNS, |e, now| {
+            let io = &e["involvedObject"];
             vec![
-                col("Name", 0, "Name must be unique within a namespace."),
-                col(
-                    "Ready",
-                    0,
-                    "The aggregate readiness state of this pod for accepting traffic.",
-                ),
-                col(
-                    "Status",
-                    0,
-                    "The aggregate status of the containers in this pod.",
-                ),
-                col(
-                    "Restarts",
-                    0,
-                    "The number of times the containers in this pod have been restarted.",
-                ),
-                col("Age", 0, "CreationTimestamp"),
-                col("IP", 1, "IP address allocated to the pod."),
-                col("Node", 1, "Name of the Node this pod is assigned to."),
-                col("Nominated Node", 1, "Nominated node name."),
-                col("Readiness Gates", 1, "Pod readiness gates."),
-            ],
-            pod_row,
-        ),
-        "nodes" => (
+                json!(age(e["lastTimestamp"].as_str(), now)),
+                e["type"].clone(),
+                e["reason"].clone(),
+                json!(format!(
+                    "{}/{}",
+                    io["kind"].as_str().unwrap_or("").to_lowercase(),
+                    io["name"].as_str().unwrap_or("")
+                )),
+                e["message"].clone(),
+            ]
+        }),
+        "poddisruptionbudgets" => (PDB_COLUMNS, |p, now| {
+            let show = |v: &Value| match v {
+                Value::Null => json!("N/A"),
+                Value::Number(n) => json!(n.to_string()),
+                other => other.clone(),
+            };
             vec![
-                col("Name", 0, "Name must be unique."),
-                col("Status", 0, "The status of the node"),
-                col("Roles", 0, "The roles of the node"),
-                col("Age", 0, "CreationTimestamp"),
-                col("Version", 0, "Kubelet Version reported by the node."),
-                col("Internal-IP", 1, "List of internal IPs."),
-                col("External-IP", 1, "List of external IPs."),
-                col("OS-Image", 1, "OS Image."),
-                col("Kernel-Version", 1, "Kernel version."),
-                col("Container-Runtime", 1, "Container runtime."),
-            ],
-            node_row,
-        ),
-        "events" => (
+                json!(meta_str(p, "name")),
+                show(&p["spec"]["minAvailable"]),
+                show(&p["spec"]["maxUnavailable"]),
+                json!(p["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
+                json!(age(meta_str(p, "creationTimestamp"), now)),
+            ]
+        }),
+        "deployments" | "statefulsets" | "replicasets" => (REPLICAS_COLUMNS, |d, now| {
             vec![
-                col("Last Seen", 0, "Time of the last occurrence."),
-                col("Type", 0, "Type of this event."),
-                col("Reason", 0, "Short, machine understandable string."),
-                col("Object", 0, "The object this event is about."),
-                col("Message", 0, "A human-readable description."),
-            ],
-            |e, now| {
-                let io = &e["involvedObject"];
-                vec![
-                    json!(age(e["lastTimestamp"].as_str(), now)),
-                    e["type"].clone(),
-                    e["reason"].clone(),
-                    json!(format!(
-                        "{}/{}",
-                        io["kind"].as_str().unwrap_or("").to_lowercase(),
-                        io["name"].as_str().unwrap_or("")
-                    )),
-                    e["message"].clone(),
-                ]
-            },
-        ),
-        "poddisruptionbudgets" => (
+                json!(meta_str(d, "name")),
+                json!(format!(
+                    "{}/{}",
+                    d["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                    d["spec"]["replicas"].as_i64().unwrap_or(1)
+                )),
+                json!(age(meta_str(d, "creationTimestamp"), now)),
+            ]
+        }),
+        _ => (DEFAULT_COLUMNS, |o, now| {
             vec![
-                col("Name", 0, "Name must be unique within a namespace."),
-                col(
-                    "Min Available",
-                    0,
-                    "The minimum number of pods that must be available.",
-                ),
-                col(
-                    "Max Unavailable",
-                    0,
-                    "The maximum number of pods that may be unavailable.",
-                ),
-                int_col(
-                    "Allowed Disruptions",
-                    "Number of pod disruptions that are currently allowed.",
-                ),
-                col("Age", 0, "CreationTimestamp"),
-            ],
-            |p, now| {
-                let show = |v: &Value| match v {
-                    Value::Null => json!("N/A"),
-                    Value::Number(n) => json!(n.to_string()),
-                    other => other.clone(),
-                };
-                vec![
-                    json!(meta_str(p, "name")),
-                    show(&p["spec"]["minAvailable"]),
-                    show(&p["spec"]["maxUnavailable"]),
-                    json!(p["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
-                    json!(age(meta_str(p, "creationTimestamp"), now)),
-                ]
-            },
-        ),
-        "deployments" | "statefulsets" | "replicasets" => (
-            vec![
-                col("Name", 0, "Name must be unique within a namespace."),
-                col("Ready", 0, "Ready replicas / desired replicas."),
-                col("Age", 0, "CreationTimestamp"),
-            ],
-            |d, now| {
-                vec![
-                    json!(meta_str(d, "name")),
-                    json!(format!(
-                        "{}/{}",
-                        d["status"]["readyReplicas"].as_i64().unwrap_or(0),
-                        d["spec"]["replicas"].as_i64().unwrap_or(1)
-                    )),
-                    json!(age(meta_str(d, "creationTimestamp"), now)),
-                ]
-            },
-        ),
-        _ => (
-            vec![
-                col("Name", 0, "Name must be unique."),
-                col("Age", 0, "CreationTimestamp"),
-            ],
-            |o, now| {
-                vec![
-                    json!(meta_str(o, "name")),
-                    json!(age(meta_str(o, "creationTimestamp"), now)),
-                ]
-            },
-        ),
+                json!(meta_str(o, "name")),
+                json!(age(meta_str(o, "creationTimestamp"), now)),
+            ]
+        }),
     };
     let rows: Vec<Value> = items
         .iter()
@@ -268,5 +264,6 @@ pub(crate) fn table(
     if let Some(c) = cont {
         meta["continue"] = json!(c);
     }
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns, "rows": rows})
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+        "columnDefinitions": columns.iter().map(col).collect::<Vec<_>>(), "rows": rows})
 }

@@ -80,8 +80,8 @@ fn bookmark(res: usize, rv: u64, initial_end: bool) -> Bytes {
 }
 
 /// Starts a watch stream.
-pub(super) fn watch(sim: Arc<Sim>, t: Target, query: HashMap<String, String>) -> Response {
-    let filter = match Selectors::from_query(&query) {
+pub(super) fn watch(sim: Arc<Sim>, t: &Target, query: &HashMap<String, String>) -> Response {
+    let filter = match Selectors::from_query(query) {
         Ok(selectors) => Filter {
             res: t.res,
             // Only namespaced resources are found under `namespaces/<ns>/` (see `parse_target`).

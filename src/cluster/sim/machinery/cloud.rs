@@ -67,8 +67,6 @@ pub(crate) struct Instance {
     #[serde(skip)]
     pub(crate) lb_at: Option<SimTime>,
     #[serde(skip)]
-    pub(crate) registered: bool,
-    #[serde(skip)]
     pub(crate) node_ready: bool,
 }
 
@@ -138,7 +136,6 @@ impl Cloud {
                 in_service_at: now + boot,
                 ready_at: None,
                 lb_at: None,
-                registered: false,
                 node_ready: false,
             },
         );
@@ -243,7 +240,6 @@ impl SimState {
         }
         let _ = self.store.create(id::NODES, "", node, &ts);
         let inst = self.instance_mut(instance);
-        inst.registered = true;
         inst.node_ready = ready;
     }
 
@@ -297,7 +293,7 @@ impl SimState {
                 self.register_node(&id, now, false);
                 continue;
             }
-            if i.registered && !i.node_ready && i.ready_at.is_some_and(|t| now >= t) {
+            if !i.node_ready && i.ready_at.is_some_and(|t| now >= t) {
                 let ts = self.ts(now);
                 self.store.modify(id::NODES, "", &i.node_name, |n| {
                     set_condition(n, "Ready", true, "KubeletReady", &ts);

@@ -5,7 +5,7 @@
 
 use super::super::resources::id;
 use super::super::selector::LabelSelector;
-use super::super::store::meta_str;
+use super::super::store::{key_of, meta_str};
 use super::super::SimState;
 use super::{deleting, pod_ready, terminal};
 use serde_json::{json, Value};
@@ -28,8 +28,7 @@ impl SimState {
             else {
                 continue;
             };
-            let ns = meta_str(&svc, "namespace").unwrap_or("").to_string();
-            let name = meta_str(&svc, "name").unwrap_or("").to_string();
+            let (ns, name) = key_of(&svc);
             let mut endpoints: Vec<Value> = self
                 .store
                 .list(id::PODS, Some(&ns))

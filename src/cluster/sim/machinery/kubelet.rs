@@ -38,13 +38,6 @@ pub(crate) struct PodTimer {
     pub recover_at: Option<SimTime>,
 }
 
-fn startup_of(pod: &Value, default: f64) -> f64 {
-    pod["metadata"]["annotations"][ANN_STARTUP]
-        .as_str()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(default)
-}
-
 /// `(after, for)` when the pod's `unready_on_kubelet` fault applies to a node on `kubelet`.
 fn unready_fault(pod: &Value, kubelet: &str) -> Option<(f64, f64)> {
     let spec = pod["metadata"]["annotations"][ANN_UNREADY_ON_KUBELET].as_str()?;
@@ -154,7 +147,6 @@ impl SimState {
 
     /// Starts timers for pods newly bound to Ready nodes.
     fn kubelet_adopt(&mut self, now: SimTime) {
-        let default = self.settings.pod_startup_seconds;
         for ((ns, name), p) in self.store.iter(id::PODS) {
             let Some(node) = p["spec"]["nodeName"].as_str() else {
                 continue;
@@ -172,7 +164,10 @@ impl SimState {
             if !ready_node {
                 continue;
             }
-            let startup = startup_of(p, default);
+            let startup = p["metadata"]["annotations"][ANN_STARTUP]
+                .as_str()
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(self.settings.pod_startup_seconds);
             let timer = PodTimer {
                 ns: ns.clone(),
                 name: name.clone(),

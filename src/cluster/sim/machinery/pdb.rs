@@ -27,23 +27,13 @@ fn resolve(v: &Value, expected: i64) -> i64 {
 }
 
 impl SimState {
-    /// Pods of a namespace matched by a PDB.
-    fn pdb_pods(&self, pdb: &Value) -> Vec<Arc<Value>> {
-        let ns = meta_str(pdb, "namespace").unwrap_or("");
-        let Some(sel) = LabelSelector::from_object(pdb["spec"].get("selector")) else {
-            return Vec::new();
-        };
-        self.store
-            .list(id::PODS, Some(ns))
-            .into_iter()
-            .filter(|p| sel.matches(p) && !terminal(p))
-            .collect()
-    }
-
     /// The status of a PDB, computed from the current pods (`lastTransitionTime`: `ts`).
     fn pdb_status(&self, pdb: &Value, ts: &str) -> Value {
-        let pods = self.pdb_pods(pdb);
         let ns = meta_str(pdb, "namespace").unwrap_or("");
+        // The PDB's pods (none without a selector).
+        let sel = LabelSelector::from_object(pdb["spec"].get("selector"));
+        let mut pods = self.store.list(id::PODS, Some(ns));
+        pods.retain(|p| sel.as_ref().is_some_and(|s| s.matches(p)) && !terminal(p));
         let spec = &pdb["spec"];
         let min = spec.get("minAvailable").filter(|v| !v.is_null());
         let max = spec.get("maxUnavailable").filter(|v| !v.is_null());
