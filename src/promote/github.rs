@@ -22,10 +22,6 @@ impl GithubPromotionApi {
     pub fn new(client: Arc<GithubClient>, repo: RepoId) -> GithubPromotionApi {
         GithubPromotionApi { client, repo }
     }
-
-    fn route(&self, rest: &str) -> String {
-        format!("/repos/{}/{}/{rest}", self.repo.owner, self.repo.name)
-    }
 }
 
 fn time(s: &Option<String>) -> Option<DateTime<Utc>> {
@@ -65,7 +61,7 @@ impl PromotionApi for GithubPromotionApi {
             .client
             .get(
                 &format!("GET branch {branch}"),
-                &self.route(&format!("git/ref/heads/{branch}")),
+                &self.repo.route(&format!("git/ref/heads/{branch}")),
                 &[],
             )
             .await?;
@@ -73,7 +69,7 @@ impl PromotionApi for GithubPromotionApi {
     }
 
     async fn statuses(&self, sha: &str) -> Result<Vec<Observed>, StatusError> {
-        let route = self.route(&format!("commits/{sha}/statuses"));
+        let route = self.repo.route(&format!("commits/{sha}/statuses"));
         let (list, complete) = self
             .client
             .pages(
@@ -107,7 +103,7 @@ impl PromotionApi for GithubPromotionApi {
     }
 
     async fn check_runs(&self, sha: &str) -> Result<Vec<Check>, StatusError> {
-        let route = self.route(&format!("commits/{sha}/check-runs"));
+        let route = self.repo.route(&format!("commits/{sha}/check-runs"));
         let filter = [("filter", "latest".to_string())];
         let (list, _) = self
             .client
@@ -136,7 +132,7 @@ impl PromotionApi for GithubPromotionApi {
             .client
             .get(
                 &format!("GET compare {base}...{head}"),
-                &self.route(&format!("compare/{base}...{head}")),
+                &self.repo.route(&format!("compare/{base}...{head}")),
                 &[("per_page", "1".into())],
             )
             .await?;
@@ -154,7 +150,7 @@ impl PromotionApi for GithubPromotionApi {
     }
 
     async fn update_branch(&self, branch: &str, sha: &str) -> Result<RefUpdate, StatusError> {
-        let route = self.route(&format!("git/refs/heads/{branch}"));
+        let route = self.repo.route(&format!("git/refs/heads/{branch}"));
         let body = serde_json::json!({ "sha": sha, "force": false });
         let what = format!("PATCH ref heads/{branch}");
         let result: Result<serde_json::Value, StatusError> = self
@@ -181,7 +177,7 @@ impl PromotionApi for GithubPromotionApi {
             .client
             .get(
                 "GET pull requests",
-                &self.route("pulls"),
+                &self.repo.route("pulls"),
                 &[
                     ("head", format!("{}:{head}", self.repo.owner)),
                     ("base", base.to_string()),
@@ -199,7 +195,7 @@ impl PromotionApi for GithubPromotionApi {
         title: &str,
         body: &str,
     ) -> Result<PullRef, StatusError> {
-        let route = self.route("pulls");
+        let route = self.repo.route("pulls");
         let payload =
             serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
         self.client
@@ -215,7 +211,7 @@ impl PromotionApi for GithubPromotionApi {
         title: &str,
         body: &str,
     ) -> Result<PullRef, StatusError> {
-        let route = self.route(&format!("pulls/{number}"));
+        let route = self.repo.route(&format!("pulls/{number}"));
         let payload = serde_json::json!({ "title": title, "body": body });
         self.client
             .call(&format!("PATCH pull request #{number}"), || {

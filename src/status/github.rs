@@ -32,10 +32,7 @@ impl GithubStatusReporter {
 
     /// The latest status of `context` (case-insensitive) on the commit, if any.
     pub(crate) async fn latest(&self, context: &str) -> Result<Option<CommitStatus>, StatusError> {
-        let route = format!(
-            "/repos/{}/{}/commits/{}/statuses",
-            self.repo.owner, self.repo.name, self.sha
-        );
+        let route = self.repo.route(&format!("commits/{}/statuses", self.sha));
         // Newest first, page after page until the context shows up: with more than 100 newer
         // statuses of other contexts on the commit, one page missed it and a duplicate was
         // posted. GitHub keeps at most 1000 statuses per context and commit.
@@ -89,7 +86,7 @@ pub(crate) async fn post_status(
     sha: &str,
     status: &CommitStatus,
 ) -> Result<(), StatusError> {
-    let route = format!("/repos/{}/{}/statuses/{}", repo.owner, repo.name, sha);
+    let route = repo.route(&format!("statuses/{sha}"));
     let body = serde_json::json!({
         "state": status.state.as_str(),
         "context": status.context,
@@ -120,7 +117,7 @@ pub(crate) async fn pull_head(
     repo: &RepoId,
     number: u64,
 ) -> Result<String, StatusError> {
-    let route = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);
+    let route = repo.route(&format!("pulls/{number}"));
     let pr: RawPull = client
         .call(&format!("GET pull request #{number}"), || {
             client.crab().get(route.as_str(), None::<&()>)
