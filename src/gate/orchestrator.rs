@@ -225,7 +225,7 @@ impl ReadyProbe for KubeReadiness {
 
 /// Runs the gate. Never returns early: Down is always attempted.
 pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
-    let mut steps = StepRecorder::new();
+    let mut steps = StepRecorder::default();
     let p = inp.profile;
     let started = Instant::now();
     let spec = ClusterSpec {
