@@ -29,11 +29,9 @@ pub(crate) struct SmokeRun {
 }
 
 fn regex(name: &str, value: &str) -> Result<Option<regex::Regex>, String> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    regex::Regex::new(value)
-        .map(Some)
+    (!value.is_empty())
+        .then(|| regex::Regex::new(value))
+        .transpose()
         .map_err(|e| format!("{name}: invalid regex {value:?}: {e}"))
 }
 
