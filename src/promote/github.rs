@@ -24,12 +24,6 @@ impl GithubPromotionApi {
     }
 }
 
-fn time(s: &Option<String>) -> Option<DateTime<Utc>> {
-    s.as_deref()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 #[derive(Deserialize)]
 struct RawRef {
     object: RawObject,
@@ -40,15 +34,7 @@ struct RawObject {
 }
 #[derive(Deserialize)]
 struct RawChecks {
-    check_runs: Vec<RawCheck>,
-}
-#[derive(Deserialize)]
-struct RawCheck {
-    name: String,
-    status: String,
-    conclusion: Option<String>,
-    started_at: Option<String>,
-    completed_at: Option<String>,
+    check_runs: Vec<Check>,
 }
 #[derive(Deserialize)]
 struct RawCompare {
@@ -70,16 +56,11 @@ impl PromotionApi for GithubPromotionApi {
 
     async fn statuses(&self, sha: &str) -> Result<Vec<Observed>, StatusError> {
         let route = self.repo.route(&format!("commits/{sha}/statuses"));
-        let (list, complete) = self
+        let all = |l: Vec<RawStatus>| l;
+        let pages = self
             .client
-            .pages(
-                "GET statuses",
-                &route,
-                &[],
-                |l: Vec<RawStatus>| l,
-                |_| false,
-            )
-            .await?;
+            .pages("GET statuses", &route, &[], all, |_| false);
+        let (list, complete) = pages.await?;
         if !complete {
             return Err(StatusError::Unavailable {
                 what: format!("GET statuses of {sha}"),
@@ -95,7 +76,7 @@ impl PromotionApi for GithubPromotionApi {
             .filter_map(|s| {
                 Some(Observed {
                     state: StatusState::parse(&s.state)?,
-                    created_at: time(&s.created_at).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                    created_at: s.created_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
                     context: s.context,
                 })
             })
@@ -105,26 +86,11 @@ impl PromotionApi for GithubPromotionApi {
     async fn check_runs(&self, sha: &str) -> Result<Vec<Check>, StatusError> {
         let route = self.repo.route(&format!("commits/{sha}/check-runs"));
         let filter = [("filter", "latest".to_string())];
-        let (list, _) = self
+        let runs = |l: RawChecks| l.check_runs;
+        let pages = self
             .client
-            .pages(
-                "GET check runs",
-                &route,
-                &filter,
-                |l: RawChecks| l.check_runs,
-                |_| false,
-            )
-            .await?;
-        Ok(list
-            .into_iter()
-            .map(|c| Check {
-                started_at: time(&c.started_at),
-                completed_at: time(&c.completed_at),
-                name: c.name,
-                status: c.status,
-                conclusion: c.conclusion,
-            })
-            .collect())
+            .pages("GET check runs", &route, &filter, runs, |_| false);
+        Ok(pages.await?.0)
     }
 
     async fn compare(&self, base: &str, head: &str) -> Result<Ancestry, StatusError> {

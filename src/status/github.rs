@@ -37,11 +37,10 @@ impl GithubStatusReporter {
         // statuses of other contexts on the commit, one page missed it and a duplicate was
         // posted. GitHub keeps at most 1000 statuses per context and commit.
         let mine = |s: &RawStatus| s.context.eq_ignore_ascii_case(context);
-        let (list, _) = self
+        let pages = self
             .client
-            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l, mine)
-            .await?;
-        Ok(list.into_iter().find(mine).and_then(|s| {
+            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l, mine);
+        Ok(pages.await?.0.into_iter().find(mine).and_then(|s| {
             Some(CommitStatus {
                 state: StatusState::parse(&s.state)?,
                 context: s.context,
@@ -59,8 +58,7 @@ pub(crate) struct RawStatus {
     pub state: String,
     pub description: Option<String>,
     pub target_url: Option<String>,
-    /// RFC 3339.
-    pub created_at: Option<String>,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[async_trait::async_trait]
