@@ -8,6 +8,7 @@ use crate::status::github::RawStatus;
 use crate::status::{CommitStatus, GithubClient, RepoId, StatusError, StatusState};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// [`PromotionApi`] over the real GitHub client.
@@ -117,15 +118,9 @@ impl PromotionApi for GithubPromotionApi {
 
     async fn update_branch(&self, branch: &str, sha: &str) -> Result<RefUpdate, StatusError> {
         let route = self.repo.route(&format!("git/refs/heads/{branch}"));
-        let body = serde_json::json!({ "sha": sha, "force": false });
+        let body = json!({ "sha": sha, "force": false });
         let what = format!("PATCH ref heads/{branch}");
-        let result: Result<serde_json::Value, StatusError> = self
-            .client
-            .call(&what, || {
-                self.client.crab().patch(route.as_str(), Some(&body))
-            })
-            .await;
-        match result {
+        match self.client.patch::<Value>(&what, &route, &body).await {
             Ok(_) => Ok(RefUpdate::Updated),
             Err(StatusError::Rejected {
                 status: 422,
@@ -154,36 +149,26 @@ impl PromotionApi for GithubPromotionApi {
         Ok(list.into_iter().next())
     }
 
-    async fn create_pull(
+    async fn save_pull(
         &self,
+        open: Option<u64>,
         head: &str,
         base: &str,
         title: &str,
         body: &str,
     ) -> Result<PullRef, StatusError> {
-        let route = self.repo.route("pulls");
-        let payload =
-            serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
-        self.client
-            .call("POST pull request", || {
-                self.client.crab().post(route.as_str(), Some(&payload))
-            })
-            .await
-    }
-
-    async fn update_pull(
-        &self,
-        number: u64,
-        title: &str,
-        body: &str,
-    ) -> Result<PullRef, StatusError> {
-        let route = self.repo.route(&format!("pulls/{number}"));
-        let payload = serde_json::json!({ "title": title, "body": body });
-        self.client
-            .call(&format!("PATCH pull request #{number}"), || {
-                self.client.crab().patch(route.as_str(), Some(&payload))
-            })
-            .await
+        let Some(n) = open else {
+            let payload = json!({ "title": title, "head": head, "base": base, "body": body });
+            let route = self.repo.route("pulls");
+            return self
+                .client
+                .post("POST pull request", &route, &payload)
+                .await;
+        };
+        let payload = json!({ "title": title, "body": body });
+        let route = self.repo.route(&format!("pulls/{n}"));
+        let what = format!("PATCH pull request #{n}");
+        self.client.patch(&what, &route, &payload).await
     }
 
     async fn post_status(&self, sha: &str, status: &CommitStatus) -> Result<(), StatusError> {

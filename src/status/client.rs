@@ -7,6 +7,7 @@
 use super::retry::{classify, FailureFacts, RetryPolicy, Verdict};
 use super::StatusError;
 use octocrab::Octocrab;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -170,11 +171,6 @@ impl GithubClient {
         })
     }
 
-    /// The octocrab instance (adapters only).
-    pub(crate) fn crab(&self) -> &Octocrab {
-        &self.crab
-    }
-
     /// Removes the secret from a text.
     pub(crate) fn scrub(&self, text: &str) -> String {
         // very short "secrets" would mangle every message; real tokens are long
@@ -266,7 +262,7 @@ impl GithubClient {
     }
 
     /// `GET route?query` through [`GithubClient::call`].
-    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         what: &str,
         route: &str,
@@ -275,10 +271,30 @@ impl GithubClient {
         self.call(what, || self.crab.get(route, Some(query))).await
     }
 
+    /// `POST route` with a JSON body through [`GithubClient::call`].
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, StatusError> {
+        self.call(what, || self.crab.post(route, Some(body))).await
+    }
+
+    /// `PATCH route` with a JSON body through [`GithubClient::call`].
+    pub(crate) async fn patch<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, StatusError> {
+        self.call(what, || self.crab.patch(route, Some(body))).await
+    }
+
     /// The items of a list GitHub pages (100 a page, `query` added to every page's), read page
     /// by page until a short page ends it or one holds an item `found` accepts; and whether
     /// that happened within [`MAX_PAGES`].
-    pub(crate) async fn pages<P: serde::de::DeserializeOwned, T>(
+    pub(crate) async fn pages<P: DeserializeOwned, T>(
         &self,
         what: &str,
         route: &str,

@@ -92,9 +92,7 @@ pub(crate) async fn post_status(
         "target_url": status.target_url,
     });
     let what = format!("POST status {} = {}", status.context, status.state);
-    let _: serde_json::Value = client
-        .call(&what, || client.crab().post(route.as_str(), Some(&body)))
-        .await?;
+    let _: serde_json::Value = client.post(&what, &route, &body).await?;
     tracing::debug!("{what} on {repo}@{sha}");
     Ok(())
 }
@@ -116,10 +114,7 @@ pub(crate) async fn pull_head(
     number: u64,
 ) -> Result<String, StatusError> {
     let route = repo.route(&format!("pulls/{number}"));
-    let pr: RawPull = client
-        .call(&format!("GET pull request #{number}"), || {
-            client.crab().get(route.as_str(), None::<&()>)
-        })
-        .await?;
+    let what = format!("GET pull request #{number}");
+    let pr: RawPull = client.get(&what, &route, &[]).await?;
     Ok(pr.head.sha)
 }
