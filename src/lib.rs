@@ -33,3 +33,17 @@ pub mod upgrade;
 /// pattern glibc's malloc handles worst; it was an eighth of `report`'s time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// An error with its causes, each once ("client error (Connect): tcp connect error: Connection
+/// refused"): the outermost message alone rarely says what to fix. `part` picks what of each
+/// message is kept (all of it, or its first line).
+pub(crate) fn error_chain(e: &dyn std::error::Error, part: fn(&str) -> &str) -> String {
+    let mut text = part(&e.to_string()).to_string();
+    for cause in std::iter::successors(e.source(), |c| c.source()) {
+        let next = cause.to_string();
+        if !text.contains(part(&next)) {
+            text = format!("{text}: {}", part(&next));
+        }
+    }
+    text
+}

@@ -204,7 +204,7 @@ pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
         )
         .await;
     }
-    let mut pre_steps = gate::StepRecorder::new();
+    let mut pre_steps = gate::StepRecorder::default();
     ensure_smoke_image(&docker, &suites, &mut pre_steps).await;
     let cluster = super::cluster_cmd::cluster_provider(profile.provider, profile.time_scale);
     let upgrader = cloud.map(|cloud| InProcessUpgrade {
@@ -239,6 +239,10 @@ pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
     }
     let mut steps = pre_steps;
     steps.append(&report.steps);
+    // Upgrade and Availability failures are verdicts (exit 1); a probe that could not measure
+    // is infrastructure (exit 3), like a failed Up or Down.
+    let mut failed_steps = Vec::new();
+    let mut infra_failed = !report.suite_errors.is_empty() || report.availability_error.is_some();
     for s in steps.steps() {
         eprintln!(
             "  step {:<28} {:>7.1}s  {}",
@@ -246,27 +250,15 @@ pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
             s.duration.as_secs_f64(),
             describe(&s.outcome)
         );
-    }
-    // Upgrade and Availability failures are verdicts (exit 1); a probe that could not measure
-    // is infrastructure (exit 3), like a failed Up or Down.
-    let verdict_step = |name: &str| name == "Upgrade" || name == "Availability";
-    let failed_steps: Vec<String> = steps
-        .steps()
-        .iter()
-        .filter_map(|s| match &s.outcome {
-            gate::StepOutcome::Failed(why) if verdict_step(&s.name) => {
-                Some(format!("{}: {}", s.name, why.lines().next().unwrap_or("")))
+        if let gate::StepOutcome::Failed(why) = &s.outcome {
+            match s.name.as_str() {
+                "Upgrade" | "Availability" => {
+                    failed_steps.push(format!("{}: {}", s.name, first_line(why)))
+                }
+                name => infra_failed |= !name.starts_with("Suite "),
             }
-            _ => None,
-        })
-        .collect();
-    let infra_failed = !report.suite_errors.is_empty()
-        || report.availability_error.is_some()
-        || steps.steps().iter().any(|s| {
-            !s.name.starts_with("Suite ")
-                && !verdict_step(&s.name)
-                && matches!(s.outcome, gate::StepOutcome::Failed(_))
-        });
+        }
+    }
     let code = conclude(
         &report.suites,
         Conclusion {
@@ -281,23 +273,7 @@ pub(crate) async fn run(mut args: GateArgs) -> Result<u8, Exit> {
             cancel: &cancel,
             infra_failed,
             failed_steps,
-            steps: steps
-                .steps()
-                .iter()
-                .map(|s| {
-                    let (result, reason) = match &s.outcome {
-                        gate::StepOutcome::Passed => ("passed", None),
-                        gate::StepOutcome::Failed(why) => ("failed", Some(why.clone())),
-                        gate::StepOutcome::Skipped(why) => ("skipped", Some(why.clone())),
-                    };
-                    crate::results::summary::StepSummary {
-                        name: s.name.clone(),
-                        result: result.into(),
-                        reason,
-                        duration_seconds: (s.duration.as_secs_f64() * 1000.0).round() / 1000.0,
-                    }
-                })
-                .collect(),
+            steps: steps.steps().iter().map(gate::Step::summary).collect(),
             status_setup_error,
         },
     )
@@ -410,9 +386,13 @@ fn write_availability(artifacts: &Path, report: &gate::availability::Availabilit
 fn describe(o: &gate::StepOutcome) -> String {
     match o {
         gate::StepOutcome::Passed => "passed".into(),
-        gate::StepOutcome::Failed(why) => format!("FAILED: {}", why.lines().next().unwrap_or("")),
+        gate::StepOutcome::Failed(why) => format!("FAILED: {}", first_line(why)),
         gate::StepOutcome::Skipped(why) => format!("skipped: {why}"),
     }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
 }
 
 #[cfg(test)]

@@ -30,29 +30,26 @@ pub(crate) struct Exit {
 }
 
 impl Exit {
+    /// Ends the process with `code` after `message`.
+    pub(crate) fn new(code: u8, message: impl std::fmt::Display) -> Exit {
+        let message = message.to_string();
+        Exit { code, message }
+    }
+
     /// A usage or configuration error (exit 2).
     pub(crate) fn usage(message: impl std::fmt::Display) -> Exit {
-        Exit {
-            code: exit_code::USAGE,
-            message: message.to_string(),
-        }
+        Exit::new(exit_code::USAGE, message)
     }
 
     /// An infrastructure error (exit 3).
     pub(crate) fn infra(message: impl std::fmt::Display) -> Exit {
-        Exit {
-            code: exit_code::INFRA,
-            message: message.to_string(),
-        }
+        Exit::new(exit_code::INFRA, message)
     }
 }
 
 impl<E: HasExitCode + std::fmt::Display> From<E> for Exit {
     fn from(e: E) -> Exit {
-        Exit {
-            code: e.exit_code(),
-            message: e.to_string(),
-        }
+        Exit::new(e.exit_code(), e)
     }
 }
 

@@ -84,21 +84,23 @@ fn sources(paths: &[PathBuf], name: &str) -> Result<Vec<Source>, String> {
     for p in paths {
         if p.is_dir() && is_suite_dir(p) {
             out.push(Source::SuiteDir(p.clone(), name_of(p)));
-        } else if p.is_dir() && has_suite_dirs(p) {
+        } else if p.is_dir() {
             // An artifacts directory: one suite per suite directory. Its junit.xml and
             // summary.json are e2e-gate's own outputs, not more results.
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: cannot read: {e}", p.display()))?
+                .into_iter()
+                .flatten()
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|d| d.is_dir() && is_suite_dir(d))
                 .collect();
             dirs.sort();
+            if dirs.is_empty() {
+                out.push(Source::Dir(p.clone(), name_of(p)));
+            }
             for d in dirs {
                 let n = name_of(&d);
                 out.push(Source::SuiteDir(d, n));
             }
-        } else if p.is_dir() {
-            out.push(Source::Dir(p.clone(), name_of(p)));
         } else if p.is_file() {
             files.push(p.clone());
         } else {
@@ -109,14 +111,6 @@ fn sources(paths: &[PathBuf], name: &str) -> Result<Vec<Source>, String> {
         out.insert(0, Source::Files(files, name.to_string()));
     }
     Ok(out)
-}
-
-/// Whether `dir` holds suite directories of `run` / `gate` (an artifacts directory).
-fn has_suite_dirs(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.filter_map(|e| e.ok())
-            .any(|e| e.path().is_dir() && is_suite_dir(&e.path()))
-    })
 }
 
 pub(crate) fn run(args: ReportArgs) -> Result<u8, Exit> {

@@ -281,7 +281,7 @@ pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
     if c.infra_failed {
         code = exit_code::INFRA;
     }
-    let status_errors = match c.statuses {
+    let mut status_errors = match c.statuses {
         Some(p) => {
             if c.cancel.is_cancelled() {
                 p.abort().await;
@@ -301,10 +301,7 @@ pub(super) async fn conclude(suites: &[SuiteResult], c: Conclusion<'_>) -> u8 {
         }
         None => Vec::new(),
     };
-    let status_errors: Vec<String> = status_errors
-        .into_iter()
-        .chain(c.status_setup_error)
-        .collect();
+    status_errors.extend(c.status_setup_error);
     for e in &status_errors {
         eprintln!("error: GitHub status: {e}");
     }

@@ -116,20 +116,13 @@ async fn set(a: StatusSetArgs, env: &HashMap<String, String>) -> Result<u8, Exit
             false
         }
     };
-    let (repo, sha, context, state, description) = (
-        &a.repo,
-        &a.sha,
-        &status.context,
-        status.state,
-        &status.description,
-    );
+    let shown = format!("{}@{}: {}", a.repo, a.sha, status.context);
+    let (state, description) = (status.state, &status.description);
     if unchanged {
-        tracing::info!(
-            "{repo}@{sha}: {context} is already {state} \"{description}\"; not posted again"
-        );
+        tracing::info!("{shown} is already {state} \"{description}\"; not posted again");
     } else {
         reporter.post(&status).await?;
-        tracing::info!("{repo}@{sha}: {context} = {state} \"{description}\"");
+        tracing::info!("{shown} = {state} \"{description}\"");
     }
     if a.format == Format::Json {
         println!(

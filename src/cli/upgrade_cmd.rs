@@ -352,13 +352,13 @@ async fn run_abort(a: AbortArgs) -> Result<u8, Exit> {
                 let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default()
                     + Duration::from_millis(200);
                 if wait > Duration::from_secs(LEASE_SECONDS as u64 + 5) {
-                    return Err(Exit {
-                        code: exit_code::FAILED,
-                        message: format!(
+                    return Err(Exit::new(
+                        exit_code::FAILED,
+                        format!(
                             "the upgrade Lease is held by {holder} until {until}; \
                              is an `apply` still running? Stop it first"
                         ),
-                    });
+                    ));
                 }
                 eprintln!(
                     "abort: the upgrade Lease is held by {holder} until {until} (an `apply` that \
@@ -404,10 +404,9 @@ async fn run_abort(a: AbortArgs) -> Result<u8, Exit> {
             }
             Ok(exit_code::OK)
         }
-        Err(AbortError::Kube(e @ KubeError::LeaseHeld { .. })) => Err(Exit {
-            code: exit_code::FAILED,
-            message: e.to_string(),
-        }),
+        Err(AbortError::Kube(e @ KubeError::LeaseHeld { .. })) => {
+            Err(Exit::new(exit_code::FAILED, e))
+        }
         Err(AbortError::Kube(e)) => Err(UpgradeError::from(e).into()),
         Err(AbortError::Pool(e)) => Err(Exit::infra(format!("cloud: {e}"))),
     }

@@ -171,11 +171,9 @@ impl ReadyProbe for KubeReadiness {
         let mut unreachable_since: Option<Instant> = None;
         let mut last_error = String::new();
         loop {
-            let collected = smoke::collect::collect(&client).await;
-            match &collected {
-                Err(e) => {
+            let problems = match smoke::collect::collect(&client).await {
+                Err(text) => {
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
-                    let text = e.to_string();
                     if text != last_error {
                         tracing::warn!(api = %handle.api_url, "cannot read the cluster yet: {text}");
                         last_error = text.clone();
@@ -188,11 +186,10 @@ impl ReadyProbe for KubeReadiness {
                             since.elapsed().as_secs()
                         ));
                     }
+                    vec![text]
                 }
-                Ok(_) => unreachable_since = None,
-            }
-            let problems = match collected {
                 Ok(state) => {
+                    unreachable_since = None;
                     let opts = SmokeOptions {
                         target_version: None,
                         pending_grace: timeout,
@@ -206,7 +203,6 @@ impl ReadyProbe for KubeReadiness {
                         })
                         .collect::<Vec<_>>()
                 }
-                Err(e) => vec![e.to_string()],
             };
             if problems.is_empty() {
                 return Ok(());
@@ -225,7 +221,7 @@ impl ReadyProbe for KubeReadiness {
 
 /// Runs the gate. Never returns early: Down is always attempted.
 pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
-    let mut steps = StepRecorder::new();
+    let mut steps = StepRecorder::default();
     let p = inp.profile;
     let started = Instant::now();
     let spec = ClusterSpec {
@@ -311,8 +307,7 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
     let upgrade_took = t.elapsed();
     let upgrade_ran = !matches!(upgrade, StepOutcome::Skipped(_));
     steps.record("Upgrade", upgrade_took, upgrade.clone());
-    let mut availability_outcome = None;
-    if inp.availability.is_some() && upgrade_ran {
+    let availability_outcome = (inp.availability.is_some() && upgrade_ran).then(|| {
         let outcome = match (&availability_report, &availability_error) {
             (_, Some(why)) => StepOutcome::Failed(format!("availability not measured: {why}")),
             (Some(r), None) => match availability::judge(r, p.max_disruption_seconds) {
@@ -330,8 +325,8 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
             (None, None) => StepOutcome::Skipped("the upgrade did not run".into()),
         };
         steps.record("Availability", upgrade_took, outcome.clone());
-        availability_outcome = Some(outcome);
-    }
+        outcome
+    });
     // An interrupted run's statuses are settled by `abort` ("aborted"), not here.
     if let (Some(st), true, false) = (inp.statuses, upgrade_ran, inp.cancel.is_cancelled()) {
         let (state, description) = upgrade_status(
@@ -402,16 +397,9 @@ pub async fn run_gate(inp: &GateInputs<'_>) -> GateReport {
     }
 
     let t = Instant::now();
-    if p.keep_cluster && handle.is_ok() {
-        let where_ = handle
-            .as_ref()
-            .map(|h| h.kubeconfig.display().to_string())
-            .unwrap_or_default();
-        steps.record(
-            "Down",
-            Duration::ZERO,
-            StepOutcome::Skipped(format!("kept (keep_cluster); kubeconfig {where_}")),
-        );
+    if let (true, Ok(h)) = (p.keep_cluster, &handle) {
+        let kept = format!("kept (keep_cluster); kubeconfig {}", h.kubeconfig.display());
+        steps.record("Down", Duration::ZERO, StepOutcome::Skipped(kept));
     } else {
         let outcome = match inp.cluster.down(&inp.cluster_name).await {
             Ok(()) => StepOutcome::Passed,

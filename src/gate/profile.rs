@@ -203,14 +203,9 @@ pub(crate) fn apply_env(
     mut p: Profile,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Profile, String> {
-    let invalid = |var: &str, message: String| format!("{var}: {message}");
     if let Some(v) = env("E2E_GATE_PROVIDER") {
-        p.provider = Provider::parse(&v).ok_or_else(|| {
-            invalid(
-                "E2E_GATE_PROVIDER",
-                format!("{v:?} is not sim, kind or existing"),
-            )
-        })?;
+        p.provider = Provider::parse(&v)
+            .ok_or_else(|| format!("E2E_GATE_PROVIDER: {v:?} is not sim, kind or existing"))?;
     }
     p.topology = env("E2E_GATE_TOPOLOGY").map(PathBuf::from).or(p.topology);
     p.kubernetes_version = env("E2E_GATE_KUBERNETES_VERSION").or(p.kubernetes_version);
@@ -221,18 +216,13 @@ pub(crate) fn apply_env(
             .map(String::from)
             .collect();
         if suites.is_empty() {
-            return Err(invalid(
-                "E2E_GATE_SUITES",
-                "list at least one suite (comma-separated)".into(),
-            ));
+            return Err("E2E_GATE_SUITES: list at least one suite (comma-separated)".into());
         }
         p.suites = suites;
     }
     if let Some(v) = env("E2E_GATE_JOBS") {
-        p.jobs =
-            v.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
-                invalid("E2E_GATE_JOBS", format!("{v:?} is not a positive number"))
-            })?;
+        let jobs = v.parse().ok().filter(|&n: &usize| n > 0);
+        p.jobs = jobs.ok_or_else(|| format!("E2E_GATE_JOBS: {v:?} is not a positive number"))?;
     }
     if let Some(v) = env("E2E_GATE_TARGET_VERSION") {
         p.target_version = Some(v).filter(|v| !v.trim().is_empty());

@@ -2,6 +2,7 @@
 //! output, and turns them into the runner testsuite of the combined JUnit (kubetest2's
 //! `junit_runner.xml` shape). Pure.
 
+use crate::results::summary::StepSummary;
 use crate::results::{Attempt, AttemptState, Spec, SuiteResult};
 use std::time::Duration;
 
@@ -49,6 +50,23 @@ pub struct Step {
     pub outcome: StepOutcome,
 }
 
+impl Step {
+    /// The step as `summary.json` lists it.
+    pub(crate) fn summary(&self) -> StepSummary {
+        let (result, reason) = match &self.outcome {
+            StepOutcome::Passed => ("passed", None),
+            StepOutcome::Failed(why) => ("failed", Some(why.clone())),
+            StepOutcome::Skipped(why) => ("skipped", Some(why.clone())),
+        };
+        StepSummary {
+            name: self.name.clone(),
+            result: result.into(),
+            reason,
+            duration_seconds: (self.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
 /// The steps of one gate run, in order.
 #[derive(Debug, Clone, Default)]
 pub struct StepRecorder {
@@ -56,10 +74,6 @@ pub struct StepRecorder {
 }
 
 impl StepRecorder {
-    pub(crate) fn new() -> StepRecorder {
-        StepRecorder::default()
-    }
-
     pub(crate) fn record(
         &mut self,
         name: impl Into<String>,
@@ -128,7 +142,7 @@ mod tests {
 
     #[test]
     fn steps_become_testcases_with_timings_and_failure_text() {
-        let mut r = StepRecorder::new();
+        let mut r = StepRecorder::default();
         r.record("Up", Duration::from_secs(2), StepOutcome::Passed);
         r.record(
             "Upgrade",

@@ -8,13 +8,9 @@ use std::path::Path;
 /// The audit line for `outcome` at `now`.
 pub(crate) fn line(outcome: &Outcome, now: DateTime<Utc>) -> String {
     let mut v = serde_json::to_value(outcome).unwrap_or_default();
-    if let Some(map) = v.as_object_mut() {
-        map.insert(
-            "time".into(),
-            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                .into(),
-        );
-    }
+    v["time"] = now
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        .into();
     v.to_string()
 }
 

@@ -22,7 +22,7 @@ pub struct Observed {
 }
 
 /// One check run as read from `GET /commits/{sha}/check-runs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Check {
     /// Check name (matched like a context).
     pub name: String,

@@ -66,18 +66,13 @@ pub trait PromotionApi: Send + Sync {
     async fn update_branch(&self, branch: &str, sha: &str) -> Result<RefUpdate, StatusError>;
     /// The open PR from `head` into `base`, if any.
     async fn find_pull(&self, head: &str, base: &str) -> Result<Option<PullRef>, StatusError>;
-    /// Opens a PR.
-    async fn create_pull(
+    /// Opens a PR from `head` into `base`, or updates the title and body of the open one
+    /// (`open`).
+    async fn save_pull(
         &self,
+        open: Option<u64>,
         head: &str,
         base: &str,
-        title: &str,
-        body: &str,
-    ) -> Result<PullRef, StatusError>;
-    /// Updates a PR's title and body.
-    async fn update_pull(
-        &self,
-        number: u64,
         title: &str,
         body: &str,
     ) -> Result<PullRef, StatusError>;
@@ -272,10 +267,10 @@ pub async fn promote(
                     out.pull_request = existing;
                     return Ok(out);
                 }
-                let pr = match existing {
-                    Some(pr) => api.update_pull(pr.number, &title, &body).await?,
-                    None => api.create_pull(&req.from, &req.to, &title, &body).await?,
-                };
+                let open = existing.map(|pr| pr.number);
+                let pr = api
+                    .save_pull(open, &req.from, &req.to, &title, &body)
+                    .await?;
                 tracing::info!("promotion pull request: {}", pr.url);
                 out.pull_request = Some(pr);
                 return Ok(out);
@@ -345,21 +340,20 @@ mod tests {
         async fn find_pull(&self, _: &str, _: &str) -> Result<Option<PullRef>, StatusError> {
             Ok(None)
         }
-        async fn create_pull(
+        async fn save_pull(
             &self,
+            open: Option<u64>,
             _: &str,
             _: &str,
             _: &str,
             _: &str,
         ) -> Result<PullRef, StatusError> {
+            assert_eq!(open, None, "no pull request is open");
             self.writes.lock().unwrap().push("pr".into());
             Ok(PullRef {
                 number: 1,
                 url: "u".into(),
             })
-        }
-        async fn update_pull(&self, _: u64, _: &str, _: &str) -> Result<PullRef, StatusError> {
-            unreachable!()
         }
         async fn post_status(&self, _: &str, s: &CommitStatus) -> Result<(), StatusError> {
             self.writes.lock().unwrap().push(s.context.clone());

@@ -8,6 +8,7 @@ use crate::status::github::RawStatus;
 use crate::status::{CommitStatus, GithubClient, RepoId, StatusError, StatusState};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// [`PromotionApi`] over the real GitHub client.
@@ -22,16 +23,6 @@ impl GithubPromotionApi {
     pub fn new(client: Arc<GithubClient>, repo: RepoId) -> GithubPromotionApi {
         GithubPromotionApi { client, repo }
     }
-
-    fn route(&self, rest: &str) -> String {
-        format!("/repos/{}/{}/{rest}", self.repo.owner, self.repo.name)
-    }
-}
-
-fn time(s: &Option<String>) -> Option<DateTime<Utc>> {
-    s.as_deref()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
 }
 
 #[derive(Deserialize)]
@@ -44,15 +35,7 @@ struct RawObject {
 }
 #[derive(Deserialize)]
 struct RawChecks {
-    check_runs: Vec<RawCheck>,
-}
-#[derive(Deserialize)]
-struct RawCheck {
-    name: String,
-    status: String,
-    conclusion: Option<String>,
-    started_at: Option<String>,
-    completed_at: Option<String>,
+    check_runs: Vec<Check>,
 }
 #[derive(Deserialize)]
 struct RawCompare {
@@ -65,7 +48,7 @@ impl PromotionApi for GithubPromotionApi {
             .client
             .get(
                 &format!("GET branch {branch}"),
-                &self.route(&format!("git/ref/heads/{branch}")),
+                &self.repo.route(&format!("git/ref/heads/{branch}")),
                 &[],
             )
             .await?;
@@ -73,17 +56,12 @@ impl PromotionApi for GithubPromotionApi {
     }
 
     async fn statuses(&self, sha: &str) -> Result<Vec<Observed>, StatusError> {
-        let route = self.route(&format!("commits/{sha}/statuses"));
-        let (list, complete) = self
+        let route = self.repo.route(&format!("commits/{sha}/statuses"));
+        let all = |l: Vec<RawStatus>| l;
+        let pages = self
             .client
-            .pages(
-                "GET statuses",
-                &route,
-                &[],
-                |l: Vec<RawStatus>| l,
-                |_| false,
-            )
-            .await?;
+            .pages("GET statuses", &route, &[], all, |_| false);
+        let (list, complete) = pages.await?;
         if !complete {
             return Err(StatusError::Unavailable {
                 what: format!("GET statuses of {sha}"),
@@ -99,7 +77,7 @@ impl PromotionApi for GithubPromotionApi {
             .filter_map(|s| {
                 Some(Observed {
                     state: StatusState::parse(&s.state)?,
-                    created_at: time(&s.created_at).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                    created_at: s.created_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
                     context: s.context,
                 })
             })
@@ -107,28 +85,13 @@ impl PromotionApi for GithubPromotionApi {
     }
 
     async fn check_runs(&self, sha: &str) -> Result<Vec<Check>, StatusError> {
-        let route = self.route(&format!("commits/{sha}/check-runs"));
+        let route = self.repo.route(&format!("commits/{sha}/check-runs"));
         let filter = [("filter", "latest".to_string())];
-        let (list, _) = self
+        let runs = |l: RawChecks| l.check_runs;
+        let pages = self
             .client
-            .pages(
-                "GET check runs",
-                &route,
-                &filter,
-                |l: RawChecks| l.check_runs,
-                |_| false,
-            )
-            .await?;
-        Ok(list
-            .into_iter()
-            .map(|c| Check {
-                started_at: time(&c.started_at),
-                completed_at: time(&c.completed_at),
-                name: c.name,
-                status: c.status,
-                conclusion: c.conclusion,
-            })
-            .collect())
+            .pages("GET check runs", &route, &filter, runs, |_| false);
+        Ok(pages.await?.0)
     }
 
     async fn compare(&self, base: &str, head: &str) -> Result<Ancestry, StatusError> {
@@ -136,7 +99,7 @@ impl PromotionApi for GithubPromotionApi {
             .client
             .get(
                 &format!("GET compare {base}...{head}"),
-                &self.route(&format!("compare/{base}...{head}")),
+                &self.repo.route(&format!("compare/{base}...{head}")),
                 &[("per_page", "1".into())],
             )
             .await?;
@@ -154,16 +117,10 @@ impl PromotionApi for GithubPromotionApi {
     }
 
     async fn update_branch(&self, branch: &str, sha: &str) -> Result<RefUpdate, StatusError> {
-        let route = self.route(&format!("git/refs/heads/{branch}"));
-        let body = serde_json::json!({ "sha": sha, "force": false });
+        let route = self.repo.route(&format!("git/refs/heads/{branch}"));
+        let body = json!({ "sha": sha, "force": false });
         let what = format!("PATCH ref heads/{branch}");
-        let result: Result<serde_json::Value, StatusError> = self
-            .client
-            .call(&what, || {
-                self.client.crab().patch(route.as_str(), Some(&body))
-            })
-            .await;
-        match result {
+        match self.client.patch::<Value>(&what, &route, &body).await {
             Ok(_) => Ok(RefUpdate::Updated),
             Err(StatusError::Rejected {
                 status: 422,
@@ -181,7 +138,7 @@ impl PromotionApi for GithubPromotionApi {
             .client
             .get(
                 "GET pull requests",
-                &self.route("pulls"),
+                &self.repo.route("pulls"),
                 &[
                     ("head", format!("{}:{head}", self.repo.owner)),
                     ("base", base.to_string()),
@@ -192,36 +149,26 @@ impl PromotionApi for GithubPromotionApi {
         Ok(list.into_iter().next())
     }
 
-    async fn create_pull(
+    async fn save_pull(
         &self,
+        open: Option<u64>,
         head: &str,
         base: &str,
         title: &str,
         body: &str,
     ) -> Result<PullRef, StatusError> {
-        let route = self.route("pulls");
-        let payload =
-            serde_json::json!({ "title": title, "head": head, "base": base, "body": body });
-        self.client
-            .call("POST pull request", || {
-                self.client.crab().post(route.as_str(), Some(&payload))
-            })
-            .await
-    }
-
-    async fn update_pull(
-        &self,
-        number: u64,
-        title: &str,
-        body: &str,
-    ) -> Result<PullRef, StatusError> {
-        let route = self.route(&format!("pulls/{number}"));
-        let payload = serde_json::json!({ "title": title, "body": body });
-        self.client
-            .call(&format!("PATCH pull request #{number}"), || {
-                self.client.crab().patch(route.as_str(), Some(&payload))
-            })
-            .await
+        let Some(n) = open else {
+            let payload = json!({ "title": title, "head": head, "base": base, "body": body });
+            let route = self.repo.route("pulls");
+            return self
+                .client
+                .post("POST pull request", &route, &payload)
+                .await;
+        };
+        let payload = json!({ "title": title, "body": body });
+        let route = self.repo.route(&format!("pulls/{n}"));
+        let what = format!("PATCH pull request #{n}");
+        self.client.patch(&what, &route, &payload).await
     }
 
     async fn post_status(&self, sha: &str, status: &CommitStatus) -> Result<(), StatusError> {

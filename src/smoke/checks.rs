@@ -77,6 +77,11 @@ fn verdict(problems: Vec<String>) -> CheckOutcome {
     }
 }
 
+/// The [`verdict`] on the problem each item has, if any.
+fn each<T>(items: &[T], problem: impl Fn(&T) -> Option<String>) -> CheckOutcome {
+    verdict(items.iter().filter_map(problem).collect())
+}
+
 fn node_ready(n: &Node) -> bool {
     n.status
         .as_ref()
@@ -88,72 +93,57 @@ fn nodes_ready(s: &ClusterState) -> CheckOutcome {
     if s.nodes.is_empty() {
         return CheckOutcome::Failed("the cluster has no nodes".into());
     }
-    verdict(
-        s.nodes
-            .iter()
-            .filter(|n| !node_ready(n))
-            .map(|n| format!("node {} is not Ready", ns_name(&n.metadata)))
-            .collect(),
-    )
+    each(&s.nodes, |n| {
+        (!node_ready(n)).then(|| format!("node {} is not Ready", ns_name(&n.metadata)))
+    })
 }
 
 fn nodes_on_version(s: &ClusterState, o: &SmokeOptions) -> CheckOutcome {
     let Some(target) = &o.target_version else {
         return CheckOutcome::Skipped("no target version given".into());
     };
-    verdict(
-        s.nodes
-            .iter()
-            .filter_map(|n| {
-                let v = n
-                    .status
-                    .as_ref()?
-                    .node_info
-                    .as_ref()
-                    .map(|i| i.kubelet_version.clone())
-                    .unwrap_or_default();
-                (v.trim_start_matches('v') != target.trim_start_matches('v')).then(|| {
-                    format!(
-                        "node {} runs kubelet {v:?}, want {target}",
-                        ns_name(&n.metadata)
-                    )
-                })
-            })
-            .collect(),
-    )
+    each(&s.nodes, |n| {
+        let v = n
+            .status
+            .as_ref()?
+            .node_info
+            .as_ref()
+            .map(|i| i.kubelet_version.clone())
+            .unwrap_or_default();
+        (v.trim_start_matches('v') != target.trim_start_matches('v')).then(|| {
+            format!(
+                "node {} runs kubelet {v:?}, want {target}",
+                ns_name(&n.metadata)
+            )
+        })
+    })
 }
 
 fn pods_not_pending(s: &ClusterState, o: &SmokeOptions) -> CheckOutcome {
-    verdict(
-        s.pods
-            .iter()
-            .filter(|p| p.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Pending"))
-            .filter_map(|p| {
-                let created =
-                    crate::kube_time::to_chrono(p.metadata.creation_timestamp.as_ref()?.0);
-                let age = (o.now - created).to_std().unwrap_or_default();
-                (age > o.pending_grace).then(|| {
-                    let why = p
-                        .status
-                        .as_ref()
-                        .and_then(|st| st.conditions.as_ref())
-                        .and_then(|c| {
-                            c.iter()
-                                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-                        })
-                        .and_then(|c| c.message.clone())
-                        .unwrap_or_default();
-                    format!(
-                        "pod {} Pending for {}s {why}",
-                        ns_name(&p.metadata),
-                        age.as_secs()
-                    )
-                    .trim_end()
-                    .to_string()
-                })
-            })
-            .collect(),
-    )
+    each(&s.pods, |p| {
+        let status = p
+            .status
+            .as_ref()
+            .filter(|st| st.phase.as_deref() == Some("Pending"))?;
+        let created = crate::kube_time::to_chrono(p.metadata.creation_timestamp.as_ref()?.0);
+        let age = (o.now - created).to_std().unwrap_or_default();
+        (age > o.pending_grace).then(|| {
+            let why = status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                .and_then(|c| c.message.clone())
+                .unwrap_or_default();
+            format!(
+                "pod {} Pending for {}s {why}",
+                ns_name(&p.metadata),
+                age.as_secs()
+            )
+            .trim_end()
+            .to_string()
+        })
+    })
 }
 
 /// Workloads with fewer `have` replicas than `spec.replicas` (default 1), one line each:
@@ -164,17 +154,11 @@ fn replicas_short<T: kube::Resource>(
     word: &str,
     replicas: impl Fn(&T) -> (Option<i32>, Option<i32>),
 ) -> CheckOutcome {
-    verdict(
-        items
-            .iter()
-            .filter_map(|d| {
-                let (want, have) = replicas(d);
-                let (want, have) = (want.unwrap_or(1), have.unwrap_or(0));
-                (have < want)
-                    .then(|| format!("{kind} {} has {have}/{want} {word}", ns_name(d.meta())))
-            })
-            .collect(),
-    )
+    each(items, |d| {
+        let (want, have) = replicas(d);
+        let (want, have) = (want.unwrap_or(1), have.unwrap_or(0));
+        (have < want).then(|| format!("{kind} {} has {have}/{want} {word}", ns_name(d.meta())))
+    })
 }
 
 fn deployments_available(s: &ClusterState) -> CheckOutcome {
@@ -196,44 +180,32 @@ fn statefulsets_ready(s: &ClusterState) -> CheckOutcome {
 }
 
 fn daemonsets_ready(s: &ClusterState) -> CheckOutcome {
-    verdict(
-        s.daemonsets
-            .iter()
-            .filter_map(|d| {
-                let st = d.status.as_ref()?;
-                (st.number_ready < st.desired_number_scheduled || st.number_misscheduled > 0).then(
-                    || {
-                        format!(
-                            "daemonset {} has {}/{} ready ({} misscheduled)",
-                            ns_name(&d.metadata),
-                            st.number_ready,
-                            st.desired_number_scheduled,
-                            st.number_misscheduled
-                        )
-                    },
-                )
-            })
-            .collect(),
-    )
+    each(&s.daemonsets, |d| {
+        let st = d.status.as_ref()?;
+        (st.number_ready < st.desired_number_scheduled || st.number_misscheduled > 0).then(|| {
+            format!(
+                "daemonset {} has {}/{} ready ({} misscheduled)",
+                ns_name(&d.metadata),
+                st.number_ready,
+                st.desired_number_scheduled,
+                st.number_misscheduled
+            )
+        })
+    })
 }
 
 fn pdbs_healthy(s: &ClusterState) -> CheckOutcome {
-    verdict(
-        s.pdbs
-            .iter()
-            .filter_map(|p| {
-                let st = p.status.as_ref()?;
-                (st.current_healthy < st.desired_healthy).then(|| {
-                    format!(
-                        "pdb {} has {} healthy, needs {}",
-                        ns_name(&p.metadata),
-                        st.current_healthy,
-                        st.desired_healthy
-                    )
-                })
-            })
-            .collect(),
-    )
+    each(&s.pdbs, |p| {
+        let st = p.status.as_ref()?;
+        (st.current_healthy < st.desired_healthy).then(|| {
+            format!(
+                "pdb {} has {} healthy, needs {}",
+                ns_name(&p.metadata),
+                st.current_healthy,
+                st.desired_healthy
+            )
+        })
+    })
 }
 
 fn no_markers(s: &ClusterState) -> CheckOutcome {

@@ -19,7 +19,7 @@ pub(crate) async fn client(kubeconfig: Option<&Path>) -> Result<Client, String> 
         .map_err(|e| {
             let path =
                 kubeconfig.map_or("in-cluster / default".into(), |p| p.display().to_string());
-            format!("kubeconfig {path}: {}", chain(&e))
+            format!("kubeconfig {path}: {}", crate::error_chain(&e, |s| s))
         })
 }
 
@@ -31,23 +31,7 @@ where
         .list(&ListParams::default())
         .await
         .map(|l| l.items)
-        .map_err(|e| format!("cannot list {kind}: {}", chain(&e)))
-}
-
-/// An error with its causes ("client error (Connect): tcp connect error: Connection refused"):
-/// the outermost message alone rarely says what to fix.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
+        .map_err(|e| format!("cannot list {kind}: {}", crate::error_chain(&e, |s| s)))
 }
 
 /// Lists nodes, pods, Deployments, StatefulSets, DaemonSets and PDBs; an error names the kind.

@@ -29,11 +29,9 @@ pub(crate) struct SmokeRun {
 }
 
 fn regex(name: &str, value: &str) -> Result<Option<regex::Regex>, String> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    regex::Regex::new(value)
-        .map(Some)
+    (!value.is_empty())
+        .then(|| regex::Regex::new(value))
+        .transpose()
         .map_err(|e| format!("{name}: invalid regex {value:?}: {e}"))
 }
 
@@ -76,11 +74,8 @@ pub(crate) async fn run(cfg: &SmokeRun) -> u8 {
     let checks: Vec<Check> = if cfg.dry_run {
         listed(CheckOutcome::Passed)
     } else {
-        let state = match collect::client(cfg.kubeconfig.as_deref()).await {
-            Ok(client) => collect::collect(&client).await,
-            Err(e) => Err(e),
-        };
-        match state {
+        let client = collect::client(cfg.kubeconfig.as_deref()).await;
+        match async { collect::collect(&client?).await }.await {
             Ok(state) => run_checks(&state, &opts, &selected),
             // A cluster the checks cannot read was not found unhealthy: nothing was checked.
             // The checks are not run and the results incomplete (exit 3, infrastructure), so a

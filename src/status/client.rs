@@ -7,6 +7,7 @@
 use super::retry::{classify, FailureFacts, RetryPolicy, Verdict};
 use super::StatusError;
 use octocrab::Octocrab;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,9 @@ use std::time::{Duration, Instant};
 /// far beyond anything a pipeline writes; promotion refuses to judge on a cut list, which can
 /// make a required context look missing or a soak look shorter).
 pub(crate) const MAX_PAGES: u32 = 200;
+
+const NO_CREDENTIALS: &str = "no GitHub credentials: set GITHUB_TOKEN, --token-file, or \
+     --github-app-id with --github-app-key-file and --github-installation-id";
 
 /// The public GitHub API.
 pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -63,6 +67,11 @@ pub enum Auth {
     },
 }
 
+/// TCP connect timeout of every call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read (and write) timeout of one response.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Everything needed to build a client.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -72,12 +81,6 @@ pub struct ClientConfig {
     pub auth: Auth,
     /// Retry policy for every call.
     pub retry: RetryPolicy,
-    /// TCP connect timeout.
-    pub connect_timeout: Duration,
-    /// Read timeout of one response.
-    pub read_timeout: Duration,
-    /// App auth: mint a new installation token when the cached one expires within this margin.
-    pub token_refresh_margin: Duration,
 }
 
 impl ClientConfig {
@@ -87,9 +90,6 @@ impl ClientConfig {
             api_url: api_url.into(),
             auth,
             retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
-            token_refresh_margin: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -115,9 +115,10 @@ pub(crate) fn validate_api_url(url: &str) -> Result<String, StatusError> {
 pub struct GithubClient {
     crab: Octocrab,
     retry: RetryPolicy,
+    /// App auth: the installation token is refreshed before calls.
     app: bool,
-    refresh_margin: Duration,
-    secrets: Vec<Secret>,
+    /// The token or the App's key, scrubbed from error texts.
+    secret: Secret,
 }
 
 impl GithubClient {
@@ -128,71 +129,55 @@ impl GithubClient {
         let builder = Octocrab::builder()
             .base_uri(api_url.as_str())
             .map_err(|_| validate_api_url("").unwrap_err())?
-            .set_connect_timeout(Some(cfg.connect_timeout))
-            .set_read_timeout(Some(cfg.read_timeout))
-            .set_write_timeout(Some(cfg.read_timeout));
-        let build_err = |e: octocrab::Error| {
-            StatusError::Config(format!("cannot build the GitHub client: {e}"))
+            .set_connect_timeout(Some(CONNECT_TIMEOUT))
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .set_write_timeout(Some(READ_TIMEOUT));
+        let config = |e: &str| StatusError::Config(e.to_string());
+        let build_err =
+            |e: octocrab::Error| config(&format!("cannot build the GitHub client: {e}"));
+        let (crab, app, secret) = match &cfg.auth {
+            Auth::None => return Err(config(NO_CREDENTIALS)),
+            Auth::Token(t) => (
+                builder
+                    .personal_token(t.expose().to_string())
+                    .build()
+                    .map_err(build_err)?,
+                false,
+                t,
+            ),
+            Auth::App {
+                app_id,
+                key_pem,
+                installation_id,
+            } => {
+                let app = builder
+                    .app_from_rsa_pem(octocrab::models::AppId(*app_id), key_pem.expose())
+                    .map_err(|_| {
+                        config("--github-app-key-file: not a valid RSA private key (PEM)")
+                    })?
+                    .build()
+                    .map_err(build_err)?;
+                let inst = app
+                    .installation(octocrab::models::InstallationId(*installation_id))
+                    .map_err(build_err)?;
+                (inst, true, key_pem)
+            }
         };
-        let (crab, app, secrets) =
-            match &cfg.auth {
-                Auth::None => return Err(StatusError::Config(
-                    "no GitHub credentials: set GITHUB_TOKEN, --token-file, or --github-app-id \
-                     with --github-app-key-file and --github-installation-id"
-                        .into(),
-                )),
-                Auth::Token(t) => (
-                    builder
-                        .personal_token(t.expose().to_string())
-                        .build()
-                        .map_err(build_err)?,
-                    false,
-                    vec![t.clone()],
-                ),
-                Auth::App {
-                    app_id,
-                    key_pem,
-                    installation_id,
-                } => {
-                    let app = builder
-                        .app_from_rsa_pem(octocrab::models::AppId(*app_id), key_pem.expose())
-                        .map_err(|_| {
-                            StatusError::Config(
-                                "--github-app-key-file: not a valid RSA private key (PEM)".into(),
-                            )
-                        })?
-                        .build()
-                        .map_err(build_err)?;
-                    let inst = app
-                        .installation(octocrab::models::InstallationId(*installation_id))
-                        .map_err(build_err)?;
-                    (inst, true, vec![key_pem.clone()])
-                }
-            };
         Ok(GithubClient {
             crab,
             retry: cfg.retry.clone(),
             app,
-            refresh_margin: cfg.token_refresh_margin,
-            secrets,
+            secret: secret.clone(),
         })
     }
 
-    /// The octocrab instance (adapters only).
-    pub(crate) fn crab(&self) -> &Octocrab {
-        &self.crab
-    }
-
-    /// Removes any secret from a text.
+    /// Removes the secret from a text.
     pub(crate) fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            // very short "secrets" would mangle every message; real tokens are long
-            if s.expose().len() >= 8 {
-                out = out.replace(s.expose(), "***");
-            }
+        // very short "secrets" would mangle every message; real tokens are long
+        match self.secret.expose() {
+            s if s.len() >= 8 => text.replace(s, "***"),
+            _ => text.to_string(),
         }
-        out
     }
 
     /// Runs `op` with the retry policy: backoff with jitter on 5xx and transport errors,
@@ -207,11 +192,11 @@ impl GithubClient {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let result = match self.refresh_token().await {
-                Ok(()) => op().await,
-                Err(e) => Err(e),
+            let attempt = async {
+                self.refresh_token().await?;
+                op().await
             };
-            let err = match result {
+            let err = match attempt.await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
@@ -277,7 +262,7 @@ impl GithubClient {
     }
 
     /// `GET route?query` through [`GithubClient::call`].
-    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         what: &str,
         route: &str,
@@ -286,10 +271,30 @@ impl GithubClient {
         self.call(what, || self.crab.get(route, Some(query))).await
     }
 
+    /// `POST route` with a JSON body through [`GithubClient::call`].
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, StatusError> {
+        self.call(what, || self.crab.post(route, Some(body))).await
+    }
+
+    /// `PATCH route` with a JSON body through [`GithubClient::call`].
+    pub(crate) async fn patch<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, StatusError> {
+        self.call(what, || self.crab.patch(route, Some(body))).await
+    }
+
     /// The items of a list GitHub pages (100 a page, `query` added to every page's), read page
     /// by page until a short page ends it or one holds an item `found` accepts; and whether
     /// that happened within [`MAX_PAGES`].
-    pub(crate) async fn pages<P: serde::de::DeserializeOwned, T>(
+    pub(crate) async fn pages<P: DeserializeOwned, T>(
         &self,
         what: &str,
         route: &str,
@@ -311,11 +316,11 @@ impl GithubClient {
         Ok((out, false))
     }
 
-    /// App auth: make sure the cached installation token is valid for the refresh margin.
+    /// App auth: make sure the cached installation token is valid for five more minutes (a
+    /// new one is minted before the cached one expires).
     async fn refresh_token(&self) -> Result<(), octocrab::Error> {
         if self.app {
-            let margin = chrono::Duration::from_std(self.refresh_margin)
-                .unwrap_or_else(|_| chrono::Duration::minutes(5));
+            let margin = chrono::Duration::minutes(5);
             self.crab.installation_token_with_buffer(margin).await?;
         }
         Ok(())
@@ -358,19 +363,7 @@ fn error_facts(err: &octocrab::Error) -> (Option<u16>, Option<http::HeaderMap>, 
                 msg,
             )
         }
-        other => {
-            let mut msg = first_line(&other.to_string()).to_string();
-            let mut cause = std::error::Error::source(other);
-            while let Some(c) = cause {
-                let text = first_line(&c.to_string()).to_string();
-                if !msg.contains(&text) {
-                    msg.push_str(": ");
-                    msg.push_str(&text);
-                }
-                cause = c.source();
-            }
-            (None, None, msg)
-        }
+        other => (None, None, crate::error_chain(other, first_line)),
     }
 }
 

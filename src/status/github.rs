@@ -32,19 +32,15 @@ impl GithubStatusReporter {
 
     /// The latest status of `context` (case-insensitive) on the commit, if any.
     pub(crate) async fn latest(&self, context: &str) -> Result<Option<CommitStatus>, StatusError> {
-        let route = format!(
-            "/repos/{}/{}/commits/{}/statuses",
-            self.repo.owner, self.repo.name, self.sha
-        );
+        let route = self.repo.route(&format!("commits/{}/statuses", self.sha));
         // Newest first, page after page until the context shows up: with more than 100 newer
         // statuses of other contexts on the commit, one page missed it and a duplicate was
         // posted. GitHub keeps at most 1000 statuses per context and commit.
         let mine = |s: &RawStatus| s.context.eq_ignore_ascii_case(context);
-        let (list, _) = self
+        let pages = self
             .client
-            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l, mine)
-            .await?;
-        Ok(list.into_iter().find(mine).and_then(|s| {
+            .pages("GET statuses", &route, &[], |l: Vec<RawStatus>| l, mine);
+        Ok(pages.await?.0.into_iter().find(mine).and_then(|s| {
             Some(CommitStatus {
                 state: StatusState::parse(&s.state)?,
                 context: s.context,
@@ -62,8 +58,7 @@ pub(crate) struct RawStatus {
     pub state: String,
     pub description: Option<String>,
     pub target_url: Option<String>,
-    /// RFC 3339.
-    pub created_at: Option<String>,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[async_trait::async_trait]
@@ -89,7 +84,7 @@ pub(crate) async fn post_status(
     sha: &str,
     status: &CommitStatus,
 ) -> Result<(), StatusError> {
-    let route = format!("/repos/{}/{}/statuses/{}", repo.owner, repo.name, sha);
+    let route = repo.route(&format!("statuses/{sha}"));
     let body = serde_json::json!({
         "state": status.state.as_str(),
         "context": status.context,
@@ -97,9 +92,7 @@ pub(crate) async fn post_status(
         "target_url": status.target_url,
     });
     let what = format!("POST status {} = {}", status.context, status.state);
-    let _: serde_json::Value = client
-        .call(&what, || client.crab().post(route.as_str(), Some(&body)))
-        .await?;
+    let _: serde_json::Value = client.post(&what, &route, &body).await?;
     tracing::debug!("{what} on {repo}@{sha}");
     Ok(())
 }
@@ -120,11 +113,8 @@ pub(crate) async fn pull_head(
     repo: &RepoId,
     number: u64,
 ) -> Result<String, StatusError> {
-    let route = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);
-    let pr: RawPull = client
-        .call(&format!("GET pull request #{number}"), || {
-            client.crab().get(route.as_str(), None::<&()>)
-        })
-        .await?;
+    let route = repo.route(&format!("pulls/{number}"));
+    let what = format!("GET pull request #{number}");
+    let pr: RawPull = client.get(&what, &route, &[]).await?;
     Ok(pr.head.sha)
 }

@@ -63,11 +63,8 @@ impl StatusPublisher {
     /// Posts `error` "aborted" for every context still pending (within [`ABORT_BUDGET`]);
     /// later posts are ignored.
     pub async fn abort(&self) {
-        let pending: Vec<String> = {
-            let mut inner = self.inner();
-            inner.aborted = true;
-            inner.pending.iter().map(|(_, c)| c.clone()).collect()
-        };
+        self.inner().aborted = true;
+        let pending = self.pending_contexts();
         let all = async {
             for context in &pending {
                 self.post(context, StatusState::Error, ABORTED, true).await;

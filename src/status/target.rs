@@ -15,6 +15,13 @@ pub struct RepoId {
     pub name: String,
 }
 
+impl RepoId {
+    /// The API route `/repos/OWNER/NAME/{rest}`.
+    pub(crate) fn route(&self, rest: &str) -> String {
+        format!("/repos/{self}/{rest}")
+    }
+}
+
 impl std::fmt::Display for RepoId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.owner, self.name)
