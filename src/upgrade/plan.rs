@@ -13,6 +13,7 @@
 
 use super::scheduler::pdb_rounds;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo, Snapshot, UNKNOWN_ZONE};
+use k8s_openapi::api::core::v1::Toleration;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -688,14 +689,12 @@ fn pod_blockers(
     }
     let evac = pod.tolerations.iter().find_map(|t| {
         let k = t.key.as_deref()?;
-        (EVACUATION_TAINT_KEYS.contains(&k)
-            && t.effect.as_deref().is_none_or(|e| e == "NoSchedule"))
-        .then(|| format!("the taint {k}"))
+        (EVACUATION_TAINT_KEYS.contains(&k) && no_schedule(t)).then(|| format!("the taint {k}"))
     });
     let every = pod
         .tolerations
         .iter()
-        .any(|t| t.tolerates_every_no_schedule())
+        .any(tolerates_every_no_schedule)
         .then(|| "every NoSchedule taint (operator Exists without a key)".to_string());
     if let Some(what) = every.or(evac) {
         out.push(at(
@@ -706,6 +705,21 @@ fn pod_blockers(
             ),
         ));
     }
+}
+
+/// Whether `t` applies to `NoSchedule` taints (effect empty or `NoSchedule`).
+fn no_schedule(t: &Toleration) -> bool {
+    t.effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == "NoSchedule")
+}
+
+/// Whether `t` tolerates every `NoSchedule` taint whatever its key (`operator: Exists`
+/// without a key).
+pub(crate) fn tolerates_every_no_schedule(t: &Toleration) -> bool {
+    t.key.as_deref().unwrap_or_default().is_empty()
+        && t.operator.as_deref() == Some("Exists")
+        && no_schedule(t)
 }
 
 /// Free room in `zone` on a ready, schedulable, not outdated node.

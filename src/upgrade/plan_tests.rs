@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::upgrade::snapshot::{
-    IntOrPercent, OwnerInfo, PdbInfo, PdbStatus, PodInfo, PoolInfo, Resources, TolerationInfo,
+    IntOrPercent, OwnerInfo, PdbInfo, PdbStatus, PodInfo, PoolInfo, Resources,
 };
 use kube::core::Selector;
 use rand::{Rng, SeedableRng};
@@ -269,18 +269,20 @@ fn blocker_table() {
     );
     let web = |n: &str, node: &str| rs(&format!("web/{n}"), node, "web");
     // A toleration: key, operator Exists, value, effect.
-    let tol = |p: PodInfo, key: Option<&str>, exists, value: Option<&str>, effect: Option<&str>| {
-        let t = TolerationInfo {
-            key: key.map(String::from),
-            exists,
-            value: value.map(String::from),
-            effect: effect.map(String::from),
+    let tol =
+        |p: PodInfo, key: Option<&str>, exists: bool, value: Option<&str>, effect: Option<&str>| {
+            let t = Toleration {
+                key: key.map(String::from),
+                operator: exists.then(|| "Exists".to_string()),
+                value: value.map(String::from),
+                effect: effect.map(String::from),
+                toleration_seconds: None,
+            };
+            PodInfo {
+                tolerations: vec![t],
+                ..p
+            }
         };
-        PodInfo {
-            tolerations: vec![t],
-            ..p
-        }
-    };
     let tolerate_all = tol(web("tol", "a1"), None, true, None, None);
     let cordon = Some("node.kubernetes.io/unschedulable");
     let tolerate_cordon = tol(web("tolc", "a1"), cordon, true, None, Some("NoSchedule"));
