@@ -356,27 +356,25 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let mut skipped = Vec::new();
     let mut outdated_nodes: Vec<&NodeInfo> = Vec::new();
     for n in &snap.nodes {
-        if n.labels.contains_key(CONTROL_PLANE_LABEL) {
-            skipped.push(SkippedNode {
-                name: n.name.clone(),
-                reason: "control-plane node (not part of a node pool)".into(),
-            });
+        let reason = if n.labels.contains_key(CONTROL_PLANE_LABEL) {
+            "control-plane node (not part of a node pool)".into()
         } else if !opts.pools.is_empty() && !opts.pools.contains(&n.pool) {
-            skipped.push(SkippedNode {
-                name: n.name.clone(),
-                reason: format!("pool {:?} not selected by --pool", n.pool),
-            });
-        } else if !at_version(&n.kubelet_version, &opts.target_version) {
-            outdated_nodes.push(n);
-        }
+            format!("pool {:?} not selected by --pool", n.pool)
+        } else {
+            if !at_version(&n.kubelet_version, &opts.target_version) {
+                outdated_nodes.push(n);
+            }
+            continue;
+        };
+        let name = n.name.clone();
+        skipped.push(SkippedNode { name, reason });
     }
-    for n in &outdated_nodes {
+    if let Some(n) = outdated_nodes.iter().find(|n| {
         let l = opts.limits_for(&n.pool);
-        if l.max_surge == 0 && l.max_unavailable == 0 {
-            return Err(PlanError::NoConcurrency {
-                pool: n.pool.clone(),
-            });
-        }
+        l.max_surge + l.max_unavailable == 0
+    }) {
+        let pool = n.pool.clone();
+        return Err(PlanError::NoConcurrency { pool });
     }
     let outdated_set: BTreeSet<&str> = outdated_nodes.iter().map(|n| n.name.as_str()).collect();
 
