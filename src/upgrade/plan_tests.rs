@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 const OLD: &str = "v1.33.2";
 const NEW: &str = "v1.34.1";
 
-fn node(name: &str, pool: &str, zone: &str, version: &str) -> NodeInfo {
+pub(crate) fn node(name: &str, pool: &str, zone: &str, version: &str) -> NodeInfo {
     NodeInfo {
         name: name.into(),
         pool: pool.into(),
@@ -26,7 +26,12 @@ fn node(name: &str, pool: &str, zone: &str, version: &str) -> NodeInfo {
     }
 }
 
-fn pod(ns_name: &str, node: &str, owner: Option<(&str, &str)>, labels: &[(&str, &str)]) -> PodInfo {
+pub(crate) fn pod(
+    ns_name: &str,
+    node: &str,
+    owner: Option<(&str, &str)>,
+    labels: &[(&str, &str)],
+) -> PodInfo {
     let (ns, name) = ns_name.split_once('/').expect("ns/name");
     PodInfo {
         namespace: ns.into(),
@@ -70,7 +75,7 @@ fn pdb(ns_name: &str, app: &str, min: Option<IntOrPercent>, max: Option<IntOrPer
     }
 }
 
-fn snap(nodes: Vec<NodeInfo>, pods: Vec<PodInfo>, pdbs: Vec<PdbInfo>) -> Snapshot {
+pub(crate) fn snap(nodes: Vec<NodeInfo>, pods: Vec<PodInfo>, pdbs: Vec<PdbInfo>) -> Snapshot {
     let pools = PoolInfo::from_nodes(&nodes, 180);
     Snapshot {
         nodes,
