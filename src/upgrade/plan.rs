@@ -268,7 +268,8 @@ pub struct Plan {
     pub skipped: Vec<SkippedNode>,
 }
 
-fn normalize(v: &str) -> &str {
+/// `v` without surrounding spaces and a leading `v`.
+pub(crate) fn normalize(v: &str) -> &str {
     v.trim().trim_start_matches('v')
 }
 

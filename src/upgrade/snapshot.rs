@@ -583,21 +583,19 @@ impl PdbInfo {
     pub(crate) fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
         let (namespace, name, object) = namespaced(&b.metadata, "PodDisruptionBudget")?;
         let spec = b.spec.as_ref();
-        let selector = match spec.and_then(|s| s.selector.as_ref()) {
-            None => None,
-            Some(s) => Some(Selector::try_from(s.clone()).map_err(|source| {
-                SnapshotError::Selector {
-                    object: object.clone(),
-                    operators: s
-                        .match_expressions
-                        .iter()
-                        .flatten()
-                        .map(|e| e.operator.clone())
-                        .collect(),
-                    reason: source.to_string(),
-                }
-            })?),
-        };
+        let selector = spec.and_then(|s| s.selector.as_ref()).map(|s| {
+            Selector::try_from(s.clone()).map_err(|source| SnapshotError::Selector {
+                object: object.clone(),
+                operators: s
+                    .match_expressions
+                    .iter()
+                    .flatten()
+                    .map(|e| e.operator.clone())
+                    .collect(),
+                reason: source.to_string(),
+            })
+        });
+        let selector = selector.transpose()?;
         let min_available = spec
             .and_then(|s| s.min_available.as_ref())
             .map(|v| int_or_percent(v, &object, "minAvailable"))
