@@ -5,7 +5,7 @@
 use super::aws_pool::AwsSettings;
 use super::drain_policy::StuckDrainPolicy;
 use super::engine::EngineConfig;
-use super::plan::{PlanOptions, PoolLimits, Timings};
+use super::plan::{normalize, PlanError, PlanOptions, PoolLimits, Timings};
 use super::use_case::Cloud;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,16 +36,13 @@ impl PoolAmount {
     /// For a pool of `size` nodes (rounding up for `up`). Before the sizes are known
     /// (`None`) a percentage stands for "some".
     fn resolve(&self, size: Option<u32>, up: bool) -> u32 {
-        let scaled = match size {
-            _ if !self.percent => return self.n,
-            None => return u32::from(self.n > 0),
-            Some(size) => u64::from(size) * u64::from(self.n),
-        };
-        (if up {
-            scaled.div_ceil(100)
-        } else {
-            scaled / 100
-        }) as u32
+        let scaled = |size| u64::from(size) * u64::from(self.n);
+        match size {
+            _ if !self.percent => self.n,
+            None => u32::from(self.n > 0),
+            Some(size) if up => scaled(size).div_ceil(100) as u32,
+            Some(size) => (scaled(size) / 100) as u32,
+        }
     }
 }
 
@@ -127,13 +124,8 @@ impl UpgradeOptions {
         &self,
         sizes: Option<&BTreeMap<String, u32>>,
     ) -> Result<PlanOptions, String> {
-        if self
-            .target_version
-            .trim()
-            .trim_start_matches('v')
-            .is_empty()
-        {
-            return Err("--target-version: must not be empty".into());
+        if normalize(&self.target_version).is_empty() {
+            return Err(PlanError::EmptyTargetVersion.to_string());
         }
         let (default_limits, limits) =
             resolve_limits(&self.max_surge, &self.max_unavailable, sizes, &self.pools)?;

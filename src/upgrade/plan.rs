@@ -13,6 +13,7 @@
 
 use super::scheduler::pdb_rounds;
 use super::snapshot::{NodeInfo, PdbInfo, PodInfo, Snapshot, UNKNOWN_ZONE};
+use k8s_openapi::api::core::v1::Toleration;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -267,7 +268,8 @@ pub struct Plan {
     pub skipped: Vec<SkippedNode>,
 }
 
-fn normalize(v: &str) -> &str {
+/// `v` without surrounding spaces and a leading `v`.
+pub(crate) fn normalize(v: &str) -> &str {
     v.trim().trim_start_matches('v')
 }
 
@@ -355,27 +357,25 @@ pub fn plan(snap: &Snapshot, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let mut skipped = Vec::new();
     let mut outdated_nodes: Vec<&NodeInfo> = Vec::new();
     for n in &snap.nodes {
-        if n.labels.contains_key(CONTROL_PLANE_LABEL) {
-            skipped.push(SkippedNode {
-                name: n.name.clone(),
-                reason: "control-plane node (not part of a node pool)".into(),
-            });
+        let reason = if n.labels.contains_key(CONTROL_PLANE_LABEL) {
+            "control-plane node (not part of a node pool)".into()
         } else if !opts.pools.is_empty() && !opts.pools.contains(&n.pool) {
-            skipped.push(SkippedNode {
-                name: n.name.clone(),
-                reason: format!("pool {:?} not selected by --pool", n.pool),
-            });
-        } else if !at_version(&n.kubelet_version, &opts.target_version) {
-            outdated_nodes.push(n);
-        }
+            format!("pool {:?} not selected by --pool", n.pool)
+        } else {
+            if !at_version(&n.kubelet_version, &opts.target_version) {
+                outdated_nodes.push(n);
+            }
+            continue;
+        };
+        let name = n.name.clone();
+        skipped.push(SkippedNode { name, reason });
     }
-    for n in &outdated_nodes {
+    if let Some(n) = outdated_nodes.iter().find(|n| {
         let l = opts.limits_for(&n.pool);
-        if l.max_surge == 0 && l.max_unavailable == 0 {
-            return Err(PlanError::NoConcurrency {
-                pool: n.pool.clone(),
-            });
-        }
+        l.max_surge + l.max_unavailable == 0
+    }) {
+        let pool = n.pool.clone();
+        return Err(PlanError::NoConcurrency { pool });
     }
     let outdated_set: BTreeSet<&str> = outdated_nodes.iter().map(|n| n.name.as_str()).collect();
 
@@ -688,14 +688,12 @@ fn pod_blockers(
     }
     let evac = pod.tolerations.iter().find_map(|t| {
         let k = t.key.as_deref()?;
-        (EVACUATION_TAINT_KEYS.contains(&k)
-            && t.effect.as_deref().is_none_or(|e| e == "NoSchedule"))
-        .then(|| format!("the taint {k}"))
+        (EVACUATION_TAINT_KEYS.contains(&k) && no_schedule(t)).then(|| format!("the taint {k}"))
     });
     let every = pod
         .tolerations
         .iter()
-        .any(|t| t.tolerates_every_no_schedule())
+        .any(tolerates_every_no_schedule)
         .then(|| "every NoSchedule taint (operator Exists without a key)".to_string());
     if let Some(what) = every.or(evac) {
         out.push(at(
@@ -706,6 +704,21 @@ fn pod_blockers(
             ),
         ));
     }
+}
+
+/// Whether `t` applies to `NoSchedule` taints (effect empty or `NoSchedule`).
+fn no_schedule(t: &Toleration) -> bool {
+    t.effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == "NoSchedule")
+}
+
+/// Whether `t` tolerates every `NoSchedule` taint whatever its key (`operator: Exists`
+/// without a key).
+pub(crate) fn tolerates_every_no_schedule(t: &Toleration) -> bool {
+    t.key.as_deref().unwrap_or_default().is_empty()
+        && t.operator.as_deref() == Some("Exists")
+        && no_schedule(t)
 }
 
 /// Free room in `zone` on a ready, schedulable, not outdated node.

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::upgrade::snapshot::{
-    IntOrPercent, OwnerInfo, PdbInfo, PdbStatus, PodInfo, PoolInfo, Resources, TolerationInfo,
+    IntOrPercent, OwnerInfo, PdbInfo, PdbStatus, PodInfo, PoolInfo, Resources,
 };
 use kube::core::Selector;
 use rand::{Rng, SeedableRng};
@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 const OLD: &str = "v1.33.2";
 const NEW: &str = "v1.34.1";
 
-fn node(name: &str, pool: &str, zone: &str, version: &str) -> NodeInfo {
+pub(crate) fn node(name: &str, pool: &str, zone: &str, version: &str) -> NodeInfo {
     NodeInfo {
         name: name.into(),
         pool: pool.into(),
@@ -26,7 +26,12 @@ fn node(name: &str, pool: &str, zone: &str, version: &str) -> NodeInfo {
     }
 }
 
-fn pod(ns_name: &str, node: &str, owner: Option<(&str, &str)>, labels: &[(&str, &str)]) -> PodInfo {
+pub(crate) fn pod(
+    ns_name: &str,
+    node: &str,
+    owner: Option<(&str, &str)>,
+    labels: &[(&str, &str)],
+) -> PodInfo {
     let (ns, name) = ns_name.split_once('/').expect("ns/name");
     PodInfo {
         namespace: ns.into(),
@@ -70,7 +75,7 @@ fn pdb(ns_name: &str, app: &str, min: Option<IntOrPercent>, max: Option<IntOrPer
     }
 }
 
-fn snap(nodes: Vec<NodeInfo>, pods: Vec<PodInfo>, pdbs: Vec<PdbInfo>) -> Snapshot {
+pub(crate) fn snap(nodes: Vec<NodeInfo>, pods: Vec<PodInfo>, pdbs: Vec<PdbInfo>) -> Snapshot {
     let pools = PoolInfo::from_nodes(&nodes, 180);
     Snapshot {
         nodes,
@@ -269,18 +274,20 @@ fn blocker_table() {
     );
     let web = |n: &str, node: &str| rs(&format!("web/{n}"), node, "web");
     // A toleration: key, operator Exists, value, effect.
-    let tol = |p: PodInfo, key: Option<&str>, exists, value: Option<&str>, effect: Option<&str>| {
-        let t = TolerationInfo {
-            key: key.map(String::from),
-            exists,
-            value: value.map(String::from),
-            effect: effect.map(String::from),
+    let tol =
+        |p: PodInfo, key: Option<&str>, exists: bool, value: Option<&str>, effect: Option<&str>| {
+            let t = Toleration {
+                key: key.map(String::from),
+                operator: exists.then(|| "Exists".to_string()),
+                value: value.map(String::from),
+                effect: effect.map(String::from),
+                toleration_seconds: None,
+            };
+            PodInfo {
+                tolerations: vec![t],
+                ..p
+            }
         };
-        PodInfo {
-            tolerations: vec![t],
-            ..p
-        }
-    };
     let tolerate_all = tol(web("tol", "a1"), None, true, None, None);
     let cordon = Some("node.kubernetes.io/unschedulable");
     let tolerate_cordon = tol(web("tolc", "a1"), cordon, true, None, Some("NoSchedule"));

@@ -169,32 +169,15 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upgrade::plan::{plan as make_plan, PlanOptions};
-    use crate::upgrade::snapshot::{NodeInfo, PoolInfo, Snapshot};
+    use crate::upgrade::plan::plan as make_plan;
+    use crate::upgrade::plan::tests::{node, opts, snap};
 
     fn two_waves() -> Plan {
-        let node = |name: &str| NodeInfo {
-            name: name.into(),
-            pool: "w".into(),
-            zone: "a".into(),
-            kubelet_version: "v1.33.0".into(),
-            ready: true,
-            ..NodeInfo::default()
-        };
-        let nodes = vec![node("a1"), node("a2")];
-        let snap = Snapshot {
-            pools: PoolInfo::from_nodes(&nodes, 180),
-            nodes,
-            ..Snapshot::default()
-        };
-        make_plan(
-            &snap,
-            &PlanOptions {
-                target_version: "v1.34.0".into(),
-                ..PlanOptions::default()
-            },
-        )
-        .expect("plan")
+        let nodes = vec![
+            node("a1", "w", "a", "v1.33.0"),
+            node("a2", "w", "a", "v1.33.0"),
+        ];
+        make_plan(&snap(nodes, vec![], vec![]), &opts(1, 0)).expect("plan")
     }
 
     #[test]

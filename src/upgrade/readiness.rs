@@ -98,34 +98,21 @@ fn cloud_checks(i: &GateInput<'_>, why: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upgrade::snapshot::{OwnerInfo, TaintInfo};
+    use crate::upgrade::plan::tests::pod;
+    use crate::upgrade::snapshot::TaintInfo;
 
     fn node() -> NodeInfo {
         NodeInfo {
-            name: "new-1".into(),
-            pool: "w".into(),
-            zone: "a".into(),
-            kubelet_version: "v1.34.0".into(),
-            ready: true,
             provider_id: Some("sim:///a/i-1".into()),
-            ..NodeInfo::default()
+            ..crate::upgrade::plan::tests::node("new-1", "w", "a", "v1.34.0")
         }
     }
 
     fn ds_pod(ready: bool) -> PodInfo {
+        let cni = Some(("DaemonSet", "cni"));
         PodInfo {
-            namespace: "kube-system".into(),
-            name: "cni-x".into(),
-            uid: "uid-cni-x".into(),
-            node: Some("new-1".into()),
-            owner: Some(OwnerInfo {
-                kind: "DaemonSet".into(),
-                name: "cni".into(),
-            }),
             ready,
-            phase: "Running".into(),
-            daemonset: true,
-            ..PodInfo::default()
+            ..pod("kube-system/cni-x", "new-1", cni, &[])
         }
     }
 

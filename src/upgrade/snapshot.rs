@@ -4,7 +4,7 @@
 //! feed the planner the same way. No I/O here.
 
 use crate::quantity::{self, QuantityError};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, Toleration};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -127,29 +127,6 @@ pub struct TaintInfo {
     pub effect: String,
 }
 
-/// A pod toleration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TolerationInfo {
-    /// Key; `None` with `Exists` tolerates every key.
-    pub key: Option<String>,
-    /// `Exists` (true) or `Equal` (false; the default).
-    pub exists: bool,
-    /// Value for `Equal`.
-    pub value: Option<String>,
-    /// Effect; `None` tolerates every effect.
-    pub effect: Option<String>,
-}
-
-impl TolerationInfo {
-    /// Whether this toleration tolerates every `NoSchedule` taint whatever its key
-    /// (`operator: Exists` without a key, effect empty or `NoSchedule`).
-    pub(crate) fn tolerates_every_no_schedule(&self) -> bool {
-        self.key.is_none()
-            && self.exists
-            && self.effect.as_deref().is_none_or(|e| e == "NoSchedule")
-    }
-}
-
 /// What the engine needs to know about a node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -187,7 +164,7 @@ pub struct OwnerInfo {
 }
 
 /// What the engine needs to know about a pod.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodInfo {
     /// Namespace.
     pub namespace: String,
@@ -202,7 +179,7 @@ pub struct PodInfo {
     /// Sum of container requests (init containers ignored) plus one pod slot.
     pub requests: Resources,
     /// Tolerations.
-    pub tolerations: Vec<TolerationInfo>,
+    pub tolerations: Vec<Toleration>,
     /// Zones allowed by the pod's bound PersistentVolumes (intersection over volumes);
     /// `None` when no volume constrains the zone.
     pub volume_zones: Option<BTreeSet<String>>,
@@ -368,7 +345,7 @@ impl PoolInfo {
 }
 
 /// Everything the planner and the state machine read. Sorted by name for determinism.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Nodes, sorted by name.
     pub nodes: Vec<NodeInfo>,
@@ -586,17 +563,7 @@ fn pod_info(
         mirror: annotations.contains_key(MIRROR_ANNOTATION),
         owner,
         requests,
-        tolerations: spec
-            .and_then(|s| s.tolerations.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|t| TolerationInfo {
-                key: t.key.clone().filter(|k| !k.is_empty()),
-                exists: t.operator.as_deref() == Some("Exists"),
-                value: t.value.clone(),
-                effect: t.effect.clone().filter(|e| !e.is_empty()),
-            })
-            .collect(),
+        tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
         volume_zones,
         has_pvc,
         ready: status
@@ -616,21 +583,19 @@ impl PdbInfo {
     pub(crate) fn from_k8s(b: &PodDisruptionBudget) -> Result<PdbInfo, SnapshotError> {
         let (namespace, name, object) = namespaced(&b.metadata, "PodDisruptionBudget")?;
         let spec = b.spec.as_ref();
-        let selector = match spec.and_then(|s| s.selector.as_ref()) {
-            None => None,
-            Some(s) => Some(Selector::try_from(s.clone()).map_err(|source| {
-                SnapshotError::Selector {
-                    object: object.clone(),
-                    operators: s
-                        .match_expressions
-                        .iter()
-                        .flatten()
-                        .map(|e| e.operator.clone())
-                        .collect(),
-                    reason: source.to_string(),
-                }
-            })?),
-        };
+        let selector = spec.and_then(|s| s.selector.as_ref()).map(|s| {
+            Selector::try_from(s.clone()).map_err(|source| SnapshotError::Selector {
+                object: object.clone(),
+                operators: s
+                    .match_expressions
+                    .iter()
+                    .flatten()
+                    .map(|e| e.operator.clone())
+                    .collect(),
+                reason: source.to_string(),
+            })
+        });
+        let selector = selector.transpose()?;
         let min_available = spec
             .and_then(|s| s.min_available.as_ref())
             .map(|v| int_or_percent(v, &object, "minAvailable"))
@@ -738,7 +703,9 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::upgrade::plan::tests::limits;
-    use crate::upgrade::plan::{plan, BlockerKind, NodeClass, PlanOptions};
+    use crate::upgrade::plan::{
+        plan, tolerates_every_no_schedule, BlockerKind, NodeClass, PlanOptions,
+    };
     use k8s_openapi::List;
 
     fn items<T: serde::de::DeserializeOwned + k8s_openapi::ListableResource>(json: &str) -> Vec<T> {
@@ -792,7 +759,9 @@ mod tests {
         assert!(pod("kube-system/cni-w-a-1").daemonset);
         assert!(pod("kube-system/kube-apiserver-cp-1").mirror);
         assert!(pod("default/debug").owner.is_none());
-        assert!(pod("logging/logger-5b7-q").tolerations[0].tolerates_every_no_schedule());
+        assert!(tolerates_every_no_schedule(
+            &pod("logging/logger-5b7-q").tolerations[0]
+        ));
 
         let report = s
             .pdbs
