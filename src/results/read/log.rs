@@ -323,12 +323,10 @@ pub(crate) fn is_placeholder(name: &str) -> bool {
 pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
     let mut suite = SuiteResult {
         name: log.suite_description.clone().unwrap_or_default(),
-        duration: log.duration,
-        kubernetes_version: log.kubernetes_version.clone(),
-        dry_run: log.is_dry_run(),
         ..SuiteResult::default()
     };
-    suite.sources.extend(log.format);
+    // The version, duration, interruption and dry run, as for a suite read from a report.
+    crate::results::merge::apply_log(&mut suite, log, source);
     if let Some(which) = &log.suite_node_failure {
         suite.suite_nodes.push(SuiteNode {
             name: format!("[{which}]"),
@@ -338,9 +336,6 @@ pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
                 ..Attempt::default()
             },
         });
-    }
-    if log.interrupted {
-        suite.mark_incomplete(format!("{source}: the run was interrupted"));
     }
     let Some(c) = log.counts else {
         suite.mark_incomplete(format!(
@@ -376,18 +371,15 @@ pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
     // flaky: named when the blocks were printed
     let flaked = c.flaked.max(log.flakes.len());
     for i in 0..flaked {
-        match log.flakes.get(i) {
-            Some(f) => suite.specs.push(flaky_spec(f, source)),
-            None => suite.specs.push(flaky_spec(
-                &LogFlake {
-                    name: placeholder("flaky", i + 1, flaked),
-                    attempts: 2,
-                    location: None,
-                    duration: None,
-                },
-                source,
-            )),
-        }
+        let unnamed = LogFlake {
+            name: placeholder("flaky", i + 1, flaked),
+            attempts: 2,
+            location: None,
+            duration: None,
+        };
+        suite
+            .specs
+            .push(flaky_spec(log.flakes.get(i).unwrap_or(&unnamed), source));
     }
     let passed = c.passed.saturating_sub(flaked);
     let named: Vec<&String> = log
