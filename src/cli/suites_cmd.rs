@@ -17,7 +17,7 @@ pub(crate) fn run(args: SuitesArgs) -> Result<u8, Exit> {
                             "name": s.name, "image": s.image, "description": s.description,
                             "focus": s.focus, "skip": s.skip, "flake_attempts": s.flake_attempts,
                             "reruns": s.reruns, "parallel": s.parallel,
-                            "timeout_seconds": s.timeout.as_secs(), "status_context": s.status_context,
+                            "timeout_seconds": s.timeout.as_secs(), "status_context": s.status_context(),
                             "file": s.source.display().to_string(),
                             "image_present": image_present(&s.image),
                         })

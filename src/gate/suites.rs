@@ -31,7 +31,7 @@ async fn run_one(
 ) -> SuiteRun {
     let started = tokio::time::Instant::now();
     if let Some(p) = statuses {
-        p.pending(&suite.status_context, "running").await;
+        p.pending(&suite.status_context(), "running").await;
     }
     let run = if dry_run {
         runner::dry_run_suite(ctx, suite).await
@@ -55,7 +55,7 @@ async fn run_one(
     if let (Some(p), false) = (statuses, ctx.cancel.is_cancelled()) {
         let description = status::describe_suite(&result, started.elapsed());
         p.finish(
-            &suite.status_context,
+            &suite.status_context(),
             suite_state(&result, fail_on_flaky),
             &description,
         )

@@ -277,8 +277,9 @@ impl Counts {
     }
 }
 
-/// The verdict of one suite or of a whole run (its word in the summary JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The verdict of one suite or of a whole run (its word in the summary JSON). Ordered by
+/// precedence: incomplete beats failed beats passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuiteVerdict {
     /// Everything that ran passed (flaky counts as passed here; policy is applied later).

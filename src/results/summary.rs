@@ -166,17 +166,11 @@ pub(crate) fn summarize_summaries(suites: Vec<SuiteSummary>) -> RunSummary {
     for s in &suites {
         totals.merge(&s.counts);
     }
-    let result = if suites.iter().any(|s| s.result == SuiteVerdict::Incomplete) || suites.is_empty()
-    {
-        SuiteVerdict::Incomplete
-    } else if suites.iter().any(|s| s.result == SuiteVerdict::Failed) {
-        SuiteVerdict::Failed
-    } else {
-        SuiteVerdict::Passed
-    };
+    // No suite at all is no verdict.
+    let result = suites.iter().map(|s| s.result).max();
     RunSummary {
         format_version: FORMAT_VERSION,
-        result,
+        result: result.unwrap_or(SuiteVerdict::Incomplete),
         suites,
         totals,
         steps: Vec::new(),
@@ -196,8 +190,8 @@ impl RunSummary {
     ) -> Self {
         if infra_failed {
             self.result = SuiteVerdict::Incomplete;
-        } else if verdict_failed && self.result == SuiteVerdict::Passed {
-            self.result = SuiteVerdict::Failed;
+        } else if verdict_failed {
+            self.result = self.result.max(SuiteVerdict::Failed);
         }
         self.steps = steps;
         self
@@ -229,12 +223,6 @@ fn counts_line(c: &Counts) -> String {
     line
 }
 
-/// Multi-line human summary naming failed and flaky specs, plain.
-#[cfg(test)]
-pub(crate) fn render_human(summary: &RunSummary) -> String {
-    render_human_styled(summary, false)
-}
-
 /// Paints a verdict word for a terminal: green, red, or yellow for incomplete and dry runs.
 fn paint(word: &str, colour: bool) -> String {
     let code = match word {
@@ -249,8 +237,9 @@ fn paint(word: &str, colour: bool) -> String {
     }
 }
 
-/// [`render_human`]; with `colour` (a terminal, `NO_COLOR` unset) the verdicts are coloured.
-/// Each failed spec is followed by the first line of its failure.
+/// Multi-line human summary naming failed and flaky specs; with `colour` (a terminal,
+/// `NO_COLOR` unset) the verdicts are coloured. Each failed spec is followed by the first line
+/// of its failure.
 pub(crate) fn render_human_styled(summary: &RunSummary, colour: bool) -> String {
     let mut out = String::new();
     for s in &summary.suites {
@@ -406,7 +395,7 @@ mod tests {
         assert_eq!(s.result, SuiteVerdict::Failed);
         assert_eq!(s.suites[0].result, SuiteVerdict::Failed);
         assert_eq!(s.exit_code(), 1);
-        let text = render_human(&s);
+        let text = render_human_styled(&s, false);
         assert!(text.contains("a: FAILED"), "{text}");
         assert!(text.contains("result: FAILED"), "{text}");
         assert!(text.contains("--fail-on-flaky"), "{text}");
@@ -431,7 +420,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["result"], "failed");
         assert_eq!(v["steps"][0]["name"], "Upgrade");
-        let text = render_human(&s);
+        let text = render_human_styled(&s, false);
         assert!(
             text.contains("step Upgrade FAILED: upgrade incomplete"),
             "{text}"
@@ -461,7 +450,7 @@ mod tests {
             }],
             false,
         );
-        let plain = render_human(&s);
+        let plain = render_human_styled(&s, false);
         assert!(plain.contains("FAILED  x — expected 42, got 0"), "{plain}");
         assert!(!plain.contains('\x1b'), "no escape codes off a terminal");
         let coloured = render_human_styled(&s, true);
@@ -470,7 +459,7 @@ mod tests {
 
     #[test]
     fn human_names_specs() {
-        let text = render_human(&summarize_with(&suites(), false));
+        let text = render_human_styled(&summarize_with(&suites(), false), false);
         assert!(
             text.contains("a: PASSED — 1 passed, 0 failed, 1 flaky"),
             "{text}"

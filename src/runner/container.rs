@@ -7,8 +7,7 @@ use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, watch};
 
 /// Label put on every container e2e-gate creates, so leftovers can always be found:
 /// `docker ps -a --filter label=e2e-gate.run`.
@@ -83,43 +82,26 @@ pub enum RunnerError {
     },
 }
 
-/// Requests a running container to stop: SIGTERM, then SIGKILL after `grace`.
-#[derive(Debug, Clone)]
-pub struct StopSignal {
-    token: CancellationToken,
-    grace: std::sync::Arc<std::sync::Mutex<Duration>>,
-}
+/// Requests a running container to stop: SIGTERM, then SIGKILL after the grace period it
+/// was fired with (unfired: `None`).
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(watch::Sender<Option<Duration>>);
 
 impl StopSignal {
     /// Asks the container to stop with this grace period before SIGKILL.
     pub(crate) fn fire(&self, grace: Duration) {
-        if let Ok(mut g) = self.grace.lock() {
-            *g = grace;
-        }
-        self.token.cancel();
+        self.0.send_replace(Some(grace));
     }
 
     /// Resolves once fired.
     pub async fn wait(&self) {
-        self.token.cancelled().await
+        // The sender is `self`: the channel cannot close while this waits.
+        let _ = self.0.subscribe().wait_for(Option::is_some).await;
     }
 
     /// The grace period asked for.
     pub(crate) fn grace(&self) -> Duration {
-        self.grace
-            .lock()
-            .map(|g| *g)
-            .unwrap_or(Duration::from_secs(10))
-    }
-}
-
-impl Default for StopSignal {
-    /// An unfired signal.
-    fn default() -> Self {
-        StopSignal {
-            token: CancellationToken::new(),
-            grace: std::sync::Arc::new(std::sync::Mutex::new(Duration::from_secs(10))),
-        }
+        self.0.borrow().unwrap_or(Duration::from_secs(10))
     }
 }
 

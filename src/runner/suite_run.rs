@@ -297,10 +297,8 @@ pub(crate) async fn run_suite(
         complete_after_stop(ctx, suite, &suite_dir, &mut result, reason).await;
     }
     // Reruns speak the ginkgo the image really runs.
-    let rerun_suite = SuiteSpec {
-        ginkgo: Some(ginkgo),
-        ..suite.clone()
-    };
+    let mut rerun_suite = suite.clone();
+    rerun_suite.ginkgo = Some(ginkgo);
     let rule = FocusRule {
         ginkgo,
         description: seen.description,

@@ -1,17 +1,16 @@
 //! Reads `suites/*.toml` into validated [`SuiteSpec`]s. Errors name the file and the field.
 
 use super::error::SuiteError;
-use super::file::SuiteFile;
 use super::spec::SuiteSpec;
 use std::path::{Path, PathBuf};
 
 /// Parses one suite file's text; `path` is only used in messages.
 pub fn parse_suite(text: &str, path: &Path) -> Result<SuiteSpec, SuiteError> {
-    let file: SuiteFile = toml::from_str(text).map_err(|e| SuiteError::Parse {
+    let file: SuiteSpec = toml::from_str(text).map_err(|e| SuiteError::Parse {
         file: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    SuiteSpec::from_file(file, path)
+    file.validate(path)
 }
 
 /// Loads every `*.toml` in `dir`, sorted by name. Duplicate names are an error.
@@ -121,7 +120,7 @@ mod tests {
         assert_eq!(s.flake_attempts, 1);
         assert_eq!(s.reruns, 0);
         assert_eq!(s.parallel, 1);
-        assert_eq!(s.status_context, "e2e-gate/x");
+        assert_eq!(s.status_context(), "e2e-gate/x");
         assert_eq!(s.contract, Contract::ConformanceImage);
     }
 

@@ -1,7 +1,8 @@
-//! The resolved, validated suite: what the runner uses. Pure.
+//! A suite file (`suites/<name>.toml`) as read and validated: what the runner uses. Pure.
 
 use super::error::SuiteError;
-use super::file::{Contract, GinkgoVersion, SuiteFile};
+use super::file::{Contract, GinkgoVersion};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,58 +11,86 @@ use std::time::Duration;
 pub mod defaults {
     use std::time::Duration;
     /// One in-process attempt: no ginkgo retry.
-    pub(crate) const FLAKE_ATTEMPTS: u32 = 1;
-    /// No rerun containers.
-    pub(crate) const RERUNS: u32 = 0;
+    pub(crate) fn flake_attempts() -> u32 {
+        1
+    }
     /// Serial.
-    pub(crate) const PARALLEL: u32 = 1;
+    pub(crate) fn parallel() -> u32 {
+        1
+    }
     /// Three hours: conformance takes 1–2 h on a small cluster.
     pub(crate) const TIMEOUT: Duration = Duration::from_secs(3 * 3600);
     /// Thirty minutes without a finished spec: the longest real conformance specs take ~15 min.
     pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     /// The conformance image's `e2e.test` path.
-    pub(crate) const COMMAND: &str = "/usr/local/bin/e2e.test";
+    pub(crate) fn command() -> Vec<String> {
+        vec!["/usr/local/bin/e2e.test".to_string()]
+    }
 }
 
-/// A suite ready to run.
-#[derive(Debug, Clone, PartialEq)]
+/// A suite ready to run: one suite file as written (see README "Suite files" for every key;
+/// unknown keys are rejected), validated by [`SuiteSpec::validate`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SuiteSpec {
-    /// Suite name.
+    /// Suite name; what `--suite NAME` selects.
     pub name: String,
     /// Where it was loaded from (for messages).
+    #[serde(skip)]
     pub source: PathBuf,
-    /// One-line description.
+    /// One line saying what the suite checks (shown by `suites list`).
+    #[serde(default)]
     pub description: Option<String>,
-    /// Image reference.
+    /// Local image reference, e.g. `registry.k8s.io/conformance:v1.32.0`.
     pub image: String,
     /// How to drive the image.
     pub contract: Contract,
-    /// ginkgo major version as declared; `None` = detect it from the first container.
+    /// ginkgo major version in the image. Left out (`None`), it is detected from the first
+    /// container's output, and flags are spelled the way both versions accept.
+    #[serde(default)]
     pub ginkgo: Option<GinkgoVersion>,
-    /// Focus regexes, validated.
+    /// Focus regexes (ORed), validated. Empty = the image's default.
+    #[serde(default)]
     pub focus: Vec<String>,
-    /// Skip regexes, validated.
+    /// Skip regexes (ORed), validated.
+    #[serde(default)]
     pub skip: Vec<String>,
-    /// In-process attempts per spec (≥ 1).
+    /// In-process ginkgo attempts per spec (≥ 1; 1 = no retry).
+    #[serde(default = "defaults::flake_attempts")]
     pub flake_attempts: u32,
-    /// Rerun containers for failed specs.
+    /// Fresh containers that re-run only the specs that failed.
+    #[serde(default)]
     pub reruns: u32,
-    /// ginkgo processes (≥ 1).
+    /// ginkgo parallel processes (≥ 1; 1 = serial).
+    #[serde(default = "defaults::parallel")]
     pub parallel: u32,
-    /// Hard limit per container.
-    pub timeout: Duration,
-    /// Stop when no spec finished for this long.
-    pub stall_timeout: Duration,
-    /// GitHub status context.
-    pub status_context: String,
-    /// Command for `ginkgo-binary`.
+    /// `timeout` as written, e.g. `90m`: parsed into [`SuiteSpec::timeout`].
+    #[serde(default, rename = "timeout")]
+    timeout_text: Option<String>,
+    /// `stall_timeout` as written, e.g. `15m`: parsed into [`SuiteSpec::stall_timeout`].
+    #[serde(default, rename = "stall_timeout")]
+    stall_timeout_text: Option<String>,
+    /// GitHub status context as written: see [`SuiteSpec::status_context`].
+    #[serde(default)]
+    status_context: Option<String>,
+    /// Command for `ginkgo-binary` (default `["/usr/local/bin/e2e.test"]`).
+    #[serde(default = "defaults::command")]
     pub command: Vec<String>,
-    /// Extra test-binary arguments.
+    /// Arguments for the test binary (after `--` for the conformance image).
+    #[serde(default)]
     pub extra_args: Vec<String>,
-    /// Extra ginkgo arguments.
+    /// Extra ginkgo arguments (before the binary for the conformance image).
+    #[serde(default)]
     pub extra_ginkgo_args: Vec<String>,
-    /// Extra container environment.
+    /// Extra environment for the container.
+    #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Hard limit for one container.
+    #[serde(skip)]
+    pub timeout: Duration,
+    /// Stop the container when no spec finished for this long.
+    #[serde(skip)]
+    pub stall_timeout: Duration,
 }
 
 /// Command-line overrides; `None` keeps the suite file's value.
@@ -84,15 +113,16 @@ pub struct Overrides {
 }
 
 impl SuiteSpec {
-    /// Validates a parsed file. `source` names the file in every error.
-    pub(crate) fn from_file(file: SuiteFile, source: &Path) -> Result<SuiteSpec, SuiteError> {
+    /// Validates a parsed file and fills in what derives from it. `source` names the file in
+    /// every error.
+    pub(crate) fn validate(mut self, source: &Path) -> Result<SuiteSpec, SuiteError> {
         let invalid = |field: &str, message: String| SuiteError::Invalid {
             file: source.to_path_buf(),
             field: field.into(),
             message,
         };
-        if file.name.is_empty()
-            || !file
+        if self.name.is_empty()
+            || !self
                 .name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
@@ -101,14 +131,14 @@ impl SuiteSpec {
                 "name",
                 format!(
                     "{:?} is not a valid suite name; use lowercase letters, digits, '-' and '_'",
-                    file.name
+                    self.name
                 ),
             ));
         }
-        if file.image.trim().is_empty() {
+        if self.image.trim().is_empty() {
             return Err(invalid("image", "must not be empty".into()));
         }
-        for (field, list) in [("focus", &file.focus), ("skip", &file.skip)] {
+        for (field, list) in [("focus", &self.focus), ("skip", &self.skip)] {
             for (i, re) in list.iter().enumerate() {
                 regex::Regex::new(re).map_err(|e| {
                     invalid(
@@ -118,10 +148,20 @@ impl SuiteSpec {
                 })?;
             }
         }
-        let at_least_one = |field: &str, v: Option<u32>, default: u32| match v.unwrap_or(default) {
-            0 => Err(invalid(field, "must be at least 1".into())),
-            v => Ok(v),
-        };
+        for (field, v) in [
+            ("flake_attempts", self.flake_attempts),
+            ("parallel", self.parallel),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1".into()));
+            }
+        }
+        if self.parallel > 1 && self.contract == Contract::GinkgoBinary {
+            return Err(invalid(
+                "parallel",
+                "parallel > 1 needs the ginkgo CLI; use contract = \"conformance-image\" or parallel = 1".into(),
+            ));
+        }
         let duration = |field: &str, v: &Option<String>, default: Duration| match v {
             None => Ok(default),
             Some(v) => humantime::parse_duration(v).map_err(|e| {
@@ -133,31 +173,16 @@ impl SuiteSpec {
                 )
             }),
         };
-        let flake_attempts = at_least_one(
-            "flake_attempts",
-            file.flake_attempts,
-            defaults::FLAKE_ATTEMPTS,
-        )?;
-        let parallel = at_least_one("parallel", file.parallel, defaults::PARALLEL)?;
-        if parallel > 1 && file.contract == Contract::GinkgoBinary {
-            return Err(invalid(
-                "parallel",
-                "parallel > 1 needs the ginkgo CLI; use contract = \"conformance-image\" or parallel = 1".into(),
-            ));
-        }
-        let timeout = duration("timeout", &file.timeout, defaults::TIMEOUT)?;
-        let stall_timeout = duration(
+        self.timeout = duration("timeout", &self.timeout_text, defaults::TIMEOUT)?;
+        self.stall_timeout = duration(
             "stall_timeout",
-            &file.stall_timeout,
+            &self.stall_timeout_text,
             defaults::STALL_TIMEOUT,
         )?;
-        let command = file
-            .command
-            .unwrap_or_else(|| vec![defaults::COMMAND.to_string()]);
-        if command.is_empty() {
+        if self.command.is_empty() {
             return Err(invalid("command", "must name the test binary".into()));
         }
-        for key in file.env.keys() {
+        for key in self.env.keys() {
             if key.is_empty() || key.contains('=') {
                 return Err(invalid(
                     "env",
@@ -165,28 +190,15 @@ impl SuiteSpec {
                 ));
             }
         }
-        Ok(SuiteSpec {
-            status_context: file
-                .status_context
-                .unwrap_or_else(|| format!("e2e-gate/{}", file.name)),
-            name: file.name,
-            source: source.to_path_buf(),
-            description: file.description,
-            image: file.image,
-            contract: file.contract,
-            ginkgo: file.ginkgo,
-            focus: file.focus,
-            skip: file.skip,
-            flake_attempts,
-            reruns: file.reruns.unwrap_or(defaults::RERUNS),
-            parallel,
-            timeout,
-            stall_timeout,
-            command,
-            extra_args: file.extra_args,
-            extra_ginkgo_args: file.extra_ginkgo_args,
-            env: file.env,
-        })
+        self.source = source.to_path_buf();
+        Ok(self)
+    }
+
+    /// The GitHub status context: as written, by default `e2e-gate/<name>`.
+    pub(crate) fn status_context(&self) -> String {
+        self.status_context
+            .clone()
+            .unwrap_or_else(|| format!("e2e-gate/{}", self.name))
     }
 
     /// Applies command-line overrides; regexes are validated and errors name the flag.

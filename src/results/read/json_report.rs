@@ -118,28 +118,25 @@ pub(crate) fn read_json_report(text: &str, source: &str, opts: &ReadOptions) -> 
         }
         total += nanos(r.run_time).unwrap_or_default();
         let cfg = &r.suite_config;
-        let mut prop = |k: &str, v: String| {
+        let joined = |l: &Option<Vec<String>>| l.as_deref().unwrap_or_default().join("|");
+        let number = |n: i64, shown: bool| if shown { n.to_string() } else { String::new() };
+        for (k, v) in [
+            ("focus", joined(&cfg.focus_strings)),
+            ("skip", joined(&cfg.skip_strings)),
+            ("label_filter", cfg.label_filter.clone()),
+            (
+                "flake_attempts",
+                number(cfg.flake_attempts, cfg.flake_attempts > 0),
+            ),
+            (
+                "parallel",
+                number(cfg.parallel_total, cfg.parallel_total > 0),
+            ),
+            ("random_seed", number(cfg.random_seed, cfg.random_seed != 0)),
+        ] {
             if !v.is_empty() && !suite.properties.iter().any(|(n, _)| n == k) {
                 suite.properties.push((k.to_string(), v));
             }
-        };
-        prop(
-            "focus",
-            cfg.focus_strings.clone().unwrap_or_default().join("|"),
-        );
-        prop(
-            "skip",
-            cfg.skip_strings.clone().unwrap_or_default().join("|"),
-        );
-        prop("label_filter", cfg.label_filter.clone());
-        if cfg.flake_attempts > 0 {
-            prop("flake_attempts", cfg.flake_attempts.to_string());
-        }
-        if cfg.parallel_total > 0 {
-            prop("parallel", cfg.parallel_total.to_string());
-        }
-        if cfg.random_seed != 0 {
-            prop("random_seed", cfg.random_seed.to_string());
         }
         suite.dry_run |= cfg.dry_run;
         for sr in r.spec_reports.unwrap_or_default() {

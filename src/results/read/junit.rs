@@ -23,15 +23,18 @@ enum Child {
     Skipped,
 }
 
-/// One failed run recorded inside a testcase (`flakyFailure`, `rerunFailure`, …).
+/// One run as a testcase records it: the testcase's own, or a failed one inside it
+/// (`flakyFailure`, `rerunFailure`, …).
 #[derive(Debug, Default)]
-struct Rerun {
+struct Run {
+    /// A `flaky…` element: a failure before the testcase's pass.
     flaky: bool,
-    message: Option<String>,
-    ty: Option<String>,
-    text: String,
-    output: Option<String>,
     time: Option<f64>,
+    ty: Option<String>,
+    message: Option<String>,
+    /// The failure's text (a rerun element's own text and its `stackTrace`).
+    text: Option<String>,
+    output: Option<String>,
 }
 
 /// A testcase as read, before attempts are grouped into specs.
@@ -41,14 +44,10 @@ struct RawCase {
     /// `name` had ginkgo v2's `[It] ` prefix, removed from `name`.
     it_prefix: bool,
     classname: Option<Arc<str>>,
-    time: Option<f64>,
     status: Option<String>,
     child: Child,
-    child_type: Option<String>,
-    message: Option<String>,
-    failure: Option<String>,
-    output: Option<String>,
-    reruns: Vec<Rerun>,
+    run: Run,
+    reruns: Vec<Run>,
 }
 
 /// Where text events currently go (with the text gathered so far).
@@ -148,7 +147,7 @@ struct Cursor {
     saw_root: bool,
     case: Option<RawCase>,
     target: Target,
-    rerun: Option<Rerun>,
+    rerun: Option<Run>,
 }
 
 /// The driver: quick-xml events, bounded memory whatever the file size.
@@ -262,8 +261,11 @@ impl Cursor {
                     name,
                     it_prefix,
                     classname: classname.map(|c| g.classname(&c)),
-                    time: to_f64(time),
                     status,
+                    run: Run {
+                        time: to_f64(time),
+                        ..Run::default()
+                    },
                     ..RawCase::default()
                 };
                 if empty {
@@ -285,7 +287,7 @@ impl Cursor {
                 // failure/error beat skipped when both appear
                 if c.child == Child::None || kind != Child::Skipped {
                     c.child = kind;
-                    [c.child_type, c.message] = attrs(e, ["type", "message"]);
+                    [c.run.ty, c.run.message] = attrs(e, ["type", "message"]);
                 }
                 if !empty {
                     self.target = (kind != Child::Skipped)
@@ -296,12 +298,12 @@ impl Cursor {
                 if let Some(c) = self.case.as_mut() {
                     g.saw_rerun_elements = true;
                     let [message, ty, time] = attrs(e, ["message", "type", "time"]);
-                    let r = Rerun {
+                    let r = Run {
                         flaky: name.starts_with(b"flaky"),
                         message,
                         ty,
                         time: to_f64(time),
-                        ..Rerun::default()
+                        ..Run::default()
                     };
                     if empty {
                         c.reruns.push(r);
@@ -344,12 +346,12 @@ impl Cursor {
             // A failure, output or stack trace sets its target only inside its testcase/rerun.
             b"failure" | b"error" => {
                 if let (Some(c), Some(t)) = (case.as_mut(), take(target, Dest::Failure)) {
-                    c.failure = join_text(c.failure.take(), t);
+                    c.run.text = join_text(c.run.text.take(), t);
                 }
             }
             b"system-out" | b"system-err" => {
                 if let (Some(c), Some(t)) = (case.as_mut(), take(target, Dest::Output)) {
-                    c.output = join_text(c.output.take(), t);
+                    c.run.output = join_text(c.run.output.take(), t);
                 } else if let (Some(r), Some(t)) = (rerun.as_mut(), take(target, Dest::RerunOutput))
                 {
                     r.output = join_text(r.output.take(), t);
@@ -357,16 +359,14 @@ impl Cursor {
             }
             b"stackTrace" => {
                 if let (Some(r), Some(t)) = (rerun.as_mut(), take(target, Dest::Rerun)) {
-                    r.text = join_text(Some(std::mem::take(&mut r.text)), t).unwrap_or_default();
+                    r.text = join_text(r.text.take(), t);
                 }
             }
             b"flakyFailure" | b"flakyError" | b"rerunFailure" | b"rerunError" => {
                 if let Some(mut r) = rerun.take() {
-                    if let Some(Some(t)) = take(target, Dest::Rerun) {
-                        if r.text.is_empty() {
-                            r.text = t;
-                        } else if !r.text.contains(t.trim()) {
-                            r.text = format!("{}\n{}", r.text, t);
+                    if let Some(t) = take(target, Dest::Rerun).flatten() {
+                        if !r.text.as_ref().is_some_and(|s| s.contains(t.trim())) {
+                            r.text = join_text(r.text.take(), Some(t));
                         }
                     }
                     if let Some(c) = case.as_mut() {
@@ -443,62 +443,43 @@ fn map_property(name: &str, value: &str, suite: &mut SuiteResult) {
     }
 }
 
-/// A failed attempt from a failure's `message` and body (`file.go:NN\ntext…`): the message
-/// leads the text unless the text already holds it.
-fn failed_attempt(
-    message: Option<&str>,
-    body: Option<&str>,
-    kind: Option<String>,
-    time: Option<f64>,
-    output: Option<String>,
-) -> Attempt {
-    let (location, text) = match body.map(split_location) {
+/// A failed attempt from a run's failure `message` and text (`file.go:NN\ntext…`): the
+/// message leads the text unless the text already holds it. Its kind is the testcase's
+/// `status` when it has one, else the failure's `type`; its output moves into it.
+fn failed_attempt(r: &mut Run, status: &str) -> Attempt {
+    let (location, text) = match r.text.as_deref().map(split_location) {
         Some((loc, t)) => (loc, Some(t).filter(|t| !t.is_empty())),
         None => (None, None),
     };
-    let message = message.filter(|m| !m.trim().is_empty());
+    let message = r.message.as_deref().filter(|m| !m.trim().is_empty());
     let failure = match (message, text) {
         (Some(m), Some(t)) if t.contains(m.trim()) => Some(t),
         (Some(m), Some(t)) => Some(format!("{m}\n{t}")),
         (m, t) => m.map(str::to_string).or(t),
     };
+    let ty = r.ty.as_deref().filter(|t| !t.is_empty());
     Attempt {
         state: AttemptState::Failed,
-        failure_kind: kind,
-        duration: duration(time),
+        failure_kind: Some(status)
+            .filter(|s| !s.is_empty())
+            .or(ty)
+            .map(str::to_string),
+        duration: duration(r.time),
         failure,
         location,
-        output,
+        output: r.output.take(),
         ..Attempt::default()
     }
-}
-
-fn rerun_attempt(r: &Rerun) -> Attempt {
-    failed_attempt(
-        r.message.as_deref(),
-        Some(&r.text),
-        r.ty.clone().filter(|t| !t.is_empty()),
-        r.time,
-        r.output.clone(),
-    )
 }
 
 /// The attempt a testcase's own outcome describes (its output moves into it).
 fn main_attempt(c: &mut RawCase) -> Attempt {
     let status = c.status.as_deref().unwrap_or("");
-    let ty = || {
-        c.child_type
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-    };
+    let message = &c.run.message;
     match (status, c.child) {
         ("skipped", _) | ("", Child::Skipped) => {
-            let dry = c
-                .message
-                .as_deref()
-                .is_some_and(|m| m.starts_with("dry run"));
-            let state = if c.message.as_deref() == Some("pending") {
+            let dry = message.as_deref().is_some_and(|m| m.starts_with("dry run"));
+            let state = if message.as_deref() == Some("pending") {
                 AttemptState::Pending
             } else {
                 AttemptState::Skipped
@@ -506,8 +487,7 @@ fn main_attempt(c: &mut RawCase) -> Attempt {
             Attempt {
                 state,
                 failure_kind: dry.then(|| DRY_RUN_KIND.to_string()),
-                failure: c
-                    .message
+                failure: message
                     .as_deref()
                     .filter(|m| !dry && !m.is_empty() && *m != "skipped")
                     .map(str::to_string),
@@ -517,26 +497,17 @@ fn main_attempt(c: &mut RawCase) -> Attempt {
         ("pending", _) => Attempt::new(AttemptState::Pending),
         ("passed", _) | ("", Child::None) => Attempt {
             state: AttemptState::Passed,
-            duration: duration(c.time),
-            output: c.output.take(),
+            duration: duration(c.run.time),
+            output: c.run.output.take(),
             ..Attempt::default()
         },
-        (_, Child::Error) if c.child_type.as_deref() == Some("not-run") => Attempt {
+        (_, Child::Error) if c.run.ty.as_deref() == Some("not-run") => Attempt {
             state: AttemptState::NotRun,
-            failure_kind: ty(),
-            failure: c.message.as_deref().map(str::to_string),
+            failure_kind: c.run.ty.clone(),
+            failure: c.run.message.clone(),
             ..Attempt::default()
         },
-        (s, _) => {
-            let kind = Some(s.to_string()).filter(|s| !s.is_empty()).or_else(ty);
-            failed_attempt(
-                c.message.as_deref(),
-                c.failure.as_deref(),
-                kind,
-                c.time,
-                c.output.take(),
-            )
-        }
+        (s, _) => failed_attempt(&mut c.run, s),
     }
 }
 
@@ -559,8 +530,9 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
             format!("(unnamed testcase {} in {})", g.unnamed, g.source)
         }
     };
-    if c.child == Child::Error && c.child_type.as_deref() == Some("incomplete") {
+    if c.child == Child::Error && c.run.ty.as_deref() == Some("incomplete") {
         let reason = c
+            .run
             .message
             .take()
             .unwrap_or_else(|| format!("{}: marked incomplete", g.source));
@@ -568,10 +540,11 @@ fn push_case(g: &mut Gathered, mut c: RawCase) {
         return;
     }
     let main = main_attempt(&mut c);
+    let rerun = |r: &mut Run| failed_attempt(r, "");
     let mut attempts: Vec<Attempt> = Vec::with_capacity(1 + c.reruns.len());
-    attempts.extend(c.reruns.iter().filter(|r| r.flaky).map(rerun_attempt));
+    attempts.extend(c.reruns.iter_mut().filter(|r| r.flaky).map(rerun));
     attempts.push(main);
-    attempts.extend(c.reruns.iter().filter(|r| !r.flaky).map(rerun_attempt));
+    attempts.extend(c.reruns.iter_mut().filter(|r| !r.flaky).map(rerun));
     for (i, a) in attempts.iter_mut().enumerate() {
         a.origin.in_process = i as u32;
     }

@@ -2,24 +2,12 @@
 //! the Kubernetes version. ANSI codes and trailing banners are tolerated.
 
 use crate::results::model::{
-    Attempt, AttemptState, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
+    Attempt, AttemptState, Counts, SourceFormat, Spec, SuiteNode, SuiteResult, DRY_RUN_KIND,
 };
 use regex::Regex;
 use std::io::BufRead;
 use std::sync::OnceLock;
 use std::time::Duration;
-
-/// The counts of the final summary line (`SUCCESS! -- 411 Passed | 0 Failed | 2 Flaked | …`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct LogCounts {
-    /// Passed (ginkgo includes flaked specs here).
-    pub passed: usize,
-    pub failed: usize,
-    /// Flaked (0 when the column is absent).
-    pub flaked: usize,
-    pub pending: usize,
-    pub skipped: usize,
-}
 
 /// A spec that passed after retries, as the log names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +35,10 @@ pub(crate) struct LogSummary {
     pub ran: Option<(usize, usize)>,
     /// Suite run time from the `Ran` line.
     pub duration: Option<Duration>,
-    /// The summary counts, when the summary line was printed.
-    pub counts: Option<LogCounts>,
+    /// The counts of the final summary line (`SUCCESS! -- 411 Passed | 0 Failed | 2 Flaked |
+    /// …`), when it was printed. As ginkgo counts: `passed` includes the flaky specs; `flaky` is
+    /// 0 when the column is absent.
+    pub counts: Option<Counts>,
     /// `SUCCESS!` (true) or `FAIL!` (false).
     pub success: Option<bool>,
     /// Special failure reason after `FAIL! - ` (e.g. `Interrupted by Timeout`).
@@ -255,12 +245,13 @@ pub(crate) fn read_log<R: BufRead>(mut input: R) -> std::io::Result<LogSummary> 
                     .unwrap_or(0)
             };
             if c.get(3).is_some() {
-                s.counts = Some(LogCounts {
+                s.counts = Some(Counts {
                     passed: n(3),
                     failed: n(4),
-                    flaked: n(5),
+                    flaky: n(5),
                     pending: n(7),
                     skipped: n(8),
+                    not_run: 0,
                 });
             }
             continue;
@@ -323,12 +314,10 @@ pub(crate) fn is_placeholder(name: &str) -> bool {
 pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
     let mut suite = SuiteResult {
         name: log.suite_description.clone().unwrap_or_default(),
-        duration: log.duration,
-        kubernetes_version: log.kubernetes_version.clone(),
-        dry_run: log.is_dry_run(),
         ..SuiteResult::default()
     };
-    suite.sources.extend(log.format);
+    // The version, duration, interruption and dry run, as for a suite read from a report.
+    crate::results::merge::apply_log(&mut suite, log, source);
     if let Some(which) = &log.suite_node_failure {
         suite.suite_nodes.push(SuiteNode {
             name: format!("[{which}]"),
@@ -338,9 +327,6 @@ pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
                 ..Attempt::default()
             },
         });
-    }
-    if log.interrupted {
-        suite.mark_incomplete(format!("{source}: the run was interrupted"));
     }
     let Some(c) = log.counts else {
         suite.mark_incomplete(format!(
@@ -374,20 +360,17 @@ pub(crate) fn log_to_suite(log: &LogSummary, source: &str) -> SuiteResult {
         suite.specs.push(spec);
     }
     // flaky: named when the blocks were printed
-    let flaked = c.flaked.max(log.flakes.len());
+    let flaked = c.flaky.max(log.flakes.len());
     for i in 0..flaked {
-        match log.flakes.get(i) {
-            Some(f) => suite.specs.push(flaky_spec(f, source)),
-            None => suite.specs.push(flaky_spec(
-                &LogFlake {
-                    name: placeholder("flaky", i + 1, flaked),
-                    attempts: 2,
-                    location: None,
-                    duration: None,
-                },
-                source,
-            )),
-        }
+        let unnamed = LogFlake {
+            name: placeholder("flaky", i + 1, flaked),
+            attempts: 2,
+            location: None,
+            duration: None,
+        };
+        suite
+            .specs
+            .push(flaky_spec(log.flakes.get(i).unwrap_or(&unnamed), source));
     }
     let passed = c.passed.saturating_sub(flaked);
     let named: Vec<&String> = log
@@ -485,12 +468,13 @@ Test Suite Failed
         assert_eq!(s.will_run, Some((4, 10)));
         assert_eq!(
             s.counts,
-            Some(LogCounts {
+            Some(Counts {
                 passed: 3,
                 failed: 1,
-                flaked: 1,
+                flaky: 1,
                 pending: 0,
-                skipped: 6
+                skipped: 6,
+                not_run: 0,
             })
         );
         assert_eq!(s.success, Some(false));
