@@ -34,6 +34,11 @@ pub mod upgrade;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The first line of a message (all of a one-line message; empty for an empty one).
+pub(crate) fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}
+
 /// An error with its causes, each once ("client error (Connect): tcp connect error: Connection
 /// refused"): the outermost message alone rarely says what to fix. `part` picks what of each
 /// message is kept (all of it, or its first line).

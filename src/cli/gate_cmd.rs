@@ -4,6 +4,7 @@
 use super::args::JunitStyleOpt;
 use super::run_cmd::{artifacts_dir, conclude, junit_options_for, publisher, run_id, Conclusion};
 use super::{signals, Exit};
+use crate::first_line;
 use crate::gate::{self, profile, GateInputs, Provider};
 use crate::runner::{ContainerRunner, DockerRunner};
 use crate::smoke::image as smoke_image;
@@ -389,10 +390,6 @@ fn describe(o: &gate::StepOutcome) -> String {
         gate::StepOutcome::Failed(why) => format!("FAILED: {}", first_line(why)),
         gate::StepOutcome::Skipped(why) => format!("skipped: {why}"),
     }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub(crate) fn upgrade_status(
     not_measured: bool,
     facts: Option<&str>,
 ) -> (StatusState, String) {
-    let first_line = |s: &str| s.lines().next().unwrap_or_default().to_string();
+    let first_line = |s: &str| crate::first_line(s).to_string();
     match (upgrade, availability) {
         (StepOutcome::Failed(why), _) => (StatusState::Failure, first_line(why)),
         (_, Some(StepOutcome::Failed(why))) if not_measured => {

@@ -6,6 +6,7 @@
 
 use super::retry::{classify, FailureFacts, RetryPolicy, Verdict};
 use super::StatusError;
+use crate::first_line;
 use octocrab::Octocrab;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -333,10 +334,6 @@ fn is_transport(err: &octocrab::Error) -> bool {
         err,
         octocrab::Error::Service { .. } | octocrab::Error::Hyper { .. }
     )
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
 }
 
 /// Status, headers and a readable message of an octocrab error (with its cause chain).

@@ -116,7 +116,7 @@ pub(crate) fn describe_run(suites: &[SuiteResult], elapsed: Duration) -> String 
 fn fit(prefix: &str, middle: &str, suffix: &str) -> String {
     let fixed = prefix.chars().count() + suffix.chars().count();
     let room = MAX_DESCRIPTION_CHARS.saturating_sub(fixed);
-    let middle = truncate_chars(middle.lines().next().unwrap_or("").trim(), room);
+    let middle = truncate_chars(crate::first_line(middle).trim(), room);
     truncate_description(&format!("{prefix}{middle}{suffix}"))
 }
 
