@@ -16,11 +16,13 @@
 //! `UPGRADE_AWS_BENCH_ARGS` (extra `upgrade apply` flags), `UPGRADE_AWS_BENCH_TIME_SCALE`
 //! (default: the topology's 0.05, 1 wall s = 20 simulated s).
 
+#[path = "../tests/common/aws_mirror.rs"]
+mod aws_mirror;
 #[path = "support/physics.rs"]
 #[allow(dead_code)] // `widest` is the other benchmark's
 mod physics;
 
-use e2e_gate::cluster::sim::aws_mirror::AwsMirror;
+use aws_mirror::AwsMirror;
 use e2e_gate::cluster::sim::{SimCluster, SimOptions, Topology};
 use physics::{facts, lower_bound, window};
 use serde_json::Value;
@@ -198,13 +200,16 @@ async fn main() {
     let sim = SimCluster::start(
         topology.clone(),
         SimOptions {
-            mirror: Some(AwsMirror {
-                endpoint_url: moto_url.clone(),
-                region: REGION.into(),
-                cluster: CLUSTER.into(),
-                pool_tag: "e2e-gate.io/pool".into(),
-                versions: serde_json::from_value(made["versions"].clone()).unwrap(),
-            }),
+            mirror: Some(
+                AwsMirror {
+                    endpoint_url: moto_url.clone(),
+                    region: REGION.into(),
+                    cluster: CLUSTER.into(),
+                    pool_tag: "e2e-gate.io/pool".into(),
+                    versions: serde_json::from_value(made["versions"].clone()).unwrap(),
+                }
+                .source(),
+            ),
             ..SimOptions::default()
         },
     )

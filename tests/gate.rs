@@ -674,13 +674,16 @@ async fn an_existing_cluster_on_aws_is_rolled_through_its_auto_scaling_groups() 
     let s = common::sim::start_with(
         "test-aws.toml",
         e2e_gate::cluster::sim::SimOptions {
-            mirror: Some(e2e_gate::cluster::sim::aws_mirror::AwsMirror {
-                endpoint_url: moto.url.clone(),
-                region: common::aws::REGION.into(),
-                cluster: "dev".into(),
-                pool_tag: "e2e-gate.io/pool".into(),
-                versions: serde_json::from_value(made["versions"].clone()).unwrap(),
-            }),
+            mirror: Some(
+                common::aws_mirror::AwsMirror {
+                    endpoint_url: moto.url.clone(),
+                    region: common::aws::REGION.into(),
+                    cluster: "dev".into(),
+                    pool_tag: "e2e-gate.io/pool".into(),
+                    versions: serde_json::from_value(made["versions"].clone()).unwrap(),
+                }
+                .source(),
+            ),
             ..Default::default()
         },
     )

@@ -10,8 +10,8 @@
 mod common;
 
 use common::aws::{Moto, REGION};
+use common::aws_mirror::AwsMirror;
 use common::sim::{nodes, start_with, Sim};
-use e2e_gate::cluster::sim::aws_mirror::AwsMirror;
 use e2e_gate::cluster::sim::SimOptions;
 use e2e_gate::upgrade::state::{is_marked, LEASE_NAME};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -45,13 +45,16 @@ async fn rig(moto: &Moto, topology: &str, extra: &[&str]) -> Sim {
     start_with(
         topology,
         SimOptions {
-            mirror: Some(AwsMirror {
-                endpoint_url: moto.url.clone(),
-                region: REGION.into(),
-                cluster: CLUSTER.into(),
-                pool_tag: "e2e-gate.io/pool".into(),
-                versions,
-            }),
+            mirror: Some(
+                AwsMirror {
+                    endpoint_url: moto.url.clone(),
+                    region: REGION.into(),
+                    cluster: CLUSTER.into(),
+                    pool_tag: "e2e-gate.io/pool".into(),
+                    versions,
+                }
+                .source(),
+            ),
             ..SimOptions::default()
         },
     )

@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a part of this module
 
 pub mod aws;
+pub mod aws_mirror;
 pub mod sim;
 pub mod suite_dir;
 

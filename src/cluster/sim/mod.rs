@@ -6,7 +6,6 @@
 //! `e2e-gate cluster up --provider sim` (see [`process`]).
 
 pub(crate) mod api;
-pub mod aws_mirror;
 pub(crate) mod clock;
 pub(crate) mod cloud_api;
 pub(crate) mod error;
@@ -22,6 +21,7 @@ pub mod topology;
 mod workloads;
 
 use clock::SimClock;
+pub use machinery::mirror::MirroredInstance;
 use machinery::Machinery;
 use metrics::Metrics;
 use parking_lot::Mutex;
@@ -33,6 +33,14 @@ use std::time::Duration;
 use store::Store;
 use tokio_util::sync::CancellationToken;
 pub use topology::Topology;
+
+/// Where a mirrored cloud's instances come from (in the tests of `--cloud aws`, moto's groups
+/// read through the AWS SDK by the test rig, never through the engine's adapter).
+#[async_trait::async_trait]
+pub trait MirrorSource: std::fmt::Debug + Send + Sync {
+    /// Every live instance of the mirrored groups now.
+    async fn read(&self) -> Result<Vec<MirroredInstance>, String>;
+}
 
 /// Mutable simulator state: the store, the machinery and the counters.
 pub struct SimState {
@@ -76,9 +84,9 @@ pub struct SimOptions {
     pub bookmark_interval: Duration,
     /// Watch events kept for resuming watches from an older resourceVersion.
     pub history: usize,
-    /// Nodes mirror these AWS groups' instances instead of the topology's own groups
-    /// (the pools of the topology give the groups' names, node shapes and timings).
-    pub mirror: Option<aws_mirror::AwsMirror>,
+    /// Nodes mirror these instances instead of the topology's own groups (the pools of the
+    /// topology give the groups' names, node shapes and timings).
+    pub mirror: Option<Arc<dyn MirrorSource>>,
 }
 
 impl Default for SimOptions {
@@ -262,13 +270,12 @@ impl SimCluster {
 /// running), then keeps following them.
 async fn start_mirror(
     sim: &Arc<Sim>,
-    m: aws_mirror::AwsMirror,
+    source: Arc<dyn MirrorSource>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let client = m.client();
-    let first = m
-        .read(&client)
+    let first = source
+        .read()
         .await
-        .map_err(|e| std::io::Error::other(format!("mirror of {}: {e}", m.endpoint_url)))?;
+        .map_err(|e| std::io::Error::other(format!("mirror of {source:?}: {e}")))?;
     {
         let now = sim.clock.now();
         let mut st = sim.state.lock();
@@ -281,11 +288,10 @@ async fn start_mirror(
         }
         st.tick(now);
     }
-    let mirror = Arc::new((m, client));
     Ok(every(sim, Duration::from_millis(100), move |sim| {
-        let mirror = mirror.clone();
+        let source = source.clone();
         async move {
-            match mirror.0.read(&mirror.1).await {
+            match source.read().await {
                 Ok(seen) => {
                     let now = sim.clock.now();
                     sim.state.lock().mirror(&seen, false, now);

@@ -10,7 +10,7 @@ use super::cloud::Lifecycle;
 
 /// One instance of a mirrored group, as the other cloud reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MirroredInstance {
+pub struct MirroredInstance {
     /// Its id (the Node's provider id ends in it).
     pub id: String,
     /// The simulated group it belongs to (`<pool>-<zone>`).
