@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 /// What to do with one taint key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaintChange {
+pub(crate) enum TaintChange {
     /// Ensure the taint `key` exists with this effect (replacing another effect).
     Set {
         /// Key.
@@ -29,13 +29,13 @@ pub enum TaintChange {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodePatch {
     /// Annotation changes.
-    pub annotations: BTreeMap<String, Option<String>>,
+    pub(crate) annotations: BTreeMap<String, Option<String>>,
     /// Label changes.
-    pub labels: BTreeMap<String, Option<String>>,
+    pub(crate) labels: BTreeMap<String, Option<String>>,
     /// Taint changes, applied in order.
-    pub taints: Vec<TaintChange>,
+    pub(crate) taints: Vec<TaintChange>,
     /// New `spec.unschedulable`, if it changes.
-    pub unschedulable: Option<bool>,
+    pub(crate) unschedulable: Option<bool>,
 }
 
 impl NodePatch {
