@@ -34,9 +34,7 @@ pub struct ClusterHandle {
 /// State of a named cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterStatus {
-    /// Cluster name.
     pub(crate) name: String,
-    /// Provider name.
     pub(crate) provider: String,
     /// Running and answering.
     pub(crate) running: bool,

@@ -42,7 +42,6 @@ impl Provider {
 pub(crate) struct ProfileFile {
     /// Profile to take unset keys from.
     pub(crate) inherits: Option<String>,
-    /// Cluster provider.
     pub(crate) provider: Option<Provider>,
     /// Topology (sim) or kind config (kind), relative to the gate file.
     pub(crate) topology: Option<PathBuf>,

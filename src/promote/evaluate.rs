@@ -13,9 +13,7 @@ use std::time::Duration;
 /// One commit status as read from `GET /commits/{sha}/statuses`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// Context.
     pub(crate) context: String,
-    /// State.
     pub(crate) state: StatusState,
     /// When it was posted.
     pub(crate) created_at: DateTime<Utc>,
@@ -30,9 +28,7 @@ pub struct Check {
     pub(crate) status: String,
     /// `success`, `failure`, `neutral`, `skipped`, … once completed.
     pub(crate) conclusion: Option<String>,
-    /// Start time.
     pub(crate) started_at: Option<DateTime<Utc>>,
-    /// Completion time.
     pub(crate) completed_at: Option<DateTime<Utc>>,
 }
 

@@ -110,7 +110,6 @@ pub struct Outcome {
     pub(crate) from: String,
     /// Target branch.
     pub(crate) to: String,
-    /// Mode.
     pub(crate) mode: Mode,
     /// The evaluated commit (source head).
     pub sha: String,
@@ -119,7 +118,6 @@ pub struct Outcome {
     /// The decision (with reasons when closed).
     #[serde(flatten)]
     pub decision: Decision,
-    /// Dry run.
     pub(crate) dry_run: bool,
     /// Write calls made (or, in a dry run, that would be made).
     pub calls: Vec<String>,

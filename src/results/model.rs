@@ -14,7 +14,6 @@ pub(crate) const DRY_RUN_KIND: &str = "dry-run";
 /// How one attempt of one spec ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) enum AttemptState {
-    /// The attempt passed.
     #[default]
     Passed,
     /// The attempt failed (ginkgo `failed`, `timedout`, `panicked`, `aborted`, `interrupted`;

@@ -10,7 +10,6 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// One suite in the summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuiteSummary {
-    /// Suite name.
     pub(crate) name: String,
     /// Verdict.
     pub result: SuiteVerdict,
@@ -31,12 +30,10 @@ pub struct SuiteSummary {
     pub(crate) incomplete_reason: Option<String>,
     /// Wall time in seconds (suite time when known, else the sum of attempt times).
     pub(crate) duration_seconds: f64,
-    /// Names of failed specs.
     pub(crate) failed_specs: Vec<String>,
     /// The first line of each failed spec's last failure, in the order of `failed_specs`.
     #[serde(default)]
     pub(crate) failure_reasons: Vec<String>,
-    /// Names of flaky specs.
     pub(crate) flaky_specs: Vec<String>,
     /// Names of suite nodes that failed.
     #[serde(default)]
@@ -53,7 +50,6 @@ pub struct SuiteSummary {
 /// One step of a gate (`Up`, `Upgrade`, `Availability`, `Suite smoke`, `Down`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StepSummary {
-    /// Step name.
     pub(crate) name: String,
     /// `passed`, `failed` or `skipped`.
     pub(crate) result: String,

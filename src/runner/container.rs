@@ -24,7 +24,6 @@ pub struct BindMount {
     pub host: PathBuf,
     /// Path inside the container.
     pub container: String,
-    /// Mounted read-only.
     pub(crate) read_only: bool,
 }
 
@@ -43,7 +42,6 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     /// Bind mounts.
     pub mounts: Vec<BindMount>,
-    /// Labels.
     pub(crate) labels: BTreeMap<String, String>,
     /// Docker network mode (`host`, `bridge`, `kind`, …).
     pub(crate) network: String,

@@ -12,17 +12,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TaintChange {
     /// Ensure the taint `key` exists with this effect (replacing another effect).
-    Set {
-        /// Key.
-        key: String,
-        /// Effect.
-        effect: String,
-    },
+    Set { key: String, effect: String },
     /// Ensure no taint with `key` exists.
-    Remove {
-        /// Key.
-        key: String,
-    },
+    Remove { key: String },
 }
 
 /// Marker changes on a Node. `None` values remove the key.

@@ -189,11 +189,9 @@ impl Blocker {
 /// An outdated node and why it sits where it does in the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutdatedNode {
-    /// Node name.
     pub(crate) name: String,
     /// Pool.
     pub pool: String,
-    /// Zone.
     pub(crate) zone: String,
     /// Current kubelet version.
     pub(crate) kubelet_version: String,
@@ -206,7 +204,6 @@ pub struct OutdatedNode {
 /// Surge nodes for one (pool, zone).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ZoneSurge {
-    /// Pool.
     pub(crate) pool: String,
     /// Zone.
     pub zone: String,
@@ -221,7 +218,6 @@ pub struct Wave {
     pub(crate) index: usize,
     /// Class of every node in the wave.
     pub(crate) class: NodeClass,
-    /// Node names.
     pub(crate) nodes: Vec<String>,
     /// Surge requested before this wave drains, per (pool, zone); zero entries omitted.
     pub(crate) surge: Vec<ZoneSurge>,
@@ -243,9 +239,7 @@ pub(crate) struct Estimate {
 /// A node left out of the plan, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct SkippedNode {
-    /// Node name.
     pub(crate) name: String,
-    /// Why.
     pub(crate) reason: String,
 }
 

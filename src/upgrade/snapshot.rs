@@ -312,7 +312,6 @@ impl PdbInfo {
 /// A node pool as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolInfo {
-    /// Pool name.
     pub(crate) name: String,
     /// Current nodes per availability zone. Zones with 0 nodes may be listed: the
     /// pool can launch there.
@@ -360,7 +359,6 @@ pub struct Snapshot {
 /// The raw objects a snapshot is built from (one LIST each, or fixtures).
 #[derive(Debug, Clone, Default)]
 pub struct ClusterObjects {
-    /// Nodes.
     pub(crate) nodes: Vec<Node>,
     /// Pods (all namespaces).
     pub pods: Vec<Pod>,

@@ -214,7 +214,6 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("node {node}: event {event} is not allowed in phase {from}")]
 pub struct TransitionError {
-    /// Node name.
     pub(crate) node: String,
     /// Phase at the time.
     pub(crate) from: NodePhase,
@@ -391,7 +390,6 @@ pub fn encode_new(node: &NodeInfo, run_id: &str) -> NodePatch {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("node {node}: annotation {key} has invalid value {value:?}")]
 pub struct MarkerError {
-    /// Node name.
     pub(crate) node: String,
     /// Annotation key.
     pub(crate) key: &'static str,

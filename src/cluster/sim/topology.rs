@@ -130,9 +130,7 @@ fn lb_health() -> f64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Taint {
-    /// Key.
     pub(crate) key: String,
-    /// Value.
     #[serde(default)]
     pub(crate) value: Option<String>,
     /// NoSchedule, PreferNoSchedule or NoExecute.
@@ -149,10 +147,8 @@ pub(crate) struct Toleration {
     /// Equal or Exists.
     #[serde(default)]
     pub(crate) operator: Option<String>,
-    /// Value.
     #[serde(default)]
     pub(crate) value: Option<String>,
-    /// Effect.
     #[serde(default)]
     pub(crate) effect: Option<String>,
 }
@@ -229,10 +225,8 @@ pub struct Workload {
     /// Topology spread.
     #[serde(default)]
     pub(crate) spread: Option<Spread>,
-    /// Node selector.
     #[serde(default)]
     pub(crate) node_selector: BTreeMap<String, String>,
-    /// Tolerations.
     #[serde(default)]
     pub(crate) tolerations: Vec<Toleration>,
     /// Pod startup (bind → Ready), simulated seconds.
@@ -282,7 +276,6 @@ fn grace() -> i64 {
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {field}: {message}")]
 pub struct TopologyError {
-    /// The file.
     pub(crate) file: String,
     /// The field (`pools[0].zones`), or the parse position.
     pub(crate) field: String,

@@ -44,11 +44,9 @@ pub(crate) const CLEAN_PER_ROUND: usize = 32;
 /// The run's fixed facts, computed once when a process takes the run over.
 #[derive(Debug, Clone)]
 pub struct RunContext {
-    /// The plan.
     pub(crate) plan: Plan,
     /// Its options (per-pool limits).
     pub(crate) opts: PlanOptions,
-    /// Stuck-drain policy.
     pub(crate) policy: StuckDrainPolicy,
     /// A new node must pass the readiness gate continuously this long before it counts.
     pub(crate) min_ready: Duration,
