@@ -285,7 +285,6 @@ impl Held {
         }
     }
 
-    /// The tag value.
     pub(crate) fn to_tag(&self) -> String {
         format!("max={};suspended={}", self.max, self.suspended.join(","))
     }

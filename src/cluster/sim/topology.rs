@@ -222,7 +222,6 @@ pub struct Workload {
     /// Zonal volume size per replica (StatefulSet only).
     #[serde(default)]
     pub(crate) zonal_volume: Option<String>,
-    /// Topology spread.
     #[serde(default)]
     pub(crate) spread: Option<Spread>,
     #[serde(default)]
