@@ -13,5 +13,4 @@ pub use orchestrator::{run_gate, GateInputs, GateReport, ReadyProbe, UPGRADE_CON
 pub use profile::{Profile, Provider};
 pub use steps::{Step, StepOutcome, StepRecorder};
 pub(crate) use suites::run_suites;
-pub(crate) use upgrade_step::failure_headline;
-pub use upgrade_step::UpgradeRunner;
+pub use upgrade_step::{failure_headline, UpgradeRunner};

@@ -22,7 +22,7 @@ pub trait UpgradeRunner: Send + Sync {
 /// Pure: the first line of an upgrade that did not finish, for the step and the GitHub
 /// status: the nodes replaced and the first blocked node with its reason when there is one,
 /// else the error.
-pub(crate) fn failure_headline(report: Option<&UpgradeReport>, error: &str) -> String {
+pub fn failure_headline(report: Option<&UpgradeReport>, error: &str) -> String {
     match report.map(|r| (r, r.blocked_nodes.first())) {
         Some((r, Some(first))) => format!(
             "upgrade incomplete: {}/{} nodes replaced; blocked: {}: {}{}",

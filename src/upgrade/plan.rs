@@ -130,7 +130,7 @@ pub enum PlanError {
 /// Drain order class of a node: stateless first, primaries last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum NodeClass {
+pub enum NodeClass {
     /// No PDB-protected stateful pod.
     Stateless,
     /// Hosts a PDB-protected stateful pod (StatefulSet or PVC), none of them a primary.

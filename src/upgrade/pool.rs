@@ -72,7 +72,7 @@ pub struct PoolGroup {
     /// cloud picks each new instance's zone, so a replacement may land in another zone than
     /// the node it replaces.
     #[serde(skip_deserializing)]
-    pub(crate) spread: bool,
+    pub spread: bool,
     /// Upper bound of the pool's total size.
     pub(crate) max_size: u32,
     /// Kubelet version new instances get.
