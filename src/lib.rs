@@ -12,18 +12,18 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-pub mod atomic_write;
+pub(crate) mod atomic_write;
 pub mod cli;
 pub mod cluster;
 pub mod exit_code;
 pub mod gate;
-pub mod kube_time;
-pub mod process_control;
+pub(crate) mod kube_time;
+pub(crate) mod process_control;
 pub mod promote;
-pub mod quantity;
+pub(crate) mod quantity;
 pub mod results;
 pub mod runner;
-pub mod smoke;
+pub(crate) mod smoke;
 pub mod status;
 pub mod suite;
 pub mod upgrade;

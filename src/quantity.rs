@@ -7,7 +7,7 @@
 #[error("invalid resource quantity {text:?}")]
 pub struct QuantityError {
     /// The text as found on the object.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 const SUFFIXES: &[(&str, f64)] = &[

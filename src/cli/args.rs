@@ -60,10 +60,10 @@ pub(crate) fn locate(path: &std::path::Path) -> std::path::PathBuf {
 pub(crate) struct Cli {
     /// Subcommand; without one, the arguments are those of `run`.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// `run` options when no subcommand is given.
     #[command(flatten)]
-    pub run: RunArgs,
+    pub(crate) run: RunArgs,
 }
 
 /// `--version`: the crate version and the commit it was built from.
@@ -172,7 +172,7 @@ pub(crate) enum JunitStyleOpt {
 pub(crate) struct RunArgs {
     /// Suite to run (repeatable); see `e2e-gate suites list`.
     #[arg(long = "suite", value_name = "NAME", required = true)]
-    pub suites: Vec<String>,
+    pub(crate) suites: Vec<String>,
     /// Directory of suite files.
     #[arg(
         long,
@@ -180,52 +180,52 @@ pub(crate) struct RunArgs {
         default_value = "suites",
         env = "E2E_GATE_SUITES_DIR"
     )]
-    pub suites_dir: PathBuf,
+    pub(crate) suites_dir: PathBuf,
     /// Kubeconfig mounted read-only into the test containers [default: $KUBECONFIG; none if unset].
     #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Focus regex replacing the suite's (repeatable; ORed).
     #[arg(long, value_name = "REGEX")]
-    pub focus: Vec<String>,
+    pub(crate) focus: Vec<String>,
     /// Skip regex replacing the suite's (repeatable; ORed).
     #[arg(long, value_name = "REGEX")]
-    pub skip: Vec<String>,
+    pub(crate) skip: Vec<String>,
     /// In-process ginkgo attempts per spec [default: from the suite file].
     #[arg(long, value_name = "N")]
-    pub flake_attempts: Option<u32>,
+    pub(crate) flake_attempts: Option<u32>,
     /// Fresh containers that re-run only failed specs [default: from the suite file].
     #[arg(long, value_name = "N")]
-    pub reruns: Option<u32>,
+    pub(crate) reruns: Option<u32>,
     /// ginkgo parallel processes [default: from the suite file].
     #[arg(long, value_name = "N")]
-    pub parallel: Option<u32>,
+    pub(crate) parallel: Option<u32>,
     /// Hard limit per container, e.g. 90m [default: from the suite file].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
-    pub timeout: Option<std::time::Duration>,
+    pub(crate) timeout: Option<std::time::Duration>,
     /// Stop a container when no spec finished for this long [default: from the suite file].
     #[arg(long, value_name = "DURATION", value_parser = duration)]
-    pub stall_timeout: Option<std::time::Duration>,
+    pub(crate) stall_timeout: Option<std::time::Duration>,
     /// Suites run concurrently, each in its own container.
     #[arg(long, value_name = "N", default_value_t = 1)]
-    pub jobs: usize,
+    pub(crate) jobs: usize,
     /// List the specs that would run (ginkgo dry run in the same image); runs nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// JUnit layout for retried specs.
     #[arg(long, value_enum, default_value_t = JunitStyleOpt::Jenkins)]
-    pub junit_style: JunitStyleOpt,
+    pub(crate) junit_style: JunitStyleOpt,
     /// Captured output kept per testcase in the combined JUnit, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
-    pub max_output_bytes: usize,
+    pub(crate) max_output_bytes: usize,
     /// Docker network for the test containers [default: host, so 127.0.0.1 servers are reachable].
     #[arg(long, value_name = "NAME")]
-    pub network: Option<String>,
+    pub(crate) network: Option<String>,
     /// Output, limits and images (shared with `gate`).
     #[command(flatten)]
-    pub common: CommonRunArgs,
+    pub(crate) common: CommonRunArgs,
     /// GitHub commit statuses: one per suite plus the aggregate `e2e-gate` context.
     #[command(flatten)]
-    pub github: super::github_args::GithubArgs,
+    pub(crate) github: super::github_args::GithubArgs,
 }
 
 /// Options `run` and `gate` share.
@@ -233,20 +233,20 @@ pub(crate) struct RunArgs {
 pub(crate) struct CommonRunArgs {
     /// Where results go [default: $ARTIFACTS, else ./artifacts].
     #[arg(long, value_name = "DIR")]
-    pub artifacts: Option<PathBuf>,
+    pub(crate) artifacts: Option<PathBuf>,
     /// Pull a missing image instead of failing (needs a reachable registry).
     #[arg(long)]
-    pub pull: bool,
+    pub(crate) pull: bool,
     /// Count flaky specs as failures (exit 1).
     #[arg(long)]
-    pub fail_on_flaky: bool,
+    pub(crate) fail_on_flaky: bool,
     /// Grace between SIGTERM and SIGKILL when e2e-gate stops a container (timeout, stall).
     /// Longer than ginkgo v2's own 30 s interrupt grace, so ginkgo can still write its JUnit.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
-    pub stop_grace: std::time::Duration,
+    pub(crate) stop_grace: std::time::Duration,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 /// `suites` subcommands.
@@ -254,7 +254,7 @@ pub(crate) struct CommonRunArgs {
 pub(crate) struct SuitesArgs {
     /// What to do.
     #[command(subcommand)]
-    pub command: SuitesCommand,
+    pub(crate) command: SuitesCommand,
 }
 
 /// `suites` verbs.

@@ -20,7 +20,7 @@ pub(crate) fn cluster_name(s: &str) -> Result<String, String> {
 pub(crate) struct ClusterArgs {
     /// What to do.
     #[command(subcommand)]
-    pub command: ClusterCommand,
+    pub(crate) command: ClusterCommand,
 }
 
 /// Which provider.

@@ -23,7 +23,7 @@ pub(crate) const GATE_CONTEXT: &str = "e2e-gate/gate";
 pub(crate) struct GateArgs {
     /// Profile in the gate file.
     #[arg(long, default_value = "default", env = "E2E_GATE_PROFILE")]
-    pub profile: String,
+    pub(crate) profile: String,
     /// Gate file with the profiles.
     #[arg(
         long,
@@ -31,7 +31,7 @@ pub(crate) struct GateArgs {
         default_value = "ci/gate.toml",
         env = "E2E_GATE_FILE"
     )]
-    pub gate_file: PathBuf,
+    pub(crate) gate_file: PathBuf,
     /// Directory of suite files.
     #[arg(
         long,
@@ -39,42 +39,42 @@ pub(crate) struct GateArgs {
         default_value = "suites",
         env = "E2E_GATE_SUITES_DIR"
     )]
-    pub suites_dir: PathBuf,
+    pub(crate) suites_dir: PathBuf,
     /// Suite to run, repeatable [default: from the profile].
     #[arg(long = "suite", value_name = "NAME")]
-    pub suites: Vec<String>,
+    pub(crate) suites: Vec<String>,
     /// Cluster provider: sim, kind or existing [default: from the profile].
     #[arg(long, value_name = "PROVIDER")]
-    pub provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// Topology (sim) or kind config [default: from the profile].
     #[arg(long, value_name = "FILE")]
-    pub topology: Option<PathBuf>,
+    pub(crate) topology: Option<PathBuf>,
     /// Kubeconfig of an existing cluster [default: from the profile, else $KUBECONFIG].
     #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Cluster name [default: e2e-gate-<run id>] (lowercase letters, digits and '-').
     #[arg(long, value_name = "NAME", value_parser = super::cluster_cmd::cluster_name)]
-    pub cluster_name: Option<String>,
+    pub(crate) cluster_name: Option<String>,
     /// Keep the cluster afterwards, to debug it.
     #[arg(long)]
-    pub keep_cluster: bool,
+    pub(crate) keep_cluster: bool,
     /// Skip the Upgrade step whatever the profile says (also: E2E_GATE_TARGET_VERSION set to
     /// an empty value). Needed for kind and existing clusters, whose node pools the upgrade
     /// engine cannot drive yet.
     #[arg(long)]
-    pub no_upgrade: bool,
+    pub(crate) no_upgrade: bool,
     /// Suites run concurrently [default: from the profile].
     #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// How long the cluster may take to become ready after it is up.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::args::duration)]
-    pub ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
     /// Output, limits and images (as for `run`).
     #[command(flatten)]
-    pub common: super::args::CommonRunArgs,
+    pub(crate) common: super::args::CommonRunArgs,
     /// GitHub commit statuses: one per suite plus `e2e-gate/gate`.
     #[command(flatten)]
-    pub github: super::github_args::GithubArgs,
+    pub(crate) github: super::github_args::GithubArgs,
 }
 
 fn resolve_profile(

@@ -17,38 +17,38 @@ use std::sync::Arc;
 pub(crate) struct PromoteArgs {
     /// Repository holding the channel branches.
     #[arg(long, value_name = "OWNER/NAME", value_parser = parse_repo)]
-    pub repo: RepoId,
+    pub(crate) repo: RepoId,
     /// Source branch whose head commit is promoted, e.g. alpha.
     #[arg(long, value_name = "BRANCH", value_parser = parse_branch)]
-    pub from: String,
+    pub(crate) from: String,
     /// Target branch, e.g. beta.
     #[arg(long, value_name = "BRANCH", value_parser = parse_branch)]
-    pub to: String,
+    pub(crate) to: String,
     /// Context that must be `success` on the source head (commit status or check run;
     /// repeatable; case-insensitive; missing counts as pending).
     #[arg(long = "require", value_name = "CONTEXT", required = true)]
-    pub require: Vec<String>,
+    pub(crate) require: Vec<String>,
     /// Every required context must have been `success` for at least this long, e.g. 24h.
     #[arg(long, value_name = "DURATION", value_parser = super::args::duration)]
-    pub soak: Option<std::time::Duration>,
+    pub(crate) soak: Option<std::time::Duration>,
     /// How the target moves.
     #[arg(long, value_enum, default_value_t = ModeArg::FastForward)]
-    pub mode: ModeArg,
+    pub(crate) mode: ModeArg,
     /// Print the decision and the write calls it would make; make none.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Append one JSON line per decision to this file.
     #[arg(long, value_name = "FILE")]
-    pub audit_log: Option<PathBuf>,
+    pub(crate) audit_log: Option<PathBuf>,
     /// Link of the promoted-to status [default: BUILD_URL].
     #[arg(long, value_name = "URL")]
-    pub target_url: Option<String>,
+    pub(crate) target_url: Option<String>,
     /// Decision format (json goes to stdout; the human text always goes to stderr).
     #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Credentials and API endpoint.
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub(crate) auth: AuthArgs,
 }
 
 /// `--mode`: the flag's spelling of [`Mode`] (clap stays in `cli/`).

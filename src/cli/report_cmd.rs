@@ -30,25 +30,25 @@ pub(crate) enum ReportFormat {
 pub(crate) struct ReportArgs {
     /// Output: human (stderr only), json or junit (stdout or -o). The human summary always goes to stderr.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
-    pub format: ReportFormat,
+    pub(crate) format: ReportFormat,
     /// Name of the suite formed by the files given directly.
     #[arg(long, value_name = "NAME", default_value = "e2e")]
-    pub name: String,
+    pub(crate) name: String,
     /// Write json/junit output to FILE (atomically) instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// JUnit layout for retried specs.
     #[arg(long, value_enum, default_value_t = JunitStyleOpt::Jenkins)]
-    pub junit_style: JunitStyleOpt,
+    pub(crate) junit_style: JunitStyleOpt,
     /// Captured output kept per testcase in the JUnit, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
-    pub max_output_bytes: usize,
+    pub(crate) max_output_bytes: usize,
     /// Count flaky specs as failures (exit 1).
     #[arg(long)]
-    pub fail_on_flaky: bool,
+    pub(crate) fail_on_flaky: bool,
     /// Result files (together one suite) and/or directories (one suite each, named after the directory).
     #[arg(value_name = "PATH", required = true)]
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
 }
 
 /// Where one suite of `report` comes from.

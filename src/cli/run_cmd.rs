@@ -219,29 +219,29 @@ pub(super) fn colour_stderr() -> bool {
 /// How a run or a gate ends.
 pub(super) struct Conclusion<'a> {
     /// Artifacts root (`junit.xml`, `summary.json`).
-    pub artifacts: &'a Path,
+    pub(crate) artifacts: &'a Path,
     /// Suites written to JUnit but not counted in the summary (the gate's runner steps).
-    pub extra_junit_suites: Vec<SuiteResult>,
-    pub junit: JunitOptions,
+    pub(crate) extra_junit_suites: Vec<SuiteResult>,
+    pub(crate) junit: JunitOptions,
     /// Summary format on stdout.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Flaky specs fail the run.
-    pub fail_on_flaky: bool,
+    pub(crate) fail_on_flaky: bool,
     /// Where statuses go.
-    pub statuses: Option<&'a StatusPublisher>,
-    pub aggregate_context: &'a str,
-    pub started: tokio::time::Instant,
+    pub(crate) statuses: Option<&'a StatusPublisher>,
+    pub(crate) aggregate_context: &'a str,
+    pub(crate) started: tokio::time::Instant,
     /// Fired on SIGINT/SIGTERM.
-    pub cancel: &'a tokio_util::sync::CancellationToken,
+    pub(crate) cancel: &'a tokio_util::sync::CancellationToken,
     /// An infrastructure step failed (Docker, cluster).
-    pub infra_failed: bool,
+    pub(crate) infra_failed: bool,
     /// Gate steps that are not suites and failed as verdicts (the upgrade, availability), as
     /// "Step: why" one-liners: the verdict is "failed" and they head the aggregate status.
-    pub failed_steps: Vec<String>,
+    pub(crate) failed_steps: Vec<String>,
     /// Every step of a gate, for `summary.json` (empty for `run`).
-    pub steps: Vec<crate::results::summary::StepSummary>,
+    pub(crate) steps: Vec<crate::results::summary::StepSummary>,
     /// GitHub could not be set up (reported, exit 4 at most).
-    pub status_setup_error: Option<String>,
+    pub(crate) status_setup_error: Option<String>,
 }
 
 /// Writes `junit.xml` and `summary.json` atomically, prints the summary, settles the aggregate

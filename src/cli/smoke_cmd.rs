@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub(crate) struct SmokeArgs {
     /// What to do.
     #[command(subcommand)]
-    pub command: SmokeCommand,
+    pub(crate) command: SmokeCommand,
 }
 
 /// `smoke` verbs.
@@ -36,7 +36,7 @@ pub(crate) enum SmokeCommand {
 pub(crate) struct SmokeRunArgs {
     /// Kubeconfig [default: in-cluster config, then ~/.kube/config].
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Where junit_01.xml, e2e.log and done are written.
     #[arg(
         long,
@@ -44,22 +44,22 @@ pub(crate) struct SmokeRunArgs {
         default_value = "/tmp/results",
         value_name = "DIR"
     )]
-    pub results_dir: PathBuf,
+    pub(crate) results_dir: PathBuf,
     /// Only checks whose name matches (e.g. 'PodDisruptionBudget').
     #[arg(long, env = "E2E_FOCUS", default_value = "", value_name = "REGEX")]
-    pub focus: String,
+    pub(crate) focus: String,
     /// Skip checks whose name matches.
     #[arg(long, env = "E2E_SKIP", default_value = "", value_name = "REGEX")]
-    pub skip: String,
+    pub(crate) skip: String,
     /// List the checks without checking anything.
     #[arg(long, env = "E2E_DRYRUN")]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Kubelet version every node must run (e.g. v1.34.1) [default: not checked].
     #[arg(long, env = "E2E_GATE_TARGET_VERSION", value_name = "VERSION")]
-    pub target_version: Option<String>,
+    pub(crate) target_version: Option<String>,
     /// How long a pod may stay Pending before the check fails.
     #[arg(long, default_value = "5m", value_parser = super::args::duration, value_name = "DURATION")]
-    pub pending_grace: std::time::Duration,
+    pub(crate) pending_grace: std::time::Duration,
 }
 
 pub(crate) async fn run(args: SmokeArgs) -> Result<u8, Exit> {

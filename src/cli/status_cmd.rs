@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub(crate) struct StatusArgs {
     /// What to do.
     #[command(subcommand)]
-    pub command: StatusCommand,
+    pub(crate) command: StatusCommand,
 }
 
 /// `status` verbs.
@@ -57,28 +57,28 @@ impl From<StateOpt> for StatusState {
 pub(crate) struct StatusSetArgs {
     /// Repository.
     #[arg(long, value_name = "OWNER/NAME", value_parser = parse_repo)]
-    pub repo: RepoId,
+    pub(crate) repo: RepoId,
     /// Full commit SHA (40 hex characters).
     #[arg(long, value_name = "SHA", value_parser = parse_sha)]
-    pub sha: String,
+    pub(crate) sha: String,
     /// Status context, e.g. e2e-gate/conformance (case-insensitive on GitHub).
     #[arg(long, value_name = "CONTEXT")]
-    pub context: String,
+    pub(crate) context: String,
     /// State to set.
     #[arg(long, value_enum)]
-    pub state: StateOpt,
+    pub(crate) state: StateOpt,
     /// Description; cut to 140 characters [default: empty].
     #[arg(long, value_name = "TEXT", default_value = "")]
-    pub description: String,
+    pub(crate) description: String,
     /// Link of the status [default: BUILD_URL].
     #[arg(long, value_name = "URL")]
-    pub target_url: Option<String>,
+    pub(crate) target_url: Option<String>,
     /// Result format (json goes to stdout).
     #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Credentials and API endpoint.
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub(crate) auth: AuthArgs,
 }
 
 pub(crate) async fn run(args: StatusArgs) -> Result<u8, Exit> {

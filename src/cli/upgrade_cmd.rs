@@ -28,7 +28,7 @@ use std::time::Duration;
 pub(crate) struct UpgradeArgs {
     /// What to do.
     #[command(subcommand)]
-    pub command: UpgradeCommand,
+    pub(crate) command: UpgradeCommand,
 }
 
 /// `upgrade` verbs.
@@ -64,41 +64,41 @@ pub(crate) enum CloudOpt {
 pub(crate) struct ClusterArgs {
     /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, in-cluster].
     #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Kubeconfig context [default: the current context].
     #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    pub(crate) context: Option<String>,
     /// Node-pool provider (pools, zones and sizes from the cloud). Without it, pools and
     /// zones come from node labels only. `apply` and `abort --cloud` need it.
     #[arg(long, value_enum, value_name = "PROVIDER")]
-    pub cloud: Option<CloudOpt>,
+    pub(crate) cloud: Option<CloudOpt>,
     /// With --cloud exec: the command that manages the pools, called as `CMD groups`,
     /// `CMD instances POOL`, `CMD set-desired POOL ZONE N`, `CMD terminate ID`,
     /// `CMD set-version POOL VERSION`; JSON on stdout (README: "Node pools through a command").
     #[arg(long, value_name = "CMD", required_if_eq("cloud", "exec"))]
-    pub pool_command: Option<String>,
+    pub(crate) pool_command: Option<String>,
     /// With --cloud exec: the longest one call of --pool-command may take; it is then killed.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::args::duration)]
-    pub pool_command_timeout: Duration,
+    pub(crate) pool_command_timeout: Duration,
     /// With --cloud aws: the cluster name in the `kubernetes.io/cluster/NAME` tag of its
     /// Auto Scaling groups.
     #[arg(long, value_name = "NAME", required_if_eq("cloud", "aws"))]
-    pub aws_cluster: Option<String>,
+    pub(crate) aws_cluster: Option<String>,
     /// With --cloud aws: the tag whose value names a group's pool (the Nodes' pool label)
     /// [default: the first of e2e-gate.io/pool, eks:nodegroup-name, kops.k8s.io/instancegroup].
     #[arg(long, value_name = "KEY")]
-    pub aws_pool_tag: Option<String>,
+    pub(crate) aws_pool_tag: Option<String>,
     /// With --cloud aws: the launch template version the groups are pointed at (the one your
     /// infrastructure code made for the target version): a number, $Latest or $Default.
     #[arg(long, value_name = "VERSION", default_value = "$Latest")]
-    pub aws_launch_template_version: String,
+    pub(crate) aws_launch_template_version: String,
     /// With --cloud aws: the region [default: AWS_REGION, the profile's].
     #[arg(long, value_name = "REGION")]
-    pub aws_region: Option<String>,
+    pub(crate) aws_region: Option<String>,
     /// With --cloud aws: the endpoint of every AWS call (a VPC endpoint, a test server)
     /// [default: AWS_ENDPOINT_URL, the public endpoints].
     #[arg(long, value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
+    pub(crate) aws_endpoint_url: Option<String>,
 }
 
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
@@ -114,64 +114,64 @@ fn parse_lease_duration(s: &str) -> Result<Duration, String> {
 pub(crate) struct PlanArgs {
     /// Cluster connection.
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Kubelet version to reach, e.g. v1.34.1 (a prefix such as 1.34 matches any patch).
     #[arg(long, value_name = "VERSION")]
-    pub target_version: String,
+    pub(crate) target_version: String,
     /// Only these pools (repeatable) [default: all].
     #[arg(long = "pool", value_name = "NAME")]
-    pub pools: Vec<String>,
+    pub(crate) pools: Vec<String>,
     /// New nodes above pool size at once: N or N% (of each pool's nodes, rounded up) for every
     /// pool, or POOL=N / POOL=N% (repeatable).
     #[arg(long, value_name = "[POOL=]N", default_value = "1", value_parser = parse_pool_amount)]
-    pub max_surge: Vec<PoolAmount>,
+    pub(crate) max_surge: Vec<PoolAmount>,
     /// Old nodes drained without a ready replacement at once: N or N% (rounded down) for
     /// every pool, or POOL=N / POOL=N% (repeatable).
     #[arg(long, value_name = "[POOL=]N", default_value = "0", value_parser = parse_pool_amount)]
-    pub max_unavailable: Vec<PoolAmount>,
+    pub(crate) max_unavailable: Vec<PoolAmount>,
     /// Estimated drain time of one node.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::args::duration)]
-    pub drain_estimate: Duration,
+    pub(crate) drain_estimate: Duration,
     /// Estimated terminate time of one instance.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = super::args::duration)]
-    pub terminate_estimate: Duration,
+    pub(crate) terminate_estimate: Duration,
     /// Estimated time from an eviction to the replacement pod being Ready.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::args::duration)]
-    pub pod_ready_estimate: Duration,
+    pub(crate) pod_ready_estimate: Duration,
     /// A new node must stay ready this long before it counts.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::args::duration)]
-    pub min_ready: Duration,
+    pub(crate) min_ready: Duration,
     /// Output format (json goes to stdout; the human plan always goes to stderr).
     #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Also write the JSON (plan, or apply report) to this file.
     #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    pub(crate) report: Option<PathBuf>,
     /// apply: namespace of the single-writer Lease.
     #[arg(long, value_name = "NS", default_value = "kube-system")]
-    pub lease_namespace: String,
+    pub(crate) lease_namespace: String,
     /// apply: report a drain that made no progress for this long (Event, status, progress).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::args::duration)]
-    pub stuck_report_after: Duration,
+    pub(crate) stuck_report_after: Duration,
     /// apply: leave a stuck node cordoned after this long, continue, fail at the end.
     /// Forced (PDB-bypassing) deletes are never done.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = super::args::duration)]
-    pub stuck_leave_after: Duration,
+    pub(crate) stuck_leave_after: Duration,
     /// apply: stop starting new nodes once this many were left cordoned.
     #[arg(long, value_name = "N", default_value_t = 1)]
-    pub max_blocked_nodes: u32,
+    pub(crate) max_blocked_nodes: u32,
     /// apply: a surge replacement that has not passed the readiness gate this long after
     /// it was requested fails: its pool stops (the old node keeps serving, never cordoned),
     /// the other pools go on, the run fails at the end. The next apply retries it.
     #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = super::args::duration)]
-    pub new_node_timeout: Duration,
+    pub(crate) new_node_timeout: Duration,
     /// apply: duration of the single-writer Lease (whole seconds, renewed at a third): how
     /// long the next apply waits after this one was killed.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_lease_duration)]
-    pub lease_duration: Duration,
+    pub(crate) lease_duration: Duration,
     /// apply: give up (markers kept; run again to resume, or abort) after this long.
     #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = super::args::duration)]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Flags of `abort`.
@@ -179,13 +179,13 @@ pub(crate) struct PlanArgs {
 pub(crate) struct AbortArgs {
     /// Cluster connection.
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     /// Namespace of the single-writer Lease.
     #[arg(long, value_name = "NS", default_value = "kube-system")]
-    pub lease_namespace: String,
+    pub(crate) lease_namespace: String,
     /// Output format (json goes to stdout).
     #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    pub(crate) format: Format,
 }
 
 pub(crate) async fn run(args: UpgradeArgs) -> Result<u8, Exit> {

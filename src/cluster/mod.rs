@@ -6,6 +6,5 @@ pub(crate) mod kind;
 pub(crate) mod provider;
 pub mod sim;
 
-pub use provider::{
-    validate_cluster_name, ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus,
-};
+pub(crate) use provider::validate_cluster_name;
+pub use provider::{ClusterError, ClusterHandle, ClusterProvider, ClusterSpec, ClusterStatus};

@@ -9,11 +9,11 @@ pub struct ClusterSpec {
     /// Cluster name (also the kubeconfig context name).
     pub name: String,
     /// Topology file (sim) or kind config file (kind).
-    pub topology: Option<PathBuf>,
+    pub(crate) topology: Option<PathBuf>,
     /// Kubernetes version (sim: reported by /version; kind: node image tag).
-    pub kubernetes_version: Option<String>,
+    pub(crate) kubernetes_version: Option<String>,
     /// Kubeconfig of an existing cluster (existing).
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
 }
 
 /// A running cluster.
@@ -34,24 +34,22 @@ pub struct ClusterHandle {
 /// State of a named cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterStatus {
-    /// Cluster name.
-    pub name: String,
-    /// Provider name.
-    pub provider: String,
+    pub(crate) name: String,
+    pub(crate) provider: String,
     /// Running and answering.
-    pub running: bool,
+    pub(crate) running: bool,
     /// API URL when known.
-    pub api_url: Option<String>,
+    pub(crate) api_url: Option<String>,
     /// Process id (sim).
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// Human detail ("stale pid file", ...).
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 /// Checks a cluster name. Names become directory names (sim state) and container names
 /// (kind), so they are one DNS label: lowercase letters, digits and `-`, at most 63 characters,
 /// starting and ending with a letter or digit. `../x` or `/some/dir` must never become a path.
-pub fn validate_cluster_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_cluster_name(name: &str) -> Result<(), String> {
     if is_dns_label(name) {
         Ok(())
     } else {

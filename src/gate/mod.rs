@@ -8,10 +8,9 @@ mod steps;
 mod suites;
 mod upgrade_step;
 
-pub use orchestrator::{
-    run_gate, GateInputs, GateReport, KubeReadiness, ReadyProbe, UPGRADE_CONTEXT,
-};
+pub(crate) use orchestrator::KubeReadiness;
+pub use orchestrator::{run_gate, GateInputs, GateReport, ReadyProbe, UPGRADE_CONTEXT};
 pub use profile::{Profile, Provider};
-pub use steps::{Step, StepOutcome, StepRecorder, RUNNER_SUITE};
+pub use steps::{Step, StepOutcome, StepRecorder};
 pub(crate) use suites::run_suites;
-pub use upgrade_step::{failure_headline, judge, UpgradeRunner};
+pub use upgrade_step::{failure_headline, UpgradeRunner};

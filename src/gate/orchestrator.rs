@@ -62,7 +62,7 @@ pub trait ReadyProbe: Send + Sync {
 
 /// The real probe: reads the cluster through its kubeconfig until every node is Ready and
 /// every workload available.
-pub struct KubeReadiness;
+pub(crate) struct KubeReadiness;
 
 /// The checks that say a cluster can take suites: nodes Ready and workloads available, not
 /// the kubelet version (the upgrade comes after) nor upgrade markers (it may be mid-upgrade).
@@ -115,13 +115,13 @@ pub struct GateReport {
     /// Suite results, in profile order.
     pub suites: Vec<SuiteResult>,
     /// Infrastructure errors of suites.
-    pub suite_errors: Vec<String>,
+    pub(crate) suite_errors: Vec<String>,
     /// The recorded steps.
     pub steps: StepRecorder,
     /// What the availability probe measured during the upgrade.
-    pub availability: Option<AvailabilityReport>,
+    pub(crate) availability: Option<AvailabilityReport>,
     /// Why availability could not be measured (an infrastructure problem, not a verdict).
-    pub availability_error: Option<String>,
+    pub(crate) availability_error: Option<String>,
 }
 
 fn suite_step(result: &SuiteResult, error: Option<&String>) -> StepOutcome {

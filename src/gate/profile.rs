@@ -41,33 +41,32 @@ impl Provider {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProfileFile {
     /// Profile to take unset keys from.
-    pub inherits: Option<String>,
-    /// Cluster provider.
-    pub provider: Option<Provider>,
+    pub(crate) inherits: Option<String>,
+    pub(crate) provider: Option<Provider>,
     /// Topology (sim) or kind config (kind), relative to the gate file.
-    pub topology: Option<PathBuf>,
+    pub(crate) topology: Option<PathBuf>,
     /// Kubernetes version of the cluster to bring up.
-    pub kubernetes_version: Option<String>,
+    pub(crate) kubernetes_version: Option<String>,
     /// Kubeconfig (existing).
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Suites to run (names in the suites directory).
-    pub suites: Option<Vec<String>>,
+    pub(crate) suites: Option<Vec<String>>,
     /// Suites run concurrently.
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// Contexts a promotion of this channel requires (used by the nightly job).
-    pub required_contexts: Option<Vec<String>>,
+    pub(crate) required_contexts: Option<Vec<String>>,
     /// Keep the cluster after the gate (debugging).
-    pub keep_cluster: Option<bool>,
+    pub(crate) keep_cluster: Option<bool>,
     /// Count flaky specs as failures.
-    pub fail_on_flaky: Option<bool>,
+    pub(crate) fail_on_flaky: Option<bool>,
     /// Kubelet version to roll every node to (no upgrade when unset).
-    pub target_version: Option<String>,
+    pub(crate) target_version: Option<String>,
     /// Seconds PDB-protected workloads may spend below minAvailable during the upgrade.
-    pub max_disruption_seconds: Option<f64>,
+    pub(crate) max_disruption_seconds: Option<f64>,
     /// Simulated cluster only: real seconds per simulated second (0.05 = 20× faster).
-    pub time_scale: Option<f64>,
+    pub(crate) time_scale: Option<f64>,
     /// The upgrade engine's options (`[profile.NAME.upgrade]`, as `upgrade apply`'s flags).
-    pub upgrade: Option<UpgradeSettings>,
+    pub(crate) upgrade: Option<UpgradeSettings>,
 }
 
 /// The gate file: `[profile.NAME]` tables.
@@ -76,7 +75,7 @@ pub(crate) struct ProfileFile {
 pub(crate) struct GateFile {
     /// Profiles by name.
     #[serde(default)]
-    pub profile: BTreeMap<String, ProfileFile>,
+    pub(crate) profile: BTreeMap<String, ProfileFile>,
 }
 
 /// A resolved profile: what the gate runs.

@@ -7,7 +7,7 @@ use crate::results::{Attempt, AttemptState, Spec, SuiteResult};
 use std::time::Duration;
 
 /// Name of the runner testsuite in the combined JUnit.
-pub const RUNNER_SUITE: &str = "e2e-gate runner";
+pub(crate) const RUNNER_SUITE: &str = "e2e-gate runner";
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct Step {
     /// Step name (`Up`, `Upgrade`, `Suite smoke`, `Down`).
     pub name: String,
     /// Wall time.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// Outcome.
     pub outcome: StepOutcome,
 }

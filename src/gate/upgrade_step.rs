@@ -41,7 +41,10 @@ pub fn failure_headline(report: Option<&UpgradeReport>, error: &str) -> String {
 
 /// Pure: whether the upgrade replaced every node and, when `max_disruption_seconds` is given,
 /// kept the engine's measured PDB violation within it.
-pub fn judge(s: &UpgradeReport, max_disruption_seconds: Option<f64>) -> Result<String, String> {
+pub(crate) fn judge(
+    s: &UpgradeReport,
+    max_disruption_seconds: Option<f64>,
+) -> Result<String, String> {
     let facts = format!(
         "{}/{} nodes replaced in {:.0}s, {} evictions, {:.1}s below minAvailable",
         s.nodes_replaced, s.nodes_total, s.duration_seconds, s.evictions, s.pdb_violation_seconds

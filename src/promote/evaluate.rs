@@ -13,27 +13,23 @@ use std::time::Duration;
 /// One commit status as read from `GET /commits/{sha}/statuses`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// Context.
-    pub context: String,
-    /// State.
-    pub state: StatusState,
+    pub(crate) context: String,
+    pub(crate) state: StatusState,
     /// When it was posted.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// One check run as read from `GET /commits/{sha}/check-runs`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Check {
     /// Check name (matched like a context).
-    pub name: String,
+    pub(crate) name: String,
     /// `queued`, `in_progress`, `completed`, …
-    pub status: String,
+    pub(crate) status: String,
     /// `success`, `failure`, `neutral`, `skipped`, … once completed.
-    pub conclusion: Option<String>,
-    /// Start time.
-    pub started_at: Option<DateTime<Utc>>,
-    /// Completion time.
-    pub completed_at: Option<DateTime<Utc>>,
+    pub(crate) conclusion: Option<String>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) completed_at: Option<DateTime<Utc>>,
 }
 
 /// Why the gate is closed.
@@ -179,7 +175,7 @@ fn eval_check(context: &str, checks: &[Check]) -> Option<Eval> {
 }
 
 /// Every reason the required contexts keep the gate closed (empty: open).
-pub fn evaluate_contexts(
+pub(crate) fn evaluate_contexts(
     required: &[String],
     statuses: &[Observed],
     checks: &[Check],

@@ -105,22 +105,20 @@ pub struct PromoteRequest {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     /// `owner/name`.
-    pub repo: String,
+    pub(crate) repo: String,
     /// Source branch.
-    pub from: String,
+    pub(crate) from: String,
     /// Target branch.
-    pub to: String,
-    /// Mode.
-    pub mode: Mode,
+    pub(crate) to: String,
+    pub(crate) mode: Mode,
     /// The evaluated commit (source head).
     pub sha: String,
     /// Ancestry of the source head relative to the target.
-    pub ancestry: Option<Ancestry>,
+    pub(crate) ancestry: Option<Ancestry>,
     /// The decision (with reasons when closed).
     #[serde(flatten)]
     pub decision: Decision,
-    /// Dry run.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Write calls made (or, in a dry run, that would be made).
     pub calls: Vec<String>,
     /// Promotion PR.

@@ -6,7 +6,7 @@ pub(crate) mod evaluate;
 pub(crate) mod flow;
 pub(crate) mod github;
 
-pub use evaluate::{evaluate_contexts, Check, Decision, Observed, Reason};
+pub use evaluate::{Check, Decision, Observed, Reason};
 pub use flow::{
     promote, Ancestry, Mode, Outcome, PromoteRequest, PromotionApi, PullRef, RefUpdate,
 };

@@ -13,8 +13,7 @@ pub(crate) const DRY_RUN_KIND: &str = "dry-run";
 
 /// How one attempt of one spec ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum AttemptState {
-    /// The attempt passed.
+pub(crate) enum AttemptState {
     #[default]
     Passed,
     /// The attempt failed (ginkgo `failed`, `timedout`, `panicked`, `aborted`, `interrupted`;
@@ -32,7 +31,7 @@ pub enum AttemptState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AttemptOrigin {
     /// 0 = the first container of the suite; 1.. = rerun containers that ran only the failed specs.
-    pub container: u32,
+    pub(crate) container: u32,
     /// 0-based in-process attempt (ginkgo flake attempts) within that container.
     pub in_process: u32,
 }
@@ -41,17 +40,17 @@ pub struct AttemptOrigin {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Attempt {
     /// How it ended.
-    pub state: AttemptState,
+    pub(crate) state: AttemptState,
     /// Ginkgo's word for a failure (`failed`, `timedout`, `panicked`, `not-run`, …) when known.
-    pub failure_kind: Option<String>,
+    pub(crate) failure_kind: Option<String>,
     /// Wall time of the attempt, when known.
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// Failure text (first line is the message; the whole text is kept).
-    pub failure: Option<String>,
+    pub(crate) failure: Option<String>,
     /// `file:line` of the failure when known.
     pub location: Option<String>,
     /// Captured output (system-out / timeline), untruncated; writers truncate.
-    pub output: Option<String>,
+    pub(crate) output: Option<String>,
     /// Which container / in-process retry produced it.
     pub origin: AttemptOrigin,
 }
@@ -107,7 +106,7 @@ pub struct Spec {
     pub junit_prefix: Option<Cow<'static, str>>,
     /// JUnit classname, when the source had one (shared: every testcase of a suite
     /// usually has the same one).
-    pub classname: Option<Arc<str>>,
+    pub(crate) classname: Option<Arc<str>>,
     /// Code location of the spec when known (JSON report), used to tell same-named specs apart.
     pub location: Option<String>,
     /// Attempts in order; never empty for a spec a reader produced.
@@ -170,9 +169,9 @@ impl Spec {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SuiteNode {
     /// Node name as written, e.g. `[SynchronizedBeforeSuite]`.
-    pub name: String,
+    pub(crate) name: String,
     /// Its attempt (state, failure text, output).
-    pub attempt: Attempt,
+    pub(crate) attempt: Attempt,
 }
 
 /// Why a suite's results cannot be trusted to be complete.
@@ -183,7 +182,7 @@ pub struct Incomplete {
     /// A result file itself is damaged (malformed or truncated), so what it holds cannot be
     /// trusted as a whole. Not set for a well-formed report of a run that was stopped: ginkgo v2
     /// writes every spec of such a run, which is better than anything rebuilt from the log.
-    pub damaged: bool,
+    pub(crate) damaged: bool,
 }
 
 impl Incomplete {
@@ -210,7 +209,7 @@ pub struct SuiteResult {
     /// Set when results are missing, truncated or the run was aborted.
     pub incomplete: Option<Incomplete>,
     /// Total wall time when known.
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// Properties to carry into the JUnit output (image, focus, skip, …), in order.
     pub properties: Vec<(String, String)>,
     /// Kubernetes server version when known.

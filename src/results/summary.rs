@@ -10,8 +10,7 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 /// One suite in the summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuiteSummary {
-    /// Suite name.
-    pub name: String,
+    pub(crate) name: String,
     /// Verdict.
     pub result: SuiteVerdict,
     /// Counts by outcome, flattened into the suite's object. A dry run's listed specs are in
@@ -28,22 +27,20 @@ pub struct SuiteSummary {
     pub incomplete: bool,
     /// Why, when incomplete.
     #[serde(default)]
-    pub incomplete_reason: Option<String>,
+    pub(crate) incomplete_reason: Option<String>,
     /// Wall time in seconds (suite time when known, else the sum of attempt times).
-    pub duration_seconds: f64,
-    /// Names of failed specs.
-    pub failed_specs: Vec<String>,
+    pub(crate) duration_seconds: f64,
+    pub(crate) failed_specs: Vec<String>,
     /// The first line of each failed spec's last failure, in the order of `failed_specs`.
     #[serde(default)]
-    pub failure_reasons: Vec<String>,
-    /// Names of flaky specs.
-    pub flaky_specs: Vec<String>,
+    pub(crate) failure_reasons: Vec<String>,
+    pub(crate) flaky_specs: Vec<String>,
     /// Names of suite nodes that failed.
     #[serde(default)]
-    pub failed_suite_nodes: Vec<String>,
+    pub(crate) failed_suite_nodes: Vec<String>,
     /// Kubernetes version when known.
     #[serde(default)]
-    pub kubernetes_version: Option<String>,
+    pub(crate) kubernetes_version: Option<String>,
     /// Inputs that contradict each other (e.g. an `e2e.log` whose summary does not match its
     /// JUnit): the verdict stands, but someone should look.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -52,25 +49,24 @@ pub struct SuiteSummary {
 
 /// One step of a gate (`Up`, `Upgrade`, `Availability`, `Suite smoke`, `Down`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepSummary {
-    /// Step name.
-    pub name: String,
+pub(crate) struct StepSummary {
+    pub(crate) name: String,
     /// `passed`, `failed` or `skipped`.
-    pub result: String,
+    pub(crate) result: String,
     /// Why it failed or was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Wall time in seconds.
-    pub duration_seconds: f64,
+    pub(crate) duration_seconds: f64,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Always [`FORMAT_VERSION`].
-    pub format_version: u32,
+    pub(crate) format_version: u32,
     /// Verdict of the run: incomplete beats failed beats passed; a gate's failed steps count.
-    pub result: SuiteVerdict,
+    pub(crate) result: SuiteVerdict,
     /// Per suite.
     pub suites: Vec<SuiteSummary>,
     /// Sums over suites (skipped: a dry run's listed specs are its suite's `dry_run_specs`,
@@ -78,7 +74,7 @@ pub struct RunSummary {
     pub totals: Counts,
     /// A gate's steps, in order (empty for `run` and `report`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<StepSummary>,
+    pub(crate) steps: Vec<StepSummary>,
 }
 
 /// One suite's summary (its counts, failures and flakes; not its specs).

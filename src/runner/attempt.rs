@@ -44,12 +44,12 @@ impl std::fmt::Display for StopReason {
 /// Limits for one attempt.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
-    pub timeout: Duration,
-    pub stall_timeout: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) stall_timeout: Duration,
     /// SIGTERM → SIGKILL grace when e2e-gate stops the container.
-    pub stop_grace: Duration,
+    pub(crate) stop_grace: Duration,
     /// How often a progress line is printed when nothing changes.
-    pub heartbeat: Duration,
+    pub(crate) heartbeat: Duration,
 }
 
 /// Progress lines are printed on change, but not more often than this (Jenkins consoles are long).

@@ -11,11 +11,11 @@ use tokio::sync::{mpsc, watch};
 
 /// Label put on every container e2e-gate creates, so leftovers can always be found:
 /// `docker ps -a --filter label=e2e-gate.run`.
-pub const LABEL_RUN: &str = "e2e-gate.run";
+pub(crate) const LABEL_RUN: &str = "e2e-gate.run";
 /// Label with the suite name.
-pub const LABEL_SUITE: &str = "e2e-gate.suite";
+pub(crate) const LABEL_SUITE: &str = "e2e-gate.suite";
 /// Label with the container attempt number (0 = first run, 1.. = reruns).
-pub const LABEL_ATTEMPT: &str = "e2e-gate.attempt";
+pub(crate) const LABEL_ATTEMPT: &str = "e2e-gate.attempt";
 
 /// A bind mount from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,29 +24,27 @@ pub struct BindMount {
     pub host: PathBuf,
     /// Path inside the container.
     pub container: String,
-    /// Mounted read-only.
-    pub read_only: bool,
+    pub(crate) read_only: bool,
 }
 
 /// Everything needed to create one container.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerSpec {
     /// Unique container name.
-    pub name: String,
+    pub(crate) name: String,
     /// Image reference (must be present locally unless pulling is allowed).
-    pub image: String,
+    pub(crate) image: String,
     /// Replaces the image's entrypoint when set.
-    pub entrypoint: Option<Vec<String>>,
+    pub(crate) entrypoint: Option<Vec<String>>,
     /// Arguments (the image's CMD is replaced when set).
-    pub cmd: Option<Vec<String>>,
+    pub(crate) cmd: Option<Vec<String>>,
     /// Environment, in order.
     pub env: Vec<(String, String)>,
     /// Bind mounts.
     pub mounts: Vec<BindMount>,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Docker network mode (`host`, `bridge`, `kind`, …).
-    pub network: String,
+    pub(crate) network: String,
 }
 
 /// How a container run ended.

@@ -9,9 +9,9 @@ use crate::suite::GinkgoVersion;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Detected {
     /// The major version, when any source shows one.
-    pub ginkgo: Option<GinkgoVersion>,
+    pub(crate) ginkgo: Option<GinkgoVersion>,
     /// `Running Suite: <description>`, or the classname ginkgo gave its testcases.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 fn version_of(format: SourceFormat) -> Option<GinkgoVersion> {

@@ -16,24 +16,24 @@ pub(crate) const KUBECONFIG_PATH: &str = "/tmp/e2e-gate/kubeconfig";
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Attempt {
     /// 0 = the first run, 1.. = reruns of failed specs.
-    pub container: u32,
+    pub(crate) container: u32,
     /// Replaces the suite's focus and drops its skip (reruns select exact spec names).
-    pub focus_override: Option<String>,
+    pub(crate) focus_override: Option<String>,
     /// ginkgo dry run: list specs, run nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// Host-side facts for building the container.
 #[derive(Debug, Clone)]
 pub(crate) struct Host {
     /// Identifies this e2e-gate run (label value, container name part).
-    pub run_id: String,
+    pub(crate) run_id: String,
     /// Host directory mounted at [`RESULTS_DIR`].
-    pub results_dir: PathBuf,
+    pub(crate) results_dir: PathBuf,
     /// Host kubeconfig, mounted read-only, if any.
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Docker network mode.
-    pub network: String,
+    pub(crate) network: String,
 }
 
 /// Several regexes as one Go (RE2) regex that matches when any does.

@@ -11,7 +11,6 @@ mod suite_run;
 
 pub use container::{
     BindMount, ContainerExit, ContainerRunner, ContainerSpec, RunnerError, StopSignal,
-    LABEL_ATTEMPT, LABEL_RUN, LABEL_SUITE,
 };
 pub(crate) use docker::DockerRunner;
 pub(crate) use suite_run::{dry_run_suite, run_suite, RunContext};

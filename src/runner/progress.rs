@@ -11,15 +11,15 @@ use crate::results::read::log::strip_ansi;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Progress {
     /// Specs selected (`Will run N of M specs`), when printed.
-    pub selected: Option<usize>,
+    pub(crate) selected: Option<usize>,
     /// Specs finished (passed, failed or flaky; v1 prints one per attempt).
-    pub done: usize,
+    pub(crate) done: usize,
     /// Failure headers seen.
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// Flaky passes seen (v2).
-    pub flaky: usize,
+    pub(crate) flaky: usize,
     /// Runtime skips seen.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
 }
 
 /// Feeds bytes, yields progress.

@@ -25,19 +25,19 @@ const V1_ROOT: &str = r"\[Top Level\]";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RerunTarget {
     /// The spec text (v2 `[It] ` prefix already removed).
-    pub name: String,
+    pub(crate) name: String,
     /// The JUnit classname; ginkgo (v1 and v2) writes the suite description there.
-    pub classname: Option<String>,
+    pub(crate) classname: Option<String>,
 }
 
 /// How the ginkgo that ran the first container matches a focus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FocusRule {
     /// The major version detected from the first container (or declared by the suite file).
-    pub ginkgo: GinkgoVersion,
+    pub(crate) ginkgo: GinkgoVersion,
     /// The suite description (`Running Suite: <description>`), used when a target has no
     /// classname.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// Quotes every RE2 metacharacter, exactly like Go's `regexp.QuoteMeta`.

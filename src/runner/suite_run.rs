@@ -19,20 +19,20 @@ use tokio_util::sync::CancellationToken;
 
 /// Everything a suite run needs from outside.
 pub(crate) struct RunContext<'a> {
-    pub runner: &'a dyn ContainerRunner,
+    pub(crate) runner: &'a dyn ContainerRunner,
     /// Identifies this e2e-gate run (container names and labels).
     pub run_id: String,
-    pub artifacts: PathBuf,
+    pub(crate) artifacts: PathBuf,
     /// Kubeconfig mounted into containers, if any.
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Docker network mode.
-    pub network: String,
-    pub pull: bool,
+    pub(crate) network: String,
+    pub(crate) pull: bool,
     /// SIGTERM → SIGKILL grace when stopping a container.
-    pub stop_grace: Duration,
-    pub heartbeat: Duration,
+    pub(crate) stop_grace: Duration,
+    pub(crate) heartbeat: Duration,
     /// Fired on SIGINT/SIGTERM.
-    pub cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
 }
 
 /// How long the dry run that lists never-run specs may take after an abort.

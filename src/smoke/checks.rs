@@ -13,28 +13,28 @@ pub(crate) const MARKER_PREFIX: &str = "upgrade.e2e-gate.io/";
 /// Objects the checks read (one LIST each).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ClusterState {
-    pub nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     /// Pods in all namespaces.
-    pub pods: Vec<Pod>,
+    pub(crate) pods: Vec<Pod>,
     /// Deployments in all namespaces.
-    pub deployments: Vec<Deployment>,
+    pub(crate) deployments: Vec<Deployment>,
     /// StatefulSets in all namespaces.
-    pub statefulsets: Vec<StatefulSet>,
+    pub(crate) statefulsets: Vec<StatefulSet>,
     /// DaemonSets in all namespaces.
-    pub daemonsets: Vec<DaemonSet>,
+    pub(crate) daemonsets: Vec<DaemonSet>,
     /// PodDisruptionBudgets in all namespaces.
-    pub pdbs: Vec<PodDisruptionBudget>,
+    pub(crate) pdbs: Vec<PodDisruptionBudget>,
 }
 
 /// What "healthy" means for this run.
 #[derive(Debug, Clone)]
 pub(crate) struct SmokeOptions {
     /// Every node must run this kubelet version (`v1.34.1`); the check is skipped when unset.
-    pub target_version: Option<String>,
+    pub(crate) target_version: Option<String>,
     /// A pod Pending longer than this fails the pending check.
-    pub pending_grace: Duration,
+    pub(crate) pending_grace: Duration,
     /// The time the snapshot was taken.
-    pub now: DateTime<Utc>,
+    pub(crate) now: DateTime<Utc>,
 }
 
 /// One check's outcome: `Passed` (healthy), `Failed` (what is wrong, one object per line) or
@@ -46,8 +46,8 @@ pub(crate) use crate::gate::StepOutcome as CheckOutcome;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Check {
     /// Spec-style name, e.g. `[Smoke] every node is Ready`.
-    pub name: String,
-    pub outcome: CheckOutcome,
+    pub(crate) name: String,
+    pub(crate) outcome: CheckOutcome,
 }
 
 /// The names of every check, in run order (for focus/skip and dry runs).

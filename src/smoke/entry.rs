@@ -13,19 +13,19 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub(crate) struct SmokeRun {
     /// Kubeconfig; `None` uses the default chain (in-cluster, `~/.kube/config`).
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Where `junit_01.xml`, `e2e.log` and `done` go.
-    pub results_dir: PathBuf,
+    pub(crate) results_dir: PathBuf,
     /// Focus regex (empty = all).
-    pub focus: String,
+    pub(crate) focus: String,
     /// Skip regex (empty = none).
-    pub skip: String,
+    pub(crate) skip: String,
     /// List the checks, check nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Expected kubelet version.
-    pub target_version: Option<String>,
+    pub(crate) target_version: Option<String>,
     /// How long a pod may stay Pending.
-    pub pending_grace: Duration,
+    pub(crate) pending_grace: Duration,
 }
 
 fn regex(name: &str, value: &str) -> Result<Option<regex::Regex>, String> {

@@ -77,9 +77,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// API root, e.g. `https://api.github.com` or `https://HOST/api/v3`.
-    pub api_url: String,
+    pub(crate) api_url: String,
     /// Credentials.
-    pub auth: Auth,
+    pub(crate) auth: Auth,
     /// Retry policy for every call.
     pub retry: RetryPolicy,
 }

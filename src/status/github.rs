@@ -54,11 +54,11 @@ impl GithubStatusReporter {
 /// A commit status as `GET /repos/{o}/{r}/commits/{sha}/statuses` lists it.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawStatus {
-    pub context: String,
-    pub state: String,
-    pub description: Option<String>,
-    pub target_url: Option<String>,
-    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) context: String,
+    pub(crate) state: String,
+    pub(crate) description: Option<String>,
+    pub(crate) target_url: Option<String>,
+    pub(crate) created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[async_trait::async_trait]

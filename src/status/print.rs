@@ -6,7 +6,7 @@ use super::{CommitStatus, StatusError, StatusReporter};
 #[derive(Debug, Clone)]
 pub(crate) struct PrintReporter {
     /// What the statuses would be posted on, e.g. `owner/name@sha`.
-    pub target: String,
+    pub(crate) target: String,
 }
 
 #[async_trait::async_trait]

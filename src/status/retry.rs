@@ -86,12 +86,12 @@ impl Iterator for Backoff {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FailureFacts<'a> {
     /// HTTP status, `None` for a transport error (connect, reset, timeout).
-    pub status: Option<u16>,
-    pub retry_after: Option<&'a str>,
-    pub ratelimit_remaining: Option<&'a str>,
+    pub(crate) status: Option<u16>,
+    pub(crate) retry_after: Option<&'a str>,
+    pub(crate) ratelimit_remaining: Option<&'a str>,
     /// `x-ratelimit-reset` header (Unix seconds).
-    pub ratelimit_reset: Option<&'a str>,
-    pub message: &'a str,
+    pub(crate) ratelimit_reset: Option<&'a str>,
+    pub(crate) message: &'a str,
 }
 
 /// What to do after a failure.

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RepoId {
     /// Owner (user or organisation).
-    pub owner: String,
-    pub name: String,
+    pub(crate) owner: String,
+    pub(crate) name: String,
 }
 
 impl RepoId {

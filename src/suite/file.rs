@@ -5,7 +5,7 @@ use serde::Deserialize;
 /// How e2e-gate talks to the test image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Contract {
+pub(crate) enum Contract {
     /// The upstream conformance image: `E2E_FOCUS`, `E2E_SKIP`, `E2E_PARALLEL`, `E2E_EXTRA_ARGS`,
     /// `E2E_EXTRA_GINKGO_ARGS`, `E2E_DRYRUN`, `RESULTS_DIR`, `KUBECONFIG`; results in `RESULTS_DIR`.
     ConformanceImage,
@@ -15,7 +15,7 @@ pub enum Contract {
 
 /// The ginkgo major version inside the image; flag spellings and focus matching differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum GinkgoVersion {
+pub(crate) enum GinkgoVersion {
     /// ginkgo v1 (Kubernetes ≤ 1.24): `-flakeAttempts`, `-dryRun`, `-noColor`.
     #[serde(rename = "v1")]
     V1,

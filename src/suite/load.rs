@@ -14,7 +14,7 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<SuiteSpec, SuiteError> {
 }
 
 /// Loads every `*.toml` in `dir`, sorted by name. Duplicate names are an error.
-pub fn load_all(dir: &Path) -> Result<Vec<SuiteSpec>, SuiteError> {
+pub(crate) fn load_all(dir: &Path) -> Result<Vec<SuiteSpec>, SuiteError> {
     let (suites, broken) = load_lenient(dir)?;
     match broken.into_iter().next() {
         Some((_, e)) => Err(e),
@@ -72,7 +72,7 @@ fn load_lenient(dir: &Path) -> Result<(Vec<SuiteSpec>, Broken), SuiteError> {
 
 /// The suites named, in the order given. A broken file of another suite does not stop them
 /// (it is logged); a broken file named like a wanted suite is that suite's error.
-pub fn select(dir: &Path, names: &[String]) -> Result<Vec<SuiteSpec>, SuiteError> {
+pub(crate) fn select(dir: &Path, names: &[String]) -> Result<Vec<SuiteSpec>, SuiteError> {
     let (all, broken) = load_lenient(dir)?;
     let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
     let mut out = Vec::new();

@@ -7,5 +7,7 @@ mod spec;
 
 pub(crate) use error::SuiteError;
 pub(crate) use file::{Contract, GinkgoVersion};
-pub use load::{load_all, parse_suite, select};
-pub use spec::{defaults, Overrides, SuiteSpec};
+pub use load::parse_suite;
+pub(crate) use load::{load_all, select};
+pub(crate) use spec::Overrides;
+pub use spec::SuiteSpec;

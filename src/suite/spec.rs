@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Defaults for keys a suite file leaves out.
-pub mod defaults {
+pub(crate) mod defaults {
     use std::time::Duration;
     /// One in-process attempt: no ginkgo retry.
     pub(crate) fn flake_attempts() -> u32 {
@@ -34,36 +34,36 @@ pub mod defaults {
 #[serde(deny_unknown_fields)]
 pub struct SuiteSpec {
     /// Suite name; what `--suite NAME` selects.
-    pub name: String,
+    pub(crate) name: String,
     /// Where it was loaded from (for messages).
     #[serde(skip)]
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// One line saying what the suite checks (shown by `suites list`).
     #[serde(default)]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Local image reference, e.g. `registry.k8s.io/conformance:v1.32.0`.
-    pub image: String,
+    pub(crate) image: String,
     /// How to drive the image.
-    pub contract: Contract,
+    pub(crate) contract: Contract,
     /// ginkgo major version in the image. Left out (`None`), it is detected from the first
     /// container's output, and flags are spelled the way both versions accept.
     #[serde(default)]
-    pub ginkgo: Option<GinkgoVersion>,
+    pub(crate) ginkgo: Option<GinkgoVersion>,
     /// Focus regexes (ORed), validated. Empty = the image's default.
     #[serde(default)]
-    pub focus: Vec<String>,
+    pub(crate) focus: Vec<String>,
     /// Skip regexes (ORed), validated.
     #[serde(default)]
-    pub skip: Vec<String>,
+    pub(crate) skip: Vec<String>,
     /// In-process ginkgo attempts per spec (≥ 1; 1 = no retry).
     #[serde(default = "defaults::flake_attempts")]
-    pub flake_attempts: u32,
+    pub(crate) flake_attempts: u32,
     /// Fresh containers that re-run only the specs that failed.
     #[serde(default)]
-    pub reruns: u32,
+    pub(crate) reruns: u32,
     /// ginkgo parallel processes (≥ 1; 1 = serial).
     #[serde(default = "defaults::parallel")]
-    pub parallel: u32,
+    pub(crate) parallel: u32,
     /// `timeout` as written, e.g. `90m`: parsed into [`SuiteSpec::timeout`].
     #[serde(default, rename = "timeout")]
     timeout_text: Option<String>,
@@ -75,41 +75,41 @@ pub struct SuiteSpec {
     status_context: Option<String>,
     /// Command for `ginkgo-binary` (default `["/usr/local/bin/e2e.test"]`).
     #[serde(default = "defaults::command")]
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// Arguments for the test binary (after `--` for the conformance image).
     #[serde(default)]
-    pub extra_args: Vec<String>,
+    pub(crate) extra_args: Vec<String>,
     /// Extra ginkgo arguments (before the binary for the conformance image).
     #[serde(default)]
-    pub extra_ginkgo_args: Vec<String>,
+    pub(crate) extra_ginkgo_args: Vec<String>,
     /// Extra environment for the container.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// Hard limit for one container.
     #[serde(skip)]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Stop the container when no spec finished for this long.
     #[serde(skip)]
-    pub stall_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
 }
 
 /// Command-line overrides; `None` keeps the suite file's value.
 #[derive(Debug, Clone, Default)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// Replaces `focus` when non-empty.
-    pub focus: Vec<String>,
+    pub(crate) focus: Vec<String>,
     /// Replaces `skip` when non-empty.
-    pub skip: Vec<String>,
+    pub(crate) skip: Vec<String>,
     /// Replaces `flake_attempts`.
-    pub flake_attempts: Option<u32>,
+    pub(crate) flake_attempts: Option<u32>,
     /// Replaces `reruns`.
-    pub reruns: Option<u32>,
+    pub(crate) reruns: Option<u32>,
     /// Replaces `parallel`.
-    pub parallel: Option<u32>,
+    pub(crate) parallel: Option<u32>,
     /// Replaces `timeout`.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// Replaces `stall_timeout`.
-    pub stall_timeout: Option<Duration>,
+    pub(crate) stall_timeout: Option<Duration>,
 }
 
 impl SuiteSpec {

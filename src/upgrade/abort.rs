@@ -25,12 +25,12 @@ pub struct AbortOutcome {
     /// Nodes whose markers were removed.
     pub cleaned: Vec<String>,
     /// `(pool, zone, size)` set back to the size before the run.
-    pub capacity_restored: Vec<(String, String, u32)>,
+    pub(crate) capacity_restored: Vec<(String, String, u32)>,
     /// `(pool, version)` set back to the version before the run.
-    pub versions_restored: Vec<(String, String)>,
+    pub(crate) versions_restored: Vec<(String, String)>,
     /// The run-wide state (base capacity, prior versions) stays on the Lease because no cloud
     /// was given to restore it: a later `apply` or `abort --cloud` still knows the real base.
-    pub state_kept: bool,
+    pub(crate) state_kept: bool,
 }
 
 /// Why an abort could not finish.

@@ -121,14 +121,14 @@ pub(crate) fn sizes<'a>(groups: impl Iterator<Item = &'a PoolGroup>) -> BTreeMap
 
 /// What a round's requests need besides the actions.
 pub(crate) struct Actor<'a> {
-    pub cluster: &'a KubeCluster,
-    pub pool: &'a dyn NodePool,
-    pub run: &'a RunContext,
+    pub(crate) cluster: &'a KubeCluster,
+    pub(crate) pool: &'a dyn NodePool,
+    pub(crate) run: &'a RunContext,
     /// The round's observation (the nodes patches start from).
-    pub seen: &'a Observed,
+    pub(crate) seen: &'a Observed,
     /// Each cached node's resourceVersion: patches start from the cache (no GET; a stale
     /// view gets 409 and is read again).
-    pub node_rv: &'a BTreeMap<String, String>,
+    pub(crate) node_rv: &'a BTreeMap<String, String>,
 }
 
 impl Actor<'_> {

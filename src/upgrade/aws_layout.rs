@@ -28,32 +28,32 @@ pub(crate) const PROCESSES_HELD: &[&str] =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LaunchTemplateRef {
     /// `lt-…`, when the group names the template by id.
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// The template's name, when the group names it by name.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `1`, `$Latest`, `$Default`.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 /// One Auto Scaling group, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AsgView {
-    pub name: String,
+    pub(crate) name: String,
     /// Availability zones it launches in.
-    pub zones: Vec<String>,
-    pub desired: u32,
-    pub max: u32,
+    pub(crate) zones: Vec<String>,
+    pub(crate) desired: u32,
+    pub(crate) max: u32,
     /// Launch template, or why it cannot be pointed at a launch template version (launch
     /// configuration, mixed instances policy, none).
-    pub launch_template: Result<LaunchTemplateRef, String>,
-    pub tags: BTreeMap<String, String>,
+    pub(crate) launch_template: Result<LaunchTemplateRef, String>,
+    pub(crate) tags: BTreeMap<String, String>,
     /// ELBv2 target groups.
-    pub target_groups: Vec<String>,
-    pub classic_lbs: Vec<String>,
-    pub suspended: Vec<String>,
+    pub(crate) target_groups: Vec<String>,
+    pub(crate) classic_lbs: Vec<String>,
+    pub(crate) suspended: Vec<String>,
     /// As the engine reads them ([`lifecycle`]; version: the launch template version); no
     /// pool or LB state yet.
-    pub instances: Vec<Instance>,
+    pub(crate) instances: Vec<Instance>,
 }
 
 /// A node pool, group name → group: one group per zone (CLM and kops style), or one group
@@ -262,9 +262,9 @@ pub(crate) fn lb_state<'a>(per_group: impl IntoIterator<Item = Option<&'a str>>)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Held {
     /// The group's max size before the run.
-    pub max: u32,
+    pub(crate) max: u32,
     /// The processes the run suspended (those already suspended are not listed: they stay).
-    pub suspended: Vec<String>,
+    pub(crate) suspended: Vec<String>,
 }
 
 impl Held {
@@ -285,7 +285,6 @@ impl Held {
         }
     }
 
-    /// The tag value.
     pub(crate) fn to_tag(&self) -> String {
         format!("max={};suspended={}", self.max, self.suspended.join(","))
     }

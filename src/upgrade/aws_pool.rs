@@ -26,15 +26,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AwsSettings {
     /// The cluster name in the `kubernetes.io/cluster/<name>` tag of its groups.
-    pub cluster: String,
+    pub(crate) cluster: String,
     /// Region (else the standard chain: `AWS_REGION`, the profile).
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// Endpoint override (a VPC endpoint, or a test server).
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
     /// The tag naming a group's pool; empty: [`layout::DEFAULT_POOL_TAGS`].
-    pub pool_tag: Option<String>,
+    pub(crate) pool_tag: Option<String>,
     /// The launch template version the groups go to (`$Latest` unless told).
-    pub launch_template_version: String,
+    pub(crate) launch_template_version: String,
 }
 
 /// The cluster's Auto Scaling groups.

@@ -55,11 +55,11 @@ pub(crate) fn desired(
 
 /// What one (pool, zone) serves with right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ZoneCounts {
+pub(crate) struct ZoneCounts {
     /// Nodes Ready and not cordoned.
-    pub serving: u32,
+    pub(crate) serving: u32,
     /// Old nodes not Ready on their own (the engine only cordons): not its to make up for.
-    pub broken: u32,
+    pub(crate) broken: u32,
 }
 
 /// Per pool, how many serving nodes may still be taken away (a node drained without a

@@ -76,7 +76,7 @@ impl StuckDrainPolicy {
 /// the engine normally wakes on the PDB watch (`disruptionsAllowed` went up).
 /// Each delay is `d/2 + U[0, d/2]` with `d = min(cap, base·2^n)`, so it never exceeds `cap`.
 #[derive(Debug, Clone)]
-pub struct EvictionBackoff {
+pub(crate) struct EvictionBackoff {
     base: Duration,
     cap: Duration,
     attempt: u32,

@@ -10,32 +10,24 @@ use std::collections::BTreeMap;
 
 /// What to do with one taint key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaintChange {
+pub(crate) enum TaintChange {
     /// Ensure the taint `key` exists with this effect (replacing another effect).
-    Set {
-        /// Key.
-        key: String,
-        /// Effect.
-        effect: String,
-    },
+    Set { key: String, effect: String },
     /// Ensure no taint with `key` exists.
-    Remove {
-        /// Key.
-        key: String,
-    },
+    Remove { key: String },
 }
 
 /// Marker changes on a Node. `None` values remove the key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodePatch {
     /// Annotation changes.
-    pub annotations: BTreeMap<String, Option<String>>,
+    pub(crate) annotations: BTreeMap<String, Option<String>>,
     /// Label changes.
-    pub labels: BTreeMap<String, Option<String>>,
+    pub(crate) labels: BTreeMap<String, Option<String>>,
     /// Taint changes, applied in order.
-    pub taints: Vec<TaintChange>,
+    pub(crate) taints: Vec<TaintChange>,
     /// New `spec.unschedulable`, if it changes.
-    pub unschedulable: Option<bool>,
+    pub(crate) unschedulable: Option<bool>,
 }
 
 impl NodePatch {

@@ -15,12 +15,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PoolAmount {
     /// The pool, or `None` for every pool.
-    pub pool: Option<String>,
+    pub(crate) pool: Option<String>,
     /// The number (a percentage when `percent`).
-    pub n: u32,
+    pub(crate) n: u32,
     /// `N%` of the pool's nodes: resolved once the pools are read (surge rounds up,
     /// unavailable rounds down, as Deployments do).
-    pub percent: bool,
+    pub(crate) percent: bool,
 }
 
 impl PoolAmount {
@@ -70,31 +70,31 @@ pub(crate) fn parse_pool_amount(s: &str) -> Result<PoolAmount, String> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct UpgradeOptions {
     /// Kubelet version to reach.
-    pub target_version: String,
+    pub(crate) target_version: String,
     /// Only these pools (empty: all).
-    pub pools: BTreeSet<String>,
+    pub(crate) pools: BTreeSet<String>,
     /// `--max-surge` values, in order (a later default or pool value replaces an earlier one
     /// only when given once; see [`resolve_limits`]).
-    pub max_surge: Vec<PoolAmount>,
+    pub(crate) max_surge: Vec<PoolAmount>,
     /// `--max-unavailable` values.
-    pub max_unavailable: Vec<PoolAmount>,
+    pub(crate) max_unavailable: Vec<PoolAmount>,
     /// Planner estimates (their `min_ready_seconds` always follows `min_ready`).
-    pub timings: Timings,
+    pub(crate) timings: Timings,
     /// A new node must stay ready this long before it counts.
-    pub min_ready: Duration,
+    pub(crate) min_ready: Duration,
     /// Namespace of the single-writer Lease.
-    pub lease_namespace: String,
+    pub(crate) lease_namespace: String,
     /// Report a drain that made no progress for this long.
-    pub stuck_report_after: Duration,
+    pub(crate) stuck_report_after: Duration,
     /// Leave a stuck node cordoned after this long.
-    pub stuck_leave_after: Duration,
+    pub(crate) stuck_leave_after: Duration,
     /// Stop starting nodes once this many were left cordoned.
-    pub max_blocked_nodes: u32,
+    pub(crate) max_blocked_nodes: u32,
     /// A replacement not Ready this long after it was requested fails.
-    pub new_node_timeout: Duration,
-    pub lease_duration: Duration,
+    pub(crate) new_node_timeout: Duration,
+    pub(crate) lease_duration: Duration,
     /// Give up after this long.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Default for UpgradeOptions {
@@ -253,39 +253,39 @@ pub(crate) fn resolve_limits(
 #[serde(deny_unknown_fields)]
 pub struct UpgradeSettings {
     /// `--max-surge`: a number, or strings such as `"10%"`, `["1", "gpu=0"]`.
-    pub max_surge: Option<AmountList>,
+    pub(crate) max_surge: Option<AmountList>,
     /// `--max-unavailable`.
-    pub max_unavailable: Option<AmountList>,
+    pub(crate) max_unavailable: Option<AmountList>,
     /// `--pool` (only these pools).
-    pub pools: Option<Vec<String>>,
+    pub(crate) pools: Option<Vec<String>>,
     /// `--min-ready`.
-    pub min_ready: Option<String>,
+    pub(crate) min_ready: Option<String>,
     /// `--new-node-timeout`.
-    pub new_node_timeout: Option<String>,
+    pub(crate) new_node_timeout: Option<String>,
     /// `--stuck-report-after`.
-    pub stuck_report_after: Option<String>,
+    pub(crate) stuck_report_after: Option<String>,
     /// `--stuck-leave-after`.
-    pub stuck_leave_after: Option<String>,
+    pub(crate) stuck_leave_after: Option<String>,
     /// `--max-blocked-nodes`.
-    pub max_blocked_nodes: Option<u32>,
+    pub(crate) max_blocked_nodes: Option<u32>,
     /// `--lease-duration`.
-    pub lease_duration: Option<String>,
+    pub(crate) lease_duration: Option<String>,
     /// `--timeout`.
-    pub timeout: Option<String>,
+    pub(crate) timeout: Option<String>,
     /// `--pool-command` (with it the pools are driven through `--cloud exec`).
-    pub pool_command: Option<String>,
+    pub(crate) pool_command: Option<String>,
     /// `--pool-command-timeout`.
-    pub pool_command_timeout: Option<String>,
+    pub(crate) pool_command_timeout: Option<String>,
     /// `--aws-cluster` (with it the pools are the cluster's Auto Scaling groups: `--cloud aws`).
-    pub aws_cluster: Option<String>,
+    pub(crate) aws_cluster: Option<String>,
     /// `--aws-region`.
-    pub aws_region: Option<String>,
+    pub(crate) aws_region: Option<String>,
     /// `--aws-endpoint-url`.
-    pub aws_endpoint_url: Option<String>,
+    pub(crate) aws_endpoint_url: Option<String>,
     /// `--aws-pool-tag`.
-    pub aws_pool_tag: Option<String>,
+    pub(crate) aws_pool_tag: Option<String>,
     /// `--aws-launch-template-version`.
-    pub aws_launch_template_version: Option<String>,
+    pub(crate) aws_launch_template_version: Option<String>,
 }
 
 /// How long one call of a pool command may take unless told (`--pool-command-timeout`).
@@ -294,7 +294,7 @@ pub(crate) const DEFAULT_POOL_COMMAND_TIMEOUT: Duration = Duration::from_secs(60
 /// One amount or several, as TOML allows them to be written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum AmountList {
+pub(crate) enum AmountList {
     /// `max_surge = 2`.
     Number(u32),
     /// `max_surge = "10%"`.

@@ -56,13 +56,13 @@ impl Default for PoolLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Timings {
     /// Drain of one node when budgets allow (`D`).
-    pub drain_seconds: u64,
+    pub(crate) drain_seconds: u64,
     /// Terminate instance + Node gone (`T`).
-    pub terminate_seconds: u64,
+    pub(crate) terminate_seconds: u64,
     /// Evicted pod → its replacement Ready (`R`).
-    pub pod_ready_seconds: u64,
+    pub(crate) pod_ready_seconds: u64,
     /// A new node must stay ready this long before it counts.
-    pub min_ready_seconds: u64,
+    pub(crate) min_ready_seconds: u64,
 }
 
 impl Default for Timings {
@@ -164,9 +164,9 @@ pub struct Blocker {
     /// The object at fault: `Pod/ns/name` or `PodDisruptionBudget/ns/name`.
     pub object: String,
     /// The outdated node concerned, if one.
-    pub node: Option<String>,
+    pub(crate) node: Option<String>,
     /// Why, and what to do about it.
-    pub explanation: String,
+    pub(crate) explanation: String,
 }
 
 impl Blocker {
@@ -189,71 +189,65 @@ impl Blocker {
 /// An outdated node and why it sits where it does in the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutdatedNode {
-    /// Node name.
-    pub name: String,
+    pub(crate) name: String,
     /// Pool.
     pub pool: String,
-    /// Zone.
-    pub zone: String,
+    pub(crate) zone: String,
     /// Current kubelet version.
-    pub kubelet_version: String,
+    pub(crate) kubelet_version: String,
     /// Drain order class.
-    pub class: NodeClass,
+    pub(crate) class: NodeClass,
     /// Pods a drain will evict.
-    pub evictable_pods: u32,
+    pub(crate) evictable_pods: u32,
 }
 
 /// Surge nodes for one (pool, zone).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ZoneSurge {
-    /// Pool.
-    pub pool: String,
+    pub(crate) pool: String,
     /// Zone.
     pub zone: String,
     /// New nodes created before the drain.
-    pub nodes: u32,
+    pub(crate) nodes: u32,
 }
 
 /// Nodes drained together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Wave {
     /// 0-based position.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Class of every node in the wave.
-    pub class: NodeClass,
-    /// Node names.
-    pub nodes: Vec<String>,
+    pub(crate) class: NodeClass,
+    pub(crate) nodes: Vec<String>,
     /// Surge requested before this wave drains, per (pool, zone); zero entries omitted.
-    pub surge: Vec<ZoneSurge>,
+    pub(crate) surge: Vec<ZoneSurge>,
     /// Estimated seconds for this wave (surge boot + drain + terminate).
-    pub estimated_seconds: u64,
+    pub(crate) estimated_seconds: u64,
 }
 
 /// Estimated and minimal durations (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     /// Sum over waves.
-    pub estimated_seconds: u64,
+    pub(crate) estimated_seconds: u64,
     /// `LB_phys` of d.3.
-    pub lower_bound_phys_seconds: u64,
+    pub(crate) lower_bound_phys_seconds: u64,
     /// `LB_policy` of d.3 (the lower bound the report's efficiency uses).
-    pub lower_bound_seconds: u64,
+    pub(crate) lower_bound_seconds: u64,
 }
 
 /// A node left out of the plan, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SkippedNode {
-    /// Node name.
-    pub name: String,
-    /// Why.
-    pub reason: String,
+pub(crate) struct SkippedNode {
+    pub(crate) name: String,
+    pub(crate) reason: String,
 }
 
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     /// Target kubelet version.
-    pub target_version: String,
+    pub(crate) target_version: String,
     /// Nodes to replace, in wave order.
     pub outdated: Vec<OutdatedNode>,
     /// Waves, in execution order.
@@ -261,11 +255,11 @@ pub struct Plan {
     /// Peak surge per (pool, zone) over all waves.
     pub surge: Vec<ZoneSurge>,
     /// Durations.
-    pub estimate: Estimate,
+    pub(crate) estimate: Estimate,
     /// Blockers; non-empty ⇒ `plan` exits 1.
     pub blockers: Vec<Blocker>,
     /// Nodes not considered (control plane, pools filtered out).
-    pub skipped: Vec<SkippedNode>,
+    pub(crate) skipped: Vec<SkippedNode>,
 }
 
 /// `v` without surrounding spaces and a leading `v`.

@@ -74,14 +74,14 @@ pub struct PoolGroup {
     #[serde(skip_deserializing)]
     pub spread: bool,
     /// Upper bound of the pool's total size.
-    pub max_size: u32,
+    pub(crate) max_size: u32,
     /// Kubelet version new instances get.
     pub version: String,
     /// Whether instances are registered at a load balancer.
     #[serde(rename = "load_balancer", default)]
-    pub backs_load_balancer: bool,
+    pub(crate) backs_load_balancer: bool,
     /// Recent launch → InService seconds, if the cloud knows.
-    pub boot_seconds: Option<u64>,
+    pub(crate) boot_seconds: Option<u64>,
 }
 
 /// What a terminate does to its group's desired size.

@@ -14,19 +14,19 @@ const MAX_NAMED_NODES: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     /// Old nodes that reached `Gone`.
-    pub replaced: usize,
+    pub(crate) replaced: usize,
     /// Old nodes planned.
-    pub total: usize,
+    pub(crate) total: usize,
     /// Index of the wave in flight and its total count.
-    pub wave: Option<(usize, usize)>,
+    pub(crate) wave: Option<(usize, usize)>,
     /// Nodes of the wave in flight that are not done, with their phase.
-    pub in_flight: Vec<(String, NodePhase)>,
+    pub(crate) in_flight: Vec<(String, NodePhase)>,
     /// Plan blockers plus nodes `Blocked` or left cordoned now.
-    pub blockers: usize,
+    pub(crate) blockers: usize,
     /// Estimated seconds left; `None` when nothing is left.
-    pub eta_seconds: Option<u64>,
+    pub(crate) eta_seconds: Option<u64>,
     /// The plan's estimate of the waves done and of those left, in seconds (for [`EtaTracker`]).
-    pub estimate: (u64, u64),
+    pub(crate) estimate: (u64, u64),
 }
 
 /// An ETA that counts down. It projects the run's total from the moment the last wave was

@@ -20,15 +20,15 @@ pub(crate) const NOT_READY_TAINTS: &[&str] = &[
 /// What the gate looks at.
 #[derive(Debug, Clone)]
 pub(crate) struct GateInput<'a> {
-    pub node: &'a NodeInfo,
+    pub(crate) node: &'a NodeInfo,
     /// Pods on the node (the gate picks the DaemonSet ones).
-    pub pods: &'a [PodInfo],
+    pub(crate) pods: &'a [PodInfo],
     /// DaemonSet pods expected on the node (from DaemonSets targeting it); 0 = unknown.
-    pub expected_daemonset_pods: usize,
+    pub(crate) expected_daemonset_pods: usize,
     /// The cloud instance behind the node, if found.
-    pub instance: Option<&'a Instance>,
+    pub(crate) instance: Option<&'a Instance>,
     /// The pool registers its instances at a load balancer.
-    pub backs_load_balancer: bool,
+    pub(crate) backs_load_balancer: bool,
 }
 
 /// Every failing check, named; none: the node counts as capacity.

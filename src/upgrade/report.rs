@@ -10,13 +10,13 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// A PDB-bypassing delete or a termination of a node with pods left, with its reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ForcedAction {
+pub(crate) struct ForcedAction {
     /// `Pod/ns/name` or `Node/name`.
-    pub object: String,
+    pub(crate) object: String,
     /// `delete-pod` or `terminate-nonempty`.
-    pub action: String,
+    pub(crate) action: String,
     /// The guard's justification.
-    pub justification: String,
+    pub(crate) justification: String,
 }
 
 /// A node left cordoned by the stuck-drain policy.
@@ -32,47 +32,47 @@ pub struct BlockedNode {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeReport {
     /// [`FORMAT_VERSION`].
-    pub format_version: u32,
+    pub(crate) format_version: u32,
     /// Target kubelet version.
-    pub target_version: String,
+    pub(crate) target_version: String,
     /// Old nodes this run replaced (reached `Gone` while it ran).
     pub nodes_replaced: u64,
     /// Old nodes of the plan already gone when this run took over (an earlier, interrupted
     /// run, or the apply it waited for, replaced them).
     #[serde(default)]
-    pub nodes_found_replaced: u64,
+    pub(crate) nodes_found_replaced: u64,
     /// Old nodes in the plan.
     pub nodes_total: u64,
     /// Wall-clock seconds of the run.
     pub duration_seconds: f64,
     /// Σ over PDBs of the time `currentHealthy < desiredHealthy` during the run.
-    pub pdb_violation_seconds: f64,
+    pub(crate) pdb_violation_seconds: f64,
     /// Eviction API calls answered 2xx.
     pub evictions: u64,
     /// Distinct workload replicas moved: evicted pods that existed when the run started
     /// (evicting a pod created during the run moves a replica again, so
     /// `evictions / replicas_moved` is the eviction amplification of d.3).
-    pub replicas_moved: u64,
+    pub(crate) replicas_moved: u64,
     /// Kube API calls by verb (`list`, `watch`, `get`, `patch`, `create`, `delete`, `evict`, …).
     pub kube_api_calls: BTreeMap<String, u64>,
     /// Cloud API calls by operation.
-    pub cloud_api_calls: BTreeMap<String, u64>,
+    pub(crate) cloud_api_calls: BTreeMap<String, u64>,
     /// Number of forced actions.
     pub forced_actions: u64,
     /// Each forced action with its justification.
-    pub forced_action_details: Vec<ForcedAction>,
+    pub(crate) forced_action_details: Vec<ForcedAction>,
     /// Nodes left cordoned, or whose replacement never became Ready, with the reason.
     pub blocked_nodes: Vec<BlockedNode>,
     /// Why the run ended without finishing (deadline, a cloud or API error); the counts are
     /// then read from the cluster as the run left it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Pools stopped because a replacement never became Ready (their old nodes serve on).
     #[serde(default)]
-    pub stopped_pools: Vec<String>,
+    pub(crate) stopped_pools: Vec<String>,
     /// The surge and unavailability limits each planned pool ran with (percentages resolved).
     #[serde(default)]
-    pub limits: BTreeMap<String, crate::upgrade::plan::PoolLimits>,
+    pub(crate) limits: BTreeMap<String, crate::upgrade::plan::PoolLimits>,
 }
 
 impl UpgradeReport {

@@ -47,12 +47,12 @@ impl StartMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Admission {
     /// Nodes to move out of `Outdated` now, with their mode.
-    pub start: Vec<(String, StartMode)>,
+    pub(crate) start: Vec<(String, StartMode)>,
     /// Stop starting nodes: too many nodes were left cordoned.
-    pub stop: bool,
+    pub(crate) stop: bool,
     /// The `room` [`admit`] was given, left after the nodes started now (what this round's
     /// claims may still take).
-    pub room_left: BTreeMap<String, i64>,
+    pub(crate) room_left: BTreeMap<String, i64>,
 }
 
 /// Done for wave-gating purposes.

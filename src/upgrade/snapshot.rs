@@ -312,13 +312,12 @@ impl PdbInfo {
 /// A node pool as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolInfo {
-    /// Pool name.
-    pub name: String,
+    pub(crate) name: String,
     /// Current nodes per availability zone. Zones with 0 nodes may be listed: the
     /// pool can launch there.
-    pub nodes_per_zone: BTreeMap<String, u32>,
+    pub(crate) nodes_per_zone: BTreeMap<String, u32>,
     /// Estimated launch → ready seconds for a new node.
-    pub boot_seconds: u64,
+    pub(crate) boot_seconds: u64,
 }
 
 impl PoolInfo {
@@ -360,16 +359,15 @@ pub struct Snapshot {
 /// The raw objects a snapshot is built from (one LIST each, or fixtures).
 #[derive(Debug, Clone, Default)]
 pub struct ClusterObjects {
-    /// Nodes.
-    pub nodes: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     /// Pods (all namespaces).
     pub pods: Vec<Pod>,
     /// PodDisruptionBudgets (policy/v1, all namespaces).
-    pub pdbs: Vec<PodDisruptionBudget>,
+    pub(crate) pdbs: Vec<PodDisruptionBudget>,
     /// PersistentVolumeClaims (all namespaces), to find a pod's volumes.
-    pub pvcs: Vec<PersistentVolumeClaim>,
+    pub(crate) pvcs: Vec<PersistentVolumeClaim>,
     /// PersistentVolumes, for their zone affinity.
-    pub pvs: Vec<PersistentVolume>,
+    pub(crate) pvs: Vec<PersistentVolume>,
 }
 
 /// The cpu, memory and pods amounts of a resource list (`allocatable`, a container's

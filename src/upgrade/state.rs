@@ -214,12 +214,11 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("node {node}: event {event} is not allowed in phase {from}")]
 pub struct TransitionError {
-    /// Node name.
-    pub node: String,
+    pub(crate) node: String,
     /// Phase at the time.
-    pub from: NodePhase,
+    pub(crate) from: NodePhase,
     /// The event's target phase.
-    pub event: NodePhase,
+    pub(crate) event: NodePhase,
 }
 
 /// The next phase for `event`, or an error. Re-delivering the event that led to the
@@ -263,17 +262,17 @@ pub struct NodeMarkers {
     /// Phase.
     pub phase: NodePhase,
     /// Owning run.
-    pub run_id: String,
+    pub(crate) run_id: String,
     /// When the phase was entered.
-    pub since: Option<DateTime<Utc>>,
+    pub(crate) since: Option<DateTime<Utc>>,
     /// When the drain started.
-    pub drain_started: Option<DateTime<Utc>>,
+    pub(crate) drain_started: Option<DateTime<Utc>>,
     /// Reason for `Blocked` / `CordonedLeft`.
     pub reason: Option<String>,
     /// The autoscaler annotation before the run: `None` = was absent.
-    pub autoscaler_prior: Option<String>,
+    pub(crate) autoscaler_prior: Option<String>,
     /// The engine set `spec.unschedulable`.
-    pub cordoned_by_us: bool,
+    pub(crate) cordoned_by_us: bool,
 }
 
 impl NodeMarkers {
@@ -391,12 +390,11 @@ pub fn encode_new(node: &NodeInfo, run_id: &str) -> NodePatch {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("node {node}: annotation {key} has invalid value {value:?}")]
 pub struct MarkerError {
-    /// Node name.
-    pub node: String,
+    pub(crate) node: String,
     /// Annotation key.
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// The value found.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 /// Reads the markers of an old node; `Ok(None)` when it carries none.

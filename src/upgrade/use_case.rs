@@ -64,12 +64,12 @@ impl Cloud {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Target {
     /// Kubeconfig file (default: `$KUBECONFIG`, `~/.kube/config`, in-cluster).
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// Kubeconfig context.
-    pub context: Option<String>,
+    pub(crate) context: Option<String>,
     /// Node-pool provider; without it pools and zones come from node labels only, and
     /// nothing can be applied.
-    pub cloud: Option<Cloud>,
+    pub(crate) cloud: Option<Cloud>,
 }
 
 /// Why an upgrade could not be planned or did not finish; [`UpgradeError::exit_code`] maps
@@ -111,14 +111,14 @@ impl From<KubeError> for UpgradeError {
 
 /// A computed plan and what computing it opened.
 pub(crate) struct Planned {
-    pub cluster: KubeCluster,
+    pub(crate) cluster: KubeCluster,
     /// The cloud's pools, when a cloud was named.
-    pub pool: Option<Box<dyn NodePool>>,
-    pub plan: Plan,
+    pub(crate) pool: Option<Box<dyn NodePool>>,
+    pub(crate) plan: Plan,
     /// The options it was computed with (percentages resolved).
-    pub opts: PlanOptions,
+    pub(crate) opts: PlanOptions,
     /// Cloud calls made while planning.
-    pub cloud_calls: BTreeMap<String, u64>,
+    pub(crate) cloud_calls: BTreeMap<String, u64>,
 }
 
 /// Connects, lists nodes, pods, PDBs and volumes once, reads the cloud's pools, and plans.

@@ -6,10 +6,10 @@ use std::cmp::Ordering;
 /// `major.minor[.patch]`; a missing patch matches any patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Version {
-    pub major: u32,
-    pub minor: u32,
+    pub(crate) major: u32,
+    pub(crate) minor: u32,
     /// Patch, when given.
-    pub patch: Option<u32>,
+    pub(crate) patch: Option<u32>,
 }
 
 /// Parses `v1.34.1`, `1.34`, `v1.34.1-eks-abc`, `v1.34.1+k3s1`; `None` for anything else.

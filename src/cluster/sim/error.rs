@@ -6,15 +6,15 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     /// HTTP status code.
-    pub code: u16,
+    pub(crate) code: u16,
     /// `Status.reason` (NotFound, Conflict, ...).
-    pub reason: &'static str,
+    pub(crate) reason: &'static str,
     /// `Status.message`.
-    pub message: String,
+    pub(crate) message: String,
     /// `Status.details`.
-    pub details: Option<Value>,
+    pub(crate) details: Option<Value>,
     /// `Retry-After` seconds (429).
-    pub retry_after: Option<u32>,
+    pub(crate) retry_after: Option<u32>,
 }
 
 impl ApiError {

@@ -11,9 +11,9 @@ pub struct Availability {
     /// first became available.
     pub seconds_below_min: f64,
     /// Lowest `currentHealthy` seen since the workload first became available.
-    pub min_healthy: Option<i64>,
+    pub(crate) min_healthy: Option<i64>,
     /// `currentHealthy >= desiredHealthy` was reached once (accounting starts then).
-    pub became_available: bool,
+    pub(crate) became_available: bool,
 }
 
 /// Evictions of one workload.
@@ -38,7 +38,7 @@ pub struct Metrics {
     /// Injected API errors.
     pub injected_errors: u64,
     /// Watch streams ended, by reason (timeout, client_gone, lagged, shutdown).
-    pub watch_closed: BTreeMap<String, u64>,
+    pub(crate) watch_closed: BTreeMap<String, u64>,
 }
 
 impl Metrics {

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 /// What a running simulator leaves in its state directory (`state.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct SimState {
-    pub name: String,
-    pub pid: u32,
+    pub(crate) name: String,
+    pub(crate) pid: u32,
     /// `http://127.0.0.1:PORT`.
-    pub api_url: String,
+    pub(crate) api_url: String,
     /// Topology file (None = built-in default).
-    pub topology: Option<PathBuf>,
+    pub(crate) topology: Option<PathBuf>,
 }
 
 /// Root directory of all cluster state directories.
@@ -110,9 +110,9 @@ pub(crate) async fn answers_version(api_url: &str) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct SimProvider {
     /// Root of the state directories.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Real seconds per simulated second (None: from the topology).
-    pub time_scale: Option<f64>,
+    pub(crate) time_scale: Option<f64>,
 }
 
 impl Default for SimProvider {

@@ -4,24 +4,24 @@
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ResourceDef {
     /// API group ("" for core).
-    pub group: &'static str,
-    pub version: &'static str,
+    pub(crate) group: &'static str,
+    pub(crate) version: &'static str,
     /// Plural resource name (URL segment).
-    pub plural: &'static str,
+    pub(crate) plural: &'static str,
     /// Kind, CamelCase (its lowercase is the singular name).
-    pub kind: &'static str,
-    pub namespaced: bool,
-    pub short_names: &'static [&'static str],
+    pub(crate) kind: &'static str,
+    pub(crate) namespaced: bool,
+    pub(crate) short_names: &'static [&'static str],
     /// Has a `/status` subresource (main-resource writes keep the stored status).
-    pub has_status: bool,
+    pub(crate) has_status: bool,
     /// Bumps `metadata.generation` when the spec changes.
-    pub generation: bool,
+    pub(crate) generation: bool,
     /// Has an `autoscaling/v1` `/scale` subresource (`spec.replicas`).
-    pub scalable: bool,
+    pub(crate) scalable: bool,
     /// `spec.selector` is a `metav1.LabelSelector` (checked on admission).
-    pub selecting: bool,
+    pub(crate) selecting: bool,
     /// In the `all` discovery category (`kubectl get all`).
-    pub in_all: bool,
+    pub(crate) in_all: bool,
 }
 
 impl ResourceDef {

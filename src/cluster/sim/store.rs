@@ -32,15 +32,15 @@ impl EventType {
 #[derive(Debug)]
 pub(crate) struct WatchEvent {
     /// Resource id (index into [`RESOURCES`]).
-    pub res: usize,
-    pub etype: EventType,
+    pub(crate) res: usize,
+    pub(crate) etype: EventType,
     /// The resourceVersion of this change.
-    pub rv: u64,
+    pub(crate) rv: u64,
     /// The object after the change (before removal for DELETED).
-    pub object: Arc<Value>,
+    pub(crate) object: Arc<Value>,
     /// The previous object (MODIFIED only), so selector watches can turn a change
     /// that leaves or enters the selection into DELETED or ADDED.
-    pub prev: Option<Arc<Value>>,
+    pub(crate) prev: Option<Arc<Value>>,
 }
 
 /// Which part of an object an update may change.

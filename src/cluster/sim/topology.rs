@@ -30,13 +30,13 @@ pub struct SimSettings {
     /// Real seconds per simulated second (0.001: a 90 s boot takes 90 ms).
     pub time_scale: f64,
     /// Fraction of API requests (0..1) answered with a 500 (fault injection).
-    pub api_error_rate: f64,
+    pub(crate) api_error_rate: f64,
     /// Pod startup delay when a workload sets none, in simulated seconds.
     pub pod_startup_seconds: f64,
     /// Region label of every node.
-    pub region: String,
+    pub(crate) region: String,
     /// Version reported by `/version`.
-    pub kubernetes_version: String,
+    pub(crate) kubernetes_version: String,
 }
 
 impl Default for SimSettings {
@@ -60,7 +60,7 @@ fn k8s_version() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Pool name (DNS label).
-    pub name: String,
+    pub(crate) name: String,
     /// Availability zones; one group per zone.
     pub zones: Vec<String>,
     /// Desired instances per zone at start.
@@ -68,19 +68,19 @@ pub struct Pool {
     pub size_per_zone: u32,
     /// Instance type label.
     #[serde(default = "instance_type")]
-    pub instance_type: String,
+    pub(crate) instance_type: String,
     /// Allocatable CPU per node.
     #[serde(default = "cpu4")]
-    pub cpu: String,
+    pub(crate) cpu: String,
     /// Allocatable memory per node.
     #[serde(default = "mem16")]
-    pub memory: String,
+    pub(crate) memory: String,
     /// Allocatable pods per node.
     #[serde(default = "max_pods")]
-    pub max_pods: u32,
+    pub(crate) max_pods: u32,
     /// Kubelet version of the launch template.
     #[serde(default = "k8s_version")]
-    pub kubelet_version: String,
+    pub(crate) kubelet_version: String,
     /// Instance boot time (Pending → InService), simulated seconds.
     #[serde(default = "boot")]
     pub boot_seconds: f64,
@@ -92,13 +92,13 @@ pub struct Pool {
     pub lb_health_seconds: f64,
     /// Extra node labels.
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// Node taints.
     #[serde(default)]
-    pub taints: Vec<Taint>,
+    pub(crate) taints: Vec<Taint>,
     /// Fault: nodes launched after start never become Ready.
     #[serde(default)]
-    pub new_nodes_never_ready: bool,
+    pub(crate) new_nodes_never_ready: bool,
 }
 
 fn one_u32() -> u32 {
@@ -129,32 +129,28 @@ fn lb_health() -> f64 {
 /// A node taint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Taint {
-    /// Key.
-    pub key: String,
-    /// Value.
+pub(crate) struct Taint {
+    pub(crate) key: String,
     #[serde(default)]
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
     /// NoSchedule, PreferNoSchedule or NoExecute.
-    pub effect: String,
+    pub(crate) effect: String,
 }
 
 /// A pod toleration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Toleration {
+pub(crate) struct Toleration {
     /// Key (empty with operator Exists: tolerate everything).
     #[serde(default)]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// Equal or Exists.
     #[serde(default)]
-    pub operator: Option<String>,
-    /// Value.
+    pub(crate) operator: Option<String>,
     #[serde(default)]
-    pub value: Option<String>,
-    /// Effect.
+    pub(crate) value: Option<String>,
     #[serde(default)]
-    pub effect: Option<String>,
+    pub(crate) effect: Option<String>,
 }
 
 /// Workload controller kind.
@@ -193,7 +189,7 @@ pub struct PdbSpec {
 /// Topology spread of a workload's pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Spread {
+pub(crate) enum Spread {
     /// Across `topology.kubernetes.io/zone`.
     Zone,
     /// Across nodes.
@@ -208,7 +204,7 @@ pub struct Workload {
     pub name: String,
     /// Namespace (created if missing).
     #[serde(default = "default_ns")]
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Deployment, StatefulSet or DaemonSet.
     pub kind: WorkloadKind,
     /// Replicas (ignored for DaemonSets).
@@ -216,53 +212,50 @@ pub struct Workload {
     pub replicas: u32,
     /// CPU request per pod.
     #[serde(default = "cpu100m")]
-    pub cpu: String,
+    pub(crate) cpu: String,
     /// Memory request per pod.
     #[serde(default = "mem64")]
-    pub memory: String,
+    pub(crate) memory: String,
     /// PodDisruptionBudget.
     #[serde(default)]
     pub pdb: Option<PdbSpec>,
     /// Zonal volume size per replica (StatefulSet only).
     #[serde(default)]
-    pub zonal_volume: Option<String>,
-    /// Topology spread.
+    pub(crate) zonal_volume: Option<String>,
     #[serde(default)]
-    pub spread: Option<Spread>,
-    /// Node selector.
+    pub(crate) spread: Option<Spread>,
     #[serde(default)]
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations.
+    pub(crate) node_selector: BTreeMap<String, String>,
     #[serde(default)]
-    pub tolerations: Vec<Toleration>,
+    pub(crate) tolerations: Vec<Toleration>,
     /// Pod startup (bind → Ready), simulated seconds.
     #[serde(default)]
     pub startup_seconds: Option<f64>,
     /// terminationGracePeriodSeconds.
     #[serde(default = "grace")]
-    pub termination_grace_seconds: i64,
+    pub(crate) termination_grace_seconds: i64,
     /// Fault: pods ignore SIGTERM and take the whole grace period to stop.
     #[serde(default)]
-    pub ignore_sigterm: bool,
+    pub(crate) ignore_sigterm: bool,
     /// A Service of the same name selecting the pods (its EndpointSlice is kept by the sim).
     #[serde(default)]
-    pub service: bool,
+    pub(crate) service: bool,
     /// Fault: the workload is broken by a kubelet version (a regression the gate must catch).
     #[serde(default)]
-    pub unready_on_kubelet: Option<UnreadyOnKubelet>,
+    pub(crate) unready_on_kubelet: Option<UnreadyOnKubelet>,
 }
 
 /// A pod on a node running `version` passes readiness, then fails it `after_seconds` later for
 /// `for_seconds` (simulated), once: "the new node image breaks my app after warm-up".
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UnreadyOnKubelet {
+pub(crate) struct UnreadyOnKubelet {
     /// Kubelet version that breaks the workload (e.g. "v1.34.1").
-    pub version: String,
+    pub(crate) version: String,
     /// Seconds Ready before the readiness probe starts failing.
-    pub after_seconds: f64,
+    pub(crate) after_seconds: f64,
     /// Seconds the pod stays NotReady.
-    pub for_seconds: f64,
+    pub(crate) for_seconds: f64,
 }
 
 fn default_ns() -> String {
@@ -282,12 +275,11 @@ fn grace() -> i64 {
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {field}: {message}")]
 pub struct TopologyError {
-    /// The file.
-    pub file: String,
+    pub(crate) file: String,
     /// The field (`pools[0].zones`), or the parse position.
-    pub field: String,
+    pub(crate) field: String,
     /// What is wrong and what is allowed.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Topology {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 /// What is being watched.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Subject {
+pub(crate) enum Subject {
     /// A PodDisruptionBudget: `currentHealthy` must stay ≥ `desiredHealthy`.
     Pdb { namespace: String, name: String },
     /// A Service with a selector: at least one ready endpoint.
@@ -26,51 +26,51 @@ impl std::fmt::Display for Subject {
 
 /// One stretch of time a subject spent below its minimum.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Moment {
-    pub subject: Subject,
+pub(crate) struct Moment {
+    pub(crate) subject: Subject,
     /// Seconds after the probe started.
-    pub start_seconds: f64,
+    pub(crate) start_seconds: f64,
     /// How long (up to the end of the probe when still open).
-    pub duration_seconds: f64,
+    pub(crate) duration_seconds: f64,
     /// The lowest healthy count seen in the stretch (pods, or ready endpoints).
-    pub lowest: i64,
+    pub(crate) lowest: i64,
     /// What was required (desiredHealthy, or 1 ready endpoint).
-    pub required: i64,
+    pub(crate) required: i64,
     /// Nodes cordoned when it began (what the upgrade was doing then).
-    pub cordoned_nodes: Vec<String>,
+    pub(crate) cordoned_nodes: Vec<String>,
     /// Still below at the end of the probe.
-    pub open_at_end: bool,
+    pub(crate) open_at_end: bool,
 }
 
 /// Per-subject result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SubjectSummary {
-    pub subject: Subject,
+pub(crate) struct SubjectSummary {
+    pub(crate) subject: Subject,
     /// Total seconds below the minimum.
-    pub disrupted_seconds: f64,
+    pub(crate) disrupted_seconds: f64,
     /// Stretches below the minimum.
-    pub disruptions: usize,
+    pub(crate) disruptions: usize,
     /// Observations received.
-    pub observations: u64,
+    pub(crate) observations: u64,
 }
 
 /// The probe's result (written to `availability.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AvailabilityReport {
     /// How long the probe watched.
-    pub watched_seconds: f64,
+    pub(crate) watched_seconds: f64,
     /// Σ over subjects of seconds below their minimum.
-    pub disruption_seconds: f64,
+    pub(crate) disruption_seconds: f64,
     /// PDBs watched.
-    pub pdbs: usize,
+    pub(crate) pdbs: usize,
     /// Services watched (those that had a ready endpoint at some point).
-    pub services: usize,
+    pub(crate) services: usize,
     /// Every subject, most disrupted first.
-    pub subjects: Vec<SubjectSummary>,
+    pub(crate) subjects: Vec<SubjectSummary>,
     /// The longest stretches below minimum, longest first (at most [`WORST_MOMENTS`]).
-    pub worst_moments: Vec<Moment>,
+    pub(crate) worst_moments: Vec<Moment>,
     /// Why the probe could not watch everything (watch errors), if anything.
-    pub errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 /// How many worst moments the report keeps.
@@ -237,7 +237,7 @@ impl Moment {
 
 /// **Pure**: whether availability held within `max_disruption_seconds`; both arms say what was
 /// measured, the failure names the disrupted subjects and the worst moments.
-pub fn judge(r: &AvailabilityReport, max_disruption_seconds: f64) -> Result<String, String> {
+pub(crate) fn judge(r: &AvailabilityReport, max_disruption_seconds: f64) -> Result<String, String> {
     let scope = format!(
         "{} PDBs and {} Services watched for {:.1}s",
         r.pdbs, r.services, r.watched_seconds

@@ -13,49 +13,49 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LogFlake {
     /// Spec text as printed (may carry a trailing ` [label, …]` list).
-    pub name: String,
+    pub(crate) name: String,
     /// Attempts it took (≥ 2).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// `file:line` printed under the name, when present.
-    pub location: Option<String>,
+    pub(crate) location: Option<String>,
     /// Duration of the final attempt.
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
 }
 
 /// Everything read from a console log.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct LogSummary {
     /// v1 or v2 console format.
-    pub format: Option<SourceFormat>,
+    pub(crate) format: Option<SourceFormat>,
     /// `Running Suite: <description>`.
-    pub suite_description: Option<String>,
+    pub(crate) suite_description: Option<String>,
     /// `Will run N of M specs`: (N, M).
-    pub will_run: Option<(usize, usize)>,
+    pub(crate) will_run: Option<(usize, usize)>,
     /// `Ran N of M Specs in S seconds`: (N, M).
-    pub ran: Option<(usize, usize)>,
+    pub(crate) ran: Option<(usize, usize)>,
     /// Suite run time from the `Ran` line.
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
     /// The counts of the final summary line (`SUCCESS! -- 411 Passed | 0 Failed | 2 Flaked |
     /// …`), when it was printed. As ginkgo counts: `passed` includes the flaky specs; `flaky` is
     /// 0 when the column is absent.
-    pub counts: Option<Counts>,
+    pub(crate) counts: Option<Counts>,
     /// `SUCCESS!` (true) or `FAIL!` (false).
-    pub success: Option<bool>,
+    pub(crate) success: Option<bool>,
     /// Special failure reason after `FAIL! - ` (e.g. `Interrupted by Timeout`).
-    pub special_failure: Option<String>,
+    pub(crate) special_failure: Option<String>,
     /// Flaky specs from `↺ [FLAKEY TEST - TOOK N ATTEMPTS TO PASS]` blocks.
-    pub flakes: Vec<LogFlake>,
+    pub(crate) flakes: Vec<LogFlake>,
     /// Spec names from the `Summarizing N Failures` list (`[It]` token removed).
-    pub failures: Vec<String>,
+    pub(crate) failures: Vec<String>,
     /// Names from v1 progress lines `{"msg":"PASSED …"}`.
-    pub passed_names: Vec<String>,
+    pub(crate) passed_names: Vec<String>,
     /// A suite node failed (`A BeforeSuite node failed …`, `[BeforeSuite] [FAILED]`).
-    pub suite_node_failure: Option<String>,
+    pub(crate) suite_node_failure: Option<String>,
     /// `kube-apiserver version: vX`.
-    pub kubernetes_version: Option<String>,
+    pub(crate) kubernetes_version: Option<String>,
     /// The run was interrupted (`Received interrupt.`, `Interrupted by …`): specs that were
     /// running or not yet started have no result, whatever the summary counts say.
-    pub interrupted: bool,
+    pub(crate) interrupted: bool,
 }
 
 impl LogSummary {

@@ -44,28 +44,26 @@ pub(crate) const CLEAN_PER_ROUND: usize = 32;
 /// The run's fixed facts, computed once when a process takes the run over.
 #[derive(Debug, Clone)]
 pub struct RunContext {
-    /// The plan.
-    pub plan: Plan,
+    pub(crate) plan: Plan,
     /// Its options (per-pool limits).
-    pub opts: PlanOptions,
-    /// Stuck-drain policy.
-    pub policy: StuckDrainPolicy,
+    pub(crate) opts: PlanOptions,
+    pub(crate) policy: StuckDrainPolicy,
     /// A new node must pass the readiness gate continuously this long before it counts.
-    pub min_ready: Duration,
+    pub(crate) min_ready: Duration,
     /// A surge replacement not Ready this long after it was requested fails.
-    pub ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
     /// The run id (adopted from the markers on resume).
     pub run_id: String,
     /// Each planned node's pool and zone.
-    pub place: BTreeMap<String, PoolZone>,
+    pub(crate) place: BTreeMap<String, PoolZone>,
     /// Each (pool, zone)'s desired size before the run (from the Lease on resume).
-    pub base: BTreeMap<PoolZone, u32>,
+    pub(crate) base: BTreeMap<PoolZone, u32>,
     /// Pools whose nodes back a load balancer.
-    pub backs_lb: BTreeMap<String, bool>,
+    pub(crate) backs_lb: BTreeMap<String, bool>,
     /// Pools that surge, and so evacuate hard (NoSchedule from the start).
-    pub hard_pools: BTreeSet<String>,
+    pub(crate) hard_pools: BTreeSet<String>,
     /// Planned nodes in drain order: stateless before stateful, then longest PDB chain.
-    pub order: Vec<String>,
+    pub(crate) order: Vec<String>,
     /// The cloud can terminate an instance keeping its group's size (the cloud launches the
     /// replacement): a finished drain whose zone starts its next node then costs one call.
     pub replace_on_terminate: bool,
@@ -194,58 +192,58 @@ pub struct Observed {
 #[derive(Debug, Default)]
 pub struct Memory {
     /// The most advanced phase this process wrote per node (the cache may lag behind).
-    pub known: BTreeMap<String, NodePhase>,
+    pub(crate) known: BTreeMap<String, NodePhase>,
     /// Start modes this process wrote.
-    pub known_mode: BTreeMap<String, StartMode>,
+    pub(crate) known_mode: BTreeMap<String, StartMode>,
     /// New node → the old node that claimed it, as this process wrote it.
-    pub claimed_by: BTreeMap<String, String>,
+    pub(crate) claimed_by: BTreeMap<String, String>,
     /// PDB budget tokens.
-    pub tokens: EvictionTokens,
+    pub(crate) tokens: EvictionTokens,
     /// The last PDB resourceVersion seen.
-    pub pdb_seen: BTreeMap<String, String>,
+    pub(crate) pdb_seen: BTreeMap<String, String>,
     /// When to let a refused PDB try again with no status change.
-    pub probe_at: BTreeMap<String, Instant>,
+    pub(crate) probe_at: BTreeMap<String, Instant>,
     /// Per PDB, the jittered backoff after a refusal.
-    pub backoff: BTreeMap<String, EvictionBackoff>,
+    pub(crate) backoff: BTreeMap<String, EvictionBackoff>,
     /// Since when each PDB has allowed nothing with every pod healthy.
-    pub never_seen: BTreeMap<String, Instant>,
+    pub(crate) never_seen: BTreeMap<String, Instant>,
     /// Nodes whose stuck drain was reported.
-    pub stuck_reported: BTreeSet<String>,
+    pub(crate) stuck_reported: BTreeSet<String>,
     /// When this process first saw each surge request.
-    pub surge_seen: BTreeMap<String, Instant>,
+    pub(crate) surge_seen: BTreeMap<String, Instant>,
     /// When each new node first passed every readiness check.
-    pub ready_seen: BTreeMap<String, Instant>,
+    pub(crate) ready_seen: BTreeMap<String, Instant>,
     /// Pods (by UID) this process evicted or found gone: never evicted again.
-    pub evicted_uids: BTreeSet<String>,
+    pub(crate) evicted_uids: BTreeSet<String>,
     /// Instances this process asked to terminate.
-    pub terminated: BTreeSet<String>,
+    pub(crate) terminated: BTreeSet<String>,
     /// Terminating nodes already seen with their instance terminated.
-    pub seen_gone: BTreeSet<String>,
+    pub(crate) seen_gone: BTreeSet<String>,
     /// New nodes whose markers are off.
     pub cleaned: BTreeSet<String>,
     /// Since when the pools have been short of serving nodes with every node settled.
-    pub short_since: Option<Instant>,
+    pub(crate) short_since: Option<Instant>,
     /// Per old node, the PDBs its evictions touched (its drain ends when they are healthy).
-    pub touched_pdbs: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) touched_pdbs: BTreeMap<String, BTreeSet<String>>,
     /// Since when each pool has had nodes left to start, none in flight and none it may
     /// start (see [`stalls`]).
-    pub stall_since: BTreeMap<String, Instant>,
+    pub(crate) stall_since: BTreeMap<String, Instant>,
     /// Pools given up on: they stayed short of serving nodes with nothing in flight.
-    pub stalled: BTreeSet<String>,
+    pub(crate) stalled: BTreeSet<String>,
     /// Nodes that handed their surge request over (read as Outdated until started again,
     /// whatever a lagging cache shows).
-    pub handed_over: BTreeSet<String>,
+    pub(crate) handed_over: BTreeSet<String>,
 }
 
 /// One eviction to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evict {
     /// The node being drained.
-    pub node: String,
+    pub(crate) node: String,
     /// The pod.
     pub pod: PodInfo,
     /// The PDBs covering it (their tokens are taken).
-    pub covering: Vec<String>,
+    pub(crate) covering: Vec<String>,
 }
 
 /// One finished drain.
@@ -270,9 +268,9 @@ pub struct Actions {
     /// Each planned node's phase this round was decided from.
     pub phases: BTreeMap<String, NodePhase>,
     /// Serving nodes per (pool, zone) this round was decided from.
-    pub counts: BTreeMap<PoolZone, ZoneCounts>,
+    pub(crate) counts: BTreeMap<PoolZone, ZoneCounts>,
     /// PDB statuses new this round (for the meters).
-    pub pdb_updates: Vec<(String, PdbStatus)>,
+    pub(crate) pdb_updates: Vec<(String, PdbStatus)>,
     /// Nodes to start, with their mode (marker first, then the capacity).
     pub starts: Vec<(String, StartMode)>,
     /// The cloud's desired sizes; `None` while a resumed termination must go first.
@@ -302,7 +300,7 @@ pub struct Actions {
     /// Node objects whose instance is gone.
     pub delete_nodes: Vec<String>,
     /// Work was left for the next round by a per-round cap: start it at once.
-    pub deferred: bool,
+    pub(crate) deferred: bool,
     /// The run is over.
     pub done: bool,
 }

@@ -53,10 +53,10 @@ pub(crate) fn error_response(e: &ApiError) -> Response {
 /// The parsed target of a resource request.
 #[derive(Debug)]
 pub(crate) struct Target {
-    pub res: usize,
-    pub ns: Option<String>,
-    pub name: Option<String>,
-    pub sub: Option<String>,
+    pub(crate) res: usize,
+    pub(crate) ns: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) sub: Option<String>,
 }
 
 fn parse_target(group: &str, version: &str, segs: &[&str]) -> Result<Target, ApiError> {

@@ -20,22 +20,22 @@ pub(crate) const SIGTERM_EXIT_SECONDS: f64 = 1.0;
 /// Per-pod kubelet progress.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PodTimer {
-    pub ns: String,
-    pub name: String,
+    pub(crate) ns: String,
+    pub(crate) name: String,
     /// When containers start (phase Running).
-    pub running_at: SimTime,
+    pub(crate) running_at: SimTime,
     /// When the pod turns Ready.
-    pub ready_at: SimTime,
+    pub(crate) ready_at: SimTime,
     /// When the pod object disappears after a graceful delete.
-    pub delete_at: Option<SimTime>,
+    pub(crate) delete_at: Option<SimTime>,
     /// Running reached.
-    pub started: bool,
+    pub(crate) started: bool,
     /// Ready reached.
-    pub ready: bool,
+    pub(crate) ready: bool,
     /// Fault `unready_on_kubelet`: when readiness starts failing, and for how long.
-    pub unready_at: Option<(SimTime, f64)>,
+    pub(crate) unready_at: Option<(SimTime, f64)>,
     /// Fault `unready_on_kubelet`: when readiness passes again.
-    pub recover_at: Option<SimTime>,
+    pub(crate) recover_at: Option<SimTime>,
 }
 
 /// `(after, for)` when the pod's `unready_on_kubelet` fault applies to a node on `kubelet`.

@@ -31,22 +31,22 @@ pub(crate) const LABEL_ZONE: &str = "topology.kubernetes.io/zone";
 /// Machinery state that is not stored as API objects.
 #[derive(Default)]
 pub(crate) struct Machinery {
-    pub cloud: cloud::Cloud,
+    pub(crate) cloud: cloud::Cloud,
     /// Kubelet timers per pod uid.
-    pub pods: HashMap<String, kubelet::PodTimer>,
+    pub(crate) pods: HashMap<String, kubelet::PodTimer>,
     /// Last FailedScheduling message per pod uid (one event per change).
-    pub sched_msgs: HashMap<String, String>,
+    pub(crate) sched_msgs: HashMap<String, String>,
     /// Pod IP counter.
-    pub ip_seq: u32,
-    pub last_tick: SimTime,
+    pub(crate) ip_seq: u32,
+    pub(crate) last_tick: SimTime,
     /// Store resourceVersion after the last controller/scheduler pass.
-    pub last_rv: u64,
+    pub(crate) last_rv: u64,
     /// Store resourceVersion after the last kubelet adoption scan.
-    pub kubelet_rv: u64,
+    pub(crate) kubelet_rv: u64,
     /// Store resourceVersion after the last PDB status pass.
-    pub pdb_rv: u64,
+    pub(crate) pdb_rv: u64,
     /// Last time the controllers ran although nothing changed.
-    pub last_full_pass: SimTime,
+    pub(crate) last_full_pass: SimTime,
 }
 
 impl SimState {
