@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 pub use topology::Topology;
 
 /// Where a mirrored cloud's instances come from (in the tests of `--cloud aws`, moto's groups
-/// read through the AWS SDK by the test rig, never through the engine's adapter).
+/// read through the AWS SDK by the test rig, never through the engine's adapter). Mirrored
+/// Nodes carry `aws:///ZONE/ID` provider ids, the form the engine's AWS adapter reads.
 #[async_trait::async_trait]
 pub trait MirrorSource: std::fmt::Debug + Send + Sync {
     /// Every live instance of the mirrored groups now.
